@@ -1,0 +1,190 @@
+/**
+ * Configuration, read once from the environment (app settings in Azure, `local.settings.json` under
+ * `func start`, the process environment under the local host) into a validated, frozen object.
+ *
+ * A missing or malformed setting stops the start with the names at fault: {@link ConfigurationError}.
+ * The issuer and audiences are configuration, never derived from a request.
+ */
+
+export type LedgerMode = 'required' | 'best-effort' | 'off';
+
+export interface StsConfig {
+  /** `iss` of every JWT and the base of the discovery document, e.g. `https://sts.contoso.com/`. */
+  readonly issuer: string;
+  /** `aud` of Mixed Reality tokens. */
+  readonly mixedRealityAudience: string;
+  /** `aud` of Cognitive Services tokens; `{region}` is replaced by the resource's region. */
+  readonly cognitiveAudience: string;
+  /** `Issuer` and identity-provider claim of WRAP SWTs (the "ACS host" clients talk to). */
+  readonly wrapIssuer: string;
+  readonly lifetimes: {
+    readonly mixedRealitySeconds: number;
+    readonly cognitiveSeconds: number;
+    readonly wrapSeconds: number;
+  };
+  /** Where secrets come from: the embedded file store (default) or Key Vault when `KEY_VAULT_URL` is set. */
+  readonly secretStore:
+    | { readonly kind: 'file'; readonly path: string }
+    | { readonly kind: 'keyVault'; readonly vaultUrl: string; readonly clientId: string | undefined };
+  readonly secretCache: {
+    readonly maxAgeSeconds: number;
+    readonly negativeMaxAgeSeconds: number;
+    readonly maxEntries: number;
+    readonly maxStaleSeconds: number;
+    readonly vaultTimeoutMs: number;
+  };
+  readonly ledger: {
+    readonly mode: LedgerMode;
+    readonly tableName: string;
+    /** Connection string (Azurite locally) or undefined when `tableUrl` with a managed identity is used. */
+    readonly connectionString: string | undefined;
+    /** `https://<account>.table.core.windows.net` for identity-based access in Azure. */
+    readonly tableUrl: string | undefined;
+  };
+  readonly limits: {
+    readonly maxBodyBytes: number;
+    readonly maxUrlLength: number;
+    readonly maxHeaderBytes: number;
+    /** Failed attempts allowed per client IP (and, separately, per credential) within the window. */
+    readonly failedAttemptsPerWindow: number;
+    readonly failedAttemptsWindowSeconds: number;
+  };
+}
+
+export class ConfigurationError extends Error {
+  readonly code = 'ERR_STS_CONFIGURATION';
+  constructor(readonly problems: readonly string[]) {
+    super(`Invalid configuration: ${problems.join('; ')}`);
+    this.name = 'ConfigurationError';
+  }
+}
+
+type Environment = Readonly<Record<string, string | undefined>>;
+
+/** Local defaults apply outside Azure only; in Azure (`WEBSITE_INSTANCE_ID` set) the issuer is required. */
+const LOCAL_ISSUER = 'http://localhost:7071/';
+
+/**
+ * Reads and validates the configuration. Throws {@link ConfigurationError} listing every setting at fault.
+ *
+ * @example
+ * const config = loadConfig(process.env);
+ * config.issuer; // 'https://sts.contoso.com/'
+ */
+export function loadConfig(env: Environment): StsConfig {
+  const problems: string[] = [];
+  const runningInAzure = Boolean(env.WEBSITE_INSTANCE_ID);
+
+  const text = (name: string, fallback?: string): string => {
+    const value = env[name]?.trim();
+    if (value) return value;
+    if (fallback !== undefined) return fallback;
+    problems.push(`${name} is required`);
+    return '';
+  };
+
+  const url = (name: string, fallback?: string, { requireHttps = false } = {}): string => {
+    const value = text(name, fallback);
+    if (!value) return value;
+    let parsed: URL;
+    try {
+      parsed = new URL(value);
+    } catch {
+      problems.push(`${name} must be an absolute URL (got "${value}")`);
+      return value;
+    }
+    if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') {
+      problems.push(`${name} must be an http(s) URL`);
+    } else if (requireHttps && parsed.protocol !== 'https:') {
+      problems.push(`${name} must use https in Azure`);
+    }
+    return parsed.href;
+  };
+
+  const integer = (name: string, fallback: number, min: number, max: number): number => {
+    const raw = env[name]?.trim();
+    if (!raw) return fallback;
+    if (!/^\d+$/.test(raw)) {
+      problems.push(`${name} must be a whole number (got "${raw}")`);
+      return fallback;
+    }
+    const value = Number(raw);
+    if (value < min || value > max) {
+      problems.push(`${name} must be between ${min} and ${max} (got ${value})`);
+      return fallback;
+    }
+    return value;
+  };
+
+  const issuer = url('STS_ISSUER', runningInAzure ? undefined : LOCAL_ISSUER, { requireHttps: runningInAzure });
+  const mixedRealityAudience = text('STS_AUDIENCE_MIXED_REALITY', `${issuer || LOCAL_ISSUER}mixedreality`);
+  const cognitiveAudience = text('STS_AUDIENCE_COGNITIVE', 'urn:ms.cognitiveservices.{region}');
+  const wrapIssuer = url('STS_WRAP_ISSUER', issuer || LOCAL_ISSUER);
+
+  const vaultUrl = env.KEY_VAULT_URL?.trim();
+  let secretStore: StsConfig['secretStore'];
+  if (vaultUrl) {
+    const checked = url('KEY_VAULT_URL', undefined, { requireHttps: true });
+    secretStore = { kind: 'keyVault', vaultUrl: checked, clientId: env.AZURE_CLIENT_ID?.trim() || undefined };
+  } else {
+    if (runningInAzure) problems.push('KEY_VAULT_URL is required in Azure (the embedded file store is for local runs)');
+    secretStore = { kind: 'file', path: text('STS_LOCAL_STORE_PATH', '.sts/secrets.json') };
+  }
+
+  const ledgerModeRaw = text('STS_LEDGER_MODE', 'required');
+  const ledgerModes: readonly LedgerMode[] = ['required', 'best-effort', 'off'];
+  const ledgerMode = ledgerModes.find((mode) => mode === ledgerModeRaw);
+  if (!ledgerMode) problems.push(`STS_LEDGER_MODE must be one of ${ledgerModes.join(', ')} (got "${ledgerModeRaw}")`);
+  const ledgerTableUrl = env.STS_LEDGER_TABLE_URL?.trim() ? url('STS_LEDGER_TABLE_URL') : undefined;
+  const ledgerConnectionString = env.STS_LEDGER_CONNECTION_STRING?.trim() || undefined;
+  if ((ledgerMode ?? 'required') !== 'off' && !ledgerTableUrl && !ledgerConnectionString) {
+    problems.push('STS_LEDGER_CONNECTION_STRING or STS_LEDGER_TABLE_URL is required unless STS_LEDGER_MODE=off');
+  }
+  const ledgerTableName = text('STS_LEDGER_TABLE', 'issuance');
+  if (!/^[A-Za-z][A-Za-z0-9]{2,62}$/.test(ledgerTableName)) {
+    problems.push('STS_LEDGER_TABLE must be 3-63 letters and digits, starting with a letter');
+  }
+
+  const config: StsConfig = {
+    issuer,
+    mixedRealityAudience,
+    cognitiveAudience,
+    wrapIssuer,
+    lifetimes: {
+      mixedRealitySeconds: integer('STS_LIFETIME_MIXED_REALITY_SECONDS', 86_400, 60, 86_400),
+      cognitiveSeconds: integer('STS_LIFETIME_COGNITIVE_SECONDS', 600, 60, 3_600),
+      wrapSeconds: integer('STS_LIFETIME_WRAP_SECONDS', 10_800, 60, 86_400),
+    },
+    secretStore,
+    secretCache: {
+      maxAgeSeconds: integer('STS_SECRET_CACHE_MAX_AGE_SECONDS', 300, 1, 86_400),
+      negativeMaxAgeSeconds: integer('STS_SECRET_CACHE_NEGATIVE_SECONDS', 30, 1, 3_600),
+      maxEntries: integer('STS_SECRET_CACHE_MAX_ENTRIES', 10_000, 10, 1_000_000),
+      maxStaleSeconds: integer('STS_SECRET_CACHE_MAX_STALE_SECONDS', 3_600, 0, 86_400),
+      vaultTimeoutMs: integer('STS_VAULT_TIMEOUT_MS', 3_000, 100, 60_000),
+    },
+    ledger: {
+      mode: ledgerMode ?? 'required',
+      tableName: ledgerTableName,
+      connectionString: ledgerConnectionString,
+      tableUrl: ledgerTableUrl,
+    },
+    limits: {
+      maxBodyBytes: integer('STS_MAX_BODY_BYTES', 16_384, 256, 1_048_576),
+      maxUrlLength: integer('STS_MAX_URL_LENGTH', 2_048, 256, 65_536),
+      maxHeaderBytes: integer('STS_MAX_HEADER_BYTES', 16_384, 1_024, 65_536),
+      failedAttemptsPerWindow: integer('STS_FAILED_ATTEMPTS_PER_WINDOW', 20, 1, 100_000),
+      failedAttemptsWindowSeconds: integer('STS_FAILED_ATTEMPTS_WINDOW_SECONDS', 60, 1, 86_400),
+    },
+  };
+
+  if (problems.length > 0) throw new ConfigurationError(problems);
+  return deepFreeze(config);
+}
+
+function deepFreeze<T extends object>(value: T): T {
+  for (const child of Object.values(value)) {
+    if (child && typeof child === 'object') deepFreeze(child as object);
+  }
+  return Object.freeze(value);
+}

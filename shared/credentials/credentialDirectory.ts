@@ -1,0 +1,72 @@
+import { matchKeySlot } from '../security/constantTime.js';
+import type { SecretStore } from '../secrets/secretStore.js';
+import {
+  parseRecord,
+  type CognitiveResource,
+  type MixedRealityAccount,
+  type WrapIssuer,
+  type WrapNamespace,
+} from './records.js';
+import { vaultLayout } from './vaultLayout.js';
+
+/** A credential that proved a key: which record, and which of its two keys matched. */
+export interface VerifiedCredential<T> {
+  readonly record: T;
+  readonly keySlot: 1 | 2;
+}
+
+export type Verification<T> =
+  | { readonly ok: true; readonly credential: VerifiedCredential<T> }
+  | { readonly ok: false; readonly reason: 'unknown_credential' | 'wrong_key' | 'credential_disabled' };
+
+/**
+ * Resolves credentials through the secret store with O(1) reads per request (see `vaultLayout.ts`) and
+ * verifies presented keys in constant time. Store outages surface as `DependencyUnavailableError` from the
+ * store; everything else (absent, unparseable, disabled, wrong key) is a refusal.
+ */
+export class CredentialDirectory {
+  constructor(private readonly secrets: SecretStore) {}
+
+  async verifyAccountKey(accountId: string, presentedKey: string): Promise<Verification<MixedRealityAccount>> {
+    const record = await this.read(vaultLayout.mixedRealityAccount(accountId), 'mixedRealityAccount');
+    return verify(record, presentedKey);
+  }
+
+  /** Cognitive keys arrive alone: the key's digest names the index entry, which names the resource. */
+  async verifySubscriptionKey(presentedKey: string): Promise<Verification<CognitiveResource>> {
+    const index = await this.read(vaultLayout.cognitiveKeyIndex(presentedKey), 'cognitiveKeyIndex');
+    if (!index) return { ok: false, reason: 'unknown_credential' };
+    const record = await this.read(vaultLayout.cognitiveResource(index.resource), 'cognitiveResource');
+    return verify(record, presentedKey);
+  }
+
+  async verifyWrapIssuer(namespace: string, issuerName: string, presentedKey: string): Promise<Verification<WrapIssuer>> {
+    const record = await this.read(vaultLayout.wrapIssuer(namespace, issuerName), 'wrapIssuer');
+    // The digest names the secret; the record must still name exactly this issuer and namespace.
+    const matches = record && record.name === issuerName && record.namespace === namespace.toLowerCase();
+    return verify(matches ? record : undefined, presentedKey);
+  }
+
+  async wrapNamespace(namespace: string): Promise<WrapNamespace | undefined> {
+    return this.read(vaultLayout.wrapNamespace(namespace), 'wrapNamespace');
+  }
+
+  private async read<K extends 'mixedRealityAccount' | 'cognitiveKeyIndex' | 'cognitiveResource' | 'wrapIssuer' | 'wrapNamespace'>(
+    name: string,
+    kind: K,
+  ) {
+    const secret = await this.secrets.getSecret(name);
+    return secret ? parseRecord(secret.value, kind) : undefined;
+  }
+}
+
+function verify<T extends { readonly keys: readonly [string, string]; readonly enabled: boolean }>(
+  record: T | undefined,
+  presentedKey: string,
+): Verification<T> {
+  if (!record) return { ok: false, reason: 'unknown_credential' };
+  const keySlot = matchKeySlot(presentedKey, record.keys);
+  if (keySlot === undefined) return { ok: false, reason: 'wrong_key' };
+  if (!record.enabled) return { ok: false, reason: 'credential_disabled' };
+  return { ok: true, credential: { record, keySlot } };
+}

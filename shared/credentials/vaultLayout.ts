@@ -1,0 +1,47 @@
+import { createHash } from 'node:crypto';
+
+/**
+ * The vault layout: the secret name of every record, derived from what a request carries so that each
+ * lookup is O(1) reads and the vault is never listed on a request path. Names use only `0-9 a-z -`.
+ *
+ * | secret                         | holds                                  | derived from                      |
+ * |--------------------------------|----------------------------------------|-----------------------------------|
+ * | `sts-signing-key`              | JWT signing key, one version per key   | —                                 |
+ * | `mr-account-{accountId}`       | MixedRealityAccount                    | path account id (lower case)      |
+ * | `cs-key-{sha256(key)}`         | CognitiveKeyIndex → resource, slot     | the presented key (digest)        |
+ * | `cs-resource-{name}`           | CognitiveResource                      | the index entry                   |
+ * | `wrap-issuer-{digest}`         | WrapIssuer                             | namespace + `wrap_name` (digest)  |
+ * | `wrap-namespace-{namespace}`   | WrapNamespace (SWT signing key)        | `wrap_scope` host's first label   |
+ * | `upstream-{...}`               | a real Azure key for upstream mode     | named by the record               |
+ */
+export const vaultLayout = {
+  signingKey: 'sts-signing-key',
+  mixedRealityAccount: (accountId: string): string => `mr-account-${accountId.toLowerCase()}`,
+  cognitiveKeyIndex: (key: string): string => `cs-key-${sha256Hex(key)}`,
+  cognitiveResource: (name: string): string => `cs-resource-${name.toLowerCase()}`,
+  wrapIssuer: (namespace: string, issuerName: string): string =>
+    `wrap-issuer-${sha256Hex(`${namespace.toLowerCase()}\n${issuerName}`).slice(0, 48)}`,
+  wrapNamespace: (namespace: string): string => `wrap-namespace-${namespace.toLowerCase()}`,
+} as const;
+
+/** Prefixes, for the admin CLI's listing (never used on a request path). */
+export const vaultPrefixes = {
+  mixedRealityAccount: 'mr-account-',
+  cognitiveKeyIndex: 'cs-key-',
+  cognitiveResource: 'cs-resource-',
+  wrapIssuer: 'wrap-issuer-',
+  wrapNamespace: 'wrap-namespace-',
+} as const;
+
+function sha256Hex(text: string): string {
+  return createHash('sha256').update(text, 'utf8').digest('hex');
+}
+
+/** GUID in 8-4-4-4-12 hex form, any case. */
+export const GUID_PATTERN = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
+
+/** Cognitive resource names: 2-64 letters, digits and hyphens, not starting or ending with a hyphen. */
+export const RESOURCE_NAME_PATTERN = /^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$/;
+
+/** Service namespace names (a DNS label). */
+export const NAMESPACE_PATTERN = /^[a-z0-9](?:[a-z0-9-]{0,48}[a-z0-9])?$/;

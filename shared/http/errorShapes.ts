@@ -1,0 +1,54 @@
+import type { HttpResponseInit } from '@azure/functions';
+import { StsError } from '../errors.js';
+
+/**
+ * The error body shape of each real API (contracts.md §2.3, §3.4, §4.2, §5.5), plus OAuth-style JSON for
+ * our own documents (discovery, JWKS).
+ */
+export type ErrorShape = 'mixedReality' | 'cognitive' | 'wrap' | 'oauthJson';
+
+export interface ErrorRenderContext {
+  readonly requestId: string;
+  readonly now: Date;
+}
+
+/**
+ * Renders a typed error in the flow's shape. The caller adds the common security and correlation headers.
+ */
+export function renderError(shape: ErrorShape, error: StsError, context: ErrorRenderContext): HttpResponseInit {
+  const headers: Record<string, string> = {};
+  if (error.retryAfterSeconds !== undefined) headers['Retry-After'] = String(Math.max(1, Math.ceil(error.retryAfterSeconds)));
+
+  switch (shape) {
+    case 'mixedReality': {
+      // The MR STS documents headers only (swagger examples): the reason travels in WWW-Authenticate.
+      if (error.status === 401) headers['WWW-Authenticate'] = `Invalid token: ${error.publicMessage}`;
+      else if (error.status === 400) headers['WWW-Authenticate'] = `Invalid request: ${error.publicMessage}`;
+      return { status: error.status, headers, body: '' };
+    }
+    case 'cognitive': {
+      headers['Content-Type'] = 'application/json; charset=utf-8';
+      const code = error.wireCode ?? (error.status === 400 ? 'BadArgument' : String(error.status));
+      return { status: error.status, headers, body: JSON.stringify({ error: { code, message: error.publicMessage } }) };
+    }
+    case 'wrap': {
+      if (error.status === 401) headers['WWW-Authenticate'] = 'WRAP';
+      headers['Content-Type'] = 'text/plain; charset=us-ascii';
+      const timestamp = context.now.toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+      const body = `Error:Code:${error.status}:SubCode:T0:Detail:${error.publicMessage}:TraceID:${context.requestId}:TimeStamp:${timestamp}`;
+      return { status: error.status, headers, body };
+    }
+    case 'oauthJson': {
+      headers['Content-Type'] = 'application/json; charset=utf-8';
+      const code = error.wireCode ?? oauthCode(error.status);
+      return { status: error.status, headers, body: JSON.stringify({ error: code, error_description: error.publicMessage }) };
+    }
+  }
+}
+
+function oauthCode(status: number): string {
+  if (status === 401) return 'invalid_client';
+  if (status === 429) return 'slow_down';
+  if (status >= 500) return 'temporarily_unavailable';
+  return 'invalid_request';
+}

@@ -1,0 +1,29 @@
+import { randomBytes } from 'node:crypto';
+
+/**
+ * The headers every response carries, success or error: nothing a token service returns may be cached or
+ * sniffed. (Discovery and JWKS override `Cache-Control` on purpose; see `publicCacheHeaders`.)
+ */
+export function securityHeaders(): Record<string, string> {
+  return {
+    'Cache-Control': 'no-store, no-cache',
+    Pragma: 'no-cache',
+    Expires: '-1',
+    'X-Content-Type-Options': 'nosniff',
+    'Strict-Transport-Security': 'max-age=31536000; includeSubDomains',
+  };
+}
+
+/** Headers for public, cacheable documents (discovery, JWKS). */
+export function publicCacheHeaders(maxAgeSeconds: number): Record<string, string> {
+  return {
+    'Cache-Control': `public, max-age=${maxAgeSeconds}`,
+    'X-Content-Type-Options': 'nosniff',
+    'Strict-Transport-Security': 'max-age=31536000; includeSubDomains',
+  };
+}
+
+/** Mixed Reality correlation vector: 16 random bytes, base64 without padding (22 chars), then `.0`. */
+export function newCorrelationVector(): string {
+  return `${randomBytes(16).toString('base64').slice(0, 22)}.0`;
+}

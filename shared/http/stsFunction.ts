@@ -1,0 +1,183 @@
+import { randomUUID } from 'node:crypto';
+import type { HttpHandler, HttpMethod, HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
+import { DependencyUnavailableError, payloadTooLarge, serviceUnavailable, StsError } from '../errors.js';
+import type { FlowName } from '../flowNames.js';
+import type { LedgerEntry } from '../ledger/ledger.js';
+import { describeError } from '../logging/redact.js';
+import { getServices, type StsServices } from '../services.js';
+import { renderError, type ErrorShape } from './errorShapes.js';
+import { newCorrelationVector, securityHeaders } from './responseHeaders.js';
+
+/** What a function file exports: the same object it registers with `app.http(...)`. */
+export interface StsFunctionDefinition {
+  readonly name: FlowName;
+  readonly route: string;
+  readonly methods: HttpMethod[];
+  readonly authLevel: 'anonymous';
+  readonly handler: HttpHandler;
+}
+
+/** The correlation header each real API sends (contracts.md §2.3, §3.3, §5.3). */
+export type CorrelationHeader = 'MS-CV' | 'apim-request-id' | 'request-id';
+
+/** Everything a flow adapter gets besides the raw request. */
+export interface FlowInvocation {
+  readonly request: HttpRequest;
+  readonly context: InvocationContext;
+  readonly services: StsServices;
+  readonly requestId: string;
+  readonly clientIp: string | undefined;
+  readonly now: Date;
+  /** The body, at most `limits.maxBodyBytes` (larger ⇒ 413 in the flow's shape). */
+  readonly readBody: () => Promise<Buffer>;
+}
+
+/** A flow's answer: the response, and what the ledger records about the token it carries. */
+export interface FlowOutcome {
+  readonly response: HttpResponseInit;
+  readonly issuance?: Omit<LedgerEntry, 'time' | 'flow' | 'outcome' | 'status' | 'requestId' | 'clientIp'>;
+}
+
+export interface StsFunctionSpec {
+  readonly name: FlowName;
+  readonly route: string;
+  readonly methods: HttpMethod[];
+  readonly errorShape: ErrorShape;
+  readonly correlationHeader?: CorrelationHeader;
+  /** Security headers are added by default; documents that are meant to be cached opt out. */
+  readonly cacheable?: boolean;
+  readonly handle: (invocation: FlowInvocation) => Promise<FlowOutcome>;
+}
+
+/**
+ * Defines an HTTP function with the behaviour every flow shares: request id and client IP, bounded body,
+ * typed errors rendered in the flow's shape, dependency outages as 503 + `Retry-After`, the ledger row
+ * committed before a token leaves, security and correlation headers on every response, and any unexpected
+ * throw turned into a bare 500 carrying only the request id.
+ */
+export function defineStsFunction(spec: StsFunctionSpec): StsFunctionDefinition {
+  const handler: HttpHandler = async (request, context) => {
+    const requestId = isGuid(context.invocationId) ? context.invocationId : randomUUID();
+    const clientIp = clientIpOf(request);
+    const correlation = correlationHeaders(spec.correlationHeader, requestId);
+    const finish = (response: HttpResponseInit): HttpResponseInit => ({
+      ...response,
+      headers: {
+        ...(spec.cacheable ? {} : securityHeaders()),
+        ...correlation,
+        ...(response.headers as Record<string, string> | undefined),
+      },
+    });
+
+    let services: StsServices;
+    try {
+      services = await getServices();
+    } catch (error) {
+      context.error(`startup failed: ${describeError(error)}`);
+      return finish({ status: 500, body: '' });
+    }
+    const now = services.clock();
+    const maxBodyBytes = services.config.limits.maxBodyBytes;
+
+    const refuse = async (error: StsError): Promise<HttpResponseInit> => {
+      if (error.status === 401 || error.status === 403 || error.status === 429) {
+        await recordBestEffort(services, context, {
+          time: now,
+          flow: spec.name,
+          outcome: 'refused',
+          status: error.status,
+          requestId,
+          clientIp,
+          credentialId: error.credentialId,
+          reason: error.reason,
+        });
+      }
+      context.warn(`${spec.name} refused ${error.status} ${error.code} reason=${error.reason}`);
+      return finish(renderError(spec.errorShape, error, { requestId, now }));
+    };
+
+    try {
+      const outcome = await spec.handle({
+        request,
+        context,
+        services,
+        requestId,
+        clientIp,
+        now,
+        readBody: () => readBoundedBody(request, maxBodyBytes),
+      });
+      if (outcome.issuance) {
+        // Required mode: rejects when the row cannot be committed, and then no token leaves.
+        await services.ledger.record({
+          ...outcome.issuance,
+          time: now,
+          flow: spec.name,
+          outcome: 'issued',
+          status: outcome.response.status ?? 200,
+          requestId,
+          clientIp,
+        });
+      }
+      return finish(outcome.response);
+    } catch (error) {
+      if (error instanceof StsError) return refuse(error);
+      if (error instanceof DependencyUnavailableError) {
+        context.warn(`${spec.name} unavailable: ${error.dependency} ${describeError(error)}`);
+        return finish(renderError(spec.errorShape, serviceUnavailable(error.retryAfterSeconds), { requestId, now }));
+      }
+      context.error(`${spec.name} failed: ${describeError(error)}`);
+      return finish({ status: 500, body: '' });
+    }
+  };
+
+  return { name: spec.name, route: spec.route, methods: spec.methods, authLevel: 'anonymous', handler };
+}
+
+async function recordBestEffort(services: StsServices, context: InvocationContext, entry: LedgerEntry): Promise<void> {
+  try {
+    await services.ledger.record(entry);
+  } catch (error) {
+    // A refusal is answered even when the ledger is down: refusing to refuse would help an attacker.
+    context.warn(`ledger: refusal not recorded: ${describeError(error)}`);
+  }
+}
+
+async function readBoundedBody(request: HttpRequest, maxBytes: number): Promise<Buffer> {
+  const declared = Number(request.headers.get('content-length') ?? '0');
+  if (Number.isFinite(declared) && declared > maxBytes) throw payloadTooLarge(maxBytes);
+  const body = Buffer.from(await request.arrayBuffer());
+  if (body.length > maxBytes) throw payloadTooLarge(maxBytes);
+  return body;
+}
+
+function correlationHeaders(header: CorrelationHeader | undefined, requestId: string): Record<string, string> {
+  switch (header) {
+    case 'MS-CV':
+      return { 'MS-CV': newCorrelationVector() };
+    case 'apim-request-id':
+      return { 'apim-request-id': requestId };
+    case 'request-id':
+      return { 'request-id': requestId };
+    case undefined:
+      return { 'x-ms-request-id': requestId };
+  }
+}
+
+/**
+ * The client IP as the platform reports it: the right-most `X-Forwarded-For` entry (added by the nearest
+ * trusted proxy: the Functions front end in Azure, our local host locally), port stripped.
+ */
+export function clientIpOf(request: HttpRequest): string | undefined {
+  const forwarded = request.headers.get('x-forwarded-for');
+  const last = forwarded?.split(',').pop()?.trim();
+  if (!last) return undefined;
+  const bracketed = /^\[([^\]]+)\](?::\d+)?$/.exec(last);
+  if (bracketed) return bracketed[1];
+  const ipv4WithPort = /^(\d{1,3}(?:\.\d{1,3}){3}):\d+$/.exec(last);
+  return ipv4WithPort ? ipv4WithPort[1] : last.slice(0, 64);
+}
+
+const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+function isGuid(value: string | undefined): value is string {
+  return value !== undefined && GUID.test(value);
+}

@@ -1,0 +1,38 @@
+import type { FlowName } from '../flowNames.js';
+
+/** What the ledger records for one outcome. Never a key, never a token. */
+export interface LedgerEntry {
+  readonly time: Date;
+  readonly flow: FlowName;
+  /** `issued`: a token left the STS; `refused`: 401/403/429; `upstream`: a token fetched from an upstream STS. */
+  readonly outcome: 'issued' | 'refused' | 'upstream';
+  readonly status: number;
+  readonly requestId: string;
+  readonly clientIp?: string | undefined;
+  readonly credentialId?: string | undefined;
+  readonly keySlot?: 1 | 2 | undefined;
+  readonly audience?: string | undefined;
+  readonly scope?: string | undefined;
+  readonly featureFlags?: readonly string[] | undefined;
+  readonly jti?: string | undefined;
+  readonly expiresAt?: Date | undefined;
+  /** Reason code of a refusal (`wrong_key`, `unknown_credential`, ...). */
+  readonly reason?: string | undefined;
+}
+
+/**
+ * The issuance ledger. `record` resolves once the entry is durable as the configured mode requires
+ * (`required`: committed; `best-effort`: attempted; `off`: immediately). In `required` mode it rejects with
+ * a `DependencyUnavailableError` when the row cannot be committed, and the caller must not issue.
+ */
+export interface Ledger {
+  record(entry: LedgerEntry): Promise<void>;
+  /** Flushes pending writes and releases resources (graceful shutdown). */
+  close(): Promise<void>;
+}
+
+/** The ledger of `STS_LEDGER_MODE=off`. */
+export const disabledLedger: Ledger = {
+  record: async () => {},
+  close: async () => {},
+};

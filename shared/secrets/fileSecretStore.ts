@@ -1,0 +1,132 @@
+import { randomUUID } from 'node:crypto';
+import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import {
+  isUsable,
+  SECRET_NAME_PATTERN,
+  type SecretVersion,
+  type SetSecretOptions,
+  type WritableSecretStore,
+} from './secretStore.js';
+
+/** On-disk shape: secret name → versions, oldest first (as written). */
+interface StoredVersion {
+  version: string;
+  value: string;
+  enabled: boolean;
+  createdOn: string;
+  notBefore?: string;
+  expiresOn?: string;
+  contentType?: string;
+  tags?: Record<string, string>;
+}
+type StoredFile = { secrets: Record<string, StoredVersion[]> };
+
+/**
+ * The embedded default: a local, git-ignored JSON file with Key Vault's semantics (versions, enabled,
+ * validity window). Re-read when the file changes on disk (checked at most once a second), so keys rotated
+ * with the admin CLI are picked up without a restart. Written atomically (temp file + rename), mode 0600.
+ */
+export class FileSecretStore implements WritableSecretStore {
+  private snapshot: StoredFile = { secrets: {} };
+  private loadedMtimeMs = -1;
+  private lastCheckMs = 0;
+
+  constructor(
+    readonly path: string,
+    private readonly clock: () => Date = () => new Date(),
+  ) {}
+
+  async getSecret(name: string): Promise<SecretVersion | undefined> {
+    const versions = await this.getSecretVersions(name);
+    const current = versions[0];
+    return current && isUsable(current, this.clock()) ? current : undefined;
+  }
+
+  async getSecretVersions(name: string): Promise<readonly SecretVersion[]> {
+    await this.refresh();
+    const stored = this.snapshot.secrets[name] ?? [];
+    return stored.map((v) => toSecretVersion(name, v)).reverse();
+  }
+
+  async setSecret(name: string, value: string, options: SetSecretOptions = {}): Promise<SecretVersion> {
+    if (!SECRET_NAME_PATTERN.test(name)) throw new Error(`Invalid secret name "${name}"`);
+    await this.refresh(true);
+    const stored: StoredVersion = {
+      version: randomUUID().replaceAll('-', ''),
+      value,
+      enabled: options.enabled ?? true,
+      createdOn: this.clock().toISOString(),
+      ...(options.notBefore ? { notBefore: options.notBefore.toISOString() } : {}),
+      ...(options.expiresOn ? { expiresOn: options.expiresOn.toISOString() } : {}),
+      ...(options.contentType ? { contentType: options.contentType } : {}),
+      ...(options.tags ? { tags: { ...options.tags } } : {}),
+    };
+    (this.snapshot.secrets[name] ??= []).push(stored);
+    await this.persist();
+    return toSecretVersion(name, stored);
+  }
+
+  async updateSecretVersion(name: string, version: string, patch: { readonly enabled: boolean }): Promise<void> {
+    await this.refresh(true);
+    const stored = this.snapshot.secrets[name]?.find((v) => v.version === version);
+    if (!stored) throw new Error(`Secret "${name}" has no version "${version}"`);
+    stored.enabled = patch.enabled;
+    await this.persist();
+  }
+
+  async listSecretNames(): Promise<readonly string[]> {
+    await this.refresh(true);
+    return Object.keys(this.snapshot.secrets).sort();
+  }
+
+  /** True when the store file exists (the demo bootstrap runs only when it does not). */
+  async exists(): Promise<boolean> {
+    try {
+      await stat(this.path);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  private async refresh(force = false): Promise<void> {
+    const nowMs = Date.now();
+    if (!force && nowMs - this.lastCheckMs < 1_000) return;
+    this.lastCheckMs = nowMs;
+    let mtimeMs: number;
+    try {
+      mtimeMs = (await stat(this.path)).mtimeMs;
+    } catch {
+      this.snapshot = { secrets: {} };
+      this.loadedMtimeMs = -1;
+      return;
+    }
+    if (mtimeMs === this.loadedMtimeMs) return;
+    const parsed = JSON.parse(await readFile(this.path, 'utf8')) as StoredFile;
+    this.snapshot = { secrets: parsed.secrets ?? {} };
+    this.loadedMtimeMs = mtimeMs;
+  }
+
+  private async persist(): Promise<void> {
+    await mkdir(dirname(this.path), { recursive: true, mode: 0o700 });
+    const temp = `${this.path}.${process.pid}.${randomUUID()}.tmp`;
+    await writeFile(temp, `${JSON.stringify(this.snapshot, null, 2)}\n`, { mode: 0o600 });
+    await rename(temp, this.path);
+    this.loadedMtimeMs = (await stat(this.path)).mtimeMs;
+  }
+}
+
+function toSecretVersion(name: string, v: StoredVersion): SecretVersion {
+  return {
+    name,
+    version: v.version,
+    value: v.value,
+    enabled: v.enabled,
+    createdOn: new Date(v.createdOn),
+    notBefore: v.notBefore ? new Date(v.notBefore) : undefined,
+    expiresOn: v.expiresOn ? new Date(v.expiresOn) : undefined,
+    contentType: v.contentType,
+    tags: v.tags,
+  };
+}

@@ -1,0 +1,55 @@
+/**
+ * The one seam through which every key and signing key is read. Implementations: the embedded file store
+ * (local default), Key Vault (`KEY_VAULT_URL`), and the cache that wraps either.
+ *
+ * Semantics follow Key Vault: a secret has versions; `getSecret` returns the current version only when it
+ * is enabled, inside its validity window (`notBefore`..`expiresOn`); otherwise the secret counts as absent.
+ */
+
+export interface SecretVersion {
+  readonly name: string;
+  readonly version: string;
+  readonly value: string;
+  readonly enabled: boolean;
+  readonly createdOn: Date;
+  readonly notBefore?: Date | undefined;
+  readonly expiresOn?: Date | undefined;
+  readonly contentType?: string | undefined;
+  readonly tags?: Readonly<Record<string, string>> | undefined;
+}
+
+export interface SecretStore {
+  /** The current version of `name` if it exists, is enabled and valid now; otherwise `undefined`. */
+  getSecret(name: string): Promise<SecretVersion | undefined>;
+  /** Every version of `name` with its value, newest first, disabled ones included (callers filter). */
+  getSecretVersions(name: string): Promise<readonly SecretVersion[]>;
+}
+
+export interface SetSecretOptions {
+  readonly contentType?: string;
+  readonly tags?: Readonly<Record<string, string>>;
+  readonly enabled?: boolean;
+  readonly notBefore?: Date;
+  readonly expiresOn?: Date;
+}
+
+/** What the admin CLI and the demo bootstrap need on top of reads. Never used on a request path. */
+export interface WritableSecretStore extends SecretStore {
+  /** Creates a new version of `name` (the secret itself when it does not exist yet). */
+  setSecret(name: string, value: string, options?: SetSecretOptions): Promise<SecretVersion>;
+  /** Enables or disables one version. */
+  updateSecretVersion(name: string, version: string, patch: { readonly enabled: boolean }): Promise<void>;
+  /** Names of all secrets (admin listing only). */
+  listSecretNames(): Promise<readonly string[]>;
+}
+
+/** True when `version` may be used now: enabled and within its validity window. */
+export function isUsable(version: SecretVersion, now: Date): boolean {
+  if (!version.enabled) return false;
+  if (version.notBefore && version.notBefore.getTime() > now.getTime()) return false;
+  if (version.expiresOn && version.expiresOn.getTime() <= now.getTime()) return false;
+  return true;
+}
+
+/** Key Vault secret names: 1-127 characters of `0-9 a-z A-Z -`. */
+export const SECRET_NAME_PATTERN = /^[0-9a-zA-Z-]{1,127}$/;

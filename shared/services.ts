@@ -1,0 +1,56 @@
+import { loadConfig, type StsConfig } from './config.js';
+import { CredentialDirectory } from './credentials/credentialDirectory.js';
+import { disabledLedger, type Ledger } from './ledger/ledger.js';
+import { FileSecretStore } from './secrets/fileSecretStore.js';
+import type { SecretStore } from './secrets/secretStore.js';
+import { createJwtIssuer, type JwtIssuer } from './tokens/jwtIssuer.js';
+
+/**
+ * The composition root: every long-lived dependency of the functions, created once per process, lazily on
+ * first use (not at import, so cold start stays cheap and an Azure SDK loads only when configured).
+ */
+export interface StsServices {
+  readonly config: StsConfig;
+  readonly secrets: SecretStore;
+  readonly credentials: CredentialDirectory;
+  readonly jwtIssuer: JwtIssuer;
+  readonly ledger: Ledger;
+  readonly clock: () => Date;
+}
+
+let current: Promise<StsServices> | undefined;
+
+/** The process's services, created on first call from `process.env`. */
+export function getServices(): Promise<StsServices> {
+  current ??= createServices(loadConfig(process.env)).catch((error: unknown) => {
+    current = undefined; // a failed start is retried on the next request, not cached forever
+    throw error;
+  });
+  return current;
+}
+
+/** Replaces the process's services (tests, benchmark, local host with injected dependencies). */
+export function setServices(services: StsServices | Promise<StsServices> | undefined): void {
+  current = services === undefined ? undefined : Promise.resolve(services);
+}
+
+export async function createServices(config: StsConfig, clock: () => Date = () => new Date()): Promise<StsServices> {
+  const secrets = await createSecretStore(config, clock);
+  return {
+    config,
+    secrets,
+    credentials: new CredentialDirectory(secrets),
+    jwtIssuer: createJwtIssuer(config.issuer, secrets),
+    ledger: disabledLedger,
+    clock,
+  };
+}
+
+async function createSecretStore(config: StsConfig, clock: () => Date): Promise<SecretStore> {
+  switch (config.secretStore.kind) {
+    case 'file':
+      return new FileSecretStore(config.secretStore.path, clock);
+    case 'keyVault':
+      throw new Error('Key Vault secret store is not wired yet');
+  }
+}

@@ -1,0 +1,12 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    testTimeout: 30_000,
+    hookTimeout: 60_000,
+    // Integration suites start real servers (local host, Key Vault test server, Azurite) on free ports.
+    pool: 'forks',
+    reporters: ['default'],
+  },
+});
