@@ -1,8 +1,9 @@
-import { randomUUID } from 'node:crypto';
-import { importJWK, SignJWT, type JWK } from 'jose';
+import { randomUUID, sign as signAsync, type KeyObject } from 'node:crypto';
+import { promisify } from 'node:util';
 import type { SecretStore } from '../secrets/secretStore.js';
-import { vaultLayout } from '../credentials/vaultLayout.js';
-import { DependencyUnavailableError } from '../errors.js';
+import { encodeJwtSegmentJson } from './jwtSegment.js';
+import type { SigningAlgorithm } from './signingKeyMaterial.js';
+import { SigningKeyRing, type RingKey } from './signingKeyRing.js';
 
 export interface IssuedJwt {
   readonly token: string;
@@ -26,30 +27,57 @@ export interface JwtIssuer {
   issue(claims: Readonly<Record<string, unknown>>, options: JwtIssueOptions): Promise<IssuedJwt>;
 }
 
+/** Where the issuer gets the key to sign with at a given instant: normally a {@link SigningKeyRing}. */
+export interface SigningKeySource {
+  signingKey(now: Date): Promise<RingKey>;
+}
+
+/** Claims the issuer sets itself; a flow's claim of the same name is overwritten. */
+const RESERVED_CLAIMS = new Set(['iss', 'aud', 'iat', 'nbf', 'exp', 'jti']);
+
+const sign = promisify(signAsync);
+
 /**
- * First cut: signs with the newest enabled version of `sts-signing-key`, re-read per call through the
- * (cached) store. Superseded by the signing key ring (issue: signed tokens anyone can verify).
+ * The JWT issuer of contracts.md §1.6, §2.4, §3.3, §4.2: JWS compact form, `{alg, kid, typ: "JWT"}` with
+ * `kid` the RFC 7638 thumbprint of the signing key, ES256 (P-256, IEEE P1363 `r||s`) or RS256 (PKCS#1 v1.5)
+ * by key type. Header and payload are written with {@link encodeJwtSegmentJson}, so the payload decodes with
+ * standard base64 as well as base64url. Signs with the ring's cached `KeyObject` (nothing is re-imported
+ * per token), off the event loop.
+ *
+ * Claim order follows the real Mixed Reality sample: `jti`, the flow's claims, `nbf`, `exp`, `iat`, `iss`,
+ * `aud`.
+ *
+ * @example
+ * const issuer = createJwtIssuer(config.issuer, ring);
+ * const { token, expiresAt } = await issuer.issue({ aid: accountId }, { audience, lifetimeSeconds: 86_400, now });
  */
-export function createJwtIssuer(issuer: string, secrets: SecretStore): JwtIssuer {
+export function createJwtIssuer(issuer: string, keys: SigningKeySource | SecretStore): JwtIssuer {
+  // A SecretStore is still accepted (the skeleton's signature); it gets a ring with the default cache age.
+  const source: SigningKeySource = 'getSecretVersions' in keys ? new SigningKeyRing({ secrets: keys, maxAgeSeconds: 300 }) : keys;
   return {
     async issue(claims, { audience, lifetimeSeconds, now }) {
-      const secret = await secrets.getSecret(vaultLayout.signingKey);
-      if (!secret) throw new DependencyUnavailableError('secret-store', 30, 'No signing key is available');
-      const jwk = JSON.parse(secret.value) as JWK & { alg: string };
-      const key = await importJWK(jwk, jwk.alg);
+      if (!Number.isSafeInteger(lifetimeSeconds) || lifetimeSeconds <= 0) {
+        throw new RangeError('lifetimeSeconds must be a positive whole number');
+      }
+      const key = await source.signingKey(now);
       const issuedAt = Math.floor(now.getTime() / 1000);
       const expiresAt = issuedAt + lifetimeSeconds;
       const jti = randomUUID();
-      const token = await new SignJWT({ ...claims })
-        .setProtectedHeader({ alg: jwk.alg, typ: 'JWT' })
-        .setIssuer(issuer)
-        .setAudience(audience)
-        .setIssuedAt(issuedAt)
-        .setNotBefore(issuedAt)
-        .setExpirationTime(expiresAt)
-        .setJti(jti)
-        .sign(key);
-      return { token, jti, issuedAt, expiresAt };
+      const flowClaims = Object.fromEntries(Object.entries(claims).filter(([name]) => !RESERVED_CLAIMS.has(name)));
+      const payload = { jti, ...flowClaims, nbf: issuedAt, exp: expiresAt, iat: issuedAt, iss: issuer, aud: audience };
+      const header = { alg: key.alg, kid: key.kid, typ: 'JWT' };
+      const signingInput = `${encodeJwtSegmentJson(header).toString('base64url')}.${encodeJwtSegmentJson(payload).toString('base64url')}`;
+      const signature = await signJws(key.alg, key.privateKey, Buffer.from(signingInput, 'ascii'));
+      return { token: `${signingInput}.${signature.toString('base64url')}`, jti, issuedAt, expiresAt };
     },
   };
+}
+
+function signJws(alg: SigningAlgorithm, privateKey: KeyObject, data: Buffer): Promise<Buffer> {
+  switch (alg) {
+    case 'ES256':
+      return sign('sha256', data, { key: privateKey, dsaEncoding: 'ieee-p1363' });
+    case 'RS256':
+      return sign('sha256', data, privateKey);
+  }
 }

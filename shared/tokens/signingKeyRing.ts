@@ -1,0 +1,199 @@
+import { vaultLayout } from '../credentials/vaultLayout.js';
+import { DependencyUnavailableError } from '../errors.js';
+import type { SecretStore, SecretVersion } from '../secrets/secretStore.js';
+import { parseSigningJwk, type PublicSigningJwk, type SigningAlgorithm, type SigningKeyMaterial } from './signingKeyMaterial.js';
+
+/** `Cache-Control: max-age` of the JWKS document; a new key is published at least this long before it signs. */
+export const JWKS_MAX_AGE_SECONDS = 300;
+/** Longest lifetime of any token we sign (Mixed Reality and the Face LAT maximum, contracts.md §2.4, §4.1). */
+export const LONGEST_TOKEN_LIFETIME_SECONDS = 86_400;
+/** Clock difference we allow verifiers, added to every retention window. */
+export const DEFAULT_CLOCK_SKEW_SECONDS = 300;
+
+/** One enabled, parseable version of `sts-signing-key`. */
+export interface RingKey extends SigningKeyMaterial {
+  /** The secret version id (never secret itself). */
+  readonly version: string;
+  readonly createdOn: Date;
+}
+
+/** The keys in force at one instant. */
+export interface RingView {
+  /** The key that signs now, or undefined when no enabled key is usable. */
+  readonly signing: RingKey | undefined;
+  /** Every key whose tokens may still be live, the signing key first, then newest first. */
+  readonly verifying: readonly RingKey[];
+}
+
+/** A JWK Set as served at `/.well-known/jwks.json` (RFC 7517 §5): public members only. */
+export interface PublicJwkSet {
+  readonly keys: readonly PublicSigningJwk[];
+}
+
+export interface SigningKeyRingOptions {
+  readonly secrets: SecretStore;
+  readonly clock?: () => Date;
+  /** Re-read the versions at most this often (`config.secretCache.maxAgeSeconds`). */
+  readonly maxAgeSeconds: number;
+  /** How long after a store error to try again while serving the last good ring (default min(30, maxAge)). */
+  readonly retryAfterErrorSeconds?: number;
+  /** Default {@link LONGEST_TOKEN_LIFETIME_SECONDS}. */
+  readonly longestTokenLifetimeSeconds?: number;
+  /** Default {@link DEFAULT_CLOCK_SKEW_SECONDS}. */
+  readonly clockSkewSeconds?: number;
+  /**
+   * How long a brand-new version is published in the JWKS before it signs. Default `maxAgeSeconds +
+   * JWKS_MAX_AGE_SECONDS`: by then every instance has re-read the store and every cached JWKS has expired,
+   * so no verifier meets an unknown `kid`. A new key signs at once when no older key can.
+   */
+  readonly publishBeforeUseSeconds?: number;
+  /** Told about versions that cannot be parsed and store errors (never with key material). */
+  readonly onProblem?: (message: string) => void;
+}
+
+interface LoadedVersion {
+  readonly key: RingKey;
+  readonly activeFromMs: number;
+  readonly expiresOnMs: number;
+}
+
+/**
+ * The JWT signing key ring (issue #3): every enabled version of `sts-signing-key` read through the
+ * {@link SecretStore}; the newest published one signs, every version that may still have live tokens
+ * verifies, and only public members ever leave the process.
+ *
+ * Lifecycle of a version (times from its `createdOn`, or `notBefore` when later):
+ * - published in the JWKS as soon as the ring reads it;
+ * - signs from `publishBeforeUseSeconds` later (immediately when no older key is usable);
+ * - superseded when a newer version starts signing (or at its own `expiresOn`);
+ * - retired from the JWKS `longestTokenLifetimeSeconds + clockSkewSeconds` after that;
+ * - a disabled version never signs nor appears.
+ *
+ * Rotation needs no restart: the versions are re-read at most every `maxAgeSeconds`, one reload in flight,
+ * and on a store error the last good ring keeps serving.
+ *
+ * @example
+ * const ring = new SigningKeyRing({ secrets, maxAgeSeconds: config.secretCache.maxAgeSeconds });
+ * const { signing } = await ring.view();
+ * const jwks = await ring.publicJwks();
+ */
+export class SigningKeyRing {
+  private readonly clock: () => Date;
+  private readonly maxAgeMs: number;
+  private readonly retryAfterErrorMs: number;
+  private readonly retentionMs: number;
+  private readonly publishBeforeUseMs: number;
+  private loaded: readonly LoadedVersion[] | undefined;
+  private nextReloadAtMs = 0;
+  private reloading: Promise<readonly LoadedVersion[]> | undefined;
+  /** Parsed keys by version id: values are immutable per version, so each is parsed once. */
+  private parsed = new Map<string, Promise<SigningKeyMaterial>>();
+
+  constructor(private readonly options: SigningKeyRingOptions) {
+    this.clock = options.clock ?? (() => new Date());
+    this.maxAgeMs = options.maxAgeSeconds * 1000;
+    this.retryAfterErrorMs = (options.retryAfterErrorSeconds ?? Math.min(30, options.maxAgeSeconds)) * 1000;
+    this.retentionMs =
+      ((options.longestTokenLifetimeSeconds ?? LONGEST_TOKEN_LIFETIME_SECONDS) +
+        (options.clockSkewSeconds ?? DEFAULT_CLOCK_SKEW_SECONDS)) *
+      1000;
+    this.publishBeforeUseMs = (options.publishBeforeUseSeconds ?? options.maxAgeSeconds + JWKS_MAX_AGE_SECONDS) * 1000;
+  }
+
+  /**
+   * The signing and verifying keys at `now` (default: the ring's clock). Throws
+   * {@link DependencyUnavailableError} only when the store has never been read successfully.
+   */
+  async view(now: Date = this.clock()): Promise<RingView> {
+    return selectKeys(await this.versions(), now.getTime(), this.publishBeforeUseMs, this.retentionMs);
+  }
+
+  /** The key that signs now. Throws {@link DependencyUnavailableError} when there is none. */
+  async signingKey(now: Date = this.clock()): Promise<RingKey> {
+    const { signing } = await this.view(now);
+    if (!signing) throw new DependencyUnavailableError('secret-store', 30, 'No signing key is available');
+    return signing;
+  }
+
+  /** The JWK Set to publish: the public half of every verifying key (RFC 7517 §5). */
+  async publicJwks(now: Date = this.clock()): Promise<PublicJwkSet> {
+    const { verifying } = await this.view(now);
+    return { keys: verifying.map((key) => key.publicJwk) };
+  }
+
+  /** The distinct algorithms of the verifying keys, signing key's first. */
+  async algorithms(now: Date = this.clock()): Promise<SigningAlgorithm[]> {
+    const { verifying } = await this.view(now);
+    return [...new Set(verifying.map((key) => key.alg))];
+  }
+
+  private async versions(): Promise<readonly LoadedVersion[]> {
+    if (this.loaded && this.clock().getTime() < this.nextReloadAtMs) return this.loaded;
+    this.reloading ??= this.reload().finally(() => {
+      this.reloading = undefined;
+    });
+    return this.reloading;
+  }
+
+  private async reload(): Promise<readonly LoadedVersion[]> {
+    let versions: readonly SecretVersion[];
+    try {
+      versions = await this.options.secrets.getSecretVersions(vaultLayout.signingKey);
+    } catch (error) {
+      this.nextReloadAtMs = this.clock().getTime() + this.retryAfterErrorMs;
+      if (this.loaded) {
+        this.options.onProblem?.('signing keys: store unavailable, serving the last good ring');
+        return this.loaded;
+      }
+      throw new DependencyUnavailableError('secret-store', 30, 'The signing keys cannot be read', { cause: error });
+    }
+    const loaded: LoadedVersion[] = [];
+    const parsed = new Map<string, Promise<SigningKeyMaterial>>();
+    for (const version of versions) {
+      if (!version.enabled) continue;
+      const material = this.parsed.get(version.version) ?? parseSigningJwk(version.value);
+      parsed.set(version.version, material);
+      try {
+        const key: RingKey = { ...(await material), version: version.version, createdOn: version.createdOn };
+        const createdMs = version.createdOn.getTime();
+        loaded.push({
+          key,
+          activeFromMs: Math.max(createdMs, version.notBefore?.getTime() ?? createdMs),
+          expiresOnMs: version.expiresOn?.getTime() ?? Number.POSITIVE_INFINITY,
+        });
+      } catch {
+        this.options.onProblem?.(`signing keys: version ${version.version} is not a usable signing key; skipped`);
+      }
+    }
+    this.parsed = parsed;
+    this.loaded = loaded;
+    this.nextReloadAtMs = this.clock().getTime() + this.maxAgeMs;
+    return loaded;
+  }
+}
+
+/** The selection rules of {@link SigningKeyRing}, pure so that they read as the documentation says. */
+function selectKeys(
+  versions: readonly LoadedVersion[],
+  nowMs: number,
+  publishBeforeUseMs: number,
+  retentionMs: number,
+): RingView {
+  const oldestFirst = [...versions].sort((a, b) => a.activeFromMs - b.activeFromMs);
+  const readyAt = (v: LoadedVersion) => v.activeFromMs + publishBeforeUseMs;
+  const canSign = (v: LoadedVersion) => v.activeFromMs <= nowMs && nowMs < v.expiresOnMs;
+
+  const candidates = oldestFirst.filter(canSign);
+  const published = candidates.filter((v) => readyAt(v) <= nowMs);
+  const signer = published.at(-1) ?? candidates.at(-1);
+
+  const stillVerifies = (v: LoadedVersion, index: number): boolean => {
+    if (v === signer) return true;
+    let endedMs = v.expiresOnMs;
+    for (const newer of oldestFirst.slice(index + 1)) endedMs = Math.min(endedMs, readyAt(newer));
+    return nowMs < endedMs + retentionMs;
+  };
+  const verifying = oldestFirst.filter(stillVerifies).reverse();
+  const ordered = signer ? [signer, ...verifying.filter((v) => v !== signer)] : verifying;
+  return { signing: signer?.key, verifying: ordered.map((v) => v.key) };
+}
