@@ -4,6 +4,7 @@ import { disabledLedger, type Ledger } from './ledger/ledger.js';
 import { FileSecretStore } from './secrets/fileSecretStore.js';
 import type { SecretStore } from './secrets/secretStore.js';
 import { createJwtIssuer, type JwtIssuer } from './tokens/jwtIssuer.js';
+import { createSigningKeyRing, type SigningKeyRing } from './tokens/signingKeyRing.js';
 
 /**
  * The composition root: every long-lived dependency of the functions, created once per process, lazily on
@@ -13,6 +14,8 @@ export interface StsServices {
   readonly config: StsConfig;
   readonly secrets: SecretStore;
   readonly credentials: CredentialDirectory;
+  /** The JWT signing keys: which one signs, which ones the JWKS publishes. */
+  readonly signingKeys: SigningKeyRing;
   readonly jwtIssuer: JwtIssuer;
   readonly ledger: Ledger;
   readonly clock: () => Date;
@@ -36,11 +39,13 @@ export function setServices(services: StsServices | Promise<StsServices> | undef
 
 export async function createServices(config: StsConfig, clock: () => Date = () => new Date()): Promise<StsServices> {
   const secrets = await createSecretStore(config, clock);
+  const signingKeys = createSigningKeyRing(config, secrets, clock);
   return {
     config,
     secrets,
     credentials: new CredentialDirectory(secrets),
-    jwtIssuer: createJwtIssuer(config.issuer, secrets),
+    signingKeys,
+    jwtIssuer: createJwtIssuer(config.issuer, signingKeys),
     ledger: disabledLedger,
     clock,
   };

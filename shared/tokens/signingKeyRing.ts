@@ -1,3 +1,4 @@
+import type { StsConfig } from '../config.js';
 import { vaultLayout } from '../credentials/vaultLayout.js';
 import { DependencyUnavailableError } from '../errors.js';
 import type { SecretStore, SecretVersion } from '../secrets/secretStore.js';
@@ -196,4 +197,23 @@ function selectKeys(
   const verifying = oldestFirst.filter(stillVerifies).reverse();
   const ordered = signer ? [signer, ...verifying.filter((v) => v !== signer)] : verifying;
   return { signing: signer?.key, verifying: ordered.map((v) => v.key) };
+}
+
+/**
+ * The process's ring from configuration: re-read every `secretCache.maxAgeSeconds`, keys retained for the
+ * longest configured lifetime (at least {@link LONGEST_TOKEN_LIFETIME_SECONDS}, the LAT maximum) plus skew.
+ */
+export function createSigningKeyRing(
+  config: Pick<StsConfig, 'secretCache' | 'lifetimes'>,
+  secrets: SecretStore,
+  clock: () => Date,
+  onProblem?: (message: string) => void,
+): SigningKeyRing {
+  return new SigningKeyRing({
+    secrets,
+    clock,
+    maxAgeSeconds: config.secretCache.maxAgeSeconds,
+    longestTokenLifetimeSeconds: Math.max(LONGEST_TOKEN_LIFETIME_SECONDS, ...Object.values(config.lifetimes)),
+    ...(onProblem ? { onProblem } : {}),
+  });
 }
