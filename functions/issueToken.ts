@@ -1,16 +1,41 @@
 import { app } from '@azure/functions';
-import { notImplemented } from '../shared/errors.js';
+import { issueCognitiveToken } from '../shared/flows/issueToken.js';
+import { queryParameterValues } from '../shared/http/queryParameters.js';
 import { defineStsFunction } from '../shared/http/stsFunction.js';
 
-/** Cognitive Services `POST /sts/v1.0/issueToken` (contracts.md §3). */
+/**
+ * Cognitive Services `POST /sts/v1.0/issueToken` (contracts.md §3). 200 with the bare JWT as the body,
+ * `application/jwt; charset=us-ascii`. Any or no `Content-Type`; the body is never read.
+ */
 export const definition = defineStsFunction({
   name: 'issueToken',
   route: 'sts/v1.0/issueToken',
   methods: ['POST'],
   errorShape: 'cognitive',
   correlationHeader: 'apim-request-id',
-  handle: async () => {
-    throw notImplemented();
+  handle: async ({ request, services, now }) => {
+    const result = await issueCognitiveToken(
+      {
+        header: request.headers.get('ocp-apim-subscription-key'),
+        queryValues: queryParameterValues(request.url, 'Subscription-Key'),
+        now,
+      },
+      services,
+    );
+    return {
+      response: {
+        status: 200,
+        headers: { 'Content-Type': 'application/jwt; charset=us-ascii' },
+        body: result.accessToken.token,
+      },
+      issuance: {
+        credentialId: result.resource.name,
+        keySlot: result.keySlot,
+        audience: result.audience,
+        jti: result.accessToken.jti,
+        expiresAt: new Date(result.accessToken.expiresAt * 1000),
+      },
+    };
   },
 });
 

@@ -1,16 +1,37 @@
 import { app } from '@azure/functions';
-import { notImplemented } from '../shared/errors.js';
+import { issueMixedRealityToken } from '../shared/flows/mixedRealityToken.js';
 import { defineStsFunction } from '../shared/http/stsFunction.js';
 
-/** Mixed Reality STS: `GET /accounts/{accountId}/token` (contracts.md §2). */
+/**
+ * Mixed Reality STS: `GET /accounts/{accountId}/token` (contracts.md §2). 200 with the compact JSON
+ * `{"AccessToken":"<jwt>"}`; the wrapper adds `MS-CV` and the no-store headers. `api-version`, `X-MRC-CV`,
+ * `Content-Type` and any body are ignored (§2.5).
+ */
 export const definition = defineStsFunction({
   name: 'mixedRealityToken',
   route: 'accounts/{accountId}/token',
   methods: ['GET'],
   errorShape: 'mixedReality',
   correlationHeader: 'MS-CV',
-  handle: async () => {
-    throw notImplemented();
+  handle: async ({ request, services, now }) => {
+    const result = await issueMixedRealityToken(
+      { accountId: request.params.accountId, authorization: request.headers.get('authorization'), now },
+      services,
+    );
+    return {
+      response: {
+        status: 200,
+        headers: { 'Content-Type': 'application/json; charset=utf-8' },
+        body: JSON.stringify({ AccessToken: result.accessToken.token }),
+      },
+      issuance: {
+        credentialId: result.account.accountId,
+        keySlot: result.keySlot,
+        audience: result.audience,
+        jti: result.accessToken.jti,
+        expiresAt: new Date(result.accessToken.expiresAt * 1000),
+      },
+    };
   },
 });
 

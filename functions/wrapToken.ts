@@ -1,16 +1,34 @@
 import { app } from '@azure/functions';
-import { notImplemented } from '../shared/errors.js';
+import { issueWrapToken } from '../shared/flows/wrapToken.js';
 import { defineStsFunction } from '../shared/http/stsFunction.js';
 
-/** ACS OAuth WRAP v0.9 `POST /WRAPv0.9/` (contracts.md §5). */
+/**
+ * ACS OAuth WRAP v0.9 `POST /WRAPv0.9` and `/WRAPv0.9/` (contracts.md §5). 200 (not the 201 of the doc's
+ * table, §6.1) with the form-encoded token response, `application/x-www-form-urlencoded; charset=us-ascii`;
+ * the wrapper adds `request-id` and the no-cache headers of §5.3.
+ */
 export const definition = defineStsFunction({
   name: 'wrapToken',
   route: 'WRAPv0.9',
   methods: ['POST'],
   errorShape: 'wrap',
   correlationHeader: 'request-id',
-  handle: async () => {
-    throw notImplemented();
+  handle: async ({ services, now, readBody }) => {
+    const result = await issueWrapToken({ body: await readBody(), now }, services);
+    return {
+      response: {
+        status: 200,
+        headers: { 'Content-Type': 'application/x-www-form-urlencoded; charset=us-ascii' },
+        body: result.responseBody,
+      },
+      issuance: {
+        credentialId: `${result.issuer.namespace}/${result.issuer.name}`,
+        keySlot: result.keySlot,
+        audience: result.scope,
+        scope: result.scope,
+        expiresAt: new Date(result.expiresOn * 1000),
+      },
+    };
   },
 });
 

@@ -1,0 +1,81 @@
+import type { CognitiveResource } from '../credentials/records.js';
+import { badRequest } from '../errors.js';
+import type { IssuedJwt } from '../tokens/jwtIssuer.js';
+import { cognitiveAudience, cognitiveResourceClaims } from './cognitiveClaims.js';
+import { authenticateSubscriptionKey, type SubscriptionKeySources } from './cognitiveSubscriptionKey.js';
+import type { FlowDependencies } from './flowDependencies.js';
+import { limitedAccessTokenMessages, parseExpiredTime, parseLimitedAccessTokenBody } from './limitedAccessTokenRequest.js';
+
+/** What `issueLimitedAccessToken` reads from a request (contracts.md §4.1). */
+export interface LimitedAccessTokenRequest extends SubscriptionKeySources {
+  /** Every value of the `expiredTime` query parameter. */
+  readonly expiredTimeValues: readonly string[];
+  /** Reads the (bounded) request body; called only once the key is verified. */
+  readonly readBody: () => Promise<Uint8Array>;
+  readonly now: Date;
+}
+
+/** A limited access token, with the facts the ledger records. */
+export interface LimitedAccessTokenResult {
+  readonly accessToken: IssuedJwt;
+  /** The ISV's resource, whose key was presented. */
+  readonly resource: CognitiveResource;
+  readonly keySlot: 1 | 2;
+  readonly audience: string;
+  readonly targetAzureResourceId: string;
+  readonly grantedFeatureFlags: readonly string[];
+}
+
+/**
+ * Issues a Face limited access token for `POST /sts/v1.0/issueLimitedAccessToken` (contracts.md §4).
+ *
+ * The key is checked first (the documented 401s of §3.4, as API Management answers before the service sees
+ * the request), then `expiredTime` and the body (§4.1), then the ISV's rights in the order of the documented
+ * errors (§4.2): the resource must have ISV features enabled, and every requested flag must be one it may
+ * grant (compared case-insensitively, granted in the resource's spelling). The JWT carries the Cognitive
+ * resource claims of §3.3 plus `target-azure-resource-id` and `feature-flags`, with
+ * `exp = now + expiredTime`.
+ *
+ * @example
+ * const result = await issueLimitedAccessToken({ header: isvKey, queryValues: [], expiredTimeValues: ['3600'],
+ *   readBody: async () => Buffer.from(JSON.stringify({ targetAzureResourceId, featureFlags: ['Face.Identification'] })),
+ *   now: new Date() }, services);
+ */
+export async function issueLimitedAccessToken(
+  request: LimitedAccessTokenRequest,
+  deps: FlowDependencies,
+): Promise<LimitedAccessTokenResult> {
+  const { record: resource, keySlot } = await authenticateSubscriptionKey(request, deps);
+  const lifetimeSeconds = parseExpiredTime(request.expiredTimeValues);
+  const body = parseLimitedAccessTokenBody(await request.readBody());
+
+  if (!resource.limitedAccessTokens) {
+    throw badRequest(limitedAccessTokenMessages.isvNotEnabled, { reason: 'feature_not_allowed', credentialId: resource.name });
+  }
+  const grantedFeatureFlags: string[] = [];
+  for (const flag of body.featureFlags) {
+    const grantable = resource.grantableFeatureFlags.find((allowed) => allowed.toLowerCase() === flag.toLowerCase());
+    if (grantable === undefined) {
+      throw badRequest(limitedAccessTokenMessages.missingFlag(flag), { reason: 'feature_not_allowed', credentialId: resource.name });
+    }
+    if (!grantedFeatureFlags.includes(grantable)) grantedFeatureFlags.push(grantable);
+  }
+
+  const audience = cognitiveAudience(deps.config, resource.region);
+  const accessToken = await deps.jwtIssuer.issue(
+    {
+      ...cognitiveResourceClaims(resource),
+      'target-azure-resource-id': body.targetAzureResourceId,
+      'feature-flags': grantedFeatureFlags,
+    },
+    { audience, lifetimeSeconds, now: request.now },
+  );
+  return {
+    accessToken,
+    resource,
+    keySlot,
+    audience,
+    targetAzureResourceId: body.targetAzureResourceId,
+    grantedFeatureFlags,
+  };
+}

@@ -1,0 +1,42 @@
+import type { CognitiveResource } from '../credentials/records.js';
+import type { IssuedJwt } from '../tokens/jwtIssuer.js';
+import { cognitiveAudience, cognitiveResourceClaims } from './cognitiveClaims.js';
+import { authenticateSubscriptionKey, type SubscriptionKeySources } from './cognitiveSubscriptionKey.js';
+import type { FlowDependencies } from './flowDependencies.js';
+
+/** What `issueToken` reads from a request: only the key (contracts.md §3.2; the body is ignored). */
+export interface CognitiveTokenRequest extends SubscriptionKeySources {
+  readonly now: Date;
+}
+
+/** A token issued for a resource, with the facts the ledger records. */
+export interface CognitiveTokenResult {
+  readonly accessToken: IssuedJwt;
+  readonly resource: CognitiveResource;
+  readonly keySlot: 1 | 2;
+  readonly audience: string;
+}
+
+/**
+ * Issues a Cognitive Services access token for `POST /sts/v1.0/issueToken` (contracts.md §3): the key (header
+ * or `Subscription-Key` query parameter) resolves to its resource, which gets a JWT valid for the configured
+ * Cognitive lifetime (600 s by default) carrying the resource claims of §3.3 and `aud` from configuration.
+ * Refusals are the documented 401s (§3.4).
+ *
+ * @example
+ * const { accessToken } = await issueCognitiveToken({ header: key, queryValues: [], now: new Date() }, services);
+ * accessToken.token; // the bare JWT the response body carries
+ */
+export async function issueCognitiveToken(
+  request: CognitiveTokenRequest,
+  deps: FlowDependencies,
+): Promise<CognitiveTokenResult> {
+  const { record: resource, keySlot } = await authenticateSubscriptionKey(request, deps);
+  const audience = cognitiveAudience(deps.config, resource.region);
+  const accessToken = await deps.jwtIssuer.issue(cognitiveResourceClaims(resource), {
+    audience,
+    lifetimeSeconds: deps.config.lifetimes.cognitiveSeconds,
+    now: request.now,
+  });
+  return { accessToken, resource, keySlot, audience };
+}

@@ -1,0 +1,108 @@
+import { WRAP_RIGHTS, type WrapIssuer } from '../credentials/records.js';
+import { NAMESPACE_PATTERN } from '../credentials/vaultLayout.js';
+import { badRequest, forbidden, invalidCredentials } from '../errors.js';
+import { parseFormBody } from '../http/formBody.js';
+import { encodeSwtComponent, signSwt, type SwtClaim } from '../tokens/swt.js';
+import type { FlowDependencies } from './flowDependencies.js';
+import { parseWrapScope, scopeCoveredBy } from './wrapScope.js';
+
+/** What the WRAP endpoint reads from a request: the form body (contracts.md §5.2). */
+export interface WrapTokenRequest {
+  readonly body: Uint8Array;
+  readonly now: Date;
+}
+
+/** A WRAP token response body, with the facts the ledger records. */
+export interface WrapTokenResult {
+  /** Exactly `wrap_access_token=<url-encoded SWT>&wrap_access_token_expires_in=<L-1>`. */
+  readonly responseBody: string;
+  readonly issuer: WrapIssuer;
+  readonly keySlot: 1 | 2;
+  /** The requested scope (the SWT's `Audience`). */
+  readonly scope: string;
+  /** `ExpiresOn`, seconds since the epoch. */
+  readonly expiresOn: number;
+}
+
+/** The `Detail` texts of the ACS error body (contracts.md §5.5); never an echo of the request. */
+export const wrapMessages = {
+  malformedBody: 'ACS50000: There was an error issuing a token. The request body is not a valid form.',
+  missing: (name: string): string => `ACS50000: There was an error issuing a token. The ${name} parameter is missing.`,
+  repeated: (name: string): string => `ACS50000: There was an error issuing a token. The ${name} parameter is repeated.`,
+  invalidScope:
+    'ACS50000: There was an error issuing a token. The wrap_scope parameter must be an absolute http(s) URI without dot segments or a fragment.',
+  authenticationFailed: 'ACS50012: Authentication failed.',
+  scopeNotAllowed: 'ACS50000: There was an error issuing a token. The issuer is not allowed tokens for this wrap_scope.',
+} as const;
+
+const REQUIRED_FIELDS = ['wrap_name', 'wrap_password', 'wrap_scope'] as const;
+const ACTION_CLAIM = 'net.windows.servicebus.action';
+const IDENTITY_PROVIDER_CLAIM = 'http://schemas.microsoft.com/accesscontrolservice/2010/07/claims/identityprovider';
+
+/**
+ * Issues an ACS WRAP v0.9 token for `POST /WRAPv0.9` (contracts.md §5).
+ *
+ * The body is parsed as a form whatever the Content-Type; `wrap_name`, `wrap_password` and `wrap_scope` are
+ * required, non-empty and given once (else 400). The namespace is the first DNS label of the scope's host;
+ * the issuer `wrap_name` of that namespace must present either of its keys and be enabled (else 401, one
+ * message for every cause), and one of its scope prefixes must cover the scope ({@link scopeCoveredBy};
+ * else 403). The SWT carries, in the order of both real samples (§5.4), the issuer's rights, the identity
+ * provider and `Issuer` (both the configured WRAP issuer), `Audience` = the scope as requested and
+ * `ExpiresOn` = now + L, signed with the namespace's key; the response announces `L - 1` seconds (§5.3).
+ *
+ * @example
+ * const { responseBody } = await issueWrapToken({ body: Buffer.from(
+ *   'wrap_name=owner&wrap_password=…&wrap_scope=http%3a%2f%2fcontoso.servicebus.windows.net%2f'), now: new Date() }, services);
+ * // 'wrap_access_token=net.windows.servicebus.action%3dListen%252cManage%252cSend%26…&wrap_access_token_expires_in=10799'
+ */
+export async function issueWrapToken(request: WrapTokenRequest, deps: FlowDependencies): Promise<WrapTokenResult> {
+  const form = parseFormBody(request.body);
+  if (!form.ok) throw badRequest(wrapMessages.malformedBody);
+  const values = new Map<(typeof REQUIRED_FIELDS)[number], string>();
+  for (const name of REQUIRED_FIELDS) {
+    const given = form.fields.get(name) ?? [];
+    if (given.length > 1) throw badRequest(wrapMessages.repeated(name));
+    if (given.length === 0 || given[0] === '') throw badRequest(wrapMessages.missing(name));
+    values.set(name, given[0] as string);
+  }
+  const issuerName = values.get('wrap_name') as string;
+  const password = values.get('wrap_password') as string;
+  const scope = parseWrapScope(values.get('wrap_scope') as string);
+  if (!scope) throw badRequest(wrapMessages.invalidScope);
+
+  const credentialId = `${scope.namespace}/${issuerName}`.slice(0, 200);
+  if (!NAMESPACE_PATTERN.test(scope.namespace)) {
+    throw invalidCredentials(wrapMessages.authenticationFailed, { reason: 'unknown_credential', credentialId });
+  }
+  const verification = await deps.credentials.verifyWrapIssuer(scope.namespace, issuerName, password);
+  if (!verification.ok) {
+    throw invalidCredentials(wrapMessages.authenticationFailed, { reason: verification.reason, credentialId });
+  }
+  const issuer = verification.credential.record;
+  if (!issuer.scopes.some((prefix) => scopeCoveredBy(scope, prefix))) {
+    throw forbidden(wrapMessages.scopeNotAllowed, { reason: 'scope_not_allowed', credentialId });
+  }
+
+  const namespace = await deps.credentials.wrapNamespace(scope.namespace);
+  // An issuer without its namespace record is a provisioning fault, not a client mistake: a bare 500.
+  if (!namespace) throw new Error(`WRAP namespace ${scope.namespace} has no signing key record`);
+
+  const lifetimeSeconds = deps.config.lifetimes.wrapSeconds;
+  const expiresOn = Math.floor(request.now.getTime() / 1000) + lifetimeSeconds;
+  const rights = WRAP_RIGHTS.filter((right) => issuer.rights.includes(right));
+  const claims: SwtClaim[] = [
+    [ACTION_CLAIM, rights.join(',')],
+    [IDENTITY_PROVIDER_CLAIM, deps.config.wrapIssuer],
+    ['Audience', scope.scope],
+    ['ExpiresOn', String(expiresOn)],
+    ['Issuer', deps.config.wrapIssuer],
+  ];
+  const swt = signSwt(claims, namespace.signingKey);
+  return {
+    responseBody: `wrap_access_token=${encodeSwtComponent(swt)}&wrap_access_token_expires_in=${lifetimeSeconds - 1}`,
+    issuer,
+    keySlot: verification.credential.keySlot,
+    scope: scope.scope,
+    expiresOn,
+  };
+}
