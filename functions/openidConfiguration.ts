@@ -1,17 +1,25 @@
 import { app } from '@azure/functions';
-import { notImplemented } from '../shared/errors.js';
+import { publicCacheHeaders } from '../shared/http/responseHeaders.js';
 import { defineStsFunction } from '../shared/http/stsFunction.js';
+import { buildDiscoveryDocument, DISCOVERY_MAX_AGE_SECONDS, stsPaths } from '../shared/tokens/discoveryDocument.js';
 
-/** OpenID Provider metadata: issuer, `jwks_uri`, token endpoints, algorithms. */
+/**
+ * `GET /.well-known/openid-configuration`: issuer, `jwks_uri`, the four token endpoints and the signing
+ * algorithms, from configuration only. Public and cacheable for {@link DISCOVERY_MAX_AGE_SECONDS}.
+ */
 export const definition = defineStsFunction({
   name: 'openidConfiguration',
-  route: '.well-known/openid-configuration',
+  route: stsPaths.discovery,
   methods: ['GET'],
   errorShape: 'oauthJson',
   cacheable: true,
-  handle: async () => {
-    throw notImplemented();
-  },
+  handle: async ({ services }) => ({
+    response: {
+      status: 200,
+      headers: { ...publicCacheHeaders(DISCOVERY_MAX_AGE_SECONDS), 'Content-Type': 'application/json; charset=utf-8' },
+      body: JSON.stringify(buildDiscoveryDocument(services.config)),
+    },
+  }),
 });
 
 app.http(definition.name, definition);

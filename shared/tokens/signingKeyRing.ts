@@ -76,7 +76,7 @@ interface LoadedVersion {
  * @example
  * const ring = new SigningKeyRing({ secrets, maxAgeSeconds: config.secretCache.maxAgeSeconds });
  * const { signing } = await ring.view();
- * const jwks = await ring.publicJwks();
+ * const jwks = await ring.publicJwkSet(); // { keys: [{ kty, crv, x, y, kid, alg, use }] }
  */
 export class SigningKeyRing {
   private readonly clock: () => Date;
@@ -116,10 +116,15 @@ export class SigningKeyRing {
     return signing;
   }
 
-  /** The JWK Set to publish: the public half of every verifying key (RFC 7517 §5). */
-  async publicJwks(now: Date = this.clock()): Promise<PublicJwkSet> {
+  /** The public half of every verifying key, signing key first: the `keys` of the published JWK Set. */
+  async publicJwks(now: Date = this.clock()): Promise<readonly PublicSigningJwk[]> {
     const { verifying } = await this.view(now);
-    return { keys: verifying.map((key) => key.publicJwk) };
+    return verifying.map((key) => key.publicJwk);
+  }
+
+  /** The JWK Set document to publish at `/.well-known/jwks.json` (RFC 7517 §5). */
+  async publicJwkSet(now: Date = this.clock()): Promise<PublicJwkSet> {
+    return { keys: await this.publicJwks(now) };
   }
 
   /** The distinct algorithms of the verifying keys, signing key's first. */

@@ -32,7 +32,7 @@ function decodeLikePython(segment: string): unknown {
 }
 
 async function verifyLocally(token: string) {
-  const jwks = createLocalJWKSet({ keys: [...(await ring.publicJwks()).keys] });
+  const jwks = createLocalJWKSet({ keys: [...(await ring.publicJwks())] });
   return jwtVerify(token, jwks, { issuer: ISSUER, audience: AUDIENCE, currentDate: fixture.clock(), algorithms: ['ES256', 'RS256'] });
 }
 
