@@ -185,7 +185,8 @@ function selectKeys(
   publishBeforeUseMs: number,
   retentionMs: number,
 ): RingView {
-  const oldestFirst = [...versions].sort((a, b) => a.activeFromMs - b.activeFromMs);
+  // `versions` is in store order, newest first; reversing before the stable sort keeps that order on ties.
+  const oldestFirst = [...versions].reverse().sort((a, b) => a.activeFromMs - b.activeFromMs);
   const readyAt = (v: LoadedVersion) => v.activeFromMs + publishBeforeUseMs;
   const canSign = (v: LoadedVersion) => v.activeFromMs <= nowMs && nowMs < v.expiresOnMs;
 
