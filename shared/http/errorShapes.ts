@@ -35,7 +35,8 @@ export function renderError(shape: ErrorShape, error: StsError, context: ErrorRe
       if (error.status === 401) headers['WWW-Authenticate'] = 'WRAP';
       headers['Content-Type'] = 'text/plain; charset=us-ascii';
       const timestamp = context.now.toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
-      const body = `Error:Code:${error.status}:SubCode:T0:Detail:${error.publicMessage}:TraceID:${context.requestId}:TimeStamp:${timestamp}`;
+      // The real body has a space between the detail and `:TraceID` ("Authentication failed. :TraceID:", §5.5).
+      const body = `Error:Code:${error.status}:SubCode:T0:Detail:${error.publicMessage} :TraceID:${context.requestId}:TimeStamp:${timestamp}`;
       return { status: error.status, headers, body };
     }
     case 'oauthJson': {
