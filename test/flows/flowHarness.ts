@@ -1,9 +1,9 @@
 import { HttpRequest, InvocationContext, type HttpResponseInit } from '@azure/functions';
-import { createLocalJWKSet, jwtVerify, type JWTPayload, type ProtectedHeaderParameters } from 'jose';
 import { loadConfig } from '../../shared/config.js';
 import type { StsFunctionDefinition } from '../../shared/http/stsFunction.js';
 import type { LedgerEntry } from '../../shared/ledger/ledger.js';
 import { createServices, setServices, type StsServices } from '../../shared/services.js';
+import { createStsJwtVerifier, type StsJwtClaims } from '../../shared/verify/index.js';
 import { createTestCredentials, type TestCredentials } from '../support/testCredentials.js';
 
 /** The frozen instant every flow test runs at. */
@@ -33,8 +33,11 @@ export interface FlowHarness {
   readonly ledgerRows: LedgerEntry[];
   /** Calls a function's handler in process with a real `HttpRequest`. */
   invoke(definition: StsFunctionDefinition, request: InProcessRequest): Promise<ObservedResponse>;
-  /** Verifies a JWT against the JWKS of the services' signing key ring, at the frozen time. */
-  verifyJwt(token: string, audience: string): Promise<{ payload: JWTPayload; protectedHeader: ProtectedHeaderParameters }>;
+  /**
+   * Verifies a JWT with the resource-server verification module (`shared/verify`), against the JWKS the
+   * services publish, at the frozen time: signature, `typ: JWT`, `iss`, `aud`, `exp`/`nbf`, `iat`, `jti`.
+   */
+  verifyJwt(token: string, audience: string): Promise<{ payload: StsJwtClaims }>;
   close(): Promise<void>;
 }
 
@@ -89,8 +92,9 @@ export async function startFlowHarness(env: Record<string, string> = {}): Promis
       return observe(init);
     },
     async verifyJwt(token, audience) {
-      const jwks = createLocalJWKSet({ keys: [...(await services.signingKeys.publicJwks(FROZEN_NOW))] });
-      return jwtVerify(token, jwks, { issuer: TEST_ENV.STS_ISSUER, audience, currentDate: FROZEN_NOW });
+      const jwks = { keys: [...(await services.signingKeys.publicJwks(FROZEN_NOW))] };
+      const verifier = createStsJwtVerifier({ issuer: TEST_ENV.STS_ISSUER, audience, jwks, now: () => FROZEN_NOW, clockToleranceSeconds: 0 });
+      return { payload: await verifier.verify(token) };
     },
     async close() {
       setServices(undefined);
