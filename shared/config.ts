@@ -116,10 +116,14 @@ export function loadConfig(env: Environment): StsConfig {
     return value;
   };
 
+  const problemsBeforeIssuer = problems.length;
   const issuer = url('STS_ISSUER', runningInAzure ? undefined : LOCAL_ISSUER, { requireHttps: runningInAzure });
-  const mixedRealityAudience = text('STS_AUDIENCE_MIXED_REALITY', `${issuer || LOCAL_ISSUER}mixedreality`);
+  // Settings derived from the issuer fall back to the local default when the issuer itself is at fault, so a
+  // bad STS_ISSUER is reported once, under its own name, and not again as a bad STS_WRAP_ISSUER.
+  const issuerBase = problems.length === problemsBeforeIssuer && issuer ? issuer : LOCAL_ISSUER;
+  const mixedRealityAudience = text('STS_AUDIENCE_MIXED_REALITY', `${issuerBase}mixedreality`);
   const cognitiveAudience = text('STS_AUDIENCE_COGNITIVE', 'urn:ms.cognitiveservices.{region}');
-  const wrapIssuer = url('STS_WRAP_ISSUER', issuer || LOCAL_ISSUER);
+  const wrapIssuer = url('STS_WRAP_ISSUER', issuerBase);
 
   const vaultUrl = env.KEY_VAULT_URL?.trim();
   let secretStore: StsConfig['secretStore'];
