@@ -1,0 +1,84 @@
+import { readdir, readFile } from 'node:fs/promises';
+import { basename, dirname, join, relative } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { HttpFunctionLike } from './localHost.js';
+import { projectRoot } from './projectPaths.js';
+
+/**
+ * Finds the compiled function files the way the Functions host does (package.json `main`, a path or a glob
+ * such as `dist/functions/*.js`), imports each and collects its exported `definition`. Importing also runs the
+ * file's `app.http(...)`, which outside the Functions worker only registers in test mode.
+ *
+ * @example
+ * const definitions = await importCompiledDefinitions(); // [{ name: 'issueToken', route: 'sts/v1.0/issueToken', … }, …]
+ */
+export async function importCompiledDefinitions(root: string = projectRoot): Promise<HttpFunctionLike[]> {
+  const manifest = JSON.parse(await readFile(join(root, 'package.json'), 'utf8')) as { main?: unknown };
+  if (typeof manifest.main !== 'string' || manifest.main === '') throw new Error('package.json has no "main"');
+  const files = await expandMain(root, manifest.main);
+  if (files.length === 0) {
+    throw new Error(`package.json "main" (${manifest.main}) matches no file: run \`npm run build\` first`);
+  }
+  const definitions: HttpFunctionLike[] = [];
+  for (const file of files) {
+    const module = (await withoutTestModeWarnings(() => import(pathToFileURL(file).href))) as { definition?: unknown };
+    if (!isHttpFunctionLike(module.definition)) {
+      throw new Error(`${relative(root, file)} does not export a function \`definition\` (name, route, methods, authLevel, handler)`);
+    }
+    definitions.push(module.definition);
+  }
+  return definitions;
+}
+
+/**
+ * Outside the Functions worker, `app.http(...)` warns that `@azure/functions` is in test mode and skips the
+ * registration, once per function. That is expected here (the local host serves the exported definitions), so
+ * those two warnings, and only those, are not printed.
+ */
+async function withoutTestModeWarnings<T>(work: () => Promise<T>): Promise<T> {
+  const warn = console.warn;
+  console.warn = (...args: unknown[]) => {
+    const first = typeof args[0] === 'string' ? args[0] : '';
+    if (/^WARNING: (Failed to detect the Azure Functions runtime|Skipping call to register function)/.test(first)) return;
+    warn(...args);
+  };
+  try {
+    return await work();
+  } finally {
+    console.warn = warn;
+  }
+}
+
+/** Supports what `main` holds in practice: one file, or a `*` in the file-name part (`dist/functions/*.js`). */
+async function expandMain(root: string, main: string): Promise<string[]> {
+  const full = join(root, main);
+  if (!main.includes('*')) return [full];
+  if (dirname(main).includes('*')) throw new Error(`package.json "main" (${main}): only the file name may contain "*"`);
+  const pattern = new RegExp(`^${basename(main).split('*').map(escapeRegExp).join('[^/]*')}$`);
+  const folder = dirname(full);
+  let names: string[];
+  try {
+    names = await readdir(folder);
+  } catch {
+    return [];
+  }
+  return names.filter((name) => pattern.test(name)).sort().map((name) => join(folder, name));
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/** True for an object shaped like a function `definition` (the checks `importCompiledDefinitions` applies). */
+export function isHttpFunctionLike(value: unknown): value is HttpFunctionLike {
+  if (!value || typeof value !== 'object') return false;
+  const d = value as Record<string, unknown>;
+  return (
+    typeof d.name === 'string' &&
+    typeof d.route === 'string' &&
+    Array.isArray(d.methods) &&
+    d.methods.every((m) => typeof m === 'string') &&
+    typeof d.authLevel === 'string' &&
+    typeof d.handler === 'function'
+  );
+}

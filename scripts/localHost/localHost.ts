@@ -1,0 +1,410 @@
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { Socket } from 'node:net';
+import { format } from 'node:util';
+import azureFunctions, { type Cookie, type HttpHandler, type HttpResponseInit } from '@azure/functions';
+import { securityHeaders } from '../../shared/http/responseHeaders.js';
+import { maskPath, maskSecretLike } from './logSafety.js';
+import { hostJsonPath } from './projectPaths.js';
+import { compileRoute, MalformedPathError, splitPath, type CompiledRoute, type RouteParams } from './routeTemplate.js';
+import { ensureLocalTlsCertificate } from './tlsCertificate.js';
+
+/**
+ * A stand-in for the Azure Functions host, for machines without Core Tools: it serves the very same function
+ * definitions over HTTP(S) with what the real host does and clients rely on (contracts.md §1, X2). Handlers
+ * get real `HttpRequest` and `InvocationContext` objects from `@azure/functions`.
+ */
+
+/** What the local host needs of a function: the object each `functions/*.ts` file exports as `definition`. */
+export interface HttpFunctionLike {
+  name: string;
+  route: string;
+  methods: string[];
+  authLevel: string;
+  handler: HttpHandler;
+}
+
+export interface LocalHostOptions {
+  definitions: readonly HttpFunctionLike[];
+  /** Interface to listen on; default `127.0.0.1`. */
+  host?: string;
+  /** Port; default 7071, 0 = a free port. */
+  port?: number;
+  /** Serve TLS: `true` for the self-signed certificate under `.sts/tls/`, or an explicit key pair (PEM). */
+  https?: boolean | { key: string; cert: string };
+  /** Default: `extensions.http.routePrefix` from host.json (`api` when host.json does not say). */
+  routePrefix?: string;
+  /** Hard cap on a request body; default 1 MiB (the flows apply their own, smaller `STS_MAX_BODY_BYTES`). */
+  maxBodyBytes?: number;
+  /** Longest request target (path + query) accepted; default 2048. */
+  maxUrlLength?: number;
+  /** Node's `maxHeaderSize` (request line + headers); default 16384. */
+  maxHeaderBytes?: number;
+  /** Longest a handler may run before the host answers 500; default host.json `functionTimeout`, else 30 s. */
+  requestTimeoutMs?: number;
+  /** How long `close()` lets in-flight requests finish before cutting connections; default 10 s. */
+  shutdownGraceMs?: number;
+  /** One line per request and every handler log line; default `console.log`. */
+  log?: (line: string) => void;
+}
+
+export interface RunningLocalHost {
+  /** Base URL, e.g. `http://127.0.0.1:54321`. */
+  url: string;
+  port: number;
+  /** Stops accepting, lets in-flight requests finish (bounded by `shutdownGraceMs`), then resolves. */
+  close(): Promise<void>;
+}
+
+// The package is CommonJS bundled so that Node cannot see its class exports by name; take them off the default.
+const { HttpRequest, HttpResponse, InvocationContext } = azureFunctions;
+type HttpResponse = InstanceType<typeof HttpResponse>;
+
+const DEFAULTS = {
+  host: '127.0.0.1',
+  port: 7071,
+  maxBodyBytes: 1_048_576,
+  maxUrlLength: 2_048,
+  maxHeaderBytes: 16_384,
+  requestTimeoutMs: 30_000,
+  shutdownGraceMs: 10_000,
+} as const;
+
+/** Headers that carry a credential: a request with two of them is ambiguous and refused (400). */
+const SINGLE_VALUED_SECURITY_HEADERS = ['authorization', 'ocp-apim-subscription-key'] as const;
+
+interface Route {
+  readonly definition: HttpFunctionLike;
+  readonly compiled: CompiledRoute;
+  readonly methods: ReadonlySet<string>;
+}
+
+/** A response the host itself writes (routing and limit errors), never a handler's. */
+interface HostAnswer {
+  readonly status: number;
+  readonly message: string;
+  readonly headers?: Record<string, string>;
+}
+
+/**
+ * Starts serving `definitions` and resolves once listening.
+ *
+ * Routing as the Functions host does it: `routePrefix` + each `route` template, case-insensitive, one trailing
+ * slash tolerated, percent-decoded `{params}`; 404 for an unknown path, 405 + `Allow` for a method the route
+ * does not list (OPTIONS answers 204 + `Allow`; HEAD is served only where a definition lists it, so a HEAD never
+ * mints a token nobody receives). Limits: 413 body, 414 URL, 431 headers, 400 for two `Authorization` or
+ * `Ocp-Apim-Subscription-Key` headers, 500 when a handler outlives `requestTimeoutMs`. The client IP reaches the
+ * handler as the only `X-Forwarded-For` entry, overwriting whatever the client sent.
+ *
+ * @example
+ * const host = await startLocalHost({ definitions: [definition], port: 0 });
+ * await fetch(`${host.url}/accounts/…/token`);
+ * await host.close();
+ */
+export async function startLocalHost(options: LocalHostOptions): Promise<RunningLocalHost> {
+  const hostJson = readHostJson();
+  const routePrefix = options.routePrefix ?? hostJson.routePrefix;
+  const limits = {
+    maxBodyBytes: options.maxBodyBytes ?? DEFAULTS.maxBodyBytes,
+    maxUrlLength: options.maxUrlLength ?? DEFAULTS.maxUrlLength,
+    maxHeaderBytes: options.maxHeaderBytes ?? DEFAULTS.maxHeaderBytes,
+    requestTimeoutMs: options.requestTimeoutMs ?? hostJson.functionTimeoutMs ?? DEFAULTS.requestTimeoutMs,
+  };
+  const shutdownGraceMs = options.shutdownGraceMs ?? DEFAULTS.shutdownGraceMs;
+  const log = options.log ?? ((line: string) => console.log(line));
+  const routes = options.definitions.map(
+    (definition): Route => ({
+      definition,
+      compiled: compileRoute(definition.route, routePrefix),
+      methods: new Set(definition.methods.map((m) => m.toUpperCase())),
+    }),
+  );
+
+  const tls = options.https === true ? await ensureLocalTlsCertificate() : options.https || undefined;
+  const serverOptions = {
+    maxHeaderSize: limits.maxHeaderBytes,
+    requestTimeout: limits.requestTimeoutMs + 5_000,
+    headersTimeout: 10_000,
+    keepAliveTimeout: 5_000,
+  };
+  const scheme = tls ? 'https' : 'http';
+
+  let closing = false;
+  const inFlight = new Set<ServerResponse>();
+
+  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    const started = performance.now();
+    const requestId = randomUUID();
+    inFlight.add(res);
+    res.on('close', () => {
+      inFlight.delete(res);
+      const path = (req.url ?? '').split('?')[0] ?? '';
+      log(`${req.method ?? '-'} ${maskPath(path)} ${res.statusCode} ${Math.round(performance.now() - started)}ms ${requestId}`);
+      if (closing) server.closeIdleConnections();
+    });
+    if (closing) res.setHeader('Connection', 'close');
+    serve(req, res, requestId).catch((error: unknown) => {
+      log(`local host: request ${requestId} failed: ${maskSecretLike(error instanceof Error ? error.message : String(error))}`);
+      if (!res.headersSent) writeHostAnswer(req, res, requestId, { status: 500, message: '' });
+      else res.destroy();
+    });
+  };
+
+  const serve = async (req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> => {
+    const target = req.url ?? '/';
+    if (target.length > limits.maxUrlLength) {
+      return writeHostAnswer(req, res, requestId, { status: 414, message: `The URL is longer than ${limits.maxUrlLength} characters.` });
+    }
+    if (!target.startsWith('/')) return writeHostAnswer(req, res, requestId, { status: 400, message: 'Bad request target.' });
+    for (const name of SINGLE_VALUED_SECURITY_HEADERS) {
+      if ((req.headersDistinct[name]?.length ?? 0) > 1) {
+        return writeHostAnswer(req, res, requestId, { status: 400, message: `Duplicate ${name} header.` });
+      }
+    }
+
+    const path = target.split('?')[0] ?? '/';
+    let found: { route: Route; params: RouteParams } | undefined;
+    const allowed = new Set<string>();
+    try {
+      for (const route of routes) {
+        const params = route.compiled.match(splitPath(path));
+        if (!params) continue;
+        route.methods.forEach((m) => allowed.add(m));
+        if (!found && route.methods.has(req.method ?? '')) found = { route, params };
+      }
+    } catch (error) {
+      if (error instanceof MalformedPathError) return writeHostAnswer(req, res, requestId, { status: 400, message: error.message });
+      throw error;
+    }
+    if (!found) {
+      if (allowed.size === 0) return writeHostAnswer(req, res, requestId, { status: 404, message: '' });
+      const allow = [...allowed, 'OPTIONS'].join(', ');
+      if (req.method === 'OPTIONS') return writeHostAnswer(req, res, requestId, { status: 204, message: '', headers: { Allow: allow } });
+      return writeHostAnswer(req, res, requestId, { status: 405, message: '', headers: { Allow: allow } });
+    }
+
+    const body = await readBoundedBody(req, limits.maxBodyBytes);
+    if (body === 'too large') {
+      return writeHostAnswer(req, res, requestId, { status: 413, message: `The request body is larger than ${limits.maxBodyBytes} bytes.` });
+    }
+
+    const { definition } = found.route;
+    const request = new HttpRequest({
+      method: req.method ?? 'GET',
+      url: `${scheme}://${authorityOf(req, server)}${target}`,
+      headers: handlerHeaders(req),
+      params: found.params,
+      body: { bytes: body },
+    });
+    const context = new InvocationContext({
+      invocationId: requestId,
+      functionName: definition.name,
+      logHandler: (level, ...args) => log(`[${level}] ${definition.name} ${requestId} ${maskSecretLike(format(...args))}`),
+    });
+
+    const result = await withTimeout(Promise.resolve(definition.handler(request, context)), limits.requestTimeoutMs);
+    if (result === 'timed out') {
+      log(`local host: ${definition.name} ${requestId} did not answer within ${limits.requestTimeoutMs} ms`);
+      return writeHostAnswer(req, res, requestId, { status: 500, message: '' });
+    }
+    await writeHandlerResponse(res, result ?? {});
+  };
+
+  const server: Server = tls
+    ? createHttpsServer({ ...serverOptions, key: tls.key, cert: tls.cert }, onRequest)
+    : createHttpServer(serverOptions, onRequest);
+
+  server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => {
+    // Requests node refuses before we see them (oversized headers, bad syntax, slow headers): answer, log, close.
+    const status = error.code === 'HPE_HEADER_OVERFLOW' ? 431 : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+    const reason = status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request';
+    if (socket.writable && !socket.writableEnded) {
+      socket.end(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    } else {
+      socket.destroy();
+    }
+    if (error.code !== 'ECONNRESET') log(`- - ${status} 0ms ${error.code ?? 'client error'}`);
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? DEFAULTS.port, options.host ?? DEFAULTS.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address();
+  if (!address || typeof address === 'string') throw new Error('local host: no TCP address');
+  const displayHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+
+  let closed: Promise<void> | undefined;
+  return {
+    url: `${scheme}://${displayHost}:${address.port}`,
+    port: address.port,
+    close() {
+      closed ??= new Promise<void>((resolve) => {
+        closing = true;
+        server.close(() => resolve());
+        server.closeIdleConnections();
+        for (const res of inFlight) if (!res.headersSent) res.setHeader('Connection', 'close');
+        const cutOff = setTimeout(() => server.closeAllConnections(), shutdownGraceMs);
+        cutOff.unref();
+      });
+      return closed;
+    },
+  };
+}
+
+/** The request headers as the Functions host hands them over: one value per name, the client IP as XFF. */
+function handlerHeaders(req: IncomingMessage): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const [name, values] of Object.entries(req.headersDistinct)) {
+    if (values) headers[name] = values.join(name === 'cookie' ? '; ' : ', ');
+  }
+  const remote = req.socket.remoteAddress ?? '';
+  headers['x-forwarded-for'] = remote.startsWith('::ffff:') && remote.includes('.') ? remote.slice(7) : remote;
+  return headers;
+}
+
+/** The Host header when it is a plausible authority, else the listening address (never trust it blindly). */
+function authorityOf(req: IncomingMessage, server: Server): string {
+  const host = req.headers.host;
+  if (host && /^[A-Za-z0-9.-]+(?::\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](?::\d{1,5})?$/.test(host)) return host;
+  const address = server.address();
+  if (!address || typeof address === 'string') return 'localhost';
+  return address.family === 'IPv6' ? `[${address.address}]:${address.port}` : `${address.address}:${address.port}`;
+}
+
+/**
+ * Reads the body, never buffering more than `maxBytes`: the declared Content-Length is checked first, then
+ * bytes are counted as they arrive (chunked bodies). On overflow the rest is left unread for the caller.
+ */
+function readBoundedBody(req: IncomingMessage, maxBytes: number): Promise<Buffer | 'too large'> {
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > maxBytes) return Promise.resolve('too large');
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    const onData = (chunk: Buffer): void => {
+      total += chunk.length;
+      if (total > maxBytes) {
+        cleanUp();
+        req.pause();
+        resolve('too large');
+      } else {
+        chunks.push(chunk);
+      }
+    };
+    const onEnd = (): void => {
+      cleanUp();
+      resolve(Buffer.concat(chunks, total));
+    };
+    const onError = (error: Error): void => {
+      cleanUp();
+      reject(error);
+    };
+    const cleanUp = (): void => {
+      req.off('data', onData).off('end', onEnd).off('error', onError);
+    };
+    req.on('data', onData).on('end', onEnd).on('error', onError);
+  });
+}
+
+function writeHostAnswer(req: IncomingMessage, res: ServerResponse, requestId: string, answer: HostAnswer): void {
+  const body = answer.message && answer.status !== 204 ? Buffer.from(`${answer.message}\n`, 'utf8') : Buffer.alloc(0);
+  const headers: Record<string, string | number> = {
+    ...securityHeaders(),
+    'x-ms-request-id': requestId,
+    ...answer.headers,
+    'Content-Length': body.length,
+  };
+  if (body.length > 0) headers['Content-Type'] = 'text/plain; charset=utf-8';
+  // A request whose body we did not read (refused early) cannot share the connection with the next one.
+  const bodyPending = hasBody(req) && !req.readableEnded;
+  if (bodyPending) headers.Connection = 'close';
+  res.writeHead(answer.status, headers);
+  res.end(body);
+  if (bodyPending) drainThenClose(req);
+}
+
+function hasBody(req: IncomingMessage): boolean {
+  return req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+}
+
+/**
+ * Reads and discards what is left of a refused request body for a short, bounded while before closing, so the
+ * client receives the error instead of a reset.
+ */
+function drainThenClose(req: IncomingMessage): void {
+  let drained = 0;
+  const stop = setTimeout(() => req.socket.destroy(), 2_000);
+  stop.unref();
+  req.on('data', (chunk: Buffer) => {
+    drained += chunk.length;
+    if (drained > 4 * 1_048_576) req.socket.destroy();
+  });
+  req.on('end', () => clearTimeout(stop));
+  req.resume();
+}
+
+/** Writes a handler's HttpResponseInit or HttpResponse: status, every header, one Content-Length body. */
+async function writeHandlerResponse(res: ServerResponse, result: HttpResponseInit | HttpResponse): Promise<void> {
+  const response = result instanceof HttpResponse ? result : new HttpResponse(result);
+  const body = Buffer.from(await response.arrayBuffer());
+  res.statusCode = response.status;
+  for (const [name, value] of response.headers) {
+    if (name === 'set-cookie' || name === 'content-length' || name === 'transfer-encoding') continue;
+    res.setHeader(name, value);
+  }
+  const cookies = [...response.headers.getSetCookie(), ...response.cookies.map(serializeCookie)];
+  if (cookies.length > 0) res.setHeader('Set-Cookie', cookies);
+  res.setHeader('Content-Length', body.length);
+  res.end(body);
+}
+
+function serializeCookie(cookie: Cookie): string {
+  const parts = [`${cookie.name}=${cookie.value}`];
+  if (cookie.domain) parts.push(`Domain=${cookie.domain}`);
+  if (cookie.path) parts.push(`Path=${cookie.path}`);
+  if (cookie.expires !== undefined) parts.push(`Expires=${new Date(cookie.expires).toUTCString()}`);
+  if (cookie.maxAge !== undefined) parts.push(`Max-Age=${cookie.maxAge}`);
+  if (cookie.secure) parts.push('Secure');
+  if (cookie.httpOnly) parts.push('HttpOnly');
+  if (cookie.sameSite) parts.push(`SameSite=${cookie.sameSite}`);
+  return parts.join('; ');
+}
+
+async function withTimeout<T>(work: Promise<T>, ms: number): Promise<T | 'timed out'> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<'timed out'>((resolve) => {
+    timer = setTimeout(() => resolve('timed out'), ms);
+  });
+  try {
+    return await Promise.race([work, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+interface HostJsonSettings {
+  readonly routePrefix: string;
+  readonly functionTimeoutMs: number | undefined;
+}
+
+/** `extensions.http.routePrefix` (default `api`, as in the real host) and `functionTimeout` from host.json. */
+function readHostJson(): HostJsonSettings {
+  let parsed: { extensions?: { http?: { routePrefix?: unknown } }; functionTimeout?: unknown };
+  try {
+    parsed = JSON.parse(readFileSync(hostJsonPath, 'utf8')) as typeof parsed;
+  } catch {
+    return { routePrefix: 'api', functionTimeoutMs: undefined };
+  }
+  const prefix = parsed.extensions?.http?.routePrefix;
+  const timeout = typeof parsed.functionTimeout === 'string' ? /^(\d+):(\d{2}):(\d{2})$/.exec(parsed.functionTimeout) : null;
+  return {
+    routePrefix: typeof prefix === 'string' ? prefix : 'api',
+    functionTimeoutMs: timeout ? (Number(timeout[1]) * 3600 + Number(timeout[2]) * 60 + Number(timeout[3])) * 1000 : undefined,
+  };
+}

@@ -1,0 +1,132 @@
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { isHttpFunctionLike } from '../../scripts/localHost/compiledFunctions.js';
+import { startLocalHost, type HttpFunctionLike, type LocalHostOptions } from '../../scripts/localHost/localHost.js';
+import { ensureLocalTlsCertificate } from '../../scripts/localHost/tlsCertificate.js';
+import { loadConfig } from '../../shared/config.js';
+import { createServices, setServices, type StsServices } from '../../shared/services.js';
+
+/**
+ * The app served over real HTTP(S) on a free loopback port, for integration tests: the local host with every
+ * function definition imported from the TypeScript sources (`functions/*.ts`, no build needed).
+ *
+ * Handlers get their dependencies from `getServices()` (shared/services.ts), which is process-wide. The fixture
+ * installs them with `setServices` from `env` (or takes ready-made `services`, e.g. on a frozen clock) and
+ * resets them on close, so the process environment is never touched. Because services are process-wide, one
+ * test host runs at a time per test file.
+ */
+
+export interface TestHostOptions {
+  /**
+   * Settings for the handlers, as in app settings, on top of the test defaults: ledger off and an empty
+   * embedded store in a temp folder (pass `STS_LOCAL_STORE_PATH` to use a store you provisioned).
+   */
+  readonly env?: Record<string, string>;
+  /** Ready-made services (ignores `env`), e.g. `createServices(config, () => frozenNow)`. */
+  readonly services?: StsServices | Promise<StsServices>;
+  /** What to serve; default every definition in `functions/`. */
+  readonly definitions?: readonly HttpFunctionLike[];
+  /** Serve TLS with the local host's self-signed certificate; trust it with the returned `ca`. */
+  readonly https?: boolean;
+  /** Limits and the like, passed to the local host. */
+  readonly host?: Omit<LocalHostOptions, 'definitions' | 'port' | 'https' | 'log'>;
+}
+
+export interface TestHost {
+  /** e.g. `http://127.0.0.1:54321`. */
+  readonly url: string;
+  /** Every line the host logged (request lines and handler log lines), for assertions. */
+  readonly logLines: readonly string[];
+  /** The certificate to trust (undici: `new Agent({ connect: { ca } })`) when `https` was asked for. */
+  readonly ca: string | undefined;
+  /** Stops the host, resets the services, removes the temp store. */
+  close(): Promise<void>;
+}
+
+export const TEST_HOST_DEFAULT_ENV = { STS_LEDGER_MODE: 'off' } as const;
+
+const functionsFolder = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'functions');
+let active = false;
+
+/** One imported function file: its name (without `.ts`) and the `definition` it exports. */
+export interface FunctionFile {
+  readonly file: string;
+  readonly definition: HttpFunctionLike;
+}
+
+/** Imports every `functions/*.ts` and returns each file's exported `definition`, sorted by file name. */
+export async function importFunctionFiles(): Promise<FunctionFile[]> {
+  const names = (await readdir(functionsFolder)).filter((name) => name.endsWith('.ts') && !name.endsWith('.d.ts')).sort();
+  const files: FunctionFile[] = [];
+  for (const name of names) {
+    const module = (await import(pathToFileURL(join(functionsFolder, name)).href)) as { definition?: unknown };
+    if (!isHttpFunctionLike(module.definition)) throw new Error(`functions/${name} does not export a function definition`);
+    files.push({ file: basename(name, '.ts'), definition: module.definition });
+  }
+  return files;
+}
+
+/**
+ * Starts the app on a free port.
+ *
+ * @example
+ * const host = await startTestHost({ env: { STS_LOCAL_STORE_PATH: credentials.storePath } });
+ * const response = await request(`${host.url}/sts/v1.0/issueToken`, { method: 'POST', headers: { … } });
+ * await host.close();
+ */
+export async function startTestHost(options: TestHostOptions = {}): Promise<TestHost> {
+  if (active) throw new Error('startTestHost: a test host is already running in this process (services are process-wide); close it first');
+  active = true;
+  let tempStore: string | undefined;
+  try {
+    let services: StsServices;
+    if (options.services) {
+      services = await options.services;
+    } else {
+      const env: Record<string, string> = { ...TEST_HOST_DEFAULT_ENV, ...options.env };
+      if (!env.STS_LOCAL_STORE_PATH) {
+        tempStore = await mkdtemp(join(tmpdir(), 'sts-test-host-'));
+        env.STS_LOCAL_STORE_PATH = join(tempStore, 'secrets.json');
+      }
+      services = await createServices(loadConfig(env));
+    }
+    setServices(services);
+
+    const definitions = options.definitions ?? (await importFunctionFiles()).map((f) => f.definition);
+    const logLines: string[] = [];
+    const running = await startLocalHost({
+      ...options.host,
+      definitions,
+      host: '127.0.0.1',
+      port: 0,
+      https: options.https ?? false,
+      log: (line) => logLines.push(line),
+    });
+    const ca = options.https ? (await ensureLocalTlsCertificate()).cert : undefined;
+
+    let closed = false;
+    return {
+      url: running.url,
+      logLines,
+      ca,
+      async close() {
+        if (closed) return;
+        closed = true;
+        try {
+          await running.close();
+        } finally {
+          setServices(undefined);
+          if (tempStore) await rm(tempStore, { recursive: true, force: true });
+          active = false;
+        }
+      },
+    };
+  } catch (error) {
+    setServices(undefined);
+    if (tempStore) await rm(tempStore, { recursive: true, force: true });
+    active = false;
+    throw error;
+  }
+}
