@@ -142,7 +142,8 @@ describe('ACS OAuth WRAP v0.9: POST /WRAPv0.9 (contracts §5)', () => {
   });
 
   it('parses the body as a form whatever the Content-Type says, or without one', async () => {
-    for (const headers of [{ 'Content-Type': 'application/atom+xml;type=entry;charset=utf-8' }, {}, { 'Content-Type': 'text/plain' }]) {
+    const contentTypes: Record<string, string>[] = [{ 'Content-Type': 'application/atom+xml;type=entry;charset=utf-8' }, {}, { 'Content-Type': 'text/plain' }];
+    for (const headers of contentTypes) {
       expectIssued(await post(ownerForm(), headers), NAMESPACE_ROOT);
     }
   });
