@@ -1,0 +1,63 @@
+import { randomBytes } from 'node:crypto';
+import type { UpstreamClient } from './upstreamClient.js';
+import { upstreamUrl } from './upstreamEndpoint.js';
+import { UpstreamError } from './upstreamErrors.js';
+import { upstreamJwt, type UpstreamToken } from './upstreamToken.js';
+
+/** The real account credentials, as read from the upstream secret (`accountId:accountKey`). */
+export interface MixedRealityUpstreamCredentials {
+  readonly accountId: string;
+  readonly accountKey: string;
+}
+
+/** The api-version every SDK sends (contracts.md §2.2). */
+export const MIXED_REALITY_API_VERSION = '2019-02-28-preview';
+
+/**
+ * Fetches a Mixed Reality access token from a real STS (contracts.md §2.2-§2.3):
+ * `GET {endpoint}/accounts/{accountId}/token?api-version=2019-02-28-preview` with
+ * `Authorization: Bearer {accountId}:{accountKey}`, answered by `200 {"AccessToken":"<JWT>"}`.
+ *
+ * @example
+ * const { token, expiresAt } = await fetchMixedRealityToken(client, 'https://sts.mixedreality.azure.com',
+ *   { accountId, accountKey }, new Date());
+ */
+export async function fetchMixedRealityToken(
+  client: UpstreamClient,
+  endpoint: string,
+  credentials: MixedRealityUpstreamCredentials,
+  now: Date,
+): Promise<UpstreamToken> {
+  const url = upstreamUrl(endpoint, `/accounts/${encodeURIComponent(credentials.accountId)}/token`, {
+    'api-version': MIXED_REALITY_API_VERSION,
+  });
+  const answer = await client.send({
+    url,
+    method: 'GET',
+    label: 'mixedRealityToken',
+    headers: {
+      authorization: `Bearer ${credentials.accountId}:${credentials.accountKey}`,
+      accept: 'application/json',
+      // The SDKs' correlation vector: 16 random bytes, base64 without padding.
+      'x-mrc-cv': randomBytes(16).toString('base64').slice(0, 22),
+    },
+  });
+  if (answer.status !== 200) {
+    // Every SDK treats anything but 200 as an error (§2.3); so do we.
+    throw new UpstreamError('protocol', `upstream answered ${answer.status} instead of 200`, {
+      origin: url.origin,
+      status: answer.status,
+      attempts: answer.attempts,
+    });
+  }
+  let accessToken: unknown;
+  try {
+    accessToken = (JSON.parse(answer.body) as { AccessToken?: unknown } | null)?.AccessToken;
+  } catch {
+    accessToken = undefined;
+  }
+  if (typeof accessToken !== 'string') {
+    throw new UpstreamError('protocol', 'upstream answer has no AccessToken', { origin: url.origin, attempts: answer.attempts });
+  }
+  return upstreamJwt(accessToken, now, url.origin, answer.attempts);
+}
