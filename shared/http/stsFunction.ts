@@ -63,7 +63,8 @@ export function defineStsFunction(spec: StsFunctionSpec): StsFunctionDefinition 
     const finish = (response: HttpResponseInit): HttpResponseInit => ({
       ...response,
       headers: {
-        ...(spec.cacheable ? {} : securityHeaders()),
+        // Only a successful public document may be cached; errors never are.
+        ...(spec.cacheable && (response.status ?? 200) < 400 ? {} : securityHeaders()),
         ...correlation,
         ...(response.headers as Record<string, string> | undefined),
       },
