@@ -5,7 +5,8 @@ import { defineStsFunction } from '../shared/http/stsFunction.js';
 
 /**
  * Cognitive Services `POST /sts/v1.0/issueToken` (contracts.md §3). 200 with the bare JWT as the body,
- * `application/jwt; charset=us-ascii`. Any or no `Content-Type`; the body is never read.
+ * `application/jwt; charset=us-ascii`. Any or no `Content-Type`; the body is ignored, but one beyond
+ * `STS_MAX_BODY_BYTES` is still refused (413) rather than silently accepted.
  */
 export const definition = defineStsFunction({
   name: 'issueToken',
@@ -13,7 +14,8 @@ export const definition = defineStsFunction({
   methods: ['POST'],
   errorShape: 'cognitive',
   correlationHeader: 'apim-request-id',
-  handle: async ({ request, services, now }) => {
+  handle: async ({ request, services, now, readBody }) => {
+    await readBody();
     const result = await issueCognitiveToken(
       {
         header: request.headers.get('ocp-apim-subscription-key'),

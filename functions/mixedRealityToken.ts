@@ -5,7 +5,8 @@ import { defineStsFunction } from '../shared/http/stsFunction.js';
 /**
  * Mixed Reality STS: `GET /accounts/{accountId}/token` (contracts.md §2). 200 with the compact JSON
  * `{"AccessToken":"<jwt>"}`; the wrapper adds `MS-CV` and the no-store headers. `api-version`, `X-MRC-CV`,
- * `Content-Type` and any body are ignored (§2.5).
+ * `Content-Type` and any body are ignored (§2.5), though a declared body beyond `STS_MAX_BODY_BYTES` is
+ * refused (413) like everywhere else.
  */
 export const definition = defineStsFunction({
   name: 'mixedRealityToken',
@@ -13,7 +14,8 @@ export const definition = defineStsFunction({
   methods: ['GET'],
   errorShape: 'mixedReality',
   correlationHeader: 'MS-CV',
-  handle: async ({ request, services, now }) => {
+  handle: async ({ request, services, now, readBody }) => {
+    await readBody();
     const result = await issueMixedRealityToken(
       { accountId: request.params.accountId, authorization: request.headers.get('authorization'), now },
       services,
