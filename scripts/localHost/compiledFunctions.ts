@@ -35,7 +35,7 @@ export async function importCompiledDefinitions(root: string = projectRoot): Pro
  * registration, once per function. That is expected here (the local host serves the exported definitions), so
  * those two warnings, and only those, are not printed.
  */
-async function withoutTestModeWarnings<T>(work: () => Promise<T>): Promise<T> {
+export async function withoutTestModeWarnings<T>(work: () => Promise<T>): Promise<T> {
   const warn = console.warn;
   console.warn = (...args: unknown[]) => {
     const first = typeof args[0] === 'string' ? args[0] : '';

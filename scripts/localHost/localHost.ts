@@ -125,7 +125,8 @@ export async function startLocalHost(options: LocalHostOptions): Promise<Running
   const tls = options.https === true ? await ensureLocalTlsCertificate() : options.https || undefined;
   const serverOptions = {
     maxHeaderSize: limits.maxHeaderBytes,
-    requestTimeout: limits.requestTimeoutMs + 5_000,
+    // Receiving a request (slow clients); the handler's own time is bounded by requestTimeoutMs.
+    requestTimeout: 30_000,
     headersTimeout: 10_000,
     keepAliveTimeout: 5_000,
   };

@@ -2,7 +2,7 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { isHttpFunctionLike } from '../../scripts/localHost/compiledFunctions.js';
+import { isHttpFunctionLike, withoutTestModeWarnings } from '../../scripts/localHost/compiledFunctions.js';
 import { startLocalHost, type HttpFunctionLike, type LocalHostOptions } from '../../scripts/localHost/localHost.js';
 import { ensureLocalTlsCertificate } from '../../scripts/localHost/tlsCertificate.js';
 import { loadConfig } from '../../shared/config.js';
@@ -61,7 +61,7 @@ export async function importFunctionFiles(): Promise<FunctionFile[]> {
   const names = (await readdir(functionsFolder)).filter((name) => name.endsWith('.ts') && !name.endsWith('.d.ts')).sort();
   const files: FunctionFile[] = [];
   for (const name of names) {
-    const module = (await import(pathToFileURL(join(functionsFolder, name)).href)) as { definition?: unknown };
+    const module = (await withoutTestModeWarnings(() => import(pathToFileURL(join(functionsFolder, name)).href))) as { definition?: unknown };
     if (!isHttpFunctionLike(module.definition)) throw new Error(`functions/${name} does not export a function definition`);
     files.push({ file: basename(name, '.ts'), definition: module.definition });
   }

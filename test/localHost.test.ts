@@ -1,0 +1,450 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import azureFunctions, { type HttpHandler } from '@azure/functions';
+import { Agent, request } from 'undici';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startLocalHost, type HttpFunctionLike, type RunningLocalHost } from '../scripts/localHost/localHost.js';
+import { projectRoot } from '../scripts/localHost/projectPaths.js';
+import { ensureLocalTlsCertificate } from '../scripts/localHost/tlsCertificate.js';
+import { createCognitiveResource, createMixedRealityAccount, ensureSigningKey } from '../shared/credentials/provisioning.js';
+import type { CognitiveResource, MixedRealityAccount } from '../shared/credentials/records.js';
+import { defineStsFunction } from '../shared/http/stsFunction.js';
+import { FileSecretStore } from '../shared/secrets/fileSecretStore.js';
+import { startTestHost, type TestHost } from './support/localHostFixture.js';
+
+/**
+ * The local host over real HTTP(S), as a client sees it: routing as the Functions host does it (contracts.md
+ * §1.1-§1.3, X2), limits, the client IP, the objects handed to handlers, the log line, TLS and shutdown.
+ */
+
+const { HttpRequest, InvocationContext } = azureFunctions;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+/** What the echo handler saw, returned as JSON. */
+interface Seen {
+  method: string;
+  url: string;
+  params: Record<string, string>;
+  query: [string, string][];
+  forwardedFor: string | null;
+  authorization: string | null;
+  bodyLength: number;
+  realRequest: boolean;
+  realContext: boolean;
+  invocationId: string;
+  functionName: string;
+}
+
+let calls = 0;
+const echo: HttpHandler = async (req, context) => {
+  calls++;
+  context.log('echo handler ran');
+  const body = Buffer.from(await req.arrayBuffer());
+  const seen: Seen = {
+    method: req.method,
+    url: req.url,
+    params: { ...req.params },
+    query: [...req.query.entries()],
+    forwardedFor: req.headers.get('x-forwarded-for'),
+    authorization: req.headers.get('authorization'),
+    bodyLength: body.length,
+    realRequest: req instanceof HttpRequest,
+    realContext: context instanceof InvocationContext,
+    invocationId: context.invocationId,
+    functionName: context.functionName,
+  };
+  return { jsonBody: seen };
+};
+
+const fake = (name: string, route: string, methods: string[], handler: HttpHandler = echo): HttpFunctionLike => ({
+  name,
+  route,
+  methods,
+  authLevel: 'anonymous',
+  handler,
+});
+
+const FAKES: HttpFunctionLike[] = [
+  fake('accountToken', 'accounts/{accountId}/token', ['GET']),
+  fake('cognitiveToken', 'sts/v1.0/issueToken', ['POST']),
+  fake('wrap', 'WRAPv0.9', ['POST']),
+  fake('optional', 'items/{id?}', ['GET', 'PUT']),
+  fake('shaped', 'shaped', ['GET'], async () => ({
+    status: 201,
+    headers: [
+      ['X-Multi', 'one'],
+      ['X-Multi', 'two'],
+      ['Content-Type', 'application/octet-stream'],
+    ],
+    cookies: [
+      { name: 'a', value: '1', httpOnly: true },
+      { name: 'b', value: '2', path: '/' },
+    ],
+    body: new Uint8Array([0, 1, 2, 250, 255]),
+  })),
+  fake('json', 'json', ['GET'], async () => ({ jsonBody: { ok: 'é' } })),
+  fake('throws', 'throws', ['GET'], async () => {
+    throw new Error('boom with a key 0f3c9a7b5d1e2f4a6b8c0d2e4f6a8b0c');
+  }),
+  fake('hangs', 'hangs', ['GET'], () => new Promise(() => {})),
+];
+
+async function call(url: string, options: Parameters<typeof request>[1] = {}) {
+  const response = await request(url, options);
+  const bytes = Buffer.from(await response.body.arrayBuffer());
+  return { status: response.statusCode, headers: response.headers, text: bytes.toString('utf8'), bytes };
+}
+const seenOf = (text: string): Seen => JSON.parse(text) as Seen;
+
+describe('routing like the Functions host', () => {
+  let host: RunningLocalHost;
+  const log: string[] = [];
+  beforeAll(async () => {
+    host = await startLocalHost({ definitions: FAKES, port: 0, maxBodyBytes: 1_024, maxUrlLength: 512, maxHeaderBytes: 8_192, requestTimeoutMs: 300, log: (l) => log.push(l) });
+  });
+  afterAll(() => host.close());
+
+  it('listens on 127.0.0.1 and reports a free port', () => {
+    expect(host.url).toBe(`http://127.0.0.1:${host.port}`);
+    expect(host.port).toBeGreaterThan(0);
+  });
+
+  it('matches routes case-insensitively (/Accounts/ and /accounts/, issueToken and issuetoken)', async () => {
+    for (const path of ['/Accounts/abc/token', '/accounts/abc/TOKEN']) {
+      const response = await call(`${host.url}${path}`);
+      expect(response.status, path).toBe(200);
+      expect(seenOf(response.text)).toMatchObject({ functionName: 'accountToken', params: { accountId: 'abc' } });
+    }
+    for (const path of ['/sts/v1.0/issueToken', '/sts/v1.0/issuetoken', '/STS/V1.0/ISSUETOKEN']) {
+      const response = await call(`${host.url}${path}`, { method: 'POST', body: '' });
+      expect(response.status, path).toBe(200);
+      expect(seenOf(response.text).functionName).toBe('cognitiveToken');
+    }
+  });
+
+  it('tolerates one trailing slash (/WRAPv0.9 and /WRAPv0.9/) and nothing more', async () => {
+    for (const path of ['/WRAPv0.9', '/WRAPv0.9/', '/wrapv0.9/']) {
+      expect((await call(`${host.url}${path}`, { method: 'POST', body: 'a=b' })).status, path).toBe(200);
+    }
+    expect((await call(`${host.url}/WRAPv0.9//`, { method: 'POST', body: 'a=b' })).status).toBe(404);
+  });
+
+  it('percent-decodes route parameters, keeps the query, and refuses malformed encoding with 400', async () => {
+    const response = await call(`${host.url}/accounts/a%20b%2Fc%C3%A9/token?api-version=2019-02-28-preview&x=1&x=2`);
+    expect(seenOf(response.text)).toMatchObject({
+      params: { accountId: 'a b/cé' },
+      query: [
+        ['api-version', '2019-02-28-preview'],
+        ['x', '1'],
+        ['x', '2'],
+      ],
+    });
+    expect((await call(`${host.url}/accounts/%E0%A4%A/token`)).status).toBe(400);
+  });
+
+  it('binds an optional trailing parameter only when present', async () => {
+    expect(seenOf((await call(`${host.url}/items`)).text).params).toEqual({});
+    expect(seenOf((await call(`${host.url}/items/42`)).text).params).toEqual({ id: '42' });
+  });
+
+  it('answers 404 for unknown paths, including the /api prefix host.json turns off', async () => {
+    const before = calls;
+    for (const path of ['/nope', '/api/accounts/abc/token', '/accounts/abc', '/accounts/abc/token/extra', '/accounts//token']) {
+      const response = await call(`${host.url}${path}`);
+      expect(response.status, path).toBe(404);
+      expect(response.headers['cache-control']).toBe('no-store, no-cache');
+    }
+    expect(calls).toBe(before);
+  });
+
+  it('answers 405 with Allow for a method the route does not list; OPTIONS gets 204 + Allow; HEAD mints nothing', async () => {
+    const before = calls;
+    const wrong = await call(`${host.url}/accounts/abc/token`, { method: 'POST', body: 'x' });
+    expect(wrong.status).toBe(405);
+    expect(wrong.headers.allow).toBe('GET, OPTIONS');
+    const options = await call(`${host.url}/sts/v1.0/issuetoken`, { method: 'OPTIONS' });
+    expect(options.status).toBe(204);
+    expect(options.headers.allow).toBe('POST, OPTIONS');
+    const head = await call(`${host.url}/accounts/abc/token`, { method: 'HEAD' });
+    expect(head.status).toBe(405);
+    expect(head.bytes.length).toBe(0);
+    expect((await call(`${host.url}/items/1`, { method: 'DELETE' })).headers.allow).toBe('GET, PUT, OPTIONS');
+    expect(calls).toBe(before);
+  });
+
+  it('hands the handler a real HttpRequest and InvocationContext whose invocation id is the logged request id', async () => {
+    const response = await call(`${host.url}/WRAPv0.9/?q=1`, { method: 'POST', body: 'wrap_name=owner' });
+    const seen = seenOf(response.text);
+    expect(seen).toMatchObject({ method: 'POST', realRequest: true, realContext: true, functionName: 'wrap', bodyLength: 15 });
+    expect(seen.url).toBe(`${host.url}/WRAPv0.9/?q=1`);
+    expect(seen.invocationId).toMatch(UUID);
+    expect(log).toContain(`POST /WRAPv0.9/ 200 ${/ (\d+)ms /.exec(log.find((l) => l.endsWith(seen.invocationId)) ?? '')?.[1]}ms ${seen.invocationId}`);
+    expect(log).toContain(`[information] wrap ${seen.invocationId} echo handler ran`);
+  });
+
+  it('writes the response back: status, repeated headers, cookies, exact bytes, Content-Length and never chunked', async () => {
+    const shaped = await call(`${host.url}/shaped`);
+    expect(shaped.status).toBe(201);
+    expect(shaped.headers['x-multi']).toBe('one, two');
+    expect(shaped.headers['set-cookie']).toEqual(['a=1; HttpOnly', 'b=2; Path=/']);
+    expect([...shaped.bytes]).toEqual([0, 1, 2, 250, 255]);
+    expect(shaped.headers['content-length']).toBe('5');
+    expect(shaped.headers['transfer-encoding']).toBeUndefined();
+    const json = await call(`${host.url}/json`);
+    expect(json.headers['content-type']).toBe('application/json');
+    expect(json.text).toBe('{"ok":"é"}');
+    expect(json.headers['content-length']).toBe(String(Buffer.byteLength('{"ok":"é"}')));
+  });
+
+  it('turns a throwing handler into a bare 500 and a hanging one into a 500 after the timeout', async () => {
+    const thrown = await call(`${host.url}/throws`);
+    expect(thrown.status).toBe(500);
+    expect(thrown.text).toBe('');
+    const started = Date.now();
+    const hung = await call(`${host.url}/hangs`);
+    expect(hung.status).toBe(500);
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(log.join('\n')).not.toContain('0f3c9a7b5d1e2f4a6b8c0d2e4f6a8b0c');
+  });
+});
+
+describe('limits', () => {
+  let host: RunningLocalHost;
+  const log: string[] = [];
+  beforeAll(async () => {
+    host = await startLocalHost({ definitions: FAKES, port: 0, maxBodyBytes: 1_024, maxUrlLength: 512, maxHeaderBytes: 8_192, log: (l) => log.push(l) });
+  });
+  afterAll(() => host.close());
+
+  it('accepts a body of exactly the limit', async () => {
+    const response = await call(`${host.url}/WRAPv0.9`, { method: 'POST', body: 'x'.repeat(1_024) });
+    expect(response.status).toBe(200);
+    expect(seenOf(response.text).bodyLength).toBe(1_024);
+  });
+
+  it('answers 413 from Content-Length, before reading the body', async () => {
+    const before = calls;
+    const response = await call(`${host.url}/WRAPv0.9`, { method: 'POST', body: Buffer.alloc(3_000_000, 97) });
+    expect(response.status).toBe(413);
+    expect(response.text).toContain('1024 bytes');
+    expect(calls).toBe(before);
+  });
+
+  it('answers 413 for a chunked body (no Content-Length) once it passes the limit', async () => {
+    async function* chunks() {
+      for (let i = 0; i < 2_000; i++) yield Buffer.alloc(1_024, 98);
+    }
+    const before = calls;
+    const response = await call(`${host.url}/WRAPv0.9`, { method: 'POST', body: Readable.from(chunks()) });
+    expect(response.status).toBe(413);
+    expect(calls).toBe(before);
+  });
+
+  it('answers 414 for an over-long URL, path or query', async () => {
+    expect((await call(`${host.url}/accounts/${'a'.repeat(600)}/token`)).status).toBe(414);
+    expect((await call(`${host.url}/accounts/abc/token?pad=${'a'.repeat(600)}`)).status).toBe(414);
+  });
+
+  it('answers 431 for oversized headers', async () => {
+    const response = await call(`${host.url}/accounts/abc/token`, { headers: { 'x-pad': 'a'.repeat(10_000) } });
+    expect(response.status).toBe(431);
+    expect(log.some((l) => / 431 .*HPE_HEADER_OVERFLOW/.test(l))).toBe(true);
+  });
+
+  it('refuses two Authorization or two Ocp-Apim-Subscription-Key headers with 400, before the handler', async () => {
+    const before = calls;
+    for (const name of ['authorization', 'ocp-apim-subscription-key']) {
+      const response = await call(`${host.url}/accounts/abc/token`, { headers: { [name]: ['first', 'second'] } });
+      expect(response.status, name).toBe(400);
+      expect(response.text).toContain(`Duplicate ${name}`);
+    }
+    expect(calls).toBe(before);
+    expect(seenOf((await call(`${host.url}/accounts/abc/token`, { headers: { authorization: 'Bearer one' } })).text).authorization).toBe('Bearer one');
+  });
+
+  it('gives the handler the socket address as the only X-Forwarded-For entry, whatever the client sent', async () => {
+    const response = await call(`${host.url}/accounts/abc/token`, { headers: { 'x-forwarded-for': '203.0.113.9, 198.51.100.7' } });
+    expect(seenOf(response.text).forwardedFor).toBe('127.0.0.1');
+  });
+});
+
+describe('routePrefix', () => {
+  it('reads host.json by default ("" here) and applies an explicit prefix like the real host', async () => {
+    const prefixed = await startLocalHost({ definitions: FAKES, port: 0, routePrefix: 'api', log: () => {} });
+    try {
+      expect((await call(`${prefixed.url}/API/accounts/abc/token`)).status).toBe(200);
+      expect((await call(`${prefixed.url}/accounts/abc/token`)).status).toBe(404);
+    } finally {
+      await prefixed.close();
+    }
+  });
+});
+
+describe('TLS (--https)', () => {
+  it('serves with the self-signed certificate under .sts/tls/, which a client can trust explicitly', async () => {
+    const host = await startLocalHost({ definitions: FAKES, port: 0, https: true, log: () => {} });
+    const trusting = new Agent({ connect: { ca: (await ensureLocalTlsCertificate()).cert } });
+    const untrusting = new Agent();
+    try {
+      expect(host.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+      const certificate = await readFile(join(projectRoot, '.sts', 'tls', 'cert.pem'), 'utf8');
+      expect((await ensureLocalTlsCertificate()).cert).toBe(certificate);
+      const response = await call(`${host.url}/accounts/abc/token`, { dispatcher: trusting });
+      expect(response.status).toBe(200);
+      expect(seenOf(response.text).url).toMatch(/^https:/);
+      const localhost = await call(`${host.url.replace('127.0.0.1', 'localhost')}/accounts/abc/token`, { dispatcher: trusting });
+      expect(localhost.status).toBe(200);
+      await expect(request(`${host.url}/accounts/abc/token`, { dispatcher: untrusting })).rejects.toThrow(/self[- ]signed|certificate/i);
+    } finally {
+      await Promise.all([trusting.close(), untrusting.close()]);
+      await host.close();
+    }
+  });
+});
+
+describe('graceful close', () => {
+  it('stops accepting, lets the in-flight request finish, then resolves', async () => {
+    let release: () => void = () => {};
+    let entered: () => void = () => {};
+    const handlerEntered = new Promise<void>((resolve) => (entered = resolve));
+    const slow = fake('slow', 'slow', ['GET'], async () => {
+      entered();
+      await new Promise<void>((resolve) => (release = resolve));
+      return { body: 'finished' };
+    });
+    const host = await startLocalHost({ definitions: [slow], port: 0, log: () => {} });
+    const inFlight = call(`${host.url}/slow`);
+    await handlerEntered;
+
+    let closed = false;
+    const closing = host.close().then(() => (closed = true));
+    const fresh = new Agent();
+    try {
+      await expect(request(`${host.url}/slow`, { dispatcher: fresh })).rejects.toThrow(/ECONNREFUSED|other side closed|socket/i);
+    } finally {
+      await fresh.close();
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(closed).toBe(false);
+
+    release();
+    const response = await inFlight;
+    expect(response.status).toBe(200);
+    expect(response.text).toBe('finished');
+    expect(response.headers.connection).toBe('close');
+    await closing;
+    expect(closed).toBe(true);
+  });
+
+  it('cuts connections that outlive the grace period', async () => {
+    const hangs = fake('hangs', 'hangs', ['GET'], () => new Promise(() => {}));
+    const host = await startLocalHost({ definitions: [hangs], port: 0, shutdownGraceMs: 200, requestTimeoutMs: 60_000, log: () => {} });
+    const inFlight = request(`${host.url}/hangs`).then(
+      () => 'answered',
+      () => 'cut',
+    );
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const started = Date.now();
+    await host.close();
+    expect(Date.now() - started).toBeLessThan(3_000);
+    expect(await inFlight).toBe('cut');
+  });
+});
+
+describe('with the real function definitions', () => {
+  let storeFolder: string;
+  let account: MixedRealityAccount;
+  let speech: CognitiveResource;
+  let host: TestHost | undefined;
+
+  beforeAll(async () => {
+    storeFolder = await mkdtemp(join(tmpdir(), 'sts-local-host-test-'));
+    const store = new FileSecretStore(join(storeFolder, 'secrets.json'));
+    await ensureSigningKey(store);
+    account = await createMixedRealityAccount(store, { accountDomain: 'eastus2.mixedreality.azure.com' });
+    speech = await createCognitiveResource(store, { name: 'speech-host-test', region: 'eastus', resourceKind: 'SpeechServices' });
+  });
+  afterEach(async () => {
+    await host?.close();
+    host = undefined;
+  });
+  afterAll(() => rm(storeFolder, { recursive: true, force: true }));
+
+  const env = (): Record<string, string> => ({ STS_LOCAL_STORE_PATH: join(storeFolder, 'secrets.json'), STS_ISSUER: 'https://sts.test.example/' });
+
+  it('issues a Mixed Reality token on /Accounts/ and /accounts/ with Content-Length, and logs neither key nor token', async () => {
+    host = await startTestHost({ env: env() });
+    const tokens: string[] = [];
+    for (const segment of ['Accounts', 'accounts']) {
+      const response = await call(`${host.url}/${segment}/${account.accountId}/token?api-version=2019-02-28-preview`, {
+        headers: { authorization: `Bearer ${account.accountId}:${account.keys[0]}` },
+      });
+      expect(response.status, segment).toBe(200);
+      expect(response.headers['content-length']).toBe(String(response.bytes.length));
+      expect(response.headers['transfer-encoding']).toBeUndefined();
+      tokens.push((JSON.parse(response.text) as { AccessToken: string }).AccessToken);
+    }
+    const refused = await call(`${host.url}/accounts/${account.accountId}/token`, {
+      headers: { authorization: `Bearer ${account.accountId}:${account.keys[0].replace(/^./, (c) => (c === 'A' ? 'B' : 'A'))}` },
+    });
+    expect(refused.status).toBe(401);
+
+    const logged = host.logLines.join('\n');
+    expect(host.logLines.filter((l) => l.startsWith('GET '))).toHaveLength(3);
+    for (const line of host.logLines.filter((l) => l.startsWith('GET '))) {
+      expect(line).toMatch(new RegExp(`^GET /[Aa]ccounts/${account.accountId}/token (200|401) \\d+ms [0-9a-f-]{36}$`));
+    }
+    for (const secret of [account.keys[0], ...tokens, 'api-version']) expect(logged).not.toContain(secret);
+  });
+
+  it('issues a Cognitive token on lower-case issuetoken with the key in the query, and never logs the query', async () => {
+    host = await startTestHost({ env: env() });
+    const response = await call(`${host.url}/sts/v1.0/issuetoken?Subscription-Key=${speech.keys[0]}`, { method: 'POST', body: '' });
+    expect(response.status).toBe(200);
+    expect(response.text).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+$/);
+    expect(host.logLines).toContainEqual(expect.stringMatching(/^POST \/sts\/v1\.0\/issuetoken 200 \d+ms [0-9a-f-]{36}$/));
+    const logged = host.logLines.join('\n');
+    for (const secret of [speech.keys[0], response.text, 'Subscription-Key']) expect(logged).not.toContain(secret);
+  });
+
+  it('reports the socket address as the client IP through the shared function wrapper', async () => {
+    const reportIp = defineStsFunction({
+      name: 'issueToken',
+      route: 'test/client-ip',
+      methods: ['GET'],
+      errorShape: 'cognitive',
+      handle: async ({ clientIp, requestId }) => ({ response: { jsonBody: { clientIp, requestId } } }),
+    });
+    host = await startTestHost({ env: env(), definitions: [reportIp] });
+    const response = await call(`${host.url}/test/client-ip`, { headers: { 'x-forwarded-for': '203.0.113.9' } });
+    const body = JSON.parse(response.text) as { clientIp: string; requestId: string };
+    expect(body.clientIp).toBe('127.0.0.1');
+    expect(response.headers['x-ms-request-id']).toBe(body.requestId);
+    expect(host.logLines.at(-1)).toMatch(new RegExp(`^GET /test/client-ip 200 \\d+ms ${body.requestId}$`));
+  });
+
+  it('serves the real functions over HTTPS, trusted through the returned certificate', async () => {
+    host = await startTestHost({ env: env(), https: true });
+    const agent = new Agent({ connect: { ca: host.ca } });
+    try {
+      const response = await call(`${host.url}/Accounts/${account.accountId}/token`, {
+        headers: { authorization: `Bearer ${account.accountId}:${account.keys[1]}` },
+        dispatcher: agent,
+      });
+      expect(response.status).toBe(200);
+      expect(JSON.parse(response.text)).toHaveProperty('AccessToken');
+    } finally {
+      await agent.close();
+    }
+  });
+
+  it('runs one test host at a time, because services are process-wide', async () => {
+    host = await startTestHost({ env: env() });
+    await expect(startTestHost({ env: env() })).rejects.toThrow(/already running/);
+    const id = randomUUID();
+    expect((await call(`${host.url}/accounts/${id}/token`, { headers: { authorization: `Bearer ${id}:x` } })).status).toBe(401);
+  });
+});
