@@ -7,8 +7,10 @@ import azureFunctions, { type HttpHandler } from '@azure/functions';
 import { Agent, request } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startLocalHost, type HttpFunctionLike, type RunningLocalHost } from '../scripts/localHost/localHost.js';
+import { demoCurlGuide, ensureDemoCredentials } from '../scripts/demoCredentials.js';
 import { projectRoot } from '../scripts/localHost/projectPaths.js';
 import { ensureLocalTlsCertificate } from '../scripts/localHost/tlsCertificate.js';
+import { loadConfig } from '../shared/config.js';
 import { createCognitiveResource, createMixedRealityAccount, ensureSigningKey } from '../shared/credentials/provisioning.js';
 import type { CognitiveResource, MixedRealityAccount } from '../shared/credentials/records.js';
 import { defineStsFunction } from '../shared/http/stsFunction.js';
@@ -446,5 +448,63 @@ describe('with the real function definitions', () => {
     await expect(startTestHost({ env: env() })).rejects.toThrow(/already running/);
     const id = randomUUID();
     expect((await call(`${host.url}/accounts/${id}/token`, { headers: { authorization: `Bearer ${id}:x` } })).status).toBe(401);
+  });
+});
+
+describe('the demo credentials of the first `npm start`', () => {
+  let folder: string;
+  let host: TestHost | undefined;
+  beforeAll(async () => {
+    folder = await mkdtemp(join(tmpdir(), 'sts-demo-test-'));
+  });
+  afterAll(async () => {
+    await host?.close();
+    await rm(folder, { recursive: true, force: true });
+  });
+
+  it('are created once, only for the embedded store, and every flow answers 200 with them as the guide shows', async () => {
+    const storePath = join(folder, 'nested', 'secrets.json');
+    const config = loadConfig({ STS_LEDGER_MODE: 'off', STS_LOCAL_STORE_PATH: storePath });
+    const first = await ensureDemoCredentials(config);
+    if (first.outcome !== 'created') throw new Error(`expected creation, got ${first.outcome}`);
+    expect(await ensureDemoCredentials(config)).toEqual({ outcome: 'store exists', storePath });
+    expect(
+      await ensureDemoCredentials(loadConfig({ STS_LEDGER_MODE: 'off', KEY_VAULT_URL: 'https://demo.vault.azure.net/', STS_LOCAL_STORE_PATH: join(folder, 'unused.json') })),
+    ).toEqual({ outcome: 'key vault' });
+
+    const demo = first.credentials;
+    host = await startTestHost({ env: { STS_LOCAL_STORE_PATH: storePath } });
+    const guide = demoCurlGuide(demo, { baseUrl: host.url });
+    for (const key of [demo.mixedReality.accountKey, demo.speech.key, demo.isvFace.key, demo.wrap.key]) expect(guide).toContain(key);
+
+    const mr = await call(`${host.url}/accounts/${demo.mixedReality.accountId}/token`, {
+      headers: { authorization: `Bearer ${demo.mixedReality.accountId}:${demo.mixedReality.accountKey}` },
+    });
+    expect(mr.status).toBe(200);
+    const issued = await call(`${host.url}/sts/v1.0/issueToken`, { method: 'POST', headers: { 'ocp-apim-subscription-key': demo.speech.key, 'content-length': '0' } });
+    expect(issued.status).toBe(200);
+    const limited = await call(`${host.url}/sts/v1.0/issueLimitedAccessToken?expiredTime=3600`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'ocp-apim-subscription-key': demo.isvFace.key },
+      body: JSON.stringify({ targetAzureResourceId: demo.speech.resourceId, featureFlags: ['Face.Identification'] }),
+    });
+    expect(limited.status, limited.text).toBe(200);
+    const plainCannotGrant = await call(`${host.url}/sts/v1.0/issueLimitedAccessToken?expiredTime=3600`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'ocp-apim-subscription-key': demo.speech.key },
+      body: JSON.stringify({ targetAzureResourceId: demo.speech.resourceId, featureFlags: ['Face.Identification'] }),
+    });
+    expect(plainCannotGrant.status).toBeGreaterThanOrEqual(400);
+    expect(plainCannotGrant.status).toBeLessThan(500);
+    const wrap = await call(`${host.url}/WRAPv0.9/`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ wrap_name: demo.wrap.name, wrap_password: demo.wrap.key, wrap_scope: demo.wrap.scope }).toString(),
+    });
+    expect(wrap.status).toBe(200);
+    expect(wrap.text).toMatch(/^wrap_access_token=.+&wrap_access_token_expires_in=\d+$/);
+
+    const logged = host.logLines.join('\n');
+    for (const key of [demo.mixedReality.accountKey, demo.speech.key, demo.isvFace.key, demo.wrap.key]) expect(logged).not.toContain(key);
   });
 });
