@@ -24,7 +24,8 @@ export function renderError(shape: ErrorShape, error: StsError, context: ErrorRe
       // The MR STS documents headers only (swagger examples): the reason travels in WWW-Authenticate.
       if (error.status === 401) headers['WWW-Authenticate'] = `Invalid token: ${error.publicMessage}`;
       else if (error.status === 400) headers['WWW-Authenticate'] = `Invalid request: ${error.publicMessage}`;
-      return { status: error.status, headers, body: '' };
+      // No body at all (Content-Length: 0, no Content-Type), like the observed MR error responses (§2.3).
+      return { status: error.status, headers };
     }
     case 'cognitive': {
       headers['Content-Type'] = 'application/json; charset=utf-8';
