@@ -3,6 +3,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // Creates the test CA and trusts it through NODE_EXTRA_CA_CERTS before workers fork (test/support/testCertificates.ts).
+    globalSetup: ['test/support/globalSetup.ts'],
     testTimeout: 30_000,
     hookTimeout: 60_000,
     // Integration suites start real servers (local host, Key Vault test server, Azurite) on free ports.
