@@ -1,0 +1,105 @@
+import type { AccessToken, GetTokenOptions, TokenCredential } from '@azure/identity';
+
+/**
+ * The one place that decides which Azure identity reads Key Vault.
+ *
+ * - In Azure (`IDENTITY_ENDPOINT` set by App Service / Functions, or `WEBSITE_INSTANCE_ID`): a deterministic
+ *   `ManagedIdentityCredential`, user-assigned when `AZURE_CLIENT_ID` is set, system-assigned otherwise.
+ *   No credential chain is probed, so a misconfiguration fails fast and the same way every time.
+ * - Anywhere else (an operator's machine): `DefaultAzureCredential` limited to developer tools (Azure CLI,
+ *   Azure Developer CLI, Azure PowerShell, VS Code), i.e. the `AZURE_TOKEN_CREDENTIALS=dev` behaviour. An
+ *   explicit `AZURE_TOKEN_CREDENTIALS` chosen by the operator is respected.
+ *
+ * `@azure/identity` is loaded with a dynamic `import()` on first use only, so the embedded file store (the
+ * default) never loads it and cold start stays cheap. One credential per process (per client id).
+ */
+
+export type CredentialKind = 'managedIdentity' | 'developerTools';
+
+export interface AzureCredentialOptions {
+  /** User-assigned managed identity client id (`AZURE_CLIENT_ID`); system-assigned when undefined. */
+  readonly clientId?: string | undefined;
+  /**
+   * Upper bound for one token acquisition. The identity endpoint is called without a timeout by the SDK; a
+   * hung call would otherwise block every later vault call of the client (its token refresh is shared).
+   */
+  readonly tokenTimeoutMs: number;
+  readonly env?: Readonly<Record<string, string | undefined>>;
+}
+
+/** Which credential the environment calls for (see the module comment). */
+export function credentialKindFor(env: Readonly<Record<string, string | undefined>>): CredentialKind {
+  return env.IDENTITY_ENDPOINT?.trim() || env.WEBSITE_INSTANCE_ID?.trim() ? 'managedIdentity' : 'developerTools';
+}
+
+/** Raised when a token could not be had in time; mapped to a 503 like every other identity failure. */
+export class TokenAcquisitionTimeoutError extends Error {
+  readonly code = 'ERR_STS_TOKEN_TIMEOUT';
+  constructor(timeoutMs: number) {
+    super(`No access token within ${timeoutMs} ms`);
+    this.name = 'TokenAcquisitionTimeoutError';
+  }
+}
+
+const processCredentials = new Map<string, Promise<TokenCredential>>();
+
+/**
+ * The process's credential for Key Vault, created on first call (one per client id).
+ *
+ * @example
+ * const credential = await getAzureCredential({ clientId: process.env.AZURE_CLIENT_ID, tokenTimeoutMs: 3_000 });
+ */
+export function getAzureCredential(options: AzureCredentialOptions): Promise<TokenCredential> {
+  const key = `${options.clientId ?? ''}|${options.tokenTimeoutMs}`;
+  let credential = processCredentials.get(key);
+  if (!credential) {
+    credential = createAzureCredential(options);
+    processCredentials.set(key, credential);
+    credential.catch(() => processCredentials.delete(key));
+  }
+  return credential;
+}
+
+/**
+ * A new credential as chosen by {@link credentialKindFor}, with a bounded token acquisition. Prefer
+ * {@link getAzureCredential}; this exists for callers that need an isolated credential (tests).
+ */
+export async function createAzureCredential(options: AzureCredentialOptions): Promise<TokenCredential> {
+  const env = options.env ?? process.env;
+  const identity = await import('@azure/identity');
+  let credential: TokenCredential;
+  if (credentialKindFor(env) === 'managedIdentity') {
+    // One quick retry of the local identity endpoint; the vault call that needs the token is bounded anyway.
+    const retryOptions = { maxRetries: 1, retryDelayInMs: 200, maxRetryDelayInMs: 1_000 };
+    credential = options.clientId
+      ? new identity.ManagedIdentityCredential({ clientId: options.clientId, retryOptions })
+      : new identity.ManagedIdentityCredential({ retryOptions });
+  } else {
+    credential = withDeveloperToolsOnly(() => new identity.DefaultAzureCredential());
+  }
+  return withTokenTimeout(credential, options.tokenTimeoutMs);
+}
+
+/** `DefaultAzureCredential` reads `AZURE_TOKEN_CREDENTIALS` in its constructor; default it to `dev` there only. */
+function withDeveloperToolsOnly<T>(create: () => T): T {
+  if (process.env.AZURE_TOKEN_CREDENTIALS?.trim()) return create();
+  process.env.AZURE_TOKEN_CREDENTIALS = 'dev';
+  try {
+    return create();
+  } finally {
+    delete process.env.AZURE_TOKEN_CREDENTIALS;
+  }
+}
+
+function withTokenTimeout(inner: TokenCredential, timeoutMs: number): TokenCredential {
+  return {
+    getToken(scopes: string | string[], options?: GetTokenOptions): Promise<AccessToken | null> {
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new TokenAcquisitionTimeoutError(timeoutMs)), timeoutMs);
+        timer.unref();
+      });
+      return Promise.race([inner.getToken(scopes, options), timeout]).finally(() => clearTimeout(timer));
+    },
+  };
+}

@@ -1,0 +1,195 @@
+import type { TokenCredential } from '@azure/identity';
+import type { KeyVaultSecret, SecretClient, SecretProperties } from '@azure/keyvault-secrets';
+import { getAzureCredential } from './azureCredential.js';
+import { classifyVaultError, toDependencyUnavailable } from './keyVaultErrors.js';
+import {
+  isUsable,
+  SECRET_NAME_PATTERN,
+  type SecretVersion,
+  type SetSecretOptions,
+  type WritableSecretStore,
+} from './secretStore.js';
+
+export interface KeyVaultSecretStoreOptions {
+  /** `https://<vault>.vault.azure.net` (`KEY_VAULT_URL`). */
+  readonly vaultUrl: string;
+  /** Upper bound of one store call, token acquisition included (`STS_VAULT_TIMEOUT_MS`). */
+  readonly timeoutMs: number;
+  /** User-assigned managed identity client id (`AZURE_CLIENT_ID`). */
+  readonly clientId?: string | undefined;
+  /** The credential; default: the process's credential from `azureCredential.ts`. */
+  readonly credential?: TokenCredential | (() => Promise<TokenCredential>);
+  readonly clock?: () => Date;
+}
+
+/** At most this many enabled versions' values are fetched by `getSecretVersions` (newest first). */
+const MAX_VERSION_VALUES = 20;
+
+/**
+ * The Key Vault secret store, over `@azure/keyvault-secrets` (loaded on first use). Key Vault semantics map
+ * directly: a disabled version reads as `403 SecretDisabled` and an unknown name as `404 SecretNotFound`,
+ * both "absent"; an expired or not-yet-valid version is returned by the vault and filtered here.
+ *
+ * Every call is bounded by `timeoutMs` (an abort signal for the SDK, and a race for the parts that ignore it)
+ * and the SDK does not retry: throttling and outages are answered at once with a `DependencyUnavailableError`
+ * carrying the vault's `Retry-After`, and the cache in front (`CachedSecretStore`) serves what it knows.
+ *
+ * Permissions: reads need `secrets/get` (Key Vault Secrets User); `getSecretVersions` and `listSecretNames`
+ * need `secrets/list`; writes need `secrets/set` (Key Vault Secrets Officer, the admin CLI only).
+ */
+export class KeyVaultSecretStore implements WritableSecretStore {
+  private client: Promise<SecretClient> | undefined;
+  private readonly clock: () => Date;
+
+  constructor(private readonly options: KeyVaultSecretStoreOptions) {
+    this.clock = options.clock ?? (() => new Date());
+  }
+
+  async getSecret(name: string): Promise<SecretVersion | undefined> {
+    if (!SECRET_NAME_PATTERN.test(name)) return undefined; // cannot exist in a vault; no call spent on it
+    const secret = await this.read('get', (client, abortSignal) => client.getSecret(name, { abortSignal }));
+    if (!secret) return undefined;
+    const version = toSecretVersion(secret);
+    return isUsable(version, this.clock()) ? version : undefined;
+  }
+
+  async getSecretVersions(name: string): Promise<readonly SecretVersion[]> {
+    if (!SECRET_NAME_PATTERN.test(name)) return [];
+    const versions = await this.read('list versions', async (client, abortSignal) => {
+      const properties: SecretProperties[] = [];
+      for await (const page of client.listPropertiesOfSecretVersions(name, { abortSignal }).byPage()) properties.push(...page);
+      // Newest first. `created` has one-second resolution; ties keep the listing's (chronological) order, reversed.
+      properties.reverse().sort((a, b) => (b.createdOn?.getTime() ?? 0) - (a.createdOn?.getTime() ?? 0));
+      let fetched = 0;
+      return Promise.all(
+        properties.map(async (p): Promise<SecretVersion | undefined> => {
+          if (!p.enabled || fetched >= MAX_VERSION_VALUES) return toSecretVersion({ name, properties: p, value: '' });
+          fetched += 1;
+          try {
+            return toSecretVersion(await client.getSecret(name, { version: p.version, abortSignal }));
+          } catch (error) {
+            // Disabled (or deleted) between the listing and the read: report it as disabled, without a value.
+            if (classifyVaultError(error).kind === 'absent') return toSecretVersion({ name, properties: { ...p, enabled: false }, value: '' });
+            throw error;
+          }
+        }),
+      );
+    });
+    return (versions ?? []).filter((v): v is SecretVersion => v !== undefined);
+  }
+
+  async setSecret(name: string, value: string, options: SetSecretOptions = {}): Promise<SecretVersion> {
+    if (!SECRET_NAME_PATTERN.test(name)) throw new Error(`Invalid secret name "${name}"`);
+    const secret = await this.write('set', (client, abortSignal) =>
+      client.setSecret(name, value, {
+        abortSignal,
+        contentType: options.contentType,
+        tags: options.tags ? { ...options.tags } : undefined,
+        enabled: options.enabled,
+        notBefore: options.notBefore,
+        expiresOn: options.expiresOn,
+      }),
+    );
+    return toSecretVersion(secret);
+  }
+
+  async updateSecretVersion(name: string, version: string, patch: { readonly enabled: boolean }): Promise<void> {
+    await this.write('update', (client, abortSignal) => client.updateSecretProperties(name, version, { abortSignal, enabled: patch.enabled }));
+  }
+
+  async listSecretNames(): Promise<readonly string[]> {
+    return this.write('list', async (client, abortSignal) => {
+      const names: string[] = [];
+      for await (const page of client.listPropertiesOfSecrets({ abortSignal }).byPage()) names.push(...page.map((p) => p.name));
+      return names.sort();
+    });
+  }
+
+  /** A read: "absent" answers resolve to `undefined`, every other failure is a `DependencyUnavailableError`. */
+  private async read<T>(operation: string, call: (client: SecretClient, abortSignal: AbortSignal) => Promise<T>): Promise<T | undefined> {
+    try {
+      return await this.bounded(operation, call);
+    } catch (error) {
+      const failure = classifyVaultError(error);
+      if (failure.kind === 'absent') return undefined;
+      throw toDependencyUnavailable(failure, error);
+    }
+  }
+
+  /** An admin write: transient failures are `DependencyUnavailableError`, refusals a plain error that says why. */
+  private async write<T>(operation: string, call: (client: SecretClient, abortSignal: AbortSignal) => Promise<T>): Promise<T> {
+    try {
+      return await this.bounded(operation, call);
+    } catch (error) {
+      const failure = classifyVaultError(error);
+      if (failure.kind === 'unavailable') throw toDependencyUnavailable(failure, error);
+      const detail = failure.kind === 'absent' ? 'not found' : failure.description;
+      throw new Error(`Key Vault ${operation} failed: ${detail}`, { cause: error });
+    }
+  }
+
+  private async bounded<T>(operation: string, call: (client: SecretClient, abortSignal: AbortSignal) => Promise<T>): Promise<T> {
+    const controller = new AbortController();
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        const error = new Error(`Key Vault ${operation} took longer than ${this.options.timeoutMs} ms`);
+        error.name = 'TimeoutError';
+        controller.abort(error);
+        reject(error);
+      }, this.options.timeoutMs);
+    });
+    try {
+      // The race also bounds what ignores the signal (the credential's first token acquisition).
+      return await Promise.race([this.getClient().then((client) => call(client, controller.signal)), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** One SecretClient per store (the composition root makes one store per process), created on first use. */
+  private getClient(): Promise<SecretClient> {
+    this.client ??= this.createClient().catch((error: unknown) => {
+      this.client = undefined;
+      throw error;
+    });
+    return this.client;
+  }
+
+  private async createClient(): Promise<SecretClient> {
+    const { SecretClient } = await import('@azure/keyvault-secrets');
+    const given = this.options.credential;
+    const credential =
+      typeof given === 'function'
+        ? await given()
+        : (given ?? (await getAzureCredential({ clientId: this.options.clientId, tokenTimeoutMs: this.options.timeoutMs })));
+    return new SecretClient(this.options.vaultUrl, credential, {
+      // No SDK retries: a 429 with Retry-After would park the request for the whole delay. The cache serves
+      // what it has and tells clients when to retry instead.
+      retryOptions: { maxRetries: 0 },
+      // The SDK checks that the challenge's resource (vault.azure.net) is a parent domain of the vault host.
+      // A vault on loopback (the Key Vault test server) cannot pass that check; real vault hosts keep it.
+      disableChallengeResourceVerification: isLoopbackUrl(this.options.vaultUrl),
+    });
+  }
+}
+
+function isLoopbackUrl(url: string): boolean {
+  const host = new URL(url).hostname;
+  return host === '127.0.0.1' || host === 'localhost' || host === '[::1]';
+}
+
+function toSecretVersion(secret: Pick<KeyVaultSecret, 'name' | 'properties' | 'value'>): SecretVersion {
+  const p = secret.properties;
+  return {
+    name: secret.name,
+    version: p.version ?? '',
+    value: secret.value ?? '',
+    enabled: p.enabled ?? true,
+    createdOn: p.createdOn ?? new Date(0),
+    notBefore: p.notBefore,
+    expiresOn: p.expiresOn,
+    contentType: p.contentType,
+    tags: p.tags,
+  };
+}

@@ -1,0 +1,214 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { DependencyUnavailableError } from '../../shared/errors.js';
+import { createAzureCredential } from '../../shared/secrets/azureCredential.js';
+import { KeyVaultSecretStore } from '../../shared/secrets/keyVaultSecretStore.js';
+import { startKeyVaultTestServer, type KeyVaultTestServer } from '../support/keyVaultTestServer.js';
+
+/**
+ * The Key Vault store through the real `@azure/keyvault-secrets` and `@azure/identity` (App Service managed
+ * identity), against the Key Vault test server over HTTPS trusted through NODE_EXTRA_CA_CERTS.
+ */
+
+const TIMEOUT_MS = 1_500;
+let server: KeyVaultTestServer;
+let store: KeyVaultSecretStore;
+
+beforeAll(async () => {
+  server = await startKeyVaultTestServer({ pageSize: 2 });
+  // What App Service sets for a function app with a managed identity.
+  process.env.IDENTITY_ENDPOINT = server.identityEndpoint;
+  process.env.IDENTITY_HEADER = server.identityHeader;
+  store = new KeyVaultSecretStore({ vaultUrl: server.vaultUrl, timeoutMs: TIMEOUT_MS });
+});
+afterAll(async () => {
+  await server.close();
+});
+beforeEach(() => {
+  server.resetFaults();
+});
+
+/** A store with its own user-assigned identity: nothing cached anywhere (SDK token cache is per client id). */
+function isolatedStore(clientId = randomUUID()): KeyVaultSecretStore {
+  return new KeyVaultSecretStore({
+    vaultUrl: server.vaultUrl,
+    timeoutMs: TIMEOUT_MS,
+    credential: () => createAzureCredential({ clientId, tokenTimeoutMs: TIMEOUT_MS }),
+  });
+}
+
+async function failure(promise: Promise<unknown>): Promise<DependencyUnavailableError> {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(DependencyUnavailableError);
+  return error as DependencyUnavailableError;
+}
+
+describe('reads', () => {
+  it('authenticates with the managed identity after the 401 challenge, once per client', async () => {
+    const name = `first-${randomUUID()}`;
+    server.seed(name, 'v1');
+    const fresh = isolatedStore();
+    const before = server.stats;
+
+    expect((await fresh.getSecret(name))?.value).toBe('v1');
+    expect((await fresh.getSecret(name))?.value).toBe('v1');
+
+    const after = server.stats;
+    expect(after.challenges - before.challenges).toBe(1);
+    expect(after.tokensIssued - before.tokensIssued).toBe(1);
+    expect(after.apiVersions.length).toBeGreaterThan(0);
+  });
+
+  it('sends the user-assigned client id to the identity endpoint', async () => {
+    const clientId = randomUUID();
+    const name = `uami-${randomUUID()}`;
+    server.seed(name, 'x');
+    expect((await isolatedStore(clientId).getSecret(name))?.value).toBe('x');
+    expect(server.stats.identityClientIds).toContain(clientId);
+  });
+
+  it('returns the latest version with its attributes', async () => {
+    const name = `latest-${randomUUID()}`;
+    server.seed(name, 'old');
+    const version = server.seed(name, 'new', { contentType: 'application/json', tags: { kind: 'test' } });
+    const secret = await store.getSecret(name);
+    expect(secret).toMatchObject({ name, version, value: 'new', enabled: true, contentType: 'application/json', tags: { kind: 'test' } });
+  });
+
+  it('treats an unknown name (404 SecretNotFound) as absent', async () => {
+    expect(await store.getSecret(`missing-${randomUUID()}`)).toBeUndefined();
+  });
+
+  it('treats a disabled latest version (403 SecretDisabled) as absent, even with an older enabled one', async () => {
+    const name = `disabled-${randomUUID()}`;
+    server.seed(name, 'older');
+    server.seed(name, 'newer', { enabled: false });
+    expect(await store.getSecret(name)).toBeUndefined();
+    expect(server.readsOf(name)).toBe(1);
+  });
+
+  it('treats an expired or not-yet-valid version as absent (the vault still returns it)', async () => {
+    const expired = `expired-${randomUUID()}`;
+    server.seed(expired, 'x', { expiresOn: new Date(Date.now() - 60_000) });
+    const early = `early-${randomUUID()}`;
+    server.seed(early, 'x', { notBefore: new Date(Date.now() + 3_600_000) });
+    expect(await store.getSecret(expired)).toBeUndefined();
+    expect(await store.getSecret(early)).toBeUndefined();
+    expect(server.readsOf(expired)).toBe(1);
+  });
+
+  it('spends no vault call on a name that cannot exist in a vault', async () => {
+    const before = server.stats.vaultRequests;
+    expect(await store.getSecret('mr-account-../../secrets')).toBeUndefined();
+    expect(await store.getSecret('x'.repeat(128))).toBeUndefined();
+    expect(server.stats.vaultRequests).toBe(before);
+  });
+
+  it('lists versions across pages, newest first, with values of enabled ones only', async () => {
+    const name = `ring-${randomUUID()}`;
+    const v1 = server.seed(name, 'k1');
+    const v2 = server.seed(name, 'k2', { enabled: false });
+    const v3 = server.seed(name, 'k3');
+    const v4 = server.seed(name, 'k4');
+    const v5 = server.seed(name, 'k5');
+    const listCalls = server.stats.listCalls;
+
+    const versions = await store.getSecretVersions(name);
+
+    expect(versions.map((v) => [v.version, v.value, v.enabled])).toEqual([
+      [v5, 'k5', true],
+      [v4, 'k4', true],
+      [v3, 'k3', true],
+      [v2, '', false],
+      [v1, 'k1', true],
+    ]);
+    expect(server.stats.listCalls - listCalls).toBe(3); // pages of 2, followed through nextLink
+    expect(await store.getSecretVersions(`none-${randomUUID()}`)).toEqual([]);
+  });
+});
+
+describe('writes (admin)', () => {
+  it('sets, disables a version and lists names', async () => {
+    const name = `written-${randomUUID()}`;
+    const first = await store.setSecret(name, 'a', { contentType: 'text/plain', tags: { kind: 'k' } });
+    const second = await store.setSecret(name, 'b');
+    expect(first).toMatchObject({ name, value: 'a', enabled: true, contentType: 'text/plain', tags: { kind: 'k' } });
+
+    await store.updateSecretVersion(name, second.version, { enabled: false });
+    expect(server.versionsOf(name).map((v) => [v.value, v.enabled])).toEqual([
+      ['a', true],
+      ['b', false],
+    ]);
+    expect(await store.getSecret(name)).toBeUndefined();
+    expect(await store.listSecretNames()).toContain(name);
+  });
+
+  it('refuses a write to an unknown version with a clear error', async () => {
+    await expect(store.updateSecretVersion(`nope-${randomUUID()}`, 'ffff', { enabled: false })).rejects.toThrow(/Key Vault update failed: not found/);
+  });
+});
+
+describe('faults become DependencyUnavailableError (503 + Retry-After), never a raw SDK error', () => {
+  const name = `faulty-${randomUUID()}`;
+  beforeAll(() => {
+    server.seed(name, 'v');
+  });
+
+  it('429 carries the vault Retry-After, and the SDK does not sit out the delay', async () => {
+    server.faults.throttleRetryAfterSeconds = 17;
+    const started = Date.now();
+    const error = await failure(store.getSecret(name));
+    expect(error.retryAfterSeconds).toBe(17);
+    expect(error.dependency).toBe('secret-store');
+    expect(Date.now() - started).toBeLessThan(1_000);
+  });
+
+  it.each([500, 502, 503])('%i', async (status) => {
+    server.faults.errorRate = 1;
+    server.faults.errorStatus = status;
+    const error = await failure(store.getSecret(name));
+    expect(error.retryAfterSeconds).toBeGreaterThanOrEqual(1);
+  });
+
+  it('a reset connection', async () => {
+    server.faults.outage = 'reset';
+    await failure(store.getSecret(name));
+  });
+
+  it('a vault that never answers, within the timeout', async () => {
+    server.faults.outage = 'hang';
+    const started = Date.now();
+    const error = await failure(store.getSecret(name));
+    const elapsed = Date.now() - started;
+    expect(elapsed).toBeGreaterThanOrEqual(TIMEOUT_MS - 50);
+    expect(elapsed).toBeLessThan(TIMEOUT_MS + 1_000);
+    expect(error.message).toMatch(/did not answer in time/);
+  });
+
+  it('recovers by itself once the vault answers again', async () => {
+    server.faults.outage = 503;
+    await failure(store.getSecret(name));
+    server.resetFaults();
+    expect((await store.getSecret(name))?.value).toBe('v');
+  });
+
+  it.each(['reset', 500, 'hang'] as const)('a failing managed-identity endpoint (%s), then recovery', async (mode) => {
+    const fresh = isolatedStore();
+    server.faults.identity = mode;
+    const started = Date.now();
+    const error = await failure(fresh.getSecret(name));
+    expect(Date.now() - started).toBeLessThan(TIMEOUT_MS + 1_000);
+    expect(error.message).toMatch(/identity|token|did not answer/i);
+    server.resetFaults();
+    expect((await fresh.getSecret(name))?.value).toBe('v');
+  });
+
+  it('a vault that rejects the identity (401 after the challenge) is unavailable, not a crash', async () => {
+    server.revokeTokens(); // tokens the SDK cached are now unknown to the vault: every call is challenged again
+    const error = await failure(store.getSecret(name));
+    expect(error.retryAfterSeconds).toBeGreaterThanOrEqual(1);
+  });
+});
