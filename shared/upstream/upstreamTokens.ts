@@ -125,7 +125,7 @@ export function createUpstreamTokens(options: UpstreamTokensOptions): UpstreamTo
           attemptsSeen.push(token.attempts);
           return token;
         } catch (error) {
-          attemptsSeen.push(error instanceof UpstreamError ? Math.max(1, error.attempts) : 0);
+          attemptsSeen.push(error instanceof UpstreamError ? error.attempts : 0);
           throw error;
         }
       });
