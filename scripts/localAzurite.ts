@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { createServer, connect } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
@@ -26,8 +26,11 @@ export interface LocalAzuriteOptions {
   readonly port?: number;
   /** How long to wait for the service to answer. Default 30 s. */
   readonly startTimeoutMs?: number;
-  /** Where Azurite's own output goes (startup problems); silent by default. */
-  readonly log?: (line: string) => void;
+  /**
+   * Run Azurite in its own process group, so a Ctrl+C in the terminal reaches only the app, which drains and
+   * then stops Azurite (`npm start`). Azurite is also stopped when this process exits. Default false.
+   */
+  readonly detached?: boolean;
 }
 
 export interface LocalAzurite {
@@ -69,49 +72,50 @@ export async function startLocalAzurite(options: LocalAzuriteOptions): Promise<L
   for (let attempt = 1; ; attempt += 1) {
     const port = options.port ?? (await freeLoopbackPort());
     try {
-      return await launch(script, dataDir, port, deadline, options.log);
+      return await launch(script, dataDir, port, deadline, options.detached ?? false);
     } catch (error) {
       if (options.port !== undefined || attempt >= 3 || Date.now() >= deadline) throw error;
     }
   }
 }
 
-async function launch(
-  script: string,
-  dataDir: string,
-  port: number,
-  deadline: number,
-  log: ((line: string) => void) | undefined,
-): Promise<LocalAzurite> {
-  const child = spawn(
-    process.execPath,
-    [
-      script,
-      '--tableHost', '127.0.0.1',
-      '--tablePort', String(port),
-      '--location', dataDir,
-      '--silent',
-      '--disableTelemetry',
-      '--skipApiVersionCheck',
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'], windowsHide: true },
-  );
-  let output = '';
-  const collect = (chunk: Buffer): void => {
-    const text = chunk.toString('utf8');
-    output = (output + text).slice(-4_000);
-    if (log) for (const line of text.split(/\r?\n/)) if (line.trim()) log(line);
-  };
-  child.stdout?.on('data', collect);
-  child.stderr?.on('data', collect);
+async function launch(script: string, dataDir: string, port: number, deadline: number, detached: boolean): Promise<LocalAzurite> {
+  // Azurite's output goes to a file in its data folder, not a pipe: a pipe would break (and could crash it
+  // before it saves) if this process went away first.
+  const logPath = join(dataDir, 'azurite.log');
+  const log = await open(logPath, 'w');
+  let child: ChildProcess;
+  try {
+    child = spawn(
+      process.execPath,
+      [
+        script,
+        '--tableHost', '127.0.0.1',
+        '--tablePort', String(port),
+        '--location', dataDir,
+        '--silent',
+        '--disableTelemetry',
+        '--skipApiVersionCheck',
+      ],
+      { stdio: ['ignore', log.fd, log.fd], detached, windowsHide: true },
+    );
+  } finally {
+    await log.close(); // the child has its own copy of the descriptor
+  }
   const exited = new Promise<number | null>((done) => child.once('exit', (code) => done(code)));
+  const stopOnExit = (): void => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGINT');
+  };
+  process.once('exit', stopOnExit);
+  void exited.then(() => process.off('exit', stopOnExit));
 
   const stop = stopper(child, exited);
   try {
     await waitUntilAnswering(port, deadline, exited);
   } catch (error) {
     await stop(2_000);
-    throw new Error(`Azurite did not start on 127.0.0.1:${port}: ${(error as Error).message}. Output: ${output.trim()}`);
+    const output = await readFile(logPath, 'utf8').catch(() => '');
+    throw new Error(`Azurite did not start on 127.0.0.1:${port}: ${(error as Error).message}. Output: ${output.trim().slice(-2_000)}`);
   }
   return {
     port,

@@ -4,6 +4,7 @@ import { constants as osConstants } from 'node:os';
 import { delimiter, join, relative } from 'node:path';
 import { ConfigurationError, loadConfig, type StsConfig } from '../shared/config.js';
 import { demoCurlGuide, ensureDemoCredentials } from './demoCredentials.js';
+import { attachLocalAzurite, LOCAL_AZURITE_DATA_DIR, type AttachedAzurite } from './localAzurite.js';
 import { projectRoot, tlsFolder } from './localHost/projectPaths.js';
 import { disableLedgerWhenUnconfigured } from './localHost/localRunDefaults.js';
 import { applyLocalSettings } from './localHost/localSettings.js';
@@ -16,6 +17,7 @@ import { serveFunctionApp } from './localHost/serve.js';
  * Steps, in order (each one a function below, so a step can be inserted between two others):
  *   1. read the command line;
  *   2. apply local.settings.json (the environment wins, as with `func start`);
+ *   2b. the issuance ledger: Azurite from the npm package, data in .azurite/, unless storage is configured;
  *   3. local defaults: the issuer is where we listen, the ledger is off when no storage is configured;
  *   4. validate the configuration (stop with the names at fault);
  *   5. demo credentials on first start, with a one-time curl guide;
@@ -58,6 +60,25 @@ function readCommandLine(argv: readonly string[]): StartOptions | 'help' {
     else passThrough.push(arg);
   }
   return { https, port, host, passThrough };
+}
+
+// Step 2b: with no ledger storage configured and the ledger not turned off, a local Azurite holds the ledger
+// (the one already serving .azurite/ if there is one). Stopped when npm start ends.
+let localLedgerStore: AttachedAzurite | undefined;
+async function startLocalLedgerStore(): Promise<void> {
+  const env = process.env;
+  if (env.STS_LEDGER_CONNECTION_STRING?.trim() || env.STS_LEDGER_TABLE_URL?.trim() || env.STS_LEDGER_MODE?.trim() === 'off') return;
+  try {
+    localLedgerStore = await attachLocalAzurite(LOCAL_AZURITE_DATA_DIR, { detached: true });
+  } catch (error) {
+    console.warn(`Issuance ledger: could not start Azurite (${error instanceof Error ? error.message.split('\n')[0] : String(error)}).`);
+    return;
+  }
+  env.STS_LEDGER_CONNECTION_STRING = localLedgerStore.connectionString;
+  console.log(
+    `Issuance ledger: Azurite on 127.0.0.1:${localLedgerStore.port}${localLedgerStore.startedHere ? '' : ' (already running)'}, ` +
+      `data in ${relative(projectRoot, LOCAL_AZURITE_DATA_DIR)}/; list rows with \`npm run sts -- audit --credential <id>\`.`,
+  );
 }
 
 // Step 3.
@@ -152,6 +173,7 @@ async function main(argv: readonly string[]): Promise<number> {
   if (settings.found) console.log(`Loaded local.settings.json (${settings.applied.length} settings not already in the environment).`);
   const port = options.port ?? settings.localHttpPort ?? 7071;
 
+  await startLocalLedgerStore();
   applyLocalDefaults(options, port);
   const config = validateConfiguration();
   if (!config) return 1;
@@ -174,4 +196,4 @@ async function main(argv: readonly string[]): Promise<number> {
   return serveFunctionApp({ host: options.host ?? '127.0.0.1', port, https: options.https });
 }
 
-process.exitCode = await main(process.argv.slice(2));
+process.exitCode = await main(process.argv.slice(2)).finally(() => localLedgerStore?.release());

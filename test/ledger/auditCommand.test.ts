@@ -1,0 +1,189 @@
+import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseAuditArgs } from '../../scripts/sts/commands/audit.js';
+import { UsageError } from '../../scripts/sts/command.js';
+import type { LedgerEntry } from '../../shared/ledger/ledger.js';
+import { openLedgerTable } from '../../shared/ledger/ledgerTable.js';
+import { TableLedger } from '../../shared/ledger/tableLedger.js';
+import { startAzuriteFixture, type AzuriteFixture } from '../support/azuriteFixture.js';
+
+// `npm run sts -- audit` as an operator runs it (a child process through tsx), reading what the ledger wrote
+// to a real Azurite.
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const TSX_CLI = join(dirname(createRequire(import.meta.url).resolve('tsx/package.json')), 'dist', 'cli.mjs');
+const TABLE = 'auditcli';
+const NOW = Date.now();
+const minutesAgo = (minutes: number) => new Date(NOW - minutes * 60_000);
+
+let azurite: AzuriteFixture;
+const written: LedgerEntry[] = [
+  {
+    time: minutesAgo(5),
+    flow: 'issueToken',
+    outcome: 'issued',
+    status: 200,
+    requestId: randomUUID(),
+    clientIp: '203.0.113.7',
+    credentialId: 'speech-prod',
+    keySlot: 2,
+    audience: 'urn:ms.speechservices.eastus',
+    jti: randomUUID(),
+    expiresAt: new Date(minutesAgo(5).getTime() + 600_000),
+  },
+  {
+    time: minutesAgo(20),
+    flow: 'issueToken',
+    outcome: 'refused',
+    status: 401,
+    requestId: randomUUID(),
+    clientIp: '198.51.100.9',
+    credentialId: 'speech-prod',
+    reason: 'wrong_key',
+  },
+  {
+    time: minutesAgo(50),
+    flow: 'issueLimitedAccessToken',
+    outcome: 'issued',
+    status: 200,
+    requestId: randomUUID(),
+    clientIp: '203.0.113.7',
+    credentialId: 'speech-prod',
+    keySlot: 1,
+    jti: randomUUID(),
+    featureFlags: ['Face.Identification'],
+  },
+  // Outside a one-hour window:
+  { time: minutesAgo(130), flow: 'issueToken', outcome: 'issued', status: 200, requestId: randomUUID(), credentialId: 'speech-prod', keySlot: 1 },
+  // Another credential, and a refusal that named none:
+  { time: minutesAgo(3), flow: 'issueToken', outcome: 'issued', status: 200, requestId: randomUUID(), credentialId: 'speech-other', keySlot: 1 },
+  { time: minutesAgo(4), flow: 'wrapToken', outcome: 'refused', status: 429, requestId: randomUUID(), clientIp: '192.0.2.66', reason: 'rate_limited' },
+];
+
+beforeAll(async () => {
+  azurite = await startAzuriteFixture();
+  const ledger = new TableLedger({
+    mode: 'required',
+    openTable: () => openLedgerTable({ tableName: TABLE, connectionString: azurite.connectionString }, () => Promise.reject(new Error('unused'))),
+  });
+  await Promise.all(written.map((entry) => ledger.record(entry)));
+  await ledger.close();
+});
+afterAll(() => azurite?.dispose());
+
+interface CliResult {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+function audit(...args: string[]): Promise<CliResult> {
+  return new Promise((done, fail) => {
+    const child = spawn(process.execPath, [TSX_CLI, 'scripts/sts/main.ts', 'audit', ...args], {
+      cwd: ROOT,
+      env: { ...process.env, STS_LEDGER_CONNECTION_STRING: azurite.connectionString, STS_LEDGER_TABLE: TABLE, STS_LEDGER_MODE: 'required' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      fail(new Error(`audit did not finish in time; stderr: ${stderr}`));
+    }, 45_000);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      done({ code, stdout, stderr });
+    });
+  });
+}
+
+describe('npm run sts -- audit', () => {
+  it('prints the rows of a credential in the last hour as a table, newest first', async () => {
+    const result = await audit('--credential', 'speech-prod', '--since', '1h');
+    expect(result.stderr).toContain('3 row(s) for credential speech-prod');
+    expect(result.code).toBe(0);
+    const lines = result.stdout.trimEnd().split('\n');
+    expect(lines[0]).toMatch(/^TIME\s+FLOW\s+OUTCOME\s+STATUS\s+CREDENTIAL\s+SLOT\s+REASON\s+CLIENT IP\s+JTI\s+EXP$/);
+    expect(lines).toHaveLength(4);
+    const [first, second, third] = written;
+    expect(lines[1]?.split(/\s{2,}/)).toEqual([
+      first?.time.toISOString(),
+      'issueToken',
+      'issued',
+      '200',
+      'speech-prod',
+      '2',
+      '-',
+      '203.0.113.7',
+      first?.jti,
+      first?.expiresAt?.toISOString(),
+    ]);
+    expect(lines[2]?.split(/\s{2,}/)).toEqual([second?.time.toISOString(), 'issueToken', 'refused', '401', 'speech-prod', '-', 'wrong_key', '198.51.100.9', '-', '-']);
+    expect(lines[3]).toContain(third?.time.toISOString());
+    expect(lines[3]).toContain('issueLimitedAccessToken');
+  });
+
+  it('filters by outcome and range, and prints JSON lines on request', async () => {
+    const result = await audit('--credential', 'speech-prod', '--since', '3h', '--outcome', 'issued', '--json');
+    expect(result.code).toBe(0);
+    const rows = result.stdout.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(rows.map((row) => row.requestId)).toEqual([written[0], written[2], written[3]].map((entry) => entry?.requestId));
+    expect(rows[1]).toMatchObject({ flow: 'issueLimitedAccessToken', featureFlags: ['Face.Identification'], keySlot: 1 });
+  });
+
+  it('honours --limit and --until', async () => {
+    const limited = await audit('--credential', 'speech-prod', '--since', '3h', '--limit', '1', '--json');
+    expect(limited.stdout.trim().split('\n').map((line) => (JSON.parse(line) as { requestId: string }).requestId)).toEqual([written[0]?.requestId]);
+    const earlier = await audit('--credential', 'speech-prod', '--since', '3h', '--until', '30m', '--json');
+    expect(earlier.stdout.trim().split('\n').map((line) => (JSON.parse(line) as { requestId: string }).requestId)).toEqual(
+      [written[2], written[3]].map((entry) => entry?.requestId),
+    );
+  });
+
+  it('finds refusals that named no credential by client IP', async () => {
+    const result = await audit('--client-ip', '192.0.2.66', '--json');
+    expect(result.code).toBe(0);
+    const rows = result.stdout.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(rows).toEqual([expect.objectContaining({ flow: 'wrapToken', outcome: 'refused', status: 429, reason: 'rate_limited' })]);
+  });
+
+  it('answers a usage mistake with exit code 2 and the usage text', async () => {
+    const result = await audit('--since', '1h');
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('give exactly one of --credential or --client-ip');
+    expect(result.stderr).toContain('Usage: npm run sts -- audit');
+  });
+});
+
+describe('audit arguments', () => {
+  const now = new Date('2026-03-01T09:30:00.000Z');
+
+  it('reads durations and ISO times', () => {
+    expect(parseAuditArgs(['--credential', 'x', '--since', '90m', '--until', '2026-03-01T09:00:00Z'], now)).toMatchObject({
+      credentialId: 'x',
+      since: new Date('2026-03-01T08:00:00.000Z'),
+      until: new Date('2026-03-01T09:00:00.000Z'),
+      limit: 100,
+      json: false,
+    });
+  });
+
+  it.each([
+    [['--credential', 'x', '--since', 'yesterday'], /--since must be a duration/],
+    [['--credential', 'x', '--outcome', 'granted'], /--outcome must be one of issued, refused, upstream/],
+    [['--credential', 'x', '--limit', '0'], /--limit must be a whole number/],
+    [['--credential', 'x', '--since', '1h', '--until', '2h'], /--since is after --until/],
+    [['--credential', 'x', '--since', '200d'], /at most 92 days/],
+    [['--credential', 'x', '--client-ip', '1.2.3.4'], /exactly one/],
+    [['--credential', 'x', '--bogus'], /Unknown option/],
+  ])('refuses %j', (args, message) => {
+    expect(() => parseAuditArgs(args, now)).toThrow(UsageError);
+    expect(() => parseAuditArgs(args, now)).toThrow(message);
+  });
+});
