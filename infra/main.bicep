@@ -1,0 +1,239 @@
+// Secure Token Service on Azure Functions: everything one resource group needs to serve the four flows.
+//
+//   az deployment group create -g <rg> -f infra/main.bicep -p infra/main.secrets.bicepparam   (first time)
+//   az deployment group create -g <rg> -f infra/main.bicep -p infra/main.bicepparam           (afterwards)
+//
+// `npm run sts -- infra-params` writes main.secrets.bicepparam (git-ignored) with a fresh signing key and,
+// optionally, demo credentials. Secrets enter only through @secure() parameters and never leave as outputs.
+// `npm run test:infra` compiles and lints this template and checks its security invariants.
+
+targetScope = 'resourceGroup'
+
+import { initialSecretsType } from 'modules/keyVault.bicep'
+
+@description('Short name of this deployment (letters, digits, hyphens); part of every resource name.')
+@minLength(2)
+@maxLength(20)
+param environmentName string = 'sts'
+
+@description('Region of every resource; it must offer the Flex Consumption plan.')
+param location string = resourceGroup().location
+
+@description('Suffix that makes global names unique; stable for one subscription, resource group and environment.')
+@minLength(4)
+@maxLength(13)
+param resourceToken string = toLower(uniqueString(subscription().id, resourceGroup().id, environmentName))
+
+@description('Function app name; the app answers on https://<name>.azurewebsites.net/.')
+param functionAppName string = toLower('func-${environmentName}-${resourceToken}')
+
+@description('Key Vault name (3-24 characters, globally unique; purge protection keeps a deleted name taken for the retention period).')
+@minLength(3)
+@maxLength(24)
+param keyVaultName string = toLower('kv${take(replace(environmentName, '-', ''), 9)}${resourceToken}')
+
+@description('Storage account name (3-24 lower-case letters and digits, globally unique).')
+@minLength(3)
+@maxLength(24)
+param storageAccountName string = toLower('st${take(replace(environmentName, '-', ''), 9)}${resourceToken}')
+
+@description('STS_ISSUER: iss of every JWT and base of the discovery document; empty for https://<default host name>/. Set it when the app is served under a custom domain.')
+param issuer string = ''
+
+@description('STS_AUDIENCE_MIXED_REALITY; empty for <issuer>mixedreality.')
+param mixedRealityAudience string = ''
+
+@description('STS_AUDIENCE_COGNITIVE; {region} is replaced by each resource\'s region.')
+param cognitiveAudience string = 'urn:ms.cognitiveservices.{region}'
+
+@description('STS_WRAP_ISSUER (the ACS host WRAP clients talk to); empty for the issuer.')
+param wrapIssuer string = ''
+
+@description('STS_LEDGER_MODE: required returns a token only after its ledger row is committed.')
+@allowed([
+  'required'
+  'best-effort'
+  'off'
+])
+param ledgerMode string = 'required'
+
+@description('STS_LEDGER_TABLE: 3-63 letters and digits, starting with a letter.')
+@minLength(3)
+@maxLength(63)
+param ledgerTableName string = 'issuance'
+
+@description('Redundancy of the storage account.')
+@allowed([
+  'Standard_LRS'
+  'Standard_ZRS'
+  'Standard_GRS'
+  'Standard_RAGRS'
+  'Standard_GZRS'
+  'Standard_RAGZRS'
+])
+param storageSkuName string = 'Standard_LRS'
+
+@description('Most instances the Flex Consumption plan may scale out to.')
+@minValue(1)
+@maxValue(1000)
+param maximumInstanceCount int = 100
+
+@description('Memory of each instance, in MB.')
+@allowed([
+  512
+  2048
+  4096
+])
+param instanceMemoryMB int = 2048
+
+@description('Object id of the operator (user, group or service principal) that runs the admin CLI against the vault; empty for none. `az ad signed-in-user show --query id -o tsv` gives yours.')
+param deployerPrincipalId string = ''
+
+@description('Kind of principal deployerPrincipalId is.')
+@allowed([
+  'User'
+  'Group'
+  'ServicePrincipal'
+])
+param deployerPrincipalType string = 'User'
+
+@description('Private JWK (JSON) of the initial JWT signing key; empty leaves the vault\'s signing key as it is. Written by `npm run sts -- infra-params`.')
+@secure()
+param signingKeyJwk string = ''
+
+@description('Initial credential records for the vault; empty leaves the vault\'s credentials as they are. Written by `npm run sts -- infra-params --with-demo-credentials`.')
+param initialSecrets initialSecretsType = {}
+
+@description('Tags applied to every resource.')
+param tags object = {}
+
+var allTags = union(tags, { 'azd-env-name': environmentName })
+
+module identity 'modules/identity.bicep' = {
+  name: 'identity'
+  params: {
+    name: toLower('id-${environmentName}-${resourceToken}')
+    location: location
+    tags: allTags
+  }
+}
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'monitoring'
+  params: {
+    logAnalyticsName: toLower('log-${environmentName}-${resourceToken}')
+    appInsightsName: toLower('appi-${environmentName}-${resourceToken}')
+    location: location
+    tags: allTags
+  }
+}
+
+module storage 'modules/storage.bicep' = {
+  name: 'storage'
+  params: {
+    name: storageAccountName
+    location: location
+    skuName: storageSkuName
+    deploymentContainerName: 'deployment-package'
+    ledgerTableName: ledgerTableName
+    tags: allTags
+  }
+}
+
+module keyVault 'modules/keyVault.bicep' = {
+  name: 'keyVault'
+  params: {
+    name: keyVaultName
+    location: location
+    signingKeyJwk: signingKeyJwk
+    initialSecrets: initialSecrets
+    tags: allTags
+  }
+}
+
+module roleAssignments 'modules/roleAssignments.bicep' = {
+  name: 'roleAssignments'
+  params: {
+    appPrincipalId: identity.outputs.principalId
+    deployerPrincipalId: deployerPrincipalId
+    deployerPrincipalType: deployerPrincipalType
+    keyVaultName: keyVault.outputs.name
+    storageAccountName: storage.outputs.name
+    ledgerTableName: storage.outputs.ledgerTableName
+    appInsightsName: monitoring.outputs.appInsightsName
+  }
+}
+
+module functionApp 'modules/functionApp.bicep' = {
+  name: 'functionApp'
+  params: {
+    name: functionAppName
+    planName: toLower('plan-${environmentName}-${resourceToken}')
+    location: location
+    identityId: identity.outputs.id
+    identityClientId: identity.outputs.clientId
+    storageAccountName: storage.outputs.name
+    storageBlobEndpoint: storage.outputs.blobEndpoint
+    deploymentContainerName: storage.outputs.deploymentContainerName
+    appInsightsName: monitoring.outputs.appInsightsName
+    keyVaultUri: keyVault.outputs.uri
+    issuer: issuer
+    mixedRealityAudience: mixedRealityAudience
+    cognitiveAudience: cognitiveAudience
+    wrapIssuer: wrapIssuer
+    ledgerMode: ledgerMode
+    ledgerTableName: storage.outputs.ledgerTableName
+    ledgerTableUrl: storage.outputs.tableEndpoint
+    maximumInstanceCount: maximumInstanceCount
+    instanceMemoryMB: instanceMemoryMB
+    tags: allTags
+  }
+  // The host starts as soon as the app exists: its identity must already reach storage and the vault.
+  dependsOn: [
+    roleAssignments
+  ]
+}
+
+var baseUrl = 'https://${functionApp.outputs.defaultHostName}/'
+
+// Output names are the environment variables the admin CLI reads, so after `azd up` (or with the values
+// copied from `az deployment group show`) `npm run sts -- ...` talks to this vault and ledger.
+
+@description('Name of the function app (`func azure functionapp publish <name>`).')
+output FUNCTION_APP_NAME string = functionApp.outputs.name
+
+@description('Default host name of the function app.')
+output FUNCTION_APP_HOST_NAME string = functionApp.outputs.defaultHostName
+
+@description('STS_ISSUER the app was configured with.')
+output STS_ISSUER string = functionApp.outputs.issuer
+
+@description('Vault URI: the KEY_VAULT_URL of the app and of the admin CLI.')
+output KEY_VAULT_URL string = keyVault.outputs.uri
+
+@description('Client id of the app\'s managed identity (its AZURE_CLIENT_ID in Azure).')
+output APP_IDENTITY_CLIENT_ID string = identity.outputs.clientId
+
+@description('Ledger table endpoint, for `npm run sts -- audit`.')
+output STS_LEDGER_TABLE_URL string = storage.outputs.tableEndpoint
+
+@description('Ledger table name.')
+output STS_LEDGER_TABLE string = storage.outputs.ledgerTableName
+
+@description('Mixed Reality STS: GET with Authorization: Bearer <accountId>:<accountKey>.')
+output MIXED_REALITY_STS_URL string = '${baseUrl}accounts/{accountId}/token'
+
+@description('Cognitive Services issueToken: POST with Ocp-Apim-Subscription-Key.')
+output COGNITIVE_ISSUE_TOKEN_URL string = '${baseUrl}sts/v1.0/issueToken'
+
+@description('Cognitive Services issueLimitedAccessToken: POST ?expiredTime=<seconds>.')
+output COGNITIVE_LIMITED_ACCESS_URL string = '${baseUrl}sts/v1.0/issueLimitedAccessToken'
+
+@description('ACS OAuth WRAP v0.9: POST form wrap_name, wrap_password, wrap_scope.')
+output WRAP_URL string = '${baseUrl}WRAPv0.9/'
+
+@description('OpenID discovery document (points at the JWKS).')
+output OPENID_CONFIGURATION_URL string = '${baseUrl}.well-known/openid-configuration'
+
+@description('JSON Web Key Set that verifies every JWT the STS signs.')
+output JWKS_URL string = '${baseUrl}.well-known/jwks.json'

@@ -1,0 +1,21 @@
+// Committed parameters: no secrets here. `npm run sts -- infra-params` writes main.secrets.bicepparam
+// (git-ignored), which extends this file and adds the @secure() values (signing key, initial credentials).
+//
+// Values come from the environment where one is set, so the same file serves `az deployment` and `azd`
+// (azd sets AZURE_ENV_NAME and AZURE_PRINCIPAL_ID itself).
+using './main.bicep'
+
+param environmentName = readEnvironmentVariable('AZURE_ENV_NAME', 'sts')
+
+// Empty: https://<app>.azurewebsites.net/. Set a custom domain here once the app is served under one.
+param issuer = readEnvironmentVariable('STS_ISSUER', '')
+
+param ledgerMode = 'required'
+param ledgerTableName = 'issuance'
+
+// The operator who runs the admin CLI against the vault gets Key Vault Secrets Officer (and ledger read).
+param deployerPrincipalId = readEnvironmentVariable('AZURE_PRINCIPAL_ID', '')
+
+// Only azd's preprovision hook sets this (once per azd environment); plain `az deployment` users pass the
+// key through main.secrets.bicepparam instead.
+param signingKeyJwk = readEnvironmentVariable('STS_SIGNING_KEY_JWK', '')
