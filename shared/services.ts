@@ -1,7 +1,9 @@
 import { loadConfig, type StsConfig } from './config.js';
 import { CredentialDirectory } from './credentials/credentialDirectory.js';
 import { disabledLedger, type Ledger } from './ledger/ledger.js';
+import { CachedSecretStore } from './secrets/cachedSecretStore.js';
 import { FileSecretStore } from './secrets/fileSecretStore.js';
+import { KeyVaultSecretStore } from './secrets/keyVaultSecretStore.js';
 import type { SecretStore } from './secrets/secretStore.js';
 import { createJwtIssuer, type JwtIssuer } from './tokens/jwtIssuer.js';
 import { createSigningKeyRing, type SigningKeyRing } from './tokens/signingKeyRing.js';
@@ -54,8 +56,13 @@ export async function createServices(config: StsConfig, clock: () => Date = () =
 async function createSecretStore(config: StsConfig, clock: () => Date): Promise<SecretStore> {
   switch (config.secretStore.kind) {
     case 'file':
+      // Not cached: the file is held in memory and re-read only when it changes, so CLI rotations show at once.
       return new FileSecretStore(config.secretStore.path, clock);
-    case 'keyVault':
-      throw new Error('Key Vault secret store is not wired yet');
+    case 'keyVault': {
+      // The Azure SDKs load on the first vault call (dynamic import inside KeyVaultSecretStore), not here.
+      const { vaultUrl, clientId } = config.secretStore;
+      const vault = new KeyVaultSecretStore({ vaultUrl, clientId, timeoutMs: config.secretCache.vaultTimeoutMs, clock });
+      return new CachedSecretStore(vault, config.secretCache, clock);
+    }
   }
 }

@@ -44,20 +44,21 @@ export class TokenAcquisitionTimeoutError extends Error {
 const processCredentials = new Map<string, Promise<TokenCredential>>();
 
 /**
- * The process's credential for Key Vault, created on first call (one per client id).
+ * The process's credential (one per client id, created on first call), with token acquisition bounded by
+ * `tokenTimeoutMs` for this caller. Key Vault and the ledger share it.
  *
  * @example
  * const credential = await getAzureCredential({ clientId: process.env.AZURE_CLIENT_ID, tokenTimeoutMs: 3_000 });
  */
-export function getAzureCredential(options: AzureCredentialOptions): Promise<TokenCredential> {
-  const key = `${options.clientId ?? ''}|${options.tokenTimeoutMs}`;
-  let credential = processCredentials.get(key);
-  if (!credential) {
-    credential = createAzureCredential(options);
-    processCredentials.set(key, credential);
-    credential.catch(() => processCredentials.delete(key));
+export async function getAzureCredential(options: AzureCredentialOptions): Promise<TokenCredential> {
+  const key = options.clientId ?? '';
+  let shared = processCredentials.get(key);
+  if (!shared) {
+    shared = createUnboundedCredential(options);
+    processCredentials.set(key, shared);
+    shared.catch(() => processCredentials.delete(key));
   }
-  return credential;
+  return withTokenTimeout(await shared, options.tokenTimeoutMs);
 }
 
 /**
@@ -65,19 +66,20 @@ export function getAzureCredential(options: AzureCredentialOptions): Promise<Tok
  * {@link getAzureCredential}; this exists for callers that need an isolated credential (tests).
  */
 export async function createAzureCredential(options: AzureCredentialOptions): Promise<TokenCredential> {
+  return withTokenTimeout(await createUnboundedCredential(options), options.tokenTimeoutMs);
+}
+
+async function createUnboundedCredential(options: AzureCredentialOptions): Promise<TokenCredential> {
   const env = options.env ?? process.env;
   const identity = await import('@azure/identity');
-  let credential: TokenCredential;
   if (credentialKindFor(env) === 'managedIdentity') {
     // One quick retry of the local identity endpoint; the vault call that needs the token is bounded anyway.
     const retryOptions = { maxRetries: 1, retryDelayInMs: 200, maxRetryDelayInMs: 1_000 };
-    credential = options.clientId
+    return options.clientId
       ? new identity.ManagedIdentityCredential({ clientId: options.clientId, retryOptions })
       : new identity.ManagedIdentityCredential({ retryOptions });
-  } else {
-    credential = withDeveloperToolsOnly(() => new identity.DefaultAzureCredential());
   }
-  return withTokenTimeout(credential, options.tokenTimeoutMs);
+  return withDeveloperToolsOnly(() => new identity.DefaultAzureCredential());
 }
 
 /** `DefaultAzureCredential` reads `AZURE_TOKEN_CREDENTIALS` in its constructor; default it to `dev` there only. */

@@ -1,0 +1,251 @@
+import { DependencyUnavailableError } from '../errors.js';
+import { isUsable, type SecretStore, type SecretVersion } from './secretStore.js';
+
+/** The cache settings (`config.secretCache`). */
+export interface SecretCacheSettings {
+  /** How long a found secret is served without asking the store again. */
+  readonly maxAgeSeconds: number;
+  /** How long "absent" is remembered (shorter, so a new credential appears quickly). */
+  readonly negativeMaxAgeSeconds: number;
+  /** Entries kept (found and absent together); the least recently used go first. */
+  readonly maxEntries: number;
+  /** How long past its max age an entry may still be served while the store is failing. */
+  readonly maxStaleSeconds: number;
+  /** Longest wait for a free store slot before answering "unavailable". */
+  readonly vaultTimeoutMs: number;
+}
+
+export interface SecretCacheStats {
+  /** Answers from a fresh entry (found or absent). */
+  readonly hits: number;
+  /** Lookups that needed the store (or waited for a fetch already under way). */
+  readonly misses: number;
+  /** Calls made to the wrapped store: the vault transactions this process spent. */
+  readonly storeReads: number;
+  /** Lookups that joined a fetch already in flight instead of starting one. */
+  readonly coalesced: number;
+  /** Answers from an expired entry because the store failed. */
+  readonly staleServes: number;
+  /** Background refreshes started ahead of expiry. */
+  readonly refreshes: number;
+  readonly storeFailures: number;
+  /** Lookups answered "unavailable" without a store call (backing off, or too busy). */
+  readonly shed: number;
+  readonly evictions: number;
+  /** Entries held now (never more than `maxEntries`). */
+  readonly size: number;
+}
+
+/** Share of the max age after which a hit also refreshes the entry in the background. */
+const REFRESH_AHEAD_FRACTION = 0.8;
+/** Store calls in flight at once; a burst of cold names queues behind these. */
+const MAX_CONCURRENT_READS = 32;
+/** Lookups allowed to queue for a store slot; beyond that the cache sheds load with a 503. */
+const MAX_QUEUED_READS = 1_024;
+
+interface Entry {
+  readonly value: unknown;
+  readonly absent: boolean;
+  readonly freshUntilMs: number;
+  readonly refreshAfterMs: number;
+  readonly staleUntilMs: number;
+}
+
+type Counters = { -readonly [K in Exclude<keyof SecretCacheStats, 'size'>]: number };
+
+/**
+ * A per-process cache in front of any {@link SecretStore} (Key Vault allows 4,000 secret transactions per
+ * 10 s per vault, shared by every instance), in the manner of jose's `createRemoteJWKSet`:
+ *
+ * - a found secret is served for `maxAgeSeconds`, refreshed in the background once 80 % of that has passed,
+ *   so a warm credential costs no store call on the request path;
+ * - exactly one fetch per name is in flight; concurrent lookups share it;
+ * - "absent" is remembered for `negativeMaxAgeSeconds`;
+ * - found and absent entries share one LRU bound (`maxEntries`), so a flood of unknown names cannot grow
+ *   memory; at most 32 store calls run at once and at most 1,024 wait, each no longer than `vaultTimeoutMs`;
+ * - when the store fails, the last good answer is served up to `maxStaleSeconds` past its max age; a
+ *   `DependencyUnavailableError` makes the whole cache back off for its `retryAfterSeconds` (Key Vault's
+ *   `Retry-After`), answering cold lookups at once with a 503 instead of adding load;
+ * - a cached secret that reaches its own `expiresOn` stops being served at that moment.
+ *
+ * @example
+ * const secrets = new CachedSecretStore(new KeyVaultSecretStore({ vaultUrl, timeoutMs: 3_000 }), config.secretCache);
+ * await secrets.getSecret('mr-account-…'); // one vault read, then none until the entry ages
+ */
+export class CachedSecretStore implements SecretStore {
+  private readonly entries = new Map<string, Entry>();
+  private readonly inFlight = new Map<string, Promise<unknown>>();
+  private readonly waiting: Array<{ grant: () => void }> = [];
+  private active = 0;
+  private backoffUntilMs = 0;
+  private backoffReason = '';
+  private readonly counters: Counters = {
+    hits: 0,
+    misses: 0,
+    storeReads: 0,
+    coalesced: 0,
+    staleServes: 0,
+    refreshes: 0,
+    storeFailures: 0,
+    shed: 0,
+    evictions: 0,
+  };
+
+  constructor(
+    private readonly inner: SecretStore,
+    private readonly settings: SecretCacheSettings,
+    private readonly clock: () => Date = () => new Date(),
+  ) {}
+
+  getSecret(name: string): Promise<SecretVersion | undefined> {
+    return this.lookup<SecretVersion | undefined>(
+      `secret:${name}`,
+      () => this.inner.getSecret(name),
+      (value) => value === undefined,
+      (value, now) => (value && isUsable(value, now) ? value : undefined),
+    );
+  }
+
+  /**
+   * Passed through, not retained: its one reader (the signing key ring) keeps the versions for the max age
+   * itself, with its own stale-on-error, and a second layer would only delay a rotation twice. Concurrent
+   * calls still share one fetch, and the backoff and concurrency bound apply.
+   */
+  getSecretVersions(name: string): Promise<readonly SecretVersion[]> {
+    return this.fetch(`versions:${name}`, () => this.inner.getSecretVersions(name), () => false, { retain: false });
+  }
+
+  /** Forgets what is cached for `name` (after a write through another path). */
+  invalidate(name: string): void {
+    this.entries.delete(`secret:${name}`);
+  }
+
+  /** Counters since start, for tests and the benchmark. */
+  stats(): SecretCacheStats {
+    return { ...this.counters, size: this.entries.size };
+  }
+
+  private async lookup<T>(
+    key: string,
+    load: () => Promise<T>,
+    isAbsent: (value: T) => boolean,
+    present: (value: T, now: Date) => T,
+  ): Promise<T> {
+    const nowMs = this.clock().getTime();
+    const entry = this.entries.get(key);
+    if (entry && nowMs < entry.freshUntilMs) {
+      this.counters.hits += 1;
+      this.touch(key, entry);
+      if (!entry.absent && nowMs >= entry.refreshAfterMs && !this.inFlight.has(key) && nowMs >= this.backoffUntilMs) {
+        this.counters.refreshes += 1;
+        this.fetch(key, load, isAbsent).catch(() => undefined); // failures are counted; the entry keeps serving
+      }
+      return present(entry.value as T, this.clock());
+    }
+
+    this.counters.misses += 1;
+    try {
+      const value = await this.fetch(key, load, isAbsent);
+      return present(value, this.clock());
+    } catch (error) {
+      const fallback = this.entries.get(key) ?? entry;
+      if (fallback && this.clock().getTime() < fallback.staleUntilMs) {
+        this.counters.staleServes += 1;
+        return present(fallback.value as T, this.clock());
+      }
+      throw error;
+    }
+  }
+
+  /** One fetch per key in flight; the result (found or absent) is cached before the promise settles. */
+  private fetch<T>(key: string, load: () => Promise<T>, isAbsent: (value: T) => boolean, { retain = true } = {}): Promise<T> {
+    const pending = this.inFlight.get(key);
+    if (pending) {
+      this.counters.coalesced += 1;
+      return pending as Promise<T>;
+    }
+    const nowMs = this.clock().getTime();
+    if (nowMs < this.backoffUntilMs) {
+      this.counters.shed += 1;
+      return Promise.reject(
+        new DependencyUnavailableError('secret-store', Math.ceil((this.backoffUntilMs - nowMs) / 1000), `Backing off: ${this.backoffReason}`),
+      );
+    }
+    const run = (async () => {
+      await this.acquireSlot();
+      try {
+        this.counters.storeReads += 1;
+        const value = await load();
+        if (retain) this.remember(key, value, isAbsent(value));
+        return value;
+      } catch (error) {
+        this.counters.storeFailures += 1;
+        if (error instanceof DependencyUnavailableError) {
+          this.backoffUntilMs = Math.max(this.backoffUntilMs, this.clock().getTime() + error.retryAfterSeconds * 1000);
+          this.backoffReason = error.message;
+        }
+        throw error;
+      } finally {
+        this.releaseSlot();
+      }
+    })().finally(() => this.inFlight.delete(key));
+    this.inFlight.set(key, run);
+    return run;
+  }
+
+  private remember(key: string, value: unknown, absent: boolean): void {
+    const nowMs = this.clock().getTime();
+    const maxAgeMs = (absent ? this.settings.negativeMaxAgeSeconds : this.settings.maxAgeSeconds) * 1000;
+    const entry: Entry = {
+      value,
+      absent,
+      freshUntilMs: nowMs + maxAgeMs,
+      refreshAfterMs: absent ? Number.POSITIVE_INFINITY : nowMs + maxAgeMs * REFRESH_AHEAD_FRACTION,
+      staleUntilMs: nowMs + maxAgeMs + this.settings.maxStaleSeconds * 1000,
+    };
+    this.entries.delete(key);
+    this.entries.set(key, entry);
+    while (this.entries.size > this.settings.maxEntries) {
+      const oldest = this.entries.keys().next().value as string;
+      this.entries.delete(oldest);
+      this.counters.evictions += 1;
+    }
+  }
+
+  private touch(key: string, entry: Entry): void {
+    this.entries.delete(key);
+    this.entries.set(key, entry);
+  }
+
+  private acquireSlot(): Promise<void> {
+    if (this.active < MAX_CONCURRENT_READS) {
+      this.active += 1;
+      return Promise.resolve();
+    }
+    if (this.waiting.length >= MAX_QUEUED_READS) {
+      this.counters.shed += 1;
+      return Promise.reject(new DependencyUnavailableError('secret-store', 1, 'Too many secret-store reads queued'));
+    }
+    return new Promise<void>((resolve, reject) => {
+      const waiter = {
+        grant: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+      };
+      const timer = setTimeout(() => {
+        const index = this.waiting.indexOf(waiter);
+        if (index >= 0) this.waiting.splice(index, 1);
+        this.counters.shed += 1;
+        reject(new DependencyUnavailableError('secret-store', 1, 'No secret-store slot became free in time'));
+      }, this.settings.vaultTimeoutMs);
+      this.waiting.push(waiter);
+    });
+  }
+
+  private releaseSlot(): void {
+    const next = this.waiting.shift();
+    if (next) next.grant(); // the slot passes straight to the next waiter
+    else this.active -= 1;
+  }
+}
