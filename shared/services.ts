@@ -1,6 +1,7 @@
 import { loadConfig, type StsConfig } from './config.js';
 import { CredentialDirectory } from './credentials/credentialDirectory.js';
-import { disabledLedger, type Ledger } from './ledger/ledger.js';
+import { createLedger } from './ledger/createLedger.js';
+import type { Ledger } from './ledger/ledger.js';
 import { CachedSecretStore } from './secrets/cachedSecretStore.js';
 import { FileSecretStore } from './secrets/fileSecretStore.js';
 import { KeyVaultSecretStore } from './secrets/keyVaultSecretStore.js';
@@ -48,7 +49,7 @@ export async function createServices(config: StsConfig, clock: () => Date = () =
     credentials: new CredentialDirectory(secrets),
     signingKeys,
     jwtIssuer: createJwtIssuer(config.issuer, signingKeys),
-    ledger: disabledLedger,
+    ledger: createLedger(config),
     clock,
   };
 }
