@@ -218,6 +218,16 @@ export async function startLocalHost(options: LocalHostOptions): Promise<Running
     : createHttpServer(serverOptions, onRequest);
 
   server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => {
+    if (error.code === 'ECONNRESET') {
+      socket.destroy();
+      return;
+    }
+    if (error.code?.startsWith('ERR_SSL')) {
+      // A failed TLS handshake (e.g. a client that does not trust the certificate): there is no HTTP to answer.
+      log(`- - TLS handshake failed ${error.code}`);
+      socket.destroy();
+      return;
+    }
     // Requests node refuses before we see them (oversized headers, bad syntax, slow headers): answer, log, close.
     const status = error.code === 'HPE_HEADER_OVERFLOW' ? 431 : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
     const reason = status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request';
@@ -226,7 +236,7 @@ export async function startLocalHost(options: LocalHostOptions): Promise<Running
     } else {
       socket.destroy();
     }
-    if (error.code !== 'ECONNRESET') log(`- - ${status} 0ms ${error.code ?? 'client error'}`);
+    log(`- - ${status} 0ms ${error.code ?? 'client error'}`);
   });
 
   await new Promise<void>((resolve, reject) => {
