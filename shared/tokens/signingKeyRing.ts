@@ -202,7 +202,10 @@ function selectKeys(
   };
   const verifying = oldestFirst.filter(stillVerifies).reverse();
   const ordered = signer ? [signer, ...verifying.filter((v) => v !== signer)] : verifying;
-  return { signing: signer?.key, verifying: ordered.map((v) => v.key) };
+  // Re-deploying the same key writes a new version with identical material: publish each `kid` once.
+  const seen = new Set<string>();
+  const distinct = ordered.filter((v) => !seen.has(v.key.kid) && Boolean(seen.add(v.key.kid)));
+  return { signing: signer?.key, verifying: distinct.map((v) => v.key) };
 }
 
 /**
