@@ -134,13 +134,21 @@ export function defineStsFunction(spec: StsFunctionSpec): StsFunctionDefinition 
   return { name: spec.name, route: spec.route, methods: spec.methods, authLevel: 'anonymous', handler };
 }
 
+/** How long a refusal waits for its ledger row before answering anyway (the write goes on behind it). */
+const REFUSAL_RECORD_WAIT_MS = 500;
+
 async function recordBestEffort(services: StsServices, context: InvocationContext, entry: LedgerEntry): Promise<void> {
-  try {
-    await services.ledger.record(entry);
-  } catch (error) {
-    // A refusal is answered even when the ledger is down: refusing to refuse would help an attacker.
+  // A refusal is answered even when the ledger is down or slow: refusing to refuse would help an attacker,
+  // and a dead table must not turn every 401 into a multi-second wait.
+  const write = services.ledger.record(entry).catch((error: unknown) => {
     context.warn(`ledger: refusal not recorded: ${describeError(error)}`);
-  }
+  });
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, REFUSAL_RECORD_WAIT_MS);
+  });
+  await Promise.race([write, timeout]);
+  clearTimeout(timer);
 }
 
 async function readBoundedBody(request: HttpRequest, maxBytes: number): Promise<Buffer> {
