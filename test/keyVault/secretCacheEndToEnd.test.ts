@@ -132,7 +132,7 @@ describe('cost: the vault is read once per credential per max age', () => {
     const requestsBefore = server.stats.vaultRequests;
 
     for (let i = 0; i < 200; i += 1) {
-      expect((await requestToken(account.accountId, account.keys[i % 2])).status).toBe(200);
+      expect((await requestToken(account.accountId, account.keys[i % 2] as string)).status).toBe(200);
       advance(1); // 200 s of traffic, inside the max age
     }
 
@@ -229,7 +229,7 @@ describe('vault faults: warm credentials keep working, cold ones get 503 + Retry
     const warmResponses = await Promise.all(
       Array.from({ length: 100 }, (_, i) => {
         const account = warm[i % warm.length] as MixedRealityAccount;
-        return requestToken(account.accountId, account.keys[i % 2]);
+        return requestToken(account.accountId, account.keys[i % 2] as string);
       }),
     );
     expect(warmResponses.filter((r) => r.status === 200)).toHaveLength(100);

@@ -37,6 +37,8 @@ export interface KeyVaultFaults {
   throttleRetryAfterSeconds: number | false;
   /** The managed-identity endpoint fails this way. */
   identity: FailureMode | false;
+  /** Writes (PUT, PATCH) still allowed; once 0, every write gets `503` (to cut a multi-step change short). */
+  writesAllowed: number | false;
 }
 
 export interface KeyVaultTestServerOptions {
@@ -108,6 +110,7 @@ const noFaults = (): KeyVaultFaults => ({
   outage: false,
   throttleRetryAfterSeconds: false,
   identity: false,
+  writesAllowed: false,
 });
 
 export class KeyVaultTestServer {
@@ -272,6 +275,13 @@ export class KeyVaultTestServer {
         return send(res, 429, vaultError('Throttled', 'Request was not processed because too many requests were received.'), {
           'Retry-After': String(this.faults.throttleRetryAfterSeconds),
         });
+      }
+      if ((method === 'PUT' || method === 'PATCH') && this.faults.writesAllowed !== false) {
+        if (this.faults.writesAllowed <= 0) {
+          this.counters.injectedErrors += 1;
+          return send(res, 503, vaultError('ServiceUnavailable', 'Injected write failure.'));
+        }
+        this.faults.writesAllowed -= 1;
       }
       if (this.faults.errorRate > 0 && Math.random() < this.faults.errorRate) {
         this.counters.injectedErrors += 1;
