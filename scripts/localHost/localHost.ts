@@ -6,7 +6,7 @@ import type { Socket } from 'node:net';
 import { format } from 'node:util';
 import azureFunctions, { type Cookie, type HttpHandler, type HttpResponseInit } from '@azure/functions';
 import { securityHeaders } from '../../shared/http/responseHeaders.js';
-import { maskPath, maskSecretLike } from './logSafety.js';
+import { redact, redactPath } from '../../shared/logging/redact.js';
 import { hostJsonPath } from './projectPaths.js';
 import { compileRoute, MalformedPathError, splitPath, type CompiledRoute, type RouteParams } from './routeTemplate.js';
 import { ensureLocalTlsCertificate } from './tlsCertificate.js';
@@ -142,12 +142,12 @@ export async function startLocalHost(options: LocalHostOptions): Promise<Running
     res.on('close', () => {
       inFlight.delete(res);
       const path = (req.url ?? '').split('?')[0] ?? '';
-      log(`${req.method ?? '-'} ${maskPath(path)} ${res.statusCode} ${Math.round(performance.now() - started)}ms ${requestId}`);
+      log(`${req.method ?? '-'} ${redactPath(path)} ${res.statusCode} ${Math.round(performance.now() - started)}ms ${requestId}`);
       if (closing) server.closeIdleConnections();
     });
     if (closing) res.setHeader('Connection', 'close');
     serve(req, res, requestId).catch((error: unknown) => {
-      log(`local host: request ${requestId} failed: ${maskSecretLike(error instanceof Error ? error.message : String(error))}`);
+      log(`local host: request ${requestId} failed: ${redact(error instanceof Error ? error.message : String(error), 1_000)}`);
       if (!res.headersSent) writeHostAnswer(req, res, requestId, { status: 500, message: '' });
       else res.destroy();
     });
@@ -202,7 +202,7 @@ export async function startLocalHost(options: LocalHostOptions): Promise<Running
     const context = new InvocationContext({
       invocationId: requestId,
       functionName: definition.name,
-      logHandler: (level, ...args) => log(`[${level}] ${definition.name} ${requestId} ${maskSecretLike(format(...args))}`),
+      logHandler: (level, ...args) => log(`[${level}] ${definition.name} ${requestId} ${redact(format(...args), 1_000)}`),
     });
 
     const result = await withTimeout(Promise.resolve(definition.handler(request, context)), limits.requestTimeoutMs);
