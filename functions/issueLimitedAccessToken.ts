@@ -13,7 +13,7 @@ export const definition = defineStsFunction({
   methods: ['POST'],
   errorShape: 'cognitive',
   correlationHeader: 'apim-request-id',
-  handle: async ({ request, services, now, readBody }) => {
+  handle: async ({ request, services, now, readBody, admitAttempt }) => {
     const result = await issueLimitedAccessToken(
       {
         header: request.headers.get('ocp-apim-subscription-key'),
@@ -21,6 +21,7 @@ export const definition = defineStsFunction({
         expiredTimeValues: queryParameterValues(request.url, 'expiredTime'),
         readBody,
         now,
+        admit: admitAttempt,
       },
       services,
     );

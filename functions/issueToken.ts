@@ -14,13 +14,14 @@ export const definition = defineStsFunction({
   methods: ['POST'],
   errorShape: 'cognitive',
   correlationHeader: 'apim-request-id',
-  handle: async ({ request, services, now, readBody }) => {
+  handle: async ({ request, services, now, readBody, admitAttempt }) => {
     await readBody();
     const result = await issueCognitiveToken(
       {
         header: request.headers.get('ocp-apim-subscription-key'),
         queryValues: queryParameterValues(request.url, 'Subscription-Key'),
         now,
+        admit: admitAttempt,
       },
       services,
     );

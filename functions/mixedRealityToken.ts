@@ -14,10 +14,10 @@ export const definition = defineStsFunction({
   methods: ['GET'],
   errorShape: 'mixedReality',
   correlationHeader: 'MS-CV',
-  handle: async ({ request, services, now, readBody }) => {
+  handle: async ({ request, services, now, readBody, admitAttempt }) => {
     await readBody();
     const result = await issueMixedRealityToken(
-      { accountId: request.params.accountId, authorization: request.headers.get('authorization'), now },
+      { accountId: request.params.accountId, authorization: request.headers.get('authorization'), now, admit: admitAttempt },
       services,
     );
     return {

@@ -13,8 +13,8 @@ export const definition = defineStsFunction({
   methods: ['POST'],
   errorShape: 'wrap',
   correlationHeader: 'request-id',
-  handle: async ({ services, now, readBody }) => {
-    const result = await issueWrapToken({ body: await readBody(), now }, services);
+  handle: async ({ services, now, readBody, admitAttempt }) => {
+    const result = await issueWrapToken({ body: await readBody(), now, admit: admitAttempt }, services);
     return {
       response: {
         status: 200,

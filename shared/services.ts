@@ -6,6 +6,7 @@ import { CachedSecretStore } from './secrets/cachedSecretStore.js';
 import { FileSecretStore } from './secrets/fileSecretStore.js';
 import { KeyVaultSecretStore } from './secrets/keyVaultSecretStore.js';
 import type { SecretStore } from './secrets/secretStore.js';
+import { FailedAttemptLimiter } from './security/failedAttemptLimiter.js';
 import { createJwtIssuer, type JwtIssuer } from './tokens/jwtIssuer.js';
 import { createSigningKeyRing, type SigningKeyRing } from './tokens/signingKeyRing.js';
 
@@ -21,6 +22,8 @@ export interface StsServices {
   readonly signingKeys: SigningKeyRing;
   readonly jwtIssuer: JwtIssuer;
   readonly ledger: Ledger;
+  /** Failed attempts per client IP and per credential (per instance), checked before every key lookup. */
+  readonly failedAttempts: FailedAttemptLimiter;
   readonly clock: () => Date;
 }
 
@@ -50,6 +53,15 @@ export async function createServices(config: StsConfig, clock: () => Date = () =
     signingKeys,
     jwtIssuer: createJwtIssuer(config.issuer, signingKeys),
     ledger: createLedger(config),
+    failedAttempts: new FailedAttemptLimiter(
+      {
+        perClientIp: config.limits.failedAttemptsPerWindow,
+        perCredential: config.limits.failedAttemptsPerCredential,
+        windowSeconds: config.limits.failedAttemptsWindowSeconds,
+        maxTrackedKeys: config.limits.failedAttemptsTrackedKeys,
+      },
+      clock,
+    ),
     clock,
   };
 }

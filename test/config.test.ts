@@ -29,7 +29,17 @@ describe('defaults (local run)', () => {
       secretStore: { kind: 'file', path: '.sts/secrets.json' },
       secretCache: { maxAgeSeconds: 300, negativeMaxAgeSeconds: 30, maxEntries: 10_000, maxStaleSeconds: 3_600, vaultTimeoutMs: 3_000 },
       ledger: { mode: 'required', tableName: 'issuance', connectionString: 'UseDevelopmentStorage=true', tableUrl: undefined },
-      limits: { maxBodyBytes: 16_384, maxUrlLength: 2_048, maxHeaderBytes: 16_384, failedAttemptsPerWindow: 20, failedAttemptsWindowSeconds: 60 },
+      limits: {
+        maxBodyBytes: 16_384,
+        maxUrlLength: 2_048,
+        maxHeaderBytes: 16_384,
+        maxQueryParameters: 32,
+        maxHeaderCount: 100,
+        failedAttemptsPerWindow: 20,
+        failedAttemptsPerCredential: 100,
+        failedAttemptsWindowSeconds: 60,
+        failedAttemptsTrackedKeys: 50_000,
+      },
     });
   });
 

@@ -1,4 +1,5 @@
 import { badRequest } from '../errors.js';
+import { jsonNestingExceeds, MAX_JSON_DEPTH } from '../security/requestLimits.js';
 
 /**
  * Reading the parameters of `issueLimitedAccessToken` (contracts.md §4.1): the `expiredTime` query value and
@@ -63,7 +64,8 @@ const COGNITIVE_ACCOUNT_ID =
  * empty/`null` body, then the target resource id (`targetAzureResourceId`, else `resourceId`), then
  * `featureFlags` (an array of non-empty strings; one string is tolerated). Property names match
  * case-insensitively, as the real service's model binding does; an exactly-spelled property wins. A body
- * that is not UTF-8 JSON, or JSON that is not an object, is `Request body is invalid.` (never a 500).
+ * that is not UTF-8 JSON, JSON nested deeper than {@link MAX_JSON_DEPTH}, or JSON that is not an object, is
+ * `Request body is invalid.` (never a 500).
  *
  * @example
  * parseLimitedAccessTokenBody(Buffer.from('{"resourceId":"/subscriptions/…/accounts/face","featureFlags":"Face.Verification"}'));
@@ -77,6 +79,8 @@ export function parseLimitedAccessTokenBody(bytes: Uint8Array): LimitedAccessTok
     throw badRequest(limitedAccessTokenMessages.bodyInvalid);
   }
   if (text.trim() === '') throw badRequest(limitedAccessTokenMessages.bodyEmpty);
+  // The real body nests 2 deep; anything far deeper is refused before the parser builds it.
+  if (jsonNestingExceeds(text, MAX_JSON_DEPTH)) throw badRequest(limitedAccessTokenMessages.bodyInvalid);
 
   let body: unknown;
   try {

@@ -1,6 +1,7 @@
 import type { MixedRealityAccount } from '../credentials/records.js';
 import { GUID_PATTERN } from '../credentials/vaultLayout.js';
 import { badRequest, invalidCredentials } from '../errors.js';
+import type { AttemptAdmission } from '../security/failedAttemptLimiter.js';
 import type { IssuedJwt } from '../tokens/jwtIssuer.js';
 import type { FlowDependencies } from './flowDependencies.js';
 
@@ -11,6 +12,8 @@ export interface MixedRealityTokenRequest {
   /** The `Authorization` header, or null/undefined when absent. */
   readonly authorization: string | null | undefined;
   readonly now: Date;
+  /** The brute-force check, called with the account id right before the key is verified (429 when blocked). */
+  readonly admit?: AttemptAdmission;
 }
 
 /** A token issued for an account, with the facts the ledger records. */
@@ -78,6 +81,7 @@ export async function issueMixedRealityToken(
     throw invalidCredentials(mixedRealityMessages.accountMismatch, { reason: 'credential_mismatch', credentialId: accountId });
   }
 
+  request.admit?.(accountId);
   const verification = await deps.credentials.verifyAccountKey(accountId, key);
   if (!verification.ok) {
     throw invalidCredentials(mixedRealityMessages.invalidCredentials, { reason: verification.reason, credentialId: accountId });

@@ -2,6 +2,8 @@ import { WRAP_RIGHTS, type WrapIssuer } from '../credentials/records.js';
 import { NAMESPACE_PATTERN } from '../credentials/vaultLayout.js';
 import { badRequest, forbidden, invalidCredentials } from '../errors.js';
 import { parseFormBody } from '../http/formBody.js';
+import type { AttemptAdmission } from '../security/failedAttemptLimiter.js';
+import { formFieldCount, MAX_FORM_FIELDS } from '../security/requestLimits.js';
 import { encodeSwtComponent, signSwt, type SwtClaim } from '../tokens/swt.js';
 import type { FlowDependencies } from './flowDependencies.js';
 import { parseWrapScope, scopeCoveredBy } from './wrapScope.js';
@@ -10,6 +12,8 @@ import { parseWrapScope, scopeCoveredBy } from './wrapScope.js';
 export interface WrapTokenRequest {
   readonly body: Uint8Array;
   readonly now: Date;
+  /** The brute-force check, called with `namespace/issuer` right before the password is verified. */
+  readonly admit?: AttemptAdmission;
 }
 
 /** A WRAP token response body, with the facts the ledger records. */
@@ -27,6 +31,7 @@ export interface WrapTokenResult {
 /** The `Detail` texts of the ACS error body (contracts.md §5.5); never an echo of the request. */
 export const wrapMessages = {
   malformedBody: 'ACS50000: There was an error issuing a token. The request body is not a valid form.',
+  tooManyFields: `ACS50000: There was an error issuing a token. The request body has more than ${MAX_FORM_FIELDS} parameters.`,
   missing: (name: string): string => `ACS50000: There was an error issuing a token. The ${name} parameter is missing.`,
   repeated: (name: string): string => `ACS50000: There was an error issuing a token. The ${name} parameter is repeated.`,
   invalidScope:
@@ -42,7 +47,7 @@ const IDENTITY_PROVIDER_CLAIM = 'http://schemas.microsoft.com/accesscontrolservi
 /**
  * Issues an ACS WRAP v0.9 token for `POST /WRAPv0.9` (contracts.md §5).
  *
- * The body is parsed as a form whatever the Content-Type; `wrap_name`, `wrap_password` and `wrap_scope` are
+ * The body is parsed as a form whatever the Content-Type (at most {@link MAX_FORM_FIELDS} fields); `wrap_name`, `wrap_password` and `wrap_scope` are
  * required, non-empty and given once (else 400). The namespace is the first DNS label of the scope's host;
  * the issuer `wrap_name` of that namespace must present either of its keys and be enabled (else 401, one
  * message for every cause), and one of its scope prefixes must cover the scope ({@link scopeCoveredBy};
@@ -56,6 +61,7 @@ const IDENTITY_PROVIDER_CLAIM = 'http://schemas.microsoft.com/accesscontrolservi
  * // 'wrap_access_token=net.windows.servicebus.action%3dListen%252cManage%252cSend%26…&wrap_access_token_expires_in=10799'
  */
 export async function issueWrapToken(request: WrapTokenRequest, deps: FlowDependencies): Promise<WrapTokenResult> {
+  if (formFieldCount(request.body) > MAX_FORM_FIELDS) throw badRequest(wrapMessages.tooManyFields);
   const form = parseFormBody(request.body);
   if (!form.ok) throw badRequest(wrapMessages.malformedBody);
   const values = new Map<(typeof REQUIRED_FIELDS)[number], string>();
@@ -71,6 +77,7 @@ export async function issueWrapToken(request: WrapTokenRequest, deps: FlowDepend
   if (!scope) throw badRequest(wrapMessages.invalidScope);
 
   const credentialId = `${scope.namespace}/${issuerName}`.slice(0, 200);
+  request.admit?.(credentialId);
   if (!NAMESPACE_PATTERN.test(scope.namespace)) {
     throw invalidCredentials(wrapMessages.authenticationFailed, { reason: 'unknown_credential', credentialId });
   }
