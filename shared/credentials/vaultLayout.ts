@@ -12,7 +12,9 @@ import { createHash } from 'node:crypto';
  * | `cs-resource-{name}`           | CognitiveResource                      | the index entry                   |
  * | `wrap-issuer-{digest}`         | WrapIssuer                             | namespace + `wrap_name` (digest)  |
  * | `wrap-namespace-{namespace}`   | WrapNamespace (SWT signing key)        | `wrap_scope` host's first label   |
- * | `upstream-{...}`               | a real Azure key for upstream mode     | named by the record               |
+ * | `upstream-mr-{accountId}`      | real `accountId:accountKey` (upstream) | `upstreamKey(kind, id)`, named by |
+ * | `upstream-cs-{name}`           | real Cognitive key (upstream mode)     | the record's `upstream.secretName`|
+ * | `upstream-wrap-{digest}`       | real WRAP issuer password (upstream)   | (any other non-reserved name too) |
  */
 export const vaultLayout = {
   signingKey: 'sts-signing-key',
@@ -22,7 +24,20 @@ export const vaultLayout = {
   wrapIssuer: (namespace: string, issuerName: string): string =>
     `wrap-issuer-${sha256Hex(`${namespace.toLowerCase()}\n${issuerName}`).slice(0, 48)}`,
   wrapNamespace: (namespace: string): string => `wrap-namespace-${namespace.toLowerCase()}`,
+  /**
+   * Default name of the secret holding a credential's real upstream key (upstream mode, issue #10). `id` is the
+   * account id, the resource name, or `<namespace>/<issuer name>` (digested, as issuer names are free text).
+   */
+  upstreamKey: (kind: 'mixedRealityAccount' | 'cognitiveResource' | 'wrapIssuer', id: string): string => {
+    if (kind === 'mixedRealityAccount') return `${UPSTREAM_KEY_PREFIX}mr-${id.toLowerCase()}`;
+    if (kind === 'cognitiveResource') return `${UPSTREAM_KEY_PREFIX}cs-${id.toLowerCase()}`;
+    const slash = id.indexOf('/');
+    return `${UPSTREAM_KEY_PREFIX}wrap-${sha256Hex(`${id.slice(0, slash).toLowerCase()}\n${id.slice(slash + 1)}`).slice(0, 48)}`;
+  },
 } as const;
+
+/** Prefix of the default upstream key secrets (not a credential record: the admin listing skips it). */
+export const UPSTREAM_KEY_PREFIX = 'upstream-';
 
 /** Prefixes, for the admin CLI's listing (never used on a request path). */
 export const vaultPrefixes = {
