@@ -27,7 +27,13 @@ export type VaultFailure =
   | { readonly kind: 'unavailable'; readonly retryAfterSeconds: number; readonly description: string }
   | { readonly kind: 'rejected'; readonly status: number | undefined; readonly description: string };
 
-/** Classifies an error thrown by the SDK or the credential. */
+/**
+ * Classifies an error thrown by the SDK or the credential (issue #5, item 4: faults handled, not leaked).
+ *
+ * @example
+ * classifyVaultError(restError404); // { kind: 'absent' }
+ * classifyVaultError(restError429); // { kind: 'unavailable', retryAfterSeconds: <Retry-After>, description }
+ */
 export function classifyVaultError(error: unknown): VaultFailure {
   const e = (error ?? {}) as RestErrorLike;
   const status = typeof e.statusCode === 'number' ? e.statusCode : undefined;

@@ -36,6 +36,11 @@ const MAX_VERSION_VALUES = 20;
  *
  * Permissions: reads need `secrets/get` (Key Vault Secrets User); `getSecretVersions` and `listSecretNames`
  * need `secrets/list`; writes need `secrets/set` (Key Vault Secrets Officer, the admin CLI only).
+ * Implements issue #5 ("Keys from Azure Key Vault via managed identity"), items 1 and 4.
+ *
+ * @example
+ * const vault = new KeyVaultSecretStore({ vaultUrl: 'https://contoso-sts.vault.azure.net/', timeoutMs: 3_000 });
+ * const record = await vault.getSecret('mr-account-3f616cd1-c82e-4d20-9118-29717f9b97f9'); // undefined when absent
  */
 export class KeyVaultSecretStore implements WritableSecretStore {
   private client: Promise<SecretClient> | undefined;

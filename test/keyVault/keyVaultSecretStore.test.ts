@@ -1,4 +1,6 @@
+import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DependencyUnavailableError } from '../../shared/errors.js';
 import { createAzureCredential } from '../../shared/secrets/azureCredential.js';
@@ -45,6 +47,23 @@ async function failure(promise: Promise<unknown>): Promise<DependencyUnavailable
   expect(error).toBeInstanceOf(DependencyUnavailableError);
   return error as DependencyUnavailableError;
 }
+
+describe('TLS', () => {
+  /** Status of a plain `fetch` of the vault from a new Node process with `env`, or the TLS error code. */
+  async function fetchFromNewProcess(env: NodeJS.ProcessEnv): Promise<string> {
+    const script = `fetch(${JSON.stringify(`${server.vaultUrl}/secrets?api-version=7.6`)}).then((r) => console.log(r.status), (e) => console.log(e.cause?.code ?? e.message))`;
+    const { stdout } = await promisify(execFile)(process.execPath, ['-e', script], { env, timeout: 30_000 });
+    return stdout.trim();
+  }
+
+  it('the vault certificate is trusted only through NODE_EXTRA_CA_CERTS, as a user would trust a private CA', async () => {
+    expect(process.env.NODE_EXTRA_CA_CERTS).toBeTruthy();
+    expect(await fetchFromNewProcess({ ...process.env })).toBe('401'); // the challenge: TLS was accepted
+    const untrusted = { ...process.env };
+    delete untrusted.NODE_EXTRA_CA_CERTS;
+    expect(await fetchFromNewProcess(untrusted)).toMatch(/CERT|SELF_SIGNED|ISSUER/);
+  });
+});
 
 describe('reads', () => {
   it('authenticates with the managed identity after the 401 challenge, once per client', async () => {
