@@ -2,6 +2,7 @@ import { app } from '@azure/functions';
 import { issueLimitedAccessToken } from '../shared/flows/issueLimitedAccessToken.js';
 import { queryParameterValues } from '../shared/http/queryParameters.js';
 import { defineStsFunction } from '../shared/http/stsFunction.js';
+import { upstreamIssuanceFacts } from '../shared/upstream/servedUpstreamToken.js';
 
 /**
  * Cognitive Services (Face) `POST /sts/v1.0/issueLimitedAccessToken?expiredTime=N` (contracts.md §4). 200
@@ -13,7 +14,7 @@ export const definition = defineStsFunction({
   methods: ['POST'],
   errorShape: 'cognitive',
   correlationHeader: 'apim-request-id',
-  handle: async ({ request, services, now, readBody, admitAttempt }) => {
+  handle: async ({ request, services, now, readBody, admitAttempt, requestId }) => {
     const result = await issueLimitedAccessToken(
       {
         header: request.headers.get('ocp-apim-subscription-key'),
@@ -21,6 +22,7 @@ export const definition = defineStsFunction({
         expiredTimeValues: queryParameterValues(request.url, 'expiredTime'),
         readBody,
         now,
+        requestId,
         admit: admitAttempt,
       },
       services,
@@ -39,6 +41,7 @@ export const definition = defineStsFunction({
         featureFlags: result.grantedFeatureFlags,
         jti: result.accessToken.jti,
         expiresAt: new Date(result.accessToken.expiresAt * 1000),
+        ...upstreamIssuanceFacts(result.upstream),
       },
     };
   },

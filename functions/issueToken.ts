@@ -2,6 +2,7 @@ import { app } from '@azure/functions';
 import { issueCognitiveToken } from '../shared/flows/issueToken.js';
 import { queryParameterValues } from '../shared/http/queryParameters.js';
 import { defineStsFunction } from '../shared/http/stsFunction.js';
+import { upstreamIssuanceFacts } from '../shared/upstream/servedUpstreamToken.js';
 
 /**
  * Cognitive Services `POST /sts/v1.0/issueToken` (contracts.md §3). 200 with the bare JWT as the body,
@@ -14,13 +15,14 @@ export const definition = defineStsFunction({
   methods: ['POST'],
   errorShape: 'cognitive',
   correlationHeader: 'apim-request-id',
-  handle: async ({ request, services, now, readBody, admitAttempt }) => {
+  handle: async ({ request, services, now, readBody, admitAttempt, requestId }) => {
     await readBody();
     const result = await issueCognitiveToken(
       {
         header: request.headers.get('ocp-apim-subscription-key'),
         queryValues: queryParameterValues(request.url, 'Subscription-Key'),
         now,
+        requestId,
         admit: admitAttempt,
       },
       services,
@@ -37,6 +39,7 @@ export const definition = defineStsFunction({
         audience: result.audience,
         jti: result.accessToken.jti,
         expiresAt: new Date(result.accessToken.expiresAt * 1000),
+        ...upstreamIssuanceFacts(result.upstream),
       },
     };
   },

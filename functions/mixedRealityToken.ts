@@ -1,6 +1,7 @@
 import { app } from '@azure/functions';
 import { issueMixedRealityToken } from '../shared/flows/mixedRealityToken.js';
 import { defineStsFunction } from '../shared/http/stsFunction.js';
+import { upstreamIssuanceFacts } from '../shared/upstream/servedUpstreamToken.js';
 
 /**
  * Mixed Reality STS: `GET /accounts/{accountId}/token` (contracts.md §2). 200 with the compact JSON
@@ -14,10 +15,10 @@ export const definition = defineStsFunction({
   methods: ['GET'],
   errorShape: 'mixedReality',
   correlationHeader: 'MS-CV',
-  handle: async ({ request, services, now, readBody, admitAttempt }) => {
+  handle: async ({ request, services, now, readBody, admitAttempt, requestId }) => {
     await readBody();
     const result = await issueMixedRealityToken(
-      { accountId: request.params.accountId, authorization: request.headers.get('authorization'), now, admit: admitAttempt },
+      { accountId: request.params.accountId, authorization: request.headers.get('authorization'), now, admit: admitAttempt, requestId },
       services,
     );
     return {
@@ -32,6 +33,7 @@ export const definition = defineStsFunction({
         audience: result.audience,
         jti: result.accessToken.jti,
         expiresAt: new Date(result.accessToken.expiresAt * 1000),
+        ...upstreamIssuanceFacts(result.upstream),
       },
     };
   },

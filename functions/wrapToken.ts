@@ -1,6 +1,7 @@
 import { app } from '@azure/functions';
 import { issueWrapToken } from '../shared/flows/wrapToken.js';
 import { defineStsFunction } from '../shared/http/stsFunction.js';
+import { upstreamIssuanceFacts } from '../shared/upstream/servedUpstreamToken.js';
 
 /**
  * ACS OAuth WRAP v0.9 `POST /WRAPv0.9` and `/WRAPv0.9/` (contracts.md §5). 200 (not the 201 of the doc's
@@ -13,8 +14,8 @@ export const definition = defineStsFunction({
   methods: ['POST'],
   errorShape: 'wrap',
   correlationHeader: 'request-id',
-  handle: async ({ services, now, readBody, admitAttempt }) => {
-    const result = await issueWrapToken({ body: await readBody(), now, admit: admitAttempt }, services);
+  handle: async ({ services, now, readBody, admitAttempt, requestId }) => {
+    const result = await issueWrapToken({ body: await readBody(), now, admit: admitAttempt, requestId }, services);
     return {
       response: {
         status: 200,
@@ -27,6 +28,7 @@ export const definition = defineStsFunction({
         audience: result.scope,
         scope: result.scope,
         expiresAt: new Date(result.expiresOn * 1000),
+        ...upstreamIssuanceFacts(result.upstream),
       },
     };
   },

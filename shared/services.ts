@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { loadConfig, type StsConfig } from './config.js';
 import { CredentialDirectory } from './credentials/credentialDirectory.js';
 import { createLedger } from './ledger/createLedger.js';
@@ -9,6 +10,8 @@ import type { SecretStore } from './secrets/secretStore.js';
 import { FailedAttemptLimiter } from './security/failedAttemptLimiter.js';
 import { createJwtIssuer, type JwtIssuer } from './tokens/jwtIssuer.js';
 import { createSigningKeyRing, type SigningKeyRing } from './tokens/signingKeyRing.js';
+import { createServiceUpstreamTokens } from './upstream/serviceUpstreamTokens.js';
+import type { UpstreamTokens } from './upstream/upstreamTokens.js';
 
 /**
  * The composition root: every long-lived dependency of the functions, created once per process, lazily on
@@ -24,13 +27,18 @@ export interface StsServices {
   readonly ledger: Ledger;
   /** Failed attempts per client IP and per credential (per instance), checked before every key lookup. */
   readonly failedAttempts: FailedAttemptLimiter;
+  /** Tokens fetched from real Azure STSs for credentials in upstream mode (issue #10); undici loads on first use. */
+  readonly upstream: UpstreamTokens;
   readonly clock: () => Date;
 }
 
 let current: Promise<StsServices> | undefined;
+const scoped = new AsyncLocalStorage<Promise<StsServices>>();
 
-/** The process's services, created on first call from `process.env`. */
+/** The process's services, created on first call from `process.env` (or those of an enclosing {@link withServices}). */
 export function getServices(): Promise<StsServices> {
+  const inScope = scoped.getStore();
+  if (inScope) return inScope;
   current ??= createServices(loadConfig(process.env)).catch((error: unknown) => {
     current = undefined; // a failed start is retried on the next request, not cached forever
     throw error;
@@ -43,16 +51,37 @@ export function setServices(services: StsServices | Promise<StsServices> | undef
   current = services === undefined ? undefined : Promise.resolve(services);
 }
 
+/**
+ * Runs `work` with `services` answering every `getServices()` inside it, awaited continuations included:
+ * a second STS instance with its own services in the same process (the upstream-mode tests serve one STS
+ * as the other's upstream), without touching the process-wide services.
+ *
+ * @example
+ * const handler: HttpHandler = (request, context) => withServices(upstreamServices, () => definition.handler(request, context));
+ */
+export function withServices<T>(services: StsServices | Promise<StsServices>, work: () => T): T {
+  return scoped.run(Promise.resolve(services), work);
+}
+
+/** Releases the process's services (upstream connection pools, pending ledger writes): graceful shutdown. */
+export async function closeServices(): Promise<void> {
+  const closing = current;
+  current = undefined;
+  const services = await closing?.catch(() => undefined);
+  await Promise.allSettled([services?.upstream.close(), services?.ledger.close()]);
+}
+
 export async function createServices(config: StsConfig, clock: () => Date = () => new Date()): Promise<StsServices> {
   const secrets = await createSecretStore(config, clock);
   const signingKeys = createSigningKeyRing(config, secrets, clock);
+  const ledger = createLedger(config);
   return {
     config,
     secrets,
     credentials: new CredentialDirectory(secrets),
     signingKeys,
     jwtIssuer: createJwtIssuer(config.issuer, signingKeys),
-    ledger: createLedger(config),
+    ledger,
     failedAttempts: new FailedAttemptLimiter(
       {
         perClientIp: config.limits.failedAttemptsPerWindow,
@@ -62,6 +91,7 @@ export async function createServices(config: StsConfig, clock: () => Date = () =
       },
       clock,
     ),
+    upstream: createServiceUpstreamTokens({ secrets, clock, ledger }),
     clock,
   };
 }

@@ -1,7 +1,8 @@
 import type { StsServices } from '../services.js';
 
 /**
- * What the flow logic needs from the composition root: configuration, the credential directory and the JWT
- * issuer. Flows take this slice (not the whole services object) so unit tests can hand in exactly these.
+ * What the flow logic needs from the composition root: configuration, the credential directory, the JWT
+ * issuer and the upstream token source (credentials in upstream mode, issue #10). Flows take this slice (not
+ * the whole services object) so unit tests can hand in exactly these.
  */
-export type FlowDependencies = Pick<StsServices, 'config' | 'credentials' | 'jwtIssuer'>;
+export type FlowDependencies = Pick<StsServices, 'config' | 'credentials' | 'jwtIssuer' | 'upstream'>;

@@ -1,6 +1,7 @@
 import type { CognitiveResource } from '../credentials/records.js';
 import { badRequest } from '../errors.js';
 import type { IssuedJwt } from '../tokens/jwtIssuer.js';
+import { servedJwt, type UpstreamProvenance } from '../upstream/servedUpstreamToken.js';
 import { cognitiveAudience, cognitiveResourceClaims } from './cognitiveClaims.js';
 import { authenticateSubscriptionKey, type SubscriptionKeySources } from './cognitiveSubscriptionKey.js';
 import type { FlowDependencies } from './flowDependencies.js';
@@ -13,6 +14,8 @@ export interface LimitedAccessTokenRequest extends SubscriptionKeySources {
   /** Reads the (bounded) request body; called only once the key is verified. */
   readonly readBody: () => Promise<Uint8Array>;
   readonly now: Date;
+  /** Passed to the upstream fetch it may trigger (ledger). */
+  readonly requestId?: string;
 }
 
 /** A limited access token, with the facts the ledger records. */
@@ -24,6 +27,8 @@ export interface LimitedAccessTokenResult {
   readonly audience: string;
   readonly targetAzureResourceId: string;
   readonly grantedFeatureFlags: readonly string[];
+  /** Set when the token is the real token service's, served in upstream mode. */
+  readonly upstream?: UpstreamProvenance;
 }
 
 /**
@@ -59,6 +64,18 @@ export async function issueLimitedAccessToken(
       throw badRequest(limitedAccessTokenMessages.missingFlag(flag), { reason: 'feature_not_allowed', credentialId: resource.name });
     }
     if (!grantedFeatureFlags.includes(grantable)) grantedFeatureFlags.push(grantable);
+  }
+
+  if (resource.upstream) {
+    // Upstream mode (issue #10): every check above stays ours (what this ISV resource may grant its clients);
+    // the real service applies its own grants to the real key on top.
+    const served = await deps.upstream.limitedAccessToken(
+      resource.upstream,
+      { targetResourceId: body.targetAzureResourceId, featureFlags: grantedFeatureFlags, expiredTimeSeconds: lifetimeSeconds },
+      { requestId: request.requestId },
+    );
+    const { targetAzureResourceId } = body;
+    return { ...servedJwt(served, resource.upstream, request.now), resource, keySlot, targetAzureResourceId, grantedFeatureFlags };
   }
 
   const audience = cognitiveAudience(deps.config, resource.region);

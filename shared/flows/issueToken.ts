@@ -1,5 +1,6 @@
 import type { CognitiveResource } from '../credentials/records.js';
 import type { IssuedJwt } from '../tokens/jwtIssuer.js';
+import { servedJwt, type UpstreamProvenance } from '../upstream/servedUpstreamToken.js';
 import { cognitiveAudience, cognitiveResourceClaims } from './cognitiveClaims.js';
 import { authenticateSubscriptionKey, type SubscriptionKeySources } from './cognitiveSubscriptionKey.js';
 import type { FlowDependencies } from './flowDependencies.js';
@@ -7,6 +8,8 @@ import type { FlowDependencies } from './flowDependencies.js';
 /** What `issueToken` reads from a request: only the key (contracts.md §3.2; the body is ignored). */
 export interface CognitiveTokenRequest extends SubscriptionKeySources {
   readonly now: Date;
+  /** Passed to the upstream fetch it may trigger (ledger). */
+  readonly requestId?: string;
 }
 
 /** A token issued for a resource, with the facts the ledger records. */
@@ -15,6 +18,8 @@ export interface CognitiveTokenResult {
   readonly resource: CognitiveResource;
   readonly keySlot: 1 | 2;
   readonly audience: string;
+  /** Set when the token is the real token service's, served in upstream mode. */
+  readonly upstream?: UpstreamProvenance;
 }
 
 /**
@@ -32,6 +37,11 @@ export async function issueCognitiveToken(
   deps: FlowDependencies,
 ): Promise<CognitiveTokenResult> {
   const { record: resource, keySlot } = await authenticateSubscriptionKey(request, deps);
+  if (resource.upstream) {
+    // Upstream mode (issue #10): the client's key was verified here; the token is the real service's.
+    const served = await deps.upstream.cognitiveToken(resource.upstream, { requestId: request.requestId });
+    return { ...servedJwt(served, resource.upstream, request.now), resource, keySlot };
+  }
   const audience = cognitiveAudience(deps.config, resource.region);
   const accessToken = await deps.jwtIssuer.issue(cognitiveResourceClaims(resource), {
     audience,

@@ -3,6 +3,7 @@ import { GUID_PATTERN } from '../credentials/vaultLayout.js';
 import { badRequest, invalidCredentials } from '../errors.js';
 import type { AttemptAdmission } from '../security/failedAttemptLimiter.js';
 import type { IssuedJwt } from '../tokens/jwtIssuer.js';
+import { servedJwt, type UpstreamProvenance } from '../upstream/servedUpstreamToken.js';
 import type { FlowDependencies } from './flowDependencies.js';
 
 /** What the Mixed Reality STS reads from a request (contracts.md §2.2). */
@@ -14,6 +15,8 @@ export interface MixedRealityTokenRequest {
   readonly now: Date;
   /** The brute-force check, called with the account id right before the key is verified (429 when blocked). */
   readonly admit?: AttemptAdmission;
+  /** Passed to the upstream fetch it may trigger (ledger). */
+  readonly requestId?: string;
 }
 
 /** A token issued for an account, with the facts the ledger records. */
@@ -22,6 +25,8 @@ export interface MixedRealityTokenResult {
   readonly account: MixedRealityAccount;
   readonly keySlot: 1 | 2;
   readonly audience: string;
+  /** Set when the token is the real STS's, served in upstream mode. */
+  readonly upstream?: UpstreamProvenance;
 }
 
 /** Public texts of the refusals (they travel in `WWW-Authenticate`, so ASCII, and never echo the request). */
@@ -87,6 +92,11 @@ export async function issueMixedRealityToken(
     throw invalidCredentials(mixedRealityMessages.invalidCredentials, { reason: verification.reason, credentialId: accountId });
   }
   const account = verification.credential.record;
+  if (account.upstream) {
+    // Upstream mode (issue #10): the client proved its own key; the token is the real STS's, fetched with the real key.
+    const served = await deps.upstream.mixedRealityToken(account.upstream, { requestId: request.requestId });
+    return { ...servedJwt(served, account.upstream, request.now), account, keySlot: verification.credential.keySlot };
+  }
 
   const audience = deps.config.mixedRealityAudience;
   const region = account.accountDomain.split('.')[0];

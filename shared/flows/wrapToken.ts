@@ -5,6 +5,7 @@ import { parseFormBody } from '../http/formBody.js';
 import type { AttemptAdmission } from '../security/failedAttemptLimiter.js';
 import { formFieldCount, MAX_FORM_FIELDS } from '../security/requestLimits.js';
 import { encodeSwtComponent, signSwt, type SwtClaim } from '../tokens/swt.js';
+import { servedWrapToken, type UpstreamProvenance } from '../upstream/servedUpstreamToken.js';
 import type { FlowDependencies } from './flowDependencies.js';
 import { parseWrapScope, scopeCoveredBy } from './wrapScope.js';
 
@@ -14,6 +15,8 @@ export interface WrapTokenRequest {
   readonly now: Date;
   /** The brute-force check, called with `namespace/issuer` right before the password is verified. */
   readonly admit?: AttemptAdmission;
+  /** Passed to the upstream fetch it may trigger (ledger). */
+  readonly requestId?: string;
 }
 
 /** A WRAP token response body, with the facts the ledger records. */
@@ -26,6 +29,8 @@ export interface WrapTokenResult {
   readonly scope: string;
   /** `ExpiresOn`, seconds since the epoch. */
   readonly expiresOn: number;
+  /** Set when the SWT is the real ACS's, served in upstream mode. */
+  readonly upstream?: UpstreamProvenance;
 }
 
 /** The `Detail` texts of the ACS error body (contracts.md §5.5); never an echo of the request. */
@@ -88,6 +93,12 @@ export async function issueWrapToken(request: WrapTokenRequest, deps: FlowDepend
   const issuer = verification.credential.record;
   if (!issuer.scopes.some((prefix) => scopeCoveredBy(scope, prefix))) {
     throw forbidden(wrapMessages.scopeNotAllowed, { reason: 'scope_not_allowed', credentialId });
+  }
+  if (issuer.upstream) {
+    // Upstream mode (issue #10): password and scope prefixes were checked here; the SWT (and the rights it
+    // carries) is the real ACS's, asked for with the same wrap_name and wrap_scope and the real password.
+    const served = await deps.upstream.wrapToken(issuer.upstream, { issuerName, scope: scope.scope }, { requestId: request.requestId });
+    return { ...servedWrapToken(served, request.now), issuer, keySlot: verification.credential.keySlot, scope: scope.scope };
   }
 
   const namespace = await deps.credentials.wrapNamespace(scope.namespace);

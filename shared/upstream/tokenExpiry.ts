@@ -15,6 +15,22 @@ const JWT_SHAPE = /^[A-Za-z0-9_+/-]+={0,2}\.[A-Za-z0-9_+/-]+={0,2}\.[A-Za-z0-9_+
  * jwtExpiry(accessToken)?.toISOString(); // '2025-04-21T12:09:40.000Z'
  */
 export function jwtExpiry(token: string): Date | undefined {
+  const payload = jwtClaims(token);
+  if (!payload) return undefined;
+  const exp = payload.exp;
+  const seconds = typeof exp === 'number' ? exp : typeof exp === 'string' && /^\d{1,12}$/.test(exp) ? Number(exp) : NaN;
+  if (!Number.isFinite(seconds) || seconds <= 0) return undefined;
+  return new Date(Math.floor(seconds) * 1000);
+}
+
+/**
+ * The payload of a compact JWT as an object, read without verifying it (both base64 alphabets, padded or
+ * not); undefined when the text is not a JWT or its payload is not a JSON object.
+ *
+ * @example
+ * jwtClaims(accessToken)?.aud; // 'urn:ms.speechservices.eastus'
+ */
+export function jwtClaims(token: string): Readonly<Record<string, unknown>> | undefined {
   if (token.length > 16_384 || !JWT_SHAPE.test(token)) return undefined;
   const payloadSegment = token.split('.')[1];
   if (payloadSegment === undefined) return undefined;
@@ -26,10 +42,7 @@ export function jwtExpiry(token: string): Date | undefined {
     return undefined;
   }
   if (!payload || typeof payload !== 'object' || Array.isArray(payload)) return undefined;
-  const exp = (payload as { exp?: unknown }).exp;
-  const seconds = typeof exp === 'number' ? exp : typeof exp === 'string' && /^\d{1,12}$/.test(exp) ? Number(exp) : NaN;
-  if (!Number.isFinite(seconds) || seconds <= 0) return undefined;
-  return new Date(Math.floor(seconds) * 1000);
+  return payload as Record<string, unknown>;
 }
 
 /** True when `token` looks like a compact JWT (the only shape flows 1-3 may pass on to a client). */

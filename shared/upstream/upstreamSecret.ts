@@ -1,5 +1,6 @@
-import type { SecretStore } from '../secrets/secretStore.js';
-import { GUID_PATTERN } from '../credentials/vaultLayout.js';
+import { GUID_PATTERN, vaultLayout, vaultPrefixes } from '../credentials/vaultLayout.js';
+import { CachedSecretStore } from '../secrets/cachedSecretStore.js';
+import { SECRET_NAME_PATTERN, type SecretStore } from '../secrets/secretStore.js';
 import type { MixedRealityUpstreamCredentials } from './fetchMixedRealityToken.js';
 import { isUpstreamKeyRefused, UpstreamError } from './upstreamErrors.js';
 
@@ -27,6 +28,36 @@ export function upstreamSecretReader(stores: { readonly cached: SecretStore; rea
   };
 }
 
+/**
+ * The reader for the process's own secret store (what `services.ts` wires): ordinary reads go through it,
+ * cached when it is a {@link CachedSecretStore}. A fresh read first drops the cached entry, so the store
+ * itself (Key Vault) is asked, and the cache then holds the new key: after a rotation only the first fetch
+ * pays the 401 and the re-read, later ones use the new key at once. An uncached store (the file store,
+ * re-read whenever the file changes) is simply read again.
+ *
+ * @example
+ * const readSecret = upstreamSecretReaderFor(services.secrets);
+ */
+export function upstreamSecretReaderFor(store: SecretStore): ReadUpstreamSecret {
+  const forget = store instanceof CachedSecretStore ? (name: string) => store.invalidate(name) : undefined;
+  return async (name, { fresh }) => {
+    if (fresh) forget?.(name);
+    return (await store.getSecret(name))?.value;
+  };
+}
+
+/**
+ * True for a name that may hold a real upstream key: a valid secret name that is not one of our own
+ * records or keys. A record pointing `upstream.secretName` at, say, `sts-signing-key` must never make us
+ * send our signing key to another server, so such names are refused here and in provisioning.
+ */
+export function isUpstreamSecretName(name: string): boolean {
+  if (!SECRET_NAME_PATTERN.test(name)) return false;
+  const lower = name.toLowerCase();
+  if (lower === vaultLayout.signingKey) return false;
+  return !Object.values(vaultPrefixes).some((prefix) => lower.startsWith(prefix));
+}
+
 /** What {@link withKeyReread} did, for the ledger and logs. */
 export interface KeyRereadOutcome<T> {
   readonly value: T;
@@ -45,6 +76,9 @@ export async function withKeyReread<T>(
   secretName: string,
   attempt: (secret: string) => Promise<T>,
 ): Promise<KeyRereadOutcome<T>> {
+  if (!isUpstreamSecretName(secretName)) {
+    throw new UpstreamError('configuration', `upstream secret name ${secretName.slice(0, 127)} is not allowed (reserved or invalid)`);
+  }
   const first = await readSecret(secretName, { fresh: false });
   if (!first) throw missingSecret(secretName);
   try {
