@@ -1,0 +1,254 @@
+import type { ColdStartResults } from './coldStart.js';
+import type { InProcessResults } from './inProcessChild.js';
+import { LEDGER_TARGET, type LedgerResults } from './ledgerComparison.js';
+import type { LoadSummary } from './loadMatrix.js';
+import { ratio } from './statistics.js';
+import { TARGET, type ThroughputResults } from './throughput.js';
+import type { VaultTrafficResults } from './vaultTraffic.js';
+
+/**
+ * Turns the measurements into what a reader needs: app ÷ baseline ratios from the same run, the issue's
+ * targets marked met or missed, and aligned tables for the terminal.
+ */
+
+export interface MachineInfo {
+  readonly cpus: number;
+  readonly cpuModel: string;
+  readonly node: string;
+  readonly platform: string;
+  readonly loadAverageAtStart: readonly number[];
+  readonly loadAverageAtEnd: readonly number[];
+}
+
+export interface BenchMeasurements {
+  inProcess?: InProcessResults;
+  coldStart?: ColdStartResults;
+  throughput?: ThroughputResults;
+  ledger?: LedgerResults;
+  vault?: VaultTrafficResults;
+}
+
+/** One flow against one baseline at one connection count; each value is app ÷ baseline. */
+export interface BaselineRatio {
+  readonly flow: string;
+  readonly baseline: string;
+  readonly connections: number;
+  readonly requestsPerSecond: number;
+  readonly cpuPerRequest: number;
+  readonly p99: number;
+}
+
+export interface TargetCheck {
+  readonly target: string;
+  readonly goal: string;
+  readonly value: string;
+  /** undefined when the section that measures it did not run. */
+  readonly met: boolean | undefined;
+}
+
+const PAIRS: readonly { flow: string; app: string; baseline: string; baselineId: string }[] = [
+  { flow: 'Mixed Reality', app: TARGET.appMixedReality, baseline: 'jose', baselineId: TARGET.joseMixedReality },
+  { flow: 'Mixed Reality', app: TARGET.appMixedReality, baseline: 'node:crypto', baselineId: TARGET.cryptoMixedReality },
+  { flow: 'issueToken', app: TARGET.appIssueToken, baseline: 'jose', baselineId: TARGET.joseIssueToken },
+  { flow: 'issueToken', app: TARGET.appIssueToken, baseline: 'node:crypto', baselineId: TARGET.cryptoIssueToken },
+  { flow: 'issueLimitedAccessToken', app: TARGET.appLimitedAccessToken, baseline: 'jose issueToken (nearest)', baselineId: TARGET.joseIssueToken },
+  { flow: 'WRAP', app: TARGET.appWrap, baseline: 'SWT', baselineId: TARGET.swtWrap },
+];
+
+/** App ÷ baseline for every pair and connection count measured. */
+export function baselineRatios(throughput: ThroughputResults | undefined): BaselineRatio[] {
+  if (!throughput) return [];
+  const find = (id: string, connections: number) => throughput.summaries.find((s) => s.targetId === id && s.connections === connections);
+  const ratios: BaselineRatio[] = [];
+  for (const pair of PAIRS) {
+    for (const summary of throughput.summaries.filter((s) => s.targetId === pair.app)) {
+      const base = find(pair.baselineId, summary.connections);
+      if (!base) continue;
+      ratios.push({
+        flow: pair.flow,
+        baseline: pair.baseline,
+        connections: summary.connections,
+        requestsPerSecond: ratio(summary.requestsPerSecond, base.requestsPerSecond),
+        cpuPerRequest: ratio(summary.cpuMicrosPerRequest, base.cpuMicrosPerRequest),
+        p99: ratio(summary.p99Ms, base.p99Ms),
+      });
+    }
+  }
+  return ratios;
+}
+
+/** The targets of issue #9, checked against this run's figures. */
+export function checkTargets(measurements: BenchMeasurements, ratios: readonly BaselineRatio[]): TargetCheck[] {
+  const checks: TargetCheck[] = [];
+  const connectionCounts = [...new Set(ratios.map((r) => r.connections))].sort((a, b) => a - b);
+  const heavy = connectionCounts.includes(64) ? 64 : connectionCounts.at(-1);
+  const pick = (flow: string, baseline: string, connections: number | undefined) =>
+    ratios.find((r) => r.flow === flow && r.baseline === baseline && r.connections === connections);
+  const times = (value: number | undefined) => (value === undefined || Number.isNaN(value) ? 'n/a' : `${value.toFixed(2)}×`);
+  const atLeast = (value: number | undefined, goal: number) => (value === undefined || Number.isNaN(value) ? undefined : value >= goal);
+  const atMost = (value: number | undefined, goal: number) => (value === undefined || Number.isNaN(value) ? undefined : value <= goal);
+
+  for (const connections of connectionCounts.length > 0 ? connectionCounts : [64]) {
+    const value = pick('Mixed Reality', 'jose', connections)?.requestsPerSecond;
+    checks.push({ target: `Mixed Reality req/s vs jose baseline, ${connections} conns`, goal: '≥ 0.90×', value: times(value), met: atLeast(value, 0.9) });
+  }
+  const cpu = pick('Mixed Reality', 'jose', heavy)?.cpuPerRequest;
+  checks.push({ target: `Mixed Reality CPU/request vs jose baseline, ${heavy ?? 64} conns`, goal: '≤ 1.10×', value: times(cpu), met: atMost(cpu, 1.1) });
+  for (const connections of connectionCounts.length > 0 ? connectionCounts : [64]) {
+    const value = pick('Mixed Reality', 'node:crypto', connections)?.requestsPerSecond;
+    checks.push({ target: `(stretch) Mixed Reality req/s vs node:crypto baseline, ${connections} conns`, goal: '≥ 0.90×', value: times(value), met: atLeast(value, 0.9) });
+  }
+  for (const connections of connectionCounts.length > 0 ? connectionCounts : [64]) {
+    const value = pick('WRAP', 'SWT', connections)?.requestsPerSecond;
+    checks.push({ target: `WRAP req/s vs SWT baseline, ${connections} conns`, goal: '≥ 0.80×', value: times(value), met: atLeast(value, 0.8) });
+  }
+  for (const [flow, baseline] of [['Mixed Reality', 'jose'], ['issueToken', 'jose'], ['WRAP', 'SWT']] as const) {
+    const value = pick(flow, baseline, heavy)?.p99;
+    checks.push({ target: `${flow} p99 vs ${baseline} baseline, ${heavy ?? 64} conns`, goal: '≤ 1.30×', value: times(value), met: atMost(value, 1.3) });
+  }
+  const overhead = measurements.coldStart?.moduleLoadOverheadMs;
+  checks.push({
+    target: 'App modules loaded, over a bare node start (embedded store)',
+    goal: '≤ 80 ms',
+    value: overhead === undefined ? 'n/a' : `${overhead.toFixed(1)} ms`,
+    met: atMost(overhead, 80),
+  });
+  const warm = measurements.vault?.phases.find((p) => p.label.startsWith('warm'));
+  checks.push({
+    target: 'Vault reads per 1,000 warm tokens',
+    goal: '0',
+    value: warm ? warm.vaultReadsPer1000Tokens.toFixed(1) : 'n/a',
+    met: warm ? warm.vaultReads === 0 : undefined,
+  });
+  return checks;
+}
+
+/** Renders rows as an aligned text table (numbers right-aligned). */
+export function formatTable(headers: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = headers.map((header, column) => Math.max(header.length, ...rows.map((row) => (row[column] ?? '').length)));
+  const numeric = headers.map((_, column) => rows.length > 0 && rows.every((row) => /^[-\d.,×%]+( ?(ms|µs|MB|×))?$|^n\/a$/.test(row[column] ?? '')));
+  const line = (cells: readonly string[]) =>
+    cells.map((cell, column) => (numeric[column] ? cell.padStart(widths[column] ?? 0) : cell.padEnd(widths[column] ?? 0))).join('  ').trimEnd();
+  return [line(headers), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+}
+
+const fixed = (value: number, digits = 0) => (Number.isFinite(value) ? value.toFixed(digits) : 'n/a');
+const megabytes = (bytes: number) => `${(bytes / 1_048_576).toFixed(0)} MB`;
+const times = (value: number) => (Number.isFinite(value) ? `${value.toFixed(2)}×` : 'n/a');
+
+function loadRows(summaries: readonly LoadSummary[], withAuxiliary = false): string[][] {
+  return summaries.map((s) => [
+    s.label,
+    String(s.connections),
+    fixed(s.requestsPerSecond),
+    fixed(s.p50Ms, 2),
+    fixed(s.p99Ms, 2),
+    fixed(s.cpuMicrosPerRequest),
+    ...(withAuxiliary ? [fixed(s.auxiliaryCpuMicrosPerRequest)] : []),
+    String(s.non2xx),
+    String(s.errors + s.timeouts),
+    s.requestsPerSecondByRep.join(' / '),
+  ]);
+}
+
+/** The whole report as terminal text. */
+export function renderReport(
+  header: string,
+  machine: MachineInfo,
+  measurements: BenchMeasurements,
+  ratios: readonly BaselineRatio[],
+  checks: readonly TargetCheck[],
+  notes: readonly string[],
+): string {
+  const out: string[] = [header, `machine: ${machine.cpus} × ${machine.cpuModel}, node ${machine.node}, load average at start ${machine.loadAverageAtStart.map((l) => l.toFixed(2)).join(' ')}, at end ${machine.loadAverageAtEnd.map((l) => l.toFixed(2)).join(' ')}`, ''];
+  const { throughput, ledger, inProcess, coldStart, vault } = measurements;
+
+  if (throughput) {
+    out.push('Throughput through the local host and baselines (medians; CPU = server process µs per request)');
+    out.push(formatTable(['target', 'conns', 'req/s', 'p50 ms', 'p99 ms', 'CPU µs/req', 'non-2xx', 'errors', 'req/s by rep'], loadRows(throughput.summaries)), '');
+    out.push('Ratios, app ÷ baseline in the same run (req/s: higher is better; CPU/request and p99: lower is better)');
+    out.push(
+      formatTable(
+        ['flow', 'baseline', 'conns', 'req/s', 'CPU/req', 'p99'],
+        ratios.map((r) => [r.flow, r.baseline, String(r.connections), times(r.requestsPerSecond), times(r.cpuPerRequest), times(r.p99)]),
+      ),
+      '',
+    );
+    for (const profile of throughput.profiles) {
+      out.push(`CPU profile ${profile.path} (${fixed(profile.sampledMs)} ms sampled, main thread busy ${fixed(profile.busyPercent)} %)`);
+      out.push(formatTable(['self %', 'incl %', 'function (by self time)'], profile.bySelf.slice(0, 12).map((h) => [fixed(h.selfPercent, 1), fixed(h.inclusivePercent, 1), h.name])));
+      out.push(formatTable(['self %', 'area'], profile.areas.slice(0, 10).map((a) => [fixed(a.selfPercent, 1), a.area])), '');
+    }
+  }
+  if (ledger) {
+    out.push('Ledger off vs required (Azurite), Mixed Reality flow; "Azurite µs/req" = Azurite\'s CPU per token');
+    out.push(formatTable(['target', 'conns', 'req/s', 'p50 ms', 'p99 ms', 'CPU µs/req', 'Azurite µs/req', 'non-2xx', 'errors', 'req/s by rep'], loadRows(ledger.summaries, true)));
+    for (const connections of [...new Set(ledger.summaries.map((s) => s.connections))]) {
+      const off = ledger.summaries.find((s) => s.targetId === LEDGER_TARGET.off && s.connections === connections);
+      const on = ledger.summaries.find((s) => s.targetId === LEDGER_TARGET.required && s.connections === connections);
+      if (off && on) out.push(`  ${connections} conns: required ÷ off = ${times(ratio(on.requestsPerSecond, off.requestsPerSecond))} req/s, ${times(ratio(on.p99Ms, off.p99Ms))} p99`);
+    }
+    out.push('');
+  }
+  if (inProcess) {
+    out.push(`In process: the handler called directly with prepared HttpRequests, ${inProcess.iterations} calls each, no HTTP (CPU counts every thread)`);
+    out.push(
+      formatTable(
+        ['what', 'CPU µs/op', 'wall µs/op', 'main thread %'],
+        [
+          ...Object.entries(inProcess.flows).map(([flow, f]) => [`flow ${flow}${f.non200 > 0 ? ` (${f.non200} non-200!)` : ''}`, fixed(f.cpuMicros, 1), fixed(f.wallMicros, 1), fixed(100 * f.mainThreadShare)]),
+          ...Object.entries(inProcess.primitives).map(([name, p]) => [name, fixed(p.cpuMicros, 1), fixed(p.wallMicros, 1), fixed(100 * p.mainThreadShare)]),
+        ],
+      ),
+      '',
+    );
+  }
+  if (coldStart) {
+    out.push(`Cold start (${coldStart.bare.starts} starts each, medians; ms since the process started, as measured inside it)`);
+    out.push(
+      formatTable(
+        ['what', 'ms', 'modules loaded at', 'spawn→answer ms', 'RSS'],
+        [coldStart.bare, coldStart.modulesLoaded, coldStart.firstTokenEmbedded, coldStart.firstTokenKeyVault].map((f) => [
+          f.label,
+          fixed(f.readyMs, 1),
+          f.modulesLoadedMs === undefined ? '' : `${fixed(f.modulesLoadedMs, 1)} ms`,
+          fixed(f.wallMs, 1),
+          megabytes(f.rssBytes),
+        ]),
+      ),
+    );
+    out.push(`  modules over a bare start: ${fixed(coldStart.moduleLoadOverheadMs, 1)} ms`);
+    for (const census of coldStart.census) {
+      out.push(`  ${census.label}: ${census.modules} modules from ${census.packages.length} packages; Azure SDKs: ${census.azureSdks.length > 0 ? census.azureSdks.join(', ') : 'none'}`);
+    }
+    out.push('');
+  }
+  if (vault) {
+    out.push(
+      `Vault traffic (Key Vault test server; Mixed Reality handler in process, 32 concurrent; cache bound ${vault.cacheMaxEntries.toLocaleString('en-US')} entries → ` +
+        `expected ${fixed(vault.expectedSpreadReadsPer1000)} reads per 1,000 once full)`,
+    );
+    out.push(
+      formatTable(
+        ['phase', 'tokens', 'vault reads', 'per 1,000', 'cache hits', 'evictions', 'cached', 'tokens/s', 'RSS', 'heap'],
+        vault.phases.map((p) => [
+          p.label,
+          String(p.tokens),
+          String(p.vaultReads),
+          fixed(p.vaultReadsPer1000Tokens, 1),
+          String(p.cacheHits),
+          String(p.cacheEvictions),
+          String(p.cacheEntries),
+          fixed(p.tokensPerSecond),
+          megabytes(p.rssBytes),
+          megabytes(p.heapUsedBytes),
+        ]),
+      ),
+      '',
+    );
+  }
+  out.push('Targets (issue #9)');
+  out.push(formatTable(['', 'target', 'goal', 'this run'], checks.map((c) => [c.met === undefined ? '[ n/a ]' : c.met ? '[ met ]' : '[MISSED]', c.target, c.goal, c.value])));
+  if (notes.length > 0) out.push('', ...notes);
+  return out.join('\n');
+}
