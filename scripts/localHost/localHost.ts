@@ -186,7 +186,16 @@ export async function startLocalHost(options: LocalHostOptions): Promise<Running
       return writeHostAnswer(req, res, requestId, { status: 405, message: '', headers: { Allow: allow } });
     }
 
-    const body = await readBoundedBody(req, limits.maxBodyBytes);
+    let body: Buffer | 'too large';
+    try {
+      body = await readBoundedBody(req, limits.maxBodyBytes);
+    } catch {
+      // The client aborted, or framed the body so badly that Node gave up on it: a client error, not ours.
+      log(`local host: request ${requestId}: the request body could not be read`);
+      if (!res.headersSent && req.socket.writable) return writeHostAnswer(req, res, requestId, { status: 400, message: 'The request body could not be read.' });
+      res.destroy();
+      return;
+    }
     if (body === 'too large') {
       return writeHostAnswer(req, res, requestId, { status: 413, message: `The request body is larger than ${limits.maxBodyBytes} bytes.` });
     }
@@ -282,7 +291,8 @@ function handlerHeaders(req: IncomingMessage): Record<string, string> {
 /** The Host header when it is a plausible authority, else the listening address (never trust it blindly). */
 function authorityOf(req: IncomingMessage, server: Server): string {
   const host = req.headers.host;
-  if (host && /^[A-Za-z0-9.-]+(?::\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](?::\d{1,5})?$/.test(host)) return host;
+  // The pattern alone lets through ports above 65535 and malformed IPv6 literals, which no URL accepts.
+  if (host && /^[A-Za-z0-9.-]+(?::\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](?::\d{1,5})?$/.test(host) && URL.canParse(`http://${host}/`)) return host;
   const address = server.address();
   if (!address || typeof address === 'string') return 'localhost';
   return address.family === 'IPv6' ? `[${address.address}]:${address.port}` : `${address.address}:${address.port}`;

@@ -31,6 +31,8 @@ export class FileSecretStore implements WritableSecretStore {
   private snapshot: StoredFile = { secrets: {} };
   private loadedMtimeMs = -1;
   private lastCheckMs = 0;
+  /** The reload under way, which every concurrent reader waits for (else they would read the old snapshot). */
+  private reloading: Promise<void> | undefined;
 
   constructor(
     readonly path: string,
@@ -91,9 +93,20 @@ export class FileSecretStore implements WritableSecretStore {
   }
 
   private async refresh(force = false): Promise<void> {
+    if (this.reloading) {
+      await this.reloading;
+      if (!force) return;
+    }
     const nowMs = Date.now();
     if (!force && nowMs - this.lastCheckMs < 1_000) return;
     this.lastCheckMs = nowMs;
+    this.reloading ??= this.reload().finally(() => {
+      this.reloading = undefined;
+    });
+    await this.reloading;
+  }
+
+  private async reload(): Promise<void> {
     let mtimeMs: number;
     try {
       mtimeMs = (await stat(this.path)).mtimeMs;

@@ -1,0 +1,111 @@
+import { parseArgs } from 'node:util';
+import { runFuzz, type FuzzReport } from './fuzz/fuzzRun.js';
+
+/**
+ * `npm run fuzz -- [options]`: an HTTP fuzzer against the local host (issue #8). It starts its own host child
+ * on a free loopback port with a temporary store of demo credentials, sends random and mutated requests to
+ * every route (mixed with valid ones), and prints its figures. Exits 1 on any finding.
+ */
+const USAGE = `Usage: npm run fuzz -- [options]
+
+Bounded in count and in time, whichever comes first; loopback (127.0.0.1) only.
+
+Options:
+  --requests <n>      requests to send (default 100000)
+  --minutes <m>       time limit in minutes (default 10)
+  --concurrency <n>   requests in flight (default 16)
+  --seed <n>          random seed, to replay a run (default: random)
+  --timeout-ms <n>    per-request timeout; no answer by then is a hang (default 10000)
+  --ledger <mode>     off (default), best-effort or required, with a temporary Azurite
+  --keep-limits       keep the configured failed-attempt limits (default: relaxed so requests reach the flows)
+  --help              this text`;
+
+async function main(argv: readonly string[]): Promise<number> {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: [...argv],
+      options: {
+        requests: { type: 'string' },
+        minutes: { type: 'string' },
+        concurrency: { type: 'string' },
+        seed: { type: 'string' },
+        'timeout-ms': { type: 'string' },
+        ledger: { type: 'string' },
+        'keep-limits': { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (error) {
+    console.error(`${error instanceof Error ? error.message : String(error)}\n\n${USAGE}`);
+    return 2;
+  }
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const number = (name: string, fallback: number, min: number, max: number): number => {
+    const raw = values[name];
+    if (raw === undefined) return fallback;
+    const value = Number(raw);
+    if (!Number.isFinite(value) || value < min || value > max) throw new RangeError(`--${name} must be a number from ${min} to ${max} (got "${String(raw)}")`);
+    return value;
+  };
+  const ledger = (values.ledger as string | undefined) ?? 'off';
+  if (ledger !== 'off' && ledger !== 'best-effort' && ledger !== 'required') {
+    console.error(`--ledger must be off, best-effort or required\n\n${USAGE}`);
+    return 2;
+  }
+  let options;
+  try {
+    options = {
+      requests: Math.floor(number('requests', 100_000, 1, 10_000_000)),
+      durationMs: number('minutes', 10, 0.05, 24 * 60) * 60_000,
+      concurrency: Math.floor(number('concurrency', 16, 1, 256)),
+      seed: Math.floor(number('seed', Math.floor(Math.random() * 2 ** 31), 0, 2 ** 32 - 1)),
+      timeoutMs: Math.floor(number('timeout-ms', 10_000, 100, 120_000)),
+      ledger,
+      keepLimits: values['keep-limits'] === true,
+      progress: (line: string) => console.log(line),
+    } as const;
+  } catch (error) {
+    console.error(`${(error as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+
+  console.log(`Fuzzing: up to ${options.requests} requests or ${options.durationMs / 60_000} minutes, concurrency ${options.concurrency}, ledger ${options.ledger}`);
+  const report = await runFuzz(options);
+  console.log(formatReport(report));
+  return Object.keys(report.findingCounts).length === 0 ? 0 : 1;
+}
+
+/** The figures, as printed at the end of a run. */
+function formatReport(report: FuzzReport): string {
+  const seconds = report.durationMs / 1000;
+  const outcomes = ['2xx', '3xx', '4xx', '5xx', 'closed', 'timeout', 'error'];
+  const lines = [
+    '',
+    `Requests: ${report.requests} in ${seconds.toFixed(1)} s (${Math.round(report.requests / seconds)} req/s), seed ${report.seed}`,
+    `Transport: ${report.byTransport.undici ?? 0} via undici, ${report.byTransport.raw ?? 0} as raw bytes`,
+    `By outcome: ${outcomes.map((o) => `${o} ${report.byOutcome[o] ?? 0}`).join(', ')}`,
+    `By status: ${Object.entries(report.byStatus).sort(([a], [b]) => Number(a) - Number(b)).map(([s, n]) => `${s}×${n}`).join(' ')}`,
+    'By route:',
+    `  ${'route'.padEnd(20)}${outcomes.map((o) => o.padStart(9)).join('')}`,
+    ...Object.entries(report.byRoute)
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([route, row]) => `  ${route.padEnd(20)}${outcomes.map((o) => String(row[o] ?? 0).padStart(9)).join('')}`),
+    `Tokens issued and tracked for leaks: ${report.tokensIssued}; host log lines scanned: ${report.logLines}; host ${report.hostExit}`,
+  ];
+  const total = Object.values(report.findingCounts).reduce((a, b) => a + b, 0);
+  if (total === 0) {
+    lines.push('Findings: none (0 5xx, 0 hangs, 0 crashes, 0 leaks, 0 auth bypasses)');
+  } else {
+    lines.push(`Findings: ${total} (${Object.entries(report.findingCounts).map(([kind, n]) => `${kind} ${n}`).join(', ')})`);
+    for (const finding of report.findings) lines.push(`  - ${finding.kind}: ${finding.detail}${finding.request ? `\n      ${finding.request}` : ''}`);
+  }
+  return lines.join('\n');
+}
+
+process.exitCode = await main(process.argv.slice(2));
