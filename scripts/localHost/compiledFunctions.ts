@@ -31,6 +31,17 @@ export async function importCompiledDefinitions(root: string = projectRoot): Pro
 }
 
 /**
+ * Graceful shutdown of the compiled app's services (ledger flush, upstream pools), as the Functions host's
+ * `appTerminate` hook does in Azure. The compiled composition root sits at `dist/shared/services.js`.
+ */
+export async function closeCompiledServices(root: string = projectRoot): Promise<void> {
+  const module = (await import(pathToFileURL(join(root, 'dist', 'shared', 'services.js')).href)) as {
+    closeServices?: () => Promise<void>;
+  };
+  await module.closeServices?.();
+}
+
+/**
  * Outside the Functions worker, `app.http(...)` warns that `@azure/functions` is in test mode and skips the
  * registration, once per function. That is expected here (the local host serves the exported definitions), so
  * those two warnings, and only those, are not printed.
@@ -39,7 +50,7 @@ export async function withoutTestModeWarnings<T>(work: () => Promise<T>): Promis
   const warn = console.warn;
   console.warn = (...args: unknown[]) => {
     const first = typeof args[0] === 'string' ? args[0] : '';
-    if (/^WARNING: (Failed to detect the Azure Functions runtime|Skipping call to register function)/.test(first)) return;
+    if (/^WARNING: (Failed to detect the Azure Functions runtime|Skipping call to register (function|appTerminate hook))/.test(first)) return;
     warn(...args);
   };
   try {

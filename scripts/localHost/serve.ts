@@ -1,6 +1,6 @@
 import { relative } from 'node:path';
 import { ConfigurationError, loadConfig, type StsConfig } from '../../shared/config.js';
-import { importCompiledDefinitions } from './compiledFunctions.js';
+import { closeCompiledServices, importCompiledDefinitions } from './compiledFunctions.js';
 import { startLocalHost, type HttpFunctionLike, type RunningLocalHost } from './localHost.js';
 import { projectRoot } from './projectPaths.js';
 import { ensureLocalTlsCertificate } from './tlsCertificate.js';
@@ -84,6 +84,7 @@ export async function serveFunctionApp(options: ServeOptions): Promise<number> {
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
   });
+  await closeCompiledServices();
   console.log('Stopped.');
   return 0;
 }

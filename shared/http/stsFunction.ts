@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { HttpHandler, HttpMethod, HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
+import { registerAppLifecycle } from '../appLifecycle.js';
 import { DependencyUnavailableError, payloadTooLarge, serviceUnavailable, StsError } from '../errors.js';
 import type { FlowName } from '../flowNames.js';
 import type { LedgerEntry } from '../ledger/ledger.js';
@@ -64,6 +65,7 @@ export interface StsFunctionSpec {
  * throw turned into a bare 500 carrying only the request id.
  */
 export function defineStsFunction(spec: StsFunctionSpec): StsFunctionDefinition {
+  registerAppLifecycle();
   const handler: HttpHandler = async (request, context) => {
     const requestId = isGuid(context.invocationId) ? context.invocationId : randomUUID();
     const clientIp = clientIpOf(request);

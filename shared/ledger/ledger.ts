@@ -18,6 +18,11 @@ export interface LedgerEntry {
   readonly expiresAt?: Date | undefined;
   /** Reason code of a refusal (`wrong_key`, `unknown_credential`, ...). */
   readonly reason?: string | undefined;
+  /**
+   * Where an issued token came from when not minted here: `upstream:fetched`, `upstream:cached` or
+   * `upstream:fallback` (upstream mode). Absent for locally minted tokens.
+   */
+  readonly source?: string | undefined;
 }
 
 /**

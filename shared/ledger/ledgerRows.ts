@@ -111,6 +111,7 @@ export function toLedgerRow(entry: LedgerEntry, shard: number): LedgerRow {
     Jti: entry.jti === undefined ? undefined : boundedText(entry.jti),
     ExpiresAt: entry.expiresAt && !Number.isNaN(entry.expiresAt.getTime()) ? entry.expiresAt : undefined,
     Reason: entry.reason === undefined ? undefined : boundedText(entry.reason),
+    Source: entry.source === undefined ? undefined : boundedText(entry.source),
   };
   for (const [name, value] of Object.entries(optional)) if (value !== undefined) row[name] = value;
   return row as unknown as LedgerRow;
@@ -151,6 +152,7 @@ export function fromLedgerRow(entity: Readonly<Record<string, unknown>>): Stored
     jti: text('Jti'),
     expiresAt: date('ExpiresAt'),
     reason: text('Reason'),
+    source: text('Source'),
   };
 }
 

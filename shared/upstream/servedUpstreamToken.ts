@@ -85,8 +85,8 @@ export function servedWrapToken(served: ServedUpstreamToken, now: Date): ServedW
  * @example
  * issuance: { credentialId, keySlot, audience, jti, expiresAt, ...upstreamIssuanceFacts(result.upstream) }
  */
-export function upstreamIssuanceFacts(upstream: UpstreamProvenance | undefined): { readonly reason?: string } {
-  return upstream ? { reason: `upstream:${upstream.servedFrom}` } : {};
+export function upstreamIssuanceFacts(upstream: UpstreamProvenance | undefined): { readonly source?: string } {
+  return upstream ? { source: `upstream:${upstream.servedFrom}` } : {};
 }
 
 function tokenDigest(token: string): string {

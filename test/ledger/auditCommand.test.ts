@@ -109,7 +109,7 @@ describe('npm run sts -- audit', () => {
     expect(result.stderr).toContain('3 row(s) for credential speech-prod');
     expect(result.code).toBe(0);
     const lines = result.stdout.trimEnd().split('\n');
-    expect(lines[0]).toMatch(/^TIME\s+FLOW\s+OUTCOME\s+STATUS\s+CREDENTIAL\s+SLOT\s+REASON\s+CLIENT IP\s+JTI\s+EXP$/);
+    expect(lines[0]).toMatch(/^TIME\s+FLOW\s+OUTCOME\s+STATUS\s+CREDENTIAL\s+SLOT\s+REASON\/SOURCE\s+CLIENT IP\s+JTI\s+EXP$/);
     expect(lines).toHaveLength(4);
     const [first, second, third] = written;
     expect(lines[1]?.split(/\s{2,}/)).toEqual([

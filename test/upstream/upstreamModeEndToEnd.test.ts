@@ -109,11 +109,11 @@ describe('the same wire shape as minting locally, with the upstream token inside
     const rows = since(pair.ours.ledgerRows, ledgerStart);
     const [localRow, upstreamRow] = issued(rows);
     expect(localRow).toMatchObject({ credentialId: pair.ours.local.mixedReality.accountId });
-    expect(localRow?.reason).toBeUndefined();
+    expect(localRow?.source).toBeUndefined();
     expect(upstreamRow).toMatchObject({
       credentialId: pair.ours.upstream.mixedReality.accountId,
       keySlot: 1,
-      reason: 'upstream:fetched',
+      source: 'upstream:fetched',
       jti: claims.jti,
       audience: AZURE_ENV.STS_AUDIENCE_MIXED_REALITY,
       expiresAt: new Date((claims.exp as number) * 1000),
@@ -154,7 +154,7 @@ describe('the same wire shape as minting locally, with the upstream token inside
     expect(claims).toMatchObject({ 'target-azure-resource-id': FACE_TARGET, 'feature-flags': ['Face.Identification'] });
     expect((claims.exp as number) - (claims.iat as number)).toBe(1800);
     const row = issued(pair.ours.ledgerRows, 'issueLimitedAccessToken').at(-1);
-    expect(row).toMatchObject({ credentialId: 'face', scope: FACE_TARGET, featureFlags: ['Face.Identification'], reason: 'upstream:fetched' });
+    expect(row).toMatchObject({ credentialId: 'face', scope: FACE_TARGET, featureFlags: ['Face.Identification'], source: 'upstream:fetched' });
   });
 
   it('WRAP: exactly wrap_access_token=<the real ACS SWT>&wrap_access_token_expires_in=<seconds>', async () => {
@@ -219,9 +219,9 @@ describe('caching that respects the upstream', () => {
     expect(fetches(rows)).toHaveLength(1);
     expect(issued(rows)).toHaveLength(1_000);
     // Many clients joined the fetch in flight (single flight), the rest were served from the cache.
-    const joined = issued(rows).filter((row) => row.reason === 'upstream:fetched').length;
+    const joined = issued(rows).filter((row) => row.source === 'upstream:fetched').length;
     expect(joined).toBeGreaterThan(1);
-    expect(joined + issued(rows).filter((row) => row.reason === 'upstream:cached').length).toBe(1_000);
+    expect(joined + issued(rows).filter((row) => row.source === 'upstream:cached').length).toBe(1_000);
   }, 60_000);
 
   it('a 10-minute token is reused for 9 minutes, then refreshed once', async () => {
@@ -272,7 +272,7 @@ describe('upstream failures', () => {
     expect(fetches(since(pair.ours.ledgerRows, ledgerStart))).toEqual([
       expect.objectContaining({ outcome: 'upstream', status: 500, reason: 'status' }),
     ]);
-    expect(issued(since(pair.ours.ledgerRows, ledgerStart)).every((row) => row.reason === 'upstream:fallback')).toBe(true);
+    expect(issued(since(pair.ours.ledgerRows, ledgerStart)).every((row) => row.source === 'upstream:fallback')).toBe(true);
 
     pair.advance(60); // the warm token has expired
     const down = await issueToken(resource);

@@ -126,7 +126,7 @@ function pointInTime(option: string, text: string, now: Date): Date {
   throw new UsageError(`${option} must be a duration such as 30m, 1h, 7d, or an ISO time such as 2026-03-01T09:00:00Z (got "${safe(text)}")`);
 }
 
-const COLUMNS = ['TIME', 'FLOW', 'OUTCOME', 'STATUS', 'CREDENTIAL', 'SLOT', 'REASON', 'CLIENT IP', 'JTI', 'EXP'] as const;
+const COLUMNS = ['TIME', 'FLOW', 'OUTCOME', 'STATUS', 'CREDENTIAL', 'SLOT', 'REASON/SOURCE', 'CLIENT IP', 'JTI', 'EXP'] as const;
 
 function renderTable(rows: readonly StoredLedgerEntry[]): string {
   const cells = rows.map((row) => [
@@ -136,7 +136,7 @@ function renderTable(rows: readonly StoredLedgerEntry[]): string {
     String(row.status),
     cell(row.credentialId, 40),
     row.keySlot === undefined ? '-' : String(row.keySlot),
-    cell(row.reason, 24),
+    cell(row.reason ?? row.source, 24),
     cell(row.clientIp, 39),
     cell(row.jti, 36),
     row.expiresAt ? row.expiresAt.toISOString() : '-',
