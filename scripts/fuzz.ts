@@ -1,5 +1,8 @@
 import { parseArgs } from 'node:util';
+import { nextFuzzRequest } from './fuzz/fuzzCases.js';
 import { runFuzz, type FuzzReport } from './fuzz/fuzzRun.js';
+import { Random } from './fuzz/random.js';
+import { serializeRequest } from './fuzz/rawHttp.js';
 
 /**
  * `npm run fuzz -- [options]`: an HTTP fuzzer against the local host (issue #8). It starts its own host child
@@ -18,6 +21,7 @@ Options:
   --timeout-ms <n>    per-request timeout; no answer by then is a hang (default 10000)
   --ledger <mode>     off (default), best-effort or required, with a temporary Azurite
   --keep-limits       keep the configured failed-attempt limits (default: relaxed so requests reach the flows)
+  --show <index>      print request #index of --seed (with placeholder credentials) instead of running
   --help              this text`;
 
 async function main(argv: readonly string[]): Promise<number> {
@@ -33,6 +37,7 @@ async function main(argv: readonly string[]): Promise<number> {
         'timeout-ms': { type: 'string' },
         ledger: { type: 'string' },
         'keep-limits': { type: 'boolean' },
+        show: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -75,10 +80,31 @@ async function main(argv: readonly string[]): Promise<number> {
     return 2;
   }
 
+  if (values.show !== undefined) {
+    console.log(showRequest(options.seed, Number(values.show)));
+    return 0;
+  }
   console.log(`Fuzzing: up to ${options.requests} requests or ${options.durationMs / 60_000} minutes, concurrency ${options.concurrency}, ledger ${options.ledger}`);
   const report = await runFuzz(options);
   console.log(formatReport(report));
   return Object.keys(report.findingCounts).length === 0 ? 0 : 1;
+}
+
+/** Request #index of a seed's sequence, as it goes on the wire (placeholder credentials, bytes escaped). */
+function showRequest(seed: number, index: number): string {
+  const random = new Random(seed);
+  const placeholder = {
+    storePath: '',
+    mixedReality: { accountId: '11111111-2222-3333-4444-555555555555', accountKey: 'MR-KEY-PLACEHOLDER-0000000000000000000000000=' },
+    isvFace: { name: 'demo-face-isv', key: 'isvkey0000000000000000000000000000' },
+    speech: { name: 'demo-speech', key: 'speechkey000000000000000000000000', resourceId: '/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/sts-demo/providers/Microsoft.CognitiveServices/accounts/demo-speech' },
+    wrap: { name: 'owner', key: 'WRAP-KEY-PLACEHOLDER-000000000000000000000=', scope: 'http://demo.servicebus.windows.net/' },
+  };
+  let request = nextFuzzRequest(random, placeholder);
+  for (let i = 0; i < index; i += 1) request = nextFuzzRequest(random, placeholder);
+  const bytes = serializeRequest(request, '127.0.0.1:7071').toString('latin1');
+  const shown = bytes.length > 3_000 ? `${bytes.slice(0, 3_000)}… (${bytes.length} bytes)` : bytes;
+  return `#${index} ${request.route} [${request.mutations.join(', ')}] via ${request.needsRaw ? 'raw socket' : 'undici'}, credential ${String(request.credentialIntact)}\n${JSON.stringify(shown)}`;
 }
 
 /** The figures, as printed at the end of a run. */

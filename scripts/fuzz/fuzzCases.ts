@@ -25,8 +25,11 @@ export interface FuzzRequest {
   /** How the body is framed on the wire (raw sends only). */
   framing: 'content-length' | 'chunked' | 'bad-chunked' | 'cl-and-te' | 'two-lengths' | 'short-length' | 'huge-length' | 'none';
   httpVersion: string;
-  /** False once a mutation broke the credential: a 2xx is then an authentication bypass. */
-  credentialIntact: boolean;
+  /**
+   * Whether the request still presents a valid credential ({@link credentialPresented}): when false, a 200
+   * with a token is an authentication bypass; undefined when the bytes are too mangled to tell.
+   */
+  credentialIntact: boolean | undefined;
   /** Mutations applied, for the report. */
   readonly mutations: string[];
   /** Set by mutations undici cannot express. */
@@ -36,7 +39,7 @@ export interface FuzzRequest {
 }
 
 const STANDARD_METHODS = ['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'HEAD', 'OPTIONS'];
-const ODD_METHODS = ['TRACE', 'FOO', 'get', 'Post', 'PROPFIND', 'M-SEARCH', 'PURGE', 'LINK', 'GE T', 'G\u00c9T', ''];
+const ODD_METHODS = ['TRACE', 'CONNECT', 'FOO', 'get', 'Post', 'PROPFIND', 'M-SEARCH', 'PURGE', 'LINK', 'GE T', 'G\u00c9T', ''];
 const EXPIRED_TIMES = [
   '3600abc', '1e3', '-1', '0x10', '', ' 3600', '3600 ', '+3600', '03600', '86401', '59', '60', '86400', '0', '-0',
   '999999999999999999999', 'NaN', 'Infinity', '3600.0', '3_600', '1e309', '%33600', '3600%00', '\uff13\uff16\uff10\uff10',
@@ -163,12 +166,12 @@ const MUTATIONS: Readonly<Record<string, Mutation>> = {
       `${path}/${'a'.repeat(random.int(100, 5_000))}`, path.replace(/[0-9a-f]{8}-[0-9a-f-]{27}/i, (id) => random.pick([
         id.toUpperCase(), `{${id}}`, id.replace(/-/g, ''), `${id}0`, id.slice(1), randomUUID(), '00000000-0000-0000-0000-000000000000', `${id}%20`, '..', '%2e%2e',
       ])),
-      `${path}?`, `${path}#frag`, '*',
+      `${path}?`, `${path}#frag`, '*', `http://127.0.0.1${path}`, `HTTP://EVIL.EXAMPLE:1${path}`, `//evil.example${path}`,
     ];
     const shaped = random.pick(shapes);
     request.target = joinTarget(shaped, query);
     // Another account id (or none) in the path: the key presented no longer belongs to it.
-    if (shaped.includes('#') || shaped === '*') request.needsRaw = true;
+    if (shaped.includes('#') || !shaped.startsWith('/') || shaped.startsWith('//')) request.needsRaw = true;
   },
   pathNonAscii(request, random) {
     const [path, query] = splitTarget(request.target);
@@ -463,10 +466,14 @@ function undiciCanSend(request: FuzzRequest): boolean {
  * (contracts.md §2.2, §3.2, §5.2). When it does not, a 200 with a token is an authentication bypass. The
  * check errs towards "valid" where the wire is ambiguous, so that it never reports a false bypass.
  */
-export function credentialPresented(request: FuzzRequest, credentials: DemoCredentials): boolean {
+export function credentialPresented(request: FuzzRequest, credentials: DemoCredentials): boolean | undefined {
+  // CR/LF or NUL inside a header can end the header block early or split a line: which headers the server
+  // saw is then not what the list says.
+  if (request.headers.some(([name, value]) => /[\r\n\0]/.test(name + value))) return undefined;
   const headerValues = (wanted: string): string[] =>
     request.headers.filter(([name]) => name.toLowerCase() === wanted).map(([, value]) => value);
-  const [rawPath = '', query = ''] = request.target.split('?');
+  // As the app reads a URL: the query is everything after the first `?` (a second `?` belongs to it).
+  const [rawPath, query] = splitTarget(request.target.split('#')[0] ?? '');
   switch (request.route) {
     case 'mixedReality': {
       const { accountId, accountKey } = credentials.mixedReality;

@@ -34,7 +34,17 @@ export interface FuzzOptions {
 export type Outcome = '1xx' | '2xx' | '3xx' | '4xx' | '5xx' | 'closed' | 'timeout' | 'error';
 
 export interface Finding {
-  readonly kind: 'server error' | 'hang' | 'crash' | 'error log' | 'unexpected stderr' | 'auth bypass' | 'leak in response' | 'leak in log' | 'dropped';
+  readonly kind:
+    | 'server error'
+    | 'hang'
+    | 'crash'
+    | 'error log'
+    | 'unexpected stderr'
+    | 'auth bypass'
+    | 'cacheable token'
+    | 'leak in response'
+    | 'leak in log'
+    | 'dropped';
   readonly detail: string;
   readonly request?: string;
 }
@@ -65,6 +75,8 @@ const FINDINGS_KEPT_PER_KIND = 8;
 
 export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
   const random = new Random(options.seed);
+  // Source addresses come from their own generator, so the request sequence depends on the seed alone.
+  const sources = new Random(options.seed ^ 0x5bd1e995);
   const stdout: string[] = [];
   const stderr: string[] = [];
   let azurite: LocalAzurite | undefined;
@@ -122,7 +134,8 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
     let crashed = false;
     let lastProgress = started;
 
-    const exchange = async (request: FuzzRequest): Promise<void> => {
+    const exchange = async (request: FuzzRequest, index: number): Promise<void> => {
+      const describe = (): string => `#${index} ${describeRequest(request)}`;
       let status: number | undefined;
       let outcome: Outcome;
       let text: string;
@@ -130,13 +143,13 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
         byTransport.raw = (byTransport.raw ?? 0) + 1;
         const answer = await sendRaw(running.port, serializeRequest(request, authority), {
           timeoutMs: options.timeoutMs,
-          localAddress: random.pick(RAW_SOURCES),
+          localAddress: sources.pick(RAW_SOURCES),
           method: request.method,
         });
         status = answer.status;
         text = `${answer.head}\r\n\r\n${answer.body.toString('latin1')}`;
         outcome = answer.outcome === 'response' && status !== undefined ? classOf(status) : answer.outcome === 'response' ? 'closed' : answer.outcome;
-        if (answer.outcome === 'error') addFinding({ kind: 'dropped', detail: `socket error ${answer.error ?? ''}`, request: describeRequest(request) });
+        if (answer.outcome === 'error') addFinding({ kind: 'dropped', detail: `socket error ${answer.error ?? ''}`, request: describe() });
       } else {
         byTransport.undici = (byTransport.undici ?? 0) + 1;
         try {
@@ -155,19 +168,22 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
           const name = (error as { code?: string; name?: string }).code ?? (error as Error).name;
           text = '';
           outcome = /Timeout|Abort/i.test(name) ? 'timeout' : 'error';
-          if (outcome === 'error') addFinding({ kind: 'dropped', detail: `undici ${name}`, request: describeRequest(request) });
+          if (outcome === 'error') addFinding({ kind: 'dropped', detail: `undici ${name}`, request: describe() });
         }
       }
       count(request.route, outcome, status);
 
-      if (outcome === '5xx') addFinding({ kind: 'server error', detail: `status ${status}`, request: describeRequest(request) });
-      if (outcome === 'timeout') addFinding({ kind: 'hang', detail: `no answer within ${options.timeoutMs} ms`, request: describeRequest(request) });
+      if (outcome === '5xx') addFinding({ kind: 'server error', detail: `status ${status}`, request: describe() });
+      if (outcome === 'timeout') addFinding({ kind: 'hang', detail: `no answer within ${options.timeoutMs} ms`, request: describe() });
 
       const own = status === 200 && TOKEN_ROUTES.has(request.route) ? tokenIn(request.route, text) : undefined;
-      if (own && !request.credentialIntact) {
-        addFinding({ kind: 'auth bypass', detail: `200 with a token for a broken credential`, request: describeRequest(request) });
+      if (own && request.credentialIntact === false) {
+        addFinding({ kind: 'auth bypass', detail: `200 with a token for a broken credential`, request: describe() });
       }
-      for (const leak of scanner.scan(text, own)) addFinding({ kind: 'leak in response', detail: leak.detail, request: describeRequest(request) });
+      if (own && !/^cache-control:.*no-store/im.test(text.slice(0, text.indexOf('\r\n\r\n')))) {
+        addFinding({ kind: 'cacheable token', detail: 'a token response without Cache-Control: no-store', request: describe() });
+      }
+      for (const leak of scanner.scan(text, own)) addFinding({ kind: 'leak in response', detail: leak.detail, request: describe() });
       if (own) {
         scanner.registerIssued(own);
         issued += 1;
@@ -177,13 +193,14 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
     let next = 0;
     const worker = async (): Promise<void> => {
       while (next < options.requests && Date.now() - started < options.durationMs && !crashed) {
+        const index = next;
         next += 1;
         const request = nextFuzzRequest(random, credentials);
-        await exchange(request);
+        await exchange(request, index);
         completed += 1;
         if (running.exitStatus() !== undefined && !crashed) {
           crashed = true;
-          addFinding({ kind: 'crash', detail: `the host exited (${running.exitStatus()}) during the run`, request: describeRequest(request) });
+          addFinding({ kind: 'crash', detail: `the host exited (${running.exitStatus()}) during the run`, request: `#${index} ${describeRequest(request)}` });
         }
         if (Date.now() - lastProgress > 10_000) {
           lastProgress = Date.now();
