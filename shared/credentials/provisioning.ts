@@ -403,7 +403,10 @@ export async function listCredentials(store: WritableSecretStore): Promise<Crede
       unreadable.push(name);
       continue;
     }
-    credentials.push(summarise(record as KeyedCredential));
+    const summary = summarise(record as KeyedCredential);
+    const upstream = (record as KeyedCredential).upstream;
+    // Upstream mode shows where tokens come from (the endpoint), never the secret's value.
+    credentials.push(upstream ? { ...summary, details: { ...summary.details, upstream: upstream.endpoint } } : summary);
   }
   const signingVersions = await store.getSecretVersions(vaultLayout.signingKey);
   const signingKeys = signingVersions.map((v) => ({ version: v.version, enabled: v.enabled, createdOn: v.createdOn, alg: algorithmOf(v.value) }));
