@@ -60,7 +60,7 @@ export function flowRequest(flow: TokenFlow, credentials: TestCredentials, key?:
       return {
         method: 'POST',
         path: '/sts/v1.0/issueToken',
-        headers: { 'ocp-apim-subscription-key': key ?? credentials.cognitive.speech.keys[0], 'content-length': '0' },
+        headers: { 'ocp-apim-subscription-key': key ?? credentials.cognitive.speech.keys[0] },
         body: '',
       };
     case 'limitedAccessToken':
