@@ -1,0 +1,315 @@
+import { randomUUID } from 'node:crypto';
+import { TableClient } from '@azure/data-tables';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../shared/config.js';
+import { createCognitiveResource, createMixedRealityAccount, createWrapIssuer } from '../../shared/credentials/provisioning.js';
+import { KeyVaultSecretStore } from '../../shared/secrets/keyVaultSecretStore.js';
+import { createServices, type StsServices } from '../../shared/services.js';
+import { startAzuriteFixture, type AzuriteFixture } from '../support/azuriteFixture.js';
+import { startKeyVaultTestServer, type KeyVaultTestServer } from '../support/keyVaultTestServer.js';
+import { startTestHost, type TestHost } from '../support/localHostFixture.js';
+import { createTestCredentials, type TestCredentials } from '../support/testCredentials.js';
+import { expectFlowErrorShape, flowRequest, sendHttp, TOKEN_FLOWS, type Answer, type ClientRequest, type TokenFlow } from './hardeningSupport.js';
+
+/**
+ * Fault injection (issue #8 §4), end to end over HTTP through the local host, for all four flows at once:
+ * the real Key Vault SDKs and managed identity against the Key Vault test server (latency beyond the vault
+ * timeout, 429 storms, a flaky vault under load, a failing identity endpoint, an outage during a flood of
+ * unknown credentials) and Azurite for the ledger (stopped while the vault is down too). The promise: warm
+ * credentials keep being served, cold ones get 503 + Retry-After in the flow's own shape quickly, never a
+ * 500 or a hang, recovery is automatic, and the ledger behaves per its mode.
+ *
+ * The single-flow cache behaviour (one vault read per credential, stale window, rotation) is covered by
+ * test/keyVault/secretCacheEndToEnd.test.ts; this file covers the combinations and the HTTP-level shapes.
+ */
+
+const VAULT_TIMEOUT_MS = 500;
+const MAX_AGE = 300;
+let vault: KeyVaultTestServer;
+let admin: KeyVaultSecretStore;
+let credentials: TestCredentials;
+let nowMs = 0;
+const clock = (): Date => new Date(nowMs);
+const advance = (seconds: number): void => {
+  nowMs += seconds * 1000;
+};
+
+beforeAll(async () => {
+  vault = await startKeyVaultTestServer();
+  process.env.IDENTITY_ENDPOINT = vault.identityEndpoint;
+  process.env.IDENTITY_HEADER = vault.identityHeader;
+  admin = new KeyVaultSecretStore({ vaultUrl: vault.vaultUrl, timeoutMs: 5_000 });
+  // The test credentials, provisioned as the admin CLI does, then copied version by version into the vault.
+  credentials = await createTestCredentials();
+  for (const name of await credentials.store.listSecretNames()) {
+    for (const version of [...(await credentials.store.getSecretVersions(name))].reverse()) {
+      vault.seed(name, version.value, { contentType: version.contentType, enabled: version.enabled });
+    }
+  }
+  nowMs = Date.now() + 1_000; // after the seeded signing key's creation second
+});
+afterAll(async () => {
+  await vault.close();
+  await credentials.remove();
+});
+afterEach(() => {
+  vault.resetFaults();
+});
+
+/** The app as configured for Key Vault, served over HTTP; `env` adds settings (ledger, identity). */
+async function startApp(env: Record<string, string> = {}): Promise<{ host: TestHost; services: StsServices }> {
+  const config = loadConfig({
+    STS_ISSUER: 'https://sts.test.example/',
+    STS_LEDGER_MODE: 'off',
+    KEY_VAULT_URL: vault.vaultUrl,
+    STS_VAULT_TIMEOUT_MS: String(VAULT_TIMEOUT_MS),
+    STS_SECRET_CACHE_MAX_AGE_SECONDS: String(MAX_AGE),
+    STS_SECRET_CACHE_MAX_STALE_SECONDS: '3600',
+    ...env,
+  });
+  const services = await createServices(config, clock);
+  const host = await startTestHost({ services });
+  return { host, services };
+}
+
+/** One valid request per flow for credentials created in the vault now: nothing of them is cached yet. */
+async function coldRequests(): Promise<Record<TokenFlow, ClientRequest>> {
+  const suffix = randomUUID().slice(0, 8);
+  const account = await createMixedRealityAccount(admin, { accountDomain: 'westus2.mixedreality.azure.com' });
+  const speech = await createCognitiveResource(admin, { name: `cold-speech-${suffix}`, region: 'eastus', resourceKind: 'SpeechServices' });
+  const face = await createCognitiveResource(admin, {
+    name: `cold-face-${suffix}`,
+    region: 'westus',
+    resourceKind: 'Face',
+    limitedAccessTokens: true,
+    grantableFeatureFlags: ['Face.Identification'],
+  });
+  const issuer = await createWrapIssuer(admin, { namespace: `cold${suffix}`, name: 'owner' });
+  return {
+    mixedReality: {
+      method: 'GET',
+      path: `/accounts/${account.accountId}/token`,
+      headers: { authorization: `Bearer ${account.accountId}:${account.keys[0]}` },
+    },
+    issueToken: { method: 'POST', path: '/sts/v1.0/issueToken', headers: { 'ocp-apim-subscription-key': speech.keys[0] }, body: '' },
+    limitedAccessToken: {
+      method: 'POST',
+      path: '/sts/v1.0/issueLimitedAccessToken?expiredTime=600',
+      headers: { 'ocp-apim-subscription-key': face.keys[0], 'content-type': 'application/json' },
+      body: JSON.stringify({ targetAzureResourceId: credentials.cognitive.speech.resourceId, featureFlags: ['Face.Identification'] }),
+    },
+    wrap: {
+      method: 'POST',
+      path: '/WRAPv0.9/',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ wrap_name: 'owner', wrap_password: issuer.keys[0], wrap_scope: `http://cold${suffix}.servicebus.windows.net/` }).toString(),
+    },
+  };
+}
+
+async function timed(baseUrl: string, request: ClientRequest): Promise<Answer & { ms: number }> {
+  const started = performance.now();
+  const answer = await sendHttp(baseUrl, request);
+  return { ...answer, ms: performance.now() - started };
+}
+
+/** Every flow answers 200 with its test credential (and the signing keys are loaded). */
+async function warmUp(host: TestHost): Promise<void> {
+  for (const flow of TOKEN_FLOWS) expect((await sendHttp(host.url, flowRequest(flow, credentials))).status).toBe(200);
+  expect((await sendHttp(host.url, { method: 'GET', path: '/.well-known/jwks.json', headers: {} })).status).toBe(200);
+}
+
+describe('Key Vault faults over HTTP, all four flows', () => {
+  it('a latency spike beyond the vault timeout: warm served at once, cold 503 within the timeout, recovery after', async () => {
+    const { host } = await startApp();
+    try {
+      await warmUp(host);
+      const cold = await coldRequests();
+      vault.faults.latencyMs = VAULT_TIMEOUT_MS * 4;
+
+      for (const flow of TOKEN_FLOWS) {
+        const warm = await timed(host.url, flowRequest(flow, credentials));
+        expect(warm.status).toBe(200);
+        expect(warm.ms).toBeLessThan(VAULT_TIMEOUT_MS);
+      }
+      let retryAfter = 0;
+      for (const flow of TOKEN_FLOWS) {
+        const answer = await timed(host.url, cold[flow]);
+        expectFlowErrorShape(flow, answer, 503);
+        expect(answer.ms).toBeLessThan(VAULT_TIMEOUT_MS + 1_000);
+        retryAfter = Math.max(retryAfter, Number(answer.headers.get('retry-after')));
+      }
+
+      vault.resetFaults();
+      advance(retryAfter);
+      for (const flow of TOKEN_FLOWS) expect((await sendHttp(host.url, cold[flow])).status).toBe(200);
+    } finally {
+      await host.close();
+    }
+  });
+
+  it('a 429 storm: warm served, cold 503 with the vault’s Retry-After in each flow’s shape, the vault spared', async () => {
+    const { host } = await startApp();
+    try {
+      await warmUp(host);
+      const cold = await coldRequests();
+      vault.faults.throttleRetryAfterSeconds = 9;
+      const throttledBefore = vault.stats.throttled;
+
+      for (let round = 0; round < 5; round += 1) {
+        for (const flow of TOKEN_FLOWS) {
+          expect((await sendHttp(host.url, flowRequest(flow, credentials))).status).toBe(200);
+          const answer = await sendHttp(host.url, cold[flow]);
+          expectFlowErrorShape(flow, answer, 503);
+          expect(Number(answer.headers.get('retry-after'))).toBeLessThanOrEqual(9);
+        }
+      }
+      // One throttled call starts the backoff; 20 cold requests later the vault has seen hardly more.
+      expect(vault.stats.throttled - throttledBefore).toBeLessThanOrEqual(2);
+
+      vault.resetFaults();
+      advance(9);
+      for (const flow of TOKEN_FLOWS) expect((await sendHttp(host.url, cold[flow])).status).toBe(200);
+    } finally {
+      await host.close();
+    }
+  });
+
+  it('a flaky vault (half its answers 500) under concurrent load: only 200, 401 or 503 + Retry-After, never a 500', async () => {
+    // The wrong keys would otherwise trip this IP's failed-attempt limit (429s); that is tested elsewhere.
+    const { host } = await startApp({ STS_FAILED_ATTEMPTS_PER_WINDOW: '100000', STS_FAILED_ATTEMPTS_PER_CREDENTIAL: '100000' });
+    try {
+      await warmUp(host);
+      const colds = await Promise.all([coldRequests(), coldRequests(), coldRequests()]);
+      vault.faults.errorRate = 0.5;
+      vault.faults.errorStatus = 500;
+      const requests: Array<[TokenFlow, ClientRequest]> = [];
+      for (let i = 0; i < 40; i += 1) {
+        for (const flow of TOKEN_FLOWS) {
+          const pick = i % 4;
+          requests.push([flow, pick === 0 ? flowRequest(flow, credentials) : pick === 1 ? flowRequest(flow, credentials, `wrong-${i}`) : (colds[i % 3] as Record<TokenFlow, ClientRequest>)[flow]]);
+        }
+      }
+      const answers = await Promise.all(requests.map(async ([flow, request]) => [flow, await sendHttp(host.url, request)] as const));
+      const statuses = new Map<number, number>();
+      for (const [flow, answer] of answers) {
+        statuses.set(answer.status, (statuses.get(answer.status) ?? 0) + 1);
+        expect([200, 401, 503]).toContain(answer.status);
+        if (answer.status === 503) expectFlowErrorShape(flow, answer, 503);
+      }
+      expect(statuses.get(200)).toBeGreaterThanOrEqual(40); // every warm request at least
+    } finally {
+      await host.close();
+    }
+  });
+
+  it.each(['hang', 500] as const)('the managed-identity endpoint failing (%s): 503 + Retry-After everywhere, quickly, then recovery', async (mode) => {
+    // A user-assigned identity with no token yet in this process: the identity endpoint must be asked.
+    const { host } = await startApp({ AZURE_CLIENT_ID: randomUUID() });
+    try {
+      vault.faults.identity = mode;
+      let retryAfter = 0;
+      for (const flow of TOKEN_FLOWS) {
+        const answer = await timed(host.url, flowRequest(flow, credentials));
+        expectFlowErrorShape(flow, answer, 503);
+        expect(answer.ms).toBeLessThan(VAULT_TIMEOUT_MS + 1_500);
+        retryAfter = Math.max(retryAfter, Number(answer.headers.get('retry-after')));
+      }
+      const jwks = await sendHttp(host.url, { method: 'GET', path: '/.well-known/jwks.json', headers: {} });
+      expect(jwks.status).toBe(503);
+      expect(JSON.parse(jwks.text)).toMatchObject({ error: 'temporarily_unavailable' });
+
+      vault.resetFaults();
+      advance(retryAfter);
+      await warmUp(host);
+    } finally {
+      await host.close();
+    }
+  });
+
+  it('an outage during a flood of unknown credentials: answers at once, the vault sees next to nothing', async () => {
+    const { host } = await startApp();
+    try {
+      await warmUp(host);
+      vault.faults.outage = 503;
+      const before = vault.stats.vaultRequests;
+      const answers = await Promise.all(
+        Array.from({ length: 200 }, (_, i) => {
+          const accountId = randomUUID();
+          return timed(host.url, { method: 'GET', path: `/accounts/${accountId}/token`, headers: { authorization: `Bearer ${accountId}:k${i}` } });
+        }),
+      );
+      for (const answer of answers) expectFlowErrorShape('mixedReality', answer, 503);
+      expect(Math.max(...answers.map((a) => a.ms))).toBeLessThan(VAULT_TIMEOUT_MS + 2_000);
+      expect(vault.stats.vaultRequests - before).toBeLessThanOrEqual(40);
+      // Warm credentials are still served during the outage.
+      for (const flow of TOKEN_FLOWS) expect((await sendHttp(host.url, flowRequest(flow, credentials))).status).toBe(200);
+    } finally {
+      await host.close();
+    }
+  });
+});
+
+describe('the ledger per its mode while the vault is down too (Azurite)', () => {
+  let azurite: AzuriteFixture;
+  beforeAll(async () => {
+    azurite = await startAzuriteFixture();
+  }, 90_000);
+  afterAll(async () => {
+    await azurite.dispose();
+  });
+
+  async function issuedRows(tableName: string): Promise<Array<Record<string, unknown>>> {
+    const client = TableClient.fromConnectionString(azurite.connectionString, tableName, { allowInsecureConnection: true });
+    const rows: Array<Record<string, unknown>> = [];
+    for await (const entity of client.listEntities<Record<string, unknown>>()) if (entity.Outcome === 'issued') rows.push(entity);
+    return rows;
+  }
+
+  it('required: warm tokens during a vault outage each have their row; with the table down too, 503 and no token', async () => {
+    const tableName = `faults${randomUUID().replaceAll('-', '').slice(0, 12)}`;
+    const { host } = await startApp({ STS_LEDGER_MODE: 'required', STS_LEDGER_CONNECTION_STRING: azurite.connectionString, STS_LEDGER_TABLE: tableName });
+    try {
+      await warmUp(host);
+      vault.faults.outage = 'reset';
+      let served = 4; // the warm-up
+      for (let round = 0; round < 3; round += 1) {
+        for (const flow of TOKEN_FLOWS) {
+          expect((await sendHttp(host.url, flowRequest(flow, credentials))).status).toBe(200);
+          served += 1;
+        }
+      }
+      expect((await issuedRows(tableName)).length).toBe(served);
+
+      await azurite.stop();
+      for (const flow of TOKEN_FLOWS) {
+        const answer = await sendHttp(host.url, flowRequest(flow, credentials));
+        expectFlowErrorShape(flow, answer, 503);
+        expect(answer.text).not.toMatch(/eyJ|wrap_access_token/);
+      }
+      await azurite.restart();
+      expect((await issuedRows(tableName)).length).toBe(served);
+    } finally {
+      await host.close();
+    }
+  }, 90_000);
+
+  it('best-effort: with the vault and the table both down, warm credentials are still served', async () => {
+    const tableName = `faults${randomUUID().replaceAll('-', '').slice(0, 12)}`;
+    const { host, services } = await startApp({
+      STS_LEDGER_MODE: 'best-effort',
+      STS_LEDGER_CONNECTION_STRING: azurite.connectionString,
+      STS_LEDGER_TABLE: tableName,
+    });
+    try {
+      await warmUp(host);
+      vault.faults.outage = 503;
+      await azurite.stop();
+      for (const flow of TOKEN_FLOWS) expect((await sendHttp(host.url, flowRequest(flow, credentials))).status).toBe(200);
+      await services.ledger.close();
+    } finally {
+      await host.close();
+      await azurite.restart();
+    }
+  }, 90_000);
+});
