@@ -1,0 +1,106 @@
+import { parseArgs } from 'node:util';
+import { mb, runSoak, type SoakReport } from './soak/soakRun.js';
+
+/**
+ * `npm run soak -- [options]`: a soak run (issue #8). Starts the local host in a child process with a
+ * temporary store of demo credentials, measures its capacity briefly (unless `--rate` is given), then drives
+ * about 70 % of it with valid requests across all flows from this process, sampling the host's RSS. Prints
+ * errors, latency and RSS drift; exits 1 on any error or on RSS growth of 10 % or more after warm-up.
+ */
+const USAGE = `Usage: npm run soak -- [options]
+
+Options:
+  --minutes <m>          duration of the driven phase (default 10)
+  --rate <n>             requests per second to drive (default: 70 % of the measured capacity)
+  --fraction <f>         share of the capacity to drive when measuring (default 0.7)
+  --capacity-seconds <s> length of the capacity measurement (default 15)
+  --sample-seconds <s>   RSS sampling interval (default 5)
+  --ledger <mode>        off (default), best-effort or required, with a temporary Azurite
+  --help                 this text`;
+
+async function main(argv: readonly string[]): Promise<number> {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: [...argv],
+      options: {
+        minutes: { type: 'string' },
+        rate: { type: 'string' },
+        fraction: { type: 'string' },
+        'capacity-seconds': { type: 'string' },
+        'sample-seconds': { type: 'string' },
+        ledger: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (error) {
+    console.error(`${(error as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const number = (name: string, fallback: number, min: number, max: number): number => {
+    const raw = values[name];
+    if (raw === undefined) return fallback;
+    const value = Number(raw);
+    if (!Number.isFinite(value) || value < min || value > max) throw new RangeError(`--${name} must be a number from ${min} to ${max} (got "${String(raw)}")`);
+    return value;
+  };
+  const ledger = (values.ledger as string | undefined) ?? 'off';
+  if (ledger !== 'off' && ledger !== 'best-effort' && ledger !== 'required') {
+    console.error(`--ledger must be off, best-effort or required\n\n${USAGE}`);
+    return 2;
+  }
+  let options;
+  try {
+    options = {
+      durationMs: number('minutes', 10, 0.1, 24 * 60) * 60_000,
+      rate: values.rate === undefined ? undefined : number('rate', 0, 1, 100_000),
+      fraction: number('fraction', 0.7, 0.05, 1),
+      capacitySeconds: number('capacity-seconds', 15, 3, 300),
+      sampleEveryMs: number('sample-seconds', 5, 1, 600) * 1000,
+      warmupFraction: 0.2,
+      ledger,
+      progress: (line: string) => console.log(line),
+    } as const;
+  } catch (error) {
+    console.error(`${(error as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  console.log(`Soak: ${options.durationMs / 60_000} minutes, ledger ${options.ledger}`);
+  const report = await runSoak(options);
+  console.log(formatReport(report));
+  const errorCount = Object.values(report.errors).reduce((a, b) => a + b, 0);
+  return errorCount === 0 && report.rssDrift < 0.1 ? 0 : 1;
+}
+
+function formatReport(report: SoakReport): string {
+  const seconds = report.durationMs / 1000;
+  const errorCount = Object.values(report.errors).reduce((a, b) => a + b, 0);
+  const perMinute: string[] = [];
+  let nextMinute = 0;
+  for (const sample of report.samples) {
+    if (sample.atMs >= nextMinute) {
+      perMinute.push(`${Math.round(sample.atMs / 1000)}s ${mb(sample.rssBytes)}`);
+      nextMinute += 60_000;
+    }
+  }
+  const lines = [
+    '',
+    report.capacity === undefined ? `Rate: ${report.targetRate} req/s (given)` : `Capacity: ${report.capacity.toFixed(0)} req/s; target ${report.targetRate} req/s`,
+    `Driven: ${report.requests} requests in ${seconds.toFixed(0)} s (${report.achievedRate.toFixed(0)} req/s); by flow: ${Object.entries(report.byFlow).map(([f, n]) => `${f} ${n}`).join(', ')}`,
+    `Latency: p50 ${report.latencyMs.p50.toFixed(1)} ms, p95 ${report.latencyMs.p95.toFixed(1)} ms, p99 ${report.latencyMs.p99.toFixed(1)} ms, max ${report.latencyMs.max.toFixed(0)} ms`,
+    `Errors: ${errorCount}${errorCount ? ` (${Object.entries(report.errors).map(([k, n]) => `${k} ×${n}`).join('; ')})` : ''}`,
+    `RSS (${report.samples.length} samples): after warm-up (${Math.round(report.warmupMs / 1000)} s) ${mb(report.rssBaselineBytes)}, at the end ${mb(report.rssEndBytes)}, max ${mb(report.rssMaxBytes)}; drift ${(report.rssDrift * 100).toFixed(1)} % (goal < 10 %)`,
+    `RSS by minute: ${perMinute.join(', ')}`,
+    `Host: ${report.hostExit}`,
+    errorCount === 0 && report.rssDrift < 0.1 ? 'Result: PASS' : 'Result: FAIL',
+  ];
+  return lines.join('\n');
+}
+
+process.exitCode = await main(process.argv.slice(2));
