@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../../shared/config.js';
 import { ensureDemoCredentials, type DemoCredentials } from '../demoCredentials.js';
+import { APP_ROOT_ENV, snapshotCompiledApp } from './appSnapshot.js';
 
 /**
  * What every part of the benchmark shares: a temp embedded store holding the demo credentials (created with
@@ -38,6 +39,8 @@ export const FUNCTION_OF_FLOW: Readonly<Record<FlowId, string>> = {
 
 export interface BenchFixtures {
   readonly storePath: string;
+  /** The private copy of the compiled app every process imports (see `appSnapshot.ts`). */
+  readonly appRoot: string;
   readonly credentials: DemoCredentials;
   readonly requests: Readonly<Record<FlowId, BenchRequest>>;
   /** The environment of a benchmark child: the parent's, minus any STS/vault/identity setting, plus `extra`. */
@@ -49,13 +52,16 @@ const JWT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 /** Settings a child must not inherit from the shell that started the benchmark. */
 const FOREIGN_SETTINGS = /^(STS_|KEY_VAULT_|AZURE_|IDENTITY_|MSI_|WEBSITE_|NODE_EXTRA_CA_CERTS$|NODE_OPTIONS$)/;
 
-/** Creates the temp store with demo credentials; `remove()` deletes it. */
+/** Snapshots the compiled app and creates the temp store with demo credentials; `remove()` deletes both. */
 export async function createBenchFixtures(): Promise<BenchFixtures> {
   const directory = await mkdtemp(join(tmpdir(), 'sts-bench-'));
   const storePath = join(directory, 'secrets.json');
   const bootstrap = await ensureDemoCredentials(loadConfig({ STS_LOCAL_STORE_PATH: storePath, STS_LEDGER_MODE: 'off', STS_ISSUER: BENCH_ISSUER }));
   if (bootstrap.outcome !== 'created') throw new Error(`demo credentials were not created (${bootstrap.outcome})`);
   const { credentials } = bootstrap;
+  const snapshot = await snapshotCompiledApp();
+  // This process imports compiled modules too (cold start reads the function list): from the same copy.
+  process.env[APP_ROOT_ENV] = snapshot.root;
   const { mixedReality: mr, isvFace, speech, wrap } = credentials;
 
   const wrapBody = new URLSearchParams({ wrap_name: wrap.name, wrap_password: wrap.key, wrap_scope: wrap.scope }).toString();
@@ -95,13 +101,17 @@ export async function createBenchFixtures(): Promise<BenchFixtures> {
 
   return {
     storePath,
+    appRoot: snapshot.root,
     credentials,
     requests,
     childEnv(extra = {}) {
       const env: NodeJS.ProcessEnv = {};
       for (const [name, value] of Object.entries(process.env)) if (!FOREIGN_SETTINGS.test(name)) env[name] = value;
-      return { ...env, STS_LOCAL_STORE_PATH: storePath, STS_ISSUER: BENCH_ISSUER, STS_LEDGER_MODE: 'off', ...extra };
+      return { ...env, STS_LOCAL_STORE_PATH: storePath, STS_ISSUER: BENCH_ISSUER, STS_LEDGER_MODE: 'off', [APP_ROOT_ENV]: snapshot.root, ...extra };
     },
-    remove: () => rm(directory, { recursive: true, force: true }),
+    remove: async () => {
+      await rm(directory, { recursive: true, force: true });
+      await snapshot.remove();
+    },
   };
 }

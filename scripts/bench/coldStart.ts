@@ -8,6 +8,7 @@ import { FileSecretStore } from '../../shared/secrets/fileSecretStore.js';
 import { KeyVaultTestServer } from '../../test/support/keyVaultTestServer.js';
 import { createTestCertificateAuthority, loopbackCertificate } from '../../test/support/testCertificates.js';
 import { projectRoot } from '../localHost/projectPaths.js';
+import { benchAppRoot } from './appSnapshot.js';
 import type { BenchFixtures } from './benchFixtures.js';
 import { median } from './statistics.js';
 
@@ -85,7 +86,7 @@ const BARE = `process.stdout.write(JSON.stringify({ loadedMs: performance.now(),
 
 /** Runs the cold-start section: `starts` processes per figure, interleaved, medians reported. */
 export async function measureColdStart(fixtures: BenchFixtures, starts: number, log: (line: string) => void): Promise<ColdStartResults> {
-  const functionsDir = join(projectRoot, 'dist', 'functions');
+  const functionsDir = join(benchAppRoot(), 'dist', 'functions');
   const functionUrls = (await readdir(functionsDir)).filter((name) => name.endsWith('.js')).sort().map((name) => pathToFileURL(join(functionsDir, name)).href);
   const mixedRealityUrl = pathToFileURL(join(functionsDir, 'mixedRealityToken.js')).href;
   const { method: _method, looksIssued: _check, body: _body, ...request } = fixtures.requests.mixedReality;

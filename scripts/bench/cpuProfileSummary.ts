@@ -95,7 +95,8 @@ function shortUrl(url: string): string {
   const withoutScheme = url.startsWith('file://') ? decodeURIComponent(url.slice('file://'.length)) : url;
   const inModules = /node_modules\/((?:@[^/]+\/)?[^/]+)\/(.*)$/.exec(withoutScheme);
   if (inModules) return `${inModules[1]}/${inModules[2]}`;
-  return withoutScheme.startsWith(projectRoot) ? withoutScheme.slice(projectRoot.length + 1) : withoutScheme;
+  const inProject = withoutScheme.startsWith(projectRoot) ? withoutScheme.slice(projectRoot.length + 1) : withoutScheme;
+  return inProject.replace(/^bench-results\/\.app-\d+\//, ''); // the benchmark's copy of dist/ reads as dist/
 }
 
 /** Where a function lives: a package, an app folder, Node internals, or a V8 pseudo-frame. */

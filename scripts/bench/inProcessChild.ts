@@ -7,6 +7,7 @@ import { FileSecretStore } from '../../shared/secrets/fileSecretStore.js';
 import { encodeJwtSegmentJson } from '../../shared/tokens/jwtSegment.js';
 import { parseSigningJwk } from '../../shared/tokens/signingKeyMaterial.js';
 import { importCompiledDefinitions } from '../localHost/compiledFunctions.js';
+import { benchAppRoot } from './appSnapshot.js';
 import { FUNCTION_OF_FLOW, type BenchRequest, type FlowId } from './benchFixtures.js';
 import { answerParent, failStart, type ParentRequest } from './parentChannel.js';
 
@@ -15,7 +16,14 @@ import { answerParent, failStart, type ParentRequest } from './parentChannel.js'
  * (prepared `HttpRequest`s, `process.cpuUsage` around the calls, which counts every thread, the libuv pool
  * that signs included), next to the raw cost of the primitives: one ES256 signature (`node:crypto`, sync and
  * async), one `jose` SignJWT, one HMAC-SHA256, one SHA-256 digest.
+ *
+ * Each is measured one call at a time and with {@link CONCURRENT} calls in flight: work handed to the libuv
+ * pool (an async signature) costs a thread hand-off per call when calls come one by one, and much less when
+ * many are queued, as they are under load.
  */
+
+/** Calls in flight in the concurrent variant. */
+const CONCURRENT = 32;
 
 const { HttpRequest, InvocationContext } = azureFunctions;
 
@@ -29,14 +37,16 @@ export interface PerOperation {
 
 export interface InProcessResults {
   readonly iterations: number;
-  readonly flows: Record<string, PerOperation & { readonly non200: number }>;
-  readonly primitives: Record<string, PerOperation>;
+  readonly concurrency: number;
+  /** By flow: one call at a time, and `concurrency` in flight. */
+  readonly flows: Record<string, { readonly sequential: PerOperation; readonly concurrent: PerOperation; readonly non200: number }>;
+  readonly primitives: Record<string, { readonly sequential: PerOperation; readonly concurrent: PerOperation }>;
 }
 
 async function measure(request: ParentRequest): Promise<InProcessResults> {
   const iterations = Number(request.iterations);
   const requests = request.requests as Record<FlowId, Omit<BenchRequest, 'looksIssued'>>;
-  const definitions = new Map((await importCompiledDefinitions()).map((d) => [d.name, d]));
+  const definitions = new Map((await importCompiledDefinitions(benchAppRoot())).map((d) => [d.name, d]));
 
   const flows: InProcessResults['flows'] = {};
   for (const [flow, spec] of Object.entries(requests) as [FlowId, Omit<BenchRequest, 'looksIssued'>][]) {
@@ -54,16 +64,24 @@ async function measure(request: ParentRequest): Promise<InProcessResults> {
         context: new InvocationContext({ invocationId: randomUUID(), functionName: definition.name, logHandler: () => {} }),
       }));
     let non200 = 0;
-    const call = async (handler: HttpHandler, prepared: ReturnType<typeof prepare>) => {
-      for (const { request: httpRequest, context } of prepared) {
-        const response = (await handler(httpRequest, context)) as HttpResponseInit;
-        if ((response.status ?? 200) !== 200) non200 += 1;
-      }
+    const call = async (handler: HttpHandler, prepared: ReturnType<typeof prepare>, inFlight: number) => {
+      let next = 0;
+      const lane = async () => {
+        while (next < prepared.length) {
+          const { request: httpRequest, context } = prepared[next++] as (typeof prepared)[number];
+          const response = (await handler(httpRequest, context)) as HttpResponseInit;
+          if ((response.status ?? 200) !== 200) non200 += 1;
+        }
+      };
+      await Promise.all(Array.from({ length: inFlight }, lane));
     };
-    await call(definition.handler, prepare(Math.max(200, iterations / 5))); // warm-up: JIT, services, caches
+    await call(definition.handler, prepare(Math.max(200, iterations / 5)), CONCURRENT); // warm-up: JIT, services, caches
     non200 = 0;
-    const prepared = prepare(iterations);
-    flows[flow] = { ...(await timed(iterations, () => call(definition.handler, prepared))), non200 };
+    let prepared = prepare(iterations);
+    const sequential = await timed(iterations, () => call(definition.handler, prepared, 1));
+    prepared = prepare(iterations);
+    const concurrent = await timed(iterations, () => call(definition.handler, prepared, CONCURRENT));
+    flows[flow] = { sequential, concurrent, non200 };
   }
 
   const store = new FileSecretStore(String(process.env.STS_LOCAL_STORE_PATH));
@@ -90,12 +108,19 @@ async function measure(request: ParentRequest): Promise<InProcessResults> {
   const signAsync = promisify(sign);
   const hmacKey = Buffer.alloc(32, 7);
   const swtInput = Buffer.from('a'.repeat(400), 'ascii');
-  const repeat = async (work: () => unknown | Promise<unknown>) => {
-    for (let i = 0; i < iterations; i += 1) await work();
+  const repeat = async (work: () => unknown | Promise<unknown>, inFlight: number) => {
+    let done = 0;
+    const lane = async () => {
+      while (done < iterations) {
+        done += 1;
+        await work();
+      }
+    };
+    await Promise.all(Array.from({ length: inFlight }, lane));
   };
-  const primitive = async (work: () => unknown | Promise<unknown>): Promise<PerOperation> => {
-    await repeat(work); // warm-up
-    return timed(iterations, () => repeat(work));
+  const primitive = async (work: () => unknown | Promise<unknown>): Promise<InProcessResults['primitives'][string]> => {
+    await repeat(work, CONCURRENT); // warm-up
+    return { sequential: await timed(iterations, () => repeat(work, 1)), concurrent: await timed(iterations, () => repeat(work, CONCURRENT)) };
   };
   const primitives: InProcessResults['primitives'] = {
     'ES256 sign, node:crypto sync': await primitive(() => sign('sha256', signingInput, { key: key.privateKey, dsaEncoding: 'ieee-p1363' })),
@@ -104,7 +129,7 @@ async function measure(request: ParentRequest): Promise<InProcessResults> {
     'HMAC-SHA256 (400 bytes)': await primitive(() => createHmac('sha256', hmacKey).update(swtInput).digest()),
     'SHA-256 of a key': await primitive(() => createHash('sha256').update('0123456789abcdef0123456789abcdef', 'utf8').digest()),
   };
-  return { iterations, flows, primitives };
+  return { iterations, concurrency: CONCURRENT, flows, primitives };
 }
 
 async function timed(operations: number, work: () => Promise<void>): Promise<PerOperation> {

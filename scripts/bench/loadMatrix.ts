@@ -48,6 +48,8 @@ export interface LoadSummary {
   readonly non2xx: number;
   readonly errors: number;
   readonly timeouts: number;
+  /** Responses by status code, summed over the repetitions. */
+  readonly statusCodes: Record<string, number>;
   /** Each repetition's req/s, to show the spread. */
   readonly requestsPerSecondByRep: readonly number[];
 }
@@ -131,11 +133,18 @@ export async function runLoadMatrix(
         non2xx: runs.reduce((sum, r) => sum + r.result.non2xx, 0),
         errors: runs.reduce((sum, r) => sum + r.result.errors, 0),
         timeouts: runs.reduce((sum, r) => sum + r.result.timeouts, 0),
+        statusCodes: sumCounts(runs.map((r) => r.result.statusCodes)),
         requestsPerSecondByRep: runs.map((r) => Math.round(r.result.requestsPerSecond)),
       });
     }
   }
   return summaries;
+}
+
+function sumCounts(counts: readonly Record<string, number>[]): Record<string, number> {
+  const total: Record<string, number> = {};
+  for (const count of counts) for (const [code, n] of Object.entries(count)) total[code] = (total[code] ?? 0) + n;
+  return total;
 }
 
 function runRequest(target: LoadTarget, connections: number, durationSeconds: number): Record<string, unknown> {

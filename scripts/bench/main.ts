@@ -8,7 +8,7 @@ import { BENCH_USAGE, parseBenchOptions, type BenchPlan, type BenchSection } fro
 import { measureColdStart } from './coldStart.js';
 import { measureInProcess } from './inProcess.js';
 import { measureLedger } from './ledgerComparison.js';
-import { baselineRatios, checkTargets, renderReport, type BenchMeasurements, type MachineInfo } from './report.js';
+import { baselineRatios, checkTargets, cpuBreakdown, renderReport, type BenchMeasurements, type MachineInfo } from './report.js';
 import { measureThroughput } from './throughput.js';
 import { measureVaultTraffic } from './vaultTraffic.js';
 
@@ -129,6 +129,7 @@ async function main(argv: readonly string[]): Promise<number> {
     plan: { ...plan, sections: [...plan.sections] },
     ...measurements,
     ratios,
+    cpuBreakdown: cpuBreakdown(measurements),
     targets: checks,
     notes,
     failures,

@@ -77,6 +77,53 @@ export function baselineRatios(throughput: ThroughputResults | undefined): Basel
   return ratios;
 }
 
+/** Where a flow's CPU per request goes, at one connection count (µs). */
+export interface CpuBreakdown {
+  readonly flow: string;
+  readonly connections: number;
+  /** The matching baseline, whole request. */
+  readonly baseline: number;
+  /** The local host with a no-op handler (GET or POST like the flow). */
+  readonly hostFloor: number;
+  readonly app: number;
+  /** app − host floor: what the flow's handler adds inside the host. */
+  readonly handlerInHost: number;
+  /** The handler alone in process, 32 calls in flight (no HTTP, no host). */
+  readonly handlerInProcess: number;
+}
+
+const BREAKDOWN: readonly { flow: string; inProcess: string; app: string; baselineId: string; floorId: string }[] = [
+  { flow: 'Mixed Reality', inProcess: 'mixedReality', app: TARGET.appMixedReality, baselineId: TARGET.joseMixedReality, floorId: TARGET.floorGet },
+  { flow: 'issueToken', inProcess: 'issueToken', app: TARGET.appIssueToken, baselineId: TARGET.joseIssueToken, floorId: TARGET.floorPost },
+  { flow: 'issueLimitedAccessToken', inProcess: 'limitedAccessToken', app: TARGET.appLimitedAccessToken, baselineId: TARGET.joseIssueToken, floorId: TARGET.floorPost },
+  { flow: 'WRAP', inProcess: 'wrap', app: TARGET.appWrap, baselineId: TARGET.swtWrap, floorId: TARGET.floorPost },
+];
+
+/** The CPU per request of each flow split into hosting and handler, at every connection count measured. */
+export function cpuBreakdown(measurements: BenchMeasurements): CpuBreakdown[] {
+  const { throughput, inProcess } = measurements;
+  if (!throughput) return [];
+  const cpu = (id: string, connections: number) =>
+    throughput.summaries.find((s) => s.targetId === id && s.connections === connections)?.cpuMicrosPerRequest ?? Number.NaN;
+  const rows: CpuBreakdown[] = [];
+  for (const entry of BREAKDOWN) {
+    for (const connections of [...new Set(throughput.summaries.map((s) => s.connections))]) {
+      const app = cpu(entry.app, connections);
+      const hostFloor = cpu(entry.floorId, connections);
+      rows.push({
+        flow: entry.flow,
+        connections,
+        baseline: cpu(entry.baselineId, connections),
+        hostFloor,
+        app,
+        handlerInHost: app - hostFloor,
+        handlerInProcess: inProcess?.flows[entry.inProcess]?.concurrent.cpuMicros ?? Number.NaN,
+      });
+    }
+  }
+  return rows;
+}
+
 /** The targets of issue #9, checked against this run's figures. */
 export function checkTargets(measurements: BenchMeasurements, ratios: readonly BaselineRatio[]): TargetCheck[] {
   const checks: TargetCheck[] = [];
@@ -145,7 +192,9 @@ function loadRows(summaries: readonly LoadSummary[], withAuxiliary = false): str
     fixed(s.p99Ms, 2),
     fixed(s.cpuMicrosPerRequest),
     ...(withAuxiliary ? [fixed(s.auxiliaryCpuMicrosPerRequest)] : []),
-    String(s.non2xx),
+    s.non2xx === 0
+      ? '0'
+      : `${s.non2xx} (${Object.keys(s.statusCodes).filter((code) => !code.startsWith('2')).join(',')})`,
     String(s.errors + s.timeouts),
     s.requestsPerSecondByRep.join(' / '),
   ]);
@@ -174,6 +223,22 @@ export function renderReport(
       ),
       '',
     );
+    out.push('Where the CPU per request goes (µs; baseline: jose for JWT flows, SWT for WRAP; host floor: the local host with a no-op handler)');
+    out.push(
+      formatTable(
+        ['flow', 'conns', 'baseline', 'host floor', 'app', 'app − floor', 'handler in process'],
+        cpuBreakdown(measurements).map((b) => [
+          b.flow,
+          String(b.connections),
+          fixed(b.baseline),
+          fixed(b.hostFloor),
+          fixed(b.app),
+          fixed(b.handlerInHost),
+          fixed(b.handlerInProcess),
+        ]),
+      ),
+      '',
+    );
     for (const profile of throughput.profiles) {
       out.push(`CPU profile ${profile.path} (${fixed(profile.sampledMs)} ms sampled, main thread busy ${fixed(profile.busyPercent)} %)`);
       out.push(formatTable(['self %', 'incl %', 'function (by self time)'], profile.bySelf.slice(0, 12).map((h) => [fixed(h.selfPercent, 1), fixed(h.inclusivePercent, 1), h.name])));
@@ -191,13 +256,24 @@ export function renderReport(
     out.push('');
   }
   if (inProcess) {
-    out.push(`In process: the handler called directly with prepared HttpRequests, ${inProcess.iterations} calls each, no HTTP (CPU counts every thread)`);
+    out.push(
+      `In process: handlers called directly with prepared HttpRequests (no HTTP), ${inProcess.iterations} calls each, one at a time ` +
+        `and ${inProcess.concurrency} in flight; CPU counts every thread (the signing pool too)`,
+    );
+    const row = (name: string, m: { sequential: { cpuMicros: number; wallMicros: number; mainThreadShare: number }; concurrent: { cpuMicros: number; mainThreadShare: number } }) => [
+      name,
+      fixed(m.sequential.cpuMicros, 1),
+      fixed(m.sequential.wallMicros, 1),
+      fixed(100 * m.sequential.mainThreadShare),
+      fixed(m.concurrent.cpuMicros, 1),
+      fixed(100 * m.concurrent.mainThreadShare),
+    ];
     out.push(
       formatTable(
-        ['what', 'CPU µs/op', 'wall µs/op', 'main thread %'],
+        ['what', 'CPU µs/op', 'wall µs/op', 'main thread %', `CPU µs/op ×${inProcess.concurrency}`, `main thread % ×${inProcess.concurrency}`],
         [
-          ...Object.entries(inProcess.flows).map(([flow, f]) => [`flow ${flow}${f.non200 > 0 ? ` (${f.non200} non-200!)` : ''}`, fixed(f.cpuMicros, 1), fixed(f.wallMicros, 1), fixed(100 * f.mainThreadShare)]),
-          ...Object.entries(inProcess.primitives).map(([name, p]) => [name, fixed(p.cpuMicros, 1), fixed(p.wallMicros, 1), fixed(100 * p.mainThreadShare)]),
+          ...Object.entries(inProcess.flows).map(([flow, f]) => row(`flow ${flow}${f.non200 > 0 ? ` (${f.non200} non-200!)` : ''}`, f)),
+          ...Object.entries(inProcess.primitives).map(([name, p]) => row(name, p)),
         ],
       ),
       '',

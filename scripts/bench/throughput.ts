@@ -12,7 +12,7 @@ import type { LoadRunResult } from './loadWorker.js';
  * in one interleaved run (issue #9 §1-§2).
  */
 
-export type ServerKind = 'app' | 'jose' | 'crypto' | 'swt';
+export type ServerKind = 'app' | 'floor' | 'jose' | 'crypto' | 'swt';
 
 export interface ThroughputResults {
   readonly summaries: readonly LoadSummary[];
@@ -30,6 +30,8 @@ export const TARGET = {
   cryptoMixedReality: 'crypto:mixedReality',
   cryptoIssueToken: 'crypto:issueToken',
   swtWrap: 'swt:wrap',
+  floorGet: 'floor:mixedReality',
+  floorPost: 'floor:wrap',
 } as const;
 
 /** Starts one server process of `kind` (`extraEnv` on top of the fixtures' environment). */
@@ -62,8 +64,9 @@ export async function measureThroughput(
   profileDir: string,
   log: (line: string) => void,
 ): Promise<ThroughputResults> {
-  const [app, jose, crypto, swt, worker] = await Promise.all([
+  const [app, floor, jose, crypto, swt, worker] = await Promise.all([
     startServer('app', fixtures, plan),
+    startServer('floor', fixtures, plan),
     startServer('jose', fixtures, plan),
     startServer('crypto', fixtures, plan),
     startServer('swt', fixtures, plan),
@@ -81,6 +84,8 @@ export async function measureThroughput(
       { id: TARGET.appLimitedAccessToken, label: 'app  issueLimitedAccessToken', server: app, request: requests.limitedAccessToken },
       { id: TARGET.appWrap, label: 'app  WRAP (SWT)', server: app, request: requests.wrap },
       { id: TARGET.swtWrap, label: 'base swt     WRAP', server: swt, request: requests.wrap },
+      { id: TARGET.floorGet, label: 'host floor   GET, no-op handler', server: floor, request: { ...requests.mixedReality, looksIssued: () => true } },
+      { id: TARGET.floorPost, label: 'host floor   POST, no-op handler', server: floor, request: { ...requests.wrap, looksIssued: () => true } },
     ];
     await verifyTargets(targets);
     const summaries = await runLoadMatrix(worker, targets, plan, log);
@@ -105,6 +110,6 @@ export async function measureThroughput(
     }
     return { summaries, profiles };
   } finally {
-    await Promise.all([app, jose, crypto, swt, worker].map((child) => child.stop()));
+    await Promise.all([app, floor, jose, crypto, swt, worker].map((child) => child.stop()));
   }
 }

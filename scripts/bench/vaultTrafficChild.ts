@@ -4,7 +4,7 @@ import { pathToFileURL } from 'node:url';
 import azureFunctions, { type HttpResponseInit } from '@azure/functions';
 import type { CachedSecretStore, SecretCacheStats } from '../../shared/secrets/cachedSecretStore.js';
 import { importCompiledDefinitions } from '../localHost/compiledFunctions.js';
-import { projectRoot } from '../localHost/projectPaths.js';
+import { benchAppRoot } from './appSnapshot.js';
 import { answerParent, failStart, type ParentRequest } from './parentChannel.js';
 import { spreadAccount } from './spreadAccounts.js';
 
@@ -27,11 +27,11 @@ export interface IssueReport {
   readonly heapUsedBytes: number;
 }
 
-const definitions = new Map((await importCompiledDefinitions().catch(failStart)).map((d) => [d.name, d]));
+const definitions = new Map((await importCompiledDefinitions(benchAppRoot()).catch(failStart)).map((d) => [d.name, d]));
 const mixedReality = definitions.get('mixedRealityToken');
 if (!mixedReality) failStart(new Error('no compiled mixedRealityToken function'));
 // The compiled services module: the same instance the compiled handlers use.
-const services = (await import(pathToFileURL(join(projectRoot, 'dist', 'shared', 'services.js')).href)) as typeof import('../../shared/services.js');
+const services = (await import(pathToFileURL(join(benchAppRoot(), 'dist', 'shared', 'services.js')).href)) as typeof import('../../shared/services.js');
 
 async function cacheStats(): Promise<SecretCacheStats> {
   const { secrets } = await services.getServices();
