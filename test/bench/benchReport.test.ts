@@ -1,0 +1,160 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseBenchOptions } from '../../scripts/bench/benchOptions.js';
+import { summarizeCpuProfile } from '../../scripts/bench/cpuProfileSummary.js';
+import type { LoadSummary } from '../../scripts/bench/loadMatrix.js';
+import { baselineRatios, checkTargets, cpuBreakdown, formatTable } from '../../scripts/bench/report.js';
+import { median, percentileOfSorted, ratio } from '../../scripts/bench/statistics.js';
+import { TARGET, type ThroughputResults } from '../../scripts/bench/throughput.js';
+
+/**
+ * `npm run bench` prints figures and never fails on them; what can be wrong is how it reads them: the
+ * statistics, which baseline a flow is compared with, and whether a target is marked met or missed.
+ */
+
+function summary(targetId: string, connections: number, requestsPerSecond: number, cpuMicrosPerRequest: number, p99Ms: number): LoadSummary {
+  return {
+    targetId,
+    label: targetId,
+    connections,
+    repetitions: 3,
+    requestsPerSecond,
+    p50Ms: p99Ms / 4,
+    p99Ms,
+    cpuMicrosPerRequest,
+    auxiliaryCpuMicrosPerRequest: Number.NaN,
+    responses: requestsPerSecond * 12,
+    non2xx: 0,
+    errors: 0,
+    timeouts: 0,
+    statusCodes: { '200': requestsPerSecond * 12 },
+    requestsPerSecondByRep: [requestsPerSecond, requestsPerSecond, requestsPerSecond],
+  };
+}
+
+describe('statistics', () => {
+  it('takes the median of odd and even counts without reordering the input', () => {
+    const values = [5, 1, 4, 2, 3];
+    expect(median(values)).toBe(3);
+    expect(values).toEqual([5, 1, 4, 2, 3]);
+    expect(median([4, 1, 3, 2])).toBe(2.5);
+    expect(median([])).toBeNaN();
+  });
+
+  it('uses nearest-rank percentiles', () => {
+    const sorted = Array.from({ length: 200 }, (_, i) => i + 1);
+    expect(percentileOfSorted(sorted, 50)).toBe(100);
+    expect(percentileOfSorted(sorted, 99)).toBe(198);
+    expect(percentileOfSorted([7], 99)).toBe(7);
+    expect(percentileOfSorted(new Float64Array(0), 50)).toBeNaN();
+  });
+
+  it('refuses a ratio against nothing', () => {
+    expect(ratio(3, 4)).toBe(0.75);
+    expect(ratio(3, 0)).toBeNaN();
+    expect(ratio(Number.NaN, 2)).toBeNaN();
+  });
+});
+
+describe('ratios and targets', () => {
+  const throughput: ThroughputResults = {
+    profiles: [],
+    summaries: [
+      summary(TARGET.appMixedReality, 64, 9_000, 120, 13),
+      summary(TARGET.joseMixedReality, 64, 10_000, 110, 10),
+      summary(TARGET.cryptoMixedReality, 64, 12_000, 80, 9),
+      summary(TARGET.appIssueToken, 64, 5_000, 200, 30),
+      summary(TARGET.joseIssueToken, 64, 10_000, 100, 10),
+      summary(TARGET.appWrap, 64, 7_000, 90, 20),
+      summary(TARGET.swtWrap, 64, 10_000, 60, 10),
+      summary(TARGET.floorGet, 64, 11_000, 70, 8),
+      summary(TARGET.floorPost, 64, 9_000, 95, 9),
+    ],
+  };
+  const ratios = baselineRatios(throughput);
+
+  it('pairs each flow with its own baseline at the same connection count', () => {
+    const mrJose = ratios.find((r) => r.flow === 'Mixed Reality' && r.baseline === 'jose');
+    expect(mrJose).toMatchObject({ connections: 64, requestsPerSecond: 0.9, p99: 1.3 });
+    expect(mrJose?.cpuPerRequest).toBeCloseTo(120 / 110);
+    expect(ratios.find((r) => r.flow === 'WRAP')).toMatchObject({ baseline: 'SWT', requestsPerSecond: 0.7, cpuPerRequest: 1.5, p99: 2 });
+    // No limited access token run in this set: no made-up ratio for it.
+    expect(ratios.some((r) => r.flow === 'issueLimitedAccessToken')).toBe(false);
+  });
+
+  it('marks targets met at exactly the goal, missed beyond it, and n/a when a section did not run', () => {
+    const checks = checkTargets({ throughput, coldStart: undefined, vault: undefined }, ratios);
+    const byName = (prefix: string) => checks.find((c) => c.target.startsWith(prefix));
+    expect(byName('Mixed Reality req/s vs jose')).toMatchObject({ met: true, value: '0.90×' });
+    expect(byName('Mixed Reality CPU/request vs jose')).toMatchObject({ met: true });
+    expect(byName('(stretch) Mixed Reality req/s vs node:crypto')).toMatchObject({ met: false, value: '0.75×' });
+    expect(byName('WRAP req/s vs SWT')).toMatchObject({ met: false, value: '0.70×' });
+    expect(byName('Mixed Reality p99')).toMatchObject({ met: true });
+    expect(byName('issueToken p99')).toMatchObject({ met: false, value: '3.00×' });
+    expect(byName('App modules loaded')).toMatchObject({ met: undefined, value: 'n/a' });
+    expect(byName('Vault reads per 1,000 warm tokens')).toMatchObject({ met: undefined });
+  });
+
+  it('splits CPU per request into the host floor and the handler', () => {
+    const rows = cpuBreakdown({ throughput });
+    expect(rows.find((r) => r.flow === 'Mixed Reality')).toMatchObject({ baseline: 110, hostFloor: 70, app: 120, handlerInHost: 50 });
+    expect(rows.find((r) => r.flow === 'WRAP')).toMatchObject({ baseline: 60, hostFloor: 95, app: 90, handlerInHost: -5 });
+  });
+});
+
+describe('formatTable', () => {
+  it('right-aligns numeric columns and left-aligns text', () => {
+    const text = formatTable(['target', 'req/s'], [['app', '900'], ['baseline', '10000']]);
+    expect(text.split('\n')).toEqual(['target    req/s', '--------  -----', 'app         900', 'baseline  10000']);
+  });
+});
+
+describe('options', () => {
+  it('has a quick profile, section selection and clear errors', () => {
+    const quick = parseBenchOptions(['--quick', '--skip', 'ledger,vault']);
+    expect(quick).not.toBe('help');
+    if (quick === 'help') return;
+    expect(quick).toMatchObject({ profileName: 'quick', repetitions: 1, durationSeconds: 2, connections: [10, 64] });
+    expect([...quick.sections]).toEqual(['inprocess', 'coldstart', 'throughput']);
+    const full = parseBenchOptions([]);
+    if (full === 'help') throw new Error('unexpected help');
+    expect(full.repetitions).toBeGreaterThanOrEqual(3);
+    expect(() => parseBenchOptions(['--only', 'nonsense'])).toThrow(/unknown section "nonsense"/);
+    expect(() => parseBenchOptions(['--reps', '0'])).toThrow(/--reps must be a whole number from 1 to 20/);
+    expect(parseBenchOptions(['--help'])).toBe('help');
+  });
+});
+
+describe('CPU profile summary', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'sts-bench-profile-'));
+  });
+  afterAll(() => rm(dir, { recursive: true, force: true }));
+
+  it('attributes self and inclusive time, and counts idle as not busy', async () => {
+    const file = (url: string) => `file:///somewhere/${url}`;
+    const profile = {
+      nodes: [
+        { id: 1, callFrame: { functionName: '(root)', url: '', lineNumber: -1 }, children: [2, 4] },
+        { id: 2, callFrame: { functionName: 'handler', url: file('dist/shared/http/stsFunction.js'), lineNumber: 9 }, children: [3] },
+        { id: 3, callFrame: { functionName: 'sign', url: 'node:internal/crypto/sig', lineNumber: 0 } },
+        { id: 4, callFrame: { functionName: '(idle)', url: '', lineNumber: -1 } },
+      ],
+      // Each sample lasts until the next one: handler 100, sign 300, idle 600 (the last sample's span is unknown).
+      samples: [2, 3, 4, 2],
+      timeDeltas: [0, 100, 300, 600],
+    };
+    const path = join(dir, 'p.cpuprofile');
+    await writeFile(path, JSON.stringify(profile));
+    const result = await summarizeCpuProfile(path);
+    expect(result.sampledMs).toBeCloseTo(1);
+    expect(result.busyPercent).toBeCloseTo(40);
+    const handler = result.byInclusive.find((h) => h.name.startsWith('handler'));
+    expect(handler).toMatchObject({ selfPercent: 10, inclusivePercent: 40 });
+    expect(result.bySelf[0]).toMatchObject({ name: 'sign node:internal/crypto/sig:1', selfPercent: 30 });
+    expect(result.areas.find((a) => a.area === 'node: internals')?.selfPercent).toBeCloseTo(30);
+  });
+});
