@@ -1,7 +1,8 @@
-import { matchKeySlot } from '../security/constantTime.js';
-import type { SecretStore } from '../secrets/secretStore.js';
+import { matchKeyDigestSlot, secretDigest } from '../security/constantTime.js';
+import type { SecretStore, SecretVersion } from '../secrets/secretStore.js';
 import {
   parseRecord,
+  type CredentialRecord,
   type CognitiveResource,
   type MixedRealityAccount,
   type WrapIssuer,
@@ -24,7 +25,25 @@ export type Verification<T> =
  * verifies presented keys in constant time. Store outages surface as `DependencyUnavailableError` from the
  * store; everything else (absent, unparseable, disabled, wrong key) is a refusal.
  */
+type RecordKind = 'mixedRealityAccount' | 'cognitiveKeyIndex' | 'cognitiveResource' | 'wrapIssuer' | 'wrapNamespace';
+
+/** A record parsed from one secret version (undefined when the version does not parse as that kind). */
+interface ParsedSecret {
+  readonly kind: RecordKind;
+  readonly record: CredentialRecord | undefined;
+}
+
+/** Key digests of a record read through {@link CredentialDirectory}; absent for records built elsewhere. */
+const keyDigestsOf = new WeakMap<object, readonly [Buffer, Buffer]>();
+
 export class CredentialDirectory {
+  /**
+   * Parsed records per secret version object. Stores hand out the same version object until the secret
+   * changes (the cache holds it; the file store keeps its views), so a warm credential is parsed and its
+   * keys hashed once, not on every request.
+   */
+  private readonly parsed = new WeakMap<SecretVersion, ParsedSecret>();
+
   constructor(private readonly secrets: SecretStore) {}
 
   async verifyAccountKey(accountId: string, presentedKey: string): Promise<Verification<MixedRealityAccount>> {
@@ -51,12 +70,17 @@ export class CredentialDirectory {
     return this.read(vaultLayout.wrapNamespace(namespace), 'wrapNamespace');
   }
 
-  private async read<K extends 'mixedRealityAccount' | 'cognitiveKeyIndex' | 'cognitiveResource' | 'wrapIssuer' | 'wrapNamespace'>(
-    name: string,
-    kind: K,
-  ) {
+  private async read<K extends RecordKind>(name: string, kind: K): Promise<Extract<CredentialRecord, { kind: K }> | undefined> {
     const secret = await this.secrets.getSecret(name);
-    return secret ? parseRecord(secret.value, kind) : undefined;
+    if (!secret) return undefined;
+    let entry = this.parsed.get(secret);
+    if (!entry || entry.kind !== kind) {
+      const record = parseRecord(secret.value, kind);
+      if (record && 'keys' in record) keyDigestsOf.set(record, [secretDigest(record.keys[0]), secretDigest(record.keys[1])]);
+      entry = { kind, record };
+      this.parsed.set(secret, entry);
+    }
+    return entry.record as Extract<CredentialRecord, { kind: K }> | undefined;
   }
 }
 
@@ -65,7 +89,8 @@ function verify<T extends { readonly keys: readonly [string, string]; readonly e
   presentedKey: string,
 ): Verification<T> {
   if (!record) return { ok: false, reason: 'unknown_credential' };
-  const keySlot = matchKeySlot(presentedKey, record.keys);
+  const keyDigests = keyDigestsOf.get(record) ?? [secretDigest(record.keys[0]), secretDigest(record.keys[1])];
+  const keySlot = matchKeyDigestSlot(secretDigest(presentedKey), keyDigests);
   if (keySlot === undefined) return { ok: false, reason: 'wrong_key' };
   if (!record.enabled) return { ok: false, reason: 'credential_disabled' };
   return { ok: true, credential: { record, keySlot } };

@@ -33,6 +33,9 @@ export class FileSecretStore implements WritableSecretStore {
   private lastCheckMs = 0;
   /** The reload under way, which every concurrent reader waits for (else they would read the old snapshot). */
   private reloading: Promise<void> | undefined;
+  /** Versions as handed out, per name, until the snapshot changes: the same objects on every read, so
+   * callers can memoise what they derive from a version (parsed records, key digests). */
+  private views = new Map<string, readonly SecretVersion[]>();
 
   constructor(
     readonly path: string,
@@ -47,8 +50,12 @@ export class FileSecretStore implements WritableSecretStore {
 
   async getSecretVersions(name: string): Promise<readonly SecretVersion[]> {
     await this.refresh();
-    const stored = this.snapshot.secrets[name] ?? [];
-    return stored.map((v) => toSecretVersion(name, v)).reverse();
+    let view = this.views.get(name);
+    if (!view) {
+      view = (this.snapshot.secrets[name] ?? []).map((v) => toSecretVersion(name, v)).reverse();
+      this.views.set(name, view);
+    }
+    return view;
   }
 
   async setSecret(name: string, value: string, options: SetSecretOptions = {}): Promise<SecretVersion> {
@@ -112,16 +119,19 @@ export class FileSecretStore implements WritableSecretStore {
       mtimeMs = (await stat(this.path)).mtimeMs;
     } catch {
       this.snapshot = { secrets: {} };
+      this.views.clear();
       this.loadedMtimeMs = -1;
       return;
     }
     if (mtimeMs === this.loadedMtimeMs) return;
     const parsed = JSON.parse(await readFile(this.path, 'utf8')) as StoredFile;
     this.snapshot = { secrets: parsed.secrets ?? {} };
+    this.views.clear();
     this.loadedMtimeMs = mtimeMs;
   }
 
   private async persist(): Promise<void> {
+    this.views.clear(); // the snapshot was just changed in place
     await mkdir(dirname(this.path), { recursive: true, mode: 0o700 });
     const temp = `${this.path}.${process.pid}.${randomUUID()}.tmp`;
     await writeFile(temp, `${JSON.stringify(this.snapshot, null, 2)}\n`, { mode: 0o600 });

@@ -1,13 +1,16 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 
+/** SHA-256 of a secret: what constant-time comparisons compare (equal lengths, no length leak). */
+export function secretDigest(secret: string): Buffer {
+  return createHash('sha256').update(secret, 'utf8').digest();
+}
+
 /**
  * Compares a presented secret with an expected one in constant time. Both sides are hashed first so the
  * comparison never leaks length and `timingSafeEqual` always sees equal-length inputs.
  */
 export function secretsEqual(presented: string, expected: string): boolean {
-  const a = createHash('sha256').update(presented, 'utf8').digest();
-  const b = createHash('sha256').update(expected, 'utf8').digest();
-  return timingSafeEqual(a, b);
+  return timingSafeEqual(secretDigest(presented), secretDigest(expected));
 }
 
 /**
@@ -15,8 +18,16 @@ export function secretsEqual(presented: string, expected: string): boolean {
  * compared so the time taken does not tell which slot matched.
  */
 export function matchKeySlot(presented: string, keys: readonly [string, string]): 1 | 2 | undefined {
-  const first = secretsEqual(presented, keys[0]);
-  const second = secretsEqual(presented, keys[1]);
+  return matchKeyDigestSlot(secretDigest(presented), [secretDigest(keys[0]), secretDigest(keys[1])]);
+}
+
+/**
+ * {@link matchKeySlot} over digests computed ahead (a credential's key digests are kept with its parsed
+ * record, so a request hashes only the presented key).
+ */
+export function matchKeyDigestSlot(presentedDigest: Buffer, keyDigests: readonly [Buffer, Buffer]): 1 | 2 | undefined {
+  const first = timingSafeEqual(presentedDigest, keyDigests[0]);
+  const second = timingSafeEqual(presentedDigest, keyDigests[1]);
   if (first) return 1;
   if (second) return 2;
   return undefined;

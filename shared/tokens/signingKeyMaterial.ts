@@ -1,5 +1,4 @@
-import { createPrivateKey, createPublicKey, generateKeyPairSync, type JsonWebKey, type KeyObject } from 'node:crypto';
-import { calculateJwkThumbprint } from 'jose';
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type JsonWebKey, type KeyObject } from 'node:crypto';
 
 export type SigningAlgorithm = 'ES256' | 'RS256';
 
@@ -78,11 +77,25 @@ export async function parseSigningJwk(value: string): Promise<SigningKeyMaterial
   } else {
     throw new SigningKeyMaterialError('The signing key must be EC P-256 for ES256 or RSA (2048 bits or more) for RS256');
   }
-  const kid = await calculateJwkThumbprint(publicParts, 'sha256');
+  const kid = jwkThumbprint(publicParts);
   const publicJwk = (
     publicParts.kty === 'EC'
       ? { ...publicParts, kid, alg: 'ES256', use: 'sig' }
       : { ...publicParts, kid, alg: 'RS256', use: 'sig' }
   ) as PublicSigningJwk;
   return { alg: publicJwk.alg, kid, privateKey, publicJwk };
+}
+
+/**
+ * RFC 7638 §3: SHA-256 over the JSON of the required public members in lexicographic order, no whitespace,
+ * base64url. (Done with node:crypto so the app does not load `jose` at start: cold start matters.)
+ */
+export function jwkThumbprint(
+  publicParts: { kty: 'EC'; crv: string; x: string; y: string } | { kty: 'RSA'; n: string; e: string },
+): string {
+  const canonical =
+    publicParts.kty === 'EC'
+      ? JSON.stringify({ crv: publicParts.crv, kty: publicParts.kty, x: publicParts.x, y: publicParts.y })
+      : JSON.stringify({ e: publicParts.e, kty: publicParts.kty, n: publicParts.n });
+  return createHash('sha256').update(canonical, 'utf8').digest('base64url');
 }
