@@ -37,7 +37,10 @@ export interface SoakReport {
   readonly durationMs: number;
   readonly requests: number;
   readonly byFlow: Readonly<Record<string, number>>;
+  /** Host-side failures: a status other than 200, a network error, a timeout, an error in the host's log. */
   readonly errors: Readonly<Record<string, number>>;
+  /** Requests the generator did not send because MAX_IN_FLIGHT were unanswered: the rate was not sustained. */
+  readonly notSent: number;
   readonly latencyMs: { readonly p50: number; readonly p95: number; readonly p99: number; readonly max: number };
   readonly samples: readonly RssSample[];
   readonly warmupMs: number;
@@ -127,6 +130,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     let sent = 0;
     let done = 0;
     let inFlight = 0;
+    let notSent = 0;
     const pending = new Set<Promise<void>>();
 
     const sampler = setInterval(() => {
@@ -141,7 +145,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       while (sent < due) {
         sent += 1;
         if (inFlight >= MAX_IN_FLIGHT) {
-          errors['backlog (host too slow)'] = (errors['backlog (host too slow)'] ?? 0) + 1;
+          notSent += 1;
           continue;
         }
         inFlight += 1;
@@ -158,7 +162,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       if (Date.now() - lastProgress >= 30_000) {
         lastProgress = Date.now();
         const last = samples.at(-1);
-        options.progress(`  ${Math.round((lastProgress - started) / 1000)} s: ${done} answered, ${Object.values(errors).reduce((a, b) => a + b, 0)} errors, RSS ${last ? mb(last.rssBytes) : '?'}`);
+        const errorCount = Object.values(errors).reduce((a, b) => a + b, 0);
+        options.progress(`  ${Math.round((lastProgress - started) / 1000)} s: ${done} answered, ${errorCount} errors, ${notSent} not sent, RSS ${last ? mb(last.rssBytes) : '?'}`);
       }
       await new Promise((resolve) => setTimeout(resolve, 5));
     }
@@ -185,6 +190,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       requests: done,
       byFlow,
       errors,
+      notSent,
       latencyMs: { p50: percentile(latencies, 0.5), p95: percentile(latencies, 0.95), p99: percentile(latencies, 0.99), max: latencies.at(-1) ?? 0 },
       samples,
       warmupMs,
