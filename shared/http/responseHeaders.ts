@@ -23,7 +23,19 @@ export function publicCacheHeaders(maxAgeSeconds: number): Record<string, string
   };
 }
 
+/** Random bytes drawn in blocks: one `randomBytes` call per 256 correlation vectors instead of per request. */
+const CV_BYTES = 16;
+const POOL_BYTES = CV_BYTES * 256;
+let pool = randomBytes(POOL_BYTES);
+let poolOffset = 0;
+
 /** Mixed Reality correlation vector: 16 random bytes, base64 without padding (22 chars), then `.0`. */
 export function newCorrelationVector(): string {
-  return `${randomBytes(16).toString('base64').slice(0, 22)}.0`;
+  if (poolOffset + CV_BYTES > POOL_BYTES) {
+    pool = randomBytes(POOL_BYTES);
+    poolOffset = 0;
+  }
+  const bytes = pool.subarray(poolOffset, poolOffset + CV_BYTES);
+  poolOffset += CV_BYTES;
+  return `${bytes.toString('base64').slice(0, 22)}.0`;
 }
