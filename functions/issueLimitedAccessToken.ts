@@ -1,4 +1,4 @@
-import { app } from '@azure/functions';
+import { app } from '../shared/functionsApp.js';
 import { issueLimitedAccessToken } from '../shared/flows/issueLimitedAccessToken.js';
 import { queryParameterValues } from '../shared/http/queryParameters.js';
 import { defineStsFunction } from '../shared/http/stsFunction.js';

@@ -1,4 +1,4 @@
-import { app } from '@azure/functions';
+import { app } from '../shared/functionsApp.js';
 import { issueCognitiveToken } from '../shared/flows/issueToken.js';
 import { queryParameterValues } from '../shared/http/queryParameters.js';
 import { defineStsFunction } from '../shared/http/stsFunction.js';

@@ -1,4 +1,4 @@
-import { app } from '@azure/functions';
+import { app } from '../shared/functionsApp.js';
 import { publicCacheHeaders } from '../shared/http/responseHeaders.js';
 import { defineStsFunction } from '../shared/http/stsFunction.js';
 import { buildDiscoveryDocument, DISCOVERY_MAX_AGE_SECONDS, stsPaths } from '../shared/tokens/discoveryDocument.js';

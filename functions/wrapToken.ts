@@ -1,4 +1,4 @@
-import { app } from '@azure/functions';
+import { app } from '../shared/functionsApp.js';
 import { issueWrapToken } from '../shared/flows/wrapToken.js';
 import { defineStsFunction } from '../shared/http/stsFunction.js';
 import { upstreamIssuanceFacts } from '../shared/upstream/servedUpstreamToken.js';

@@ -1,4 +1,4 @@
-import { app } from '@azure/functions';
+import { app } from './functionsApp.js';
 import { closeServices } from './services.js';
 
 let registered = false;
