@@ -72,9 +72,6 @@ const DEFAULTS = {
   shutdownGraceMs: 10_000,
 } as const;
 
-/** Headers that carry a credential: a request with two of them is ambiguous and refused (400). */
-const SINGLE_VALUED_SECURITY_HEADERS = ['authorization', 'ocp-apim-subscription-key'] as const;
-
 interface Route {
   readonly definition: HttpFunctionLike;
   readonly compiled: CompiledRoute;
@@ -159,11 +156,6 @@ export async function startLocalHost(options: LocalHostOptions): Promise<Running
       return writeHostAnswer(req, res, requestId, { status: 414, message: `The URL is longer than ${limits.maxUrlLength} characters.` });
     }
     if (!target.startsWith('/')) return writeHostAnswer(req, res, requestId, { status: 400, message: 'Bad request target.' });
-    for (const name of SINGLE_VALUED_SECURITY_HEADERS) {
-      if ((req.headersDistinct[name]?.length ?? 0) > 1) {
-        return writeHostAnswer(req, res, requestId, { status: 400, message: `Duplicate ${name} header.` });
-      }
-    }
 
     const path = target.split('?')[0] ?? '/';
     let found: { route: Route; params: RouteParams } | undefined;
@@ -277,7 +269,11 @@ export async function startLocalHost(options: LocalHostOptions): Promise<Running
   };
 }
 
-/** The request headers as the Functions host hands them over: one value per name, the client IP as XFF. */
+/**
+ * The request headers as the Functions host hands them over: one value per name, repeated fields joined
+ * with ", " (so two `Authorization` headers reach the flow as one malformed value and are refused there, in
+ * the flow's own shape, as in Azure), the client IP as XFF.
+ */
 function handlerHeaders(req: IncomingMessage): Record<string, string> {
   const headers: Record<string, string> = {};
   for (const [name, values] of Object.entries(req.headersDistinct)) {
