@@ -32,6 +32,8 @@ export interface StsConfig {
     readonly maxEntries: number;
     readonly maxStaleSeconds: number;
     readonly vaultTimeoutMs: number;
+    /** Store reads this instance may start per second (Key Vault allows 4,000 per 10 s per vault, for all instances). */
+    readonly vaultReadsPerSecond: number;
   };
   readonly ledger: {
     readonly mode: LedgerMode;
@@ -174,6 +176,7 @@ export function loadConfig(env: Environment): StsConfig {
       maxEntries: integer('STS_SECRET_CACHE_MAX_ENTRIES', 10_000, 10, 1_000_000),
       maxStaleSeconds: integer('STS_SECRET_CACHE_MAX_STALE_SECONDS', 3_600, 0, 86_400),
       vaultTimeoutMs: integer('STS_VAULT_TIMEOUT_MS', 3_000, 100, 60_000),
+      vaultReadsPerSecond: integer('STS_VAULT_READS_PER_SECOND', 100, 1, 4_000),
     },
     ledger: {
       mode: ledgerMode ?? 'required',

@@ -13,6 +13,12 @@ export interface SecretCacheSettings {
   readonly maxStaleSeconds: number;
   /** Longest wait for a free store slot before answering "unavailable". */
   readonly vaultTimeoutMs: number;
+  /**
+   * Store reads this process may start per second (a token bucket holding one second's worth); beyond it
+   * cold lookups get a 503 with `Retry-After: 1` instead of spending the vault's shared budget. Unlimited
+   * when absent.
+   */
+  readonly vaultReadsPerSecond?: number;
 }
 
 export interface SecretCacheStats {
@@ -217,7 +223,27 @@ export class CachedSecretStore implements SecretStore {
     this.entries.set(key, entry);
   }
 
+  private readTokens = Number.NaN;
+  private readTokensAtMs = 0;
+
+  /** Takes one read from the per-second budget, or false when it is spent (refilled continuously). */
+  private takeReadToken(): boolean {
+    const perSecond = this.settings.vaultReadsPerSecond;
+    if (perSecond === undefined) return true;
+    const nowMs = this.clock().getTime();
+    const elapsedMs = Math.max(0, nowMs - this.readTokensAtMs);
+    this.readTokens = Number.isNaN(this.readTokens) ? perSecond : Math.min(perSecond, this.readTokens + (elapsedMs * perSecond) / 1000);
+    this.readTokensAtMs = nowMs;
+    if (this.readTokens < 1) return false;
+    this.readTokens -= 1;
+    return true;
+  }
+
   private acquireSlot(): Promise<void> {
+    if (!this.takeReadToken()) {
+      this.counters.shed += 1;
+      return Promise.reject(new DependencyUnavailableError('secret-store', 1, 'The secret-store read budget of this instance is spent'));
+    }
     if (this.active < MAX_CONCURRENT_READS) {
       this.active += 1;
       return Promise.resolve();

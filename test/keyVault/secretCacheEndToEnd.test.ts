@@ -12,6 +12,7 @@ import {
 } from '../../shared/credentials/provisioning.js';
 import type { MixedRealityAccount } from '../../shared/credentials/records.js';
 import { vaultLayout } from '../../shared/credentials/vaultLayout.js';
+import { DependencyUnavailableError } from '../../shared/errors.js';
 import { CachedSecretStore } from '../../shared/secrets/cachedSecretStore.js';
 import { KeyVaultSecretStore } from '../../shared/secrets/keyVaultSecretStore.js';
 import { createServices, setServices, type StsServices } from '../../shared/services.js';
@@ -163,7 +164,8 @@ describe('cost: the vault is read once per credential per max age', () => {
 
 describe('unknown account ids: reads bounded by the negative cache, memory by the size bound', () => {
   it('10,000 lookups of 300 random unknown ids read each id once', async () => {
-    const services = await startServices();
+    // The clock is frozen, so the per-second read budget is lifted here; it has its own test below.
+    const services = await startServices({ STS_VAULT_READS_PER_SECOND: '4000' });
     const ids = Array.from({ length: 300 }, () => randomUUID());
     const readsBefore = server.stats.secretReads;
 
@@ -176,6 +178,26 @@ describe('unknown account ids: reads bounded by the negative cache, memory by th
 
     expect(server.stats.secretReads - readsBefore).toBe(300);
     expect(cacheOf(services).stats()).toMatchObject({ storeReads: 300, size: 300 });
+  });
+
+  it('spends at most STS_VAULT_READS_PER_SECOND store reads per second on cold names; the rest get 503 + Retry-After', async () => {
+    const services = await startServices({ STS_VAULT_READS_PER_SECOND: '50' });
+    const readsBefore = server.stats.secretReads;
+    const attempt = (id: string) =>
+      services.credentials.verifyAccountKey(id, 'k').then(
+        () => 'answered',
+        (error: unknown) => (error instanceof DependencyUnavailableError ? `unavailable ${error.retryAfterSeconds}` : 'other'),
+      );
+
+    const first = await Promise.all(Array.from({ length: 120 }, () => attempt(randomUUID())));
+    expect(first.filter((r) => r === 'answered')).toHaveLength(50);
+    expect(first.filter((r) => r === 'unavailable 1')).toHaveLength(70);
+    expect(server.stats.secretReads - readsBefore).toBe(50);
+
+    advance(1); // one second refills the budget
+    const second = await Promise.all(Array.from({ length: 120 }, () => attempt(randomUUID())));
+    expect(second.filter((r) => r === 'answered')).toHaveLength(50);
+    expect(server.stats.secretReads - readsBefore).toBe(100);
   });
 
   it('never holds more than maxEntries, whatever the flood; least recently used go first', async () => {
