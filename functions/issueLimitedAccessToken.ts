@@ -1,8 +1,8 @@
 import { app } from '../shared/functionsApp.js';
 import { issueLimitedAccessToken } from '../shared/flows/issueLimitedAccessToken.js';
+import { bareJwtResponse, jwtIssuanceFacts } from '../shared/http/jwtAnswers.js';
 import { queryParameterValues } from '../shared/http/queryParameters.js';
 import { defineStsFunction } from '../shared/http/stsFunction.js';
-import { upstreamIssuanceFacts } from '../shared/upstream/servedUpstreamToken.js';
 
 /**
  * Cognitive Services (Face) `POST /sts/v1.0/issueLimitedAccessToken?expiredTime=N` (contracts.md §4). 200
@@ -28,21 +28,11 @@ export const definition = defineStsFunction({
       services,
     );
     return {
-      response: {
-        status: 200,
-        headers: { 'Content-Type': 'application/jwt; charset=us-ascii' },
-        body: result.accessToken.token,
-      },
-      issuance: {
-        credentialId: result.resource.name,
-        keySlot: result.keySlot,
-        audience: result.audience,
+      response: bareJwtResponse(result.accessToken.token),
+      issuance: jwtIssuanceFacts(result, result.resource.name, {
         scope: result.targetAzureResourceId,
         featureFlags: result.grantedFeatureFlags,
-        jti: result.accessToken.jti,
-        expiresAt: new Date(result.accessToken.expiresAt * 1000),
-        ...upstreamIssuanceFacts(result.upstream),
-      },
+      }),
     };
   },
 });

@@ -1,8 +1,8 @@
 import { app } from '../shared/functionsApp.js';
 import { issueCognitiveToken } from '../shared/flows/issueToken.js';
+import { bareJwtResponse, jwtIssuanceFacts } from '../shared/http/jwtAnswers.js';
 import { queryParameterValues } from '../shared/http/queryParameters.js';
 import { defineStsFunction } from '../shared/http/stsFunction.js';
-import { upstreamIssuanceFacts } from '../shared/upstream/servedUpstreamToken.js';
 
 /**
  * Cognitive Services `POST /sts/v1.0/issueToken` (contracts.md §3). 200 with the bare JWT as the body,
@@ -27,21 +27,7 @@ export const definition = defineStsFunction({
       },
       services,
     );
-    return {
-      response: {
-        status: 200,
-        headers: { 'Content-Type': 'application/jwt; charset=us-ascii' },
-        body: result.accessToken.token,
-      },
-      issuance: {
-        credentialId: result.resource.name,
-        keySlot: result.keySlot,
-        audience: result.audience,
-        jti: result.accessToken.jti,
-        expiresAt: new Date(result.accessToken.expiresAt * 1000),
-        ...upstreamIssuanceFacts(result.upstream),
-      },
-    };
+    return { response: bareJwtResponse(result.accessToken.token), issuance: jwtIssuanceFacts(result, result.resource.name) };
   },
 });
 

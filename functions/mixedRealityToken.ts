@@ -1,7 +1,7 @@
 import { app } from '../shared/functionsApp.js';
 import { issueMixedRealityToken } from '../shared/flows/mixedRealityToken.js';
+import { jwtIssuanceFacts } from '../shared/http/jwtAnswers.js';
 import { defineStsFunction } from '../shared/http/stsFunction.js';
-import { upstreamIssuanceFacts } from '../shared/upstream/servedUpstreamToken.js';
 
 /**
  * Mixed Reality STS: `GET /accounts/{accountId}/token` (contracts.md §2). 200 with the compact JSON
@@ -27,14 +27,7 @@ export const definition = defineStsFunction({
         headers: { 'Content-Type': 'application/json; charset=utf-8' },
         body: JSON.stringify({ AccessToken: result.accessToken.token }),
       },
-      issuance: {
-        credentialId: result.account.accountId,
-        keySlot: result.keySlot,
-        audience: result.audience,
-        jti: result.accessToken.jti,
-        expiresAt: new Date(result.accessToken.expiresAt * 1000),
-        ...upstreamIssuanceFacts(result.upstream),
-      },
+      issuance: jwtIssuanceFacts(result, result.account.accountId),
     };
   },
 });
