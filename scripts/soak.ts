@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { ledgerModeOption, numberOption } from './loadRunOptions.js';
 import { mb, runSoak, type SoakReport } from './soak/soakRun.js';
 
 /**
@@ -43,15 +44,9 @@ async function main(argv: readonly string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
-  const number = (name: string, fallback: number, min: number, max: number): number => {
-    const raw = values[name];
-    if (raw === undefined) return fallback;
-    const value = Number(raw);
-    if (!Number.isFinite(value) || value < min || value > max) throw new RangeError(`--${name} must be a number from ${min} to ${max} (got "${String(raw)}")`);
-    return value;
-  };
-  const ledger = (values.ledger as string | undefined) ?? 'off';
-  if (ledger !== 'off' && ledger !== 'best-effort' && ledger !== 'required') {
+  const number = (name: string, fallback: number, min: number, max: number): number => numberOption(values, name, fallback, min, max);
+  const ledger = ledgerModeOption(values.ledger);
+  if (ledger === undefined) {
     console.error(`--ledger must be off, best-effort or required\n\n${USAGE}`);
     return 2;
   }
