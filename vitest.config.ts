@@ -3,7 +3,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
-    // Creates the test CA and trusts it through NODE_EXTRA_CA_CERTS before workers fork (test/support/testCertificates.ts).
+    // Creates the test CA and trusts it through NODE_EXTRA_CA_CERTS before workers fork (tooling/doubles/testCertificates.ts).
     globalSetup: ['test/support/globalSetup.ts'],
     testTimeout: 30_000,
     hookTimeout: 60_000,

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { stageDeployment } from '../scripts/packageApp.js';
+import { stageDeployment } from '../tools/packageApp.js';
 
 const run = promisify(execFile);
 
@@ -33,7 +33,7 @@ describe('npm run package', () => {
     const files = (await readdir(staged, { recursive: true })).map(String).filter((f) => !f.startsWith('node_modules'));
     expect(files).toEqual(expect.arrayContaining(['host.json', 'package.json', 'package-lock.json', join('dist', 'functions', 'issueToken.js')]));
     expect(files.filter((f) => f.endsWith('.ts'))).toEqual([]);
-    expect(files.filter((f) => f.startsWith('test') || f.startsWith('scripts') || f.startsWith('infra'))).toEqual([]);
+    expect(files.filter((f) => f.startsWith('test') || f.startsWith('tools') || f.startsWith('tooling') || f.startsWith('infra'))).toEqual([]);
     const modules = await readdir(join(staged, 'node_modules'));
     for (const devTool of ['node', 'vitest', 'typescript', 'azurite', 'tsx', 'autocannon']) expect(modules).not.toContain(devTool);
     expect(modules).toContain('jose');

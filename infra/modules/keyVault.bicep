@@ -79,7 +79,7 @@ resource vault 'Microsoft.KeyVault/vaults@2026-05-15' = {
   }
 }
 
-// The name is vaultLayout.signingKey; scripts/testInfra.ts checks the two agree.
+// The name is vaultLayout.signingKey; tooling/infra/testInfra.ts checks the two agree.
 resource signingKey 'Microsoft.KeyVault/vaults/secrets@2026-05-15' = if (!empty(signingKeyJwk)) {
   parent: vault
   name: 'sts-signing-key'

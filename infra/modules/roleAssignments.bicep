@@ -1,5 +1,5 @@
 // Every role assignment of the deployment, each on the narrowest scope that works. Role definition ids are
-// literals (checked against the Azure built-in roles reference) so scripts/testInfra.ts can assert that the
+// literals (checked against the Azure built-in roles reference) so tooling/infra/testInfra.ts can assert that the
 // compiled template grants nothing else:
 //
 // | role                            | id                                   | to        | scope               |

@@ -2,12 +2,12 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseBenchOptions } from '../../scripts/bench/benchOptions.js';
-import { summarizeCpuProfile } from '../../scripts/bench/cpuProfileSummary.js';
-import type { LoadSummary } from '../../scripts/bench/loadMatrix.js';
-import { baselineRatios, checkTargets, cpuBreakdown, formatTable } from '../../scripts/bench/report.js';
-import { median, percentileOfSorted, ratio } from '../../scripts/bench/statistics.js';
-import { TARGET, type ThroughputResults } from '../../scripts/bench/throughput.js';
+import { parseBenchOptions } from '../../tooling/bench/benchOptions.js';
+import { summarizeCpuProfile } from '../../tooling/bench/cpuProfileSummary.js';
+import type { LoadSummary } from '../../tooling/bench/loadMatrix.js';
+import { baselineRatios, checkTargets, cpuBreakdown, formatTable } from '../../tooling/bench/report.js';
+import { median, percentileOfSorted, ratio } from '../../tooling/bench/statistics.js';
+import { TARGET, type ThroughputResults } from '../../tooling/bench/throughput.js';
 
 /**
  * `npm run bench` prints figures and never fails on them; what can be wrong is how it reads them: the

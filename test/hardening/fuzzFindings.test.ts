@@ -3,7 +3,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LeakScanner } from '../../scripts/fuzz/leakScanner.js';
+import { LeakScanner } from '../../tooling/fuzz/leakScanner.js';
 import { FileSecretStore } from '../../shared/secrets/fileSecretStore.js';
 import { encodeSwtComponent } from '../../shared/tokens/swt.js';
 import { startTestHost, type TestHost } from '../support/localHostFixture.js';

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LeakScanner } from '../../scripts/fuzz/leakScanner.js';
+import { LeakScanner } from '../../tooling/fuzz/leakScanner.js';
 import { DependencyUnavailableError } from '../../shared/errors.js';
 import { CredentialDirectory } from '../../shared/credentials/credentialDirectory.js';
 import { vaultLayout } from '../../shared/credentials/vaultLayout.js';

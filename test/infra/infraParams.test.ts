@@ -6,14 +6,14 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { parseRecord } from '../../shared/credentials/records.js';
 import { vaultLayout } from '../../shared/credentials/vaultLayout.js';
 import { parseSigningJwk } from '../../shared/tokens/signingKeyMaterial.js';
-import { UsageError } from '../../scripts/sts/command.js';
+import { UsageError } from '../../tools/sts/command.js';
 import {
   AZD_SIGNING_KEY_DEPLOYED_VARIABLE,
   AZD_SIGNING_KEY_VARIABLE,
   bicepString,
   command,
   generateInfraSecrets,
-} from '../../scripts/sts/commands/infraParams.js';
+} from '../../tools/sts/commands/infraParams.js';
 
 /**
  * `npm run sts -- infra-params` (issue #6): the git-ignored parameters file with a new signing key and demo

@@ -8,17 +8,17 @@ import { CredentialDirectory } from '../../shared/credentials/credentialDirector
 import { parseRecord, type CognitiveResource, type MixedRealityAccount, type WrapIssuer } from '../../shared/credentials/records.js';
 import { vaultLayout } from '../../shared/credentials/vaultLayout.js';
 import { KeyVaultSecretStore } from '../../shared/secrets/keyVaultSecretStore.js';
-import { UsageError, type StsCommand } from '../../scripts/sts/command.js';
-import { command as createAccount } from '../../scripts/sts/commands/createAccount.js';
-import { command as createCognitive } from '../../scripts/sts/commands/createCognitive.js';
-import { command as createWrapIssuer } from '../../scripts/sts/commands/createWrapIssuer.js';
-import { command as disableCredential } from '../../scripts/sts/commands/disableCredential.js';
-import { command as enableCredential } from '../../scripts/sts/commands/enableCredential.js';
-import { command as listCredentials } from '../../scripts/sts/commands/listCredentials.js';
-import { command as rotateKey } from '../../scripts/sts/commands/rotateKey.js';
-import { command as rotateSigningKey } from '../../scripts/sts/commands/rotateSigningKey.js';
-import { command as showKey } from '../../scripts/sts/commands/showKey.js';
-import { startKeyVaultTestServer, type KeyVaultTestServer } from '../support/keyVaultTestServer.js';
+import { UsageError, type StsCommand } from '../../tools/sts/command.js';
+import { command as createAccount } from '../../tools/sts/commands/createAccount.js';
+import { command as createCognitive } from '../../tools/sts/commands/createCognitive.js';
+import { command as createWrapIssuer } from '../../tools/sts/commands/createWrapIssuer.js';
+import { command as disableCredential } from '../../tools/sts/commands/disableCredential.js';
+import { command as enableCredential } from '../../tools/sts/commands/enableCredential.js';
+import { command as listCredentials } from '../../tools/sts/commands/listCredentials.js';
+import { command as rotateKey } from '../../tools/sts/commands/rotateKey.js';
+import { command as rotateSigningKey } from '../../tools/sts/commands/rotateSigningKey.js';
+import { command as showKey } from '../../tools/sts/commands/showKey.js';
+import { startKeyVaultTestServer, type KeyVaultTestServer } from '../../tooling/doubles/keyVaultTestServer.js';
 
 /**
  * The credential commands of the admin CLI, on Key Vault (the test server, reached with the managed
@@ -99,7 +99,7 @@ async function stsProcess(store: Store, args: string[]): Promise<Run> {
   const env = { ...savedEnv, ...storeEnv(store) };
   if (store === 'file') delete env.KEY_VAULT_URL;
   try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'scripts/sts/main.ts', ...args], {
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'tools/sts/main.ts', ...args], {
       env,
       timeout: 60_000,
     });

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DependencyUnavailableError } from '../../shared/errors.js';
 import { createAzureCredential } from '../../shared/secrets/azureCredential.js';
 import { KeyVaultSecretStore } from '../../shared/secrets/keyVaultSecretStore.js';
-import { startKeyVaultTestServer, type KeyVaultTestServer } from '../support/keyVaultTestServer.js';
+import { startKeyVaultTestServer, type KeyVaultTestServer } from '../../tooling/doubles/keyVaultTestServer.js';
 
 /**
  * The Key Vault store through the real `@azure/keyvault-secrets` and `@azure/identity` (App Service managed

@@ -9,7 +9,7 @@ import {
   rotateCredentialKey,
   rotateSigningKey,
   setCredentialEnabled,
-} from '../../shared/credentials/provisioning.js';
+} from '../../tools/sts/credentials/provisioning.js';
 import type { MixedRealityAccount } from '../../shared/credentials/records.js';
 import { vaultLayout } from '../../shared/credentials/vaultLayout.js';
 import { DependencyUnavailableError } from '../../shared/errors.js';
@@ -18,7 +18,7 @@ import { KeyVaultSecretStore } from '../../shared/secrets/keyVaultSecretStore.js
 import { createServices, setServices, type StsServices } from '../../shared/services.js';
 import { generateSigningJwk } from '../../shared/tokens/signingKeyMaterial.js';
 import { JWKS_MAX_AGE_SECONDS } from '../../shared/tokens/signingKeyRing.js';
-import { startKeyVaultTestServer, type KeyVaultTestServer } from '../support/keyVaultTestServer.js';
+import { startKeyVaultTestServer, type KeyVaultTestServer } from '../../tooling/doubles/keyVaultTestServer.js';
 
 /**
  * The Key Vault path end to end: the Mixed Reality function handler, with services built from configuration

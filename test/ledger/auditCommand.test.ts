@@ -4,8 +4,8 @@ import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseAuditArgs } from '../../scripts/sts/commands/audit.js';
-import { UsageError } from '../../scripts/sts/command.js';
+import { parseAuditArgs } from '../../tools/sts/commands/audit.js';
+import { UsageError } from '../../tools/sts/command.js';
 import type { LedgerEntry } from '../../shared/ledger/ledger.js';
 import { openLedgerTable } from '../../shared/ledger/ledgerTable.js';
 import { TableLedger } from '../../shared/ledger/tableLedger.js';
@@ -83,7 +83,7 @@ interface CliResult {
 
 function audit(...args: string[]): Promise<CliResult> {
   return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [TSX_CLI, 'scripts/sts/main.ts', 'audit', ...args], {
+    const child = spawn(process.execPath, [TSX_CLI, 'tools/sts/main.ts', 'audit', ...args], {
       cwd: ROOT,
       env: { ...process.env, STS_LEDGER_CONNECTION_STRING: azurite.connectionString, STS_LEDGER_TABLE: TABLE, STS_LEDGER_MODE: 'required' },
       stdio: ['ignore', 'pipe', 'pipe'],

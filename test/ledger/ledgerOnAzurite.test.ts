@@ -10,7 +10,7 @@ import { createLedger } from '../../shared/ledger/createLedger.js';
 import type { LedgerEntry } from '../../shared/ledger/ledger.js';
 import type { StoredLedgerEntry } from '../../shared/ledger/ledgerRows.js';
 import { openLedgerTable, type LedgerTable } from '../../shared/ledger/ledgerTable.js';
-import { queryLedger, type LedgerQuery } from '../../shared/ledger/queryLedger.js';
+import { queryLedger, type LedgerQuery } from '../../tools/sts/ledger/queryLedger.js';
 import { TableLedger, type TableLedgerOptions } from '../../shared/ledger/tableLedger.js';
 import { setServices } from '../../shared/services.js';
 import { FROZEN_NOW, startFlowHarness, TEST_ENV, type FlowHarness, type ObservedResponse } from '../flows/flowHarness.js';

@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startLocalAzurite, type LocalAzurite } from '../../scripts/localAzurite.js';
+import { startLocalAzurite, type LocalAzurite } from '../../tools/localAzurite.js';
 
 /**
  * A real Azurite table service for one test file: its own temporary data folder and a free loopback port.

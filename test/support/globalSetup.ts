@@ -1,7 +1,7 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createTestCertificateAuthority, TEST_CA_DIR_ENV } from './testCertificates.js';
+import { createTestCertificateAuthority, TEST_CA_DIR_ENV } from '../../tooling/doubles/testCertificates.js';
 
 /**
  * Runs once in the vitest main process, before any worker is forked: creates the test CA and makes every

@@ -2,9 +2,9 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { isHttpFunctionLike, withoutTestModeWarnings } from '../../scripts/localHost/compiledFunctions.js';
-import { startLocalHost, type HttpFunctionLike, type LocalHostOptions } from '../../scripts/localHost/localHost.js';
-import { ensureLocalTlsCertificate } from '../../scripts/localHost/tlsCertificate.js';
+import { isHttpFunctionLike, withoutTestModeWarnings } from '../../tools/localHost/compiledFunctions.js';
+import { startLocalHost, type HttpFunctionLike, type LocalHostOptions } from '../../tools/localHost/localHost.js';
+import { ensureLocalTlsCertificate } from '../../tools/localHost/tlsCertificate.js';
 import { loadConfig } from '../../shared/config.js';
 import { createServices, setServices, type StsServices } from '../../shared/services.js';
 

@@ -6,7 +6,7 @@ import {
   createMixedRealityAccount,
   createWrapIssuer,
   ensureSigningKey,
-} from '../../shared/credentials/provisioning.js';
+} from '../../tools/sts/credentials/provisioning.js';
 import {
   parseRecord,
   type CognitiveResource,

@@ -2,7 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import type { TlsKeyPair } from './testCertificates.js';
+import type { TlsKeyPair } from '../../tooling/doubles/testCertificates.js';
 
 /**
  * A stand-in for the real Azure token services, on loopback over HTTPS, for the upstream-mode tests

@@ -1,10 +1,10 @@
 import type { JSONWebKeySet } from 'jose';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { command as clearUpstreamCommand } from '../../scripts/sts/commands/clearUpstream.js';
-import { command as setUpstreamCommand } from '../../scripts/sts/commands/setUpstream.js';
-import { rotateCredentialKey } from '../../shared/credentials/provisioning.js';
+import { command as clearUpstreamCommand } from '../../tools/sts/commands/clearUpstream.js';
+import { command as setUpstreamCommand } from '../../tools/sts/commands/setUpstream.js';
+import { rotateCredentialKey } from '../../tools/sts/credentials/provisioning.js';
 import type { CognitiveResource, MixedRealityAccount, WrapIssuer } from '../../shared/credentials/records.js';
-import { setCredentialUpstream } from '../../shared/credentials/upstreamProvisioning.js';
+import { setCredentialUpstream } from '../../tools/sts/credentials/upstreamProvisioning.js';
 import { vaultLayout } from '../../shared/credentials/vaultLayout.js';
 import type { LedgerEntry } from '../../shared/ledger/ledger.js';
 import type { StsServices } from '../../shared/services.js';

@@ -8,17 +8,17 @@ import {
   createWrapIssuer,
   readCredential,
   type CredentialRef,
-} from '../../shared/credentials/provisioning.js';
-import { clearCredentialUpstream, setCredentialUpstream } from '../../shared/credentials/upstreamProvisioning.js';
+} from '../../tools/sts/credentials/provisioning.js';
+import { clearCredentialUpstream, setCredentialUpstream } from '../../tools/sts/credentials/upstreamProvisioning.js';
 import { vaultLayout } from '../../shared/credentials/vaultLayout.js';
 import { DependencyUnavailableError } from '../../shared/errors.js';
 import { FileSecretStore } from '../../shared/secrets/fileSecretStore.js';
 import type { SetSecretOptions, WritableSecretStore } from '../../shared/secrets/secretStore.js';
 import { createUpstreamClient } from '../../shared/upstream/upstreamClient.js';
 import { createUpstreamTokens } from '../../shared/upstream/upstreamTokens.js';
-import { UsageError, type StsCommand } from '../../scripts/sts/command.js';
-import { command as clearUpstream } from '../../scripts/sts/commands/clearUpstream.js';
-import { command as setUpstream } from '../../scripts/sts/commands/setUpstream.js';
+import { UsageError, type StsCommand } from '../../tools/sts/command.js';
+import { command as clearUpstream } from '../../tools/sts/commands/clearUpstream.js';
+import { command as setUpstream } from '../../tools/sts/commands/setUpstream.js';
 
 /**
  * Switching credentials to upstream mode and back: the provisioning code (validation before any write, the

@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { HttpResponseInit } from '@azure/functions';
 import { Agent, request } from 'undici';
-import { startLocalHost, type HttpFunctionLike, type RunningLocalHost } from '../../scripts/localHost/localHost.js';
-import { command as setUpstreamCommand } from '../../scripts/sts/commands/setUpstream.js';
+import { startLocalHost, type HttpFunctionLike, type RunningLocalHost } from '../../tools/localHost/localHost.js';
+import { command as setUpstreamCommand } from '../../tools/sts/commands/setUpstream.js';
 import { loadConfig } from '../../shared/config.js';
 import { CredentialDirectory } from '../../shared/credentials/credentialDirectory.js';
 import {
@@ -12,9 +12,9 @@ import {
   createMixedRealityAccount,
   createWrapIssuer,
   ensureSigningKey,
-} from '../../shared/credentials/provisioning.js';
+} from '../../tools/sts/credentials/provisioning.js';
 import { parseRecord, type CognitiveResource, type MixedRealityAccount, type WrapIssuer } from '../../shared/credentials/records.js';
-import { setCredentialUpstream } from '../../shared/credentials/upstreamProvisioning.js';
+import { setCredentialUpstream } from '../../tools/sts/credentials/upstreamProvisioning.js';
 import { vaultLayout } from '../../shared/credentials/vaultLayout.js';
 import type { Ledger, LedgerEntry } from '../../shared/ledger/ledger.js';
 import { CachedSecretStore } from '../../shared/secrets/cachedSecretStore.js';

@@ -6,7 +6,7 @@ import {
   loopbackCertificate,
   TEST_CA_DIR_ENV,
   type TlsKeyPair,
-} from '../support/testCertificates.js';
+} from '../../tooling/doubles/testCertificates.js';
 
 /** TLS material for the upstream stub, and how the client under test trusts it. */
 export interface UpstreamTestTls {

@@ -1,0 +1,198 @@
+import { spawn } from 'node:child_process';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { vaultLayout } from '../../shared/credentials/vaultLayout.js';
+import { FileSecretStore } from '../../shared/secrets/fileSecretStore.js';
+import { KeyVaultTestServer } from '../doubles/keyVaultTestServer.js';
+import { createTestCertificateAuthority, loopbackCertificate } from '../doubles/testCertificates.js';
+import { projectRoot } from '../../tools/localHost/projectPaths.js';
+import { benchAppRoot } from './appSnapshot.js';
+import type { BenchFixtures } from './benchFixtures.js';
+import { median } from './statistics.js';
+
+/**
+ * Cold start (issue #9 §4): fresh processes of the pinned Node, no tsx, importing the compiled function files
+ * as the Functions worker does. Times are `performance.now()` inside the process (milliseconds since the
+ * process started) when the modules are loaded and when the first Mixed Reality token is returned by the
+ * handler (called in process with an `HttpRequest`: no HTTP server); a bare `node -e` start is the baseline.
+ * A separate start with a module-load hook lists what was loaded, to show that the Azure SDKs load only
+ * when a vault is configured and first called.
+ */
+
+export interface ColdStartFigure {
+  readonly label: string;
+  readonly starts: number;
+  /** Median ms from process start to the point measured. */
+  readonly readyMs: number;
+  /** Median ms from process start to the modules loaded (first-token figures only). */
+  readonly modulesLoadedMs?: number;
+  /** Median wall ms from `spawn` to the process's answer, as seen from outside. */
+  readonly wallMs: number;
+  readonly rssBytes: number;
+}
+
+export interface ModuleCensus {
+  readonly label: string;
+  readonly modules: number;
+  readonly packages: readonly string[];
+  readonly azureSdks: readonly string[];
+}
+
+export interface ColdStartResults {
+  readonly bare: ColdStartFigure;
+  readonly modulesLoaded: ColdStartFigure;
+  readonly firstTokenEmbedded: ColdStartFigure;
+  readonly firstTokenKeyVault: ColdStartFigure;
+  /** `modulesLoaded.readyMs - bare.readyMs`: what the app's modules add to a start. */
+  readonly moduleLoadOverheadMs: number;
+  readonly census: readonly ModuleCensus[];
+}
+
+interface ProbeOutput {
+  readonly loadedMs: number;
+  readonly firstTokenMs?: number;
+  readonly status?: number;
+  readonly rssBytes: number;
+  readonly urls?: readonly string[];
+}
+
+/** The probe run by `node --input-type=module -e`; its settings arrive in BENCH_PROBE (JSON). */
+const PROBE = `
+const probe = JSON.parse(process.env.BENCH_PROBE);
+let urls;
+if (probe.census) {
+  urls = new Set();
+  const { registerHooks } = await import('node:module');
+  registerHooks({ load(url, context, nextLoad) { urls.add(url); return nextLoad(url, context); } });
+}
+for (const url of probe.functionUrls) await import(url);
+const loadedMs = performance.now();
+let firstTokenMs, status;
+if (probe.request) {
+  const { default: functions } = await import('@azure/functions');
+  const { definition } = await import(probe.mixedRealityUrl);
+  const request = new functions.HttpRequest({ method: 'GET', url: 'http://127.0.0.1:7071' + probe.request.path, headers: probe.request.headers, params: probe.request.params });
+  const context = new functions.InvocationContext({ functionName: definition.name, logHandler: () => {} });
+  status = (await definition.handler(request, context)).status;
+  firstTokenMs = performance.now();
+}
+process.stdout.write(JSON.stringify({ loadedMs, firstTokenMs, status, rssBytes: process.memoryUsage().rss, urls: urls && [...urls] }));
+process.exit(0);
+`;
+
+const BARE = `process.stdout.write(JSON.stringify({ loadedMs: performance.now(), rssBytes: process.memoryUsage().rss })); process.exit(0);`;
+
+/** Runs the cold-start section: `starts` processes per figure, interleaved, medians reported. */
+export async function measureColdStart(fixtures: BenchFixtures, starts: number, log: (line: string) => void): Promise<ColdStartResults> {
+  const functionsDir = join(benchAppRoot(), 'dist', 'functions');
+  const functionUrls = (await readdir(functionsDir)).filter((name) => name.endsWith('.js')).sort().map((name) => pathToFileURL(join(functionsDir, name)).href);
+  const mixedRealityUrl = pathToFileURL(join(functionsDir, 'mixedRealityToken.js')).href;
+  const { method: _method, looksIssued: _check, body: _body, ...request } = fixtures.requests.mixedReality;
+
+  const caDir = await mkdtemp(join(tmpdir(), 'sts-bench-ca-'));
+  const vault = await startSeededVault(fixtures, caDir);
+  try {
+    const vaultEnv = { ...vault.env(), NODE_EXTRA_CA_CERTS: join(caDir, 'ca.pem') };
+    const kinds = {
+      bare: { code: BARE, env: fixtures.childEnv() },
+      modulesLoaded: { code: PROBE, env: fixtures.childEnv({ BENCH_PROBE: JSON.stringify({ functionUrls }) }) },
+      firstTokenEmbedded: { code: PROBE, env: fixtures.childEnv({ BENCH_PROBE: JSON.stringify({ functionUrls, mixedRealityUrl, request }) }) },
+      firstTokenKeyVault: { code: PROBE, env: fixtures.childEnv({ ...vaultEnv, BENCH_PROBE: JSON.stringify({ functionUrls, mixedRealityUrl, request }) }) },
+    } as const;
+    const runs: Record<keyof typeof kinds, { output: ProbeOutput; wallMs: number }[]> = { bare: [], modulesLoaded: [], firstTokenEmbedded: [], firstTokenKeyVault: [] };
+    for (let start = 0; start < starts; start += 1) {
+      for (const [kind, probe] of Object.entries(kinds) as [keyof typeof kinds, (typeof kinds)[keyof typeof kinds]][]) {
+        const run = await runProbe(probe.code, probe.env);
+        if (run.output.status !== undefined && run.output.status !== 200) throw new Error(`cold start ${kind}: the first token was answered ${run.output.status}`);
+        runs[kind].push(run);
+      }
+    }
+    const figure = (kind: keyof typeof kinds, label: string): ColdStartFigure => {
+      const list = runs[kind];
+      const tokenTimes = list.map((r) => r.output.firstTokenMs).filter((t): t is number => t !== undefined);
+      return {
+        label,
+        starts: list.length,
+        readyMs: tokenTimes.length > 0 ? median(tokenTimes) : median(list.map((r) => r.output.loadedMs)),
+        ...(tokenTimes.length > 0 ? { modulesLoadedMs: median(list.map((r) => r.output.loadedMs)) } : {}),
+        wallMs: median(list.map((r) => r.wallMs)),
+        rssBytes: median(list.map((r) => r.output.rssBytes)),
+      };
+    };
+    const bare = figure('bare', 'bare node -e (baseline)');
+    const modulesLoaded = figure('modulesLoaded', 'app modules loaded (dist/functions/*.js)');
+    const results = {
+      bare,
+      modulesLoaded,
+      firstTokenEmbedded: figure('firstTokenEmbedded', 'first token, embedded store'),
+      firstTokenKeyVault: figure('firstTokenKeyVault', 'first token, Key Vault (test server)'),
+      moduleLoadOverheadMs: modulesLoaded.readyMs - bare.readyMs,
+    };
+
+    const census: ModuleCensus[] = [];
+    for (const [kind, label] of [
+      ['modulesLoaded', 'modules loaded'],
+      ['firstTokenEmbedded', 'after first token, embedded store'],
+      ['firstTokenKeyVault', 'after first token, Key Vault'],
+    ] as const) {
+      const env = { ...kinds[kind].env, BENCH_PROBE: JSON.stringify({ ...JSON.parse(String(kinds[kind].env.BENCH_PROBE)), census: true }) };
+      census.push(moduleCensus(label, (await runProbe(PROBE, env)).output.urls ?? []));
+    }
+    log(`  ${starts} starts per figure; module load overhead ${results.moduleLoadOverheadMs.toFixed(1)} ms`);
+    return { ...results, census };
+  } finally {
+    await vault.close();
+    await rm(caDir, { recursive: true, force: true });
+  }
+}
+
+/** A Key Vault test server (HTTPS with a throw-away CA under `caDir`) holding the signing key and the demo MR account. */
+async function startSeededVault(fixtures: BenchFixtures, caDir: string): Promise<KeyVaultTestServer> {
+  const ca = await createTestCertificateAuthority(caDir);
+  const vault = await new KeyVaultTestServer({ certificate: await loopbackCertificate(ca) }).start();
+  const store = new FileSecretStore(fixtures.storePath);
+  for (const name of [vaultLayout.signingKey, vaultLayout.mixedRealityAccount(fixtures.credentials.mixedReality.accountId)]) {
+    const secret = await store.getSecret(name);
+    if (!secret) throw new Error(`the bench store has no ${name}`);
+    vault.seed(name, secret.value, { contentType: secret.contentType ?? 'application/json' });
+  }
+  return vault;
+}
+
+function runProbe(code: string, env: NodeJS.ProcessEnv): Promise<{ output: ProbeOutput; wallMs: number }> {
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    const child = spawn(process.execPath, ['--input-type=module', '-e', code], { cwd: projectRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
+    child.stderr.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString('utf8')).slice(-2_000)));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    child.once('error', reject);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      const wallMs = performance.now() - started;
+      try {
+        if (code !== 0) throw new Error(`exit code ${code}`);
+        resolve({ output: JSON.parse(stdout) as ProbeOutput, wallMs });
+      } catch (error) {
+        reject(new Error(`cold-start probe failed (${(error as Error).message}): ${stderr.trim()}`));
+      }
+    });
+  });
+}
+
+const AZURE_SDKS = ['@azure/identity', '@azure/keyvault-secrets', '@azure/data-tables', '@azure/core-rest-pipeline', '@azure/msal-node'];
+
+function moduleCensus(label: string, urls: readonly string[]): ModuleCensus {
+  const files = urls.filter((url) => url.startsWith('file:'));
+  const packages = new Set<string>();
+  for (const url of files) {
+    const match = /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(url);
+    if (match?.[1]) packages.add(match[1]);
+  }
+  const sorted = [...packages].sort();
+  return { label, modules: files.length, packages: sorted, azureSdks: sorted.filter((name) => AZURE_SDKS.includes(name)) };
+}

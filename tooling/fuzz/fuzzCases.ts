@@ -1,0 +1,534 @@
+import { randomUUID } from 'node:crypto';
+import type { DemoCredentials } from '../../tools/demoCredentials.js';
+import type { Random } from './random.js';
+
+/**
+ * The requests of a fuzz run: for every route a valid request built from the demo credentials, sent as is
+ * (about a quarter of the time) or with one to three mutations from the catalogue below: methods, path
+ * casing and percent-encoding, query parameters (odd `expiredTime` values among them), duplicated, oversized,
+ * non-ASCII and CR/LF-laden headers, credential variants, huge, binary, deeply nested and invalid UTF-8
+ * bodies, repeated form fields, wrong content types, and HTTP framing (chunked, conflicting lengths,
+ * pipelined garbage, odd versions). A request is sent with undici when undici can express it, else as raw
+ * bytes over a socket.
+ */
+
+export type RouteName = 'mixedReality' | 'issueToken' | 'limitedAccessToken' | 'wrap' | 'discovery' | 'jwks' | 'unknown';
+export const TOKEN_ROUTES: ReadonlySet<RouteName> = new Set(['mixedReality', 'issueToken', 'limitedAccessToken', 'wrap']);
+
+export interface FuzzRequest {
+  readonly route: RouteName;
+  method: string;
+  /** Path and query exactly as written on the request line (raw bytes allowed, latin1). */
+  target: string;
+  headers: Array<[string, string]>;
+  body: Buffer;
+  /** How the body is framed on the wire (raw sends only). */
+  framing: 'content-length' | 'chunked' | 'bad-chunked' | 'cl-and-te' | 'two-lengths' | 'short-length' | 'huge-length' | 'none';
+  httpVersion: string;
+  /**
+   * Whether the request still presents a valid credential ({@link credentialPresented}): when false, a 200
+   * with a token is an authentication bypass; undefined when the bytes are too mangled to tell.
+   */
+  credentialIntact: boolean | undefined;
+  /** Mutations applied, for the report. */
+  readonly mutations: string[];
+  /** Set by mutations undici cannot express. */
+  needsRaw: boolean;
+  /** Raw sends add `Host: 127.0.0.1:<port>` unless the request has a Host header or this is set. */
+  omitHost: boolean;
+}
+
+const STANDARD_METHODS = ['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'HEAD', 'OPTIONS'];
+const ODD_METHODS = ['TRACE', 'CONNECT', 'FOO', 'get', 'Post', 'PROPFIND', 'M-SEARCH', 'PURGE', 'LINK', 'GE T', 'G\u00c9T', ''];
+const EXPIRED_TIMES = [
+  '3600abc', '1e3', '-1', '0x10', '', ' 3600', '3600 ', '+3600', '03600', '86401', '59', '60', '86400', '0', '-0',
+  '999999999999999999999', 'NaN', 'Infinity', '3600.0', '3_600', '1e309', '%33600', '3600%00', '\uff13\uff16\uff10\uff10',
+  '0b111', '0o7', '36 00', '3600,3600', "3600'", '${3600}', '[3600]',
+];
+const CONTENT_TYPES = [
+  'text/plain', 'application/xml', 'application/json; charset=utf-16', 'application/x-www-form-urlencoded; charset=ISO-8859-1',
+  'multipart/form-data; boundary=----x', 'application/atom+xml;type=entry;charset=utf-8', '*/*', ';;;', 'application/json;charset=',
+  'application/jwt', '\u00e9/\u00e9',
+];
+const FORBIDDEN_FOR_UNDICI = new Set(['transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'expect', 'content-length']);
+const TOKEN_CHARS = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/** Builds the valid request of `route` from the demo credentials. */
+export function validRequest(route: RouteName, credentials: DemoCredentials, random: Random): FuzzRequest {
+  const base = { framing: 'content-length' as const, httpVersion: 'HTTP/1.1', credentialIntact: true, mutations: [], needsRaw: false, omitHost: false };
+  switch (route) {
+    case 'mixedReality': {
+      const { accountId, accountKey } = credentials.mixedReality;
+      return {
+        ...base,
+        route,
+        method: 'GET',
+        target: `/${random.pick(['accounts', 'Accounts'])}/${accountId}/token${random.chance(0.6) ? '?api-version=2019-02-28-preview' : ''}`,
+        headers: [
+          ['Authorization', `Bearer ${accountId}:${accountKey}`],
+          ['Accept', 'application/json'],
+          ['X-MRC-CV', random.text(22)],
+        ],
+        body: Buffer.alloc(0),
+      };
+    }
+    case 'issueToken':
+      return {
+        ...base,
+        route,
+        method: 'POST',
+        target: `/sts/v1.0/${random.pick(['issueToken', 'issuetoken'])}`,
+        headers: [
+          ['Ocp-Apim-Subscription-Key', credentials.speech.key],
+          ['Content-Type', 'application/x-www-form-urlencoded'],
+        ],
+        body: Buffer.alloc(0),
+      };
+    case 'limitedAccessToken':
+      return {
+        ...base,
+        route,
+        method: 'POST',
+        target: `/sts/v1.0/issueLimitedAccessToken?expiredTime=${random.pick(['60', '3600', '86400'])}`,
+        headers: [
+          ['Ocp-Apim-Subscription-Key', credentials.isvFace.key],
+          ['Content-Type', 'application/json'],
+        ],
+        body: Buffer.from(
+          JSON.stringify({
+            [random.pick(['targetAzureResourceId', 'resourceId'])]: credentials.speech.resourceId,
+            featureFlags: random.pick([['Face.Identification'], ['Face.Verification'], ['Face.Identification', 'Face.Verification']]),
+          }),
+        ),
+      };
+    case 'wrap':
+      return {
+        ...base,
+        route,
+        method: 'POST',
+        target: random.pick(['/WRAPv0.9/', '/WRAPv0.9', '/wrapv0.9/']),
+        headers: [['Content-Type', 'application/x-www-form-urlencoded']],
+        body: Buffer.from(
+          new URLSearchParams({ wrap_name: credentials.wrap.name, wrap_password: credentials.wrap.key, wrap_scope: wrapScope(credentials, random) }).toString(),
+        ),
+      };
+    case 'discovery':
+      return { ...base, route, method: 'GET', target: '/.well-known/openid-configuration', headers: [['Accept', 'application/json']], body: Buffer.alloc(0) };
+    case 'jwks':
+      return { ...base, route, method: 'GET', target: '/.well-known/jwks.json', headers: [['Accept', 'application/json']], body: Buffer.alloc(0) };
+    case 'unknown':
+      return {
+        ...base,
+        route,
+        method: random.pick(STANDARD_METHODS),
+        target: random.pick(['/', '/api/sts/v1.0/issueToken', '/sts/v2.0/issueToken', '/accounts', '/WRAPv0.8', '/favicon.ico', `/${random.text(random.int(1, 40))}`]),
+        headers: [],
+        body: Buffer.alloc(0),
+      };
+  }
+}
+
+function wrapScope(credentials: DemoCredentials, random: Random): string {
+  return random.pick([credentials.wrap.scope, `${credentials.wrap.scope}queue-${random.int(1, 9)}`, `${credentials.wrap.scope}topic/subscriptions/s1?timeout=60`]);
+}
+
+type Mutation = (request: FuzzRequest, random: Random, credentials: DemoCredentials) => void;
+
+/** The catalogue: each entry mutates in place and says what it did. */
+const MUTATIONS: Readonly<Record<string, Mutation>> = {
+  method(request, random) {
+    if (random.chance(0.7)) {
+      request.method = random.pick(STANDARD_METHODS.filter((m) => m !== request.method));
+    } else {
+      request.method = random.pick(ODD_METHODS);
+      request.needsRaw = true;
+    }
+  },
+  pathCase(request, random) {
+    const [path, query] = splitTarget(request.target);
+    request.target = joinTarget(random.mixCase(path), query);
+  },
+  pathPercentEncoding(request, random) {
+    const [path, query] = splitTarget(request.target);
+    let out = '';
+    for (const c of path) {
+      if (c !== '/' && random.chance(0.3)) out += `%${c.charCodeAt(0).toString(16).padStart(2, random.pick(['0'])).toUpperCase()}`;
+      else if (c === '/' && random.chance(0.1)) out += random.pick(['%2F', '%2f', '//', '/./', '\\']);
+      else out += c;
+    }
+    request.target = joinTarget(out, query);
+    if (out.includes('\\')) request.needsRaw = true;
+  },
+  pathShape(request, random) {
+    const [path, query] = splitTarget(request.target);
+    const shapes = [
+      `${path}/`, `${path}//`, `/${path}`, `${path}/..`, `${path}/../${path}`, `${path}%00`, `${path}%`, `${path}%zz`, `${path};x=1`,
+      `${path}/${'a'.repeat(random.int(100, 5_000))}`, path.replace(/[0-9a-f]{8}-[0-9a-f-]{27}/i, (id) => random.pick([
+        id.toUpperCase(), `{${id}}`, id.replace(/-/g, ''), `${id}0`, id.slice(1), randomUUID(), '00000000-0000-0000-0000-000000000000', `${id}%20`, '..', '%2e%2e',
+      ])),
+      `${path}?`, `${path}#frag`, '*', `http://127.0.0.1${path}`, `HTTP://EVIL.EXAMPLE:1${path}`, `//evil.example${path}`,
+    ];
+    const shaped = random.pick(shapes);
+    request.target = joinTarget(shaped, query);
+    // Another account id (or none) in the path: the key presented no longer belongs to it.
+    if (shaped.includes('#') || !shaped.startsWith('/') || shaped.startsWith('//')) request.needsRaw = true;
+  },
+  pathNonAscii(request, random) {
+    const [path, query] = splitTarget(request.target);
+    request.target = joinTarget(`${path}${random.pick(['\u00e9', '\u00ff', '\u0080', 'caf\u00e9', ' x', '\t'])}`, query);
+    request.needsRaw = true;
+  },
+  queryParameters(request, random) {
+    const [path, query] = splitTarget(request.target);
+    const extra: string[] = [];
+    const count = random.pick([1, 3, 31, 33, 200, 1_500]);
+    for (let i = 0; i < count; i += 1) {
+      extra.push(random.pick([`p${i}=${random.text(random.int(0, 20))}`, `p${i}`, '=x', '&', `${random.text(3)}=%zz`, 'x=%C3%28', 'x=%', `a+b=c+d`]));
+    }
+    request.target = joinTarget(path, [query, ...extra].filter(Boolean).join('&'));
+  },
+  expiredTime(request, random) {
+    const [path, query] = splitTarget(request.target);
+    const kept = query.split('&').filter((part) => part !== '' && !/^expiredtime=/i.test(part));
+    const values = random.chance(0.2) ? [random.pick(EXPIRED_TIMES), random.pick(EXPIRED_TIMES)] : [random.pick(EXPIRED_TIMES)];
+    const name = random.pick(['expiredTime', 'EXPIREDTIME', 'expiredtime', 'expired%54ime']);
+    const encoded = values.map((value) => `${name}=${random.chance(0.5) ? encodeURIComponent(value) : value}`);
+    request.target = joinTarget(path, [...kept, ...encoded].join('&'));
+    if (encoded.some((part) => /[^\x21-\x7e]/.test(part))) request.needsRaw = true;
+  },
+  queryNonAscii(request, random) {
+    const [path, query] = splitTarget(request.target);
+    request.target = joinTarget(path, [query, `q=${random.pick(['\u00e9', '\u00ff\u00fe', 'a b', '"<>', '{}|'])}`].filter(Boolean).join('&'));
+    request.needsRaw = true;
+  },
+  subscriptionKeyInQuery(request, random, credentials) {
+    const [path, query] = splitTarget(request.target);
+    const name = random.pick(['Subscription-Key', 'subscription-key', 'SUBSCRIPTION-KEY', 'subscription%2Dkey']);
+    const value = random.pick([credentials.speech.key, credentials.isvFace.key, '', random.text(32, '0123456789abcdef'), '%zz', 'a%00b']);
+    const twice = random.chance(0.3);
+    request.target = joinTarget(path, [query, `${name}=${value}`, twice ? `${name}=${random.text(32, '0123456789abcdef')}` : ''].filter(Boolean).join('&'));
+    if (random.chance(0.5)) {
+      request.headers = request.headers.filter(([name]) => name.toLowerCase() !== 'ocp-apim-subscription-key');
+    }
+  },
+  junkHeaders(request, random) {
+    for (let i = random.int(1, 5); i > 0; i -= 1) {
+      request.headers.push([random.pick(['X-Junk', 'X-Forwarded-For', 'Forwarded', 'X-Original-URL', 'Cookie', 'Accept', 'Accept-Encoding', 'Origin', 'Referer', 'X-Ms-Client-Request-Id', 'Authorization2', `X-${random.text(8)}`]), random.text(random.int(0, 60), 'abcdefghijklmnopqrstuvwxyz0123456789 ;=,./:-_')]);
+    }
+  },
+  duplicateHeaders(request, random) {
+    const candidates = request.headers.length > 0 ? request.headers : ([['Accept', '*/*']] as Array<[string, string]>);
+    const [name, value] = random.pick(candidates);
+    request.headers.push([random.mixCase(name), random.chance(0.5) ? value : random.text(random.int(1, 40))]);
+  },
+  oversizedHeader(request, random) {
+    const size = random.pick([1_000, 8_000, 16_400, 20_000, 40_000]);
+    const name = random.pick(['X-Big', 'Authorization', 'Ocp-Apim-Subscription-Key', 'Cookie', 'Content-Type']);
+    request.headers.push([name, 'A'.repeat(size)]);
+  },
+  manyHeaders(request, random) {
+    const count = random.pick([99, 101, 150, 2_100]);
+    for (let i = 0; i < count; i += 1) request.headers.push([`X-H${i}`, String(i)]);
+  },
+  nonAsciiHeader(request, random) {
+    request.headers.push([random.pick(['X-Name', 'Accept', 'User-Agent']), random.pick(['caf\u00e9', '\u00ff\u00fe\u00fd', 'Bj\u00f6rk', '\u0080\u0081', 'na\u00efve \u00e9t\u00e9'])]);
+    request.needsRaw = true;
+  },
+  crlfHeader(request, random) {
+    const value = random.pick(['a\rb', 'a\nX-Injected: 1', 'a\r\nX-Injected: 1', 'a\u0000b', '\r\n\r\nGET / HTTP/1.1', 'x\r\n continued']);
+    const name = random.pick(['X-Crlf', 'Authorization', 'Ocp-Apim-Subscription-Key']);
+    request.headers.push([name, value]);
+    request.needsRaw = true;
+  },
+  brokenHeaderLine(request, random) {
+    request.headers.push(random.pick<[string, string]>([['', 'no-name'], ['No-Colon-Here', '\u0001'], ['Space Name', 'x'], ['Trailing ', 'x'], ['X-Tab\t', 'x'], ['X\u00e9', 'x'], ['(x)', 'y']]));
+    request.needsRaw = true;
+  },
+  hostHeader(request, random) {
+    request.headers = request.headers.filter(([name]) => name.toLowerCase() !== 'host');
+    const choice = random.pick(['none', 'two', 'odd']);
+    if (choice === 'none') request.omitHost = true;
+    else if (choice === 'two') request.headers.push(['Host', 'a.example'], ['Host', 'b.example']);
+    else request.headers.push(['Host', random.pick(['', 'evil.example:99999', '[::1', 'a b', '\u00e9.example', 'x'.repeat(300)])]);
+    request.needsRaw = true;
+  },
+  contentType(request, random) {
+    request.headers = request.headers.filter(([name]) => name.toLowerCase() !== 'content-type');
+    if (random.chance(0.8)) request.headers.push(['Content-Type', random.pick(CONTENT_TYPES)]);
+    if (/[^\x20-\x7e]/.test(request.headers.at(-1)?.[1] ?? '')) request.needsRaw = true;
+  },
+  mixedRealityAuthorization(request, random, credentials) {
+    const { accountId, accountKey } = credentials.mixedReality;
+    request.headers = request.headers.filter(([name]) => name.toLowerCase() !== 'authorization');
+    const value = random.pick<string | undefined>([
+      undefined, 'Bearer', 'Bearer ', `Basic ${Buffer.from(`${accountId}:${accountKey}`).toString('base64')}`,
+      `Bearer ${accountId}:`, `Bearer :${accountKey}`, `Bearer ${accountId}:${accountKey}:extra`,
+      `Bearer ${accountId}:${accountKey.slice(0, -1)}`, `Bearer ${accountId}:${accountKey}x`, `Bearer ${randomUUID()}:${accountKey}`,
+      `Bearer ${accountId}:${'k'.repeat(2_000)}`, `Bearer ${accountId}:${random.text(44)}`, `Bearer ${accountId}:${accountKey} `,
+      `bearer ${accountId.toUpperCase()}:${accountKey}`, `Bearer\t${accountId}:${accountKey}`, `Bearer  ${accountId}:${accountKey}`,
+      `Bearer ${accountId}:\u00e9${accountKey}`, `Bearer ${accountId}:${encodeURIComponent(accountKey)}`,
+    ]);
+    if (value !== undefined) request.headers.push(['Authorization', value]);
+    if (value !== undefined && /[^\x20-\x7e\t]/.test(value)) request.needsRaw = true;
+  },
+  subscriptionKeyHeader(request, random, credentials) {
+    const original = request.headers.find(([name]) => name.toLowerCase() === 'ocp-apim-subscription-key')?.[1] ?? credentials.speech.key;
+    request.headers = request.headers.filter(([name]) => name.toLowerCase() !== 'ocp-apim-subscription-key');
+    const value = random.pick<string | undefined>([
+      undefined, '', '   ', original.slice(0, -1), `${original}0`, original.toUpperCase(), random.text(32, '0123456789abcdef'),
+      'k'.repeat(300), ` ${original} `, `${original}, ${original}`, '\u00e9'.repeat(32),
+    ]);
+    if (value !== undefined) request.headers.push([random.pick(['Ocp-Apim-Subscription-Key', 'ocp-apim-subscription-key', 'OCP-APIM-SUBSCRIPTION-KEY']), value]);
+    if (value !== undefined && /[^\x20-\x7e]/.test(value)) request.needsRaw = true;
+  },
+  wrapForm(request, random, credentials) {
+    const fields: Array<[string, string]> = [
+      ['wrap_name', credentials.wrap.name],
+      ['wrap_password', credentials.wrap.key],
+      ['wrap_scope', credentials.wrap.scope],
+    ];
+    const choice = random.int(0, 14);
+    let body: string;
+    switch (choice) {
+      case 0: // a field repeated, same or other value
+        fields.push([random.pick(['wrap_name', 'wrap_password', 'wrap_scope']), random.chance(0.5) ? credentials.wrap.key : random.text(10)]);
+        body = form(fields);
+        break;
+      case 1: // a field missing
+        fields.splice(random.int(0, 2), 1);
+        body = form(fields);
+        break;
+      case 2: // wrong password
+        fields[1] = ['wrap_password', random.pick([credentials.wrap.key.slice(0, -2), `${credentials.wrap.key}=`, random.text(44), '', credentials.speech.key])];
+        body = form(fields);
+        break;
+      case 3: // other issuer names
+        fields[0] = ['wrap_name', random.pick(['Owner', 'owner ', 'OWNER', 'root', '', 'owner\u0000', '../owner', 'x'.repeat(5_000)])];
+        body = form(fields);
+        break;
+      case 4: // other scopes
+        fields[2] = ['wrap_scope', random.pick([
+          'http://other.servicebus.windows.net/', 'http://demo.servicebus.windows.net/../x', 'http://demo.servicebus.windows.net/%2e%2e/x',
+          'http://user:pw@demo.servicebus.windows.net/', 'http://demo.servicebus.windows.net/#f', 'ftp://demo.servicebus.windows.net/', 'demo',
+          'http://demo.servicebus.windows.net:99999/', 'http://[::1]/', 'http://DEMO.servicebus.windows.net/', 'http://demo\u00e9.servicebus.windows.net/',
+          `http://demo.servicebus.windows.net/${'a'.repeat(3_000)}`, 'http://xn--demo-9ua.servicebus.windows.net/', 'https://demo.servicebus.windows.net/q',
+        ])];
+        body = form(fields);
+        break;
+      case 5: // many fields
+        for (let i = 0; i < random.pick([61, 62, 63, 500]); i += 1) fields.push([`x${i}`, String(i)]);
+        body = form(fields);
+        break;
+      case 6: // malformed escapes
+        body = `${form(fields)}&${random.pick(['%', '%z', '%zz', '%C3%28', '%ED%A0%80', '%FF', 'a=%00'])}`;
+        break;
+      case 7: // raw non-ASCII or control bytes
+        body = `${form(fields)}&x=${random.pick(['\u00e9', '\u0000', '\t', '\r\nx', '\u007f'])}`;
+        break;
+      case 8: // separators only
+        body = random.pick(['&&&', '=', '====', '&=&=&', 'wrap_name', 'wrap_name&wrap_password&wrap_scope', '+', '++=++']);
+        break;
+      case 9: // JSON instead of a form
+        body = JSON.stringify(Object.fromEntries(fields));
+        break;
+      case 10: // upper-case escapes and a trailing CRLF (valid)
+        body = `${form(fields).replace(/%[0-9a-f]{2}/gi, (e) => e.toUpperCase())}\r\n`;
+        break;
+      case 11: // names in another case
+        body = form(fields.map(([name, value]) => [random.mixCase(name), value]));
+        break;
+      case 12: // plus signs and spaces in the password
+        fields[1] = ['wrap_password', credentials.wrap.key.replace(/\+/g, ' ')];
+        body = form(fields).replace(/%20/g, '+');
+        break;
+      case 13: // double-encoded
+        body = encodeURIComponent(form(fields));
+        break;
+      default: // valid fields in another order
+        body = form([fields[2] as [string, string], fields[0] as [string, string], fields[1] as [string, string]]);
+    }
+    request.body = Buffer.from(body, 'latin1');
+  },
+  latBody(request, random, credentials) {
+    const target = credentials.speech.resourceId;
+    const bodies: Array<string | Buffer> = [
+      '', 'null', '[]', '"text"', '1', 'true', '{}', '{body}', '{"targetAzureResourceId":null,"featureFlags":null}',
+      JSON.stringify({ targetAzureResourceId: target }), JSON.stringify({ featureFlags: ['Face.Identification'] }),
+      JSON.stringify({ targetAzureResourceId: target, featureFlags: [] }), JSON.stringify({ targetAzureResourceId: target, featureFlags: [1, {}, null] }),
+      JSON.stringify({ targetAzureResourceId: target, featureFlags: 'Face.Identification' }), JSON.stringify({ targetAzureResourceId: target, featureFlags: ['LimitedAccess.HighRisk'] }),
+      JSON.stringify({ targetAzureResourceId: `${target}/../x`, featureFlags: ['Face.Identification'] }), JSON.stringify({ targetAzureResourceId: 'x'.repeat(10_000), featureFlags: ['a'] }),
+      `{"__proto__":{"featureFlags":["Face.Identification"]},"targetAzureResourceId":"${target}"}`,
+      `{"constructor":{"prototype":{"x":1}},"targetAzureResourceId":"${target}","featureFlags":["Face.Identification"]}`,
+      `{"targetAzureResourceId":"${target}","TARGETAZURERESOURCEID":"x","featureFlags":["Face.Identification"],"featureflags":[]}`,
+      `{"targetAzureResourceId":"\\ud800","featureFlags":["\\udfff"]}`, `{"a":1e999999}`, `{"a":-0.0e-400}`, `{"a":"${'\\u0000'.repeat(100)}"}`,
+      `\ufeff${JSON.stringify({ targetAzureResourceId: target, featureFlags: ['Face.Identification'] })}`,
+      Buffer.from(JSON.stringify({ targetAzureResourceId: target, featureFlags: ['Face.Identification'] }), 'utf16le'),
+      `${'['.repeat(random.pick([17, 1_000, 8_000]))}${']'.repeat(random.int(0, 3))}`, `${'{"a":'.repeat(random.pick([17, 2_000]))}1${'}'.repeat(random.int(0, 30))}`,
+      `{"targetAzureResourceId":"${target}","featureFlags":["Face.Identification"]`, `{"targetAzureResourceId":"${target}","featureFlags":["Face.Identification"]}}`,
+      `{"targetAzureResourceId":"${target}","featureFlags":["Face.Identification"],}`, `{'targetAzureResourceId':'${target}'}`,
+    ];
+    const chosen = random.pick(bodies);
+    request.body = typeof chosen === 'string' ? Buffer.from(chosen, 'utf8') : chosen;
+  },
+  binaryBody(request, random) {
+    request.body = random.bytes(random.pick([1, 16, 300, 2_000, 16_000]));
+  },
+  invalidUtf8Body(request, random) {
+    const bad = random.pick([Buffer.from([0xc3, 0x28]), Buffer.from([0xff, 0xfe]), Buffer.from([0xed, 0xa0, 0x80]), Buffer.from([0xf8, 0x88, 0x80, 0x80, 0x80]), Buffer.from([0x80])]);
+    request.body = Buffer.concat([request.body.subarray(0, random.int(0, request.body.length)), bad, request.body.subarray(random.int(0, request.body.length))]);
+  },
+  hugeBody(request, random) {
+    const size = random.chance(0.02) ? 1_100_000 : random.pick([16_384, 16_385, 20_000, 100_000]);
+    const filler = request.route === 'wrap' ? '&x=1' : ' ';
+    request.body = Buffer.concat([request.body, Buffer.from(filler.repeat(Math.ceil(size / filler.length)).slice(0, size))]);
+  },
+  framing(request, random) {
+    request.framing = random.pick(['chunked', 'bad-chunked', 'cl-and-te', 'two-lengths', 'short-length', 'huge-length', 'none'] as const);
+    if (request.framing === 'none' && request.body.length === 0) request.body = Buffer.from('x');
+    request.needsRaw = true;
+  },
+  httpVersion(request, random) {
+    request.httpVersion = random.pick(['HTTP/1.0', 'HTTP/1.2', 'HTTP/2.0', 'HTTP/0.9', 'HTTP/1.1 x', 'http/1.1', 'HTTP/11', '']);
+    request.needsRaw = true;
+  },
+  expectContinue(request) {
+    request.headers.push(['Expect', '100-continue']);
+    request.needsRaw = true;
+  },
+};
+
+/** Mutations that fit a route (credential mutations only where that credential is used). */
+function mutationsFor(route: RouteName): string[] {
+  const general = Object.keys(MUTATIONS).filter(
+    (name) => !['mixedRealityAuthorization', 'subscriptionKeyHeader', 'subscriptionKeyInQuery', 'wrapForm', 'latBody', 'expiredTime'].includes(name),
+  );
+  switch (route) {
+    case 'mixedReality':
+      return [...general, 'mixedRealityAuthorization', 'mixedRealityAuthorization'];
+    case 'issueToken':
+      return [...general, 'subscriptionKeyHeader', 'subscriptionKeyHeader', 'subscriptionKeyInQuery'];
+    case 'limitedAccessToken':
+      return [...general, 'subscriptionKeyHeader', 'subscriptionKeyInQuery', 'latBody', 'latBody', 'latBody', 'expiredTime', 'expiredTime', 'expiredTime'];
+    case 'wrap':
+      return [...general, 'wrapForm', 'wrapForm', 'wrapForm', 'wrapForm'];
+    default:
+      return general;
+  }
+}
+
+const ROUTE_WEIGHTS: ReadonlyArray<[RouteName, number]> = [
+  ['mixedReality', 20], ['issueToken', 18], ['limitedAccessToken', 22], ['wrap', 22], ['discovery', 4], ['jwks', 4], ['unknown', 10],
+];
+const TOTAL_WEIGHT = ROUTE_WEIGHTS.reduce((sum, [, weight]) => sum + weight, 0);
+
+/**
+ * The next fuzz request: a route by weight, its valid request, and (three times in four) one to three
+ * mutations; `needsRaw` is set when undici cannot send it.
+ */
+export function nextFuzzRequest(random: Random, credentials: DemoCredentials): FuzzRequest {
+  let roll = random.next() * TOTAL_WEIGHT;
+  let route: RouteName = 'unknown';
+  for (const [name, weight] of ROUTE_WEIGHTS) {
+    roll -= weight;
+    if (roll < 0) {
+      route = name;
+      break;
+    }
+  }
+  const request = validRequest(route, credentials, random);
+  if (random.chance(0.75)) {
+    const catalogue = mutationsFor(route);
+    for (let i = random.int(1, 3); i > 0; i -= 1) {
+      const name = random.pick(catalogue);
+      MUTATIONS[name]?.(request, random, credentials);
+      request.mutations.push(name);
+    }
+  }
+  request.credentialIntact = credentialPresented(request, credentials);
+  if (!request.needsRaw && !undiciCanSend(request)) request.needsRaw = true;
+  if (!request.needsRaw && random.chance(0.15)) request.needsRaw = true; // the raw path also sees clean requests
+  return request;
+}
+
+function undiciCanSend(request: FuzzRequest): boolean {
+  if (!STANDARD_METHODS.includes(request.method)) return false;
+  if ((request.method === 'GET' || request.method === 'HEAD') && request.body.length > 0) return false;
+  if (!/^\/[\x21-\x7e]*$/.test(request.target) || request.target.includes('#')) return false;
+  for (const [name, value] of request.headers) {
+    if (!TOKEN_CHARS.test(name) || FORBIDDEN_FOR_UNDICI.has(name.toLowerCase())) return false;
+    if (/[^\x20-\x7e\t]/.test(value)) return false;
+  }
+  return !request.omitHost && !request.headers.some(([name]) => name.toLowerCase() === 'host');
+}
+
+/**
+ * Whether the request, as finally mutated, still presents a valid credential the way the flow reads it
+ * (contracts.md §2.2, §3.2, §5.2). When it does not, a 200 with a token is an authentication bypass. The
+ * check errs towards "valid" where the wire is ambiguous, so that it never reports a false bypass.
+ */
+export function credentialPresented(request: FuzzRequest, credentials: DemoCredentials): boolean | undefined {
+  // CR/LF or NUL inside a header can end the header block early or split a line: which headers the server
+  // saw is then not what the list says.
+  if (request.headers.some(([name, value]) => /[\r\n\0]/.test(name + value))) return undefined;
+  const headerValues = (wanted: string): string[] =>
+    request.headers.filter(([name]) => name.toLowerCase() === wanted).map(([, value]) => value);
+  // As the app reads a URL: the query is everything after the first `?` (a second `?` belongs to it).
+  const [rawPath, query] = splitTarget(request.target.split('#')[0] ?? '');
+  switch (request.route) {
+    case 'mixedReality': {
+      const { accountId, accountKey } = credentials.mixedReality;
+      let path = rawPath;
+      try {
+        path = decodeURIComponent(rawPath);
+      } catch {
+        return false;
+      }
+      const pathId = /^\/accounts\/([^/]+)\/token\/?$/i.exec(path)?.[1];
+      const authorization = headerValues('authorization');
+      if (pathId?.toLowerCase() !== accountId.toLowerCase() || authorization.length !== 1) return false;
+      const presented = /^Bearer[ \t]+([^:]+):(.*)$/i.exec((authorization[0] ?? '').trim());
+      return presented?.[1]?.toLowerCase() === accountId.toLowerCase() && presented[2] === accountKey;
+    }
+    case 'issueToken':
+    case 'limitedAccessToken': {
+      const valid = request.route === 'issueToken' ? [credentials.speech.key, credentials.isvFace.key] : [credentials.isvFace.key];
+      const header = headerValues('ocp-apim-subscription-key').map((value) => value.trim()).filter((value) => value !== '');
+      if (header.length > 0) return header.length === 1 && valid.includes(header[0] as string);
+      let keys: string[] = [];
+      try {
+        keys = [...new URLSearchParams(query)].filter(([name]) => name.toLowerCase() === 'subscription-key').map(([, v]) => v.trim()).filter(Boolean);
+      } catch {
+        return false;
+      }
+      return keys.length === 1 && valid.includes(keys[0] as string);
+    }
+    case 'wrap': {
+      const fields = new URLSearchParams(request.body.toString('latin1').replace(/[\r\n]+$/, ''));
+      const names = fields.getAll('wrap_name');
+      const passwords = fields.getAll('wrap_password');
+      return names.length === 1 && names[0] === credentials.wrap.name && passwords.length === 1 && passwords[0] === credentials.wrap.key;
+    }
+    default:
+      return true;
+  }
+}
+
+function splitTarget(target: string): [string, string] {
+  const at = target.indexOf('?');
+  return at === -1 ? [target, ''] : [target.slice(0, at), target.slice(at + 1)];
+}
+
+function joinTarget(path: string, query: string): string {
+  return query === '' ? path : `${path}?${query}`;
+}
+
+function form(fields: ReadonlyArray<readonly [string, string]>): string {
+  return fields.map(([name, value]) => `${encodeURIComponent(name)}=${encodeURIComponent(value)}`).join('&');
+}
+
+/** A one-line description for the report: route, method, mutations (never a key). */
+export function describeRequest(request: FuzzRequest): string {
+  const path = request.target.split('?')[0] ?? '';
+  const shown = path.length > 60 ? `${path.slice(0, 60)}…` : path;
+  return `${request.route} ${JSON.stringify(request.method)} ${JSON.stringify(shown).replace(/[0-9a-f]{8}-[0-9a-f-]{27}/gi, '{id}')} [${request.mutations.join(', ') || 'valid'}] via ${request.needsRaw ? 'raw socket' : 'undici'}`;
+}

@@ -1,0 +1,638 @@
+/**
+ * `npm run test:infra`: builds and lints infra/ with the real Bicep compiler and checks the deployment's
+ * security invariants on the compiled ARM JSON (not on the Bicep source, so what is asserted is what Azure
+ * Resource Manager would receive).
+ *
+ * The compiler is `bicep` from PATH when there is one; otherwise the pinned NuGet package
+ * Azure.Bicep.CommandLine.<rid> is restored with `dotnet` into a cache under the OS temp folder (reused by
+ * later runs). No compiler, no pass: the run fails with the reason. Nothing is written into the repository.
+ *
+ * The last line is `N passed, N failed`; the exit code is non-zero on any failure.
+ */
+import { execFile, type ExecFileException } from 'node:child_process';
+import { access, chmod, constants, mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { arch, platform, tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseRecord, type CredentialRecord } from '../../shared/credentials/records.js';
+import { vaultLayout } from '../../shared/credentials/vaultLayout.js';
+import { SECRET_NAME_PATTERN } from '../../shared/secrets/secretStore.js';
+import { parseSigningJwk } from '../../shared/tokens/signingKeyMaterial.js';
+
+const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const INFRA = join(REPO_ROOT, 'infra');
+const BICEP_VERSION = '0.49.2';
+
+/** Built-in role definition ids, checked against the Azure built-in roles reference. */
+const ROLES = {
+  keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6',
+  keyVaultSecretsOfficer: 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7',
+  storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b',
+  storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3',
+  storageTableDataReader: '76199698-9eea-4c19-bc75-cec21354c6b6',
+  monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb',
+} as const;
+
+/** Which resource type each role may be scoped to (never the resource group or subscription). */
+const ROLE_SCOPES: Record<string, string> = {
+  [ROLES.keyVaultSecretsUser]: 'Microsoft.KeyVault/vaults',
+  [ROLES.keyVaultSecretsOfficer]: 'Microsoft.KeyVault/vaults',
+  [ROLES.storageBlobDataOwner]: 'Microsoft.Storage/storageAccounts',
+  [ROLES.storageTableDataContributor]: 'Microsoft.Storage/storageAccounts',
+  [ROLES.storageTableDataReader]: 'Microsoft.Storage/storageAccounts/tableServices/tables',
+  [ROLES.monitoringMetricsPublisher]: 'Microsoft.Insights/components',
+};
+
+/** Exactly the app settings the template must set: each is read by shared/config.ts or the Functions host. */
+const EXPECTED_APP_SETTINGS = [
+  'AzureWebJobsStorage__accountName',
+  'AzureWebJobsStorage__credential',
+  'AzureWebJobsStorage__clientId',
+  'APPLICATIONINSIGHTS_CONNECTION_STRING',
+  'APPLICATIONINSIGHTS_AUTHENTICATION_STRING',
+  'AZURE_CLIENT_ID',
+  'KEY_VAULT_URL',
+  'STS_ISSUER',
+  'STS_AUDIENCE_MIXED_REALITY',
+  'STS_AUDIENCE_COGNITIVE',
+  'STS_WRAP_ISSUER',
+  'STS_LEDGER_MODE',
+  'STS_LEDGER_TABLE',
+  'STS_LEDGER_TABLE_URL',
+];
+
+/** Settings that must never be in Azure: key-based storage, the local file store, Flex-incompatible ones. */
+const FORBIDDEN_APP_SETTINGS = [
+  'AzureWebJobsStorage',
+  'STS_LEDGER_CONNECTION_STRING',
+  'STS_LOCAL_STORE_PATH',
+  'FUNCTIONS_WORKER_RUNTIME',
+  'FUNCTIONS_EXTENSION_VERSION',
+  'WEBSITE_RUN_FROM_PACKAGE',
+  'WEBSITE_CONTENTAZUREFILECONNECTIONSTRING',
+];
+
+const EXPECTED_OUTPUTS = [
+  'FUNCTION_APP_NAME',
+  'FUNCTION_APP_HOST_NAME',
+  'STS_ISSUER',
+  'KEY_VAULT_URL',
+  'APP_IDENTITY_CLIENT_ID',
+  'STS_LEDGER_TABLE_URL',
+  'STS_LEDGER_TABLE',
+  'MIXED_REALITY_STS_URL',
+  'COGNITIVE_ISSUE_TOKEN_URL',
+  'COGNITIVE_LIMITED_ACCESS_URL',
+  'WRAP_URL',
+  'OPENID_CONFIGURATION_URL',
+  'JWKS_URL',
+];
+
+// ---------------------------------------------------------------------------------------------------------
+// Results
+
+let passed = 0;
+let failed = 0;
+
+function check(name: string, ok: boolean, detail = ''): boolean {
+  if (ok) {
+    passed += 1;
+    console.log(`  ok    ${name}`);
+  } else {
+    failed += 1;
+    console.log(`  FAIL  ${name}${detail ? `: ${detail}` : ''}`);
+  }
+  return ok;
+}
+
+function section(title: string): void {
+  console.log(`\n${title}`);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Processes
+
+interface RunResult {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+function run(file: string, args: readonly string[], options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<RunResult> {
+  return new Promise((resolvePromise) => {
+    execFile(
+      file,
+      [...args],
+      { cwd: options.cwd ?? REPO_ROOT, env: options.env ?? process.env, maxBuffer: 64 * 1024 * 1024, timeout: 600_000 },
+      (error: ExecFileException | null, stdout, stderr) => {
+        const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
+        resolvePromise({ code, stdout: String(stdout), stderr: error && code === -1 ? `${stderr}${error.message}` : String(stderr) });
+      },
+    );
+  });
+}
+
+/** Linter and compiler diagnostics (`path(line,col) : Warning|Error rule: message`). */
+function diagnostics(output: string): string[] {
+  return output.split(/\r?\n/).filter((line) => / : (Warning|Error) /.test(line));
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The compiler
+
+async function isExecutable(path: string): Promise<boolean> {
+  try {
+    await access(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function nugetRid(): string | undefined {
+  const os = platform();
+  const cpu = arch();
+  if (os === 'linux' && (cpu === 'x64' || cpu === 'arm64')) return `linux-${cpu}`;
+  if (os === 'darwin' && (cpu === 'x64' || cpu === 'arm64')) return `osx-${cpu}`;
+  if (os === 'win32' && (cpu === 'x64' || cpu === 'arm64')) return `win-${cpu}`;
+  return undefined;
+}
+
+/**
+ * Restores Azure.Bicep.CommandLine.<rid> with `dotnet restore` of a throwaway project (PackageDownload) into
+ * <tmp>/sts-bicep-cli/<version>/<rid>. Restores into a fresh folder and renames it into place, so a run
+ * that is interrupted, or two runs at once, never leave a half-restored cache behind.
+ */
+async function restoreBicep(rid: string): Promise<string> {
+  const cacheRoot = join(tmpdir(), 'sts-bicep-cli', BICEP_VERSION, rid);
+  const packageId = `Azure.Bicep.CommandLine.${rid}`;
+  const binary = (root: string) =>
+    join(root, 'packages', packageId.toLowerCase(), BICEP_VERSION, 'tools', rid.startsWith('win') ? 'bicep.exe' : 'bicep');
+  if (await isExecutable(binary(cacheRoot))) return binary(cacheRoot);
+
+  const dotnetVersion = await run('dotnet', ['--version'], { cwd: tmpdir() });
+  if (dotnetVersion.code !== 0) {
+    throw new Error('no `bicep` on PATH and no `dotnet` to restore it from NuGet (install one of them)');
+  }
+  const major = /^(\d+)\./.exec(dotnetVersion.stdout.trim())?.[1];
+  if (!major) throw new Error(`cannot read the dotnet SDK version ("${dotnetVersion.stdout.trim()}")`);
+
+  await mkdir(dirname(cacheRoot), { recursive: true });
+  const staging = await mkdtemp(`${cacheRoot}.restore-`);
+  try {
+    const project = join(staging, 'restore.csproj');
+    await writeFile(
+      project,
+      [
+        '<Project Sdk="Microsoft.NET.Sdk">',
+        `  <PropertyGroup><TargetFramework>net${major}.0</TargetFramework></PropertyGroup>`,
+        `  <ItemGroup><PackageDownload Include="${packageId}" Version="[${BICEP_VERSION}]" /></ItemGroup>`,
+        '</Project>',
+        '',
+      ].join('\n'),
+    );
+    console.log(`  ...   restoring ${packageId} ${BICEP_VERSION} from NuGet with dotnet ${dotnetVersion.stdout.trim()}`);
+    const restore = await run('dotnet', ['restore', project, '--packages', join(staging, 'packages'), '--nologo'], {
+      cwd: staging,
+      env: { ...process.env, DOTNET_CLI_TELEMETRY_OPTOUT: '1', DOTNET_NOLOGO: '1', DOTNET_SKIP_FIRST_TIME_EXPERIENCE: '1' },
+    });
+    if (restore.code !== 0) {
+      throw new Error(`dotnet restore of ${packageId} ${BICEP_VERSION} failed:\n${restore.stdout}${restore.stderr}`);
+    }
+    await chmod(binary(staging), 0o755);
+    try {
+      await rename(staging, cacheRoot);
+    } catch (error) {
+      // Another run put its restore in place first: use that one.
+      if (!(await isExecutable(binary(cacheRoot)))) throw error;
+    }
+  } finally {
+    await rm(staging, { recursive: true, force: true });
+  }
+  return binary(cacheRoot);
+}
+
+async function findBicep(): Promise<{ path: string; version: string }> {
+  const onPath = await run('bicep', ['--version'], { cwd: tmpdir() });
+  if (onPath.code === 0) return { path: 'bicep', version: onPath.stdout.trim() };
+  const rid = nugetRid();
+  if (!rid) throw new Error(`no \`bicep\` on PATH and no Bicep CLI package for ${platform()}-${arch()}`);
+  const path = await restoreBicep(rid);
+  const version = await run(path, ['--version'], { cwd: tmpdir() });
+  if (version.code !== 0) throw new Error(`the restored compiler does not run: ${version.stderr.trim()}`);
+  return { path, version: version.stdout.trim() };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Walking a compiled template
+
+type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+type JsonObject = { [key: string]: Json };
+
+interface TemplateScope {
+  /** Where the template sits: `main` or `main/<module deployment name>`. */
+  readonly path: string;
+  readonly template: JsonObject;
+  /** Names of its parameters that are securestring / secureObject (directly or through a type definition). */
+  readonly secureParameters: ReadonlySet<string>;
+}
+
+interface FoundResource {
+  readonly scope: TemplateScope;
+  readonly resource: JsonObject;
+  readonly type: string;
+  /** The literal last segment of the name, when the name ends in one (`'ftp')]` or `.../ftp`). */
+  readonly leafName: string | undefined;
+}
+
+const isObject = (value: Json | undefined): value is JsonObject =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+
+function secureParameterNames(template: JsonObject): Set<string> {
+  const definitions = isObject(template.definitions) ? template.definitions : {};
+  const isSecureType = (parameter: Json | undefined, depth = 0): boolean => {
+    if (!isObject(parameter) || depth > 10) return false;
+    if (parameter.type === 'securestring' || parameter.type === 'secureObject') return true;
+    const ref = parameter.$ref;
+    if (typeof ref === 'string' && ref.startsWith('#/definitions/')) {
+      return isSecureType(definitions[ref.slice('#/definitions/'.length)], depth + 1);
+    }
+    return false;
+  };
+  const parameters = isObject(template.parameters) ? template.parameters : {};
+  return new Set(Object.entries(parameters).filter(([, p]) => isSecureType(p)).map(([name]) => name));
+}
+
+function leafName(name: Json | undefined): string | undefined {
+  if (typeof name !== 'string') return undefined;
+  if (!name.startsWith('[')) return name.split('/').pop();
+  return /'([^']*)'\)\]$/.exec(name)?.[1];
+}
+
+/** Every resource of the template and of its nested (module) deployments. */
+function collectResources(template: JsonObject, path: string, found: FoundResource[], scopes: TemplateScope[]): void {
+  const scope: TemplateScope = { path, template, secureParameters: secureParameterNames(template) };
+  scopes.push(scope);
+  const resources = Array.isArray(template.resources)
+    ? template.resources
+    : isObject(template.resources)
+      ? Object.values(template.resources)
+      : [];
+  for (const resource of resources) {
+    if (!isObject(resource) || typeof resource.type !== 'string' || resource.existing === true) continue;
+    found.push({ scope, resource, type: resource.type, leafName: leafName(resource.name) });
+    const properties = resource.properties;
+    if (resource.type === 'Microsoft.Resources/deployments' && isObject(properties) && isObject(properties.template)) {
+      collectResources(properties.template, `${path}/${leafName(resource.name) ?? '?'}`, found, scopes);
+    }
+  }
+}
+
+function get(value: Json | undefined, ...path: string[]): Json | undefined {
+  let current = value;
+  for (const key of path) {
+    if (!isObject(current)) return undefined;
+    current = current[key];
+  }
+  return current;
+}
+
+function parameterReferences(expression: string): string[] {
+  return [...expression.matchAll(/parameters\('([^']+)'\)/g)].map((m) => m[1] ?? '');
+}
+
+const GUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/gi;
+
+// ---------------------------------------------------------------------------------------------------------
+// The checks
+
+async function checkCompiledTemplate(mainJsonPath: string): Promise<void> {
+  section('Compiled ARM template (infra/main.bicep)');
+  const text = await readFile(mainJsonPath, 'utf8');
+  const root = JSON.parse(text) as JsonObject;
+  const found: FoundResource[] = [];
+  const scopes: TemplateScope[] = [];
+  collectResources(root, 'main', found, scopes);
+  const ofType = (type: string) => found.filter((r) => r.type.toLowerCase() === type.toLowerCase());
+
+  // Function app and plan
+  const sites = ofType('Microsoft.Web/sites');
+  check('one function app', sites.length === 1, `found ${sites.length}`);
+  for (const { resource } of sites) {
+    const props = resource.properties;
+    check('function app: kind functionapp,linux', resource.kind === 'functionapp,linux', String(resource.kind));
+    check('function app: httpsOnly', get(props, 'httpsOnly') === true);
+    check('function app: minimum TLS 1.2', get(props, 'siteConfig', 'minTlsVersion') === '1.2');
+    check('function app: SCM minimum TLS 1.2', get(props, 'siteConfig', 'scmMinTlsVersion') === '1.2');
+    check('function app: FTPS disabled', get(props, 'siteConfig', 'ftpsState') === 'Disabled');
+    check('function app: HTTP/2 enabled', get(props, 'siteConfig', 'http20Enabled') === true);
+    check('function app: no app settings inline (one appsettings resource holds them)', get(props, 'siteConfig', 'appSettings') === undefined);
+    check(
+      'function app: runtime node 22 (functionAppConfig)',
+      get(props, 'functionAppConfig', 'runtime', 'name') === 'node' && get(props, 'functionAppConfig', 'runtime', 'version') === '22',
+      JSON.stringify(get(props, 'functionAppConfig', 'runtime')),
+    );
+    check(
+      'function app: deployment from a blob container with the user-assigned identity',
+      get(props, 'functionAppConfig', 'deployment', 'storage', 'type') === 'blobContainer' &&
+        get(props, 'functionAppConfig', 'deployment', 'storage', 'authentication', 'type') === 'UserAssignedIdentity',
+    );
+    const scale = get(props, 'functionAppConfig', 'scaleAndConcurrency');
+    check('function app: scale and instance memory set', isObject(scale) && 'maximumInstanceCount' in scale && 'instanceMemoryMB' in scale);
+    check('function app: runs as a user-assigned identity', get(resource, 'identity', 'type') === 'UserAssigned');
+  }
+  const plans = ofType('Microsoft.Web/serverfarms');
+  check(
+    'plan: Flex Consumption FC1 on Linux',
+    plans.length === 1 &&
+      get(plans[0]?.resource, 'sku', 'name') === 'FC1' &&
+      get(plans[0]?.resource, 'sku', 'tier') === 'FlexConsumption' &&
+      get(plans[0]?.resource, 'properties', 'reserved') === true,
+  );
+  const basicAuth = ofType('Microsoft.Web/sites/basicPublishingCredentialsPolicies');
+  for (const leaf of ['ftp', 'scm']) {
+    const policy = basicAuth.find((r) => r.leafName === leaf);
+    check(`basic-auth publishing off: ${leaf}`, get(policy?.resource, 'properties', 'allow') === false);
+  }
+
+  // App settings
+  const settingsResources = ofType('Microsoft.Web/sites/config').filter((r) => r.leafName === 'appsettings');
+  check('one appsettings resource', settingsResources.length === 1, `found ${settingsResources.length}`);
+  const settings = get(settingsResources[0]?.resource, 'properties');
+  if (isObject(settings)) {
+    const names = Object.keys(settings);
+    const missing = EXPECTED_APP_SETTINGS.filter((n) => !names.includes(n));
+    const unexpected = names.filter((n) => !EXPECTED_APP_SETTINGS.includes(n));
+    check('app settings: exactly the expected names', missing.length === 0 && unexpected.length === 0, `missing ${missing.join(', ') || '-'}; unexpected ${unexpected.join(', ') || '-'}`);
+    const forbidden = names.filter((n) => FORBIDDEN_APP_SETTINGS.some((f) => f.toLowerCase() === n.toLowerCase()));
+    check('app settings: no plain AzureWebJobsStorage, no connection string, no local store', forbidden.length === 0, forbidden.join(', '));
+    check('app settings: host storage through the managed identity', settings.AzureWebJobsStorage__credential === 'managedidentity');
+    check(
+      'app settings: App Insights authenticates with Entra ID',
+      typeof settings.APPLICATIONINSIGHTS_AUTHENTICATION_STRING === 'string' && settings.APPLICATIONINSIGHTS_AUTHENTICATION_STRING.includes('Authorization=AAD'),
+    );
+    check('app settings: STS_ISSUER is https', typeof settings.STS_ISSUER === 'string' && settings.STS_ISSUER.includes('https://'));
+    const configSource = await readFile(join(REPO_ROOT, 'shared', 'config.ts'), 'utf8');
+    const readByConfig = (n: string) => configSource.includes(`'${n}'`) || configSource.includes(`env.${n}`);
+    const unread = names.filter((n) => !n.startsWith('AzureWebJobsStorage__') && !n.startsWith('APPLICATIONINSIGHTS_') && !readByConfig(n));
+    check('app settings: every STS setting is one shared/config.ts reads', unread.length === 0, unread.join(', '));
+  }
+  check('no plain AzureWebJobsStorage anywhere in the template', !/"AzureWebJobsStorage"\s*:/i.test(text));
+  check('no account keys anywhere in the template (no listKeys, no AccountKey=)', !/listKeys|AccountKey=/i.test(text));
+
+  // Storage
+  const accounts = ofType('Microsoft.Storage/storageAccounts');
+  check('one storage account', accounts.length === 1, `found ${accounts.length}`);
+  for (const { resource } of accounts) {
+    check('storage: shared keys off (allowSharedKeyAccess false)', get(resource, 'properties', 'allowSharedKeyAccess') === false);
+    check('storage: minimum TLS 1.2', get(resource, 'properties', 'minimumTlsVersion') === 'TLS1_2');
+    check('storage: no public blob access', get(resource, 'properties', 'allowBlobPublicAccess') === false);
+    check('storage: HTTPS only', get(resource, 'properties', 'supportsHttpsTrafficOnly') === true);
+  }
+  const containers = ofType('Microsoft.Storage/storageAccounts/blobServices/containers');
+  check('storage: deployment container, private', containers.length === 1 && get(containers[0]?.resource, 'properties', 'publicAccess') === 'None');
+  check('storage: ledger table', ofType('Microsoft.Storage/storageAccounts/tableServices/tables').length === 1);
+  check(
+    'ledger table defaults to "issuance", as in shared/config.ts',
+    get(root, 'parameters', 'ledgerTableName', 'defaultValue') === 'issuance' &&
+      (await readFile(join(REPO_ROOT, 'shared', 'config.ts'), 'utf8')).includes("'STS_LEDGER_TABLE', 'issuance'"),
+  );
+
+  // Key Vault
+  const vaults = ofType('Microsoft.KeyVault/vaults');
+  check('one key vault', vaults.length === 1, `found ${vaults.length}`);
+  for (const { resource } of vaults) {
+    const p = resource.properties;
+    check('vault: RBAC authorization', get(p, 'enableRbacAuthorization') === true);
+    check('vault: soft delete', get(p, 'enableSoftDelete') === true);
+    check('vault: purge protection', get(p, 'enablePurgeProtection') === true);
+    check(
+      'vault: not enabled for deployment, disk encryption or template deployment',
+      get(p, 'enabledForDeployment') === false && get(p, 'enabledForDiskEncryption') === false && get(p, 'enabledForTemplateDeployment') === false,
+    );
+    check('vault: no access policies', get(p, 'accessPolicies') === undefined);
+  }
+  const secrets = ofType('Microsoft.KeyVault/vaults/secrets');
+  check(
+    `vault: the signing key secret is named ${vaultLayout.signingKey} (shared/credentials/vaultLayout.ts)`,
+    secrets.some((s) => s.leafName === vaultLayout.signingKey),
+  );
+  for (const secret of secrets) {
+    const value = get(secret.resource, 'properties', 'value');
+    const refs = typeof value === 'string' ? parameterReferences(value) : [];
+    check(
+      `vault secret ${secret.leafName ?? '(loop)'}: value comes only from @secure() parameters`,
+      refs.length > 0 && refs.every((r) => secret.scope.secureParameters.has(r)),
+      String(value),
+    );
+  }
+
+  // Monitoring
+  const insights = ofType('Microsoft.Insights/components');
+  check('Application Insights: local auth disabled', insights.length === 1 && get(insights[0]?.resource, 'properties', 'DisableLocalAuth') === true);
+  const workspaces = ofType('Microsoft.OperationalInsights/workspaces');
+  check('Log Analytics: local auth disabled', workspaces.length === 1 && get(workspaces[0]?.resource, 'properties', 'features', 'disableLocalAuth') === true);
+  check('a user-assigned identity', ofType('Microsoft.ManagedIdentity/userAssignedIdentities').length === 1);
+
+  // Role assignments
+  const assignments = ofType('Microsoft.Authorization/roleAssignments');
+  const granted: string[] = [];
+  for (const { resource } of assignments) {
+    const definition = get(resource, 'properties', 'roleDefinitionId');
+    const ids = typeof definition === 'string' ? (definition.match(GUID) ?? []).map((g) => g.toLowerCase()) : [];
+    const id = ids[0];
+    const scope = get(resource, 'scope');
+    const scopeType = typeof scope === 'string' ? /^\[resourceId\('([^']+)'/.exec(scope)?.[1] : undefined;
+    check(
+      `role assignment ${id ?? String(definition)}: a literal built-in role on ${id ? ROLE_SCOPES[id] ?? '?' : '?'}`,
+      ids.length === 1 && id !== undefined && id in ROLE_SCOPES && scopeType === ROLE_SCOPES[id],
+      `roleDefinitionId ${String(definition)}, scope ${String(scope)}`,
+    );
+    check(`role assignment ${id ?? '?'}: principalType set`, typeof get(resource, 'properties', 'principalType') === 'string');
+    if (id) granted.push(id);
+  }
+  const expected = Object.values(ROLES).sort();
+  check('role assignments: exactly the expected roles, each once', JSON.stringify([...granted].sort()) === JSON.stringify(expected), granted.join(', '));
+
+  // Parameters and outputs
+  const rootSecure = secureParameterNames(root);
+  check('root parameters signingKeyJwk and initialSecrets are @secure()', rootSecure.has('signingKeyJwk') && rootSecure.has('initialSecrets'));
+  const rootParameters = isObject(root.parameters) ? Object.keys(root.parameters) : [];
+  const secretLooking = rootParameters.filter((n) => /secret|password|jwk|key$/i.test(n) && !rootSecure.has(n));
+  check('no secret-looking parameter without @secure()', secretLooking.length === 0, secretLooking.join(', '));
+  for (const scope of scopes) {
+    const outputs = isObject(scope.template.outputs) ? scope.template.outputs : {};
+    for (const [name, output] of Object.entries(outputs)) {
+      const type = get(output, 'type');
+      const value = JSON.stringify(get(output, 'value') ?? '');
+      const secureRefs = parameterReferences(value).filter((r) => scope.secureParameters.has(r));
+      const leaks =
+        type === 'securestring' ||
+        type === 'secureObject' ||
+        secureRefs.length > 0 ||
+        /list[A-Za-z]*\(|Microsoft\.KeyVault\/vaults\/secrets|secret|password/i.test(value) ||
+        /secret|password/i.test(name);
+      check(`output ${scope.path}.${name}: no secret`, !leaks, value);
+    }
+  }
+  const rootOutputs = isObject(root.outputs) ? Object.keys(root.outputs) : [];
+  const missingOutputs = EXPECTED_OUTPUTS.filter((n) => !rootOutputs.includes(n));
+  check('outputs: app name, host name, vault URI, client id and the URL of every flow', missingOutputs.length === 0, missingOutputs.join(', '));
+  // ARM format strings double literal braces: {{accountId}} is the text {accountId}.
+  const urls = JSON.stringify(root.outputs ?? {}).replaceAll('{{', '{').replaceAll('}}', '}');
+  for (const route of ['accounts/{accountId}/token', 'sts/v1.0/issueToken', 'sts/v1.0/issueLimitedAccessToken', 'WRAPv0.9/', '.well-known/openid-configuration']) {
+    check(`outputs: URL of ${route}`, urls.includes(route));
+  }
+}
+
+async function checkSecretsParamFile(bicep: string, work: string): Promise<void> {
+  section('npm run sts -- infra-params (generated secrets file, compiled with build-params)');
+  const out = join(work, 'params', 'main.secrets.bicepparam');
+  const deployer = '00000000-0000-4000-8000-000000000001';
+  const cli = await run(process.execPath, [
+    '--import',
+    'tsx',
+    join(REPO_ROOT, 'tools', 'sts', 'main.ts'),
+    'infra-params',
+    '--out',
+    out,
+    '--with-demo-credentials',
+    '--deployer-principal-id',
+    deployer,
+  ]);
+  if (!check('infra-params exits 0', cli.code === 0, `${cli.stdout}${cli.stderr}`.trim())) return;
+  const mode = (await stat(out)).mode & 0o777;
+  check('secrets file is readable by its owner only (0600)', mode === 0o600, mode.toString(8));
+  const again = await run(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'tools', 'sts', 'main.ts'), 'infra-params', '--out', out]);
+  check('infra-params refuses to overwrite without --force (exit 2)', again.code === 2, `exit ${again.code}`);
+
+  const lint = await run(bicep, ['lint', out]);
+  check('generated file lints clean', lint.code === 0 && diagnostics(lint.stdout + lint.stderr).length === 0, diagnostics(lint.stdout + lint.stderr).join('\n'));
+  const compiledPath = join(work, 'secrets.parameters.json');
+  const build = await run(bicep, ['build-params', out, '--outfile', compiledPath], { env: sanitizedEnv() });
+  if (!check('generated file builds (build-params)', build.code === 0, build.stderr.trim())) return;
+  const parameters = get(JSON.parse(await readFile(compiledPath, 'utf8')) as JsonObject, 'parameters');
+
+  check('extends main.bicepparam (its values are present)', get(parameters, 'ledgerMode', 'value') === 'required');
+  check('deployer principal passed through', get(parameters, 'deployerPrincipalId', 'value') === deployer);
+
+  const jwk = get(parameters, 'signingKeyJwk', 'value');
+  let jwkOk = false;
+  if (typeof jwk === 'string') {
+    try {
+      const material = await parseSigningJwk(jwk);
+      const parsed = JSON.parse(jwk) as Record<string, unknown>;
+      jwkOk = material.alg === 'ES256' && parsed.kty === 'EC' && parsed.crv === 'P-256' && typeof parsed.d === 'string';
+    } catch {
+      jwkOk = false;
+    }
+  }
+  check('signingKeyJwk is a private ES256 (P-256) JWK the app can load', jwkOk);
+
+  const list = get(parameters, 'initialSecrets', 'value', 'secrets');
+  const secrets = Array.isArray(list) ? list.filter(isObject) : [];
+  check('initial secrets: one credential per flow (6 secrets)', secrets.length === 6, `found ${secrets.length}`);
+  const records = new Map<string, CredentialRecord>();
+  for (const secret of secrets) {
+    const name = String(secret.name);
+    const kind = get(secret, 'tags', 'kind');
+    const record = typeof kind === 'string' && typeof secret.value === 'string'
+      ? parseRecord(secret.value, kind as CredentialRecord['kind'])
+      : undefined;
+    check(`secret ${name}: a valid name and a ${String(kind)} record`, SECRET_NAME_PATTERN.test(name) && record !== undefined);
+    if (record) records.set(name, record);
+  }
+  const names = secrets.map((s) => String(s.name));
+  const byKind = <K extends CredentialRecord['kind']>(kind: K) =>
+    [...records.values()].filter((r): r is Extract<CredentialRecord, { kind: K }> => r.kind === kind);
+  const account = byKind('mixedRealityAccount')[0];
+  check('Mixed Reality account under its vault name', account !== undefined && names.includes(vaultLayout.mixedRealityAccount(account.accountId)));
+  const resource = byKind('cognitiveResource')[0];
+  if (check('Cognitive resource under its vault name', resource !== undefined && names.includes(vaultLayout.cognitiveResource(resource.name))) && resource) {
+    const indexNames = resource.keys.map((key) => vaultLayout.cognitiveKeyIndex(key));
+    const resourceAt = names.indexOf(vaultLayout.cognitiveResource(resource.name));
+    check(
+      'Cognitive key index entries for both keys, written before the resource record',
+      indexNames.every((n) => names.includes(n) && names.indexOf(n) < resourceAt),
+    );
+  }
+  const issuer = byKind('wrapIssuer')[0];
+  if (check('WRAP issuer under its vault name', issuer !== undefined && names.includes(vaultLayout.wrapIssuer(issuer.namespace, issuer.name))) && issuer) {
+    const namespaceName = vaultLayout.wrapNamespace(issuer.namespace);
+    check(
+      'WRAP namespace signing key, written before the issuer',
+      names.includes(namespaceName) && names.indexOf(namespaceName) < names.indexOf(vaultLayout.wrapIssuer(issuer.namespace, issuer.name)),
+    );
+  }
+  const privateD = typeof jwk === 'string' ? (JSON.parse(jwk) as { d?: unknown }).d : undefined;
+  check('the CLI printed no signing key material', typeof privateD === 'string' && !cli.stdout.includes(privateD));
+}
+
+async function checkAzureYaml(): Promise<void> {
+  section('azure.yaml (azd)');
+  let yaml = '';
+  try {
+    yaml = await readFile(join(REPO_ROOT, 'azure.yaml'), 'utf8');
+  } catch {
+    check('azure.yaml exists', false);
+    return;
+  }
+  check('azd service "api" is a function app (matches the azd-service-name tag)', /\n {2}api:\n(?: {4}.*\n)*? {4}host: function\n/.test(yaml));
+  check('azd provisions infra/main.bicep', /\ninfra:\n(?: {2}.*\n)*? {2}path: infra\n/.test(yaml) && /\n {2}module: main\n/.test(yaml));
+  check('azd hooks keep the signing key out of the repository', yaml.includes('infra-params --azd preprovision') && yaml.includes('infra-params --azd postprovision'));
+}
+
+/** The environment for build-params: without values that main.bicepparam reads, so the result is the committed default. */
+function sanitizedEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  for (const name of ['AZURE_ENV_NAME', 'AZURE_PRINCIPAL_ID', 'STS_SIGNING_KEY_JWK']) delete env[name];
+  return env;
+}
+
+async function main(): Promise<void> {
+  console.log('Infrastructure tests (infra/)');
+  section('Bicep compiler');
+  let bicep: string;
+  try {
+    const found = await findBicep();
+    bicep = found.path;
+    check(`compiler available: ${found.version} (${found.path})`, true);
+  } catch (error) {
+    check('compiler available', false, error instanceof Error ? error.message : String(error));
+    console.error('\nThe Bicep compiler could not be had, so nothing was checked. This is a failure, not a skip.');
+    return;
+  }
+
+  const work = await mkdtemp(join(tmpdir(), 'sts-infra-'));
+  try {
+    section('Build and lint');
+    const build = await run(bicep, ['build', join(INFRA, 'main.bicep'), '--outdir', work]);
+    const buildDiagnostics = diagnostics(build.stdout + build.stderr);
+    check('bicep build infra/main.bicep: no errors, no warnings', build.code === 0 && buildDiagnostics.length === 0, (buildDiagnostics.join('\n') || build.stderr).trim());
+    for (const file of ['main.bicep', 'main.bicepparam']) {
+      const lint = await run(bicep, ['lint', join(INFRA, file)]);
+      const found = diagnostics(lint.stdout + lint.stderr);
+      check(`bicep lint infra/${file}: no errors, no warnings`, lint.code === 0 && found.length === 0, (found.join('\n') || lint.stderr).trim());
+    }
+    const paramsOut = join(work, 'main.parameters.json');
+    const buildParams = await run(bicep, ['build-params', join(INFRA, 'main.bicepparam'), '--outfile', paramsOut], { env: sanitizedEnv() });
+    check('bicep build-params infra/main.bicepparam', buildParams.code === 0, buildParams.stderr.trim());
+    if (buildParams.code === 0) {
+      const committed = get(JSON.parse(await readFile(paramsOut, 'utf8')) as JsonObject, 'parameters');
+      check('committed parameters carry no signing key', (get(committed, 'signingKeyJwk', 'value') ?? '') === '' && get(committed, 'initialSecrets') === undefined);
+    }
+    if (build.code === 0) await checkCompiledTemplate(join(work, 'main.json'));
+    await checkSecretsParamFile(bicep, work);
+    await checkAzureYaml();
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+try {
+  await main();
+} catch (error) {
+  check('infrastructure tests ran to the end', false, error instanceof Error ? error.stack ?? error.message : String(error));
+}
+console.log(`\n${passed} passed, ${failed} failed`);
+process.exitCode = failed > 0 || passed === 0 ? 1 : 0;

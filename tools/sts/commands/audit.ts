@@ -1,0 +1,171 @@
+import { stat } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { loadConfig } from '../../../shared/config.js';
+import type { LedgerEntry } from '../../../shared/ledger/ledger.js';
+import type { StoredLedgerEntry } from '../../../shared/ledger/ledgerRows.js';
+import { openLedgerTable } from '../../../shared/ledger/ledgerTable.js';
+import { MAX_QUERY_HOURS, queryLedger, type LedgerQuery } from '../ledger/queryLedger.js';
+import { getAzureCredential } from '../../../shared/secrets/azureCredential.js';
+import { attachLocalAzurite, LOCAL_AZURITE_DATA_DIR, type AttachedAzurite } from '../../localAzurite.js';
+import { UsageError, type StsCommand } from '../command.js';
+
+const OUTCOMES: readonly LedgerEntry['outcome'][] = ['issued', 'refused', 'upstream'];
+const DURATION = /^(\d{1,6})([smhd])$/;
+const UNIT_MS = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+/** Whole days a query may span; with partial first and last hours it stays within MAX_QUERY_HOURS. */
+const MAX_RANGE_DAYS = Math.floor((MAX_QUERY_HOURS - 1) / 24);
+
+const usage = `Usage: npm run sts -- audit --credential <id> [--since 1h] [--until <time>] [--outcome issued|refused|upstream] [--limit 100] [--json]
+       npm run sts -- audit --client-ip <ip> ...
+
+Lists issuance-ledger rows, newest first: every token issued and every attempt refused (401/403/429).
+
+  --credential <id>   the credential (account id, resource name, issuer) the rows name
+  --client-ip <ip>    instead: refusals that named no credential, by client IP
+  --since <when>      start of the range: a duration ago (90s, 30m, 1h, 7d) or an ISO time; default 1h
+  --until <when>      end of the range, same forms; default now
+  --outcome <o>       only issued, refused or upstream rows
+  --limit <n>         at most n rows (1-10000); default 100
+  --json              one JSON object per line instead of a table
+
+The table is the app's: STS_LEDGER_CONNECTION_STRING, or STS_LEDGER_TABLE_URL with your Azure identity
+(role "Storage Table Data Reader" or higher), table STS_LEDGER_TABLE (default "issuance"). With neither set,
+the local ledger that \`npm start\` keeps in .azurite/ is read (through its running Azurite, or a temporary one).`;
+
+/** `npm run sts -- audit`: who obtained which token, when, from where; and who was refused. */
+export const command: StsCommand = {
+  name: 'audit',
+  summary: 'List issuance-ledger rows of a credential (or client IP) over a time range',
+  usage,
+  async run(args) {
+    const query = parseAuditArgs(args, new Date());
+    let local: AttachedAzurite | undefined;
+    try {
+      const env: Record<string, string | undefined> = { ...process.env };
+      if (!env.STS_LEDGER_CONNECTION_STRING?.trim() && !env.STS_LEDGER_TABLE_URL?.trim()) {
+        if (!(await isFolder(LOCAL_AZURITE_DATA_DIR))) {
+          console.error('No ledger configured: set STS_LEDGER_CONNECTION_STRING or STS_LEDGER_TABLE_URL (no local .azurite/ ledger found either).');
+          return 1;
+        }
+        local = await attachLocalAzurite(LOCAL_AZURITE_DATA_DIR);
+        env.STS_LEDGER_CONNECTION_STRING = local.connectionString;
+      }
+      const config = loadConfig({ ...env, STS_LEDGER_MODE: 'best-effort' });
+      const clientId = config.secretStore.kind === 'keyVault' ? config.secretStore.clientId : undefined;
+      const table = await openLedgerTable(config.ledger, () => getAzureCredential({ clientId, tokenTimeoutMs: 15_000 }));
+      let rows: StoredLedgerEntry[];
+      try {
+        rows = await queryLedger(table, query);
+      } catch (error) {
+        if ((error as { statusCode?: unknown }).statusCode !== 404) throw error;
+        rows = []; // the table is created with the first row: none written yet
+      }
+      if (query.json) for (const row of rows) console.log(JSON.stringify(toJson(row)));
+      else console.log(renderTable(rows));
+      const subject = query.credentialId !== undefined ? `credential ${safe(query.credentialId)}` : `client IP ${safe(query.clientIp ?? '')}`;
+      console.error(`${rows.length} row(s) for ${subject}, ${query.since.toISOString()} to ${query.until.toISOString()}, newest first.`);
+      return 0;
+    } finally {
+      await local?.release();
+    }
+  },
+};
+
+/** Parses the command line; every mistake is a {@link UsageError}. */
+export function parseAuditArgs(args: readonly string[], now: Date): LedgerQuery & { readonly json: boolean } {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: [...args],
+      strict: true,
+      allowPositionals: false,
+      options: {
+        credential: { type: 'string' },
+        'client-ip': { type: 'string' },
+        since: { type: 'string' },
+        until: { type: 'string' },
+        outcome: { type: 'string' },
+        limit: { type: 'string' },
+        json: { type: 'boolean' },
+      },
+    }));
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  const credential = typeof values.credential === 'string' ? values.credential : undefined;
+  const clientIp = typeof values['client-ip'] === 'string' ? values['client-ip'] : undefined;
+  if ((credential === undefined) === (clientIp === undefined)) throw new UsageError('give exactly one of --credential or --client-ip');
+  if (credential === '' || clientIp === '') throw new UsageError('the credential or client IP must not be empty');
+
+  const since = pointInTime('--since', typeof values.since === 'string' ? values.since : '1h', now);
+  const until = pointInTime('--until', typeof values.until === 'string' ? values.until : 'now', now);
+  if (since.getTime() > until.getTime()) throw new UsageError('--since is after --until');
+  if (until.getTime() - since.getTime() > MAX_RANGE_DAYS * UNIT_MS.d) throw new UsageError(`the range may cover at most ${MAX_RANGE_DAYS} days`);
+
+  let outcome: LedgerEntry['outcome'] | undefined;
+  if (typeof values.outcome === 'string') {
+    outcome = OUTCOMES.find((o) => o === values.outcome);
+    if (!outcome) throw new UsageError(`--outcome must be one of ${OUTCOMES.join(', ')}`);
+  }
+  let limit = 100;
+  if (typeof values.limit === 'string') {
+    if (!/^\d{1,5}$/.test(values.limit) || Number(values.limit) < 1 || Number(values.limit) > 10_000) {
+      throw new UsageError('--limit must be a whole number from 1 to 10000');
+    }
+    limit = Number(values.limit);
+  }
+  const range = { since, until, outcome, limit, json: values.json === true };
+  return credential !== undefined ? { ...range, credentialId: credential } : { ...range, clientIp: clientIp as string };
+}
+
+function pointInTime(option: string, text: string, now: Date): Date {
+  if (text === 'now') return now;
+  const duration = DURATION.exec(text);
+  if (duration) return new Date(now.getTime() - Number(duration[1]) * UNIT_MS[duration[2] as keyof typeof UNIT_MS]);
+  if (/^\d{4}-\d{2}-\d{2}(?:[T ][\d:.]+)?(?:Z|[+-]\d{2}:\d{2})?$/.test(text) && !Number.isNaN(Date.parse(text))) return new Date(text);
+  throw new UsageError(`${option} must be a duration such as 30m, 1h, 7d, or an ISO time such as 2026-03-01T09:00:00Z (got "${safe(text)}")`);
+}
+
+const COLUMNS = ['TIME', 'FLOW', 'OUTCOME', 'STATUS', 'CREDENTIAL', 'SLOT', 'REASON/SOURCE', 'CLIENT IP', 'JTI', 'EXP'] as const;
+
+function renderTable(rows: readonly StoredLedgerEntry[]): string {
+  const cells = rows.map((row) => [
+    row.time.toISOString(),
+    row.flow,
+    row.outcome,
+    String(row.status),
+    cell(row.credentialId, 40),
+    row.keySlot === undefined ? '-' : String(row.keySlot),
+    cell(row.reason ?? row.source, 24),
+    cell(row.clientIp, 39),
+    cell(row.jti, 36),
+    row.expiresAt ? row.expiresAt.toISOString() : '-',
+  ]);
+  const widths = COLUMNS.map((title, i) => Math.max(title.length, ...cells.map((line) => line[i]?.length ?? 0)));
+  const line = (values: readonly string[]): string => values.map((v, i) => v.padEnd(widths[i] ?? 0)).join('  ').trimEnd();
+  return [line(COLUMNS), ...cells.map(line)].join('\n');
+}
+
+function toJson(row: StoredLedgerEntry): Record<string, unknown> {
+  const { partitionKey: _partitionKey, rowKey: _rowKey, ...entry } = row;
+  return { ...entry, time: row.time.toISOString(), expiresAt: row.expiresAt?.toISOString() };
+}
+
+/** A value from the ledger as a table cell: bounded, and with control characters (terminal escapes) neutralised. */
+function cell(value: string | undefined, width: number): string {
+  if (value === undefined || value === '') return '-';
+  const clean = safe(value);
+  return clean.length > width ? `${clean.slice(0, width - 1)}…` : clean;
+}
+
+function safe(value: string): string {
+  return value.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
+}
+
+async function isFolder(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isDirectory();
+  } catch {
+    return false;
+  }
+}
