@@ -1,10 +1,13 @@
 import type { MixedRealityAccount } from '../credentials/records.js';
 import { GUID_PATTERN } from '../credentials/vaultLayout.js';
+import type { EntraPrincipal } from '../entra/entraTokenValidator.js';
 import { badRequest, invalidCredentials } from '../errors.js';
 import type { AttemptAdmission } from '../security/failedAttemptLimiter.js';
 import type { IssuedJwt } from '../tokens/jwtIssuer.js';
 import { servedJwt, type UpstreamProvenance } from '../upstream/servedUpstreamToken.js';
 import type { FlowDependencies } from './flowDependencies.js';
+import { entraBearerToken, issueMixedRealityTokenForEntraCaller } from './mixedRealityEntraCaller.js';
+import { mintMixedRealityToken } from './mixedRealityClaims.js';
 
 /** What the Mixed Reality STS reads from a request (contracts.md §2.2). */
 export interface MixedRealityTokenRequest {
@@ -23,10 +26,13 @@ export interface MixedRealityTokenRequest {
 export interface MixedRealityTokenResult {
   readonly accessToken: IssuedJwt;
   readonly account: MixedRealityAccount;
-  readonly keySlot: 1 | 2;
+  /** Which account key was presented; absent for an Entra caller, who presents none. */
+  readonly keySlot?: 1 | 2;
   readonly audience: string;
   /** Set when the token is the real STS's, served in upstream mode. */
   readonly upstream?: UpstreamProvenance;
+  /** Set when the caller proved a Microsoft Entra identity instead of a key (docs/entra-id.md). */
+  readonly principal?: EntraPrincipal;
 }
 
 /** Public texts of the refusals (they travel in `WWW-Authenticate`, so ASCII, and never echo the request). */
@@ -55,6 +61,9 @@ const KEY_TEXT = /^[\x21-\x7e]+$/;
  * (region: the account domain's first label), `rid` (ARM id, when known) and, from the issuer, `iss`,
  * `aud` (configured), `iat`/`nbf`/`exp` (= now + 24 h by default) and `jti`.
  *
+ * When `STS_ENTRA_AUTHORITY` is set, a bearer that is a JWT (three base64url segments) is a Microsoft Entra
+ * access token instead, validated and authorized as docs/entra-id.md describes; the answer has the same shape.
+ *
  * @example
  * const { accessToken } = await issueMixedRealityToken(
  *   { accountId: id, authorization: `Bearer ${id}:${key}`, now: new Date() }, services);
@@ -71,6 +80,10 @@ export async function issueMixedRealityToken(
   const authorization = request.authorization?.trim() ?? '';
   if (authorization === '') {
     throw invalidCredentials(mixedRealityMessages.missingAuthorization, { reason: 'missing_credentials', credentialId: accountId });
+  }
+  if (deps.entra) {
+    const entraToken = entraBearerToken(authorization);
+    if (entraToken !== undefined) return issueMixedRealityTokenForEntraCaller(accountId, entraToken, request, deps, deps.entra);
   }
   const credentials = authorization.length <= MAX_AUTHORIZATION_LENGTH ? BEARER_CREDENTIALS.exec(authorization)?.[1] : undefined;
   const colon = credentials?.indexOf(':') ?? -1;
@@ -98,17 +111,6 @@ export async function issueMixedRealityToken(
     return { ...servedJwt(served, account.upstream, request.now), account, keySlot: verification.credential.keySlot };
   }
 
-  const audience = deps.config.mixedRealityAudience;
-  const region = account.accountDomain.split('.')[0];
-  const accessToken = await deps.jwtIssuer.issue(
-    {
-      aid: account.accountId,
-      cai: account.accountId,
-      tid: ZERO_TENANT,
-      ...(region ? { apr: region } : {}),
-      ...(account.resourceId ? { rid: account.resourceId } : {}),
-    },
-    { audience, lifetimeSeconds: deps.config.lifetimes.mixedRealitySeconds, now: request.now },
-  );
+  const { accessToken, audience } = await mintMixedRealityToken(account, { tid: ZERO_TENANT }, request.now, deps);
   return { accessToken, account, keySlot: verification.credential.keySlot, audience };
 }
