@@ -2,7 +2,6 @@ import { app } from '../shared/functionsApp.js';
 import { issueMixedRealityToken } from '../shared/flows/mixedRealityToken.js';
 import { jwtIssuanceFacts } from '../shared/http/jwtAnswers.js';
 import { defineStsFunction } from '../shared/http/stsFunction.js';
-import { principalName } from '../shared/flows/mixedRealityEntraCaller.js';
 
 /**
  * Mixed Reality STS: `GET /accounts/{accountId}/token` (contracts.md §2). 200 with the compact JSON
@@ -31,7 +30,7 @@ export const definition = defineStsFunction({
       },
       issuance: {
         ...jwtIssuanceFacts(result, result.account.accountId),
-        ...(result.principal ? { principal: principalName(result.principal) } : {}),
+        ...(result.principal ? { principal: result.principal } : {}),
       },
     };
   },

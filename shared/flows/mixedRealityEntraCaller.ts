@@ -24,17 +24,6 @@ export const entraCallerMessages = {
   entra_no_principal: 'The Microsoft Entra token names no tenant and object id.',
 } as const satisfies Record<EntraRefusalReason | 'principalNotAllowed', string>;
 
-/** Entra access tokens are a few KiB; the header limit (`STS_MAX_HEADER_BYTES`) bounds them too. */
-const MAX_ENTRA_AUTHORIZATION_LENGTH = 12 * 1024;
-/** Three base64url segments; an empty signature is let through so `alg: none` is refused for what it is. */
-const BEARER_JWT = /^Bearer[ \t]+([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)$/i;
-
-/** The JWT of `Authorization: Bearer <JWT>`, or undefined (then the header is an `id:key` bearer, or malformed). */
-export function entraBearerToken(authorization: string): string | undefined {
-  if (authorization.length > MAX_ENTRA_AUTHORIZATION_LENGTH) return undefined;
-  return BEARER_JWT.exec(authorization)?.[1];
-}
-
 /** The ledger's name of a principal: `<tenant id>/<object id>`. */
 export const principalName = (principal: EntraPrincipal): string => `${principal.tenantId}/${principal.objectId}`;
 
@@ -73,7 +62,7 @@ export async function issueMixedRealityTokenForEntraCaller(
   if (account.upstream) {
     // Upstream mode: the token is the real STS's (fetched with the real key), so it cannot carry the caller.
     const served = await deps.upstream.mixedRealityToken(account.upstream, { requestId: request.requestId });
-    return { ...servedJwt(served, account.upstream, request.now), account, principal };
+    return { ...servedJwt(served, account.upstream, request.now), account, principal: principalName(principal) };
   }
   const { accessToken, audience } = await mintMixedRealityToken(
     account,
@@ -81,7 +70,7 @@ export async function issueMixedRealityTokenForEntraCaller(
     request.now,
     deps,
   );
-  return { accessToken, account, audience, principal };
+  return { accessToken, account, audience, principal: principalName(principal) };
 }
 
 function accountRefusal(account: MixedRealityAccount, principal: EntraPrincipal): 'principal_not_allowed' | 'credential_disabled' | undefined {

@@ -1,12 +1,10 @@
 import type { MixedRealityAccount } from '../credentials/records.js';
 import { GUID_PATTERN } from '../credentials/vaultLayout.js';
-import type { EntraPrincipal } from '../entra/entraTokenValidator.js';
 import { badRequest, invalidCredentials } from '../errors.js';
 import type { AttemptAdmission } from '../security/failedAttemptLimiter.js';
 import type { IssuedJwt } from '../tokens/jwtIssuer.js';
 import { servedJwt, type UpstreamProvenance } from '../upstream/servedUpstreamToken.js';
 import type { FlowDependencies } from './flowDependencies.js';
-import { entraBearerToken, issueMixedRealityTokenForEntraCaller } from './mixedRealityEntraCaller.js';
 import { mintMixedRealityToken } from './mixedRealityClaims.js';
 
 /** What the Mixed Reality STS reads from a request (contracts.md §2.2). */
@@ -31,8 +29,11 @@ export interface MixedRealityTokenResult {
   readonly audience: string;
   /** Set when the token is the real STS's, served in upstream mode. */
   readonly upstream?: UpstreamProvenance;
-  /** Set when the caller proved a Microsoft Entra identity instead of a key (docs/entra-id.md). */
-  readonly principal?: EntraPrincipal;
+  /**
+   * Set when the caller proved a Microsoft Entra identity instead of a key: `<tenant id>/<object id>`, as the
+   * ledger names it (docs/entra-id.md).
+   */
+  readonly principal?: string;
 }
 
 /** Public texts of the refusals (they travel in `WWW-Authenticate`, so ASCII, and never echo the request). */
@@ -49,6 +50,10 @@ const ZERO_TENANT = '00000000-0000-0000-0000-000000000000';
 const MAX_AUTHORIZATION_LENGTH = 1_024;
 const BEARER_CREDENTIALS = /^Bearer[ \t]+([^ \t].*)$/i;
 const KEY_TEXT = /^[\x21-\x7e]+$/;
+/** Entra access tokens are a few KiB; the header limit (`STS_MAX_HEADER_BYTES`) bounds them too. */
+const MAX_ENTRA_AUTHORIZATION_LENGTH = 12 * 1024;
+/** Three base64url segments; an empty signature is let through so `alg: none` is refused for what it is. */
+const BEARER_JWT = /^Bearer[ \t]+([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)$/i;
 
 /**
  * Issues a Mixed Reality access token for `GET /accounts/{accountId}/token` (contracts.md §2).
@@ -81,9 +86,11 @@ export async function issueMixedRealityToken(
   if (authorization === '') {
     throw invalidCredentials(mixedRealityMessages.missingAuthorization, { reason: 'missing_credentials', credentialId: accountId });
   }
-  if (deps.entra) {
-    const entraToken = entraBearerToken(authorization);
-    if (entraToken !== undefined) return issueMixedRealityTokenForEntraCaller(accountId, entraToken, request, deps, deps.entra);
+  const entraToken = deps.entra && authorization.length <= MAX_ENTRA_AUTHORIZATION_LENGTH ? BEARER_JWT.exec(authorization)?.[1] : undefined;
+  if (deps.entra && entraToken !== undefined) {
+    // Loaded on the first Entra token: key callers never load the Entra modules (cold start).
+    const { issueMixedRealityTokenForEntraCaller } = await import('./mixedRealityEntraCaller.js');
+    return issueMixedRealityTokenForEntraCaller(accountId, entraToken, request, deps, deps.entra);
   }
   const credentials = authorization.length <= MAX_AUTHORIZATION_LENGTH ? BEARER_CREDENTIALS.exec(authorization)?.[1] : undefined;
   const colon = credentials?.indexOf(':') ?? -1;
