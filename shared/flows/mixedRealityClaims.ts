@@ -9,7 +9,7 @@ export interface MixedRealityCallerClaims {
 }
 
 /**
- * Signs a Mixed Reality token for `account` (contracts.md §2.4): `aid`/`cai` (account id), the caller's
+ * Signs a Mixed Reality token for `account` (claims listed in docs/entra-id.md): `aid`/`cai` (account id), the caller's
  * claims, `apr` (the account domain's first label), `rid` (ARM id, when known), and from the issuer `iss`,
  * `aud` (configured), `iat`/`nbf`/`exp` and `jti`. Key and Entra callers get the same token but for the caller claims.
  *
