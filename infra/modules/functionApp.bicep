@@ -169,6 +169,8 @@ resource appSettings 'Microsoft.Web/sites/config@2025-03-01' = {
     AzureWebJobsStorage__accountName: storageAccountName
     AzureWebJobsStorage__credential: 'managedidentity'
     AzureWebJobsStorage__clientId: identityClientId
+    // The host's own page at `/` tells an anonymous caller which platform answers; no client of the STS needs it.
+    AzureWebJobsDisableHomepage: 'true'
     APPLICATIONINSIGHTS_CONNECTION_STRING: appInsights.properties.ConnectionString
     APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'Authorization=AAD;ClientId=${identityClientId}'
     AZURE_CLIENT_ID: identityClientId
