@@ -370,7 +370,8 @@ function readBoundedBody(req: IncomingMessage, maxBytes: number): Promise<Buffer
 function writeHostAnswer(req: IncomingMessage, res: ServerResponse, answer: HostAnswer): void {
   const body = answer.html === undefined ? Buffer.alloc(0) : Buffer.from(answer.html, 'utf8');
   const headers: Record<string, string | number> = {};
-  if (answer.status !== 204) headers['Content-Length'] = body.length;
+  // Kestrel frames a HEAD answer without a length, and a 204 has none.
+  if (answer.status !== 204 && req.method !== 'HEAD') headers['Content-Length'] = body.length;
   if (answer.html !== undefined) headers['Content-Type'] = 'text/html';
   // A request whose body we did not read (refused early) cannot share the connection with the next one.
   const bodyPending = hasBody(req) && !req.readableEnded;
