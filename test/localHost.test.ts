@@ -235,6 +235,17 @@ describe('routing like the Functions host', () => {
     expect(json.headers['content-length']).toBe(String(Buffer.byteLength('{"ok":"é"}')));
   });
 
+  it("spells the response header names Kestrel knows as Kestrel does, and the others as the handler's response did", async () => {
+    const names = await new Promise<string[]>((resolve, reject) => {
+      get({ host: '127.0.0.1', port: host.port, path: '/shaped' }, (res) => {
+        res.resume();
+        resolve(res.rawHeaders.filter((_, i) => i % 2 === 0));
+      }).on('error', reject);
+    });
+    expect(names).toEqual(expect.arrayContaining(['Content-Type', 'Content-Length', 'Set-Cookie', 'x-multi']));
+    expect(names).not.toContain('content-type');
+  });
+
   it('turns a throwing handler into a bare 500 and a hanging one into a bare 500 when the timeout fires', async () => {
     expectBareHostAnswer(await call(`${host.url}/throws`), 500);
     const hung = call(`${host.url}/hangs`);

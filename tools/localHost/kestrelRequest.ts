@@ -13,6 +13,26 @@ export const KESTREL_LIMITS = Object.freeze({
   maxHeaderCount: 100,
 });
 
+/**
+ * Response header names Kestrel knows, in the casing it writes them; every other name goes out as the handler's
+ * response spelled it (lower case, from `@azure/functions`).
+ */
+const KESTREL_RESPONSE_HEADER_NAMES = new Map(
+  [
+    'Accept-Ranges', 'Access-Control-Allow-Credentials', 'Access-Control-Allow-Headers', 'Access-Control-Allow-Methods',
+    'Access-Control-Allow-Origin', 'Access-Control-Expose-Headers', 'Access-Control-Max-Age', 'Age', 'Allow', 'Alt-Svc',
+    'Cache-Control', 'Connection', 'Content-Encoding', 'Content-Language', 'Content-Length', 'Content-Location',
+    'Content-MD5', 'Content-Range', 'Content-Type', 'Date', 'ETag', 'Expires', 'Keep-Alive', 'Last-Modified', 'Location',
+    'Pragma', 'Proxy-Authenticate', 'Retry-After', 'Server', 'Set-Cookie', 'Trailer', 'Transfer-Encoding', 'Upgrade',
+    'Vary', 'Via', 'Warning', 'WWW-Authenticate',
+  ].map((name) => [name.toLowerCase(), name]),
+);
+
+/** `name` as Kestrel writes it on a response. */
+export function kestrelResponseHeaderName(name: string): string {
+  return KESTREL_RESPONSE_HEADER_NAMES.get(name.toLowerCase()) ?? name;
+}
+
 /** The size of the request line as sent: `METHOD target HTTP/x.y` and its CRLF. */
 export function requestLineBytes(req: IncomingMessage): number {
   return Buffer.byteLength(`${req.method ?? ''} ${req.url ?? ''} HTTP/${req.httpVersion}\r\n`, 'latin1');

@@ -6,7 +6,7 @@ import type { Socket } from 'node:net';
 import { format } from 'node:util';
 import azureFunctions, { type Cookie, type HttpHandler, type HttpResponseInit } from '@azure/functions';
 import { redact, redactPath } from '../../shared/logging/redact.js';
-import { headerFootprint, KESTREL_LIMITS, removeDotSegments, requestLineBytes } from './kestrelRequest.js';
+import { headerFootprint, KESTREL_LIMITS, kestrelResponseHeaderName, removeDotSegments, requestLineBytes } from './kestrelRequest.js';
 import { hostJsonPath } from './projectPaths.js';
 import { compileRoute, MalformedPathError, splitPath, type CompiledRoute, type RouteParams } from './routeTemplate.js';
 import { ensureLocalTlsCertificate } from './tlsCertificate.js';
@@ -410,7 +410,7 @@ async function writeHandlerResponse(res: ServerResponse, result: HttpResponseIni
   const plain = result instanceof HttpResponse ? undefined : plainResponse(result);
   if (plain) {
     res.statusCode = plain.status;
-    for (const [name, value] of plain.headers) res.setHeader(name, value);
+    for (const [name, value] of plain.headers) res.setHeader(kestrelResponseHeaderName(name), value);
     res.setHeader('Content-Length', plain.body.length);
     res.end(plain.body);
     return;
@@ -420,7 +420,7 @@ async function writeHandlerResponse(res: ServerResponse, result: HttpResponseIni
   res.statusCode = response.status;
   for (const [name, value] of response.headers) {
     if (name === 'set-cookie' || name === 'content-length' || name === 'transfer-encoding') continue;
-    res.setHeader(name, value);
+    res.setHeader(kestrelResponseHeaderName(name), value);
   }
   const cookies = [...response.headers.getSetCookie(), ...response.cookies.map(serializeCookie)];
   if (cookies.length > 0) res.setHeader('Set-Cookie', cookies);
