@@ -211,9 +211,9 @@ async function readBoundedBody(request: HttpRequest, maxBytes: number): Promise<
 const BODILESS_STATUSES = new Set([204, 205, 304]);
 
 /**
- * The response with its body as bytes and `Content-Length` set by the app, so both hosts send a sized response:
- * the Functions host passes the header through (RpcHttp and streaming alike) and would otherwise answer
- * `Transfer-Encoding: chunked` (docs/hosts.md).
+ * The response with `Content-Length` set by the app (a `jsonBody` becomes its JSON text), so both hosts send a
+ * sized response: the Functions host passes the header through (RpcHttp and streaming alike) and would otherwise
+ * answer `Transfer-Encoding: chunked` (docs/hosts.md). 204/205/304 carry neither body nor length.
  */
 function withContentLength(response: HttpResponseInit): HttpResponseInit {
   const status = response.status ?? 200;
