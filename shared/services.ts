@@ -1,4 +1,3 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { loadConfig, type StsConfig } from './config.js';
 import { CredentialDirectory } from './credentials/credentialDirectory.js';
 import { createLedger } from './ledger/createLedger.js';
@@ -33,34 +32,17 @@ export interface StsServices {
 }
 
 let current: Promise<StsServices> | undefined;
-const scoped = new AsyncLocalStorage<Promise<StsServices>>();
 
-/** The process's services, created on first call from `process.env` (or those of an enclosing {@link withServices}). */
+/**
+ * The process's services, created on first call from `process.env`: what every registered handler answers
+ * with. A host that composes its own services binds a definition to them instead (`definition.handlerFor`).
+ */
 export function getServices(): Promise<StsServices> {
-  const inScope = scoped.getStore();
-  if (inScope) return inScope;
   current ??= createServices(loadConfig(process.env)).catch((error: unknown) => {
     current = undefined; // a failed start is retried on the next request, not cached forever
     throw error;
   });
   return current;
-}
-
-/** Replaces the process's services (tests, benchmark, local host with injected dependencies). */
-export function setServices(services: StsServices | Promise<StsServices> | undefined): void {
-  current = services === undefined ? undefined : Promise.resolve(services);
-}
-
-/**
- * Runs `work` with `services` answering every `getServices()` inside it, awaited continuations included:
- * a second STS instance with its own services in the same process (the upstream-mode tests serve one STS
- * as the other's upstream), without touching the process-wide services.
- *
- * @example
- * const handler: HttpHandler = (request, context) => withServices(upstreamServices, () => definition.handler(request, context));
- */
-export function withServices<T>(services: StsServices | Promise<StsServices>, work: () => T): T {
-  return scoped.run(Promise.resolve(services), work);
 }
 
 /** Releases the process's services (upstream connection pools, pending ledger writes): graceful shutdown. */
