@@ -113,6 +113,20 @@ export class CachedSecretStore implements SecretStore {
   }
 
   /**
+   * Drops the cached entry and asks the wrapped store's own fresh read; the answer is cached as usual, so
+   * after a rotation only the first caller pays the re-read. Never served stale: when the store fails, so
+   * does this. A fetch of `name` already under way is joined (it too is answered by the store).
+   */
+  getFreshSecret(name: string): Promise<SecretVersion | undefined> {
+    const key = `secret:${name}`;
+    this.entries.delete(key);
+    this.counters.misses += 1;
+    return this.fetch<SecretVersion | undefined>(key, () => this.inner.getFreshSecret(name), (value) => value === undefined).then((value) =>
+      value && isUsable(value, this.clock()) ? value : undefined,
+    );
+  }
+
+  /**
    * Passed through, not retained: its one reader (the signing key ring) keeps the versions for the max age
    * itself, with its own stale-on-error, and a second layer would only delay a rotation twice. Concurrent
    * calls still share one fetch, and the backoff and concurrency bound apply.

@@ -165,6 +165,10 @@ export function countingStore(inner: SecretStore): SecretStore & { reads: number
       counting.reads += 1;
       return inner.getSecret(name);
     },
+    getFreshSecret(name: string) {
+      counting.reads += 1;
+      return inner.getFreshSecret(name);
+    },
     getSecretVersions(name: string) {
       return inner.getSecretVersions(name);
     },

@@ -185,6 +185,9 @@ describe('in process, the raw handler log (what Azure records, before any maskin
       getSecret: async (name: string) => {
         throw new DependencyUnavailableError('secret-store', 5, `Key Vault answered 503 for ${name}`);
       },
+      getFreshSecret: async (name: string) => {
+        throw new DependencyUnavailableError('secret-store', 5, `Key Vault answered 503 for ${name}`);
+      },
       getSecretVersions: services.secrets.getSecretVersions.bind(services.secrets),
     };
     const vaultDown: StsServices = { ...services, credentials: new CredentialDirectory(failingStore) };

@@ -53,6 +53,10 @@ class ControlledStore implements SecretStore {
     }
   }
 
+  getFreshSecret(name: string): Promise<SecretVersion | undefined> {
+    return this.getSecret(name);
+  }
+
   async getSecretVersions(name: string): Promise<readonly SecretVersion[]> {
     const current = await this.getSecret(name);
     return current ? [current] : [];

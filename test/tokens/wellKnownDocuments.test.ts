@@ -99,7 +99,7 @@ describe('GET /.well-known/jwks.json', () => {
     const failing = {
       ...server.services,
       signingKeys: new SigningKeyRing({
-        secrets: { getSecret: async () => undefined, getSecretVersions: async () => Promise.reject(new Error('down')) },
+        secrets: { getSecret: async () => undefined, getFreshSecret: async () => undefined, getSecretVersions: async () => Promise.reject(new Error('down')) },
         clock: fixture.clock,
         maxAgeSeconds: 60,
       }),
