@@ -53,9 +53,21 @@ export async function closeServices(): Promise<void> {
   await Promise.allSettled([services?.upstream.close(), services?.ledger.close()]);
 }
 
-export async function createServices(config: StsConfig, clock: () => Date = () => new Date()): Promise<StsServices> {
+/**
+ * Builds the services for `config`. `warn` is told, once per episode and never with key material, when a
+ * long-lived service degrades (the signing key ring serving its last good keys, an unusable key version);
+ * by default `console.warn`, which the Functions worker forwards to the host's log.
+ *
+ * @example
+ * const services = await createServices(loadConfig(process.env), () => new Date(), (line) => logger.warn(line));
+ */
+export async function createServices(
+  config: StsConfig,
+  clock: () => Date = () => new Date(),
+  warn: (line: string) => void = (line) => console.warn(line),
+): Promise<StsServices> {
   const secrets = await createSecretStore(config, clock);
-  const signingKeys = createSigningKeyRing(config, secrets, clock);
+  const signingKeys = createSigningKeyRing(config, secrets, clock, warn);
   const ledger = createLedger(config);
   return {
     config,
