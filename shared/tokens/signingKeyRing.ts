@@ -3,7 +3,7 @@ import { vaultLayout } from '../credentials/vaultLayout.js';
 import { DependencyUnavailableError } from '../errors.js';
 import { describeError } from '../logging/redact.js';
 import type { SecretStore, SecretVersion } from '../secrets/secretStore.js';
-import { parseSigningJwk, type PublicSigningJwk, type SigningAlgorithm, type SigningKeyMaterial } from './signingKeyMaterial.js';
+import { parseSigningJwk, type PublicSigningJwk, type SigningKeyMaterial } from './signingKeyMaterial.js';
 
 /** `Cache-Control: max-age` of the JWKS document; a new key is published at least this long before it signs. */
 export const JWKS_MAX_AGE_SECONDS = 300;
@@ -134,12 +134,6 @@ export class SigningKeyRing {
   /** The JWK Set document to publish at `/.well-known/jwks.json` (RFC 7517 §5). */
   async publicJwkSet(now: Date = this.clock()): Promise<PublicJwkSet> {
     return { keys: await this.publicJwks(now) };
-  }
-
-  /** The distinct algorithms of the verifying keys, signing key's first. */
-  async algorithms(now: Date = this.clock()): Promise<SigningAlgorithm[]> {
-    const { verifying } = await this.view(now);
-    return [...new Set(verifying.map((key) => key.alg))];
   }
 
   private async versions(): Promise<readonly LoadedVersion[]> {
