@@ -135,11 +135,6 @@ export class CachedSecretStore implements SecretStore {
     return this.fetch(`versions:${name}`, () => this.inner.getSecretVersions(name), () => false, { retain: false });
   }
 
-  /** Forgets what is cached for `name` (after a write through another path). */
-  invalidate(name: string): void {
-    this.entries.delete(`secret:${name}`);
-  }
-
   /** Counters since start, for tests and the benchmark. */
   stats(): SecretCacheStats {
     return { ...this.counters, size: this.entries.size };

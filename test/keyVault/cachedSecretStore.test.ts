@@ -153,14 +153,4 @@ describe('CachedSecretStore', () => {
     await cache.getSecretVersions('ring');
     expect(inner.reads).toBe(2);
   });
-
-  it('invalidate() forgets a name, so the next lookup reads the store', async () => {
-    const { inner, cache } = setup();
-    inner.values.set('a', 'one');
-    await cache.getSecret('a');
-    inner.values.set('a', 'two');
-    expect((await cache.getSecret('a'))?.value).toBe('one');
-    cache.invalidate('a');
-    expect((await cache.getSecret('a'))?.value).toBe('two');
-  });
 });
