@@ -55,7 +55,8 @@ export async function closeServices(): Promise<void> {
 
 /**
  * Builds the services for `config`. `warn` is told, once per episode and never with key material, when a
- * long-lived service degrades (the signing key ring serving its last good keys, an unusable key version);
+ * long-lived service degrades (the secret store failing behind its cache, the signing key ring serving its
+ * last good keys, an unusable key version);
  * by default `console.warn`, which the Functions worker forwards to the host's log.
  *
  * @example
@@ -66,7 +67,7 @@ export async function createServices(
   clock: () => Date = () => new Date(),
   warn: (line: string) => void = (line) => console.warn(line),
 ): Promise<StsServices> {
-  const secrets = await createSecretStore(config, clock);
+  const secrets = await createSecretStore(config, clock, warn);
   const signingKeys = createSigningKeyRing(config, secrets, clock, warn);
   const ledger = createLedger(config);
   return {
@@ -90,7 +91,7 @@ export async function createServices(
   };
 }
 
-async function createSecretStore(config: StsConfig, clock: () => Date): Promise<SecretStore> {
+async function createSecretStore(config: StsConfig, clock: () => Date, warn: (line: string) => void): Promise<SecretStore> {
   switch (config.secretStore.kind) {
     case 'file':
       // Not cached: the file is held in memory and re-read only when it changes, so CLI rotations show at once.
@@ -99,7 +100,7 @@ async function createSecretStore(config: StsConfig, clock: () => Date): Promise<
       // The Azure SDKs load on the first vault call (dynamic import inside KeyVaultSecretStore), not here.
       const { vaultUrl, clientId } = config.secretStore;
       const vault = new KeyVaultSecretStore({ vaultUrl, clientId, timeoutMs: config.secretCache.vaultTimeoutMs, clock });
-      return new CachedSecretStore(vault, config.secretCache, clock);
+      return new CachedSecretStore(vault, config.secretCache, clock, warn);
     }
   }
 }
