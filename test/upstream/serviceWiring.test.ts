@@ -41,7 +41,7 @@ describe('services.upstream', () => {
     const other = await createServices(config);
     setServices(processWide);
     const inside = await withServices(other, async () => {
-      await new Promise((resolve) => setTimeout(resolve, 5));
+      await new Promise((resolve) => setImmediate(resolve)); // across a turn of the event loop
       return getServices();
     });
     expect(inside).toBe(other);
