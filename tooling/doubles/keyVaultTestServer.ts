@@ -121,6 +121,7 @@ export class KeyVaultTestServer {
   private readonly secrets = new Map<string, StoredSecret>();
   private readonly tokens = new Map<string, IssuedToken>();
   private readonly readsByName = new Map<string, number>();
+  private readonly readWaiters: Array<{ readonly name: string; readonly count: number; readonly reached: () => void }> = [];
   private readonly sockets = new Set<Socket>();
   private readonly apiVersions = new Set<string>();
   private readonly clientIds = new Set<string>();
@@ -203,6 +204,15 @@ export class KeyVaultTestServer {
     return this.readsByName.get(name.toLowerCase()) ?? 0;
   }
 
+  /**
+   * Resolves once `name`'s value has been read `count` times in all (as `readsOf` counts): a test waits for a
+   * read the app makes in the background without polling or sleeping.
+   */
+  whenReadsOf(name: string, count: number): Promise<void> {
+    if (this.readsOf(name) >= count) return Promise.resolve();
+    return new Promise((reached) => this.readWaiters.push({ name: name.toLowerCase(), count, reached }));
+  }
+
   /** Writes a new version directly (no HTTP, not counted). Returns the version id. */
   seed(name: string, value: string, options: SeedOptions = {}): string {
     if (!SECRET_NAME.test(name)) throw new Error(`invalid secret name ${name}`);
@@ -266,6 +276,7 @@ export class KeyVaultTestServer {
       if (isRead) {
         this.counters.secretReads += 1;
         this.readsByName.set(name.toLowerCase(), (this.readsByName.get(name.toLowerCase()) ?? 0) + 1);
+        this.wakeReadWaiters();
       }
       if (method === 'GET' && (!name || third === 'versions')) this.counters.listCalls += 1;
       if (method === 'PUT' || method === 'PATCH') this.counters.writes += 1;
@@ -446,6 +457,14 @@ export class KeyVaultTestServer {
     const stored = version ? versions.find((v) => v.version === version) : versions.at(-1);
     if (!stored) throw new Error(`no such secret version ${name}/${version ?? 'latest'}`);
     return stored;
+  }
+
+  private wakeReadWaiters(): void {
+    for (const waiter of [...this.readWaiters]) {
+      if (this.readsOf(waiter.name) < waiter.count) continue;
+      this.readWaiters.splice(this.readWaiters.indexOf(waiter), 1);
+      waiter.reached();
+    }
   }
 
   // ---- managed identity (App Service, api-version 2019-08-01) ----------------------------------------------
