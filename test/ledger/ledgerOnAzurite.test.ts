@@ -323,11 +323,25 @@ describe('Azurite stopped mid-run', () => {
     useLedger(ledger);
     const key = harness.credentials.cognitive.speech.keys[0];
     const answers: { status: number; requestId: string | null; retryAfter: string | null; text: string; afterStop: boolean }[] = [];
+    // Four clients keep sending while Azurite is stopped under them. Bounded by counts, not by time: each client
+    // sends at most 50 requests before the stop (then waits for it) and at most 50 after it.
     let stopped = false;
-    const deadline = Date.now() + 8_000;
+    let markStopped: () => void = () => {};
+    const stop = new Promise<void>((done) => (markStopped = done));
+    // Azurite is stopped once 20 rows are acknowledged (or a client has used up its requests before the stop).
+    let markReadyToStop: () => void = () => {};
+    const readyToStop = new Promise<void>((done) => (markReadyToStop = done));
     const worker = async (): Promise<void> => {
-      while (Date.now() < deadline && answers.filter((a) => a.afterStop).length < 40) {
+      let before = 0;
+      let after = 0;
+      while (after < 50 && answers.filter((a) => a.afterStop).length < 40) {
+        if (!stopped && before === 50) {
+          markReadyToStop();
+          await stop;
+        }
         const wasStopped = stopped;
+        if (wasStopped) after += 1;
+        else before += 1;
         const response = await speechRequest(key);
         answers.push({
           status: response.status,
@@ -336,12 +350,14 @@ describe('Azurite stopped mid-run', () => {
           text: response.text,
           afterStop: wasStopped,
         });
+        if (answers.filter((a) => a.status === 200).length >= 20) markReadyToStop();
       }
     };
     const workers = Promise.all([worker(), worker(), worker(), worker()]);
-    while (answers.filter((a) => a.status === 200).length < 20 && Date.now() < deadline) await new Promise((done) => setTimeout(done, 10));
+    await readyToStop;
     await azurite.stop();
     stopped = true;
+    markStopped();
     await workers;
 
     const acknowledged = answers.filter((a) => a.status === 200).map((a) => a.requestId ?? '');
