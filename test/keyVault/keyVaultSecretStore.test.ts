@@ -244,8 +244,13 @@ describe('faults become DependencyUnavailableError (503 + Retry-After), never a 
   });
 
   it('a vault that rejects the identity (401 after the challenge) is unavailable, not a crash', async () => {
-    server.revokeTokens(); // tokens the SDK cached are now unknown to the vault: every call is challenged again
-    const error = await failure(store.getSecret(name));
+    // An identity of this test's own, so that no other test's token is revoked with it.
+    const clientId = randomUUID();
+    const revoked = isolatedStore(clientId);
+    expect((await revoked.getSecret(name))?.value).toBe('v');
+    server.revokeTokens(clientId); // the token the SDK cached is now unknown to the vault: every call is challenged again
+    const error = await failure(revoked.getSecret(name));
     expect(error.retryAfterSeconds).toBeGreaterThanOrEqual(1);
+    expect((await store.getSecret(name))?.value).toBe('v'); // other identities are unaffected
   });
 });

@@ -101,6 +101,8 @@ interface StoredSecret {
 interface IssuedToken {
   readonly resource: string;
   readonly expiresAtMs: number;
+  /** The identity it was issued to (`''` for the system-assigned one). */
+  readonly clientId: string;
 }
 
 const noFaults = (): KeyVaultFaults => ({
@@ -190,9 +192,12 @@ export class KeyVaultTestServer {
     this.clientIds.clear();
   }
 
-  /** Forgets every access token it issued: the next vault call is challenged again. */
-  revokeTokens(): void {
-    this.tokens.clear();
+  /**
+   * Forgets the access tokens it issued (to the identity `clientId` only, when given; `''` is the
+   * system-assigned one): the next vault call with one of them is challenged again.
+   */
+  revokeTokens(clientId?: string): void {
+    for (const [token, issued] of this.tokens) if (clientId === undefined || issued.clientId === clientId) this.tokens.delete(token);
   }
 
   get stats(): KeyVaultServerStats {
@@ -490,7 +495,7 @@ export class KeyVaultTestServer {
     const lifetime = this.options.tokenLifetimeSeconds ?? 86_400;
     const token = `kvts.${randomBytes(24).toString('base64url')}`;
     const expiresOn = nowSeconds() + lifetime;
-    this.tokens.set(token, { resource: resource.replace(/\/$/, ''), expiresAtMs: expiresOn * 1000 });
+    this.tokens.set(token, { resource: resource.replace(/\/$/, ''), expiresAtMs: expiresOn * 1000, clientId });
     this.counters.tokensIssued += 1;
     send(res, 200, {
       access_token: token,
