@@ -9,7 +9,7 @@ import { startAzuriteFixture, type AzuriteFixture } from '../support/azuriteFixt
 import { startKeyVaultTestServer, type KeyVaultTestServer } from '../../tooling/doubles/keyVaultTestServer.js';
 import { startTestHost, type TestHost } from '../support/localHostFixture.js';
 import { createTestCredentials, type TestCredentials } from '../support/testCredentials.js';
-import { expectFlowErrorShape, flowRequest, sendHttp, TOKEN_FLOWS, type ClientRequest, type TokenFlow } from './hardeningSupport.js';
+import { expectFlowErrorShape, flowRequest, sendHttp, TOKEN_FLOWS, type Answer, type ClientRequest, type TokenFlow } from './hardeningSupport.js';
 
 /**
  * Fault injection (issue #8 §4), end to end over HTTP through the local host, for all four flows at once:
@@ -110,6 +110,16 @@ async function coldRequests(): Promise<Record<TokenFlow, ClientRequest>> {
       body: new URLSearchParams({ wrap_name: 'owner', wrap_password: issuer.keys[0], wrap_scope: `http://cold${suffix}.servicebus.windows.net/` }).toString(),
     },
   };
+}
+
+/** The answer to `request` sent up to three times, the app's clock moved by each 503's Retry-After in between. */
+async function servedHonouringRetryAfter(host: TestHost, request: ClientRequest): Promise<Answer> {
+  let answer = await sendHttp(host.url, request);
+  for (let retry = 0; retry < 2 && answer.status === 503; retry += 1) {
+    advance(Number(answer.headers.get('retry-after')) || 1);
+    answer = await sendHttp(host.url, request);
+  }
+  return answer;
 }
 
 /** Every flow answers 200 with its test credential (and the signing keys are loaded). */
@@ -217,7 +227,10 @@ describe('Key Vault faults over HTTP, all four flows', () => {
 
       vault.resetFaults();
       advance(retryAfter);
-      await warmUp(host);
+      // As a client that honours Retry-After sees it: a request that joins the SDK's still-open token request
+      // (until its own time bound ends it) gets one more 503; after the next Retry-After every flow is served.
+      for (const flow of TOKEN_FLOWS) expect((await servedHonouringRetryAfter(host, flowRequest(flow, credentials))).status).toBe(200);
+      expect((await servedHonouringRetryAfter(host, { method: 'GET', path: '/.well-known/jwks.json', headers: {} })).status).toBe(200);
     } finally {
       await host.close();
     }
