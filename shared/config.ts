@@ -34,6 +34,8 @@ export interface StsConfig {
     readonly vaultTimeoutMs: number;
     /** Store reads this instance may start per second (Key Vault allows 4,000 per 10 s per vault, for all instances). */
     readonly vaultReadsPerSecond: number;
+    /** Of those, the reads one client address may start per second (docs/failed-attempts.md, "Vault work"). */
+    readonly vaultReadsPerClientPerSecond: number;
   };
   readonly ledger: {
     readonly mode: LedgerMode;
@@ -177,6 +179,7 @@ export function loadConfig(env: Environment): StsConfig {
       maxStaleSeconds: integer('STS_SECRET_CACHE_MAX_STALE_SECONDS', 3_600, 0, 86_400),
       vaultTimeoutMs: integer('STS_VAULT_TIMEOUT_MS', 3_000, 100, 60_000),
       vaultReadsPerSecond: integer('STS_VAULT_READS_PER_SECOND', 100, 1, 4_000),
+      vaultReadsPerClientPerSecond: integer('STS_VAULT_READS_PER_CLIENT_PER_SECOND', 10, 1, 4_000),
     },
     ledger: {
       mode: ledgerMode ?? 'required',

@@ -5,6 +5,8 @@ import { DependencyUnavailableError, payloadTooLarge, serviceUnavailable, StsErr
 import type { FlowName } from '../flowNames.js';
 import type { LedgerEntry } from '../ledger/ledger.js';
 import { describeError } from '../logging/redact.js';
+import { withReadAttribution } from '../secrets/readAttribution.js';
+import { ipKey } from '../security/failedAttemptLimiter.js';
 import { refusalAfterLimits } from '../security/refusalAfterLimits.js';
 import { requestLimitViolation } from '../security/requestLimits.js';
 import { getServices, type StsServices } from '../services.js';
@@ -110,7 +112,8 @@ export function defineStsFunction(spec: StsFunctionSpec): StsFunctionDefinition 
       // Sizes the client controls (URL, query, headers) are refused in the flow's shape before any parsing.
       const tooLarge = requestLimitViolation(request, services.config.limits);
       if (tooLarge) throw tooLarge;
-      const outcome = await spec.handle({
+      // Vault reads of this request count against this client's share of the read budget.
+      const outcome = await withReadAttribution(ipKey(clientIp), () => spec.handle({
         request,
         context,
         services,
@@ -118,7 +121,7 @@ export function defineStsFunction(spec: StsFunctionSpec): StsFunctionDefinition 
         clientIp,
         now,
         readBody: () => readBoundedBody(request, maxBodyBytes),
-      });
+      }));
       if (outcome.issuance) {
         // Required mode: rejects when the row cannot be committed, and then no token leaves.
         await services.ledger.record({

@@ -1,4 +1,5 @@
 import { DependencyUnavailableError } from '../errors.js';
+import { currentReadRequester, withReadAttribution } from './readAttribution.js';
 import { isUsable, type SecretStore, type SecretVersion } from './secretStore.js';
 
 /** The cache settings (`config.secretCache`). */
@@ -19,6 +20,12 @@ export interface SecretCacheSettings {
    * when absent.
    */
   readonly vaultReadsPerSecond?: number;
+  /**
+   * Of that budget, the reads one client address may start per second (reads attributed with
+   * `withReadAttribution`), so one address flooding unknown names cannot spend every other client's share.
+   * Unattributed reads (background refreshes, no address) only count against the instance budget.
+   */
+  readonly vaultReadsPerClientPerSecond?: number;
 }
 
 export interface SecretCacheStats {
@@ -48,6 +55,8 @@ const REFRESH_AHEAD_FRACTION = 0.8;
 const MAX_CONCURRENT_READS = 32;
 /** Lookups allowed to queue for a store slot; beyond that the cache sheds load with a 503. */
 const MAX_QUEUED_READS = 1_024;
+/** Client read budgets kept at most; the least recently used go first (a dropped budget starts full again). */
+const MAX_CLIENT_BUDGETS = 10_000;
 
 interface Entry {
   readonly value: unknown;
@@ -144,7 +153,8 @@ export class CachedSecretStore implements SecretStore {
       this.touch(key, entry);
       if (!entry.absent && nowMs >= entry.refreshAfterMs && !this.inFlight.has(key) && nowMs >= this.backoffUntilMs) {
         this.counters.refreshes += 1;
-        this.fetch(key, load, isAbsent).catch(() => undefined); // failures are counted; the entry keeps serving
+        // Failures are counted; the entry keeps serving. Unattributed: a warm hit spends no client's share.
+        withReadAttribution(undefined, () => this.fetch(key, load, isAbsent)).catch(() => undefined);
       }
       return present(entry.value as T, this.clock());
     }
@@ -223,26 +233,39 @@ export class CachedSecretStore implements SecretStore {
     this.entries.set(key, entry);
   }
 
-  private readTokens = Number.NaN;
-  private readTokensAtMs = 0;
+  private readonly instanceBudget: ReadBudget = { tokens: Number.NaN, atMs: 0 };
+  private readonly clientBudgets = new Map<string, ReadBudget>();
 
-  /** Takes one read from the per-second budget, or false when it is spent (refilled continuously). */
+  /**
+   * Takes one read from the instance's per-second budget and, for an attributed read, from its client's
+   * share; false (and nothing taken) when either is spent. Both refill continuously.
+   */
   private takeReadToken(): boolean {
-    const perSecond = this.settings.vaultReadsPerSecond;
-    if (perSecond === undefined) return true;
     const nowMs = this.clock().getTime();
-    const elapsedMs = Math.max(0, nowMs - this.readTokensAtMs);
-    this.readTokens = Number.isNaN(this.readTokens) ? perSecond : Math.min(perSecond, this.readTokens + (elapsedMs * perSecond) / 1000);
-    this.readTokensAtMs = nowMs;
-    if (this.readTokens < 1) return false;
-    this.readTokens -= 1;
+    const perSecond = this.settings.vaultReadsPerSecond;
+    const perClient = this.settings.vaultReadsPerClientPerSecond;
+    const client = perClient === undefined ? undefined : currentReadRequester();
+    const clientBudget = client === undefined ? undefined : this.clientBudget(client);
+    if (perSecond !== undefined && refill(this.instanceBudget, perSecond, nowMs) < 1) return false;
+    if (clientBudget && perClient !== undefined && refill(clientBudget, perClient, nowMs) < 1) return false;
+    if (perSecond !== undefined) this.instanceBudget.tokens -= 1;
+    if (clientBudget) clientBudget.tokens -= 1;
     return true;
+  }
+
+  private clientBudget(client: string): ReadBudget {
+    let budget = this.clientBudgets.get(client);
+    if (budget) this.clientBudgets.delete(client);
+    budget ??= { tokens: Number.NaN, atMs: 0 };
+    this.clientBudgets.set(client, budget); // Map order is the LRU order
+    if (this.clientBudgets.size > MAX_CLIENT_BUDGETS) this.clientBudgets.delete(this.clientBudgets.keys().next().value as string);
+    return budget;
   }
 
   private acquireSlot(): Promise<void> {
     if (!this.takeReadToken()) {
       this.counters.shed += 1;
-      return Promise.reject(new DependencyUnavailableError('secret-store', 1, 'The secret-store read budget of this instance is spent'));
+      return Promise.reject(new DependencyUnavailableError('secret-store', 1, 'The secret-store read budget of this instance or client is spent'));
     }
     if (this.active < MAX_CONCURRENT_READS) {
       this.active += 1;
@@ -274,4 +297,18 @@ export class CachedSecretStore implements SecretStore {
     if (next) next.grant(); // the slot passes straight to the next waiter
     else this.active -= 1;
   }
+}
+
+/** A token bucket holding one second's worth of reads. */
+interface ReadBudget {
+  tokens: number;
+  atMs: number;
+}
+
+/** Refills `budget` for the time since it was last used and returns the tokens it now holds. */
+function refill(budget: ReadBudget, perSecond: number, nowMs: number): number {
+  const elapsedMs = Math.max(0, nowMs - budget.atMs);
+  budget.tokens = Number.isNaN(budget.tokens) ? perSecond : Math.min(perSecond, budget.tokens + (elapsedMs * perSecond) / 1000);
+  budget.atMs = nowMs;
+  return budget.tokens;
 }

@@ -5,6 +5,7 @@ import { CredentialDirectory } from '../../shared/credentials/credentialDirector
 import { CachedSecretStore } from '../../shared/secrets/cachedSecretStore.js';
 import { FailedAttemptLimiter, ipKey } from '../../shared/security/failedAttemptLimiter.js';
 import { createServices, setServices, type StsServices } from '../../shared/services.js';
+import { createMixedRealityAccount } from '../../tools/sts/credentials/provisioning.js';
 import { startTestHost, type TestHost } from '../support/localHostFixture.js';
 import { createTestCredentials, type TestCredentials } from '../support/testCredentials.js';
 import {
@@ -250,6 +251,48 @@ describe('vault work for unknown ids stays bounded by the negative cache and the
     setServices(undefined);
   });
 
+  it('one address flooding unknown ids spends only its share of the read budget: other clients still get their cold records', async () => {
+    nextWindow();
+    const config = loadConfig({
+      STS_ISSUER: 'https://sts.test.example/',
+      STS_LEDGER_MODE: 'off',
+      STS_LOCAL_STORE_PATH: credentials.storePath,
+      STS_VAULT_READS_PER_SECOND: '100',
+      STS_VAULT_READS_PER_CLIENT_PER_SECOND: '10',
+    });
+    const base = await createServices(config, clock);
+    const vault = countingStore(base.secrets);
+    const cache = new CachedSecretStore(vault, config.secretCache, clock);
+    const host = await startTestHost({ services: { ...base, secrets: cache, credentials: new CredentialDirectory(cache) } });
+    try {
+      const accounts = [];
+      for (let i = 0; i < 40; i += 1) accounts.push(await createMixedRealityAccount(credentials.store, { accountDomain: 'westus2.mixedreality.azure.com' }));
+      const statuses = new Map<number, number>();
+      for (let i = 0; i < 500; i += 1) {
+        const accountId = randomUUID();
+        const answer = await sendHttp(
+          host.url,
+          { method: 'GET', path: `/accounts/${accountId}/token`, headers: { authorization: `Bearer ${accountId}:k${i}` } },
+          loopbackClient('127.0.40.1'),
+        );
+        statuses.set(answer.status, (statuses.get(answer.status) ?? 0) + 1);
+      }
+      expect(vault.reads).toBe(10); // the flooding address's share, all in the same simulated second
+      expect(statuses.get(503)).toBe(490);
+      // 40 other clients, each with a record nobody read yet, in the same second: every one is served.
+      for (const [i, account] of accounts.entries()) {
+        const answer = await sendHttp(
+          host.url,
+          { method: 'GET', path: `/accounts/${account.accountId}/token`, headers: { authorization: `Bearer ${account.accountId}:${account.keys[0]}` } },
+          loopbackClient(`127.0.41.${i + 1}`),
+        );
+        expect(answer.status).toBe(200);
+      }
+    } finally {
+      await host.close();
+    }
+  });
+
   it('2,000 unknown account ids in one second from one address: vault reads stay within the budget, a warm key still works', async () => {
     nextWindow();
     const config = loadConfig({
@@ -257,6 +300,7 @@ describe('vault work for unknown ids stays bounded by the negative cache and the
       STS_LEDGER_MODE: 'off',
       STS_LOCAL_STORE_PATH: credentials.storePath,
       STS_VAULT_READS_PER_SECOND: '50',
+      STS_VAULT_READS_PER_CLIENT_PER_SECOND: '50',
       STS_FAILED_ATTEMPTS_PER_WINDOW: '20',
     });
     const base = await createServices(config, clock);
