@@ -34,7 +34,7 @@ export interface StsConfig {
     readonly vaultTimeoutMs: number;
     /** Store reads this instance may start per second (Key Vault allows 4,000 per 10 s per vault, for all instances). */
     readonly vaultReadsPerSecond: number;
-    /** Of those, the reads one client address may start per second (docs/failed-attempts.md, "Vault work"). */
+    /** Of those, the reads one client address is sure of per second (docs/failed-attempts.md, "Vault work"). */
     readonly vaultReadsPerClientPerSecond: number;
   };
   readonly ledger: {

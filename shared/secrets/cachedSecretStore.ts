@@ -21,9 +21,10 @@ export interface SecretCacheSettings {
    */
   readonly vaultReadsPerSecond?: number;
   /**
-   * Of that budget, the reads one client address may start per second (reads attributed with
-   * `withReadAttribution`), so one address flooding unknown names cannot spend every other client's share.
-   * Unattributed reads (background refreshes, no address) only count against the instance budget.
+   * Of that budget, the reads one client address is sure of per second (reads attributed with
+   * `withReadAttribution`). Past it, the address may only use the budget while more than a quarter of it is
+   * left, so one address flooding unknown names cannot spend the reads other clients need. Unattributed
+   * reads (background refreshes, no address) only count against the instance budget.
    */
   readonly vaultReadsPerClientPerSecond?: number;
 }
@@ -55,6 +56,8 @@ const REFRESH_AHEAD_FRACTION = 0.8;
 const MAX_CONCURRENT_READS = 32;
 /** Lookups allowed to queue for a store slot; beyond that the cache sheds load with a 503. */
 const MAX_QUEUED_READS = 1_024;
+/** Share of the instance read budget that a client past its own share can never spend. */
+const SHARED_RESERVE_FRACTION = 0.25;
 /** Client read budgets kept at most; the least recently used go first (a dropped budget starts full again). */
 const MAX_CLIENT_BUDGETS = 10_000;
 
@@ -237,19 +240,24 @@ export class CachedSecretStore implements SecretStore {
   private readonly clientBudgets = new Map<string, ReadBudget>();
 
   /**
-   * Takes one read from the instance's per-second budget and, for an attributed read, from its client's
-   * share; false (and nothing taken) when either is spent. Both refill continuously.
+   * Takes one read from the instance's per-second budget, or returns false when it is spent. An attributed
+   * read first uses its client's share; a client past its share may still read while more than a quarter of
+   * the instance budget is left, so a lone busy client is not slowed down, yet one flooding address can
+   * never take the last quarter, which stays for clients within their share. Both refill continuously.
    */
   private takeReadToken(): boolean {
-    const nowMs = this.clock().getTime();
     const perSecond = this.settings.vaultReadsPerSecond;
+    if (perSecond === undefined) return true;
+    const nowMs = this.clock().getTime();
+    if (refill(this.instanceBudget, perSecond, nowMs) < 1) return false;
     const perClient = this.settings.vaultReadsPerClientPerSecond;
     const client = perClient === undefined ? undefined : currentReadRequester();
-    const clientBudget = client === undefined ? undefined : this.clientBudget(client);
-    if (perSecond !== undefined && refill(this.instanceBudget, perSecond, nowMs) < 1) return false;
-    if (clientBudget && perClient !== undefined && refill(clientBudget, perClient, nowMs) < 1) return false;
-    if (perSecond !== undefined) this.instanceBudget.tokens -= 1;
-    if (clientBudget) clientBudget.tokens -= 1;
+    if (client !== undefined && perClient !== undefined) {
+      const share = this.clientBudget(client);
+      if (refill(share, perClient, nowMs) >= 1) share.tokens -= 1;
+      else if (this.instanceBudget.tokens < perSecond * SHARED_RESERVE_FRACTION + 1) return false;
+    }
+    this.instanceBudget.tokens -= 1;
     return true;
   }
 
