@@ -6,6 +6,8 @@
  * The issuer and audiences are configuration, never derived from a request.
  */
 
+import { DEFAULT_CLIENT_ADDRESS_RULE, type ClientAddressRule } from './http/clientAddress.js';
+
 export type LedgerMode = 'required' | 'best-effort' | 'off';
 
 export interface StsConfig {
@@ -45,6 +47,8 @@ export interface StsConfig {
     /** `https://<account>.table.core.windows.net` for identity-based access in Azure. */
     readonly tableUrl: string | undefined;
   };
+  /** Which header carries the client address and how many proxies vouch for it (docs/client-address.md). */
+  readonly clientAddress: ClientAddressRule;
   readonly limits: {
     readonly maxBodyBytes: number;
     readonly maxUrlLength: number;
@@ -61,6 +65,18 @@ export interface StsConfig {
     /** Counters the failed-attempt limiter keeps at most (client IPs and credentials together). */
     readonly failedAttemptsTrackedKeys: number;
   };
+  /**
+   * Keyless Mixed Reality callers (docs/entra-id.md): Microsoft Entra access tokens from this authority are
+   * accepted in place of an account key. Undefined (the feature is off) unless `STS_ENTRA_AUTHORITY` is set.
+   */
+  readonly entra: EntraSettings | undefined;
+}
+
+export interface EntraSettings {
+  /** The token issuer, exactly as the authority's discovery document and its tokens spell it (`https` only). */
+  readonly authority: string;
+  /** The `aud` a token must carry: the STS's app registration (client id or App ID URI). */
+  readonly audience: string;
 }
 
 export class ConfigurationError extends Error {
@@ -161,6 +177,10 @@ export function loadConfig(env: Environment): StsConfig {
     problems.push('STS_LEDGER_TABLE must be 3-63 letters and digits, starting with a letter');
   }
 
+  const entra = entraSettings(env, problems);
+  const clientAddressHeader = text('STS_CLIENT_ADDRESS_HEADER', DEFAULT_CLIENT_ADDRESS_RULE.header).toLowerCase();
+  if (!/^[!#$%&'*+.^_`|~0-9a-z-]+$/.test(clientAddressHeader)) problems.push(`STS_CLIENT_ADDRESS_HEADER must be a header name (got "${clientAddressHeader}")`);
+
   const config: StsConfig = {
     issuer,
     mixedRealityAudience,
@@ -187,6 +207,10 @@ export function loadConfig(env: Environment): StsConfig {
       connectionString: ledgerConnectionString,
       tableUrl: ledgerTableUrl,
     },
+    clientAddress: {
+      header: clientAddressHeader,
+      trustedHops: integer('STS_TRUSTED_PROXY_HOPS', DEFAULT_CLIENT_ADDRESS_RULE.trustedHops, 1, 10),
+    },
     limits: {
       maxBodyBytes: integer('STS_MAX_BODY_BYTES', 16_384, 256, 1_048_576),
       maxUrlLength: integer('STS_MAX_URL_LENGTH', 2_048, 256, 65_536),
@@ -198,10 +222,36 @@ export function loadConfig(env: Environment): StsConfig {
       failedAttemptsWindowSeconds: integer('STS_FAILED_ATTEMPTS_WINDOW_SECONDS', 60, 1, 86_400),
       failedAttemptsTrackedKeys: integer('STS_FAILED_ATTEMPTS_TRACKED_KEYS', 50_000, 100, 1_000_000),
     },
+    entra,
   };
 
   if (problems.length > 0) throw new ConfigurationError(problems);
   return deepFreeze(config);
+}
+
+/**
+ * `STS_ENTRA_AUTHORITY` (off when unset) and `STS_ENTRA_AUDIENCE` (required with it). The authority is kept
+ * as written: it is compared with the token's `iss` exactly, so no normalisation may add or drop a slash.
+ */
+function entraSettings(env: Environment, problems: string[]): EntraSettings | undefined {
+  const authority = env.STS_ENTRA_AUTHORITY?.trim();
+  const audience = env.STS_ENTRA_AUDIENCE?.trim();
+  if (!authority) {
+    if (audience) problems.push('STS_ENTRA_AUDIENCE is set but STS_ENTRA_AUTHORITY is not (set both, or neither)');
+    return undefined;
+  }
+  let parsed: URL | undefined;
+  try {
+    parsed = new URL(authority);
+  } catch {
+    problems.push(`STS_ENTRA_AUTHORITY must be an absolute URL (got "${authority}")`);
+  }
+  if (parsed && parsed.protocol !== 'https:') problems.push('STS_ENTRA_AUTHORITY must use https');
+  if (parsed && (parsed.search || parsed.hash || parsed.username || parsed.password)) {
+    problems.push('STS_ENTRA_AUTHORITY must be a plain issuer URL (no query, fragment or credentials)');
+  }
+  if (!audience) problems.push('STS_ENTRA_AUDIENCE is required when STS_ENTRA_AUTHORITY is set');
+  return { authority, audience: audience ?? '' };
 }
 
 function deepFreeze<T extends object>(value: T): T {

@@ -45,6 +45,12 @@ param cognitiveAudience string = 'urn:ms.cognitiveservices.{region}'
 @description('STS_WRAP_ISSUER; empty for the issuer.')
 param wrapIssuer string = ''
 
+@description('STS_ENTRA_AUTHORITY: issuer of the Entra tokens accepted for keyless Mixed Reality callers (docs/entra-id.md).')
+param entraAuthority string
+
+@description('STS_ENTRA_AUDIENCE: their aud; empty turns keyless callers off (both settings are then empty).')
+param entraAudience string = ''
+
 @description('STS_LEDGER_MODE: required (no token without its ledger row), best-effort, or off.')
 @allowed([
   'required'
@@ -169,6 +175,12 @@ resource appSettings 'Microsoft.Web/sites/config@2025-03-01' = {
     AzureWebJobsStorage__accountName: storageAccountName
     AzureWebJobsStorage__credential: 'managedidentity'
     AzureWebJobsStorage__clientId: identityClientId
+    // The host's own page at `/` tells an anonymous caller which platform answers; no client of the STS needs it.
+    AzureWebJobsDisableHomepage: 'true'
+    // Under HTTP streaming the worker's own Node HTTP server reads every request head first, with Node's
+    // 16 KiB default: room for Kestrel's limits (8 KiB line + 32 KiB headers), so the app answers its own
+    // limits in each flow's shape (docs/hosts.md).
+    languageWorkers__node__arguments: '--max-http-header-size=49152'
     APPLICATIONINSIGHTS_CONNECTION_STRING: appInsights.properties.ConnectionString
     APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'Authorization=AAD;ClientId=${identityClientId}'
     AZURE_CLIENT_ID: identityClientId
@@ -177,6 +189,8 @@ resource appSettings 'Microsoft.Web/sites/config@2025-03-01' = {
     STS_AUDIENCE_MIXED_REALITY: empty(mixedRealityAudience) ? '${stsIssuer}mixedreality' : mixedRealityAudience
     STS_AUDIENCE_COGNITIVE: cognitiveAudience
     STS_WRAP_ISSUER: empty(wrapIssuer) ? stsIssuer : wrapIssuer
+    STS_ENTRA_AUTHORITY: empty(entraAudience) ? '' : entraAuthority
+    STS_ENTRA_AUDIENCE: entraAudience
     STS_LEDGER_MODE: ledgerMode
     STS_LEDGER_TABLE: ledgerTableName
     STS_LEDGER_TABLE_URL: ledgerTableUrl

@@ -8,7 +8,7 @@ export interface CountedRefusal {
 }
 
 /** Reasons that say the credential's record was found: only these create per-credential counters. */
-const EXISTING_CREDENTIAL_REASONS = new Set(['wrong_key', 'credential_disabled']);
+const EXISTING_CREDENTIAL_REASONS = new Set(['wrong_key', 'credential_disabled', 'principal_not_allowed']);
 
 /**
  * Counts a refusal (every 4xx a flow answers except 429 itself) against the client address and, when its
@@ -32,6 +32,7 @@ export function refusalAfterLimits(limiter: FailedAttemptLimiter, refusal: StsEr
     retryAfterSeconds: verdict.retryAfterSeconds,
     reason: 'rate_limited',
     ...(refusal.credentialId ? { credentialId: refusal.credentialId.slice(0, 200) } : {}),
+    ...(refusal.principal ? { principal: refusal.principal } : {}),
   });
   return { error, report: verdict.report };
 }

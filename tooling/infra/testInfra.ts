@@ -48,6 +48,8 @@ const EXPECTED_APP_SETTINGS = [
   'AzureWebJobsStorage__accountName',
   'AzureWebJobsStorage__credential',
   'AzureWebJobsStorage__clientId',
+  'AzureWebJobsDisableHomepage',
+  'languageWorkers__node__arguments',
   'APPLICATIONINSIGHTS_CONNECTION_STRING',
   'APPLICATIONINSIGHTS_AUTHENTICATION_STRING',
   'AZURE_CLIENT_ID',
@@ -56,6 +58,8 @@ const EXPECTED_APP_SETTINGS = [
   'STS_AUDIENCE_MIXED_REALITY',
   'STS_AUDIENCE_COGNITIVE',
   'STS_WRAP_ISSUER',
+  'STS_ENTRA_AUTHORITY',
+  'STS_ENTRA_AUDIENCE',
   'STS_LEDGER_MODE',
   'STS_LEDGER_TABLE',
   'STS_LEDGER_TABLE_URL',
@@ -371,14 +375,27 @@ async function checkCompiledTemplate(mainJsonPath: string): Promise<void> {
       'app settings: App Insights authenticates with Entra ID',
       typeof settings.APPLICATIONINSIGHTS_AUTHENTICATION_STRING === 'string' && settings.APPLICATIONINSIGHTS_AUTHENTICATION_STRING.includes('Authorization=AAD'),
     );
+    check('app settings: the host homepage is off (AzureWebJobsDisableHomepage=true, `/` answers 204)', settings.AzureWebJobsDisableHomepage === 'true');
+    check(
+      "app settings: the worker's Node reads request heads up to Kestrel's limits (--max-http-header-size=49152)",
+      settings.languageWorkers__node__arguments === '--max-http-header-size=49152',
+    );
     check('app settings: STS_ISSUER is https', typeof settings.STS_ISSUER === 'string' && settings.STS_ISSUER.includes('https://'));
+    check(
+      'app settings: STS_ENTRA_AUTHORITY is off without an audience',
+      typeof settings.STS_ENTRA_AUTHORITY === 'string' && settings.STS_ENTRA_AUTHORITY.includes("empty(parameters('entraAudience'))"),
+    );
     const configSource = await readFile(join(REPO_ROOT, 'shared', 'config.ts'), 'utf8');
     const readByConfig = (n: string) => configSource.includes(`'${n}'`) || configSource.includes(`env.${n}`);
-    const unread = names.filter((n) => !n.startsWith('AzureWebJobsStorage__') && !n.startsWith('APPLICATIONINSIGHTS_') && !readByConfig(n));
+    const unread = names.filter((n) => !n.startsWith('AzureWebJobs') && !n.startsWith('APPLICATIONINSIGHTS_') && !n.startsWith('languageWorkers__') && !readByConfig(n));
     check('app settings: every STS setting is one shared/config.ts reads', unread.length === 0, unread.join(', '));
   }
   check('no plain AzureWebJobsStorage anywhere in the template', !/"AzureWebJobsStorage"\s*:/i.test(text));
   check('no account keys anywhere in the template (no listKeys, no AccountKey=)', !/listKeys|AccountKey=/i.test(text));
+  check(
+    "Entra authority defaults to the deployment's tenant (login endpoint of the cloud, v2.0)",
+    /environment\(\)\.authentication\.loginEndpoint, tenant\(\)\.tenantId\)/.test(text) && text.includes('/v2.0'),
+  );
 
   // Storage
   const accounts = ofType('Microsoft.Storage/storageAccounts');

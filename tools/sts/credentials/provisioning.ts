@@ -415,7 +415,7 @@ export async function listCredentials(store: WritableSecretStore): Promise<Crede
       unreadable.push(name);
       continue;
     }
-    const summary = summarise(record as KeyedCredential);
+    const summary = summariseCredential(record as KeyedCredential);
     const upstream = (record as KeyedCredential).upstream;
     // Upstream mode shows where tokens come from (the endpoint), never the secret's value.
     credentials.push(upstream ? { ...summary, details: { ...summary.details, upstream: upstream.endpoint } } : summary);
@@ -425,14 +425,22 @@ export async function listCredentials(store: WritableSecretStore): Promise<Crede
   return { credentials, wrapNamespaces, signingKeys, cognitiveKeyIndexEntries, unreadable };
 }
 
-function summarise(record: KeyedCredential): CredentialSummary {
+/** What `list` and `show` print of a credential: never a key. */
+export function summariseCredential(record: KeyedCredential): CredentialSummary {
   switch (record.kind) {
     case 'mixedRealityAccount':
       return {
         kind: record.kind,
         id: record.accountId,
         enabled: record.enabled,
-        details: { domain: record.accountDomain, ...(record.resourceId ? { resourceId: record.resourceId } : {}) },
+        details: {
+          domain: record.accountDomain,
+          ...(record.resourceId ? { resourceId: record.resourceId } : {}),
+          // Entra principals allowed without a key (docs/entra-id.md), as `<tenant>/<object id>`.
+          ...(record.allowedPrincipals?.length
+            ? { principals: record.allowedPrincipals.map((p) => `${p.tenantId}/${p.objectId}`).join(',') }
+            : {}),
+        },
       };
     case 'cognitiveResource':
       return {
