@@ -14,7 +14,7 @@ export const definition = defineStsFunction({
   methods: ['POST'],
   errorShape: 'cognitive',
   correlationHeader: 'apim-request-id',
-  handle: async ({ request, services, now, readBody, admitAttempt, requestId }) => {
+  handle: async ({ request, services, now, readBody, requestId }) => {
     const result = await issueLimitedAccessToken(
       {
         header: request.headers.get('ocp-apim-subscription-key'),
@@ -23,7 +23,6 @@ export const definition = defineStsFunction({
         readBody,
         now,
         requestId,
-        admit: admitAttempt,
       },
       services,
     );

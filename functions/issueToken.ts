@@ -15,7 +15,7 @@ export const definition = defineStsFunction({
   methods: ['POST'],
   errorShape: 'cognitive',
   correlationHeader: 'apim-request-id',
-  handle: async ({ request, services, now, readBody, admitAttempt, requestId }) => {
+  handle: async ({ request, services, now, readBody, requestId }) => {
     await readBody();
     const result = await issueCognitiveToken(
       {
@@ -23,7 +23,6 @@ export const definition = defineStsFunction({
         queryValues: queryParameterValues(request.url, 'Subscription-Key'),
         now,
         requestId,
-        admit: admitAttempt,
       },
       services,
     );

@@ -16,10 +16,10 @@ export const definition = defineStsFunction({
   methods: ['GET'],
   errorShape: 'mixedReality',
   correlationHeader: 'MS-CV',
-  handle: async ({ request, services, now, readBody, admitAttempt, requestId }) => {
+  handle: async ({ request, services, now, readBody, requestId }) => {
     await readBody();
     const result = await issueMixedRealityToken(
-      { accountId: request.params.accountId, authorization: request.headers.get('authorization'), now, admit: admitAttempt, requestId },
+      { accountId: request.params.accountId, authorization: request.headers.get('authorization'), now, requestId },
       services,
     );
     return {

@@ -14,8 +14,8 @@ export const definition = defineStsFunction({
   methods: ['POST'],
   errorShape: 'wrap',
   correlationHeader: 'request-id',
-  handle: async ({ services, now, readBody, admitAttempt, requestId }) => {
-    const result = await issueWrapToken({ body: await readBody(), now, admit: admitAttempt, requestId }, services);
+  handle: async ({ services, now, readBody, requestId }) => {
+    const result = await issueWrapToken({ body: await readBody(), now, requestId }, services);
     return {
       response: {
         status: 200,

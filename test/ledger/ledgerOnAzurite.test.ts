@@ -196,7 +196,7 @@ describe('every flow writes its row (ledger configured from the environment, as 
       body: JSON.stringify({ targetAzureResourceId: target, featureFlags: ['Face.Identification'] }),
     });
     expect(response.status, response.text).toBe(200);
-    const { payload } = await harness.verifyJwt(response.text, 'urn:ms.speechservices.westus');
+    const { payload } = await harness.verifyJwt(response.text, 'urn:ms.speechservices.westus', 'limitedAccess');
     const rows = await rowsOf(fixtureTable, { credentialId: 'isv-face', outcome: 'issued' });
     expect(rows).toHaveLength(1);
     expect(rows[0]).toMatchObject({

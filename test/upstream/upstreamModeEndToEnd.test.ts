@@ -9,7 +9,7 @@ import { vaultLayout } from '../../shared/credentials/vaultLayout.js';
 import type { LedgerEntry } from '../../shared/ledger/ledger.js';
 import type { StsServices } from '../../shared/services.js';
 import { verifySwt } from '../../shared/tokens/swt.js';
-import { createStsJwtVerifier, type StsJwtClaims } from '../../shared/verify/index.js';
+import { createStsJwtVerifier, type StsJwtClaims, type StsTokenKind } from '../../shared/verify/index.js';
 import { AZURE_ENV, FACE_TARGET, OURS_ENV, STUB_KEYS, startStsPair, type ObservedResponse, type StsPair } from './upstreamStsPair.js';
 
 /**
@@ -58,9 +58,9 @@ const wrapToken = (issuer: WrapIssuer, scope: string) =>
 
 // ---- what a client can check ----
 
-async function verifyJwt(services: StsServices, issuer: string, audience: string, token: string): Promise<StsJwtClaims> {
+async function verifyJwt(services: StsServices, issuer: string, audience: string, token: string, tokenKind?: StsTokenKind): Promise<StsJwtClaims> {
   const jwks: JSONWebKeySet = { keys: [...(await services.signingKeys.publicJwks(pair.now()))] };
-  return createStsJwtVerifier({ issuer, audience, jwks, now: pair.now, clockToleranceSeconds: 0 }).verify(token);
+  return createStsJwtVerifier({ issuer, audience, jwks, now: pair.now, clockToleranceSeconds: 0, ...(tokenKind ? { tokenKind } : {}) }).verify(token);
 }
 
 /** What must be identical between a locally minted answer and an upstream one: status, types, header names. */
@@ -150,7 +150,7 @@ describe('the same wire shape as minting locally, with the upstream token inside
     expect(wireShape(upstream)).toEqual(wireShape(local));
     expect(upstream.status).toBe(200);
     expect(upstream.body).toMatch(JWT);
-    const claims = await verifyJwt(pair.azure.services, AZURE_ENV.STS_ISSUER, 'urn:ms.speechservices.westus', upstream.body);
+    const claims = await verifyJwt(pair.azure.services, AZURE_ENV.STS_ISSUER, 'urn:ms.speechservices.westus', upstream.body, 'limitedAccess');
     expect(claims).toMatchObject({ 'target-azure-resource-id': FACE_TARGET, 'feature-flags': ['Face.Identification'] });
     expect((claims.exp as number) - (claims.iat as number)).toBe(1800);
     const row = issued(pair.ours.ledgerRows, 'issueLimitedAccessToken').at(-1);
