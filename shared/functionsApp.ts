@@ -1,11 +1,8 @@
-import { createRequire } from 'node:module';
-import type * as AzureFunctions from '@azure/functions';
+import { app } from '@azure/functions';
 
 /**
- * The `app` registry of `@azure/functions`, loaded with `require()`. The package is one large CommonJS
- * bundle: importing it from an ES module makes Node scan the whole bundle for named exports first, which
- * measured ~30 % of the app's module load time (cold start). `require()` skips the scan; it is the same
- * module instance the Functions worker uses.
+ * The `app` registry of `@azure/functions`, imported statically so that `npm run package` (esbuild) can bundle
+ * the library into the deployment artifact; only `@azure/functions-core`, which the Functions worker provides,
+ * stays external. It is the same module instance the worker uses.
  */
-const requireFromHere = createRequire(import.meta.url);
-export const { app } = requireFromHere('@azure/functions') as typeof AzureFunctions;
+export { app };
