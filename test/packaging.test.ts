@@ -119,6 +119,29 @@ describe('npm run package', () => {
     expect(JSON.parse(stdout.trim().split('\n').at(-1) ?? '[]')).toEqual(EXPECTED_FUNCTIONS);
   });
 
+  it('registers every function with the core API the Functions worker injects', async () => {
+    // The Node.js worker answers require('@azure/functions-core') through a Proxy on Module.prototype.require
+    // (azure-functions-nodejs-worker, src/setupCoreModule.ts); the bundle must reach it the same way.
+    const probe = `
+      const Module = (await import('node:module')).default;
+      const registered = [];
+      const hooks = [];
+      const core = {
+        version: '3.9.0', hostVersion: '4.0.0', Disposable: class { dispose() {} },
+        setProgrammingModel() {}, getProgrammingModel() { return undefined; },
+        registerHook(name) { hooks.push(name); return { dispose() {} }; },
+        registerFunction(metadata) { registered.push(metadata.name); return { dispose() {} }; },
+      };
+      Module.prototype.require = new Proxy(Module.prototype.require, {
+        apply(target, self, args) { return args[0] === '@azure/functions-core' ? core : Reflect.apply(target, self, args); },
+      });
+      for (const file of ${JSON.stringify(result.entries)}) await import('./' + file);
+      console.log(JSON.stringify({ registered: registered.sort(), hooks }));`;
+    const { stdout, stderr } = await run(process.execPath, ['--input-type=module', '-e', probe], { cwd: artifact, env: { PATH: process.env.PATH ?? '' } });
+    expect(JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}')).toEqual({ registered: EXPECTED_FUNCTIONS.map((line) => line.split(' ')[0]), hooks: ['appTerminate'] });
+    expect(stderr).not.toMatch(/test mode/);
+  });
+
   describe('served by the local host', () => {
     let host: RunningLocalHost;
     let account: MixedRealityAccount;
