@@ -32,6 +32,11 @@ export interface ColdStartFigure {
   readonly modulesLoadedMs?: number;
   /** Median wall ms from `spawn` to the process's answer, as seen from outside. */
   readonly wallMs: number;
+  /**
+   * Median CPU ms (user + system, `process.cpuUsage()`) the process had used by the point measured: less
+   * sensitive than `readyMs` to other work on a busy machine, which delays a process without charging it.
+   */
+  readonly cpuMs: number;
   readonly rssBytes: number;
 }
 
@@ -58,6 +63,8 @@ export interface ColdStartResults {
 
 interface ProbeOutput {
   readonly loadedMs: number;
+  readonly loadedCpuMs: number;
+  readonly firstTokenCpuMs?: number;
   readonly firstTokenMs?: number;
   readonly status?: number;
   readonly rssBytes: number;
@@ -73,9 +80,11 @@ if (probe.census) {
   const { registerHooks } = await import('node:module');
   registerHooks({ load(url, context, nextLoad) { urls.add(url); return nextLoad(url, context); } });
 }
+const cpuMs = () => { const { user, system } = process.cpuUsage(); return (user + system) / 1000; };
 for (const url of probe.functionUrls) await import(url);
 const loadedMs = performance.now();
-let firstTokenMs, status;
+const loadedCpuMs = cpuMs();
+let firstTokenMs, firstTokenCpuMs, status;
 if (probe.request) {
   const { definition } = await import(probe.mixedRealityUrl);
   const request = Object.assign(new Request('http://127.0.0.1:7071' + probe.request.path, { method: 'GET', headers: probe.request.headers }), { params: probe.request.params });
@@ -83,12 +92,13 @@ if (probe.request) {
   const context = { invocationId: crypto.randomUUID(), functionName: definition.name, log: quiet, trace: quiet, debug: quiet, info: quiet, warn: quiet, error: quiet };
   status = (await definition.handler(request, context)).status;
   firstTokenMs = performance.now();
+  firstTokenCpuMs = cpuMs();
 }
-process.stdout.write(JSON.stringify({ loadedMs, firstTokenMs, status, rssBytes: process.memoryUsage().rss, urls: urls && [...urls] }));
+process.stdout.write(JSON.stringify({ loadedMs, loadedCpuMs, firstTokenMs, firstTokenCpuMs, status, rssBytes: process.memoryUsage().rss, urls: urls && [...urls] }));
 process.exit(0);
 `;
 
-const BARE = `process.stdout.write(JSON.stringify({ loadedMs: performance.now(), rssBytes: process.memoryUsage().rss })); process.exit(0);`;
+const BARE = `const loadedMs = performance.now(); const { user, system } = process.cpuUsage(); process.stdout.write(JSON.stringify({ loadedMs, loadedCpuMs: (user + system) / 1000, rssBytes: process.memoryUsage().rss })); process.exit(0);`;
 
 /** Runs the cold-start section: `starts` processes per figure, interleaved, medians reported. */
 export async function measureColdStart(fixtures: BenchFixtures, starts: number, log: (line: string) => void): Promise<ColdStartResults> {
@@ -121,12 +131,14 @@ export async function measureColdStart(fixtures: BenchFixtures, starts: number, 
     const figure = (kind: keyof typeof kinds, label: string): ColdStartFigure => {
       const list = runs[kind];
       const tokenTimes = list.map((r) => r.output.firstTokenMs).filter((t): t is number => t !== undefined);
+      const tokenCpu = list.map((r) => r.output.firstTokenCpuMs).filter((t): t is number => t !== undefined);
       return {
         label,
         starts: list.length,
         readyMs: tokenTimes.length > 0 ? median(tokenTimes) : median(list.map((r) => r.output.loadedMs)),
         ...(tokenTimes.length > 0 ? { modulesLoadedMs: median(list.map((r) => r.output.loadedMs)) } : {}),
         wallMs: median(list.map((r) => r.wallMs)),
+        cpuMs: tokenCpu.length > 0 ? median(tokenCpu) : median(list.map((r) => r.output.loadedCpuMs)),
         rssBytes: median(list.map((r) => r.output.rssBytes)),
       };
     };

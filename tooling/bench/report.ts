@@ -291,10 +291,11 @@ export function renderReport(
     out.push(`Cold start (${coldStart.bare.starts} starts each, medians; ms since the process started, as measured inside it)`);
     out.push(
       formatTable(
-        ['what', 'ms', 'modules loaded at', 'spawn→answer ms', 'RSS'],
+        ['what', 'ms', 'CPU ms', 'modules loaded at', 'spawn→answer ms', 'RSS'],
         [coldStart.bare, coldStart.modulesLoaded, coldStart.firstTokenEmbedded, coldStart.firstTokenKeyVault].map((f) => [
           f.label,
           fixed(f.readyMs, 1),
+          f.cpuMs === undefined ? 'n/a' : fixed(f.cpuMs, 1),
           f.modulesLoadedMs === undefined ? '' : `${fixed(f.modulesLoadedMs, 1)} ms`,
           fixed(f.wallMs, 1),
           megabytes(f.rssBytes),
