@@ -82,6 +82,34 @@ describe('npm run package', () => {
     for (const sdk of AZURE_SDK_USER_AGENTS) expect(everything, `${sdk} is bundled`).toContain(sdk);
   });
 
+  it('loads the Azure SDK chunks on the first vault call, not before', async () => {
+    const probe = `
+      const { registerHooks } = await import('node:module');
+      const { readFileSync } = await import('node:fs');
+      const { fileURLToPath } = await import('node:url');
+      const loaded = new Set();
+      registerHooks({ load(url, context, nextLoad) { loaded.add(url); return nextLoad(url, context); } });
+      const sdksIn = () => ${JSON.stringify(AZURE_SDK_USER_AGENTS)}.filter((marker) =>
+        [...loaded].some((url) => url.startsWith('file:') && readFileSync(fileURLToPath(url), 'utf8').includes(marker)));
+      const definitions = [];
+      for (const file of ${JSON.stringify(result.entries)}) definitions.push((await import('./' + file)).definition);
+      const beforeCall = sdksIn();
+      const mixedReality = definitions.find((d) => d.name === 'mixedRealityToken');
+      const id = '00000000-0000-4000-8000-000000000001';
+      const request = Object.assign(new Request('http://127.0.0.1/accounts/' + id + '/token', { headers: { authorization: 'Bearer ' + id + ':' + 'A'.repeat(44) } }), { params: { accountId: id } });
+      const quiet = () => {};
+      const response = await mixedReality.handler(request, { invocationId: crypto.randomUUID(), functionName: 'mixedRealityToken', log: quiet, trace: quiet, debug: quiet, info: quiet, warn: quiet, error: quiet });
+      console.log(JSON.stringify({ beforeCall, afterCall: sdksIn(), status: response.status }));
+      process.exit(0);`;
+    const env = { PATH: process.env.PATH ?? '', KEY_VAULT_URL: 'https://127.0.0.1:1/', STS_ISSUER: 'https://sts.test.example/', STS_LEDGER_MODE: 'off', STS_VAULT_TIMEOUT_MS: '2000' };
+    const { stdout } = await run(process.execPath, ['--input-type=module', '-e', probe], { cwd: artifact, env, timeout: 60_000 });
+    const seen = JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}') as { beforeCall: string[]; afterCall: string[]; status: number };
+    expect(seen.beforeCall).toEqual([]);
+    expect(seen.afterCall).toEqual(expect.arrayContaining(['azsdk-js-identity', 'azsdk-js-keyvault-secrets']));
+    // No vault answers on port 1: the client gets the flow's "dependency unavailable", not a token and not a 500.
+    expect(seen.status).toBe(503);
+  });
+
   it('is uploaded whole, and alone, by func azure functionapp publish and by azd deploy', async () => {
     const shipped = result.files.filter((f) => f !== 'local.settings.json' && f !== '.funcignore');
     const func = await coreToolsUpload(artifact);
