@@ -155,7 +155,7 @@ describe('npm run package', () => {
       const registered = [];
       const hooks = [];
       const core = {
-        version: '3.9.0', hostVersion: '4.0.0', Disposable: class { dispose() {} },
+        version: '3.9.0', hostVersion: '4.1037.0', Disposable: class { dispose() {} }, log() {},
         setProgrammingModel() {}, getProgrammingModel() { return undefined; },
         registerHook(name) { hooks.push(name); return { dispose() {} }; },
         registerFunction(metadata) { registered.push(metadata.name); return { dispose() {} }; },
