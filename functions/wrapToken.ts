@@ -10,10 +10,6 @@ import { upstreamIssuanceFacts } from '../shared/upstream/servedUpstreamToken.js
  */
 export const definition = defineStsFunction({
   name: 'wrapToken',
-  route: 'WRAPv0.9',
-  methods: ['POST'],
-  errorShape: 'wrap',
-  correlationHeader: 'request-id',
   handle: async ({ services, now, readBody, admitAttempt, requestId }) => {
     const result = await issueWrapToken({ body: await readBody(), now, admit: admitAttempt, requestId }, services);
     return {

@@ -2,13 +2,13 @@ import { randomUUID } from 'node:crypto';
 import type { HttpHandler, HttpMethod, HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import { registerAppLifecycle } from '../appLifecycle.js';
 import { DependencyUnavailableError, payloadTooLarge, serviceUnavailable, StsError } from '../errors.js';
-import type { FlowName } from '../flowNames.js';
+import { flowDeclaration, type CorrelationHeader, type FlowName } from '../flowCatalogue.js';
 import type { LedgerEntry } from '../ledger/ledger.js';
 import { describeError } from '../logging/redact.js';
 import type { AttemptAdmission } from '../security/failedAttemptLimiter.js';
 import { requestLimitViolation } from '../security/requestLimits.js';
 import { getServices, type StsServices } from '../services.js';
-import { renderError, type ErrorShape } from './errorShapes.js';
+import { renderError } from './errorShapes.js';
 import { newCorrelationVector, securityHeaders } from './responseHeaders.js';
 
 /** What a function file exports: the same object it registers with `app.http(...)`. */
@@ -19,9 +19,6 @@ export interface StsFunctionDefinition {
   readonly authLevel: 'anonymous';
   readonly handler: HttpHandler;
 }
-
-/** The correlation header each real API sends (contracts.md §2.3, §3.3, §5.3). */
-export type CorrelationHeader = 'MS-CV' | 'apim-request-id' | 'request-id';
 
 /** Everything a flow adapter gets besides the raw request. */
 export interface FlowInvocation {
@@ -46,14 +43,12 @@ export interface FlowOutcome {
   readonly issuance?: Omit<LedgerEntry, 'time' | 'flow' | 'outcome' | 'status' | 'requestId' | 'clientIp'>;
 }
 
+/**
+ * A function file's part: its name in the flow catalogue (`shared/flowCatalogue.ts`), which declares its
+ * route, methods, error shape, correlation header and whether it may be cached, and its handler.
+ */
 export interface StsFunctionSpec {
   readonly name: FlowName;
-  readonly route: string;
-  readonly methods: HttpMethod[];
-  readonly errorShape: ErrorShape;
-  readonly correlationHeader?: CorrelationHeader;
-  /** Security headers are added by default; documents that are meant to be cached opt out. */
-  readonly cacheable?: boolean;
   readonly handle: (invocation: FlowInvocation) => Promise<FlowOutcome>;
 }
 
@@ -66,15 +61,16 @@ export interface StsFunctionSpec {
  */
 export function defineStsFunction(spec: StsFunctionSpec): StsFunctionDefinition {
   registerAppLifecycle();
+  const declaration = flowDeclaration(spec.name);
   const handler: HttpHandler = async (request, context) => {
     const requestId = isGuid(context.invocationId) ? context.invocationId : randomUUID();
     const clientIp = clientIpOf(request);
-    const correlation = correlationHeaders(spec.correlationHeader, requestId);
+    const correlation = correlationHeaders(declaration.correlationHeader, requestId);
     const finish = (response: HttpResponseInit): HttpResponseInit => ({
       ...response,
       headers: {
         // Only a successful public document may be cached; errors never are.
-        ...(spec.cacheable && (response.status ?? 200) < 400 ? {} : securityHeaders()),
+        ...(declaration.cacheable && (response.status ?? 200) < 400 ? {} : securityHeaders()),
         ...correlation,
         ...(response.headers as Record<string, string> | undefined),
       },
@@ -106,7 +102,7 @@ export function defineStsFunction(spec: StsFunctionSpec): StsFunctionDefinition 
         });
       }
       context.warn(`${spec.name} refused ${error.status} ${error.code} reason=${error.reason}`);
-      return finish(renderError(spec.errorShape, error, { requestId, now }));
+      return finish(renderError(declaration.errorShape, error, { requestId, now }));
     };
 
     try {
@@ -140,14 +136,14 @@ export function defineStsFunction(spec: StsFunctionSpec): StsFunctionDefinition 
       if (error instanceof StsError) return refuse(error);
       if (error instanceof DependencyUnavailableError) {
         context.warn(`${spec.name} unavailable: ${error.dependency} ${describeError(error)}`);
-        return finish(renderError(spec.errorShape, serviceUnavailable(error.retryAfterSeconds), { requestId, now }));
+        return finish(renderError(declaration.errorShape, serviceUnavailable(error.retryAfterSeconds), { requestId, now }));
       }
       context.error(`${spec.name} failed: ${describeError(error)}`);
       return finish({ status: 500, body: '' });
     }
   };
 
-  return { name: spec.name, route: spec.route, methods: spec.methods, authLevel: 'anonymous', handler };
+  return { name: spec.name, route: declaration.route, methods: [...declaration.methods], authLevel: 'anonymous', handler };
 }
 
 /** How long a refusal waits for its ledger row before answering anyway (the write goes on behind it). */
@@ -176,16 +172,8 @@ async function readBoundedBody(request: HttpRequest, maxBytes: number): Promise<
 }
 
 function correlationHeaders(header: CorrelationHeader | undefined, requestId: string): Record<string, string> {
-  switch (header) {
-    case 'MS-CV':
-      return { 'MS-CV': newCorrelationVector() };
-    case 'apim-request-id':
-      return { 'apim-request-id': requestId };
-    case 'request-id':
-      return { 'request-id': requestId };
-    case undefined:
-      return { 'x-ms-request-id': requestId };
-  }
+  if (!header) return { 'x-ms-request-id': requestId };
+  return { [header.name]: header.value === 'correlationVector' ? newCorrelationVector() : requestId };
 }
 
 /**
