@@ -9,7 +9,7 @@ import type { UpstreamToken } from './upstreamToken.js';
 export interface UpstreamFetch<M extends string, R> {
   /** Name of the `UpstreamTokens` method the flow calls, e.g. `cognitiveToken`. */
   readonly method: M;
-  /** Whether that method takes a request argument before the call context. */
+  /** Whether that method takes a request argument before the call context (true exactly when `R` is not `undefined`). */
   readonly takesRequest: boolean;
   /** What tells two cached tokens of this flow apart, besides the endpoint and the secret's name. */
   readonly cacheKey: (request: R) => readonly string[];
@@ -38,6 +38,8 @@ export interface UpstreamFetch<M extends string, R> {
  *     fetchCognitiveToken(client, endpoint, parseKeySecret(secretName, secret), now),
  * });
  */
-export function upstreamFetch<M extends string, R>(declaration: UpstreamFetch<M, R>): UpstreamFetch<M, R> {
+export function upstreamFetch<M extends string, R>(
+  declaration: UpstreamFetch<M, R> & { readonly takesRequest: [R] extends [undefined] ? false : true },
+): UpstreamFetch<M, R> {
   return declaration;
 }
