@@ -120,6 +120,11 @@ export type FlowName = keyof Catalogue;
 /** The flows a credential in upstream mode can be served by (those that declare an upstream fetch). */
 export type UpstreamFlow = { [F in FlowName]: Catalogue[F] extends { readonly upstream: object } ? F : never }[FlowName];
 
+/** The credential kinds the flows' declarations name (each needs its administration declared in the admin CLI). */
+export type FlowCredentialKind = {
+  [F in FlowName]: Catalogue[F] extends { readonly credentialKind: infer K } ? K : never;
+}[FlowName];
+
 /** The flows that appear in the discovery document as token endpoints. */
 export type DiscoveredFlow = { [F in FlowName]: Catalogue[F] extends { readonly discovery: DiscoveryEntry } ? F : never }[FlowName];
 
