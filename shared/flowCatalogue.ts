@@ -50,7 +50,7 @@ export interface FlowDeclaration {
 /**
  * Every function of this app, declared once, in the order the discovery document lists the endpoints. The
  * keys are the function names (registrations, ledger `flow`, logs) and the file names under `functions/`.
- * The wire contract of each API is described in `docs/` (one page per API).
+ * How to add one: `docs/adding-a-flow.md`.
  *
  * @example
  * flowCatalogue.issueToken.route; // 'sts/v1.0/issueToken'
