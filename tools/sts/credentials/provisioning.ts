@@ -24,7 +24,8 @@ import {
 } from './credentialKinds.js';
 import { ProvisioningError } from './provisioningError.js';
 
-export { newBase64Key, newHexKey, ProvisioningError, type CredentialRef, type KeyedCredential };
+// Declared with the credential kinds; re-exported here for the commands and tests that import them from provisioning.
+export { ProvisioningError, type CredentialRef, type KeyedCredential };
 
 /**
  * Creating credentials in the vault layout, shared by the admin CLI and the demo bootstrap. Writes are
