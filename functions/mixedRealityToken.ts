@@ -7,7 +7,8 @@ import { defineStsFunction } from '../shared/http/stsFunction.js';
  * Mixed Reality STS: `GET /accounts/{accountId}/token` (contracts.md §2). 200 with the compact JSON
  * `{"AccessToken":"<jwt>"}`; the wrapper adds `MS-CV` and the no-store headers. `api-version`, `X-MRC-CV`,
  * `Content-Type` and any body are ignored (§2.5), though a declared body beyond `STS_MAX_BODY_BYTES` is
- * refused (413) like everywhere else.
+ * refused (413) like everywhere else. With `STS_ENTRA_AUTHORITY` set, a Microsoft Entra access token is
+ * accepted in place of the key (docs/entra-id.md); the ledger row then names the principal.
  */
 export const definition = defineStsFunction({
   name: 'mixedRealityToken',
@@ -23,7 +24,10 @@ export const definition = defineStsFunction({
         headers: { 'Content-Type': 'application/json; charset=utf-8' },
         body: JSON.stringify({ AccessToken: result.accessToken.token }),
       },
-      issuance: jwtIssuanceFacts(result, result.account.accountId),
+      issuance: {
+        ...jwtIssuanceFacts(result, result.account.accountId),
+        ...(result.principal ? { principal: result.principal } : {}),
+      },
     };
   },
 });

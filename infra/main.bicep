@@ -49,6 +49,12 @@ param cognitiveAudience string = 'urn:ms.cognitiveservices.{region}'
 @description('STS_WRAP_ISSUER (the ACS host WRAP clients talk to); empty for the issuer.')
 param wrapIssuer string = ''
 
+@description('STS_ENTRA_AUDIENCE: aud of the Microsoft Entra access tokens accepted in place of a Mixed Reality account key (the STS app registration: client id or App ID URI). Empty turns keyless callers off. See docs/entra-id.md.')
+param entraAudience string = ''
+
+@description('STS_ENTRA_AUTHORITY: issuer of those tokens; empty for this deployment\'s tenant (https://login.microsoftonline.com/<tenant id>/v2.0).')
+param entraAuthority string = ''
+
 @description('STS_LEDGER_MODE: required returns a token only after its ledger row is committed.')
 @allowed([
   'required'
@@ -181,6 +187,8 @@ module functionApp 'modules/functionApp.bicep' = {
     mixedRealityAudience: mixedRealityAudience
     cognitiveAudience: cognitiveAudience
     wrapIssuer: wrapIssuer
+    entraAuthority: empty(entraAuthority) ? '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0' : entraAuthority
+    entraAudience: entraAudience
     ledgerMode: ledgerMode
     ledgerTableName: storage.outputs.ledgerTableName
     ledgerTableUrl: storage.outputs.tableEndpoint

@@ -10,6 +10,10 @@ param environmentName = readEnvironmentVariable('AZURE_ENV_NAME', 'sts')
 // Empty: https://<app>.azurewebsites.net/. Set a custom domain here once the app is served under one.
 param issuer = readEnvironmentVariable('STS_ISSUER', '')
 
+// Keyless Mixed Reality callers (docs/entra-id.md): the STS app registration's client id or App ID URI.
+// Empty: off. The authority defaults to this deployment's tenant.
+param entraAudience = readEnvironmentVariable('STS_ENTRA_AUDIENCE', '')
+
 param ledgerMode = 'required'
 param ledgerTableName = 'issuance'
 

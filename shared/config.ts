@@ -59,6 +59,18 @@ export interface StsConfig {
     /** Counters the failed-attempt limiter keeps at most (client IPs and credentials together). */
     readonly failedAttemptsTrackedKeys: number;
   };
+  /**
+   * Keyless Mixed Reality callers (docs/entra-id.md): Microsoft Entra access tokens from this authority are
+   * accepted in place of an account key. Undefined (the feature is off) unless `STS_ENTRA_AUTHORITY` is set.
+   */
+  readonly entra: EntraSettings | undefined;
+}
+
+export interface EntraSettings {
+  /** The token issuer, exactly as the authority's discovery document and its tokens spell it (`https` only). */
+  readonly authority: string;
+  /** The `aud` a token must carry: the STS's app registration (client id or App ID URI). */
+  readonly audience: string;
 }
 
 export class ConfigurationError extends Error {
@@ -159,6 +171,8 @@ export function loadConfig(env: Environment): StsConfig {
     problems.push('STS_LEDGER_TABLE must be 3-63 letters and digits, starting with a letter');
   }
 
+  const entra = entraSettings(env, problems);
+
   const config: StsConfig = {
     issuer,
     mixedRealityAudience,
@@ -195,10 +209,36 @@ export function loadConfig(env: Environment): StsConfig {
       failedAttemptsWindowSeconds: integer('STS_FAILED_ATTEMPTS_WINDOW_SECONDS', 60, 1, 86_400),
       failedAttemptsTrackedKeys: integer('STS_FAILED_ATTEMPTS_TRACKED_KEYS', 50_000, 100, 1_000_000),
     },
+    entra,
   };
 
   if (problems.length > 0) throw new ConfigurationError(problems);
   return deepFreeze(config);
+}
+
+/**
+ * `STS_ENTRA_AUTHORITY` (off when unset) and `STS_ENTRA_AUDIENCE` (required with it). The authority is kept
+ * as written: it is compared with the token's `iss` exactly, so no normalisation may add or drop a slash.
+ */
+function entraSettings(env: Environment, problems: string[]): EntraSettings | undefined {
+  const authority = env.STS_ENTRA_AUTHORITY?.trim();
+  const audience = env.STS_ENTRA_AUDIENCE?.trim();
+  if (!authority) {
+    if (audience) problems.push('STS_ENTRA_AUDIENCE is set but STS_ENTRA_AUTHORITY is not (set both, or neither)');
+    return undefined;
+  }
+  let parsed: URL | undefined;
+  try {
+    parsed = new URL(authority);
+  } catch {
+    problems.push(`STS_ENTRA_AUTHORITY must be an absolute URL (got "${authority}")`);
+  }
+  if (parsed && parsed.protocol !== 'https:') problems.push('STS_ENTRA_AUTHORITY must use https');
+  if (parsed && (parsed.search || parsed.hash || parsed.username || parsed.password)) {
+    problems.push('STS_ENTRA_AUTHORITY must be a plain issuer URL (no query, fragment or credentials)');
+  }
+  if (!audience) problems.push('STS_ENTRA_AUDIENCE is required when STS_ENTRA_AUTHORITY is set');
+  return { authority, audience: audience ?? '' };
 }
 
 function deepFreeze<T extends object>(value: T): T {

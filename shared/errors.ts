@@ -40,6 +40,8 @@ export interface StsErrorOptions {
   readonly wireCode?: string;
   /** The credential a refusal concerns (account id, resource name, issuer), for the ledger; never a key. */
   readonly credentialId?: string;
+  /** The Entra principal (`<tenant id>/<object id>`) a refusal concerns, for the ledger; never a token. */
+  readonly principal?: string;
   readonly cause?: unknown;
 }
 
@@ -48,6 +50,7 @@ export class StsError extends Error {
   readonly reason: RefusalReason;
   readonly wireCode: string | undefined;
   readonly credentialId: string | undefined;
+  readonly principal: string | undefined;
 
   constructor(
     readonly code: StsErrorCode,
@@ -62,6 +65,7 @@ export class StsError extends Error {
     this.reason = options.reason ?? defaultReason(code);
     this.wireCode = options.wireCode;
     this.credentialId = options.credentialId;
+    this.principal = options.principal;
   }
 }
 
@@ -114,7 +118,7 @@ export const notImplemented = (): StsError =>
 export class DependencyUnavailableError extends Error {
   readonly code = 'ERR_STS_DEPENDENCY_UNAVAILABLE';
   constructor(
-    readonly dependency: 'secret-store' | 'ledger' | 'upstream',
+    readonly dependency: 'secret-store' | 'ledger' | 'upstream' | 'entra-authority',
     readonly retryAfterSeconds: number,
     message: string,
     options?: { cause?: unknown },

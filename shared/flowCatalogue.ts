@@ -56,7 +56,7 @@ export interface FlowDeclaration {
  * flowCatalogue.issueToken.route; // 'sts/v1.0/issueToken'
  */
 export const flowCatalogue = {
-  /** Mixed Reality STS: `GET /accounts/{accountId}/token`; `{accountId}` is the account GUID. */
+  /** Mixed Reality STS: `GET /accounts/{accountId}/token`; `{accountId}` is the account GUID (docs/contracts/mixed-reality-sts.md). */
   mixedRealityToken: {
     route: 'accounts/{accountId}/token',
     methods: ['GET'],
@@ -66,7 +66,7 @@ export const flowCatalogue = {
     upstream: mixedRealityTokenUpstream,
     discovery: { member: 'mixed_reality_token_endpoint', base: 'issuer' },
   },
-  /** Cognitive Services `POST /sts/v1.0/issueToken`. */
+  /** Cognitive Services `POST /sts/v1.0/issueToken` (docs/contracts/cognitive-issue-token.md). */
   issueToken: {
     route: 'sts/v1.0/issueToken',
     methods: ['POST'],
@@ -76,7 +76,7 @@ export const flowCatalogue = {
     upstream: cognitiveTokenUpstream,
     discovery: { member: 'cognitive_services_token_endpoint', base: 'issuer' },
   },
-  /** Face limited access token `POST /sts/v1.0/issueLimitedAccessToken?expiredTime=N`. */
+  /** Face limited access token `POST /sts/v1.0/issueLimitedAccessToken?expiredTime=N` (docs/contracts/cognitive-limited-access-token.md). */
   issueLimitedAccessToken: {
     route: 'sts/v1.0/issueLimitedAccessToken',
     methods: ['POST'],
@@ -86,7 +86,7 @@ export const flowCatalogue = {
     upstream: limitedAccessTokenUpstream,
     discovery: { member: 'limited_access_token_endpoint', base: 'issuer' },
   },
-  /** ACS OAuth WRAP v0.9 `POST /WRAPv0.9` (and `/WRAPv0.9/`), on the configured WRAP host. Its SWTs are not JWTs. */
+  /** ACS OAuth WRAP v0.9 `POST /WRAPv0.9` (and `/WRAPv0.9/`), on the configured WRAP host; SWTs, not JWTs (docs/contracts/acs-wrap.md). */
   wrapToken: {
     route: 'WRAPv0.9',
     methods: ['POST'],

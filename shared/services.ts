@@ -1,6 +1,8 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { loadConfig, type StsConfig } from './config.js';
 import { CredentialDirectory } from './credentials/credentialDirectory.js';
+import type { EntraTokenValidator } from './entra/entraTokenValidator.js';
+import { lazyEntraValidator } from './entra/lazyEntraValidator.js';
 import { createLedger } from './ledger/createLedger.js';
 import type { Ledger } from './ledger/ledger.js';
 import { CachedSecretStore } from './secrets/cachedSecretStore.js';
@@ -29,6 +31,8 @@ export interface StsServices {
   readonly failedAttempts: FailedAttemptLimiter;
   /** Tokens fetched from real Azure STSs for credentials in upstream mode (issue #10); undici loads on first use. */
   readonly upstream: UpstreamTokens;
+  /** Validates Microsoft Entra access tokens (keyless Mixed Reality callers); undefined when `STS_ENTRA_AUTHORITY` is unset. */
+  readonly entra: EntraTokenValidator | undefined;
   readonly clock: () => Date;
 }
 
@@ -92,6 +96,7 @@ export async function createServices(config: StsConfig, clock: () => Date = () =
       clock,
     ),
     upstream: createServiceUpstreamTokens({ secrets, clock, ledger }),
+    entra: config.entra ? lazyEntraValidator(config.entra, clock) : undefined,
     clock,
   };
 }

@@ -45,6 +45,12 @@ param cognitiveAudience string = 'urn:ms.cognitiveservices.{region}'
 @description('STS_WRAP_ISSUER; empty for the issuer.')
 param wrapIssuer string = ''
 
+@description('STS_ENTRA_AUTHORITY: issuer of the Entra tokens accepted for keyless Mixed Reality callers (docs/entra-id.md).')
+param entraAuthority string
+
+@description('STS_ENTRA_AUDIENCE: their aud; empty turns keyless callers off (both settings are then empty).')
+param entraAudience string = ''
+
 @description('STS_LEDGER_MODE: required (no token without its ledger row), best-effort, or off.')
 @allowed([
   'required'
@@ -177,6 +183,8 @@ resource appSettings 'Microsoft.Web/sites/config@2025-03-01' = {
     STS_AUDIENCE_MIXED_REALITY: empty(mixedRealityAudience) ? '${stsIssuer}mixedreality' : mixedRealityAudience
     STS_AUDIENCE_COGNITIVE: cognitiveAudience
     STS_WRAP_ISSUER: empty(wrapIssuer) ? stsIssuer : wrapIssuer
+    STS_ENTRA_AUTHORITY: empty(entraAudience) ? '' : entraAuthority
+    STS_ENTRA_AUDIENCE: entraAudience
     STS_LEDGER_MODE: ledgerMode
     STS_LEDGER_TABLE: ledgerTableName
     STS_LEDGER_TABLE_URL: ledgerTableUrl

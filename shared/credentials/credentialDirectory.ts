@@ -51,6 +51,11 @@ export class CredentialDirectory {
     return verify(record, presentedKey);
   }
 
+  /** The account's record as stored (Entra callers present no key; the flow checks its allowed principals). */
+  async mixedRealityAccount(accountId: string): Promise<MixedRealityAccount | undefined> {
+    return this.read(vaultLayout.mixedRealityAccount(accountId), 'mixedRealityAccount');
+  }
+
   /** Cognitive keys arrive alone: the key's digest names the index entry, which names the resource. */
   async verifySubscriptionKey(presentedKey: string): Promise<Verification<CognitiveResource>> {
     const index = await this.read(vaultLayout.cognitiveKeyIndex(presentedKey), 'cognitiveKeyIndex');

@@ -27,6 +27,14 @@ export interface MixedRealityAccount {
   readonly keys: KeyPair;
   readonly enabled: boolean;
   readonly upstream?: UpstreamSource | undefined;
+  /** Microsoft Entra principals that may obtain tokens for this account without a key (docs/entra-id.md). */
+  readonly allowedPrincipals?: readonly AllowedPrincipal[] | undefined;
+}
+
+/** One Entra principal: its tenant (`tid`) and object id (`oid`), both lower-case GUIDs. */
+export interface AllowedPrincipal {
+  readonly tenantId: string;
+  readonly objectId: string;
 }
 
 export interface CognitiveResource {

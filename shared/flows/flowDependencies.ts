@@ -5,4 +5,5 @@ import type { StsServices } from '../services.js';
  * issuer and the upstream token source (credentials in upstream mode, issue #10). Flows take this slice (not
  * the whole services object) so unit tests can hand in exactly these.
  */
-export type FlowDependencies = Pick<StsServices, 'config' | 'credentials' | 'jwtIssuer' | 'upstream'>;
+export type FlowDependencies = Pick<StsServices, 'config' | 'credentials' | 'jwtIssuer' | 'upstream'> &
+  Partial<Pick<StsServices, 'entra'>>;

@@ -5,6 +5,7 @@ import type { AttemptAdmission } from '../security/failedAttemptLimiter.js';
 import type { IssuedJwt } from '../tokens/jwtIssuer.js';
 import { servedJwt, type UpstreamProvenance } from '../upstream/servedUpstreamToken.js';
 import type { FlowDependencies } from './flowDependencies.js';
+import { mintMixedRealityToken } from './mixedRealityClaims.js';
 
 /** What the Mixed Reality STS reads from a request (contracts.md §2.2). */
 export interface MixedRealityTokenRequest {
@@ -23,10 +24,16 @@ export interface MixedRealityTokenRequest {
 export interface MixedRealityTokenResult {
   readonly accessToken: IssuedJwt;
   readonly account: MixedRealityAccount;
-  readonly keySlot: 1 | 2;
+  /** Which account key was presented; absent for an Entra caller, who presents none. */
+  readonly keySlot?: 1 | 2;
   readonly audience: string;
   /** Set when the token is the real STS's, served in upstream mode. */
   readonly upstream?: UpstreamProvenance;
+  /**
+   * Set when the caller proved a Microsoft Entra identity instead of a key: `<tenant id>/<object id>`, as the
+   * ledger names it (docs/entra-id.md).
+   */
+  readonly principal?: string;
 }
 
 /** Public texts of the refusals (they travel in `WWW-Authenticate`, so ASCII, and never echo the request). */
@@ -43,6 +50,10 @@ const ZERO_TENANT = '00000000-0000-0000-0000-000000000000';
 const MAX_AUTHORIZATION_LENGTH = 1_024;
 const BEARER_CREDENTIALS = /^Bearer[ \t]+([^ \t].*)$/i;
 const KEY_TEXT = /^[\x21-\x7e]+$/;
+/** Entra access tokens are a few KiB; the header limit (`STS_MAX_HEADER_BYTES`) bounds them too. */
+const MAX_ENTRA_AUTHORIZATION_LENGTH = 12 * 1024;
+/** Three base64url segments; an empty signature is let through so `alg: none` is refused for what it is. */
+const BEARER_JWT = /^Bearer[ \t]+([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)$/i;
 
 /**
  * Issues a Mixed Reality access token for `GET /accounts/{accountId}/token` (contracts.md §2).
@@ -54,6 +65,9 @@ const KEY_TEXT = /^[\x21-\x7e]+$/;
  * the claims of §2.4: `aid`/`cai` (account id), `tid` (zeros: key authentication has no tenant), `apr`
  * (region: the account domain's first label), `rid` (ARM id, when known) and, from the issuer, `iss`,
  * `aud` (configured), `iat`/`nbf`/`exp` (= now + 24 h by default) and `jti`.
+ *
+ * When `STS_ENTRA_AUTHORITY` is set, a bearer that is a JWT (three base64url segments) is a Microsoft Entra
+ * access token instead, validated and authorized as docs/entra-id.md describes; the answer has the same shape.
  *
  * @example
  * const { accessToken } = await issueMixedRealityToken(
@@ -71,6 +85,12 @@ export async function issueMixedRealityToken(
   const authorization = request.authorization?.trim() ?? '';
   if (authorization === '') {
     throw invalidCredentials(mixedRealityMessages.missingAuthorization, { reason: 'missing_credentials', credentialId: accountId });
+  }
+  const entraToken = deps.entra && authorization.length <= MAX_ENTRA_AUTHORIZATION_LENGTH ? BEARER_JWT.exec(authorization)?.[1] : undefined;
+  if (deps.entra && entraToken !== undefined) {
+    // Loaded on the first Entra token: key callers never load the Entra modules (cold start).
+    const { issueMixedRealityTokenForEntraCaller } = await import('./mixedRealityEntraCaller.js');
+    return issueMixedRealityTokenForEntraCaller(accountId, entraToken, request, deps, deps.entra);
   }
   const credentials = authorization.length <= MAX_AUTHORIZATION_LENGTH ? BEARER_CREDENTIALS.exec(authorization)?.[1] : undefined;
   const colon = credentials?.indexOf(':') ?? -1;
@@ -98,17 +118,6 @@ export async function issueMixedRealityToken(
     return { ...servedJwt(served, account.upstream, request.now), account, keySlot: verification.credential.keySlot };
   }
 
-  const audience = deps.config.mixedRealityAudience;
-  const region = account.accountDomain.split('.')[0];
-  const accessToken = await deps.jwtIssuer.issue(
-    {
-      aid: account.accountId,
-      cai: account.accountId,
-      tid: ZERO_TENANT,
-      ...(region ? { apr: region } : {}),
-      ...(account.resourceId ? { rid: account.resourceId } : {}),
-    },
-    { audience, lifetimeSeconds: deps.config.lifetimes.mixedRealitySeconds, now: request.now },
-  );
+  const { accessToken, audience } = await mintMixedRealityToken(account, { tid: ZERO_TENANT }, request.now, deps);
   return { accessToken, account, keySlot: verification.credential.keySlot, audience };
 }

@@ -6,7 +6,8 @@ import type { FlowOutcome } from './stsFunction.js';
 /** What every JWT flow's result carries for the ledger. */
 export interface JwtFlowResult {
   readonly accessToken: IssuedJwt;
-  readonly keySlot: 1 | 2;
+  /** Absent when no key was presented (a Microsoft Entra caller). */
+  readonly keySlot?: 1 | 2 | undefined;
   readonly audience: string;
   readonly upstream?: UpstreamProvenance | undefined;
 }

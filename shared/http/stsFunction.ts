@@ -98,6 +98,7 @@ export function defineStsFunction(spec: StsFunctionSpec): StsFunctionDefinition 
           requestId,
           clientIp,
           credentialId: error.credentialId,
+          principal: error.principal,
           reason: error.reason,
         });
       }

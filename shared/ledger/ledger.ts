@@ -10,6 +10,8 @@ export interface LedgerEntry {
   readonly requestId: string;
   readonly clientIp?: string | undefined;
   readonly credentialId?: string | undefined;
+  /** The Microsoft Entra principal of a keyless caller, `<tenant id>/<object id>` (docs/entra-id.md). */
+  readonly principal?: string | undefined;
   readonly keySlot?: 1 | 2 | undefined;
   readonly audience?: string | undefined;
   readonly scope?: string | undefined;

@@ -39,6 +39,7 @@ export interface LedgerRow {
   readonly RequestId: string;
   readonly ClientIp?: string;
   readonly CredentialId?: string;
+  readonly Principal?: string;
   readonly KeySlot?: number;
   readonly Audience?: string;
   readonly Scope?: string;
@@ -104,6 +105,7 @@ export function toLedgerRow(entry: LedgerEntry, shard: number): LedgerRow {
   const optional: Record<string, string | number | Date | undefined> = {
     ClientIp: entry.clientIp ? boundedText(entry.clientIp) : undefined,
     CredentialId: entry.credentialId ? boundedText(entry.credentialId) : undefined,
+    Principal: entry.principal ? boundedText(entry.principal) : undefined,
     KeySlot: entry.keySlot,
     Audience: entry.audience === undefined ? undefined : boundedText(entry.audience),
     Scope: entry.scope === undefined ? undefined : boundedText(entry.scope),
@@ -145,6 +147,7 @@ export function fromLedgerRow(entity: Readonly<Record<string, unknown>>): Stored
     requestId: text('RequestId') ?? '',
     clientIp: text('ClientIp'),
     credentialId: text('CredentialId'),
+    principal: text('Principal'),
     keySlot: keySlot === 1 || keySlot === 2 ? keySlot : undefined,
     audience: text('Audience'),
     scope: text('Scope'),

@@ -57,6 +57,8 @@ const EXPECTED_APP_SETTINGS = [
   'STS_AUDIENCE_MIXED_REALITY',
   'STS_AUDIENCE_COGNITIVE',
   'STS_WRAP_ISSUER',
+  'STS_ENTRA_AUTHORITY',
+  'STS_ENTRA_AUDIENCE',
   'STS_LEDGER_MODE',
   'STS_LEDGER_TABLE',
   'STS_LEDGER_TABLE_URL',
@@ -373,6 +375,10 @@ async function checkCompiledTemplate(mainJsonPath: string): Promise<void> {
       typeof settings.APPLICATIONINSIGHTS_AUTHENTICATION_STRING === 'string' && settings.APPLICATIONINSIGHTS_AUTHENTICATION_STRING.includes('Authorization=AAD'),
     );
     check('app settings: STS_ISSUER is https', typeof settings.STS_ISSUER === 'string' && settings.STS_ISSUER.includes('https://'));
+    check(
+      'app settings: STS_ENTRA_AUTHORITY is off without an audience',
+      typeof settings.STS_ENTRA_AUTHORITY === 'string' && settings.STS_ENTRA_AUTHORITY.includes("empty(parameters('entraAudience'))"),
+    );
     const configSource = await readFile(join(REPO_ROOT, 'shared', 'config.ts'), 'utf8');
     const readByConfig = (n: string) => configSource.includes(`'${n}'`) || configSource.includes(`env.${n}`);
     const unread = names.filter((n) => !n.startsWith('AzureWebJobsStorage__') && !n.startsWith('APPLICATIONINSIGHTS_') && !readByConfig(n));
@@ -380,6 +386,10 @@ async function checkCompiledTemplate(mainJsonPath: string): Promise<void> {
   }
   check('no plain AzureWebJobsStorage anywhere in the template', !/"AzureWebJobsStorage"\s*:/i.test(text));
   check('no account keys anywhere in the template (no listKeys, no AccountKey=)', !/listKeys|AccountKey=/i.test(text));
+  check(
+    "Entra authority defaults to the deployment's tenant (login endpoint of the cloud, v2.0)",
+    /environment\(\)\.authentication\.loginEndpoint, tenant\(\)\.tenantId\)/.test(text) && text.includes('/v2.0'),
+  );
 
   // Storage
   const accounts = ofType('Microsoft.Storage/storageAccounts');

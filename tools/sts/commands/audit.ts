@@ -135,7 +135,8 @@ function renderTable(rows: readonly StoredLedgerEntry[]): string {
     row.outcome,
     String(row.status),
     cell(row.credentialId, 40),
-    row.keySlot === undefined ? '-' : String(row.keySlot),
+    // An Entra caller presents no key: `entra` here, its principal in the row (`--json` prints it).
+    row.keySlot !== undefined ? String(row.keySlot) : row.principal ? 'entra' : '-',
     cell(row.reason ?? row.source, 24),
     cell(row.clientIp, 39),
     cell(row.jti, 36),

@@ -79,7 +79,14 @@ export const credentialKinds = {
     secretName: (ref) => vaultLayout.mixedRealityAccount(ref.accountId),
     newKey: newBase64Key,
     tags: (record) => ({ kind: record.kind }),
-    details: (record) => ({ domain: record.accountDomain, ...(record.resourceId ? { resourceId: record.resourceId } : {}) }),
+    details: (record) => ({
+      domain: record.accountDomain,
+      ...(record.resourceId ? { resourceId: record.resourceId } : {}),
+      // Entra principals allowed without a key (docs/entra-id.md), as `<tenant>/<object id>`.
+      ...(record.allowedPrincipals?.length
+        ? { principals: record.allowedPrincipals.map((p) => `${p.tenantId}/${p.objectId}`).join(',') }
+        : {}),
+    }),
     upstreamEndpoint: { tokenPath: /\/accounts(\/|$)/i, example: 'https://sts.mixedreality.azure.com' },
   },
   cognitiveResource: {

@@ -366,7 +366,7 @@ export async function listCredentials(store: WritableSecretStore): Promise<Crede
       unreadable.push(name);
       continue;
     }
-    const summary = summarise(record as KeyedCredential);
+    const summary = summariseCredential(record as KeyedCredential);
     const upstream = (record as KeyedCredential).upstream;
     // Upstream mode shows where tokens come from (the endpoint), never the secret's value.
     credentials.push(upstream ? { ...summary, details: { ...summary.details, upstream: upstream.endpoint } } : summary);
@@ -376,7 +376,8 @@ export async function listCredentials(store: WritableSecretStore): Promise<Crede
   return { credentials, wrapNamespaces, signingKeys, cognitiveKeyIndexEntries, unreadable };
 }
 
-function summarise(record: KeyedCredential): CredentialSummary {
+/** What `list` and `show` print of a credential: never a key. */
+export function summariseCredential(record: KeyedCredential): CredentialSummary {
   const kind = credentialKindOf(record.kind);
   return { kind: record.kind, id: kind.id(kind.refOf(record)), enabled: record.enabled, details: kind.details(record) };
 }
