@@ -6,6 +6,8 @@
  * The issuer and audiences are configuration, never derived from a request.
  */
 
+import { DEFAULT_CLIENT_ADDRESS_RULE, type ClientAddressRule } from './http/clientAddress.js';
+
 export type LedgerMode = 'required' | 'best-effort' | 'off';
 
 export interface StsConfig {
@@ -43,6 +45,8 @@ export interface StsConfig {
     /** `https://<account>.table.core.windows.net` for identity-based access in Azure. */
     readonly tableUrl: string | undefined;
   };
+  /** Which header carries the client address and how many proxies vouch for it (docs/client-address.md). */
+  readonly clientAddress: ClientAddressRule;
   readonly limits: {
     readonly maxBodyBytes: number;
     readonly maxUrlLength: number;
@@ -172,6 +176,8 @@ export function loadConfig(env: Environment): StsConfig {
   }
 
   const entra = entraSettings(env, problems);
+  const clientAddressHeader = text('STS_CLIENT_ADDRESS_HEADER', DEFAULT_CLIENT_ADDRESS_RULE.header).toLowerCase();
+  if (!/^[!#$%&'*+.^_`|~0-9a-z-]+$/.test(clientAddressHeader)) problems.push(`STS_CLIENT_ADDRESS_HEADER must be a header name (got "${clientAddressHeader}")`);
 
   const config: StsConfig = {
     issuer,
@@ -197,6 +203,10 @@ export function loadConfig(env: Environment): StsConfig {
       tableName: ledgerTableName,
       connectionString: ledgerConnectionString,
       tableUrl: ledgerTableUrl,
+    },
+    clientAddress: {
+      header: clientAddressHeader,
+      trustedHops: integer('STS_TRUSTED_PROXY_HOPS', DEFAULT_CLIENT_ADDRESS_RULE.trustedHops, 1, 10),
     },
     limits: {
       maxBodyBytes: integer('STS_MAX_BODY_BYTES', 16_384, 256, 1_048_576),

@@ -9,3 +9,10 @@ import type * as AzureFunctions from '@azure/functions';
  */
 const requireFromHere = createRequire(import.meta.url);
 export const { app } = requireFromHere('@azure/functions') as typeof AzureFunctions;
+
+// HTTP streaming, set before any function file registers (every one imports `app` from here, so this runs
+// first). Without it the host hands the worker a body only when the request declares a Content-Length, and
+// a chunked POST (API gateways, .NET clients that stream content) reaches the flow empty. With it the host
+// proxies the raw request to the worker. See docs/hosts.md and
+// https://learn.microsoft.com/azure/azure-functions/functions-reference-node#http-streams
+app.setup({ enableHttpStream: true });

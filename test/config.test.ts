@@ -29,6 +29,7 @@ describe('defaults (local run)', () => {
       secretStore: { kind: 'file', path: '.sts/secrets.json' },
       secretCache: { maxAgeSeconds: 300, negativeMaxAgeSeconds: 30, maxEntries: 10_000, maxStaleSeconds: 3_600, vaultTimeoutMs: 3_000, vaultReadsPerSecond: 100 },
       ledger: { mode: 'required', tableName: 'issuance', connectionString: 'UseDevelopmentStorage=true', tableUrl: undefined },
+      clientAddress: { header: 'x-forwarded-for', trustedHops: 1 },
       limits: {
         maxBodyBytes: 16_384,
         maxUrlLength: 2_048,
@@ -48,6 +49,15 @@ describe('defaults (local run)', () => {
     expect(config.issuer).toBe('https://sts.contoso.com/');
     expect(config.mixedRealityAudience).toBe('https://sts.contoso.com/mixedreality');
     expect(config.wrapIssuer).toBe('https://sts.contoso.com/');
+  });
+
+  it('reads the client-address rule: header name lower-cased, hops 1-10, anything else refused by name', () => {
+    expect(loadConfig({ ...LOCAL, STS_CLIENT_ADDRESS_HEADER: ' X-Azure-ClientIP ', STS_TRUSTED_PROXY_HOPS: '2' }).clientAddress).toEqual({
+      header: 'x-azure-clientip',
+      trustedHops: 2,
+    });
+    expect(() => loadConfig({ ...LOCAL, STS_CLIENT_ADDRESS_HEADER: 'x forwarded' })).toThrow(/STS_CLIENT_ADDRESS_HEADER must be a header name/);
+    expect(() => loadConfig({ ...LOCAL, STS_TRUSTED_PROXY_HOPS: '0' })).toThrow(/STS_TRUSTED_PROXY_HOPS must be between 1 and 10/);
   });
 
   it('treats empty and blank values as unset (local.settings.sample.json ships empty strings)', () => {

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { get } from 'node:http';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import azureFunctions, { type HttpHandler } from '@azure/functions';
@@ -16,10 +17,12 @@ import type { CognitiveResource, MixedRealityAccount } from '../shared/credentia
 import { defineStsFunction } from '../shared/http/stsFunction.js';
 import { FileSecretStore } from '../shared/secrets/fileSecretStore.js';
 import { startTestHost, type TestHost } from './support/localHostFixture.js';
+import { manualTimers } from './support/manualTimers.js';
 
 /**
- * The local host over real HTTP(S), as a client sees it: routing as the Functions host does it (contracts.md
- * §1.1-§1.3, X2), limits, the client IP, the objects handed to handlers, the log line, TLS and shutdown.
+ * The local host over real HTTP(S), as a client sees it, answering as the real Functions host does
+ * (docs/hosts.md): routing, the host's own empty 404s, the homepage, dot segments, Kestrel's limits, the
+ * client address, the objects handed to handlers, the log line, TLS and shutdown.
  */
 
 const { HttpRequest, InvocationContext } = azureFunctions;
@@ -101,11 +104,22 @@ async function call(url: string, options: Parameters<typeof request>[1] = {}) {
 }
 const seenOf = (text: string): Seen => JSON.parse(text) as Seen;
 
+/** What the real host sends for its own errors: the status, `Content-Length: 0`, nothing else. */
+function expectBareHostAnswer(response: Awaited<ReturnType<typeof call>>, status: number, { head = false } = {}): void {
+  expect(response.status).toBe(status);
+  expect(response.bytes.length).toBe(0);
+  const headers = Object.keys(response.headers).filter((name) => !['date', 'connection', 'keep-alive'].includes(name));
+  const sized = status !== 204 && !head;
+  expect(headers).toEqual(sized ? ['content-length'] : []);
+  if (sized) expect(response.headers['content-length']).toBe('0');
+}
+
 describe('routing like the Functions host', () => {
   let host: RunningLocalHost;
   const log: string[] = [];
+  const timers = manualTimers();
   beforeAll(async () => {
-    host = await startLocalHost({ definitions: FAKES, port: 0, maxBodyBytes: 1_024, maxUrlLength: 512, maxHeaderBytes: 8_192, requestTimeoutMs: 300, log: (l) => log.push(l) });
+    host = await startLocalHost({ definitions: FAKES, port: 0, maxBodyBytes: 1_024, requestTimeoutMs: 300, timers, homepageDisabled: false, log: (l) => log.push(l) });
   });
   afterAll(() => host.close());
 
@@ -152,29 +166,49 @@ describe('routing like the Functions host', () => {
     expect(seenOf((await call(`${host.url}/items/42`)).text).params).toEqual({ id: '42' });
   });
 
-  it('answers 404 for unknown paths, including the /api prefix host.json turns off', async () => {
+  it('answers an empty 404 for unknown paths, including the /api prefix host.json turns off', async () => {
     const before = calls;
     for (const path of ['/nope', '/api/accounts/abc/token', '/accounts/abc', '/accounts/abc/token/extra', '/accounts//token']) {
-      const response = await call(`${host.url}${path}`);
-      expect(response.status, path).toBe(404);
-      expect(response.headers['cache-control']).toBe('no-store, no-cache');
+      expectBareHostAnswer(await call(`${host.url}${path}`), 404);
     }
     expect(calls).toBe(before);
   });
 
-  it('answers 405 with Allow for a method the route does not list; OPTIONS gets 204 + Allow; HEAD mints nothing', async () => {
+  it('answers a wrong method, HEAD and OPTIONS with the same empty 404 (no 405, no Allow), running nothing', async () => {
     const before = calls;
-    const wrong = await call(`${host.url}/accounts/abc/token`, { method: 'POST', body: 'x' });
-    expect(wrong.status).toBe(405);
-    expect(wrong.headers.allow).toBe('GET, OPTIONS');
-    const options = await call(`${host.url}/sts/v1.0/issuetoken`, { method: 'OPTIONS' });
-    expect(options.status).toBe(204);
-    expect(options.headers.allow).toBe('POST, OPTIONS');
-    const head = await call(`${host.url}/accounts/abc/token`, { method: 'HEAD' });
-    expect(head.status).toBe(405);
-    expect(head.bytes.length).toBe(0);
-    expect((await call(`${host.url}/items/1`, { method: 'DELETE' })).headers.allow).toBe('GET, PUT, OPTIONS');
+    expectBareHostAnswer(await call(`${host.url}/accounts/abc/token`, { method: 'POST', body: 'x' }), 404);
+    expectBareHostAnswer(await call(`${host.url}/sts/v1.0/issuetoken`, { method: 'OPTIONS' }), 404);
+    expectBareHostAnswer(await call(`${host.url}/sts/v1.0/issuetoken`, { method: 'GET' }), 404);
+    expectBareHostAnswer(await call(`${host.url}/accounts/abc/token`, { method: 'HEAD' }), 404, { head: true });
+    expectBareHostAnswer(await call(`${host.url}/items/1`, { method: 'DELETE' }), 404);
     expect(calls).toBe(before);
+  });
+
+  it('serves the homepage at / (200 text/html) when AzureWebJobsDisableHomepage is not true', async () => {
+    const page = await call(`${host.url}/`);
+    expect(page.status).toBe(200);
+    expect(page.headers['content-type']).toBe('text/html');
+    expect(page.text).toContain('Your Functions 4.0 app is up and running');
+    expect(page.headers['content-length']).toBe(String(page.bytes.length));
+  });
+
+  it('removes dot segments before routing, plain or percent-encoded, and never climbs above the root', async () => {
+    // node:http sends the path as given (a URL object would normalise it before it leaves the client).
+    const rawGet = (path: string) =>
+      new Promise<{ status: number; text: string }>((resolve, reject) => {
+        get({ host: '127.0.0.1', port: host.port, path }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (chunk: Buffer) => chunks.push(chunk));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+        }).on('error', reject);
+      });
+    for (const path of ['/x/../accounts/abc/token', '/accounts/./abc/token', '/accounts/abc/x/%2E%2E/token', '/../../accounts/abc/token?q=1']) {
+      const response = await rawGet(path);
+      expect(response.status, path).toBe(200);
+      expect(seenOf(response.text), path).toMatchObject({ functionName: 'accountToken', params: { accountId: 'abc' } });
+      expect(seenOf(response.text).url, path).toBe(`http://127.0.0.1:${host.port}/accounts/abc/token${path.includes('?') ? '?q=1' : ''}`);
+    }
+    expect((await rawGet('/accounts/abc/token/../../x')).status).toBe(404);
   });
 
   it('hands the handler a real HttpRequest and InvocationContext whose invocation id is the logged request id', async () => {
@@ -201,14 +235,23 @@ describe('routing like the Functions host', () => {
     expect(json.headers['content-length']).toBe(String(Buffer.byteLength('{"ok":"é"}')));
   });
 
-  it('turns a throwing handler into a bare 500 and a hanging one into a 500 after the timeout', async () => {
-    const thrown = await call(`${host.url}/throws`);
-    expect(thrown.status).toBe(500);
-    expect(thrown.text).toBe('');
-    const started = Date.now();
-    const hung = await call(`${host.url}/hangs`);
-    expect(hung.status).toBe(500);
-    expect(Date.now() - started).toBeLessThan(5_000);
+  it("spells the response header names Kestrel knows as Kestrel does, and the others as the handler's response did", async () => {
+    const names = await new Promise<string[]>((resolve, reject) => {
+      get({ host: '127.0.0.1', port: host.port, path: '/shaped' }, (res) => {
+        res.resume();
+        resolve(res.rawHeaders.filter((_, i) => i % 2 === 0));
+      }).on('error', reject);
+    });
+    expect(names).toEqual(expect.arrayContaining(['Content-Type', 'Content-Length', 'Set-Cookie', 'x-multi']));
+    expect(names).not.toContain('content-type');
+  });
+
+  it('turns a throwing handler into a bare 500 and a hanging one into a bare 500 when the timeout fires', async () => {
+    expectBareHostAnswer(await call(`${host.url}/throws`), 500);
+    const hung = call(`${host.url}/hangs`);
+    await timers.scheduled(300);
+    expect(timers.fire(300)).toBe(1);
+    expectBareHostAnswer(await hung, 500);
     expect(log.join('\n')).not.toContain('0f3c9a7b5d1e2f4a6b8c0d2e4f6a8b0c');
   });
 });
@@ -217,7 +260,8 @@ describe('limits', () => {
   let host: RunningLocalHost;
   const log: string[] = [];
   beforeAll(async () => {
-    host = await startLocalHost({ definitions: FAKES, port: 0, maxBodyBytes: 1_024, maxUrlLength: 512, maxHeaderBytes: 8_192, log: (l) => log.push(l) });
+    // Kestrel's defaults for the request line and headers; a small body cap to exercise it.
+    host = await startLocalHost({ definitions: FAKES, port: 0, maxBodyBytes: 1_024, log: (l) => log.push(l) });
   });
   afterAll(() => host.close());
 
@@ -230,8 +274,7 @@ describe('limits', () => {
   it('answers 413 from Content-Length, before reading the body', async () => {
     const before = calls;
     const response = await call(`${host.url}/WRAPv0.9`, { method: 'POST', body: Buffer.alloc(3_000_000, 97) });
-    expect(response.status).toBe(413);
-    expect(response.text).toContain('1024 bytes');
+    expectBareHostAnswer(response, 413);
     expect(calls).toBe(before);
   });
 
@@ -245,14 +288,23 @@ describe('limits', () => {
     expect(calls).toBe(before);
   });
 
-  it('answers 414 for an over-long URL, path or query', async () => {
-    expect((await call(`${host.url}/accounts/${'a'.repeat(600)}/token`)).status).toBe(414);
-    expect((await call(`${host.url}/accounts/abc/token?pad=${'a'.repeat(600)}`)).status).toBe(414);
+  it("answers Kestrel's empty 414 for a request line over 8 KiB (path or query), and serves one just under", async () => {
+    const line = (target: string) => Buffer.byteLength(`GET ${target} HTTP/1.1\r\n`);
+    const under = `/accounts/abc/token?pad=${'a'.repeat(8_192 - line('/accounts/abc/token?pad='))}`;
+    expect(line(under)).toBe(8_192);
+    expect((await call(`${host.url}${under}`)).status).toBe(200);
+    expectBareHostAnswer(await call(`${host.url}${under}a`), 414);
+    expectBareHostAnswer(await call(`${host.url}/accounts/${'a'.repeat(8_200)}/token`), 414);
   });
 
-  it('answers 431 for oversized headers', async () => {
-    const response = await call(`${host.url}/accounts/abc/token`, { headers: { 'x-pad': 'a'.repeat(10_000) } });
-    expect(response.status).toBe(431);
+  it("answers Kestrel's empty 431 for headers over 32 KiB or more than 100 fields", async () => {
+    expectBareHostAnswer(await call(`${host.url}/accounts/abc/token`, { headers: { 'x-pad': 'a'.repeat(33_000) } }), 431);
+    const fields = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`x-h${i}`, '1']));
+    // undici adds host, connection; the count is of fields as sent.
+    expect((await call(`${host.url}/accounts/abc/token`, { headers: fields(98) })).status).toBe(200);
+    expectBareHostAnswer(await call(`${host.url}/accounts/abc/token`, { headers: fields(99) }), 431);
+    // Far beyond, Node itself stops reading the head: still a 431, logged.
+    expect((await call(`${host.url}/accounts/abc/token`, { headers: { 'x-pad': 'a'.repeat(60_000) } })).status).toBe(431);
     expect(log.some((l) => / 431 .*HPE_HEADER_OVERFLOW/.test(l))).toBe(true);
   });
 
@@ -263,9 +315,10 @@ describe('limits', () => {
     expect(seenOf((await call(`${host.url}/accounts/abc/token`, { headers: { authorization: 'Bearer one' } })).text).authorization).toBe('Bearer one');
   });
 
-  it('gives the handler the socket address as the only X-Forwarded-For entry, whatever the client sent', async () => {
-    const response = await call(`${host.url}/accounts/abc/token`, { headers: { 'x-forwarded-for': '203.0.113.9, 198.51.100.7' } });
-    expect(seenOf(response.text).forwardedFor).toBe('127.0.0.1');
+  it('gives the handler the socket address as the only X-Forwarded-For entry, forged or missing alike', async () => {
+    const forged = await call(`${host.url}/accounts/abc/token`, { headers: { 'x-forwarded-for': '203.0.113.9, 198.51.100.7' } });
+    expect(seenOf(forged.text).forwardedFor).toBe('127.0.0.1');
+    expect(seenOf((await call(`${host.url}/accounts/abc/token`)).text).forwardedFor).toBe('127.0.0.1');
   });
 });
 
@@ -325,7 +378,7 @@ describe('graceful close', () => {
     } finally {
       await fresh.close();
     }
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    // The refused connection proves close() has begun; the in-flight request still holds it open.
     expect(closed).toBe(false);
 
     release();
@@ -338,16 +391,23 @@ describe('graceful close', () => {
   });
 
   it('cuts connections that outlive the grace period', async () => {
-    const hangs = fake('hangs', 'hangs', ['GET'], () => new Promise(() => {}));
-    const host = await startLocalHost({ definitions: [hangs], port: 0, shutdownGraceMs: 200, requestTimeoutMs: 60_000, log: () => {} });
+    let entered: () => void = () => {};
+    const handlerEntered = new Promise<void>((resolve) => (entered = resolve));
+    const hangs = fake('hangs', 'hangs', ['GET'], () => {
+      entered();
+      return new Promise(() => {});
+    });
+    const timers = manualTimers();
+    const host = await startLocalHost({ definitions: [hangs], port: 0, shutdownGraceMs: 200, requestTimeoutMs: 60_000, timers, log: () => {} });
     const inFlight = request(`${host.url}/hangs`).then(
       () => 'answered',
       () => 'cut',
     );
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    const started = Date.now();
-    await host.close();
-    expect(Date.now() - started).toBeLessThan(3_000);
+    await handlerEntered;
+    const closing = host.close();
+    await timers.scheduled(200);
+    expect(timers.fire(200)).toBe(1);
+    await closing;
     expect(await inFlight).toBe('cut');
   });
 });

@@ -71,11 +71,17 @@ const readJson = async (file: string): Promise<Record<string, unknown>> =>
 
 let files: FunctionFile[];
 const registered: { name: string; options: unknown }[] = [];
+/** Every call the function files make on `app`, in order: what the worker sees while it loads the app. */
+const appCalls: string[] = [];
 
 beforeAll(async () => {
   // Record what each file hands to app.http (outside the worker the package only warns and skips).
   vi.spyOn(azureFunctions.app, 'http').mockImplementation((name, options) => {
+    appCalls.push(`http ${name}`);
     registered.push({ name, options });
+  });
+  vi.spyOn(azureFunctions.app, 'setup').mockImplementation((options) => {
+    appCalls.push(`setup ${JSON.stringify(options)}`);
   });
   files = await importFunctionFiles();
 });
@@ -139,6 +145,14 @@ describe('the flow catalogue', () => {
     } finally {
       await host.close();
     }
+  });
+});
+
+describe('HTTP streaming', () => {
+  it('is switched on with app.setup once, before any function registers (the library refuses it later)', () => {
+    expect(appCalls[0]).toBe('setup {"enableHttpStream":true}');
+    expect(appCalls.filter((call) => call.startsWith('setup '))).toHaveLength(1);
+    expect(appCalls.slice(1).sort()).toEqual(EXPECTED.map((e) => `http ${e.name}`).sort());
   });
 });
 

@@ -8,6 +8,7 @@ import { describeError } from '../logging/redact.js';
 import type { AttemptAdmission } from '../security/failedAttemptLimiter.js';
 import { requestLimitViolation } from '../security/requestLimits.js';
 import { getServices, type StsServices } from '../services.js';
+import { clientAddressOf } from './clientAddress.js';
 import { renderError } from './errorShapes.js';
 import { newCorrelationVector, securityHeaders } from './responseHeaders.js';
 
@@ -26,6 +27,7 @@ export interface FlowInvocation {
   readonly context: InvocationContext;
   readonly services: StsServices;
   readonly requestId: string;
+  /** The client address under the configured rule (shared/http/clientAddress.ts); undefined when unknown. */
   readonly clientIp: string | undefined;
   readonly now: Date;
   /** The body, at most `limits.maxBodyBytes` (larger ⇒ 413 in the flow's shape). */
@@ -53,28 +55,28 @@ export interface StsFunctionSpec {
 }
 
 /**
- * Defines an HTTP function with the behaviour every flow shares: request id and client IP, bounded body, URL,
+ * Defines an HTTP function with the behaviour every flow shares: request id and client address (one rule,
+ * shared/http/clientAddress.ts), a bounded body whether sized or chunked, URL,
  * query and header limits (shared/security/requestLimits.ts), failed attempts counted per IP and credential
  * (`admitAttempt`), typed errors rendered in the flow's shape, dependency outages as 503 + `Retry-After`, the ledger row
- * committed before a token leaves, security and correlation headers on every response, and any unexpected
- * throw turned into a bare 500 carrying only the request id.
+ * committed before a token leaves, security and correlation headers and `Content-Length` on every response, and
+ * any unexpected throw turned into a bare 500 carrying only the request id (never a silent hang under streaming).
  */
 export function defineStsFunction(spec: StsFunctionSpec): StsFunctionDefinition {
   registerAppLifecycle();
   const declaration = flowDeclaration(spec.name);
-  const handler: HttpHandler = async (request, context) => {
-    const requestId = isGuid(context.invocationId) ? context.invocationId : randomUUID();
-    const clientIp = clientIpOf(request);
+  const serve = async (request: HttpRequest, context: InvocationContext, requestId: string): Promise<HttpResponseInit> => {
     const correlation = correlationHeaders(declaration.correlationHeader, requestId);
-    const finish = (response: HttpResponseInit): HttpResponseInit => ({
-      ...response,
-      headers: {
-        // Only a successful public document may be cached; errors never are.
-        ...(declaration.cacheable && (response.status ?? 200) < 400 ? {} : securityHeaders()),
-        ...correlation,
-        ...(response.headers as Record<string, string> | undefined),
-      },
-    });
+    const finish = (response: HttpResponseInit): HttpResponseInit =>
+      withContentLength({
+        ...response,
+        headers: {
+          // Only a successful public document may be cached; errors never are.
+          ...(declaration.cacheable && (response.status ?? 200) < 400 ? {} : securityHeaders()),
+          ...correlation,
+          ...(response.headers as Record<string, string> | undefined),
+        },
+      });
 
     let services: StsServices;
     try {
@@ -83,6 +85,7 @@ export function defineStsFunction(spec: StsFunctionSpec): StsFunctionDefinition 
       context.error(`startup failed: ${describeError(error)}`);
       return finish({ status: 500, body: '' });
     }
+    const clientIp = clientAddressOf(request.headers, services.config.clientAddress);
     const now = services.clock();
     const maxBodyBytes = services.config.limits.maxBodyBytes;
 
@@ -144,6 +147,18 @@ export function defineStsFunction(spec: StsFunctionSpec): StsFunctionDefinition 
     }
   };
 
+  // Under HTTP streaming a handler that throws sends the client nothing at all (the connection hangs until the
+  // host times out), so nothing may escape: not a renderer, not the limiter, not the ledger's refusal path.
+  const handler: HttpHandler = async (request, context) => {
+    const requestId = isGuid(context.invocationId) ? context.invocationId : randomUUID();
+    try {
+      return await serve(request, context, requestId);
+    } catch (error) {
+      context.error(`${spec.name} failed: ${describeError(error)}`);
+      return withContentLength({ status: 500, headers: { ...securityHeaders(), 'x-ms-request-id': requestId }, body: '' });
+    }
+  };
+
   return { name: spec.name, route: declaration.route, methods: [...declaration.methods], authLevel: 'anonymous', handler };
 }
 
@@ -164,31 +179,60 @@ async function recordBestEffort(services: StsServices, context: InvocationContex
   clearTimeout(timer);
 }
 
+/**
+ * Reads at most `maxBytes` of the body, sized or chunked alike: a declared Content-Length beyond the limit is
+ * refused before reading, and a stream is cut off (and cancelled) as soon as it passes the limit, so an endless
+ * chunked body never fills memory. Under HTTP streaming `request.body` is the live request stream.
+ */
 async function readBoundedBody(request: HttpRequest, maxBytes: number): Promise<Buffer> {
   const declared = Number(request.headers.get('content-length') ?? '0');
   if (Number.isFinite(declared) && declared > maxBytes) throw payloadTooLarge(maxBytes);
-  const body = Buffer.from(await request.arrayBuffer());
-  if (body.length > maxBytes) throw payloadTooLarge(maxBytes);
-  return body;
+  const stream = request.body;
+  if (!stream) return Buffer.alloc(0);
+  const reader = stream.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > maxBytes) {
+      reader.cancel().catch(() => {});
+      throw payloadTooLarge(maxBytes);
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks, total);
+}
+
+const BODILESS_STATUSES = new Set([204, 205, 304]);
+
+/**
+ * The response with `Content-Length` set by the app (a `jsonBody` becomes its JSON text), so both hosts send a
+ * sized response: the Functions host passes the header through (RpcHttp and streaming alike) and would otherwise
+ * answer `Transfer-Encoding: chunked` (docs/hosts.md). 204/205/304 carry neither body nor length.
+ */
+function withContentLength(response: HttpResponseInit): HttpResponseInit {
+  const status = response.status ?? 200;
+  const headers = { ...(response.headers as Record<string, string> | undefined) };
+  for (const name of Object.keys(headers)) if (name.toLowerCase() === 'content-length') delete headers[name];
+  if (BODILESS_STATUSES.has(status)) return { status, headers };
+  let length: number;
+  let body = response.body;
+  if (response.jsonBody !== undefined) {
+    body = JSON.stringify(response.jsonBody);
+    if (!Object.keys(headers).some((name) => name.toLowerCase() === 'content-type')) headers['Content-Type'] = 'application/json';
+  }
+  if (typeof body === 'string') length = Buffer.byteLength(body, 'utf8');
+  else if (body instanceof Uint8Array) length = body.byteLength;
+  else if (body === undefined || body === null) length = 0;
+  else return { ...response, headers }; // a stream or form data has no length known up front: the host frames it
+  return { status, headers: { ...headers, 'Content-Length': String(length) }, body, ...(response.cookies ? { cookies: response.cookies } : {}) };
 }
 
 function correlationHeaders(header: CorrelationHeader | undefined, requestId: string): Record<string, string> {
   if (!header) return { 'x-ms-request-id': requestId };
   return { [header.name]: header.value === 'correlationVector' ? newCorrelationVector() : requestId };
-}
-
-/**
- * The client IP as the platform reports it: the right-most `X-Forwarded-For` entry (added by the nearest
- * trusted proxy: the Functions front end in Azure, our local host locally), port stripped.
- */
-export function clientIpOf(request: HttpRequest): string | undefined {
-  const forwarded = request.headers.get('x-forwarded-for');
-  const last = forwarded?.split(',').pop()?.trim();
-  if (!last) return undefined;
-  const bracketed = /^\[([^\]]+)\](?::\d+)?$/.exec(last);
-  if (bracketed) return bracketed[1];
-  const ipv4WithPort = /^(\d{1,3}(?:\.\d{1,3}){3}):\d+$/.exec(last);
-  return ipv4WithPort ? ipv4WithPort[1] : last.slice(0, 64);
 }
 
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;

@@ -82,6 +82,16 @@ function expectContentLength(answer: HttpAnswer): void {
   expect(Number(answer.headers.get('content-length'))).toBe(Buffer.byteLength(answer.text, 'utf8'));
 }
 
+/** `body` framed as `Transfer-Encoding: chunked` in pieces of `size` bytes, as streaming clients and gateways send it. */
+function chunked(body: string, size: number): string {
+  let framed = '';
+  for (let i = 0; i < body.length; i += size) {
+    const piece = body.slice(i, i + size);
+    framed += `${Buffer.byteLength(piece).toString(16)}\r\n${piece}\r\n`;
+  }
+  return `${framed}0\r\n\r\n`;
+}
+
 function jwtVerifier(audience: string) {
   return createStsJwtVerifier({ issuer: TEST_ENV.STS_ISSUER, audience, jwksUrl: `${host.url}/.well-known/jwks.json`, now: () => FROZEN_NOW });
 }
@@ -237,6 +247,21 @@ describe('Face issueLimitedAccessToken over HTTP', () => {
     }
   });
 
+  it('issues for a chunked body (no Content-Length) exactly as for a sized one, and refuses an oversized one with 413', async () => {
+    const body = JSON.stringify({ targetAzureResourceId: target, featureFlags: ['Face.Identification'] });
+    const head = `POST /sts/v1.0/issueLimitedAccessToken?expiredTime=3600 HTTP/1.1\r\nHost: westus.api.cognitive.microsoft.com\r\nContent-Type: application/json\r\nOcp-Apim-Subscription-Key: ${harness.credentials.cognitive.isvFace.keys[0]}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n`;
+    const answer = await sendRaw(head + chunked(body, 7));
+    expect(answer.status, answer.text).toBe(200);
+    expectContentLength(answer);
+    expect(await jwtVerifier('urn:ms.speechservices.westus').verify(answer.text)).toMatchObject({ 'target-azure-resource-id': target, exp: FROZEN_SECONDS + 3600 });
+
+    const tooLarge = await sendRaw(head + chunked(' '.repeat(20_000) + body, 4_096));
+    expect({ status: tooLarge.status, body: tooLarge.text }).toEqual({
+      status: 413,
+      body: '{"error":{"code":"413","message":"Request body exceeds 16384 bytes."}}',
+    });
+  });
+
   it('refuses duplicated expiredTime parameters seen on the wire', async () => {
     const body = JSON.stringify({ targetAzureResourceId: target, featureFlags: ['Face.Identification'] });
     const answer = await send('POST', '/sts/v1.0/issueLimitedAccessToken?expiredTime=60&expiredTime=86400', headers(), body);
@@ -295,6 +320,15 @@ describe('ACS WRAP v0.9 over HTTP', () => {
       'ExpiresOn',
       'Issuer',
     ]);
+  });
+
+  it('issues for a chunked form body (no Content-Length) exactly as for a sized one', async () => {
+    const answer = await sendRaw(
+      `POST /WRAPv0.9/ HTTP/1.1\r\nHost: contoso-sb.accesscontrol.windows.net\r\nContent-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n${chunked(ownerBody(), 5)}`,
+    );
+    expect(answer.status, answer.text).toBe(200);
+    expectContentLength(answer);
+    expect(answer.text).toMatch(/^wrap_access_token=[A-Za-z0-9%._!*()-]+&wrap_access_token_expires_in=10799$/);
   });
 
   it('serves /WRAPv0.9 and /WRAPv0.9/ in any casing, with no Content-Type (legacy Python)', async () => {

@@ -146,7 +146,7 @@ describe('over HTTP through the local host', () => {
   beforeAll(async () => {
     // A low IP limit, so the run also produces 429s.
     const { services } = await countedServices(credentials, () => NOW, { STS_FAILED_ATTEMPTS_PER_WINDOW: '40' });
-    host = await startTestHost({ services, host: { maxUrlLength: 8_192 } });
+    host = await startTestHost({ services });
   });
   afterAll(async () => {
     await host.close();

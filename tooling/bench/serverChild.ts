@@ -24,13 +24,10 @@ const hostLog = process.argv.includes('--host-log');
 
 async function start(): Promise<{ url: string; close: () => Promise<void> }> {
   if (kind === 'app') {
-    const config = loadConfig(process.env);
     const definitions = await importCompiledDefinitions(benchAppRoot());
     return startLocalHost({
       definitions,
       port: 0,
-      maxUrlLength: config.limits.maxUrlLength,
-      maxHeaderBytes: config.limits.maxHeaderBytes,
       shutdownGraceMs: 1_000,
       log: hostLog ? (line) => process.stdout.write(`${line}\n`) : () => {},
     });

@@ -49,6 +49,8 @@ const EXPECTED_APP_SETTINGS = [
   'AzureWebJobsStorage__accountName',
   'AzureWebJobsStorage__credential',
   'AzureWebJobsStorage__clientId',
+  'AzureWebJobsDisableHomepage',
+  'languageWorkers__node__arguments',
   'APPLICATIONINSIGHTS_CONNECTION_STRING',
   'APPLICATIONINSIGHTS_AUTHENTICATION_STRING',
   'AZURE_CLIENT_ID',
@@ -374,6 +376,11 @@ async function checkCompiledTemplate(mainJsonPath: string): Promise<void> {
       'app settings: App Insights authenticates with Entra ID',
       typeof settings.APPLICATIONINSIGHTS_AUTHENTICATION_STRING === 'string' && settings.APPLICATIONINSIGHTS_AUTHENTICATION_STRING.includes('Authorization=AAD'),
     );
+    check('app settings: the host homepage is off (AzureWebJobsDisableHomepage=true, `/` answers 204)', settings.AzureWebJobsDisableHomepage === 'true');
+    check(
+      "app settings: the worker's Node reads request heads up to Kestrel's limits (--max-http-header-size=49152)",
+      settings.languageWorkers__node__arguments === '--max-http-header-size=49152',
+    );
     check('app settings: STS_ISSUER is https', typeof settings.STS_ISSUER === 'string' && settings.STS_ISSUER.includes('https://'));
     check(
       'app settings: STS_ENTRA_AUTHORITY is off without an audience',
@@ -381,7 +388,7 @@ async function checkCompiledTemplate(mainJsonPath: string): Promise<void> {
     );
     const configSource = await readFile(join(REPO_ROOT, 'shared', 'config.ts'), 'utf8');
     const readByConfig = (n: string) => configSource.includes(`'${n}'`) || configSource.includes(`env.${n}`);
-    const unread = names.filter((n) => !n.startsWith('AzureWebJobsStorage__') && !n.startsWith('APPLICATIONINSIGHTS_') && !readByConfig(n));
+    const unread = names.filter((n) => !n.startsWith('AzureWebJobs') && !n.startsWith('APPLICATIONINSIGHTS_') && !n.startsWith('languageWorkers__') && !readByConfig(n));
     check('app settings: every STS setting is one shared/config.ts reads', unread.length === 0, unread.join(', '));
   }
   check('no plain AzureWebJobsStorage anywhere in the template', !/"AzureWebJobsStorage"\s*:/i.test(text));

@@ -43,20 +43,26 @@ export async function closeCompiledServices(root: string = projectRoot): Promise
 
 /**
  * Outside the Functions worker, `app.http(...)` warns that `@azure/functions` is in test mode and skips the
- * registration, once per function. That is expected here (the local host serves the exported definitions), so
- * those two warnings, and only those, are not printed.
+ * registration, once per function, and `app.setup({ enableHttpStream: true })` logs "HTTP streaming enabled." at
+ * debug level. That is expected here (the local host serves the exported definitions and always hands the body
+ * over), so those lines, and only those, are not printed.
  */
 export async function withoutTestModeWarnings<T>(work: () => Promise<T>): Promise<T> {
-  const warn = console.warn;
+  const { warn, debug } = console;
   console.warn = (...args: unknown[]) => {
     const first = typeof args[0] === 'string' ? args[0] : '';
     if (/^WARNING: (Failed to detect the Azure Functions runtime|Skipping call to register (function|appTerminate hook))/.test(first)) return;
     warn(...args);
   };
+  console.debug = (...args: unknown[]) => {
+    if (args.length === 1 && args[0] === 'HTTP streaming enabled.') return;
+    debug(...args);
+  };
   try {
     return await work();
   } finally {
     console.warn = warn;
+    console.debug = debug;
   }
 }
 

@@ -5,16 +5,17 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import { format } from 'node:util';
 import azureFunctions, { type Cookie, type HttpHandler, type HttpResponseInit } from '@azure/functions';
-import { securityHeaders } from '../../shared/http/responseHeaders.js';
 import { redact, redactPath } from '../../shared/logging/redact.js';
+import { headerFootprint, KESTREL_LIMITS, kestrelResponseHeaderName, removeDotSegments, requestLineBytes } from './kestrelRequest.js';
 import { hostJsonPath } from './projectPaths.js';
 import { compileRoute, MalformedPathError, splitPath, type CompiledRoute, type RouteParams } from './routeTemplate.js';
 import { ensureLocalTlsCertificate } from './tlsCertificate.js';
 
 /**
  * A stand-in for the Azure Functions host, for machines without Core Tools: it serves the very same function
- * definitions over HTTP(S) with what the real host does and clients rely on (contracts.md §1, X2). Handlers
- * get real `HttpRequest` and `InvocationContext` objects from `@azure/functions`.
+ * definitions over HTTP(S) and answers as the real host does wherever a client can tell (docs/hosts.md lists
+ * what still differs, and why). Handlers get real `HttpRequest` and `InvocationContext` objects from
+ * `@azure/functions`.
  */
 
 /** What the local host needs of a function: the object each `functions/*.ts` file exports as `definition`. */
@@ -38,17 +39,37 @@ export interface LocalHostOptions {
   routePrefix?: string;
   /** Hard cap on a request body; default 1 MiB (the flows apply their own, smaller `STS_MAX_BODY_BYTES`). */
   maxBodyBytes?: number;
-  /** Longest request target (path + query) accepted; default 2048. */
-  maxUrlLength?: number;
-  /** Node's `maxHeaderSize` (request line + headers); default 16384. */
+  /** Longest request line (`METHOD target HTTP/1.1`) before a bare 414; default Kestrel's 8 KiB. */
+  maxRequestLineBytes?: number;
+  /** Most header bytes (`name: value` lines) before a bare 431; default Kestrel's 32 KiB. */
   maxHeaderBytes?: number;
+  /** Most header fields before a bare 431; default Kestrel's 100. */
+  maxHeaderCount?: number;
+  /**
+   * `/` when no function takes it: the host's homepage (200 text/html) or, as with the app setting
+   * `AzureWebJobsDisableHomepage=true`, an empty 204. Default: that setting from the environment.
+   */
+  homepageDisabled?: boolean;
   /** Longest a handler may run before the host answers 500; default host.json `functionTimeout`, else 30 s. */
   requestTimeoutMs?: number;
   /** How long `close()` lets in-flight requests finish before cutting connections; default 10 s. */
   shutdownGraceMs?: number;
   /** One line per request and every handler log line; default `console.log`. */
   log?: (line: string) => void;
+  /** The timers behind `requestTimeoutMs` and `shutdownGraceMs`; default the real ones (tests pass their own). */
+  timers?: HostTimers;
 }
+
+/** Schedules and cancels the host's timeouts. */
+export interface HostTimers {
+  setTimeout(callback: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+const REAL_TIMERS: HostTimers = {
+  setTimeout: (callback, ms) => setTimeout(callback, ms).unref(),
+  clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
+};
 
 export interface RunningLocalHost {
   /** Base URL, e.g. `http://127.0.0.1:54321`. */
@@ -66,8 +87,7 @@ const DEFAULTS = {
   host: '127.0.0.1',
   port: 7071,
   maxBodyBytes: 1_048_576,
-  maxUrlLength: 2_048,
-  maxHeaderBytes: 16_384,
+  ...KESTREL_LIMITS,
   requestTimeoutMs: 30_000,
   shutdownGraceMs: 10_000,
 } as const;
@@ -78,22 +98,27 @@ interface Route {
   readonly methods: ReadonlySet<string>;
 }
 
-/** A response the host itself writes (routing and limit errors), never a handler's. */
+/** A response the host itself writes (routing and limit errors, the homepage), never a handler's. */
 interface HostAnswer {
   readonly status: number;
-  readonly message: string;
-  readonly headers?: Record<string, string>;
+  /** Only the homepage has one; the real host's own errors are empty. */
+  readonly html?: string;
 }
+
+/** A stand-in for the host's homepage (the real one is a larger page saying the same). */
+const HOMEPAGE_HTML =
+  '<!DOCTYPE html><html><head><title>Your Functions 4.0 app is up and running</title></head><body><h1>Your Functions 4.0 app is up and running</h1><p>Local host stand-in for the Functions host homepage; set AzureWebJobsDisableHomepage=true to answer 204.</p></body></html>';
 
 /**
  * Starts serving `definitions` and resolves once listening.
  *
- * Routing as the Functions host does it: `routePrefix` + each `route` template, case-insensitive, one trailing
- * slash tolerated, percent-decoded `{params}`; 404 for an unknown path, 405 + `Allow` for a method the route
- * does not list (OPTIONS answers 204 + `Allow`; HEAD is served only where a definition lists it, so a HEAD never
- * mints a token nobody receives). Limits: 413 body, 414 URL, 431 headers, 400 for two `Authorization` or
- * `Ocp-Apim-Subscription-Key` headers, 500 when a handler outlives `requestTimeoutMs`. The client IP reaches the
- * handler as the only `X-Forwarded-For` entry, overwriting whatever the client sent.
+ * Routing as the Functions host does it: dot segments removed first, then `routePrefix` + each `route` template,
+ * case-insensitive, one trailing slash tolerated, percent-decoded `{params}`; an empty 404 for an unknown path
+ * and for a method the route does not list, HEAD and OPTIONS included (so a HEAD never mints a token nobody
+ * receives); `/` is the homepage (200) or 204 per `homepageDisabled`. Kestrel's limits: an empty 414 for a
+ * request line over 8 KiB, 431 for headers over 32 KiB or 100 fields; 413 for a body over `maxBodyBytes`; an
+ * empty 500 when a handler throws or outlives `requestTimeoutMs`. The socket address reaches the handler as the
+ * only `X-Forwarded-For` entry, replacing whatever the client sent, as the real host's streaming proxy does.
  *
  * @example
  * const host = await startLocalHost({ definitions: [definition], port: 0 });
@@ -105,12 +130,15 @@ export async function startLocalHost(options: LocalHostOptions): Promise<Running
   const routePrefix = options.routePrefix ?? hostJson.routePrefix;
   const limits = {
     maxBodyBytes: options.maxBodyBytes ?? DEFAULTS.maxBodyBytes,
-    maxUrlLength: options.maxUrlLength ?? DEFAULTS.maxUrlLength,
+    maxRequestLineBytes: options.maxRequestLineBytes ?? DEFAULTS.maxRequestLineBytes,
     maxHeaderBytes: options.maxHeaderBytes ?? DEFAULTS.maxHeaderBytes,
+    maxHeaderCount: options.maxHeaderCount ?? DEFAULTS.maxHeaderCount,
     requestTimeoutMs: options.requestTimeoutMs ?? hostJson.functionTimeoutMs ?? DEFAULTS.requestTimeoutMs,
   };
   const shutdownGraceMs = options.shutdownGraceMs ?? DEFAULTS.shutdownGraceMs;
+  const homepageDisabled = options.homepageDisabled ?? process.env.AzureWebJobsDisableHomepage?.trim().toLowerCase() === 'true';
   const log = options.log ?? ((line: string) => console.log(line));
+  const timers = options.timers ?? REAL_TIMERS;
   const routes = options.definitions.map(
     (definition): Route => ({
       definition,
@@ -121,7 +149,8 @@ export async function startLocalHost(options: LocalHostOptions): Promise<Running
 
   const tls = options.https === true ? await ensureLocalTlsCertificate() : options.https || undefined;
   const serverOptions = {
-    maxHeaderSize: limits.maxHeaderBytes,
+    // Room for the request line and headers at their limits, so those are answered here, as Kestrel does.
+    maxHeaderSize: limits.maxRequestLineBytes + limits.maxHeaderBytes + 1_024,
     // Receiving a request (slow clients); the handler's own time is bounded by requestTimeoutMs.
     requestTimeout: 30_000,
     headersTimeout: 10_000,
@@ -145,37 +174,39 @@ export async function startLocalHost(options: LocalHostOptions): Promise<Running
     if (closing) res.setHeader('Connection', 'close');
     serve(req, res, requestId).catch((error: unknown) => {
       log(`local host: request ${requestId} failed: ${redact(error instanceof Error ? error.message : String(error), 1_000)}`);
-      if (!res.headersSent) writeHostAnswer(req, res, requestId, { status: 500, message: '' });
+      if (!res.headersSent) writeHostAnswer(req, res, { status: 500 });
       else res.destroy();
     });
   };
 
   const serve = async (req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> => {
     const target = req.url ?? '/';
-    if (target.length > limits.maxUrlLength) {
-      return writeHostAnswer(req, res, requestId, { status: 414, message: `The URL is longer than ${limits.maxUrlLength} characters.` });
-    }
-    if (!target.startsWith('/')) return writeHostAnswer(req, res, requestId, { status: 400, message: 'Bad request target.' });
+    if (requestLineBytes(req) > limits.maxRequestLineBytes) return writeHostAnswer(req, res, { status: 414 });
+    const headers = headerFootprint(req);
+    if (headers.count > limits.maxHeaderCount || headers.bytes > limits.maxHeaderBytes) return writeHostAnswer(req, res, { status: 431 });
+    if (!target.startsWith('/')) return writeHostAnswer(req, res, { status: 400 });
 
-    const path = target.split('?')[0] ?? '/';
+    const queryStart = target.indexOf('?');
+    const path = removeDotSegments(queryStart === -1 ? target : target.slice(0, queryStart));
+    const query = queryStart === -1 ? '' : target.slice(queryStart);
     let found: { route: Route; params: RouteParams } | undefined;
-    const allowed = new Set<string>();
     try {
       for (const route of routes) {
+        if (!route.methods.has(req.method ?? '')) continue;
         const params = route.compiled.match(splitPath(path));
-        if (!params) continue;
-        route.methods.forEach((m) => allowed.add(m));
-        if (!found && route.methods.has(req.method ?? '')) found = { route, params };
+        if (params) {
+          found = { route, params };
+          break;
+        }
       }
     } catch (error) {
-      if (error instanceof MalformedPathError) return writeHostAnswer(req, res, requestId, { status: 400, message: error.message });
+      if (error instanceof MalformedPathError) return writeHostAnswer(req, res, { status: 400 });
       throw error;
     }
     if (!found) {
-      if (allowed.size === 0) return writeHostAnswer(req, res, requestId, { status: 404, message: '' });
-      const allow = [...allowed, 'OPTIONS'].join(', ');
-      if (req.method === 'OPTIONS') return writeHostAnswer(req, res, requestId, { status: 204, message: '', headers: { Allow: allow } });
-      return writeHostAnswer(req, res, requestId, { status: 405, message: '', headers: { Allow: allow } });
+      // The real host has no 405 and no Allow: a method the route does not list is a route that does not exist.
+      if (path === '/') return writeHostAnswer(req, res, homepageDisabled ? { status: 204 } : { status: 200, html: HOMEPAGE_HTML });
+      return writeHostAnswer(req, res, { status: 404 });
     }
 
     let body: Buffer | 'too large';
@@ -184,19 +215,19 @@ export async function startLocalHost(options: LocalHostOptions): Promise<Running
     } catch {
       // The client aborted, or framed the body so badly that Node gave up on it: a client error, not ours.
       log(`local host: request ${requestId}: the request body could not be read`);
-      if (!res.headersSent && req.socket.writable) return writeHostAnswer(req, res, requestId, { status: 400, message: 'The request body could not be read.' });
+      if (!res.headersSent && req.socket.writable) return writeHostAnswer(req, res, { status: 400 });
       res.destroy();
       return;
     }
     if (body === 'too large') {
-      return writeHostAnswer(req, res, requestId, { status: 413, message: `The request body is larger than ${limits.maxBodyBytes} bytes.` });
+      return writeHostAnswer(req, res, { status: 413 });
     }
 
     const { definition } = found.route;
     const request = new HttpRequest({
       method: req.method ?? 'GET',
-      url: `${scheme}://${authorityOf(req, server)}${target}`,
-      headers: handlerHeaders(req),
+      url: `${scheme}://${authorityOf(req, server)}${path}${query}`,
+      headers: handlerHeaders(req, scheme),
       params: found.params,
       body: { bytes: body },
     });
@@ -206,10 +237,10 @@ export async function startLocalHost(options: LocalHostOptions): Promise<Running
       logHandler: (level, ...args) => log(`[${level}] ${definition.name} ${requestId} ${redact(format(...args), 1_000)}`),
     });
 
-    const result = await withTimeout(Promise.resolve(definition.handler(request, context)), limits.requestTimeoutMs);
+    const result = await withTimeout(Promise.resolve(definition.handler(request, context)), limits.requestTimeoutMs, timers);
     if (result === 'timed out') {
       log(`local host: ${definition.name} ${requestId} did not answer within ${limits.requestTimeoutMs} ms`);
-      return writeHostAnswer(req, res, requestId, { status: 500, message: '' });
+      return writeHostAnswer(req, res, { status: 500 });
     }
     await writeHandlerResponse(res, result ?? {});
   };
@@ -261,8 +292,7 @@ export async function startLocalHost(options: LocalHostOptions): Promise<Running
         server.close(() => resolve());
         server.closeIdleConnections();
         for (const res of inFlight) if (!res.headersSent) res.setHeader('Connection', 'close');
-        const cutOff = setTimeout(() => server.closeAllConnections(), shutdownGraceMs);
-        cutOff.unref();
+        timers.setTimeout(() => server.closeAllConnections(), shutdownGraceMs);
       });
       return closed;
     },
@@ -272,15 +302,19 @@ export async function startLocalHost(options: LocalHostOptions): Promise<Running
 /**
  * The request headers as the Functions host hands them over: one value per name, repeated fields joined
  * with ", " (so two `Authorization` headers reach the flow as one malformed value and are refused there, in
- * the flow's own shape, as in Azure), the client IP as XFF.
+ * the flow's own shape, as in Azure). As the host's streaming proxy does, `X-Forwarded-For` is set (not
+ * appended) to the socket address, and `X-Forwarded-Proto` and `X-Forwarded-Host` to what this host saw.
  */
-function handlerHeaders(req: IncomingMessage): Record<string, string> {
+function handlerHeaders(req: IncomingMessage, scheme: string): Record<string, string> {
   const headers: Record<string, string> = {};
   for (const [name, values] of Object.entries(req.headersDistinct)) {
     if (values) headers[name] = values.join(name === 'cookie' ? '; ' : ', ');
   }
   const remote = req.socket.remoteAddress ?? '';
   headers['x-forwarded-for'] = remote.startsWith('::ffff:') && remote.includes('.') ? remote.slice(7) : remote;
+  headers['x-forwarded-proto'] = scheme;
+  if (req.headers.host) headers['x-forwarded-host'] = req.headers.host;
+  else delete headers['x-forwarded-host'];
   return headers;
 }
 
@@ -329,20 +363,21 @@ function readBoundedBody(req: IncomingMessage, maxBytes: number): Promise<Buffer
   });
 }
 
-function writeHostAnswer(req: IncomingMessage, res: ServerResponse, requestId: string, answer: HostAnswer): void {
-  const body = answer.message && answer.status !== 204 ? Buffer.from(`${answer.message}\n`, 'utf8') : Buffer.alloc(0);
-  const headers: Record<string, string | number> = {
-    ...securityHeaders(),
-    'x-ms-request-id': requestId,
-    ...answer.headers,
-    'Content-Length': body.length,
-  };
-  if (body.length > 0) headers['Content-Type'] = 'text/plain; charset=utf-8';
+/**
+ * An answer of the host itself, as Kestrel writes it: status and `Content-Length`, no other header, and no body
+ * except the homepage's.
+ */
+function writeHostAnswer(req: IncomingMessage, res: ServerResponse, answer: HostAnswer): void {
+  const body = answer.html === undefined ? Buffer.alloc(0) : Buffer.from(answer.html, 'utf8');
+  const headers: Record<string, string | number> = {};
+  // Kestrel frames a HEAD answer without a length, and a 204 has none.
+  if (answer.status !== 204 && req.method !== 'HEAD') headers['Content-Length'] = body.length;
+  if (answer.html !== undefined) headers['Content-Type'] = 'text/html';
   // A request whose body we did not read (refused early) cannot share the connection with the next one.
   const bodyPending = hasBody(req) && !req.readableEnded;
   if (bodyPending) headers.Connection = 'close';
   res.writeHead(answer.status, headers);
-  res.end(body);
+  res.end(req.method === 'HEAD' ? undefined : body);
   if (bodyPending) drainThenClose(req);
 }
 
@@ -375,7 +410,7 @@ async function writeHandlerResponse(res: ServerResponse, result: HttpResponseIni
   const plain = result instanceof HttpResponse ? undefined : plainResponse(result);
   if (plain) {
     res.statusCode = plain.status;
-    for (const [name, value] of plain.headers) res.setHeader(name, value);
+    for (const [name, value] of plain.headers) res.setHeader(kestrelResponseHeaderName(name), value);
     res.setHeader('Content-Length', plain.body.length);
     res.end(plain.body);
     return;
@@ -385,7 +420,7 @@ async function writeHandlerResponse(res: ServerResponse, result: HttpResponseIni
   res.statusCode = response.status;
   for (const [name, value] of response.headers) {
     if (name === 'set-cookie' || name === 'content-length' || name === 'transfer-encoding') continue;
-    res.setHeader(name, value);
+    res.setHeader(kestrelResponseHeaderName(name), value);
   }
   const cookies = [...response.headers.getSetCookie(), ...response.cookies.map(serializeCookie)];
   if (cookies.length > 0) res.setHeader('Set-Cookie', cookies);
@@ -446,15 +481,15 @@ function serializeCookie(cookie: Cookie): string {
   return parts.join('; ');
 }
 
-async function withTimeout<T>(work: Promise<T>, ms: number): Promise<T | 'timed out'> {
-  let timer: NodeJS.Timeout | undefined;
+async function withTimeout<T>(work: Promise<T>, ms: number, timers: HostTimers): Promise<T | 'timed out'> {
+  let timer: unknown;
   const timeout = new Promise<'timed out'>((resolve) => {
-    timer = setTimeout(() => resolve('timed out'), ms);
+    timer = timers.setTimeout(() => resolve('timed out'), ms);
   });
   try {
     return await Promise.race([work, timeout]);
   } finally {
-    clearTimeout(timer);
+    timers.clearTimeout(timer);
   }
 }
 

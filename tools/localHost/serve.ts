@@ -45,10 +45,9 @@ export async function serveFunctionApp(options: ServeOptions): Promise<number> {
       host: options.host,
       port: options.port,
       https: options.https,
-      // The host's own caps sit above the app's limits, as the Azure front end's do (URL 4 KiB, headers
-      // 32 KiB): a request just over an app limit reaches the handler and is refused in the flow's shape.
-      maxUrlLength: Math.max(4_096, config.limits.maxUrlLength * 2),
-      maxHeaderBytes: Math.max(32_768, config.limits.maxHeaderBytes * 2),
+      // The host's own limits are the real host's (Kestrel's: request line 8 KiB, headers 32 KiB or 100
+      // fields); the app's smaller limits answer first, in the flow's shape, under both hosts.
+      maxBodyBytes: Math.max(1_048_576, config.limits.maxBodyBytes * 2),
     });
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
