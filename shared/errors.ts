@@ -1,5 +1,5 @@
 /**
- * Typed errors with stable codes. Flow logic throws these; `shared/http/errorResponses.ts` renders them in
+ * Typed errors with stable codes. Flow logic throws these; `shared/http/errorShapes.ts` renders them in
  * the shape of the flow's real API. Only `publicMessage` ever reaches a client, and it never contains a key.
  */
 
@@ -7,12 +7,9 @@ export type StsErrorCode =
   | 'ERR_STS_INVALID_REQUEST'
   | 'ERR_STS_INVALID_CREDENTIALS'
   | 'ERR_STS_FORBIDDEN'
-  | 'ERR_STS_NOT_FOUND'
-  | 'ERR_STS_METHOD_NOT_ALLOWED'
   | 'ERR_STS_PAYLOAD_TOO_LARGE'
   | 'ERR_STS_RATE_LIMITED'
-  | 'ERR_STS_UNAVAILABLE'
-  | 'ERR_STS_NOT_IMPLEMENTED';
+  | 'ERR_STS_UNAVAILABLE';
 
 /**
  * Why a request was refused, for the ledger and logs (never shown to the client verbatim).
@@ -36,8 +33,6 @@ export type RefusalReason =
 export interface StsErrorOptions {
   readonly retryAfterSeconds?: number;
   readonly reason?: RefusalReason;
-  /** Flow-specific wire code, e.g. Cognitive `BadArgument`; renderers fall back to a status-based code. */
-  readonly wireCode?: string;
   /** The credential a refusal concerns (account id, resource name, issuer), for the ledger; never a key. */
   readonly credentialId?: string;
   /** The Entra principal (`<tenant id>/<object id>`) a refusal concerns, for the ledger; never a token. */
@@ -48,7 +43,6 @@ export interface StsErrorOptions {
 export class StsError extends Error {
   readonly retryAfterSeconds: number | undefined;
   readonly reason: RefusalReason;
-  readonly wireCode: string | undefined;
   readonly credentialId: string | undefined;
   readonly principal: string | undefined;
 
@@ -63,7 +57,6 @@ export class StsError extends Error {
     this.name = 'StsError';
     this.retryAfterSeconds = options.retryAfterSeconds;
     this.reason = options.reason ?? defaultReason(code);
-    this.wireCode = options.wireCode;
     this.credentialId = options.credentialId;
     this.principal = options.principal;
   }
@@ -107,9 +100,6 @@ export const serviceUnavailable = (retryAfterSeconds: number, options: Omit<StsE
     ...options,
     retryAfterSeconds,
   });
-
-export const notImplemented = (): StsError =>
-  new StsError('ERR_STS_NOT_IMPLEMENTED', 501, 'Not implemented yet.');
 
 /**
  * Thrown by a dependency (secret store, ledger, upstream) that cannot answer now. Handlers turn it into a

@@ -1,4 +1,3 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { loadConfig, type StsConfig } from './config.js';
 import { CredentialDirectory } from './credentials/credentialDirectory.js';
 import type { EntraTokenValidator } from './entra/entraTokenValidator.js';
@@ -37,34 +36,17 @@ export interface StsServices {
 }
 
 let current: Promise<StsServices> | undefined;
-const scoped = new AsyncLocalStorage<Promise<StsServices>>();
 
-/** The process's services, created on first call from `process.env` (or those of an enclosing {@link withServices}). */
+/**
+ * The process's services, created on first call from `process.env`: what every registered handler answers
+ * with. A host that composes its own services binds a definition to them instead (`definition.handlerFor`).
+ */
 export function getServices(): Promise<StsServices> {
-  const inScope = scoped.getStore();
-  if (inScope) return inScope;
   current ??= createServices(loadConfig(process.env)).catch((error: unknown) => {
     current = undefined; // a failed start is retried on the next request, not cached forever
     throw error;
   });
   return current;
-}
-
-/** Replaces the process's services (tests, benchmark, local host with injected dependencies). */
-export function setServices(services: StsServices | Promise<StsServices> | undefined): void {
-  current = services === undefined ? undefined : Promise.resolve(services);
-}
-
-/**
- * Runs `work` with `services` answering every `getServices()` inside it, awaited continuations included:
- * a second STS instance with its own services in the same process (the upstream-mode tests serve one STS
- * as the other's upstream), without touching the process-wide services.
- *
- * @example
- * const handler: HttpHandler = (request, context) => withServices(upstreamServices, () => definition.handler(request, context));
- */
-export function withServices<T>(services: StsServices | Promise<StsServices>, work: () => T): T {
-  return scoped.run(Promise.resolve(services), work);
 }
 
 /** Releases the process's services (upstream connection pools, pending ledger writes): graceful shutdown. */
@@ -75,9 +57,22 @@ export async function closeServices(): Promise<void> {
   await Promise.allSettled([services?.upstream.close(), services?.ledger.close()]);
 }
 
-export async function createServices(config: StsConfig, clock: () => Date = () => new Date()): Promise<StsServices> {
-  const secrets = await createSecretStore(config, clock);
-  const signingKeys = createSigningKeyRing(config, secrets, clock);
+/**
+ * Builds the services for `config`. `warn` is told, once per episode and never with key material, when a
+ * long-lived service degrades (the secret store failing behind its cache, the signing key ring serving its
+ * last good keys, an unusable key version);
+ * by default `console.warn`, which the Functions worker forwards to the host's log.
+ *
+ * @example
+ * const services = await createServices(loadConfig(process.env), () => new Date(), (line) => logger.warn(line));
+ */
+export async function createServices(
+  config: StsConfig,
+  clock: () => Date = () => new Date(),
+  warn: (line: string) => void = (line) => console.warn(line),
+): Promise<StsServices> {
+  const secrets = await createSecretStore(config, clock, warn);
+  const signingKeys = createSigningKeyRing(config, secrets, clock, warn);
   const ledger = createLedger(config);
   return {
     config,
@@ -101,7 +96,7 @@ export async function createServices(config: StsConfig, clock: () => Date = () =
   };
 }
 
-async function createSecretStore(config: StsConfig, clock: () => Date): Promise<SecretStore> {
+async function createSecretStore(config: StsConfig, clock: () => Date, warn: (line: string) => void): Promise<SecretStore> {
   switch (config.secretStore.kind) {
     case 'file':
       // Not cached: the file is held in memory and re-read only when it changes, so CLI rotations show at once.
@@ -110,7 +105,7 @@ async function createSecretStore(config: StsConfig, clock: () => Date): Promise<
       // The Azure SDKs load on the first vault call (dynamic import inside KeyVaultSecretStore), not here.
       const { vaultUrl, clientId } = config.secretStore;
       const vault = new KeyVaultSecretStore({ vaultUrl, clientId, timeoutMs: config.secretCache.vaultTimeoutMs, clock });
-      return new CachedSecretStore(vault, config.secretCache, clock);
+      return new CachedSecretStore(vault, config.secretCache, clock, warn);
     }
   }
 }

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../shared/config.js';
 import { canonicalAddress, clientAddressOf, DEFAULT_CLIENT_ADDRESS_RULE } from '../shared/http/clientAddress.js';
 import { defineStsFunction } from '../shared/http/stsFunction.js';
-import { createServices, setServices } from '../shared/services.js';
+import { createServices } from '../shared/services.js';
 
 /**
  * The one client-address rule (docs/client-address.md): the entry the nearest trusted proxy wrote, counted from
@@ -76,7 +76,6 @@ describe('through the shared function wrapper', () => {
     folder = await mkdtemp(join(tmpdir(), 'sts-client-address-'));
   });
   afterAll(async () => {
-    setServices(undefined);
     await rm(folder, { recursive: true, force: true });
   });
 
@@ -87,9 +86,9 @@ describe('through the shared function wrapper', () => {
   });
 
   async function seenWith(env: Record<string, string>, headers: Record<string, string>): Promise<string | null> {
-    setServices(await createServices(loadConfig({ STS_LEDGER_MODE: 'off', STS_LOCAL_STORE_PATH: join(folder, 'secrets.json'), ...env })));
+    const services = await createServices(loadConfig({ STS_LEDGER_MODE: 'off', STS_LOCAL_STORE_PATH: join(folder, 'secrets.json'), ...env }));
     const request = new HttpRequest({ method: 'GET', url: 'https://sts.test.example/test/client-address', headers });
-    const init = (await reportAddress.handler(request, new InvocationContext({ functionName: 'issueToken' }))) as HttpResponseInit;
+    const init = (await reportAddress.handlerFor(services)(request, new InvocationContext({ functionName: 'issueToken' }))) as HttpResponseInit;
     return (JSON.parse(String(init.body)) as { clientIp: string | null }).clientIp;
   }
 

@@ -500,11 +500,18 @@ describe('with the real function definitions', () => {
     }
   });
 
-  it('runs one test host at a time, because services are process-wide', async () => {
+  it('serves two hosts at once, each answering with its own services', async () => {
     host = await startTestHost({ env: env() });
-    await expect(startTestHost({ env: env() })).rejects.toThrow(/already running/);
-    const id = randomUUID();
-    expect((await call(`${host.url}/accounts/${id}/token`, { headers: { authorization: `Bearer ${id}:x` } })).status).toBe(401);
+    const other = await startTestHost({ env: { ...env(), STS_ISSUER: 'https://sts.other.test.example/' } });
+    try {
+      const issuerOf = async (url: string) => (JSON.parse((await call(`${url}/.well-known/openid-configuration`)).text) as { issuer: string }).issuer;
+      expect(await issuerOf(host.url)).toBe('https://sts.test.example/');
+      expect(await issuerOf(other.url)).toBe('https://sts.other.test.example/');
+      const id = randomUUID();
+      expect((await call(`${host.url}/accounts/${id}/token`, { headers: { authorization: `Bearer ${id}:x` } })).status).toBe(401);
+    } finally {
+      await other.close();
+    }
   });
 });
 

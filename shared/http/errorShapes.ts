@@ -29,7 +29,7 @@ export function renderError(shape: ErrorShape, error: StsError, context: ErrorRe
     }
     case 'cognitive': {
       headers['Content-Type'] = 'application/json; charset=utf-8';
-      const code = error.wireCode ?? (error.status === 400 ? 'BadArgument' : String(error.status));
+      const code = error.status === 400 ? 'BadArgument' : String(error.status);
       return { status: error.status, headers, body: JSON.stringify({ error: { code, message: error.publicMessage } }) };
     }
     case 'wrap': {
@@ -42,7 +42,7 @@ export function renderError(shape: ErrorShape, error: StsError, context: ErrorRe
     }
     case 'oauthJson': {
       headers['Content-Type'] = 'application/json; charset=utf-8';
-      const code = error.wireCode ?? oauthCode(error.status);
+      const code = oauthCode(error.status);
       return { status: error.status, headers, body: JSON.stringify({ error: code, error_description: error.publicMessage }) };
     }
   }

@@ -18,7 +18,17 @@ export interface StsFunctionDefinition {
   readonly route: string;
   readonly methods: HttpMethod[];
   readonly authLevel: 'anonymous';
+  /** The handler the Functions host calls: it answers with the process's services ({@link getServices}). */
   readonly handler: HttpHandler;
+  /**
+   * The same function answering with `services` instead of the process's: a host that composes its own
+   * (a second STS instance in one process, a local host or benchmark with injected dependencies).
+   *
+   * @example
+   * const handler = definition.handlerFor(await createServices(config, clock));
+   * const response = await handler(request, context);
+   */
+  readonly handlerFor: (services: StsServices | Promise<StsServices>) => HttpHandler;
 }
 
 /** Everything a flow adapter gets besides the raw request. */
@@ -64,6 +74,19 @@ export interface StsFunctionSpec {
  */
 export function defineStsFunction(spec: StsFunctionSpec): StsFunctionDefinition {
   registerAppLifecycle();
+  const { route, methods } = flowDeclaration(spec.name);
+  return {
+    name: spec.name,
+    route,
+    methods: [...methods],
+    authLevel: 'anonymous',
+    handler: stsHandler(spec, getServices),
+    handlerFor: (services) => stsHandler(spec, () => Promise.resolve(services)),
+  };
+}
+
+/** The handler of {@link defineStsFunction}, taking its services from `servicesOf` on every request. */
+function stsHandler(spec: StsFunctionSpec, servicesOf: () => Promise<StsServices>): HttpHandler {
   const declaration = flowDeclaration(spec.name);
   const serve = async (request: HttpRequest, context: InvocationContext, requestId: string): Promise<HttpResponseInit> => {
     const correlation = correlationHeaders(declaration.correlationHeader, requestId);
@@ -80,7 +103,7 @@ export function defineStsFunction(spec: StsFunctionSpec): StsFunctionDefinition 
 
     let services: StsServices;
     try {
-      services = await getServices();
+      services = await servicesOf();
     } catch (error) {
       context.error(`startup failed: ${describeError(error)}`);
       return finish({ status: 500, body: '' });
@@ -159,7 +182,7 @@ export function defineStsFunction(spec: StsFunctionSpec): StsFunctionDefinition 
     }
   };
 
-  return { name: spec.name, route: declaration.route, methods: [...declaration.methods], authLevel: 'anonymous', handler };
+  return handler;
 }
 
 /** How long a refusal waits for its ledger row before answering anyway (the write goes on behind it). */

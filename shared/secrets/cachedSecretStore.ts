@@ -1,4 +1,5 @@
 import { DependencyUnavailableError } from '../errors.js';
+import { describeError } from '../logging/redact.js';
 import { isUsable, type SecretStore, type SecretVersion } from './secretStore.js';
 
 /** The cache settings (`config.secretCache`). */
@@ -72,7 +73,9 @@ type Counters = { -readonly [K in Exclude<keyof SecretCacheStats, 'size'>]: numb
  * - when the store fails, the last good answer is served up to `maxStaleSeconds` past its max age; a
  *   `DependencyUnavailableError` makes the whole cache back off for its `retryAfterSeconds` (Key Vault's
  *   `Retry-After`), answering cold lookups at once with a 503 instead of adding load;
- * - a cached secret that reaches its own `expiresOn` stops being served at that moment.
+ * - a cached secret that reaches its own `expiresOn` stops being served at that moment;
+ * - an outage is reported to `warn` once, when the first store call fails, and its end once, when a store
+ *   call succeeds again: never per request, never with a value.
  *
  * @example
  * const secrets = new CachedSecretStore(new KeyVaultSecretStore({ vaultUrl, timeoutMs: 3_000 }), config.secretCache);
@@ -85,6 +88,8 @@ export class CachedSecretStore implements SecretStore {
   private active = 0;
   private backoffUntilMs = 0;
   private backoffReason = '';
+  /** The last store call failed: the outage has been reported, and its end will be. */
+  private storeFailing = false;
   private readonly counters: Counters = {
     hits: 0,
     misses: 0,
@@ -101,6 +106,7 @@ export class CachedSecretStore implements SecretStore {
     private readonly inner: SecretStore,
     private readonly settings: SecretCacheSettings,
     private readonly clock: () => Date = () => new Date(),
+    private readonly warn: (line: string) => void = (line) => console.warn(line),
   ) {}
 
   getSecret(name: string): Promise<SecretVersion | undefined> {
@@ -113,17 +119,26 @@ export class CachedSecretStore implements SecretStore {
   }
 
   /**
+   * Drops the cached entry and asks the wrapped store's own fresh read; the answer is cached as usual, so
+   * after a rotation only the first caller pays the re-read. Never served stale: when the store fails, so
+   * does this. A fetch of `name` already under way is joined (it too is answered by the store).
+   */
+  getFreshSecret(name: string): Promise<SecretVersion | undefined> {
+    const key = `secret:${name}`;
+    this.entries.delete(key);
+    this.counters.misses += 1;
+    return this.fetch<SecretVersion | undefined>(key, () => this.inner.getFreshSecret(name), (value) => value === undefined).then((value) =>
+      value && isUsable(value, this.clock()) ? value : undefined,
+    );
+  }
+
+  /**
    * Passed through, not retained: its one reader (the signing key ring) keeps the versions for the max age
    * itself, with its own stale-on-error, and a second layer would only delay a rotation twice. Concurrent
    * calls still share one fetch, and the backoff and concurrency bound apply.
    */
   getSecretVersions(name: string): Promise<readonly SecretVersion[]> {
     return this.fetch(`versions:${name}`, () => this.inner.getSecretVersions(name), () => false, { retain: false });
-  }
-
-  /** Forgets what is cached for `name` (after a write through another path). */
-  invalidate(name: string): void {
-    this.entries.delete(`secret:${name}`);
   }
 
   /** Counters since start, for tests and the benchmark. */
@@ -183,9 +198,15 @@ export class CachedSecretStore implements SecretStore {
         this.counters.storeReads += 1;
         const value = await load();
         if (retain) this.remember(key, value, isAbsent(value));
+        if (this.storeFailing) this.warn('secret store: answering again');
+        this.storeFailing = false;
         return value;
       } catch (error) {
         this.counters.storeFailures += 1;
+        if (!this.storeFailing) {
+          this.warn(`secret store: ${describeError(error)}; serving cached answers up to ${this.settings.maxStaleSeconds} s past their max age until it answers`);
+        }
+        this.storeFailing = true;
         if (error instanceof DependencyUnavailableError) {
           this.backoffUntilMs = Math.max(this.backoffUntilMs, this.clock().getTime() + error.retryAfterSeconds * 1000);
           this.backoffReason = error.message;

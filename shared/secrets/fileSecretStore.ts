@@ -48,6 +48,12 @@ export class FileSecretStore implements WritableSecretStore {
     return current && isUsable(current, this.clock()) ? current : undefined;
   }
 
+  /** Checks the file now (not at most once a second), then answers as {@link getSecret}. */
+  async getFreshSecret(name: string): Promise<SecretVersion | undefined> {
+    await this.refresh(true);
+    return this.getSecret(name);
+  }
+
   async getSecretVersions(name: string): Promise<readonly SecretVersion[]> {
     await this.refresh();
     let view = this.views.get(name);

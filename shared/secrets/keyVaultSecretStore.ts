@@ -58,6 +58,11 @@ export class KeyVaultSecretStore implements WritableSecretStore {
     return isUsable(version, this.clock()) ? version : undefined;
   }
 
+  /** The vault is the source and this store keeps nothing: every read is fresh. */
+  getFreshSecret(name: string): Promise<SecretVersion | undefined> {
+    return this.getSecret(name);
+  }
+
   async getSecretVersions(name: string): Promise<readonly SecretVersion[]> {
     if (!SECRET_NAME_PATTERN.test(name)) return [];
     const versions = await this.read('list versions', async (client, abortSignal) => {

@@ -21,6 +21,12 @@ export interface SecretVersion {
 export interface SecretStore {
   /** The current version of `name` if it exists, is enabled and valid now; otherwise `undefined`. */
   getSecret(name: string): Promise<SecretVersion | undefined>;
+  /**
+   * As {@link getSecret}, but answered by the source itself, past every cache (a cache then holds the new
+   * answer): for a caller with evidence that a cached value is out of date, e.g. an upstream STS that just
+   * refused the key with a 401 because it was rotated. Costs a store read every time; never on a hot path.
+   */
+  getFreshSecret(name: string): Promise<SecretVersion | undefined>;
   /** Every version of `name` with its value, newest first, disabled ones included (callers filter). */
   getSecretVersions(name: string): Promise<readonly SecretVersion[]>;
 }

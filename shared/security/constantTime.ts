@@ -14,16 +14,9 @@ export function secretsEqual(presented: string, expected: string): boolean {
 }
 
 /**
- * Which of a credential's keys (slot 1 or 2) the presented key equals, or undefined. Both slots are always
- * compared so the time taken does not tell which slot matched.
- */
-export function matchKeySlot(presented: string, keys: readonly [string, string]): 1 | 2 | undefined {
-  return matchKeyDigestSlot(secretDigest(presented), [secretDigest(keys[0]), secretDigest(keys[1])]);
-}
-
-/**
- * {@link matchKeySlot} over digests computed ahead (a credential's key digests are kept with its parsed
- * record, so a request hashes only the presented key).
+ * Which of a credential's keys (slot 1 or 2) the presented key equals, or undefined, over digests computed
+ * ahead (a credential's key digests are kept with its parsed record, so a request hashes only the presented
+ * key). Both slots are always compared so the time taken does not tell which slot matched.
  */
 export function matchKeyDigestSlot(presentedDigest: Buffer, keyDigests: readonly [Buffer, Buffer]): 1 | 2 | undefined {
   const first = timingSafeEqual(presentedDigest, keyDigests[0]);

@@ -1,8 +1,7 @@
 import { randomUUID, sign, type KeyObject } from 'node:crypto';
-import type { SecretStore } from '../secrets/secretStore.js';
 import { encodeJwtSegmentJson } from './jwtSegment.js';
 import type { SigningAlgorithm } from './signingKeyMaterial.js';
-import { SigningKeyRing, type RingKey } from './signingKeyRing.js';
+import type { RingKey } from './signingKeyRing.js';
 
 export interface IssuedJwt {
   readonly token: string;
@@ -26,7 +25,7 @@ export interface JwtIssuer {
   issue(claims: Readonly<Record<string, unknown>>, options: JwtIssueOptions): Promise<IssuedJwt>;
 }
 
-/** Where the issuer gets the key to sign with at a given instant: normally a {@link SigningKeyRing}. */
+/** Where the issuer gets the key to sign with at a given instant: normally the signing key ring (`SigningKeyRing`). */
 export interface SigningKeySource {
   signingKey(now: Date): Promise<RingKey>;
 }
@@ -34,13 +33,12 @@ export interface SigningKeySource {
 /** Claims the issuer sets itself; a flow's claim of the same name is overwritten. */
 const RESERVED_CLAIMS = new Set(['iss', 'aud', 'iat', 'nbf', 'exp', 'jti']);
 
-
 /**
  * The JWT issuer of contracts.md §1.6, §2.4, §3.3, §4.2: JWS compact form, `{alg, kid, typ: "JWT"}` with
  * `kid` the RFC 7638 thumbprint of the signing key, ES256 (P-256, IEEE P1363 `r||s`) or RS256 (PKCS#1 v1.5)
  * by key type. Header and payload are written with {@link encodeJwtSegmentJson}, so the payload decodes with
  * standard base64 as well as base64url. Signs with the ring's cached `KeyObject` (nothing is re-imported
- * per token), off the event loop.
+ * per token), synchronously on the calling thread (see {@link signJws}).
  *
  * Claim order follows the real Mixed Reality sample: `jti`, the flow's claims, `nbf`, `exp`, `iat`, `iss`,
  * `aud`.
@@ -49,9 +47,7 @@ const RESERVED_CLAIMS = new Set(['iss', 'aud', 'iat', 'nbf', 'exp', 'jti']);
  * const issuer = createJwtIssuer(config.issuer, ring);
  * const { token, expiresAt } = await issuer.issue({ aid: accountId }, { audience, lifetimeSeconds: 86_400, now });
  */
-export function createJwtIssuer(issuer: string, keys: SigningKeySource | SecretStore): JwtIssuer {
-  // A SecretStore is still accepted (the skeleton's signature); it gets a ring with the default cache age.
-  const source: SigningKeySource = 'getSecretVersions' in keys ? new SigningKeyRing({ secrets: keys, maxAgeSeconds: 300 }) : keys;
+export function createJwtIssuer(issuer: string, source: SigningKeySource): JwtIssuer {
   return {
     async issue(claims, { audience, lifetimeSeconds, now }) {
       if (!Number.isSafeInteger(lifetimeSeconds) || lifetimeSeconds <= 0) {

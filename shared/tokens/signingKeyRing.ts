@@ -1,8 +1,9 @@
 import type { StsConfig } from '../config.js';
 import { vaultLayout } from '../credentials/vaultLayout.js';
 import { DependencyUnavailableError } from '../errors.js';
+import { describeError } from '../logging/redact.js';
 import type { SecretStore, SecretVersion } from '../secrets/secretStore.js';
-import { parseSigningJwk, type PublicSigningJwk, type SigningAlgorithm, type SigningKeyMaterial } from './signingKeyMaterial.js';
+import { parseSigningJwk, type PublicSigningJwk, type SigningKeyMaterial } from './signingKeyMaterial.js';
 
 /** `Cache-Control: max-age` of the JWKS document; a new key is published at least this long before it signs. */
 export const JWKS_MAX_AGE_SECONDS = 300;
@@ -48,7 +49,11 @@ export interface SigningKeyRingOptions {
    * so no verifier meets an unknown `kid`. A new key signs at once when no older key can.
    */
   readonly publishBeforeUseSeconds?: number;
-  /** Told about versions that cannot be parsed and store errors (never with key material). */
+  /**
+   * Told when the ring degrades, once per episode and never with key material: the store failed and the
+   * last good ring serves on (again only after a successful read, which is reported too), or an enabled
+   * version is not a usable key and is skipped (again only if it is disabled and enabled anew).
+   */
   readonly onProblem?: (message: string) => void;
 }
 
@@ -89,6 +94,10 @@ export class SigningKeyRing {
   private reloading: Promise<readonly LoadedVersion[]> | undefined;
   /** Parsed keys by version id: values are immutable per version, so each is parsed once. */
   private parsed = new Map<string, Promise<SigningKeyMaterial>>();
+  /** The last read of the store failed: its failure has been reported, and its recovery will be. */
+  private storeFailing = false;
+  /** Enabled versions found unusable at the last read, each reported once. */
+  private unusable = new Set<string>();
 
   constructor(private readonly options: SigningKeyRingOptions) {
     this.clock = options.clock ?? (() => new Date());
@@ -127,12 +136,6 @@ export class SigningKeyRing {
     return { keys: await this.publicJwks(now) };
   }
 
-  /** The distinct algorithms of the verifying keys, signing key's first. */
-  async algorithms(now: Date = this.clock()): Promise<SigningAlgorithm[]> {
-    const { verifying } = await this.view(now);
-    return [...new Set(verifying.map((key) => key.alg))];
-  }
-
   private async versions(): Promise<readonly LoadedVersion[]> {
     if (this.loaded && this.clock().getTime() < this.nextReloadAtMs) return this.loaded;
     this.reloading ??= this.reload().finally(() => {
@@ -148,13 +151,20 @@ export class SigningKeyRing {
     } catch (error) {
       this.nextReloadAtMs = this.clock().getTime() + this.retryAfterErrorMs;
       if (this.loaded) {
-        this.options.onProblem?.('signing keys: store unavailable, serving the last good ring');
+        if (!this.storeFailing) {
+          this.options.onProblem?.(`signing keys: store unavailable (${describeError(error)}); serving the last good ring until it answers`);
+        }
+        this.storeFailing = true;
         return this.loaded;
       }
+      // Never read: every caller gets the 503 (and the function wrapper logs each one); nothing served stale.
       throw new DependencyUnavailableError('secret-store', 30, 'The signing keys cannot be read', { cause: error });
     }
+    if (this.storeFailing) this.options.onProblem?.('signing keys: store answering again; the ring is current');
+    this.storeFailing = false;
     const loaded: LoadedVersion[] = [];
     const parsed = new Map<string, Promise<SigningKeyMaterial>>();
+    const unusable = new Set<string>();
     for (const version of versions) {
       if (!version.enabled) continue;
       const material = this.parsed.get(version.version) ?? parseSigningJwk(version.value);
@@ -168,9 +178,13 @@ export class SigningKeyRing {
           expiresOnMs: version.expiresOn?.getTime() ?? Number.POSITIVE_INFINITY,
         });
       } catch {
-        this.options.onProblem?.(`signing keys: version ${version.version} is not a usable signing key; skipped`);
+        unusable.add(version.version);
+        if (!this.unusable.has(version.version)) {
+          this.options.onProblem?.(`signing keys: version ${version.version} is not a usable signing key; skipped`);
+        }
       }
     }
+    this.unusable = unusable;
     this.parsed = parsed;
     this.loaded = loaded;
     this.nextReloadAtMs = this.clock().getTime() + this.maxAgeMs;
@@ -216,13 +230,13 @@ export function createSigningKeyRing(
   config: Pick<StsConfig, 'secretCache' | 'lifetimes'>,
   secrets: SecretStore,
   clock: () => Date,
-  onProblem?: (message: string) => void,
+  onProblem: (message: string) => void,
 ): SigningKeyRing {
   return new SigningKeyRing({
     secrets,
     clock,
     maxAgeSeconds: config.secretCache.maxAgeSeconds,
     longestTokenLifetimeSeconds: Math.max(LONGEST_TOKEN_LIFETIME_SECONDS, ...Object.values(config.lifetimes)),
-    ...(onProblem ? { onProblem } : {}),
+    onProblem,
   });
 }

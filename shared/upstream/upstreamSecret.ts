@@ -1,5 +1,4 @@
 import { GUID_PATTERN, vaultLayout, vaultPrefixes } from '../credentials/vaultLayout.js';
-import { CachedSecretStore } from '../secrets/cachedSecretStore.js';
 import { SECRET_NAME_PATTERN, type SecretStore } from '../secrets/secretStore.js';
 import type { MixedRealityUpstreamCredentials } from './fetchMixedRealityToken.js';
 import { isUpstreamKeyRefused, UpstreamError } from './upstreamErrors.js';
@@ -14,36 +13,16 @@ import { isUpstreamKeyRefused, UpstreamError } from './upstreamErrors.js';
 export type ReadUpstreamSecret = (name: string, options: { readonly fresh: boolean }) => Promise<string | undefined>;
 
 /**
- * Adapts secret stores to {@link ReadUpstreamSecret}: ordinary reads go to `cached` (the process's cached
- * store), fresh reads to `direct` (the same store without its cache). With no `direct`, fresh reads go to
- * `cached` too, which is right when it is not a cache (the file store, tests).
- *
- * @example
- * const readSecret = upstreamSecretReader({ cached: services.secrets, direct: vaultStoreWithoutCache });
- */
-export function upstreamSecretReader(stores: { readonly cached: SecretStore; readonly direct?: SecretStore }): ReadUpstreamSecret {
-  return async (name, { fresh }) => {
-    const store = fresh && stores.direct ? stores.direct : stores.cached;
-    return (await store.getSecret(name))?.value;
-  };
-}
-
-/**
- * The reader for the process's own secret store (what `services.ts` wires): ordinary reads go through it,
- * cached when it is a {@link CachedSecretStore}. A fresh read first drops the cached entry, so the store
- * itself (Key Vault) is asked, and the cache then holds the new key: after a rotation only the first fetch
- * pays the 401 and the re-read, later ones use the new key at once. An uncached store (the file store,
- * re-read whenever the file changes) is simply read again.
+ * The reader for a secret store (the process's own, as `services.ts` wires it): ordinary reads are
+ * `getSecret` (cached in front of Key Vault), fresh reads `getFreshSecret`, which asks the store itself and
+ * leaves the new key in the cache: after a rotation only the first fetch pays the 401 and the re-read,
+ * later ones use the new key at once.
  *
  * @example
  * const readSecret = upstreamSecretReaderFor(services.secrets);
  */
 export function upstreamSecretReaderFor(store: SecretStore): ReadUpstreamSecret {
-  const forget = store instanceof CachedSecretStore ? (name: string) => store.invalidate(name) : undefined;
-  return async (name, { fresh }) => {
-    if (fresh) forget?.(name);
-    return (await store.getSecret(name))?.value;
-  };
+  return async (name, { fresh }) => (await (fresh ? store.getFreshSecret(name) : store.getSecret(name)))?.value;
 }
 
 /**

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { definition } from '../../functions/mixedRealityToken.js';
 import { lazyEntraValidator } from '../../shared/entra/lazyEntraValidator.js';
 import { FileSecretStore } from '../../shared/secrets/fileSecretStore.js';
-import { setServices } from '../../shared/services.js';
+import type { StsServices } from '../../shared/services.js';
 import { allowPrincipal, revokePrincipal } from '../../tools/sts/credentials/principalProvisioning.js';
 import { createMixedRealityAccount } from '../../tools/sts/credentials/provisioning.js';
 import { expectSecurityHeaders, FROZEN_NOW, FROZEN_SECONDS, startFlowHarness, TEST_ENV, type FlowHarness, type ObservedResponse } from '../flows/flowHarness.js';
@@ -34,7 +34,6 @@ afterAll(async () => {
 beforeEach(() => {
   harness.ledgerRows.length = 0;
   issuer.outage = false;
-  setServices(harness.services);
 });
 
 const accountId = (): string => harness.credentials.mixedReality.account.accountId;
@@ -65,13 +64,12 @@ function entraClaims(overrides: JWTPayload = {}): JWTPayload {
   };
 }
 
-function getToken(account: string, authorization: string): Promise<ObservedResponse> {
-  return harness.invoke(definition, {
-    method: 'GET',
-    path: `/accounts/${account}/token`,
-    params: { accountId: account },
-    headers: { Authorization: authorization },
-  });
+function getToken(account: string, authorization: string, services: StsServices = harness.services): Promise<ObservedResponse> {
+  return harness.invoke(
+    definition,
+    { method: 'GET', path: `/accounts/${account}/token`, params: { accountId: account }, headers: { Authorization: authorization } },
+    services,
+  );
 }
 
 function refusalOf(response: ObservedResponse): { status: number; wwwAuthenticate: string | null; body: string } {
@@ -241,12 +239,12 @@ describe('Mixed Reality STS with a Microsoft Entra access token', () => {
   describe('when the authority cannot be reached', () => {
     it('a cold instance answers 503 with Retry-After (not 401), and does not ask again before it', async () => {
       const cold = lazyEntraValidator({ authority: issuer.authority, audience: AUDIENCE }, () => new Date(FROZEN_NOW));
-      setServices({ ...harness.services, entra: cold });
+      const services = { ...harness.services, entra: cold };
       issuer.outage = 'reset';
       issuer.resetCounters();
       const token = await issuer.sign(entraClaims());
-      const first = await getToken(accountId(), `Bearer ${token}`);
-      const second = await getToken(accountId(), `Bearer ${token}`);
+      const first = await getToken(accountId(), `Bearer ${token}`, services);
+      const second = await getToken(accountId(), `Bearer ${token}`, services);
       for (const response of [first, second]) {
         expect(response.status).toBe(503);
         expect(Number(response.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
@@ -259,12 +257,12 @@ describe('Mixed Reality STS with a Microsoft Entra access token', () => {
     it('held keys keep working past their max age while the authority is down', async () => {
       let nowMs = FROZEN_NOW.getTime();
       const warm = lazyEntraValidator({ authority: issuer.authority, audience: AUDIENCE }, () => new Date(nowMs));
-      setServices({ ...harness.services, entra: warm });
+      const services = { ...harness.services, entra: warm };
       const token = await issuer.sign(entraClaims());
-      expect((await getToken(accountId(), `Bearer ${token}`)).status).toBe(200);
+      expect((await getToken(accountId(), `Bearer ${token}`, services)).status).toBe(200);
       issuer.outage = 500;
       nowMs += 2 * 60 * 60 * 1000; // past the one-hour max age
-      expect((await getToken(accountId(), `Bearer ${token}`)).status).toBe(200);
+      expect((await getToken(accountId(), `Bearer ${token}`, services)).status).toBe(200);
     });
   });
 

@@ -2,7 +2,7 @@ import { HttpRequest, InvocationContext, type HttpResponseInit } from '@azure/fu
 import { loadConfig } from '../../shared/config.js';
 import type { StsFunctionDefinition } from '../../shared/http/stsFunction.js';
 import type { LedgerEntry } from '../../shared/ledger/ledger.js';
-import { createServices, setServices, type StsServices } from '../../shared/services.js';
+import { createServices, type StsServices } from '../../shared/services.js';
 import { createStsJwtVerifier, type StsJwtClaims } from '../../shared/verify/index.js';
 import { createTestCredentials, type TestCredentials } from '../support/testCredentials.js';
 
@@ -31,8 +31,11 @@ export interface FlowHarness {
   readonly services: StsServices;
   /** Every ledger row written, issued and refused. */
   readonly ledgerRows: LedgerEntry[];
-  /** Calls a function's handler in process with a real `HttpRequest`. */
-  invoke(definition: StsFunctionDefinition, request: InProcessRequest): Promise<ObservedResponse>;
+  /**
+   * Calls a function's handler in process with a real `HttpRequest`, bound to `services` (default the
+   * harness's own).
+   */
+  invoke(definition: StsFunctionDefinition, request: InProcessRequest, services?: StsServices): Promise<ObservedResponse>;
   /**
    * Verifies a JWT with the resource-server verification module (`shared/verify`), against the JWKS the
    * services publish, at the frozen time: signature, `typ: JWT`, `iss`, `aud`, `exp`/`nbf`, `iat`, `jti`.
@@ -52,8 +55,8 @@ export interface InProcessRequest {
 }
 
 /**
- * Creates test credentials, services on the frozen clock with a capturing ledger, and installs them with
- * `setServices` so the function definitions use them.
+ * Creates test credentials and services on the frozen clock with a capturing ledger; `invoke` runs a
+ * definition's handler bound to those services (`definition.handlerFor`).
  */
 export async function startFlowHarness(env: Record<string, string> = {}): Promise<FlowHarness> {
   const clock = () => new Date(FROZEN_NOW);
@@ -72,13 +75,12 @@ export async function startFlowHarness(env: Record<string, string> = {}): Promis
       close: async () => {},
     },
   };
-  setServices(services);
 
   return {
     credentials,
     services,
     ledgerRows,
-    async invoke(definition, request) {
+    async invoke(definition, request, bound = services) {
       const body = request.body === undefined ? undefined : typeof request.body === 'string' ? { string: request.body } : { bytes: request.body };
       const httpRequest = new HttpRequest({
         method: request.method,
@@ -88,7 +90,7 @@ export async function startFlowHarness(env: Record<string, string> = {}): Promis
         ...(body ? { body } : {}),
       });
       const context = new InvocationContext({ functionName: definition.name, logHandler: () => {} });
-      const init = (await definition.handler(httpRequest, context)) as HttpResponseInit;
+      const init = (await definition.handlerFor(bound)(httpRequest, context)) as HttpResponseInit;
       return observe(init);
     },
     async verifyJwt(token, audience) {
@@ -97,7 +99,6 @@ export async function startFlowHarness(env: Record<string, string> = {}): Promis
       return { payload: await verifier.verify(token) };
     },
     async close() {
-      setServices(undefined);
       await credentials.remove();
     },
   };

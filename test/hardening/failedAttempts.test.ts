@@ -1,13 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../shared/config.js';
 import { CredentialDirectory } from '../../shared/credentials/credentialDirectory.js';
 import { StsError } from '../../shared/errors.js';
 import { CachedSecretStore } from '../../shared/secrets/cachedSecretStore.js';
 import { FailedAttemptLimiter, ipKey } from '../../shared/security/failedAttemptLimiter.js';
-import { createServices, setServices } from '../../shared/services.js';
+import { createServices } from '../../shared/services.js';
 import { startTestHost, type TestHost } from '../support/localHostFixture.js';
 import { createTestCredentials, type TestCredentials } from '../support/testCredentials.js';
 import {
@@ -38,12 +38,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await credentials.remove();
 });
-/** For the in-process suites, which install their services themselves. */
-function resetServicesAfterEach(): void {
-  afterEach(() => {
-    setServices(undefined);
-  });
-}
 
 describe('FailedAttemptLimiter', () => {
   const limits = { perClientIp: 3, perCredential: 5, windowSeconds: 60, maxTrackedKeys: 1_000 };
@@ -133,7 +127,6 @@ describe('over HTTP: 429 + Retry-After in each flow’s shape once an IP failed 
 });
 
 describe('per credential: an account or WRAP issuer under attack from many IPs', () => {
-  resetServicesAfterEach();
   it.each([
     ['mixedReality', (c: TestCredentials) => c.mixedReality.account.accountId],
     ['wrap', () => 'contoso/owner'],
@@ -143,36 +136,33 @@ describe('per credential: an account or WRAP issuer under attack from many IPs',
       STS_FAILED_ATTEMPTS_PER_WINDOW: '1000',
       STS_FAILED_ATTEMPTS_PER_CREDENTIAL: '10',
     });
-    setServices(services);
     for (let i = 0; i < 10; i += 1) {
-      const answer = await invokeInProcess(flow, flowRequest(flow, credentials, `guess-${i}`), { clientIp: `198.51.100.${i}` });
+      const answer = await invokeInProcess(flow, flowRequest(flow, credentials, `guess-${i}`), { services, clientIp: `198.51.100.${i}` });
       expect(answer.status).toBe(401);
     }
     const readsBefore = store.reads;
-    const blocked = await invokeInProcess(flow, flowRequest(flow, credentials), { clientIp: '192.0.2.200' });
+    const blocked = await invokeInProcess(flow, flowRequest(flow, credentials), { services, clientIp: '192.0.2.200' });
     expectFlowErrorShape(flow as TokenFlow, blocked, 429);
     expect(store.reads).toBe(readsBefore);
     expect(services.failedAttempts.credentialRetryAfter(idOf(credentials))).toBe(60);
     // The limiter has no id for a Cognitive key, so issueToken from the same IPs is untouched.
-    expect((await invokeInProcess('issueToken', flowRequest('issueToken', credentials), { clientIp: '198.51.100.1' })).status).toBe(200);
+    expect((await invokeInProcess('issueToken', flowRequest('issueToken', credentials), { services, clientIp: '198.51.100.1' })).status).toBe(200);
   });
 });
 
 describe('a flood of unknown credentials cannot exhaust memory or the vault', () => {
-  resetServicesAfterEach();
   const FLOOD = 50_000;
 
   it(`${FLOOD.toLocaleString('en')} distinct unknown account ids from one IP: at most the IP limit reaches the vault`, async () => {
     nowMs += 3_600_000;
     const { services, store } = await countedServices(credentials, clock);
-    setServices(services);
     const statuses = new Map<number, number>();
     for (let i = 0; i < FLOOD; i += 1) {
       const accountId = randomUUID();
       const answer = await invokeInProcess(
         'mixedReality',
         { method: 'GET', path: `/accounts/${accountId}/token`, headers: { authorization: `Bearer ${accountId}:k${i}` }, params: { accountId } },
-        { clientIp: '203.0.113.66' },
+        { services, clientIp: '203.0.113.66' },
       );
       statuses.set(answer.status, (statuses.get(answer.status) ?? 0) + 1);
     }
@@ -197,7 +187,6 @@ describe('a flood of unknown credentials cannot exhaust memory or the vault', ()
     // The Key Vault configuration: the cache in front of the store, with its negative cache and LRU bound.
     const cache = new CachedSecretStore(vault, config.secretCache, clock);
     const services = { ...base, secrets: cache, credentials: new CredentialDirectory(cache) };
-    setServices(services);
 
     const heapBefore = settledHeapUsed();
     let refused = 0;
@@ -208,7 +197,7 @@ describe('a flood of unknown credentials cannot exhaust memory or the vault', ()
       const answer = await invokeInProcess(
         'mixedReality',
         { method: 'GET', path: `/accounts/${accountId}/token`, headers: { authorization: `Bearer ${accountId}:k${i}` }, params: { accountId } },
-        { clientIp: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}` },
+        { services, clientIp: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}` },
       );
       if (answer.status === 401) refused += 1;
     }

@@ -95,11 +95,14 @@ export async function sendHttp(baseUrl: string, req: ClientRequest): Promise<Ans
   return { status: response.statusCode, headers, text };
 }
 
-/** Calls a flow's handler in process, as the Functions host would, with `clientIp` as X-Forwarded-For. */
+/**
+ * Calls a flow's handler in process, bound to `services`, as the Functions host would, with `clientIp` as
+ * X-Forwarded-For.
+ */
 export async function invokeInProcess(
   flow: TokenFlow,
   req: ClientRequest,
-  options: { clientIp?: string; log?: (line: string) => void } = {},
+  options: { services: StsServices; clientIp?: string; log?: (line: string) => void },
 ): Promise<Answer> {
   const definition = definitionOf[flow];
   const headers = { ...req.headers, ...(options.clientIp ? { 'x-forwarded-for': options.clientIp } : {}) };
@@ -115,7 +118,7 @@ export async function invokeInProcess(
     functionName: definition.name,
     logHandler: log ? (level, ...args) => log(`[${level}] ${args.map(String).join(' ')}`) : () => {},
   });
-  const init = (await definition.handler(httpRequest, context)) as HttpResponseInit;
+  const init = (await definition.handlerFor(options.services)(httpRequest, context)) as HttpResponseInit;
   const body = init.body;
   return {
     status: init.status ?? 200,
@@ -161,6 +164,10 @@ export function countingStore(inner: SecretStore): SecretStore & { reads: number
     getSecret(name: string) {
       counting.reads += 1;
       return inner.getSecret(name);
+    },
+    getFreshSecret(name: string) {
+      counting.reads += 1;
+      return inner.getFreshSecret(name);
     },
     getSecretVersions(name: string) {
       return inner.getSecretVersions(name);

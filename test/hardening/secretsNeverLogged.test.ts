@@ -3,7 +3,7 @@ import { LeakScanner } from '../../tooling/fuzz/leakScanner.js';
 import { DependencyUnavailableError } from '../../shared/errors.js';
 import { CredentialDirectory } from '../../shared/credentials/credentialDirectory.js';
 import { vaultLayout } from '../../shared/credentials/vaultLayout.js';
-import { setServices, type StsServices } from '../../shared/services.js';
+import { type StsServices } from '../../shared/services.js';
 import { startTestHost, type TestHost } from '../support/localHostFixture.js';
 import { createTestCredentials, type TestCredentials } from '../support/testCredentials.js';
 import {
@@ -137,7 +137,6 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   restoreCapture();
-  setServices(undefined);
   await credentials.remove();
 });
 
@@ -179,19 +178,20 @@ describe('in process, the raw handler log (what Azure records, before any maskin
 
   it.each(TOKEN_FLOWS)('%s: every scenario, with the vault failing and the ledger failing too', async (flow) => {
     const { services } = await countedServices(credentials, () => NOW);
-    setServices(services);
-    for (const { request } of scenarios(flow)) collectIssued(flow, await invokeInProcess(flow, request, { clientIp: '198.51.100.7', log: (l) => rawLog.push(l) }));
+    for (const { request } of scenarios(flow)) collectIssued(flow, await invokeInProcess(flow, request, { services, clientIp: '198.51.100.7', log: (l) => rawLog.push(l) }));
 
     // Secret-store failures carry the secret's name (derived from the presented key for Cognitive) in their cause.
     const failingStore = {
       getSecret: async (name: string) => {
         throw new DependencyUnavailableError('secret-store', 5, `Key Vault answered 503 for ${name}`);
       },
+      getFreshSecret: async (name: string) => {
+        throw new DependencyUnavailableError('secret-store', 5, `Key Vault answered 503 for ${name}`);
+      },
       getSecretVersions: services.secrets.getSecretVersions.bind(services.secrets),
     };
     const vaultDown: StsServices = { ...services, credentials: new CredentialDirectory(failingStore) };
-    setServices(vaultDown);
-    const down = await invokeInProcess(flow, flowRequest(flow, credentials), { log: (l) => rawLog.push(l) });
+    const down = await invokeInProcess(flow, flowRequest(flow, credentials), { services: vaultDown, log: (l) => rawLog.push(l) });
     expect(down.status).toBe(503);
 
     const ledgerDown: StsServices = {
@@ -203,10 +203,8 @@ describe('in process, the raw handler log (what Azure records, before any maskin
         close: async () => {},
       },
     };
-    setServices(ledgerDown);
-    expect((await invokeInProcess(flow, flowRequest(flow, credentials), { log: (l) => rawLog.push(l) })).status).toBe(503);
-    expect((await invokeInProcess(flow, flowRequest(flow, credentials, 'wrong'), { log: (l) => rawLog.push(l) })).status).toBe(401);
-    setServices(undefined);
+    expect((await invokeInProcess(flow, flowRequest(flow, credentials), { services: ledgerDown, log: (l) => rawLog.push(l) })).status).toBe(503);
+    expect((await invokeInProcess(flow, flowRequest(flow, credentials, 'wrong'), { services: ledgerDown, log: (l) => rawLog.push(l) })).status).toBe(401);
   });
 });
 

@@ -15,7 +15,7 @@ import { vaultLayout } from '../../shared/credentials/vaultLayout.js';
 import { DependencyUnavailableError } from '../../shared/errors.js';
 import { CachedSecretStore } from '../../shared/secrets/cachedSecretStore.js';
 import { KeyVaultSecretStore } from '../../shared/secrets/keyVaultSecretStore.js';
-import { createServices, setServices, type StsServices } from '../../shared/services.js';
+import { createServices, type StsServices } from '../../shared/services.js';
 import { generateSigningJwk } from '../../shared/tokens/signingKeyMaterial.js';
 import { JWKS_MAX_AGE_SECONDS } from '../../shared/tokens/signingKeyRing.js';
 import { startKeyVaultTestServer, type KeyVaultTestServer } from '../../tooling/doubles/keyVaultTestServer.js';
@@ -49,12 +49,14 @@ beforeAll(async () => {
   nowMs = Date.now() + 1_000; // after the signing key's creation second
 });
 afterAll(async () => {
-  setServices(undefined);
   await server.close();
 });
 afterEach(() => {
   server.resetFaults();
 });
+
+/** The services {@link requestToken} answers with: the latest {@link startServices}. */
+let current: StsServices | undefined;
 
 /** Fresh services (a fresh cache) as the function app builds them from its settings. */
 async function startServices(env: Record<string, string> = {}): Promise<StsServices> {
@@ -70,7 +72,7 @@ async function startServices(env: Record<string, string> = {}): Promise<StsServi
   });
   const services = await createServices(config, clock);
   expect(services.secrets).toBeInstanceOf(CachedSecretStore);
-  setServices(services);
+  current = services;
   return services;
 }
 
@@ -92,7 +94,8 @@ async function requestToken(accountId: string, key: string): Promise<Observed> {
     params: { accountId },
   });
   const context = new InvocationContext({ functionName: mixedRealityToken.name, logHandler: () => {} });
-  const init = (await mixedRealityToken.handler(request, context)) as HttpResponseInit;
+  if (!current) throw new Error('call startServices first');
+  const init = (await mixedRealityToken.handlerFor(current)(request, context)) as HttpResponseInit;
   return { status: init.status ?? 200, headers: new Headers(init.headers as Record<string, string>), body: String(init.body ?? '') };
 }
 

@@ -12,8 +12,9 @@ import type { StoredLedgerEntry } from '../../shared/ledger/ledgerRows.js';
 import { openLedgerTable, type LedgerTable } from '../../shared/ledger/ledgerTable.js';
 import { queryLedger, type LedgerQuery } from '../../tools/sts/ledger/queryLedger.js';
 import { TableLedger, type TableLedgerOptions } from '../../shared/ledger/tableLedger.js';
-import { setServices } from '../../shared/services.js';
-import { FROZEN_NOW, startFlowHarness, TEST_ENV, type FlowHarness, type ObservedResponse } from '../flows/flowHarness.js';
+import type { StsServices } from '../../shared/services.js';
+import { FROZEN_NOW, startFlowHarness, TEST_ENV, type FlowHarness, type InProcessRequest, type ObservedResponse } from '../flows/flowHarness.js';
+import type { StsFunctionDefinition } from '../../shared/http/stsFunction.js';
 import { startAzuriteFixture, type AzuriteFixture } from '../support/azuriteFixture.js';
 
 // The issuance ledger against a real Azurite (started here on a free port): the rows every flow writes,
@@ -92,14 +93,21 @@ function rowsOf(table: LedgerTable, query: Partial<LedgerQuery> & ({ credentialI
   } as LedgerQuery);
 }
 
+/** The harness's services with the ledger under test: what {@link invoke} runs the handlers with. */
+let servicesWithLedger: StsServices | undefined;
 function useLedger(ledger: TableLedger): void {
-  setServices({ ...harness.services, ledger });
+  servicesWithLedger = { ...harness.services, ledger };
+}
+
+function invoke(definition: StsFunctionDefinition, request: InProcessRequest): Promise<ObservedResponse> {
+  if (!servicesWithLedger) throw new Error('call useLedger first');
+  return harness.invoke(definition, request, servicesWithLedger);
 }
 
 const MIXED_REALITY_PATH = (accountId: string) => `/accounts/${accountId}/token`;
 
 function speechRequest(key: string): Promise<ObservedResponse> {
-  return harness.invoke(issueToken, {
+  return invoke(issueToken, {
     method: 'POST',
     path: '/sts/v1.0/issueToken',
     headers: { 'Ocp-Apim-Subscription-Key': key, 'X-Forwarded-For': CLIENT_IP },
@@ -129,7 +137,7 @@ describe('every flow writes its row (ledger configured from the environment, as 
 
   it('Mixed Reality: the account, key slot 2, audience, jti and expiry, client IP and request id', async () => {
     const { accountId, keys } = harness.credentials.mixedReality.account;
-    const response = await harness.invoke(mixedRealityToken, {
+    const response = await invoke(mixedRealityToken, {
       method: 'GET',
       path: MIXED_REALITY_PATH(accountId),
       params: { accountId },
@@ -179,7 +187,7 @@ describe('every flow writes its row (ledger configured from the environment, as 
   it('Cognitive issueLimitedAccessToken: the target resource as scope and the granted feature flags', async () => {
     const face = harness.credentials.cognitive.isvFace;
     const target = '/subscriptions/f55b33ec-371d-415c-89d3-9e3fd27c7dbd/resourceGroups/g/providers/Microsoft.CognitiveServices/accounts/target-face';
-    const response = await harness.invoke(issueLimitedAccessToken, {
+    const response = await invoke(issueLimitedAccessToken, {
       method: 'POST',
       path: '/sts/v1.0/issueLimitedAccessToken?expiredTime=300',
       headers: { 'Content-Type': 'application/json', 'Ocp-Apim-Subscription-Key': face.keys[0], 'X-Forwarded-For': CLIENT_IP },
@@ -204,7 +212,7 @@ describe('every flow writes its row (ledger configured from the environment, as 
 
   it('WRAP: namespace/issuer as the credential, the scope, the expiry', async () => {
     const scope = 'http://contoso.servicebus.windows.net/';
-    const response = await harness.invoke(wrapToken, {
+    const response = await invoke(wrapToken, {
       method: 'POST',
       path: '/WRAPv0.9/',
       headers: { 'Content-Type': 'application/x-www-form-urlencoded', 'X-Forwarded-For': CLIENT_IP },
@@ -235,14 +243,14 @@ describe('every flow writes its row (ledger configured from the environment, as 
       wrap: 'WrongPassword0123456789abcdefXYZ=',
     };
     const { accountId } = harness.credentials.mixedReality.account;
-    const refusedMr = await harness.invoke(mixedRealityToken, {
+    const refusedMr = await invoke(mixedRealityToken, {
       method: 'GET',
       path: MIXED_REALITY_PATH(accountId),
       params: { accountId },
       headers: { Authorization: `Bearer ${accountId}:${wrongKeys.mixedReality}`, 'X-Forwarded-For': CLIENT_IP },
     });
     const refusedCognitive = await speechRequest(wrongKeys.cognitive);
-    const refusedWrap = await harness.invoke(wrapToken, {
+    const refusedWrap = await invoke(wrapToken, {
       method: 'POST',
       path: '/WRAPv0.9/',
       headers: { 'Content-Type': 'application/x-www-form-urlencoded', 'X-Forwarded-For': CLIENT_IP },

@@ -6,16 +6,16 @@ import { isHttpFunctionLike, withoutTestModeWarnings } from '../../tools/localHo
 import { startLocalHost, type HttpFunctionLike, type LocalHostOptions } from '../../tools/localHost/localHost.js';
 import { ensureLocalTlsCertificate } from '../../tools/localHost/tlsCertificate.js';
 import { loadConfig } from '../../shared/config.js';
-import { createServices, setServices, type StsServices } from '../../shared/services.js';
+import type { StsFunctionDefinition } from '../../shared/http/stsFunction.js';
+import { createServices, type StsServices } from '../../shared/services.js';
 
 /**
  * The app served over real HTTP(S) on a free loopback port, for integration tests: the local host with every
  * function definition imported from the TypeScript sources (`functions/*.ts`, no build needed).
  *
- * Handlers get their dependencies from `getServices()` (shared/services.ts), which is process-wide. The fixture
- * installs them with `setServices` from `env` (or takes ready-made `services`, e.g. on a frozen clock) and
- * resets them on close, so the process environment is never touched. Because services are process-wide, one
- * test host runs at a time per test file.
+ * Each definition is served bound to the host's own services (`definition.handlerFor`), created from `env`
+ * (or ready-made `services`, e.g. on a frozen clock), so the process environment and the process's services
+ * are never touched and several test hosts may run at once.
  */
 
 export interface TestHostOptions {
@@ -27,7 +27,7 @@ export interface TestHostOptions {
   /** Ready-made services (ignores `env`), e.g. `createServices(config, () => frozenNow)`. */
   readonly services?: StsServices | Promise<StsServices>;
   /** What to serve; default every definition in `functions/`. */
-  readonly definitions?: readonly HttpFunctionLike[];
+  readonly definitions?: readonly StsFunctionDefinition[];
   /** Serve TLS with the local host's self-signed certificate; trust it with the returned `ca`. */
   readonly https?: boolean;
   /** Limits and the like, passed to the local host. */
@@ -41,19 +41,18 @@ export interface TestHost {
   readonly logLines: readonly string[];
   /** The certificate to trust (undici: `new Agent({ connect: { ca } })`) when `https` was asked for. */
   readonly ca: string | undefined;
-  /** Stops the host, resets the services, removes the temp store. */
+  /** Stops the host, removes the temp store. */
   close(): Promise<void>;
 }
 
 export const TEST_HOST_DEFAULT_ENV = { STS_LEDGER_MODE: 'off' } as const;
 
 const functionsFolder = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'functions');
-let active = false;
 
 /** One imported function file: its name (without `.ts`) and the `definition` it exports. */
 export interface FunctionFile {
   readonly file: string;
-  readonly definition: HttpFunctionLike;
+  readonly definition: StsFunctionDefinition;
 }
 
 /** Imports every `functions/*.ts` and returns each file's exported `definition`, sorted by file name. */
@@ -62,7 +61,7 @@ export async function importFunctionFiles(): Promise<FunctionFile[]> {
   const files: FunctionFile[] = [];
   for (const name of names) {
     const module = (await withoutTestModeWarnings(() => import(pathToFileURL(join(functionsFolder, name)).href))) as { definition?: unknown };
-    if (!isHttpFunctionLike(module.definition)) throw new Error(`functions/${name} does not export a function definition`);
+    if (!isStsFunctionDefinition(module.definition)) throw new Error(`functions/${name} does not export a function definition`);
     files.push({ file: basename(name, '.ts'), definition: module.definition });
   }
   return files;
@@ -77,8 +76,6 @@ export async function importFunctionFiles(): Promise<FunctionFile[]> {
  * await host.close();
  */
 export async function startTestHost(options: TestHostOptions = {}): Promise<TestHost> {
-  if (active) throw new Error('startTestHost: a test host is already running in this process (services are process-wide); close it first');
-  active = true;
   let tempStore: string | undefined;
   try {
     let services: StsServices;
@@ -92,9 +89,10 @@ export async function startTestHost(options: TestHostOptions = {}): Promise<Test
       }
       services = await createServices(loadConfig(env));
     }
-    setServices(services);
 
-    const definitions = options.definitions ?? (await importFunctionFiles()).map((f) => f.definition);
+    const definitions: HttpFunctionLike[] = (options.definitions ?? (await importFunctionFiles()).map((f) => f.definition)).map(
+      (definition) => ({ ...definition, handler: definition.handlerFor(services) }),
+    );
     const logLines: string[] = [];
     const running = await startLocalHost({
       ...options.host,
@@ -117,16 +115,17 @@ export async function startTestHost(options: TestHostOptions = {}): Promise<Test
         try {
           await running.close();
         } finally {
-          setServices(undefined);
           if (tempStore) await rm(tempStore, { recursive: true, force: true });
-          active = false;
         }
       },
     };
   } catch (error) {
-    setServices(undefined);
     if (tempStore) await rm(tempStore, { recursive: true, force: true });
-    active = false;
     throw error;
   }
+}
+
+/** A function definition made by `defineStsFunction`: servable, and bindable to services of its own. */
+function isStsFunctionDefinition(value: unknown): value is StsFunctionDefinition {
+  return isHttpFunctionLike(value) && typeof (value as { handlerFor?: unknown }).handlerFor === 'function';
 }

@@ -21,6 +21,7 @@ beforeEach(async () => {
   // Counts and optionally fails reads, delegating to the real file store.
   store = {
     getSecret: (name) => fixture.store.getSecret(name),
+    getFreshSecret: (name) => fixture.store.getFreshSecret(name),
     getSecretVersions: async (name) => {
       reads += 1;
       if (failReads) throw new Error('vault unreachable');

@@ -6,7 +6,6 @@ import { definition as jwks } from '../../functions/jwks.js';
 import { definition as mixedRealityToken } from '../../functions/mixedRealityToken.js';
 import { definition as openidConfiguration } from '../../functions/openidConfiguration.js';
 import { definition as wrapToken } from '../../functions/wrapToken.js';
-import { setServices } from '../../shared/services.js';
 import { LONGEST_TOKEN_LIFETIME_SECONDS, SigningKeyRing } from '../../shared/tokens/signingKeyRing.js';
 import { createSigningKeyFixture, type SigningKeyFixture } from './signingKeyFixture.js';
 import { startWellKnownServer, type WellKnownServer } from './wellKnownServer.js';
@@ -100,12 +99,12 @@ describe('GET /.well-known/jwks.json', () => {
     const failing = {
       ...server.services,
       signingKeys: new SigningKeyRing({
-        secrets: { getSecret: async () => undefined, getSecretVersions: async () => Promise.reject(new Error('down')) },
+        secrets: { getSecret: async () => undefined, getFreshSecret: async () => undefined, getSecretVersions: async () => Promise.reject(new Error('down')) },
         clock: fixture.clock,
         maxAgeSeconds: 60,
       }),
     };
-    setServices(failing);
+    server.serveWith(failing);
     const response = await get('/.well-known/jwks.json');
     expect(response.status).toBe(503);
     expect(response.headers['retry-after']).toBe('30');

@@ -4,7 +4,7 @@ import { HttpRequest, InvocationContext, type HttpResponseInit } from '@azure/fu
 import { definition as jwksDefinition } from '../../functions/jwks.js';
 import { definition as discoveryDefinition } from '../../functions/openidConfiguration.js';
 import { loadConfig } from '../../shared/config.js';
-import { createServices, setServices, type StsServices } from '../../shared/services.js';
+import { createServices, type StsServices } from '../../shared/services.js';
 import { createJwtIssuer } from '../../shared/tokens/jwtIssuer.js';
 import { SigningKeyRing } from '../../shared/tokens/signingKeyRing.js';
 import type { SigningKeyFixture } from './signingKeyFixture.js';
@@ -15,13 +15,15 @@ export interface WellKnownServer {
   readonly issuer: string;
   readonly services: StsServices;
   readonly ring: SigningKeyRing;
+  /** Answers from now on with `services` instead of {@link WellKnownServer.services}. */
+  serveWith(services: StsServices): void;
   /** Requests served, by path. */
   readonly hits: Map<string, number>;
   close(): Promise<void>;
 }
 
 /**
- * Starts the server on a free port and installs services whose issuer is that URL, whose ring reads the
+ * Starts the server on a free port, serving with services whose issuer is that URL, whose ring reads the
  * fixture's store on its frozen clock, and whose JWT issuer signs from that ring.
  */
 export async function startWellKnownServer(
@@ -34,11 +36,12 @@ export async function startWellKnownServer(
   ]);
   const hits = new Map<string, number>();
   let origin = '';
+  let serving: StsServices | undefined; // set below, once the issuer (this server's URL) is known
   const server: Server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', origin);
     hits.set(url.pathname, (hits.get(url.pathname) ?? 0) + 1);
     const definition = routes.get(url.pathname);
-    if (!definition) {
+    if (!definition || !serving) {
       res.writeHead(404).end();
       return;
     }
@@ -47,7 +50,7 @@ export async function startWellKnownServer(
     );
     const request = new HttpRequest({ method: req.method ?? 'GET', url: url.href, headers });
     const context = new InvocationContext({ functionName: definition.name, logHandler: () => {} });
-    void Promise.resolve(definition.handler(request, context)).then((result) => {
+    void Promise.resolve(definition.handlerFor(serving)(request, context)).then((result) => {
       const init = result as HttpResponseInit;
       const body = typeof init.body === 'string' ? init.body : '';
       res.writeHead(init.status ?? 200, { ...(init.headers as Record<string, string>), 'Content-Length': Buffer.byteLength(body) });
@@ -66,15 +69,17 @@ export async function startWellKnownServer(
     signingKeys: ring,
     jwtIssuer: createJwtIssuer(config.issuer, ring),
   };
-  setServices(services);
+  serving = services;
 
   return {
     issuer: origin,
     services,
     ring,
     hits,
+    serveWith(other) {
+      serving = other;
+    },
     async close() {
-      setServices(undefined);
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },

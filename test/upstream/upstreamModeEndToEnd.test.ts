@@ -412,8 +412,8 @@ describe('the admin CLI switches a credential in and out of upstream mode', () =
     const recordName = vaultLayout.mixedRealityAccount(account.accountId);
 
     await runCli(['clear', '--account', account.accountId]);
-    await pair.ours.store.listSecretNames(); // the CLI wrote through its own store: re-read the file now, not within a second
-    pair.ours.cached.invalidate(recordName); // as when the record's cache entry ages out
+    // The CLI wrote through its own store: re-read the record now (the file, past the cache), as when its entry ages out.
+    await pair.ours.cached.getFreshSecret(recordName);
     const local = await mixedReality(account);
     const localToken = (JSON.parse(local.body) as { AccessToken: string }).AccessToken;
     expect((await verifyJwt(pair.ours.services, OURS_ENV.STS_ISSUER, OURS_ENV.STS_AUDIENCE_MIXED_REALITY, localToken)).aid).toBe(account.accountId);
@@ -425,9 +425,8 @@ describe('the admin CLI switches a credential in and out of upstream mode', () =
       { REAL_KEY: realKey },
     );
     expect(printed).not.toContain(realKey);
-    await pair.ours.store.listSecretNames();
-    pair.ours.cached.invalidate(recordName);
-    pair.ours.cached.invalidate(`upstream-mr-${account.accountId}`);
+    await pair.ours.cached.getFreshSecret(recordName);
+    await pair.ours.cached.getFreshSecret(`upstream-mr-${account.accountId}`);
     const upstream = await mixedReality(account);
     const upstreamToken = (JSON.parse(upstream.body) as { AccessToken: string }).AccessToken;
     const claims = await verifyJwt(pair.azure.services, AZURE_ENV.STS_ISSUER, AZURE_ENV.STS_AUDIENCE_MIXED_REALITY, upstreamToken);

@@ -223,6 +223,7 @@ describe('write order: nothing half-written', () => {
     failName: string | undefined;
     constructor(private readonly inner: FileSecretStore) {}
     getSecret = (name: string) => this.inner.getSecret(name);
+    getFreshSecret = (name: string) => this.inner.getFreshSecret(name);
     getSecretVersions = (name: string) => this.inner.getSecretVersions(name);
     updateSecretVersion = (name: string, version: string, patch: { readonly enabled: boolean }) => this.inner.updateSecretVersion(name, version, patch);
     listSecretNames = () => this.inner.listSecretNames();

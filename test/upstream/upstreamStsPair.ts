@@ -19,7 +19,7 @@ import { vaultLayout } from '../../shared/credentials/vaultLayout.js';
 import type { Ledger, LedgerEntry } from '../../shared/ledger/ledger.js';
 import { CachedSecretStore } from '../../shared/secrets/cachedSecretStore.js';
 import { FileSecretStore } from '../../shared/secrets/fileSecretStore.js';
-import { createServices, setServices, withServices, type StsServices } from '../../shared/services.js';
+import { createServices, type StsServices } from '../../shared/services.js';
 import { createServiceUpstreamTokens } from '../../shared/upstream/serviceUpstreamTokens.js';
 import { UpstreamTokenCache } from '../../shared/upstream/upstreamTokenCache.js';
 import { importFunctionFiles } from '../support/localHostFixture.js';
@@ -30,12 +30,11 @@ import { upstreamTestTls, type UpstreamTestTls } from './upstreamTestTls.js';
  * Two instances of this STS in one process, for the upstream-mode tests (issue #10):
  *
  * - **azure**, playing the real Azure STSs: the real function definitions on the local host over HTTPS
- *   (certificate from the test CA), with its own temp store of "real" credentials and its own services. Its
- *   handlers run inside `withServices(azureServices, …)`, so `getServices()` answers them with their own
- *   services although the process-wide ones belong to **ours**. A thin wrapper counts its calls and has two
+ *   (certificate from the test CA), with its own temp store of "real" credentials and its own services (each
+ *   handler bound to them with `definition.handlerFor`). A thin wrapper counts its calls and has two
  *   fault switches (slow, any status with `Retry-After`).
- * - **ours**, the STS under test: the same definitions on the local host (HTTP), process-wide services
- *   (`setServices`) over a temp store of client credentials, some switched to upstream mode (one with the
+ * - **ours**, the STS under test: the same definitions on the local host (HTTP), bound to its own services
+ *   over a temp store of client credentials, some switched to upstream mode (one with the
  *   admin CLI's `set-upstream`, run in process). Its secret store is cached (as in front of Key Vault, with
  *   a long max age) so that a rotated real key is only found by the key re-read after an upstream 401.
  * - the phase-1 **stub** (`test/support/upstreamStub.ts`), for the faults a handler cannot produce
@@ -167,8 +166,9 @@ export async function startStsPair(): Promise<StsPair> {
     const azureCalls: string[] = [];
     let azureFault: AzureFault | undefined;
     const timers = new Set<NodeJS.Timeout>();
-    const azureDefinitions = definitions.map(
-      (definition): HttpFunctionLike => ({
+    const azureDefinitions = definitions.map((definition): HttpFunctionLike => {
+      const azureHandler = definition.handlerFor(azureServices);
+      return {
         ...definition,
         handler: async (req, context) => {
           azureCalls.push(definition.name);
@@ -186,10 +186,10 @@ export async function startStsPair(): Promise<StsPair> {
               timers.add(timer);
             });
           }
-          return withServices(azureServices, () => definition.handler(req, context));
+          return azureHandler(req, context);
         },
-      }),
-    );
+      };
+    });
     const azureLog: string[] = [];
     const azureHost: RunningLocalHost = await startLocalHost({
       definitions: azureDefinitions,
@@ -295,10 +295,9 @@ export async function startStsPair(): Promise<StsPair> {
       ledger: oursLedger,
       upstream: oursUpstream,
     };
-    setServices(oursServices);
-    cleanups.push(async () => setServices(undefined));
+    const oursDefinitions = definitions.map((definition): HttpFunctionLike => ({ ...definition, handler: definition.handlerFor(oursServices) }));
     const oursLog: string[] = [];
-    const oursHost = await startLocalHost({ definitions, host: '127.0.0.1', port: 0, https: false, shutdownGraceMs: 500, log: (line) => oursLog.push(line) });
+    const oursHost = await startLocalHost({ definitions: oursDefinitions, host: '127.0.0.1', port: 0, https: false, shutdownGraceMs: 500, log: (line) => oursLog.push(line) });
     cleanups.push(() => oursHost.close());
 
     const agent = new Agent({ connections: 1_000, keepAliveTimeout: 1_000 });

@@ -3,7 +3,7 @@ import type { UpstreamSource } from '../../shared/credentials/records.js';
 import { DependencyUnavailableError } from '../../shared/errors.js';
 import type { SecretStore, SecretVersion } from '../../shared/secrets/secretStore.js';
 import { createUpstreamClient } from '../../shared/upstream/upstreamClient.js';
-import { upstreamSecretReader } from '../../shared/upstream/upstreamSecret.js';
+import { upstreamSecretReaderFor } from '../../shared/upstream/upstreamSecret.js';
 import { createUpstreamTokens, remainingSeconds, type UpstreamFetchEvent, type UpstreamTokens } from '../../shared/upstream/upstreamTokens.js';
 import { startUpstreamStub, type UpstreamOperation, type UpstreamStub } from '../support/upstreamStub.js';
 import { upstreamTestTls, type UpstreamTestTls } from './upstreamTestTls.js';
@@ -37,10 +37,22 @@ class MemorySecretStore implements SecretStore {
     const value = this.values.get(name);
     return value === undefined ? undefined : { name, version: 'v1', value, enabled: true, createdOn: new Date(0) };
   }
+  getFreshSecret(name: string): Promise<SecretVersion | undefined> {
+    return this.getSecret(name);
+  }
   async getSecretVersions(name: string): Promise<readonly SecretVersion[]> {
     const current = await this.getSecret(name);
     return current ? [current] : [];
   }
+}
+
+/** The process's store as the upstream tokens see it: reads from `cached` (may be stale), fresh reads from `vault`. */
+function cacheInFrontOf(cached: SecretStore, vault: SecretStore): SecretStore {
+  return {
+    getSecret: (name) => cached.getSecret(name),
+    getFreshSecret: (name) => vault.getFreshSecret(name),
+    getSecretVersions: (name) => cached.getSecretVersions(name),
+  };
 }
 
 let tls: UpstreamTestTls;
@@ -108,7 +120,7 @@ beforeEach(async () => {
       totalBudgetMs: 3_000,
       log: (line) => logLines.push(line),
     }),
-    readSecret: upstreamSecretReader({ cached, direct: vault }),
+    readSecret: upstreamSecretReaderFor(cacheInFrontOf(cached, vault)),
     clock,
     log: (line) => logLines.push(line),
     onFetch: (event) => events.push(event),

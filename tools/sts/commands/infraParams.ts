@@ -81,6 +81,10 @@ export class CollectingSecretStore implements WritableSecretStore {
     return current && isUsable(current, new Date()) ? current : undefined;
   }
 
+  getFreshSecret(name: string): Promise<SecretVersion | undefined> {
+    return this.getSecret(name);
+  }
+
   async getSecretVersions(name: string): Promise<readonly SecretVersion[]> {
     return [...(this.versions.get(name) ?? [])];
   }
