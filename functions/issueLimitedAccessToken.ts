@@ -10,7 +10,7 @@ import { defineStsFunction } from '../shared/http/stsFunction.js';
  */
 export const definition = defineStsFunction({
   name: 'issueLimitedAccessToken',
-  handle: async ({ request, services, now, readBody, admitAttempt, requestId }) => {
+  handle: async ({ request, services, now, readBody, requestId }) => {
     const result = await issueLimitedAccessToken(
       {
         header: request.headers.get('ocp-apim-subscription-key'),
@@ -19,7 +19,6 @@ export const definition = defineStsFunction({
         readBody,
         now,
         requestId,
-        admit: admitAttempt,
       },
       services,
     );

@@ -11,7 +11,7 @@ import { defineStsFunction } from '../shared/http/stsFunction.js';
  */
 export const definition = defineStsFunction({
   name: 'issueToken',
-  handle: async ({ request, services, now, readBody, admitAttempt, requestId }) => {
+  handle: async ({ request, services, now, readBody, requestId }) => {
     await readBody();
     const result = await issueCognitiveToken(
       {
@@ -19,7 +19,6 @@ export const definition = defineStsFunction({
         queryValues: queryParameterValues(request.url, 'Subscription-Key'),
         now,
         requestId,
-        admit: admitAttempt,
       },
       services,
     );

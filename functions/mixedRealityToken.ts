@@ -12,10 +12,10 @@ import { defineStsFunction } from '../shared/http/stsFunction.js';
  */
 export const definition = defineStsFunction({
   name: 'mixedRealityToken',
-  handle: async ({ request, services, now, readBody, admitAttempt, requestId }) => {
+  handle: async ({ request, services, now, readBody, requestId }) => {
     await readBody();
     const result = await issueMixedRealityToken(
-      { accountId: request.params.accountId, authorization: request.headers.get('authorization'), now, admit: admitAttempt, requestId },
+      { accountId: request.params.accountId, authorization: request.headers.get('authorization'), now, requestId },
       services,
     );
     return {

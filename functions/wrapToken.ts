@@ -10,8 +10,8 @@ import { upstreamIssuanceFacts } from '../shared/upstream/servedUpstreamToken.js
  */
 export const definition = defineStsFunction({
   name: 'wrapToken',
-  handle: async ({ services, now, readBody, admitAttempt, requestId }) => {
-    const result = await issueWrapToken({ body: await readBody(), now, admit: admitAttempt, requestId }, services);
+  handle: async ({ services, now, readBody, requestId }) => {
+    const result = await issueWrapToken({ body: await readBody(), now, requestId }, services);
     return {
       response: {
         status: 200,

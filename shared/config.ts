@@ -36,6 +36,8 @@ export interface StsConfig {
     readonly vaultTimeoutMs: number;
     /** Store reads this instance may start per second (Key Vault allows 4,000 per 10 s per vault, for all instances). */
     readonly vaultReadsPerSecond: number;
+    /** Of those, the reads one client address is sure of per second (docs/failed-attempts.md, "Vault work"). */
+    readonly vaultReadsPerClientPerSecond: number;
   };
   readonly ledger: {
     readonly mode: LedgerMode;
@@ -55,9 +57,9 @@ export interface StsConfig {
     readonly maxQueryParameters: number;
     /** Most request header fields a request may carry (`STS_MAX_HEADER_COUNT`). */
     readonly maxHeaderCount: number;
-    /** Failed attempts (401/403) allowed per client IP within the window, per instance. */
+    /** Refusals per client address within the window before its refused credentials answer 429 (docs/failed-attempts.md). */
     readonly failedAttemptsPerWindow: number;
-    /** Failed attempts allowed per credential (account, WRAP issuer) within the window, per instance. */
+    /** Wrong keys per existing credential (account, WRAP issuer) within the window before its refusals answer 429. */
     readonly failedAttemptsPerCredential: number;
     readonly failedAttemptsWindowSeconds: number;
     /** Counters the failed-attempt limiter keeps at most (client IPs and credentials together). */
@@ -197,6 +199,7 @@ export function loadConfig(env: Environment): StsConfig {
       maxStaleSeconds: integer('STS_SECRET_CACHE_MAX_STALE_SECONDS', 3_600, 0, 86_400),
       vaultTimeoutMs: integer('STS_VAULT_TIMEOUT_MS', 3_000, 100, 60_000),
       vaultReadsPerSecond: integer('STS_VAULT_READS_PER_SECOND', 100, 1, 4_000),
+      vaultReadsPerClientPerSecond: integer('STS_VAULT_READS_PER_CLIENT_PER_SECOND', 10, 1, 4_000),
     },
     ledger: {
       mode: ledgerMode ?? 'required',
@@ -214,8 +217,8 @@ export function loadConfig(env: Environment): StsConfig {
       maxHeaderBytes: integer('STS_MAX_HEADER_BYTES', 16_384, 1_024, 65_536),
       maxQueryParameters: integer('STS_MAX_QUERY_PARAMETERS', 32, 1, 1_000),
       maxHeaderCount: integer('STS_MAX_HEADER_COUNT', 100, 10, 2_000),
-      failedAttemptsPerWindow: integer('STS_FAILED_ATTEMPTS_PER_WINDOW', 20, 1, 100_000),
-      failedAttemptsPerCredential: integer('STS_FAILED_ATTEMPTS_PER_CREDENTIAL', 100, 1, 100_000),
+      failedAttemptsPerWindow: integer('STS_FAILED_ATTEMPTS_PER_WINDOW', 300, 1, 100_000),
+      failedAttemptsPerCredential: integer('STS_FAILED_ATTEMPTS_PER_CREDENTIAL', 600, 1, 100_000),
       failedAttemptsWindowSeconds: integer('STS_FAILED_ATTEMPTS_WINDOW_SECONDS', 60, 1, 86_400),
       failedAttemptsTrackedKeys: integer('STS_FAILED_ATTEMPTS_TRACKED_KEYS', 50_000, 100, 1_000_000),
     },

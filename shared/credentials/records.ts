@@ -1,3 +1,4 @@
+import { isAcceptableClientKey } from './clientKeys.js';
 /**
  * The credential records, as stored (JSON) in the secret store. See `vaultLayout.ts` for the secret names.
  * Each credential has two keys so either can be rotated while the other serves.
@@ -110,6 +111,7 @@ export function parseRecord<K extends CredentialRecord['kind']>(
   return record;
 }
 
+/** Both keys must be acceptable client keys: a record holding a guessable one is not a credential. */
 function isKeyPair(keys: unknown): keys is KeyPair {
-  return Array.isArray(keys) && keys.length === 2 && keys.every((k) => typeof k === 'string' && k.length > 0);
+  return Array.isArray(keys) && keys.length === 2 && keys.every((k) => typeof k === 'string' && isAcceptableClientKey(k));
 }

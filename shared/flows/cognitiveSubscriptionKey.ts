@@ -1,7 +1,6 @@
 import type { VerifiedCredential } from '../credentials/credentialDirectory.js';
 import type { CognitiveResource } from '../credentials/records.js';
 import { invalidCredentials } from '../errors.js';
-import type { AttemptAdmission } from '../security/failedAttemptLimiter.js';
 import type { FlowDependencies } from './flowDependencies.js';
 
 /** The 401 texts of the Cognitive Services token service, word for word (contracts.md §3.4). */
@@ -18,8 +17,6 @@ export interface SubscriptionKeySources {
   readonly header: string | null | undefined;
   /** Every value of the `Subscription-Key` query parameter (name matched case-insensitively). */
   readonly queryValues: readonly string[];
-  /** The brute-force check, called right before the key is looked up; per client IP only (a key has no id). */
-  readonly admit?: AttemptAdmission;
 }
 
 /** Real keys are 32 hex characters; anything that is not a short run of printable ASCII is refused unread. */
@@ -51,7 +48,6 @@ export async function authenticateSubscriptionKey(
   const key = header !== '' ? header : (queryKeys[0] as string);
   if (!KEY_TEXT.test(key)) throw invalidCredentials(subscriptionKeyMessages.invalid, { reason: 'malformed_credentials' });
 
-  sources.admit?.(undefined);
   const verification = await deps.credentials.verifySubscriptionKey(key);
   if (!verification.ok) {
     throw invalidCredentials(subscriptionKeyMessages.invalid, { reason: verification.reason });

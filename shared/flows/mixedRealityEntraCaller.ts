@@ -31,7 +31,8 @@ export const principalName = (principal: EntraPrincipal): string => `${principal
  * The keyless half of `GET /accounts/{accountId}/token` (docs/entra-id.md): validates the Entra token, then
  * authorizes its principal (`tid` + `oid`) against the account record's allowed principals, then answers as
  * the key flow does, with the caller in `tid` and `oid`. Refusals are 401 in the Mixed Reality shape, with the
- * account as `credentialId` (so they count against it like a wrong key) and the principal for the ledger.
+ * account as `credentialId` and the principal for the ledger; they are counted as failed attempts per client
+ * address, and a principal refused by an existing account also per credential (docs/failed-attempts.md).
  */
 export async function issueMixedRealityTokenForEntraCaller(
   accountId: string,
@@ -40,7 +41,6 @@ export async function issueMixedRealityTokenForEntraCaller(
   deps: FlowDependencies,
   entra: EntraTokenValidator,
 ): Promise<MixedRealityTokenResult> {
-  request.admit?.(accountId);
   let principal: EntraPrincipal;
   try {
     principal = await entra.validate(token, request.now);

@@ -1,7 +1,6 @@
 import type { MixedRealityAccount } from '../credentials/records.js';
 import { GUID_PATTERN } from '../credentials/vaultLayout.js';
 import { badRequest, invalidCredentials } from '../errors.js';
-import type { AttemptAdmission } from '../security/failedAttemptLimiter.js';
 import type { IssuedJwt } from '../tokens/jwtIssuer.js';
 import { servedJwt, type UpstreamProvenance } from '../upstream/servedUpstreamToken.js';
 import type { FlowDependencies } from './flowDependencies.js';
@@ -14,8 +13,6 @@ export interface MixedRealityTokenRequest {
   /** The `Authorization` header, or null/undefined when absent. */
   readonly authorization: string | null | undefined;
   readonly now: Date;
-  /** The brute-force check, called with the account id right before the key is verified (429 when blocked). */
-  readonly admit?: AttemptAdmission;
   /** Passed to the upstream fetch it may trigger (ledger). */
   readonly requestId?: string;
 }
@@ -106,7 +103,6 @@ export async function issueMixedRealityToken(
     throw invalidCredentials(mixedRealityMessages.accountMismatch, { reason: 'credential_mismatch', credentialId: accountId });
   }
 
-  request.admit?.(accountId);
   const verification = await deps.credentials.verifyAccountKey(accountId, key);
   if (!verification.ok) {
     throw invalidCredentials(mixedRealityMessages.invalidCredentials, { reason: verification.reason, credentialId: accountId });

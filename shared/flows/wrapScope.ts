@@ -17,14 +17,15 @@ export interface WrapScope {
 
 const MAX_SCOPE_LENGTH = 2_048;
 const ABSOLUTE_HTTP_URI = /^(https?):\/\/([^/?#]+)([^?#]*)(\?[^#]*)?$/i;
-/** Percent-encoded `/`, `\` and `.`: a relying party could decode them into other entity paths. */
-const ENCODED_PATH_SEPARATOR = /%(?:2f|5c|2e)/i;
 
 /**
  * Parses a requested scope: an absolute `http`/`https` URI of printable ASCII, with no user info, no
- * fragment and a path already in canonical form (no `.`/`..` segments, no backslashes, no percent-encoded
- * `/`, `\` or `.`), so the path matched against prefixes is the path the relying party will see. A query
- * is allowed (the Node SDK keeps it, contracts.md §5.2). Returns undefined when the scope is unusable.
+ * fragment, a host written as the URL parser reads it and a path already in canonical form (no `.`/`..`
+ * segments, no backslashes, no percent-encoding at all), so the host and path matched against prefixes are
+ * what the relying party sees in `Audience`, whether or not it decodes them (once or twice). Service Bus
+ * entity names need no escapes (letters, digits, `.`, `-`, `_`, `/`), so `windows%2enet`, `%64emo` and
+ * `%252e%252e` are refused rather than guessed at. A query is allowed (the Node SDK keeps it) and is not
+ * part of the match. Returns undefined when the scope is unusable.
  *
  * @example
  * parseWrapScope('http://contoso.servicebus.windows.net/orders/messages/head?timeout=60')?.namespace; // 'contoso'
@@ -39,10 +40,13 @@ export function parseWrapScope(scope: string): WrapScope | undefined {
   } catch {
     return undefined;
   }
+  const authority = parts[2] ?? '';
   const path = parts[3] || '/';
-  if (url.username !== '' || url.password !== '' || url.pathname !== path || ENCODED_PATH_SEPARATOR.test(path)) {
+  if (url.username !== '' || url.password !== '' || authority.includes('%') || path.includes('%') || url.pathname !== path) {
     return undefined;
   }
+  // The host as sent must be the host the parser read: no escapes, IDN or numeric forms it would rewrite.
+  if (url.hostname !== authority.replace(/:\d*$/, '').toLowerCase()) return undefined;
   const hostname = url.hostname.toLowerCase();
   return { scope, hostname, namespace: hostname.split('.')[0] ?? '', path };
 }

@@ -2,7 +2,6 @@ import { WRAP_RIGHTS, type WrapIssuer } from '../credentials/records.js';
 import { NAMESPACE_PATTERN } from '../credentials/vaultLayout.js';
 import { badRequest, forbidden, invalidCredentials } from '../errors.js';
 import { parseFormBody } from '../http/formBody.js';
-import type { AttemptAdmission } from '../security/failedAttemptLimiter.js';
 import { formFieldCount, MAX_FORM_FIELDS } from '../security/requestLimits.js';
 import { encodeSwtComponent, signSwt, type SwtClaim } from '../tokens/swt.js';
 import { servedWrapToken, type UpstreamProvenance } from '../upstream/servedUpstreamToken.js';
@@ -13,8 +12,6 @@ import { parseWrapScope, scopeCoveredBy } from './wrapScope.js';
 export interface WrapTokenRequest {
   readonly body: Uint8Array;
   readonly now: Date;
-  /** The brute-force check, called with `namespace/issuer` right before the password is verified. */
-  readonly admit?: AttemptAdmission;
   /** Passed to the upstream fetch it may trigger (ledger). */
   readonly requestId?: string;
 }
@@ -40,7 +37,7 @@ export const wrapMessages = {
   missing: (name: string): string => `ACS50000: There was an error issuing a token. The ${name} parameter is missing.`,
   repeated: (name: string): string => `ACS50000: There was an error issuing a token. The ${name} parameter is repeated.`,
   invalidScope:
-    'ACS50000: There was an error issuing a token. The wrap_scope parameter must be an absolute http(s) URI without dot segments or a fragment.',
+    'ACS50000: There was an error issuing a token. The wrap_scope parameter must be an absolute http(s) URI without percent-encoding, dot segments or a fragment.',
   authenticationFailed: 'ACS50012: Authentication failed.',
   scopeNotAllowed: 'ACS50000: There was an error issuing a token. The issuer is not allowed tokens for this wrap_scope.',
 } as const;
@@ -82,7 +79,6 @@ export async function issueWrapToken(request: WrapTokenRequest, deps: FlowDepend
   if (!scope) throw badRequest(wrapMessages.invalidScope);
 
   const credentialId = `${scope.namespace}/${issuerName}`.slice(0, 200);
-  request.admit?.(credentialId);
   if (!NAMESPACE_PATTERN.test(scope.namespace)) {
     throw invalidCredentials(wrapMessages.authenticationFailed, { reason: 'unknown_credential', credentialId });
   }

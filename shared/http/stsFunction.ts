@@ -5,7 +5,9 @@ import { DependencyUnavailableError, payloadTooLarge, serviceUnavailable, StsErr
 import { flowDeclaration, type CorrelationHeader, type FlowName } from '../flowCatalogue.js';
 import type { LedgerEntry } from '../ledger/ledger.js';
 import { describeError } from '../logging/redact.js';
-import type { AttemptAdmission } from '../security/failedAttemptLimiter.js';
+import { withReadAttribution } from '../secrets/readAttribution.js';
+import { ipKey } from '../security/failedAttemptLimiter.js';
+import { refusalAfterLimits } from '../security/refusalAfterLimits.js';
 import { requestLimitViolation } from '../security/requestLimits.js';
 import { getServices, type StsServices } from '../services.js';
 import { clientAddressOf } from './clientAddress.js';
@@ -42,11 +44,6 @@ export interface FlowInvocation {
   readonly now: Date;
   /** The body, at most `limits.maxBodyBytes` (larger ⇒ 413 in the flow's shape). */
   readonly readBody: () => Promise<Buffer>;
-  /**
-   * Call right before verifying a presented credential: throws 429 + `Retry-After` when this client IP, or
-   * the credential (when the flow knows its id), has failed too often (shared/security/failedAttemptLimiter.ts).
-   */
-  readonly admitAttempt: AttemptAdmission;
 }
 
 /** A flow's answer: the response, and what the ledger records about the token it carries. */
@@ -67,8 +64,9 @@ export interface StsFunctionSpec {
 /**
  * Defines an HTTP function with the behaviour every flow shares: request id and client address (one rule,
  * shared/http/clientAddress.ts), a bounded body whether sized or chunked, URL,
- * query and header limits (shared/security/requestLimits.ts), failed attempts counted per IP and credential
- * (`admitAttempt`), typed errors rendered in the flow's shape, dependency outages as 503 + `Retry-After`, the ledger row
+ * query and header limits (shared/security/requestLimits.ts), every refusal counted per client address and
+ * existing credential after the credential was checked (docs/failed-attempts.md), typed errors rendered in
+ * the flow's shape, dependency outages as 503 + `Retry-After`, the ledger row
  * committed before a token leaves, security and correlation headers and `Content-Length` on every response, and
  * any unexpected throw turned into a bare 500 carrying only the request id (never a silent hang under streaming).
  */
@@ -112,9 +110,11 @@ function stsHandler(spec: StsFunctionSpec, servicesOf: () => Promise<StsServices
     const now = services.clock();
     const maxBodyBytes = services.config.limits.maxBodyBytes;
 
-    const refuse = async (error: StsError): Promise<HttpResponseInit> => {
-      // Every failed attempt counts towards the brute-force limits of this IP and credential.
-      if (error.status === 401 || error.status === 403) services.failedAttempts.recordFailure(clientIp, error.credentialId);
+    const refuse = async (refusal: StsError): Promise<HttpResponseInit> => {
+      // Counted only once the request was refused, so a right key is never refused by the limits; over a
+      // limit, a refused credential answers 429 and only the first such answer per window is recorded.
+      const { error, report } = refusalAfterLimits(services.failedAttempts, refusal, clientIp);
+      if (!report) return finish(renderError(declaration.errorShape, error, { requestId, now }));
       if (error.status === 401 || error.status === 403 || error.status === 429) {
         await recordBestEffort(services, context, {
           time: now,
@@ -136,7 +136,8 @@ function stsHandler(spec: StsFunctionSpec, servicesOf: () => Promise<StsServices
       // Sizes the client controls (URL, query, headers) are refused in the flow's shape before any parsing.
       const tooLarge = requestLimitViolation(request, services.config.limits);
       if (tooLarge) throw tooLarge;
-      const outcome = await spec.handle({
+      // Vault reads of this request count against this client's share of the read budget.
+      const outcome = await withReadAttribution(ipKey(clientIp), () => spec.handle({
         request,
         context,
         services,
@@ -144,8 +145,7 @@ function stsHandler(spec: StsFunctionSpec, servicesOf: () => Promise<StsServices
         clientIp,
         now,
         readBody: () => readBoundedBody(request, maxBodyBytes),
-        admitAttempt: (credentialId) => services.failedAttempts.admit(clientIp, credentialId),
-      });
+      }));
       if (outcome.issuance) {
         // Required mode: rejects when the row cannot be committed, and then no token leaves.
         await services.ledger.record({

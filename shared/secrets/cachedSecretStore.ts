@@ -1,5 +1,6 @@
 import { DependencyUnavailableError } from '../errors.js';
 import { describeError } from '../logging/redact.js';
+import { currentReadRequester, withReadAttribution } from './readAttribution.js';
 import { isUsable, type SecretStore, type SecretVersion } from './secretStore.js';
 
 /** The cache settings (`config.secretCache`). */
@@ -20,6 +21,13 @@ export interface SecretCacheSettings {
    * when absent.
    */
   readonly vaultReadsPerSecond?: number;
+  /**
+   * Of that budget, the reads one client address is sure of per second (reads attributed with
+   * `withReadAttribution`). Past it, the address may only use the budget while more than a quarter of it is
+   * left, so one address flooding unknown names cannot spend the reads other clients need. Unattributed
+   * reads (background refreshes, no address) only count against the instance budget.
+   */
+  readonly vaultReadsPerClientPerSecond?: number;
 }
 
 export interface SecretCacheStats {
@@ -49,6 +57,10 @@ const REFRESH_AHEAD_FRACTION = 0.8;
 const MAX_CONCURRENT_READS = 32;
 /** Lookups allowed to queue for a store slot; beyond that the cache sheds load with a 503. */
 const MAX_QUEUED_READS = 1_024;
+/** Share of the instance read budget that a client past its own share can never spend. */
+const SHARED_RESERVE_FRACTION = 0.25;
+/** Client read budgets kept at most; the least recently used go first (a dropped budget starts full again). */
+const MAX_CLIENT_BUDGETS = 10_000;
 
 interface Entry {
   readonly value: unknown;
@@ -159,7 +171,8 @@ export class CachedSecretStore implements SecretStore {
       this.touch(key, entry);
       if (!entry.absent && nowMs >= entry.refreshAfterMs && !this.inFlight.has(key) && nowMs >= this.backoffUntilMs) {
         this.counters.refreshes += 1;
-        this.fetch(key, load, isAbsent).catch(() => undefined); // failures are counted; the entry keeps serving
+        // Failures are counted; the entry keeps serving. Unattributed: a warm hit spends no client's share.
+        withReadAttribution(undefined, () => this.fetch(key, load, isAbsent)).catch(() => undefined);
       }
       return present(entry.value as T, this.clock());
     }
@@ -244,26 +257,44 @@ export class CachedSecretStore implements SecretStore {
     this.entries.set(key, entry);
   }
 
-  private readTokens = Number.NaN;
-  private readTokensAtMs = 0;
+  private readonly instanceBudget: ReadBudget = { tokens: Number.NaN, atMs: 0 };
+  private readonly clientBudgets = new Map<string, ReadBudget>();
 
-  /** Takes one read from the per-second budget, or false when it is spent (refilled continuously). */
+  /**
+   * Takes one read from the instance's per-second budget, or returns false when it is spent. An attributed
+   * read first uses its client's share; a client past its share may still read while more than a quarter of
+   * the instance budget is left, so a lone busy client is not slowed down, yet one flooding address can
+   * never take the last quarter, which stays for clients within their share. Both refill continuously.
+   */
   private takeReadToken(): boolean {
     const perSecond = this.settings.vaultReadsPerSecond;
     if (perSecond === undefined) return true;
     const nowMs = this.clock().getTime();
-    const elapsedMs = Math.max(0, nowMs - this.readTokensAtMs);
-    this.readTokens = Number.isNaN(this.readTokens) ? perSecond : Math.min(perSecond, this.readTokens + (elapsedMs * perSecond) / 1000);
-    this.readTokensAtMs = nowMs;
-    if (this.readTokens < 1) return false;
-    this.readTokens -= 1;
+    if (refill(this.instanceBudget, perSecond, nowMs) < 1) return false;
+    const perClient = this.settings.vaultReadsPerClientPerSecond;
+    const client = perClient === undefined ? undefined : currentReadRequester();
+    if (client !== undefined && perClient !== undefined) {
+      const share = this.clientBudget(client);
+      if (refill(share, perClient, nowMs) >= 1) share.tokens -= 1;
+      else if (this.instanceBudget.tokens < perSecond * SHARED_RESERVE_FRACTION + 1) return false;
+    }
+    this.instanceBudget.tokens -= 1;
     return true;
+  }
+
+  private clientBudget(client: string): ReadBudget {
+    let budget = this.clientBudgets.get(client);
+    if (budget) this.clientBudgets.delete(client);
+    budget ??= { tokens: Number.NaN, atMs: 0 };
+    this.clientBudgets.set(client, budget); // Map order is the LRU order
+    if (this.clientBudgets.size > MAX_CLIENT_BUDGETS) this.clientBudgets.delete(this.clientBudgets.keys().next().value as string);
+    return budget;
   }
 
   private acquireSlot(): Promise<void> {
     if (!this.takeReadToken()) {
       this.counters.shed += 1;
-      return Promise.reject(new DependencyUnavailableError('secret-store', 1, 'The secret-store read budget of this instance is spent'));
+      return Promise.reject(new DependencyUnavailableError('secret-store', 1, 'The secret-store read budget of this instance or client is spent'));
     }
     if (this.active < MAX_CONCURRENT_READS) {
       this.active += 1;
@@ -295,4 +326,18 @@ export class CachedSecretStore implements SecretStore {
     if (next) next.grant(); // the slot passes straight to the next waiter
     else this.active -= 1;
   }
+}
+
+/** A token bucket holding one second's worth of reads. */
+interface ReadBudget {
+  tokens: number;
+  atMs: number;
+}
+
+/** Refills `budget` for the time since it was last used and returns the tokens it now holds. */
+function refill(budget: ReadBudget, perSecond: number, nowMs: number): number {
+  const elapsedMs = Math.max(0, nowMs - budget.atMs);
+  budget.tokens = Number.isNaN(budget.tokens) ? perSecond : Math.min(perSecond, budget.tokens + (elapsedMs * perSecond) / 1000);
+  budget.atMs = nowMs;
+  return budget.tokens;
 }

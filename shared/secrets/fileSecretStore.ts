@@ -22,6 +22,8 @@ interface StoredVersion {
 }
 type StoredFile = { secrets: Record<string, StoredVersion[]> };
 
+const NO_VERSIONS: readonly SecretVersion[] = Object.freeze([]);
+
 /**
  * The embedded default: a local, git-ignored JSON file with Key Vault's semantics (versions, enabled,
  * validity window). Re-read when the file changes on disk (checked at most once a second), so keys rotated
@@ -58,10 +60,19 @@ export class FileSecretStore implements WritableSecretStore {
     await this.refresh();
     let view = this.views.get(name);
     if (!view) {
-      view = (this.snapshot.secrets[name] ?? []).map((v) => toSecretVersion(name, v)).reverse();
+      const stored = Object.hasOwn(this.snapshot.secrets, name) ? this.snapshot.secrets[name] : undefined;
+      // Unknown names are not remembered: the views stay bounded by the secrets in the file, however many
+      // made-up names a flood asks for (the snapshot answers "absent" from memory anyway).
+      if (!stored || stored.length === 0) return NO_VERSIONS;
+      view = stored.map((v) => toSecretVersion(name, v)).reverse();
       this.views.set(name, view);
     }
     return view;
+  }
+
+  /** Secret names whose versions are held as handed-out views (at most the number of secrets in the file). */
+  get viewCount(): number {
+    return this.views.size;
   }
 
   async setSecret(name: string, value: string, options: SetSecretOptions = {}): Promise<SecretVersion> {

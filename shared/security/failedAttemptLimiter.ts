@@ -1,130 +1,170 @@
 import { createHash } from 'node:crypto';
 import { isIPv4, isIPv6 } from 'node:net';
-import { rateLimited, StsError } from '../errors.js';
 
 /**
- * Brute-force protection: counts failed attempts (401/403) per client IP and per credential in a fixed window
- * and refuses further attempts (429 + Retry-After) once a limit is reached, before any key is looked up.
+ * Failed-attempt accounting (docs/failed-attempts.md). It is consulted only *after* a request was refused:
+ * a presented credential is always verified first, and a request with the right key is never refused by
+ * these limits. What the limits change is how a refusal is answered and recorded: once a client address or
+ * an existing credential has failed more than its limit within the window, further refusals of unproven
+ * credentials answer 429 + `Retry-After` instead of 401, and only the first of them in each window is logged
+ * and ledgered, so a flood of wrong attempts costs a bounded amount of log and ledger volume.
  *
- * Per instance: every Functions instance counts on its own, so across a scaled-out app the effective limit
- * is limit × instances. The point is to make guessing and vault-draining floods expensive, not to be an
- * exact global quota.
+ * Per instance: every Functions instance counts on its own (limit × instances across a scaled-out app).
  *
- * Memory is bounded: at most `maxTrackedKeys` counters (least recently touched evicted first), and a key is
- * never longer than 80 characters (long credential ids are hashed), so a flood of distinct IPs or made-up
- * credential ids cannot exhaust memory. IPv6 clients are counted per /64, the block one subscriber gets, so
- * rotating addresses inside it does not reset the count.
+ * Memory is bounded by `maxTrackedKeys` counters plus two shared overflow counters. Counters are kept in the
+ * order their windows started, so expired ones are dropped from the front; a counter whose window is still
+ * running is never evicted, whatever arrives. When the table is full of running windows, a new address or
+ * credential is counted in the shared overflow counter of its kind until room frees up: a flood of new keys
+ * can make other *wrong* attempts see 429 sooner, never erase an existing block, and never refuse a right key.
+ * Keys are at most 80 characters (long ids are hashed). IPv6 clients are counted per /64, the block one
+ * subscriber gets, so rotating addresses inside it does not reset the count.
  */
 export interface FailedAttemptLimits {
-  /** Failures per client IP within the window before that IP is refused. */
+  /** Refusals per client address within the window before that address's refusals turn into 429. */
   readonly perClientIp: number;
-  /** Failures per credential within the window before attempts on that credential are refused. */
+  /** Failed key checks per existing credential within the window before its refusals turn into 429. */
   readonly perCredential: number;
   readonly windowSeconds: number;
   readonly maxTrackedKeys: number;
 }
 
-/**
- * What a flow calls right before it verifies a presented credential: throws a 429 {@link StsError} when the
- * caller's IP or `credentialId` is over its limit. `undefined` when the flow has no id before the lookup
- * (Cognitive keys arrive alone): then only the client IP is checked.
- */
-export type AttemptAdmission = (credentialId: string | undefined) => void;
+/** What one refusal contributes to, as {@link FailedAttemptLimiter.recordRefusal} takes it. */
+export interface RefusalFacts {
+  /** The caller's address as the platform reports it; absent ⇒ no per-address counting at all. */
+  readonly clientIp: string | undefined;
+  /**
+   * The id of a credential that exists (its record was found and the key did not match, or it is disabled).
+   * Never an id that was only claimed: unknown ids must not create counters.
+   */
+  readonly existingCredentialId?: string | undefined;
+}
+
+/** How a recorded refusal should be answered. */
+export interface RefusalVerdict {
+  /** Seconds until the address or credential is below its limit again; 0 when neither is over it. */
+  readonly retryAfterSeconds: number;
+  /**
+   * False for every over-limit refusal after the first in a window: those are answered without a log line or
+   * ledger row (the first one stands for them, and {@link FailedAttemptLimiter.stats} counts them).
+   */
+  readonly report: boolean;
+}
+
+export interface FailedAttemptStats {
+  /** Counters held now, overflow counters excluded (never more than `maxTrackedKeys`). */
+  readonly trackedKeys: number;
+  /** Refusals counted in an overflow counter because the table was full. */
+  readonly overflowed: number;
+  /** Over-limit refusals answered without a log line or ledger row. */
+  readonly unreported: number;
+}
 
 interface Counter {
-  windowStartMs: number;
+  readonly windowStartMs: number;
   failures: number;
+  reported: boolean;
 }
 
 /** Longest key kept as is; longer credential ids are replaced by a digest. */
 const MAX_KEY_LENGTH = 80;
+const IP_OVERFLOW = 'overflow:ip';
+const CREDENTIAL_OVERFLOW = 'overflow:credential';
 
 export class FailedAttemptLimiter {
+  /** Insertion order is window-start order: a counter is only ever inserted when its window starts. */
   private readonly counters = new Map<string, Counter>();
-  private evicted = 0;
+  private readonly overflow = new Map<string, Counter>();
+  private overflowed = 0;
+  private unreported = 0;
 
   constructor(
     private readonly limits: FailedAttemptLimits,
     private readonly clock: () => Date = () => new Date(),
   ) {}
 
-  /** Seconds until `clientIp` may try again, or 0 when it is not blocked. */
-  clientIpRetryAfter(clientIp: string | undefined): number {
-    const key = ipKey(clientIp);
-    return key ? this.retryAfter(key, this.limits.perClientIp) : 0;
-  }
-
-  /** Seconds until attempts on `credentialId` are accepted again, or 0 when it is not blocked. */
-  credentialRetryAfter(credentialId: string | undefined): number {
-    const key = credentialKey(credentialId);
-    return key ? this.retryAfter(key, this.limits.perCredential) : 0;
-  }
-
   /**
-   * Throws the 429 refusal (`Retry-After` = the longer of the two waits) when `clientIp` or `credentialId` is
-   * blocked; returns quietly otherwise. The refusal names the credential for the ledger, never a key.
+   * Counts one refusal against the caller's address and, when given, the existing credential, and says how
+   * to answer it: `retryAfterSeconds > 0` when either is now over its limit.
    *
    * @example
-   * limiter.admit(clientIp, accountId); // before verifyAccountKey
+   * const verdict = limiter.recordRefusal({ clientIp, existingCredentialId: 'contoso/owner' });
+   * if (verdict.retryAfterSeconds > 0) answer429(verdict.retryAfterSeconds);
    */
-  admit(clientIp: string | undefined, credentialId: string | undefined): void {
-    const wait = Math.max(this.clientIpRetryAfter(clientIp), this.credentialRetryAfter(credentialId));
-    if (wait <= 0) return;
-    const template = rateLimited(wait);
-    throw new StsError(template.code, template.status, template.publicMessage, {
-      retryAfterSeconds: wait,
-      reason: 'rate_limited',
-      ...(credentialId ? { credentialId: credentialId.slice(0, 200) } : {}),
-    });
-  }
-
-  /** Records one failed attempt (a 401 or 403) for the client IP and, when known, the credential. */
-  recordFailure(clientIp: string | undefined, credentialId: string | undefined): void {
-    const ip = ipKey(clientIp);
-    const credential = credentialKey(credentialId);
-    if (ip) this.increment(ip);
-    if (credential) this.increment(credential);
-  }
-
-  /** How many counters are held (never more than `maxTrackedKeys`). */
-  get trackedKeys(): number {
-    return this.counters.size;
-  }
-
-  /** Counters dropped to stay within `maxTrackedKeys` since start. */
-  get evictions(): number {
-    return this.evicted;
-  }
-
-  private retryAfter(key: string, limit: number): number {
-    const counter = this.current(key);
-    if (!counter || counter.failures < limit) return 0;
-    const endsMs = counter.windowStartMs + this.limits.windowSeconds * 1000;
-    return Math.max(1, Math.ceil((endsMs - this.clock().getTime()) / 1000));
-  }
-
-  private increment(key: string): void {
+  recordRefusal(facts: RefusalFacts): RefusalVerdict {
     const nowMs = this.clock().getTime();
-    const counter = this.current(key) ?? { windowStartMs: nowMs, failures: 0 };
+    const over: Counter[] = [];
+    const ip = ipKey(facts.clientIp);
+    if (ip) this.count(ip, IP_OVERFLOW, this.limits.perClientIp, nowMs, over);
+    const credential = credentialKey(facts.existingCredentialId);
+    if (credential) this.count(credential, CREDENTIAL_OVERFLOW, this.limits.perCredential, nowMs, over);
+    if (over.length === 0) return { retryAfterSeconds: 0, report: true };
+
+    const windowMs = this.limits.windowSeconds * 1000;
+    const endsMs = Math.max(...over.map((counter) => counter.windowStartMs + windowMs));
+    const report = over.some((counter) => !counter.reported);
+    for (const counter of over) counter.reported = true;
+    if (!report) this.unreported += 1;
+    return { retryAfterSeconds: Math.max(1, Math.ceil((endsMs - nowMs) / 1000)), report };
+  }
+
+  /** Seconds until `clientIp` is below its limit again, or 0 (for tests and diagnostics). */
+  clientIpRetryAfter(clientIp: string | undefined): number {
+    const key = ipKey(clientIp);
+    return key ? this.retryAfter(this.counters.get(key), this.limits.perClientIp) : 0;
+  }
+
+  /** Seconds until `credentialId` is below its limit again, or 0 (for tests and diagnostics). */
+  credentialRetryAfter(credentialId: string | undefined): number {
+    const key = credentialKey(credentialId);
+    return key ? this.retryAfter(this.counters.get(key), this.limits.perCredential) : 0;
+  }
+
+  stats(): FailedAttemptStats {
+    return { trackedKeys: this.counters.size, overflowed: this.overflowed, unreported: this.unreported };
+  }
+
+  private count(key: string, overflowKey: string, limit: number, nowMs: number, over: Counter[]): void {
+    const counter = this.counterFor(key, overflowKey, nowMs);
     counter.failures += 1;
-    this.counters.delete(key); // re-insert: Map order is the LRU order
-    this.counters.set(key, counter);
-    while (this.counters.size > this.limits.maxTrackedKeys) {
-      const oldest = this.counters.keys().next().value;
-      if (oldest === undefined) break;
-      this.counters.delete(oldest);
-      this.evicted += 1;
+    if (counter.failures > limit) over.push(counter);
+  }
+
+  /** The running counter of `key`, a new one when there is room, else the shared overflow counter. */
+  private counterFor(key: string, overflowKey: string, nowMs: number): Counter {
+    const existing = this.counters.get(key);
+    if (existing && this.running(existing, nowMs)) return existing;
+    if (existing) this.counters.delete(key);
+    this.dropExpired(nowMs);
+    if (this.counters.size < this.limits.maxTrackedKeys) {
+      const fresh: Counter = { windowStartMs: nowMs, failures: 0, reported: false };
+      this.counters.set(key, fresh);
+      return fresh;
+    }
+    this.overflowed += 1;
+    let shared = this.overflow.get(overflowKey);
+    if (!shared || !this.running(shared, nowMs)) {
+      shared = { windowStartMs: nowMs, failures: 0, reported: false };
+      this.overflow.set(overflowKey, shared);
+    }
+    return shared;
+  }
+
+  private dropExpired(nowMs: number): void {
+    for (const [key, counter] of this.counters) {
+      if (this.running(counter, nowMs)) return; // the rest started later
+      this.counters.delete(key);
     }
   }
 
-  private current(key: string): Counter | undefined {
-    const counter = this.counters.get(key);
-    if (!counter) return undefined;
-    if (this.clock().getTime() - counter.windowStartMs >= this.limits.windowSeconds * 1000) {
-      this.counters.delete(key);
-      return undefined;
-    }
-    return counter;
+  private running(counter: Counter, nowMs: number): boolean {
+    return nowMs - counter.windowStartMs < this.limits.windowSeconds * 1000;
+  }
+
+  private retryAfter(counter: Counter | undefined, limit: number): number {
+    const nowMs = this.clock().getTime();
+    if (!counter || !this.running(counter, nowMs) || counter.failures <= limit) return 0;
+    const endsMs = counter.windowStartMs + this.limits.windowSeconds * 1000;
+    return Math.max(1, Math.ceil((endsMs - nowMs) / 1000));
   }
 }
 

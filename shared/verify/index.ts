@@ -11,5 +11,6 @@ export {
   type StsJwtClaims,
   type StsJwtVerifier,
   type StsJwtVerifierOptions,
+  type StsTokenKind,
 } from './stsJwtVerifier.js';
 export { SwtError, verifySwt, type SwtClaim, type SwtErrorCode, type SwtVerifyOptions } from '../tokens/swt.js';

@@ -1,4 +1,4 @@
-import { createLocalJWKSet, createRemoteJWKSet, jwtVerify, type JSONWebKeySet, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { createLocalJWKSet, createRemoteJWKSet, errors, jwtVerify, type JSONWebKeySet, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 
 /**
  * Verification of this STS's JWTs in a resource server, through discovery and the JWKS, with `jose`.
@@ -14,6 +14,14 @@ export interface StsJwtVerifierOptions {
   readonly issuer: string;
   /** The audience(s) this resource server accepts; `aud` must contain one. */
   readonly audience: string | readonly string[];
+  /**
+   * Which kind of token is accepted (default `access`). A Face limited access token (LAT) has the same `iss`,
+   * `aud` and resource claims as a Cognitive access token of the ISV's resource, plus `feature-flags` and
+   * `target-azure-resource-id`, and may live 24 h instead of 10 min, so the two must never be taken for
+   * each other: `access` refuses any token carrying either LAT claim; `limitedAccess` requires both (a
+   * string array and a string) and refuses the rest. See docs/failed-attempts.md, "Token kinds".
+   */
+  readonly tokenKind?: StsTokenKind;
   /** Allow-list of JWS algorithms (default `ES256`, `RS256`). */
   readonly algorithms?: readonly string[];
   /** Accepted clock difference for `exp`/`nbf`/`iat`, seconds (default 60). */
@@ -36,6 +44,12 @@ export interface StsJwtVerifierOptions {
   readonly now?: () => Date;
 }
 
+/** `access`: Mixed Reality and Cognitive access tokens; `limitedAccess`: Face limited access tokens. */
+export type StsTokenKind = 'access' | 'limitedAccess';
+
+/** The claims only a limited access token carries. */
+const LIMITED_ACCESS_CLAIMS = ['feature-flags', 'target-azure-resource-id'] as const;
+
 /** A verified token's claims (`iss`, `aud`, `exp`, `iat`, `nbf`, `jti` plus the flow's claims). */
 export type StsJwtClaims = JWTPayload & Record<string, unknown>;
 
@@ -45,7 +59,7 @@ export interface StsJwtVerifier {
    * `aud`, `exp`/`nbf` (with tolerance) and the presence of `exp`, `iat`, `jti`, then returns the claims.
    * Rejects with `jose`'s errors, which carry stable codes: `ERR_JWS_SIGNATURE_VERIFICATION_FAILED`,
    * `ERR_JWKS_NO_MATCHING_KEY`, `ERR_JOSE_ALG_NOT_ALLOWED`, `ERR_JWT_EXPIRED`, `ERR_JWT_CLAIM_VALIDATION_FAILED`
-   * (`claim` says which), `ERR_JWS_INVALID`, `ERR_JWT_INVALID`; and {@link StsDiscoveryError} when the
+   * (`claim` says which; also a token of the other {@link StsTokenKind}), `ERR_JWS_INVALID`, `ERR_JWT_INVALID`; and {@link StsDiscoveryError} when the
    * discovery document cannot be used.
    */
   verify(token: string): Promise<StsJwtClaims>;
@@ -115,9 +129,26 @@ export function createStsJwtVerifier(options: StsJwtVerifierOptions): StsJwtVeri
         ...(options.maxTokenAgeSeconds === undefined ? {} : { maxTokenAge: options.maxTokenAgeSeconds }),
         ...(options.now ? { currentDate: options.now() } : {}),
       });
+      checkTokenKind(payload, options.tokenKind ?? 'access');
       return payload as StsJwtClaims;
     },
   };
+}
+
+function checkTokenKind(payload: JWTPayload, kind: StsTokenKind): void {
+  if (kind === 'access') {
+    const present = LIMITED_ACCESS_CLAIMS.find((claim) => claim in payload);
+    if (present) throw new errors.JWTClaimValidationFailed('A limited access token is not an access token', payload, present, 'unspecified');
+    return;
+  }
+  const flags = payload['feature-flags'];
+  if (!Array.isArray(flags) || !flags.every((flag) => typeof flag === 'string')) {
+    throw new errors.JWTClaimValidationFailed('"feature-flags" claim must be an array of strings', payload, 'feature-flags', 'missing');
+  }
+  const target = payload['target-azure-resource-id'];
+  if (typeof target !== 'string' || target === '') {
+    throw new errors.JWTClaimValidationFailed('"target-azure-resource-id" claim must be a string', payload, 'target-azure-resource-id', 'missing');
+  }
 }
 
 async function discoverJwksUri(discoveryUrl: string, issuer: string, timeoutMs: number): Promise<URL> {

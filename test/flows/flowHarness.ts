@@ -3,7 +3,7 @@ import { loadConfig } from '../../shared/config.js';
 import type { StsFunctionDefinition } from '../../shared/http/stsFunction.js';
 import type { LedgerEntry } from '../../shared/ledger/ledger.js';
 import { createServices, type StsServices } from '../../shared/services.js';
-import { createStsJwtVerifier, type StsJwtClaims } from '../../shared/verify/index.js';
+import { createStsJwtVerifier, type StsJwtClaims, type StsTokenKind } from '../../shared/verify/index.js';
 import { createTestCredentials, type TestCredentials } from '../support/testCredentials.js';
 
 /** The frozen instant every flow test runs at. */
@@ -40,7 +40,8 @@ export interface FlowHarness {
    * Verifies a JWT with the resource-server verification module (`shared/verify`), against the JWKS the
    * services publish, at the frozen time: signature, `typ: JWT`, `iss`, `aud`, `exp`/`nbf`, `iat`, `jti`.
    */
-  verifyJwt(token: string, audience: string): Promise<{ payload: StsJwtClaims }>;
+  /** Verifies with `./verify` as a resource server would; `tokenKind` as in its options (default `access`). */
+  verifyJwt(token: string, audience: string, tokenKind?: StsTokenKind): Promise<{ payload: StsJwtClaims }>;
   close(): Promise<void>;
 }
 
@@ -93,9 +94,16 @@ export async function startFlowHarness(env: Record<string, string> = {}): Promis
       const init = (await definition.handlerFor(bound)(httpRequest, context)) as HttpResponseInit;
       return observe(init);
     },
-    async verifyJwt(token, audience) {
+    async verifyJwt(token, audience, tokenKind) {
       const jwks = { keys: [...(await services.signingKeys.publicJwks(FROZEN_NOW))] };
-      const verifier = createStsJwtVerifier({ issuer: TEST_ENV.STS_ISSUER, audience, jwks, now: () => FROZEN_NOW, clockToleranceSeconds: 0 });
+      const verifier = createStsJwtVerifier({
+        issuer: TEST_ENV.STS_ISSUER,
+        audience,
+        jwks,
+        now: () => FROZEN_NOW,
+        clockToleranceSeconds: 0,
+        ...(tokenKind ? { tokenKind } : {}),
+      });
       return { payload: await verifier.verify(token) };
     },
     async close() {

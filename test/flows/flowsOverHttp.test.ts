@@ -1,7 +1,7 @@
 import { connect } from 'node:net';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createStsJwtVerifier, verifySwt } from '../../shared/verify/index.js';
+import { createStsJwtVerifier, verifySwt, type StsTokenKind } from '../../shared/verify/index.js';
 import { startTestHost, type TestHost } from '../support/localHostFixture.js';
 import { expectSecurityHeaders, FROZEN_NOW, FROZEN_SECONDS, startFlowHarness, TEST_ENV, type FlowHarness } from './flowHarness.js';
 
@@ -92,8 +92,8 @@ function chunked(body: string, size: number): string {
   return `${framed}0\r\n\r\n`;
 }
 
-function jwtVerifier(audience: string) {
-  return createStsJwtVerifier({ issuer: TEST_ENV.STS_ISSUER, audience, jwksUrl: `${host.url}/.well-known/jwks.json`, now: () => FROZEN_NOW });
+function jwtVerifier(audience: string, tokenKind: StsTokenKind = 'access') {
+  return createStsJwtVerifier({ issuer: TEST_ENV.STS_ISSUER, audience, tokenKind, jwksUrl: `${host.url}/.well-known/jwks.json`, now: () => FROZEN_NOW });
 }
 
 describe('Mixed Reality STS over HTTP', () => {
@@ -238,7 +238,7 @@ describe('Face issueLimitedAccessToken over HTTP', () => {
       expect(answer.status, path).toBe(200);
       expect(answer.headers.get('content-type')).toBe('application/jwt; charset=us-ascii');
       expectContentLength(answer);
-      const claims = await jwtVerifier('urn:ms.speechservices.westus').verify(answer.text);
+      const claims = await jwtVerifier('urn:ms.speechservices.westus', 'limitedAccess').verify(answer.text);
       expect(claims).toMatchObject({
         'target-azure-resource-id': target,
         'feature-flags': ['Face.Identification'],
@@ -253,7 +253,7 @@ describe('Face issueLimitedAccessToken over HTTP', () => {
     const answer = await sendRaw(head + chunked(body, 7));
     expect(answer.status, answer.text).toBe(200);
     expectContentLength(answer);
-    expect(await jwtVerifier('urn:ms.speechservices.westus').verify(answer.text)).toMatchObject({ 'target-azure-resource-id': target, exp: FROZEN_SECONDS + 3600 });
+    expect(await jwtVerifier('urn:ms.speechservices.westus', 'limitedAccess').verify(answer.text)).toMatchObject({ 'target-azure-resource-id': target, exp: FROZEN_SECONDS + 3600 });
 
     const tooLarge = await sendRaw(head + chunked(' '.repeat(20_000) + body, 4_096));
     expect({ status: tooLarge.status, body: tooLarge.text }).toEqual({

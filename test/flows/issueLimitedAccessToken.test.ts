@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { definition } from '../../functions/issueLimitedAccessToken.js';
+import { definition as issueTokenDefinition } from '../../functions/issueToken.js';
 import { expectSecurityHeaders, FROZEN_SECONDS, startFlowHarness, TEST_ENV, type FlowHarness, type ObservedResponse } from './flowHarness.js';
 
 let harness: FlowHarness;
@@ -39,7 +40,7 @@ async function expectLimitedToken(response: ObservedResponse, target: string, fl
   expect(response.headers.get('content-type')).toBe('application/jwt; charset=us-ascii');
   expectSecurityHeaders(response.headers);
   expect(response.text).toMatch(BARE_JWT);
-  const { payload } = await harness.verifyJwt(response.text, 'urn:ms.speechservices.westus');
+  const { payload } = await harness.verifyJwt(response.text, 'urn:ms.speechservices.westus', 'limitedAccess');
   expect(payload).toEqual({
     jti: expect.any(String),
     region: 'westus',
@@ -95,6 +96,26 @@ describe('Face POST /sts/v1.0/issueLimitedAccessToken (contracts §4)', () => {
     it('every code sample posting the literal text {body} gets a 400 BadArgument, never a 500', async () => {
       expectBadArgument(await post('?expiredTime=3600', '{body}'), badArgument('Request body is invalid.'));
     });
+  });
+
+  it('a LAT and a Cognitive token of the ISV resource share iss and aud, yet ./verify never takes one for the other', async () => {
+    const audience = 'urn:ms.speechservices.westus';
+    const lat = (await post('?expiredTime=3600', SEED_BODY)).text;
+    const cognitive = await harness.invoke(issueTokenDefinition, {
+      method: 'POST',
+      path: '/sts/v1.0/issueToken',
+      headers: { 'Ocp-Apim-Subscription-Key': harness.credentials.cognitive.isvFace.keys[0] },
+      body: '',
+    });
+    expect(cognitive.status).toBe(200);
+    // A resource server accepting access tokens (the default) refuses the LAT, and a LAT endpoint the access token.
+    await expect(harness.verifyJwt(lat, audience)).rejects.toMatchObject({ code: 'ERR_JWT_CLAIM_VALIDATION_FAILED', claim: 'feature-flags' });
+    await expect(harness.verifyJwt(cognitive.text, audience, 'limitedAccess')).rejects.toMatchObject({
+      code: 'ERR_JWT_CLAIM_VALIDATION_FAILED',
+      claim: 'feature-flags',
+    });
+    expect((await harness.verifyJwt(cognitive.text, audience)).payload['azure-resource-id']).toBe(harness.credentials.cognitive.isvFace.resourceId);
+    expect((await harness.verifyJwt(lat, audience, 'limitedAccess')).payload['target-azure-resource-id']).toBe(SEED_TARGET);
   });
 
   it('accepts the how-to body: resourceId, two flags, no expiredTime (default 3600)', async () => {

@@ -102,7 +102,7 @@ const missing = (name: string) => `ACS50000: There was an error issuing a token.
 const repeated = (name: string) => `ACS50000: There was an error issuing a token. The ${name} parameter is repeated.`;
 const MALFORMED = 'ACS50000: There was an error issuing a token. The request body is not a valid form.';
 const INVALID_SCOPE =
-  'ACS50000: There was an error issuing a token. The wrap_scope parameter must be an absolute http(s) URI without dot segments or a fragment.';
+  'ACS50000: There was an error issuing a token. The wrap_scope parameter must be an absolute http(s) URI without percent-encoding, dot segments or a fragment.';
 const SCOPE_NOT_ALLOWED = 'ACS50000: There was an error issuing a token. The issuer is not allowed tokens for this wrap_scope.';
 
 describe('ACS OAuth WRAP v0.9: POST /WRAPv0.9 (contracts §5)', () => {
@@ -249,6 +249,12 @@ describe('ACS OAuth WRAP v0.9: POST /WRAPv0.9 (contracts §5)', () => {
         'http://contoso.servicebus.windows.net/orders/../admin',
         'http://contoso.servicebus.windows.net/orders/%2e%2e/admin',
         'http://contoso.servicebus.windows.net/orders%2fadmin',
+        'http://contoso.servicebus.windows.net/orders/%252e%252e/admin',
+        'http://contoso.servicebus.windows%2enet/',
+        'http://contoso.servicebus.windows.net/%64emo',
+        'http://contoso.servicebus.windows.net/orders%20x',
+        'http://CONTOSO%2eservicebus.windows.net/',
+        'http://contoso.servicebus.windows.net:80x/',
         'http://contoso.servicebus.windows.net\\orders',
         'http://user:pw@contoso.servicebus.windows.net/',
         'http://contoso.servicebus.windows.net/#fragment',

@@ -1,5 +1,5 @@
 import { HttpRequest, InvocationContext, type HttpResponseInit } from '@azure/functions';
-import { request } from 'undici';
+import { Agent, request } from 'undici';
 import { expect } from 'vitest';
 import { definition as issueLimitedAccessToken } from '../../functions/issueLimitedAccessToken.js';
 import { definition as issueToken } from '../../functions/issueToken.js';
@@ -80,11 +80,12 @@ export function flowRequest(flow: TokenFlow, credentials: TestCredentials, key?:
   }
 }
 
-/** Sends `req` to a running host over HTTP (undici). */
-export async function sendHttp(baseUrl: string, req: ClientRequest): Promise<Answer> {
+/** Sends `req` to a running host over HTTP (undici), from the loopback address `from` when given. */
+export async function sendHttp(baseUrl: string, req: ClientRequest, from?: LoopbackClient): Promise<Answer> {
   const response = await request(`${baseUrl}${req.path}`, {
     method: req.method,
     headers: req.headers,
+    ...(from ? { dispatcher: from.dispatcher } : {}),
     ...(req.body === undefined || req.method === 'GET' ? {} : { body: req.body }),
   });
   const text = await response.body.text();
@@ -93,6 +94,32 @@ export async function sendHttp(baseUrl: string, req: ClientRequest): Promise<Ans
     if (value !== undefined) headers.set(name, Array.isArray(value) ? value.join(', ') : value);
   }
   return { status: response.statusCode, headers, text };
+}
+
+/** A client socket bound to one loopback source address (127.0.x.y): distinct addresses stand in for distinct clients. */
+export interface LoopbackClient {
+  readonly address: string;
+  readonly dispatcher: Agent;
+}
+
+/** Clients by source address, created on first use; {@link closeLoopbackClients} ends their connections. */
+const loopbackClients = new Map<string, LoopbackClient>();
+
+/** The client whose connections leave from `address` (which must be in 127.0.0.0/8). */
+export function loopbackClient(address: string): LoopbackClient {
+  if (!/^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(address)) throw new Error(`not a loopback address: ${address}`);
+  let client = loopbackClients.get(address);
+  if (!client) {
+    client = { address, dispatcher: new Agent({ localAddress: address }) };
+    loopbackClients.set(address, client);
+  }
+  return client;
+}
+
+export async function closeLoopbackClients(): Promise<void> {
+  const clients = [...loopbackClients.values()];
+  loopbackClients.clear();
+  await Promise.all(clients.map((client) => client.dispatcher.close()));
 }
 
 /**

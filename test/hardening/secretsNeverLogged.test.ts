@@ -3,7 +3,7 @@ import { LeakScanner } from '../../tooling/fuzz/leakScanner.js';
 import { DependencyUnavailableError } from '../../shared/errors.js';
 import { CredentialDirectory } from '../../shared/credentials/credentialDirectory.js';
 import { vaultLayout } from '../../shared/credentials/vaultLayout.js';
-import { type StsServices } from '../../shared/services.js';
+import type { StsServices } from '../../shared/services.js';
 import { startTestHost, type TestHost } from '../support/localHostFixture.js';
 import { createTestCredentials, type TestCredentials } from '../support/testCredentials.js';
 import {
@@ -24,21 +24,74 @@ import {
  * as Azure would record them, anything on console, stdout or stderr) and scanned for every stored key,
  * password, subscription key and signing key, every key a client presented (right or wrong), and every token
  * issued during the run, whole or truncated.
+ *
+ * Each `describe` block is one run, complete in itself: its `beforeAll` makes every request and captures
+ * every line, its tests assert on that run alone, so blocks and tests pass in any order, or alone.
  */
 
 const NOW = new Date('2026-03-01T09:30:00.000Z');
 let credentials: TestCredentials;
-const captured: string[] = [];
-const issued: string[] = [];
-const presented = new Set<string>();
-let restoreCapture: () => void;
 
-/** Records everything written to console, stdout and stderr (and still writes it). */
-function captureProcessOutput(): () => void {
+beforeAll(async () => {
+  credentials = await createTestCredentials({ clock: () => NOW });
+});
+afterAll(async () => {
+  await credentials.remove();
+});
+
+/** What one run wrote and handed out: every captured line, every token issued, every wrong key presented. */
+class Run {
+  readonly captured: string[] = [];
+  readonly issued: string[] = [];
+  readonly presented = new Set<string>();
+  /** The status of every scenario, per flow, in the order sent. */
+  readonly statuses = new Map<TokenFlow, number[]>();
+
+  answered(flow: TokenFlow, answer: Answer): void {
+    this.statuses.set(flow, [...(this.statuses.get(flow) ?? []), answer.status]);
+    if (answer.status !== 200) return;
+    if (flow === 'mixedReality') this.issued.push((JSON.parse(answer.text) as { AccessToken: string }).AccessToken);
+    else if (flow === 'wrap') this.issued.push(/^wrap_access_token=([^&]+)&/.exec(answer.text)?.[1] ?? '');
+    else this.issued.push(answer.text);
+  }
+
+  /** Every captured line that holds a stored key, a presented key or an issued token (none, we expect). */
+  async leaks(): Promise<string[]> {
+    const scanner = new LeakScanner([
+      ...(await storedSecrets()).map((value) => ({ value, label: 'a stored key' })),
+      ...[...this.presented].map((value) => ({ value, label: 'a presented key' })),
+    ]);
+    for (const token of this.issued.filter(Boolean)) scanner.registerIssued(token);
+    return this.captured.flatMap((line) => scanner.scan(line).map((leak) => `${leak.detail}: ${line.slice(0, 120)}`));
+  }
+}
+
+/** Every key, password and signing-key member in the test store. */
+async function storedSecrets(): Promise<string[]> {
+  const stored: string[] = [];
+  const records = [
+    credentials.mixedReality.account,
+    credentials.mixedReality.disabled,
+    credentials.cognitive.speech,
+    credentials.cognitive.isvFace,
+    credentials.cognitive.disabled,
+    credentials.wrap.owner,
+    credentials.wrap.listener,
+    credentials.wrap.disabled,
+  ];
+  for (const record of records) stored.push(...record.keys);
+  stored.push(credentials.wrap.namespace.signingKey);
+  const signingKey = JSON.parse((await credentials.store.getSecret(vaultLayout.signingKey))?.value ?? '{}') as Record<string, unknown>;
+  for (const member of ['d', 'p', 'q', 'dp', 'dq', 'qi', 'k']) if (typeof signingKey[member] === 'string') stored.push(signingKey[member] as string);
+  return stored;
+}
+
+/** Records everything written to console, stdout and stderr into `lines` (and still writes it). */
+function captureProcessOutput(lines: string[]): () => void {
   const originals = { stdout: process.stdout.write.bind(process.stdout), stderr: process.stderr.write.bind(process.stderr) };
   const consoleOriginals = { log: console.log, info: console.info, warn: console.warn, error: console.error, debug: console.debug };
   const record = (chunk: unknown): void => {
-    captured.push(typeof chunk === 'string' ? chunk : Buffer.isBuffer(chunk) ? chunk.toString('utf8') : String(chunk));
+    lines.push(typeof chunk === 'string' ? chunk : Buffer.isBuffer(chunk) ? chunk.toString('utf8') : String(chunk));
   };
   process.stdout.write = ((chunk: unknown, ...rest: never[]) => {
     record(chunk);
@@ -61,8 +114,8 @@ function captureProcessOutput(): () => void {
   };
 }
 
-/** Every request of the run: per flow, each key slot, and every way of failing we can provoke. */
-function scenarios(flow: TokenFlow): Array<{ label: string; request: ClientRequest }> {
+/** Every request of a run: per flow, each key slot, and every way of failing we can provoke. */
+function scenarios(flow: TokenFlow, run: Run): Array<{ label: string; request: ClientRequest }> {
   const valid = flowRequest(flow, credentials);
   const keys: Record<TokenFlow, readonly [string, string]> = {
     mixedReality: credentials.mixedReality.account.keys,
@@ -72,7 +125,7 @@ function scenarios(flow: TokenFlow): Array<{ label: string; request: ClientReque
   };
   const [first, second] = keys[flow];
   const nearMiss = `${first.slice(0, -2)}${first.at(-2) === 'A' ? 'B' : 'A'}${first.at(-1)}`;
-  presented.add(nearMiss);
+  run.presented.add(nearMiss);
   const list: Array<{ label: string; request: ClientRequest }> = [
     { label: 'key 1', request: valid },
     { label: 'key 2', request: flowRequest(flow, credentials, second) },
@@ -124,126 +177,119 @@ function scenarios(flow: TokenFlow): Array<{ label: string; request: ClientReque
   return list;
 }
 
-function collectIssued(flow: TokenFlow, answer: Answer): void {
-  if (answer.status !== 200) return;
-  if (flow === 'mixedReality') issued.push((JSON.parse(answer.text) as { AccessToken: string }).AccessToken);
-  else if (flow === 'wrap') issued.push(/^wrap_access_token=([^&]+)&/.exec(answer.text)?.[1] ?? '');
-  else issued.push(answer.text);
-}
-
-beforeAll(async () => {
-  credentials = await createTestCredentials({ clock: () => NOW });
-  restoreCapture = captureProcessOutput();
-});
-afterAll(async () => {
-  restoreCapture();
-  await credentials.remove();
-});
-
 describe('over HTTP through the local host', () => {
-  let host: TestHost;
+  const run = new Run();
+  /** The answer that ended the run of wrong keys from one IP (at most 60 of them). */
+  let lastGuess: Answer | undefined;
+
   beforeAll(async () => {
-    // A low IP limit, so the run also produces 429s.
-    const { services } = await countedServices(credentials, () => NOW, { STS_FAILED_ATTEMPTS_PER_WINDOW: '40' });
-    host = await startTestHost({ services });
-  });
-  afterAll(async () => {
-    await host.close();
-    captured.push(...host.logLines);
-  });
-
-  it.each(TOKEN_FLOWS)('%s: every scenario answered', async (flow) => {
-    const statuses = new Set<number>();
-    for (const { request } of scenarios(flow)) {
-      const answer = await sendHttp(host.url, request);
-      statuses.add(answer.status);
-      collectIssued(flow, answer);
+    const restoreCapture = captureProcessOutput(run.captured);
+    let host: TestHost | undefined;
+    try {
+      // A low IP limit, so the run also produces 429s.
+      const { services } = await countedServices(credentials, () => NOW, { STS_FAILED_ATTEMPTS_PER_WINDOW: '40' });
+      host = await startTestHost({ services });
+      for (const flow of TOKEN_FLOWS) {
+        for (const { request } of scenarios(flow, run)) run.answered(flow, await sendHttp(host.url, request));
+      }
+      for (let i = 0; i < 60 && lastGuess?.status !== 429; i += 1) {
+        lastGuess = await sendHttp(host.url, flowRequest('mixedReality', credentials, `guess-${i}`));
+      }
+    } finally {
+      await host?.close(); // before reading its log: every request line is written by then
+      run.captured.push(...(host?.logLines ?? []));
+      restoreCapture();
     }
-    expect(statuses.has(200)).toBe(true);
-    expect([...statuses].some((s) => s >= 400)).toBe(true);
   });
 
-  it('keeps failing until the IP limit answers 429', async () => {
-    let last: Answer | undefined;
-    for (let i = 0; i < 60 && last?.status !== 429; i += 1) last = await sendHttp(host.url, flowRequest('mixedReality', credentials, `guess-${i}`));
-    expect(last?.status).toBe(429);
-  });
-});
-
-describe('in process, the raw handler log (what Azure records, before any masking)', () => {
-  const rawLog: string[] = [];
-  afterAll(() => {
-    captured.push(...rawLog);
+  it.each(TOKEN_FLOWS)('%s: every scenario answered, with tokens and with refusals', (flow) => {
+    const statuses = run.statuses.get(flow) ?? [];
+    expect(statuses).toHaveLength(scenarios(flow, new Run()).length);
+    expect(statuses).toContain(200);
+    expect(statuses.some((s) => s >= 400)).toBe(true);
   });
 
-  it.each(TOKEN_FLOWS)('%s: every scenario, with the vault failing and the ledger failing too', async (flow) => {
-    const { services } = await countedServices(credentials, () => NOW);
-    for (const { request } of scenarios(flow)) collectIssued(flow, await invokeInProcess(flow, request, { services, clientIp: '198.51.100.7', log: (l) => rawLog.push(l) }));
-
-    // Secret-store failures carry the secret's name (derived from the presented key for Cognitive) in their cause.
-    const failingStore = {
-      getSecret: async (name: string) => {
-        throw new DependencyUnavailableError('secret-store', 5, `Key Vault answered 503 for ${name}`);
-      },
-      getFreshSecret: async (name: string) => {
-        throw new DependencyUnavailableError('secret-store', 5, `Key Vault answered 503 for ${name}`);
-      },
-      getSecretVersions: services.secrets.getSecretVersions.bind(services.secrets),
-    };
-    const vaultDown: StsServices = { ...services, credentials: new CredentialDirectory(failingStore) };
-    const down = await invokeInProcess(flow, flowRequest(flow, credentials), { services: vaultDown, log: (l) => rawLog.push(l) });
-    expect(down.status).toBe(503);
-
-    const ledgerDown: StsServices = {
-      ...services,
-      ledger: {
-        record: async (entry) => {
-          throw new DependencyUnavailableError('ledger', 5, `table write failed for ${entry.credentialId ?? '?'} ${entry.jti ?? ''}`);
-        },
-        close: async () => {},
-      },
-    };
-    expect((await invokeInProcess(flow, flowRequest(flow, credentials), { services: ledgerDown, log: (l) => rawLog.push(l) })).status).toBe(503);
-    expect((await invokeInProcess(flow, flowRequest(flow, credentials, 'wrong'), { services: ledgerDown, log: (l) => rawLog.push(l) })).status).toBe(401);
+  it('keeps failing until the IP limit answers 429', () => {
+    expect(lastGuess?.status).toBe(429);
   });
-});
 
-describe('the scan', () => {
-  it('captured the run: request lines, refusals, outages and the 429s', () => {
-    const all = captured.join('\n');
+  it('captured the run: request lines, refusals, the 413s and the 429s', () => {
+    const all = run.captured.join('\n');
     expect(all).toMatch(/GET \/accounts\/[0-9a-f-]{36}\/token 200 /);
     expect(all).toMatch(/refused 401 ERR_STS_INVALID_CREDENTIALS/);
     expect(all).toMatch(/refused 429 ERR_STS_RATE_LIMITED/);
     expect(all).toMatch(/refused 413/);
-    expect(all).toMatch(/unavailable: secret-store/);
-    expect(all).toMatch(/unavailable: ledger|ledger: refusal not recorded/);
-    expect(issued.filter(Boolean).length).toBeGreaterThanOrEqual(4 * 2 * 2);
+    expect(run.issued.filter(Boolean).length).toBeGreaterThanOrEqual(4 * 2);
   });
 
   it('finds no key, password, subscription key, signing key or issued token in any captured line', async () => {
-    const stored: string[] = [];
-    const records = [
-      credentials.mixedReality.account,
-      credentials.mixedReality.disabled,
-      credentials.cognitive.speech,
-      credentials.cognitive.isvFace,
-      credentials.cognitive.disabled,
-      credentials.wrap.owner,
-      credentials.wrap.listener,
-      credentials.wrap.disabled,
-    ];
-    for (const record of records) stored.push(...record.keys);
-    stored.push(credentials.wrap.namespace.signingKey);
-    const signingKey = JSON.parse((await credentials.store.getSecret(vaultLayout.signingKey))?.value ?? '{}') as Record<string, unknown>;
-    for (const member of ['d', 'p', 'q', 'dp', 'dq', 'qi', 'k']) if (typeof signingKey[member] === 'string') stored.push(signingKey[member] as string);
-    expect(stored.length).toBeGreaterThan(17);
+    expect(await run.leaks()).toEqual([]);
+  });
+});
 
-    const scanner = new LeakScanner([
-      ...stored.map((value) => ({ value, label: 'a stored key' })),
-      ...[...presented].map((value) => ({ value, label: 'a presented key' })),
-    ]);
-    for (const token of issued.filter(Boolean)) scanner.registerIssued(token);
-    const leaks = captured.flatMap((line) => scanner.scan(line).map((leak) => `${leak.detail}: ${line.slice(0, 120)}`));
-    expect(leaks).toEqual([]);
+describe('in process, the raw handler log (what Azure records, before any masking)', () => {
+  const run = new Run();
+  /** Per flow: the answers with the vault down, with the ledger down, and to a wrong key with the ledger down. */
+  const outages = new Map<TokenFlow, { vaultDown: number; ledgerDown: number; wrongKeyLedgerDown: number }>();
+
+  beforeAll(async () => {
+    const restoreCapture = captureProcessOutput(run.captured);
+    const log = (line: string): void => void run.captured.push(line);
+    try {
+      for (const flow of TOKEN_FLOWS) {
+        const { services } = await countedServices(credentials, () => NOW);
+        for (const { request } of scenarios(flow, run)) run.answered(flow, await invokeInProcess(flow, request, { services, clientIp: '198.51.100.7', log }));
+
+        // Secret-store failures carry the secret's name (derived from the presented key for Cognitive) in their cause.
+        const failingStore = {
+          getSecret: async (name: string) => {
+            throw new DependencyUnavailableError('secret-store', 5, `Key Vault answered 503 for ${name}`);
+          },
+          getFreshSecret: async (name: string) => {
+            throw new DependencyUnavailableError('secret-store', 5, `Key Vault answered 503 for ${name}`);
+          },
+          getSecretVersions: services.secrets.getSecretVersions.bind(services.secrets),
+        };
+        const vaultDownServices: StsServices = { ...services, credentials: new CredentialDirectory(failingStore) };
+        const vaultDown = (await invokeInProcess(flow, flowRequest(flow, credentials), { services: vaultDownServices, log })).status;
+
+        const ledgerDown: StsServices = {
+          ...services,
+          ledger: {
+            record: async (entry) => {
+              throw new DependencyUnavailableError('ledger', 5, `table write failed for ${entry.credentialId ?? '?'} ${entry.jti ?? ''}`);
+            },
+            close: async () => {},
+          },
+        };
+        outages.set(flow, {
+          vaultDown,
+          ledgerDown: (await invokeInProcess(flow, flowRequest(flow, credentials), { services: ledgerDown, log })).status,
+          wrongKeyLedgerDown: (await invokeInProcess(flow, flowRequest(flow, credentials, 'wrong'), { services: ledgerDown, log })).status,
+        });
+      }
+    } finally {
+      restoreCapture();
+    }
+  });
+
+  it.each(TOKEN_FLOWS)('%s: every scenario answered; 503 with the vault or the ledger down, and a wrong key still a 401', (flow) => {
+    const statuses = run.statuses.get(flow) ?? [];
+    expect(statuses).toHaveLength(scenarios(flow, new Run()).length);
+    expect(statuses).toContain(200);
+    expect(statuses.some((s) => s >= 400)).toBe(true);
+    expect(outages.get(flow)).toEqual({ vaultDown: 503, ledgerDown: 503, wrongKeyLedgerDown: 401 });
+  });
+
+  it('captured the run: refusals and both outages', () => {
+    const all = run.captured.join('\n');
+    expect(all).toMatch(/refused 401 ERR_STS_INVALID_CREDENTIALS/);
+    expect(all).toMatch(/unavailable: secret-store/);
+    expect(all).toMatch(/unavailable: ledger|ledger: refusal not recorded/);
+    expect(run.issued.filter(Boolean).length).toBeGreaterThanOrEqual(4 * 2);
+  });
+
+  it('finds no key, password, subscription key, signing key or issued token in any captured line', async () => {
+    expect(await run.leaks()).toEqual([]);
   });
 });

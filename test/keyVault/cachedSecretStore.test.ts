@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { DependencyUnavailableError } from '../../shared/errors.js';
 import { CachedSecretStore, type SecretCacheSettings } from '../../shared/secrets/cachedSecretStore.js';
 import type { SecretStore, SecretVersion } from '../../shared/secrets/secretStore.js';
@@ -70,6 +70,19 @@ function setup(settings: Partial<SecretCacheSettings> = {}) {
   return { inner, cache, advance: (seconds: number) => (nowMs += seconds * 1000) };
 }
 
+/** Runs every promise callback already queued (the store reads are in-memory: no I/O, no timer in between). */
+function drainPromiseCallbacks(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+// The slot wait is a timer: it runs on the fake clock, so no test waits for (or races) real time.
+beforeEach(() => {
+  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+});
+afterEach(() => {
+  vi.useRealTimers();
+});
+
 describe('CachedSecretStore', () => {
   it('keeps the recently used entry when the size bound evicts', async () => {
     const { inner, cache } = setup({ maxEntries: 3 });
@@ -98,7 +111,7 @@ describe('CachedSecretStore', () => {
         (e: unknown) => (e instanceof DependencyUnavailableError ? 'unavailable' : 'other'),
       ),
     );
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await drainPromiseCallbacks();
     expect(inner.active).toBe(32);
     inner.release();
     const outcomes = await Promise.all(lookups);
@@ -111,10 +124,17 @@ describe('CachedSecretStore', () => {
     const { inner, cache } = setup({ vaultTimeoutMs: 100 });
     inner.close();
     const busy = Array.from({ length: 32 }, (_, i) => cache.getSecret(`busy-${i}`));
-    const started = Date.now();
-    const error = await cache.getSecret('queued').catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(DependencyUnavailableError);
-    expect(Date.now() - started).toBeLessThan(1_000);
+    let outcome: unknown = 'pending';
+    void cache.getSecret('queued').then(
+      () => (outcome = 'served'),
+      (e: unknown) => (outcome = e),
+    );
+    await vi.advanceTimersByTimeAsync(99);
+    expect(outcome).toBe('pending');
+    await vi.advanceTimersByTimeAsync(1);
+    expect(outcome).toBeInstanceOf(DependencyUnavailableError);
+    expect(outcome).toMatchObject({ dependency: 'secret-store', retryAfterSeconds: 1 });
+    expect(inner.reads).toBe(32); // the queued lookup never reached the store
     inner.release();
     await Promise.all(busy);
   });

@@ -12,7 +12,11 @@ import { startKeyVaultTestServer, type KeyVaultTestServer } from '../../tooling/
  * identity), against the Key Vault test server over HTTPS trusted through NODE_EXTRA_CA_CERTS.
  */
 
-const TIMEOUT_MS = 1_500;
+/**
+ * The store's bound on one call. Generous, so that a loaded machine never turns a slow success into a failure:
+ * no assertion here measures time, and only the two "never answers" cases wait for the bound to pass.
+ */
+const TIMEOUT_MS = 5_000;
 let server: KeyVaultTestServer;
 let store: KeyVaultSecretStore;
 
@@ -46,6 +50,22 @@ async function failure(promise: Promise<unknown>): Promise<DependencyUnavailable
   );
   expect(error).toBeInstanceOf(DependencyUnavailableError);
   return error as DependencyUnavailableError;
+}
+
+/**
+ * What a client that retries sees: the store read again, at most three times. A read started while the SDK's
+ * hung token request is still open joins that request and fails with it; the next read asks for a new token.
+ */
+async function servedAfterRetries(target: KeyVaultSecretStore, name: string) {
+  let lastError: unknown;
+  for (let attempt = 0; attempt < 3; attempt += 1) {
+    try {
+      return await target.getSecret(name);
+    } catch (error) {
+      lastError = error;
+    }
+  }
+  throw lastError;
 }
 
 describe('TLS', () => {
@@ -176,13 +196,15 @@ describe('faults become DependencyUnavailableError (503 + Retry-After), never a 
     server.seed(name, 'v');
   });
 
-  it('429 carries the vault Retry-After, and the SDK does not sit out the delay', async () => {
+  it('429 carries the vault Retry-After, and the SDK does not sit out the delay (no retry)', async () => {
     server.faults.throttleRetryAfterSeconds = 17;
-    const started = Date.now();
+    const before = { throttled: server.stats.throttled, reads: server.readsOf(name) };
     const error = await failure(store.getSecret(name));
     expect(error.retryAfterSeconds).toBe(17);
     expect(error.dependency).toBe('secret-store');
-    expect(Date.now() - started).toBeLessThan(1_000);
+    // One throttled read and no second one: the SDK's retry policy (which would wait 17 s first) is off.
+    expect(server.stats.throttled - before.throttled).toBe(1);
+    expect(server.readsOf(name) - before.reads).toBe(1);
   });
 
   it.each([500, 502, 503])('%i', async (status) => {
@@ -197,14 +219,12 @@ describe('faults become DependencyUnavailableError (503 + Retry-After), never a 
     await failure(store.getSecret(name));
   });
 
+  // A hanging vault never answers: the call can only end through the store's own time bound.
   it('a vault that never answers, within the timeout', async () => {
     server.faults.outage = 'hang';
-    const started = Date.now();
     const error = await failure(store.getSecret(name));
-    const elapsed = Date.now() - started;
-    expect(elapsed).toBeGreaterThanOrEqual(TIMEOUT_MS - 50);
-    expect(elapsed).toBeLessThan(TIMEOUT_MS + 1_000);
     expect(error.message).toMatch(/did not answer in time/);
+    expect(error.retryAfterSeconds).toBeGreaterThanOrEqual(1);
   });
 
   it('recovers by itself once the vault answers again', async () => {
@@ -217,17 +237,20 @@ describe('faults become DependencyUnavailableError (503 + Retry-After), never a 
   it.each(['reset', 500, 'hang'] as const)('a failing managed-identity endpoint (%s), then recovery', async (mode) => {
     const fresh = isolatedStore();
     server.faults.identity = mode;
-    const started = Date.now();
     const error = await failure(fresh.getSecret(name));
-    expect(Date.now() - started).toBeLessThan(TIMEOUT_MS + 1_000);
     expect(error.message).toMatch(/identity|token|did not answer/i);
     server.resetFaults();
-    expect((await fresh.getSecret(name))?.value).toBe('v');
+    expect((await servedAfterRetries(fresh, name))?.value).toBe('v');
   });
 
   it('a vault that rejects the identity (401 after the challenge) is unavailable, not a crash', async () => {
-    server.revokeTokens(); // tokens the SDK cached are now unknown to the vault: every call is challenged again
-    const error = await failure(store.getSecret(name));
+    // An identity of this test's own, so that no other test's token is revoked with it.
+    const clientId = randomUUID();
+    const revoked = isolatedStore(clientId);
+    expect((await revoked.getSecret(name))?.value).toBe('v');
+    server.revokeTokens(clientId); // the token the SDK cached is now unknown to the vault: every call is challenged again
+    const error = await failure(revoked.getSecret(name));
     expect(error.retryAfterSeconds).toBeGreaterThanOrEqual(1);
+    expect((await store.getSecret(name))?.value).toBe('v'); // other identities are unaffected
   });
 });

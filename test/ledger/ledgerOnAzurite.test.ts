@@ -114,6 +114,8 @@ function speechRequest(key: string): Promise<ObservedResponse> {
   });
 }
 
+// The tests of this block share one table: each one reads only the rows of its own outcome, so that the
+// refusals test (which refuses the same credentials) may run before or after the others.
 describe('every flow writes its row (ledger configured from the environment, as in production)', () => {
   let fixtureTable: LedgerTable;
   let tableName: string;
@@ -147,7 +149,7 @@ describe('every flow writes its row (ledger configured from the environment, as 
     const token = /"AccessToken":"([^"]+)"/.exec(response.text)?.[1] ?? '';
     const { payload } = await harness.verifyJwt(token, TEST_ENV.STS_AUDIENCE_MIXED_REALITY);
 
-    const rows = await rowsOf(fixtureTable, { credentialId: accountId });
+    const rows = await rowsOf(fixtureTable, { credentialId: accountId, outcome: 'issued' });
     expect(rows).toHaveLength(1);
     expect(rows[0]).toMatchObject({
       time: FROZEN_NOW,
@@ -168,7 +170,7 @@ describe('every flow writes its row (ledger configured from the environment, as 
     const response = await speechRequest(harness.credentials.cognitive.speech.keys[0]);
     expect(response.status).toBe(200);
     const { payload } = await harness.verifyJwt(response.text, 'urn:ms.speechservices.eastus');
-    const rows = await rowsOf(fixtureTable, { credentialId: 'speech-test' });
+    const rows = await rowsOf(fixtureTable, { credentialId: 'speech-test', outcome: 'issued' });
     expect(rows).toHaveLength(1);
     expect(rows[0]).toMatchObject({
       flow: 'issueToken',
@@ -194,8 +196,8 @@ describe('every flow writes its row (ledger configured from the environment, as 
       body: JSON.stringify({ targetAzureResourceId: target, featureFlags: ['Face.Identification'] }),
     });
     expect(response.status, response.text).toBe(200);
-    const { payload } = await harness.verifyJwt(response.text, 'urn:ms.speechservices.westus');
-    const rows = await rowsOf(fixtureTable, { credentialId: 'isv-face' });
+    const { payload } = await harness.verifyJwt(response.text, 'urn:ms.speechservices.westus', 'limitedAccess');
+    const rows = await rowsOf(fixtureTable, { credentialId: 'isv-face', outcome: 'issued' });
     expect(rows).toHaveLength(1);
     expect(rows[0]).toMatchObject({
       flow: 'issueLimitedAccessToken',
@@ -222,7 +224,7 @@ describe('every flow writes its row (ledger configured from the environment, as 
     const swt = new URLSearchParams(response.text).get('wrap_access_token') ?? '';
     const expiresOn = Number(new URLSearchParams(swt).get('ExpiresOn'));
     expect(expiresOn).toBeGreaterThan(FROZEN_NOW.getTime() / 1000);
-    const rows = await rowsOf(fixtureTable, { credentialId: 'contoso/owner' });
+    const rows = await rowsOf(fixtureTable, { credentialId: 'contoso/owner', outcome: 'issued' });
     expect(rows).toHaveLength(1);
     expect(rows[0]).toMatchObject({
       flow: 'wrapToken',
@@ -331,11 +333,25 @@ describe('Azurite stopped mid-run', () => {
     useLedger(ledger);
     const key = harness.credentials.cognitive.speech.keys[0];
     const answers: { status: number; requestId: string | null; retryAfter: string | null; text: string; afterStop: boolean }[] = [];
+    // Four clients keep sending while Azurite is stopped under them. Bounded by counts, not by time: each client
+    // sends at most 50 requests before the stop (then waits for it) and at most 50 after it.
     let stopped = false;
-    const deadline = Date.now() + 8_000;
+    let markStopped: () => void = () => {};
+    const stop = new Promise<void>((done) => (markStopped = done));
+    // Azurite is stopped once 20 rows are acknowledged (or a client has used up its requests before the stop).
+    let markReadyToStop: () => void = () => {};
+    const readyToStop = new Promise<void>((done) => (markReadyToStop = done));
     const worker = async (): Promise<void> => {
-      while (Date.now() < deadline && answers.filter((a) => a.afterStop).length < 40) {
+      let before = 0;
+      let after = 0;
+      while (after < 50 && answers.filter((a) => a.afterStop).length < 40) {
+        if (!stopped && before === 50) {
+          markReadyToStop();
+          await stop;
+        }
         const wasStopped = stopped;
+        if (wasStopped) after += 1;
+        else before += 1;
         const response = await speechRequest(key);
         answers.push({
           status: response.status,
@@ -344,12 +360,14 @@ describe('Azurite stopped mid-run', () => {
           text: response.text,
           afterStop: wasStopped,
         });
+        if (answers.filter((a) => a.status === 200).length >= 20) markReadyToStop();
       }
     };
     const workers = Promise.all([worker(), worker(), worker(), worker()]);
-    while (answers.filter((a) => a.status === 200).length < 20 && Date.now() < deadline) await new Promise((done) => setTimeout(done, 10));
+    await readyToStop;
     await azurite.stop();
     stopped = true;
+    markStopped();
     await workers;
 
     const acknowledged = answers.filter((a) => a.status === 200).map((a) => a.requestId ?? '');

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { DependencyUnavailableError } from '../../shared/errors.js';
 import type { LedgerEntry } from '../../shared/ledger/ledger.js';
 import type { LedgerRow } from '../../shared/ledger/ledgerRows.js';
@@ -7,6 +7,8 @@ import { TableLedger, type TableLedgerOptions } from '../../shared/ledger/tableL
 
 // The batching, failure and back-pressure rules, against an in-memory table whose behaviour each test chooses
 // (an outage, a hang, a flaky first attempt). The same rules against a real Azurite: ledgerOnAzurite.test.ts.
+// Time is the fake clock's (batch waits, operation timeouts, the warning interval): no test waits for real time,
+// and each one says how much time passes.
 
 const NOW = new Date('2026-03-01T09:30:00.000Z');
 
@@ -43,21 +45,40 @@ const outage: Submit = async () => {
 /** A table that never answers and ignores cancellation (a black-holed network). */
 const hang: Submit = () => new Promise<void>(() => {});
 
-async function settleWithin<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`not settled within ${ms} ms`)), ms)));
-  try {
-    return await Promise.race([promise, late]);
-  } finally {
-    clearTimeout(timer);
-  }
+beforeEach(() => {
+  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+});
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+type Outcome = { readonly state: 'pending' } | { readonly state: 'fulfilled' } | { readonly state: 'rejected'; readonly reason: unknown };
+
+/** Follows `promise` so a test can ask, at any moment of fake time, whether it has settled and how. */
+function watch(promise: Promise<unknown>): () => Outcome {
+  let outcome: Outcome = { state: 'pending' };
+  promise.then(
+    () => (outcome = { state: 'fulfilled' }),
+    (reason: unknown) => (outcome = { state: 'rejected', reason }),
+  );
+  return () => outcome;
 }
+
+/** Lets `ms` of fake time pass, running every timer due and the promise callbacks they start. */
+async function pass(ms: number): Promise<void> {
+  await vi.advanceTimersByTimeAsync(ms);
+}
+
+/** The default longest wait before a batch is sent (`maxBatchWaitMs`). */
+const BATCH_WAIT_MS = 5;
 
 describe('TableLedger group commit', () => {
   it('sends concurrent rows of one partition as transactions of at most 100, one partition each', async () => {
     const { ledger, transactions } = ledgerWith(committed);
     const ids = Array.from({ length: 250 }, (_, i) => `r${i}`);
-    await Promise.all(ids.map((id) => ledger.record(entry(id))));
+    const all = watch(Promise.all(ids.map((id) => ledger.record(entry(id)))));
+    await pass(BATCH_WAIT_MS);
+    expect(all()).toEqual({ state: 'fulfilled' });
 
     expect(transactions.map((rows) => rows.length)).toEqual([100, 100, 50]);
     for (const rows of transactions) expect(new Set(rows.map((row) => row.partitionKey)).size).toBe(1);
@@ -65,9 +86,25 @@ describe('TableLedger group commit', () => {
     expect(ledger.stats).toMatchObject({ transactions: 3, rowsCommitted: 250, largestBatch: 100, rowsFailed: 0 });
   });
 
+  it('sends a full batch at once and a partial one only after the batch wait', async () => {
+    const { ledger, transactions } = ledgerWith(committed);
+    const full = watch(Promise.all(Array.from({ length: 100 }, (_, i) => ledger.record(entry(`f${i}`)))));
+    const partial = watch(ledger.record(entry('p0')));
+    await pass(0);
+    expect(full()).toEqual({ state: 'fulfilled' });
+    expect(partial()).toEqual({ state: 'pending' });
+    await pass(BATCH_WAIT_MS - 1);
+    expect(partial()).toEqual({ state: 'pending' });
+    await pass(1);
+    expect(partial()).toEqual({ state: 'fulfilled' });
+    expect(transactions.map((rows) => rows.length)).toEqual([100, 1]);
+  });
+
   it('never mixes credentials in one transaction', async () => {
     const { ledger, transactions } = ledgerWith(committed);
-    await Promise.all(Array.from({ length: 60 }, (_, i) => ledger.record(entry(`r${i}`, `cred-${i % 3}`))));
+    const all = watch(Promise.all(Array.from({ length: 60 }, (_, i) => ledger.record(entry(`r${i}`, `cred-${i % 3}`)))));
+    await pass(BATCH_WAIT_MS);
+    expect(all()).toEqual({ state: 'fulfilled' });
     expect(transactions).toHaveLength(3);
     for (const rows of transactions) expect(new Set(rows.map((row) => row.CredentialId)).size).toBe(1);
   });
@@ -75,21 +112,23 @@ describe('TableLedger group commit', () => {
   it('resolves a caller only after the transaction holding its row has committed', async () => {
     let release: () => void = () => {};
     const gate = new Promise<void>((done) => (release = done));
-    const { ledger } = ledgerWith(() => gate);
-    let resolved = false;
-    const recorded = ledger.record(entry('r1')).then(() => (resolved = true));
-    await new Promise((done) => setTimeout(done, 50));
-    expect(resolved).toBe(false);
+    const { ledger, transactions } = ledgerWith(() => gate);
+    const recorded = watch(ledger.record(entry('r1')));
+    await pass(BATCH_WAIT_MS);
+    expect(transactions).toHaveLength(1); // sent, not yet committed
+    expect(recorded()).toEqual({ state: 'pending' });
     release();
-    await settleWithin(recorded, 1_000);
-    expect(resolved).toBe(true);
+    await pass(0);
+    expect(recorded()).toEqual({ state: 'fulfilled' });
   });
 
   it('retries a failed batch once, with the same rows, and then acknowledges it', async () => {
     const { ledger, transactions } = ledgerWith(async (_rows, _signal, call) => {
       if (call === 1) throw new Error('socket hang up');
     });
-    await Promise.all([ledger.record(entry('a')), ledger.record(entry('b'))]);
+    const both = watch(Promise.all([ledger.record(entry('a')), ledger.record(entry('b'))]));
+    await pass(BATCH_WAIT_MS);
+    expect(both()).toEqual({ state: 'fulfilled' });
     expect(transactions).toHaveLength(2);
     expect(transactions[1]).toEqual(transactions[0]);
     expect(ledger.stats).toMatchObject({ transactions: 1, transactionAttempts: 2, rowsCommitted: 2 });
@@ -99,9 +138,10 @@ describe('TableLedger group commit', () => {
 describe('TableLedger when the table is unavailable', () => {
   it('required: rejects every caller of the batch with a ledger DependencyUnavailableError after one retry', async () => {
     const { ledger, transactions, warnings } = ledgerWith(outage);
-    const results = await Promise.allSettled([ledger.record(entry('a')), ledger.record(entry('b'))]);
+    const results = Promise.allSettled([ledger.record(entry('a')), ledger.record(entry('b'))]);
+    await pass(BATCH_WAIT_MS);
     expect(transactions).toHaveLength(2);
-    for (const result of results) {
+    for (const result of await results) {
       expect(result.status).toBe('rejected');
       const error = (result as PromiseRejectedResult).reason as DependencyUnavailableError;
       expect(error).toBeInstanceOf(DependencyUnavailableError);
@@ -114,18 +154,23 @@ describe('TableLedger when the table is unavailable', () => {
 
   it('best-effort: resolves anyway and warns once per interval, counting what it held back', async () => {
     const { ledger, warnings } = ledgerWith(outage, { mode: 'best-effort', warningIntervalMs: 60_000 });
-    for (let i = 0; i < 3; i += 1) await settleWithin(ledger.record(entry(`r${i}`)), 1_000);
+    for (let i = 0; i < 3; i += 1) {
+      const recorded = watch(ledger.record(entry(`r${i}`)));
+      await pass(BATCH_WAIT_MS);
+      expect(recorded()).toEqual({ state: 'fulfilled' });
+    }
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toMatch(/^ledger \(best-effort\): 1 ledger row\(s\) not committed: .*ECONNREFUSED/);
 
-    const later = ledgerWith(outage, { mode: 'best-effort', warningIntervalMs: 1 });
-    await later.ledger.record(entry('x'));
-    await new Promise((done) => setTimeout(done, 5));
-    await later.ledger.record(entry('y'));
-    expect(later.warnings).toHaveLength(2);
+    await pass(60_000); // one interval later, the next failure is reported with the count of those held back
+    const next = watch(ledger.record(entry('r3')));
+    await pass(BATCH_WAIT_MS);
+    expect(next()).toEqual({ state: 'fulfilled' });
+    expect(warnings).toHaveLength(2);
+    expect(warnings[1]).toMatch(/\(\+2 similar since the last warning\)$/);
   });
 
-  it('bounds every table operation in time, even when the SDK ignores cancellation', async () => {
+  it('bounds every table operation in time, even when the SDK ignores cancellation: two attempts, then a 503', async () => {
     const signals: AbortSignal[] = [];
     const { ledger } = ledgerWith(
       (_rows, signal) => {
@@ -134,38 +179,55 @@ describe('TableLedger when the table is unavailable', () => {
       },
       { operationTimeoutMs: 100 },
     );
-    const started = Date.now();
-    await expect(settleWithin(ledger.record(entry('r1')), 2_000)).rejects.toBeInstanceOf(DependencyUnavailableError);
-    const elapsed = Date.now() - started;
-    expect(elapsed).toBeGreaterThanOrEqual(190);
-    expect(elapsed).toBeLessThan(1_500);
+    const recorded = watch(ledger.record(entry('r1')));
+    await pass(BATCH_WAIT_MS + 100 - 1);
+    expect(signals).toHaveLength(1);
+    expect(recorded()).toEqual({ state: 'pending' });
+    await pass(1); // the first attempt's deadline: it is abandoned and retried
     expect(signals).toHaveLength(2);
+    expect(signals[0]?.aborted).toBe(true);
+    await pass(100 - 1);
+    expect(recorded()).toEqual({ state: 'pending' });
+    await pass(1); // the retry's deadline
+    const outcome = recorded();
+    expect(outcome.state).toBe('rejected');
+    expect(outcome.state === 'rejected' && outcome.reason).toBeInstanceOf(DependencyUnavailableError);
     expect(signals.every((signal) => signal.aborted)).toBe(true);
   });
 
   it('keeps memory bounded: beyond maxQueuedRows required refuses at once and best-effort drops', async () => {
     const required = ledgerWith(hang, { maxQueuedRows: 10, operationTimeoutMs: 300 });
     const waiting = Array.from({ length: 10 }, (_, i) => required.ledger.record(entry(`r${i}`, `c${i}`)));
-    const refused = required.ledger.record(entry('r10'));
-    await expect(settleWithin(refused, 100)).rejects.toThrow(/queue is full/);
+    const settledWaiting = watch(Promise.allSettled(waiting).then((all) => expect(all.every((result) => result.status === 'rejected')).toBe(true)));
+    const refused = watch(required.ledger.record(entry('r10')));
+    await pass(0); // no time passes: the refusal does not wait for the queue
+    const refusal = refused();
+    expect(refusal.state === 'rejected' && refusal.reason).toBeInstanceOf(DependencyUnavailableError);
+    expect(refusal.state === 'rejected' && String(refusal.reason)).toMatch(/queue is full/);
     expect(required.ledger.stats.rowsRejected).toBe(1);
-    const settled = await settleWithin(Promise.allSettled(waiting), 2_000);
-    expect(settled.every((result) => result.status === 'rejected')).toBe(true);
+    await pass(BATCH_WAIT_MS + 2 * 300);
+    expect(settledWaiting()).toEqual({ state: 'fulfilled' });
 
     const bestEffort = ledgerWith(hang, { mode: 'best-effort', maxQueuedRows: 10, operationTimeoutMs: 300 });
-    const pending = Array.from({ length: 10 }, (_, i) => bestEffort.ledger.record(entry(`r${i}`, `c${i}`)));
-    await settleWithin(bestEffort.ledger.record(entry('r10')), 100);
+    const pending = watch(Promise.all(Array.from({ length: 10 }, (_, i) => bestEffort.ledger.record(entry(`r${i}`, `c${i}`)))));
+    const dropped = watch(bestEffort.ledger.record(entry('r10')));
+    await pass(0);
+    expect(dropped()).toEqual({ state: 'fulfilled' });
     expect(bestEffort.warnings.join('\n')).toMatch(/queue is full/);
-    await settleWithin(Promise.all(pending), 2_000);
+    expect(pending()).toEqual({ state: 'pending' });
+    await pass(BATCH_WAIT_MS + 2 * 300);
+    expect(pending()).toEqual({ state: 'fulfilled' });
   });
 });
 
 describe('TableLedger.close', () => {
   it('sends waiting rows at once, resolves when they are committed, and turns later rows away', async () => {
     const { ledger, transactions } = ledgerWith(committed, { maxBatchWaitMs: 60_000 });
-    const recorded = ledger.record(entry('r1'));
-    await settleWithin(ledger.close(), 1_000);
-    await settleWithin(recorded, 100);
+    const recorded = watch(ledger.record(entry('r1')));
+    const closed = watch(ledger.close());
+    await pass(0); // no time passes: close does not wait for the batch timer
+    expect(closed()).toEqual({ state: 'fulfilled' });
+    expect(recorded()).toEqual({ state: 'fulfilled' });
     expect(transactions).toHaveLength(1);
     await expect(ledger.record(entry('r2'))).rejects.toThrow(/closed/);
   });

@@ -10,12 +10,19 @@ const AUDIENCE = 'https://mr.test.example/';
 const DAY = 86_400;
 let fixture: SigningKeyFixture;
 let server: WellKnownServer;
+/** The servers the current test started (none for the SWT tests): each test closes only its own. */
+const started: WellKnownServer[] = [];
+
+async function startServer(): Promise<void> {
+  server = await startWellKnownServer(fixture);
+  started.push(server);
+}
 
 beforeEach(async () => {
   fixture = await createSigningKeyFixture();
 });
 afterEach(async () => {
-  await server.close();
+  for (const running of started.splice(0)) await running.close();
   await fixture.dispose();
 });
 
@@ -43,7 +50,7 @@ const b64url = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('
 describe('createStsJwtVerifier through discovery + JWKS over HTTP', () => {
   beforeEach(async () => {
     await fixture.addKey('ES256');
-    server = await startWellKnownServer(fixture);
+    await startServer();
   });
 
   it('verifies an issued token and returns its claims', async () => {
@@ -137,7 +144,7 @@ describe('createStsJwtVerifier through discovery + JWKS over HTTP', () => {
 describe('rotation as a resource server sees it', () => {
   it('old tokens verify after rotation, new-key tokens verify without restarting the verifier, retired keys are rejected', async () => {
     const v1 = await fixture.addKey('ES256');
-    server = await startWellKnownServer(fixture);
+    await startServer();
     const maxAge = server.services.config.secretCache.maxAgeSeconds;
     const verifier = verifierFor({ cooldownMs: 0 });
     const firstToken = (await issue()).token;

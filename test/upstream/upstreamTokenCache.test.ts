@@ -23,7 +23,7 @@ function fakeUpstream(clock: { now: () => Date }, lifetimeSeconds = 600) {
     },
     fetch: async (): Promise<UpstreamToken> => {
       calls++;
-      await new Promise((resolve) => setTimeout(resolve, 5));
+      await new Promise((resolve) => setImmediate(resolve)); // in flight past this turn of the event loop
       if (failure !== undefined) throw failure;
       return { token: `token-${calls}`, expiresAt: new Date(clock.now().getTime() + lifetimeSeconds * 1000), attempts: 1 };
     },

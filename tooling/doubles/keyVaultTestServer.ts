@@ -101,6 +101,8 @@ interface StoredSecret {
 interface IssuedToken {
   readonly resource: string;
   readonly expiresAtMs: number;
+  /** The identity it was issued to (`''` for the system-assigned one). */
+  readonly clientId: string;
 }
 
 const noFaults = (): KeyVaultFaults => ({
@@ -121,6 +123,7 @@ export class KeyVaultTestServer {
   private readonly secrets = new Map<string, StoredSecret>();
   private readonly tokens = new Map<string, IssuedToken>();
   private readonly readsByName = new Map<string, number>();
+  private readonly readWaiters: Array<{ readonly name: string; readonly count: number; readonly reached: () => void }> = [];
   private readonly sockets = new Set<Socket>();
   private readonly apiVersions = new Set<string>();
   private readonly clientIds = new Set<string>();
@@ -189,9 +192,12 @@ export class KeyVaultTestServer {
     this.clientIds.clear();
   }
 
-  /** Forgets every access token it issued: the next vault call is challenged again. */
-  revokeTokens(): void {
-    this.tokens.clear();
+  /**
+   * Forgets the access tokens it issued (to the identity `clientId` only, when given; `''` is the
+   * system-assigned one): the next vault call with one of them is challenged again.
+   */
+  revokeTokens(clientId?: string): void {
+    for (const [token, issued] of this.tokens) if (clientId === undefined || issued.clientId === clientId) this.tokens.delete(token);
   }
 
   get stats(): KeyVaultServerStats {
@@ -201,6 +207,15 @@ export class KeyVaultTestServer {
   /** Authenticated reads of `name`'s value so far (any version, whatever the answer). */
   readsOf(name: string): number {
     return this.readsByName.get(name.toLowerCase()) ?? 0;
+  }
+
+  /**
+   * Resolves once `name`'s value has been read `count` times in all (as `readsOf` counts): a test waits for a
+   * read the app makes in the background without polling or sleeping.
+   */
+  whenReadsOf(name: string, count: number): Promise<void> {
+    if (this.readsOf(name) >= count) return Promise.resolve();
+    return new Promise((reached) => this.readWaiters.push({ name: name.toLowerCase(), count, reached }));
   }
 
   /** Writes a new version directly (no HTTP, not counted). Returns the version id. */
@@ -266,6 +281,7 @@ export class KeyVaultTestServer {
       if (isRead) {
         this.counters.secretReads += 1;
         this.readsByName.set(name.toLowerCase(), (this.readsByName.get(name.toLowerCase()) ?? 0) + 1);
+        this.wakeReadWaiters();
       }
       if (method === 'GET' && (!name || third === 'versions')) this.counters.listCalls += 1;
       if (method === 'PUT' || method === 'PATCH') this.counters.writes += 1;
@@ -448,6 +464,14 @@ export class KeyVaultTestServer {
     return stored;
   }
 
+  private wakeReadWaiters(): void {
+    for (const waiter of [...this.readWaiters]) {
+      if (this.readsOf(waiter.name) < waiter.count) continue;
+      this.readWaiters.splice(this.readWaiters.indexOf(waiter), 1);
+      waiter.reached();
+    }
+  }
+
   // ---- managed identity (App Service, api-version 2019-08-01) ----------------------------------------------
 
   private async onIdentityRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -471,7 +495,7 @@ export class KeyVaultTestServer {
     const lifetime = this.options.tokenLifetimeSeconds ?? 86_400;
     const token = `kvts.${randomBytes(24).toString('base64url')}`;
     const expiresOn = nowSeconds() + lifetime;
-    this.tokens.set(token, { resource: resource.replace(/\/$/, ''), expiresAtMs: expiresOn * 1000 });
+    this.tokens.set(token, { resource: resource.replace(/\/$/, ''), expiresAtMs: expiresOn * 1000, clientId });
     this.counters.tokensIssued += 1;
     send(res, 200, {
       access_token: token,

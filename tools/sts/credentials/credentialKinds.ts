@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { isAcceptableClientKey } from '../../../shared/credentials/clientKeys.js';
 import type { CognitiveResource, MixedRealityAccount, WrapIssuer } from '../../../shared/credentials/records.js';
 import { GUID_PATTERN, NAMESPACE_PATTERN, RESOURCE_NAME_PATTERN, vaultLayout } from '../../../shared/credentials/vaultLayout.js';
 import type { FlowCredentialKind } from '../../../shared/flowCatalogue.js';
@@ -52,10 +53,21 @@ export interface CredentialKindDeclaration<K extends KeyedCredentialKind> {
   readonly upstreamEndpoint: { readonly tokenPath: RegExp; readonly example: string };
 }
 
-/** 32 random bytes, base64: the shape of Azure account keys and ACS issuer keys. */
-export const newBase64Key = (): string => randomBytes(32).toString('base64');
-/** 32 hex characters: the shape of Cognitive Services subscription keys. */
-export const newHexKey = (): string => randomBytes(16).toString('hex');
+/** 32 random bytes (256 bits), base64: the shape of Azure account keys and ACS issuer keys. */
+export const newBase64Key = (): string => acceptableKey(() => randomBytes(32).toString('base64'));
+/** 16 random bytes (128 bits) as 32 hex characters: the shape of Cognitive Services subscription keys. */
+export const newHexKey = (): string => acceptableKey(() => randomBytes(16).toString('hex'));
+
+/**
+ * Draws until the key passes the reader's check ({@link isAcceptableClientKey}); a hex draw fails it about
+ * once in 28 million, so this costs nothing and removes a negligible sliver of the key space.
+ */
+function acceptableKey(draw: () => string): string {
+  for (;;) {
+    const key = draw();
+    if (isAcceptableClientKey(key)) return key;
+  }
+}
 
 /**
  * Every keyed credential kind. The `satisfies` clause makes a flow whose declaration names a new
