@@ -16,8 +16,51 @@ import { initialSecretsType } from 'modules/keyVault.bicep'
 @maxLength(20)
 param environmentName string = 'sts'
 
+// The regions that offer the Flex Consumption plan, as the official Flex quickstart templates list them
+// (https://github.com/Azure-Samples/functions-quickstart-typescript-azd/blob/main/infra/main.bicep). A region
+// outside the list fails at validation, before anything is created; extend the list when Flex reaches more.
 @description('Region of every resource; it must offer the Flex Consumption plan.')
-param location string = resourceGroup().location
+@allowed([
+  'australiaeast'
+  'australiasoutheast'
+  'brazilsouth'
+  'canadacentral'
+  'centralindia'
+  'centralus'
+  'eastasia'
+  'eastus'
+  'eastus2'
+  'eastus2euap'
+  'francecentral'
+  'germanywestcentral'
+  'italynorth'
+  'japaneast'
+  'koreacentral'
+  'northcentralus'
+  'northeurope'
+  'norwayeast'
+  'southafricanorth'
+  'southcentralus'
+  'southeastasia'
+  'southindia'
+  'spaincentral'
+  'swedencentral'
+  'uaenorth'
+  'uksouth'
+  'ukwest'
+  'westcentralus'
+  'westeurope'
+  'westus'
+  'westus2'
+  'westus3'
+])
+@metadata({
+  azd: {
+    type: 'location'
+  }
+})
+// The resource group's region by default; any() defers the check against the list to ARM's validation.
+param location string = any(resourceGroup().location)
 
 @description('Suffix that makes global names unique; stable for one subscription, resource group and environment.')
 @minLength(4)
@@ -95,7 +138,7 @@ param instanceMemoryMB int = 2048
 @description('Object id of the operator (user, group or service principal) that runs the admin CLI against the vault; empty for none. `az ad signed-in-user show --query id -o tsv` gives yours.')
 param deployerPrincipalId string = ''
 
-@description('Kind of principal deployerPrincipalId is.')
+@description('Kind of principal deployerPrincipalId is: azd passes AZURE_PRINCIPAL_TYPE (User, or ServicePrincipal for a service-principal login as in CI).')
 @allowed([
   'User'
   'Group'

@@ -2,7 +2,7 @@
 // (git-ignored), which extends this file and adds the @secure() values (signing key, initial credentials).
 //
 // Values come from the environment where one is set, so the same file serves `az deployment` and `azd`
-// (azd sets AZURE_ENV_NAME and AZURE_PRINCIPAL_ID itself).
+// (azd sets AZURE_ENV_NAME, AZURE_PRINCIPAL_ID and AZURE_PRINCIPAL_TYPE itself).
 using './main.bicep'
 
 param environmentName = readEnvironmentVariable('AZURE_ENV_NAME', 'sts')
@@ -18,7 +18,10 @@ param ledgerMode = 'required'
 param ledgerTableName = 'issuance'
 
 // The operator who runs the admin CLI against the vault gets Key Vault Secrets Officer (and ledger read).
+// azd sets AZURE_PRINCIPAL_TYPE to User or ServicePrincipal after the login it runs under; a role assignment
+// whose principalType does not match the principal is refused, so a service-principal login (CI) needs it.
 param deployerPrincipalId = readEnvironmentVariable('AZURE_PRINCIPAL_ID', '')
+param deployerPrincipalType = readEnvironmentVariable('AZURE_PRINCIPAL_TYPE', 'User')
 
 // Only azd's preprovision hook sets this (once per azd environment); plain `az deployment` users pass the
 // key through main.secrets.bicepparam instead.

@@ -1,70 +1,167 @@
-import { spawnSync } from 'node:child_process';
 import { cp, mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
-import { join, relative, resolve } from 'node:path';
+import { basename, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { build, type Metafile } from 'esbuild';
 
 /**
- * `npm run package`: stages exactly what runs in Azure into `.deploy/` (git-ignored): the compiled
- * functions and shared code, host.json, package.json, the lock file, and production dependencies only.
- * Publishing the repository root would upload the dev toolchain too (the pinned Node binary alone is
- * ~120 MB); publishing `.deploy/` with `func azure functionapp publish <app> --no-build` does not.
+ * `npm run package`: builds THE deployment artifact into `.deploy/` (git-ignored), the folder both deploy paths
+ * upload as it is (`func azure functionapp publish`, `azd deploy`; see docs/deploy.md):
+ *
+ * - `dist/functions/<name>.js`: one ES module entry per file in `functions/`, bundled with esbuild, so each
+ *   token flow stays its own function and `package.json` `main` (`dist/functions/*.js`) finds them;
+ * - `dist/chunks/*.js`: code the entries share; the Azure SDKs, which the app loads with `import()` only when a
+ *   vault or ledger is configured, stay in chunks of their own that a cold start does not read;
+ * - `dist/shared/services.js`: the composition root's shutdown, for the local host (`appTerminate` does it in Azure);
+ * - source maps next to each file; `host.json`; a `package.json` with no dependencies;
+ * - `local.settings.json` holding only `FUNCTIONS_WORKER_RUNTIME=node`, from which Core Tools learns the worker
+ *   runtime (it reads that file in the folder that holds host.json); neither tool uploads it;
+ * - `.funcignore`, which Core Tools and azd both read (and neither uploads).
+ *
+ * No `node_modules`: every dependency bundles. `@azure/functions-core` stays external because it is not a
+ * package but a module the Functions worker injects at run time (`@azure/functions` requires it, and runs in
+ * test mode where it is missing).
  */
 
-const projectRoot = resolve(fileURLToPath(import.meta.url), '../..');
+export const projectRoot = resolve(fileURLToPath(import.meta.url), '../..');
 
-export interface StageOptions {
+/** `main` of the artifact's package.json: the entries, as the Functions host expands it. */
+export const ARTIFACT_MAIN = 'dist/functions/*.js';
+
+/** The worker runtime Core Tools must know to publish; the only value in the artifact's local.settings.json. */
+export const ARTIFACT_LOCAL_SETTINGS = { IsEncrypted: false, Values: { FUNCTIONS_WORKER_RUNTIME: 'node' } } as const;
+
+/** Left out of an upload by both tools; listed so the intent is visible in the artifact itself. */
+export const ARTIFACT_FUNCIGNORE = ['local.settings.json', '.funcignore'].join('\n') + '\n';
+
+/** Modules that must stay outside the bundle (see the module comment). */
+const EXTERNAL_MODULES = ['@azure/functions-core'];
+
+/**
+ * CommonJS code inside an ES module bundle still calls `require()` for Node built-ins; this gives every output
+ * file a real one (the identifier is esbuild's convention for the shim it emits).
+ */
+const REQUIRE_BANNER = "import { createRequire as __stsCreateRequire } from 'node:module'; const require = __stsCreateRequire(import.meta.url);";
+
+export interface PackageOptions {
+  /** Where the artifact goes; emptied first. */
   readonly outDir: string;
-  /** The compiled output to stage (default: the project's `dist/`). */
-  readonly distDir?: string;
-  /** Install production dependencies into the staged folder (`npm ci --omit=dev`). */
-  readonly install: boolean;
+  /** The sources (default: this repository). */
+  readonly sourceRoot?: string;
 }
 
-export async function stageDeployment({ outDir, install, distDir = join(projectRoot, 'dist') }: StageOptions): Promise<void> {
-  try {
-    await stat(join(distDir, 'functions'));
-  } catch {
-    throw new Error('dist/functions is missing: run `npm run build` first');
-  }
+export interface PackageResult {
+  readonly outDir: string;
+  /** Every file of the artifact, relative, `/`-separated, sorted. */
+  readonly files: readonly string[];
+  readonly bytes: number;
+  /** The entry files (`dist/functions/*.js`), relative. */
+  readonly entries: readonly string[];
+  /** Output files (relative) that each entry loads statically, i.e. before its first request. */
+  readonly staticallyLoaded: Readonly<Record<string, readonly string[]>>;
+}
+
+/**
+ * Builds the artifact.
+ *
+ * @example
+ * const { bytes, files } = await packageApp({ outDir: '.deploy' });
+ */
+export async function packageApp({ outDir, sourceRoot = projectRoot }: PackageOptions): Promise<PackageResult> {
+  const functionNames = (await readdir(join(sourceRoot, 'functions'))).filter((name) => name.endsWith('.ts') && !name.endsWith('.d.ts')).sort();
+  if (functionNames.length === 0) throw new Error(`no functions/*.ts under ${sourceRoot}`);
+  const entryPoints: Record<string, string> = { 'shared/services': join(sourceRoot, 'shared', 'services.ts') };
+  for (const name of functionNames) entryPoints[`functions/${basename(name, '.ts')}`] = join(sourceRoot, 'functions', name);
+
   await rm(outDir, { recursive: true, force: true });
   await mkdir(outDir, { recursive: true });
-  for (const folder of ['functions', 'shared']) {
-    await cp(join(distDir, folder), join(outDir, 'dist', folder), {
-      recursive: true,
-      // Type declarations are for library consumers; the runtime needs the JavaScript (and its source maps).
-      filter: (source) => !source.endsWith('.d.ts') && !source.endsWith('.d.ts.map'),
-    });
-  }
-  for (const file of ['host.json', 'package.json', 'package-lock.json']) {
-    await cp(join(projectRoot, file), join(outDir, file));
-  }
-  // Nothing in the staged folder is to be left out, but Core Tools reads .funcignore when one exists.
-  await writeFile(join(outDir, '.funcignore'), 'local.settings.json\n');
-  if (install) {
-    const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
-    const result = spawnSync(npm, ['ci', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund'], {
-      cwd: outDir,
-      stdio: 'inherit',
-    });
-    if (result.status !== 0) throw new Error(`npm ci --omit=dev failed in ${outDir}`);
-  }
+  const distDir = join(outDir, 'dist');
+  const { metafile } = await build({
+    absWorkingDir: sourceRoot,
+    entryPoints,
+    outdir: distDir,
+    bundle: true,
+    splitting: true,
+    format: 'esm',
+    platform: 'node',
+    target: 'node22',
+    minify: true,
+    // Function and class names survive minifying: libraries and logs read `.name`.
+    keepNames: true,
+    sourcemap: true,
+    // Maps carry positions and names only, not the sources: stack traces resolve, the artifact stays small.
+    sourcesContent: false,
+    // Bundled packages keep their licence comments, collected at the end of each file.
+    legalComments: 'eof',
+    chunkNames: 'chunks/[name]-[hash]',
+    external: EXTERNAL_MODULES,
+    banner: { js: REQUIRE_BANNER },
+    metafile: true,
+    logLevel: 'silent',
+  });
+
+  const source = JSON.parse(await readFile(join(sourceRoot, 'package.json'), 'utf8')) as { name: string; version: string; description?: string; engines?: unknown };
+  const manifest = {
+    name: source.name,
+    version: source.version,
+    private: true,
+    ...(source.description ? { description: source.description } : {}),
+    type: 'module',
+    main: ARTIFACT_MAIN,
+    ...(source.engines ? { engines: source.engines } : {}),
+  };
+  await writeFile(join(outDir, 'package.json'), `${JSON.stringify(manifest, null, 2)}\n`);
+  await cp(join(sourceRoot, 'host.json'), join(outDir, 'host.json'));
+  await writeFile(join(outDir, 'local.settings.json'), `${JSON.stringify(ARTIFACT_LOCAL_SETTINGS, null, 2)}\n`);
+  await writeFile(join(outDir, '.funcignore'), ARTIFACT_FUNCIGNORE);
+
+  const files = await listFiles(outDir);
+  let bytes = 0;
+  for (const file of files) bytes += (await stat(join(outDir, file))).size;
+  const entries = files.filter((file) => /^dist\/functions\/[^/]+\.js$/.test(file));
+  return { outDir, files, bytes, entries, staticallyLoaded: staticImportClosure(metafile, outDir, entries) };
 }
 
-async function folderBytes(folder: string): Promise<number> {
-  let total = 0;
+/** Every file under `folder`, relative and `/`-separated, sorted. */
+export async function listFiles(folder: string): Promise<string[]> {
+  const files: string[] = [];
   for (const entry of await readdir(folder, { withFileTypes: true, recursive: true })) {
-    if (entry.isFile()) total += (await stat(join(entry.parentPath, entry.name))).size;
+    if (entry.isFile()) files.push(relative(folder, join(entry.parentPath, entry.name)).split('\\').join('/'));
   }
-  return total;
+  return files.sort();
+}
+
+/** For each entry, the output files reached through static imports only (what loading the entry reads). */
+function staticImportClosure(metafile: Metafile, outDir: string, entries: readonly string[]): Record<string, string[]> {
+  const byArtifactPath = new Map<string, string[]>();
+  for (const [outputPath, output] of Object.entries(metafile.outputs)) {
+    const key = relative(outDir, resolve(outputPath)).split('\\').join('/');
+    const staticImports = output.imports.filter((i) => i.kind === 'import-statement' && !i.external);
+    byArtifactPath.set(key, staticImports.map((i) => relative(outDir, resolve(i.path)).split('\\').join('/')));
+  }
+  const closure: Record<string, string[]> = {};
+  for (const entry of entries) {
+    const seen = new Set<string>([entry]);
+    const queue = [entry];
+    for (let next = queue.pop(); next !== undefined; next = queue.pop()) {
+      for (const imported of byArtifactPath.get(next) ?? []) {
+        if (!seen.has(imported)) {
+          seen.add(imported);
+          queue.push(imported);
+        }
+      }
+    }
+    closure[entry] = [...seen].sort();
+  }
+  return closure;
 }
 
 async function main(): Promise<void> {
   const outDir = join(projectRoot, '.deploy');
-  await stageDeployment({ outDir, install: true });
-  const { name } = JSON.parse(await readFile(join(outDir, 'package.json'), 'utf8')) as { name: string };
-  const megabytes = (await folderBytes(outDir)) / 1_048_576;
-  console.log(`Staged ${name} in ${relative(process.cwd(), outDir) || '.'} (${megabytes.toFixed(1)} MB).`);
-  console.log('Publish it with:  cd .deploy && func azure functionapp publish <app> --no-build');
+  const result = await packageApp({ outDir });
+  const shown = relative(process.cwd(), outDir) || '.';
+  const kib = (n: number): string => `${(n / 1024).toFixed(0)} KiB`;
+  console.log(`Built the deployment artifact in ${shown}: ${result.files.length} files, ${kib(result.bytes)} (${result.entries.length} functions).`);
+  console.log('Publish it:  npm run publish:func -- <function app name>   (or azd deploy; see docs/deploy.md)');
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

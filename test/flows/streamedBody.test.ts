@@ -41,7 +41,7 @@ async function invokeStreamed(definition: typeof wrapToken, path: string, header
   // how its own streaming path does it and is not in the public init type, hence the cast.
   const init = { nativeRequest: new Request(url, { method: 'POST', headers, body: stream, duplex: 'half' } as RequestInit), params: {} };
   const request = new HttpRequest(init as unknown as HttpRequestInit);
-  const response = (await definition.handler(request, new InvocationContext({ functionName: definition.name }))) as HttpResponseInit;
+  const response = (await definition.handlerFor(harness.services)(request, new InvocationContext({ functionName: definition.name }))) as HttpResponseInit;
   return { status: response.status ?? 200, headers: new Headers(response.headers as Record<string, string>), text: String(response.body ?? '') };
 }
 

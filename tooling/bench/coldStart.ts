@@ -1,24 +1,26 @@
 import { spawn } from 'node:child_process';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { vaultLayout } from '../../shared/credentials/vaultLayout.js';
 import { FileSecretStore } from '../../shared/secrets/fileSecretStore.js';
 import { KeyVaultTestServer } from '../doubles/keyVaultTestServer.js';
 import { createTestCertificateAuthority, loopbackCertificate } from '../doubles/testCertificates.js';
-import { projectRoot } from '../../tools/localHost/projectPaths.js';
-import { benchAppRoot } from './appSnapshot.js';
+import { packageApp } from '../../tools/packageApp.js';
 import type { BenchFixtures } from './benchFixtures.js';
 import { median } from './statistics.js';
 
 /**
- * Cold start (issue #9 §4): fresh processes of the pinned Node, no tsx, importing the compiled function files
- * as the Functions worker does. Times are `performance.now()` inside the process (milliseconds since the
- * process started) when the modules are loaded and when the first Mixed Reality token is returned by the
- * handler (called in process with an `HttpRequest`: no HTTP server); a bare `node -e` start is the baseline.
- * A separate start with a module-load hook lists what was loaded, to show that the Azure SDKs load only
- * when a vault is configured and first called.
+ * Cold start of the deployment artifact (`npm run package`, built afresh into a temp folder outside the
+ * repository so nothing resolves from the development node_modules): fresh processes of the pinned Node, no
+ * tsx, importing the artifact's function entries as the Functions worker does. Times are `performance.now()`
+ * inside the process (milliseconds since the process started) when the modules are loaded and when the first
+ * Mixed Reality token is returned by the handler (called in process: no HTTP server; the request is a fetch
+ * `Request` with the route's `params`, which is all the handler reads, so the dev copy of `@azure/functions`
+ * is never loaded); a bare `node -e` start in the same run is the baseline, and the first Key Vault token is
+ * also reported as a multiple of it. A separate start with a module-load hook lists what was loaded, to show
+ * that the Azure SDK chunks load only when a vault is configured and first called.
  */
 
 export interface ColdStartFigure {
@@ -30,6 +32,11 @@ export interface ColdStartFigure {
   readonly modulesLoadedMs?: number;
   /** Median wall ms from `spawn` to the process's answer, as seen from outside. */
   readonly wallMs: number;
+  /**
+   * Median CPU ms (user + system, `process.cpuUsage()`) the process had used by the point measured: less
+   * sensitive than `readyMs` to other work on a busy machine, which delays a process without charging it.
+   */
+  readonly cpuMs: number;
   readonly rssBytes: number;
 }
 
@@ -47,11 +54,17 @@ export interface ColdStartResults {
   readonly firstTokenKeyVault: ColdStartFigure;
   /** `modulesLoaded.readyMs - bare.readyMs`: what the app's modules add to a start. */
   readonly moduleLoadOverheadMs: number;
+  /** `firstTokenKeyVault.readyMs / bare.readyMs`. */
+  readonly firstTokenKeyVaultOverBare: number;
+  /** Size of the artifact measured, bytes (all files, source maps included). */
+  readonly artifactBytes: number;
   readonly census: readonly ModuleCensus[];
 }
 
 interface ProbeOutput {
   readonly loadedMs: number;
+  readonly loadedCpuMs: number;
+  readonly firstTokenCpuMs?: number;
   readonly firstTokenMs?: number;
   readonly status?: number;
   readonly rssBytes: number;
@@ -67,29 +80,35 @@ if (probe.census) {
   const { registerHooks } = await import('node:module');
   registerHooks({ load(url, context, nextLoad) { urls.add(url); return nextLoad(url, context); } });
 }
+const cpuMs = () => { const { user, system } = process.cpuUsage(); return (user + system) / 1000; };
 for (const url of probe.functionUrls) await import(url);
 const loadedMs = performance.now();
-let firstTokenMs, status;
+const loadedCpuMs = cpuMs();
+let firstTokenMs, firstTokenCpuMs, status;
 if (probe.request) {
-  const { default: functions } = await import('@azure/functions');
   const { definition } = await import(probe.mixedRealityUrl);
-  const request = new functions.HttpRequest({ method: 'GET', url: 'http://127.0.0.1:7071' + probe.request.path, headers: probe.request.headers, params: probe.request.params });
-  const context = new functions.InvocationContext({ functionName: definition.name, logHandler: () => {} });
+  const request = Object.assign(new Request('http://127.0.0.1:7071' + probe.request.path, { method: 'GET', headers: probe.request.headers }), { params: probe.request.params });
+  const quiet = () => {};
+  const context = { invocationId: crypto.randomUUID(), functionName: definition.name, log: quiet, trace: quiet, debug: quiet, info: quiet, warn: quiet, error: quiet };
   status = (await definition.handler(request, context)).status;
   firstTokenMs = performance.now();
+  firstTokenCpuMs = cpuMs();
 }
-process.stdout.write(JSON.stringify({ loadedMs, firstTokenMs, status, rssBytes: process.memoryUsage().rss, urls: urls && [...urls] }));
+process.stdout.write(JSON.stringify({ loadedMs, loadedCpuMs, firstTokenMs, firstTokenCpuMs, status, rssBytes: process.memoryUsage().rss, urls: urls && [...urls] }));
 process.exit(0);
 `;
 
-const BARE = `process.stdout.write(JSON.stringify({ loadedMs: performance.now(), rssBytes: process.memoryUsage().rss })); process.exit(0);`;
+const BARE = `const loadedMs = performance.now(); const { user, system } = process.cpuUsage(); process.stdout.write(JSON.stringify({ loadedMs, loadedCpuMs: (user + system) / 1000, rssBytes: process.memoryUsage().rss })); process.exit(0);`;
 
 /** Runs the cold-start section: `starts` processes per figure, interleaved, medians reported. */
 export async function measureColdStart(fixtures: BenchFixtures, starts: number, log: (line: string) => void): Promise<ColdStartResults> {
-  const functionsDir = join(benchAppRoot(), 'dist', 'functions');
-  const functionUrls = (await readdir(functionsDir)).filter((name) => name.endsWith('.js')).sort().map((name) => pathToFileURL(join(functionsDir, name)).href);
-  const mixedRealityUrl = pathToFileURL(join(functionsDir, 'mixedRealityToken.js')).href;
+  const artifactDir = await mkdtemp(join(tmpdir(), 'sts-bench-artifact-'));
+  const artifact = await packageApp({ outDir: artifactDir });
+  log(`  artifact: ${artifact.entries.length} functions, ${(artifact.bytes / 1024).toFixed(0)} KiB (${artifactDir})`);
+  const functionUrls = artifact.entries.map((entry) => pathToFileURL(join(artifactDir, entry)).href);
+  const mixedRealityUrl = pathToFileURL(join(artifactDir, 'dist', 'functions', 'mixedRealityToken.js')).href;
   const { method: _method, looksIssued: _check, body: _body, ...request } = fixtures.requests.mixedReality;
+  const runProbe = (code: string, env: NodeJS.ProcessEnv) => runProbeIn(artifactDir, code, env);
 
   const caDir = await mkdtemp(join(tmpdir(), 'sts-bench-ca-'));
   const vault = await startSeededVault(fixtures, caDir);
@@ -112,23 +131,28 @@ export async function measureColdStart(fixtures: BenchFixtures, starts: number, 
     const figure = (kind: keyof typeof kinds, label: string): ColdStartFigure => {
       const list = runs[kind];
       const tokenTimes = list.map((r) => r.output.firstTokenMs).filter((t): t is number => t !== undefined);
+      const tokenCpu = list.map((r) => r.output.firstTokenCpuMs).filter((t): t is number => t !== undefined);
       return {
         label,
         starts: list.length,
         readyMs: tokenTimes.length > 0 ? median(tokenTimes) : median(list.map((r) => r.output.loadedMs)),
         ...(tokenTimes.length > 0 ? { modulesLoadedMs: median(list.map((r) => r.output.loadedMs)) } : {}),
         wallMs: median(list.map((r) => r.wallMs)),
+        cpuMs: tokenCpu.length > 0 ? median(tokenCpu) : median(list.map((r) => r.output.loadedCpuMs)),
         rssBytes: median(list.map((r) => r.output.rssBytes)),
       };
     };
     const bare = figure('bare', 'bare node -e (baseline)');
-    const modulesLoaded = figure('modulesLoaded', 'app modules loaded (dist/functions/*.js)');
+    const modulesLoaded = figure('modulesLoaded', 'artifact modules loaded (dist/functions/*.js)');
+    const firstTokenKeyVault = figure('firstTokenKeyVault', 'first token, Key Vault (test server)');
     const results = {
       bare,
       modulesLoaded,
       firstTokenEmbedded: figure('firstTokenEmbedded', 'first token, embedded store'),
-      firstTokenKeyVault: figure('firstTokenKeyVault', 'first token, Key Vault (test server)'),
+      firstTokenKeyVault,
       moduleLoadOverheadMs: modulesLoaded.readyMs - bare.readyMs,
+      firstTokenKeyVaultOverBare: firstTokenKeyVault.readyMs / bare.readyMs,
+      artifactBytes: artifact.bytes,
     };
 
     const census: ModuleCensus[] = [];
@@ -138,13 +162,14 @@ export async function measureColdStart(fixtures: BenchFixtures, starts: number, 
       ['firstTokenKeyVault', 'after first token, Key Vault'],
     ] as const) {
       const env = { ...kinds[kind].env, BENCH_PROBE: JSON.stringify({ ...JSON.parse(String(kinds[kind].env.BENCH_PROBE)), census: true }) };
-      census.push(moduleCensus(label, (await runProbe(PROBE, env)).output.urls ?? []));
+      census.push(await moduleCensus(label, (await runProbe(PROBE, env)).output.urls ?? []));
     }
     log(`  ${starts} starts per figure; module load overhead ${results.moduleLoadOverheadMs.toFixed(1)} ms`);
     return { ...results, census };
   } finally {
     await vault.close();
     await rm(caDir, { recursive: true, force: true });
+    await rm(artifactDir, { recursive: true, force: true });
   }
 }
 
@@ -161,10 +186,10 @@ async function startSeededVault(fixtures: BenchFixtures, caDir: string): Promise
   return vault;
 }
 
-function runProbe(code: string, env: NodeJS.ProcessEnv): Promise<{ output: ProbeOutput; wallMs: number }> {
+function runProbeIn(cwd: string, code: string, env: NodeJS.ProcessEnv): Promise<{ output: ProbeOutput; wallMs: number }> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
-    const child = spawn(process.execPath, ['--input-type=module', '-e', code], { cwd: projectRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--input-type=module', '-e', code], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
@@ -184,15 +209,23 @@ function runProbe(code: string, env: NodeJS.ProcessEnv): Promise<{ output: Probe
   });
 }
 
-const AZURE_SDKS = ['@azure/identity', '@azure/keyvault-secrets', '@azure/data-tables', '@azure/core-rest-pipeline', '@azure/msal-node'];
+/** The user-agent prefix each Azure SDK compiles in: found in a bundled chunk only when that SDK is in it. */
+const AZURE_SDK_MARKERS: Readonly<Record<string, string>> = {
+  '@azure/identity': 'azsdk-js-identity',
+  '@azure/keyvault-secrets': 'azsdk-js-keyvault-secrets',
+  '@azure/data-tables': 'azsdk-js-data-tables',
+};
 
-function moduleCensus(label: string, urls: readonly string[]): ModuleCensus {
+/** What a start loaded: files, packages from a node_modules (none for the artifact), and which Azure SDKs. */
+async function moduleCensus(label: string, urls: readonly string[]): Promise<ModuleCensus> {
   const files = urls.filter((url) => url.startsWith('file:'));
   const packages = new Set<string>();
+  const sdks = new Set<string>();
   for (const url of files) {
     const match = /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(url);
     if (match?.[1]) packages.add(match[1]);
+    const text = await readFile(fileURLToPath(url), 'utf8').catch(() => '');
+    for (const [sdk, marker] of Object.entries(AZURE_SDK_MARKERS)) if (text.includes(marker)) sdks.add(sdk);
   }
-  const sorted = [...packages].sort();
-  return { label, modules: files.length, packages: sorted, azureSdks: sorted.filter((name) => AZURE_SDKS.includes(name)) };
+  return { label, modules: files.length, packages: [...packages].sort(), azureSdks: [...sdks].sort() };
 }

@@ -77,6 +77,17 @@ const FORBIDDEN_APP_SETTINGS = [
   'WEBSITE_CONTENTAZUREFILECONNECTIONSTRING',
 ];
 
+/**
+ * The regions with Flex Consumption, as the official Flex quickstart templates list them
+ * (https://github.com/Azure-Samples/functions-quickstart-typescript-azd/blob/main/infra/main.bicep).
+ */
+const FLEX_CONSUMPTION_REGIONS = [
+  'australiaeast', 'australiasoutheast', 'brazilsouth', 'canadacentral', 'centralindia', 'centralus', 'eastasia', 'eastus',
+  'eastus2', 'eastus2euap', 'francecentral', 'germanywestcentral', 'italynorth', 'japaneast', 'koreacentral', 'northcentralus',
+  'northeurope', 'norwayeast', 'southafricanorth', 'southcentralus', 'southeastasia', 'southindia', 'spaincentral', 'swedencentral',
+  'uaenorth', 'uksouth', 'ukwest', 'westcentralus', 'westeurope', 'westus', 'westus2', 'westus3',
+];
+
 const EXPECTED_OUTPUTS = [
   'FUNCTION_APP_NAME',
   'FUNCTION_APP_HOST_NAME',
@@ -471,6 +482,25 @@ async function checkCompiledTemplate(mainJsonPath: string): Promise<void> {
   }
   const expected = Object.values(ROLES).sort();
   check('role assignments: exactly the expected roles, each once', JSON.stringify([...granted].sort()) === JSON.stringify(expected), granted.join(', '));
+  const deployerAssignments = assignments.filter(({ resource }) => String(get(resource, 'properties', 'principalId')).includes("parameters('deployerPrincipalId')"));
+  check(
+    "deployer role assignments: principalType is the deployer's (deployerPrincipalType), never a fixed 'User'",
+    deployerAssignments.length === 2 && deployerAssignments.every(({ resource }) => get(resource, 'properties', 'principalType') === "[parameters('deployerPrincipalType')]"),
+    deployerAssignments.map(({ resource }) => String(get(resource, 'properties', 'principalType'))).join(', '),
+  );
+  const passedType = found.filter((r) => r.type === 'Microsoft.Resources/deployments' && r.leafName === 'roleAssignments').map((r) => get(r.resource, 'properties', 'parameters', 'deployerPrincipalType', 'value'));
+  check('main passes deployerPrincipalType to the role assignments', passedType.length === 1 && passedType[0] === "[parameters('deployerPrincipalType')]", String(passedType[0]));
+  const principalTypes = get(root, 'parameters', 'deployerPrincipalType', 'allowedValues');
+  check('deployerPrincipalType allows User and ServicePrincipal', Array.isArray(principalTypes) && principalTypes.includes('User') && principalTypes.includes('ServicePrincipal'));
+
+  // Region
+  const regions = get(root, 'parameters', 'location', 'allowedValues');
+  check(
+    'location: @allowed is exactly the Flex Consumption regions of the official quickstart',
+    Array.isArray(regions) && JSON.stringify([...regions].map(String).sort()) === JSON.stringify([...FLEX_CONSUMPTION_REGIONS].sort()),
+    Array.isArray(regions) ? `${regions.length} regions` : 'no @allowed',
+  );
+  check("location: azd prompts for it as a location (metadata azd.type 'location')", get(root, 'parameters', 'location', 'metadata', 'azd', 'type') === 'location');
 
   // Parameters and outputs
   const rootSecure = secureParameterNames(root);
@@ -599,12 +629,16 @@ async function checkAzureYaml(): Promise<void> {
   check('azd service "api" is a function app (matches the azd-service-name tag)', /\n {2}api:\n(?: {4}.*\n)*? {4}host: function\n/.test(yaml));
   check('azd provisions infra/main.bicep', /\ninfra:\n(?: {2}.*\n)*? {2}path: infra\n/.test(yaml) && /\n {2}module: main\n/.test(yaml));
   check('azd hooks keep the signing key out of the repository', yaml.includes('infra-params --azd preprovision') && yaml.includes('infra-params --azd postprovision'));
+  const service = /\n {2}api:\n((?: {4}.*\n|\s*\n)+)/.exec(yaml)?.[1] ?? '';
+  check('azd uploads the deployment artifact: project . with dist .deploy', /^ {4}project: \.$/m.test(service) && /^ {4}dist: \.deploy$/m.test(service));
+  check('azd builds the artifact first: service prepackage hook runs npm run package', /^ {6}prepackage:\n(?: {8}.*\n)*? {10}run: npm run package$/m.test(service));
+  check('azd does no remote build (the artifact has nothing to install)', /^ {4}remoteBuild: false$/m.test(service));
 }
 
 /** The environment for build-params: without values that main.bicepparam reads, so the result is the committed default. */
 function sanitizedEnv(): NodeJS.ProcessEnv {
   const env = { ...process.env };
-  for (const name of ['AZURE_ENV_NAME', 'AZURE_PRINCIPAL_ID', 'STS_SIGNING_KEY_JWK']) delete env[name];
+  for (const name of ['AZURE_ENV_NAME', 'AZURE_PRINCIPAL_ID', 'AZURE_PRINCIPAL_TYPE', 'STS_SIGNING_KEY_JWK']) delete env[name];
   return env;
 }
 
@@ -639,6 +673,15 @@ async function main(): Promise<void> {
     if (buildParams.code === 0) {
       const committed = get(JSON.parse(await readFile(paramsOut, 'utf8')) as JsonObject, 'parameters');
       check('committed parameters carry no signing key', (get(committed, 'signingKeyJwk', 'value') ?? '') === '' && get(committed, 'initialSecrets') === undefined);
+      check('deployer principal type defaults to User without azd', get(committed, 'deployerPrincipalType', 'value') === 'User');
+    }
+    const spOut = join(work, 'main.sp.parameters.json');
+    const spParams = await run(bicep, ['build-params', join(INFRA, 'main.bicepparam'), '--outfile', spOut], {
+      env: { ...sanitizedEnv(), AZURE_PRINCIPAL_ID: '00000000-0000-4000-8000-0000000000aa', AZURE_PRINCIPAL_TYPE: 'ServicePrincipal' },
+    });
+    if (check('bicep build-params with azd\'s AZURE_PRINCIPAL_TYPE=ServicePrincipal', spParams.code === 0, spParams.stderr.trim())) {
+      const sp = get(JSON.parse(await readFile(spOut, 'utf8')) as JsonObject, 'parameters');
+      check('a service-principal login (CI) is granted as ServicePrincipal', get(sp, 'deployerPrincipalType', 'value') === 'ServicePrincipal' && get(sp, 'deployerPrincipalId', 'value') === '00000000-0000-4000-8000-0000000000aa');
     }
     if (build.code === 0) await checkCompiledTemplate(join(work, 'main.json'));
     await checkSecretsParamFile(bicep, work);

@@ -1,9 +1,10 @@
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { disableLedgerWhenUnconfigured } from './localRunDefaults.js';
 import { applyLocalSettings } from './localSettings.js';
 import { serveFunctionApp } from './serve.js';
 
-/** `npm run host -- [--port 7071] [--host 127.0.0.1] [--https]`: the function app without Core Tools. */
+/** `npm run host -- [--port 7071] [--host 127.0.0.1] [--https] [--app .deploy]`: the function app without Core Tools. */
 const USAGE = `Usage: npm run host -- [options]
 
 Serves the compiled functions (package.json "main"; run \`npm run build\` first) like \`func start\` does.
@@ -12,12 +13,13 @@ Options:
   --port <n>     port to listen on (default: local.settings.json Host.LocalHttpPort, else 7071)
   --host <addr>  interface to listen on (default 127.0.0.1; 0.0.0.0 exposes it to your network)
   --https        serve TLS with a self-signed certificate created on first use under .sts/tls/
+  --app <folder> serve another build of the app, e.g. the deployment artifact: --app .deploy (npm run package)
   --help         this text
 
 Settings come from the environment, then local.settings.json "Values" (the environment wins).`;
 
 async function main(argv: readonly string[]): Promise<number> {
-  let values: { port?: string; host?: string; https?: boolean; help?: boolean };
+  let values: { port?: string; host?: string; https?: boolean; app?: string; help?: boolean };
   try {
     ({ values } = parseArgs({
       args: [...argv],
@@ -25,6 +27,7 @@ async function main(argv: readonly string[]): Promise<number> {
         port: { type: 'string' },
         host: { type: 'string' },
         https: { type: 'boolean' },
+        app: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -48,7 +51,12 @@ async function main(argv: readonly string[]): Promise<number> {
     console.error(`--port must be a whole number from 0 to 65535 (got "${values.port}")\n\n${USAGE}`);
     return 2;
   }
-  return serveFunctionApp({ host: values.host ?? '127.0.0.1', port, https: values.https ?? false });
+  return serveFunctionApp({
+    host: values.host ?? '127.0.0.1',
+    port,
+    https: values.https ?? false,
+    ...(values.app === undefined ? {} : { appRoot: resolve(values.app) }),
+  });
 }
 
 process.exitCode = await main(process.argv.slice(2));

@@ -9,6 +9,8 @@ export interface ServeOptions {
   readonly host: string;
   readonly port: number;
   readonly https: boolean;
+  /** The app to serve: a folder with a package.json whose `main` names the function files (default: the repository's `dist/`). */
+  readonly appRoot?: string;
 }
 
 /**
@@ -32,7 +34,7 @@ export async function serveFunctionApp(options: ServeOptions): Promise<number> {
 
   let definitions: HttpFunctionLike[];
   try {
-    definitions = await importCompiledDefinitions();
+    definitions = await importCompiledDefinitions(options.appRoot);
   } catch (error) {
     console.error(`Cannot load the functions: ${error instanceof Error ? error.message : String(error)}`);
     return 1;
@@ -83,7 +85,7 @@ export async function serveFunctionApp(options: ServeOptions): Promise<number> {
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
   });
-  await closeCompiledServices();
+  await closeCompiledServices(options.appRoot);
   console.log('Stopped.');
   return 0;
 }
