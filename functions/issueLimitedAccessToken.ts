@@ -10,10 +10,6 @@ import { defineStsFunction } from '../shared/http/stsFunction.js';
  */
 export const definition = defineStsFunction({
   name: 'issueLimitedAccessToken',
-  route: 'sts/v1.0/issueLimitedAccessToken',
-  methods: ['POST'],
-  errorShape: 'cognitive',
-  correlationHeader: 'apim-request-id',
   handle: async ({ request, services, now, readBody, requestId }) => {
     const result = await issueLimitedAccessToken(
       {

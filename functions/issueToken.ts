@@ -11,10 +11,6 @@ import { defineStsFunction } from '../shared/http/stsFunction.js';
  */
 export const definition = defineStsFunction({
   name: 'issueToken',
-  route: 'sts/v1.0/issueToken',
-  methods: ['POST'],
-  errorShape: 'cognitive',
-  correlationHeader: 'apim-request-id',
   handle: async ({ request, services, now, readBody, requestId }) => {
     await readBody();
     const result = await issueCognitiveToken(

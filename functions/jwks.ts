@@ -1,7 +1,6 @@
 import { app } from '../shared/functionsApp.js';
 import { publicCacheHeaders } from '../shared/http/responseHeaders.js';
 import { defineStsFunction } from '../shared/http/stsFunction.js';
-import { stsPaths } from '../shared/tokens/discoveryDocument.js';
 import { JWKS_MAX_AGE_SECONDS } from '../shared/tokens/signingKeyRing.js';
 
 /**
@@ -12,10 +11,6 @@ import { JWKS_MAX_AGE_SECONDS } from '../shared/tokens/signingKeyRing.js';
  */
 export const definition = defineStsFunction({
   name: 'jwks',
-  route: stsPaths.jwks,
-  methods: ['GET'],
-  errorShape: 'oauthJson',
-  cacheable: true,
   handle: async ({ services, now }) => ({
     response: {
       status: 200,

@@ -12,10 +12,6 @@ import { defineStsFunction } from '../shared/http/stsFunction.js';
  */
 export const definition = defineStsFunction({
   name: 'mixedRealityToken',
-  route: 'accounts/{accountId}/token',
-  methods: ['GET'],
-  errorShape: 'mixedReality',
-  correlationHeader: 'MS-CV',
   handle: async ({ request, services, now, readBody, requestId }) => {
     await readBody();
     const result = await issueMixedRealityToken(

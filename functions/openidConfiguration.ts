@@ -1,7 +1,7 @@
 import { app } from '../shared/functionsApp.js';
 import { publicCacheHeaders } from '../shared/http/responseHeaders.js';
 import { defineStsFunction } from '../shared/http/stsFunction.js';
-import { buildDiscoveryDocument, DISCOVERY_MAX_AGE_SECONDS, stsPaths } from '../shared/tokens/discoveryDocument.js';
+import { buildDiscoveryDocument, DISCOVERY_MAX_AGE_SECONDS } from '../shared/tokens/discoveryDocument.js';
 
 /**
  * `GET /.well-known/openid-configuration`: issuer, `jwks_uri`, the four token endpoints and the signing
@@ -9,10 +9,6 @@ import { buildDiscoveryDocument, DISCOVERY_MAX_AGE_SECONDS, stsPaths } from '../
  */
 export const definition = defineStsFunction({
   name: 'openidConfiguration',
-  route: stsPaths.discovery,
-  methods: ['GET'],
-  errorShape: 'oauthJson',
-  cacheable: true,
   handle: async ({ services }) => ({
     response: {
       status: 200,

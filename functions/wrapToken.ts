@@ -10,10 +10,6 @@ import { upstreamIssuanceFacts } from '../shared/upstream/servedUpstreamToken.js
  */
 export const definition = defineStsFunction({
   name: 'wrapToken',
-  route: 'WRAPv0.9',
-  methods: ['POST'],
-  errorShape: 'wrap',
-  correlationHeader: 'request-id',
   handle: async ({ services, now, readBody, requestId }) => {
     const result = await issueWrapToken({ body: await readBody(), now, requestId }, services);
     return {

@@ -1,8 +1,2 @@
-/** The functions of this app, as named in the ledger, logs and registrations. */
-export type FlowName =
-  | 'mixedRealityToken'
-  | 'issueToken'
-  | 'issueLimitedAccessToken'
-  | 'wrapToken'
-  | 'openidConfiguration'
-  | 'jwks';
+/** The functions of this app, as named in the ledger, logs and registrations: the keys of the flow catalogue. */
+export type { FlowName } from './flowCatalogue.js';

@@ -469,13 +469,14 @@ describe('with the real function definitions', () => {
   });
 
   it('reports the socket address as the client IP through the shared function wrapper', async () => {
-    const reportIp = defineStsFunction({
-      name: 'issueToken',
+    // A GET flow without a correlation header of its own (so `x-ms-request-id`), moved to a route of its own.
+    const reportIp = {
+      ...defineStsFunction({
+        name: 'jwks',
+        handle: async ({ clientIp, requestId }) => ({ response: { jsonBody: { clientIp, requestId } } }),
+      }),
       route: 'test/client-ip',
-      methods: ['GET'],
-      errorShape: 'cognitive',
-      handle: async ({ clientIp, requestId }) => ({ response: { jsonBody: { clientIp, requestId } } }),
-    });
+    };
     host = await startTestHost({ env: env(), definitions: [reportIp] });
     const response = await call(`${host.url}/test/client-ip`, { headers: { 'x-forwarded-for': '203.0.113.9' } });
     const body = JSON.parse(response.text) as { clientIp: string; requestId: string };

@@ -2,21 +2,68 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import azureFunctions from '@azure/functions';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { importFunctionFiles, type FunctionFile } from './support/localHostFixture.js';
+import { flowCatalogue } from '../shared/flowCatalogue.js';
+import { buildDiscoveryDocument } from '../shared/tokens/discoveryDocument.js';
+import { importFunctionFiles, startTestHost, type FunctionFile } from './support/localHostFixture.js';
 
 /**
- * Every function's registration against ONE expected table (STYLE.md habit 7, contracts.md §1.1): the routes
- * the real APIs use, their methods, anonymous auth (no client sends a function key), and the app wiring the
- * Functions host reads (package.json `main`, host.json).
+ * Every function's registration against ONE expected table, written here by hand from the real APIs (not
+ * read from the flow catalogue, so a wrong declaration fails): the routes, their methods, anonymous auth (no
+ * client sends a function key), the correlation header and error body shape each API answers with, where
+ * the discovery document lists it, and the app wiring the Functions host reads (package.json `main`, host.json).
  */
 const EXPECTED = [
-  { name: 'mixedRealityToken', route: 'accounts/{accountId}/token', methods: ['GET'] },
-  { name: 'issueToken', route: 'sts/v1.0/issueToken', methods: ['POST'] },
-  { name: 'issueLimitedAccessToken', route: 'sts/v1.0/issueLimitedAccessToken', methods: ['POST'] },
-  { name: 'wrapToken', route: 'WRAPv0.9', methods: ['POST'] },
-  { name: 'openidConfiguration', route: '.well-known/openid-configuration', methods: ['GET'] },
-  { name: 'jwks', route: '.well-known/jwks.json', methods: ['GET'] },
+  {
+    name: 'mixedRealityToken',
+    route: 'accounts/{accountId}/token',
+    methods: ['GET'],
+    correlationHeader: 'ms-cv',
+    errorShape: 'mixedReality',
+    discovery: { member: 'mixed_reality_token_endpoint', url: 'https://sts.test.example/accounts/{accountId}/token' },
+  },
+  {
+    name: 'issueToken',
+    route: 'sts/v1.0/issueToken',
+    methods: ['POST'],
+    correlationHeader: 'apim-request-id',
+    errorShape: 'cognitive',
+    discovery: { member: 'cognitive_services_token_endpoint', url: 'https://sts.test.example/sts/v1.0/issueToken' },
+  },
+  {
+    name: 'issueLimitedAccessToken',
+    route: 'sts/v1.0/issueLimitedAccessToken',
+    methods: ['POST'],
+    correlationHeader: 'apim-request-id',
+    errorShape: 'cognitive',
+    discovery: { member: 'limited_access_token_endpoint', url: 'https://sts.test.example/sts/v1.0/issueLimitedAccessToken' },
+  },
+  {
+    name: 'wrapToken',
+    route: 'WRAPv0.9',
+    methods: ['POST'],
+    correlationHeader: 'request-id',
+    errorShape: 'wrap',
+    discovery: { member: 'wrap_token_endpoint', url: 'https://contoso-sb.test.example/WRAPv0.9' },
+  },
+  {
+    name: 'openidConfiguration',
+    route: '.well-known/openid-configuration',
+    methods: ['GET'],
+    correlationHeader: 'x-ms-request-id',
+    errorShape: 'oauthJson',
+  },
+  { name: 'jwks', route: '.well-known/jwks.json', methods: ['GET'], correlationHeader: 'x-ms-request-id', errorShape: 'oauthJson' },
 ] as const;
+
+/** What a client sees of each error body shape. */
+const ERROR_BODY: Record<string, (answer: { body: string; headers: Headers }) => void> = {
+  mixedReality: ({ body, headers }) => {
+    expect(body).toBe('');
+    expect(headers.get('www-authenticate')).toMatch(/^Invalid (token|request): /);
+  },
+  cognitive: ({ body }) => expect(JSON.parse(body)).toEqual({ error: { code: expect.any(String), message: expect.any(String) } }),
+  wrap: ({ body }) => expect(body).toMatch(/^Error:Code:\d{3}:SubCode:T0:Detail:.* :TraceID:[0-9a-f-]{36}:TimeStamp:/),
+};
 
 const root = join(import.meta.dirname, '..');
 const readJson = async (file: string): Promise<Record<string, unknown>> =>
@@ -62,6 +109,41 @@ describe('function registrations', () => {
     expect(registered.map((r) => r.name).sort()).toEqual(EXPECTED.map((e) => e.name).sort());
     for (const { definition } of files) {
       expect(registered.find((r) => r.name === definition.name)?.options).toBe(definition);
+    }
+  });
+});
+
+describe('the flow catalogue', () => {
+  it('declares exactly the expected functions, and each with its API\'s error shape', () => {
+    expect(Object.keys(flowCatalogue).sort()).toEqual(EXPECTED.map((e) => e.name).sort());
+    for (const expected of EXPECTED) expect(flowCatalogue[expected.name].errorShape, expected.name).toBe(expected.errorShape);
+  });
+
+  it('the discovery document lists every token endpoint, under its member, on its configured host', () => {
+    const document = buildDiscoveryDocument({ issuer: 'https://sts.test.example/', wrapIssuer: 'https://contoso-sb.test.example' });
+    const endpoints = Object.fromEntries(Object.entries(document).filter(([member]) => member.endsWith('_token_endpoint')));
+    expect(endpoints).toEqual(Object.fromEntries(EXPECTED.flatMap((e) => ('discovery' in e ? [[e.discovery.member, e.discovery.url]] : []))));
+  });
+
+  it('each function answers with its API\'s correlation header; a token request without a credential is refused in its shape', async () => {
+    const host = await startTestHost({ env: { STS_ISSUER: 'https://sts.test.example/' } });
+    try {
+      for (const expected of EXPECTED) {
+        const path = expected.route.replace('{accountId}', '3f616cd1-c82e-4d20-9118-29717f9b97f9');
+        const response = await fetch(`${host.url}/${path}`, { method: expected.methods[0] });
+        const answer = { body: await response.text(), headers: response.headers };
+        expect(response.headers.get(expected.correlationHeader), `${expected.name}: ${expected.correlationHeader}`).toBeTruthy();
+        for (const other of ['ms-cv', 'apim-request-id', 'request-id', 'x-ms-request-id']) {
+          if (other !== expected.correlationHeader) expect(response.headers.get(other), `${expected.name}: no ${other}`).toBeNull();
+        }
+        const checkBody = ERROR_BODY[expected.errorShape];
+        if (checkBody) {
+          expect(response.status, expected.name).toBeGreaterThanOrEqual(400);
+          checkBody(answer);
+        }
+      }
+    } finally {
+      await host.close();
     }
   });
 });

@@ -25,7 +25,7 @@ export type Verification<T> =
  * verifies presented keys in constant time. Store outages surface as `DependencyUnavailableError` from the
  * store; everything else (absent, unparseable, disabled, wrong key) is a refusal.
  */
-type RecordKind = 'mixedRealityAccount' | 'cognitiveKeyIndex' | 'cognitiveResource' | 'wrapIssuer' | 'wrapNamespace';
+type RecordKind = CredentialRecord['kind'];
 
 /** A record parsed from one secret version (undefined when the version does not parse as that kind). */
 interface ParsedSecret {

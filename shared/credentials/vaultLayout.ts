@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { CredentialRecord } from './records.js';
 
 /**
  * The vault layout: the secret name of every record, derived from what a request carries so that each
@@ -39,14 +40,17 @@ export const vaultLayout = {
 /** Prefix of the default upstream key secrets (not a credential record: the admin listing skips it). */
 export const UPSTREAM_KEY_PREFIX = 'upstream-';
 
-/** Prefixes, for the admin CLI's listing (never used on a request path). */
+/**
+ * Prefixes, one per record kind: for the admin CLI's listing, and to keep upstream key names out of the
+ * credential layout (never used to list on a request path).
+ */
 export const vaultPrefixes = {
   mixedRealityAccount: 'mr-account-',
   cognitiveKeyIndex: 'cs-key-',
   cognitiveResource: 'cs-resource-',
   wrapIssuer: 'wrap-issuer-',
   wrapNamespace: 'wrap-namespace-',
-} as const;
+} as const satisfies Record<CredentialRecord['kind'], string>;
 
 function sha256Hex(text: string): string {
   return createHash('sha256').update(text, 'utf8').digest('hex');

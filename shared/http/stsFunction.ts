@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { HttpHandler, HttpMethod, HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import { registerAppLifecycle } from '../appLifecycle.js';
 import { DependencyUnavailableError, payloadTooLarge, serviceUnavailable, StsError } from '../errors.js';
-import type { FlowName } from '../flowNames.js';
+import { flowDeclaration, type CorrelationHeader, type FlowName } from '../flowCatalogue.js';
 import type { LedgerEntry } from '../ledger/ledger.js';
 import { describeError } from '../logging/redact.js';
 import { withReadAttribution } from '../secrets/readAttribution.js';
@@ -11,7 +11,7 @@ import { refusalAfterLimits } from '../security/refusalAfterLimits.js';
 import { requestLimitViolation } from '../security/requestLimits.js';
 import { getServices, type StsServices } from '../services.js';
 import { clientAddressOf } from './clientAddress.js';
-import { renderError, type ErrorShape } from './errorShapes.js';
+import { renderError } from './errorShapes.js';
 import { newCorrelationVector, securityHeaders } from './responseHeaders.js';
 
 /** What a function file exports: the same object it registers with `app.http(...)`. */
@@ -33,9 +33,6 @@ export interface StsFunctionDefinition {
   readonly handlerFor: (services: StsServices | Promise<StsServices>) => HttpHandler;
 }
 
-/** The correlation header each real API sends (contracts.md §2.3, §3.3, §5.3). */
-export type CorrelationHeader = 'MS-CV' | 'apim-request-id' | 'request-id';
-
 /** Everything a flow adapter gets besides the raw request. */
 export interface FlowInvocation {
   readonly request: HttpRequest;
@@ -55,14 +52,12 @@ export interface FlowOutcome {
   readonly issuance?: Omit<LedgerEntry, 'time' | 'flow' | 'outcome' | 'status' | 'requestId' | 'clientIp'>;
 }
 
+/**
+ * A function file's part: its name in the flow catalogue (`shared/flowCatalogue.ts`), which declares its
+ * route, methods, error shape, correlation header and whether it may be cached, and its handler.
+ */
 export interface StsFunctionSpec {
   readonly name: FlowName;
-  readonly route: string;
-  readonly methods: HttpMethod[];
-  readonly errorShape: ErrorShape;
-  readonly correlationHeader?: CorrelationHeader;
-  /** Security headers are added by default; documents that are meant to be cached opt out. */
-  readonly cacheable?: boolean;
   readonly handle: (invocation: FlowInvocation) => Promise<FlowOutcome>;
 }
 
@@ -77,10 +72,11 @@ export interface StsFunctionSpec {
  */
 export function defineStsFunction(spec: StsFunctionSpec): StsFunctionDefinition {
   registerAppLifecycle();
+  const { route, methods } = flowDeclaration(spec.name);
   return {
     name: spec.name,
-    route: spec.route,
-    methods: spec.methods,
+    route,
+    methods: [...methods],
     authLevel: 'anonymous',
     handler: stsHandler(spec, getServices),
     handlerFor: (services) => stsHandler(spec, () => Promise.resolve(services)),
@@ -89,14 +85,15 @@ export function defineStsFunction(spec: StsFunctionSpec): StsFunctionDefinition 
 
 /** The handler of {@link defineStsFunction}, taking its services from `servicesOf` on every request. */
 function stsHandler(spec: StsFunctionSpec, servicesOf: () => Promise<StsServices>): HttpHandler {
+  const declaration = flowDeclaration(spec.name);
   const serve = async (request: HttpRequest, context: InvocationContext, requestId: string): Promise<HttpResponseInit> => {
-    const correlation = correlationHeaders(spec.correlationHeader, requestId);
+    const correlation = correlationHeaders(declaration.correlationHeader, requestId);
     const finish = (response: HttpResponseInit): HttpResponseInit =>
       withContentLength({
         ...response,
         headers: {
           // Only a successful public document may be cached; errors never are.
-          ...(spec.cacheable && (response.status ?? 200) < 400 ? {} : securityHeaders()),
+          ...(declaration.cacheable && (response.status ?? 200) < 400 ? {} : securityHeaders()),
           ...correlation,
           ...(response.headers as Record<string, string> | undefined),
         },
@@ -117,7 +114,7 @@ function stsHandler(spec: StsFunctionSpec, servicesOf: () => Promise<StsServices
       // Counted only once the request was refused, so a right key is never refused by the limits; over a
       // limit, a refused credential answers 429 and only the first such answer per window is recorded.
       const { error, report } = refusalAfterLimits(services.failedAttempts, refusal, clientIp);
-      if (!report) return finish(renderError(spec.errorShape, error, { requestId, now }));
+      if (!report) return finish(renderError(declaration.errorShape, error, { requestId, now }));
       if (error.status === 401 || error.status === 403 || error.status === 429) {
         await recordBestEffort(services, context, {
           time: now,
@@ -132,7 +129,7 @@ function stsHandler(spec: StsFunctionSpec, servicesOf: () => Promise<StsServices
         });
       }
       context.warn(`${spec.name} refused ${error.status} ${error.code} reason=${error.reason}`);
-      return finish(renderError(spec.errorShape, error, { requestId, now }));
+      return finish(renderError(declaration.errorShape, error, { requestId, now }));
     };
 
     try {
@@ -166,7 +163,7 @@ function stsHandler(spec: StsFunctionSpec, servicesOf: () => Promise<StsServices
       if (error instanceof StsError) return refuse(error);
       if (error instanceof DependencyUnavailableError) {
         context.warn(`${spec.name} unavailable: ${error.dependency} ${describeError(error)}`);
-        return finish(renderError(spec.errorShape, serviceUnavailable(error.retryAfterSeconds), { requestId, now }));
+        return finish(renderError(declaration.errorShape, serviceUnavailable(error.retryAfterSeconds), { requestId, now }));
       }
       context.error(`${spec.name} failed: ${describeError(error)}`);
       return finish({ status: 500, body: '' });
@@ -257,16 +254,8 @@ function withContentLength(response: HttpResponseInit): HttpResponseInit {
 }
 
 function correlationHeaders(header: CorrelationHeader | undefined, requestId: string): Record<string, string> {
-  switch (header) {
-    case 'MS-CV':
-      return { 'MS-CV': newCorrelationVector() };
-    case 'apim-request-id':
-      return { 'apim-request-id': requestId };
-    case 'request-id':
-      return { 'request-id': requestId };
-    case undefined:
-      return { 'x-ms-request-id': requestId };
-  }
+  if (!header) return { 'x-ms-request-id': requestId };
+  return { [header.name]: header.value === 'correlationVector' ? newCorrelationVector() : requestId };
 }
 
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;

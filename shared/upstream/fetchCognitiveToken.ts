@@ -1,3 +1,5 @@
+import { upstreamFetch } from './upstreamFetch.js';
+import { parseKeySecret } from './upstreamSecret.js';
 import type { UpstreamClient } from './upstreamClient.js';
 import { upstreamUrl } from './upstreamEndpoint.js';
 import { UpstreamError } from './upstreamErrors.js';
@@ -38,3 +40,11 @@ export async function fetchCognitiveToken(
   }
   return upstreamJwt(answer.body, now, url.origin, answer.attempts);
 }
+
+/** The issueToken flow's upstream fetch: one token per resource key, no request parameters. */
+export const cognitiveTokenUpstream = upstreamFetch<'cognitiveToken', undefined>({
+  method: 'cognitiveToken',
+  takesRequest: false,
+  cacheKey: () => [],
+  fetch: (client, endpoint, secretName, secret, _request, now) => fetchCognitiveToken(client, endpoint, parseKeySecret(secretName, secret), now),
+});

@@ -1,3 +1,5 @@
+import { upstreamFetch } from './upstreamFetch.js';
+import { parseKeySecret } from './upstreamSecret.js';
 import type { UpstreamClient } from './upstreamClient.js';
 import { upstreamUrl } from './upstreamEndpoint.js';
 import { UpstreamError } from './upstreamErrors.js';
@@ -59,3 +61,26 @@ export async function fetchLimitedAccessToken(
   }
   return upstreamJwt(answer.body, now, url.origin, answer.attempts);
 }
+
+/**
+ * The request as it is fetched and cached: `expiredTimeSeconds` rounded down to a whole minute (at least
+ * 60) and the feature flags sorted without repeats, so that clients asking for slightly different lifetimes
+ * share one token.
+ */
+function shapedRequest(request: LimitedAccessTokenRequest): LimitedAccessTokenRequest {
+  const expiredTimeSeconds = Math.max(60, Math.floor(request.expiredTimeSeconds / 60) * 60);
+  const featureFlags = [...new Set(request.featureFlags)].sort();
+  return { targetResourceId: request.targetResourceId, featureFlags, expiredTimeSeconds };
+}
+
+/** The limited access token flow's upstream fetch: the secret holds the ISV resource key. */
+export const limitedAccessTokenUpstream = upstreamFetch<'limitedAccessToken', LimitedAccessTokenRequest>({
+  method: 'limitedAccessToken',
+  takesRequest: true,
+  cacheKey: (request) => {
+    const shaped = shapedRequest(request);
+    return [shaped.targetResourceId.toLowerCase(), shaped.featureFlags.join(','), String(shaped.expiredTimeSeconds)];
+  },
+  fetch: (client, endpoint, secretName, secret, request, now) =>
+    fetchLimitedAccessToken(client, endpoint, parseKeySecret(secretName, secret), shapedRequest(request), now),
+});

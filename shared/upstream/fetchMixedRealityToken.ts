@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import { upstreamFetch } from './upstreamFetch.js';
+import { parseMixedRealitySecret } from './upstreamSecret.js';
 import type { UpstreamClient } from './upstreamClient.js';
 import { upstreamUrl } from './upstreamEndpoint.js';
 import { UpstreamError } from './upstreamErrors.js';
@@ -61,3 +63,12 @@ export async function fetchMixedRealityToken(
   }
   return upstreamJwt(accessToken, now, url.origin, answer.attempts);
 }
+
+/** The Mixed Reality flow's upstream fetch: the secret holds `accountId:accountKey`, no request parameters. */
+export const mixedRealityTokenUpstream = upstreamFetch<'mixedRealityToken', undefined>({
+  method: 'mixedRealityToken',
+  takesRequest: false,
+  cacheKey: () => [],
+  fetch: (client, endpoint, secretName, secret, _request, now) =>
+    fetchMixedRealityToken(client, endpoint, parseMixedRealitySecret(secretName, secret), now),
+});

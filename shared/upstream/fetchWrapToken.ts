@@ -1,3 +1,5 @@
+import { upstreamFetch } from './upstreamFetch.js';
+import { parseKeySecret } from './upstreamSecret.js';
 import type { UpstreamClient } from './upstreamClient.js';
 import { wrapUpstreamUrl } from './upstreamEndpoint.js';
 import { UpstreamError } from './upstreamErrors.js';
@@ -60,3 +62,11 @@ export async function fetchWrapToken(
     attempts: answer.attempts,
   };
 }
+
+/** The WRAP flow's upstream fetch: the secret holds the issuer password; one token per issuer and scope. */
+export const wrapTokenUpstream = upstreamFetch<'wrapToken', WrapTokenRequest>({
+  method: 'wrapToken',
+  takesRequest: true,
+  cacheKey: (request) => [request.issuerName, request.scope],
+  fetch: (client, endpoint, secretName, secret, request, now) => fetchWrapToken(client, endpoint, parseKeySecret(secretName, secret), request, now),
+});

@@ -5,7 +5,7 @@ import type { UpstreamClientOptions } from './upstreamClient.js';
 import { upstreamLedgerEntry } from './upstreamLedgerEntry.js';
 import { upstreamSecretReaderFor } from './upstreamSecret.js';
 import type { UpstreamTokenCache } from './upstreamTokenCache.js';
-import { createUpstreamTokens, type UpstreamTokens } from './upstreamTokens.js';
+import { createUpstreamTokens, upstreamMethods, type UpstreamTokenOf, type UpstreamTokens } from './upstreamTokens.js';
 
 export interface ServiceUpstreamTokensOptions {
   /** The process's secret store (cached in front of Key Vault): real keys are read through it. */
@@ -56,11 +56,10 @@ export function createServiceUpstreamTokens(options: ServiceUpstreamTokensOption
     return created;
   };
 
+  const token: UpstreamTokenOf = async (flow, upstream, request, context) => (await instance()).token(flow, upstream, request, context);
   return {
-    mixedRealityToken: async (upstream, context) => (await instance()).mixedRealityToken(upstream, context),
-    cognitiveToken: async (upstream, context) => (await instance()).cognitiveToken(upstream, context),
-    limitedAccessToken: async (upstream, request, context) => (await instance()).limitedAccessToken(upstream, request, context),
-    wrapToken: async (upstream, request, context) => (await instance()).wrapToken(upstream, request, context),
+    ...upstreamMethods(token),
+    token,
     async close() {
       closed = true;
       const pending = created;

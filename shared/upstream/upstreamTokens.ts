@@ -1,18 +1,15 @@
 import type { UpstreamSource } from '../credentials/records.js';
 import { DependencyUnavailableError } from '../errors.js';
-import type { FlowName } from '../flowNames.js';
+import { flowCatalogue, type UpstreamFlow } from '../flowCatalogue.js';
 import { describeError, redact } from '../logging/redact.js';
-import { fetchCognitiveToken } from './fetchCognitiveToken.js';
-import { fetchLimitedAccessToken, type LimitedAccessTokenRequest } from './fetchLimitedAccessToken.js';
-import { fetchMixedRealityToken } from './fetchMixedRealityToken.js';
-import { fetchWrapToken, type WrapTokenRequest } from './fetchWrapToken.js';
 import type { UpstreamClient } from './upstreamClient.js';
 import { UpstreamError, type UpstreamFailure } from './upstreamErrors.js';
-import { parseKeySecret, parseMixedRealitySecret, withKeyReread, type ReadUpstreamSecret } from './upstreamSecret.js';
+import type { UpstreamFetch } from './upstreamFetch.js';
+import { withKeyReread, type ReadUpstreamSecret } from './upstreamSecret.js';
 import type { UpstreamToken } from './upstreamToken.js';
 import { UpstreamTokenCache, type ServedUpstreamToken, type UpstreamTokenCacheOptions } from './upstreamTokenCache.js';
 
-export type UpstreamFlow = Extract<FlowName, 'mixedRealityToken' | 'issueToken' | 'issueLimitedAccessToken' | 'wrapToken'>;
+export type { UpstreamFlow };
 
 /** One call to an upstream STS, successful or not: what the ledger (`outcome: 'upstream'`) and logs record. */
 export interface UpstreamFetchEvent {
@@ -53,33 +50,64 @@ export interface UpstreamCallContext {
   readonly requestId?: string | undefined;
 }
 
+type Catalogue = typeof flowCatalogue;
+
+/** What `flow` passes besides the upstream source (`undefined`: nothing), from its declared upstream fetch. */
+export type UpstreamRequestOf<F extends UpstreamFlow> = Catalogue[F]['upstream'] extends UpstreamFetch<string, infer R> ? R : never;
+
+/** The `UpstreamTokens` method each upstream flow declares (`upstream.method` in `shared/flowCatalogue.ts`). */
+type UpstreamMethods = {
+  readonly [F in UpstreamFlow as Catalogue[F]['upstream']['method']]: [UpstreamRequestOf<F>] extends [undefined]
+    ? (upstream: UpstreamSource, context?: UpstreamCallContext) => Promise<ServedUpstreamToken>
+    : (upstream: UpstreamSource, request: UpstreamRequestOf<F>, context?: UpstreamCallContext) => Promise<ServedUpstreamToken>;
+};
+
+/** One token of an upstream flow, by flow name: what the per-flow methods call. */
+export type UpstreamTokenOf = <F extends UpstreamFlow>(
+  flow: F,
+  upstream: UpstreamSource,
+  request: UpstreamRequestOf<F>,
+  context?: UpstreamCallContext,
+) => Promise<ServedUpstreamToken>;
+
 /**
- * What each flow calls in upstream mode (issue #10). Every method returns the token to pass on in the
- * flow's own wire shape, reusing a cached one while it is fresh, and rejects only with
- * `DependencyUnavailableError` (→ 503 + `Retry-After`): the client's own credential was already accepted,
- * so an upstream refusal, even a 401 that survives a key re-read, is our outage, not the client's mistake.
+ * What each flow calls in upstream mode. Every method returns the token to pass on in the flow's own wire
+ * shape, reusing a cached one while it is fresh, and rejects only with `DependencyUnavailableError`
+ * (→ 503 + `Retry-After`): the client's own credential was already accepted, so an upstream refusal, even a
+ * 401 that survives a key re-read, is our outage, not the client's mistake.
+ *
+ * There is one method per upstream flow, named by its declaration: `mixedRealityToken(upstream)` (the
+ * secret holds `accountId:accountKey`), `cognitiveToken(upstream)` and
+ * `limitedAccessToken(upstream, { targetResourceId, featureFlags, expiredTimeSeconds })` (the resource key;
+ * the lifetime is rounded down to a whole minute, at least 60, so that slightly different requests share
+ * one token), and `wrapToken(upstream, { issuerName, scope })` (the issuer password; answer with
+ * `wrap_access_token=<encoded>&wrap_access_token_expires_in=<remainingSeconds(expiresAt, now)>`).
  */
-export interface UpstreamTokens {
-  /** Flow 1 (contracts.md §2): `{"AccessToken": token}`. The secret holds `accountId:accountKey`. */
-  mixedRealityToken(upstream: UpstreamSource, context?: UpstreamCallContext): Promise<ServedUpstreamToken>;
-  /** Flow 2 (§3): the bare JWT. The secret holds the resource key. */
-  cognitiveToken(upstream: UpstreamSource, context?: UpstreamCallContext): Promise<ServedUpstreamToken>;
-  /**
-   * Flow 3 (§4): the bare JWT. The secret holds the ISV resource key. `expiredTimeSeconds` is rounded down
-   * to a whole minute (at least 60) so that clients asking for slightly different lifetimes share one token.
-   */
-  limitedAccessToken(
-    upstream: UpstreamSource,
-    request: LimitedAccessTokenRequest,
-    context?: UpstreamCallContext,
-  ): Promise<ServedUpstreamToken>;
-  /**
-   * Flow 4 (§5): the single-encoded SWT; answer with
-   * `wrap_access_token=<encoded>&wrap_access_token_expires_in=<remainingSeconds(expiresAt, now)>`.
-   * The secret holds the issuer password; `issuerName` is the upstream's `wrap_name`.
-   */
-  wrapToken(upstream: UpstreamSource, request: WrapTokenRequest, context?: UpstreamCallContext): Promise<ServedUpstreamToken>;
+export type UpstreamTokens = UpstreamMethods & {
+  /** The same as the per-flow methods, by flow name. */
+  readonly token: UpstreamTokenOf;
   close(): Promise<void>;
+};
+
+/** The flows that declare an upstream fetch, in catalogue order. */
+export const upstreamFlows = (Object.keys(flowCatalogue) as (keyof Catalogue)[]).filter(
+  (flow): flow is UpstreamFlow => 'upstream' in flowCatalogue[flow],
+);
+
+/**
+ * The per-flow methods of {@link UpstreamTokens}, each calling `token` with its flow's name: built from the
+ * catalogue, so a new upstream flow gets its method from its declaration alone.
+ */
+export function upstreamMethods(token: UpstreamTokenOf): UpstreamMethods {
+  const methods: Record<string, unknown> = {};
+  for (const flow of upstreamFlows) {
+    const { method, takesRequest } = flowCatalogue[flow].upstream;
+    methods[method] = takesRequest
+      ? (upstream: UpstreamSource, request: never, context?: UpstreamCallContext) => token(flow, upstream, request, context)
+      : (upstream: UpstreamSource, context?: UpstreamCallContext) => token(flow, upstream, undefined as never, context);
+  }
+  // Built from the same catalogue entries the mapped type reads, one method per upstream flow.
+  return methods as UpstreamMethods;
 }
 
 /**
@@ -164,43 +192,19 @@ export function createUpstreamTokens(options: UpstreamTokensOptions): UpstreamTo
   const keyOf = (flow: UpstreamFlow, upstream: UpstreamSource, ...shape: string[]): string =>
     [flow, normalizeEndpoint(upstream.endpoint), upstream.secretName, ...shape].join('\n');
 
+  const token: UpstreamTokenOf = (flow, upstream, request, context) => {
+    // Seen through the common shape: `request` is exactly what this flow's own fetch declares.
+    const declared = flowCatalogue[flow].upstream as UpstreamFetch<string, typeof request>;
+    return cache.get(keyOf(flow, upstream, ...declared.cacheKey(request)), () =>
+      fetchReported(flow, upstream, context, (secret, now) =>
+        declared.fetch(client, upstream.endpoint, upstream.secretName, secret, request, now),
+      ),
+    );
+  };
+
   return {
-    mixedRealityToken(upstream, context) {
-      return cache.get(keyOf('mixedRealityToken', upstream), () =>
-        fetchReported('mixedRealityToken', upstream, context, (secret, now) =>
-          fetchMixedRealityToken(client, upstream.endpoint, parseMixedRealitySecret(upstream.secretName, secret), now),
-        ),
-      );
-    },
-
-    cognitiveToken(upstream, context) {
-      return cache.get(keyOf('issueToken', upstream), () =>
-        fetchReported('issueToken', upstream, context, (secret, now) =>
-          fetchCognitiveToken(client, upstream.endpoint, parseKeySecret(upstream.secretName, secret), now),
-        ),
-      );
-    },
-
-    limitedAccessToken(upstream, request, context) {
-      const expiredTimeSeconds = Math.max(60, Math.floor(request.expiredTimeSeconds / 60) * 60);
-      const featureFlags = [...new Set(request.featureFlags)].sort();
-      const shaped: LimitedAccessTokenRequest = { targetResourceId: request.targetResourceId, featureFlags, expiredTimeSeconds };
-      const key = keyOf('issueLimitedAccessToken', upstream, request.targetResourceId.toLowerCase(), featureFlags.join(','), String(expiredTimeSeconds));
-      return cache.get(key, () =>
-        fetchReported('issueLimitedAccessToken', upstream, context, (secret, now) =>
-          fetchLimitedAccessToken(client, upstream.endpoint, parseKeySecret(upstream.secretName, secret), shaped, now),
-        ),
-      );
-    },
-
-    wrapToken(upstream, request, context) {
-      return cache.get(keyOf('wrapToken', upstream, request.issuerName, request.scope), () =>
-        fetchReported('wrapToken', upstream, context, (secret, now) =>
-          fetchWrapToken(client, upstream.endpoint, parseKeySecret(upstream.secretName, secret), request, now),
-        ),
-      );
-    },
-
+    ...upstreamMethods(token),
+    token,
     close: () => client.close(),
   };
 }

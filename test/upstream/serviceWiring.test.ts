@@ -53,11 +53,9 @@ describe('services.upstream', () => {
     const other = await createServices(
       loadConfig({ STS_ISSUER: 'https://sts.other.test.example/', STS_LEDGER_MODE: 'off', STS_LOCAL_STORE_PATH: join(dir, 'other.json') }),
     );
+    // Called directly, so the catalogue route of the entry it borrows does not matter.
     const reportIssuer = defineStsFunction({
       name: 'openidConfiguration',
-      route: 'test/issuer',
-      methods: ['GET'],
-      errorShape: 'oauthJson',
       handle: async ({ services }) => ({ response: { jsonBody: { issuer: services.config.issuer } } }),
     });
     const issuerFrom = async (handler: typeof reportIssuer.handler): Promise<unknown> => {

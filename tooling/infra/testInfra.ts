@@ -16,6 +16,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseRecord, type CredentialRecord } from '../../shared/credentials/records.js';
 import { vaultLayout } from '../../shared/credentials/vaultLayout.js';
+import { flowCatalogue, flowNames } from '../../shared/flowCatalogue.js';
 import { SECRET_NAME_PATTERN } from '../../shared/secrets/secretStore.js';
 import { parseSigningJwk } from '../../shared/tokens/signingKeyMaterial.js';
 
@@ -527,7 +528,8 @@ async function checkCompiledTemplate(mainJsonPath: string): Promise<void> {
   check('outputs: app name, host name, vault URI, client id and the URL of every flow', missingOutputs.length === 0, missingOutputs.join(', '));
   // ARM format strings double literal braces: {{accountId}} is the text {accountId}.
   const urls = JSON.stringify(root.outputs ?? {}).replaceAll('{{', '{').replaceAll('}}', '}');
-  for (const route of ['accounts/{accountId}/token', 'sts/v1.0/issueToken', 'sts/v1.0/issueLimitedAccessToken', 'WRAPv0.9/', '.well-known/openid-configuration']) {
+  // Every function the flow catalogue declares has its URL among the outputs.
+  for (const route of flowNames.map((flow) => flowCatalogue[flow].route)) {
     check(`outputs: URL of ${route}`, urls.includes(route));
   }
 }

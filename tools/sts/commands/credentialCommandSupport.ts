@@ -1,5 +1,6 @@
 import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
-import { ProvisioningError } from '../credentials/provisioning.js';
+import { credentialKinds, keyedCredentialKinds, type KeyedCredentialKind } from '../credentials/credentialKinds.js';
+import { ProvisioningError } from '../credentials/provisioningError.js';
 import { openAdminSecretStore, type AdminSecretStore } from '../adminSecretStore.js';
 import { UsageError } from '../command.js';
 
@@ -51,15 +52,19 @@ export function table(rows: ReadonlyArray<readonly [string, string]>, indent = '
   return rows.map(([label, value]) => `${indent}${label.padEnd(width)}  ${value}`);
 }
 
-/** The flags that name one credential, shared by rotate-key, show-key, enable and disable. */
-export const CREDENTIAL_FLAGS = {
-  account: { type: 'string' },
-  cognitive: { type: 'string' },
-  'wrap-issuer': { type: 'string' },
-} as const satisfies ParseArgsOptionsConfig;
+type CredentialFlags = {
+  readonly [K in KeyedCredentialKind as (typeof credentialKinds)[K]['flag']]: { readonly type: 'string' };
+};
 
-export const CREDENTIAL_USAGE = [
-  '  --account <guid>                 a Mixed Reality account',
-  '  --cognitive <name>               a Cognitive Services resource',
-  '  --wrap-issuer <namespace>/<name> a WRAP issuer',
-].join('\n');
+/** The flags that name one credential (one per kind in `credentialKinds.ts`), shared by the credential commands. */
+export const CREDENTIAL_FLAGS = Object.fromEntries(
+  keyedCredentialKinds.map((kind) => [credentialKinds[kind].flag, { type: 'string' }]),
+) as CredentialFlags satisfies ParseArgsOptionsConfig;
+
+/** `(--account <guid> | --cognitive <name> | --wrap-issuer <namespace>/<name>)`: for usage lines. */
+export const CREDENTIAL_CHOICE = `(${keyedCredentialKinds.map((kind) => `--${credentialKinds[kind].flag} ${credentialKinds[kind].flagValue}`).join(' | ')})`;
+
+/** One usage line per credential flag. */
+export const CREDENTIAL_USAGE = keyedCredentialKinds
+  .map((kind) => `  ${`--${credentialKinds[kind].flag} ${credentialKinds[kind].flagValue}`.padEnd(33)}${credentialKinds[kind].noun}`)
+  .join('\n');

@@ -1,6 +1,6 @@
 import { credentialRefFrom, describeCredential, setCredentialEnabled } from '../credentials/provisioning.js';
 import type { StsCommand } from '../command.js';
-import { CREDENTIAL_FLAGS, CREDENTIAL_USAGE, JSON_FLAG, parseOptions, report, withAdminStore } from './credentialCommandSupport.js';
+import { CREDENTIAL_CHOICE, CREDENTIAL_FLAGS, CREDENTIAL_USAGE, JSON_FLAG, parseOptions, report, withAdminStore } from './credentialCommandSupport.js';
 
 /** `enable` and `disable` differ only in the state they set: one definition serves both. */
 export function credentialEnabledCommand(enabled: boolean, summary: string): StsCommand {
@@ -9,7 +9,7 @@ export function credentialEnabledCommand(enabled: boolean, summary: string): Sts
     name,
     summary,
     usage: [
-      `Usage: npm run sts -- ${name} (--account <guid> | --cognitive <name> | --wrap-issuer <ns>/<name>) [--json]`,
+      `Usage: npm run sts -- ${name} ${CREDENTIAL_CHOICE} [--json]`,
       '',
       CREDENTIAL_USAGE,
       '  --json                           print the result as JSON',
@@ -17,7 +17,7 @@ export function credentialEnabledCommand(enabled: boolean, summary: string): Sts
     async run(args) {
       const options = parseOptions(args, { ...CREDENTIAL_FLAGS, ...JSON_FLAG });
       return withAdminStore(async ({ store, description }) => {
-        const ref = credentialRefFrom({ account: options.account, cognitive: options.cognitive, wrapIssuer: options['wrap-issuer'] });
+        const ref = credentialRefFrom(options);
         const { changed } = await setCredentialEnabled(store, ref, enabled);
         report(options.json, { credential: ref, enabled, changed }, [
           `${describeCredential(ref)} ${changed ? 'is now' : 'was already'} ${name}d in ${description}.`,

@@ -1,13 +1,13 @@
 import { credentialRefFrom, describeCredential, parseKeySlot, rotateCredentialKey } from '../credentials/provisioning.js';
 import type { StsCommand } from '../command.js';
-import { CREDENTIAL_FLAGS, CREDENTIAL_USAGE, JSON_FLAG, parseOptions, report, required, withAdminStore } from './credentialCommandSupport.js';
+import { CREDENTIAL_CHOICE, CREDENTIAL_FLAGS, CREDENTIAL_USAGE, JSON_FLAG, parseOptions, report, required, withAdminStore } from './credentialCommandSupport.js';
 
 /** `rotate-key`: replaces key 1 or key 2 of a credential; the other key keeps working. */
 export const command: StsCommand = {
   name: 'rotate-key',
   summary: 'Replace key 1 or key 2 of a credential (prints the new key once)',
   usage: [
-    'Usage: npm run sts -- rotate-key (--account <guid> | --cognitive <name> | --wrap-issuer <ns>/<name>) --slot 1|2 [--json]',
+    `Usage: npm run sts -- rotate-key ${CREDENTIAL_CHOICE} --slot 1|2 [--json]`,
     '',
     CREDENTIAL_USAGE,
     '  --slot 1|2                       which key to replace; the other keeps working',
@@ -19,7 +19,7 @@ export const command: StsCommand = {
     const options = parseOptions(args, { ...CREDENTIAL_FLAGS, slot: { type: 'string' }, ...JSON_FLAG });
     const slotText = required(options.slot, '--slot');
     return withAdminStore(async ({ store, description }) => {
-      const ref = credentialRefFrom({ account: options.account, cognitive: options.cognitive, wrapIssuer: options['wrap-issuer'] });
+      const ref = credentialRefFrom(options);
       const slot = parseKeySlot(slotText);
       const rotation = await rotateCredentialKey(store, ref, slot);
       report(options.json, { credential: ref, slot, key: rotation.newKey, ...(rotation.cleanupProblem ? { warning: rotation.cleanupProblem } : {}) }, [

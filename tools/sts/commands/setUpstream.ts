@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { credentialRefFrom, describeCredential } from '../credentials/provisioning.js';
 import { setCredentialUpstream } from '../credentials/upstreamProvisioning.js';
 import { UsageError, type StsCommand } from '../command.js';
-import { CREDENTIAL_FLAGS, CREDENTIAL_USAGE, JSON_FLAG, parseOptions, report, table, withAdminStore } from './credentialCommandSupport.js';
+import { CREDENTIAL_CHOICE, CREDENTIAL_FLAGS, CREDENTIAL_USAGE, JSON_FLAG, parseOptions, report, table, withAdminStore } from './credentialCommandSupport.js';
 
 /** A key file is a few dozen bytes; anything much larger is a wrong file, refused before it is read whole. */
 const MAX_KEY_FILE_BYTES = 4_096;
@@ -16,7 +16,7 @@ export const command: StsCommand = {
   name: 'set-upstream',
   summary: "Serve a credential's tokens from the real Azure STS, with the real key kept in the vault",
   usage: [
-    'Usage: npm run sts -- set-upstream (--account <guid> | --cognitive <name> | --wrap-issuer <ns>/<name>) --endpoint <https-url>',
+    `Usage: npm run sts -- set-upstream ${CREDENTIAL_CHOICE} --endpoint <https-url>`,
     '         (--key-file <path|-> | --key-env <VAR> | --secret-name <existing secret>) [--upstream-account <guid>] [--secret-name <name>] [--json]',
     '',
     CREDENTIAL_USAGE,
@@ -49,7 +49,7 @@ export const command: StsCommand = {
     if (options['key-file'] !== undefined && options['key-env'] !== undefined) throw new UsageError('Give --key-file or --key-env, not both');
     const key = await readKey(options['key-file'], options['key-env']);
     return withAdminStore(async ({ store, description }) => {
-      const ref = credentialRefFrom({ account: options.account, cognitive: options.cognitive, wrapIssuer: options['wrap-issuer'] });
+      const ref = credentialRefFrom(options);
       const result = await setCredentialUpstream(store, ref, {
         endpoint,
         key,

@@ -1,4 +1,4 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { SecretStore, SecretVersion, WritableSecretStore } from '../../../shared/secrets/secretStore.js';
 import { generateSigningJwk, type SigningAlgorithm } from '../../../shared/tokens/signingKeyMaterial.js';
 import {
@@ -12,8 +12,20 @@ import {
   type WrapNamespace,
   type WrapRight,
 } from '../../../shared/credentials/records.js';
-import { isAcceptableClientKey } from '../../../shared/credentials/clientKeys.js';
 import { GUID_PATTERN, NAMESPACE_PATTERN, RESOURCE_NAME_PATTERN, vaultLayout, vaultPrefixes } from '../../../shared/credentials/vaultLayout.js';
+import {
+  credentialKindOf,
+  credentialKinds,
+  keyedCredentialKinds,
+  newBase64Key,
+  newHexKey,
+  type CredentialRef,
+  type KeyedCredential,
+} from './credentialKinds.js';
+import { ProvisioningError } from './provisioningError.js';
+
+// Declared with the credential kinds; re-exported here for the commands and tests that import them from provisioning.
+export { ProvisioningError, type CredentialRef, type KeyedCredential };
 
 /**
  * Creating credentials in the vault layout, shared by the admin CLI and the demo bootstrap. Writes are
@@ -21,31 +33,7 @@ import { GUID_PATTERN, NAMESPACE_PATTERN, RESOURCE_NAME_PATTERN, vaultLayout, va
  * they point to, the record last.
  */
 
-export class ProvisioningError extends Error {
-  readonly code = 'ERR_STS_PROVISIONING';
-  constructor(message: string) {
-    super(message);
-    this.name = 'ProvisioningError';
-  }
-}
-
 const JSON_CONTENT = 'application/json';
-
-/** 32 random bytes (256 bits), base64: the shape of Azure account keys and ACS issuer keys. */
-export const newBase64Key = (): string => acceptableKey(() => randomBytes(32).toString('base64'));
-/** 16 random bytes (128 bits) as 32 hex characters: the shape of Cognitive Services subscription keys. */
-export const newHexKey = (): string => acceptableKey(() => randomBytes(16).toString('hex'));
-
-/**
- * Draws until the key passes the reader's check ({@link isAcceptableClientKey}); a hex draw fails it about
- * once in 28 million, so this costs nothing and removes a negligible sliver of the key space.
- */
-function acceptableKey(draw: () => string): string {
-  for (;;) {
-    const key = draw();
-    if (isAcceptableClientKey(key)) return key;
-  }
-}
 
 export async function ensureSigningKey(store: WritableSecretStore, alg: SigningAlgorithm = 'ES256'): Promise<boolean> {
   const versions = await store.getSecretVersions(vaultLayout.signingKey);
@@ -196,47 +184,24 @@ export async function createWrapIssuer(store: WritableSecretStore, input: NewWra
 /** Feature flags as the Face docs spell them: `Face.Identification`, `Face.Verification`. */
 const FEATURE_FLAG_PATTERN = /^[A-Za-z][A-Za-z0-9]*(?:\.[A-Za-z][A-Za-z0-9]*)+$/;
 
-/** A credential an operator names: by account id, resource name, or namespace and issuer name. */
-export type CredentialRef =
-  | { readonly kind: 'mixedRealityAccount'; readonly accountId: string }
-  | { readonly kind: 'cognitiveResource'; readonly name: string }
-  | { readonly kind: 'wrapIssuer'; readonly namespace: string; readonly name: string };
-
-/** The records that carry two keys and an enabled flag. */
-export type KeyedCredential = MixedRealityAccount | CognitiveResource | WrapIssuer;
-
 export type KeySlot = 1 | 2;
 
 /**
- * Exactly one of the three ways to name a credential, validated (`<namespace>/<issuer>` for WRAP).
+ * Exactly one credential named by its option (`--account`, `--cognitive`, `--wrap-issuer`: the `flag` of
+ * each kind in `credentialKinds.ts`), validated.
  *
  * @example
- * credentialRefFrom({ wrapIssuer: 'contoso/owner' }); // { kind: 'wrapIssuer', namespace: 'contoso', name: 'owner' }
+ * credentialRefFrom({ 'wrap-issuer': 'contoso/owner' }); // { kind: 'wrapIssuer', namespace: 'contoso', name: 'owner' }
  */
-export function credentialRefFrom(options: {
-  readonly account?: string | undefined;
-  readonly cognitive?: string | undefined;
-  readonly wrapIssuer?: string | undefined;
-}): CredentialRef {
-  const given = [options.account, options.cognitive, options.wrapIssuer].filter((v) => v !== undefined);
-  if (given.length !== 1) throw new ProvisioningError('Name exactly one credential: an account id, a Cognitive resource name, or <namespace>/<issuer>');
-  if (options.account !== undefined) {
-    if (!GUID_PATTERN.test(options.account)) throw new ProvisioningError(`Account id must be a GUID (got "${options.account}")`);
-    return { kind: 'mixedRealityAccount', accountId: options.account.toLowerCase() };
+export function credentialRefFrom(options: Readonly<Record<string, unknown>>): CredentialRef {
+  const given = keyedCredentialKinds.filter((kind) => options[credentialKinds[kind].flag] !== undefined);
+  const [kind] = given;
+  if (kind === undefined || given.length !== 1) {
+    const choices = keyedCredentialKinds.map((k) => `--${credentialKinds[k].flag} ${credentialKinds[k].flagValue}`);
+    throw new ProvisioningError(`Name exactly one credential: ${choices.join(', ')}`);
   }
-  if (options.cognitive !== undefined) {
-    const name = options.cognitive.toLowerCase();
-    if (!RESOURCE_NAME_PATTERN.test(name)) throw new ProvisioningError(`Resource name "${options.cognitive}" must be 2-64 letters, digits and hyphens`);
-    return { kind: 'cognitiveResource', name };
-  }
-  const text = options.wrapIssuer ?? '';
-  const slash = text.indexOf('/');
-  const namespace = text.slice(0, Math.max(0, slash)).toLowerCase();
-  const name = text.slice(slash + 1);
-  if (slash <= 0 || !NAMESPACE_PATTERN.test(namespace) || !name) {
-    throw new ProvisioningError(`A WRAP issuer is named <namespace>/<issuer name> (got "${text}")`);
-  }
-  return { kind: 'wrapIssuer', namespace, name };
+  const declaration = credentialKindOf(kind);
+  return declaration.refFrom(String(options[declaration.flag]));
 }
 
 /** A key slot from operator input: 1 or 2. */
@@ -265,25 +230,11 @@ export function parseWrapRights(text: string): WrapRight[] {
 
 /** "Mixed Reality account …", "Cognitive Services resource …", "WRAP issuer ns/name": for messages. */
 export function describeCredential(ref: CredentialRef): string {
-  switch (ref.kind) {
-    case 'mixedRealityAccount':
-      return `Mixed Reality account ${ref.accountId}`;
-    case 'cognitiveResource':
-      return `Cognitive Services resource ${ref.name}`;
-    case 'wrapIssuer':
-      return `WRAP issuer ${ref.namespace}/${ref.name}`;
-  }
+  return credentialKindOf(ref.kind).describe(ref);
 }
 
 function secretNameOf(ref: CredentialRef): string {
-  switch (ref.kind) {
-    case 'mixedRealityAccount':
-      return vaultLayout.mixedRealityAccount(ref.accountId);
-    case 'cognitiveResource':
-      return vaultLayout.cognitiveResource(ref.name);
-    case 'wrapIssuer':
-      return vaultLayout.wrapIssuer(ref.namespace, ref.name);
-  }
+  return credentialKindOf(ref.kind).secretName(ref);
 }
 
 /** The current record of a credential; {@link ProvisioningError} when it does not exist or does not parse. */
@@ -319,7 +270,7 @@ export interface KeyRotation {
  */
 export async function rotateCredentialKey(store: WritableSecretStore, ref: CredentialRef, slot: KeySlot): Promise<KeyRotation> {
   const current = await readCredential(store, ref);
-  const newKey = current.kind === 'cognitiveResource' ? newHexKey() : newBase64Key();
+  const newKey = credentialKindOf(current.kind).newKey();
   const oldKey = current.keys[slot - 1] as string;
   const keys: KeyPair = slot === 1 ? [newKey, current.keys[1]] : [current.keys[0], newKey];
   const record = { ...current, keys } as KeyedCredential;
@@ -427,42 +378,8 @@ export async function listCredentials(store: WritableSecretStore): Promise<Crede
 
 /** What `list` and `show` print of a credential: never a key. */
 export function summariseCredential(record: KeyedCredential): CredentialSummary {
-  switch (record.kind) {
-    case 'mixedRealityAccount':
-      return {
-        kind: record.kind,
-        id: record.accountId,
-        enabled: record.enabled,
-        details: {
-          domain: record.accountDomain,
-          ...(record.resourceId ? { resourceId: record.resourceId } : {}),
-          // Entra principals allowed without a key (docs/entra-id.md), as `<tenant>/<object id>`.
-          ...(record.allowedPrincipals?.length
-            ? { principals: record.allowedPrincipals.map((p) => `${p.tenantId}/${p.objectId}`).join(',') }
-            : {}),
-        },
-      };
-    case 'cognitiveResource':
-      return {
-        kind: record.kind,
-        id: record.name,
-        enabled: record.enabled,
-        details: {
-          region: record.region,
-          kind: record.resourceKind,
-          productId: record.productId,
-          limitedAccessTokens: String(record.limitedAccessTokens),
-          ...(record.grantableFeatureFlags.length > 0 ? { featureFlags: record.grantableFeatureFlags.join(',') } : {}),
-        },
-      };
-    case 'wrapIssuer':
-      return {
-        kind: record.kind,
-        id: `${record.namespace}/${record.name}`,
-        enabled: record.enabled,
-        details: { scopes: record.scopes.join(' '), rights: record.rights.join(',') },
-      };
-  }
+  const kind = credentialKindOf(record.kind);
+  return { kind: record.kind, id: kind.id(kind.refOf(record)), enabled: record.enabled, details: kind.details(record) };
 }
 
 /** The `alg` member of a stored JWK, read without keeping anything else of it. */
@@ -477,9 +394,7 @@ function algorithmOf(value: string): string {
 }
 
 async function writeRecord(store: WritableSecretStore, ref: CredentialRef, record: KeyedCredential): Promise<void> {
-  const tags: Record<string, string> = { kind: record.kind };
-  if (record.kind === 'wrapIssuer') tags.namespace = record.namespace;
-  await store.setSecret(secretNameOf(ref), JSON.stringify(record), { contentType: JSON_CONTENT, tags });
+  await store.setSecret(secretNameOf(ref), JSON.stringify(record), { contentType: JSON_CONTENT, tags: { ...credentialKindOf(record.kind).tags(record) } });
 }
 
 async function disableAllVersions(store: WritableSecretStore, name: string): Promise<void> {

@@ -1,6 +1,7 @@
 import type { WritableSecretStore } from '../../../shared/secrets/secretStore.js';
 import { UpstreamError } from '../../../shared/upstream/upstreamErrors.js';
 import { isUpstreamSecretName, parseKeySecret, parseMixedRealitySecret } from '../../../shared/upstream/upstreamSecret.js';
+import { credentialKindOf } from './credentialKinds.js';
 import { ProvisioningError, readCredential, type CredentialRef, type KeyedCredential } from './provisioning.js';
 import type { UpstreamSource } from '../../../shared/credentials/records.js';
 import { GUID_PATTERN, vaultLayout } from '../../../shared/credentials/vaultLayout.js';
@@ -64,7 +65,7 @@ export async function setCredentialUpstream(
   const current = await readCredential(store, ref);
   const endpoint = normalizeUpstreamEndpoint(current.kind, settings.endpoint);
   const chosenName = settings.secretName?.trim();
-  const secretName = chosenName || vaultLayout.upstreamKey(current.kind, idOf(ref));
+  const secretName = chosenName || vaultLayout.upstreamKey(current.kind, credentialKindOf(ref.kind).id(ref));
   if (!isUpstreamSecretName(secretName)) {
     throw new ProvisioningError(
       `Secret name "${secretName.slice(0, 127)}" cannot hold a real key: use 1-127 letters, digits and "-", not a name of the credential layout (${vaultLayout.signingKey}, mr-account-…, cs-…, wrap-…)`,
@@ -150,15 +151,8 @@ export function normalizeUpstreamEndpoint(kind: KeyedCredential['kind'], endpoin
     throw new ProvisioningError('Upstream endpoint must be a base URL: no user info, query or fragment');
   }
   const path = url.pathname.replace(/\/+$/, '');
-  const operation =
-    kind === 'mixedRealityAccount' ? /\/accounts(\/|$)/i : kind === 'cognitiveResource' ? /\/sts\/v1\.0(\/|$)/i : /\/WRAPv0\.9\/./i;
-  if (operation.test(path)) {
-    const example =
-      kind === 'mixedRealityAccount'
-        ? 'https://sts.mixedreality.azure.com'
-        : kind === 'cognitiveResource'
-          ? 'https://westus.api.cognitive.microsoft.com'
-          : 'https://contoso-sb.accesscontrol.windows.net';
+  const { tokenPath, example } = credentialKindOf(kind).upstreamEndpoint;
+  if (tokenPath.test(path)) {
     throw new ProvisioningError(`Upstream endpoint must be the base URL of the real STS (e.g. ${example}), without the token path`);
   }
   return `${url.origin}${path}`;
@@ -191,27 +185,9 @@ function upstreamSecretValue(kind: KeyedCredential['kind'], secretName: string, 
   }
 }
 
-function idOf(ref: CredentialRef): string {
-  switch (ref.kind) {
-    case 'mixedRealityAccount':
-      return ref.accountId;
-    case 'cognitiveResource':
-      return ref.name;
-    case 'wrapIssuer':
-      return `${ref.namespace}/${ref.name}`;
-  }
-}
-
 /** A new version of the credential's record (the layout's name and tags, as provisioning writes them). */
 async function writeCredentialRecord(store: WritableSecretStore, ref: CredentialRef, record: KeyedCredential): Promise<void> {
-  const name =
-    ref.kind === 'mixedRealityAccount'
-      ? vaultLayout.mixedRealityAccount(ref.accountId)
-      : ref.kind === 'cognitiveResource'
-        ? vaultLayout.cognitiveResource(ref.name)
-        : vaultLayout.wrapIssuer(ref.namespace, ref.name);
-  const tags: Record<string, string> = { kind: record.kind };
-  if (record.kind === 'wrapIssuer') tags.namespace = record.namespace;
+  const kind = credentialKindOf(ref.kind);
   // A failure here leaves the record as it was (the credential keeps its previous source): no half state.
-  await store.setSecret(name, JSON.stringify(record), { contentType: 'application/json', tags });
+  await store.setSecret(kind.secretName(ref), JSON.stringify(record), { contentType: 'application/json', tags: { ...kind.tags(record) } });
 }
