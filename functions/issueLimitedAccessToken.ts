@@ -5,7 +5,7 @@ import { queryParameterValues } from '../shared/http/queryParameters.js';
 import { defineStsFunction } from '../shared/http/stsFunction.js';
 
 /**
- * Cognitive Services (Face) `POST /sts/v1.0/issueLimitedAccessToken?expiredTime=N` (contracts.md §4). 200
+ * Cognitive Services (Face) `POST /sts/v1.0/issueLimitedAccessToken?expiredTime=N` (docs/contracts/cognitive-limited-access-token.md). 200
  * with the bare JWT, `application/jwt; charset=us-ascii`; the JSON body is parsed whatever the Content-Type.
  */
 export const definition = defineStsFunction({

@@ -5,7 +5,7 @@ import { queryParameterValues } from '../shared/http/queryParameters.js';
 import { defineStsFunction } from '../shared/http/stsFunction.js';
 
 /**
- * Cognitive Services `POST /sts/v1.0/issueToken` (contracts.md §3). 200 with the bare JWT as the body,
+ * Cognitive Services `POST /sts/v1.0/issueToken` (docs/contracts/cognitive-issue-token.md). 200 with the bare JWT as the body,
  * `application/jwt; charset=us-ascii`. Any or no `Content-Type`; the body is ignored, but one beyond
  * `STS_MAX_BODY_BYTES` is still refused (413) rather than silently accepted.
  */

@@ -4,9 +4,9 @@ import { jwtIssuanceFacts } from '../shared/http/jwtAnswers.js';
 import { defineStsFunction } from '../shared/http/stsFunction.js';
 
 /**
- * Mixed Reality STS: `GET /accounts/{accountId}/token` (contracts.md §2). 200 with the compact JSON
+ * Mixed Reality STS: `GET /accounts/{accountId}/token` (docs/contracts/mixed-reality-sts.md). 200 with the compact JSON
  * `{"AccessToken":"<jwt>"}`; the wrapper adds `MS-CV` and the no-store headers. `api-version`, `X-MRC-CV`,
- * `Content-Type` and any body are ignored (§2.5), though a declared body beyond `STS_MAX_BODY_BYTES` is
+ * `Content-Type` and any body are ignored (docs/contracts/mixed-reality-sts.md#client-behaviours), though a declared body beyond `STS_MAX_BODY_BYTES` is
  * refused (413) like everywhere else. With `STS_ENTRA_AUTHORITY` set, a Microsoft Entra access token is
  * accepted in place of the key (docs/entra-id.md); the ledger row then names the principal.
  */

@@ -4,9 +4,9 @@ import { defineStsFunction } from '../shared/http/stsFunction.js';
 import { upstreamIssuanceFacts } from '../shared/upstream/servedUpstreamToken.js';
 
 /**
- * ACS OAuth WRAP v0.9 `POST /WRAPv0.9` and `/WRAPv0.9/` (contracts.md §5). 200 (not the 201 of the doc's
- * table, §6.1) with the form-encoded token response, `application/x-www-form-urlencoded; charset=us-ascii`;
- * the wrapper adds `request-id` and the no-cache headers of §5.3.
+ * ACS OAuth WRAP v0.9 `POST /WRAPv0.9` and `/WRAPv0.9/` (docs/contracts/acs-wrap.md). 200 (not the 201 of the doc's
+ * table, docs/contracts/open-points.md#acs-status) with the form-encoded token response, `application/x-www-form-urlencoded; charset=us-ascii`;
+ * the wrapper adds `request-id` and the no-cache headers of docs/contracts/acs-wrap.md#response.
  */
 export const definition = defineStsFunction({
   name: 'wrapToken',

@@ -28,7 +28,7 @@ export interface StsServices {
   readonly ledger: Ledger;
   /** Failed attempts per client IP and per credential (per instance), checked before every key lookup. */
   readonly failedAttempts: FailedAttemptLimiter;
-  /** Tokens fetched from real Azure STSs for credentials in upstream mode (issue #10); undici loads on first use. */
+  /** Tokens fetched from real Azure STSs for credentials in upstream mode (docs/upstream.md); undici loads on first use. */
   readonly upstream: UpstreamTokens;
   /** Validates Microsoft Entra access tokens (keyless Mixed Reality callers); undefined when `STS_ENTRA_AUTHORITY` is unset. */
   readonly entra: EntraTokenValidator | undefined;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigurationError, loadConfig } from '../shared/config.js';
 
-/** Configuration is read once into a validated, frozen object; a bad setting is named (issue #2 §6). */
+/** Configuration is read once into a validated, frozen object; a bad setting is named (docs/configuration.md). */
 
 /** The smallest local configuration that starts: a ledger must be configured or explicitly off. */
 const LOCAL = { STS_LEDGER_MODE: 'off' } as const;

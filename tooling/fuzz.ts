@@ -6,7 +6,7 @@ import { Random } from './fuzz/random.js';
 import { serializeRequest } from './fuzz/rawHttp.js';
 
 /**
- * `npm run fuzz -- [options]`: an HTTP fuzzer against the local host (issue #8). It starts its own host child
+ * `npm run fuzz -- [options]`: an HTTP fuzzer against the local host (docs/hardening.md). It starts its own host child
  * on a free loopback port with a temporary store of demo credentials, sends random and mutated requests to
  * every route (mixed with valid ones), and prints its figures. Exits 1 on any finding.
  */

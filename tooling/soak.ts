@@ -3,7 +3,7 @@ import { ledgerModeOption, numberOption } from './loadRunOptions.js';
 import { mb, runSoak, type SoakReport } from './soak/soakRun.js';
 
 /**
- * `npm run soak -- [options]`: a soak run (issue #8). Starts the local host in a child process with a
+ * `npm run soak -- [options]`: a soak run (docs/hardening.md). Starts the local host in a child process with a
  * temporary store of demo credentials, measures its capacity briefly (unless `--rate` is given), then drives
  * about 70 % of it with valid requests across all flows from this process, sampling the host's RSS. Prints
  * errors, latency and RSS drift; exits 1 on any error or on RSS growth of 10 % or more after warm-up.

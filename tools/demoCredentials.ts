@@ -99,7 +99,7 @@ export interface CurlGuideOptions {
 }
 
 /**
- * The one-time guide: a curl line per flow with the real demo keys (contracts.md §2.2, §3.2, §4.2, §5.2).
+ * The one-time guide: a curl line per flow with the real demo keys (docs/contracts/mixed-reality-sts.md#request, docs/contracts/cognitive-issue-token.md#request, docs/contracts/cognitive-limited-access-token.md#response, docs/contracts/acs-wrap.md#request).
  * Print it once, right after creation; it is the only place the keys are shown.
  */
 export function demoCurlGuide(credentials: DemoCredentials, options: CurlGuideOptions): string {

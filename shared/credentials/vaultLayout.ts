@@ -26,7 +26,7 @@ export const vaultLayout = {
     `wrap-issuer-${sha256Hex(`${namespace.toLowerCase()}\n${issuerName}`).slice(0, 48)}`,
   wrapNamespace: (namespace: string): string => `wrap-namespace-${namespace.toLowerCase()}`,
   /**
-   * Default name of the secret holding a credential's real upstream key (upstream mode, issue #10). `id` is the
+   * Default name of the secret holding a credential's real upstream key (upstream mode, docs/upstream.md). `id` is the
    * account id, the resource name, or `<namespace>/<issuer name>` (digested, as issuer names are free text).
    */
   upstreamKey: (kind: 'mixedRealityAccount' | 'cognitiveResource' | 'wrapIssuer', id: string): string => {

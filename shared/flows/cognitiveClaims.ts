@@ -4,7 +4,7 @@ import type { CognitiveResource } from '../credentials/records.js';
 const SUBSCRIPTION_IN_RESOURCE_ID = /^\/subscriptions\/([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})\//;
 
 /**
- * The `scope` claim by resource kind. Only the Translator value is observed (contracts.md §3.3); the Speech
+ * The `scope` claim by resource kind. Only the Translator value is observed (docs/contracts/cognitive-issue-token.md#response); the Speech
  * value is the one inferred there, and other kinds get the generic Cognitive Services API host.
  */
 const SCOPE_BY_KIND: Readonly<Record<string, string>> = {
@@ -14,8 +14,8 @@ const SCOPE_BY_KIND: Readonly<Record<string, string>> = {
 const DEFAULT_SCOPE = 'https://api.cognitive.microsoft.com/';
 
 /**
- * The claims a Cognitive Services token carries about the resource whose key was presented (contracts.md
- * §3.3): `region`, `subscription-id` (the resource id's subscription GUID as 32 hex digits, no dashes),
+ * The claims a Cognitive Services token carries about the resource whose key was presented
+ * (docs/contracts/cognitive-issue-token.md#response): `region`, `subscription-id` (the resource id's subscription GUID as 32 hex digits, no dashes),
  * `product-id`, `azure-resource-id` and `scope`. `cognitive-services-endpoint` is left out: it names
  * Microsoft's internal endpoint, which no client reads and this STS cannot speak for. `iss`, `aud`, `exp`
  * (and `iat`, `nbf`, `jti`) are added by the JWT issuer.
@@ -34,7 +34,7 @@ export function cognitiveResourceClaims(resource: CognitiveResource): Record<str
   };
 }
 
-/** `aud` of a Cognitive Services token: the configured audience with `{region}` replaced (contracts.md §3.3). */
+/** `aud` of a Cognitive Services token: the configured audience with `{region}` replaced (docs/contracts/cognitive-issue-token.md#response). */
 export function cognitiveAudience(config: Pick<StsConfig, 'cognitiveAudience'>, region: string): string {
   return config.cognitiveAudience.replaceAll('{region}', region);
 }

@@ -3,7 +3,7 @@ import type { CognitiveResource } from '../credentials/records.js';
 import { invalidCredentials } from '../errors.js';
 import type { FlowDependencies } from './flowDependencies.js';
 
-/** The 401 texts of the Cognitive Services token service, word for word (contracts.md §3.4). */
+/** The 401 texts of the Cognitive Services token service, word for word (docs/contracts/cognitive-issue-token.md#errors). */
 export const subscriptionKeyMessages = {
   missing:
     'Access denied due to missing subscription key. Make sure to include subscription key when making requests to an API.',
@@ -11,7 +11,7 @@ export const subscriptionKeyMessages = {
     'Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key for an active subscription and use a correct regional API endpoint for your resource.',
 } as const;
 
-/** Where a Cognitive Services key may arrive (contracts.md §3.2). */
+/** Where a Cognitive Services key may arrive (docs/contracts/cognitive-issue-token.md#request). */
 export interface SubscriptionKeySources {
   /** The `Ocp-Apim-Subscription-Key` header, or null when absent. */
   readonly header: string | null | undefined;
@@ -23,7 +23,7 @@ export interface SubscriptionKeySources {
 const KEY_TEXT = /^[\x21-\x7e]{1,256}$/;
 
 /**
- * Finds the key of a Cognitive Services request and resolves it to its resource (contracts.md §3.2, §3.4).
+ * Finds the key of a Cognitive Services request and resolves it to its resource (docs/contracts/cognitive-issue-token.md#request, #errors).
  *
  * The header wins when both are present (it is what the docs and SDKs send). An absent or empty key is the
  * "missing subscription key" 401; a repeated query key, a key that cannot be one, an unknown key, a wrong

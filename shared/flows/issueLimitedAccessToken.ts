@@ -7,7 +7,7 @@ import { authenticateSubscriptionKey, type SubscriptionKeySources } from './cogn
 import type { FlowDependencies } from './flowDependencies.js';
 import { limitedAccessTokenMessages, parseExpiredTime, parseLimitedAccessTokenBody } from './limitedAccessTokenRequest.js';
 
-/** What `issueLimitedAccessToken` reads from a request (contracts.md §4.1). */
+/** What `issueLimitedAccessToken` reads from a request (docs/contracts/cognitive-limited-access-token.md#request). */
 export interface LimitedAccessTokenRequest extends SubscriptionKeySources {
   /** Every value of the `expiredTime` query parameter. */
   readonly expiredTimeValues: readonly string[];
@@ -32,13 +32,13 @@ export interface LimitedAccessTokenResult {
 }
 
 /**
- * Issues a Face limited access token for `POST /sts/v1.0/issueLimitedAccessToken` (contracts.md §4).
+ * Issues a Face limited access token for `POST /sts/v1.0/issueLimitedAccessToken` (docs/contracts/cognitive-limited-access-token.md).
  *
- * The key is checked first (the documented 401s of §3.4, as API Management answers before the service sees
- * the request), then `expiredTime` and the body (§4.1), then the ISV's rights in the order of the documented
- * errors (§4.2): the resource must have ISV features enabled, and every requested flag must be one it may
+ * The key is checked first (the documented 401s of docs/contracts/cognitive-issue-token.md#errors, as API Management answers before the service sees
+ * the request), then `expiredTime` and the body (docs/contracts/cognitive-limited-access-token.md#request), then the ISV's rights in the order of the documented
+ * errors (docs/contracts/cognitive-limited-access-token.md#response): the resource must have ISV features enabled, and every requested flag must be one it may
  * grant (compared case-insensitively, granted in the resource's spelling). The JWT carries the Cognitive
- * resource claims of §3.3 plus `target-azure-resource-id` and `feature-flags`, with
+ * resource claims of docs/contracts/cognitive-issue-token.md#response plus `target-azure-resource-id` and `feature-flags`, with
  * `exp = now + expiredTime`.
  *
  * @example
@@ -67,7 +67,7 @@ export async function issueLimitedAccessToken(
   }
 
   if (resource.upstream) {
-    // Upstream mode (issue #10): every check above stays ours (what this ISV resource may grant its clients);
+    // Upstream mode (docs/upstream.md): every check above stays ours (what this ISV resource may grant its clients);
     // the real service applies its own grants to the real key on top.
     const served = await deps.upstream.limitedAccessToken(
       resource.upstream,

@@ -5,7 +5,7 @@ import { cognitiveAudience, cognitiveResourceClaims } from './cognitiveClaims.js
 import { authenticateSubscriptionKey, type SubscriptionKeySources } from './cognitiveSubscriptionKey.js';
 import type { FlowDependencies } from './flowDependencies.js';
 
-/** What `issueToken` reads from a request: only the key (contracts.md §3.2; the body is ignored). */
+/** What `issueToken` reads from a request: only the key (docs/contracts/cognitive-issue-token.md#request; the body is ignored). */
 export interface CognitiveTokenRequest extends SubscriptionKeySources {
   readonly now: Date;
   /** Passed to the upstream fetch it may trigger (ledger). */
@@ -23,10 +23,10 @@ export interface CognitiveTokenResult {
 }
 
 /**
- * Issues a Cognitive Services access token for `POST /sts/v1.0/issueToken` (contracts.md §3): the key (header
+ * Issues a Cognitive Services access token for `POST /sts/v1.0/issueToken` (docs/contracts/cognitive-issue-token.md): the key (header
  * or `Subscription-Key` query parameter) resolves to its resource, which gets a JWT valid for the configured
- * Cognitive lifetime (600 s by default) carrying the resource claims of §3.3 and `aud` from configuration.
- * Refusals are the documented 401s (§3.4).
+ * Cognitive lifetime (600 s by default) carrying the resource claims of docs/contracts/cognitive-issue-token.md#response and `aud` from configuration.
+ * Refusals are the documented 401s (docs/contracts/cognitive-issue-token.md#errors).
  *
  * @example
  * const { accessToken } = await issueCognitiveToken({ header: key, queryValues: [], now: new Date() }, services);
@@ -38,7 +38,7 @@ export async function issueCognitiveToken(
 ): Promise<CognitiveTokenResult> {
   const { record: resource, keySlot } = await authenticateSubscriptionKey(request, deps);
   if (resource.upstream) {
-    // Upstream mode (issue #10): the client's key was verified here; the token is the real service's.
+    // Upstream mode (docs/upstream.md): the client's key was verified here; the token is the real service's.
     const served = await deps.upstream.cognitiveToken(resource.upstream, { requestId: request.requestId });
     return { ...servedJwt(served, resource.upstream, request.now), resource, keySlot };
   }

@@ -2,11 +2,11 @@ import { badRequest } from '../errors.js';
 import { jsonNestingExceeds, MAX_JSON_DEPTH } from '../security/requestLimits.js';
 
 /**
- * Reading the parameters of `issueLimitedAccessToken` (contracts.md §4.1): the `expiredTime` query value and
- * the JSON body. Every refusal is a 400 `BadArgument` with the documented text where one exists (§4.2).
+ * Reading the parameters of `issueLimitedAccessToken` (docs/contracts/cognitive-limited-access-token.md#request): the `expiredTime` query value and
+ * the JSON body. Every refusal is a 400 `BadArgument` with the documented text where one exists (docs/contracts/cognitive-limited-access-token.md#response).
  */
 
-/** The `BadArgument` texts: the first five word for word from the API reference (contracts.md §4.2). */
+/** The `BadArgument` texts: the first five word for word from the API reference (docs/contracts/cognitive-limited-access-token.md#response). */
 export const limitedAccessTokenMessages = {
   bodyEmpty: 'Request body cannot be null or empty.',
   targetResourceId: 'TargetAzureResourceId must not be null and must be well formed.',
@@ -24,7 +24,7 @@ export const EXPIRED_TIME_MIN_SECONDS = 60;
 export const EXPIRED_TIME_MAX_SECONDS = 86_400;
 
 /**
- * The token lifetime from the `expiredTime` query values (contracts.md §4.1): 3600 when absent; otherwise
+ * The token lifetime from the `expiredTime` query values (docs/contracts/cognitive-limited-access-token.md#request): 3600 when absent; otherwise
  * exactly one value of decimal digits only (no sign, exponent, hex, spaces or suffix) between 60 and 86400.
  *
  * @example
@@ -60,7 +60,7 @@ const COGNITIVE_ACCOUNT_ID =
   /^\/subscriptions\/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\/resourcegroups\/[-\w.()]{0,89}[-\w()]\/providers\/microsoft\.cognitiveservices\/accounts\/[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$/i;
 
 /**
- * Parses and validates the JSON body (contracts.md §4.1, §4.2), in the order of the documented errors:
+ * Parses and validates the JSON body (docs/contracts/cognitive-limited-access-token.md#request, #response), in the order of the documented errors:
  * empty/`null` body, then the target resource id (`targetAzureResourceId`, else `resourceId`), then
  * `featureFlags` (an array of non-empty strings; one string is tolerated). Property names match
  * case-insensitively, as the real service's model binding does; an exactly-spelled property wins. A body

@@ -6,7 +6,7 @@ import { servedJwt, type UpstreamProvenance } from '../upstream/servedUpstreamTo
 import type { FlowDependencies } from './flowDependencies.js';
 import { mintMixedRealityToken } from './mixedRealityClaims.js';
 
-/** What the Mixed Reality STS reads from a request (contracts.md §2.2). */
+/** What the Mixed Reality STS reads from a request (docs/contracts/mixed-reality-sts.md#request). */
 export interface MixedRealityTokenRequest {
   /** `{accountId}` from the path, as sent. */
   readonly accountId: string | undefined;
@@ -53,13 +53,13 @@ const MAX_ENTRA_AUTHORIZATION_LENGTH = 12 * 1024;
 const BEARER_JWT = /^Bearer[ \t]+([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)$/i;
 
 /**
- * Issues a Mixed Reality access token for `GET /accounts/{accountId}/token` (contracts.md §2).
+ * Issues a Mixed Reality access token for `GET /accounts/{accountId}/token` (docs/contracts/mixed-reality-sts.md).
  *
  * Checks, in order: the path id is a GUID (else 400); `Authorization` is `Bearer {accountId}:{accountKey}`,
  * split at the first `:` (else 401); the header's id equals the path's, ignoring case (else 401); the key is
  * one of the account's two keys and the account is enabled (else 401, one message for unknown account, wrong
  * key and disabled account, so a caller learns nothing about which accounts exist). Then signs a JWT with
- * the claims of §2.4: `aid`/`cai` (account id), `tid` (zeros: key authentication has no tenant), `apr`
+ * the claims of docs/contracts/mixed-reality-sts.md#token: `aid`/`cai` (account id), `tid` (zeros: key authentication has no tenant), `apr`
  * (region: the account domain's first label), `rid` (ARM id, when known) and, from the issuer, `iss`,
  * `aud` (configured), `iat`/`nbf`/`exp` (= now + 24 h by default) and `jti`.
  *
@@ -109,7 +109,7 @@ export async function issueMixedRealityToken(
   }
   const account = verification.credential.record;
   if (account.upstream) {
-    // Upstream mode (issue #10): the client proved its own key; the token is the real STS's, fetched with the real key.
+    // Upstream mode (docs/upstream.md): the client proved its own key; the token is the real STS's, fetched with the real key.
     const served = await deps.upstream.mixedRealityToken(account.upstream, { requestId: request.requestId });
     return { ...servedJwt(served, account.upstream, request.now), account, keySlot: verification.credential.keySlot };
   }

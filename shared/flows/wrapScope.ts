@@ -1,5 +1,5 @@
 /**
- * WRAP relying-party scopes (contracts.md §5.2): what a `wrap_scope` may look like, which service namespace
+ * WRAP relying-party scopes (docs/contracts/acs-wrap.md#request): what a `wrap_scope` may look like, which service namespace
  * it names, and whether an issuer's configured scope prefix covers it.
  */
 
@@ -52,7 +52,7 @@ export function parseWrapScope(scope: string): WrapScope | undefined {
 }
 
 /**
- * Whether a configured scope prefix covers a requested scope (contracts.md §5.2: clients ask for per-entity
+ * Whether a configured scope prefix covers a requested scope (docs/contracts/acs-wrap.md#request: clients ask for per-entity
  * URLs under the namespace's base URL). The hosts must be equal; `http` and `https` are treated alike (the
  * SDKs force `http:`, others keep the scheme) and ports are ignored. Paths compare case-insensitively, as
  * Service Bus entity names do, and a prefix covers only whole path segments: `/q` covers `/q`, `/q/` and

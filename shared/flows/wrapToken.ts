@@ -8,7 +8,7 @@ import { servedWrapToken, type UpstreamProvenance } from '../upstream/servedUpst
 import type { FlowDependencies } from './flowDependencies.js';
 import { parseWrapScope, scopeCoveredBy } from './wrapScope.js';
 
-/** What the WRAP endpoint reads from a request: the form body (contracts.md §5.2). */
+/** What the WRAP endpoint reads from a request: the form body (docs/contracts/acs-wrap.md#request). */
 export interface WrapTokenRequest {
   readonly body: Uint8Array;
   readonly now: Date;
@@ -30,7 +30,7 @@ export interface WrapTokenResult {
   readonly upstream?: UpstreamProvenance;
 }
 
-/** The `Detail` texts of the ACS error body (contracts.md §5.5); never an echo of the request. */
+/** The `Detail` texts of the ACS error body (docs/contracts/acs-wrap.md#errors); never an echo of the request. */
 export const wrapMessages = {
   malformedBody: 'ACS50000: There was an error issuing a token. The request body is not a valid form.',
   tooManyFields: `ACS50000: There was an error issuing a token. The request body has more than ${MAX_FORM_FIELDS} parameters.`,
@@ -47,15 +47,15 @@ const ACTION_CLAIM = 'net.windows.servicebus.action';
 const IDENTITY_PROVIDER_CLAIM = 'http://schemas.microsoft.com/accesscontrolservice/2010/07/claims/identityprovider';
 
 /**
- * Issues an ACS WRAP v0.9 token for `POST /WRAPv0.9` (contracts.md §5).
+ * Issues an ACS WRAP v0.9 token for `POST /WRAPv0.9` (docs/contracts/acs-wrap.md).
  *
  * The body is parsed as a form whatever the Content-Type (at most {@link MAX_FORM_FIELDS} fields); `wrap_name`, `wrap_password` and `wrap_scope` are
  * required, non-empty and given once (else 400). The namespace is the first DNS label of the scope's host;
  * the issuer `wrap_name` of that namespace must present either of its keys and be enabled (else 401, one
  * message for every cause), and one of its scope prefixes must cover the scope ({@link scopeCoveredBy};
- * else 403). The SWT carries, in the order of both real samples (§5.4), the issuer's rights, the identity
+ * else 403). The SWT carries, in the order of both real samples (docs/contracts/acs-wrap.md#swt), the issuer's rights, the identity
  * provider and `Issuer` (both the configured WRAP issuer), `Audience` = the scope as requested and
- * `ExpiresOn` = now + L, signed with the namespace's key; the response announces `L - 1` seconds (§5.3).
+ * `ExpiresOn` = now + L, signed with the namespace's key; the response announces `L - 1` seconds (docs/contracts/acs-wrap.md#response).
  *
  * @example
  * const { responseBody } = await issueWrapToken({ body: Buffer.from(
@@ -91,7 +91,7 @@ export async function issueWrapToken(request: WrapTokenRequest, deps: FlowDepend
     throw forbidden(wrapMessages.scopeNotAllowed, { reason: 'scope_not_allowed', credentialId });
   }
   if (issuer.upstream) {
-    // Upstream mode (issue #10): password and scope prefixes were checked here; the SWT (and the rights it
+    // Upstream mode (docs/upstream.md): password and scope prefixes were checked here; the SWT (and the rights it
     // carries) is the real ACS's, asked for with the same wrap_name and wrap_scope and the real password.
     const served = await deps.upstream.wrapToken(issuer.upstream, { issuerName, scope: scope.scope }, { requestId: request.requestId });
     return { ...servedWrapToken(served, request.now), issuer, keySlot: verification.credential.keySlot, scope: scope.scope };

@@ -2,7 +2,7 @@ import type { HttpResponseInit } from '@azure/functions';
 import { StsError } from '../errors.js';
 
 /**
- * The error body shape of each real API (contracts.md §2.3, §3.4, §4.2, §5.5), plus OAuth-style JSON for
+ * The error body shape of each real API (docs/contracts/mixed-reality-sts.md#response, docs/contracts/cognitive-issue-token.md#errors, docs/contracts/cognitive-limited-access-token.md#response, docs/contracts/acs-wrap.md#errors), plus OAuth-style JSON for
  * our own documents (discovery, JWKS).
  */
 export type ErrorShape = 'mixedReality' | 'cognitive' | 'wrap' | 'oauthJson';
@@ -24,7 +24,7 @@ export function renderError(shape: ErrorShape, error: StsError, context: ErrorRe
       // The MR STS documents headers only (swagger examples): the reason travels in WWW-Authenticate.
       if (error.status === 401) headers['WWW-Authenticate'] = `Invalid token: ${error.publicMessage}`;
       else if (error.status === 400) headers['WWW-Authenticate'] = `Invalid request: ${error.publicMessage}`;
-      // No body at all (Content-Length: 0, no Content-Type), like the observed MR error responses (§2.3).
+      // No body at all (Content-Length: 0, no Content-Type), like the observed MR error responses (docs/contracts/mixed-reality-sts.md#response).
       return { status: error.status, headers };
     }
     case 'cognitive': {
@@ -36,7 +36,7 @@ export function renderError(shape: ErrorShape, error: StsError, context: ErrorRe
       if (error.status === 401) headers['WWW-Authenticate'] = 'WRAP';
       headers['Content-Type'] = 'text/plain; charset=us-ascii';
       const timestamp = context.now.toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
-      // The real body has a space between the detail and `:TraceID` ("Authentication failed. :TraceID:", §5.5).
+      // The real body has a space between the detail and `:TraceID` ("Authentication failed. :TraceID:", docs/contracts/acs-wrap.md#errors).
       const body = `Error:Code:${error.status}:SubCode:T0:Detail:${error.publicMessage} :TraceID:${context.requestId}:TimeStamp:${timestamp}`;
       return { status: error.status, headers, body };
     }

@@ -1,6 +1,6 @@
 /**
  * Parsing an `application/x-www-form-urlencoded` body whatever the request's `Content-Type` says
- * (contracts.md §5.2: the ACS doc's table says Atom, real clients send a form, legacy Python sends no type).
+ * (docs/contracts/acs-wrap.md#request: the ACS doc's table says Atom, real clients send a form, legacy Python sends no type).
  */
 
 /** Field name → every value it was given, in body order. Names are exact (case-sensitive). */

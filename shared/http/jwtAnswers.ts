@@ -12,7 +12,7 @@ export interface JwtFlowResult {
   readonly upstream?: UpstreamProvenance | undefined;
 }
 
-/** The Cognitive token service's answer: the bare JWT as the body, never JSON (contracts.md §3.3, §4.2). */
+/** The Cognitive token service's answer: the bare JWT as the body, never JSON (docs/contracts/cognitive-issue-token.md#response, docs/contracts/cognitive-limited-access-token.md#response). */
 export function bareJwtResponse(token: string): HttpResponseInit {
   return { status: 200, headers: { 'Content-Type': 'application/jwt; charset=us-ascii' }, body: token };
 }

@@ -1,10 +1,10 @@
 /**
  * Query-string parameters read from the request URL itself, with names matched case-insensitively
- * (contracts.md §1.4: docs spell `Subscription-Key`, API Management clients send `subscription-key`).
+ * (docs/contracts/cross-cutting.md#query-names: docs spell `Subscription-Key`, API Management clients send `subscription-key`).
  *
  * The URL is parsed rather than the platform's `request.query` because the Functions host hands the worker a
  * name → value mapping in which a repeated parameter is already collapsed; flows that must refuse duplicates
- * (`expiredTime`, contracts.md §4.1) need every occurrence.
+ * (`expiredTime`, docs/contracts/cognitive-limited-access-token.md#request) need every occurrence.
  */
 
 /**

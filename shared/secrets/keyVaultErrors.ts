@@ -28,7 +28,7 @@ export type VaultFailure =
   | { readonly kind: 'rejected'; readonly status: number | undefined; readonly description: string };
 
 /**
- * Classifies an error thrown by the SDK or the credential (issue #5, item 4: faults handled, not leaked).
+ * Classifies an error thrown by the SDK or the credential (docs/key-vault.md#faults: faults handled, never leaked).
  *
  * @example
  * classifyVaultError(restError404); // { kind: 'absent' }

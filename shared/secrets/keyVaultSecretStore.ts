@@ -36,7 +36,7 @@ const MAX_VERSION_VALUES = 20;
  *
  * Permissions: reads need `secrets/get` (Key Vault Secrets User); `getSecretVersions` and `listSecretNames`
  * need `secrets/list`; writes need `secrets/set` (Key Vault Secrets Officer, the admin CLI only).
- * Implements issue #5 ("Keys from Azure Key Vault via managed identity"), items 1 and 4.
+ * Reads keys from Azure Key Vault via managed identity (docs/key-vault.md#identity, #faults).
  *
  * @example
  * const vault = new KeyVaultSecretStore({ vaultUrl: 'https://contoso-sts.vault.azure.net/', timeoutMs: 3_000 });

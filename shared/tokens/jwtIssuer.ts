@@ -34,7 +34,7 @@ export interface SigningKeySource {
 const RESERVED_CLAIMS = new Set(['iss', 'aud', 'iat', 'nbf', 'exp', 'jti']);
 
 /**
- * The JWT issuer of contracts.md §1.6, §2.4, §3.3, §4.2: JWS compact form, `{alg, kid, typ: "JWT"}` with
+ * The JWT issuer of docs/contracts/cross-cutting.md#jwt-encoding, docs/contracts/mixed-reality-sts.md#token, docs/contracts/cognitive-issue-token.md#response, docs/contracts/cognitive-limited-access-token.md#response: JWS compact form, `{alg, kid, typ: "JWT"}` with
  * `kid` the RFC 7638 thumbprint of the signing key, ES256 (P-256, IEEE P1363 `r||s`) or RS256 (PKCS#1 v1.5)
  * by key type. Header and payload are written with {@link encodeJwtSegmentJson}, so the payload decodes with
  * standard base64 as well as base64url. Signs with the ring's cached `KeyObject` (nothing is re-imported

@@ -1,5 +1,5 @@
 /**
- * JSON for JWT segments that every known client decodes identically (contracts.md §1.6).
+ * JSON for JWT segments that every known client decodes identically (docs/contracts/cross-cutting.md#jwt-encoding).
  *
  * Base64url and standard base64 differ only in the characters for sextets 62 and 63, and for printable ASCII
  * those occur only when the third byte of a triple is `>`, `?`, `~` or DEL. So the JSON is made pure ASCII

@@ -7,7 +7,7 @@ import { parseSigningJwk, type PublicSigningJwk, type SigningKeyMaterial } from 
 
 /** `Cache-Control: max-age` of the JWKS document; a new key is published at least this long before it signs. */
 export const JWKS_MAX_AGE_SECONDS = 300;
-/** Longest lifetime of any token we sign (Mixed Reality and the Face LAT maximum, contracts.md §2.4, §4.1). */
+/** Longest lifetime of any token we sign (Mixed Reality and the Face LAT maximum, docs/contracts/mixed-reality-sts.md#token, docs/contracts/cognitive-limited-access-token.md#request). */
 export const LONGEST_TOKEN_LIFETIME_SECONDS = 86_400;
 /** Clock difference we allow verifiers, added to every retention window. */
 export const DEFAULT_CLOCK_SKEW_SECONDS = 300;
@@ -64,7 +64,7 @@ interface LoadedVersion {
 }
 
 /**
- * The JWT signing key ring (issue #3): every enabled version of `sts-signing-key` read through the
+ * The JWT signing key ring (docs/verifying-tokens.md#key-rotation): every enabled version of `sts-signing-key` read through the
  * {@link SecretStore}; the newest published one signs, every version that may still have live tokens
  * verifies, and only public members ever leave the process.
  *

@@ -2,7 +2,7 @@ import { createHmac } from 'node:crypto';
 import { secretsEqual } from '../security/constantTime.js';
 
 /**
- * Simple Web Token (SWT 0.9.5.1) signing and verification, contracts.md §5.4.
+ * Simple Web Token (SWT 0.9.5.1) signing and verification, docs/contracts/acs-wrap.md#swt.
  *
  * An SWT is `name=value` pairs, form-encoded with lower-case hex escapes (the .NET `HttpUtility.UrlEncode`
  * style real ACS emitted), joined by `&`, followed by `&HMACSHA256=<url-encoded base64 HMAC-SHA256>` over the
@@ -56,7 +56,7 @@ const ISSUER = 'Issuer';
 const MAX_TOKEN_LENGTH = 16_384;
 
 /**
- * Signs claims as an SWT (contracts.md §5.4, SWT 0.9.5.1 §3).
+ * Signs claims as an SWT (docs/contracts/acs-wrap.md#swt, SWT 0.9.5.1 §3).
  *
  * Claims are written in the given order, each name and value form-encoded with lower-case hex escapes, so
  * no raw `=` or `&` can appear inside them. `HMACSHA256` is appended last. Throws {@link SwtError}
@@ -87,7 +87,7 @@ export function signSwt(claims: readonly SwtClaim[], base64Key: string): string 
 }
 
 /**
- * Verifies an SWT (contracts.md §5.4, SWT 0.9.5.1 §4) and returns its claims in token order, decoded.
+ * Verifies an SWT (docs/contracts/acs-wrap.md#swt, SWT 0.9.5.1 §4) and returns its claims in token order, decoded.
  *
  * Checks, in this order: shape (pairs of exactly one `=`, `HMACSHA256` last, unique names), the signature
  * (constant-time), `ExpiresOn` (required, integer seconds; the token is expired once

@@ -6,7 +6,7 @@ import { UpstreamError } from './upstreamErrors.js';
 import { upstreamJwt, type UpstreamToken } from './upstreamToken.js';
 
 /**
- * Fetches a Cognitive Services access token from a real token service (contracts.md §3.2-§3.3):
+ * Fetches a Cognitive Services access token from a real token service (docs/contracts/cognitive-issue-token.md#request, #response):
  * `POST {endpoint}/sts/v1.0/issueToken` with `Ocp-Apim-Subscription-Key` and an empty body, answered by
  * `200` and the bare JWT as text.
  *

@@ -5,7 +5,7 @@ import { upstreamUrl } from './upstreamEndpoint.js';
 import { UpstreamError } from './upstreamErrors.js';
 import { upstreamJwt, type UpstreamToken } from './upstreamToken.js';
 
-/** What a limited access token grants (contracts.md §4.1). */
+/** What a limited access token grants (docs/contracts/cognitive-limited-access-token.md#request). */
 export interface LimitedAccessTokenRequest {
   /** ARM id of the target Face resource. */
   readonly targetResourceId: string;
@@ -16,12 +16,12 @@ export interface LimitedAccessTokenRequest {
 }
 
 /**
- * Fetches a Face limited access token from a real token service (contracts.md §4.1-§4.2):
+ * Fetches a Face limited access token from a real token service (docs/contracts/cognitive-limited-access-token.md#request, #response):
  * `POST {endpoint}/sts/v1.0/issueLimitedAccessToken?expiredTime=N` with `Ocp-Apim-Subscription-Key` (the
  * ISV resource's key) and a JSON body, answered by `200` and the bare JWT.
  *
  * The body names the target both as `targetAzureResourceId` (API reference) and `resourceId` (how-to):
- * the two sources disagree (§6.15), and sending both satisfies either reading.
+ * the two sources disagree (docs/contracts/open-points.md#face-body-key), and sending both satisfies either reading.
  *
  * @example
  * const lat = await fetchLimitedAccessToken(client, 'https://westus.api.cognitive.microsoft.com', isvKey,

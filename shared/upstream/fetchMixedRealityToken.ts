@@ -12,11 +12,11 @@ export interface MixedRealityUpstreamCredentials {
   readonly accountKey: string;
 }
 
-/** The api-version every SDK sends (contracts.md §2.2). */
+/** The api-version every SDK sends (docs/contracts/mixed-reality-sts.md#request). */
 export const MIXED_REALITY_API_VERSION = '2019-02-28-preview';
 
 /**
- * Fetches a Mixed Reality access token from a real STS (contracts.md §2.2-§2.3):
+ * Fetches a Mixed Reality access token from a real STS (docs/contracts/mixed-reality-sts.md#request, #response):
  * `GET {endpoint}/accounts/{accountId}/token?api-version=2019-02-28-preview` with
  * `Authorization: Bearer {accountId}:{accountKey}`, answered by `200 {"AccessToken":"<JWT>"}`.
  *
@@ -45,7 +45,7 @@ export async function fetchMixedRealityToken(
     },
   });
   if (answer.status !== 200) {
-    // Every SDK treats anything but 200 as an error (§2.3); so do we.
+    // Every SDK treats anything but 200 as an error (docs/contracts/mixed-reality-sts.md#response); so do we.
     throw new UpstreamError('protocol', `upstream answered ${answer.status} instead of 200`, {
       origin: url.origin,
       status: answer.status,

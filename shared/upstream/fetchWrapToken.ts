@@ -5,7 +5,7 @@ import { wrapUpstreamUrl } from './upstreamEndpoint.js';
 import { UpstreamError } from './upstreamErrors.js';
 import type { UpstreamToken } from './upstreamToken.js';
 
-/** A WRAP token request (contracts.md §5.2). */
+/** A WRAP token request (docs/contracts/acs-wrap.md#request). */
 export interface WrapTokenRequest {
   /** `wrap_name`: the issuer name at the upstream. */
   readonly issuerName: string;
@@ -14,7 +14,7 @@ export interface WrapTokenRequest {
 }
 
 /**
- * Fetches an SWT from a real ACS WRAP v0.9 endpoint (contracts.md §5.2-§5.3): `POST {endpoint}/WRAPv0.9/`
+ * Fetches an SWT from a real ACS WRAP v0.9 endpoint (docs/contracts/acs-wrap.md#request, #response): `POST {endpoint}/WRAPv0.9/`
  * with the form `wrap_name`, `wrap_password`, `wrap_scope`, answered by `200` and the form
  * `wrap_access_token=<SWT>&wrap_access_token_expires_in=<seconds>`. Returns the SWT single-encoded (as a
  * client puts it in `Authorization: WRAP access_token="..."`), expiring `expires_in` seconds after `now`.
@@ -45,7 +45,7 @@ export async function fetchWrapToken(
   const fail = (message: string): never => {
     throw new UpstreamError('protocol', message, { origin: url.origin, status: answer.status, attempts: answer.attempts });
   };
-  // PHP and TFS accept exactly 200 (§5.6); a 201 would be re-served as a 200 anyway, so it is tolerated.
+  // PHP and TFS accept exactly 200 (docs/contracts/acs-wrap.md#client-behaviours); a 201 would be re-served as a 200 anyway, so it is tolerated.
   if (answer.status !== 200 && answer.status !== 201) fail(`upstream answered ${answer.status} instead of 200`);
   const fields = new URLSearchParams(answer.body.trim());
   const token = fields.get('wrap_access_token');

@@ -8,7 +8,7 @@ import { remainingSeconds } from './upstreamTokens.js';
 
 /**
  * Turning a token served from an upstream STS into what a flow returns for a token it signed itself, so the
- * function adapters write the same wire shape and the same ledger facts in both modes (issue #10).
+ * function adapters write the same wire shape and the same ledger facts in both modes (docs/upstream.md).
  */
 
 /** Where a flow's token came from, when not from our own signer: recorded in the issuance ledger row. */
@@ -25,9 +25,9 @@ export interface ServedJwt {
 }
 
 /**
- * Wraps a served upstream JWT for the flow result (contracts.md §2.3, §3.3, §4.2): the token is passed on
+ * Wraps a served upstream JWT for the flow result (docs/contracts/mixed-reality-sts.md#response, docs/contracts/cognitive-issue-token.md#response, docs/contracts/cognitive-limited-access-token.md#response): the token is passed on
  * untouched; `jti`, `iat` and `aud` are read from it without verification, for the ledger only. A token
- * without `jti` (the Cognitive token service writes none, §3.3) is named by a digest instead, so ledger rows
+ * without `jti` (the Cognitive token service writes none, docs/contracts/cognitive-issue-token.md#response) is named by a digest instead, so ledger rows
  * of clients that shared one upstream token still show it; a token without `aud` is recorded under the
  * upstream's origin.
  *
@@ -62,7 +62,7 @@ export interface ServedWrapToken {
 }
 
 /**
- * The WRAP response body for a served upstream SWT (contracts.md §5.3): exactly the two parameters, token
+ * The WRAP response body for a served upstream SWT (docs/contracts/acs-wrap.md#response): exactly the two parameters, token
  * first, the SWT encoded once more as .NET does, and `expires_in` counting what is left of the upstream
  * token at `now` (a cached token has less left than a fresh one).
  *

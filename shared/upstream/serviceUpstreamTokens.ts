@@ -22,7 +22,7 @@ export interface ServiceUpstreamTokensOptions {
 }
 
 /**
- * The process's upstream token source (issue #10), as `services.upstream`: created on the first call, so
+ * The process's upstream token source (docs/upstream.md), as `services.upstream`: created on the first call, so
  * that `undici` and the connection pools are loaded only once a credential in upstream mode is served.
  * Real keys are read through `secrets`, and re-read past its cache after an upstream 401
  * ({@link upstreamSecretReaderFor}); every fetch is written to the ledger as an `upstream` row.

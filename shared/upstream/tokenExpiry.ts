@@ -8,8 +8,8 @@ const JWT_SHAPE = /^[A-Za-z0-9_+/-]+={0,2}\.[A-Za-z0-9_+/-]+={0,2}\.[A-Za-z0-9_+
 
 /**
  * The `exp` of a JWT (RFC 7519 §4.1.4) as a Date, or undefined when the text is not a compact JWT or has no
- * usable `exp`. Accepts both base64 alphabets, with or without padding (contracts.md §1.6), and `exp`
- * written as an integer or as a string of digits (§6.13).
+ * usable `exp`. Accepts both base64 alphabets, with or without padding (docs/contracts/cross-cutting.md#jwt-encoding), and `exp`
+ * written as an integer or as a string of digits (docs/contracts/open-points.md#mr-string-exp).
  *
  * @example
  * jwtExpiry(accessToken)?.toISOString(); // '2025-04-21T12:09:40.000Z'

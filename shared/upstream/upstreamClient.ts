@@ -69,7 +69,7 @@ export interface UpstreamClient {
 }
 
 /**
- * Creates the HTTP client for upstream STSs (issue #10): one keep-alive `undici` pool per origin, bounded
+ * Creates the HTTP client for upstream STSs (docs/upstream.md): one keep-alive `undici` pool per origin, bounded
  * connections, connect/headers/body timeouts, bounded retries. TLS is verified as usual.
  *
  * @example

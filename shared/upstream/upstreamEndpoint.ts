@@ -21,7 +21,7 @@ export function upstreamUrl(endpoint: string, path: string, query: Readonly<Reco
 /**
  * The WRAP token URL for an endpoint that is either the ACS host (`https://{ns}-sb.accesscontrol.windows.net`)
  * or already ends in `/WRAPv0.9` (as in a connection string's `StsEndpoint`). Always posts to `/WRAPv0.9/`,
- * the form every client in contracts.md §5.1 accepts.
+ * the form every client in docs/contracts/acs-wrap.md#endpoint accepts.
  */
 export function wrapUpstreamUrl(endpoint: string): URL {
   const base = parseEndpoint(endpoint);

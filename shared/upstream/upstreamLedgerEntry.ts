@@ -3,7 +3,7 @@ import type { UpstreamFetchEvent } from './upstreamTokens.js';
 
 /**
  * The ledger row (`outcome: 'upstream'`) for one upstream fetch, kept apart from the `issued` rows of the
- * tokens served from it (issue #10 §4). Names the upstream origin and the secret's name, never the key or
+ * tokens served from it (docs/upstream.md#ledger-and-logs). Names the upstream origin and the secret's name, never the key or
  * the token. `status` is the upstream's last HTTP status, 0 when it never answered; `reason` the failure.
  *
  * @example

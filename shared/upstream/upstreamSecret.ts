@@ -72,7 +72,7 @@ export async function withKeyReread<T>(
 
 /**
  * Parses a Mixed Reality upstream secret, `accountId:accountKey` (split at the first `:`; GUIDs and base64
- * keys contain none, contracts.md §2.2). A malformed value is a `configuration` failure that never quotes it.
+ * keys contain none, docs/contracts/mixed-reality-sts.md#request). A malformed value is a `configuration` failure that never quotes it.
  */
 export function parseMixedRealitySecret(secretName: string, value: string): MixedRealityUpstreamCredentials {
   const text = value.trim();

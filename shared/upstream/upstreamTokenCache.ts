@@ -40,7 +40,7 @@ interface Entry {
 }
 
 /**
- * Caches tokens fetched from upstream STSs (issue #10), keyed by upstream credential + request shape:
+ * Caches tokens fetched from upstream STSs (docs/upstream.md), keyed by upstream credential + request shape:
  * one in-flight fetch per key, reuse until the refresh margin (10% of the lifetime, at least 30 s: a
  * 10-minute Speech token is reused for 9, as the Speech docs advise), bounded size (LRU).
  *

@@ -1,6 +1,6 @@
 /**
  * `azure-functions-sts/verify`: what a resource server needs to check tokens from this STS without calling
- * it per request (README "Verifying tokens in a resource server").
+ * it per request (docs/verifying-tokens.md).
  *
  * - JWTs (Mixed Reality, Cognitive Services, Face LAT): {@link createStsJwtVerifier}, keys via discovery/JWKS.
  * - SWTs (ACS WRAP): {@link verifySwt} with the namespace's shared key.

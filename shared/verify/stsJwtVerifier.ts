@@ -5,7 +5,7 @@ import { createLocalJWKSet, createRemoteJWKSet, errors, jwtVerify, type JSONWebK
  * Self-contained on purpose: it is shipped as the package subpath `./verify` and must not pull in the server.
  */
 
-/** Algorithms the STS signs with (contracts.md §2.4, §3.3); everything else (`none`, `HS256`, …) is refused. */
+/** Algorithms the STS signs with (docs/contracts/mixed-reality-sts.md#token, docs/contracts/cognitive-issue-token.md#response); everything else (`none`, `HS256`, …) is refused. */
 const DEFAULT_ALGORITHMS = ['ES256', 'RS256'] as const;
 const DISCOVERY_PATH = '.well-known/openid-configuration';
 
@@ -75,8 +75,8 @@ export class StsDiscoveryError extends Error {
 }
 
 /**
- * Creates a verifier for JWTs issued by the STS (contracts.md §1.6; issue #3 "a verification module for
- * resource servers"). Keys come from the STS's discovery document and JWKS, fetched once and cached by
+ * Creates a verifier for JWTs issued by the STS for resource servers
+ * (docs/verifying-tokens.md#jwt, docs/contracts/cross-cutting.md#jwt-encoding). Keys come from the STS's discovery document and JWKS, fetched once and cached by
  * `jose`'s remote JWK Set (max age, cooldown on an unknown `kid`, one fetch in flight), so a resource server
  * never calls the STS per request and picks up a rotated key by itself.
  *

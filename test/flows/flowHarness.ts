@@ -123,7 +123,7 @@ function observe(init: HttpResponseInit): ObservedResponse {
   return { status: init.status ?? 200, headers, text };
 }
 
-/** The headers every response must carry, success or error (STYLE.md §3, contracts.md §2.3, §5.3). */
+/** The headers every response must carry, success or error (docs/contracts/mixed-reality-sts.md#response, docs/contracts/acs-wrap.md#response). */
 export function expectSecurityHeaders(headers: Headers): void {
   const missing: string[] = [];
   if (headers.get('cache-control') !== 'no-store, no-cache') missing.push(`cache-control=${headers.get('cache-control')}`);

@@ -78,7 +78,7 @@ function expectBadArgument(response: ObservedResponse, body: string): void {
   expectSecurityHeaders(response.headers);
 }
 
-describe('Face POST /sts/v1.0/issueLimitedAccessToken (contracts §4)', () => {
+describe('Face POST /sts/v1.0/issueLimitedAccessToken (docs/contracts/cognitive-limited-access-token.md)', () => {
   describe('the seed requests', () => {
     it("the API reference's example body with ?expiredTime=3600", async () => {
       await expectLimitedToken(await post('?expiredTime=3600', SEED_BODY), SEED_TARGET, ['Face.Identification'], 3600);

@@ -57,7 +57,7 @@ async function expectSpeechToken(response: ObservedResponse, keySlot: 1 | 2 = 1)
   );
 }
 
-describe('Cognitive Services POST /sts/v1.0/issueToken (contracts §3)', () => {
+describe('Cognitive Services POST /sts/v1.0/issueToken (docs/contracts/cognitive-issue-token.md)', () => {
   describe('the seed requests', () => {
     it('the raw HTTP / curl / PowerShell request: form content type, Content-Length 0', async () => {
       const key = harness.credentials.cognitive.speech.keys[0];

@@ -29,7 +29,7 @@ function tokenOf(response: ObservedResponse): string {
   return match[1];
 }
 
-describe('Mixed Reality STS: GET /accounts/{accountId}/token (contracts §2)', () => {
+describe('Mixed Reality STS: GET /accounts/{accountId}/token (docs/contracts/mixed-reality-sts.md)', () => {
   it('answers the seed request (PowerShell with -ContentType application/json) with the documented 200', async () => {
     const { accountId, keys, resourceId } = harness.credentials.mixedReality.account;
     const response = await getToken(accountId, {
@@ -57,7 +57,7 @@ describe('Mixed Reality STS: GET /accounts/{accountId}/token (contracts §2)', (
       iss: TEST_ENV.STS_ISSUER,
       aud: TEST_ENV.STS_AUDIENCE_MIXED_REALITY,
     });
-    // Java/browser/Python SDKs decode the payload with standard base64 (contracts §1.6).
+    // Java/browser/Python SDKs decode the payload with standard base64 (docs/contracts/cross-cutting.md#jwt-encoding).
     const standard = JSON.parse(Buffer.from(token.split('.')[1] as string, 'base64').toString('utf8')) as { exp: number };
     expect(standard.exp).toBe(FROZEN_SECONDS + 86_400);
 

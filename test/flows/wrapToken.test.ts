@@ -31,7 +31,7 @@ function dotNetUrlEncode(text: string): string {
     .join('');
 }
 
-/** The whole response body the seed's example leads us to expect (contracts §5.3, §5.4). */
+/** The whole response body the seed's example leads us to expect (docs/contracts/acs-wrap.md#response, #swt). */
 function expectedBody(scope: string, rights: string): string {
   const unsigned = [
     ['net.windows.servicebus.action', rights],
@@ -105,9 +105,9 @@ const INVALID_SCOPE =
   'ACS50000: There was an error issuing a token. The wrap_scope parameter must be an absolute http(s) URI without percent-encoding, dot segments or a fragment.';
 const SCOPE_NOT_ALLOWED = 'ACS50000: There was an error issuing a token. The issuer is not allowed tokens for this wrap_scope.';
 
-describe('ACS OAuth WRAP v0.9: POST /WRAPv0.9 (contracts §5)', () => {
+describe('ACS OAuth WRAP v0.9: POST /WRAPv0.9 (docs/contracts/acs-wrap.md)', () => {
   describe('the seed request', () => {
-    it('issues exactly the documented response: 200, two parameters, token first, headers of §5.3', async () => {
+    it('issues exactly the documented response: 200, two parameters, token first, headers of docs/contracts/acs-wrap.md#response', async () => {
       const response = await post(ownerForm(), { 'Content-Type': 'application/x-www-form-urlencoded', Expect: '100-continue', Connection: 'Keep-Alive' });
       expectIssued(response, NAMESPACE_ROOT);
 

@@ -104,7 +104,7 @@ describe('FailedAttemptLimiter', () => {
   });
 });
 
-/** The attack scenarios of the issue, over HTTP against the local host, from distinct loopback addresses. */
+/** The attacks of docs/failed-attempts.md, over HTTP against the local host, from distinct loopback addresses. */
 describe('over HTTP: no stream of requests without the key makes the right key fail', () => {
   const PER_IP = 20;
   const PER_CREDENTIAL = 50;

@@ -12,7 +12,7 @@ import { createTestCredentials, type TestCredentials } from '../support/testCred
 import { expectFlowErrorShape, flowRequest, sendHttp, TOKEN_FLOWS, type Answer, type ClientRequest, type TokenFlow } from './hardeningSupport.js';
 
 /**
- * Fault injection (issue #8 §4), end to end over HTTP through the local host, for all four flows at once:
+ * Fault injection (docs/hardening.md#failing-dependencies), end to end over HTTP through the local host, for all four flows at once:
  * the real Key Vault SDKs and managed identity against the Key Vault test server (latency beyond the vault
  * timeout, 429 storms, a flaky vault under load, a failing identity endpoint, an outage during a flood of
  * unknown credentials) and Azurite for the ledger (stopped while the vault is down too). The promise: warm

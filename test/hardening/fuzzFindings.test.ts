@@ -11,7 +11,7 @@ import { createTestCredentials, type TestCredentials } from '../support/testCred
 import { countedServices, flowRequest, sendHttp } from './hardeningSupport.js';
 
 /**
- * Regression tests for what `npm run fuzz` found (issue #8), one per finding, plus the fuzzer's own leak
+ * Regression tests for what `npm run fuzz` found (docs/hardening.md), one per finding, plus the fuzzer's own leak
  * oracle: a scanner that cannot see a leak would make every fuzz run pass.
  */
 

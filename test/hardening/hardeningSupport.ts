@@ -155,7 +155,7 @@ export async function invokeInProcess(
 }
 
 /**
- * Asserts that a refusal is in `flow`'s documented error shape (contracts.md §2.3, §3.4, §5.5): Mixed
+ * Asserts that a refusal is in `flow`'s documented error shape (docs/contracts/mixed-reality-sts.md#response, docs/contracts/cognitive-issue-token.md#errors, docs/contracts/acs-wrap.md#errors): Mixed
  * Reality answers with headers only; Cognitive with `{"error":{"code","message"}}`; WRAP with the ACS
  * `Error:Code:…` text. `Retry-After` is required for 429 and 503.
  */

@@ -8,7 +8,7 @@ import { createTestCredentials, type TestCredentials } from '../support/testCred
 import { countedServices, expectFlowErrorShape, flowRequest, sendHttp, TOKEN_FLOWS, type ClientRequest } from './hardeningSupport.js';
 
 /**
- * Limits on everything a client controls the size of (issue #8 §2): URL, query parameter count, header count
+ * Limits on everything a client controls the size of (docs/hardening.md#size-limits): URL, query parameter count, header count
  * and bytes, body, JSON nesting (limited access token) and form fields (WRAP). Each is answered by the
  * handler with a 4xx in the flow's own error shape, over real HTTP through the local host, whose own caps
  * sit above the app's as the Azure front end's do.

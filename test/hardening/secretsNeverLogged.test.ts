@@ -19,7 +19,7 @@ import {
 } from './hardeningSupport.js';
 
 /**
- * Secrets never logged (issue #8 §6): every line written during a run over all four flows, successes and
+ * Secrets never logged (docs/hardening.md#secrets-never-logged): every line written during a run over all four flows, successes and
  * every kind of failure, is captured (the local host's log, the raw `context.log/warn/error` of the handlers
  * as Azure would record them, anything on console, stdout or stderr) and scanned for every stored key,
  * password, subscription key and signing key, every key a client presented (right or wrong), and every token

@@ -16,7 +16,7 @@ import {
 } from '../../tools/sts/commands/infraParams.js';
 
 /**
- * `npm run sts -- infra-params` (issue #6): the git-ignored parameters file with a new signing key and demo
+ * `npm run sts -- infra-params` (docs/deploy.md): the git-ignored parameters file with a new signing key and demo
  * credentials built by the real provisioning code. `npm run test:infra` compiles such a file with the real
  * Bicep compiler; these tests cover what needs no compiler.
  */

@@ -16,7 +16,7 @@ import { jsonNestingExceeds, requestLimitViolation } from '../../shared/security
 import { encodeSwtComponent, signSwt, SwtError, verifySwt, type SwtClaim } from '../../shared/tokens/swt.js';
 
 /**
- * Property tests (fast-check) for every parser a client's bytes reach (issue #8 §1): whatever the input,
+ * Property tests (fast-check) for every parser a client's bytes reach (docs/hardening.md#property-tests): whatever the input,
  * each either answers or throws its own typed error (never a TypeError, RangeError or SyntaxError, which
  * would be a 500), and what can round-trip does.
  */
@@ -51,7 +51,7 @@ function throwsOnly<E>(action: () => unknown, type: new (...args: never[]) => E)
   }
 }
 
-describe('form body parser (WRAP, contracts §5.2)', () => {
+describe('form body parser (WRAP, docs/contracts/acs-wrap.md#request)', () => {
   it('never throws, and says why when it refuses', () => {
     fc.assert(
       fc.property(hostileBytes, (bytes) => {
@@ -90,7 +90,7 @@ describe('form body parser (WRAP, contracts §5.2)', () => {
   });
 });
 
-describe('query parameters (contracts §1.4)', () => {
+describe('query parameters (docs/contracts/cross-cutting.md#query-names)', () => {
   it('never throws, whatever the URL', () => {
     fc.assert(fc.property(fc.string({ maxLength: 200 }), text(10), (url, name) => Array.isArray(queryParameterValues(url, name))), RUNS);
   });
@@ -113,7 +113,7 @@ describe('query parameters (contracts §1.4)', () => {
   });
 });
 
-describe('expiredTime (contracts §4.1)', () => {
+describe('expiredTime (docs/contracts/cognitive-limited-access-token.md#request)', () => {
   it('accepts exactly the decimal integers 60..86400, written with digits only, and refuses anything else with a 400', () => {
     fc.assert(
       fc.property(
@@ -147,7 +147,7 @@ describe('expiredTime (contracts §4.1)', () => {
   });
 });
 
-describe('limited access token JSON body (contracts §4.1, §4.2)', () => {
+describe('limited access token JSON body (docs/contracts/cognitive-limited-access-token.md#request, #response)', () => {
   const jsonText = fc.oneof(fc.json({ maxDepth: 6 }), fc.string({ maxLength: 100 }), fc.constantFrom('[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]', '{"a":', '\ufeff{}'));
 
   it('never throws anything but a 400 with one of the documented messages', () => {
@@ -193,7 +193,7 @@ describe('limited access token JSON body (contracts §4.1, §4.2)', () => {
   });
 });
 
-describe('Mixed Reality Authorization header (contracts §2.2)', () => {
+describe('Mixed Reality Authorization header (docs/contracts/mixed-reality-sts.md#request)', () => {
   /** Flow dependencies whose directory records what it was asked and knows no account. */
   function recordingDeps(): { deps: FlowDependencies; asked: Array<[string, string]> } {
     const asked: Array<[string, string]> = [];
@@ -242,7 +242,7 @@ describe('Mixed Reality Authorization header (contracts §2.2)', () => {
   });
 });
 
-describe('SWT (contracts §5.4)', () => {
+describe('SWT (docs/contracts/acs-wrap.md#swt)', () => {
   const key = randomBytes(32).toString('base64');
   const claimName = text(16).filter((name) => name !== '' && name !== 'HMACSHA256' && name !== 'ExpiresOn');
   const claims = fc

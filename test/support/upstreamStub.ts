@@ -6,7 +6,7 @@ import type { TlsKeyPair } from '../../tooling/doubles/testCertificates.js';
 
 /**
  * A stand-in for the real Azure token services, on loopback over HTTPS, for the upstream-mode tests
- * (issue #10). It answers the real wire shapes of contracts.md §2-§5 (Mixed Reality STS, Cognitive
+ * (docs/upstream.md). It answers the real wire shapes of docs/contracts/README.md (Mixed Reality STS, Cognitive
  * issueToken and issueLimitedAccessToken, ACS WRAP v0.9), checks the real keys it is given, counts every
  * request, and has fault switches: slow, any status with `Retry-After`, connection reset, a garbled
  * answer, a token without `exp`, and key rotation (a 401 until the caller presents the new key).

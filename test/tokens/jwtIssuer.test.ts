@@ -73,7 +73,7 @@ describe('JwtIssuer', () => {
     });
   });
 
-  it('writes the real-sample claims so that every decoder agrees (contracts.md §1.6)', async () => {
+  it('writes the real-sample claims so that every decoder agrees (docs/contracts/cross-cutting.md#jwt-encoding)', async () => {
     await fixture.addKey();
     // Values whose plain JSON would put `>`, `?` or `~` at the third byte of a triple, plus non-ASCII.
     const claims = { rid: '/subscriptions/x?y=1>2~3', apr: 'éü日本😀', aao: -1, ok: true, nested: { a: ['>', '?', '~'] } };

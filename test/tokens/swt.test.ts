@@ -2,7 +2,7 @@ import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { signSwt, verifySwt, SwtError, encodeSwtComponent, type SwtClaim } from '../../shared/tokens/swt.js';
 
-/** SWT 0.9.5.1 spec vector (contracts.md §5.4, source A2). */
+/** SWT 0.9.5.1 spec vector (docs/contracts/acs-wrap.md#swt, source A2). */
 const specVector = {
   key: 'N4QeKa3c062VBjnVK6fb+rnwURkcwGXh7EoNK34n0uM=',
   claims: [
@@ -16,7 +16,7 @@ const specVector = {
   encodedSignature: 'AT55%2b2jLQeuigpg0xm%2fvn7tjpSGXBUfFe0UXb0%2f9opE%3d',
 };
 
-/** OAuth WRAP 0.9 draft-hardt-oauth-01 Appendix A vector (contracts.md §5.4, source A1). */
+/** OAuth WRAP 0.9 draft-hardt-oauth-01 Appendix A vector (docs/contracts/acs-wrap.md#swt, source A1). */
 const wrapVector = {
   key: '3iK5ZYAoBQuOqSgF/YqlDw70HKRmbyXkrl5f4SJ4Toc=',
   claims: [
@@ -53,7 +53,7 @@ describe('signSwt reproduces the published vectors', () => {
 
 describe('signSwt encodes like .NET HttpUtility.UrlEncode', () => {
   it('reproduces the claim bytes of the real ACS token in the Service Bus doc example', () => {
-    // contracts.md §5.3: the wrap_access_token value, decoded once, is the single-encoded SWT.
+    // docs/contracts/acs-wrap.md#response: the wrap_access_token value, decoded once, is the single-encoded SWT.
     const wrapAccessToken =
       'net.windows.servicebus.action%3dListen%252cManage%252cSend%26http%253a%252f%252fschemas.microsoft.com%252faccesscontrolservice%252f2010%252f07%252fclaims%252fidentityprovider%3dhttps%253a%252f%252fyour-namespace-sb.accesscontrol.windows.net%252f%26Audience%3dhttp%253a%252f%252fyour-namespace.servicebus.windows.net%252f%26ExpiresOn%3d1404435127%26Issuer%3dhttps%253a%252f%252fyour-namespace-sb.accesscontrol.windows.net%252f%26HMACSHA256%3dF%252bBoXUoifWdT%252fly8Oic9V1oPBbc3KmXKbSJbVhGSopU%253d';
     const swt = decodeURIComponent(wrapAccessToken);

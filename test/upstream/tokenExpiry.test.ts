@@ -7,7 +7,7 @@ const signature = 'c2lnbmF0dXJl';
 /** A payload whose base64 contains `+`/`/` (standard) or `-`/`_` (url): `?>` and `~` bytes force those characters. */
 const trickyJson = (exp: unknown) => JSON.stringify({ note: '??>>~~?>~', exp });
 
-describe('jwtExpiry reads exp from any base64 dialect (contracts.md §1.6)', () => {
+describe('jwtExpiry reads exp from any base64 dialect (docs/contracts/cross-cutting.md#jwt-encoding)', () => {
   it('base64url without padding', () => {
     const payload = Buffer.from(trickyJson(1_700_000_000)).toString('base64url');
     expect(payload).toMatch(/[-_]/);
@@ -21,7 +21,7 @@ describe('jwtExpiry reads exp from any base64 dialect (contracts.md §1.6)', () 
     expect(jwtExpiry(`${header}.${payload}.${signature}`)).toEqual(new Date(1_700_000_001_000));
   });
 
-  it('exp written as a string of digits (seen in MR test recordings, §6.13)', () => {
+  it('exp written as a string of digits (seen in MR test recordings, docs/contracts/open-points.md#mr-string-exp)', () => {
     const payload = Buffer.from(JSON.stringify({ exp: '1607978983' })).toString('base64url');
     expect(jwtExpiry(`${header}.${payload}.${signature}`)).toEqual(new Date(1_607_978_983_000));
   });

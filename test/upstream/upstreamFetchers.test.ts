@@ -54,7 +54,7 @@ const rejection = async (promise: Promise<unknown>): Promise<UpstreamError> => {
   return error as UpstreamError;
 };
 
-describe('Mixed Reality STS (contracts.md §2)', () => {
+describe('Mixed Reality STS (docs/contracts/mixed-reality-sts.md)', () => {
   it('sends GET /accounts/{id}/token?api-version with Bearer id:key and reads AccessToken + exp', async () => {
     const token = await fetchMixedRealityToken(client, stub.url, { accountId, accountKey }, now);
     const [request] = stub.requests;
@@ -92,7 +92,7 @@ describe('Mixed Reality STS (contracts.md §2)', () => {
   });
 });
 
-describe('Cognitive issueToken (contracts.md §3)', () => {
+describe('Cognitive issueToken (docs/contracts/cognitive-issue-token.md)', () => {
   it('POSTs /sts/v1.0/issueToken with the key header and an empty body; reads the bare JWT', async () => {
     const token = await fetchCognitiveToken(client, stub.url, cognitiveKey, now);
     const [request] = stub.requests;
@@ -119,7 +119,7 @@ describe('Cognitive issueToken (contracts.md §3)', () => {
   });
 });
 
-describe('Face issueLimitedAccessToken (contracts.md §4)', () => {
+describe('Face issueLimitedAccessToken (docs/contracts/cognitive-limited-access-token.md)', () => {
   it('POSTs the JSON body with expiredTime in the query; exp = now + expiredTime', async () => {
     const request = { targetResourceId, featureFlags: ['Face.Identification', 'Face.Verification'], expiredTimeSeconds: 1_800 };
     const token = await fetchLimitedAccessToken(client, stub.url, cognitiveKey, request, now);
@@ -145,7 +145,7 @@ describe('Face issueLimitedAccessToken (contracts.md §4)', () => {
   });
 });
 
-describe('ACS WRAP v0.9 (contracts.md §5)', () => {
+describe('ACS WRAP v0.9 (docs/contracts/acs-wrap.md)', () => {
   const scope = 'http://contoso.servicebus.windows.net/queue?timeout=60';
 
   it('POSTs the form to /WRAPv0.9/ and returns the single-encoded SWT; expiry from expires_in', async () => {

@@ -13,7 +13,7 @@ import { createStsJwtVerifier, type StsJwtClaims, type StsTokenKind } from '../.
 import { AZURE_ENV, FACE_TARGET, OURS_ENV, STUB_KEYS, startStsPair, type ObservedResponse, type StsPair } from './upstreamStsPair.js';
 
 /**
- * Upstream mode end to end over HTTP (issue #10): clients call our STS with their own keys; for credentials
+ * Upstream mode end to end over HTTP (docs/upstream.md): clients call our STS with their own keys; for credentials
  * in upstream mode it fetches the token from a second instance of this STS over HTTPS (playing the real Azure
  * STSs, with the real keys) and answers in the very same wire shape. One clock for everything, moved by hand.
  */

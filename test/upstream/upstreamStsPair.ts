@@ -27,7 +27,7 @@ import { startUpstreamStub, type UpstreamStub, type UpstreamStubCredentials } fr
 import { upstreamTestTls, type UpstreamTestTls } from './upstreamTestTls.js';
 
 /**
- * Two instances of this STS in one process, for the upstream-mode tests (issue #10):
+ * Two instances of this STS in one process, for the upstream-mode tests (docs/upstream.md):
  *
  * - **azure**, playing the real Azure STSs: the real function definitions on the local host over HTTPS
  *   (certificate from the test CA), with its own temp store of "real" credentials and its own services (each

@@ -8,7 +8,7 @@ import { FileSecretStore } from '../../shared/secrets/fileSecretStore.js';
 import { parseSigningJwk } from '../../shared/tokens/signingKeyMaterial.js';
 
 /**
- * The baselines the issue asks for (#9 §2): a bare `node:http` server doing the same work as a flow and nothing
+ * The baselines (docs/performance.md#what-it-measures): a bare `node:http` server doing the same work as a flow and nothing
  * else. Per request: parse the credential, look it up in a Map, compare it in constant time (SHA-256 digests +
  * `timingSafeEqual`, both key slots), build the claims, sign, write the body with a Content-Type. No routing
  * table, no security headers, no correlation ids, no ledger, no `@azure/functions` objects.
@@ -217,7 +217,7 @@ function matchesEitherKey(presented: string, keys: readonly [string, string]): b
   return first || second;
 }
 
-/** Form encoding with lower-case hex escapes, as the SWT format wants (contracts.md §5.4). */
+/** Form encoding with lower-case hex escapes, as the SWT format wants (docs/contracts/acs-wrap.md#swt). */
 function formEncode(text: string): string {
   return encodeURIComponent(text).replace(/%[0-9A-F]{2}/g, (escape) => escape.toLowerCase());
 }

@@ -29,7 +29,7 @@ export interface BenchPlan {
 
 export const BENCH_USAGE = `Usage: npm run bench -- [options]
 
-Builds the app, then measures it against minimal baselines in the same run (issue #9) and prints a table;
+Builds the app, then measures it against minimal baselines in the same run (docs/performance.md) and prints a table;
 the figures are also written to bench-results/<timestamp>.json. Loopback only; about 8 minutes by default.
 
 Options:

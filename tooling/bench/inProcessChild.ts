@@ -12,7 +12,7 @@ import { FUNCTION_OF_FLOW, type BenchRequest, type FlowId } from './benchFixture
 import { answerParent, failStart, type ParentRequest } from './parentChannel.js';
 
 /**
- * The in-process figure (issue #9 §3): CPU per token of each flow's handler called directly, with no HTTP
+ * The in-process figure (docs/performance.md#what-it-measures): CPU per token of each flow's handler called directly, with no HTTP
  * (prepared `HttpRequest`s, `process.cpuUsage` around the calls, which counts every thread, the libuv pool
  * that signs included), next to the raw cost of the primitives: one ES256 signature (`node:crypto`, sync and
  * async), one `jose` SignJWT, one HMAC-SHA256, one SHA-256 digest.

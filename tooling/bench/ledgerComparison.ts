@@ -9,7 +9,7 @@ import { findProcessWithArgument, processCpuMicros } from './procStat.js';
 import { startLoadWorker, startServer } from './throughput.js';
 
 /**
- * Ledger on vs off (issue #7's benchmark line): the Mixed Reality flow through two app hosts side by side,
+ * Ledger on vs off (docs/performance.md#what-it-measures): the Mixed Reality flow through two app hosts side by side,
  * one with `STS_LEDGER_MODE=off`, one with `required` against a real Azurite (from the npm package, a temp
  * data folder, loopback), loaded in turn like the throughput section. In `required` mode every 200 means its
  * row was committed (group commit into table transactions) before the token left.

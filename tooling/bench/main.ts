@@ -13,7 +13,7 @@ import { measureThroughput } from './throughput.js';
 import { measureVaultTraffic } from './vaultTraffic.js';
 
 /**
- * `npm run bench` (issue #9): builds the app (the npm script does), then measures it against baselines in the
+ * `npm run bench` (docs/performance.md): builds the app (the npm script does), then measures it against baselines in the
  * same run and prints the table; the figures also go to `bench-results/<timestamp>.json` (git-ignored).
  * Progress goes to stderr, the report to stdout. The exit code says whether the benchmark ran, never whether
  * a target was met.

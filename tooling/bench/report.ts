@@ -7,7 +7,7 @@ import { TARGET, type ThroughputResults } from './throughput.js';
 import type { VaultTrafficResults } from './vaultTraffic.js';
 
 /**
- * Turns the measurements into what a reader needs: app ÷ baseline ratios from the same run, the issue's
+ * Turns the measurements into what a reader needs: app ÷ baseline ratios from the same run, the
  * targets marked met or missed, and aligned tables for the terminal.
  */
 
@@ -124,7 +124,7 @@ export function cpuBreakdown(measurements: BenchMeasurements): CpuBreakdown[] {
   return rows;
 }
 
-/** The targets of issue #9, checked against this run's figures. */
+/** The performance targets (docs/performance.md#targets), checked against this run's figures. */
 export function checkTargets(measurements: BenchMeasurements, ratios: readonly BaselineRatio[]): TargetCheck[] {
   const checks: TargetCheck[] = [];
   const connectionCounts = [...new Set(ratios.map((r) => r.connections))].sort((a, b) => a - b);
@@ -332,7 +332,7 @@ export function renderReport(
       '',
     );
   }
-  out.push('Targets (issue #9)');
+  out.push('Targets (docs/performance.md#targets)');
   out.push(formatTable(['', 'target', 'goal', 'this run'], checks.map((c) => [c.met === undefined ? '[ n/a ]' : c.met ? '[ met ]' : '[MISSED]', c.target, c.goal, c.value])));
   if (notes.length > 0) out.push('', ...notes);
   return out.join('\n');

@@ -9,7 +9,7 @@ import type { LoadRunResult } from './loadWorker.js';
 
 /**
  * Throughput, latency and CPU per request of the four flows through the local host, and of the baselines,
- * in one interleaved run (issue #9 §1-§2).
+ * in one interleaved run (docs/performance.md#what-it-measures).
  */
 
 export type ServerKind = 'app' | 'floor' | 'jose' | 'crypto' | 'swt';

@@ -14,7 +14,7 @@ import type { IssueReport } from './vaultTrafficChild.js';
 import { spreadAccount } from './spreadAccounts.js';
 
 /**
- * Vault traffic (issue #9 §5): how many Key Vault reads tokens cost, counted by the Key Vault test server
+ * Vault traffic (docs/performance.md#what-it-measures): how many Key Vault reads tokens cost, counted by the Key Vault test server
  * (every authenticated secret read and list page) next to the app's own cache counters. Warm credentials
  * should cost no read at all; a spread of distinct accounts costs what the cache bound allows.
  */

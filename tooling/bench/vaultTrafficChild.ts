@@ -9,7 +9,7 @@ import { answerParent, failStart, type ParentRequest } from './parentChannel.js'
 import { spreadAccount } from './spreadAccounts.js';
 
 /**
- * The app's side of the vault-traffic section (issue #9 §5): the compiled Mixed Reality handler, configured
+ * The app's side of the vault-traffic section (docs/performance.md#what-it-measures): the compiled Mixed Reality handler, configured
  * for Key Vault (the parent runs the Key Vault test server and counts the reads it serves), called in
  * process for many accounts. Answers `issue` with what the secret cache did and the memory held afterwards.
  */

@@ -463,7 +463,7 @@ function undiciCanSend(request: FuzzRequest): boolean {
 
 /**
  * Whether the request, as finally mutated, still presents a valid credential the way the flow reads it
- * (contracts.md §2.2, §3.2, §5.2). When it does not, a 200 with a token is an authentication bypass. The
+ * (docs/contracts/mixed-reality-sts.md#request, docs/contracts/cognitive-issue-token.md#request, docs/contracts/acs-wrap.md#request). When it does not, a 200 with a token is an authentication bypass. The
  * check errs towards "valid" where the wire is ambiguous, so that it never reports a false bypass.
  */
 export function credentialPresented(request: FuzzRequest, credentials: DemoCredentials): boolean | undefined {

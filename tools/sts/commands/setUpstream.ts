@@ -8,7 +8,7 @@ import { CREDENTIAL_CHOICE, CREDENTIAL_FLAGS, CREDENTIAL_USAGE, JSON_FLAG, parse
 const MAX_KEY_FILE_BYTES = 4_096;
 
 /**
- * `set-upstream`: serve a credential's tokens from the real Azure STS (upstream mode, issue #10). The real key
+ * `set-upstream`: serve a credential's tokens from the real Azure STS (upstream mode, docs/upstream.md). The real key
  * is read from a file, stdin or an environment variable (never from the command line, where shells and `ps`
  * would keep it), stored as a vault secret, and never printed.
  */

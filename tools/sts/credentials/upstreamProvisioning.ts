@@ -7,7 +7,7 @@ import type { UpstreamSource } from '../../../shared/credentials/records.js';
 import { GUID_PATTERN, vaultLayout } from '../../../shared/credentials/vaultLayout.js';
 
 /**
- * Switching a credential between minting locally and upstream mode (issue #10), for the admin CLI. The real
+ * Switching a credential between minting locally and upstream mode (docs/upstream.md), for the admin CLI. The real
  * key goes into its own secret (`vaultLayout.upstreamKey`, or a name the operator chooses) and the record
  * names it; clients keep their own keys and never see the real one.
  *
