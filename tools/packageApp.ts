@@ -161,7 +161,7 @@ async function main(): Promise<void> {
   const shown = relative(process.cwd(), outDir) || '.';
   const kib = (n: number): string => `${(n / 1024).toFixed(0)} KiB`;
   console.log(`Built the deployment artifact in ${shown}: ${result.files.length} files, ${kib(result.bytes)} (${result.entries.length} functions).`);
-  console.log('Publish it:  npm run publish:func -- <function app name>   (or azd deploy; see docs/deploy.md)');
+  console.log('Publish it:  npm run deploy:func -- <function app name>   (or azd deploy; see docs/deploy.md)');
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
