@@ -71,6 +71,12 @@ interface ProbeOutput {
   readonly urls?: readonly string[];
 }
 
+/**
+ * Starts the probe's one result line. The app writes to stdout too (`app.setup` logs "HTTP streaming
+ * enabled."), so the result is the line that starts with this, not the whole output.
+ */
+const RESULT_MARKER = 'STS_BENCH_PROBE_RESULT ';
+
 /** The probe run by `node --input-type=module -e`; its settings arrive in BENCH_PROBE (JSON). */
 const PROBE = `
 const probe = JSON.parse(process.env.BENCH_PROBE);
@@ -94,11 +100,11 @@ if (probe.request) {
   firstTokenMs = performance.now();
   firstTokenCpuMs = cpuMs();
 }
-process.stdout.write(JSON.stringify({ loadedMs, loadedCpuMs, firstTokenMs, firstTokenCpuMs, status, rssBytes: process.memoryUsage().rss, urls: urls && [...urls] }));
+process.stdout.write('\\n${RESULT_MARKER}' + JSON.stringify({ loadedMs, loadedCpuMs, firstTokenMs, firstTokenCpuMs, status, rssBytes: process.memoryUsage().rss, urls: urls && [...urls] }) + '\\n');
 process.exit(0);
 `;
 
-const BARE = `const loadedMs = performance.now(); const { user, system } = process.cpuUsage(); process.stdout.write(JSON.stringify({ loadedMs, loadedCpuMs: (user + system) / 1000, rssBytes: process.memoryUsage().rss })); process.exit(0);`;
+const BARE = `const loadedMs = performance.now(); const { user, system } = process.cpuUsage(); process.stdout.write('\\n${RESULT_MARKER}' + JSON.stringify({ loadedMs, loadedCpuMs: (user + system) / 1000, rssBytes: process.memoryUsage().rss }) + '\\n'); process.exit(0);`;
 
 /** Runs the cold-start section: `starts` processes per figure, interleaved, medians reported. */
 export async function measureColdStart(fixtures: BenchFixtures, starts: number, log: (line: string) => void): Promise<ColdStartResults> {
@@ -201,7 +207,9 @@ function runProbeIn(cwd: string, code: string, env: NodeJS.ProcessEnv): Promise<
       const wallMs = performance.now() - started;
       try {
         if (code !== 0) throw new Error(`exit code ${code}`);
-        resolve({ output: JSON.parse(stdout) as ProbeOutput, wallMs });
+        const line = stdout.split('\n').find((l) => l.startsWith(RESULT_MARKER));
+        if (line === undefined) throw new Error(`no result line in its output: ${stdout.slice(0, 200)}`);
+        resolve({ output: JSON.parse(line.slice(RESULT_MARKER.length)) as ProbeOutput, wallMs });
       } catch (error) {
         reject(new Error(`cold-start probe failed (${(error as Error).message}): ${stderr.trim()}`));
       }
