@@ -49,6 +49,11 @@ export interface ModuleCensus {
 
 export interface ColdStartResults {
   readonly bare: ColdStartFigure;
+  /**
+   * A bare start with `NODE_EXTRA_CA_CERTS` set to the test CA, as the Key Vault probe needs to trust the test
+   * server: reading it costs every start that has it, which a deployed app (a public CA) does not pay.
+   */
+  readonly bareWithTestCa: ColdStartFigure;
   readonly modulesLoaded: ColdStartFigure;
   readonly firstTokenEmbedded: ColdStartFigure;
   readonly firstTokenKeyVault: ColdStartFigure;
@@ -122,11 +127,12 @@ export async function measureColdStart(fixtures: BenchFixtures, starts: number, 
     const vaultEnv = { ...vault.env(), NODE_EXTRA_CA_CERTS: join(caDir, 'ca.pem') };
     const kinds = {
       bare: { code: BARE, env: fixtures.childEnv() },
+      bareWithTestCa: { code: BARE, env: fixtures.childEnv({ NODE_EXTRA_CA_CERTS: join(caDir, 'ca.pem') }) },
       modulesLoaded: { code: PROBE, env: fixtures.childEnv({ BENCH_PROBE: JSON.stringify({ functionUrls }) }) },
       firstTokenEmbedded: { code: PROBE, env: fixtures.childEnv({ BENCH_PROBE: JSON.stringify({ functionUrls, mixedRealityUrl, request }) }) },
       firstTokenKeyVault: { code: PROBE, env: fixtures.childEnv({ ...vaultEnv, BENCH_PROBE: JSON.stringify({ functionUrls, mixedRealityUrl, request }) }) },
     } as const;
-    const runs: Record<keyof typeof kinds, { output: ProbeOutput; wallMs: number }[]> = { bare: [], modulesLoaded: [], firstTokenEmbedded: [], firstTokenKeyVault: [] };
+    const runs: Record<keyof typeof kinds, { output: ProbeOutput; wallMs: number }[]> = { bare: [], bareWithTestCa: [], modulesLoaded: [], firstTokenEmbedded: [], firstTokenKeyVault: [] };
     for (let start = 0; start < starts; start += 1) {
       for (const [kind, probe] of Object.entries(kinds) as [keyof typeof kinds, (typeof kinds)[keyof typeof kinds]][]) {
         const run = await runProbe(probe.code, probe.env);
@@ -153,6 +159,7 @@ export async function measureColdStart(fixtures: BenchFixtures, starts: number, 
     const firstTokenKeyVault = figure('firstTokenKeyVault', 'first token, Key Vault (test server)');
     const results = {
       bare,
+      bareWithTestCa: figure('bareWithTestCa', 'bare node -e, NODE_EXTRA_CA_CERTS (test CA)'),
       modulesLoaded,
       firstTokenEmbedded: figure('firstTokenEmbedded', 'first token, embedded store'),
       firstTokenKeyVault,
