@@ -38,11 +38,18 @@ export interface AppServiceManagedIdentityOptions {
   readonly now?: () => number;
 }
 
+/**
+ * What went wrong: the endpoint could not be reached, did not answer in time, answered an error status, or
+ * answered something that is not a usable token; or the caller asked for something it cannot serve.
+ */
+export type ManagedIdentityFailure = 'unreachable' | 'timeout' | 'status' | 'malformed' | 'request';
+
 /** Why no token could be had; `status` is the endpoint's HTTP status when it answered. */
 export class ManagedIdentityTokenError extends Error {
   readonly code = 'ERR_STS_MANAGED_IDENTITY';
   constructor(
     message: string,
+    readonly failure: ManagedIdentityFailure,
     readonly status?: number,
     options?: ErrorOptions,
   ) {
@@ -65,7 +72,7 @@ export class AppServiceManagedIdentityCredential implements TokenCredential {
     this.now = options.now ?? Date.now;
     // Checked here so a wrong setting fails at the first call with a clear message, not as a fetch error.
     const url = new URL(options.endpoint);
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ManagedIdentityTokenError(`IDENTITY_ENDPOINT must be an http(s) URL`);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ManagedIdentityTokenError('IDENTITY_ENDPOINT must be an http(s) URL', 'request');
   }
 
   /** The token for `scopes` (one scope, e.g. `https://vault.azure.net/.default`). */
@@ -97,7 +104,7 @@ export class AppServiceManagedIdentityCredential implements TokenCredential {
     try {
       return await this.fetchToken(resource);
     } catch (error) {
-      if (error instanceof ManagedIdentityTokenError && error.status === undefined && !/did not answer/.test(error.message)) {
+      if (error instanceof ManagedIdentityTokenError && error.failure === 'unreachable') {
         return this.fetchToken(resource);
       }
       throw error;
@@ -111,11 +118,11 @@ export class AppServiceManagedIdentityCredential implements TokenCredential {
     if (this.options.clientId) url.searchParams.set('client_id', this.options.clientId);
     const { status, body } = await getJson(url, { 'X-IDENTITY-HEADER': this.options.identityHeader }, this.options.requestTimeoutMs);
     if (status !== 200) {
-      throw new ManagedIdentityTokenError(`The managed identity endpoint answered ${status}${describeErrorBody(body)}`, status);
+      throw new ManagedIdentityTokenError(`The managed identity endpoint answered ${status}${describeErrorBody(body)}`, 'status', status);
     }
     const token = parseTokenAnswer(body);
     const lifetimeMs = token.expiresOnTimestamp - this.now();
-    if (lifetimeMs <= 0) throw new ManagedIdentityTokenError('The managed identity endpoint issued an expired token', status);
+    if (lifetimeMs <= 0) throw new ManagedIdentityTokenError('The managed identity endpoint issued an expired token', 'malformed', status);
     const refreshAtMs = token.expiresOnTimestamp - Math.min(REFRESH_MARGIN_MS, lifetimeMs / 2);
     this.tokens.set(resource, { token, refreshAtMs });
     return token;
@@ -125,7 +132,7 @@ export class AppServiceManagedIdentityCredential implements TokenCredential {
 /** `https://vault.azure.net/.default` → `https://vault.azure.net` (the endpoint takes a resource, not a scope). */
 export function resourceOf(scopes: string | string[]): string {
   const list = typeof scopes === 'string' ? [scopes] : scopes;
-  if (list.length !== 1 || !list[0]?.trim()) throw new ManagedIdentityTokenError('A managed identity token is requested for exactly one scope');
+  if (list.length !== 1 || !list[0]?.trim()) throw new ManagedIdentityTokenError('A managed identity token is requested for exactly one scope', 'request');
   return list[0].trim().replace(/\/\.default$/, '');
 }
 
@@ -135,13 +142,13 @@ export function parseTokenAnswer(text: string): AccessToken {
   try {
     answer = JSON.parse(text) as typeof answer;
   } catch {
-    throw new ManagedIdentityTokenError('The managed identity endpoint answered something that is not JSON', 200);
+    throw new ManagedIdentityTokenError('The managed identity endpoint answered something that is not JSON', 'malformed', 200);
   }
   if (typeof answer.access_token !== 'string' || answer.access_token === '') {
-    throw new ManagedIdentityTokenError('The managed identity endpoint answered without an access_token', 200);
+    throw new ManagedIdentityTokenError('The managed identity endpoint answered without an access_token', 'malformed', 200);
   }
   const expiresOnMs = expiresOnToMs(answer.expires_on);
-  if (expiresOnMs === undefined) throw new ManagedIdentityTokenError('The managed identity endpoint answered without a usable expires_on', 200);
+  if (expiresOnMs === undefined) throw new ManagedIdentityTokenError('The managed identity endpoint answered without a usable expires_on', 'malformed', 200);
   return { token: answer.access_token, expiresOnTimestamp: expiresOnMs, tokenType: 'Bearer' };
 }
 
@@ -175,13 +182,13 @@ async function getJson(url: URL, headers: Record<string, string>, timeoutMs: num
       res.on('data', (chunk: Buffer) => {
         size += chunk.length;
         // A token answer is a few KB; anything far larger is not one.
-        if (size > 64 * 1024) req.destroy(new ManagedIdentityTokenError('The managed identity endpoint answered more than 64 KiB'));
+        if (size > 64 * 1024) req.destroy(new ManagedIdentityTokenError('The managed identity endpoint answered more than 64 KiB', 'malformed'));
         else chunks.push(chunk);
       });
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
       res.on('error', (error) => reject(asTransportError(error)));
     });
-    req.setTimeout(timeoutMs, () => req.destroy(new ManagedIdentityTokenError(`The managed identity endpoint did not answer within ${timeoutMs} ms`)));
+    req.setTimeout(timeoutMs, () => req.destroy(new ManagedIdentityTokenError(`The managed identity endpoint did not answer within ${timeoutMs} ms`, 'timeout')));
     req.on('error', (error) => reject(asTransportError(error)));
     req.end();
   });
@@ -190,5 +197,5 @@ async function getJson(url: URL, headers: Record<string, string>, timeoutMs: num
 function asTransportError(error: Error): ManagedIdentityTokenError {
   if (error instanceof ManagedIdentityTokenError) return error;
   const code = (error as NodeJS.ErrnoException).code;
-  return new ManagedIdentityTokenError(`The managed identity endpoint could not be reached (${code ?? error.name})`, undefined, { cause: error });
+  return new ManagedIdentityTokenError(`The managed identity endpoint could not be reached (${code ?? error.name})`, 'unreachable', undefined, { cause: error });
 }

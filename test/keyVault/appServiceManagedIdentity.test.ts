@@ -132,7 +132,7 @@ describe('App Service managed identity: cache and refresh', () => {
     nowMs = START_MS + 3_600_000 - 60_000; // inside the refresh margin, not expired
     expect((await identity.getToken(VAULT_SCOPE)).token).toBe('valid');
     nowMs = START_MS + 3_600_000; // expired
-    await expect(identity.getToken(VAULT_SCOPE)).rejects.toMatchObject({ name: 'ManagedIdentityTokenError', status: 500 });
+    await expect(identity.getToken(VAULT_SCOPE)).rejects.toMatchObject({ name: 'ManagedIdentityTokenError', failure: 'status', status: 500 });
     expect(seen).toHaveLength(3);
   });
 
@@ -150,6 +150,7 @@ describe('App Service managed identity: failures', () => {
     const error = (await credential('unknown-id').getToken(VAULT_SCOPE).catch((e: unknown) => e)) as ManagedIdentityTokenError;
     expect(error).toBeInstanceOf(ManagedIdentityTokenError);
     expect(error.status).toBe(400);
+    expect(error.failure).toBe('status');
     expect(error.message).toBe('The managed identity endpoint answered 400: invalid_request: Identity not found');
     expect(error.message).not.toContain(HEADER);
   });
@@ -158,13 +159,13 @@ describe('App Service managed identity: failures', () => {
     answers.push(resetAnswer, tokenAnswer('second try'));
     expect((await credential().getToken(VAULT_SCOPE)).token).toBe('second try');
     answers.push(resetAnswer, resetAnswer);
-    await expect(credential().getToken(VAULT_SCOPE)).rejects.toThrow(/could not be reached/);
+    await expect(credential().getToken(VAULT_SCOPE)).rejects.toMatchObject({ failure: 'unreachable', message: expect.stringMatching(/could not be reached/) });
     expect(seen).toHaveLength(4);
   });
 
   it('an endpoint that never answers fails after the request timeout, not retried', async () => {
     answers.push(hangAnswer);
-    await expect(credential(undefined, 50).getToken(VAULT_SCOPE)).rejects.toThrow(/did not answer within 50 ms/);
+    await expect(credential(undefined, 50).getToken(VAULT_SCOPE)).rejects.toMatchObject({ failure: 'timeout', message: expect.stringMatching(/did not answer within 50 ms/) });
     expect(seen).toHaveLength(1);
   });
 
