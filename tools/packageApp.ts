@@ -1,17 +1,23 @@
 import { cp, mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { build, type Metafile } from 'esbuild';
+import { build, type Metafile, type Plugin } from 'esbuild';
 
 /**
  * `npm run package`: builds THE deployment artifact into `.deploy/` (git-ignored), the folder both deploy paths
  * upload as it is (`func azure functionapp publish`, `azd deploy`; see docs/deploy.md):
  *
- * - `dist/functions/<name>.js`: one ES module entry per file in `functions/`, bundled with esbuild, so each
- *   token flow stays its own function and `package.json` `main` (`dist/functions/*.js`) finds them;
- * - `dist/chunks/*.js`: code the entries share; the Azure SDKs, which the app loads with `import()` only when a
- *   vault or ledger is configured, stay in chunks of their own that a cold start does not read;
- * - `dist/shared/services.js`: the composition root's shutdown, for the local host (`appTerminate` does it in Azure);
+ * - `dist/app.js`: every function in `functions/` bundled with esbuild into one ES module, which registers
+ *   each token flow as its own function (one `app.http` per file in `functions/`);
+ * - `dist/functions/<name>.js`: one small entry per function, which `package.json` `main`
+ *   (`dist/functions/*.js`) finds; each re-exports its `definition` from `dist/app.js`. One module for all the
+ *   functions rather than one bundle per function: the worker loads all of them at start anyway, and every
+ *   extra file the shared code is split into costs module resolution, reading and linking on a cold start
+ *   (16 files took about 11 ms longer to load than 11; docs/deploy.md, "Cold start of the artifact");
+ * - `dist/chunks/*.js`: code split off by `import()`: the Azure SDKs, which the app loads only when a vault or
+ *   ledger is configured, stay in chunks of their own that a cold start does not read;
+ * - `dist/shared/services.js`: the composition root's shutdown (re-exported from `dist/app.js`), for the local
+ *   host (`appTerminate` does it in Azure);
  * - source maps next to each file; `host.json`; a `package.json` with no dependencies;
  * - `local.settings.json` holding only `FUNCTIONS_WORKER_RUNTIME=node`, from which Core Tools learns the worker
  *   runtime (it reads that file in the folder that holds host.json); neither tool uploads it;
@@ -69,8 +75,8 @@ export interface PackageResult {
 export async function packageApp({ outDir, sourceRoot = projectRoot }: PackageOptions): Promise<PackageResult> {
   const functionNames = (await readdir(join(sourceRoot, 'functions'))).filter((name) => name.endsWith('.ts') && !name.endsWith('.d.ts')).sort();
   if (functionNames.length === 0) throw new Error(`no functions/*.ts under ${sourceRoot}`);
-  const entryPoints: Record<string, string> = { 'shared/services': join(sourceRoot, 'shared', 'services.ts') };
-  for (const name of functionNames) entryPoints[`functions/${basename(name, '.ts')}`] = join(sourceRoot, 'functions', name);
+  const functions = functionNames.map((name) => basename(name, '.ts'));
+  const entryPoints: Record<string, string> = { app: APP_ENTRY };
 
   await rm(outDir, { recursive: true, force: true });
   await mkdir(outDir, { recursive: true });
@@ -97,7 +103,16 @@ export async function packageApp({ outDir, sourceRoot = projectRoot }: PackageOp
     banner: { js: REQUIRE_BANNER },
     metafile: true,
     logLevel: 'silent',
+    plugins: [appEntryPlugin(sourceRoot, functions)],
   });
+  await mkdir(join(distDir, 'functions'), { recursive: true });
+  for (const name of functions) {
+    await writeFile(join(distDir, 'functions', `${name}.js`), `export { ${name} as definition } from '../app.js';\n//# sourceMappingURL=${name}.js.map\n`);
+    await writeFile(join(distDir, 'functions', `${name}.js.map`), `${JSON.stringify({ version: 3, file: `${name}.js`, sources: [], names: [], mappings: '' })}\n`);
+  }
+  await mkdir(join(distDir, 'shared'), { recursive: true });
+  await writeFile(join(distDir, 'shared', 'services.js'), `export { closeServices } from '../app.js';\n//# sourceMappingURL=services.js.map\n`);
+  await writeFile(join(distDir, 'shared', 'services.js.map'), `${JSON.stringify({ version: 3, file: 'services.js', sources: [], names: [], mappings: '' })}\n`);
 
   const source = JSON.parse(await readFile(join(sourceRoot, 'package.json'), 'utf8')) as { name: string; version: string; description?: string; engines?: unknown };
   const manifest = {
@@ -121,6 +136,31 @@ export async function packageApp({ outDir, sourceRoot = projectRoot }: PackageOp
   return { outDir, files, bytes, entries, staticallyLoaded: staticImportClosure(metafile, outDir, entries) };
 }
 
+/** The module id of the generated entry that imports every function (see {@link appEntryPlugin}). */
+const APP_ENTRY = 'sts:app';
+
+/**
+ * Serves {@link APP_ENTRY}: a module that imports each `functions/<name>.ts` (which registers it) and
+ * re-exports its `definition` as `<name>`, for the per-function entries to re-export, and the composition
+ * root's `closeServices` for `dist/shared/services.js`.
+ */
+function appEntryPlugin(sourceRoot: string, functions: readonly string[]): Plugin {
+  return {
+    name: 'sts-app-entry',
+    setup(builder) {
+      builder.onResolve({ filter: /^sts:app$/ }, () => ({ path: APP_ENTRY, namespace: 'sts-app' }));
+      builder.onLoad({ filter: /.*/, namespace: 'sts-app' }, () => ({
+        contents: [
+          ...functions.map((name) => `export { definition as ${name} } from './functions/${name}.ts';`),
+          "export { closeServices } from './shared/services.ts';",
+        ].join('\n'),
+        resolveDir: sourceRoot,
+        loader: 'ts',
+      }));
+    },
+  };
+}
+
 /** Every file under `folder`, relative and `/`-separated, sorted. */
 export async function listFiles(folder: string): Promise<string[]> {
   const files: string[] = [];
@@ -138,6 +178,8 @@ function staticImportClosure(metafile: Metafile, outDir: string, entries: readon
     const staticImports = output.imports.filter((i) => i.kind === 'import-statement' && !i.external);
     byArtifactPath.set(key, staticImports.map((i) => relative(outDir, resolve(i.path)).split('\\').join('/')));
   }
+  // Each per-function entry is written by hand (not by esbuild): it imports dist/app.js.
+  for (const entry of entries) if (!byArtifactPath.has(entry)) byArtifactPath.set(entry, ['dist/app.js']);
   const closure: Record<string, string[]> = {};
   for (const entry of entries) {
     const seen = new Set<string>([entry]);

@@ -3,9 +3,13 @@ import type { AccessToken, GetTokenOptions, TokenCredential } from '@azure/ident
 /**
  * The one place that decides which Azure identity reads Key Vault.
  *
- * - In Azure (`IDENTITY_ENDPOINT` set by App Service / Functions, or `WEBSITE_INSTANCE_ID`): a deterministic
- *   `ManagedIdentityCredential`, user-assigned when `AZURE_CLIENT_ID` is set, system-assigned otherwise.
- *   No credential chain is probed, so a misconfiguration fails fast and the same way every time.
+ * - In Azure (`IDENTITY_ENDPOINT` set by App Service / Functions, or `WEBSITE_INSTANCE_ID`): the managed
+ *   identity, user-assigned when `AZURE_CLIENT_ID` is set, system-assigned otherwise. Where the platform's
+ *   token endpoint is set (`IDENTITY_ENDPOINT` and `IDENTITY_HEADER`, as on App Service, Functions and Flex
+ *   Consumption), our own `AppServiceManagedIdentityCredential` (./appServiceManagedIdentity.ts) asks it directly, so neither
+ *   `@azure/identity` nor MSAL loads on the cold path; otherwise `@azure/identity`'s
+ *   `ManagedIdentityCredential`. No credential chain is probed, so a misconfiguration fails fast and the same
+ *   way every time.
  * - Anywhere else (an operator's machine): `DefaultAzureCredential` limited to developer tools (Azure CLI,
  *   Azure Developer CLI, Azure PowerShell, VS Code), i.e. the `AZURE_TOKEN_CREDENTIALS=dev` behaviour. An
  *   explicit `AZURE_TOKEN_CREDENTIALS` chosen by the operator is respected.
@@ -25,6 +29,11 @@ export interface AzureCredentialOptions {
    */
   readonly tokenTimeoutMs: number;
   readonly env?: Readonly<Record<string, string | undefined>>;
+}
+
+/** Whether the environment has the App Service token endpoint (both `IDENTITY_ENDPOINT` and `IDENTITY_HEADER`). */
+export function hasAppServiceIdentityEndpoint(env: Readonly<Record<string, string | undefined>>): boolean {
+  return Boolean(env.IDENTITY_ENDPOINT?.trim() && env.IDENTITY_HEADER?.trim());
 }
 
 /** Which credential the environment calls for (see the module comment). */
@@ -71,6 +80,16 @@ export async function createAzureCredential(options: AzureCredentialOptions): Pr
 
 async function createUnboundedCredential(options: AzureCredentialOptions): Promise<TokenCredential> {
   const env = options.env ?? process.env;
+  if (credentialKindFor(env) === 'managedIdentity' && hasAppServiceIdentityEndpoint(env)) {
+    // Loaded on first use like the SDK: the embedded store never needs it.
+    const { AppServiceManagedIdentityCredential } = await import('./appServiceManagedIdentity.js');
+    return new AppServiceManagedIdentityCredential({
+      endpoint: String(env.IDENTITY_ENDPOINT).trim(),
+      identityHeader: String(env.IDENTITY_HEADER).trim(),
+      clientId: options.clientId,
+      requestTimeoutMs: options.tokenTimeoutMs,
+    });
+  }
   const identity = await import('@azure/identity');
   if (credentialKindFor(env) === 'managedIdentity') {
     // One quick retry of the local identity endpoint; the vault call that needs the token is bounded anyway.

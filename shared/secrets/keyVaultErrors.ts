@@ -91,6 +91,8 @@ function describeTransport(e: RestErrorLike): string {
       return 'Key Vault did not answer in time';
     case 'TokenAcquisitionTimeoutError':
       return 'The managed identity did not issue a token in time';
+    case 'ManagedIdentityTokenError':
+      return `The managed identity could not get a token for Key Vault (${e.message})`;
     case 'CredentialUnavailableError':
     case 'AuthenticationError':
     case 'AuthenticationRequiredError':

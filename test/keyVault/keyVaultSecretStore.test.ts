@@ -8,8 +8,8 @@ import { KeyVaultSecretStore } from '../../shared/secrets/keyVaultSecretStore.js
 import { startKeyVaultTestServer, type KeyVaultTestServer } from '../../tooling/doubles/keyVaultTestServer.js';
 
 /**
- * The Key Vault store through the real `@azure/keyvault-secrets` and `@azure/identity` (App Service managed
- * identity), against the Key Vault test server over HTTPS trusted through NODE_EXTRA_CA_CERTS.
+ * The Key Vault store through the real `@azure/keyvault-secrets` and the app's App Service managed-identity
+ * credential (what `IDENTITY_ENDPOINT` + `IDENTITY_HEADER` select), against the Key Vault test server over HTTPS trusted through NODE_EXTRA_CA_CERTS.
  */
 
 /**

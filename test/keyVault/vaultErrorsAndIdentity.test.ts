@@ -38,6 +38,11 @@ describe('vault failures', () => {
     ['503 without Retry-After', { statusCode: 503 }, { kind: 'unavailable', retryAfterSeconds: 5 }],
     ['a timeout', { name: 'TimeoutError' }, { kind: 'unavailable', description: 'Key Vault did not answer in time' }],
     ['an identity failure', { name: 'CredentialUnavailableError' }, { kind: 'unavailable', description: expect.stringMatching(/identity/) }],
+    [
+      'the App Service credential refused (its status is not the vault\'s)',
+      { name: 'ManagedIdentityTokenError', status: 400, message: 'The managed identity endpoint answered 400' },
+      { kind: 'unavailable', retryAfterSeconds: 5, description: 'The managed identity could not get a token for Key Vault (The managed identity endpoint answered 400)' },
+    ],
     ['a reset connection', { name: 'RestError', code: 'ECONNRESET' }, { kind: 'unavailable', description: expect.stringMatching(/ECONNRESET/) }],
   ])('%s', (_, error, expected) => {
     expect(classifyVaultError(error)).toMatchObject(expected);

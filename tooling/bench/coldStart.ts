@@ -49,6 +49,11 @@ export interface ModuleCensus {
 
 export interface ColdStartResults {
   readonly bare: ColdStartFigure;
+  /**
+   * A bare start with `NODE_EXTRA_CA_CERTS` set to the test CA, as the Key Vault probe needs to trust the test
+   * server: reading it costs every start that has it, which a deployed app (a public CA) does not pay.
+   */
+  readonly bareWithTestCa: ColdStartFigure;
   readonly modulesLoaded: ColdStartFigure;
   readonly firstTokenEmbedded: ColdStartFigure;
   readonly firstTokenKeyVault: ColdStartFigure;
@@ -70,6 +75,12 @@ interface ProbeOutput {
   readonly rssBytes: number;
   readonly urls?: readonly string[];
 }
+
+/**
+ * Starts the probe's one result line. The app writes to stdout too (`app.setup` logs "HTTP streaming
+ * enabled."), so the result is the line that starts with this, not the whole output.
+ */
+const RESULT_MARKER = 'STS_BENCH_PROBE_RESULT ';
 
 /** The probe run by `node --input-type=module -e`; its settings arrive in BENCH_PROBE (JSON). */
 const PROBE = `
@@ -94,11 +105,11 @@ if (probe.request) {
   firstTokenMs = performance.now();
   firstTokenCpuMs = cpuMs();
 }
-process.stdout.write(JSON.stringify({ loadedMs, loadedCpuMs, firstTokenMs, firstTokenCpuMs, status, rssBytes: process.memoryUsage().rss, urls: urls && [...urls] }));
+process.stdout.write('\\n${RESULT_MARKER}' + JSON.stringify({ loadedMs, loadedCpuMs, firstTokenMs, firstTokenCpuMs, status, rssBytes: process.memoryUsage().rss, urls: urls && [...urls] }) + '\\n');
 process.exit(0);
 `;
 
-const BARE = `const loadedMs = performance.now(); const { user, system } = process.cpuUsage(); process.stdout.write(JSON.stringify({ loadedMs, loadedCpuMs: (user + system) / 1000, rssBytes: process.memoryUsage().rss })); process.exit(0);`;
+const BARE = `const loadedMs = performance.now(); const { user, system } = process.cpuUsage(); process.stdout.write('\\n${RESULT_MARKER}' + JSON.stringify({ loadedMs, loadedCpuMs: (user + system) / 1000, rssBytes: process.memoryUsage().rss }) + '\\n'); process.exit(0);`;
 
 /** Runs the cold-start section: `starts` processes per figure, interleaved, medians reported. */
 export async function measureColdStart(fixtures: BenchFixtures, starts: number, log: (line: string) => void): Promise<ColdStartResults> {
@@ -116,11 +127,12 @@ export async function measureColdStart(fixtures: BenchFixtures, starts: number, 
     const vaultEnv = { ...vault.env(), NODE_EXTRA_CA_CERTS: join(caDir, 'ca.pem') };
     const kinds = {
       bare: { code: BARE, env: fixtures.childEnv() },
+      bareWithTestCa: { code: BARE, env: fixtures.childEnv({ NODE_EXTRA_CA_CERTS: join(caDir, 'ca.pem') }) },
       modulesLoaded: { code: PROBE, env: fixtures.childEnv({ BENCH_PROBE: JSON.stringify({ functionUrls }) }) },
       firstTokenEmbedded: { code: PROBE, env: fixtures.childEnv({ BENCH_PROBE: JSON.stringify({ functionUrls, mixedRealityUrl, request }) }) },
       firstTokenKeyVault: { code: PROBE, env: fixtures.childEnv({ ...vaultEnv, BENCH_PROBE: JSON.stringify({ functionUrls, mixedRealityUrl, request }) }) },
     } as const;
-    const runs: Record<keyof typeof kinds, { output: ProbeOutput; wallMs: number }[]> = { bare: [], modulesLoaded: [], firstTokenEmbedded: [], firstTokenKeyVault: [] };
+    const runs: Record<keyof typeof kinds, { output: ProbeOutput; wallMs: number }[]> = { bare: [], bareWithTestCa: [], modulesLoaded: [], firstTokenEmbedded: [], firstTokenKeyVault: [] };
     for (let start = 0; start < starts; start += 1) {
       for (const [kind, probe] of Object.entries(kinds) as [keyof typeof kinds, (typeof kinds)[keyof typeof kinds]][]) {
         const run = await runProbe(probe.code, probe.env);
@@ -147,6 +159,7 @@ export async function measureColdStart(fixtures: BenchFixtures, starts: number, 
     const firstTokenKeyVault = figure('firstTokenKeyVault', 'first token, Key Vault (test server)');
     const results = {
       bare,
+      bareWithTestCa: figure('bareWithTestCa', 'bare node -e, NODE_EXTRA_CA_CERTS (test CA)'),
       modulesLoaded,
       firstTokenEmbedded: figure('firstTokenEmbedded', 'first token, embedded store'),
       firstTokenKeyVault,
@@ -201,7 +214,9 @@ function runProbeIn(cwd: string, code: string, env: NodeJS.ProcessEnv): Promise<
       const wallMs = performance.now() - started;
       try {
         if (code !== 0) throw new Error(`exit code ${code}`);
-        resolve({ output: JSON.parse(stdout) as ProbeOutput, wallMs });
+        const line = stdout.split('\n').find((l) => l.startsWith(RESULT_MARKER));
+        if (line === undefined) throw new Error(`no result line in its output: ${stdout.slice(0, 200)}`);
+        resolve({ output: JSON.parse(line.slice(RESULT_MARKER.length)) as ProbeOutput, wallMs });
       } catch (error) {
         reject(new Error(`cold-start probe failed (${(error as Error).message}): ${stderr.trim()}`));
       }

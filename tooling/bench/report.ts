@@ -292,7 +292,7 @@ export function renderReport(
     out.push(
       formatTable(
         ['what', 'ms', 'CPU ms', 'modules loaded at', 'spawn→answer ms', 'RSS'],
-        [coldStart.bare, coldStart.modulesLoaded, coldStart.firstTokenEmbedded, coldStart.firstTokenKeyVault].map((f) => [
+        [coldStart.bare, coldStart.bareWithTestCa, coldStart.modulesLoaded, coldStart.firstTokenEmbedded, coldStart.firstTokenKeyVault].map((f) => [
           f.label,
           fixed(f.readyMs, 1),
           f.cpuMs === undefined ? 'n/a' : fixed(f.cpuMs, 1),

@@ -7,8 +7,9 @@ import { loopbackCertificate, type TlsKeyPair } from './testCertificates.js';
 /**
  * A Key Vault stand-in for tests and local runs: an HTTPS server on 127.0.0.1 speaking the subset of the Key
  * Vault secrets REST API that `@azure/keyvault-secrets` uses, plus an App Service managed-identity endpoint
- * (`IDENTITY_ENDPOINT` / `IDENTITY_HEADER`) that `@azure/identity`'s `ManagedIdentityCredential` (through
- * MSAL's App Service source) talks to. The real SDKs run unmodified against it.
+ * (`IDENTITY_ENDPOINT` / `IDENTITY_HEADER`) that the app's own App Service credential
+ * (`shared/secrets/appServiceManagedIdentity.ts`) and `@azure/identity`'s `ManagedIdentityCredential` (through
+ * MSAL's App Service source) both talk to. The real SDKs run unmodified against it.
  *
  * Vault behaviour mirrored from the service: the challenge (`401` + `WWW-Authenticate: Bearer
  * authorization=…, resource=…`) answers every request without a valid bearer token; names are
