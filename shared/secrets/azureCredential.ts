@@ -70,14 +70,6 @@ export async function getAzureCredential(options: AzureCredentialOptions): Promi
   return withTokenTimeout(await shared, options.tokenTimeoutMs);
 }
 
-/**
- * A new credential as chosen by {@link credentialKindFor}, with a bounded token acquisition. Prefer
- * {@link getAzureCredential}; this exists for callers that need an isolated credential (tests).
- */
-export async function createAzureCredential(options: AzureCredentialOptions): Promise<TokenCredential> {
-  return withTokenTimeout(await createUnboundedCredential(options), options.tokenTimeoutMs);
-}
-
 async function createUnboundedCredential(options: AzureCredentialOptions): Promise<TokenCredential> {
   const env = options.env ?? process.env;
   if (credentialKindFor(env) === 'managedIdentity' && hasAppServiceIdentityEndpoint(env)) {

@@ -1,4 +1,3 @@
-import type { TokenCredential } from '@azure/identity';
 import type { KeyVaultSecret, SecretClient, SecretProperties } from '@azure/keyvault-secrets';
 import { getAzureCredential } from './azureCredential.js';
 import { classifyVaultError, toDependencyUnavailable } from './keyVaultErrors.js';
@@ -17,8 +16,6 @@ export interface KeyVaultSecretStoreOptions {
   readonly timeoutMs: number;
   /** User-assigned managed identity client id (`AZURE_CLIENT_ID`). */
   readonly clientId?: string | undefined;
-  /** The credential; default: the process's credential from `azureCredential.ts`. */
-  readonly credential?: TokenCredential | (() => Promise<TokenCredential>);
   readonly clock?: () => Date;
 }
 
@@ -168,11 +165,7 @@ export class KeyVaultSecretStore implements WritableSecretStore {
 
   private async createClient(): Promise<SecretClient> {
     const { SecretClient } = await import('@azure/keyvault-secrets');
-    const given = this.options.credential;
-    const credential =
-      typeof given === 'function'
-        ? await given()
-        : (given ?? (await getAzureCredential({ clientId: this.options.clientId, tokenTimeoutMs: this.options.timeoutMs })));
+    const credential = await getAzureCredential({ clientId: this.options.clientId, tokenTimeoutMs: this.options.timeoutMs });
     return new SecretClient(this.options.vaultUrl, credential, {
       // No SDK retries: a 429 with Retry-After would park the request for the whole delay. The cache serves
       // what it has and tells clients when to retry instead.

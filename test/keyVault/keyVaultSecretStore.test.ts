@@ -3,7 +3,6 @@ import { randomUUID } from 'node:crypto';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DependencyUnavailableError } from '../../shared/errors.js';
-import { createAzureCredential } from '../../shared/secrets/azureCredential.js';
 import { KeyVaultSecretStore } from '../../shared/secrets/keyVaultSecretStore.js';
 import { startKeyVaultTestServer, type KeyVaultTestServer } from '../../tooling/doubles/keyVaultTestServer.js';
 
@@ -34,13 +33,9 @@ beforeEach(() => {
   server.resetFaults();
 });
 
-/** A store with its own user-assigned identity: nothing cached anywhere (SDK token cache is per client id). */
+/** A store with its own user-assigned identity: no token shared with another test (credentials are per client id). */
 function isolatedStore(clientId = randomUUID()): KeyVaultSecretStore {
-  return new KeyVaultSecretStore({
-    vaultUrl: server.vaultUrl,
-    timeoutMs: TIMEOUT_MS,
-    credential: () => createAzureCredential({ clientId, tokenTimeoutMs: TIMEOUT_MS }),
-  });
+  return new KeyVaultSecretStore({ vaultUrl: server.vaultUrl, timeoutMs: TIMEOUT_MS, clientId });
 }
 
 async function failure(promise: Promise<unknown>): Promise<DependencyUnavailableError> {
