@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { ledgerModeOption, numberOption } from './loadRunOptions.js';
+import { ledgerModeOption, numberOption } from './load/loadRunOptions.js';
 import { nextFuzzRequest } from './fuzz/fuzzCases.js';
 import { runFuzz, type FuzzReport } from './fuzz/fuzzRun.js';
 import { Random } from './fuzz/random.js';

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { ledgerModeOption, numberOption } from './loadRunOptions.js';
+import { ledgerModeOption, numberOption } from './load/loadRunOptions.js';
 import { mb, runSoak, type SoakReport } from './soak/soakRun.js';
 
 /**

@@ -5,7 +5,7 @@ import { Pool } from 'undici';
 import { startLocalAzurite, type LocalAzurite } from '../../tools/localAzurite.js';
 import { describeRequest, nextFuzzRequest, TOKEN_ROUTES, type FuzzRequest, type RouteName } from './fuzzCases.js';
 import { LeakScanner } from './leakScanner.js';
-import { startHostChild, type HostChild } from './localHostChild.js';
+import { startHostChild, type HostChild } from '../load/localHostChild.js';
 import { Random } from './random.js';
 import { sendRaw, serializeRequest } from './rawHttp.js';
 

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Pool } from 'undici';
 import type { DemoCredentials } from '../../tools/demoCredentials.js';
-import { startHostChild, type HostChild } from '../fuzz/localHostChild.js';
+import { startHostChild, type HostChild } from '../load/localHostChild.js';
 import { startLocalAzurite, type LocalAzurite } from '../../tools/localAzurite.js';
 
 /**

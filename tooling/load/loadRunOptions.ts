@@ -1,4 +1,4 @@
-import type { LedgerMode } from '../shared/config.js';
+import type { LedgerMode } from '../../shared/config.js';
 
 /**
  * Option parsing shared by the bounded load scripts (`npm run fuzz`, `npm run soak`): numeric options
