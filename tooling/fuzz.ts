@@ -21,7 +21,7 @@ Options:
   --seed <n>          random seed, to replay a run (default: random)
   --timeout-ms <n>    per-request timeout; no answer by then is a hang (default 10000)
   --ledger <mode>     off (default), best-effort or required, with a temporary Azurite
-  --keep-limits       keep the configured failed-attempt limits (default: relaxed so requests reach the flows)
+  --relax-limits      raise the failed-attempt limits out of reach (default: the configured limits, as in Azure)
   --show <index>      print request #index of --seed (with placeholder credentials) instead of running
   --help              this text`;
 
@@ -37,7 +37,7 @@ async function main(argv: readonly string[]): Promise<number> {
         seed: { type: 'string' },
         'timeout-ms': { type: 'string' },
         ledger: { type: 'string' },
-        'keep-limits': { type: 'boolean' },
+        'relax-limits': { type: 'boolean' },
         show: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -67,7 +67,7 @@ async function main(argv: readonly string[]): Promise<number> {
       seed: Math.floor(number('seed', Math.floor(Math.random() * 2 ** 31), 0, 2 ** 32 - 1)),
       timeoutMs: Math.floor(number('timeout-ms', 10_000, 100, 120_000)),
       ledger,
-      keepLimits: values['keep-limits'] === true,
+      relaxLimits: values['relax-limits'] === true,
       progress: (line: string) => console.log(line),
     } as const;
   } catch (error) {
