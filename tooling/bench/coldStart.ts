@@ -82,9 +82,25 @@ interface ProbeOutput {
  */
 const RESULT_MARKER = 'STS_BENCH_PROBE_RESULT ';
 
-/** The probe run by `node --input-type=module -e`; its settings arrive in BENCH_PROBE (JSON). */
+/**
+ * The probe run by `node --input-type=module -e`; its settings arrive in BENCH_PROBE (JSON). It loads the app
+ * as the Functions worker does: the worker answers \`require('@azure/functions-core')\` with its core API
+ * (registration, hooks, logging; azure-functions-nodejs-worker, src/setupCoreModule.ts), so the library
+ * registers each function there instead of falling back to its test mode, which warns on stderr per function.
+ * The stand-in records nothing and does nothing else.
+ */
 const PROBE = `
 const probe = JSON.parse(process.env.BENCH_PROBE);
+const { default: Module } = await import('node:module');
+const disposable = { dispose() {} };
+const workerCore = {
+  version: '3.9.0', hostVersion: '4.1037.0', Disposable: class { dispose() {} },
+  log() {}, setProgrammingModel() {}, getProgrammingModel() { return undefined; },
+  registerHook() { return disposable; }, registerFunction() { return disposable; },
+};
+Module.prototype.require = new Proxy(Module.prototype.require, {
+  apply(target, self, args) { return args[0] === '@azure/functions-core' ? workerCore : Reflect.apply(target, self, args); },
+});
 let urls;
 if (probe.census) {
   urls = new Set();
