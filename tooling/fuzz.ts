@@ -1,5 +1,4 @@
-import { parseArgs } from 'node:util';
-import { ledgerModeOption, numberOption } from './load/loadRunOptions.js';
+import { numberOption, readRunArguments } from './load/loadRunOptions.js';
 import { nextFuzzRequest } from './fuzz/fuzzCases.js';
 import { runFuzz, type FuzzReport } from './fuzz/fuzzRun.js';
 import { Random } from './fuzz/random.js';
@@ -26,38 +25,22 @@ Options:
   --help              this text`;
 
 async function main(argv: readonly string[]): Promise<number> {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    ({ values } = parseArgs({
-      args: [...argv],
-      options: {
-        requests: { type: 'string' },
-        minutes: { type: 'string' },
-        concurrency: { type: 'string' },
-        seed: { type: 'string' },
-        'timeout-ms': { type: 'string' },
-        ledger: { type: 'string' },
-        'relax-limits': { type: 'boolean' },
-        show: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (error) {
-    console.error(`${error instanceof Error ? error.message : String(error)}\n\n${USAGE}`);
-    return 2;
-  }
-  if (values.help) {
-    console.log(USAGE);
-    return 0;
-  }
+  const parsed = readRunArguments(
+    argv,
+    {
+      requests: { type: 'string' },
+      minutes: { type: 'string' },
+      concurrency: { type: 'string' },
+      seed: { type: 'string' },
+      'timeout-ms': { type: 'string' },
+      'relax-limits': { type: 'boolean' },
+      show: { type: 'string' },
+    },
+    USAGE,
+  );
+  if ('exitCode' in parsed) return parsed.exitCode;
+  const { values, ledger } = parsed;
   const number = (name: string, fallback: number, min: number, max: number): number => numberOption(values, name, fallback, min, max);
-  const ledger = ledgerModeOption(values.ledger);
-  if (ledger === undefined) {
-    console.error(`--ledger must be off, best-effort or required\n\n${USAGE}`);
-    return 2;
-  }
   let options;
   try {
     options = {

@@ -1,5 +1,4 @@
-import { parseArgs } from 'node:util';
-import { ledgerModeOption, numberOption } from './load/loadRunOptions.js';
+import { numberOption, readRunArguments } from './load/loadRunOptions.js';
 import { mb, runSoak, type SoakReport } from './soak/soakRun.js';
 
 /**
@@ -20,36 +19,20 @@ Options:
   --help                 this text`;
 
 async function main(argv: readonly string[]): Promise<number> {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    ({ values } = parseArgs({
-      args: [...argv],
-      options: {
-        minutes: { type: 'string' },
-        rate: { type: 'string' },
-        fraction: { type: 'string' },
-        'capacity-seconds': { type: 'string' },
-        'sample-seconds': { type: 'string' },
-        ledger: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (error) {
-    console.error(`${(error as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (values.help) {
-    console.log(USAGE);
-    return 0;
-  }
+  const parsed = readRunArguments(
+    argv,
+    {
+      minutes: { type: 'string' },
+      rate: { type: 'string' },
+      fraction: { type: 'string' },
+      'capacity-seconds': { type: 'string' },
+      'sample-seconds': { type: 'string' },
+    },
+    USAGE,
+  );
+  if ('exitCode' in parsed) return parsed.exitCode;
+  const { values, ledger } = parsed;
   const number = (name: string, fallback: number, min: number, max: number): number => numberOption(values, name, fallback, min, max);
-  const ledger = ledgerModeOption(values.ledger);
-  if (ledger === undefined) {
-    console.error(`--ledger must be off, best-effort or required\n\n${USAGE}`);
-    return 2;
-  }
   let options;
   try {
     options = {
