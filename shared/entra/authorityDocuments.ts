@@ -1,3 +1,5 @@
+import { sendOutbound, type OutboundAnswer } from '../outbound/outboundRequest.js';
+
 /**
  * Reads the authority's public documents (OpenID discovery, JWKS) over HTTPS: no redirects, a timeout, and a
  * size bound, so a slow or hostile endpoint cannot hold a request or fill memory. Any failure is thrown as
@@ -26,48 +28,17 @@ export type AuthorityDocumentFetch = (url: string, timeoutMs: number) => Promise
  */
 export const fetchAuthorityDocument: AuthorityDocumentFetch = async (url, timeoutMs) => {
   if (!url.startsWith('https://')) throw new AuthorityFetchError('authority documents are fetched over https only');
-  let response: Response;
+  let answer: OutboundAnswer;
   try {
-    response = await fetch(url, { redirect: 'error', headers: { accept: 'application/json' }, signal: AbortSignal.timeout(timeoutMs) });
+    // No redirect is followed: a 3xx is an answer other than 200, refused below.
+    answer = await sendOutbound({ url: new URL(url), headers: { accept: 'application/json' }, timeoutMs, maxResponseBytes: MAX_DOCUMENT_BYTES });
   } catch (error) {
     throw new AuthorityFetchError(`GET ${url} failed`, { cause: error });
   }
-  if (response.status !== 200) {
-    await response.body?.cancel().catch(() => undefined);
-    throw new AuthorityFetchError(`GET ${url} answered ${response.status}`);
-  }
-  const text = await readBounded(response, url, timeoutMs);
+  if (answer.status !== 200) throw new AuthorityFetchError(`GET ${url} answered ${answer.status}`);
   try {
-    return JSON.parse(text) as unknown;
+    return JSON.parse(answer.body) as unknown;
   } catch (error) {
     throw new AuthorityFetchError(`GET ${url} did not answer JSON`, { cause: error });
   }
 };
-
-async function readBounded(response: Response, url: string, timeoutMs: number): Promise<string> {
-  const declared = Number(response.headers.get('content-length') ?? '0');
-  if (declared > MAX_DOCUMENT_BYTES) {
-    await response.body?.cancel().catch(() => undefined);
-    throw new AuthorityFetchError(`GET ${url} declared ${declared} bytes (more than ${MAX_DOCUMENT_BYTES})`);
-  }
-  const reader = response.body?.getReader();
-  if (!reader) return '';
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      total += value.byteLength;
-      if (total > MAX_DOCUMENT_BYTES) {
-        await reader.cancel().catch(() => undefined);
-        throw new AuthorityFetchError(`GET ${url} sent more than ${MAX_DOCUMENT_BYTES} bytes`);
-      }
-      chunks.push(value);
-    }
-  } catch (error) {
-    if (error instanceof AuthorityFetchError) throw error;
-    throw new AuthorityFetchError(`GET ${url} broke off after ${total} bytes (timeout ${timeoutMs} ms)`, { cause: error });
-  }
-  return Buffer.concat(chunks).toString('utf8');
-}

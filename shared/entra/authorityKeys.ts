@@ -1,3 +1,4 @@
+import { SingleFlightCache } from '../caching/singleFlightCache.js';
 import { DependencyUnavailableError } from '../errors.js';
 import { AuthorityFetchError, fetchAuthorityDocument, type AuthorityDocumentFetch } from './authorityDocuments.js';
 
@@ -36,14 +37,14 @@ const MINUTE_MS = 60_000;
 const MAX_KEYS = 100;
 const MAX_KID_LENGTH = 256;
 
-interface KeySet {
-  readonly keys: ReadonlyMap<string, AuthorityJwk>;
-  readonly fetchedAtMs: number;
-}
+type KeySet = ReadonlyMap<string, AuthorityJwk>;
+/** The cache holds one key set, the authority's. */
+const KEY_SET = 'jwks';
 
 /**
  * The authority's signing keys, cached the way jose's remote JWKS caches them (max age, cooldown, one fetch
- * in flight, refetch on an unknown `kid`), with the clock injected and two additions the STS needs:
+ * in flight, refetch on an unknown `kid`) in the shared {@link SingleFlightCache}, with the clock injected
+ * and two additions the STS needs:
  *
  * - a failed fetch starts the cooldown too, so an unreachable authority is asked at most once per cooldown
  *   however many requests arrive, and nothing a client sends (random `kid`s included) can raise that rate;
@@ -64,10 +65,9 @@ export class AuthorityKeys {
   private readonly maxStaleMs: number;
   private readonly timeoutMs: number;
   private readonly fetchDocument: AuthorityDocumentFetch;
-  private keySet: KeySet | undefined;
+  private readonly keySets: SingleFlightCache<string, KeySet>;
   private lastAttemptMs: number | undefined;
   private lastAttemptFailed = false;
-  private inFlight: Promise<void> | undefined;
 
   constructor(private readonly options: AuthorityKeysOptions) {
     this.maxAgeMs = options.maxAgeMs ?? 60 * MINUTE_MS;
@@ -75,17 +75,19 @@ export class AuthorityKeys {
     this.maxStaleMs = options.maxStaleMs ?? 24 * 60 * MINUTE_MS;
     this.timeoutMs = options.timeoutMs ?? 5_000;
     this.fetchDocument = options.fetchDocument ?? fetchAuthorityDocument;
+    this.keySets = new SingleFlightCache({ maxEntries: 1, now: () => this.nowMs() });
   }
 
   /** The key named `kid`, or undefined when the authority does not publish it. */
   async keyFor(kid: string): Promise<AuthorityJwk | undefined> {
-    const held = this.keySet;
-    const fresh = held !== undefined && this.nowMs() - held.fetchedAtMs < this.maxAgeMs;
-    if (!fresh || !held.keys.has(kid)) await this.refreshUnlessCoolingDown();
+    const held = this.keySets.peek(KEY_SET);
+    const fresh = held !== undefined && this.nowMs() < held.freshUntilMs;
+    if (!fresh || !held.value.has(kid)) await this.refreshUnlessCoolingDown();
 
-    const current = this.keySet;
-    if (current && this.nowMs() - current.fetchedAtMs < this.maxAgeMs + this.maxStaleMs) {
-      const key = current.keys.get(kid);
+    // Held keys serve until maxAgeMs + maxStaleMs after their fetch (peek drops them after).
+    const current = this.keySets.peek(KEY_SET);
+    if (current) {
+      const key = current.value.get(kid);
       if (key) return key;
       // The last fetch failed: the kid may be a new key we could not see. Say so, rather than refuse the token.
       if (!this.lastAttemptFailed) return undefined;
@@ -94,22 +96,22 @@ export class AuthorityKeys {
   }
 
   private async refreshUnlessCoolingDown(): Promise<void> {
-    if (this.inFlight) return this.inFlight;
-    if (this.lastAttemptMs !== undefined && this.nowMs() - this.lastAttemptMs < this.cooldownMs) return;
-    this.lastAttemptMs = this.nowMs();
-    this.inFlight = this.fetchKeySet()
-      .then((keySet) => {
-        this.keySet = keySet;
-        this.lastAttemptFailed = false;
-      })
-      .catch(() => {
-        // Not thrown: the caller decides from what is held (stale keys keep working).
-        this.lastAttemptFailed = true;
-      })
-      .finally(() => {
-        this.inFlight = undefined;
+    const joining = this.keySets.loading(KEY_SET);
+    if (!joining) {
+      if (this.lastAttemptMs !== undefined && this.nowMs() - this.lastAttemptMs < this.cooldownMs) return;
+      this.lastAttemptMs = this.nowMs();
+    }
+    try {
+      await this.keySets.refresh(KEY_SET, async () => {
+        const keys = await this.fetchKeySet();
+        const fetchedAtMs = this.nowMs();
+        return { value: keys, freshUntilMs: fetchedAtMs + this.maxAgeMs, staleUntilMs: fetchedAtMs + this.maxAgeMs + this.maxStaleMs };
       });
-    return this.inFlight;
+      this.lastAttemptFailed = false;
+    } catch {
+      // Not thrown: the caller decides from what is held (stale keys keep working).
+      this.lastAttemptFailed = true;
+    }
   }
 
   private async fetchKeySet(): Promise<KeySet> {
@@ -127,7 +129,7 @@ export class AuthorityKeys {
       const key = signingKeyOf(candidate);
       if (key && !keys.has(key.kid)) keys.set(key.kid, key);
     }
-    return { keys, fetchedAtMs: this.nowMs() };
+    return keys;
   }
 
   private unavailable(): DependencyUnavailableError {

@@ -1,5 +1,6 @@
-import { request as httpRequest, type IncomingMessage } from 'node:http';
 import type { AccessToken, GetTokenOptions, TokenCredential } from '@azure/identity';
+import { SingleFlightCache } from '../caching/singleFlightCache.js';
+import { OutboundRequestError, sendOutbound } from '../outbound/outboundRequest.js';
 
 /**
  * The managed identity of an App Service / Azure Functions app (Flex Consumption included), read from the
@@ -14,8 +15,9 @@ import type { AccessToken, GetTokenOptions, TokenCredential } from '@azure/ident
  *
  * - One token per resource, cached and refreshed ahead of its expiry; one request at a time per resource
  *   (callers that arrive while it runs share it). When a refresh fails while the cached token is still
- *   valid, the cached token is served and the next call tries again.
- * - Each request is bounded by `requestTimeoutMs` (the socket is destroyed, nothing lingers).
+ *   valid, the cached token is served and the next call tries again (the shared
+ *   {@link SingleFlightCache}).
+ * - Each request is bounded by `requestTimeoutMs` (the shared outbound client, `sendOutbound`).
  * - Failures throw {@link ManagedIdentityTokenError}, which says what failed (status, transport, answer)
  *   and never carries the token or the identity header.
  */
@@ -58,18 +60,16 @@ export class ManagedIdentityTokenError extends Error {
   }
 }
 
-interface CachedToken {
-  readonly token: AccessToken;
-  readonly refreshAtMs: number;
-}
+/** More resources than the app asks tokens for (Key Vault, Table storage). */
+const MAX_RESOURCES = 16;
 
 export class AppServiceManagedIdentityCredential implements TokenCredential {
-  private readonly tokens = new Map<string, CachedToken>();
-  private readonly inFlight = new Map<string, Promise<AccessToken>>();
+  private readonly tokens: SingleFlightCache<string, AccessToken>;
   private readonly now: () => number;
 
   constructor(private readonly options: AppServiceManagedIdentityOptions) {
     this.now = options.now ?? Date.now;
+    this.tokens = new SingleFlightCache({ maxEntries: MAX_RESOURCES, now: this.now });
     // Checked here so a wrong setting fails at the first call with a clear message, not as a fetch error.
     const url = new URL(options.endpoint);
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ManagedIdentityTokenError('IDENTITY_ENDPOINT must be an http(s) URL', 'request');
@@ -78,29 +78,15 @@ export class AppServiceManagedIdentityCredential implements TokenCredential {
   /** The token for `scopes` (one scope, e.g. `https://vault.azure.net/.default`). */
   async getToken(scopes: string | string[], _options?: GetTokenOptions): Promise<AccessToken> {
     const resource = resourceOf(scopes);
-    const cached = this.tokens.get(resource);
-    const now = this.now();
-    if (cached && now < cached.refreshAtMs) return cached.token;
-    try {
-      return await this.fetchShared(resource);
-    } catch (error) {
-      // A refresh that failed early is no reason to drop a token that still works.
-      if (cached && now < cached.token.expiresOnTimestamp) return cached.token;
-      throw error;
-    }
-  }
-
-  private fetchShared(resource: string): Promise<AccessToken> {
-    let pending = this.inFlight.get(resource);
-    if (!pending) {
-      pending = this.fetchWithOneRetry(resource).finally(() => this.inFlight.delete(resource));
-      this.inFlight.set(resource, pending);
-    }
-    return pending;
+    // Fresh until the refresh point; a refresh that failed early is no reason to drop a token that still works.
+    return this.tokens.get(resource, async () => {
+      const { token, refreshAtMs } = await this.fetchWithOneRetry(resource);
+      return { value: token, freshUntilMs: refreshAtMs, staleUntilMs: token.expiresOnTimestamp };
+    });
   }
 
   /** One immediate retry when the endpoint could not be reached at all (a dropped socket), never after an answer. */
-  private async fetchWithOneRetry(resource: string): Promise<AccessToken> {
+  private async fetchWithOneRetry(resource: string): Promise<{ token: AccessToken; refreshAtMs: number }> {
     try {
       return await this.fetchToken(resource);
     } catch (error) {
@@ -111,7 +97,7 @@ export class AppServiceManagedIdentityCredential implements TokenCredential {
     }
   }
 
-  private async fetchToken(resource: string): Promise<AccessToken> {
+  private async fetchToken(resource: string): Promise<{ token: AccessToken; refreshAtMs: number }> {
     const url = new URL(this.options.endpoint);
     url.searchParams.set('api-version', APP_SERVICE_MSI_API_VERSION);
     url.searchParams.set('resource', resource);
@@ -124,8 +110,7 @@ export class AppServiceManagedIdentityCredential implements TokenCredential {
     const lifetimeMs = token.expiresOnTimestamp - this.now();
     if (lifetimeMs <= 0) throw new ManagedIdentityTokenError('The managed identity endpoint issued an expired token', 'malformed', status);
     const refreshAtMs = token.expiresOnTimestamp - Math.min(REFRESH_MARGIN_MS, lifetimeMs / 2);
-    this.tokens.set(resource, { token, refreshAtMs });
-    return token;
+    return { token, refreshAtMs };
   }
 }
 
@@ -173,29 +158,24 @@ function describeErrorBody(text: string): string {
 }
 
 async function getJson(url: URL, headers: Record<string, string>, timeoutMs: number): Promise<{ status: number; body: string }> {
-  // The platform's endpoint is plain http on the instance; `node:https` (and TLS) loads only for an https one.
-  const send = url.protocol === 'https:' ? (await import('node:https')).request : httpRequest;
-  return new Promise((resolve, reject) => {
-    const req = send(url, { method: 'GET', headers: { Accept: 'application/json', ...headers } }, (res: IncomingMessage) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      res.on('data', (chunk: Buffer) => {
-        size += chunk.length;
-        // A token answer is a few KB; anything far larger is not one.
-        if (size > 64 * 1024) req.destroy(new ManagedIdentityTokenError('The managed identity endpoint answered more than 64 KiB', 'malformed'));
-        else chunks.push(chunk);
-      });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', (error) => reject(asTransportError(error)));
-    });
-    req.setTimeout(timeoutMs, () => req.destroy(new ManagedIdentityTokenError(`The managed identity endpoint did not answer within ${timeoutMs} ms`, 'timeout')));
-    req.on('error', (error) => reject(asTransportError(error)));
-    req.end();
-  });
+  try {
+    // A token answer is a few KB; anything far larger is not one.
+    const answer = await sendOutbound({ url, headers: { Accept: 'application/json', ...headers }, timeoutMs, maxResponseBytes: 64 * 1024 });
+    return { status: answer.status, body: answer.body };
+  } catch (error) {
+    if (!(error instanceof OutboundRequestError)) throw error;
+    const failure = error.failure === 'tooLarge' ? 'malformed' : error.failure;
+    const message =
+      failure === 'timeout'
+        ? `The managed identity endpoint did not answer within ${timeoutMs} ms`
+        : failure === 'malformed'
+          ? 'The managed identity endpoint answered more than 64 KiB'
+          : `The managed identity endpoint could not be reached (${describeCause(error.cause)})`;
+    throw new ManagedIdentityTokenError(message, failure, undefined, { cause: error });
+  }
 }
 
-function asTransportError(error: Error): ManagedIdentityTokenError {
-  if (error instanceof ManagedIdentityTokenError) return error;
-  const code = (error as NodeJS.ErrnoException).code;
-  return new ManagedIdentityTokenError(`The managed identity endpoint could not be reached (${code ?? error.name})`, 'unreachable', undefined, { cause: error });
+function describeCause(cause: unknown): string {
+  const code = (cause as NodeJS.ErrnoException | undefined)?.code;
+  return code ?? (cause instanceof Error ? cause.name : 'unknown');
 }

@@ -1,4 +1,5 @@
 import type { AccessToken, GetTokenOptions, TokenCredential } from '@azure/identity';
+import { withTimeout } from '../outbound/withTimeout.js';
 
 /**
  * The one place that decides which Azure identity reads Key Vault.
@@ -90,29 +91,28 @@ async function createUnboundedCredential(options: AzureCredentialOptions): Promi
       ? new identity.ManagedIdentityCredential({ clientId: options.clientId, retryOptions })
       : new identity.ManagedIdentityCredential({ retryOptions });
   }
-  return withDeveloperToolsOnly(() => new identity.DefaultAzureCredential());
+  // An operator's own AZURE_TOKEN_CREDENTIALS is read by DefaultAzureCredential; without one, the developer
+  // tools of its `dev` chain, in its order, built here (nothing sets the variable for the process).
+  if (env.AZURE_TOKEN_CREDENTIALS?.trim()) return new identity.DefaultAzureCredential();
+  return new identity.ChainedTokenCredential(
+    new identity.VisualStudioCodeCredential(),
+    new identity.AzureCliCredential(),
+    new identity.AzurePowerShellCredential(),
+    new identity.AzureDeveloperCliCredential(),
+  );
 }
 
-/** `DefaultAzureCredential` reads `AZURE_TOKEN_CREDENTIALS` in its constructor; default it to `dev` there only. */
-function withDeveloperToolsOnly<T>(create: () => T): T {
-  if (process.env.AZURE_TOKEN_CREDENTIALS?.trim()) return create();
-  process.env.AZURE_TOKEN_CREDENTIALS = 'dev';
-  try {
-    return create();
-  } finally {
-    delete process.env.AZURE_TOKEN_CREDENTIALS;
-  }
-}
-
+/** Bounds each token acquisition by one `AbortSignal.timeout` (passed to the credential, see withTimeout). */
 function withTokenTimeout(inner: TokenCredential, timeoutMs: number): TokenCredential {
   return {
     getToken(scopes: string | string[], options?: GetTokenOptions): Promise<AccessToken | null> {
-      let timer: NodeJS.Timeout | undefined;
-      const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new TokenAcquisitionTimeoutError(timeoutMs)), timeoutMs);
-        timer.unref();
-      });
-      return Promise.race([inner.getToken(scopes, options), timeout]).finally(() => clearTimeout(timer));
+      const callerSignal = options?.abortSignal instanceof AbortSignal ? options.abortSignal : undefined;
+      return withTimeout(
+        (abortSignal) => inner.getToken(scopes, { ...options, abortSignal }),
+        timeoutMs,
+        () => new TokenAcquisitionTimeoutError(timeoutMs),
+        callerSignal,
+      );
     },
   };
 }

@@ -1,6 +1,7 @@
 import type { KeyVaultSecret, SecretClient, SecretProperties } from '@azure/keyvault-secrets';
 import { getAzureCredential } from './azureCredential.js';
 import { classifyVaultError, toDependencyUnavailable } from './keyVaultErrors.js';
+import { withTimeout } from '../outbound/withTimeout.js';
 import {
   isUsable,
   SECRET_NAME_PATTERN,
@@ -135,23 +136,13 @@ export class KeyVaultSecretStore implements WritableSecretStore {
     }
   }
 
-  private async bounded<T>(operation: string, call: (client: SecretClient, abortSignal: AbortSignal) => Promise<T>): Promise<T> {
-    const controller = new AbortController();
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        const error = new Error(`Key Vault ${operation} took longer than ${this.options.timeoutMs} ms`);
-        error.name = 'TimeoutError';
-        controller.abort(error);
-        reject(error);
-      }, this.options.timeoutMs);
+  private bounded<T>(operation: string, call: (client: SecretClient, abortSignal: AbortSignal) => Promise<T>): Promise<T> {
+    // The signal aborts the SDK call; the wait also ends for what ignores it (the credential's first token).
+    return withTimeout((signal) => this.getClient().then((client) => call(client, signal)), this.options.timeoutMs, () => {
+      const error = new Error(`Key Vault ${operation} took longer than ${this.options.timeoutMs} ms`);
+      error.name = 'TimeoutError';
+      return error;
     });
-    try {
-      // The race also bounds what ignores the signal (the credential's first token acquisition).
-      return await Promise.race([this.getClient().then((client) => call(client, controller.signal)), timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
   }
 
   /** One SecretClient per store (the composition root makes one store per process), created on first use. */

@@ -1,0 +1,103 @@
+/**
+ * The one way product code calls another HTTP service outside the Azure SDKs: `undici` (the client Node's own
+ * `fetch` is built on, and the one the upstream pools use), loaded on first call so an app that never calls
+ * out never loads it. One request, no redirect followed, bounded by one `AbortSignal.timeout` (connect,
+ * headers and body together) and by a size limit on the answer, which is read whole and returned as text.
+ *
+ * Failures throw {@link OutboundRequestError} naming what failed (`unreachable`, `timeout`, `tooLarge`);
+ * an answer with any status is returned, not thrown: the caller knows which statuses it expects.
+ */
+
+export interface OutboundRequest {
+  readonly url: URL;
+  readonly method?: 'GET' | 'POST';
+  /** May carry a secret (the identity header): never logged here, never put in an error. */
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly body?: string;
+  /** Upper bound of the whole exchange. */
+  readonly timeoutMs: number;
+  /** Larger answers are refused (a hostile or broken endpoint cannot fill memory). */
+  readonly maxResponseBytes: number;
+}
+
+export interface OutboundAnswer {
+  readonly status: number;
+  /** Header names in lower case; a repeated header is joined with `, `. */
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: string;
+}
+
+export type OutboundFailure = 'unreachable' | 'timeout' | 'tooLarge';
+
+export class OutboundRequestError extends Error {
+  readonly code = 'ERR_STS_OUTBOUND_REQUEST';
+  constructor(
+    message: string,
+    readonly failure: OutboundFailure,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = 'OutboundRequestError';
+  }
+}
+
+/**
+ * Sends `request` and reads the answer.
+ *
+ * @example
+ * const answer = await sendOutbound({ url: new URL('https://login.microsoftonline.com/common/v2.0/.well-known/openid-configuration'),
+ *   timeoutMs: 5_000, maxResponseBytes: 256 * 1024 });
+ */
+export async function sendOutbound(request: OutboundRequest): Promise<OutboundAnswer> {
+  const { request: send } = await import('undici');
+  const signal = AbortSignal.timeout(request.timeoutMs);
+  const where = `${request.method ?? 'GET'} ${request.url.origin}${request.url.pathname}`;
+  let answer: Awaited<ReturnType<typeof send>>;
+  try {
+    answer = await send(request.url, {
+      method: request.method ?? 'GET',
+      headers: { ...request.headers },
+      ...(request.body === undefined ? {} : { body: request.body }),
+      signal,
+    });
+  } catch (error) {
+    throw transportError(error, where, request.timeoutMs, signal);
+  }
+  const declared = Number(answer.headers['content-length'] ?? '0');
+  if (declared > request.maxResponseBytes) {
+    answer.body.destroy();
+    throw new OutboundRequestError(`${where} declared ${declared} bytes (more than ${request.maxResponseBytes})`, 'tooLarge');
+  }
+  const chunks: Buffer[] = [];
+  let total = 0;
+  try {
+    for await (const chunk of answer.body as AsyncIterable<Buffer>) {
+      total += chunk.length;
+      if (total > request.maxResponseBytes) {
+        answer.body.destroy();
+        throw new OutboundRequestError(`${where} sent more than ${request.maxResponseBytes} bytes`, 'tooLarge');
+      }
+      chunks.push(chunk);
+    }
+  } catch (error) {
+    if (error instanceof OutboundRequestError) throw error;
+    throw transportError(error, where, request.timeoutMs, signal);
+  }
+  return { status: answer.statusCode, headers: flatHeaders(answer.headers), body: Buffer.concat(chunks).toString('utf8') };
+}
+
+function transportError(error: unknown, where: string, timeoutMs: number, signal: AbortSignal): OutboundRequestError {
+  if (error instanceof OutboundRequestError) return error;
+  if (signal.aborted) return new OutboundRequestError(`${where} did not answer within ${timeoutMs} ms`, 'timeout', { cause: error });
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  const name = error instanceof Error ? error.name : 'error';
+  return new OutboundRequestError(`${where} could not be reached (${code ?? name})`, 'unreachable', { cause: error });
+}
+
+function flatHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string> {
+  const flat: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value !== undefined) flat[name.toLowerCase()] = Array.isArray(value) ? value.join(', ') : value;
+  }
+  return flat;
+}
