@@ -7,6 +7,7 @@
  */
 
 import { DEFAULT_CLIENT_ADDRESS_RULE, type ClientAddressRule } from './http/clientAddress.js';
+import { StsBaseError } from './errors.js';
 
 export type LedgerMode = 'required' | 'best-effort' | 'off';
 
@@ -79,7 +80,7 @@ export interface EntraSettings {
   readonly audience: string;
 }
 
-export class ConfigurationError extends Error {
+export class ConfigurationError extends StsBaseError {
   readonly code = 'ERR_STS_CONFIGURATION';
   constructor(readonly problems: readonly string[]) {
     super(`Invalid configuration: ${problems.join('; ')}`);

@@ -1,4 +1,5 @@
 import { sendOutbound, type OutboundAnswer } from '../outbound/outboundRequest.js';
+import { StsBaseError } from '../errors.js';
 
 /**
  * Reads the authority's public documents (OpenID discovery, JWKS) over HTTPS: no redirects, a timeout, and a
@@ -9,7 +10,7 @@ import { sendOutbound, type OutboundAnswer } from '../outbound/outboundRequest.j
 /** Larger than any real discovery document or JWKS by far (Entra's are a few KiB). */
 const MAX_DOCUMENT_BYTES = 256 * 1024;
 
-export class AuthorityFetchError extends Error {
+export class AuthorityFetchError extends StsBaseError {
   readonly code = 'ERR_STS_ENTRA_AUTHORITY_FETCH';
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);

@@ -1,4 +1,5 @@
 import type { EntraSettings } from '../config.js';
+import { StsBaseError, type EntraRefusalReason } from '../errors.js';
 import type { AuthorityJwk, AuthorityKeys } from './authorityKeys.js';
 
 /** Who an accepted Entra access token names: the tenant (`tid`) and the object (`oid`), both lower-case GUIDs. */
@@ -8,19 +9,10 @@ export interface EntraPrincipal {
 }
 
 /** Why a token was refused: the ledger's reason code (stable; the texts the client sees are the flow's). */
-export type EntraRefusalReason =
-  | 'entra_malformed_token'
-  | 'entra_algorithm_not_allowed'
-  | 'entra_unknown_signing_key'
-  | 'entra_bad_signature'
-  | 'entra_foreign_issuer'
-  | 'entra_wrong_audience'
-  | 'entra_token_expired'
-  | 'entra_token_not_yet_valid'
-  | 'entra_no_principal';
+export type { EntraRefusalReason } from '../errors.js';
 
 /** A token that does not prove a principal. Thrown by {@link EntraTokenValidator.validate}; never carries the token. */
-export class EntraTokenRefusal extends Error {
+export class EntraTokenRefusal extends StsBaseError {
   readonly code = 'ERR_STS_ENTRA_TOKEN_REFUSED';
   constructor(readonly reason: EntraRefusalReason) {
     super(`Entra token refused: ${reason}`);

@@ -1,3 +1,4 @@
+import { StsBaseError } from '../errors.js';
 /**
  * The one way product code calls another HTTP service outside the Azure SDKs: `undici` (the client Node's own
  * `fetch` is built on, and the one the upstream pools use), loaded on first call so an app that never calls
@@ -29,7 +30,7 @@ export interface OutboundAnswer {
 
 export type OutboundFailure = 'unreachable' | 'timeout' | 'tooLarge';
 
-export class OutboundRequestError extends Error {
+export class OutboundRequestError extends StsBaseError {
   readonly code = 'ERR_STS_OUTBOUND_REQUEST';
   constructor(
     message: string,

@@ -1,6 +1,7 @@
 import type { AccessToken, GetTokenOptions, TokenCredential } from '@azure/identity';
 import { SingleFlightCache } from '../caching/singleFlightCache.js';
 import { OutboundRequestError, sendOutbound } from '../outbound/outboundRequest.js';
+import { StsBaseError } from '../errors.js';
 
 /**
  * The managed identity of an App Service / Azure Functions app (Flex Consumption included), read from the
@@ -47,7 +48,7 @@ export interface AppServiceManagedIdentityOptions {
 export type ManagedIdentityFailure = 'unreachable' | 'timeout' | 'status' | 'malformed' | 'request';
 
 /** Why no token could be had; `status` is the endpoint's HTTP status when it answered. */
-export class ManagedIdentityTokenError extends Error {
+export class ManagedIdentityTokenError extends StsBaseError {
   readonly code = 'ERR_STS_MANAGED_IDENTITY';
   constructor(
     message: string,

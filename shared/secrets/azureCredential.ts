@@ -1,5 +1,6 @@
 import type { AccessToken, GetTokenOptions, TokenCredential } from '@azure/identity';
 import { withTimeout } from '../outbound/withTimeout.js';
+import { StsBaseError } from '../errors.js';
 
 /**
  * The one place that decides which Azure identity reads Key Vault.
@@ -43,7 +44,7 @@ export function credentialKindFor(env: Readonly<Record<string, string | undefine
 }
 
 /** Raised when a token could not be had in time; mapped to a 503 like every other identity failure. */
-export class TokenAcquisitionTimeoutError extends Error {
+export class TokenAcquisitionTimeoutError extends StsBaseError {
   readonly code = 'ERR_STS_TOKEN_TIMEOUT';
   constructor(timeoutMs: number) {
     super(`No access token within ${timeoutMs} ms`);

@@ -1,4 +1,4 @@
-import { rateLimited, StsError } from '../errors.js';
+import { rateLimited, type RefusalReason, type StsError } from '../errors.js';
 import type { FailedAttemptLimiter } from './failedAttemptLimiter.js';
 
 /** What a refusal becomes once it is counted: the error to answer with, and whether to log and ledger it. */
@@ -8,7 +8,7 @@ export interface CountedRefusal {
 }
 
 /** Reasons that say the credential's record was found: only these create per-credential counters. */
-const EXISTING_CREDENTIAL_REASONS = new Set(['wrong_key', 'credential_disabled', 'principal_not_allowed']);
+const EXISTING_CREDENTIAL_REASONS: ReadonlySet<RefusalReason> = new Set(['wrong_key', 'credential_disabled', 'principal_not_allowed']);
 
 /**
  * Counts a refusal (every 4xx a flow answers except 429 itself) against the client address and, when its
@@ -27,9 +27,7 @@ export function refusalAfterLimits(limiter: FailedAttemptLimiter, refusal: StsEr
   const verdict = limiter.recordRefusal({ clientIp, existingCredentialId: existing });
   if (verdict.retryAfterSeconds === 0) return { error: refusal, report: true };
   if (refusal.status !== 401) return { error: refusal, report: verdict.report };
-  const template = rateLimited(verdict.retryAfterSeconds);
-  const error = new StsError(template.code, template.status, template.publicMessage, {
-    retryAfterSeconds: verdict.retryAfterSeconds,
+  const error = rateLimited(verdict.retryAfterSeconds, {
     reason: 'rate_limited',
     ...(refusal.credentialId ? { credentialId: refusal.credentialId.slice(0, 200) } : {}),
     ...(refusal.principal ? { principal: refusal.principal } : {}),

@@ -39,7 +39,7 @@ export const MAX_FORM_FIELDS = 64;
 export function requestLimitViolation(request: LimitedRequest, limits: RequestLimits): StsError | undefined {
   const target = requestTarget(request.url);
   if (target.length > limits.maxUrlLength) {
-    return new StsError('ERR_STS_INVALID_REQUEST', 414, `The request URL exceeds ${limits.maxUrlLength} characters.`, {
+    return new StsError('ERR_STS_URL_TOO_LONG', `The request URL exceeds ${limits.maxUrlLength} characters.`, {
       reason: 'url_too_long',
     });
   }
@@ -48,7 +48,7 @@ export function requestLimitViolation(request: LimitedRequest, limits: RequestLi
     let parameters = 0;
     for (const part of target.slice(queryStart + 1).split('&')) if (part !== '') parameters += 1;
     if (parameters > limits.maxQueryParameters) {
-      return new StsError('ERR_STS_INVALID_REQUEST', 400, `The request has more than ${limits.maxQueryParameters} query parameters.`, {
+      return new StsError('ERR_STS_INVALID_REQUEST', `The request has more than ${limits.maxQueryParameters} query parameters.`, {
         reason: 'too_many_query_parameters',
       });
     }
@@ -60,12 +60,12 @@ export function requestLimitViolation(request: LimitedRequest, limits: RequestLi
     bytes += Buffer.byteLength(name, 'latin1') + Buffer.byteLength(value, 'utf8') + 4; // ": " and CRLF
   }
   if (count > limits.maxHeaderCount) {
-    return new StsError('ERR_STS_INVALID_REQUEST', 431, `The request has more than ${limits.maxHeaderCount} header fields.`, {
+    return new StsError('ERR_STS_HEADERS_TOO_LARGE', `The request has more than ${limits.maxHeaderCount} header fields.`, {
       reason: 'headers_too_large',
     });
   }
   if (bytes > limits.maxHeaderBytes) {
-    return new StsError('ERR_STS_INVALID_REQUEST', 431, `The request header fields exceed ${limits.maxHeaderBytes} bytes.`, {
+    return new StsError('ERR_STS_HEADERS_TOO_LARGE', `The request header fields exceed ${limits.maxHeaderBytes} bytes.`, {
       reason: 'headers_too_large',
     });
   }

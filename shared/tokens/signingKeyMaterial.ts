@@ -1,4 +1,5 @@
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type JsonWebKey, type KeyObject } from 'node:crypto';
+import { StsBaseError } from '../errors.js';
 
 export type SigningAlgorithm = 'ES256' | 'RS256';
 
@@ -29,7 +30,7 @@ export interface SigningKeyMaterial {
 }
 
 /** Why a stored signing key version was refused (the message never contains key material). */
-export class SigningKeyMaterialError extends Error {
+export class SigningKeyMaterialError extends StsBaseError {
   readonly code = 'ERR_STS_SIGNING_KEY_INVALID';
   constructor(message: string) {
     super(message);

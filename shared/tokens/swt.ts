@@ -1,5 +1,6 @@
 import { createHmac } from 'node:crypto';
 import { secretsEqual } from '../security/constantTime.js';
+import { StsBaseError } from '../errors.js';
 
 /**
  * Simple Web Token (SWT 0.9.5.1) signing and verification, docs/contracts/acs-wrap.md#swt.
@@ -26,7 +27,7 @@ export type SwtErrorCode =
   | 'ERR_SWT_ISSUER_MISMATCH';
 
 /** Why an SWT could not be signed or verified. The message never contains the key or the token. */
-export class SwtError extends Error {
+export class SwtError extends StsBaseError {
   constructor(
     readonly code: SwtErrorCode,
     message: string,

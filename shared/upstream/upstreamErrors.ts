@@ -1,3 +1,4 @@
+import { StsBaseError } from '../errors.js';
 /**
  * Why a call to an upstream STS failed. The message never contains a key, a token or a response body, so
  * these errors may be logged (through `describeError`) as they are.
@@ -25,7 +26,7 @@ export interface UpstreamErrorDetails {
   readonly cause?: unknown;
 }
 
-export class UpstreamError extends Error {
+export class UpstreamError extends StsBaseError {
   readonly code = 'ERR_STS_UPSTREAM';
   readonly origin: string | undefined;
   readonly status: number | undefined;

@@ -1,4 +1,5 @@
 import { createLocalJWKSet, createRemoteJWKSet, errors, jwtVerify, type JSONWebKeySet, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { StsBaseError } from '../errors.js';
 
 /**
  * Verification of this STS's JWTs in a resource server, through discovery and the JWKS, with `jose`.
@@ -66,7 +67,7 @@ export interface StsJwtVerifier {
 }
 
 /** The discovery document could not be fetched or does not describe the expected issuer. */
-export class StsDiscoveryError extends Error {
+export class StsDiscoveryError extends StsBaseError {
   readonly code = 'ERR_STS_DISCOVERY';
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);

@@ -1,3 +1,4 @@
+import { StsBaseError } from '../../shared/errors.js';
 /**
  * Route templates as the Functions host reads them (ASP.NET Core routing): literal segments matched
  * case-insensitively, `{name}` for one segment, `{name?}` for an optional trailing segment, `{*name}` for the
@@ -7,7 +8,7 @@
 export type RouteParams = Record<string, string>;
 
 /** Thrown for a path whose percent-encoding is malformed (answered 400, like the real host). */
-export class MalformedPathError extends Error {
+export class MalformedPathError extends StsBaseError {
   readonly code = 'ERR_STS_MALFORMED_PATH';
   constructor() {
     super('The request path is not valid percent-encoding');

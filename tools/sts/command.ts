@@ -1,3 +1,4 @@
+import { StsBaseError } from '../../shared/errors.js';
 /**
  * One admin CLI command. Each lives in its own file under `tools/sts/commands/` and is found by name;
  * adding a command is adding a file.
@@ -14,7 +15,7 @@ export interface StsCommand {
 }
 
 /** Thrown for bad command-line input: printed as one line with the command's usage, exit code 2. */
-export class UsageError extends Error {
+export class UsageError extends StsBaseError {
   readonly code = 'ERR_STS_USAGE';
   constructor(message: string) {
     super(message);
