@@ -1,11 +1,11 @@
 import type { HttpMethod } from '@azure/functions';
 import type { CredentialRecord, KeyPair } from './credentials/records.js';
-import type { ErrorShape } from './http/errorShapes.js';
-import { cognitiveTokenUpstream } from './upstream/fetchCognitiveToken.js';
-import { limitedAccessTokenUpstream } from './upstream/fetchLimitedAccessToken.js';
-import { mixedRealityTokenUpstream } from './upstream/fetchMixedRealityToken.js';
-import { wrapTokenUpstream } from './upstream/fetchWrapToken.js';
-import type { UpstreamFetch } from './upstream/upstreamFetch.js';
+
+/**
+ * The error body shape of a real API, by name: `shared/http/errorShapes.ts` holds one renderer per name
+ * (docs/contracts/README.md), plus OAuth-style JSON for our own documents (discovery, JWKS).
+ */
+export type ErrorShape = 'mixedReality' | 'cognitive' | 'wrap' | 'oauthJson';
 
 /**
  * The correlation header a real API sends on every answer, and what it carries: our request id, or a new
@@ -25,15 +25,17 @@ export interface DiscoveryEntry {
 }
 
 /**
- * What the rest of the system knows about one function of this app. Everything that enumerates flows
- * (registrations, discovery, error rendering, correlation headers, credential kinds, upstream fetches, the
- * ledger's flow names) reads it from {@link flowCatalogue}.
+ * What the rest of the system knows about one function of this app, as data: names and values only, no
+ * code. Everything that enumerates flows (registrations, discovery, error rendering, correlation headers,
+ * credential kinds, upstream fetches, the ledger's flow names, and the tests, bench, fuzz and soak) reads it
+ * from {@link flowCatalogue}; the code a declaration names (an error renderer, an upstream fetcher) is looked
+ * up by name where it is used.
  */
 export interface FlowDeclaration {
   /** Route relative to the issuer (host.json `routePrefix` is empty), exactly as the real API spells it. */
   readonly route: string;
   readonly methods: readonly HttpMethod[];
-  /** The error body shape of the real API (one renderer each, `shared/http/errorShapes.ts`). */
+  /** The error body shape of the real API, by name (its renderer: `shared/http/errorShapes.ts`). */
   readonly errorShape: ErrorShape;
   /** Absent: `x-ms-request-id` carries the request id (our own documents). */
   readonly correlationHeader?: CorrelationHeader;
@@ -41,8 +43,11 @@ export interface FlowDeclaration {
   readonly cacheable?: boolean;
   /** The kind of credential record a client of this flow presents the key of. */
   readonly credentialKind?: Extract<CredentialRecord, { readonly keys: KeyPair }>['kind'];
-  /** How a credential in upstream mode gets its token from the real Azure STS. */
-  readonly upstream?: UpstreamFetch<string, never>;
+  /**
+   * Whether a credential in upstream mode can be served by this flow, with a token from the real Azure STS
+   * (its fetcher, by flow name: `shared/upstream/upstreamFetchers.ts`).
+   */
+  readonly upstream?: true;
   /** The flow's endpoint in the discovery document. */
   readonly discovery?: DiscoveryEntry;
 }
@@ -63,7 +68,7 @@ export const flowCatalogue = {
     errorShape: 'mixedReality',
     correlationHeader: { name: 'MS-CV', value: 'correlationVector' },
     credentialKind: 'mixedRealityAccount',
-    upstream: mixedRealityTokenUpstream,
+    upstream: true,
     discovery: { member: 'mixed_reality_token_endpoint', base: 'issuer' },
   },
   /** Cognitive Services `POST /sts/v1.0/issueToken` (docs/contracts/cognitive-issue-token.md). */
@@ -73,7 +78,7 @@ export const flowCatalogue = {
     errorShape: 'cognitive',
     correlationHeader: { name: 'apim-request-id', value: 'requestId' },
     credentialKind: 'cognitiveResource',
-    upstream: cognitiveTokenUpstream,
+    upstream: true,
     discovery: { member: 'cognitive_services_token_endpoint', base: 'issuer' },
   },
   /** Face limited access token `POST /sts/v1.0/issueLimitedAccessToken?expiredTime=N` (docs/contracts/cognitive-limited-access-token.md). */
@@ -83,7 +88,7 @@ export const flowCatalogue = {
     errorShape: 'cognitive',
     correlationHeader: { name: 'apim-request-id', value: 'requestId' },
     credentialKind: 'cognitiveResource',
-    upstream: limitedAccessTokenUpstream,
+    upstream: true,
     discovery: { member: 'limited_access_token_endpoint', base: 'issuer' },
   },
   /** ACS OAuth WRAP v0.9 `POST /WRAPv0.9` (and `/WRAPv0.9/`), on the configured WRAP host; SWTs, not JWTs (docs/contracts/acs-wrap.md). */
@@ -93,7 +98,7 @@ export const flowCatalogue = {
     errorShape: 'wrap',
     correlationHeader: { name: 'request-id', value: 'requestId' },
     credentialKind: 'wrapIssuer',
-    upstream: wrapTokenUpstream,
+    upstream: true,
     discovery: { member: 'wrap_token_endpoint', base: 'wrapIssuer' },
   },
   /** `GET /.well-known/openid-configuration`: the discovery document. */
@@ -118,7 +123,7 @@ type Catalogue = typeof flowCatalogue;
 export type FlowName = keyof Catalogue;
 
 /** The flows a credential in upstream mode can be served by (those that declare an upstream fetch). */
-export type UpstreamFlow = { [F in FlowName]: Catalogue[F] extends { readonly upstream: object } ? F : never }[FlowName];
+export type UpstreamFlow = { [F in FlowName]: Catalogue[F] extends { readonly upstream: true } ? F : never }[FlowName];
 
 /** The credential kinds the flows' declarations name (each needs its administration declared in the admin CLI). */
 export type FlowCredentialKind = {

@@ -2,8 +2,8 @@ import type { UpstreamClient } from './upstreamClient.js';
 import type { UpstreamToken } from './upstreamToken.js';
 
 /**
- * How one flow fetches its token from the real Azure STS in upstream mode: the part of a flow's declaration
- * (`shared/flowCatalogue.ts`) that `createUpstreamTokens` reads. `R` is what the flow passes besides the
+ * How one flow fetches its token from the real Azure STS in upstream mode, registered under the flow's name
+ * in `./upstreamFetchers.ts`, where `createUpstreamTokens` looks it up. `R` is what the flow passes besides the
  * credential's upstream source (`undefined` when it passes nothing).
  */
 export interface UpstreamFetch<M extends string, R> {

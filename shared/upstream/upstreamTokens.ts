@@ -1,10 +1,11 @@
 import type { UpstreamSource } from '../credentials/records.js';
 import { DependencyUnavailableError } from '../errors.js';
-import { flowCatalogue, type UpstreamFlow } from '../flowCatalogue.js';
+import { flowNames, type UpstreamFlow } from '../flowCatalogue.js';
 import { describeError, redact } from '../logging/redact.js';
 import type { UpstreamClient } from './upstreamClient.js';
 import { UpstreamError, type UpstreamFailure } from './upstreamErrors.js';
 import type { UpstreamFetch } from './upstreamFetch.js';
+import { upstreamFetchers, type UpstreamFetchers } from './upstreamFetchers.js';
 import { withKeyReread, type ReadUpstreamSecret } from './upstreamSecret.js';
 import type { UpstreamToken } from './upstreamToken.js';
 import { UpstreamTokenCache, type ServedUpstreamToken, type UpstreamTokenCacheOptions } from './upstreamTokenCache.js';
@@ -50,14 +51,13 @@ export interface UpstreamCallContext {
   readonly requestId?: string | undefined;
 }
 
-type Catalogue = typeof flowCatalogue;
 
 /** What `flow` passes besides the upstream source (`undefined`: nothing), from its declared upstream fetch. */
-export type UpstreamRequestOf<F extends UpstreamFlow> = Catalogue[F]['upstream'] extends UpstreamFetch<string, infer R> ? R : never;
+export type UpstreamRequestOf<F extends UpstreamFlow> = UpstreamFetchers[F] extends UpstreamFetch<string, infer R> ? R : never;
 
-/** The `UpstreamTokens` method each upstream flow declares (`upstream.method` in `shared/flowCatalogue.ts`). */
+/** The `UpstreamTokens` method each upstream flow's fetcher declares (`method` in `./upstreamFetchers.ts`). */
 type UpstreamMethods = {
-  readonly [F in UpstreamFlow as Catalogue[F]['upstream']['method']]: [UpstreamRequestOf<F>] extends [undefined]
+  readonly [F in UpstreamFlow as UpstreamFetchers[F]['method']]: [UpstreamRequestOf<F>] extends [undefined]
     ? (upstream: UpstreamSource, context?: UpstreamCallContext) => Promise<ServedUpstreamToken>
     : (upstream: UpstreamSource, request: UpstreamRequestOf<F>, context?: UpstreamCallContext) => Promise<ServedUpstreamToken>;
 };
@@ -90,9 +90,7 @@ export type UpstreamTokens = UpstreamMethods & {
 };
 
 /** The flows that declare an upstream fetch, in catalogue order. */
-export const upstreamFlows = (Object.keys(flowCatalogue) as (keyof Catalogue)[]).filter(
-  (flow): flow is UpstreamFlow => 'upstream' in flowCatalogue[flow],
-);
+export const upstreamFlows = flowNames.filter((flow): flow is UpstreamFlow => flow in upstreamFetchers);
 
 /**
  * The per-flow methods of {@link UpstreamTokens}, each calling `token` with its flow's name: built from the
@@ -101,12 +99,12 @@ export const upstreamFlows = (Object.keys(flowCatalogue) as (keyof Catalogue)[])
 export function upstreamMethods(token: UpstreamTokenOf): UpstreamMethods {
   const methods: Record<string, unknown> = {};
   for (const flow of upstreamFlows) {
-    const { method, takesRequest } = flowCatalogue[flow].upstream;
+    const { method, takesRequest } = upstreamFetchers[flow];
     methods[method] = takesRequest
       ? (upstream: UpstreamSource, request: never, context?: UpstreamCallContext) => token(flow, upstream, request, context)
       : (upstream: UpstreamSource, context?: UpstreamCallContext) => token(flow, upstream, undefined as never, context);
   }
-  // Built from the same catalogue entries the mapped type reads, one method per upstream flow.
+  // Built from the same fetcher entries the mapped type reads, one method per upstream flow.
   return methods as UpstreamMethods;
 }
 
@@ -194,7 +192,7 @@ export function createUpstreamTokens(options: UpstreamTokensOptions): UpstreamTo
 
   const token: UpstreamTokenOf = (flow, upstream, request, context) => {
     // Seen through the common shape: `request` is exactly what this flow's own fetch declares.
-    const declared = flowCatalogue[flow].upstream as UpstreamFetch<string, typeof request>;
+    const declared = upstreamFetchers[flow] as UpstreamFetch<string, typeof request>;
     return cache.get(keyOf(flow, upstream, ...declared.cacheKey(request)), () =>
       fetchReported(flow, upstream, context, (secret, now) =>
         declared.fetch(client, upstream.endpoint, upstream.secretName, secret, request, now),
