@@ -477,15 +477,12 @@ export function credentialPresented(request: FuzzRequest, credentials: DemoCrede
   switch (request.route) {
     case 'mixedReality': {
       const { accountId, accountKey } = credentials.mixedReality;
-      let path = rawPath;
-      try {
-        path = decodeURIComponent(rawPath);
-      } catch {
-        return false;
-      }
-      const pathId = /^\/accounts\/([^/]+)\/token\/?$/i.exec(path)?.[1];
+      const segments = routedSegments(rawPath);
+      if (segments === undefined) return false;
+      const [first, pathId, last, ...rest] = segments;
+      const routed = first?.toLowerCase() === 'accounts' && last?.toLowerCase() === 'token' && rest.length === 0;
       const authorization = headerValues('authorization');
-      if (pathId?.toLowerCase() !== accountId.toLowerCase() || authorization.length !== 1) return false;
+      if (!routed || pathId?.toLowerCase() !== accountId.toLowerCase() || authorization.length !== 1) return false;
       const presented = /^Bearer[ \t]+([^:]+):(.*)$/i.exec((authorization[0] ?? '').trim());
       return presented?.[1]?.toLowerCase() === accountId.toLowerCase() && presented[2] === accountKey;
     }
@@ -511,6 +508,58 @@ export function credentialPresented(request: FuzzRequest, credentials: DemoCrede
     default:
       return true;
   }
+}
+
+/**
+ * The path segments as the host routes them, written here independently of the host: dot segments removed
+ * first (RFC 3986 section 5.2.4, with `%2E` counted as a dot, as Kestrel does), one leading and one trailing
+ * slash dropped, then each segment percent-decoded (so an encoded `/` stays inside its segment; literals match
+ * in any case, which the caller does). Undefined when a segment is not valid percent-encoding (the host answers
+ * 400).
+ */
+export function routedSegments(rawPath: string): string[] | undefined {
+  const kept: string[] = [];
+  const segments = rawPath.split('/').slice(1);
+  segments.forEach((segment, index) => {
+    const dots = segment.replace(/%2e/gi, '.');
+    if (dots === '.' || dots === '..') {
+      if (dots === '..') kept.pop();
+      if (index === segments.length - 1) kept.push('');
+    } else {
+      kept.push(segment);
+    }
+  });
+  const path = `/${kept.join('/')}`.replace(/^\//, '').replace(/\/$/, '');
+  try {
+    return path === '' ? [] : path.split('/').map((segment) => decodeURIComponent(segment));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Whether the host or the app refuses `request` on its size before reading all of it: a URL over the limit
+ * (414), header fields over theirs (431), a body over the body limit (413, from its declared length). The
+ * server may then close the connection while the client is still writing, so the client sees EPIPE or
+ * ECONNRESET instead of the answer.
+ */
+export function refusedOnSize(request: FuzzRequest, limits: SizeLimits): boolean {
+  let headerBytes = 0;
+  for (const [name, value] of request.headers) headerBytes += Buffer.byteLength(name, 'latin1') + Buffer.byteLength(value, 'utf8') + 4;
+  return (
+    request.body.length > limits.maxBodyBytes ||
+    request.target.length > limits.maxUrlLength ||
+    headerBytes > limits.maxHeaderBytes ||
+    request.headers.length > limits.maxHeaderCount
+  );
+}
+
+/** The size limits the app enforces (`limits` of the host's configuration). */
+export interface SizeLimits {
+  readonly maxBodyBytes: number;
+  readonly maxUrlLength: number;
+  readonly maxHeaderBytes: number;
+  readonly maxHeaderCount: number;
 }
 
 function splitTarget(target: string): [string, string] {

@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Pool } from 'undici';
 import { startLocalAzurite, type LocalAzurite } from '../../tools/localAzurite.js';
-import { describeRequest, nextFuzzRequest, TOKEN_ROUTES, type FuzzRequest, type RouteName } from './fuzzCases.js';
+import { loadConfig } from '../../shared/config.js';
+import { describeRequest, nextFuzzRequest, refusedOnSize, TOKEN_ROUTES, type FuzzRequest, type RouteName } from './fuzzCases.js';
 import { LeakScanner } from './leakScanner.js';
 import { startHostChild, type HostChild } from '../load/localHostChild.js';
 import { Random } from './random.js';
@@ -33,6 +34,11 @@ export interface FuzzOptions {
   /** Progress lines. */
   readonly progress: (line: string) => void;
 }
+
+/** Transport errors of a write the server cut short. */
+const BROKEN_WRITE: ReadonlySet<string> = new Set(['EPIPE', 'ECONNRESET', 'UND_ERR_SOCKET']);
+/** The answers to a request refused on its size before it was read whole. */
+const SIZE_REFUSALS: ReadonlySet<number> = new Set([413, 414, 431]);
 
 export type Outcome = '1xx' | '2xx' | '3xx' | '4xx' | '5xx' | 'closed' | 'timeout' | 'error';
 
@@ -102,6 +108,9 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
     const running = host;
     options.progress(`local host child pid ${running.pid} on ${running.url}; seed ${options.seed}`);
     const { credentials } = running;
+    // The limits the host child runs with (it inherits this environment).
+    const sizeSettings = Object.entries(process.env).filter(([name]) => name.startsWith('STS_MAX_'));
+    const { limits } = loadConfig({ ...Object.fromEntries(sizeSettings), STS_LOCAL_STORE_PATH: 'unused', STS_LEDGER_MODE: 'off' });
     const scanner = new LeakScanner([
       ...running.secretValues.map((value) => ({ value, label: 'a stored key or signing key' })),
     ]);
@@ -171,6 +180,14 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
           const name = (error as { code?: string; name?: string }).code ?? (error as Error).name;
           text = '';
           outcome = /Timeout|Abort/i.test(name) ? 'timeout' : 'error';
+          if (outcome === 'error' && BROKEN_WRITE.has(name) && refusedOnSize(request, limits)) {
+            // Refused on its size while undici was still writing: the same bytes sent raw must get the refusal
+            // itself (413, 414 or 431), else this is a dropped request after all.
+            const raw = await sendRaw(running.port, serializeRequest(request, authority), { timeoutMs: options.timeoutMs, method: request.method });
+            status = raw.status;
+            text = `${raw.head}\r\n\r\n${raw.body.toString('latin1')}`;
+            if (status !== undefined && SIZE_REFUSALS.has(status)) outcome = classOf(status);
+          }
           if (outcome === 'error') addFinding({ kind: 'dropped', detail: `undici ${name}`, request: describe() });
         }
       }
