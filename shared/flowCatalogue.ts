@@ -140,3 +140,23 @@ export function flowDeclaration(flow: FlowName): FlowDeclaration {
 
 /** Every function name, in catalogue order. */
 export const flowNames = Object.keys(flowCatalogue) as FlowName[];
+
+/** The token flows: those whose clients present the key of a credential. */
+export type TokenFlowName = { [F in FlowName]: Catalogue[F] extends { readonly credentialKind: string } ? F : never }[FlowName];
+
+/** The token flows, in catalogue order. */
+export const tokenFlowNames = flowNames.filter((flow): flow is TokenFlowName => flowDeclaration(flow).credentialKind !== undefined);
+
+/**
+ * An example path of `flow`'s route: each `{parameter}` replaced by `values[parameter]` (URL-encoded), or by
+ * `{parameter}` itself when none is given.
+ *
+ * @example
+ * routePath('mixedRealityToken', { accountId: id }); // '/accounts/<id>/token'
+ */
+export function routePath(flow: FlowName, values: Readonly<Record<string, string>> = {}): string {
+  const route = flowDeclaration(flow).route.replace(/\{(\w+)\??\}/g, (whole, name: string) =>
+    values[name] === undefined ? whole : encodeURIComponent(values[name]),
+  );
+  return `/${route}`;
+}

@@ -12,6 +12,7 @@ import { createMixedRealityAccount, ensureSigningKey } from '../tools/sts/creden
 import type { MixedRealityAccount } from '../shared/credentials/records.js';
 import { FileSecretStore } from '../shared/secrets/fileSecretStore.js';
 import { azdUpload, coreToolsUpload } from '../tooling/deploy/deployUploads.js';
+import { flowCatalogue, flowNames } from '../shared/flowCatalogue.js';
 
 const run = promisify(execFile);
 
@@ -23,14 +24,8 @@ const run = promisify(execFile);
  * nothing here needs the package registry.
  */
 
-const EXPECTED_FUNCTIONS = [
-  'issueLimitedAccessToken sts/v1.0/issueLimitedAccessToken',
-  'issueToken sts/v1.0/issueToken',
-  'jwks .well-known/jwks.json',
-  'mixedRealityToken accounts/{accountId}/token',
-  'openidConfiguration .well-known/openid-configuration',
-  'wrapToken WRAPv0.9',
-];
+/** Every function of the catalogue, `name route`, in name order (as the artifact lists its entries). */
+const EXPECTED_FUNCTIONS = flowNames.map((flow) => `${flow} ${flowCatalogue[flow].route}`).sort();
 const FIVE_MB = 5 * 1024 * 1024;
 /** The user-agent prefix each Azure SDK compiles in: a string that survives minifying and exists only in that SDK. */
 const AZURE_SDK_USER_AGENTS = ['azsdk-js-identity', 'azsdk-js-keyvault-secrets', 'azsdk-js-data-tables'];

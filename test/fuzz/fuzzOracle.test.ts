@@ -19,7 +19,7 @@ const credentials = {
 } satisfies DemoCredentials;
 
 const mixedReality = (target: string, key = KEY): FuzzRequest => ({
-  route: 'mixedReality',
+  route: 'mixedRealityToken',
   method: 'GET',
   target,
   headers: [['Authorization', `Bearer ${ACCOUNT}:${key}`]],

@@ -141,21 +141,21 @@ describe('over HTTP: no stream of requests without the key makes the right key f
     expect(statuses.slice(0, PER_IP).every((status) => status === 401)).toBe(true);
     expect(statuses.slice(PER_IP).every((status) => status === 429)).toBe(true);
     const blocked = await send('127.0.1.1', { method: 'GET', path, headers: {} });
-    expectFlowErrorShape('mixedReality', blocked, 429);
+    expectFlowErrorShape('mixedRealityToken', blocked, 429);
     expect(Number(blocked.headers.get('retry-after'))).toBe(60);
 
     // The owner, from another address and from the attacker's own, with the right key: a token every time.
     for (const from of ['127.0.1.2', '127.0.1.1']) {
-      for (let i = 0; i < 3; i += 1) expect((await send(from, flowRequest('mixedReality', credentials))).status).toBe(200);
+      for (let i = 0; i < 3; i += 1) expect((await send(from, flowRequest('mixedRealityToken', credentials))).status).toBe(200);
     }
     // Another address's wrong key is a plain 401: the address, not the account, is over its limit.
-    expect((await send('127.0.1.3', flowRequest('mixedReality', credentials, 'stale'))).status).toBe(401);
+    expect((await send('127.0.1.3', flowRequest('mixedRealityToken', credentials, 'stale'))).status).toBe(401);
   });
 
   it('WRAP issuer lockout: 5 addresses × 20 wrong passwords for OWNER / owner never refuse the right password', async () => {
     nextWindow();
     const wrongFor = (name: string) => ({
-      ...flowRequest('wrap', credentials),
+      ...flowRequest('wrapToken', credentials),
       body: new URLSearchParams({ wrap_name: name, wrap_password: `wrong-${randomUUID()}`, wrap_scope: WRAP_SCOPE }).toString(),
     });
     const statuses = new Map<number, number>();
@@ -171,7 +171,7 @@ describe('over HTTP: no stream of requests without the key makes the right key f
     expect(services.failedAttempts.credentialRetryAfter('contoso/owner')).toBe(60);
     expect((await send('127.0.2.6', wrongFor('owner'))).status).toBe(429);
     for (const from of ['127.0.2.1', '127.0.2.5', '127.0.2.6']) {
-      const answer = await send(from, flowRequest('wrap', credentials));
+      const answer = await send(from, flowRequest('wrapToken', credentials));
       expect(answer.status).toBe(200);
       expect(answer.text).toMatch(/^wrap_access_token=/);
     }
@@ -184,7 +184,7 @@ describe('over HTTP: no stream of requests without the key makes the right key f
       await send('127.0.3.1', { method: 'GET', path: `/accounts/${accountId}/token`, headers: {} });
     }
     expect(services.failedAttempts.stats().trackedKeys).toBe(1); // only the address (earlier windows ended)
-    expect((await send('127.0.3.1', flowRequest('mixedReality', credentials, 'wrong'))).status).toBe(429);
+    expect((await send('127.0.3.1', flowRequest('mixedRealityToken', credentials, 'wrong'))).status).toBe(429);
 
     // 300 more addresses (the table holds 100 counters) each send a keyless request for a random id.
     for (let i = 0; i < 300; i += 1) {
@@ -193,8 +193,8 @@ describe('over HTTP: no stream of requests without the key makes the right key f
     }
     expect(services.failedAttempts.stats().trackedKeys).toBeLessThanOrEqual(100);
     expect(services.failedAttempts.stats().overflowed).toBeGreaterThan(0);
-    expect((await send('127.0.3.1', flowRequest('mixedReality', credentials, 'wrong'))).status).toBe(429); // still blocked
-    expect((await send('127.0.3.1', flowRequest('mixedReality', credentials))).status).toBe(200);
+    expect((await send('127.0.3.1', flowRequest('mixedRealityToken', credentials, 'wrong'))).status).toBe(429); // still blocked
+    expect((await send('127.0.3.1', flowRequest('mixedRealityToken', credentials))).status).toBe(200);
   });
 
   it.each(TOKEN_FLOWS)('shared address: a stale key on one device behind a NAT never refuses the right %s key of another', async (flow) => {
@@ -207,8 +207,8 @@ describe('over HTTP: no stream of requests without the key makes the right key f
 
   it('a client that made 25 deliberate mistakes from one address then gets its WRAP token', async () => {
     nextWindow();
-    for (let i = 0; i < 25; i += 1) await send('127.0.10.1', flowRequest('wrap', credentials, `mistake-${i}`));
-    expect((await send('127.0.10.1', flowRequest('wrap', credentials))).status).toBe(200);
+    for (let i = 0; i < 25; i += 1) await send('127.0.10.1', flowRequest('wrapToken', credentials, `mistake-${i}`));
+    expect((await send('127.0.10.1', flowRequest('wrapToken', credentials))).status).toBe(200);
   });
 });
 
@@ -220,7 +220,7 @@ describe('refusals over a limit are logged and ledgered once per window, not onc
     const ledgered: StsServices = { ...services, ledger: { record: async (entry) => void recorded.push(`${entry.status}`), close: async () => {} } };
     const lines: string[] = [];
     for (let i = 0; i < 200; i += 1) {
-      await invokeInProcess('mixedReality', flowRequest('mixedReality', credentials, `wrong-${i}`), {
+      await invokeInProcess('mixedRealityToken', flowRequest('mixedRealityToken', credentials, `wrong-${i}`), {
         services: ledgered,
         clientIp: '203.0.113.5',
         log: (line) => lines.push(line),
@@ -230,7 +230,7 @@ describe('refusals over a limit are logged and ledgered once per window, not onc
     expect(lines.filter((line) => line.includes('refused 429'))).toHaveLength(1);
     expect(recorded).toEqual([...Array.from({ length: 20 }, () => '401'), '429']);
     nowMs += 60_000;
-    await invokeInProcess('mixedReality', flowRequest('mixedReality', credentials, 'again'), { services: ledgered, clientIp: '203.0.113.5', log: (line) => lines.push(line) });
+    await invokeInProcess('mixedRealityToken', flowRequest('mixedRealityToken', credentials, 'again'), { services: ledgered, clientIp: '203.0.113.5', log: (line) => lines.push(line) });
     expect(lines.filter((line) => line.includes('refused 401'))).toHaveLength(21);
   });
 
@@ -301,13 +301,13 @@ describe('vault work for unknown ids stays bounded by the negative cache and the
     // The Key Vault configuration: the cache in front of the store, with its negative cache and read budget.
     const cache = new CachedSecretStore(vault, config.secretCache, clock);
     const services: StsServices = { ...base, secrets: cache, credentials: new CredentialDirectory(cache) };
-    expect((await invokeInProcess('mixedReality', flowRequest('mixedReality', credentials), { services, clientIp: '198.51.100.1' })).status).toBe(200);
+    expect((await invokeInProcess('mixedRealityToken', flowRequest('mixedRealityToken', credentials), { services, clientIp: '198.51.100.1' })).status).toBe(200);
 
     const statuses = new Map<number, number>();
     for (let i = 0; i < 2_000; i += 1) {
       const accountId = randomUUID();
       const answer = await invokeInProcess(
-        'mixedReality',
+        'mixedRealityToken',
         { method: 'GET', path: `/accounts/${accountId}/token`, headers: { authorization: `Bearer ${accountId}:k${i}` }, params: { accountId } },
         { services, clientIp: '203.0.113.66' },
       );
@@ -315,7 +315,7 @@ describe('vault work for unknown ids stays bounded by the negative cache and the
     }
     expect(vault.reads).toBeLessThanOrEqual(50);
     expect([...statuses.keys()].sort()).toEqual([401, 429, 503]);
-    expect((await invokeInProcess('mixedReality', flowRequest('mixedReality', credentials), { services, clientIp: '203.0.113.66' })).status).toBe(200);
+    expect((await invokeInProcess('mixedRealityToken', flowRequest('mixedRealityToken', credentials), { services, clientIp: '203.0.113.66' })).status).toBe(200);
     expect(services.failedAttempts.stats().trackedKeys).toBe(1);
   });
 });

@@ -91,19 +91,19 @@ async function coldRequests(): Promise<Record<TokenFlow, ClientRequest>> {
   });
   const issuer = await createWrapIssuer(admin, { namespace: `cold${suffix}`, name: 'owner' });
   return {
-    mixedReality: {
+    mixedRealityToken: {
       method: 'GET',
       path: `/accounts/${account.accountId}/token`,
       headers: { authorization: `Bearer ${account.accountId}:${account.keys[0]}` },
     },
     issueToken: { method: 'POST', path: '/sts/v1.0/issueToken', headers: { 'ocp-apim-subscription-key': speech.keys[0] }, body: '' },
-    limitedAccessToken: {
+    issueLimitedAccessToken: {
       method: 'POST',
       path: '/sts/v1.0/issueLimitedAccessToken?expiredTime=600',
       headers: { 'ocp-apim-subscription-key': face.keys[0], 'content-type': 'application/json' },
       body: JSON.stringify({ targetAzureResourceId: credentials.cognitive.speech.resourceId, featureFlags: ['Face.Identification'] }),
     },
-    wrap: {
+    wrapToken: {
       method: 'POST',
       path: '/WRAPv0.9/',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
@@ -248,7 +248,7 @@ describe('Key Vault faults over HTTP, all four flows', () => {
           return sendHttp(host.url, { method: 'GET', path: `/accounts/${accountId}/token`, headers: { authorization: `Bearer ${accountId}:k${i}` } });
         }),
       );
-      for (const answer of answers) expectFlowErrorShape('mixedReality', answer, 503);
+      for (const answer of answers) expectFlowErrorShape('mixedRealityToken', answer, 503);
       // Answered without waiting on the vault: the first failures start a backoff, and the rest never reach it.
       expect(vault.stats.vaultRequests - before).toBeLessThanOrEqual(40);
       // Warm credentials are still served during the outage.

@@ -57,7 +57,7 @@ describe('finding: concurrent first reads of the embedded store saw an empty sto
     const { services } = await countedServices(credentials, () => new Date());
     const host = await startTestHost({ services });
     try {
-      const answers = await Promise.all(Array.from({ length: 30 }, (_, i) => sendHttp(host.url, flowRequest(i % 2 ? 'issueToken' : 'mixedReality', credentials))));
+      const answers = await Promise.all(Array.from({ length: 30 }, (_, i) => sendHttp(host.url, flowRequest(i % 2 ? 'issueToken' : 'mixedRealityToken', credentials))));
       expect(answers.map((a) => a.status)).toEqual(Array.from({ length: 30 }, () => 200));
     } finally {
       await host.close();

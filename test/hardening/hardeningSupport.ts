@@ -6,21 +6,23 @@ import { definition as issueToken } from '../../functions/issueToken.js';
 import { definition as mixedRealityToken } from '../../functions/mixedRealityToken.js';
 import { definition as wrapToken } from '../../functions/wrapToken.js';
 import { loadConfig } from '../../shared/config.js';
+import { tokenFlowNames, type TokenFlowName } from '../../shared/flowCatalogue.js';
 import { CredentialDirectory } from '../../shared/credentials/credentialDirectory.js';
 import type { StsFunctionDefinition } from '../../shared/http/stsFunction.js';
 import type { SecretStore } from '../../shared/secrets/secretStore.js';
 import { createServices, type StsServices } from '../../shared/services.js';
 import type { TestCredentials } from '../support/testCredentials.js';
 
-/** The four token flows, by the name used in test titles. */
-export type TokenFlow = 'mixedReality' | 'issueToken' | 'limitedAccessToken' | 'wrap';
-export const TOKEN_FLOWS: readonly TokenFlow[] = ['mixedReality', 'issueToken', 'limitedAccessToken', 'wrap'];
+/** The token flows, by their catalogue names (`shared/flowCatalogue.ts`). */
+export type TokenFlow = TokenFlowName;
+export const TOKEN_FLOWS: readonly TokenFlow[] = tokenFlowNames;
 
+/** Each token flow's function definition; the compiler asks for one per catalogue token flow. */
 export const definitionOf: Readonly<Record<TokenFlow, StsFunctionDefinition>> = {
-  mixedReality: mixedRealityToken,
+  mixedRealityToken,
   issueToken,
-  limitedAccessToken: issueLimitedAccessToken,
-  wrap: wrapToken,
+  issueLimitedAccessToken,
+  wrapToken,
 };
 
 /** A request as a client sends it: path with query, headers, body. */
@@ -47,7 +49,7 @@ export const WRAP_SCOPE = 'http://contoso.servicebus.windows.net/';
  */
 export function flowRequest(flow: TokenFlow, credentials: TestCredentials, key?: string): ClientRequest {
   switch (flow) {
-    case 'mixedReality': {
+    case 'mixedRealityToken': {
       const { accountId, keys } = credentials.mixedReality.account;
       return {
         method: 'GET',
@@ -63,14 +65,14 @@ export function flowRequest(flow: TokenFlow, credentials: TestCredentials, key?:
         headers: { 'ocp-apim-subscription-key': key ?? credentials.cognitive.speech.keys[0] },
         body: '',
       };
-    case 'limitedAccessToken':
+    case 'issueLimitedAccessToken':
       return {
         method: 'POST',
         path: '/sts/v1.0/issueLimitedAccessToken?expiredTime=3600',
         headers: { 'ocp-apim-subscription-key': key ?? credentials.cognitive.isvFace.keys[0], 'content-type': 'application/json' },
         body: JSON.stringify({ targetAzureResourceId: credentials.cognitive.speech.resourceId, featureFlags: ['Face.Identification'] }),
       };
-    case 'wrap':
+    case 'wrapToken':
       return {
         method: 'POST',
         path: '/WRAPv0.9/',
@@ -164,12 +166,12 @@ export function expectFlowErrorShape(flow: TokenFlow, answer: Answer, status: nu
   if (status === 429 || status === 503) expect(Number(answer.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
   expect(answer.headers.get('cache-control')).toBe('no-store, no-cache');
   switch (flow) {
-    case 'mixedReality':
+    case 'mixedRealityToken':
       expect(answer.text).toBe('');
       expect(answer.headers.get('ms-cv')).toMatch(/^[A-Za-z0-9+/]{22}\.0$/);
       break;
     case 'issueToken':
-    case 'limitedAccessToken': {
+    case 'issueLimitedAccessToken': {
       expect(answer.headers.get('content-type')).toBe('application/json; charset=utf-8');
       const body = JSON.parse(answer.text) as { error: { code: string; message: string } };
       expect(Object.keys(body)).toEqual(['error']);
@@ -177,7 +179,7 @@ export function expectFlowErrorShape(flow: TokenFlow, answer: Answer, status: nu
       expect(body.error.message.length).toBeGreaterThan(0);
       break;
     }
-    case 'wrap':
+    case 'wrapToken':
       expect(answer.headers.get('content-type')).toBe('text/plain; charset=us-ascii');
       expect(answer.text).toMatch(new RegExp(`^Error:Code:${status}:SubCode:T0:Detail:.+ :TraceID:[0-9a-f-]{36}:TimeStamp:\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\dZ$`));
       break;

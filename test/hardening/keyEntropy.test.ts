@@ -111,7 +111,7 @@ describe('a record written by hand with a guessable key', () => {
         loopbackClient('127.0.30.1'),
       );
       expect(weak.status).toBe(401);
-      expect((await sendHttp(host.url, flowRequest('mixedReality', credentials), loopbackClient('127.0.30.1'))).status).toBe(200);
+      expect((await sendHttp(host.url, flowRequest('mixedRealityToken', credentials), loopbackClient('127.0.30.1'))).status).toBe(200);
     } finally {
       await host.close();
     }

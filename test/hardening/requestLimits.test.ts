@@ -80,7 +80,7 @@ describe.each(TOKEN_FLOWS)('%s', (flow) => {
   });
 });
 
-describe.each(['issueToken', 'limitedAccessToken', 'wrap'] as const)('%s body', (flow) => {
+describe.each(['issueToken', 'issueLimitedAccessToken', 'wrapToken'] as const)('%s body', (flow) => {
   it('413 in the flow’s shape for a body one byte over the limit, declared or not', async () => {
     const { 'content-length': _declared, ...headers } = flowRequest(flow, credentials).headers;
     const valid = { ...flowRequest(flow, credentials), headers };
@@ -99,11 +99,11 @@ describe('JSON nesting of the limited access token body', () => {
     `{"targetAzureResourceId":${JSON.stringify(credentials.cognitive.speech.resourceId)},"featureFlags":["Face.Identification"],"extra":${nested(extraDepth)}}`;
 
   it(`issues at depth ${MAX_JSON_DEPTH} and refuses depth ${MAX_JSON_DEPTH + 1} (and 10,000) with the documented BadArgument`, async () => {
-    const valid = flowRequest('limitedAccessToken', credentials);
+    const valid = flowRequest('issueLimitedAccessToken', credentials);
     expect((await sendHttp(host.url, { ...valid, body: body(MAX_JSON_DEPTH - 1) })).status).toBe(200);
     for (const depth of [MAX_JSON_DEPTH, 5_000]) {
       const answer = await sendHttp(host.url, { ...valid, body: body(depth) });
-      expectFlowErrorShape('limitedAccessToken', answer, 400);
+      expectFlowErrorShape('issueLimitedAccessToken', answer, 400);
       expect(JSON.parse(answer.text)).toEqual({ error: { code: 'BadArgument', message: 'Request body is invalid.' } });
     }
   });
@@ -123,10 +123,10 @@ describe('WRAP form fields', () => {
   };
 
   it(`issues with ${MAX_FORM_FIELDS} fields and refuses ${MAX_FORM_FIELDS + 1} with 400 in the ACS shape`, async () => {
-    const valid = flowRequest('wrap', credentials);
+    const valid = flowRequest('wrapToken', credentials);
     expect((await sendHttp(host.url, { ...valid, body: form(MAX_FORM_FIELDS - 3) })).status).toBe(200);
     const answer = await sendHttp(host.url, { ...valid, body: form(MAX_FORM_FIELDS - 2) });
-    expectFlowErrorShape('wrap', answer, 400);
+    expectFlowErrorShape('wrapToken', answer, 400);
     expect(answer.text).toContain(`Detail:${wrapMessages.tooManyFields} :TraceID:`);
   });
 

@@ -50,8 +50,8 @@ class Run {
   answered(flow: TokenFlow, answer: Answer): void {
     this.statuses.set(flow, [...(this.statuses.get(flow) ?? []), answer.status]);
     if (answer.status !== 200) return;
-    if (flow === 'mixedReality') this.issued.push((JSON.parse(answer.text) as { AccessToken: string }).AccessToken);
-    else if (flow === 'wrap') this.issued.push(/^wrap_access_token=([^&]+)&/.exec(answer.text)?.[1] ?? '');
+    if (flow === 'mixedRealityToken') this.issued.push((JSON.parse(answer.text) as { AccessToken: string }).AccessToken);
+    else if (flow === 'wrapToken') this.issued.push(/^wrap_access_token=([^&]+)&/.exec(answer.text)?.[1] ?? '');
     else this.issued.push(answer.text);
   }
 
@@ -118,10 +118,10 @@ function captureProcessOutput(lines: string[]): () => void {
 function scenarios(flow: TokenFlow, run: Run): Array<{ label: string; request: ClientRequest }> {
   const valid = flowRequest(flow, credentials);
   const keys: Record<TokenFlow, readonly [string, string]> = {
-    mixedReality: credentials.mixedReality.account.keys,
+    mixedRealityToken: credentials.mixedReality.account.keys,
     issueToken: credentials.cognitive.speech.keys,
-    limitedAccessToken: credentials.cognitive.isvFace.keys,
-    wrap: credentials.wrap.owner.keys,
+    issueLimitedAccessToken: credentials.cognitive.isvFace.keys,
+    wrapToken: credentials.wrap.owner.keys,
   };
   const [first, second] = keys[flow];
   const nearMiss = `${first.slice(0, -2)}${first.at(-2) === 'A' ? 'B' : 'A'}${first.at(-1)}`;
@@ -135,7 +135,7 @@ function scenarios(flow: TokenFlow, run: Run): Array<{ label: string; request: C
     { label: 'a URL over the limit', request: { ...valid, path: `${valid.path}${valid.path.includes('?') ? '&' : '?'}pad=${first}${'a'.repeat(3_000)}` } },
   ];
   switch (flow) {
-    case 'mixedReality': {
+    case 'mixedRealityToken': {
       const { accountId } = credentials.mixedReality.account;
       const disabled = credentials.mixedReality.disabled;
       list.push(
@@ -147,14 +147,14 @@ function scenarios(flow: TokenFlow, run: Run): Array<{ label: string; request: C
       break;
     }
     case 'issueToken':
-    case 'limitedAccessToken':
+    case 'issueLimitedAccessToken':
       list.push(
         { label: 'key in the query', request: { ...valid, path: `${valid.path}${valid.path.includes('?') ? '&' : '?'}Subscription-Key=${encodeURIComponent(first)}`, headers: { 'content-type': 'application/json' } } },
         { label: 'wrong key in the query', request: { ...valid, path: `${valid.path}${valid.path.includes('?') ? '&' : '?'}subscription-key=${nearMiss}`, headers: {} } },
         { label: 'disabled resource', request: flowRequest(flow, credentials, credentials.cognitive.disabled.keys[0]) },
         { label: 'two keys in one header', request: { ...valid, headers: { ...valid.headers, 'ocp-apim-subscription-key': `${first}, ${second}` } } },
       );
-      if (flow === 'limitedAccessToken') {
+      if (flow === 'issueLimitedAccessToken') {
         list.push(
           { label: 'a body echoing the key', request: { ...valid, body: JSON.stringify({ targetAzureResourceId: first, featureFlags: [second] }) } },
           { label: 'a flag it may not grant', request: { ...valid, body: JSON.stringify({ targetAzureResourceId: credentials.cognitive.speech.resourceId, featureFlags: [first] }) } },
@@ -162,7 +162,7 @@ function scenarios(flow: TokenFlow, run: Run): Array<{ label: string; request: C
         );
       }
       break;
-    case 'wrap': {
+    case 'wrapToken': {
       const form = (fields: Record<string, string>): string => new URLSearchParams(fields).toString();
       list.push(
         { label: 'disabled issuer', request: { ...valid, body: form({ wrap_name: 'retired', wrap_password: credentials.wrap.disabled.keys[0], wrap_scope: WRAP_SCOPE }) } },
@@ -193,7 +193,7 @@ describe('over HTTP through the local host', () => {
         for (const { request } of scenarios(flow, run)) run.answered(flow, await sendHttp(host.url, request));
       }
       for (let i = 0; i < 60 && lastGuess?.status !== 429; i += 1) {
-        lastGuess = await sendHttp(host.url, flowRequest('mixedReality', credentials, `guess-${i}`));
+        lastGuess = await sendHttp(host.url, flowRequest('mixedRealityToken', credentials, `guess-${i}`));
       }
     } finally {
       await host?.close(); // before reading its log: every request line is written by then

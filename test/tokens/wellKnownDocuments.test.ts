@@ -1,11 +1,7 @@
 import { request } from 'undici';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { definition as issueLimitedAccessToken } from '../../functions/issueLimitedAccessToken.js';
-import { definition as issueToken } from '../../functions/issueToken.js';
-import { definition as jwks } from '../../functions/jwks.js';
-import { definition as mixedRealityToken } from '../../functions/mixedRealityToken.js';
-import { definition as openidConfiguration } from '../../functions/openidConfiguration.js';
-import { definition as wrapToken } from '../../functions/wrapToken.js';
+import { flowDeclaration, flowNames, type FlowName } from '../../shared/flowCatalogue.js';
+import type { StsFunctionDefinition } from '../../shared/http/stsFunction.js';
 import { LONGEST_TOKEN_LIFETIME_SECONDS, SigningKeyRing } from '../../shared/tokens/signingKeyRing.js';
 import { createSigningKeyFixture, type SigningKeyFixture } from './signingKeyFixture.js';
 import { startWellKnownServer, type WellKnownServer } from './wellKnownServer.js';
@@ -52,13 +48,19 @@ describe('GET /.well-known/openid-configuration', () => {
 
   it('advertises exactly the routes the functions register', async () => {
     const document = JSON.parse((await get('/.well-known/openid-configuration')).body) as Record<string, string>;
-    const path = (url: string | undefined) => new URL(url ?? '').pathname.slice(1).replace('%7BaccountId%7D', '{accountId}');
-    expect(path(document.jwks_uri)).toBe(jwks.route);
-    expect(path(document.mixed_reality_token_endpoint)).toBe(mixedRealityToken.route);
-    expect(path(document.cognitive_services_token_endpoint)).toBe(issueToken.route);
-    expect(path(document.limited_access_token_endpoint)).toBe(issueLimitedAccessToken.route);
-    expect(path(document.wrap_token_endpoint)).toBe(wrapToken.route);
-    expect(openidConfiguration.route).toBe('.well-known/openid-configuration');
+    const path = (url: string | undefined) => new URL(url ?? '').pathname.slice(1).replace(/%7B(\w+)%7D/g, '{$1}');
+    /** The route each function file registers (its definition), by catalogue name. */
+    const registered = async (flow: FlowName): Promise<string> =>
+      ((await import(/* @vite-ignore */ new URL(`../../functions/${flow}.ts`, import.meta.url).href)) as { definition: StsFunctionDefinition })
+        .definition.route;
+    expect(path(document.jwks_uri)).toBe(await registered('jwks'));
+    const advertised = flowNames.filter((flow) => flowDeclaration(flow).discovery !== undefined);
+    expect(advertised.length).toBeGreaterThan(0);
+    for (const flow of advertised) {
+      const member = flowDeclaration(flow).discovery?.member ?? '';
+      expect(path(document[member]), member).toBe(await registered(flow));
+    }
+    expect(await registered('openidConfiguration')).toBe('.well-known/openid-configuration');
   });
 
   it('never takes the issuer from the request URL or Host header', async () => {

@@ -2,7 +2,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../../shared/config.js';
+import { tokenFlowNames, type TokenFlowName } from '../../shared/flowCatalogue.js';
 import { ensureDemoCredentials, type DemoCredentials } from '../../tools/demoCredentials.js';
+import { demoRequests, issuedTokenOf } from '../flows/demoRequests.js';
 import { APP_ROOT_ENV, snapshotCompiledApp } from './appSnapshot.js';
 
 /**
@@ -27,15 +29,8 @@ export interface BenchRequest {
   readonly looksIssued: (body: string) => boolean;
 }
 
-export type FlowId = 'mixedReality' | 'issueToken' | 'limitedAccessToken' | 'wrap';
-
-/** The compiled function (definition name) behind each flow. */
-export const FUNCTION_OF_FLOW: Readonly<Record<FlowId, string>> = {
-  mixedReality: 'mixedRealityToken',
-  issueToken: 'issueToken',
-  limitedAccessToken: 'issueLimitedAccessToken',
-  wrap: 'wrapToken',
-};
+/** The benchmarked flows: the catalogue's token flows, by their function names. */
+export type FlowId = TokenFlowName;
 
 export interface BenchFixtures {
   readonly storePath: string;
@@ -48,7 +43,6 @@ export interface BenchFixtures {
   remove(): Promise<void>;
 }
 
-const JWT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 /** Settings a child must not inherit from the shell that started the benchmark. */
 const FOREIGN_SETTINGS = /^(STS_|KEY_VAULT_|AZURE_|IDENTITY_|MSI_|WEBSITE_|NODE_EXTRA_CA_CERTS$|NODE_OPTIONS$)/;
 
@@ -62,42 +56,20 @@ export async function createBenchFixtures(): Promise<BenchFixtures> {
   const snapshot = await snapshotCompiledApp();
   // This process imports compiled modules too (cold start reads the function list): from the same copy.
   process.env[APP_ROOT_ENV] = snapshot.root;
-  const { mixedReality: mr, isvFace, speech, wrap } = credentials;
-
-  const wrapBody = new URLSearchParams({ wrap_name: wrap.name, wrap_password: wrap.key, wrap_scope: wrap.scope }).toString();
-  const latBody = JSON.stringify({ targetAzureResourceId: speech.resourceId, featureFlags: ['Face.Identification'] });
-  const requests: Record<FlowId, BenchRequest> = {
-    mixedReality: {
-      method: 'GET',
-      path: `/accounts/${mr.accountId}/token?api-version=2019-02-28-preview`,
-      headers: { authorization: `Bearer ${mr.accountId}:${mr.accountKey}`, accept: 'application/json' },
-      params: { accountId: mr.accountId },
-      looksIssued: (body) => JWT.test((JSON.parse(body) as { AccessToken?: string }).AccessToken ?? ''),
-    },
-    issueToken: {
-      method: 'POST',
-      path: '/sts/v1.0/issueToken',
-      headers: { 'ocp-apim-subscription-key': speech.key, 'content-length': '0' },
-      params: {},
-      looksIssued: (body) => JWT.test(body),
-    },
-    limitedAccessToken: {
-      method: 'POST',
-      path: '/sts/v1.0/issueLimitedAccessToken?expiredTime=3600',
-      headers: { 'ocp-apim-subscription-key': isvFace.key, 'content-type': 'application/json' },
-      body: latBody,
-      params: {},
-      looksIssued: (body) => JWT.test(body),
-    },
-    wrap: {
-      method: 'POST',
-      path: '/WRAPv0.9/',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: wrapBody,
-      params: {},
-      looksIssued: (body) => /^wrap_access_token=[^&]+&wrap_access_token_expires_in=\d+$/.test(body),
-    },
-  };
+  const requests = Object.fromEntries(
+    tokenFlowNames.map((flow) => {
+      const { method, path, headers, body, params } = demoRequests[flow](credentials);
+      const request: BenchRequest = {
+        method,
+        path,
+        headers: { ...headers },
+        ...(body === undefined ? {} : { body }),
+        params: { ...params },
+        looksIssued: (answer) => issuedTokenOf[flow](answer) !== undefined,
+      };
+      return [flow, request];
+    }),
+  ) as Record<FlowId, BenchRequest>;
 
   return {
     storePath,

@@ -134,7 +134,7 @@ export async function measureColdStart(fixtures: BenchFixtures, starts: number, 
   log(`  artifact: ${artifact.entries.length} functions, ${(artifact.bytes / 1024).toFixed(0)} KiB (${artifactDir})`);
   const functionUrls = artifact.entries.map((entry) => pathToFileURL(join(artifactDir, entry)).href);
   const mixedRealityUrl = pathToFileURL(join(artifactDir, 'dist', 'functions', 'mixedRealityToken.js')).href;
-  const { method: _method, looksIssued: _check, body: _body, ...request } = fixtures.requests.mixedReality;
+  const { method: _method, looksIssued: _check, body: _body, ...request } = fixtures.requests.mixedRealityToken;
   const runProbe = (code: string, env: NodeJS.ProcessEnv) => runProbeIn(artifactDir, code, env);
 
   const caDir = await mkdtemp(join(tmpdir(), 'sts-bench-ca-'));

@@ -8,7 +8,7 @@ import { encodeJwtSegmentJson } from '../../shared/tokens/jwtSegment.js';
 import { parseSigningJwk } from '../../shared/tokens/signingKeyMaterial.js';
 import { importCompiledDefinitions } from '../../tools/localHost/compiledFunctions.js';
 import { benchAppRoot } from './appSnapshot.js';
-import { FUNCTION_OF_FLOW, type BenchRequest, type FlowId } from './benchFixtures.js';
+import type { BenchRequest, FlowId } from './benchFixtures.js';
 import { answerParent, failStart, type ParentRequest } from './parentChannel.js';
 
 /**
@@ -50,8 +50,9 @@ async function measure(request: ParentRequest): Promise<InProcessResults> {
 
   const flows: InProcessResults['flows'] = {};
   for (const [flow, spec] of Object.entries(requests) as [FlowId, Omit<BenchRequest, 'looksIssued'>][]) {
-    const definition = definitions.get(FUNCTION_OF_FLOW[flow]);
-    if (!definition) throw new Error(`no compiled function ${FUNCTION_OF_FLOW[flow]}`);
+    // A flow's id is its function's name (the catalogue's key).
+    const definition = definitions.get(flow);
+    if (!definition) throw new Error(`no compiled function ${flow}`);
     const prepare = (count: number) =>
       Array.from({ length: count }, () => ({
         request: new HttpRequest({

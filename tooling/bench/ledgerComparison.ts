@@ -38,12 +38,12 @@ export async function measureLedger(plan: BenchPlan, fixtures: BenchFixtures, lo
       // Azurite's own CPU is counted too (as the helper's CPU per request): the ledger's cost is not only ours.
       const azuritePid = await findProcessWithArgument(azurite.dataDir);
       const targets: LoadTarget[] = [
-        { id: LEDGER_TARGET.off, label: 'app  Mixed Reality, ledger off', server: off, request: fixtures.requests.mixedReality },
+        { id: LEDGER_TARGET.off, label: 'app  Mixed Reality, ledger off', server: off, request: fixtures.requests.mixedRealityToken },
         {
           id: LEDGER_TARGET.required,
           label: 'app  Mixed Reality, ledger required',
           server: required,
-          request: fixtures.requests.mixedReality,
+          request: fixtures.requests.mixedRealityToken,
           ...(azuritePid === undefined ? {} : { auxiliaryCpuMicros: () => processCpuMicros(azuritePid) }),
         },
       ];

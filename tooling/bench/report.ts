@@ -1,5 +1,6 @@
 import type { ColdStartResults } from './coldStart.js';
 import type { InProcessResults } from './inProcessChild.js';
+import type { FlowId } from './benchFixtures.js';
 import { LEDGER_TARGET, type LedgerResults } from './ledgerComparison.js';
 import type { LoadSummary } from './loadMatrix.js';
 import { ratio } from './statistics.js';
@@ -92,11 +93,11 @@ export interface CpuBreakdown {
   readonly handlerInProcess: number;
 }
 
-const BREAKDOWN: readonly { flow: string; inProcess: string; app: string; baselineId: string; floorId: string }[] = [
-  { flow: 'Mixed Reality', inProcess: 'mixedReality', app: TARGET.appMixedReality, baselineId: TARGET.joseMixedReality, floorId: TARGET.floorGet },
+const BREAKDOWN: readonly { flow: string; inProcess: FlowId; app: string; baselineId: string; floorId: string }[] = [
+  { flow: 'Mixed Reality', inProcess: 'mixedRealityToken', app: TARGET.appMixedReality, baselineId: TARGET.joseMixedReality, floorId: TARGET.floorGet },
   { flow: 'issueToken', inProcess: 'issueToken', app: TARGET.appIssueToken, baselineId: TARGET.joseIssueToken, floorId: TARGET.floorPost },
-  { flow: 'issueLimitedAccessToken', inProcess: 'limitedAccessToken', app: TARGET.appLimitedAccessToken, baselineId: TARGET.joseIssueToken, floorId: TARGET.floorPost },
-  { flow: 'WRAP', inProcess: 'wrap', app: TARGET.appWrap, baselineId: TARGET.swtWrap, floorId: TARGET.floorPost },
+  { flow: 'issueLimitedAccessToken', inProcess: 'issueLimitedAccessToken', app: TARGET.appLimitedAccessToken, baselineId: TARGET.joseIssueToken, floorId: TARGET.floorPost },
+  { flow: 'WRAP', inProcess: 'wrapToken', app: TARGET.appWrap, baselineId: TARGET.swtWrap, floorId: TARGET.floorPost },
 ];
 
 /** The CPU per request of each flow split into hosting and handler, at every connection count measured. */

@@ -75,17 +75,17 @@ export async function measureThroughput(
   try {
     const { requests } = fixtures;
     const targets: LoadTarget[] = [
-      { id: TARGET.appMixedReality, label: 'app  Mixed Reality (ES256)', server: app, request: requests.mixedReality },
-      { id: TARGET.joseMixedReality, label: 'base jose    Mixed Reality', server: jose, request: requests.mixedReality },
-      { id: TARGET.cryptoMixedReality, label: 'base crypto  Mixed Reality', server: crypto, request: requests.mixedReality },
+      { id: TARGET.appMixedReality, label: 'app  Mixed Reality (ES256)', server: app, request: requests.mixedRealityToken },
+      { id: TARGET.joseMixedReality, label: 'base jose    Mixed Reality', server: jose, request: requests.mixedRealityToken },
+      { id: TARGET.cryptoMixedReality, label: 'base crypto  Mixed Reality', server: crypto, request: requests.mixedRealityToken },
       { id: TARGET.appIssueToken, label: 'app  issueToken (ES256)', server: app, request: requests.issueToken },
       { id: TARGET.joseIssueToken, label: 'base jose    issueToken', server: jose, request: requests.issueToken },
       { id: TARGET.cryptoIssueToken, label: 'base crypto  issueToken', server: crypto, request: requests.issueToken },
-      { id: TARGET.appLimitedAccessToken, label: 'app  issueLimitedAccessToken', server: app, request: requests.limitedAccessToken },
-      { id: TARGET.appWrap, label: 'app  WRAP (SWT)', server: app, request: requests.wrap },
-      { id: TARGET.swtWrap, label: 'base swt     WRAP', server: swt, request: requests.wrap },
-      { id: TARGET.floorGet, label: 'host floor   GET, no-op handler', server: floor, request: { ...requests.mixedReality, looksIssued: () => true } },
-      { id: TARGET.floorPost, label: 'host floor   POST, no-op handler', server: floor, request: { ...requests.wrap, looksIssued: () => true } },
+      { id: TARGET.appLimitedAccessToken, label: 'app  issueLimitedAccessToken', server: app, request: requests.issueLimitedAccessToken },
+      { id: TARGET.appWrap, label: 'app  WRAP (SWT)', server: app, request: requests.wrapToken },
+      { id: TARGET.swtWrap, label: 'base swt     WRAP', server: swt, request: requests.wrapToken },
+      { id: TARGET.floorGet, label: 'host floor   GET, no-op handler', server: floor, request: { ...requests.mixedRealityToken, looksIssued: () => true } },
+      { id: TARGET.floorPost, label: 'host floor   POST, no-op handler', server: floor, request: { ...requests.wrapToken, looksIssued: () => true } },
     ];
     await verifyTargets(targets);
     const summaries = await runLoadMatrix(worker, targets, plan, log);

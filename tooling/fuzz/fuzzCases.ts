@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { DemoCredentials } from '../../tools/demoCredentials.js';
+import { flowDeclaration, flowNames, routePath, tokenFlowNames, type FlowName } from '../../shared/flowCatalogue.js';
+import { demoRequests, type DemoRequest } from '../flows/demoRequests.js';
 import type { Random } from './random.js';
 
 /**
@@ -12,8 +14,9 @@ import type { Random } from './random.js';
  * bytes over a socket.
  */
 
-export type RouteName = 'mixedReality' | 'issueToken' | 'limitedAccessToken' | 'wrap' | 'discovery' | 'jwks' | 'unknown';
-export const TOKEN_ROUTES: ReadonlySet<RouteName> = new Set(['mixedReality', 'issueToken', 'limitedAccessToken', 'wrap']);
+/** A function of the app by its catalogue name, or `unknown` for paths no function serves. */
+export type RouteName = FlowName | 'unknown';
+export const TOKEN_ROUTES: ReadonlySet<RouteName> = new Set(tokenFlowNames);
 
 export interface FuzzRequest {
   readonly route: RouteName;
@@ -53,80 +56,67 @@ const CONTENT_TYPES = [
 const FORBIDDEN_FOR_UNDICI = new Set(['transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'expect', 'content-length']);
 const TOKEN_CHARS = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
-/** Builds the valid request of `route` from the demo credentials. */
+/** Builds the valid request of `route` from the demo credentials (`tooling/flows/demoRequests.ts`), varied. */
 export function validRequest(route: RouteName, credentials: DemoCredentials, random: Random): FuzzRequest {
   const base = { framing: 'content-length' as const, httpVersion: 'HTTP/1.1', credentialIntact: true, mutations: [], needsRaw: false, omitHost: false };
-  switch (route) {
-    case 'mixedReality': {
-      const { accountId, accountKey } = credentials.mixedReality;
-      return {
-        ...base,
-        route,
-        method: 'GET',
-        target: `/${random.pick(['accounts', 'Accounts'])}/${accountId}/token${random.chance(0.6) ? '?api-version=2019-02-28-preview' : ''}`,
-        headers: [
-          ['Authorization', `Bearer ${accountId}:${accountKey}`],
-          ['Accept', 'application/json'],
-          ['X-MRC-CV', random.text(22)],
-        ],
-        body: Buffer.alloc(0),
-      };
-    }
-    case 'issueToken':
-      return {
-        ...base,
-        route,
-        method: 'POST',
-        target: `/sts/v1.0/${random.pick(['issueToken', 'issuetoken'])}`,
-        headers: [
-          ['Ocp-Apim-Subscription-Key', credentials.speech.key],
-          ['Content-Type', 'application/x-www-form-urlencoded'],
-        ],
-        body: Buffer.alloc(0),
-      };
-    case 'limitedAccessToken':
-      return {
-        ...base,
-        route,
-        method: 'POST',
-        target: `/sts/v1.0/issueLimitedAccessToken?expiredTime=${random.pick(['60', '3600', '86400'])}`,
-        headers: [
-          ['Ocp-Apim-Subscription-Key', credentials.isvFace.key],
-          ['Content-Type', 'application/json'],
-        ],
-        body: Buffer.from(
-          JSON.stringify({
-            [random.pick(['targetAzureResourceId', 'resourceId'])]: credentials.speech.resourceId,
-            featureFlags: random.pick([['Face.Identification'], ['Face.Verification'], ['Face.Identification', 'Face.Verification']]),
-          }),
-        ),
-      };
-    case 'wrap':
-      return {
-        ...base,
-        route,
-        method: 'POST',
-        target: random.pick(['/WRAPv0.9/', '/WRAPv0.9', '/wrapv0.9/']),
-        headers: [['Content-Type', 'application/x-www-form-urlencoded']],
-        body: Buffer.from(
-          new URLSearchParams({ wrap_name: credentials.wrap.name, wrap_password: credentials.wrap.key, wrap_scope: wrapScope(credentials, random) }).toString(),
-        ),
-      };
-    case 'discovery':
-      return { ...base, route, method: 'GET', target: '/.well-known/openid-configuration', headers: [['Accept', 'application/json']], body: Buffer.alloc(0) };
-    case 'jwks':
-      return { ...base, route, method: 'GET', target: '/.well-known/jwks.json', headers: [['Accept', 'application/json']], body: Buffer.alloc(0) };
-    case 'unknown':
-      return {
-        ...base,
-        route,
-        method: random.pick(STANDARD_METHODS),
-        target: random.pick(['/', '/api/sts/v1.0/issueToken', '/sts/v2.0/issueToken', '/accounts', '/WRAPv0.8', '/favicon.ico', `/${random.text(random.int(1, 40))}`]),
-        headers: [],
-        body: Buffer.alloc(0),
-      };
+  if (route === 'unknown') {
+    return {
+      ...base,
+      route,
+      method: random.pick(STANDARD_METHODS),
+      target: random.pick(['/', '/api/sts/v1.0/issueToken', '/sts/v2.0/issueToken', '/accounts', '/WRAPv0.8', '/favicon.ico', `/${random.text(random.int(1, 40))}`]),
+      headers: [],
+      body: Buffer.alloc(0),
+    };
   }
+  // A flow declared without a demo request yet (a test's throwaway flow) is fuzzed on its route alone.
+  const demo: Omit<DemoRequest, 'params'> = (demoRequests as Partial<typeof demoRequests>)[route]?.(credentials) ?? {
+    method: flowDeclaration(route).methods[0] === 'POST' ? 'POST' : 'GET',
+    path: routePath(route),
+    headers: {},
+  };
+  const request: FuzzRequest = {
+    ...base,
+    route,
+    method: demo.method,
+    target: demo.path,
+    // undici sets Content-Length itself (and refuses one given as a header).
+    headers: Object.entries(demo.headers).filter(([name]) => name.toLowerCase() !== 'content-length'),
+    body: Buffer.from(demo.body ?? ''),
+  };
+  VARIANTS[route]?.(request, credentials, random);
+  return request;
 }
+
+/**
+ * How a flow's valid request varies in ways the real API accepts (casing, optional members, values); a flow
+ * without an entry is sent as its demo request.
+ */
+const VARIANTS: { readonly [F in FlowName]?: (request: FuzzRequest, credentials: DemoCredentials, random: Random) => void } = {
+  mixedRealityToken(request, { mixedReality: { accountId } }, random) {
+    request.target = `/${random.pick(['accounts', 'Accounts'])}/${accountId}/token${random.chance(0.6) ? '?api-version=2019-02-28-preview' : ''}`;
+    request.headers.push(['X-MRC-CV', random.text(22)]);
+  },
+  issueToken(request, _credentials, random) {
+    request.target = `/sts/v1.0/${random.pick(['issueToken', 'issuetoken'])}`;
+    request.headers.push(['Content-Type', 'application/x-www-form-urlencoded']);
+  },
+  issueLimitedAccessToken(request, credentials, random) {
+    request.target = `/sts/v1.0/issueLimitedAccessToken?expiredTime=${random.pick(['60', '3600', '86400'])}`;
+    request.body = Buffer.from(
+      JSON.stringify({
+        [random.pick(['targetAzureResourceId', 'resourceId'])]: credentials.speech.resourceId,
+        featureFlags: random.pick([['Face.Identification'], ['Face.Verification'], ['Face.Identification', 'Face.Verification']]),
+      }),
+    );
+  },
+  wrapToken(request, credentials, random) {
+    request.target = random.pick(['/WRAPv0.9/', '/WRAPv0.9', '/wrapv0.9/']);
+    request.body = Buffer.from(
+      new URLSearchParams({ wrap_name: credentials.wrap.name, wrap_password: credentials.wrap.key, wrap_scope: wrapScope(credentials, random) }).toString(),
+    );
+  },
+};
 
 function wrapScope(credentials: DemoCredentials, random: Random): string {
   return random.pick([credentials.wrap.scope, `${credentials.wrap.scope}queue-${random.int(1, 9)}`, `${credentials.wrap.scope}topic/subscriptions/s1?timeout=60`]);
@@ -379,7 +369,7 @@ const MUTATIONS: Readonly<Record<string, Mutation>> = {
   },
   hugeBody(request, random) {
     const size = random.chance(0.02) ? 1_100_000 : random.pick([16_384, 16_385, 20_000, 100_000]);
-    const filler = request.route === 'wrap' ? '&x=1' : ' ';
+    const filler = request.route === 'wrapToken' ? '&x=1' : ' ';
     request.body = Buffer.concat([request.body, Buffer.from(filler.repeat(Math.ceil(size / filler.length)).slice(0, size))]);
   },
   framing(request, random) {
@@ -403,32 +393,33 @@ function mutationsFor(route: RouteName): string[] {
     (name) => !['mixedRealityAuthorization', 'subscriptionKeyHeader', 'subscriptionKeyInQuery', 'wrapForm', 'latBody', 'expiredTime'].includes(name),
   );
   switch (route) {
-    case 'mixedReality':
+    case 'mixedRealityToken':
       return [...general, 'mixedRealityAuthorization', 'mixedRealityAuthorization'];
     case 'issueToken':
       return [...general, 'subscriptionKeyHeader', 'subscriptionKeyHeader', 'subscriptionKeyInQuery'];
-    case 'limitedAccessToken':
+    case 'issueLimitedAccessToken':
       return [...general, 'subscriptionKeyHeader', 'subscriptionKeyInQuery', 'latBody', 'latBody', 'latBody', 'expiredTime', 'expiredTime', 'expiredTime'];
-    case 'wrap':
+    case 'wrapToken':
       return [...general, 'wrapForm', 'wrapForm', 'wrapForm', 'wrapForm'];
     default:
       return general;
   }
 }
 
-const ROUTE_WEIGHTS: ReadonlyArray<[RouteName, number]> = [
-  ['mixedReality', 20], ['issueToken', 18], ['limitedAccessToken', 22], ['wrap', 22], ['discovery', 4], ['jwks', 4], ['unknown', 10],
-];
-const TOTAL_WEIGHT = ROUTE_WEIGHTS.reduce((sum, [, weight]) => sum + weight, 0);
+/** Every function of the catalogue (token flows 20 each, the documents 4 each) and unknown paths (10). */
+function routeWeights(): ReadonlyArray<[RouteName, number]> {
+  return [...flowNames.map((flow): [RouteName, number] => [flow, TOKEN_ROUTES.has(flow) ? 20 : 4]), ['unknown', 10]];
+}
 
 /**
  * The next fuzz request: a route by weight, its valid request, and (three times in four) one to three
  * mutations; `needsRaw` is set when undici cannot send it.
  */
 export function nextFuzzRequest(random: Random, credentials: DemoCredentials): FuzzRequest {
-  let roll = random.next() * TOTAL_WEIGHT;
+  const weights = routeWeights();
+  let roll = random.next() * weights.reduce((sum, [, weight]) => sum + weight, 0);
   let route: RouteName = 'unknown';
-  for (const [name, weight] of ROUTE_WEIGHTS) {
+  for (const [name, weight] of weights) {
     roll -= weight;
     if (roll < 0) {
       route = name;
@@ -475,7 +466,7 @@ export function credentialPresented(request: FuzzRequest, credentials: DemoCrede
   // As the app reads a URL: the query is everything after the first `?` (a second `?` belongs to it).
   const [rawPath, query] = splitTarget(request.target.split('#')[0] ?? '');
   switch (request.route) {
-    case 'mixedReality': {
+    case 'mixedRealityToken': {
       const { accountId, accountKey } = credentials.mixedReality;
       const segments = routedSegments(rawPath);
       if (segments === undefined) return false;
@@ -487,7 +478,7 @@ export function credentialPresented(request: FuzzRequest, credentials: DemoCrede
       return presented?.[1]?.toLowerCase() === accountId.toLowerCase() && presented[2] === accountKey;
     }
     case 'issueToken':
-    case 'limitedAccessToken': {
+    case 'issueLimitedAccessToken': {
       const valid = request.route === 'issueToken' ? [credentials.speech.key, credentials.isvFace.key] : [credentials.isvFace.key];
       const header = headerValues('ocp-apim-subscription-key').map((value) => value.trim()).filter((value) => value !== '');
       if (header.length > 0) return header.length === 1 && valid.includes(header[0] as string);
@@ -499,7 +490,7 @@ export function credentialPresented(request: FuzzRequest, credentials: DemoCrede
       }
       return keys.length === 1 && valid.includes(keys[0] as string);
     }
-    case 'wrap': {
+    case 'wrapToken': {
       const fields = new URLSearchParams(request.body.toString('latin1').replace(/[\r\n]+$/, ''));
       const names = fields.getAll('wrap_name');
       const passwords = fields.getAll('wrap_password');

@@ -280,12 +280,12 @@ function classOf(status: number): Outcome {
 function tokenIn(route: RouteName, response: string): string | undefined {
   const body = response.slice(response.indexOf('\r\n\r\n') + 4);
   switch (route) {
-    case 'mixedReality':
+    case 'mixedRealityToken':
       return /"AccessToken":"([^"]+)"/.exec(body)?.[1];
     case 'issueToken':
-    case 'limitedAccessToken':
+    case 'issueLimitedAccessToken':
       return /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/.test(body.trim()) ? body.trim() : undefined;
-    case 'wrap':
+    case 'wrapToken':
       return /^wrap_access_token=([^&]+)&wrap_access_token_expires_in=\d+$/.exec(body.trim())?.[1];
     default:
       return undefined;

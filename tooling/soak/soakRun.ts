@@ -5,6 +5,8 @@ import { Pool } from 'undici';
 import type { DemoCredentials } from '../../tools/demoCredentials.js';
 import { startHostChild, type HostChild } from '../load/localHostChild.js';
 import { startLocalAzurite, type LocalAzurite } from '../../tools/localAzurite.js';
+import { flowNames, type FlowName, tokenFlowNames } from '../../shared/flowCatalogue.js';
+import { demoRequests } from '../flows/demoRequests.js';
 
 /**
  * One soak run: the local host in a child process, driven from this process with valid requests across all
@@ -52,7 +54,7 @@ export interface SoakReport {
   readonly hostExit: string;
 }
 
-type Flow = 'mixedReality' | 'issueToken' | 'limitedAccessToken' | 'wrap' | 'jwks' | 'discovery';
+type Flow = FlowName;
 interface SoakRequest {
   readonly flow: Flow;
   readonly method: 'GET' | 'POST';
@@ -61,8 +63,8 @@ interface SoakRequest {
   readonly body?: string;
 }
 
-/** The mix: the four token flows evenly, plus the documents resource servers fetch. */
-const MIX: readonly Flow[] = ['mixedReality', 'issueToken', 'limitedAccessToken', 'wrap', 'mixedReality', 'issueToken', 'limitedAccessToken', 'wrap', 'jwks', 'discovery'];
+/** The mix, from the catalogue: each token flow twice, each other function (the documents) once. */
+const MIX: readonly Flow[] = [...tokenFlowNames, ...tokenFlowNames, ...flowNames.filter((flow) => !(tokenFlowNames as FlowName[]).includes(flow))];
 const REQUEST_TIMEOUT_MS = 10_000;
 const MAX_IN_FLIGHT = 512;
 /** Samples averaged at each end for the drift figure. */
@@ -223,37 +225,8 @@ async function measureCapacity(send: () => Promise<unknown>, windowMs: number): 
 }
 
 function requestFor(flow: Flow, credentials: DemoCredentials): SoakRequest {
-  switch (flow) {
-    case 'mixedReality':
-      return {
-        flow,
-        method: 'GET',
-        path: `/accounts/${credentials.mixedReality.accountId}/token?api-version=2019-02-28-preview`,
-        headers: { authorization: `Bearer ${credentials.mixedReality.accountId}:${credentials.mixedReality.accountKey}` },
-      };
-    case 'issueToken':
-      return { flow, method: 'POST', path: '/sts/v1.0/issueToken', headers: { 'ocp-apim-subscription-key': credentials.speech.key }, body: '' };
-    case 'limitedAccessToken':
-      return {
-        flow,
-        method: 'POST',
-        path: '/sts/v1.0/issueLimitedAccessToken?expiredTime=3600',
-        headers: { 'ocp-apim-subscription-key': credentials.isvFace.key, 'content-type': 'application/json' },
-        body: JSON.stringify({ targetAzureResourceId: credentials.speech.resourceId, featureFlags: ['Face.Identification'] }),
-      };
-    case 'wrap':
-      return {
-        flow,
-        method: 'POST',
-        path: '/WRAPv0.9/',
-        headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        body: new URLSearchParams({ wrap_name: credentials.wrap.name, wrap_password: credentials.wrap.key, wrap_scope: credentials.wrap.scope }).toString(),
-      };
-    case 'jwks':
-      return { flow, method: 'GET', path: '/.well-known/jwks.json', headers: {} };
-    case 'discovery':
-      return { flow, method: 'GET', path: '/.well-known/openid-configuration', headers: {} };
-  }
+  const { method, path, headers, body } = demoRequests[flow](credentials);
+  return { flow, method, path, headers: { ...headers }, ...(body === undefined ? {} : { body }) };
 }
 
 function percentile(sorted: readonly number[], p: number): number {
