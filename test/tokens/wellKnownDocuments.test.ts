@@ -35,7 +35,10 @@ describe('GET /.well-known/openid-configuration', () => {
     const response = await get('/.well-known/openid-configuration');
     expect(response.status).toBe(200);
     expect(response.headers['content-type']).toMatch(/^application\/json/);
-    expect(JSON.parse(response.body)).toEqual({
+    const document = JSON.parse(response.body) as Record<string, unknown>;
+    const members = flowNames.flatMap((flow) => flowDeclaration(flow).discovery?.member ?? []);
+    expect(Object.keys(document).sort()).toEqual(['issuer', 'jwks_uri', 'id_token_signing_alg_values_supported', ...members].sort());
+    expect(document).toMatchObject({
       issuer: server.issuer,
       jwks_uri: `${server.issuer}.well-known/jwks.json`,
       id_token_signing_alg_values_supported: ['ES256', 'RS256'],
