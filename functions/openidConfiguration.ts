@@ -9,13 +9,15 @@ import { buildDiscoveryDocument, DISCOVERY_MAX_AGE_SECONDS } from '../shared/tok
  */
 export const definition = defineStsFunction({
   name: 'openidConfiguration',
-  handle: async ({ services }) => ({
-    response: {
-      status: 200,
-      headers: { ...publicCacheHeaders(DISCOVERY_MAX_AGE_SECONDS), 'Content-Type': 'application/json; charset=utf-8' },
-      body: JSON.stringify(buildDiscoveryDocument(services.config)),
-    },
-  }),
+  // Built from configuration alone: nothing to wait for.
+  handle: ({ services }) =>
+    Promise.resolve({
+      response: {
+        status: 200,
+        headers: { ...publicCacheHeaders(DISCOVERY_MAX_AGE_SECONDS), 'Content-Type': 'application/json; charset=utf-8' },
+        body: JSON.stringify(buildDiscoveryDocument(services.config)),
+      },
+    }),
 });
 
 app.http(definition.name, definition);

@@ -66,12 +66,17 @@ export async function closeServices(): Promise<void> {
  * @example
  * const services = await createServices(loadConfig(process.env), () => new Date(), (line) => logger.warn(line));
  */
-export async function createServices(
+export function createServices(
   config: StsConfig,
   clock: () => Date = () => new Date(),
   warn: (line: string) => void = (line) => console.warn(line),
 ): Promise<StsServices> {
-  const secrets = await createSecretStore(config, clock, warn);
+  // A promise, rejected (never thrown) when a service cannot be built: the process shares and awaits it.
+  return new Promise((resolve) => resolve(buildServices(config, clock, warn)));
+}
+
+function buildServices(config: StsConfig, clock: () => Date, warn: (line: string) => void): StsServices {
+  const secrets = createSecretStore(config, clock, warn);
   const signingKeys = createSigningKeyRing(config, secrets, clock, warn);
   const ledger = createLedger(config);
   return {
@@ -96,7 +101,7 @@ export async function createServices(
   };
 }
 
-async function createSecretStore(config: StsConfig, clock: () => Date, warn: (line: string) => void): Promise<SecretStore> {
+function createSecretStore(config: StsConfig, clock: () => Date, warn: (line: string) => void): SecretStore {
   switch (config.secretStore.kind) {
     case 'file':
       // Not cached: the file is held in memory and re-read only when it changes, so CLI rotations show at once.

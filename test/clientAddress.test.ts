@@ -89,7 +89,7 @@ describe('through the shared function wrapper', () => {
     const services = await createServices(loadConfig({ STS_LEDGER_MODE: 'off', STS_LOCAL_STORE_PATH: join(folder, 'secrets.json'), ...env }));
     const request = new HttpRequest({ method: 'GET', url: 'https://sts.test.example/test/client-address', headers });
     const init = (await reportAddress.handlerFor(services)(request, new InvocationContext({ functionName: 'issueToken' }))) as HttpResponseInit;
-    return (JSON.parse(String(init.body)) as { clientIp: string | null }).clientIp;
+    return (JSON.parse(init.body as string) as { clientIp: string | null }).clientIp;
   }
 
   it('hands every flow the address under the configured rule: forged, missing and multi-hop', async () => {

@@ -115,7 +115,7 @@ async function launch(script: string, dataDir: string, port: number, deadline: n
   } catch (error) {
     await stop(2_000);
     const output = await readFile(logPath, 'utf8').catch(() => '');
-    throw new Error(`Azurite did not start on 127.0.0.1:${port}: ${(error as Error).message}. Output: ${output.trim().slice(-2_000)}`);
+    throw new Error(`Azurite did not start on 127.0.0.1:${port}: ${(error as Error).message}. Output: ${output.trim().slice(-2_000)}`, { cause: error });
   }
   return {
     port,

@@ -150,7 +150,7 @@ function signingKeyOf(value: unknown): AuthorityJwk | undefined {
   if (typeof kid !== 'string' || kid.length === 0 || kid.length > MAX_KID_LENGTH) return undefined;
   if (use !== undefined && use !== 'sig') return undefined;
   if (alg !== undefined && typeof alg !== 'string') return undefined;
-  const text = (name: string): string | undefined => (typeof value[name] === 'string' ? (value[name] as string) : undefined);
+  const text = (name: string): string | undefined => (typeof value[name] === 'string' ? (value[name]) : undefined);
   if (kty === 'RSA') {
     const n = text('n');
     const e = text('e');

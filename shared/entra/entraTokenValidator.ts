@@ -60,7 +60,7 @@ export function createEntraTokenValidator(settings: EntraSettings, keys: Authori
   const publicKeyFor = async (jwk: AuthorityJwk, alg: string): Promise<PublicKey> => {
     const { importJWK } = await loadJose();
     let byAlg = imported.get(jwk);
-    if (!byAlg) imported.set(jwk, (byAlg = new Map()));
+    if (!byAlg) imported.set(jwk, (byAlg = new Map<string, Promise<PublicKey>>()));
     let key = byAlg.get(alg);
     if (!key) {
       key = importJWK({ ...jwk }, alg);

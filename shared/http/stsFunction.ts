@@ -212,7 +212,7 @@ async function readBoundedBody(request: HttpRequest, maxBytes: number): Promise<
   if (Number.isFinite(declared) && declared > maxBytes) throw payloadTooLarge(maxBytes);
   const stream = request.body;
   if (!stream) return Buffer.alloc(0);
-  const reader = stream.getReader();
+  const reader: ReadableStreamDefaultReader<Uint8Array> = stream.getReader();
   const chunks: Uint8Array[] = [];
   let total = 0;
   for (;;) {

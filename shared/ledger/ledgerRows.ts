@@ -127,7 +127,7 @@ export interface StoredLedgerEntry extends LedgerEntry {
 
 /** Reads a stored entity back into an entry; tolerant of missing columns (rows written by older versions). */
 export function fromLedgerRow(entity: Readonly<Record<string, unknown>>): StoredLedgerEntry {
-  const text = (name: string): string | undefined => (typeof entity[name] === 'string' ? (entity[name] as string) : undefined);
+  const text = (name: string): string | undefined => (typeof entity[name] === 'string' ? (entity[name]) : undefined);
   const date = (name: string): Date | undefined => {
     const value = entity[name];
     if (value instanceof Date) return value;

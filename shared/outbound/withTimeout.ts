@@ -15,7 +15,10 @@ export function withTimeout<T>(
 ): Promise<T> {
   const timeout = AbortSignal.timeout(timeoutMs);
   const signal = callerSignal ? AbortSignal.any([callerSignal, timeout]) : timeout;
-  const reasonFor = (error: unknown): unknown => (timeout.aborted ? timedOut() : error);
+  const reasonFor = (error: unknown): Error => {
+    if (timeout.aborted) return timedOut();
+    return error instanceof Error ? error : new Error(String(error));
+  };
   return new Promise<T>((resolve, reject) => {
     const onAbort = (): void => reject(reasonFor(signal.reason));
     signal.addEventListener('abort', onAbort, { once: true });

@@ -46,7 +46,12 @@ const MIN_RSA_MODULUS_BITS = 2048;
  * inferred from `kty` (EC → ES256, RSA → RS256). Only `kty`, `crv`, `x`, `y` / `n`, `e` are copied to the
  * public JWK, so no private member can leak through it.
  */
-export async function parseSigningJwk(value: string): Promise<SigningKeyMaterial> {
+export function parseSigningJwk(value: string): Promise<SigningKeyMaterial> {
+  // A promise, rejected (never thrown) for a bad key: the signing key ring caches it per version.
+  return new Promise((resolve) => resolve(signingKeyMaterialOf(value)));
+}
+
+function signingKeyMaterialOf(value: string): SigningKeyMaterial {
   let jwk: JsonWebKey & { alg?: unknown };
   try {
     jwk = JSON.parse(value) as JsonWebKey & { alg?: unknown };

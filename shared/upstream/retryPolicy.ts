@@ -17,7 +17,8 @@ export function isRetryableStatus(status: number): boolean {
  * 0), or undefined when the header is absent or unreadable.
  */
 export function parseRetryAfter(value: string | readonly string[] | undefined, nowMs: number): number | undefined {
-  const text = (Array.isArray(value) ? value[0] : value)?.trim();
+  const first: string | undefined = typeof value === 'string' ? value : value?.[0];
+  const text = first?.trim();
   if (!text) return undefined;
   if (/^\d{1,9}$/.test(text)) return Number(text);
   // HTTP-dates always name the month (IMF-fixdate, RFC 850, asctime); `Date.parse('-3')` would be year -3.

@@ -39,7 +39,7 @@ export function servedJwt(served: ServedUpstreamToken, source: UpstreamSource, n
   const claims = jwtClaims(served.token) ?? {};
   const expiresAt = Math.floor(served.expiresAt.getTime() / 1000);
   const iat = typeof claims.iat === 'number' && Number.isInteger(claims.iat) ? claims.iat : Math.floor(now.getTime() / 1000);
-  const aud = Array.isArray(claims.aud) ? claims.aud[0] : claims.aud;
+  const aud: unknown = Array.isArray(claims.aud) ? (claims.aud as unknown[])[0] : claims.aud;
   return {
     accessToken: {
       token: served.token,

@@ -131,7 +131,7 @@ export function createStsJwtVerifier(options: StsJwtVerifierOptions): StsJwtVeri
         ...(options.now ? { currentDate: options.now() } : {}),
       });
       checkTokenKind(payload, options.tokenKind ?? 'access');
-      return payload as StsJwtClaims;
+      return payload;
     },
   };
 }

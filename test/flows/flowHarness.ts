@@ -113,7 +113,7 @@ export async function startFlowHarness(env: Record<string, string> = {}): Promis
 }
 
 function observe(init: HttpResponseInit): ObservedResponse {
-  const headers = new Headers(init.headers as Record<string, string> | undefined);
+  const headers = new Headers(init.headers);
   const body = init.body;
   let text: string;
   if (body === undefined || body === null) text = '';

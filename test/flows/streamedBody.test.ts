@@ -1,4 +1,4 @@
-import azureFunctions, { type HttpRequestInit, type HttpResponseInit } from '@azure/functions';
+import azureFunctions, { type HttpResponseInit } from '@azure/functions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { definition as wrapToken } from '../../functions/wrapToken.js';
 import { definition as issueLimitedAccessToken } from '../../functions/issueLimitedAccessToken.js';
@@ -38,11 +38,11 @@ function streamOf(pieces: readonly Uint8Array[]): { stream: ReadableStream<Uint8
 async function invokeStreamed(definition: typeof wrapToken, path: string, headers: Record<string, string>, stream: ReadableStream<Uint8Array>) {
   const url = `https://sts.test.example${path}`;
   // The library builds exactly this under streaming (a Request over the proxied stream); `nativeRequest` is
-  // how its own streaming path does it and is not in the public init type, hence the cast.
-  const init = { nativeRequest: new Request(url, { method: 'POST', headers, body: stream, duplex: 'half' } as RequestInit), params: {} };
-  const request = new HttpRequest(init as unknown as HttpRequestInit);
+  // how its own streaming path does it.
+  const init = { nativeRequest: new Request(url, { method: 'POST', headers, body: stream, duplex: 'half' }), params: {} };
+  const request = new HttpRequest(init);
   const response = (await definition.handlerFor(harness.services)(request, new InvocationContext({ functionName: definition.name }))) as HttpResponseInit;
-  return { status: response.status ?? 200, headers: new Headers(response.headers as Record<string, string>), text: String(response.body ?? '') };
+  return { status: response.status ?? 200, headers: new Headers(response.headers), text: (response.body ?? '') as string };
 }
 
 const piecesOf = (text: string, size: number): Uint8Array[] => {

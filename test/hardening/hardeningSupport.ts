@@ -151,7 +151,7 @@ export async function invokeInProcess(
   const body = init.body;
   return {
     status: init.status ?? 200,
-    headers: new Headers(init.headers as Record<string, string> | undefined),
+    headers: new Headers(init.headers),
     text: body === undefined || body === null ? '' : typeof body === 'string' ? body : Buffer.from(body as Uint8Array).toString('utf8'),
   };
 }

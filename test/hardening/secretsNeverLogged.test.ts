@@ -82,7 +82,7 @@ async function storedSecrets(): Promise<string[]> {
   for (const record of records) stored.push(...record.keys);
   stored.push(credentials.wrap.namespace.signingKey);
   const signingKey = JSON.parse((await credentials.store.getSecret(vaultLayout.signingKey))?.value ?? '{}') as Record<string, unknown>;
-  for (const member of ['d', 'p', 'q', 'dp', 'dq', 'qi', 'k']) if (typeof signingKey[member] === 'string') stored.push(signingKey[member] as string);
+  for (const member of ['d', 'p', 'q', 'dp', 'dq', 'qi', 'k']) if (typeof signingKey[member] === 'string') stored.push(signingKey[member]);
   return stored;
 }
 
@@ -96,11 +96,11 @@ function captureProcessOutput(lines: string[]): () => void {
   process.stdout.write = ((chunk: unknown, ...rest: never[]) => {
     record(chunk);
     return originals.stdout(chunk as string, ...rest);
-  }) as typeof process.stdout.write;
+  });
   process.stderr.write = ((chunk: unknown, ...rest: never[]) => {
     record(chunk);
     return originals.stderr(chunk as string, ...rest);
-  }) as typeof process.stderr.write;
+  });
   for (const level of Object.keys(consoleOriginals) as (keyof typeof consoleOriginals)[]) {
     console[level] = (...args: unknown[]) => {
       record(args.map((a) => (a instanceof Error ? `${a.name}: ${a.message}\n${a.stack ?? ''}` : String(a))).join(' '));

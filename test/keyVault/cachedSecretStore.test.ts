@@ -26,7 +26,7 @@ class ControlledStore implements SecretStore {
   reads = 0;
   active = 0;
   maxActive = 0;
-  failWith: unknown;
+  failWith: Error | undefined;
   private gate: Promise<void> | undefined;
   private open: (() => void) | undefined;
 

@@ -23,7 +23,7 @@ const SETTINGS: SecretCacheSettings = {
 /** The store behind the cache: one value per name, `failWith` makes every read throw; reads are counted. */
 class SourceStore implements SecretStore {
   readonly values = new Map<string, string>();
-  failWith: unknown;
+  failWith: Error | undefined;
   reads = 0;
   freshReads = 0;
 

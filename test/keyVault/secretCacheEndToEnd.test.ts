@@ -100,7 +100,7 @@ async function requestToken(accountId: string, key: string): Promise<Observed> {
   const context = new InvocationContext({ functionName: mixedRealityToken.name, logHandler: () => {} });
   if (!current) throw new Error('call startServices first');
   const init = (await mixedRealityToken.handlerFor(current)(request, context)) as HttpResponseInit;
-  return { status: init.status ?? 200, headers: new Headers(init.headers as Record<string, string>), body: String(init.body ?? '') };
+  return { status: init.status ?? 200, headers: new Headers(init.headers), body: (init.body ?? '') as string };
 }
 
 function accessTokenOf(response: Observed): string {

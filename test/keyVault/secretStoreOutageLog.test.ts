@@ -20,7 +20,7 @@ const KEY = 'Zm9yLXRlc3RzLW9ubHktbm90LWEtcmVhbC1rZXk1MjM0NQ';
 /** Answers one value per name, or throws `failWith` (not a DependencyUnavailableError: no backoff). */
 class FlakyStore implements SecretStore {
   readonly values = new Map<string, string>();
-  failWith: unknown;
+  failWith: Error | undefined;
 
   async getSecret(name: string): Promise<SecretVersion | undefined> {
     if (this.failWith !== undefined) throw this.failWith;

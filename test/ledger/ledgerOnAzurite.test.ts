@@ -90,7 +90,7 @@ function rowsOf(table: LedgerTable, query: Partial<LedgerQuery> & ({ credentialI
     until: new Date(FROZEN_NOW.getTime() + 60_000),
     limit: 10_000,
     ...query,
-  } as LedgerQuery);
+  });
 }
 
 /** The harness's services with the ledger under test: what {@link invoke} runs the handlers with. */

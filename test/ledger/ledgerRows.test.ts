@@ -20,6 +20,7 @@ const issued: LedgerEntry = {
 };
 
 /** Characters Azure Table Storage forbids in PartitionKey and RowKey. */
+// eslint-disable-next-line no-control-regex -- control characters are what Table storage forbids in keys
 const FORBIDDEN_IN_KEYS = /[/\\#?\u0000-\u001f\u007f-\u009f]/;
 
 describe('ledger row layout', () => {

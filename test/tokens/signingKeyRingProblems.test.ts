@@ -134,7 +134,7 @@ describe('the services wire the ring to a logger', () => {
     const getJwks = async () => {
       const request = new HttpRequest({ method: 'GET', url: 'http://127.0.0.1:7071/.well-known/jwks.json' });
       const answer = (await handler(request, new InvocationContext({ logHandler: () => {} }))) as HttpResponseInit;
-      return { status: answer.status, kids: (JSON.parse(String(answer.body)) as { keys: Array<{ kid: string }> }).keys.length };
+      return { status: answer.status, kids: (JSON.parse(answer.body as string) as { keys: Array<{ kid: string }> }).keys.length };
     };
 
     expect(await getJwks()).toEqual({ status: 200, kids: 1 });

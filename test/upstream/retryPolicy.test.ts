@@ -43,7 +43,10 @@ describe('backoffDelayMs', () => {
   it('spreads retries with jitter', () => {
     const delays = new Set(Array.from({ length: 50 }, () => backoffDelayMs(3, 200, 2_000, Math.random)));
     expect(delays.size).toBeGreaterThan(10);
-    for (const delay of delays) expect(delay).toBeGreaterThanOrEqual(400), expect(delay).toBeLessThanOrEqual(800);
+    for (const delay of delays) {
+      expect(delay).toBeGreaterThanOrEqual(400);
+      expect(delay).toBeLessThanOrEqual(800);
+    }
   });
 });
 

@@ -61,7 +61,7 @@ describe('services.upstream', () => {
     const issuerFrom = async (handler: typeof reportIssuer.handler): Promise<unknown> => {
       const request = new HttpRequest({ method: 'GET', url: 'http://127.0.0.1:7071/test/issuer' });
       const answer = (await handler(request, new InvocationContext({ logHandler: () => {} }))) as HttpResponseInit;
-      return (JSON.parse(String(answer.body)) as { issuer: string }).issuer;
+      return (JSON.parse(answer.body as string) as { issuer: string }).issuer;
     };
 
     expect(await issuerFrom(reportIssuer.handlerFor(other))).toBe('https://sts.other.test.example/');

@@ -13,12 +13,12 @@ function frozenClock(start = Date.parse('2025-04-21T12:00:00Z')) {
 /** A fake upstream: counts calls, issues `token-N` living `lifetimeSeconds`, or fails as told. */
 function fakeUpstream(clock: { now: () => Date }, lifetimeSeconds = 600) {
   let calls = 0;
-  let failure: unknown;
+  let failure: Error | undefined;
   return {
     get calls() {
       return calls;
     },
-    failWith(error: unknown) {
+    failWith(error: Error | undefined) {
       failure = error;
     },
     fetch: async (): Promise<UpstreamToken> => {

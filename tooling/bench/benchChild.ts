@@ -118,7 +118,7 @@ export async function startBenchChild<Ready>(options: BenchChildOptions): Promis
     },
     stop(timeoutMs = 15_000) {
       stopping ??= (async () => {
-        running.delete(handle as BenchChild<unknown>);
+        running.delete(handle);
         if (child.exitCode !== null || child.signalCode !== null) return;
         if (child.connected) child.send({ id: 0, type: 'stop' });
         await stopWithin(child, exited, timeoutMs);
@@ -126,7 +126,7 @@ export async function startBenchChild<Ready>(options: BenchChildOptions): Promis
       return stopping;
     },
   };
-  running.add(handle as BenchChild<unknown>);
+  running.add(handle);
   return handle;
 }
 

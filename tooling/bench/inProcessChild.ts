@@ -109,7 +109,7 @@ async function measure(request: ParentRequest): Promise<InProcessResults> {
   const signAsync = promisify(sign);
   const hmacKey = Buffer.alloc(32, 7);
   const swtInput = Buffer.from('a'.repeat(400), 'ascii');
-  const repeat = async (work: () => unknown | Promise<unknown>, inFlight: number) => {
+  const repeat = async (work: () => unknown, inFlight: number) => {
     let done = 0;
     const lane = async () => {
       while (done < iterations) {
@@ -119,7 +119,7 @@ async function measure(request: ParentRequest): Promise<InProcessResults> {
     };
     await Promise.all(Array.from({ length: inFlight }, lane));
   };
-  const primitive = async (work: () => unknown | Promise<unknown>): Promise<InProcessResults['primitives'][string]> => {
+  const primitive = async (work: () => unknown): Promise<InProcessResults['primitives'][string]> => {
     await repeat(work, CONCURRENT); // warm-up
     return { sequential: await timed(iterations, () => repeat(work, 1)), concurrent: await timed(iterations, () => repeat(work, CONCURRENT)) };
   };

@@ -155,8 +155,12 @@ export class KeyVaultTestServer {
 
   async start(): Promise<this> {
     const certificate = this.options.certificate ?? (await loopbackCertificate());
-    this.vault = createHttpsServer({ key: certificate.key, cert: certificate.cert }, (req, res) => this.onVaultRequest(req, res));
-    this.identity = createHttpServer((req, res) => this.onIdentityRequest(req, res));
+    this.vault = createHttpsServer({ key: certificate.key, cert: certificate.cert }, (req, res) => {
+      this.onVaultRequest(req, res).catch(() => res.destroy());
+    });
+    this.identity = createHttpServer((req, res) => {
+      this.onIdentityRequest(req, res).catch(() => res.destroy());
+    });
     for (const server of [this.vault, this.identity]) {
       server.on('connection', (socket: Socket) => {
         this.sockets.add(socket);

@@ -482,7 +482,7 @@ export function credentialPresented(request: FuzzRequest, credentials: DemoCrede
       const valid = request.route === 'issueToken' ? [credentials.speech.key, credentials.isvFace.key] : [credentials.isvFace.key];
       const header = headerValues('ocp-apim-subscription-key').map((value) => value.trim()).filter((value) => value !== '');
       if (header.length > 0) return header.length === 1 && valid.includes(header[0] as string);
-      let keys: string[] = [];
+      let keys: string[];
       try {
         keys = [...new URLSearchParams(query)].filter(([name]) => name.toLowerCase() === 'subscription-key').map(([, v]) => v.trim()).filter(Boolean);
       } catch {

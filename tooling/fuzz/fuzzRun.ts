@@ -167,7 +167,7 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
         try {
           const response = await pool.request({
             path: request.target,
-            method: request.method as 'GET',
+            method: request.method,
             headers: request.headers.flat(),
             body: request.body.length > 0 || request.method === 'POST' ? request.body : null,
             signal: AbortSignal.timeout(options.timeoutMs + 1_000),

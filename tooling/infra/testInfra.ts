@@ -336,7 +336,7 @@ async function checkCompiledTemplate(mainJsonPath: string): Promise<void> {
   check('one function app', sites.length === 1, `found ${sites.length}`);
   for (const { resource } of sites) {
     const props = resource.properties;
-    check('function app: kind functionapp,linux', resource.kind === 'functionapp,linux', String(resource.kind));
+    check('function app: kind functionapp,linux', resource.kind === 'functionapp,linux', asText(resource.kind));
     check('function app: httpsOnly', get(props, 'httpsOnly') === true);
     check('function app: minimum TLS 1.2', get(props, 'siteConfig', 'minTlsVersion') === '1.2');
     check('function app: SCM minimum TLS 1.2', get(props, 'siteConfig', 'scmMinTlsVersion') === '1.2');
@@ -452,7 +452,7 @@ async function checkCompiledTemplate(mainJsonPath: string): Promise<void> {
     check(
       `vault secret ${secret.leafName ?? '(loop)'}: value comes only from @secure() parameters`,
       refs.length > 0 && refs.every((r) => secret.scope.secureParameters.has(r)),
-      String(value),
+      asText(value),
     );
   }
 
@@ -473,23 +473,23 @@ async function checkCompiledTemplate(mainJsonPath: string): Promise<void> {
     const scope = get(resource, 'scope');
     const scopeType = typeof scope === 'string' ? /^\[resourceId\('([^']+)'/.exec(scope)?.[1] : undefined;
     check(
-      `role assignment ${id ?? String(definition)}: a literal built-in role on ${id ? ROLE_SCOPES[id] ?? '?' : '?'}`,
+      `role assignment ${id ?? asText(definition)}: a literal built-in role on ${id ? ROLE_SCOPES[id] ?? '?' : '?'}`,
       ids.length === 1 && id !== undefined && id in ROLE_SCOPES && scopeType === ROLE_SCOPES[id],
-      `roleDefinitionId ${String(definition)}, scope ${String(scope)}`,
+      `roleDefinitionId ${asText(definition)}, scope ${asText(scope)}`,
     );
     check(`role assignment ${id ?? '?'}: principalType set`, typeof get(resource, 'properties', 'principalType') === 'string');
     if (id) granted.push(id);
   }
   const expected = Object.values(ROLES).sort();
   check('role assignments: exactly the expected roles, each once', JSON.stringify([...granted].sort()) === JSON.stringify(expected), granted.join(', '));
-  const deployerAssignments = assignments.filter(({ resource }) => String(get(resource, 'properties', 'principalId')).includes("parameters('deployerPrincipalId')"));
+  const deployerAssignments = assignments.filter(({ resource }) => asText(get(resource, 'properties', 'principalId')).includes("parameters('deployerPrincipalId')"));
   check(
     "deployer role assignments: principalType is the deployer's (deployerPrincipalType), never a fixed 'User'",
     deployerAssignments.length === 2 && deployerAssignments.every(({ resource }) => get(resource, 'properties', 'principalType') === "[parameters('deployerPrincipalType')]"),
-    deployerAssignments.map(({ resource }) => String(get(resource, 'properties', 'principalType'))).join(', '),
+    deployerAssignments.map(({ resource }) => asText(get(resource, 'properties', 'principalType'))).join(', '),
   );
   const passedType = found.filter((r) => r.type === 'Microsoft.Resources/deployments' && r.leafName === 'roleAssignments').map((r) => get(r.resource, 'properties', 'parameters', 'deployerPrincipalType', 'value'));
-  check('main passes deployerPrincipalType to the role assignments', passedType.length === 1 && passedType[0] === "[parameters('deployerPrincipalType')]", String(passedType[0]));
+  check('main passes deployerPrincipalType to the role assignments', passedType.length === 1 && passedType[0] === "[parameters('deployerPrincipalType')]", asText(passedType[0]));
   const principalTypes = get(root, 'parameters', 'deployerPrincipalType', 'allowedValues');
   check('deployerPrincipalType allows User and ServicePrincipal', Array.isArray(principalTypes) && principalTypes.includes('User') && principalTypes.includes('ServicePrincipal'));
 
@@ -583,15 +583,15 @@ async function checkSecretsParamFile(bicep: string, work: string): Promise<void>
   check('initial secrets: one credential per flow (6 secrets)', secrets.length === 6, `found ${secrets.length}`);
   const records = new Map<string, CredentialRecord>();
   for (const secret of secrets) {
-    const name = String(secret.name);
+    const name = asText(secret.name);
     const kind = get(secret, 'tags', 'kind');
     const record = typeof kind === 'string' && typeof secret.value === 'string'
       ? parseRecord(secret.value, kind as CredentialRecord['kind'])
       : undefined;
-    check(`secret ${name}: a valid name and a ${String(kind)} record`, SECRET_NAME_PATTERN.test(name) && record !== undefined);
+    check(`secret ${name}: a valid name and a ${asText(kind)} record`, SECRET_NAME_PATTERN.test(name) && record !== undefined);
     if (record) records.set(name, record);
   }
-  const names = secrets.map((s) => String(s.name));
+  const names = secrets.map((s) => asText(s.name));
   const byKind = <K extends CredentialRecord['kind']>(kind: K) =>
     [...records.values()].filter((r): r is Extract<CredentialRecord, { kind: K }> => r.kind === kind);
   const account = byKind('mixedRealityAccount')[0];
@@ -619,7 +619,7 @@ async function checkSecretsParamFile(bicep: string, work: string): Promise<void>
 
 async function checkAzureYaml(): Promise<void> {
   section('azure.yaml (azd)');
-  let yaml = '';
+  let yaml: string;
   try {
     yaml = await readFile(join(REPO_ROOT, 'azure.yaml'), 'utf8');
   } catch {
@@ -698,3 +698,8 @@ try {
 }
 console.log(`\n${passed} passed, ${failed} failed`);
 process.exitCode = failed > 0 || passed === 0 ? 1 : 0;
+
+/** A value of the compiled template as text for a message or a comparison: strings as they are, the rest as JSON. */
+function asText(value: unknown): string {
+  return typeof value === 'string' ? value : (JSON.stringify(value) ?? String(value));
+}

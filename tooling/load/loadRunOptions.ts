@@ -50,7 +50,7 @@ export function numberOption(values: Readonly<Record<string, unknown>>, name: st
   if (raw === undefined) return fallback;
   const value = Number(raw);
   if (!Number.isFinite(value) || value < min || value > max) {
-    throw new RangeError(`--${name} must be a number from ${min} to ${max} (got "${String(raw)}")`);
+    throw new RangeError(`--${name} must be a number from ${min} to ${max} (got ${JSON.stringify(raw)})`);
   }
   return value;
 }

@@ -441,7 +441,8 @@ const NULL_BODY_STATUSES = new Set([204, 205, 304]);
  * `Response` would refuse (a bad name or value) is left to it too: undefined means "take the general path".
  */
 function plainResponse(init: HttpResponseInit): { status: number; headers: [string, string][]; body: Buffer } | undefined {
-  const { status = 200, headers, body, jsonBody, cookies } = init;
+  const { status = 200, headers, body, cookies } = init;
+  const jsonBody: unknown = init.jsonBody;
   if (jsonBody !== undefined || (cookies !== undefined && cookies.length > 0)) return undefined;
   if (!Number.isInteger(status) || status < 200 || status > 599) return undefined;
   if (headers !== undefined && (headers === null || typeof headers !== 'object' || Object.getPrototypeOf(headers) !== Object.prototype)) {

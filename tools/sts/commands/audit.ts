@@ -160,6 +160,7 @@ function cell(value: string | undefined, width: number): string {
 }
 
 function safe(value: string): string {
+  // eslint-disable-next-line no-control-regex -- replacing control characters is the point (terminal safety)
   return value.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
 }
 

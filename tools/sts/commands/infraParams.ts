@@ -76,21 +76,21 @@ export class CollectingSecretStore implements WritableSecretStore {
   /** Every setSecret call, oldest first. */
   readonly writes: SecretVersion[] = [];
 
-  async getSecret(name: string): Promise<SecretVersion | undefined> {
+  getSecret(name: string): Promise<SecretVersion | undefined> {
     const current = this.versions.get(name)?.[0];
-    return current && isUsable(current, new Date()) ? current : undefined;
+    return Promise.resolve(current && isUsable(current, new Date()) ? current : undefined);
   }
 
   getFreshSecret(name: string): Promise<SecretVersion | undefined> {
     return this.getSecret(name);
   }
 
-  async getSecretVersions(name: string): Promise<readonly SecretVersion[]> {
-    return [...(this.versions.get(name) ?? [])];
+  getSecretVersions(name: string): Promise<readonly SecretVersion[]> {
+    return Promise.resolve([...(this.versions.get(name) ?? [])]);
   }
 
-  async setSecret(name: string, value: string, options: SetSecretOptions = {}): Promise<SecretVersion> {
-    if (!SECRET_NAME_PATTERN.test(name)) throw new Error(`Invalid secret name "${name}"`);
+  setSecret(name: string, value: string, options: SetSecretOptions = {}): Promise<SecretVersion> {
+    if (!SECRET_NAME_PATTERN.test(name)) return Promise.reject(new Error(`Invalid secret name "${name}"`));
     const version: SecretVersion = {
       name,
       version: randomUUID().replaceAll('-', ''),
@@ -104,19 +104,20 @@ export class CollectingSecretStore implements WritableSecretStore {
     };
     this.versions.set(name, [version, ...(this.versions.get(name) ?? [])]);
     this.writes.push(version);
-    return version;
+    return Promise.resolve(version);
   }
 
-  async updateSecretVersion(name: string, version: string, patch: { readonly enabled: boolean }): Promise<void> {
+  updateSecretVersion(name: string, version: string, patch: { readonly enabled: boolean }): Promise<void> {
     const list = this.versions.get(name) ?? [];
     const index = list.findIndex((v) => v.version === version);
     const found = list[index];
-    if (!found) throw new Error(`No version ${version} of "${name}"`);
+    if (!found) return Promise.reject(new Error(`No version ${version} of "${name}"`));
     list[index] = { ...found, enabled: patch.enabled };
+    return Promise.resolve();
   }
 
-  async listSecretNames(): Promise<readonly string[]> {
-    return [...this.versions.keys()];
+  listSecretNames(): Promise<readonly string[]> {
+    return Promise.resolve([...this.versions.keys()]);
   }
 }
 
@@ -256,10 +257,10 @@ async function azdEnv(args: readonly string[], { allowFailure = false } = {}): P
     return stdout.trim();
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw new Error('The Azure Developer CLI (azd) is not on PATH; --azd is meant for azure.yaml hooks');
+      throw new Error('The Azure Developer CLI (azd) is not on PATH; --azd is meant for azure.yaml hooks', { cause: error });
     }
     if (allowFailure) return undefined;
-    throw new Error(`azd env ${args[0] ?? ''} failed`);
+    throw new Error(`azd env ${args[0] ?? ''} failed`, { cause: error });
   }
 }
 

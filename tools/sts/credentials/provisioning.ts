@@ -247,7 +247,7 @@ export async function readCredential(store: SecretStore, ref: CredentialRef): Pr
     const issuer = record as WrapIssuer;
     if (issuer.namespace !== ref.namespace || issuer.name !== ref.name) throw new ProvisioningError(`${describeCredential(ref)} does not exist`);
   }
-  return record as KeyedCredential;
+  return record;
 }
 
 export interface KeyRotation {
