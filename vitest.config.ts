@@ -5,6 +5,8 @@ export default defineConfig({
     include: ['test/**/*.test.ts'],
     // Creates the test CA and trusts it through NODE_EXTRA_CA_CERTS before workers fork (tooling/doubles/testCertificates.ts).
     globalSetup: ['test/support/globalSetup.ts'],
+    // Stands in for the worker's core API, so @azure/functions registers instead of warning in test mode.
+    setupFiles: ['test/support/functionsCoreStandIn.ts'],
     testTimeout: 30_000,
     hookTimeout: 60_000,
     // Integration suites start real servers (local host, Key Vault test server, Azurite) on free ports.
