@@ -39,7 +39,12 @@ export type UpstreamFault =
   /** Answer 200 with a body that is not the documented shape. */
   | { readonly kind: 'garbled' }
   /** Answer 200 in the documented shape, but with a token that has no expiry. */
-  | { readonly kind: 'wrongToken' };
+  | { readonly kind: 'wrongToken' }
+  /**
+   * Answer 200 with a token whose own expiry (`exp`, `ExpiresOn`) is `ownSeconds` from now (negative: already
+   * expired) and, for WRAP, an envelope announcing `envelopeSeconds` (default `ownSeconds - 1`).
+   */
+  | { readonly kind: 'lifetime'; readonly ownSeconds: number; readonly envelopeSeconds?: number };
 
 export type UpstreamOperation = 'mixedRealityToken' | 'issueToken' | 'issueLimitedAccessToken' | 'wrapToken' | 'unknown';
 
@@ -125,7 +130,8 @@ export async function startUpstreamStub(options: UpstreamStubOptions): Promise<U
       if (response.destroyed || request.socket.destroyed) return;
     }
     const mode: AnswerMode = fault?.kind === 'garbled' ? 'garbled' : fault?.kind === 'wrongToken' ? 'wrongToken' : 'normal';
-    const answer = answerFor(operation, request.method ?? '', url, request.headers, body, mode);
+    const override = fault?.kind === 'lifetime' ? fault : undefined;
+    const answer = answerFor(operation, request.method ?? '', url, request.headers, body, mode, override);
     if (answer.token) issuedTokens.push(answer.token);
     response.writeHead(answer.status, { 'content-length': String(Buffer.byteLength(answer.body)), ...answer.headers });
     response.end(answer.body);
@@ -138,6 +144,7 @@ export async function startUpstreamStub(options: UpstreamStubOptions): Promise<U
     headers: IncomingMessage['headers'],
     body: string,
     mode: AnswerMode,
+    override?: { readonly ownSeconds: number; readonly envelopeSeconds?: number },
   ): Answer => {
     const now = clock();
     switch (operation) {
@@ -156,7 +163,7 @@ export async function startUpstreamStub(options: UpstreamStubOptions): Promise<U
           return { status: 401, headers: { 'www-authenticate': 'Invalid token: account key mismatch' }, body: '' };
         }
         if (mode === 'garbled') return { status: 200, headers: { 'content-type': 'application/json' }, body: '{"AccessToken":' };
-        const token = mintJwt({ aid: expected.accountId, exp: mode === 'wrongToken' ? undefined : epoch(now) + lifetimes.mixedRealitySeconds });
+        const token = mintJwt({ aid: expected.accountId, exp: mode === 'wrongToken' ? undefined : epoch(now) + (override?.ownSeconds ?? lifetimes.mixedRealitySeconds) });
         return {
           status: 200,
           headers: { 'content-type': 'application/json; charset=utf-8', 'ms-cv': `${randomBytes(16).toString('base64').slice(0, 22)}.0` },
@@ -201,7 +208,7 @@ export async function startUpstreamStub(options: UpstreamStubOptions): Promise<U
           claims['feature-flags'] = parsed.featureFlags;
         }
         if (mode === 'garbled') return { status: 200, headers: { 'content-type': 'text/html' }, body: '<html>Gateway</html>' };
-        const token = mintJwt({ ...claims, exp: mode === 'wrongToken' ? undefined : epoch(now) + lifetime });
+        const token = mintJwt({ ...claims, exp: mode === 'wrongToken' ? undefined : epoch(now) + (override?.ownSeconds ?? lifetime) });
         return { status: 200, headers: { 'content-type': 'application/jwt; charset=us-ascii' }, body: token, token };
       }
       case 'wrapToken': {
@@ -212,7 +219,7 @@ export async function startUpstreamStub(options: UpstreamStubOptions): Promise<U
           return { ...wrapError(401, 'ACS50012: Authentication failed.'), headers: { 'www-authenticate': 'WRAP', 'content-type': 'text/plain; charset=us-ascii' } };
         }
         if (mode === 'garbled') return { status: 200, headers: { 'content-type': 'text/plain' }, body: 'wrap_access_token=&oops' };
-        const expiresOn = epoch(now) + lifetimes.wrapSeconds;
+        const expiresOn = epoch(now) + (override?.ownSeconds ?? lifetimes.wrapSeconds);
         const swt = [
           `Audience=${encodeURIComponent(scope)}`,
           ...(mode === 'wrongToken' ? [] : [`ExpiresOn=${expiresOn}`]),
@@ -220,7 +227,7 @@ export async function startUpstreamStub(options: UpstreamStubOptions): Promise<U
           `Id=${randomUUID()}`,
           `HMACSHA256=${encodeURIComponent(randomBytes(32).toString('base64'))}`,
         ].join('&');
-        const expiresIn = mode === 'wrongToken' ? '' : String(lifetimes.wrapSeconds - 1);
+        const expiresIn = mode === 'wrongToken' ? '' : String(override?.envelopeSeconds ?? (override ? override.ownSeconds : lifetimes.wrapSeconds) - 1);
         return {
           status: 200,
           headers: { 'content-type': 'application/x-www-form-urlencoded; charset=us-ascii' },

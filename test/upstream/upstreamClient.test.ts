@@ -5,6 +5,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { createUpstreamClient, type UpstreamClient, type UpstreamClientOptions, type UpstreamRequest } from '../../shared/upstream/upstreamClient.js';
 import { UpstreamError } from '../../shared/upstream/upstreamErrors.js';
 import { startUpstreamStub, type UpstreamStub } from '../support/upstreamStub.js';
+import { loopbackHostPolicy } from './loopbackHostPolicy.js';
 import { untrustedTls, upstreamTestTls, type UpstreamTestTls } from './upstreamTestTls.js';
 
 const cognitiveKey = 'c0ffee00c0ffee00c0ffee00c0ffee00';
@@ -19,6 +20,7 @@ const newClient = (options: UpstreamClientOptions = {}): UpstreamClient => {
     backoffBaseMs: 20,
     backoffMaxMs: 100,
     log: (line) => logLines.push(line),
+    hostPolicy: loopbackHostPolicy,
     ...options,
   });
   clients.push(client);
@@ -31,6 +33,7 @@ const issueToken = (key = cognitiveKey): UpstreamRequest => ({
   headers: { 'ocp-apim-subscription-key': key },
   body: '',
   label: 'issueToken',
+  service: 'cognitive',
 });
 
 const failureOf = async (promise: Promise<unknown>): Promise<UpstreamError> => {
