@@ -66,14 +66,15 @@ export async function fetchLimitedAccessToken(
 }
 
 /**
- * The request as it is fetched and cached, reduced to what the real token depends on: the target (an ARM id,
- * case-insensitive, so lower-cased), the granted flags (sorted, without repeats; a subset of the resource's
- * grant list) and the lifetime rounded down to one of nine values ({@link limitedAccessLifetime}). A client
- * may vary the target freely, so the real key's call budget, not this key, is what bounds its upstream calls.
+ * The request as it is fetched, reduced to what the real token depends on: the target, the granted flags
+ * (sorted, without repeats; a subset of the resource's grant list) and the lifetime rounded down to one of nine
+ * values ({@link limitedAccessLifetime}). The cache key lower-cases the target (ARM ids are case-insensitive),
+ * while the target is sent as the client wrote it. A client may vary the target freely, so the real key's call
+ * budget, not this key, is what bounds its upstream calls.
  */
 export function shapedLimitedAccessRequest(request: LimitedAccessTokenRequest): LimitedAccessTokenRequest {
   return {
-    targetResourceId: request.targetResourceId.toLowerCase(),
+    targetResourceId: request.targetResourceId,
     featureFlags: [...new Set(request.featureFlags)].sort(),
     expiredTimeSeconds: limitedAccessLifetime(request.expiredTimeSeconds),
   };
@@ -87,7 +88,7 @@ export const limitedAccessTokenUpstream = upstreamFetch<'limitedAccessToken', Li
   service: 'cognitive',
   cacheKey: (request) => {
     const shaped = shapedLimitedAccessRequest(request);
-    return [shaped.targetResourceId, shaped.featureFlags.join(','), String(shaped.expiredTimeSeconds)];
+    return [shaped.targetResourceId.toLowerCase(), shaped.featureFlags.join(','), String(shaped.expiredTimeSeconds)];
   },
   // The service issues `exp = now + expiredTime`: the lifetime asked is the documented one.
   maxLifetimeSeconds: (request) => shapedLimitedAccessRequest(request).expiredTimeSeconds,

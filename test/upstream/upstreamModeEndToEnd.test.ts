@@ -1,7 +1,7 @@
 import type { JSONWebKeySet } from 'jose';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { command as clearUpstreamCommand } from '../../tools/sts/commands/clearUpstream.js';
-import { command as setUpstreamCommand } from '../../tools/sts/commands/setUpstream.js';
+import { command as setUpstreamCommand, createSetUpstreamCommand } from '../../tools/sts/commands/setUpstream.js';
 import { rotateCredentialKey } from '../../tools/sts/credentials/provisioning.js';
 import type { CognitiveResource, MixedRealityAccount, WrapIssuer } from '../../shared/credentials/records.js';
 import { setCredentialUpstream } from '../../tools/sts/credentials/upstreamProvisioning.js';
@@ -10,6 +10,7 @@ import type { LedgerEntry } from '../../shared/ledger/ledger.js';
 import type { StsServices } from '../../shared/services.js';
 import { verifySwt } from '../../shared/tokens/swt.js';
 import { createStsJwtVerifier, type StsJwtClaims, type StsTokenKind } from '../../shared/verify/index.js';
+import { loopbackHostPolicy } from './loopbackHostPolicy.js';
 import { AZURE_ENV, FACE_TARGET, OURS_ENV, STUB_KEYS, startStsPair, type ObservedResponse, type StsPair } from './upstreamStsPair.js';
 
 /**
@@ -224,7 +225,7 @@ describe('caching that respects the upstream', () => {
     expect(joined + issued(rows).filter((row) => row.source === 'upstream:cached').length).toBe(1_000);
   }, 60_000);
 
-  it('a 10-minute token is reused for 9 minutes, then refreshed once', async () => {
+  it('a 10-minute token is reused for 9 minutes, then refreshed once in the background', async () => {
     const resource = pair.ours.upstream.speech;
     const first = await issueToken(resource);
     pair.advance(539);
@@ -232,8 +233,15 @@ describe('caching that respects the upstream', () => {
     expect(reused.body).toBe(first.body);
     expect(pair.azure.calls('issueToken')).toBe(1);
 
-    pair.advance(2); // 541 s: inside the last 10% of the lifetime
+    pair.advance(2); // 541 s: inside the last 10% of the lifetime; the valid token is served while one refresh runs
+    const during = await Promise.all(Array.from({ length: 50 }, () => issueToken(resource)));
+    expect(during.every((answer) => answer.status === 200)).toBe(true);
+    await pair.ours.upstreamCache.settled();
+    expect(pair.azure.calls('issueToken')).toBe(2);
     const refreshed = await issueToken(resource);
+    // Each got the valid token at hand: the old one while the refresh ran, the new one after (a hung upstream
+    // keeping them all on the old one is upstreamCrowds.test.ts).
+    expect(during.every((answer) => answer.body === first.body || answer.body === refreshed.body)).toBe(true);
     expect(refreshed.status).toBe(200);
     expect(refreshed.body).not.toBe(first.body);
     expect(pair.azure.calls('issueToken')).toBe(2);
@@ -266,13 +274,18 @@ describe('upstream failures', () => {
     const during = await Promise.all(Array.from({ length: 200 }, () => issueToken(resource)));
     expect(during.filter((a) => a.status !== 200)).toEqual([]);
     expect(new Set(during.map((a) => a.body))).toEqual(new Set([warm.body]));
+    await pair.ours.upstreamCache.settled();
     const attempts = pair.azure.calls('issueToken') - 1;
     expect(attempts).toBeGreaterThanOrEqual(1);
     expect(attempts).toBeLessThanOrEqual(3); // one fetch, retried; then a cooldown, not 200 calls
     expect(fetches(since(pair.ours.ledgerRows, ledgerStart))).toEqual([
       expect.objectContaining({ outcome: 'upstream', status: 500, reason: 'status' }),
     ]);
-    expect(issued(since(pair.ours.ledgerRows, ledgerStart)).every((row) => row.source === 'upstream:fallback')).toBe(true);
+    // Served at once while the refresh ran ('cached'), then as the fallback it left behind.
+    const sources = new Set(issued(since(pair.ours.ledgerRows, ledgerStart)).map((row) => row.source));
+    expect([...sources].every((source) => source === 'upstream:cached' || source === 'upstream:fallback')).toBe(true);
+    expect((await issueToken(resource)).status).toBe(200);
+    expect(issued(pair.ours.ledgerRows).at(-1)?.source).toBe('upstream:fallback');
 
     pair.advance(60); // the warm token has expired
     const down = await issueToken(resource);
@@ -308,16 +321,22 @@ describe('upstream failures', () => {
     const rotation = await rotateCredentialKey(pair.azure.store, { kind: 'cognitiveResource', name: 'speech-real' }, 1);
     pair.advance(541);
     const stillServed = await issueToken(resource);
-    expect(stillServed).toMatchObject({ status: 200, body: warm.body }); // 401, re-read (same old key): warm token served
+    expect(stillServed).toMatchObject({ status: 200, body: warm.body }); // served at once; the refresh runs behind it
+    await pair.ours.upstreamCache.settled(); // 401, re-read (same old key): nothing new
     const refusedFetch = fetches(since(pair.ours.ledgerRows, ledgerStart));
     expect(refusedFetch).toEqual([expect.objectContaining({ status: 401, reason: 'status' })]);
 
     // The operator stores the new real key; our instances still have the old one cached.
-    const stored = await setCredentialUpstream(pair.ours.store, { kind: 'cognitiveResource', name: 'speech' }, { endpoint: pair.azure.url, key: rotation.newKey });
+    const stored = await setCredentialUpstream(
+      pair.ours.store,
+      { kind: 'cognitiveResource', name: 'speech' },
+      { endpoint: pair.azure.url, key: rotation.newKey },
+      { hostPolicy: loopbackHostPolicy },
+    );
     expect(stored.recordChanged).toBe(false);
     expect((await pair.ours.cached.getSecret('upstream-cs-speech'))?.value).toBe(pair.azure.speech.keys[0]);
 
-    pair.advance(11); // past the cooldown that followed the failure
+    pair.advance(60); // past the minute a refused key cools down (and the warm token has expired)
     const callsBefore = pair.azure.calls('issueToken');
     const renewed = await issueToken(resource);
     expect(renewed.status).toBe(200);
@@ -333,6 +352,7 @@ describe('upstream failures', () => {
     pair.advance(541);
     const next = await issueToken(resource);
     expect(next.status).toBe(200);
+    await pair.ours.upstreamCache.settled();
     expect(pair.azure.calls('issueToken') - callsBefore).toBe(3);
     expect(fetches(since(pair.ours.ledgerRows, ledgerStart)).at(-1)).toMatchObject({ status: 200 });
     expect(fetches(since(pair.ours.ledgerRows, ledgerStart)).at(-1)?.reason).toBeUndefined();
@@ -399,13 +419,30 @@ describe('the admin CLI switches a credential in and out of upstream mode', () =
     delete process.env.KEY_VAULT_URL;
     console.log = (...parts: unknown[]) => void printed.push(parts.join(' '));
     try {
-      expect(await (args[0] === 'clear' ? clearUpstreamCommand : setUpstreamCommand).run(args.slice(1))).toBe(0);
+      expect(await (args[0] === 'clear' ? clearUpstreamCommand : createSetUpstreamCommand(loopbackHostPolicy)).run(args.slice(1))).toBe(0);
     } finally {
       console.log = log;
       process.env = saved;
     }
     return printed.join('\n');
   }
+
+  it('the shipped set-upstream refuses the loopback stand-in (and every non-Azure host) before writing anything', async () => {
+    const saved = { ...process.env };
+    const before = await pair.ours.store.getSecretVersions(vaultLayout.cognitiveResource('speech'));
+    process.env = { ...saved, STS_LOCAL_STORE_PATH: pair.ours.store.path, REAL_KEY: pair.azure.speech.keys[0] };
+    delete process.env.KEY_VAULT_URL;
+    try {
+      for (const endpoint of [pair.azure.url, pair.azure.url.replace('127.0.0.1', 'localhost'), 'https://[::1]:8443', 'https://0x7f000001']) {
+        const refused = await setUpstreamCommand.run(['--cognitive', 'speech', '--endpoint', endpoint, '--key-env', 'REAL_KEY']).catch((error: unknown) => error);
+        expect(refused).toBeInstanceOf(Error);
+        expect((refused as Error).message).toMatch(/Upstream endpoint refused/);
+      }
+    } finally {
+      process.env = saved;
+    }
+    expect(await pair.ours.store.getSecretVersions(vaultLayout.cognitiveResource('speech'))).toHaveLength(before.length);
+  });
 
   it('clear-upstream: the account mints locally again; set-upstream: the real STS serves it again', async () => {
     const account = pair.ours.upstream.mixedReality;

@@ -16,6 +16,7 @@ import { FileSecretStore } from '../../shared/secrets/fileSecretStore.js';
 import type { SetSecretOptions, WritableSecretStore } from '../../shared/secrets/secretStore.js';
 import { createUpstreamClient } from '../../shared/upstream/upstreamClient.js';
 import { createUpstreamTokens } from '../../shared/upstream/upstreamTokens.js';
+import { upstreamKeyTags } from '../../shared/upstream/upstreamSecret.js';
 import { UsageError, type StsCommand } from '../../tools/sts/command.js';
 import { command as clearUpstream } from '../../tools/sts/commands/clearUpstream.js';
 import { command as setUpstream } from '../../tools/sts/commands/setUpstream.js';
@@ -163,29 +164,46 @@ describe('set-upstream / clear-upstream (admin CLI, file store)', () => {
     expect((await store.getSecret(vaultLayout.upstreamKey('wrapIssuer', 'contoso/owner')))?.value).toBe(REAL_WRAP_PASSWORD);
   });
 
-  it('--secret-name without a key points at a secret that already holds a usable key (no new version)', async () => {
-    await store.setSecret('speech-real-key', REAL_SPEECH_KEY);
-    const run = await sts(setUpstream, ['--cognitive', 'speech', '--endpoint', 'https://westus.api.cognitive.microsoft.com', '--secret-name', 'speech-real-key', '--json']);
+  it('--secret-name without a key points at an upstream key set-upstream wrote before (no new version)', async () => {
+    await store.setSecret('upstream-cs-shared', REAL_SPEECH_KEY, { tags: upstreamKeyTags('cognitiveResource') });
+    const run = await sts(setUpstream, ['--cognitive', 'speech', '--endpoint', 'https://westus.api.cognitive.microsoft.com', '--secret-name', 'upstream-cs-shared', '--json']);
     const printed = JSON.parse(run.stdout) as { keyVersion: string | null; upstream: { secretName: string } };
-    expect(printed).toMatchObject({ keyVersion: null, upstream: { secretName: 'speech-real-key' } });
-    expect(await new FileSecretStore(storePath).getSecretVersions('speech-real-key')).toHaveLength(1);
+    expect(printed).toMatchObject({ keyVersion: null, upstream: { secretName: 'upstream-cs-shared' } });
+    expect(await new FileSecretStore(storePath).getSecretVersions('upstream-cs-shared')).toHaveLength(1);
+  });
+
+  it('the key it writes carries the tags that make it sendable: purpose=upstream-key and the credential kind', async () => {
+    await sts(setUpstream, ['--cognitive', 'speech', '--endpoint', 'https://westus.api.cognitive.microsoft.com', '--key-file', await keyFile(REAL_SPEECH_KEY)]);
+    expect((await new FileSecretStore(storePath).getSecret('upstream-cs-speech'))?.tags).toEqual({ purpose: 'upstream-key', kind: 'cognitiveResource' });
   });
 });
 
 describe('refusals: checked before the first write, never echoing the key', () => {
   const refusals: Array<[string, string[], RegExp]> = [
     ['a plain-http endpoint', ['--cognitive', 'speech', '--endpoint', 'http://westus.api.cognitive.microsoft.com'], /must use https/],
-    ['an endpoint with a query', ['--cognitive', 'speech', '--endpoint', 'https://westus.api.cognitive.microsoft.com/?x=1'], /base URL/],
+    ['an endpoint with a query', ['--cognitive', 'speech', '--endpoint', 'https://westus.api.cognitive.microsoft.com/?x=1'], /query/],
+    ['a loopback address with a port', ['--cognitive', 'speech', '--endpoint', 'https://127.0.0.1:8443', '--key-env', 'K'], /IP address/],
+    ['localhost', ['--cognitive', 'speech', '--endpoint', 'https://localhost', '--key-env', 'K'], /documented host/],
+    ['an IPv6 literal', ['--cognitive', 'speech', '--endpoint', 'https://[::1]', '--key-env', 'K'], /IP address/],
+    ['a hexadecimal IPv4', ['--cognitive', 'speech', '--endpoint', 'https://0x7f000001', '--key-env', 'K'], /IP address/],
+    ['a look-alike suffix', ['--cognitive', 'speech', '--endpoint', 'https://westus.api.cognitive.microsoft.com.evil.example', '--key-env', 'K'], /documented host/],
+    ['a port on a real host', ['--cognitive', 'speech', '--endpoint', 'https://westus.api.cognitive.microsoft.com:8443', '--key-env', 'K'], /documented host/],
+    ['an ACS host for a Cognitive key', ['--cognitive', 'speech', '--endpoint', 'https://contoso-sb.accesscontrol.windows.net', '--key-env', 'K'], /documented host/],
+    ['the backslash form', ['--cognitive', 'speech', '--endpoint', 'https://evil.example\\@westus.api.cognitive.microsoft.com', '--key-env', 'K'], /backslash/],
+    ['user info', ['--cognitive', 'speech', '--endpoint', 'https://evil.example@westus.api.cognitive.microsoft.com', '--key-env', 'K'], /user info/],
+    ['another team\'s secret', ['--cognitive', 'speech', '--endpoint', 'https://westus.api.cognitive.microsoft.com', '--secret-name', 'payments-api-key'], /must start with upstream-cs-/],
+    ['another kind\'s upstream key', ['--cognitive', 'speech', '--endpoint', 'https://westus.api.cognitive.microsoft.com', '--secret-name', 'upstream-wrap-x'], /must start with upstream-cs-/],
+    ['an upstream-named secret the CLI did not write', ['--cognitive', 'speech', '--endpoint', 'https://westus.api.cognitive.microsoft.com', '--secret-name', 'upstream-cs-manual'], /not written by set-upstream/],
     ['an endpoint naming the token operation', ['--cognitive', 'speech', '--endpoint', 'https://westus.api.cognitive.microsoft.com/sts/v1.0/issueToken'], /without the token path/],
     ['a Mixed Reality endpoint naming /accounts', ['--account', 'ACCOUNT', '--endpoint', 'https://sts.mixedreality.azure.com/accounts/x/token'], /without the token path/],
-    ['the signing key as the secret', ['--cognitive', 'speech', '--endpoint', 'https://westus.api.cognitive.microsoft.com', '--secret-name', 'sts-signing-key'], /cannot hold a real key/],
-    ['a credential record as the secret', ['--cognitive', 'speech', '--endpoint', 'https://westus.api.cognitive.microsoft.com', '--secret-name', 'cs-resource-speech'], /cannot hold a real key/],
+    ['the signing key as the secret', ['--cognitive', 'speech', '--endpoint', 'https://westus.api.cognitive.microsoft.com', '--secret-name', 'sts-signing-key'], /cannot hold this real key/],
+    ['a credential record as the secret', ['--cognitive', 'speech', '--endpoint', 'https://westus.api.cognitive.microsoft.com', '--secret-name', 'cs-resource-speech'], /cannot hold this real key/],
     ['a key with a space', ['--cognitive', 'speech', '--endpoint', 'https://westus.api.cognitive.microsoft.com', '--key-env', 'K'], /one word of printable ASCII/],
     ['a Mixed Reality key without the real account id', ['--account', 'ACCOUNT', '--endpoint', 'https://sts.mixedreality.azure.com', '--key-env', 'K'], /accountId:accountKey/],
     ['an upstream account that is not a GUID', ['--account', 'ACCOUNT', '--endpoint', 'https://sts.mixedreality.azure.com', '--key-env', 'K', '--upstream-account', 'nope'], /must be a GUID/],
     ['an upstream account on a Cognitive resource', ['--cognitive', 'speech', '--endpoint', 'https://westus.api.cognitive.microsoft.com', '--key-env', 'K', '--upstream-account', REAL_MR_ACCOUNT], /Mixed Reality accounts only/],
     ['no key and no secret name', ['--cognitive', 'speech', '--endpoint', 'https://westus.api.cognitive.microsoft.com'], /Give the real key/],
-    ['a secret name that does not exist', ['--cognitive', 'speech', '--endpoint', 'https://westus.api.cognitive.microsoft.com', '--secret-name', 'nothing-here'], /does not exist/],
+    ['a secret name that does not exist', ['--cognitive', 'speech', '--endpoint', 'https://westus.api.cognitive.microsoft.com', '--secret-name', 'upstream-cs-nothing-here'], /does not exist/],
     ['an unknown credential', ['--cognitive', 'nobody', '--endpoint', 'https://westus.api.cognitive.microsoft.com', '--key-env', 'K'], /does not exist/],
     ['no endpoint', ['--cognitive', 'speech', '--key-env', 'K'], /--endpoint is required/],
     ['two key sources', ['--cognitive', 'speech', '--endpoint', 'https://westus.api.cognitive.microsoft.com', '--key-env', 'K', '--key-file', '/dev/null'], /not both/],
@@ -193,6 +211,8 @@ describe('refusals: checked before the first write, never echoing the key', () =
 
   it.each(refusals)('%s is a usage error and the store is untouched', async (_label, args, message) => {
     const secretKey = 'key with spaces 0123456789abcdef';
+    await store.setSecret('payments-api-key', REAL_SPEECH_KEY);
+    await store.setSecret('upstream-cs-manual', REAL_SPEECH_KEY);
     const before = await readFile(storePath, 'utf8');
     const resolved = args.map((arg) => (arg === 'ACCOUNT' ? accountId : arg));
     const error = await sts(setUpstream, resolved, { K: resolved.includes('--upstream-account') ? REAL_MR_KEY : secretKey }).then(
@@ -207,8 +227,8 @@ describe('refusals: checked before the first write, never echoing the key', () =
   });
 
   it('a secret that exists but does not hold a key of the right form is refused without quoting it', async () => {
-    await store.setSecret('speech-wrong', 'not a key at all');
-    const error = await setCredentialUpstream(store, speech, { endpoint: 'https://westus.api.cognitive.microsoft.com', secretName: 'speech-wrong' }).catch(
+    await store.setSecret('upstream-cs-wrong', 'not a key at all', { tags: upstreamKeyTags('cognitiveResource') });
+    const error = await setCredentialUpstream(store, speech, { endpoint: 'https://westus.api.cognitive.microsoft.com', secretName: 'upstream-cs-wrong' }).catch(
       (caught: unknown) => caught,
     );
     expect((error as Error).message).toMatch(/printable ASCII/);
@@ -266,13 +286,13 @@ describe('at request time', () => {
       client: createUpstreamClient({ maxAttempts: 1 }),
       readSecret: async (name) => {
         reads.push(name);
-        return 'would-be-sent';
+        return { value: 'would-be-sent', tags: upstreamKeyTags('cognitiveResource') };
       },
       clock: () => new Date(),
     });
     try {
       const error = await tokens
-        .cognitiveToken({ endpoint: 'https://127.0.0.1:9', secretName: vaultLayout.signingKey })
+        .cognitiveToken({ endpoint: 'https://westus.api.cognitive.microsoft.com', secretName: vaultLayout.signingKey })
         .catch((caught: unknown) => caught);
       expect(error).toBeInstanceOf(DependencyUnavailableError);
       expect(reads).toEqual([]);

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { HttpResponseInit } from '@azure/functions';
 import { Agent, request } from 'undici';
 import { startLocalHost, type HttpFunctionLike, type RunningLocalHost } from '../../tools/localHost/localHost.js';
-import { command as setUpstreamCommand } from '../../tools/sts/commands/setUpstream.js';
+import { createSetUpstreamCommand } from '../../tools/sts/commands/setUpstream.js';
 import { loadConfig } from '../../shared/config.js';
 import { CredentialDirectory } from '../../shared/credentials/credentialDirectory.js';
 import {
@@ -24,6 +24,7 @@ import { createServiceUpstreamTokens } from '../../shared/upstream/serviceUpstre
 import { UpstreamTokenCache } from '../../shared/upstream/upstreamTokenCache.js';
 import { importFunctionFiles } from '../support/localHostFixture.js';
 import { startUpstreamStub, type UpstreamStub, type UpstreamStubCredentials } from '../support/upstreamStub.js';
+import { loopbackHostPolicy } from './loopbackHostPolicy.js';
 import { upstreamTestTls, type UpstreamTestTls } from './upstreamTestTls.js';
 
 /**
@@ -236,7 +237,7 @@ export async function startStsPair(): Promise<StsPair> {
       console.log = (...parts: unknown[]) => void printed.push(parts.join(' '));
       let code: number;
       try {
-        code = await setUpstreamCommand.run([
+        code = await createSetUpstreamCommand(loopbackHostPolicy).run([
           '--account', upstreamMr.accountId, '--endpoint', azureHost.url, '--key-env', 'REAL_MR_ACCOUNT_KEY', '--upstream-account', azureMr.accountId,
         ]);
       } finally {
@@ -248,22 +249,23 @@ export async function startStsPair(): Promise<StsPair> {
     }
     const switched = async <T>(work: Promise<{ record: unknown }>): Promise<T> => (await work).record as T;
     const oursUpstreamSpeech = await switched<CognitiveResource>(
-      setCredentialUpstream(oursStore, { kind: 'cognitiveResource', name: 'speech' }, { endpoint: azureHost.url, key: azureSpeech.keys[0] }),
+      setCredentialUpstream(oursStore, { kind: 'cognitiveResource', name: 'speech' }, { endpoint: azureHost.url, key: azureSpeech.keys[0] }, { hostPolicy: loopbackHostPolicy }),
     );
     const oursUpstreamFace = await switched<CognitiveResource>(
-      setCredentialUpstream(oursStore, { kind: 'cognitiveResource', name: 'face' }, { endpoint: azureHost.url, key: azureFace.keys[0] }),
+      setCredentialUpstream(oursStore, { kind: 'cognitiveResource', name: 'face' }, { endpoint: azureHost.url, key: azureFace.keys[0] }, { hostPolicy: loopbackHostPolicy }),
     );
     const oursUpstreamOwner = await switched<WrapIssuer>(
-      setCredentialUpstream(oursStore, { kind: 'wrapIssuer', namespace: 'contoso', name: 'owner' }, { endpoint: `${azureHost.url}/WRAPv0.9`, key: azureOwner.keys[1] }),
+      setCredentialUpstream(oursStore, { kind: 'wrapIssuer', namespace: 'contoso', name: 'owner' }, { endpoint: `${azureHost.url}/WRAPv0.9`, key: azureOwner.keys[1] }, { hostPolicy: loopbackHostPolicy }),
     );
     const oursStubbedSpeech = await switched<CognitiveResource>(
-      setCredentialUpstream(oursStore, { kind: 'cognitiveResource', name: 'speech-stubbed' }, { endpoint: stub.url, key: STUB_KEYS.cognitiveKey }),
+      setCredentialUpstream(oursStore, { kind: 'cognitiveResource', name: 'speech-stubbed' }, { endpoint: stub.url, key: STUB_KEYS.cognitiveKey }, { hostPolicy: loopbackHostPolicy }),
     );
     const oursStubbedMr = await switched<MixedRealityAccount>(
       setCredentialUpstream(
         oursStore,
         { kind: 'mixedRealityAccount', accountId: stubbedMr.accountId },
         { endpoint: stub.url, key: STUB_KEYS.mixedReality.accountKey, upstreamAccountId: STUB_KEYS.mixedReality.accountId },
+        { hostPolicy: loopbackHostPolicy },
       ),
     );
     const oursUpstreamMr = parseRecord((await oursStore.getSecret(vaultLayout.mixedRealityAccount(upstreamMr.accountId)))?.value ?? '', 'mixedRealityAccount');
@@ -286,6 +288,7 @@ export async function startStsPair(): Promise<StsPair> {
       log: (line) => upstreamLog.push(line),
       cache: upstreamCache,
       client: tls.clientCa ? { testTrustedCa: tls.clientCa } : {},
+      hostPolicy: loopbackHostPolicy,
     });
     cleanups.push(() => oursUpstream.close());
     const oursServices: StsServices = {
