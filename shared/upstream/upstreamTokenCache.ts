@@ -6,6 +6,12 @@ import type { UpstreamToken } from './upstreamToken.js';
 /** Upstream HTTP requests one instance may send with one real key in any 60 s (docs/upstream.md#call-budget). */
 export const CALLS_PER_KEY_PER_MINUTE = 20;
 
+/**
+ * Fetches with one real key running at once: 4 while the key is healthy, 1 (a probe) after a key-wide failure,
+ * so that a crowd asking for many different entries at once learns of an outage from one call, not twenty.
+ */
+const CONCURRENT_FETCHES_PER_KEY = { healthy: 4, failing: 1 } as const;
+
 export interface UpstreamTokenCacheOptions {
   /** The clock every expiry decision uses (frozen in tests). */
   readonly clock: () => Date;
@@ -76,6 +82,11 @@ interface KeyState {
   /** No upstream call with this key before this time (401/403/429/5xx, transport or configuration failure). */
   coolDownUntilMs?: number | undefined;
   lastFreshReadMs?: number | undefined;
+  /** The last fetch failed key-wide: one fetch at a time until one succeeds. */
+  failing: boolean;
+  /** Fetches running now, and the ones waiting for a turn (FIFO). */
+  running: number;
+  readonly waiting: Array<() => void>;
 }
 
 const WINDOW_MS = 60_000;
@@ -85,8 +96,9 @@ const WINDOW_MS = 60_000;
  *
  * - **Per real key**, one call budget (`callsPerKeyPerMinute` upstream requests in any 60 s, retries and the
  *   post-rotation retry included) and one cooldown, shared by every entry of the key: no set of clients can
- *   make this instance send more, whatever they vary. A fresh secret read after a 401 is allowed once per
- *   `freshReadIntervalSeconds` per key.
+ *   make this instance send more, whatever they vary. At most 4 fetches with a key run at once, 1 after a
+ *   key-wide failure, and a fetch that waited for its turn checks the cooldown again before it calls. A fresh
+ *   secret read after a 401 is allowed once per `freshReadIntervalSeconds` per key.
  * - **Per credential and real key**, a bounded LRU of entries: one credential's entries never evict another's.
  * - **Per entry**, one fetch at a time. A token is reused until its refresh time (10% of its lifetime, at least
  *   60 s, before expiry); after that it is still served at once while one refresh runs in the background,
@@ -192,6 +204,40 @@ export class UpstreamTokenCache {
 
   private async refresh(slot: UpstreamCacheSlot, fetch: (permit: UpstreamCallPermit) => Promise<UpstreamToken>): Promise<ServedUpstreamToken> {
     const key = this.keyState(slot.realKey);
+    await this.turn(key);
+    try {
+      // While this fetch waited for its turn, another may have failed for the whole key or spent its budget.
+      const nowMs = this.clock().getTime();
+      const blocked = this.blockedSeconds(slot, undefined, nowMs);
+      if (blocked !== undefined) {
+        const previous = this.partitions.get(partitionId(slot))?.get(slot.entry)?.token;
+        if (previous && this.stillValid(previous, nowMs)) return served(previous, 'fallback');
+        throw new DependencyUnavailableError('upstream', blocked, 'upstream token unavailable (cooling down or call budget spent)');
+      }
+      return await this.fetchAndStore(slot, key, fetch);
+    } finally {
+      this.endTurn(key);
+    }
+  }
+
+  /** Waits until fewer than the key's concurrency limit of fetches run, then counts this one in. */
+  private async turn(key: KeyState): Promise<void> {
+    while (key.running >= (key.failing ? CONCURRENT_FETCHES_PER_KEY.failing : CONCURRENT_FETCHES_PER_KEY.healthy)) {
+      await new Promise<void>((resolve) => key.waiting.push(resolve));
+    }
+    key.running += 1;
+  }
+
+  private endTurn(key: KeyState): void {
+    key.running -= 1;
+    key.waiting.shift()?.();
+  }
+
+  private async fetchAndStore(
+    slot: UpstreamCacheSlot,
+    key: KeyState,
+    fetch: (permit: UpstreamCallPermit) => Promise<UpstreamToken>,
+  ): Promise<ServedUpstreamToken> {
     const permit: UpstreamCallPermit = {
       take: () => {
         const nowMs = this.clock().getTime();
@@ -215,6 +261,7 @@ export class UpstreamTokenCache {
         expiresAtMs: fetched.expiresAt.getTime(),
         refreshAtMs: this.refreshTime(fetchedAtMs, fetched.expiresAt.getTime()),
       };
+      key.failing = false;
       this.store(slot, { token: stored });
       return served(stored, 'fetched');
     } catch (error) {
@@ -246,7 +293,10 @@ export class UpstreamTokenCache {
     if (keyRefused) seconds = Math.min(this.maxRetryAfterSeconds, Math.max(seconds, this.keyRefusedCooldownSeconds));
     const untilMs = nowMs + seconds * 1000;
     const keyWide = error instanceof DependencyUnavailableError || isKeyWideFailure(error);
-    if (keyWide) key.coolDownUntilMs = Math.max(key.coolDownUntilMs ?? 0, untilMs);
+    if (keyWide) {
+      key.coolDownUntilMs = Math.max(key.coolDownUntilMs ?? 0, untilMs);
+      key.failing = true;
+    }
     this.store(slot, { token: previous, failed: true, coolDownUntilMs: keyWide ? undefined : untilMs });
     return seconds;
   }
@@ -274,7 +324,7 @@ export class UpstreamTokenCache {
   private keyState(realKey: string): KeyState {
     let state = this.keys.get(realKey);
     if (!state) {
-      state = { callTimesMs: [] };
+      state = { callTimesMs: [], failing: false, running: 0, waiting: [] };
       this.keys.set(realKey, state);
     }
     return state;
