@@ -7,6 +7,12 @@ import type { UpstreamToken } from './upstreamToken.js';
 export const CALLS_PER_KEY_PER_MINUTE = 20;
 
 /**
+ * Of those, what one credential of ours may take (15): the other 5 are left for the key's other credentials, so a
+ * client spending its own credential's share cannot stop the key serving anyone else.
+ */
+export const CALLS_PER_CREDENTIAL_PER_MINUTE = 15;
+
+/**
  * Fetches with one real key running at once: 4 while the key is healthy, 1 (a probe) after a key-wide failure,
  * so that a crowd asking for many different entries at once learns of an outage from one call, not twenty.
  */
@@ -31,6 +37,8 @@ export interface UpstreamTokenCacheOptions {
   readonly keyRefusedCooldownSeconds?: number;
   /** Upstream requests per real key in any 60 s window. Default {@link CALLS_PER_KEY_PER_MINUTE}. */
   readonly callsPerKeyPerMinute?: number;
+  /** Of those, the most one credential may take. Default {@link CALLS_PER_CREDENTIAL_PER_MINUTE}. */
+  readonly callsPerCredentialPerMinute?: number;
   /** At most one fresh (cache-bypassing) read of a real key's secret per this many seconds. Default 60. */
   readonly freshReadIntervalSeconds?: number;
 }
@@ -77,8 +85,8 @@ interface Entry {
 
 /** What one real key shares across all its entries, whichever credential or flow they serve. */
 interface KeyState {
-  /** Times of the upstream requests in the last 60 s, oldest first. */
-  readonly callTimesMs: number[];
+  /** The upstream requests of the last 60 s, oldest first: when, and for which of our credentials. */
+  readonly calls: Array<{ readonly atMs: number; readonly credential: string }>;
   /** No upstream call with this key before this time (401/403/429/5xx, transport or configuration failure). */
   coolDownUntilMs?: number | undefined;
   lastFreshReadMs?: number | undefined;
@@ -95,8 +103,9 @@ const WINDOW_MS = 60_000;
  * Caches tokens fetched from upstream STSs (docs/upstream.md#caching):
  *
  * - **Per real key**, one call budget (`callsPerKeyPerMinute` upstream requests in any 60 s, retries and the
- *   post-rotation retry included) and one cooldown, shared by every entry of the key: no set of clients can
- *   make this instance send more, whatever they vary. At most 4 fetches with a key run at once, 1 after a
+ *   post-rotation retry included; one credential of ours at most `callsPerCredentialPerMinute` of them) and one
+ *   cooldown, shared by every entry of the key: no set of clients can make this instance send more, whatever
+ *   they vary. At most 4 fetches with a key run at once, 1 after a
  *   key-wide failure, and a fetch that waited for its turn checks the cooldown again before it calls. A fresh
  *   secret read after a 401 is allowed once per `freshReadIntervalSeconds` per key.
  * - **Per credential and real key**, a bounded LRU of entries: one credential's entries never evict another's.
@@ -122,6 +131,7 @@ export class UpstreamTokenCache {
   private readonly maxRetryAfterSeconds: number;
   private readonly keyRefusedCooldownSeconds: number;
   private readonly callsPerKeyPerMinute: number;
+  private readonly callsPerCredentialPerMinute: number;
   private readonly freshReadIntervalMs: number;
 
   constructor(options: UpstreamTokenCacheOptions) {
@@ -134,6 +144,10 @@ export class UpstreamTokenCache {
     this.maxRetryAfterSeconds = Math.max(1, options.maxRetryAfterSeconds ?? 60);
     this.keyRefusedCooldownSeconds = options.keyRefusedCooldownSeconds ?? 60;
     this.callsPerKeyPerMinute = Math.max(1, options.callsPerKeyPerMinute ?? CALLS_PER_KEY_PER_MINUTE);
+    this.callsPerCredentialPerMinute = Math.min(
+      this.callsPerKeyPerMinute,
+      Math.max(1, options.callsPerCredentialPerMinute ?? CALLS_PER_CREDENTIAL_PER_MINUTE),
+    );
     this.freshReadIntervalMs = (options.freshReadIntervalSeconds ?? 60) * 1000;
   }
 
@@ -180,7 +194,7 @@ export class UpstreamTokenCache {
     const state = this.keys.get(realKey.toLowerCase());
     if (!state) return 0;
     this.prune(state, this.clock().getTime());
-    return state.callTimesMs.length;
+    return state.calls.length;
   }
 
   /** Number of entries held (tokens and cooldowns), over every credential. */
@@ -241,9 +255,8 @@ export class UpstreamTokenCache {
     const permit: UpstreamCallPermit = {
       take: () => {
         const nowMs = this.clock().getTime();
-        this.prune(key, nowMs);
-        if (key.callTimesMs.length >= this.callsPerKeyPerMinute) return false;
-        key.callTimesMs.push(nowMs);
+        if (this.budgetWaitSeconds(key, slot.credential, nowMs) !== undefined) return false;
+        key.calls.push({ atMs: nowMs, credential: slot.credential });
         return true;
       },
       mayReread: () => {
@@ -284,7 +297,7 @@ export class UpstreamTokenCache {
     if (error instanceof UpstreamError && error.failure === 'budget') {
       // Our own limit, not the upstream's answer: nothing to cool down, retry once a call leaves the window.
       this.store(slot, { token: previous, failed: true });
-      return this.budgetWaitSeconds(key, nowMs) ?? 1;
+      return this.budgetWaitSeconds(key, slot.credential, nowMs) ?? 1;
     }
     const known = error instanceof UpstreamError || error instanceof DependencyUnavailableError;
     if (!known) return this.defaultRetryAfterSeconds;
@@ -306,25 +319,30 @@ export class UpstreamTokenCache {
     const key = this.keys.get(slot.realKey);
     const untilMs = Math.max(key?.coolDownUntilMs ?? 0, entry?.coolDownUntilMs ?? 0);
     if (untilMs > nowMs) return Math.max(1, Math.ceil((untilMs - nowMs) / 1000));
-    return key ? this.budgetWaitSeconds(key, nowMs) : undefined;
+    return key ? this.budgetWaitSeconds(key, slot.credential, nowMs) : undefined;
   }
 
-  /** Seconds until the key's budget has room for one more request, or undefined when it has room now. */
-  private budgetWaitSeconds(key: KeyState, nowMs: number): number | undefined {
+  /**
+   * Seconds until the key's budget has room for one more request of `credential` (the key's window and the
+   * credential's share), or undefined when it has room now.
+   */
+  private budgetWaitSeconds(key: KeyState, credential: string, nowMs: number): number | undefined {
     this.prune(key, nowMs);
-    if (key.callTimesMs.length < this.callsPerKeyPerMinute) return undefined;
-    const oldest = key.callTimesMs[0] ?? nowMs;
-    return Math.max(1, Math.ceil((oldest + WINDOW_MS - nowMs) / 1000));
+    const waitFor = (atMs: number): number => Math.max(1, Math.ceil((atMs + WINDOW_MS - nowMs) / 1000));
+    if (key.calls.length >= this.callsPerKeyPerMinute) return waitFor(key.calls[0]?.atMs ?? nowMs);
+    const own = key.calls.filter((call) => call.credential === credential);
+    if (own.length >= this.callsPerCredentialPerMinute) return waitFor(own[0]?.atMs ?? nowMs);
+    return undefined;
   }
 
   private prune(key: KeyState, nowMs: number): void {
-    while (key.callTimesMs.length > 0 && (key.callTimesMs[0] ?? 0) <= nowMs - WINDOW_MS) key.callTimesMs.shift();
+    while (key.calls.length > 0 && (key.calls[0]?.atMs ?? 0) <= nowMs - WINDOW_MS) key.calls.shift();
   }
 
   private keyState(realKey: string): KeyState {
     let state = this.keys.get(realKey);
     if (!state) {
-      state = { callTimesMs: [], failing: false, running: 0, waiting: [] };
+      state = { calls: [], failing: false, running: 0, waiting: [] };
       this.keys.set(realKey, state);
     }
     return state;

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { CognitiveResource, MixedRealityAccount, WrapIssuer } from '../../shared/credentials/records.js';
-import { CALLS_PER_KEY_PER_MINUTE } from '../../shared/upstream/upstreamTokenCache.js';
+import { CALLS_PER_CREDENTIAL_PER_MINUTE, CALLS_PER_KEY_PER_MINUTE } from '../../shared/upstream/upstreamTokenCache.js';
 import { startStsPair, type ObservedResponse, type StsPair } from './upstreamStsPair.js';
 
 /**
@@ -54,12 +54,12 @@ const statuses = (answers: readonly ObservedResponse[]) => {
 };
 
 describe('a healthy upstream: calls are bounded by the real key, not by what clients vary', () => {
-  it(`1,001 LAT requests with distinct targets cost at most ${CALLS_PER_KEY_PER_MINUTE} calls; the rest wait (503), and another credential's cached token is untouched`, async () => {
+  it(`1,001 LAT requests with distinct targets cost ${CALLS_PER_CREDENTIAL_PER_MINUTE} calls (one credential's share of the key); the rest wait (503), and another credential's cached token is untouched`, async () => {
     const speech = await issueToken(pair.ours.upstream.speech);
     expect(speech.status).toBe(200);
     const answers = await Promise.all(Array.from({ length: 1_001 }, (_, i) => lat(pair.ours.upstream.face, target(i))));
-    expect(pair.azure.calls('issueLimitedAccessToken')).toBe(CALLS_PER_KEY_PER_MINUTE);
-    expect(statuses(answers)).toEqual({ 200: CALLS_PER_KEY_PER_MINUTE, 503: 1_001 - CALLS_PER_KEY_PER_MINUTE });
+    expect(pair.azure.calls('issueLimitedAccessToken')).toBe(CALLS_PER_CREDENTIAL_PER_MINUTE);
+    expect(statuses(answers)).toEqual({ 200: CALLS_PER_CREDENTIAL_PER_MINUTE, 503: 1_001 - CALLS_PER_CREDENTIAL_PER_MINUTE });
     const refused = answers.find((answer) => answer.status === 503);
     expect(Number(refused?.headers['retry-after'])).toBeGreaterThanOrEqual(1);
     expect(JSON.parse(refused?.body ?? '{}')).toEqual({ error: { code: '503', message: 'The token service is temporarily unavailable. Retry later.' } });
@@ -73,7 +73,7 @@ describe('a healthy upstream: calls are bounded by the real key, not by what cli
     for (const { answer, i } of served.slice(0, 5)) expect(await lat(pair.ours.upstream.face, target(i))).toMatchObject({ status: 200, body: answer.body });
     pair.advance(60);
     expect((await lat(pair.ours.upstream.face, target('after-a-minute'))).status).toBe(200);
-    expect(pair.azure.calls('issueLimitedAccessToken')).toBe(CALLS_PER_KEY_PER_MINUTE + 1);
+    expect(pair.azure.calls('issueLimitedAccessToken')).toBe(CALLS_PER_CREDENTIAL_PER_MINUTE + 1);
   }, 120_000);
 
   it('LAT: one target asked with any lifetime, flag order or letter case costs one call per lifetime step', async () => {

@@ -3,6 +3,7 @@ import { DependencyUnavailableError } from '../../shared/errors.js';
 import { UpstreamError } from '../../shared/upstream/upstreamErrors.js';
 import type { UpstreamToken } from '../../shared/upstream/upstreamToken.js';
 import {
+  CALLS_PER_CREDENTIAL_PER_MINUTE,
   CALLS_PER_KEY_PER_MINUTE,
   UpstreamTokenCache,
   type UpstreamCacheSlot,
@@ -163,29 +164,38 @@ describe('upstream token cache: refresh ahead in the background', () => {
 });
 
 describe('upstream token cache: calls per real key', () => {
-  it(`any number of entries of one key cost at most ${CALLS_PER_KEY_PER_MINUTE} calls in any minute; other keys are unaffected`, async () => {
+  it(`any number of entries cost at most ${CALLS_PER_KEY_PER_MINUTE} calls per key in any minute, ${CALLS_PER_CREDENTIAL_PER_MINUTE} for one credential`, async () => {
     const clock = frozenClock();
     const upstream = fakeUpstream(clock, 3_600);
     const cache = new UpstreamTokenCache({ clock: clock.now });
-    const results = await Promise.allSettled(Array.from({ length: 1_000 }, (_, i) => cache.get(slot(`target-${i}`), upstream.fetch)));
-    expect(upstream.calls).toBe(CALLS_PER_KEY_PER_MINUTE);
-    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(CALLS_PER_KEY_PER_MINUTE);
+    const crowd = (credential: string, count: number, prefix = credential) =>
+      Promise.allSettled(Array.from({ length: count }, (_, i) => cache.get(slot(`${prefix}-${i}`, 'upstream-cs-face', credential), upstream.fetch)));
+
+    // One credential's crowd takes its share and no more.
+    const results = await crowd('cs/attacker', 1_000);
+    expect(upstream.calls).toBe(CALLS_PER_CREDENTIAL_PER_MINUTE);
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(CALLS_PER_CREDENTIAL_PER_MINUTE);
     const refusal = results.find((r) => r.status === 'rejected');
     expect(refusal?.status === 'rejected' && refusal.reason).toMatchObject({ dependency: 'upstream', retryAfterSeconds: 60 });
-    expect(cache.callsInWindow('upstream-cs-speech')).toBe(CALLS_PER_KEY_PER_MINUTE);
+
+    // Another credential of the same key is still served, up to what the key has left.
+    expect((await crowd('cs/honest', 3)).every((r) => r.status === 'fulfilled')).toBe(true);
+    await crowd('cs/third', 100);
+    expect(upstream.calls).toBe(CALLS_PER_KEY_PER_MINUTE);
+    expect(cache.callsInWindow('upstream-cs-face')).toBe(CALLS_PER_KEY_PER_MINUTE);
 
     // Another real key has its own budget.
     await cache.get(slot('issueToken', 'upstream-cs-other', 'cs/other'), upstream.fetch);
     expect(upstream.calls).toBe(CALLS_PER_KEY_PER_MINUTE + 1);
 
     // Cached entries keep being served; new ones wait for the window to move.
-    expect((await cache.get(slot('target-0'), upstream.fetch)).servedFrom).toBe('cached');
+    expect((await cache.get(slot('cs/attacker-0', 'upstream-cs-face', 'cs/attacker'), upstream.fetch)).servedFrom).toBe('cached');
     clock.advance(30);
-    await Promise.allSettled(Array.from({ length: 100 }, (_, i) => cache.get(slot(`later-${i}`), upstream.fetch)));
+    await crowd('cs/attacker', 100, 'later');
     expect(upstream.calls).toBe(CALLS_PER_KEY_PER_MINUTE + 1);
     clock.advance(31);
-    await Promise.allSettled(Array.from({ length: 100 }, (_, i) => cache.get(slot(`later-${i}`), upstream.fetch)));
-    expect(upstream.calls).toBe(2 * CALLS_PER_KEY_PER_MINUTE + 1);
+    await crowd('cs/attacker', 100, 'later');
+    expect(upstream.calls).toBe(CALLS_PER_KEY_PER_MINUTE + 1 + CALLS_PER_CREDENTIAL_PER_MINUTE);
   });
 
   it('a 503 cools down every entry of the key: no call for another entry until it has passed', async () => {
@@ -241,7 +251,7 @@ describe('upstream token cache: calls per real key', () => {
   it("one credential's entries never evict another credential's", async () => {
     const clock = frozenClock();
     const upstream = fakeUpstream(clock, 3_600);
-    const cache = new UpstreamTokenCache({ clock: clock.now, maxEntriesPerCredential: 3, callsPerKeyPerMinute: 1_000 });
+    const cache = new UpstreamTokenCache({ clock: clock.now, maxEntriesPerCredential: 3, callsPerKeyPerMinute: 1_000, callsPerCredentialPerMinute: 1_000 });
     await cache.get(slot('issueToken', 'upstream-cs-speech', 'cs/speech'), upstream.fetch);
     for (let i = 0; i < 50; i++) await cache.get(slot(`target-${i}`, 'upstream-cs-speech', 'cs/face-isv'), upstream.fetch);
     expect(upstream.calls).toBe(51);
