@@ -147,6 +147,7 @@ export function createUpstreamTokens(options: UpstreamTokensOptions): UpstreamTo
   /** One upstream fetch with the key re-read on 401, logged and reported once. */
   const fetchReported = async (
     flow: UpstreamFlow,
+    declared: Pick<UpstreamFetch<string, never>, 'service' | 'credentialKind'>,
     upstream: UpstreamSource,
     context: UpstreamCallContext | undefined,
     permit: UpstreamCallPermit,
@@ -156,7 +157,6 @@ export function createUpstreamTokens(options: UpstreamTokensOptions): UpstreamTo
     const origin = originOf(upstream.endpoint);
     const attemptsSeen: number[] = [];
     const base = { flow, origin, secretName: upstream.secretName, requestId: context?.requestId };
-    const declared = flowCatalogue[flow].upstream;
     let freshReads = 0;
     const countingReader: ReadUpstreamSecret = (name, readOptions) => {
       if (readOptions.fresh) freshReads++;
@@ -222,7 +222,7 @@ export function createUpstreamTokens(options: UpstreamTokensOptions): UpstreamTo
       entry: [flow, normalizeEndpoint(upstream.endpoint), ...declared.cacheKey(request)].join('\n'),
     };
     return cache.get(slot, (permit) =>
-      fetchReported(flow, upstream, context, permit, async (endpoint, secret, now) => {
+      fetchReported(flow, declared, upstream, context, permit, async (endpoint, secret, now) => {
         const fetched = await declared.fetch({ client, endpoint, admit: () => permit.take() }, upstream.secretName, secret, request, now);
         return capLifetime(fetched, clock(), declared.maxLifetimeSeconds(request), endpoint.origin);
       }),
