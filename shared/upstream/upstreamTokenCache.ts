@@ -296,7 +296,7 @@ export class UpstreamTokenCache {
   private recordFailure(slot: UpstreamCacheSlot, key: KeyState, previous: StoredToken | undefined, error: unknown, nowMs: number): number {
     if (error instanceof UpstreamError && error.failure === 'budget') {
       // Our own limit, not the upstream's answer: nothing to cool down, retry once a call leaves the window.
-      this.store(slot, { token: previous, failed: true });
+      if (previous) this.store(slot, { token: previous, failed: true });
       return this.budgetWaitSeconds(key, slot.credential, nowMs) ?? 1;
     }
     const known = error instanceof UpstreamError || error instanceof DependencyUnavailableError;
@@ -309,8 +309,11 @@ export class UpstreamTokenCache {
     if (keyWide) {
       key.coolDownUntilMs = Math.max(key.coolDownUntilMs ?? 0, untilMs);
       key.failing = true;
+      // The key's state says it all: no entry is created for a request that never got a token.
+      if (previous) this.store(slot, { token: previous, failed: true });
+    } else {
+      this.store(slot, { token: previous, failed: true, coolDownUntilMs: untilMs });
     }
-    this.store(slot, { token: previous, failed: true, coolDownUntilMs: keyWide ? undefined : untilMs });
     return seconds;
   }
 
