@@ -39,7 +39,8 @@ export async function issueCognitiveToken(
   const { record: resource, keySlot } = await authenticateSubscriptionKey(request, deps);
   if (resource.upstream) {
     // Upstream mode (docs/upstream.md): the client's key was verified here; the token is the real service's.
-    const served = await deps.upstream.cognitiveToken(resource.upstream, { requestId: request.requestId, credentialId: `cs/${resource.name}` });
+    const context = { requestId: request.requestId, credentialId: `cs/${resource.name}` };
+    const served = await deps.upstream.cognitiveToken(resource.upstream, context);
     return { ...servedJwt(served, resource.upstream, request.now), resource, keySlot };
   }
   const audience = cognitiveAudience(deps.config, resource.region);

@@ -95,7 +95,7 @@ export async function issueWrapToken(request: WrapTokenRequest, deps: FlowDepend
     // Upstream mode (docs/upstream.md#caching): password and scope prefixes were checked here; the SWT (and the
     // rights it carries) is the real ACS's, asked for the narrowest of our prefixes that covers the client's
     // scope, so clients varying the scope below it share one token and one upstream call.
-    const prefix = covering.reduce((narrowest, candidate) => (candidate.length > narrowest.length ? candidate : narrowest));
+    const prefix = [...covering].sort((a, b) => b.length - a.length)[0] ?? scope.scope;
     const served = await deps.upstream.wrapToken(
       issuer.upstream,
       { issuerName, scope: prefix },

@@ -15,7 +15,11 @@ import { upstreamJwt, type UpstreamToken } from './upstreamToken.js';
  * const endpoint = checkUpstreamEndpoint('cognitive', 'https://westus.api.cognitive.microsoft.com');
  * const { token } = await fetchCognitiveToken({ client, endpoint }, key, new Date());
  */
-export async function fetchCognitiveToken(target: UpstreamTarget, subscriptionKey: string, now: Date): Promise<UpstreamToken> {
+export async function fetchCognitiveToken(
+  target: UpstreamTarget,
+  subscriptionKey: string,
+  now: Date,
+): Promise<UpstreamToken> {
   const url = upstreamUrl(target.endpoint, '/sts/v1.0/issueToken');
   const answer = await target.client.send({
     url,
@@ -51,5 +55,6 @@ export const cognitiveTokenUpstream = upstreamFetch<'cognitiveToken', undefined>
   service: 'cognitive',
   cacheKey: () => [],
   maxLifetimeSeconds: () => DOCUMENTED_LIFETIME_SECONDS.cognitive,
-  fetch: (target, secretName, secret, _request, now) => fetchCognitiveToken(target, parseKeySecret(secretName, secret), now),
+  fetch: (target, secretName, secret, _request, now) =>
+    fetchCognitiveToken(target, parseKeySecret(secretName, secret), now),
 });

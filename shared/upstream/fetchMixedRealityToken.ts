@@ -61,7 +61,10 @@ export async function fetchMixedRealityToken(
     accessToken = undefined;
   }
   if (typeof accessToken !== 'string') {
-    throw new UpstreamError('protocol', 'upstream answer has no AccessToken', { origin: url.origin, attempts: answer.attempts });
+    throw new UpstreamError('protocol', 'upstream answer has no AccessToken', {
+      origin: url.origin,
+      attempts: answer.attempts,
+    });
   }
   return upstreamJwt(accessToken, now, url.origin, answer.attempts);
 }
@@ -77,5 +80,6 @@ export const mixedRealityTokenUpstream = upstreamFetch<'mixedRealityToken', unde
   service: 'mixedReality',
   cacheKey: () => [],
   maxLifetimeSeconds: () => DOCUMENTED_LIFETIME_SECONDS.mixedReality,
-  fetch: (target, secretName, secret, _request, now) => fetchMixedRealityToken(target, parseMixedRealitySecret(secretName, secret), now),
+  fetch: (target, secretName, secret, _request, now) =>
+    fetchMixedRealityToken(target, parseMixedRealitySecret(secretName, secret), now),
 });

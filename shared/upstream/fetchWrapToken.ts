@@ -30,9 +30,18 @@ export interface WrapTokenRequest {
  * const swt = await fetchWrapToken({ client, endpoint }, password,
  *   { issuerName: 'owner', scope: 'http://contoso.servicebus.windows.net/' }, new Date());
  */
-export async function fetchWrapToken(target: UpstreamTarget, password: string, request: WrapTokenRequest, now: Date): Promise<UpstreamToken> {
+export async function fetchWrapToken(
+  target: UpstreamTarget,
+  password: string,
+  request: WrapTokenRequest,
+  now: Date,
+): Promise<UpstreamToken> {
   const url = wrapUpstreamUrl(target.endpoint);
-  const form = new URLSearchParams({ wrap_name: request.issuerName, wrap_password: password, wrap_scope: request.scope });
+  const form = new URLSearchParams({
+    wrap_name: request.issuerName,
+    wrap_password: password,
+    wrap_scope: request.scope,
+  });
   const answer = await target.client.send({
     url,
     method: 'POST',
@@ -46,7 +55,11 @@ export async function fetchWrapToken(target: UpstreamTarget, password: string, r
     body: form.toString(),
   });
   const fail = (message: string): never => {
-    throw new UpstreamError('protocol', message, { origin: url.origin, status: answer.status, attempts: answer.attempts });
+    throw new UpstreamError('protocol', message, {
+      origin: url.origin,
+      status: answer.status,
+      attempts: answer.attempts,
+    });
   };
   // PHP and TFS accept exactly 200 (docs/contracts/acs-wrap.md#client-behaviours); a 201 would be re-served as a 200 anyway, so it is tolerated.
   if (answer.status !== 200 && answer.status !== 201) fail(`upstream answered ${answer.status} instead of 200`);
@@ -86,5 +99,6 @@ export const wrapTokenUpstream = upstreamFetch<'wrapToken', WrapTokenRequest>({
   service: 'acsWrap',
   cacheKey: (request) => [request.issuerName, request.scope.replace(/[?#].*$/s, '').toLowerCase()],
   maxLifetimeSeconds: () => DOCUMENTED_LIFETIME_SECONDS.acsWrap,
-  fetch: (target, secretName, secret, request, now) => fetchWrapToken(target, parseKeySecret(secretName, secret), request, now),
+  fetch: (target, secretName, secret, request, now) =>
+    fetchWrapToken(target, parseKeySecret(secretName, secret), request, now),
 });

@@ -48,7 +48,11 @@ export function createServiceUpstreamTokens(options: ServiceUpstreamTokensOption
     created ??= (async () => {
       const { createUpstreamClient } = await import('./upstreamClient.js');
       return createUpstreamTokens({
-        client: createUpstreamClient({ ...options.client, log, ...(options.hostPolicy ? { hostPolicy: options.hostPolicy } : {}) }),
+        client: createUpstreamClient({
+          ...options.client,
+          log,
+          ...(options.hostPolicy ? { hostPolicy: options.hostPolicy } : {}),
+        }),
         ...(options.hostPolicy ? { hostPolicy: options.hostPolicy } : {}),
         readSecret: upstreamSecretReaderFor(options.secrets),
         clock: options.clock,
@@ -63,7 +67,8 @@ export function createServiceUpstreamTokens(options: ServiceUpstreamTokensOption
     return created;
   };
 
-  const token: UpstreamTokenOf = async (flow, upstream, request, context) => (await instance()).token(flow, upstream, request, context);
+  const token: UpstreamTokenOf = async (flow, upstream, request, context) =>
+    (await instance()).token(flow, upstream, request, context);
   return {
     ...upstreamMethods(token),
     token,

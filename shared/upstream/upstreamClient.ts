@@ -190,7 +190,11 @@ export function createUpstreamClient(options: UpstreamClientOptions = {}): Upstr
       const elapsed = performance.now() - started;
       if (elapsed + wait >= settings.totalBudgetMs) {
         // Waiting would overrun the budget: give up now and pass the upstream's Retry-After on.
-        log(redact(`${where} failed after ${attempt} attempt(s), no time left to retry in ${wait} ms: ${failure.message}`));
+        log(
+          redact(
+            `${where} failed after ${attempt} attempt(s), no time left to retry in ${wait} ms: ${failure.message}`,
+          ),
+        );
         throw failure;
       }
       if (request.admit && !request.admit()) {
@@ -215,12 +219,27 @@ export function createUpstreamClient(options: UpstreamClientOptions = {}): Upstr
 
 type AttemptResult =
   | { readonly kind: 'ok'; readonly status: number; readonly headers: Record<string, string>; readonly body: string }
-  | { readonly kind: 'status'; readonly status: number; readonly retryAfterSeconds: number | undefined; readonly retryable: boolean }
-  | { readonly kind: 'transport'; readonly error: unknown; readonly failure: UpstreamError['failure']; readonly retryable: boolean; readonly code: string }
+  | {
+      readonly kind: 'status';
+      readonly status: number;
+      readonly retryAfterSeconds: number | undefined;
+      readonly retryable: boolean;
+    }
+  | {
+      readonly kind: 'transport';
+      readonly error: unknown;
+      readonly failure: UpstreamError['failure'];
+      readonly retryable: boolean;
+      readonly code: string;
+    }
   | { readonly kind: 'budget'; readonly error: unknown }
   | { readonly kind: 'tooLarge' };
 
-function toUpstreamError(result: Exclude<AttemptResult, { kind: 'ok' }>, origin: string, attempts: number): UpstreamError {
+function toUpstreamError(
+  result: Exclude<AttemptResult, { kind: 'ok' }>,
+  origin: string,
+  attempts: number,
+): UpstreamError {
   switch (result.kind) {
     case 'status':
       return new UpstreamError('status', `upstream answered ${result.status}`, {
@@ -244,7 +263,10 @@ function toUpstreamError(result: Exclude<AttemptResult, { kind: 'ok' }>, origin:
 
 /** `UND_ERR_HEADERS_TIMEOUT` → `headers timeout`: codes stay legible after log redaction (which hides long runs). */
 function readableCode(code: string): string {
-  return code.replace(/^(UND_ERR|ERR)_/, '').replace(/_/g, ' ').toLowerCase();
+  return code
+    .replace(/^(UND_ERR|ERR)_/, '')
+    .replace(/_/g, ' ')
+    .toLowerCase();
 }
 
 function flattenHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string> {
@@ -256,7 +278,10 @@ function flattenHeaders(headers: Record<string, string | string[] | undefined>):
 }
 
 /** Reads at most `limit` bytes as UTF-8; undefined (and the stream destroyed) when the body is larger. */
-async function readBounded(body: AsyncIterable<Buffer | string> & { destroy(): void }, limit: number): Promise<string | undefined> {
+async function readBounded(
+  body: AsyncIterable<Buffer | string> & { destroy(): void },
+  limit: number,
+): Promise<string | undefined> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of body) {

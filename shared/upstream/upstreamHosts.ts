@@ -98,7 +98,11 @@ const MAX_ENDPOINT_LENGTH = 512;
  * checkUpstreamEndpoint('cognitive', 'https://westus.api.cognitive.microsoft.com').origin;
  * // 'https://westus.api.cognitive.microsoft.com'
  */
-export function checkUpstreamEndpoint(service: UpstreamService, endpoint: string, policy: UpstreamHostPolicy = azureHostPolicy): URL {
+export function checkUpstreamEndpoint(
+  service: UpstreamService,
+  endpoint: string,
+  policy: UpstreamHostPolicy = azureHostPolicy,
+): URL {
   const refuse = (why: string): never => {
     throw new UpstreamError('configuration', `upstream endpoint refused: ${why}`);
   };
@@ -126,15 +130,21 @@ export function checkUpstreamEndpoint(service: UpstreamService, endpoint: string
  * The checks on a request URL just before it is sent (the upstream client runs them on every attempt's URL):
  * https, no user info, a DNS host name rather than an IP literal, and allowed by `policy` for `service`.
  */
-export function assertUpstreamUrl(service: UpstreamService, url: URL, policy: UpstreamHostPolicy = azureHostPolicy): void {
+export function assertUpstreamUrl(
+  service: UpstreamService,
+  url: URL,
+  policy: UpstreamHostPolicy = azureHostPolicy,
+): void {
   const refuse = (why: string): never => {
     throw new UpstreamError('configuration', `upstream endpoint refused: ${why}`);
   };
   if (url.protocol !== 'https:') refuse('it must use https');
   if (url.username !== '' || url.password !== '') refuse('it contains user info');
   if (url.hostname.endsWith('.')) refuse('the host ends in a dot');
-  if (isIpLiteral(url.hostname) && !policy.allowsIpLiterals) refuse('the host is an IP address, not a service host name');
-  if (!policy.allows(service, url)) refuse(`the host is not a documented host of the service (${policy.describe(service)})`);
+  if (isIpLiteral(url.hostname) && !policy.allowsIpLiterals)
+    refuse('the host is an IP address, not a service host name');
+  if (!policy.allows(service, url))
+    refuse(`the host is not a documented host of the service (${policy.describe(service)})`);
 }
 
 /** `a.b.c.d` (the parser has already turned `0x7f000001` and friends into this) or `[…]` (IPv6). */

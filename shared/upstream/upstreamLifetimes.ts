@@ -44,7 +44,12 @@ export function limitedAccessLifetime(requested: number): number {
  * @example
  * capLifetime(fetched, new Date(), DOCUMENTED_LIFETIME_SECONDS.cognitive).expiresAt;
  */
-export function capLifetime(token: UpstreamToken, now: Date, maxLifetimeSeconds: number, origin?: string): UpstreamToken {
+export function capLifetime(
+  token: UpstreamToken,
+  now: Date,
+  maxLifetimeSeconds: number,
+  origin?: string,
+): UpstreamToken {
   const capMs = now.getTime() + maxLifetimeSeconds * 1000;
   const expiresAt = new Date(Math.min(token.expiresAt.getTime(), capMs));
   if (expiresAt.getTime() - now.getTime() < MIN_TOKEN_LEFT_SECONDS * 1000) {

@@ -38,7 +38,10 @@ export interface UpstreamSecretValue {
  * the secret does not exist or is not usable now; rejects with `DependencyUnavailableError('secret-store')`
  * when the store cannot answer.
  */
-export type ReadUpstreamSecret = (name: string, options: { readonly fresh: boolean }) => Promise<UpstreamSecretValue | undefined>;
+export type ReadUpstreamSecret = (
+  name: string,
+  options: { readonly fresh: boolean },
+) => Promise<UpstreamSecretValue | undefined>;
 
 /**
  * The reader for a secret store (the process's own, as `services.ts` wires it): ordinary reads are
@@ -113,10 +116,17 @@ export async function withKeyReread<T>(
   }
 }
 
-function checkedSecret(secret: UpstreamSecretValue | undefined, secretName: string, kind: UpstreamCredentialKind): string {
+function checkedSecret(
+  secret: UpstreamSecretValue | undefined,
+  secretName: string,
+  kind: UpstreamCredentialKind,
+): string {
   if (!secret?.value) throw missingSecret(secretName);
   if (!isUpstreamKeySecret(secret, kind)) {
-    throw new UpstreamError('configuration', `upstream secret ${secretName} was not created as a ${kind} upstream key (tags)`);
+    throw new UpstreamError(
+      'configuration',
+      `upstream secret ${secretName} was not created as a ${kind} upstream key (tags)`,
+    );
   }
   return secret.value;
 }
@@ -139,7 +149,8 @@ export function parseMixedRealitySecret(secretName: string, value: string): Mixe
 /** A Cognitive key or WRAP password: the trimmed secret value, which must be one printable token. */
 export function parseKeySecret(secretName: string, value: string): string {
   const key = value.trim();
-  if (!/^[\x21-\x7e]+$/.test(key)) throw new UpstreamError('configuration', `upstream secret ${secretName} is not a key`);
+  if (!/^[\x21-\x7e]+$/.test(key))
+    throw new UpstreamError('configuration', `upstream secret ${secretName} is not a key`);
   return key;
 }
 

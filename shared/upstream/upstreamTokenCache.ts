@@ -160,7 +160,10 @@ export class UpstreamTokenCache {
    * const served = await cache.get({ realKey: 'upstream-cs-speech', credential: 'speech', entry: 'issueToken' },
    *   (permit) => fetchCognitiveToken({ client, endpoint, admit: () => permit.take() }, key, new Date()));
    */
-  async get(slot: UpstreamCacheSlot, fetch: (permit: UpstreamCallPermit) => Promise<UpstreamToken>): Promise<ServedUpstreamToken> {
+  async get(
+    slot: UpstreamCacheSlot,
+    fetch: (permit: UpstreamCallPermit) => Promise<UpstreamToken>,
+  ): Promise<ServedUpstreamToken> {
     const nowMs = this.clock().getTime();
     const id = slotId(slot);
     const entry = this.touch(slot);
@@ -179,7 +182,11 @@ export class UpstreamTokenCache {
     const pending = this.inFlight.get(id);
     if (pending) return pending;
     if (blockedSeconds !== undefined) {
-      throw new DependencyUnavailableError('upstream', blockedSeconds, 'upstream token unavailable (cooling down or call budget spent)');
+      throw new DependencyUnavailableError(
+        'upstream',
+        blockedSeconds,
+        'upstream token unavailable (cooling down or call budget spent)',
+      );
     }
     return this.start(slot, id, fetch);
   }
@@ -210,13 +217,20 @@ export class UpstreamTokenCache {
     this.keys.clear();
   }
 
-  private start(slot: UpstreamCacheSlot, id: string, fetch: (permit: UpstreamCallPermit) => Promise<UpstreamToken>): Promise<ServedUpstreamToken> {
+  private start(
+    slot: UpstreamCacheSlot,
+    id: string,
+    fetch: (permit: UpstreamCallPermit) => Promise<UpstreamToken>,
+  ): Promise<ServedUpstreamToken> {
     const pending = this.refresh(slot, fetch).finally(() => this.inFlight.delete(id));
     this.inFlight.set(id, pending);
     return pending;
   }
 
-  private async refresh(slot: UpstreamCacheSlot, fetch: (permit: UpstreamCallPermit) => Promise<UpstreamToken>): Promise<ServedUpstreamToken> {
+  private async refresh(
+    slot: UpstreamCacheSlot,
+    fetch: (permit: UpstreamCallPermit) => Promise<UpstreamToken>,
+  ): Promise<ServedUpstreamToken> {
     const key = this.keyState(slot.realKey);
     await this.turn(key);
     try {
@@ -226,7 +240,11 @@ export class UpstreamTokenCache {
       if (blocked !== undefined) {
         const previous = this.partitions.get(partitionId(slot))?.get(slot.entry)?.token;
         if (previous && this.stillValid(previous, nowMs)) return served(previous, 'fallback');
-        throw new DependencyUnavailableError('upstream', blocked, 'upstream token unavailable (cooling down or call budget spent)');
+        throw new DependencyUnavailableError(
+          'upstream',
+          blocked,
+          'upstream token unavailable (cooling down or call budget spent)',
+        );
       }
       return await this.fetchAndStore(slot, key, fetch);
     } finally {
@@ -284,16 +302,27 @@ export class UpstreamTokenCache {
       if (previous && this.stillValid(previous, nowMs)) return served(previous, 'fallback');
       if (error instanceof UpstreamError) {
         const status = error.status === undefined ? '' : ` ${error.status}`;
-        throw new DependencyUnavailableError('upstream', retryAfterSeconds, `upstream token unavailable: ${error.failure}${status}`, {
-          cause: error,
-        });
+        throw new DependencyUnavailableError(
+          'upstream',
+          retryAfterSeconds,
+          `upstream token unavailable: ${error.failure}${status}`,
+          {
+            cause: error,
+          },
+        );
       }
       throw error;
     }
   }
 
   /** Sets the cooldown a failure earns (on the key or on the entry) and returns the `Retry-After` to pass on. */
-  private recordFailure(slot: UpstreamCacheSlot, key: KeyState, previous: StoredToken | undefined, error: unknown, nowMs: number): number {
+  private recordFailure(
+    slot: UpstreamCacheSlot,
+    key: KeyState,
+    previous: StoredToken | undefined,
+    error: unknown,
+    nowMs: number,
+  ): number {
     if (error instanceof UpstreamError && error.failure === 'budget') {
       // Our own limit, not the upstream's answer: nothing to cool down, retry once a call leaves the window.
       if (previous) this.store(slot, { token: previous, failed: true });
@@ -302,7 +331,8 @@ export class UpstreamTokenCache {
     const known = error instanceof UpstreamError || error instanceof DependencyUnavailableError;
     if (!known) return this.defaultRetryAfterSeconds;
     let seconds = this.retryAfterOf(error);
-    const keyRefused = error instanceof UpstreamError && error.failure === 'status' && (error.status === 401 || error.status === 403);
+    const keyRefused =
+      error instanceof UpstreamError && error.failure === 'status' && (error.status === 401 || error.status === 403);
     if (keyRefused) seconds = Math.min(this.maxRetryAfterSeconds, Math.max(seconds, this.keyRefusedCooldownSeconds));
     const untilMs = nowMs + seconds * 1000;
     const keyWide = error instanceof DependencyUnavailableError || isKeyWideFailure(error);

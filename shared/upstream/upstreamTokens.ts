@@ -67,13 +67,18 @@ export interface UpstreamCallContext {
 type Catalogue = typeof flowCatalogue;
 
 /** What `flow` passes besides the upstream source (`undefined`: nothing), from its declared upstream fetch. */
-export type UpstreamRequestOf<F extends UpstreamFlow> = Catalogue[F]['upstream'] extends UpstreamFetch<string, infer R> ? R : never;
+export type UpstreamRequestOf<F extends UpstreamFlow> =
+  Catalogue[F]['upstream'] extends UpstreamFetch<string, infer R> ? R : never;
 
 /** The `UpstreamTokens` method each upstream flow declares (`upstream.method` in `shared/flowCatalogue.ts`). */
 type UpstreamMethods = {
   readonly [F in UpstreamFlow as Catalogue[F]['upstream']['method']]: [UpstreamRequestOf<F>] extends [undefined]
     ? (upstream: UpstreamSource, context?: UpstreamCallContext) => Promise<ServedUpstreamToken>
-    : (upstream: UpstreamSource, request: UpstreamRequestOf<F>, context?: UpstreamCallContext) => Promise<ServedUpstreamToken>;
+    : (
+        upstream: UpstreamSource,
+        request: UpstreamRequestOf<F>,
+        context?: UpstreamCallContext,
+      ) => Promise<ServedUpstreamToken>;
 };
 
 /** One token of an upstream flow, by flow name: what the per-flow methods call. */
@@ -116,7 +121,8 @@ export function upstreamMethods(token: UpstreamTokenOf): UpstreamMethods {
   for (const flow of upstreamFlows) {
     const { method, takesRequest } = flowCatalogue[flow].upstream;
     methods[method] = takesRequest
-      ? (upstream: UpstreamSource, request: never, context?: UpstreamCallContext) => token(flow, upstream, request, context)
+      ? (upstream: UpstreamSource, request: never, context?: UpstreamCallContext) =>
+          token(flow, upstream, request, context)
       : (upstream: UpstreamSource, context?: UpstreamCallContext) => token(flow, upstream, undefined as never, context);
   }
   // Built from the same catalogue entries the mapped type reads, one method per upstream flow.
@@ -134,7 +140,8 @@ export function createUpstreamTokens(options: UpstreamTokensOptions): UpstreamTo
   const { client, readSecret, clock } = options;
   const hostPolicy = options.hostPolicy ?? azureHostPolicy;
   const log = options.log ?? (() => {});
-  const cache = options.cache instanceof UpstreamTokenCache ? options.cache : new UpstreamTokenCache({ ...options.cache, clock });
+  const cache =
+    options.cache instanceof UpstreamTokenCache ? options.cache : new UpstreamTokenCache({ ...options.cache, clock });
 
   const emit = (event: UpstreamFetchEvent): void => {
     try {
@@ -182,7 +189,11 @@ export function createUpstreamTokens(options: UpstreamTokensOptions): UpstreamTo
         () => permit.mayReread(),
       );
       const time = clock();
-      log(redact(`upstream ${flow} ${origin} fetched (attempts=${sum(attemptsSeen)} keyReread=${keyReread}) expires ${value.expiresAt.toISOString()}`));
+      log(
+        redact(
+          `upstream ${flow} ${origin} fetched (attempts=${sum(attemptsSeen)} keyReread=${keyReread}) expires ${value.expiresAt.toISOString()}`,
+        ),
+      );
       emit({
         ...base,
         time,
@@ -197,7 +208,11 @@ export function createUpstreamTokens(options: UpstreamTokensOptions): UpstreamTo
     } catch (error) {
       const time = clock();
       const failure =
-        error instanceof UpstreamError ? error.failure : error instanceof DependencyUnavailableError ? 'secret-store' : undefined;
+        error instanceof UpstreamError
+          ? error.failure
+          : error instanceof DependencyUnavailableError
+            ? 'secret-store'
+            : undefined;
       log(redact(`upstream ${flow} ${origin} failed (attempts=${sum(attemptsSeen)}): ${describeError(error)}`));
       emit({
         ...base,
@@ -223,7 +238,13 @@ export function createUpstreamTokens(options: UpstreamTokensOptions): UpstreamTo
     };
     return cache.get(slot, (permit) =>
       fetchReported(flow, declared, upstream, context, permit, async (endpoint, secret, now) => {
-        const fetched = await declared.fetch({ client, endpoint, admit: () => permit.take() }, upstream.secretName, secret, request, now);
+        const fetched = await declared.fetch(
+          { client, endpoint, admit: () => permit.take() },
+          upstream.secretName,
+          secret,
+          request,
+          now,
+        );
         return capLifetime(fetched, clock(), declared.maxLifetimeSeconds(request), endpoint.origin);
       }),
     );

@@ -2,7 +2,12 @@ import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createUpstreamClient, type UpstreamClient, type UpstreamClientOptions, type UpstreamRequest } from '../../shared/upstream/upstreamClient.js';
+import {
+  createUpstreamClient,
+  type UpstreamClient,
+  type UpstreamClientOptions,
+  type UpstreamRequest,
+} from '../../shared/upstream/upstreamClient.js';
 import { UpstreamError } from '../../shared/upstream/upstreamErrors.js';
 import { startUpstreamStub, type UpstreamStub } from '../support/upstreamStub.js';
 import { loopbackHostPolicy } from './loopbackHostPolicy.js';
@@ -113,7 +118,9 @@ describe('upstream client: retries', () => {
     const answer = await newClient().send(issueToken());
     expect(answer).toMatchObject({ status: 200, attempts: 2 });
     expect(stub.count()).toBe(2);
-    expect(logLines.slice(before)).toEqual([expect.stringMatching(/attempt 1 failed: upstream connection error \((econnreset|socket)\)/)]);
+    expect(logLines.slice(before)).toEqual([
+      expect.stringMatching(/attempt 1 failed: upstream connection error \((econnreset|socket)\)/),
+    ]);
   });
 
   it('waits at least Retry-After before retrying a 429', async () => {
@@ -187,7 +194,9 @@ describe('upstream client: TLS and configuration', () => {
     const strange = await untrustedTls();
     const other = await startUpstreamStub({ tls: strange.server, credentials: structuredClone(stub.credentials) });
     try {
-      const error = await failureOf(newClient().send({ ...issueToken(), url: new URL(`${other.url}/sts/v1.0/issueToken`) }));
+      const error = await failureOf(
+        newClient().send({ ...issueToken(), url: new URL(`${other.url}/sts/v1.0/issueToken`) }),
+      );
       expect(error).toMatchObject({ failure: 'tls', attempts: 1 });
       expect(other.count()).toBe(0);
     } finally {
@@ -204,10 +213,14 @@ describe('upstream client: TLS and configuration', () => {
       const env: NodeJS.ProcessEnv = { ...process.env, PROBE_SUBSCRIPTION_KEY: cognitiveKey };
       delete env.NODE_EXTRA_CA_CERTS;
       if (extraCa) env.NODE_EXTRA_CA_CERTS = extraCa;
-      const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', fixture, `${other.url}/sts/v1.0/issueToken`], {
-        env,
-        timeout: 20_000,
-      });
+      const { stdout } = await promisify(execFile)(
+        process.execPath,
+        ['--import', 'tsx', fixture, `${other.url}/sts/v1.0/issueToken`],
+        {
+          env,
+          timeout: 20_000,
+        },
+      );
       return JSON.parse(stdout.trim()) as unknown;
     };
     try {
@@ -221,7 +234,9 @@ describe('upstream client: TLS and configuration', () => {
   });
 
   it('refuses plain http', async () => {
-    const error = await failureOf(newClient().send({ ...issueToken(), url: new URL('http://127.0.0.1:1/sts/v1.0/issueToken') }));
+    const error = await failureOf(
+      newClient().send({ ...issueToken(), url: new URL('http://127.0.0.1:1/sts/v1.0/issueToken') }),
+    );
     expect(error.failure).toBe('configuration');
   });
 

@@ -16,7 +16,8 @@ const accountId = '35d830cb-f062-4062-9792-d6316039df56';
 const accountKey = 'Z3JlYXQtYWNjb3VudC1rZXktZm9yLXRlc3RzLW9ubHk=';
 const cognitiveKey = '6f65c0ffee6f65c0ffee6f65c0ffee00';
 const wrapPassword = 'r8LuxCKDdGVzdC1wYXNzd29yZC1vbmx5LWZvci10ZXN0cw==';
-const targetResourceId = '/subscriptions/0000/resourceGroups/rg/providers/Microsoft.CognitiveServices/accounts/client-face';
+const targetResourceId =
+  '/subscriptions/0000/resourceGroups/rg/providers/Microsoft.CognitiveServices/accounts/client-face';
 
 let tls: UpstreamTestTls;
 let stub: UpstreamStub;
@@ -27,9 +28,18 @@ beforeAll(async () => {
   stub = await startUpstreamStub({
     tls: tls.server,
     clock: () => now,
-    credentials: { mixedReality: { accountId, accountKey }, cognitiveKey, wrap: { issuerName: 'owner', password: wrapPassword } },
+    credentials: {
+      mixedReality: { accountId, accountKey },
+      cognitiveKey,
+      wrap: { issuerName: 'owner', password: wrapPassword },
+    },
   });
-  client = createUpstreamClient({ testTrustedCa: tls.clientCa, backoffBaseMs: 10, backoffMaxMs: 20, hostPolicy: loopbackHostPolicy });
+  client = createUpstreamClient({
+    testTrustedCa: tls.clientCa,
+    backoffBaseMs: 10,
+    backoffMaxMs: 20,
+    hostPolicy: loopbackHostPolicy,
+  });
 });
 
 /** The stand-in as a fetch target (the URL as `checkUpstreamEndpoint` would hand it over). */
@@ -63,11 +73,19 @@ describe('Mixed Reality STS (docs/contracts/mixed-reality-sts.md)', () => {
   it('sends GET /accounts/{id}/token?api-version with Bearer id:key and reads AccessToken + exp', async () => {
     const token = await fetchMixedRealityToken(at(stub.url), { accountId, accountKey }, now);
     const [request] = stub.requests;
-    expect(request).toMatchObject({ method: 'GET', path: `/accounts/${accountId}/token?api-version=2019-02-28-preview`, body: '' });
+    expect(request).toMatchObject({
+      method: 'GET',
+      path: `/accounts/${accountId}/token?api-version=2019-02-28-preview`,
+      body: '',
+    });
     expect(request?.headers.authorization).toBe(`Bearer ${accountId}:${accountKey}`);
     expect(request?.headers.accept).toBe('application/json');
     expect(request?.headers['x-mrc-cv']).toMatch(/^[A-Za-z0-9+/]{22}$/);
-    expect(token).toEqual({ token: stub.issuedTokens[0], expiresAt: new Date(now.getTime() + 86_400_000), attempts: 1 });
+    expect(token).toEqual({
+      token: stub.issuedTokens[0],
+      expiresAt: new Date(now.getTime() + 86_400_000),
+      attempts: 1,
+    });
   });
 
   it('a trailing slash of the endpoint is not doubled', async () => {
@@ -82,7 +100,9 @@ describe('Mixed Reality STS (docs/contracts/mixed-reality-sts.md)', () => {
 
   it('a garbled answer or a token without exp is a protocol failure, never passed on', async () => {
     stub.failNext({ kind: 'garbled' });
-    expect((await rejection(fetchMixedRealityToken(at(stub.url), { accountId, accountKey }, now))).failure).toBe('protocol');
+    expect((await rejection(fetchMixedRealityToken(at(stub.url), { accountId, accountKey }, now))).failure).toBe(
+      'protocol',
+    );
     stub.failNext({ kind: 'wrongToken' });
     const error = await rejection(fetchMixedRealityToken(at(stub.url), { accountId, accountKey }, now));
     expect(error.failure).toBe('protocol');
@@ -126,7 +146,11 @@ describe('Cognitive issueToken (docs/contracts/cognitive-issue-token.md)', () =>
 
 describe('Face issueLimitedAccessToken (docs/contracts/cognitive-limited-access-token.md)', () => {
   it('POSTs the JSON body with expiredTime in the query; exp = now + expiredTime', async () => {
-    const request = { targetResourceId, featureFlags: ['Face.Identification', 'Face.Verification'], expiredTimeSeconds: 1_800 };
+    const request = {
+      targetResourceId,
+      featureFlags: ['Face.Identification', 'Face.Verification'],
+      expiredTimeSeconds: 1_800,
+    };
     const token = await fetchLimitedAccessToken(at(stub.url), cognitiveKey, request, now);
     const [sent] = stub.requests;
     expect(sent).toMatchObject({ method: 'POST', path: '/sts/v1.0/issueLimitedAccessToken?expiredTime=1800' });
@@ -143,7 +167,12 @@ describe('Face issueLimitedAccessToken (docs/contracts/cognitive-limited-access-
 
   it('an upstream 400 is final (not retried)', async () => {
     const error = await rejection(
-      fetchLimitedAccessToken(at(stub.url), cognitiveKey, { targetResourceId, featureFlags: [], expiredTimeSeconds: 3_600 }, now),
+      fetchLimitedAccessToken(
+        at(stub.url),
+        cognitiveKey,
+        { targetResourceId, featureFlags: [], expiredTimeSeconds: 3_600 },
+        now,
+      ),
     );
     expect(error).toMatchObject({ failure: 'status', status: 400, attempts: 1 });
     expect(stub.count()).toBe(1);
@@ -158,7 +187,11 @@ describe('ACS WRAP v0.9 (docs/contracts/acs-wrap.md)', () => {
     const [sent] = stub.requests;
     expect(sent).toMatchObject({ method: 'POST', path: '/WRAPv0.9/' });
     expect(sent?.headers['content-type']).toBe('application/x-www-form-urlencoded');
-    expect(Object.fromEntries(new URLSearchParams(sent?.body))).toEqual({ wrap_name: 'owner', wrap_password: wrapPassword, wrap_scope: scope });
+    expect(Object.fromEntries(new URLSearchParams(sent?.body))).toEqual({
+      wrap_name: 'owner',
+      wrap_password: wrapPassword,
+      wrap_scope: scope,
+    });
     expect(token.token).toBe(stub.issuedTokens[0]);
     expect(token.token).toContain(`Audience=${encodeURIComponent(scope)}&ExpiresOn=`);
     expect(token.expiresAt).toEqual(new Date(now.getTime() + 10_799_000));
@@ -174,9 +207,13 @@ describe('ACS WRAP v0.9 (docs/contracts/acs-wrap.md)', () => {
       status: 401,
     });
     stub.failNext({ kind: 'garbled' });
-    expect((await rejection(fetchWrapToken(at(stub.url), wrapPassword, { issuerName: 'owner', scope }, now))).failure).toBe('protocol');
+    expect(
+      (await rejection(fetchWrapToken(at(stub.url), wrapPassword, { issuerName: 'owner', scope }, now))).failure,
+    ).toBe('protocol');
     stub.failNext({ kind: 'wrongToken' });
-    expect((await rejection(fetchWrapToken(at(stub.url), wrapPassword, { issuerName: 'owner', scope }, now))).failure).toBe('protocol');
+    expect(
+      (await rejection(fetchWrapToken(at(stub.url), wrapPassword, { issuerName: 'owner', scope }, now))).failure,
+    ).toBe('protocol');
   });
 
   it("the SWT's own ExpiresOn wins over the envelope: an expired SWT announced with expires_in=999999999 is refused", async () => {

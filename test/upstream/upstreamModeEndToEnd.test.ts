@@ -11,7 +11,15 @@ import type { StsServices } from '../../shared/services.js';
 import { verifySwt } from '../../shared/tokens/swt.js';
 import { createStsJwtVerifier, type StsJwtClaims, type StsTokenKind } from '../../shared/verify/index.js';
 import { loopbackHostPolicy } from './loopbackHostPolicy.js';
-import { AZURE_ENV, FACE_TARGET, OURS_ENV, STUB_KEYS, startStsPair, type ObservedResponse, type StsPair } from './upstreamStsPair.js';
+import {
+  AZURE_ENV,
+  FACE_TARGET,
+  OURS_ENV,
+  STUB_KEYS,
+  startStsPair,
+  type ObservedResponse,
+  type StsPair,
+} from './upstreamStsPair.js';
 
 /**
  * Upstream mode end to end over HTTP (docs/upstream.md): clients call our STS with their own keys; for credentials
@@ -39,9 +47,16 @@ beforeEach(() => {
 // ---- requests as clients send them ----
 
 const mixedReality = (account: MixedRealityAccount, key = account.keys[0]) =>
-  pair.send('GET', `/accounts/${account.accountId}/token?api-version=2019-02-28-preview`, { authorization: `Bearer ${account.accountId}:${key}` });
+  pair.send('GET', `/accounts/${account.accountId}/token?api-version=2019-02-28-preview`, {
+    authorization: `Bearer ${account.accountId}:${key}`,
+  });
 const issueToken = (resource: CognitiveResource, key = resource.keys[0]) =>
-  pair.send('POST', '/sts/v1.0/issueToken', { 'ocp-apim-subscription-key': key, 'content-type': 'application/x-www-form-urlencoded' }, '');
+  pair.send(
+    'POST',
+    '/sts/v1.0/issueToken',
+    { 'ocp-apim-subscription-key': key, 'content-type': 'application/x-www-form-urlencoded' },
+    '',
+  );
 const limitedAccessToken = (resource: CognitiveResource, featureFlags: string[], expiredTime = 3600) =>
   pair.send(
     'POST',
@@ -59,9 +74,22 @@ const wrapToken = (issuer: WrapIssuer, scope: string) =>
 
 // ---- what a client can check ----
 
-async function verifyJwt(services: StsServices, issuer: string, audience: string, token: string, tokenKind?: StsTokenKind): Promise<StsJwtClaims> {
+async function verifyJwt(
+  services: StsServices,
+  issuer: string,
+  audience: string,
+  token: string,
+  tokenKind?: StsTokenKind,
+): Promise<StsJwtClaims> {
   const jwks: JSONWebKeySet = { keys: [...(await services.signingKeys.publicJwks(pair.now()))] };
-  return createStsJwtVerifier({ issuer, audience, jwks, now: pair.now, clockToleranceSeconds: 0, ...(tokenKind ? { tokenKind } : {}) }).verify(token);
+  return createStsJwtVerifier({
+    issuer,
+    audience,
+    jwks,
+    now: pair.now,
+    clockToleranceSeconds: 0,
+    ...(tokenKind ? { tokenKind } : {}),
+  }).verify(token);
 }
 
 /** What must be identical between a locally minted answer and an upstream one: status, types, header names. */
@@ -72,13 +100,16 @@ function wireShape(response: ObservedResponse) {
     contentType: response.headers['content-type'],
     cacheControl: response.headers['cache-control'],
     pragma: response.headers.pragma,
-    headerNames: Object.keys(response.headers).filter((name) => !varying.has(name)).sort(),
+    headerNames: Object.keys(response.headers)
+      .filter((name) => !varying.has(name))
+      .sort(),
   };
 }
 
 const JWT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 const WRAP_BODY = /^wrap_access_token=([^&=]+)&wrap_access_token_expires_in=(\d+)$/;
-const issued = (rows: readonly LedgerEntry[], flow?: string) => rows.filter((row) => row.outcome === 'issued' && (!flow || row.flow === flow));
+const issued = (rows: readonly LedgerEntry[], flow?: string) =>
+  rows.filter((row) => row.outcome === 'issued' && (!flow || row.flow === flow));
 const fetches = (rows: readonly LedgerEntry[]) => rows.filter((row) => row.outcome === 'upstream');
 const since = <T>(rows: readonly T[], start: number): T[] => rows.slice(start);
 
@@ -95,7 +126,12 @@ describe('the same wire shape as minting locally, with the upstream token inside
     expect(upstream.body).toBe(JSON.stringify({ AccessToken: token }));
     expect(Object.keys(JSON.parse(local.body) as object)).toEqual(['AccessToken']);
     // Signed by the upstream STS, for the real account (not our client's account id).
-    const claims = await verifyJwt(pair.azure.services, AZURE_ENV.STS_ISSUER, AZURE_ENV.STS_AUDIENCE_MIXED_REALITY, token);
+    const claims = await verifyJwt(
+      pair.azure.services,
+      AZURE_ENV.STS_ISSUER,
+      AZURE_ENV.STS_AUDIENCE_MIXED_REALITY,
+      token,
+    );
     expect(claims.aid).toBe(pair.azure.mixedReality.accountId);
     const localClaims = await verifyJwt(
       pair.ours.services,
@@ -139,7 +175,12 @@ describe('the same wire shape as minting locally, with the upstream token inside
     expect(upstream.headers['apim-request-id']).toMatch(/^[0-9a-f-]{36}$/);
     expect(upstream.body).toMatch(JWT);
     expect(local.body).toMatch(JWT);
-    const claims = await verifyJwt(pair.azure.services, AZURE_ENV.STS_ISSUER, 'urn:ms.speechservices.eastus', upstream.body);
+    const claims = await verifyJwt(
+      pair.azure.services,
+      AZURE_ENV.STS_ISSUER,
+      'urn:ms.speechservices.eastus',
+      upstream.body,
+    );
     expect(claims['azure-resource-id']).toBe(pair.azure.speech.resourceId);
     expect((claims.exp as number) - Math.floor(pair.now().getTime() / 1000)).toBe(600);
     expect(pair.azure.calls('issueToken')).toBe(1);
@@ -151,11 +192,22 @@ describe('the same wire shape as minting locally, with the upstream token inside
     expect(wireShape(upstream)).toEqual(wireShape(local));
     expect(upstream.status).toBe(200);
     expect(upstream.body).toMatch(JWT);
-    const claims = await verifyJwt(pair.azure.services, AZURE_ENV.STS_ISSUER, 'urn:ms.speechservices.westus', upstream.body, 'limitedAccess');
+    const claims = await verifyJwt(
+      pair.azure.services,
+      AZURE_ENV.STS_ISSUER,
+      'urn:ms.speechservices.westus',
+      upstream.body,
+      'limitedAccess',
+    );
     expect(claims).toMatchObject({ 'target-azure-resource-id': FACE_TARGET, 'feature-flags': ['Face.Identification'] });
     expect((claims.exp as number) - (claims.iat as number)).toBe(1800);
     const row = issued(pair.ours.ledgerRows, 'issueLimitedAccessToken').at(-1);
-    expect(row).toMatchObject({ credentialId: 'face', scope: FACE_TARGET, featureFlags: ['Face.Identification'], source: 'upstream:fetched' });
+    expect(row).toMatchObject({
+      credentialId: 'face',
+      scope: FACE_TARGET,
+      featureFlags: ['Face.Identification'],
+      source: 'upstream:fetched',
+    });
   });
 
   it('WRAP: exactly wrap_access_token=<the real ACS SWT>&wrap_access_token_expires_in=<seconds>', async () => {
@@ -163,13 +215,22 @@ describe('the same wire shape as minting locally, with the upstream token inside
     const local = await wrapToken(pair.ours.local.owner, 'http://fabrikam.servicebus.windows.net/');
     const upstream = await wrapToken(pair.ours.upstream.owner, scope);
     expect(wireShape(upstream)).toEqual(wireShape(local));
-    expect(wireShape(upstream)).toMatchObject({ status: 200, contentType: 'application/x-www-form-urlencoded; charset=us-ascii' });
+    expect(wireShape(upstream)).toMatchObject({
+      status: 200,
+      contentType: 'application/x-www-form-urlencoded; charset=us-ascii',
+    });
     const [, encoded, expiresIn] = WRAP_BODY.exec(upstream.body) ?? [];
     expect(WRAP_BODY.exec(local.body)?.[2]).toBe('10799');
     expect(expiresIn).toBe('10799');
     const swt = new URLSearchParams(upstream.body).get('wrap_access_token') ?? '';
     expect(encoded).toBeDefined();
-    const claims = new Map(verifySwt(swt, pair.azure.contosoSigningKey, { now: pair.now(), audience: scope, issuer: AZURE_ENV.STS_WRAP_ISSUER }));
+    const claims = new Map(
+      verifySwt(swt, pair.azure.contosoSigningKey, {
+        now: pair.now(),
+        audience: scope,
+        issuer: AZURE_ENV.STS_WRAP_ISSUER,
+      }),
+    );
     expect(claims.get('net.windows.servicebus.action')).toBe('Listen,Manage,Send'); // the real issuer's rights
     expect(pair.azure.calls('wrapToken')).toBe(1);
   });
@@ -189,14 +250,18 @@ describe('checks that stay ours (no upstream call when they refuse)', () => {
   it('LAT: a flag ours may not grant is refused here even though the real key could grant it', async () => {
     const refused = await limitedAccessToken(pair.ours.upstream.face, ['Face.Verification']);
     expect(refused.status).toBe(400);
-    expect(JSON.parse(refused.body)).toEqual({ error: { code: 'BadArgument', message: 'Missing required flags to grant Face.Verification.' } });
+    expect(JSON.parse(refused.body)).toEqual({
+      error: { code: 'BadArgument', message: 'Missing required flags to grant Face.Verification.' },
+    });
     expect(pair.azure.calls()).toBe(0);
   });
 
-  it('WRAP: a scope outside the issuer\'s prefixes is our 403', async () => {
+  it("WRAP: a scope outside the issuer's prefixes is our 403", async () => {
     const refused = await wrapToken(pair.ours.upstream.owner, 'http://contoso.servicebus.windows.net/billing');
     expect(refused.status).toBe(403);
-    expect(refused.body).toMatch(/^Error:Code:403:SubCode:T0:Detail:ACS50000: .*not allowed tokens for this wrap_scope/);
+    expect(refused.body).toMatch(
+      /^Error:Code:403:SubCode:T0:Detail:ACS50000: .*not allowed tokens for this wrap_scope/,
+    );
     expect(pair.azure.calls()).toBe(0);
   });
 });
@@ -208,7 +273,9 @@ describe('caching that respects the upstream', () => {
     // A slow upstream, so that the clients arrive while the one fetch is in flight.
     pair.azure.setFault({ kind: 'slow', ms: 300 });
     const resource = pair.ours.upstream.speech;
-    const answers = await Promise.all(Array.from({ length: 1_000 }, (_, i) => issueToken(resource, resource.keys[i % 2])));
+    const answers = await Promise.all(
+      Array.from({ length: 1_000 }, (_, i) => issueToken(resource, resource.keys[i % 2])),
+    );
 
     expect(answers.filter((a) => a.status !== 200)).toEqual([]);
     const bodies = new Set(answers.map((a) => a.body));
@@ -245,7 +312,12 @@ describe('caching that respects the upstream', () => {
     expect(refreshed.status).toBe(200);
     expect(refreshed.body).not.toBe(first.body);
     expect(pair.azure.calls('issueToken')).toBe(2);
-    const claims = await verifyJwt(pair.azure.services, AZURE_ENV.STS_ISSUER, 'urn:ms.speechservices.eastus', refreshed.body);
+    const claims = await verifyJwt(
+      pair.azure.services,
+      AZURE_ENV.STS_ISSUER,
+      'urn:ms.speechservices.eastus',
+      refreshed.body,
+    );
     expect(claims.exp).toBe(Math.floor(pair.now().getTime() / 1000) + 600);
     expect(await issueToken(resource)).toMatchObject({ body: refreshed.body });
     expect(pair.azure.calls('issueToken')).toBe(2);
@@ -291,7 +363,9 @@ describe('upstream failures', () => {
     const down = await issueToken(resource);
     expect(down.status).toBe(503);
     expect(Number(down.headers['retry-after'])).toBeGreaterThanOrEqual(1);
-    expect(JSON.parse(down.body)).toEqual({ error: { code: '503', message: 'The token service is temporarily unavailable. Retry later.' } });
+    expect(JSON.parse(down.body)).toEqual({
+      error: { code: '503', message: 'The token service is temporarily unavailable. Retry later.' },
+    });
 
     pair.azure.setFault(undefined);
     pair.advance(Number(down.headers['retry-after']));
@@ -308,7 +382,9 @@ describe('upstream failures', () => {
     expect(mr.body).toBe('');
     const wrap = await wrapToken(pair.ours.upstream.owner, 'http://contoso.servicebus.windows.net/orders');
     expect(wrap.status).toBe(503);
-    expect(wrap.body).toMatch(/^Error:Code:503:SubCode:T0:Detail:The token service is temporarily unavailable\. Retry later\. :TraceID:/);
+    expect(wrap.body).toMatch(
+      /^Error:Code:503:SubCode:T0:Detail:The token service is temporarily unavailable\. Retry later\. :TraceID:/,
+    );
   }, 30_000);
 
   it('upstream 401 after the real key was rotated: one key re-read, then success once our secret holds the new key', async () => {
@@ -359,7 +435,7 @@ describe('upstream failures', () => {
   }, 30_000);
 });
 
-describe('the stub\'s fault switches, through our STS', () => {
+describe("the stub's fault switches, through our STS", () => {
   const stubIssueToken = () => issueToken(pair.ours.stubbed.speech);
 
   it('slow: 50 clients wait for the one slow fetch and all get its token', async () => {
@@ -378,7 +454,7 @@ describe('the stub\'s fault switches, through our STS', () => {
     expect(pair.stub.count('mixedRealityToken')).toBe(2);
   }, 30_000);
 
-  it('429 with a long Retry-After: 503 passing the upstream\'s Retry-After on; no call before it has passed', async () => {
+  it("429 with a long Retry-After: 503 passing the upstream's Retry-After on; no call before it has passed", async () => {
     pair.stub.setFault({ kind: 'status', status: 429, retryAfter: '30' });
     const throttled = await stubIssueToken();
     expect(throttled.status).toBe(503);
@@ -400,7 +476,7 @@ describe('the stub\'s fault switches, through our STS', () => {
     expect((await stubIssueToken()).status).toBe(503);
   }, 30_000);
 
-  it('a wrong token (no exp) is never passed on: 503, and the stub\'s token appears in no response', async () => {
+  it("a wrong token (no exp) is never passed on: 503, and the stub's token appears in no response", async () => {
     pair.stub.setFault({ kind: 'wrongToken' });
     const answer = await stubIssueToken();
     expect(answer.status).toBe(503);
@@ -419,7 +495,11 @@ describe('the admin CLI switches a credential in and out of upstream mode', () =
     delete process.env.KEY_VAULT_URL;
     console.log = (...parts: unknown[]) => void printed.push(parts.join(' '));
     try {
-      expect(await (args[0] === 'clear' ? clearUpstreamCommand : createSetUpstreamCommand(loopbackHostPolicy)).run(args.slice(1))).toBe(0);
+      expect(
+        await (args[0] === 'clear' ? clearUpstreamCommand : createSetUpstreamCommand(loopbackHostPolicy)).run(
+          args.slice(1),
+        ),
+      ).toBe(0);
     } finally {
       console.log = log;
       process.env = saved;
@@ -433,15 +513,24 @@ describe('the admin CLI switches a credential in and out of upstream mode', () =
     process.env = { ...saved, STS_LOCAL_STORE_PATH: pair.ours.store.path, REAL_KEY: pair.azure.speech.keys[0] };
     delete process.env.KEY_VAULT_URL;
     try {
-      for (const endpoint of [pair.azure.url, pair.azure.url.replace('127.0.0.1', 'localhost'), 'https://[::1]:8443', 'https://0x7f000001']) {
-        const refused = await setUpstreamCommand.run(['--cognitive', 'speech', '--endpoint', endpoint, '--key-env', 'REAL_KEY']).catch((error: unknown) => error);
+      for (const endpoint of [
+        pair.azure.url,
+        pair.azure.url.replace('127.0.0.1', 'localhost'),
+        'https://[::1]:8443',
+        'https://0x7f000001',
+      ]) {
+        const refused = await setUpstreamCommand
+          .run(['--cognitive', 'speech', '--endpoint', endpoint, '--key-env', 'REAL_KEY'])
+          .catch((error: unknown) => error);
         expect(refused).toBeInstanceOf(Error);
         expect((refused as Error).message).toMatch(/Upstream endpoint refused/);
       }
     } finally {
       process.env = saved;
     }
-    expect(await pair.ours.store.getSecretVersions(vaultLayout.cognitiveResource('speech'))).toHaveLength(before.length);
+    expect(await pair.ours.store.getSecretVersions(vaultLayout.cognitiveResource('speech'))).toHaveLength(
+      before.length,
+    );
   });
 
   it('clear-upstream: the account mints locally again; set-upstream: the real STS serves it again', async () => {
@@ -453,12 +542,24 @@ describe('the admin CLI switches a credential in and out of upstream mode', () =
     await pair.ours.cached.getFreshSecret(recordName);
     const local = await mixedReality(account);
     const localToken = (JSON.parse(local.body) as { AccessToken: string }).AccessToken;
-    expect((await verifyJwt(pair.ours.services, OURS_ENV.STS_ISSUER, OURS_ENV.STS_AUDIENCE_MIXED_REALITY, localToken)).aid).toBe(account.accountId);
+    expect(
+      (await verifyJwt(pair.ours.services, OURS_ENV.STS_ISSUER, OURS_ENV.STS_AUDIENCE_MIXED_REALITY, localToken)).aid,
+    ).toBe(account.accountId);
     expect(pair.azure.calls()).toBe(0);
 
     const realKey = pair.azure.mixedReality.keys[1];
     const printed = await runCli(
-      ['set', '--account', account.accountId, '--endpoint', pair.azure.url, '--key-env', 'REAL_KEY', '--upstream-account', pair.azure.mixedReality.accountId],
+      [
+        'set',
+        '--account',
+        account.accountId,
+        '--endpoint',
+        pair.azure.url,
+        '--key-env',
+        'REAL_KEY',
+        '--upstream-account',
+        pair.azure.mixedReality.accountId,
+      ],
       { REAL_KEY: realKey },
     );
     expect(printed).not.toContain(realKey);
@@ -466,7 +567,12 @@ describe('the admin CLI switches a credential in and out of upstream mode', () =
     await pair.ours.cached.getFreshSecret(`upstream-mr-${account.accountId}`);
     const upstream = await mixedReality(account);
     const upstreamToken = (JSON.parse(upstream.body) as { AccessToken: string }).AccessToken;
-    const claims = await verifyJwt(pair.azure.services, AZURE_ENV.STS_ISSUER, AZURE_ENV.STS_AUDIENCE_MIXED_REALITY, upstreamToken);
+    const claims = await verifyJwt(
+      pair.azure.services,
+      AZURE_ENV.STS_ISSUER,
+      AZURE_ENV.STS_AUDIENCE_MIXED_REALITY,
+      upstreamToken,
+    );
     expect(claims.aid).toBe(pair.azure.mixedReality.accountId);
     expect(pair.azure.calls('mixedRealityToken')).toBe(1);
   });

@@ -17,7 +17,11 @@ function frozenClock(start = Date.parse('2025-04-21T12:00:00Z')) {
 }
 
 /** A cache slot: entry `entry` of credential `credential`, sent with real key `realKey`. */
-const slot = (entry: string, realKey = 'upstream-cs-speech', credential = 'cs/speech'): UpstreamCacheSlot => ({ realKey, credential, entry });
+const slot = (entry: string, realKey = 'upstream-cs-speech', credential = 'cs/speech'): UpstreamCacheSlot => ({
+  realKey,
+  credential,
+  entry,
+});
 
 /**
  * A fake upstream: counts HTTP requests (each takes a permit, as the client does), issues `token-N` living
@@ -56,7 +60,11 @@ function fakeUpstream(clock: { now: () => Date }, lifetimeSeconds = 600) {
       await new Promise((resolve) => setImmediate(resolve)); // in flight past this turn of the event loop
       if (hang) await hang;
       if (failure !== undefined) throw failure;
-      return { token: `token-${number}`, expiresAt: new Date(clock.now().getTime() + lifetimeSeconds * 1000), attempts: 1 };
+      return {
+        token: `token-${number}`,
+        expiresAt: new Date(clock.now().getTime() + lifetimeSeconds * 1000),
+        attempts: 1,
+      };
     },
   };
 }
@@ -74,7 +82,9 @@ describe('upstream token cache: one fetch per entry', () => {
     const clock = frozenClock();
     const upstream = fakeUpstream(clock);
     const cache = new UpstreamTokenCache({ clock: clock.now });
-    const served = await Promise.all(Array.from({ length: 1_000 }, () => cache.get(slot('issueToken'), upstream.fetch)));
+    const served = await Promise.all(
+      Array.from({ length: 1_000 }, () => cache.get(slot('issueToken'), upstream.fetch)),
+    );
     expect(upstream.calls).toBe(1);
     expect(new Set(served.map((s) => s.token))).toEqual(new Set(['token-1']));
     expect(served.every((s) => s.servedFrom === 'fetched')).toBe(true);
@@ -86,7 +96,11 @@ describe('upstream token cache: one fetch per entry', () => {
     const clock = frozenClock();
     const upstream = fakeUpstream(clock);
     const cache = new UpstreamTokenCache({ clock: clock.now });
-    await Promise.all([cache.get(slot('a'), upstream.fetch), cache.get(slot('b'), upstream.fetch), cache.get(slot('a'), upstream.fetch)]);
+    await Promise.all([
+      cache.get(slot('a'), upstream.fetch),
+      cache.get(slot('b'), upstream.fetch),
+      cache.get(slot('a'), upstream.fetch),
+    ]);
     expect(upstream.calls).toBe(2);
   });
 });
@@ -117,7 +131,9 @@ describe('upstream token cache: refresh ahead in the background', () => {
     upstream.hang();
     clock.advance(86_400 - 7_200); // 2 h from expiry: due for refresh
     let resolved = 0;
-    const waiting = Array.from({ length: 1_250 }, () => cache.get(slot('mr'), upstream.fetch).then((s) => (resolved++, s)));
+    const waiting = Array.from({ length: 1_250 }, () =>
+      cache.get(slot('mr'), upstream.fetch).then((s) => (resolved++, s)),
+    );
     await new Promise((resolve) => setImmediate(resolve));
     await new Promise((resolve) => setImmediate(resolve));
     expect(resolved).toBe(1_250); // all answered while the one refresh hangs
@@ -169,14 +185,21 @@ describe('upstream token cache: calls per real key', () => {
     const upstream = fakeUpstream(clock, 3_600);
     const cache = new UpstreamTokenCache({ clock: clock.now });
     const crowd = (credential: string, count: number, prefix = credential) =>
-      Promise.allSettled(Array.from({ length: count }, (_, i) => cache.get(slot(`${prefix}-${i}`, 'upstream-cs-face', credential), upstream.fetch)));
+      Promise.allSettled(
+        Array.from({ length: count }, (_, i) =>
+          cache.get(slot(`${prefix}-${i}`, 'upstream-cs-face', credential), upstream.fetch),
+        ),
+      );
 
     // One credential's crowd takes its share and no more.
     const results = await crowd('cs/attacker', 1_000);
     expect(upstream.calls).toBe(CALLS_PER_CREDENTIAL_PER_MINUTE);
     expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(CALLS_PER_CREDENTIAL_PER_MINUTE);
     const refusal = results.find((r) => r.status === 'rejected');
-    expect(refusal?.status === 'rejected' && refusal.reason).toMatchObject({ dependency: 'upstream', retryAfterSeconds: 60 });
+    expect(refusal?.status === 'rejected' && refusal.reason).toMatchObject({
+      dependency: 'upstream',
+      retryAfterSeconds: 60,
+    });
 
     // Another credential of the same key is still served, up to what the key has left.
     expect((await crowd('cs/honest', 3)).every((r) => r.status === 'fulfilled')).toBe(true);
@@ -189,7 +212,9 @@ describe('upstream token cache: calls per real key', () => {
     expect(upstream.calls).toBe(CALLS_PER_KEY_PER_MINUTE + 1);
 
     // Cached entries keep being served; new ones wait for the window to move.
-    expect((await cache.get(slot('cs/attacker-0', 'upstream-cs-face', 'cs/attacker'), upstream.fetch)).servedFrom).toBe('cached');
+    expect((await cache.get(slot('cs/attacker-0', 'upstream-cs-face', 'cs/attacker'), upstream.fetch)).servedFrom).toBe(
+      'cached',
+    );
     clock.advance(30);
     await crowd('cs/attacker', 100, 'later');
     expect(upstream.calls).toBe(CALLS_PER_KEY_PER_MINUTE + 1);
@@ -205,7 +230,9 @@ describe('upstream token cache: calls per real key', () => {
     upstream.failWith(new UpstreamError('status', 'upstream answered 503', { status: 503, retryAfterSeconds: 20 }));
     expect(await rejectionOf(cache.get(slot('a'), upstream.fetch))).toMatchObject({ retryAfterSeconds: 20 });
     for (let i = 0; i < 500; i++) {
-      expect(await rejectionOf(cache.get(slot(`target-${i}`, 'upstream-cs-speech', `cs/client-${i % 7}`), upstream.fetch))).toMatchObject({
+      expect(
+        await rejectionOf(cache.get(slot(`target-${i}`, 'upstream-cs-speech', `cs/client-${i % 7}`), upstream.fetch)),
+      ).toMatchObject({
         dependency: 'upstream',
         retryAfterSeconds: 20,
       });
@@ -251,11 +278,19 @@ describe('upstream token cache: calls per real key', () => {
   it("one credential's entries never evict another credential's", async () => {
     const clock = frozenClock();
     const upstream = fakeUpstream(clock, 3_600);
-    const cache = new UpstreamTokenCache({ clock: clock.now, maxEntriesPerCredential: 3, callsPerKeyPerMinute: 1_000, callsPerCredentialPerMinute: 1_000 });
+    const cache = new UpstreamTokenCache({
+      clock: clock.now,
+      maxEntriesPerCredential: 3,
+      callsPerKeyPerMinute: 1_000,
+      callsPerCredentialPerMinute: 1_000,
+    });
     await cache.get(slot('issueToken', 'upstream-cs-speech', 'cs/speech'), upstream.fetch);
-    for (let i = 0; i < 50; i++) await cache.get(slot(`target-${i}`, 'upstream-cs-speech', 'cs/face-isv'), upstream.fetch);
+    for (let i = 0; i < 50; i++)
+      await cache.get(slot(`target-${i}`, 'upstream-cs-speech', 'cs/face-isv'), upstream.fetch);
     expect(upstream.calls).toBe(51);
-    expect((await cache.get(slot('issueToken', 'upstream-cs-speech', 'cs/speech'), upstream.fetch)).token).toBe('token-1');
+    expect((await cache.get(slot('issueToken', 'upstream-cs-speech', 'cs/speech'), upstream.fetch)).token).toBe(
+      'token-1',
+    );
     expect(upstream.calls).toBe(51);
     expect(cache.size).toBe(4);
     // Within one credential: least recently used first.
@@ -290,9 +325,13 @@ describe('upstream token cache: failures', () => {
   it('a cold outage rejects with DependencyUnavailableError carrying the upstream Retry-After', async () => {
     const clock = frozenClock();
     const upstream = fakeUpstream(clock);
-    upstream.failWith(new UpstreamError('status', 'upstream answered 429', { status: 429, retryAfterSeconds: 17, attempts: 1 }));
+    upstream.failWith(
+      new UpstreamError('status', 'upstream answered 429', { status: 429, retryAfterSeconds: 17, attempts: 1 }),
+    );
     const cache = new UpstreamTokenCache({ clock: clock.now });
-    const errors = await Promise.all(Array.from({ length: 50 }, () => rejectionOf(cache.get(slot('speech'), upstream.fetch))));
+    const errors = await Promise.all(
+      Array.from({ length: 50 }, () => rejectionOf(cache.get(slot('speech'), upstream.fetch))),
+    );
     expect(upstream.calls).toBe(1);
     for (const error of errors) {
       expect(error).toBeInstanceOf(DependencyUnavailableError);

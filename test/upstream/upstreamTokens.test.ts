@@ -3,9 +3,18 @@ import type { UpstreamSource } from '../../shared/credentials/records.js';
 import { DependencyUnavailableError } from '../../shared/errors.js';
 import type { SecretStore, SecretVersion } from '../../shared/secrets/secretStore.js';
 import { createUpstreamClient } from '../../shared/upstream/upstreamClient.js';
-import { upstreamKeyTags, upstreamSecretReaderFor, type UpstreamCredentialKind } from '../../shared/upstream/upstreamSecret.js';
+import {
+  upstreamKeyTags,
+  upstreamSecretReaderFor,
+  type UpstreamCredentialKind,
+} from '../../shared/upstream/upstreamSecret.js';
 import { UpstreamTokenCache } from '../../shared/upstream/upstreamTokenCache.js';
-import { createUpstreamTokens, remainingSeconds, type UpstreamFetchEvent, type UpstreamTokens } from '../../shared/upstream/upstreamTokens.js';
+import {
+  createUpstreamTokens,
+  remainingSeconds,
+  type UpstreamFetchEvent,
+  type UpstreamTokens,
+} from '../../shared/upstream/upstreamTokens.js';
 import { startUpstreamStub, type UpstreamOperation, type UpstreamStub } from '../support/upstreamStub.js';
 import { loopbackHostPolicy } from './loopbackHostPolicy.js';
 import { upstreamTestTls, type UpstreamTestTls } from './upstreamTestTls.js';
@@ -23,7 +32,8 @@ const keys = {
   cognitiveRotated: 'eeee5555ffff6666aaaa7777bbbb8888',
   wrap: 'd3JhcC1wYXNzd29yZC1mb3ItdGVzdHMtb25seS0xMjM0',
 } as const;
-const targetResourceId = '/subscriptions/0000/resourceGroups/rg/providers/Microsoft.CognitiveServices/accounts/client-face';
+const targetResourceId =
+  '/subscriptions/0000/resourceGroups/rg/providers/Microsoft.CognitiveServices/accounts/client-face';
 const scope = 'http://contoso.servicebus.windows.net/orders';
 
 let nowMs = Date.parse('2025-04-21T12:00:00Z');
@@ -47,7 +57,9 @@ class MemorySecretStore implements SecretStore {
     const value = this.values.get(name);
     const kind = kindByPrefix.find(([prefix]) => name.startsWith(prefix))?.[1];
     const tags = kind && !this.untagged.has(name) ? upstreamKeyTags(kind) : undefined;
-    return value === undefined ? undefined : { name, version: 'v1', value, enabled: true, createdOn: new Date(0), tags };
+    return value === undefined
+      ? undefined
+      : { name, version: 'v1', value, enabled: true, createdOn: new Date(0), tags };
   }
   getFreshSecret(name: string): Promise<SecretVersion | undefined> {
     return this.getSecret(name);
@@ -158,7 +170,12 @@ const flows: ReadonlyArray<readonly [UpstreamOperation, () => Promise<{ token: s
   ['issueToken', () => tokens.cognitiveToken(source.cognitive)],
   [
     'issueLimitedAccessToken',
-    () => tokens.limitedAccessToken(source.cognitive, { targetResourceId, featureFlags: ['Face.Identification'], expiredTimeSeconds: 3_600 }),
+    () =>
+      tokens.limitedAccessToken(source.cognitive, {
+        targetResourceId,
+        featureFlags: ['Face.Identification'],
+        expiredTimeSeconds: 3_600,
+      }),
   ],
   ['wrapToken', () => tokens.wrapToken(source.wrap, { issuerName: 'owner', scope })],
 ];
@@ -170,7 +187,13 @@ describe('1,000 concurrent clients cost one upstream call', () => {
     expect(stub.count(operation)).toBe(1);
     expect(new Set(served.map((s) => s.token))).toEqual(new Set([stub.issuedTokens[0]]));
     expect(events).toHaveLength(1);
-    expect(events[0]).toMatchObject({ flow: operation, outcome: 'fetched', attempts: 1, keyReread: false, status: 200 });
+    expect(events[0]).toMatchObject({
+      flow: operation,
+      outcome: 'fetched',
+      attempts: 1,
+      keyReread: false,
+      status: 200,
+    });
   });
 });
 
@@ -220,7 +243,9 @@ describe('upstream outages', () => {
     const warm = await tokens.cognitiveToken(source.cognitive);
     advance(560);
     stub.setFault({ kind: 'status', status: 500 });
-    const results = await Promise.allSettled(Array.from({ length: 300 }, () => tokens.cognitiveToken(source.cognitive)));
+    const results = await Promise.allSettled(
+      Array.from({ length: 300 }, () => tokens.cognitiveToken(source.cognitive)),
+    );
     expect(results.filter((r) => r.status === 'rejected')).toHaveLength(0);
     expect(results.every((r) => r.status === 'fulfilled' && r.value.token === warm.token)).toBe(true);
     await cache.settled();
@@ -233,7 +258,9 @@ describe('upstream outages', () => {
 
   it('cold: DependencyUnavailableError with the upstream Retry-After, after one upstream call', async () => {
     stub.setFault({ kind: 'status', status: 503, retryAfter: '30' });
-    const errors = await Promise.all(Array.from({ length: 100 }, () => rejectionOf(tokens.cognitiveToken(source.cognitive))));
+    const errors = await Promise.all(
+      Array.from({ length: 100 }, () => rejectionOf(tokens.cognitiveToken(source.cognitive))),
+    );
     expect(stub.count()).toBe(1);
     for (const error of errors) {
       expect(error).toBeInstanceOf(DependencyUnavailableError);
@@ -261,7 +288,11 @@ describe('upstream outages', () => {
 
   it('a 4xx other than 401/429 is neither retried nor a reason to re-read the key', async () => {
     const error = await rejectionOf(
-      tokens.limitedAccessToken(source.cognitive, { targetResourceId: 'not-an-arm-id', featureFlags: ['Face.Identification'], expiredTimeSeconds: 3_600 }),
+      tokens.limitedAccessToken(source.cognitive, {
+        targetResourceId: 'not-an-arm-id',
+        featureFlags: ['Face.Identification'],
+        expiredTimeSeconds: 3_600,
+      }),
     );
     expect(error).toMatchObject({ dependency: 'upstream' });
     expect(stub.count()).toBe(1);
@@ -283,7 +314,10 @@ describe('an upstream 401 (the real key was rotated)', () => {
     const served = await tokens.cognitiveToken(source.cognitive);
     expect(served.token).toBe(stub.issuedTokens[0]);
     expect(stub.count()).toBe(2);
-    expect(stub.requests.map((r) => r.headers['ocp-apim-subscription-key'])).toEqual([keys.cognitive, keys.cognitiveRotated]);
+    expect(stub.requests.map((r) => r.headers['ocp-apim-subscription-key'])).toEqual([
+      keys.cognitive,
+      keys.cognitiveRotated,
+    ]);
     expect(cached.reads).toBe(1);
     expect(vault.reads).toBe(1);
     expect(events).toEqual([expect.objectContaining({ outcome: 'fetched', keyReread: true, attempts: 2 })]);
@@ -401,7 +435,7 @@ describe('hosts: the production policy never reaches a stand-in', () => {
   });
 });
 
-describe('lifetimes: the token\'s own expiry, capped at the documented lifetime, never less than 30 s left', () => {
+describe("lifetimes: the token's own expiry, capped at the documented lifetime, never less than 30 s left", () => {
   it('a JWT expiring in year 9999 is cached for the documented 10 minutes only', async () => {
     stub.failNext({ kind: 'lifetime', ownSeconds: 253_402_300_799 - Math.floor(nowMs / 1000) });
     const served = await tokens.cognitiveToken(source.cognitive);
@@ -419,7 +453,9 @@ describe('lifetimes: the token\'s own expiry, capped at the documented lifetime,
 
   it('an expired SWT announced with expires_in=999999999 is neither served nor cached', async () => {
     stub.failNext({ kind: 'lifetime', ownSeconds: -3_600, envelopeSeconds: 999_999_999 });
-    expect(await rejectionOf(tokens.wrapToken(source.wrap, { issuerName: 'owner', scope }))).toMatchObject({ dependency: 'upstream' });
+    expect(await rejectionOf(tokens.wrapToken(source.wrap, { issuerName: 'owner', scope }))).toMatchObject({
+      dependency: 'upstream',
+    });
     expect(events[0]).toMatchObject({ outcome: 'failed', failure: 'protocol' });
   });
 

@@ -3,7 +3,16 @@ import { credentialRefFrom, describeCredential } from '../credentials/provisioni
 import { setCredentialUpstream } from '../credentials/upstreamProvisioning.js';
 import { azureHostPolicy, type UpstreamHostPolicy } from '../../../shared/upstream/upstreamHosts.js';
 import { UsageError, type StsCommand } from '../command.js';
-import { CREDENTIAL_CHOICE, CREDENTIAL_FLAGS, CREDENTIAL_USAGE, JSON_FLAG, parseOptions, report, table, withAdminStore } from './credentialCommandSupport.js';
+import {
+  CREDENTIAL_CHOICE,
+  CREDENTIAL_FLAGS,
+  CREDENTIAL_USAGE,
+  JSON_FLAG,
+  parseOptions,
+  report,
+  table,
+  withAdminStore,
+} from './credentialCommandSupport.js';
 
 /** A key file is a few dozen bytes; anything much larger is a wrong file, refused before it is read whole. */
 const MAX_KEY_FILE_BYTES = 4_096;
@@ -55,7 +64,8 @@ export function createSetUpstreamCommand(hostPolicy: UpstreamHostPolicy): StsCom
       });
       if (options.endpoint === undefined || options.endpoint === '') throw new UsageError('--endpoint is required');
       const endpoint = options.endpoint;
-      if (options['key-file'] !== undefined && options['key-env'] !== undefined) throw new UsageError('Give --key-file or --key-env, not both');
+      if (options['key-file'] !== undefined && options['key-env'] !== undefined)
+        throw new UsageError('Give --key-file or --key-env, not both');
       const key = await readKey(options['key-file'], options['key-env']);
       return withAdminStore(async ({ store, description }) => {
         const ref = credentialRefFrom(options);
@@ -65,10 +75,16 @@ export function createSetUpstreamCommand(hostPolicy: UpstreamHostPolicy): StsCom
           { endpoint, key, upstreamAccountId: options['upstream-account'], secretName: options['secret-name'] },
           { hostPolicy },
         );
-        const keyLine = result.keyVersion === undefined ? 'existing secret, not changed' : `new version ${result.keyVersion}`;
+        const keyLine =
+          result.keyVersion === undefined ? 'existing secret, not changed' : `new version ${result.keyVersion}`;
         report(
           options.json,
-          { credential: ref, upstream: result.upstream, keyVersion: result.keyVersion ?? null, recordChanged: result.recordChanged },
+          {
+            credential: ref,
+            upstream: result.upstream,
+            keyVersion: result.keyVersion ?? null,
+            recordChanged: result.recordChanged,
+          },
           [
             `${describeCredential(ref)} ${result.recordChanged ? 'now serves' : 'already served'} tokens from ${result.upstream.endpoint} (upstream mode) in ${description}.`,
             ...table([
@@ -98,7 +114,8 @@ async function readKey(file: string | undefined, variable: string | undefined): 
   } catch (error) {
     throw new UsageError(`Cannot read --key-file ${file}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`);
   }
-  if (bytes.length > MAX_KEY_FILE_BYTES) throw new UsageError(`--key-file ${file} is larger than ${MAX_KEY_FILE_BYTES} bytes: not a key file`);
+  if (bytes.length > MAX_KEY_FILE_BYTES)
+    throw new UsageError(`--key-file ${file} is larger than ${MAX_KEY_FILE_BYTES} bytes: not a key file`);
   return bytes.toString('utf8').trim();
 }
 

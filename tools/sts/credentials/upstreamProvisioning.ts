@@ -1,6 +1,11 @@
 import type { WritableSecretStore } from '../../../shared/secrets/secretStore.js';
 import { UpstreamError } from '../../../shared/upstream/upstreamErrors.js';
-import { azureHostPolicy, checkUpstreamEndpoint, upstreamServiceOf, type UpstreamHostPolicy } from '../../../shared/upstream/upstreamHosts.js';
+import {
+  azureHostPolicy,
+  checkUpstreamEndpoint,
+  upstreamServiceOf,
+  type UpstreamHostPolicy,
+} from '../../../shared/upstream/upstreamHosts.js';
 import {
   isUpstreamKeySecret,
   isUpstreamSecretName,
@@ -95,12 +100,18 @@ export async function setCredentialUpstream(
   if (settings.key !== undefined) {
     value = upstreamSecretValue(current.kind, secretName, settings.key, settings.upstreamAccountId);
   } else {
-    if (settings.upstreamAccountId !== undefined) throw new ProvisioningError('An upstream account id is stored with a key: give the key too');
-    if (!chosenName) throw new ProvisioningError('Give the real key (it is stored in the vault), or the name of a secret that already holds it');
+    if (settings.upstreamAccountId !== undefined)
+      throw new ProvisioningError('An upstream account id is stored with a key: give the key too');
+    if (!chosenName)
+      throw new ProvisioningError(
+        'Give the real key (it is stored in the vault), or the name of a secret that already holds it',
+      );
     const existing = await store.getSecret(secretName);
     if (!existing) throw new ProvisioningError(`Secret ${secretName} does not exist (or is disabled)`);
     if (!isUpstreamKeySecret(existing, current.kind)) {
-      throw new ProvisioningError(`Secret ${secretName} was not written by set-upstream for a ${current.kind}: give the key so it is stored with the right tags`);
+      throw new ProvisioningError(
+        `Secret ${secretName} was not written by set-upstream for a ${current.kind}: give the key so it is stored with the right tags`,
+      );
     }
     upstreamSecretValue(current.kind, secretName, existing.value, undefined);
   }
@@ -109,7 +120,8 @@ export async function setCredentialUpstream(
   const keyVersion =
     value === undefined
       ? undefined
-      : (await store.setSecret(secretName, value, { contentType: 'text/plain', tags: upstreamKeyTags(current.kind) })).version;
+      : (await store.setSecret(secretName, value, { contentType: 'text/plain', tags: upstreamKeyTags(current.kind) }))
+          .version;
   const upstream: UpstreamSource = { endpoint, secretName };
   const recordChanged = current.upstream?.endpoint !== endpoint || current.upstream?.secretName !== secretName;
   const record = { ...current, upstream } as KeyedCredential;
@@ -173,7 +185,9 @@ export function normalizeUpstreamEndpoint(
     try {
       const path = new URL(trimmed).pathname.replace(/\/+$/, '');
       if (tokenPath.test(path)) {
-        throw new ProvisioningError(`Upstream endpoint must be the base URL of the real STS (e.g. ${example}), without the token path`);
+        throw new ProvisioningError(
+          `Upstream endpoint must be the base URL of the real STS (e.g. ${example}), without the token path`,
+        );
       }
     } catch (error) {
       if (error instanceof ProvisioningError) throw error;
@@ -183,16 +197,23 @@ export function normalizeUpstreamEndpoint(
   try {
     url = checkUpstreamEndpoint(upstreamServiceOf(kind), trimmed, hostPolicy);
   } catch (error) {
-    if (error instanceof UpstreamError) throw new ProvisioningError(`Upstream ${error.message.replace(/^upstream /, '')} (e.g. ${example})`);
+    if (error instanceof UpstreamError)
+      throw new ProvisioningError(`Upstream ${error.message.replace(/^upstream /, '')} (e.g. ${example})`);
     throw error;
   }
   return `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
 }
 
 /** The secret value for `kind`, validated; messages never quote the key. */
-function upstreamSecretValue(kind: KeyedCredential['kind'], secretName: string, key: string, upstreamAccountId: string | undefined): string {
+function upstreamSecretValue(
+  kind: KeyedCredential['kind'],
+  secretName: string,
+  key: string,
+  upstreamAccountId: string | undefined,
+): string {
   const text = key.trim();
-  if (text.length === 0 || text.length > MAX_KEY_LENGTH) throw new ProvisioningError(`The real key must be 1-${MAX_KEY_LENGTH} characters`);
+  if (text.length === 0 || text.length > MAX_KEY_LENGTH)
+    throw new ProvisioningError(`The real key must be 1-${MAX_KEY_LENGTH} characters`);
   try {
     if (kind === 'mixedRealityAccount') {
       if (upstreamAccountId !== undefined && !GUID_PATTERN.test(upstreamAccountId)) {
@@ -202,7 +223,8 @@ function upstreamSecretValue(kind: KeyedCredential['kind'], secretName: string, 
       const parsed = parseMixedRealitySecret(secretName, value);
       return `${parsed.accountId}:${parsed.accountKey}`;
     }
-    if (upstreamAccountId !== undefined) throw new ProvisioningError('An upstream account id applies to Mixed Reality accounts only');
+    if (upstreamAccountId !== undefined)
+      throw new ProvisioningError('An upstream account id applies to Mixed Reality accounts only');
     return parseKeySecret(secretName, text);
   } catch (error) {
     if (error instanceof UpstreamError) {
@@ -217,8 +239,15 @@ function upstreamSecretValue(kind: KeyedCredential['kind'], secretName: string, 
 }
 
 /** A new version of the credential's record (the layout's name and tags, as provisioning writes them). */
-async function writeCredentialRecord(store: WritableSecretStore, ref: CredentialRef, record: KeyedCredential): Promise<void> {
+async function writeCredentialRecord(
+  store: WritableSecretStore,
+  ref: CredentialRef,
+  record: KeyedCredential,
+): Promise<void> {
   const kind = credentialKindOf(ref.kind);
   // A failure here leaves the record as it was (the credential keeps its previous source): no half state.
-  await store.setSecret(kind.secretName(ref), JSON.stringify(record), { contentType: 'application/json', tags: { ...kind.tags(record) } });
+  await store.setSecret(kind.secretName(ref), JSON.stringify(record), {
+    contentType: 'application/json',
+    tags: { ...kind.tags(record) },
+  });
 }
