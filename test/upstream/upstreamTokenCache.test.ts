@@ -30,7 +30,7 @@ const slot = (entry: string, realKey = 'upstream-cs-speech', credential = 'cs/sp
 function fakeUpstream(clock: { now: () => Date }, lifetimeSeconds = 600) {
   let calls = 0;
   let refused = 0;
-  let failure: unknown;
+  let failure: Error | undefined;
   let hang: Promise<void> | undefined;
   let release = (): void => {};
   return {
@@ -40,7 +40,7 @@ function fakeUpstream(clock: { now: () => Date }, lifetimeSeconds = 600) {
     get refused() {
       return refused;
     },
-    failWith(error: unknown) {
+    failWith(error: Error | undefined) {
       failure = error;
     },
     hang() {
@@ -249,10 +249,10 @@ describe('upstream token cache: calls per real key', () => {
     const cache = new UpstreamTokenCache({ clock: clock.now });
     let freshReads = 0;
     let calls = 0;
-    const refused = async (permit: UpstreamCallPermit): Promise<UpstreamToken> => {
+    const refused = (permit: UpstreamCallPermit): Promise<UpstreamToken> => {
       if (permit.take()) calls++;
       if (permit.mayReread()) freshReads++;
-      throw new UpstreamError('status', 'upstream answered 401', { status: 401 });
+      return Promise.reject(new UpstreamError('status', 'upstream answered 401', { status: 401 }));
     };
     for (let second = 0; second < 120; second++) {
       for (let i = 0; i < 10; i++) await rejectionOf(cache.get(slot(`t-${second}-${i}`), refused));
