@@ -7,6 +7,7 @@
  */
 
 import { DEFAULT_CLIENT_ADDRESS_RULE, type ClientAddressRule } from './http/clientAddress.js';
+import { parseAllowedOrigins, type CorsSettings } from './http/cors.js';
 
 export type LedgerMode = 'required' | 'best-effort' | 'off';
 
@@ -70,6 +71,8 @@ export interface StsConfig {
    * accepted in place of an account key. Undefined (the feature is off) unless `STS_ENTRA_AUTHORITY` is set.
    */
   readonly entra: EntraSettings | undefined;
+  /** Which web origins may call the STS from a page (docs/cors.md); nothing by default. */
+  readonly cors: CorsSettings;
 }
 
 export interface EntraSettings {
@@ -223,6 +226,10 @@ export function loadConfig(env: Environment): StsConfig {
       failedAttemptsTrackedKeys: integer('STS_FAILED_ATTEMPTS_TRACKED_KEYS', 50_000, 100, 1_000_000),
     },
     entra,
+    cors: {
+      ...parseAllowedOrigins(env.STS_CORS_ALLOWED_ORIGINS, problems),
+      maxAgeSeconds: integer('STS_CORS_MAX_AGE_SECONDS', 600, 0, 86_400),
+    },
   };
 
   if (problems.length > 0) throw new ConfigurationError(problems);
