@@ -98,6 +98,9 @@ param entraAudience string = ''
 @description('STS_ENTRA_AUTHORITY: issuer of those tokens; empty for this deployment\'s tenant (https://login.microsoftonline.com/<tenant id>/v2.0).')
 param entraAuthority string = ''
 
+@description('Web origins (scheme://host[:port]) whose pages may call the STS with fetch; empty: none. Sets both STS_CORS_ALLOWED_ORIGINS and the platform CORS list. See docs/cors.md.')
+param corsAllowedOrigins string[] = []
+
 @description('STS_LEDGER_MODE: required returns a token only after its ledger row is committed.')
 @allowed([
   'required'
@@ -232,6 +235,7 @@ module functionApp 'modules/functionApp.bicep' = {
     wrapIssuer: wrapIssuer
     entraAuthority: empty(entraAuthority) ? '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0' : entraAuthority
     entraAudience: entraAudience
+    corsAllowedOrigins: corsAllowedOrigins
     ledgerMode: ledgerMode
     ledgerTableName: storage.outputs.ledgerTableName
     ledgerTableUrl: storage.outputs.tableEndpoint
