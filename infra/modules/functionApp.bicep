@@ -45,7 +45,7 @@ param cognitiveAudience string = 'urn:ms.cognitiveservices.{region}'
 @description('STS_WRAP_ISSUER; empty for the issuer.')
 param wrapIssuer string = ''
 
-@description('STS_ENTRA_AUTHORITY: issuer of the Entra tokens accepted for keyless Mixed Reality callers (docs/entra-id.md).')
+@description('STS_ENTRA_AUTHORITY: issuer(s), comma-separated, of the Entra tokens accepted for keyless callers (docs/entra-id.md).')
 param entraAuthority string
 
 @description('STS_ENTRA_AUDIENCE: their aud; empty turns keyless callers off (both settings are then empty).')
