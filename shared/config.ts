@@ -251,7 +251,9 @@ function entraSettings(env: Environment, problems: string[]): EntraSettings | un
     if (audience) problems.push('STS_ENTRA_AUDIENCE is set but STS_ENTRA_AUTHORITY is not (set both, or neither)');
     return undefined;
   }
-  if (authorities.length > MAX_ENTRA_AUTHORITIES) problems.push(`STS_ENTRA_AUTHORITY lists at most ${MAX_ENTRA_AUTHORITIES} authorities`);
+  if (authorities.length > MAX_ENTRA_AUTHORITIES) {
+    problems.push(`STS_ENTRA_AUTHORITY lists at most ${MAX_ENTRA_AUTHORITIES} authorities`);
+  }
   for (const authority of authorities) {
     let parsed: URL | undefined;
     try {

@@ -64,7 +64,10 @@ type PublicKey = Awaited<ReturnType<Jose['importJWK']>>;
  * const validator = createEntraTokenValidator({ authorities: [authority], audience }, keys);
  * const { tenantId, objectId } = await validator.validate(bearer, new Date());
  */
-export function createEntraTokenValidator(settings: EntraSettings, keysByAuthority: ReadonlyMap<string, AuthorityKeys>): EntraTokenValidator {
+export function createEntraTokenValidator(
+  settings: EntraSettings,
+  keysByAuthority: ReadonlyMap<string, AuthorityKeys>,
+): EntraTokenValidator {
   const imported = new WeakMap<AuthorityJwk, Map<string, Promise<PublicKey>>>();
   const publicKeyFor = async (jwk: AuthorityJwk, alg: string): Promise<PublicKey> => {
     const { importJWK } = await loadJose();
@@ -122,7 +125,9 @@ export function createEntraTokenValidator(settings: EntraSettings, keysByAuthori
       }
       // Entra's signing keys are shared by every tenant: an authority that names its tenant only vouches for it.
       const tenantOfAuthority = tenantNamedBy(authority);
-      if (tenantOfAuthority !== undefined && tenantOfAuthority !== tid.toLowerCase()) throw new EntraTokenRefusal('entra_foreign_issuer');
+      if (tenantOfAuthority !== undefined && tenantOfAuthority !== tid.toLowerCase()) {
+        throw new EntraTokenRefusal('entra_foreign_issuer');
+      }
       return { tenantId: tid.toLowerCase(), objectId: oid.toLowerCase() };
     },
   };

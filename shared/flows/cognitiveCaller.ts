@@ -27,7 +27,8 @@ const MAX_ENTRA_AUTHORIZATION_LENGTH = 12 * 1024;
 const BEARER_JWT = /^Bearer[ \t]+([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)$/i;
 
 export const cognitiveCallerMessages = {
-  resourceRequired: 'A Microsoft Entra caller must name the resource in the resource query parameter (one resource name).',
+  resourceRequired:
+    'A Microsoft Entra caller must name the resource in the resource query parameter (one resource name).',
 } as const;
 
 /**
@@ -46,8 +47,8 @@ export async function authenticateCognitiveCaller(
 ): Promise<CognitiveCaller> {
   const hasKey = (sources.header?.trim() ?? '') !== '' || sources.queryValues.some((value) => value.trim() !== '');
   const authorization = sources.authorization?.trim() ?? '';
-  const entraToken =
-    !hasKey && deps.entra && authorization.length <= MAX_ENTRA_AUTHORIZATION_LENGTH ? BEARER_JWT.exec(authorization)?.[1] : undefined;
+  const mayBeEntra = !hasKey && deps.entra !== undefined && authorization.length <= MAX_ENTRA_AUTHORIZATION_LENGTH;
+  const entraToken = mayBeEntra ? BEARER_JWT.exec(authorization)?.[1] : undefined;
   if (deps.entra && entraToken !== undefined) {
     const names = (sources.resourceValues ?? []).map((value) => value.trim()).filter((value) => value !== '');
     const name = names.length === 1 ? names[0]?.toLowerCase() : undefined;

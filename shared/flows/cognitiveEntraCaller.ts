@@ -29,7 +29,10 @@ export async function authenticateCognitiveEntraCaller(
     principal = await entra.validate(token, now);
   } catch (error) {
     if (!(error instanceof EntraTokenRefusal)) throw error;
-    throw invalidCredentials(cognitiveEntraMessages[error.reason], { reason: error.reason, credentialId: resourceName });
+    throw invalidCredentials(cognitiveEntraMessages[error.reason], {
+      reason: error.reason,
+      credentialId: resourceName,
+    });
   }
   const record = await deps.credentials.cognitiveResource(resourceName);
   const refusal = record ? resourceRefusal(record, principal) : 'unknown_credential';
@@ -43,7 +46,10 @@ export async function authenticateCognitiveEntraCaller(
   return { record, principal };
 }
 
-function resourceRefusal(record: CognitiveResource, principal: EntraPrincipal): 'principal_not_allowed' | 'credential_disabled' | undefined {
+function resourceRefusal(
+  record: CognitiveResource,
+  principal: EntraPrincipal,
+): 'principal_not_allowed' | 'credential_disabled' | undefined {
   if (!isPrincipalAllowed(record.allowedPrincipals ?? [], principal)) return 'principal_not_allowed';
   if (!record.enabled) return 'credential_disabled';
   return undefined;

@@ -22,7 +22,13 @@ export const CORS_OFF: CorsSettings = { allowedOrigins: [], anyOrigin: false, ma
  * so a new flow cannot be added without deciding (the type requires every function name).
  */
 const ALLOWED_REQUEST_HEADERS: Readonly<Record<FlowName, readonly string[]>> = {
-  mixedRealityToken: ['Authorization', 'Content-Type', 'X-MRC-CV', 'x-ms-client-request-id', 'x-ms-return-client-request-id'],
+  mixedRealityToken: [
+    'Authorization',
+    'Content-Type',
+    'X-MRC-CV',
+    'x-ms-client-request-id',
+    'x-ms-return-client-request-id',
+  ],
   issueToken: ['Ocp-Apim-Subscription-Key', 'Authorization', 'Content-Type', 'x-ms-client-request-id'],
   issueLimitedAccessToken: ['Ocp-Apim-Subscription-Key', 'Authorization', 'Content-Type', 'x-ms-client-request-id'],
   wrapToken: ['Content-Type'],
@@ -43,7 +49,10 @@ const EXPOSED_HEADERS = 'MS-CV, apim-request-id, request-id, x-ms-request-id, WW
  * @example
  * parseAllowedOrigins('https://app.contoso.com, http://127.0.0.1:5173', problems);
  */
-export function parseAllowedOrigins(raw: string | undefined, problems: string[]): Pick<CorsSettings, 'allowedOrigins' | 'anyOrigin'> {
+export function parseAllowedOrigins(
+  raw: string | undefined,
+  problems: string[],
+): Pick<CorsSettings, 'allowedOrigins' | 'anyOrigin'> {
   const entries = (raw ?? '').split(/[\s,]+/).filter((entry) => entry !== '');
   if (entries.includes('*')) {
     if (entries.length > 1) problems.push('STS_CORS_ALLOWED_ORIGINS: "*" allows every origin and must stand alone');
@@ -53,7 +62,9 @@ export function parseAllowedOrigins(raw: string | undefined, problems: string[])
   for (const entry of entries) {
     const origin = originOf(entry);
     if (origin === undefined) {
-      problems.push(`STS_CORS_ALLOWED_ORIGINS: "${entry}" is not an origin (scheme://host[:port], http or https, no path)`);
+      problems.push(
+        `STS_CORS_ALLOWED_ORIGINS: "${entry}" is not an origin (scheme://host[:port], http or https, no path)`,
+      );
     } else if (!origins.includes(origin)) {
       origins.push(origin);
     }
@@ -77,7 +88,8 @@ function originOf(entry: string): string | undefined {
 
 /** True for a CORS preflight: `OPTIONS` with `Origin` and `Access-Control-Request-Method`. */
 export function isPreflight(request: HttpRequest): boolean {
-  return request.method === 'OPTIONS' && request.headers.has('origin') && request.headers.has('access-control-request-method');
+  const { method, headers } = request;
+  return method === 'OPTIONS' && headers.has('origin') && headers.has('access-control-request-method');
 }
 
 /** The `Access-Control-Allow-Origin` value for this request's origin, or undefined when it may not read answers. */
@@ -100,7 +112,11 @@ function varyHeader(settings: CorsSettings): Record<string, string> {
 export function corsResponseHeaders(settings: CorsSettings, request: HttpRequest): Record<string, string> {
   const allowed = allowedOriginFor(settings, request.headers.get('origin'));
   if (allowed === undefined) return varyHeader(settings);
-  return { 'Access-Control-Allow-Origin': allowed, 'Access-Control-Expose-Headers': EXPOSED_HEADERS, ...varyHeader(settings) };
+  return {
+    'Access-Control-Allow-Origin': allowed,
+    'Access-Control-Expose-Headers': EXPOSED_HEADERS,
+    ...varyHeader(settings),
+  };
 }
 
 /**

@@ -138,13 +138,17 @@ describe('Entra callers on issueToken', () => {
     ]);
   });
 
-  it.each([
-    ['a foreign issuer', (): Promise<string> => issuer.sign(claims(issuer, { iss: 'https://login.example/other/v2.0' })), 'The Microsoft Entra token was issued by an authority this service does not trust.', 'entra_foreign_issuer'],
-    ['a tid that is not the tenant its authority names', (): Promise<string> => issuer.sign(claims(issuer, { tid: secondTenant.tenantId })), 'The Microsoft Entra token was issued by an authority this service does not trust.', 'entra_foreign_issuer'],
-    ['another audience', (): Promise<string> => issuer.sign(claims(issuer, { aud: 'api://other' })), 'The Microsoft Entra token is not meant for this service (audience).', 'entra_wrong_audience'],
-    ['an expired token', (): Promise<string> => issuer.sign(claims(issuer, { exp: FROZEN_SECONDS - 61 })), 'The Microsoft Entra token has expired.', 'entra_token_expired'],
-  ])('401 with the Mixed Reality flow\'s reason for %s', async (_case, sign, message, reason) => {
-    const token = await sign();
+  const FOREIGN = 'The Microsoft Entra token was issued by an authority this service does not trust.';
+  const TOKEN_FAULTS: [string, JWTPayload, string, string][] = [
+    ['a foreign issuer', { iss: 'https://login.example/other/v2.0' }, FOREIGN, 'entra_foreign_issuer'],
+    ['a tid that is not the tenant its authority names', { tid: '' }, FOREIGN, 'entra_foreign_issuer'],
+    ['another audience', { aud: 'api://other' }, 'The Microsoft Entra token is not meant for this service (audience).', 'entra_wrong_audience'],
+    ['an expired token', { exp: FROZEN_SECONDS - 61 }, 'The Microsoft Entra token has expired.', 'entra_token_expired'],
+  ];
+
+  it.each(TOKEN_FAULTS)("401 with the Mixed Reality flow's reason for %s", async (_case, overrides, message, reason) => {
+    // The second tenant's id is only known once its issuer runs: '' stands for it.
+    const token = await issuer.sign(claims(issuer, overrides.tid === '' ? { tid: secondTenant.tenantId } : overrides));
     expect(cognitiveError(await issueToken(`?resource=${speech()}`, { Authorization: `Bearer ${token}` }))).toEqual({
       status: 401,
       body: { error: { code: '401', message } },

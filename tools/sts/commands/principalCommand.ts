@@ -18,10 +18,12 @@ export function principalCommand(allow: boolean): StsCommand {
       ? 'Let a Microsoft Entra principal obtain tokens for an account or Cognitive resource without its key'
       : 'Stop a Microsoft Entra principal from obtaining tokens for an account or Cognitive resource',
     usage: [
-      `Usage: npm run sts -- ${name} (--account <guid> | --resource <name>) --tenant <tenant id> --object-id <object id> [--json]`,
+      `Usage: npm run sts -- ${name} (--account <guid> | --resource <name>)`,
+      '         --tenant <tenant id> --object-id <object id> [--json]',
       '',
       '  --account <guid>        the Mixed Reality account (GET /accounts/{id}/token)',
-      '  --resource <name>       the Cognitive Services resource (issueToken, issueLimitedAccessToken with ?resource=<name>)',
+      '  --resource <name>       the Cognitive Services resource (issueToken and issueLimitedAccessToken',
+      '                          with ?resource=<name>)',
       '  --tenant <guid>         the principal\'s tenant (the tid claim of its Entra tokens)',
       '  --object-id <guid>      the principal\'s object id (oid): a managed identity\'s or service principal\'s',
       '                          object id (not its client id), or a user\'s',
@@ -41,16 +43,20 @@ export function principalCommand(allow: boolean): StsCommand {
       if ((options.account === undefined) === (options.resource === undefined)) {
         throw new UsageError('Give exactly one of --account <guid> and --resource <name>');
       }
-      const holder: PrincipalHolder = options.resource !== undefined ? { cognitiveResource: options.resource } : required(options.account, '--account');
+      const holder: PrincipalHolder =
+        options.resource !== undefined ? { cognitiveResource: options.resource } : required(options.account, '--account');
       const tenant = required(options.tenant, '--tenant');
       const objectId = required(options['object-id'], '--object-id');
       return withAdminStore(async ({ store, description }) => {
         const principal = parsePrincipal(tenant, objectId);
-        const change = allow ? await allowPrincipal(store, holder, principal) : await revokePrincipal(store, holder, principal);
+        const change = allow
+          ? await allowPrincipal(store, holder, principal)
+          : await revokePrincipal(store, holder, principal);
         const state = allow ? 'allowed' : 'not allowed';
         const target = change.record.kind === 'mixedRealityAccount' ? { account: change.record.accountId } : { resource: change.record.name };
         report(options.json, { ...target, principal, allowed: allow, changed: change.changed }, [
-          `Principal ${describePrincipal(principal)} ${change.changed ? 'is now' : 'was already'} ${state} on ${describeHolder(change.record)} in ${description}.`,
+          `Principal ${describePrincipal(principal)} ${change.changed ? 'is now' : 'was already'} ${state} ` +
+            `on ${describeHolder(change.record)} in ${description}.`,
         ]);
         return 0;
       });
