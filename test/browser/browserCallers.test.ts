@@ -10,7 +10,7 @@ import { startPageOrigin, type PageOrigin } from './pageOrigin.js';
 
 /**
  * Pages in a real headless Chromium calling the STS on another loopback origin with `fetch` (docs/web-pages.md):
- * a token from every flow with a key, from issueToken and the Mixed Reality flow with an Entra token, a 401 the
+ * a token from every flow with a key, from the three JWT flows with an Entra token, a 401 the
  * page can read, and a page on an origin that is not allowed refused by the browser itself.
  */
 
@@ -39,6 +39,7 @@ beforeAll(async () => {
   const user = { tenantId: issuer.tenantId, objectId: USER_OBJECT_ID };
   await allowPrincipal(credentials.store, credentials.mixedReality.account.accountId, user);
   await allowPrincipal(credentials.store, { cognitiveResource: credentials.cognitive.speech.name }, user);
+  await allowPrincipal(credentials.store, { cognitiveResource: credentials.cognitive.isvFace.name }, user);
   sts = await startTestHost({
     env: {
       STS_LOCAL_STORE_PATH: credentials.storePath,
@@ -194,6 +195,27 @@ describe('a page signed in with Microsoft Entra', () => {
     const mixedReality = ok(await pageFetch(page, `${sts.url}/accounts/${accountId}/token`, { headers: { Authorization: `Bearer ${entraToken}` } }));
     expect(mixedReality.status).toBe(200);
     expect(claimsOf((JSON.parse(mixedReality.body) as { AccessToken: string }).AccessToken)).toMatchObject({ aid: accountId, oid: USER_OBJECT_ID });
+    await page.close();
+  });
+
+  it('gets a limited access token with its Entra token, scoped and naming the user', async () => {
+    const { page } = await openPage(allowedPage);
+    const entraToken = await signIn(page);
+    const resource = credentials.cognitive.isvFace.name;
+    const answer = ok(
+      await pageFetch(page, `${sts.url}/sts/v1.0/issueLimitedAccessToken?expiredTime=600&resource=${resource}`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${entraToken}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ targetAzureResourceId: TARGET, featureFlags: ['Face.Identification'] }),
+      }),
+    );
+    expect(answer.status).toBe(200);
+    expect(claimsOf(answer.body)).toMatchObject({
+      'target-azure-resource-id': TARGET,
+      'feature-flags': ['Face.Identification'],
+      tid: issuer.tenantId,
+      oid: USER_OBJECT_ID,
+    });
     await page.close();
   });
 
