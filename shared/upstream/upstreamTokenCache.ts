@@ -105,12 +105,12 @@ const WINDOW_MS = 60_000;
  * - **Per real key**, one call budget (`callsPerKeyPerMinute` upstream requests in any 60 s, retries and the
  *   post-rotation retry included; one credential of ours at most `callsPerCredentialPerMinute` of them) and one
  *   cooldown, shared by every entry of the key: no set of clients can make this instance send more, whatever
- *   they vary. At most 4 fetches with a key run at once, 1 after a
- *   key-wide failure, and a fetch that waited for its turn checks the cooldown again before it calls. A fresh
- *   secret read after a 401 is allowed once per `freshReadIntervalSeconds` per key.
+ *   they vary. At most 4 fetches with a key run at once, 1 after a key-wide failure, and a fetch that waited
+ *   for its turn checks the cooldown again before it calls. A fresh secret read after a 401 is allowed once per
+ *   `freshReadIntervalSeconds` per key.
  * - **Per credential and real key**, a bounded LRU of entries: one credential's entries never evict another's.
  * - **Per entry**, one fetch at a time. A token is reused until its refresh time (10% of its lifetime, at least
- *   60 s, before expiry); after that it is still served at once while one refresh runs in the background,
+ *   60 s and at most half of it, before expiry); after that it is still served at once while one refresh runs in the background,
  *   and only a caller with no usable token (less than `minServeSeconds` left) waits.
  *
  * Failures: a still-valid token keeps being served; otherwise the call rejects with
