@@ -109,6 +109,11 @@ export class TableLedger implements Ledger {
     };
   }
 
+  /** True while every transaction slot is taken or batches wait for one (retention removal pauses then). */
+  isSaturated(): boolean {
+    return this.inFlight.size >= this.maxConcurrentTransactions || this.ready.length > 0;
+  }
+
   /** Snapshot of the counters. */
   get stats(): TableLedgerStats {
     return { ...this.counters };
