@@ -15,7 +15,7 @@ const CREATE_AHEAD_TIMEOUT_MS = 10_000;
  * table is opened, so a cold start with the ledger off (or before the first token) never loads it.
  */
 export interface LedgerTable {
-  /** Creates the current hour's table if it is missing (an existing table is fine). */
+  /** Creates the table if it is missing (an existing table is fine); hour tables: nothing, see submitTransaction. */
   ensureExists(signal: AbortSignal): Promise<void>;
   /**
    * Upserts `rows`, all of one partition (at most 100), in one entity-group transaction, into the table of the
@@ -103,7 +103,9 @@ export async function openLedgerTable(
   const aheadTried = new Set<string>();
   const createNextHourAhead = (hourBucket: string, now: Date): void => {
     const start = hourStartOf(hourBucket);
-    if (!start || now.getTime() < start.getTime() + LEDGER_PERIOD_MS - CREATE_AHEAD_MS) return;
+    const end = start ? start.getTime() + LEDGER_PERIOD_MS : 0;
+    // Only while that hour is the current one and about to end (never for rows of a past hour).
+    if (!start || now.getTime() < end - CREATE_AHEAD_MS || now.getTime() >= end) return;
     const next = periodTableName(location.tableName, hourBucketOf(new Date(start.getTime() + LEDGER_PERIOD_MS)));
     if (known.has(next) || aheadTried.has(next)) return;
     aheadTried.add(next);
@@ -112,9 +114,8 @@ export async function openLedgerTable(
   };
 
   return {
-    ensureExists: async (signal) => {
-      await ensureTable(periodTableName(location.tableName, hourBucketOf(new Date())), signal);
-    },
+    // Each hour's table is created by its first batch (submitTransaction), so there is nothing to do up front.
+    ensureExists: async () => {},
     submitTransaction: async (rows, signal) => {
       const first = rows[0];
       if (!first) return;
