@@ -9,6 +9,7 @@ import { UsageError } from '../../tools/sts/command.js';
 import type { LedgerEntry } from '../../shared/ledger/ledger.js';
 import { openLedgerTable } from '../../shared/ledger/ledgerTable.js';
 import { TableLedger } from '../../shared/ledger/tableLedger.js';
+import { AddressMinimisingLedger } from '../../shared/ledger/addressMinimisingLedger.js';
 import { startAzuriteFixture, type AzuriteFixture } from '../support/azuriteFixture.js';
 
 // `npm run sts -- audit` as an operator runs it (a child process through tsx), reading what the ledger wrote
@@ -64,6 +65,16 @@ const written: LedgerEntry[] = [
   { time: minutesAgo(4), flow: 'wrapToken', outcome: 'refused', status: 429, requestId: randomUUID(), clientIp: '192.0.2.66', reason: 'rate_limited' },
 ];
 
+const truncatedRefusal: LedgerEntry = {
+  time: minutesAgo(6),
+  flow: 'issueToken',
+  outcome: 'refused',
+  status: 401,
+  requestId: randomUUID(),
+  clientIp: '198.18.7.99',
+  reason: 'unknown_credential',
+};
+
 beforeAll(async () => {
   azurite = await startAzuriteFixture();
   const ledger = new TableLedger({
@@ -72,6 +83,16 @@ beforeAll(async () => {
   });
   await Promise.all(written.map((entry) => ledger.record(entry)));
   await ledger.close();
+  // A credential-less refusal written as STS_LEDGER_CLIENT_ADDRESS=truncated stores it: under its /24.
+  const truncating = new AddressMinimisingLedger(
+    new TableLedger({
+      mode: 'required',
+      openTable: () => openLedgerTable({ tableName: TABLE, connectionString: azurite.connectionString }, () => Promise.reject(new Error('unused'))),
+    }),
+    { mode: 'truncated', ledgerMode: 'required' },
+  );
+  await truncating.record(truncatedRefusal);
+  await truncating.close();
 });
 afterAll(() => azurite?.dispose());
 
@@ -82,10 +103,22 @@ interface CliResult {
 }
 
 function audit(...args: string[]): Promise<CliResult> {
+  return auditWith({}, ...args);
+}
+
+function auditWith(settings: Record<string, string>, ...args: string[]): Promise<CliResult> {
   return new Promise((done, fail) => {
     const child = spawn(process.execPath, [TSX_CLI, 'tools/sts/main.ts', 'audit', ...args], {
       cwd: ROOT,
-      env: { ...process.env, STS_LEDGER_CONNECTION_STRING: azurite.connectionString, STS_LEDGER_TABLE: TABLE, STS_LEDGER_MODE: 'required' },
+      env: {
+        ...process.env,
+        STS_LEDGER_CONNECTION_STRING: azurite.connectionString,
+        STS_LEDGER_TABLE: TABLE,
+        STS_LEDGER_MODE: 'required',
+        // The rows above were written with full addresses.
+        STS_LEDGER_CLIENT_ADDRESS: 'full',
+        ...settings,
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -151,6 +184,27 @@ describe('npm run sts -- audit', () => {
     expect(result.code).toBe(0);
     const rows = result.stdout.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
     expect(rows).toEqual([expect.objectContaining({ flow: 'wrapToken', outcome: 'refused', status: 429, reason: 'rate_limited' })]);
+  });
+
+  it('with truncated addresses, finds a full address by the /24 the rows store', async () => {
+    const result = await auditWith({ STS_LEDGER_CLIENT_ADDRESS: 'truncated' }, '--client-ip', '198.18.7.5', '--json');
+    expect(result.code).toBe(0);
+    const rows = result.stdout.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(rows).toEqual([expect.objectContaining({ requestId: truncatedRefusal.requestId, clientIp: '198.18.7.0/24', reason: 'unknown_credential' })]);
+    expect(result.stderr).toContain('client IP 198.18.7.5 (stored as 198.18.7.0/24)');
+  });
+
+  it('ends with the retention statement: the oldest row that can exist, and tables past the period if any', async () => {
+    const oldestHour = new Date(Math.floor(minutesAgo(130).getTime() / 3_600_000) * 3_600_000).toISOString();
+    const kept = await audit('--retention');
+    expect(kept.code).toBe(0);
+    expect(kept.stderr).toContain(`Retention: 720 h (STS_LEDGER_RETENTION_HOURS): no row older than ${oldestHour} can exist`);
+    expect(kept.stderr).toContain('no hour table is past the period');
+
+    // With a 1 h period the table of the row written 130 minutes ago is past it, and the removal has not run.
+    const overdue = await auditWith({ STS_LEDGER_RETENTION_HOURS: '1' }, '--credential', 'speech-prod');
+    expect(overdue.code).toBe(0);
+    expect(overdue.stderr).toMatch(/Retention: 1 h .*: no row older than .* can exist .*\. \d+ hour table\(s\) are past the period/);
   });
 
   it('answers a usage mistake with exit code 2 and the usage text', async () => {
