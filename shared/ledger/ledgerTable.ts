@@ -94,8 +94,16 @@ export async function openLedgerTable(
     known.add(tableName);
     if (known.size > RECENT_TABLES) known.delete(known.values().next().value as string);
   };
+  // Concurrent first batches of an hour share one create.
+  const creating = new Map<string, Promise<void>>();
   const ensureTable = async (tableName: string, signal: AbortSignal): Promise<void> => {
-    if (!known.has(tableName)) await createTable(tableName, signal);
+    if (known.has(tableName)) return;
+    let pending = creating.get(tableName);
+    if (!pending) {
+      pending = createTable(tableName, signal).finally(() => creating.delete(tableName));
+      creating.set(tableName, pending);
+    }
+    await pending;
   };
   // The next hour's table is created ahead, in the background, in the last minutes of an hour, so the first
   // batch after the hour turns does not wait for a create (one attempt per hour per process; a failure only
