@@ -118,7 +118,7 @@ export async function openLedgerTable(
     if (known.has(next) || aheadTried.has(next)) return;
     aheadTried.add(next);
     if (aheadTried.size > RECENT_TABLES) aheadTried.delete(aheadTried.values().next().value as string);
-    createTable(next, AbortSignal.timeout(CREATE_AHEAD_TIMEOUT_MS)).catch(() => undefined);
+    void createTable(next, AbortSignal.timeout(CREATE_AHEAD_TIMEOUT_MS)).catch(() => undefined);
   };
 
   return {
