@@ -42,10 +42,20 @@ describe('the local host runs the retention timer', () => {
         STS_LEDGER_TABLE: tableName,
         STS_LEDGER_RETENTION_HOURS: '24',
       });
-      const seed = new TableLedger({ mode: 'required', openTable: () => openLedgerTable(config.ledger, () => Promise.reject(new Error('unused'))) });
+      const seed = new TableLedger({
+        mode: 'required',
+        openTable: () => openLedgerTable(config.ledger, () => Promise.reject(new Error('unused'))),
+      });
       const at = (hoursAgo: number) => new Date(Date.now() - hoursAgo * 3_600_000);
       for (const hoursAgo of [72, 48, 1]) {
-        await seed.record({ time: at(hoursAgo), flow: 'issueToken', outcome: 'issued', status: 200, requestId: `r${hoursAgo}`, credentialId: 'dev' });
+        await seed.record({
+          time: at(hoursAgo),
+          flow: 'issueToken',
+          outcome: 'issued',
+          status: 200,
+          requestId: `r${hoursAgo}`,
+          credentialId: 'dev',
+        });
       }
       await seed.close();
       expect(await ledgerTableNames(azurite.connectionString, tableName)).toHaveLength(3);

@@ -32,7 +32,15 @@ interface Shape {
 const SHAPES: readonly Shape[] = [
   {
     name: 'busy credentials (20 credentials)',
-    entry: (i, time) => ({ time, flow: 'issueToken', outcome: 'issued', status: 200, requestId: `r${i}`, credentialId: `cred-${i % 20}`, keySlot: 1 }),
+    entry: (i, time) => ({
+      time,
+      flow: 'issueToken',
+      outcome: 'issued',
+      status: 200,
+      requestId: `r${i}`,
+      credentialId: `cred-${i % 20}`,
+      keySlot: 1,
+    }),
   },
   {
     name: 'crowd of refusals (one address each)',
@@ -53,7 +61,8 @@ const noIdentity = () => Promise.reject(new Error('a connection string is used')
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { rows: { type: 'string', default: '20000' } } });
   const rows = Number(values.rows);
-  if (!Number.isInteger(rows) || rows < 100 || rows > 1_000_000) throw new Error('--rows must be a whole number from 100 to 1000000');
+  if (!Number.isInteger(rows) || rows < 100 || rows > 1_000_000)
+    throw new Error('--rows must be a whole number from 100 to 1000000');
   const dataDir = await mkdtemp(join(tmpdir(), 'sts-removal-cost-'));
   const azurite = await startLocalAzurite({ dataDir, startTimeoutMs: 45_000 });
   try {
@@ -85,13 +94,18 @@ async function main(): Promise<void> {
           operations = service.operations - before;
           entityOperations = operations;
         } else {
-          const counted = await deleteRowByRow(azurite.connectionString, tables.map((t) => t.name));
+          const counted = await deleteRowByRow(
+            azurite.connectionString,
+            tables.map((t) => t.name),
+          );
           operations = counted.calls;
           entityOperations = counted.calls - counted.batches + counted.deleted;
           await Promise.all(tables.map((table) => service.deleteTable(table.name)));
         }
         const perMillion = (value: number) => Math.round((value * 1_000_000) / rows).toLocaleString('en-US');
-        console.log(`| ${shape.name} | ${method} | ${operations} | ${perMillion(operations)} | ${perMillion(entityOperations)} |`);
+        console.log(
+          `| ${shape.name} | ${method} | ${operations} | ${perMillion(operations)} | ${perMillion(entityOperations)} |`,
+        );
       }
     }
   } finally {
@@ -101,7 +115,10 @@ async function main(): Promise<void> {
 }
 
 /** The per-row way: page through the keys, delete each partition's rows 100 at a time; every REST call counted. */
-async function deleteRowByRow(connectionString: string, tableNames: readonly string[]): Promise<{ calls: number; batches: number; deleted: number }> {
+async function deleteRowByRow(
+  connectionString: string,
+  tableNames: readonly string[],
+): Promise<{ calls: number; batches: number; deleted: number }> {
   let calls = 0;
   let batches = 0;
   let deleted = 0;
@@ -118,7 +135,9 @@ async function deleteRowByRow(connectionString: string, tableNames: readonly str
       additionalPolicies: [{ policy: counter, position: 'perCall' }],
     });
     const byPartition = new Map<string, string[]>();
-    const pages = client.listEntities({ queryOptions: { select: ['PartitionKey', 'RowKey'] } }).byPage({ maxPageSize: 1_000 });
+    const pages = client
+      .listEntities({ queryOptions: { select: ['PartitionKey', 'RowKey'] } })
+      .byPage({ maxPageSize: 1_000 });
     for await (const page of pages) {
       for (const entity of page) {
         if (entity.partitionKey === undefined || entity.rowKey === undefined) continue;
@@ -129,7 +148,9 @@ async function deleteRowByRow(connectionString: string, tableNames: readonly str
     }
     for (const [partitionKey, rowKeys] of byPartition) {
       for (let i = 0; i < rowKeys.length; i += 100) {
-        const actions = rowKeys.slice(i, i + 100).map((rowKey): TransactionAction => ['delete', { partitionKey, rowKey }]);
+        const actions = rowKeys
+          .slice(i, i + 100)
+          .map((rowKey): TransactionAction => ['delete', { partitionKey, rowKey }]);
         await client.submitTransaction(actions);
         batches += 1;
         deleted += actions.length;

@@ -38,7 +38,8 @@ export class AddressMinimisingLedger implements Ledger {
   record(entry: LedgerEntry): Promise<void> {
     const address = entry.clientIp;
     if (address === undefined) return this.inner.record(entry);
-    if (this.options.mode === 'truncated') return this.inner.record({ ...entry, clientIp: storedAddress(address, 'truncated') });
+    if (this.options.mode === 'truncated')
+      return this.inner.record({ ...entry, clientIp: storedAddress(address, 'truncated') });
     const now = (this.options.clock ?? Date.now)();
     if (this.key && now - this.key.readAt < KEY_MAX_AGE_MS) {
       return this.inner.record({ ...entry, clientIp: storedAddress(address, 'keyed-hash', this.key.value) });
@@ -47,9 +48,14 @@ export class AddressMinimisingLedger implements Ledger {
       (key) => this.inner.record({ ...entry, clientIp: storedAddress(address, 'keyed-hash', key) }),
       (error: unknown) => {
         if (this.options.ledgerMode === 'best-effort') return this.inner.record({ ...entry, clientIp: undefined });
-        throw new DependencyUnavailableError('ledger', this.options.retryAfterSeconds ?? 5, 'the ledger address key is unavailable', {
-          cause: error,
-        });
+        throw new DependencyUnavailableError(
+          'ledger',
+          this.options.retryAfterSeconds ?? 5,
+          'the ledger address key is unavailable',
+          {
+            cause: error,
+          },
+        );
       },
     );
   }
@@ -68,7 +74,9 @@ export class AddressMinimisingLedger implements Ledger {
       try {
         const secret = await this.options.secrets?.getSecret(LEDGER_ADDRESS_KEY_SECRET);
         if (!secret || secret.value.length < MIN_ADDRESS_KEY_CHARS) {
-          throw new Error(`secret ${LEDGER_ADDRESS_KEY_SECRET} is missing or shorter than ${MIN_ADDRESS_KEY_CHARS} characters`);
+          throw new Error(
+            `secret ${LEDGER_ADDRESS_KEY_SECRET} is missing or shorter than ${MIN_ADDRESS_KEY_CHARS} characters`,
+          );
         }
         this.key = { value: secret.value, readAt: (this.options.clock ?? Date.now)() };
         return secret.value;

@@ -30,7 +30,12 @@ export function hourStartOf(hourBucket: string): Date | undefined {
   const [year, month, day, hour] = parts.slice(1).map(Number) as [number, number, number, number];
   const start = new Date(Date.UTC(year, month - 1, day, hour));
   // Rejects 2026023124 and the like: the date must round-trip.
-  if (start.getUTCFullYear() !== year || start.getUTCMonth() !== month - 1 || start.getUTCDate() !== day || start.getUTCHours() !== hour) {
+  if (
+    start.getUTCFullYear() !== year ||
+    start.getUTCMonth() !== month - 1 ||
+    start.getUTCDate() !== day ||
+    start.getUTCHours() !== hour
+  ) {
     return undefined;
   }
   return start;

@@ -94,9 +94,14 @@ export interface RetentionStatement {
  * table. When no table is past the retention period, nothing older than `retentionHours` plus at most one hour
  * (the hour a table must finish before it can go) exists.
  */
-export function retentionStatement(tables: readonly { readonly hourStart: Date }[], now: Date, retentionHours: number): RetentionStatement {
+export function retentionStatement(
+  tables: readonly { readonly hourStart: Date }[],
+  now: Date,
+  retentionHours: number,
+): RetentionStatement {
   return {
-    oldestPossibleRow: tables.length > 0 ? new Date(Math.min(...tables.map((table) => table.hourStart.getTime()))) : undefined,
+    oldestPossibleRow:
+      tables.length > 0 ? new Date(Math.min(...tables.map((table) => table.hourStart.getTime()))) : undefined,
     expiredTables: tables.filter((table) => isExpired(table.hourStart, now, retentionHours)).length,
     cutoff: new Date(now.getTime() - retentionHours * LEDGER_PERIOD_MS),
   };

@@ -57,7 +57,9 @@ export async function openLedgerTableService(
       // Names from `<base>0` to `<base>9~`: the base's hour tables sort there; the digits are checked below.
       const filter = odata`TableName ge ${`${base}0`} and TableName le ${`${base}9~`}`;
       const found: LedgerPeriodTable[] = [];
-      const pages = client.listTables({ queryOptions: { filter }, ...(signal ? { abortSignal: signal } : {}) }).byPage({ maxPageSize: 1_000 });
+      const pages = client
+        .listTables({ queryOptions: { filter }, ...(signal ? { abortSignal: signal } : {}) })
+        .byPage({ maxPageSize: 1_000 });
       for await (const page of pages) {
         operations += 1;
         for (const table of page) {

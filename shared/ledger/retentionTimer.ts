@@ -20,7 +20,10 @@ export interface StsTimerDefinition {
   readonly schedule: string;
   readonly handler: (timer: Timer, context: InvocationContext) => Promise<void>;
   /** The same run with `services` instead of the process's (local host, tests). */
-  readonly runWith: (services: StsServices | Promise<StsServices>, log?: (line: string) => void) => Promise<RetentionRunResult | undefined>;
+  readonly runWith: (
+    services: StsServices | Promise<StsServices>,
+    log?: (line: string) => void,
+  ) => Promise<RetentionRunResult | undefined>;
 }
 
 /**
@@ -35,7 +38,8 @@ export function defineLedgerRetentionTimer(): StsTimerDefinition {
     let service = opened.get(services);
     if (!service) {
       const { ledger } = services.config;
-      const clientId = services.config.secretStore.kind === 'keyVault' ? services.config.secretStore.clientId : undefined;
+      const clientId =
+        services.config.secretStore.kind === 'keyVault' ? services.config.secretStore.clientId : undefined;
       service = openLedgerTableService(ledger, () => getAzureCredential({ clientId, tokenTimeoutMs: 10_000 }));
       void service.catch(() => opened.delete(services));
       opened.set(services, service);
@@ -43,7 +47,10 @@ export function defineLedgerRetentionTimer(): StsTimerDefinition {
     return service;
   };
 
-  const runWith = async (pending: StsServices | Promise<StsServices>, log: (line: string) => void = (line) => console.log(line)) => {
+  const runWith = async (
+    pending: StsServices | Promise<StsServices>,
+    log: (line: string) => void = (line) => console.log(line),
+  ) => {
     const services = await pending;
     const { ledger: settings } = services.config;
     if (settings.mode === 'off') return undefined;

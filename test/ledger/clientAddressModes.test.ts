@@ -61,26 +61,34 @@ describe('STS_LEDGER_CLIENT_ADDRESS: what a row stores of the client address', (
     'keyed-hash': `hmac:${createHmac('sha256', ADDRESS_KEY).update(CLIENT).digest().subarray(0, 16).toString('base64url')}`,
   };
 
-  it.each(Object.keys(expected) as LedgerAddressMode[])('%s', async (mode) => {
-    const app = await hostStoring(mode);
-    try {
-      const from = loopbackClient(CLIENT);
-      expect((await sendHttp(app.host.url, flowRequest('issueToken', credentials), from)).status).toBe(200);
-      // A wrong subscription key names no credential: its row is kept under the (stored form of the) address.
-      expect((await sendHttp(app.host.url, flowRequest('issueToken', credentials, 'x'.repeat(32)), from)).status).toBe(401);
+  it.each(Object.keys(expected) as LedgerAddressMode[])(
+    '%s',
+    async (mode) => {
+      const app = await hostStoring(mode);
+      try {
+        const from = loopbackClient(CLIENT);
+        expect((await sendHttp(app.host.url, flowRequest('issueToken', credentials), from)).status).toBe(200);
+        // A wrong subscription key names no credential: its row is kept under the (stored form of the) address.
+        expect(
+          (await sendHttp(app.host.url, flowRequest('issueToken', credentials, 'x'.repeat(32)), from)).status,
+        ).toBe(401);
 
-      const rows = await app.rows();
-      expect(rows.map((row) => [row.Outcome, row.ClientIp]).sort()).toEqual([
-        ['issued', expected[mode]],
-        ['refused', expected[mode]],
-      ]);
-      const refusal = rows.find((row) => row.Outcome === 'refused');
-      expect(String(refusal?.partitionKey)).toMatch(new RegExp(`^ip:${escape(encodeURIComponent(expected[mode]))}\\|`));
-      if (mode !== 'full') expect(JSON.stringify(rows)).not.toContain(CLIENT);
-    } finally {
-      await app.close();
-    }
-  }, 60_000);
+        const rows = await app.rows();
+        expect(rows.map((row) => [row.Outcome, row.ClientIp]).sort()).toEqual([
+          ['issued', expected[mode]],
+          ['refused', expected[mode]],
+        ]);
+        const refusal = rows.find((row) => row.Outcome === 'refused');
+        expect(String(refusal?.partitionKey)).toMatch(
+          new RegExp(`^ip:${escape(encodeURIComponent(expected[mode]))}\\|`),
+        );
+        if (mode !== 'full') expect(JSON.stringify(rows)).not.toContain(CLIENT);
+      } finally {
+        await app.close();
+      }
+    },
+    60_000,
+  );
 
   it('the failed-attempt limits count the full address, whatever is stored', async () => {
     const app = await hostStoring('truncated', { STS_FAILED_ATTEMPTS_PER_WINDOW: '3' });
@@ -88,9 +96,15 @@ describe('STS_LEDGER_CLIENT_ADDRESS: what a row stores of the client address', (
       const guesser = loopbackClient('127.0.42.7');
       const neighbour = loopbackClient('127.0.42.8'); // same /24, so the same stored value
       const statuses: number[] = [];
-      for (let i = 0; i < 4; i += 1) statuses.push((await sendHttp(app.host.url, flowRequest('issueToken', credentials, `${'y'.repeat(31)}${i}`), guesser)).status);
+      for (let i = 0; i < 4; i += 1)
+        statuses.push(
+          (await sendHttp(app.host.url, flowRequest('issueToken', credentials, `${'y'.repeat(31)}${i}`), guesser))
+            .status,
+        );
       expect(statuses).toEqual([401, 401, 401, 429]);
-      expect((await sendHttp(app.host.url, flowRequest('issueToken', credentials, 'z'.repeat(32)), neighbour)).status).toBe(401);
+      expect(
+        (await sendHttp(app.host.url, flowRequest('issueToken', credentials, 'z'.repeat(32)), neighbour)).status,
+      ).toBe(401);
       expect((await sendHttp(app.host.url, flowRequest('issueToken', credentials), neighbour)).status).toBe(200);
     } finally {
       await app.close();

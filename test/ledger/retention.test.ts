@@ -40,7 +40,16 @@ function newTableName(): string {
 }
 
 function entry(time: Date, credentialId: string): LedgerEntry {
-  return { time, flow: 'issueToken', outcome: 'issued', status: 200, requestId: randomUUID(), credentialId, keySlot: 1, jti: randomUUID() };
+  return {
+    time,
+    flow: 'issueToken',
+    outcome: 'issued',
+    status: 200,
+    requestId: randomUUID(),
+    credentialId,
+    keySlot: 1,
+    jti: randomUUID(),
+  };
 }
 
 describe('one run of the retention removal (24 h) on Azurite', () => {
@@ -65,14 +74,24 @@ describe('one run of the retention removal (24 h) on Azurite', () => {
     expect(await ledgerTableNames(azurite.connectionString, tableName)).toHaveLength(4);
 
     const service = await openLedgerTableService(location, noIdentity);
-    const result = await runLedgerRetention({ service, retentionHours, now: () => now, issuanceBusy: () => false, sleep: noSleep });
+    const result = await runLedgerRetention({
+      service,
+      retentionHours,
+      now: () => now,
+      issuanceBusy: () => false,
+      sleep: noSleep,
+    });
 
     expect(result.dropped).toEqual([`${tableName}2026120404`, `${tableName}2026120409`]);
     expect(result.expiredLeft).toBe(0);
     expect(result.operations).toBe(3); // one listing page, two drops: nothing per row
-    const left = (await readLedgerEntities(azurite.connectionString, tableName)).map((entity) => entity.RequestId).sort();
+    const left = (await readLedgerEntities(azurite.connectionString, tableName))
+      .map((entity) => entity.RequestId)
+      .sort();
     // Every row older than the period plus the one hour a table needs to fill is gone; every row inside it is there.
-    expect(left).toEqual([rows.pastPeriodInKeptHour, rows.insidePeriod, rows.current].map((row) => row.requestId).sort());
+    expect(left).toEqual(
+      [rows.pastPeriodInKeptHour, rows.insidePeriod, rows.current].map((row) => row.requestId).sort(),
+    );
     // The audit reads the same answer: the dropped hours are simply empty.
     const table = await openLedgerTable(location, noIdentity);
     const since = new Date(now.getTime() - 48 * HOUR);
@@ -80,7 +99,13 @@ describe('one run of the retention removal (24 h) on Azurite', () => {
     expect(await queryLedger(table, { credentialId: 'recent', since, until: now, limit: 10 })).toHaveLength(2);
 
     // A second run finds nothing to do.
-    const again = await runLedgerRetention({ service, retentionHours, now: () => now, issuanceBusy: () => false, sleep: noSleep });
+    const again = await runLedgerRetention({
+      service,
+      retentionHours,
+      now: () => now,
+      issuanceBusy: () => false,
+      sleep: noSleep,
+    });
     expect(again.dropped).toEqual([]);
   }, 60_000);
 
@@ -135,9 +160,15 @@ describe('removal never competes with issuance', () => {
       await waitUntil(() => dropsStarted === 1);
 
       // The removal is inside a drop and will stay there: every token request is still answered, with its row.
-      const answers = await Promise.all(Array.from({ length: 24 }, (_, i) => sendHttp(host.url, flowRequest(i % 2 ? 'issueToken' : 'wrap', credentials))));
+      const answers = await Promise.all(
+        Array.from({ length: 24 }, (_, i) =>
+          sendHttp(host.url, flowRequest(i % 2 ? 'issueToken' : 'wrap', credentials)),
+        ),
+      );
       expect(answers.map((answer) => answer.status)).toEqual(Array<number>(24).fill(200));
-      const issued = (await readLedgerEntities(azurite.connectionString, tableName)).filter((row) => row.Outcome === 'issued' && row.CredentialId !== 'old');
+      const issued = (await readLedgerEntities(azurite.connectionString, tableName)).filter(
+        (row) => row.Outcome === 'issued' && row.CredentialId !== 'old',
+      );
       expect(issued).toHaveLength(24);
       expect(dropsStarted).toBe(1);
 
@@ -187,7 +218,11 @@ describe('removal never competes with issuance', () => {
       mode: 'required',
       maxConcurrentTransactions: 1,
       maxBatchWaitMs: 0,
-      openTable: async () => ({ ensureExists: async () => {}, submitTransaction: () => blocked, readPartition: async () => [] }),
+      openTable: async () => ({
+        ensureExists: async () => {},
+        submitTransaction: () => blocked,
+        readPartition: async () => [],
+      }),
     });
     expect(ledger.isSaturated()).toBe(false);
     const pending = ledger.record(entry(new Date(), 'busy'));

@@ -5,7 +5,11 @@ import { periodOfTable } from '../../shared/ledger/ledgerPeriods.js';
  * Every entity the ledger with base name `baseName` holds on an Azurite, exactly as stored: the rows of all its
  * hour tables (`<baseName><yyyyMMddHH>`, shared/ledger/ledgerPeriods.ts), oldest hour first.
  */
-export async function readLedgerEntities(connectionString: string, baseName: string, maxRows = 20_000): Promise<Record<string, unknown>[]> {
+export async function readLedgerEntities(
+  connectionString: string,
+  baseName: string,
+  maxRows = 20_000,
+): Promise<Record<string, unknown>[]> {
   const entities: Record<string, unknown>[] = [];
   for (const tableName of await ledgerTableNames(connectionString, baseName)) {
     const client = TableClient.fromConnectionString(connectionString, tableName, { allowInsecureConnection: true });

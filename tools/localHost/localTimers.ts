@@ -34,7 +34,10 @@ const { InvocationContext: Context } = azureFunctions;
  * const timers = startLocalTimers(timerDefinitions, { log: console.log });
  * await timers.stop();
  */
-export function startLocalTimers(definitions: readonly TimerFunctionLike[], options: LocalTimerOptions = {}): RunningLocalTimers {
+export function startLocalTimers(
+  definitions: readonly TimerFunctionLike[],
+  options: LocalTimerOptions = {},
+): RunningLocalTimers {
   const log = options.log ?? ((line: string) => console.log(line));
   const firstRunAfterMs = options.firstRunAfterMs ?? 2_000;
   const handles = new Set<NodeJS.Timeout>();
@@ -57,16 +60,23 @@ export function startLocalTimers(definitions: readonly TimerFunctionLike[], opti
       const context = new Context({
         invocationId,
         functionName: definition.name,
-        logHandler: (level, ...args) => log(`[${level}] ${definition.name} ${invocationId} ${redact(format(...args), 1_000)}`),
+        logHandler: (level, ...args) =>
+          log(`[${level}] ${definition.name} ${invocationId} ${redact(format(...args), 1_000)}`),
       });
       const now = new Date();
-      const status = { last: now.toISOString(), next: nextOccurrence(schedule, now).toISOString(), lastUpdated: now.toISOString() };
+      const status = {
+        last: now.toISOString(),
+        next: nextOccurrence(schedule, now).toISOString(),
+        lastUpdated: now.toISOString(),
+      };
       const timer: Timer = { isPastDue, schedule: { adjustForDST: false }, scheduleStatus: status };
       const run = (async () => {
         try {
           await definition.handler(timer, context);
         } catch (error) {
-          log(`local host: timer ${definition.name} ${invocationId} failed: ${redact(error instanceof Error ? error.message : String(error), 500)}`);
+          log(
+            `local host: timer ${definition.name} ${invocationId} failed: ${redact(error instanceof Error ? error.message : String(error), 500)}`,
+          );
         } finally {
           busy = false;
         }
@@ -141,14 +151,23 @@ export function parseNcrontab(expression: string): CronSchedule {
       const match = /^(\*|(\d+)(?:-(\d+))?)(?:\/(\d+))?$/.exec(item);
       if (!match) throw new Error(`schedule "${expression}": cannot read ${name} "${item}"`);
       const from = match[1] === '*' ? min : Number(match[2]);
-      const to = match[1] === '*' ? max : match[3] !== undefined ? Number(match[3]) : match[4] !== undefined ? max : from;
+      const to =
+        match[1] === '*' ? max : match[3] !== undefined ? Number(match[3]) : match[4] !== undefined ? max : from;
       const step = match[4] !== undefined ? Number(match[4]) : 1;
-      if (from < min || to > max || from > to || step < 1) throw new Error(`schedule "${expression}": ${name} "${item}" is out of range`);
+      if (from < min || to > max || from > to || step < 1)
+        throw new Error(`schedule "${expression}": ${name} "${item}" is out of range`);
       for (let value = from; value <= to; value += step) values.add(value);
     }
     return values;
   });
-  const [seconds, minutes, hours, days, months, weekdays] = sets as [Set<number>, Set<number>, Set<number>, Set<number>, Set<number>, Set<number>];
+  const [seconds, minutes, hours, days, months, weekdays] = sets as [
+    Set<number>,
+    Set<number>,
+    Set<number>,
+    Set<number>,
+    Set<number>,
+    Set<number>,
+  ];
   return { seconds, minutes, hours, days, months, weekdays };
 }
 

@@ -17,10 +17,14 @@ export const command: StsCommand = {
   async run(args) {
     const options = parseOptions(args, { ...JSON_FLAG });
     return withAdminStore(async ({ store, description }) => {
-      const version = await store.setSecret(LEDGER_ADDRESS_KEY_SECRET, randomBytes(32).toString('base64url'), { contentType: 'text/plain' });
-      report(options.json, { secret: LEDGER_ADDRESS_KEY_SECRET, version: version.version, createdOn: version.createdOn }, [
-        `Wrote ${LEDGER_ADDRESS_KEY_SECRET} version ${version.version} in ${description}.`,
-      ]);
+      const version = await store.setSecret(LEDGER_ADDRESS_KEY_SECRET, randomBytes(32).toString('base64url'), {
+        contentType: 'text/plain',
+      });
+      report(
+        options.json,
+        { secret: LEDGER_ADDRESS_KEY_SECRET, version: version.version, createdOn: version.createdOn },
+        [`Wrote ${LEDGER_ADDRESS_KEY_SECRET} version ${version.version} in ${description}.`],
+      );
       return 0;
     });
   },
