@@ -11,6 +11,8 @@ import { openLedgerTable } from '../../shared/ledger/ledgerTable.js';
 import { TableLedger } from '../../shared/ledger/tableLedger.js';
 import { AddressMinimisingLedger } from '../../shared/ledger/addressMinimisingLedger.js';
 import { startAzuriteFixture, type AzuriteFixture } from '../support/azuriteFixture.js';
+import { createTestCredentials, type TestCredentials } from '../support/testCredentials.js';
+import { LEDGER_ADDRESS_KEY_SECRET } from '../../shared/ledger/ledgerAddress.js';
 
 // `npm run sts -- audit` as an operator runs it (a child process through tsx), reading what the ledger wrote
 // to a real Azurite.
@@ -75,6 +77,9 @@ const truncatedRefusal: LedgerEntry = {
   reason: 'unknown_credential',
 };
 
+const hashedRefusal: LedgerEntry = { ...truncatedRefusal, requestId: randomUUID(), clientIp: '192.0.2.201', time: minutesAgo(7) };
+let keyStore: TestCredentials | undefined;
+
 beforeAll(async () => {
   azurite = await startAzuriteFixture();
   const ledger = new TableLedger({
@@ -93,8 +98,23 @@ beforeAll(async () => {
   );
   await truncating.record(truncatedRefusal);
   await truncating.close();
+  // And one written as keyed-hash, with the key from an embedded store the CLI reads too.
+  keyStore = await createTestCredentials();
+  await keyStore.store.setSecret(LEDGER_ADDRESS_KEY_SECRET, 'an-address-key-of-at-least-32-characters');
+  const hashing = new AddressMinimisingLedger(
+    new TableLedger({
+      mode: 'required',
+      openTable: () => openLedgerTable({ tableName: TABLE, connectionString: azurite.connectionString }, () => Promise.reject(new Error('unused'))),
+    }),
+    { mode: 'keyed-hash', ledgerMode: 'required', secrets: keyStore.store },
+  );
+  await hashing.record(hashedRefusal);
+  await hashing.close();
 });
-afterAll(() => azurite?.dispose());
+afterAll(async () => {
+  await azurite?.dispose();
+  await keyStore?.remove();
+});
 
 interface CliResult {
   readonly code: number | null;
@@ -192,6 +212,18 @@ describe('npm run sts -- audit', () => {
     const rows = result.stdout.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
     expect(rows).toEqual([expect.objectContaining({ requestId: truncatedRefusal.requestId, clientIp: '198.18.7.0/24', reason: 'unknown_credential' })]);
     expect(result.stderr).toContain('client IP 198.18.7.5 (stored as 198.18.7.0/24)');
+  });
+
+  it('with keyed-hash addresses, finds a full address by its hash under the key in the secret store', async () => {
+    const settings = { STS_LEDGER_CLIENT_ADDRESS: 'keyed-hash', STS_LOCAL_STORE_PATH: keyStore?.storePath ?? '' };
+    const result = await auditWith(settings, '--client-ip', '192.0.2.201', '--json');
+    expect(result.code).toBe(0);
+    const rows = result.stdout.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(rows).toEqual([expect.objectContaining({ requestId: hashedRefusal.requestId, clientIp: expect.stringMatching(/^hmac:[\w-]{22}$/) })]);
+    expect(result.stdout).not.toContain('192.0.2.201');
+    // Another address of the same /24 is another hash: nothing found.
+    const other = await auditWith(settings, '--client-ip', '192.0.2.202', '--json');
+    expect(other.stdout.trim()).toBe('');
   });
 
   it('ends with the retention statement: the oldest row that can exist, and tables past the period if any', async () => {
