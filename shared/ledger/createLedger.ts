@@ -2,7 +2,7 @@ import type { TokenCredential } from '@azure/identity';
 import type { StsConfig } from '../config.js';
 import { getAzureCredential } from '../secrets/azureCredential.js';
 import type { SecretStore } from '../secrets/secretStore.js';
-import { AddressMinimisingLedger } from './addressMinimisingLedger.js';
+import { addressForm } from './ledgerAddress.js';
 import { disabledLedger, type Ledger } from './ledger.js';
 import { openLedgerTable } from './ledgerTable.js';
 import { TableLedger, type TableLedgerOptions } from './tableLedger.js';
@@ -30,15 +30,13 @@ export function createLedger(config: StsConfig, options: CreateLedgerOptions = {
   const clientId = config.secretStore.kind === 'keyVault' ? config.secretStore.clientId : undefined;
   // The same identity as Key Vault (managed identity in Azure), chosen in one place.
   const credential = options.credential ?? (() => getAzureCredential({ clientId, tokenTimeoutMs: TOKEN_TIMEOUT_MS }));
-  const table = new TableLedger({ ...options, mode, openTable: () => openLedgerTable(config.ledger, credential) });
-  const addressMode = config.ledger.clientAddress;
   // Rows keep only what STS_LEDGER_CLIENT_ADDRESS allows of the client address (docs/ledger.md).
-  if (addressMode === 'full') return table;
-  return new AddressMinimisingLedger(table, {
-    mode: addressMode,
-    ledgerMode: mode,
-    ...(options.secrets ? { secrets: options.secrets } : {}),
-    ...(options.retryAfterSeconds === undefined ? {} : { retryAfterSeconds: options.retryAfterSeconds }),
+  const { clientAddress } = config.ledger;
+  return new TableLedger({
+    ...(clientAddress === 'full' ? {} : { addressForm: addressForm(clientAddress, options.secrets) }),
+    ...options,
+    mode,
+    openTable: () => openLedgerTable(config.ledger, credential),
   });
 }
 

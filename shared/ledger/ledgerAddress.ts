@@ -1,6 +1,7 @@
 import { createHmac } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { LedgerAddressMode } from '../config.js';
+import type { SecretStore } from '../secrets/secretStore.js';
 
 /**
  * What a ledger row keeps of the client address (`STS_LEDGER_CLIENT_ADDRESS`, docs/ledger.md "Client
@@ -50,6 +51,61 @@ export function storedAddress(address: string, mode: LedgerAddressMode, key?: st
       if (key === undefined) throw new Error('keyed-hash needs the address key');
       return isIP(address) ? keyedAddressHash(address, key) : undefined;
   }
+}
+
+/** How long the `keyed-hash` key is held in memory before it is read again (a new key shows within this). */
+const KEY_MAX_AGE_MS = 5 * 60_000;
+
+/**
+ * What the ledger's rows keep of a client address, applied as each row is made: `prepare()` first (it reads the
+ * `keyed-hash` key, once per 5 minutes, and rejects when it is missing or short), then `store(address)`.
+ */
+export interface AddressForm {
+  readonly mode: LedgerAddressMode;
+  prepare(): Promise<void>;
+  readonly store: (address: string) => string | undefined;
+}
+
+/**
+ * The {@link AddressForm} of `mode`; `secrets` holds the `keyed-hash` key ({@link LEDGER_ADDRESS_KEY_SECRET}).
+ *
+ * @example
+ * const form = addressForm('truncated');
+ * form.store('203.0.113.7'); // '203.0.113.0/24'
+ */
+export function addressForm(
+  mode: LedgerAddressMode,
+  secrets?: SecretStore,
+  clock: () => number = Date.now,
+): AddressForm {
+  if (mode !== 'keyed-hash') {
+    return { mode, prepare: () => Promise.resolve(), store: (address) => storedAddress(address, mode) };
+  }
+  let key: { value: string; readAt: number } | undefined;
+  let reading: Promise<void> | undefined;
+  const read = async (): Promise<void> => {
+    const secret = await secrets?.getSecret(LEDGER_ADDRESS_KEY_SECRET);
+    if (!secret || secret.value.length < MIN_ADDRESS_KEY_CHARS) {
+      throw new Error(
+        `secret ${LEDGER_ADDRESS_KEY_SECRET} is missing or shorter than ${MIN_ADDRESS_KEY_CHARS} characters`,
+      );
+    }
+    key = { value: secret.value, readAt: clock() };
+  };
+  return {
+    mode,
+    prepare: () => {
+      if (key && clock() - key.readAt < KEY_MAX_AGE_MS) return Promise.resolve();
+      reading ??= read().finally(() => {
+        reading = undefined;
+      });
+      return reading;
+    },
+    store: (address) => {
+      if (!key) throw new Error('the ledger address key is not loaded');
+      return storedAddress(address, 'keyed-hash', key.value);
+    },
+  };
 }
 
 /** The eight 16-bit groups of an IPv6 address (an embedded IPv4 tail counts as two), or undefined. */

@@ -9,10 +9,9 @@ import { UsageError } from '../../tools/sts/command.js';
 import type { LedgerEntry } from '../../shared/ledger/ledger.js';
 import { openLedgerTable } from '../../shared/ledger/ledgerTable.js';
 import { TableLedger } from '../../shared/ledger/tableLedger.js';
-import { AddressMinimisingLedger } from '../../shared/ledger/addressMinimisingLedger.js';
 import { startAzuriteFixture, type AzuriteFixture } from '../support/azuriteFixture.js';
 import { createTestCredentials, type TestCredentials } from '../support/testCredentials.js';
-import { LEDGER_ADDRESS_KEY_SECRET } from '../../shared/ledger/ledgerAddress.js';
+import { addressForm, LEDGER_ADDRESS_KEY_SECRET } from '../../shared/ledger/ledgerAddress.js';
 
 // `npm run sts -- audit` as an operator runs it (a child process through tsx), reading what the ledger wrote
 // to a real Azurite.
@@ -89,25 +88,21 @@ beforeAll(async () => {
   await Promise.all(written.map((entry) => ledger.record(entry)));
   await ledger.close();
   // A credential-less refusal written as STS_LEDGER_CLIENT_ADDRESS=truncated stores it: under its /24.
-  const truncating = new AddressMinimisingLedger(
-    new TableLedger({
-      mode: 'required',
-      openTable: () => openLedgerTable({ tableName: TABLE, connectionString: azurite.connectionString }, () => Promise.reject(new Error('unused'))),
-    }),
-    { mode: 'truncated', ledgerMode: 'required' },
-  );
+  const truncating = new TableLedger({
+    mode: 'required',
+    openTable: () => openLedgerTable({ tableName: TABLE, connectionString: azurite.connectionString }, () => Promise.reject(new Error('unused'))),
+    addressForm: addressForm('truncated'),
+  });
   await truncating.record(truncatedRefusal);
   await truncating.close();
   // And one written as keyed-hash, with the key from an embedded store the CLI reads too.
   keyStore = await createTestCredentials();
   await keyStore.store.setSecret(LEDGER_ADDRESS_KEY_SECRET, 'an-address-key-of-at-least-32-characters');
-  const hashing = new AddressMinimisingLedger(
-    new TableLedger({
-      mode: 'required',
-      openTable: () => openLedgerTable({ tableName: TABLE, connectionString: azurite.connectionString }, () => Promise.reject(new Error('unused'))),
-    }),
-    { mode: 'keyed-hash', ledgerMode: 'required', secrets: keyStore.store },
-  );
+  const hashing = new TableLedger({
+    mode: 'required',
+    openTable: () => openLedgerTable({ tableName: TABLE, connectionString: azurite.connectionString }, () => Promise.reject(new Error('unused'))),
+    addressForm: addressForm('keyed-hash', keyStore.store),
+  });
   await hashing.record(hashedRefusal);
   await hashing.close();
 });
