@@ -92,11 +92,14 @@ param cognitiveAudience string = 'urn:ms.cognitiveservices.{region}'
 @description('STS_WRAP_ISSUER (the ACS host WRAP clients talk to); empty for the issuer.')
 param wrapIssuer string = ''
 
-@description('STS_ENTRA_AUDIENCE: aud of the Microsoft Entra access tokens accepted in place of a Mixed Reality account key (the STS app registration: client id or App ID URI). Empty turns keyless callers off. See docs/entra-id.md.')
+@description('STS_ENTRA_AUDIENCE: aud of the Microsoft Entra access tokens accepted in place of a Mixed Reality account key or Cognitive key (the STS app registration: client id or App ID URI). Empty turns keyless callers off. See docs/entra-id.md.')
 param entraAudience string = ''
 
-@description('STS_ENTRA_AUTHORITY: issuer of those tokens; empty for this deployment\'s tenant (https://login.microsoftonline.com/<tenant id>/v2.0).')
+@description('STS_ENTRA_AUTHORITY: issuer of those tokens, or several tenants\' issuers comma-separated; empty for this deployment\'s tenant (https://login.microsoftonline.com/<tenant id>/v2.0).')
 param entraAuthority string = ''
+
+@description('Web origins (scheme://host[:port]) whose pages may call the STS with fetch; empty: none. Sets both STS_CORS_ALLOWED_ORIGINS and the platform CORS list. See docs/cors.md.')
+param corsAllowedOrigins string[] = []
 
 @description('STS_LEDGER_MODE: required returns a token only after its ledger row is committed.')
 @allowed([
@@ -106,10 +109,23 @@ param entraAuthority string = ''
 ])
 param ledgerMode string = 'required'
 
-@description('STS_LEDGER_TABLE: 3-63 letters and digits, starting with a letter.')
+@description('STS_LEDGER_TABLE: 3-53 letters and digits, starting with a letter (each hour\'s table adds yyyyMMddHH).')
 @minLength(3)
-@maxLength(63)
+@maxLength(53)
 param ledgerTableName string = 'issuance'
+
+@description('STS_LEDGER_RETENTION_HOURS: ledger rows are kept this long, then their hour\'s table is dropped (within the next hour). Default 720 (30 days).')
+@minValue(1)
+@maxValue(87600)
+param ledgerRetentionHours int = 720
+
+@description('STS_LEDGER_CLIENT_ADDRESS: what a ledger row keeps of the client address: full, truncated (IPv4 /24, IPv6 /48) or keyed-hash (needs the secret sts-ledger-address-key).')
+@allowed([
+  'full'
+  'truncated'
+  'keyed-hash'
+])
+param ledgerClientAddress string = 'truncated'
 
 @description('Redundancy of the storage account.')
 @allowed([
@@ -208,7 +224,6 @@ module roleAssignments 'modules/roleAssignments.bicep' = {
     deployerPrincipalType: deployerPrincipalType
     keyVaultName: keyVault.outputs.name
     storageAccountName: storage.outputs.name
-    ledgerTableName: storage.outputs.ledgerTableName
     appInsightsName: monitoring.outputs.appInsightsName
   }
 }
@@ -232,9 +247,12 @@ module functionApp 'modules/functionApp.bicep' = {
     wrapIssuer: wrapIssuer
     entraAuthority: empty(entraAuthority) ? '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0' : entraAuthority
     entraAudience: entraAudience
+    corsAllowedOrigins: corsAllowedOrigins
     ledgerMode: ledgerMode
     ledgerTableName: storage.outputs.ledgerTableName
     ledgerTableUrl: storage.outputs.tableEndpoint
+    ledgerRetentionHours: ledgerRetentionHours
+    ledgerClientAddress: ledgerClientAddress
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB
     tags: allTags

@@ -8,8 +8,13 @@
 
 import { DEFAULT_CLIENT_ADDRESS_RULE, type ClientAddressRule } from './http/clientAddress.js';
 import { StsBaseError } from './errors.js';
+import { parseAllowedOrigins, type CorsSettings } from './http/cors.js';
 
 export type LedgerMode = 'required' | 'best-effort' | 'off';
+export type LedgerAddressMode = 'full' | 'truncated' | 'keyed-hash';
+
+/** `STS_LEDGER_RETENTION_HOURS` when unset: 30 days (docs/ledger.md, "Retention"). */
+export const DEFAULT_LEDGER_RETENTION_HOURS = 720;
 
 export interface StsConfig {
   /** `iss` of every JWT and the base of the discovery document, e.g. `https://sts.contoso.com/`. */
@@ -47,6 +52,10 @@ export interface StsConfig {
     readonly connectionString: string | undefined;
     /** `https://<account>.table.core.windows.net` for identity-based access in Azure. */
     readonly tableUrl: string | undefined;
+    /** Hours a row is kept at least; its hour's table is dropped within the next hour after that (docs/ledger.md). */
+    readonly retentionHours: number;
+    /** What a row stores of the client address: `full`, `truncated` (IPv4 /24, IPv6 /48) or `keyed-hash`. */
+    readonly clientAddress: LedgerAddressMode;
   };
   /** Which header carries the client address and how many proxies vouch for it (docs/client-address.md). */
   readonly clientAddress: ClientAddressRule;
@@ -71,11 +80,16 @@ export interface StsConfig {
    * accepted in place of an account key. Undefined (the feature is off) unless `STS_ENTRA_AUTHORITY` is set.
    */
   readonly entra: EntraSettings | undefined;
+  /** Which web origins may call the STS from a page (docs/cors.md); nothing by default. */
+  readonly cors: CorsSettings;
 }
 
 export interface EntraSettings {
-  /** The token issuer, exactly as the authority's discovery document and its tokens spell it (`https` only). */
-  readonly authority: string;
+  /**
+   * The token issuers, each exactly as its discovery document and its tokens spell it (`https` only): a token's
+   * `iss` must equal one of them, and its signature must verify with that authority's published keys.
+   */
+  readonly authorities: readonly string[];
   /** The `aud` a token must carry: the STS's app registration (client id or App ID URI). */
   readonly audience: string;
 }
@@ -174,9 +188,14 @@ export function loadConfig(env: Environment): StsConfig {
     problems.push('STS_LEDGER_CONNECTION_STRING or STS_LEDGER_TABLE_URL is required unless STS_LEDGER_MODE=off');
   }
   const ledgerTableName = text('STS_LEDGER_TABLE', 'issuance');
-  if (!/^[A-Za-z][A-Za-z0-9]{2,62}$/.test(ledgerTableName)) {
-    problems.push('STS_LEDGER_TABLE must be 3-63 letters and digits, starting with a letter');
+  // Each hour's rows go to `<name><yyyyMMddHH>`: 10 digits more, within the 63 characters a table name may have.
+  if (!/^[A-Za-z][A-Za-z0-9]{2,52}$/.test(ledgerTableName)) {
+    problems.push('STS_LEDGER_TABLE must be 3-53 letters and digits, starting with a letter');
   }
+  const addressModeRaw = text('STS_LEDGER_CLIENT_ADDRESS', 'truncated');
+  const addressModes: readonly LedgerAddressMode[] = ['full', 'truncated', 'keyed-hash'];
+  const addressMode = addressModes.find((mode) => mode === addressModeRaw);
+  if (!addressMode) problems.push(`STS_LEDGER_CLIENT_ADDRESS must be one of ${addressModes.join(', ')} (got "${addressModeRaw}")`);
 
   const entra = entraSettings(env, problems);
   const clientAddressHeader = text('STS_CLIENT_ADDRESS_HEADER', DEFAULT_CLIENT_ADDRESS_RULE.header).toLowerCase();
@@ -207,6 +226,8 @@ export function loadConfig(env: Environment): StsConfig {
       tableName: ledgerTableName,
       connectionString: ledgerConnectionString,
       tableUrl: ledgerTableUrl,
+      retentionHours: integer('STS_LEDGER_RETENTION_HOURS', DEFAULT_LEDGER_RETENTION_HOURS, 1, 87_600),
+      clientAddress: addressMode ?? 'truncated',
     },
     clientAddress: {
       header: clientAddressHeader,
@@ -224,6 +245,10 @@ export function loadConfig(env: Environment): StsConfig {
       failedAttemptsTrackedKeys: integer('STS_FAILED_ATTEMPTS_TRACKED_KEYS', 50_000, 100, 1_000_000),
     },
     entra,
+    cors: {
+      ...parseAllowedOrigins(env.STS_CORS_ALLOWED_ORIGINS, problems),
+      maxAgeSeconds: integer('STS_CORS_MAX_AGE_SECONDS', 600, 0, 86_400),
+    },
   };
 
   if (problems.length > 0) throw new ConfigurationError(problems);
@@ -231,29 +256,38 @@ export function loadConfig(env: Environment): StsConfig {
 }
 
 /**
- * `STS_ENTRA_AUTHORITY` (off when unset) and `STS_ENTRA_AUDIENCE` (required with it). The authority is kept
- * as written: it is compared with the token's `iss` exactly, so no normalisation may add or drop a slash.
+ * `STS_ENTRA_AUTHORITY` (off when unset): one issuer, or several separated by commas or white space (one per
+ * tenant whose users may call), and `STS_ENTRA_AUDIENCE` (required with it). Each authority is kept as written:
+ * it is compared with the token's `iss` exactly, so no normalisation may add or drop a slash.
  */
 function entraSettings(env: Environment, problems: string[]): EntraSettings | undefined {
-  const authority = env.STS_ENTRA_AUTHORITY?.trim();
+  const authorities = [...new Set((env.STS_ENTRA_AUTHORITY ?? '').split(/[\s,]+/).filter((entry) => entry !== ''))];
   const audience = env.STS_ENTRA_AUDIENCE?.trim();
-  if (!authority) {
+  if (authorities.length === 0) {
     if (audience) problems.push('STS_ENTRA_AUDIENCE is set but STS_ENTRA_AUTHORITY is not (set both, or neither)');
     return undefined;
   }
-  let parsed: URL | undefined;
-  try {
-    parsed = new URL(authority);
-  } catch {
-    problems.push(`STS_ENTRA_AUTHORITY must be an absolute URL (got "${authority}")`);
+  if (authorities.length > MAX_ENTRA_AUTHORITIES) {
+    problems.push(`STS_ENTRA_AUTHORITY lists at most ${MAX_ENTRA_AUTHORITIES} authorities`);
   }
-  if (parsed && parsed.protocol !== 'https:') problems.push('STS_ENTRA_AUTHORITY must use https');
-  if (parsed && (parsed.search || parsed.hash || parsed.username || parsed.password)) {
-    problems.push('STS_ENTRA_AUTHORITY must be a plain issuer URL (no query, fragment or credentials)');
+  for (const authority of authorities) {
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(authority);
+    } catch {
+      problems.push(`STS_ENTRA_AUTHORITY must be an absolute URL (got "${authority}")`);
+    }
+    if (parsed && parsed.protocol !== 'https:') problems.push('STS_ENTRA_AUTHORITY must use https');
+    if (parsed && (parsed.search || parsed.hash || parsed.username || parsed.password)) {
+      problems.push('STS_ENTRA_AUTHORITY must be a plain issuer URL (no query, fragment or credentials)');
+    }
   }
   if (!audience) problems.push('STS_ENTRA_AUDIENCE is required when STS_ENTRA_AUTHORITY is set');
-  return { authority, audience: audience ?? '' };
+  return { authorities, audience: audience ?? '' };
 }
+
+/** Tenants one STS trusts at most: each costs a key cache and a fetch per hour per instance. */
+const MAX_ENTRA_AUTHORITIES = 20;
 
 function deepFreeze<T extends object>(value: T): T {
   for (const child of Object.values(value)) {

@@ -78,7 +78,7 @@ export function createServices(
 function buildServices(config: StsConfig, clock: () => Date, warn: (line: string) => void): StsServices {
   const secrets = createSecretStore(config, clock, warn);
   const signingKeys = createSigningKeyRing(config, secrets, clock, warn);
-  const ledger = createLedger(config);
+  const ledger = createLedger(config, { secrets });
   return {
     config,
     secrets,
