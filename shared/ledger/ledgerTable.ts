@@ -151,7 +151,7 @@ export async function openLedgerTable(
         for await (const page of pages) {
           for (const entity of page) {
             if (found.length >= query.limit) return found;
-            found.push(entity as Record<string, unknown>);
+            found.push(entity);
           }
           if (found.length >= query.limit) break;
         }

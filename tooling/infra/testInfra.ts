@@ -350,7 +350,7 @@ async function checkCompiledTemplate(mainJsonPath: string): Promise<void> {
     check('function app: platform CORS never with credentials', get(props, 'siteConfig', 'cors', 'supportCredentials') === false);
     check(
       'function app: platform CORS origins from the corsAllowedOrigins parameter',
-      parameterReferences(String(get(props, 'siteConfig', 'cors', 'allowedOrigins') ?? '')).includes('corsAllowedOrigins'),
+      parameterReferences(asText(get(props, 'siteConfig', 'cors', 'allowedOrigins') ?? '')).includes('corsAllowedOrigins'),
     );
     check('function app: no app settings inline (one appsettings resource holds them)', get(props, 'siteConfig', 'appSettings') === undefined);
     check(
