@@ -46,6 +46,8 @@ export interface StsConfig {
     readonly connectionString: string | undefined;
     /** `https://<account>.table.core.windows.net` for identity-based access in Azure. */
     readonly tableUrl: string | undefined;
+    /** Longest wait of an issuance for its row, from when the row reaches the ledger (`STS_LEDGER_DEADLINE_MS`, docs/ledger.md#deadline). */
+    readonly deadlineMs: number;
   };
   /** Which header carries the client address and how many proxies vouch for it (docs/client-address.md). */
   readonly clientAddress: ClientAddressRule;
@@ -206,6 +208,7 @@ export function loadConfig(env: Environment): StsConfig {
       tableName: ledgerTableName,
       connectionString: ledgerConnectionString,
       tableUrl: ledgerTableUrl,
+      deadlineMs: integer('STS_LEDGER_DEADLINE_MS', 4_000, 500, 60_000),
     },
     clientAddress: {
       header: clientAddressHeader,

@@ -26,6 +26,11 @@ export function createLedger(config: StsConfig, options: CreateLedgerOptions = {
   const clientId = config.secretStore.kind === 'keyVault' ? config.secretStore.clientId : undefined;
   // The same identity as Key Vault (managed identity in Azure), chosen in one place.
   const credential = options.credential ?? (() => getAzureCredential({ clientId, tokenTimeoutMs: TOKEN_TIMEOUT_MS }));
-  return new TableLedger({ ...options, mode, openTable: () => openLedgerTable(config.ledger, credential) });
+  return new TableLedger({
+    deadlineMs: config.ledger.deadlineMs,
+    ...options,
+    mode,
+    openTable: () => openLedgerTable(config.ledger, credential),
+  });
 }
 

@@ -10,11 +10,17 @@ import type { LedgerRow } from './ledgerRows.js';
 export interface LedgerTable {
   /** Creates the table if it is missing (an existing table is fine). */
   ensureExists(signal: AbortSignal): Promise<void>;
-  /** Upserts `rows`, all of one partition (at most 100), in one entity-group transaction. */
-  submitTransaction(rows: readonly LedgerRow[], signal: AbortSignal): Promise<void>;
+  /**
+   * Writes `rows`, all of one partition (at most 100), in one entity-group transaction: `upsert` (the default)
+   * replaces existing rows; `insert` fails the whole transaction (409 `EntityAlreadyExists`) if any row exists.
+   */
+  submitTransaction(rows: readonly LedgerRow[], signal: AbortSignal, write?: LedgerWrite): Promise<void>;
   /** Reads one partition, RowKeys in [`rowKeyFrom`, `rowKeyTo`], in RowKey order, at most `limit` entities. */
   readPartition(query: PartitionQuery, signal?: AbortSignal): Promise<Record<string, unknown>[]>;
 }
+
+/** How a transaction writes its rows: `insert` never overwrites a row, `upsert` does. */
+export type LedgerWrite = 'insert' | 'upsert';
 
 export interface PartitionQuery {
   readonly partitionKey: string;
@@ -68,8 +74,10 @@ export async function openLedgerTable(
         if ((error as { statusCode?: unknown }).statusCode !== 409) throw error;
       }
     },
-    submitTransaction: async (rows, signal) => {
-      const actions = rows.map((row): TransactionAction => ['upsert', { ...row }, 'Replace']);
+    submitTransaction: async (rows, signal, write = 'upsert') => {
+      const actions = rows.map((row): TransactionAction =>
+        write === 'insert' ? ['create', { ...row }] : ['upsert', { ...row }, 'Replace'],
+      );
       await client.submitTransaction(actions, { abortSignal: signal });
     },
     readPartition: async (query, signal) => {
