@@ -177,6 +177,8 @@ export class TableLedger implements Ledger {
   private suppressedWarnings = 0;
   private lastDropWarningAt = Number.NEGATIVE_INFINITY;
   private dropsSinceWarning = 0;
+  /** While {@link flushRefusals} runs: collects the commits of the aggregated rows it emits. */
+  private collectAggregateWrites: Promise<void>[] | undefined;
   private counters = {
     transactions: 0,
     transactionAttempts: 0,
@@ -274,6 +276,21 @@ export class TableLedger implements Ledger {
     while (this.inFlight.size > 0) await Promise.race(this.inFlight);
   }
 
+  /**
+   * Ends the current refusal window now and resolves once its aggregated rows are written (or given up): for
+   * tests and tools that read refusals right after causing them.
+   */
+  async flushRefusals(): Promise<void> {
+    const writes: Promise<void>[] = [];
+    this.collectAggregateWrites = writes;
+    try {
+      this.refusals.flush();
+    } finally {
+      this.collectAggregateWrites = undefined;
+    }
+    await Promise.all(writes);
+  }
+
   private enqueueAggregates(aggregates: readonly RefusalAggregate[]): void {
     for (const aggregate of aggregates) {
       if (this.queued >= this.maxQueuedRows) {
@@ -282,14 +299,11 @@ export class TableLedger implements Ledger {
       }
       const key = `background|aggregate|${REFUSALS_SUBJECT}|${hourBucketOf(aggregate.first.time)}`;
       const batch = this.batchFor(key, 'background', 'upsert', undefined);
-      this.add(batch, {
-        build: (shard) => toRefusalAggregateRow(aggregate, shard),
-        droppable: true,
-        mark: false,
-        resolve: () => {},
-        reject: () => {},
-        settled: false,
+      const written = new Promise<void>((resolve) => {
+        const build = (shard: number): LedgerRow => toRefusalAggregateRow(aggregate, shard);
+        this.add(batch, { build, droppable: true, mark: false, resolve, reject: () => resolve(), settled: false });
       });
+      this.collectAggregateWrites?.push(written);
     }
   }
 
