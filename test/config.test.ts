@@ -28,7 +28,7 @@ describe('defaults (local run)', () => {
       lifetimes: { mixedRealitySeconds: 86_400, cognitiveSeconds: 600, wrapSeconds: 10_800 },
       secretStore: { kind: 'file', path: '.sts/secrets.json' },
       secretCache: { maxAgeSeconds: 300, negativeMaxAgeSeconds: 30, maxEntries: 10_000, maxStaleSeconds: 3_600, vaultTimeoutMs: 3_000, vaultReadsPerSecond: 100, vaultReadsPerClientPerSecond: 10 },
-      ledger: { mode: 'required', tableName: 'issuance', connectionString: 'UseDevelopmentStorage=true', tableUrl: undefined },
+      ledger: { mode: 'required', tableName: 'issuance', connectionString: 'UseDevelopmentStorage=true', tableUrl: undefined, deadlineMs: 4_000 },
       clientAddress: { header: 'x-forwarded-for', trustedHops: 1 },
       limits: {
         maxBodyBytes: 16_384,
@@ -86,6 +86,7 @@ const WHOLE_NUMBER_SETTINGS = [
   ['STS_MAX_HEADER_BYTES', 1_024, 65_536],
   ['STS_FAILED_ATTEMPTS_PER_WINDOW', 1, 100_000],
   ['STS_FAILED_ATTEMPTS_WINDOW_SECONDS', 1, 86_400],
+  ['STS_LEDGER_DEADLINE_MS', 500, 60_000],
 ] as const;
 
 describe('malformed settings are named', () => {
