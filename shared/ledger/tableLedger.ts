@@ -475,6 +475,8 @@ export class TableLedger implements Ledger {
         await this.withTimeout(controller, budget, async (signal) => {
           const table = await this.openTableOnce();
           await this.ensureTable(table, signal);
+          // Cancelled while the table was being opened: nothing was sent, so nothing may be marked or committed.
+          if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : new Error('ledger operation cancelled');
           batch.sent = true;
           batch.sentRows = entities;
           await table.submitTransaction(entities, signal, batch.write);
