@@ -244,7 +244,9 @@ export class TableLedger implements Ledger {
         this.dropped(1);
         return Promise.resolve();
       }
-      if (!this.dropOneBackgroundBatch()) return this.turnAway(`the ledger queue is full (${this.maxQueuedRows} rows waiting)`);
+      if (!this.dropOneBackgroundBatch()) {
+        return this.turnAway(`the ledger queue is full (${this.maxQueuedRows} rows waiting)`);
+      }
     }
     return new Promise<void>((resolve, reject) => {
       const key = `${rowClass}|${entry.outcome}|${batchKeyOf(entry)}`;
@@ -314,7 +316,9 @@ export class TableLedger implements Ledger {
       // Marks bypass the queue bound: each stands in for the issuance row it replaces, which has left the queue.
       const batch = this.batchFor(`mark|${row.partitionKey}`, 'background', 'upsert', 0);
       const marked = abandonedRowOf(row);
-      this.add(batch, { build: () => marked, droppable: false, mark: true, resolve: () => {}, reject: () => {}, settled: false });
+      const ignore = (): void => {};
+      const pending: PendingRow = { build: () => marked, droppable: false, mark: true, resolve: ignore, reject: ignore, settled: false };
+      this.add(batch, pending);
     }
   }
 
@@ -476,7 +480,7 @@ export class TableLedger implements Ledger {
           const table = await this.openTableOnce();
           await this.ensureTable(table, signal);
           // Cancelled while the table was being opened: nothing was sent, so nothing may be marked or committed.
-          if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : new Error('ledger operation cancelled');
+          if (signal.aborted) throw cancellationOf(signal);
           batch.sent = true;
           batch.sentRows = entities;
           await table.submitTransaction(entities, signal, batch.write);
@@ -569,14 +573,18 @@ export class TableLedger implements Ledger {
     } catch {
       return false;
     }
-    const issued = new Set(found.filter((entity) => entity.Outcome === 'issued').map((entity) => String(entity.rowKey)));
+    const issued = new Set(
+      found.filter((entity) => entity.Outcome === 'issued').map((entity) => String(entity.rowKey)),
+    );
     return entities.every((row) => issued.has(row.rowKey));
   }
 
   /** Drops the oldest waiting batch of refusal rows (not yet sent) to make room; false when there is none. */
   private dropOneBackgroundBatch(): boolean {
     const candidates = [...this.readyBackground, ...this.open.values()];
-    const victim = candidates.find((batch) => batch.rowClass === 'background' && batch.state !== 'sending' && batch.rows.every((p) => p.droppable));
+    const victim = candidates.find(
+      (batch) => batch.rowClass === 'background' && batch.state !== 'sending' && batch.rows.every((p) => p.droppable),
+    );
     if (!victim) return false;
     clearTimeout(victim.timer);
     this.readyBackground.delete(victim);
@@ -599,7 +607,8 @@ export class TableLedger implements Ledger {
     if (now - this.lastDropWarningAt < this.warningIntervalMs) return;
     this.lastDropWarningAt = now;
     this.warnSink(
-      `ledger (${this.mode}): queue full (${this.maxQueuedRows} rows): dropped ${this.dropsSinceWarning} refusal/background row(s) ` +
+      `ledger (${this.mode}): queue full (${this.maxQueuedRows} rows): ` +
+        `dropped ${this.dropsSinceWarning} refusal/background row(s) ` +
         `(${this.counters.backgroundDropped} in all); issuance rows keep their place`,
     );
     this.dropsSinceWarning = 0;
@@ -625,7 +634,11 @@ export class TableLedger implements Ledger {
    * Runs `operation` with `controller`'s signal, and stops waiting for it after `timeoutMs` or when the controller
    * is aborted (the deadline), even if the operation ignores the signal.
    */
-  private async withTimeout(controller: AbortController, timeoutMs: number, operation: (signal: AbortSignal) => Promise<void>): Promise<void> {
+  private async withTimeout(
+    controller: AbortController,
+    timeoutMs: number,
+    operation: (signal: AbortSignal) => Promise<void>,
+  ): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
     let onAbort: (() => void) | undefined;
     const stopped = new Promise<never>((_, reject) => {
@@ -634,7 +647,7 @@ export class TableLedger implements Ledger {
         controller.abort(error);
         reject(error);
       }, timeoutMs);
-      onAbort = () => reject(controller.signal.reason instanceof Error ? controller.signal.reason : new Error('ledger operation cancelled'));
+      onAbort = () => reject(cancellationOf(controller.signal));
       controller.signal.addEventListener('abort', onAbort, { once: true });
     });
     try {
@@ -654,8 +667,13 @@ export class TableLedger implements Ledger {
     const suppressed = this.suppressedWarnings;
     this.lastWarningAt = now;
     this.suppressedWarnings = 0;
-    this.warnSink(`ledger (${this.mode}): ${message}${suppressed > 0 ? ` (+${suppressed} similar since the last warning)` : ''}`);
+    const more = suppressed > 0 ? ` (+${suppressed} similar since the last warning)` : '';
+    this.warnSink(`ledger (${this.mode}): ${message}${more}`);
   }
+}
+
+function cancellationOf(signal: AbortSignal): Error {
+  return signal.reason instanceof Error ? signal.reason : new Error('ledger operation cancelled');
 }
 
 function first<T>(set: ReadonlySet<T>): T | undefined {
