@@ -317,8 +317,14 @@ export class TableLedger implements Ledger {
       const batch = this.batchFor(`mark|${row.partitionKey}`, 'background', 'upsert', 0);
       const marked = abandonedRowOf(row);
       const ignore = (): void => {};
-      const pending: PendingRow = { build: () => marked, droppable: false, mark: true, resolve: ignore, reject: ignore, settled: false };
-      this.add(batch, pending);
+      this.add(batch, {
+        build: () => marked,
+        droppable: false,
+        mark: true,
+        resolve: ignore,
+        reject: ignore,
+        settled: false,
+      });
     }
   }
 
