@@ -109,8 +109,8 @@ export function batchKeyOf(entry: LedgerEntry): string {
   return `${ledgerSubjectOf(entry)}|${hourBucketOf(entry.time)}`;
 }
 
-/** The row of `entry` in partition shard `shard`. */
-export function toLedgerRow(entry: LedgerEntry, shard: number): LedgerRow {
+/** The row of `entry` in partition shard `shard`; `answerBy` for an issued row (see {@link LedgerRow.AnswerBy}). */
+export function toLedgerRow(entry: LedgerEntry, shard: number, answerBy?: Date): LedgerRow {
   const row: Record<string, unknown> = {
     partitionKey: partitionKeyOf(ledgerSubjectOf(entry), hourBucketOf(entry.time), shard),
     rowKey: rowKeyOf(entry),
@@ -132,6 +132,7 @@ export function toLedgerRow(entry: LedgerEntry, shard: number): LedgerRow {
     ExpiresAt: entry.expiresAt && !Number.isNaN(entry.expiresAt.getTime()) ? entry.expiresAt : undefined,
     Reason: entry.reason === undefined ? undefined : boundedText(entry.reason),
     Source: entry.source === undefined ? undefined : boundedText(entry.source),
+    AnswerBy: answerBy,
   };
   for (const [name, value] of Object.entries(optional)) if (value !== undefined) row[name] = value;
   return row as unknown as LedgerRow;

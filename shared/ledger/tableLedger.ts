@@ -88,9 +88,21 @@ export interface TableLedgerStats {
 
 type RowClass = 'issuance' | 'background';
 
+/** An entry (with its `AnswerBy` when issued), an aggregate of refusals, or a finished row (an `abandoned` mark). */
+type RowSource =
+  | { readonly entry: LedgerEntry; readonly answerBy: Date | undefined }
+  | { readonly aggregate: RefusalAggregate }
+  | { readonly row: LedgerRow };
+
+function rowOf(source: RowSource, shard: number): LedgerRow {
+  if ('entry' in source) return toLedgerRow(source.entry, shard, source.answerBy);
+  if ('aggregate' in source) return toRefusalAggregateRow(source.aggregate, shard);
+  return source.row;
+}
+
 interface PendingRow {
-  /** The row in partition shard `shard` (marks and retries keep the shard their batch was given). */
-  readonly build: (shard: number) => LedgerRow;
+  /** What the row is made from, once its batch's shard is chosen (data, not a closure: no garbage per row). */
+  readonly source: RowSource;
   /** Refusal rows may be dropped to make room; issuance rows and marks never are. */
   readonly droppable: boolean;
   /** An `abandoned` mark: retried until it commits (or the ledger closes). */
@@ -109,6 +121,8 @@ interface Batch {
   readonly rows: PendingRow[];
   /** Issuance batches: when their callers must have an answer (epoch ms), from the first row's arrival. */
   readonly deadlineAt: number;
+  /** The same instant as a Date, shared by the batch's rows (`AnswerBy`). */
+  readonly answerBy: Date;
   timer: NodeJS.Timeout | undefined;
   deadlineTimer: NodeJS.Timeout | undefined;
   state: 'filling' | 'ready' | 'sending' | 'done';
@@ -120,8 +134,8 @@ interface Batch {
   sent: boolean;
   /** The rows as sent, for their `abandoned` marks. */
   sentRows: LedgerRow[];
-  /** Cancels the attempt in flight (the deadline passed). */
-  controller: AbortController | undefined;
+  /** Cancels the attempt in flight (the deadline passed): aborts its signal and stops waiting for it. */
+  cancel: ((error: Error) => void) | undefined;
 }
 
 /**
@@ -251,12 +265,8 @@ export class TableLedger implements Ledger {
     return new Promise<void>((resolve, reject) => {
       const key = `${rowClass}|${entry.outcome}|${batchKeyOf(entry)}`;
       const batch = this.batchFor(key, rowClass, rowClass === 'issuance' ? 'insert' : 'upsert', undefined);
-      const answerBy = new Date(batch.deadlineAt);
-      const build =
-        rowClass === 'issuance'
-          ? (shard: number): LedgerRow => ({ ...toLedgerRow(entry, shard), AnswerBy: answerBy })
-          : (shard: number): LedgerRow => toLedgerRow(entry, shard);
-      this.add(batch, { build, droppable, mark: false, resolve, reject, settled: false });
+      const answerBy = rowClass === 'issuance' ? batch.answerBy : undefined;
+      this.add(batch, { source: { entry, answerBy }, droppable, mark: false, resolve, reject, settled: false });
     });
   }
 
@@ -302,8 +312,8 @@ export class TableLedger implements Ledger {
       const key = `background|aggregate|${REFUSALS_SUBJECT}|${hourBucketOf(aggregate.first.time)}`;
       const batch = this.batchFor(key, 'background', 'upsert', undefined);
       const written = new Promise<void>((resolve) => {
-        const build = (shard: number): LedgerRow => toRefusalAggregateRow(aggregate, shard);
-        this.add(batch, { build, droppable: true, mark: false, resolve, reject: () => resolve(), settled: false });
+        const reject = (): void => resolve();
+        this.add(batch, { source: { aggregate }, droppable: true, mark: false, resolve, reject, settled: false });
       });
       this.collectAggregateWrites?.push(written);
     }
@@ -318,7 +328,7 @@ export class TableLedger implements Ledger {
       const marked = abandonedRowOf(row);
       const ignore = (): void => {};
       this.add(batch, {
-        build: () => marked,
+        source: { row: marked },
         droppable: false,
         mark: true,
         resolve: ignore,
@@ -331,13 +341,15 @@ export class TableLedger implements Ledger {
   private batchFor(key: string, rowClass: RowClass, write: LedgerWrite, shard: number | undefined): Batch {
     const existing = this.open.get(key);
     if (existing) return existing;
+    const deadlineAt = Date.now() + this.deadlineMs;
     const batch: Batch = {
       key,
       rowClass,
       write,
       shard,
       rows: [],
-      deadlineAt: Date.now() + this.deadlineMs,
+      deadlineAt,
+      answerBy: new Date(deadlineAt),
       timer: undefined,
       deadlineTimer: undefined,
       state: 'filling',
@@ -345,7 +357,7 @@ export class TableLedger implements Ledger {
       retired: false,
       sent: false,
       sentRows: [],
-      controller: undefined,
+      cancel: undefined,
     };
     if (rowClass === 'issuance') batch.deadlineTimer = setTimeout(() => this.expire(batch), this.deadlineMs);
     this.open.set(key, batch);
@@ -431,7 +443,7 @@ export class TableLedger implements Ledger {
     }
     // Sent: its transaction may commit even now. Mark its rows, and stop waiting for it.
     if (batch.sent) this.enqueueMarks(batch.sentRows);
-    batch.controller?.abort(error);
+    batch.cancel?.(error);
   }
 
   /** The batch leaves the queue (committed, failed, dropped or expired unsent). */
@@ -462,7 +474,7 @@ export class TableLedger implements Ledger {
       // One row per key: a caller that records the same entry twice shares the first row's fate.
       const rows = new Map<string, LedgerRow>();
       for (const pending of batch.rows) {
-        const row = pending.build(shard);
+        const row = rowOf(pending.source, shard);
         if (!rows.has(row.rowKey)) rows.set(row.rowKey, row);
       }
       entities = [...rows.values()];
@@ -478,11 +490,9 @@ export class TableLedger implements Ledger {
       const bounded = batch.rowClass === 'issuance' && this.mode === 'required';
       const budget = Math.min(this.operationTimeoutMs, bounded ? batch.deadlineAt - Date.now() : Infinity);
       if (budget <= 0) break;
-      const controller = new AbortController();
-      batch.controller = controller;
       try {
         this.counters.transactionAttempts += 1;
-        await this.withTimeout(controller, budget, async (signal) => {
+        await this.withTimeout(budget, (cancel) => (batch.cancel = cancel), async (signal) => {
           const table = await this.openTableOnce();
           await this.ensureTable(table, signal);
           // Cancelled while the table was being opened: nothing was sent, so nothing may be marked or committed.
@@ -502,7 +512,7 @@ export class TableLedger implements Ledger {
           return;
         }
       } finally {
-        batch.controller = undefined;
+        batch.cancel = undefined;
       }
     }
     this.finish(batch, lastError ?? new Error('deadline passed before the transaction could be sent'));
@@ -564,7 +574,7 @@ export class TableLedger implements Ledger {
     const keys = entities.map((row) => row.rowKey).sort();
     let found: Record<string, unknown>[] = [];
     try {
-      await this.withTimeout(new AbortController(), budget, async (signal) => {
+      await this.withTimeout(budget, () => {}, async (signal) => {
         const table = await this.openTableOnce();
         found = await table.readPartition(
           {
@@ -637,30 +647,29 @@ export class TableLedger implements Ledger {
   }
 
   /**
-   * Runs `operation` with `controller`'s signal, and stops waiting for it after `timeoutMs` or when the controller
-   * is aborted (the deadline), even if the operation ignores the signal.
+   * Runs `operation` with an abort signal, and stops waiting for it after `timeoutMs` or when the function handed
+   * to `register` is called (the deadline), even if the operation ignores the signal.
    */
   private async withTimeout(
-    controller: AbortController,
     timeoutMs: number,
+    register: (cancel: (error: Error) => void) => void,
     operation: (signal: AbortSignal) => Promise<void>,
   ): Promise<void> {
+    const controller = new AbortController();
     let timer: NodeJS.Timeout | undefined;
-    let onAbort: (() => void) | undefined;
     const stopped = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        const error = new Error(`ledger operation timed out after ${Math.round(timeoutMs)} ms`);
+      const stop = (error: Error): void => {
         controller.abort(error);
         reject(error);
-      }, timeoutMs);
-      onAbort = () => reject(cancellationOf(controller.signal));
-      controller.signal.addEventListener('abort', onAbort, { once: true });
+      };
+      const timedOut = (): void => stop(new Error(`ledger operation timed out after ${Math.round(timeoutMs)} ms`));
+      timer = setTimeout(timedOut, timeoutMs);
+      register(stop);
     });
     try {
       await Promise.race([operation(controller.signal), stopped]);
     } finally {
       clearTimeout(timer);
-      if (onAbort) controller.signal.removeEventListener('abort', onAbort);
     }
   }
 
