@@ -80,6 +80,8 @@ export interface TableLedgerStats {
   readonly rowsAbandoned: number;
   /** `abandoned` marks committed. */
   readonly marksCommitted: number;
+  /** `abandoned` marks not written because `maxQueuedRows` marks were already waiting (audit flags those rows late). */
+  readonly marksGivenUp: number;
   /** Background rows (refusals first) dropped because the queue was full. */
   readonly backgroundDropped: number;
   /** Refusals folded into aggregated rows instead of a row each. */
@@ -183,7 +185,9 @@ export class TableLedger implements Ledger {
   private readonly markRetries = new Map<NodeJS.Timeout, Batch>();
   private issuanceInFlight = 0;
   private backgroundInFlight = 0;
+  /** Rows waiting, `abandoned` marks excepted (those count in `queuedMarks`, with the same bound of their own). */
   private queued = 0;
+  private queuedMarks = 0;
   private closed = false;
   private nextShard = Math.floor(Math.random() * LEDGER_SHARDS);
   private tableExists: Promise<void> | undefined;
@@ -203,6 +207,7 @@ export class TableLedger implements Ledger {
     rowsTimedOut: 0,
     rowsAbandoned: 0,
     marksCommitted: 0,
+    marksGivenUp: 0,
     backgroundDropped: 0,
   };
 
@@ -323,7 +328,12 @@ export class TableLedger implements Ledger {
   private enqueueMarks(rows: readonly LedgerRow[]): void {
     this.counters.rowsAbandoned += rows.length;
     for (const row of rows) {
-      // Marks bypass the queue bound: each stands in for the issuance row it replaces, which has left the queue.
+      // Marks have a bound of their own, so that marks left by a long outage never turn issuance away.
+      if (this.queuedMarks >= this.maxQueuedRows) {
+        this.counters.marksGivenUp += 1;
+        this.warn(`abandoned mark given up (${this.maxQueuedRows} waiting): its row may say issued; audit flags it late`);
+        continue;
+      }
       const batch = this.batchFor(`mark|${row.partitionKey}`, 'background', 'upsert', 0);
       const marked = abandonedRowOf(row);
       const ignore = (): void => {};
@@ -366,7 +376,8 @@ export class TableLedger implements Ledger {
 
   private add(batch: Batch, pending: PendingRow): void {
     batch.rows.push(pending);
-    this.queued += 1;
+    if (pending.mark) this.queuedMarks += 1;
+    else this.queued += 1;
     if (batch.rows.length >= MAX_TRANSACTION_ROWS) {
       this.markReady(batch);
     } else if (batch.rows.length === 1) {
@@ -450,7 +461,10 @@ export class TableLedger implements Ledger {
   private retire(batch: Batch): void {
     if (batch.retired) return;
     batch.retired = true;
-    this.queued -= batch.rows.length;
+    for (const pending of batch.rows) {
+      if (pending.mark) this.queuedMarks -= 1;
+      else this.queued -= 1;
+    }
   }
 
   /** Settles `rows` of `batch` as not committed (required: 503; best-effort: resolved). */
@@ -559,7 +573,7 @@ export class TableLedger implements Ledger {
     const retry = this.batchFor(`retry|${batch.key}|${Date.now()}|${Math.random()}`, 'background', 'upsert', 0);
     this.open.delete(retry.key);
     retry.rows.push(...marks);
-    this.queued += marks.length;
+    this.queuedMarks += marks.length;
     const timer = setTimeout(() => {
       this.markRetries.delete(timer);
       this.markReady(retry);

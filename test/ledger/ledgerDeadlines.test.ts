@@ -237,6 +237,32 @@ describe('rows tell the truth', () => {
     expect([...store.values()]).toEqual([expect.objectContaining({ Outcome: 'abandoned' })]);
   });
 
+  it('marks left by a long outage have a bound of their own: they never turn an issuance away', async () => {
+    // Issued rows hang in the frozen table; every mark fails (the table is down for them too).
+    const { table } = memoryTable(() => false);
+    const failing: LedgerTable = {
+      ...table,
+      submitTransaction: (rows, signal, write) =>
+        write === 'upsert' ? Promise.reject(new Error('connect ECONNREFUSED')) : table.submitTransaction(rows, signal, write),
+    };
+    const { ledger } = ledgerOn(failing, { maxQueuedRows: 5, markRetryMs: 60_000 });
+    const first = Array.from({ length: 5 }, (_, i) => watch(ledger.record(issued(`a${i}`, `cred-${i}`))));
+    await pass(DEADLINE_MS + 10);
+    expect(first.every((caller) => rejectedWithLedger503(caller()))).toBe(true);
+    // Five marks wait for their retry; the queue still takes five new issuances, which are not turned away.
+    const second = Array.from({ length: 5 }, (_, i) => watch(ledger.record(issued(`b${i}`, `cred-${i}`))));
+    await pass(1);
+    expect(second.every((caller) => caller().state === 'pending')).toBe(true);
+    await pass(DEADLINE_MS);
+    for (const caller of second) {
+      const outcome = caller();
+      expect(rejectedWithLedger503(outcome)).toBe(true);
+      expect(String((outcome as { reason: Error }).reason.message)).not.toContain('queue is full');
+    }
+    // Their marks found five already waiting: given up, counted (audit flags such rows as late commits).
+    expect(ledger.stats).toMatchObject({ rowsAbandoned: 10, marksGivenUp: 5, rowsRejected: 0 });
+  });
+
   it('a 200 is never marked: rows acknowledged in time stay issued', async () => {
     const { table, store } = memoryTable(() => true);
     const { ledger } = ledgerOn(table);
