@@ -378,7 +378,8 @@ export class TableLedger implements Ledger {
     batch.rows.push(pending);
     if (pending.mark) this.queuedMarks += 1;
     else this.queued += 1;
-    if (batch.rows.length >= MAX_TRANSACTION_ROWS) {
+    // Closing: no waiting for more rows (marks queued while closing must go out before close() returns).
+    if (batch.rows.length >= MAX_TRANSACTION_ROWS || this.closed) {
       this.markReady(batch);
     } else if (batch.rows.length === 1) {
       batch.timer = setTimeout(() => this.markReady(batch), this.maxBatchWaitMs);

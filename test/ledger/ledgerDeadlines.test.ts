@@ -263,6 +263,21 @@ describe('rows tell the truth', () => {
     expect(ledger.stats).toMatchObject({ rowsAbandoned: 10, marksGivenUp: 5, rowsRejected: 0 });
   });
 
+  it('close() writes the marks of rows that were in flight when the ledger was closed', async () => {
+    const { table, store, sent } = memoryTable((_rows, write) => write === 'upsert');
+    const { ledger } = ledgerOn(table, { operationTimeoutMs: 500 });
+    const caller = watch(ledger.record(issued('r1')));
+    await pass(5);
+    // What close() had written by the time it resolved.
+    const marksAtClose = ledger.close().then(() => ledger.stats.marksCommitted);
+    await pass(DEADLINE_MS);
+    expect(rejectedWithLedger503(caller())).toBe(true);
+    expect(await marksAtClose).toBe(1);
+    sent[0]?.apply(); // the original arrives late
+    await pass(0);
+    expect([...store.values()]).toEqual([expect.objectContaining({ Outcome: 'abandoned' })]);
+  });
+
   it('a 200 is never marked: rows acknowledged in time stay issued', async () => {
     const { table, store } = memoryTable(() => true);
     const { ledger } = ledgerOn(table);
