@@ -59,6 +59,8 @@ async function main(): Promise<void> {
         STS_VAULT_READS_PER_SECOND: '4000',
         STS_VAULT_READS_PER_CLIENT_PER_SECOND: '4000',
         STS_FAILED_ATTEMPTS_TRACKED_KEYS: '1000000',
+        // The worst case: one aggregate per address (the default, truncated, has one per /24).
+        STS_LEDGER_CLIENT_ADDRESS: 'full',
       });
       let transactions = 0;
       let rows = 0;

@@ -109,8 +109,19 @@ export function batchKeyOf(entry: LedgerEntry): string {
   return `${ledgerSubjectOf(entry)}|${hourBucketOf(entry.time)}`;
 }
 
-/** The row of `entry` in partition shard `shard`; `answerBy` for an issued row (see {@link LedgerRow.AnswerBy}). */
-export function toLedgerRow(entry: LedgerEntry, shard: number, answerBy?: Date): LedgerRow {
+/**
+ * The row of `entry` in partition shard `shard`. `storeAddress` turns the client address into what the row may
+ * keep (`STS_LEDGER_CLIENT_ADDRESS`, ledgerAddress.ts), for the ClientIp column and the PartitionKey alike; the
+ * full address never reaches either when it is given. `answerBy` is given for an issued row
+ * (see {@link LedgerRow.AnswerBy}).
+ */
+export function toLedgerRow(
+  entry: LedgerEntry,
+  shard: number,
+  storeAddress?: (address: string) => string | undefined,
+  answerBy?: Date,
+): LedgerRow {
+  if (storeAddress && entry.clientIp !== undefined) entry = { ...entry, clientIp: storeAddress(entry.clientIp) };
   const row: Record<string, unknown> = {
     partitionKey: partitionKeyOf(ledgerSubjectOf(entry), hourBucketOf(entry.time), shard),
     rowKey: rowKeyOf(entry),
@@ -149,6 +160,9 @@ export interface RefusalAggregate {
   readonly distinctCredentials: number;
 }
 
+/** The address of the aggregated row standing for every address beyond the per-window bound. */
+export const OVERFLOW_REFUSAL_ADDRESS = '*';
+
 /** The RowKey prefix of a client address's aggregated refusals (`<address>|`), in a refusals partition. */
 export function refusalAddressPrefix(clientIp: string | undefined): string {
   return `${clientIp ? keyComponent(clientIp) : '-'}|`;
@@ -160,13 +174,19 @@ export function refusalAddressPrefix(clientIp: string | undefined): string {
  * partitions, so up to 100 addresses' rows go to the table in one transaction, and one address's rows are a
  * RowKey range of them.
  */
-export function toRefusalAggregateRow(aggregate: RefusalAggregate, shard: number): LedgerRow {
+export function toRefusalAggregateRow(
+  aggregate: RefusalAggregate,
+  shard: number,
+  storeAddress?: (address: string) => string | undefined,
+): LedgerRow {
   const { first } = aggregate;
-  const sample = toLedgerRow(first, shard);
+  // The overflow row names no address: it is kept as `*` whatever the address mode.
+  const sample = toLedgerRow(first, shard, first.clientIp === OVERFLOW_REFUSAL_ADDRESS ? undefined : storeAddress);
   return {
     ...sample,
     partitionKey: partitionKeyOf(REFUSALS_SUBJECT, hourBucketOf(first.time), shard),
-    rowKey: `${refusalAddressPrefix(first.clientIp)}${rowKeyOf(first)}`,
+    // The address as the row stores it (STS_LEDGER_CLIENT_ADDRESS), never the full one unless that is the mode.
+    rowKey: `${refusalAddressPrefix(sample.ClientIp)}${rowKeyOf(first)}`,
     Count: aggregate.count,
     LastTime: aggregate.lastTime,
     DistinctCredentials: aggregate.distinctCredentials,

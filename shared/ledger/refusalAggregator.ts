@@ -1,5 +1,5 @@
 import type { LedgerEntry } from './ledger.js';
-import type { RefusalAggregate } from './ledgerRows.js';
+import { OVERFLOW_REFUSAL_ADDRESS, type RefusalAggregate } from './ledgerRows.js';
 
 /**
  * Refusals that prove the credential they name exists (its record was found): these keep a row each, under the
@@ -28,6 +28,11 @@ export interface RefusalAggregatorOptions {
   readonly windowMs: number;
   /** Most addresses tracked in one window; refusals from further ones go into one overflow row. */
   readonly maxAddresses: number;
+  /**
+   * The group an address is counted in, when not the address itself (the stored network of a truncated
+   * address); undefined for an address that has none (it is counted on its own).
+   */
+  readonly groupOf?: ((address: string) => string | undefined) | undefined;
   /** Receives the aggregates of a window when it ends (or on {@link RefusalAggregator.flush}). */
   readonly emit: (aggregates: RefusalAggregate[]) => void;
 }
@@ -35,7 +40,7 @@ export interface RefusalAggregatorOptions {
 /** Distinct credential ids are counted exactly up to this many per address and window, then reported as this. */
 const MAX_DISTINCT_TRACKED = 100;
 /** The address of the row standing for every address beyond `maxAddresses` in a window. */
-export const OVERFLOW_ADDRESS = '*';
+export const OVERFLOW_ADDRESS = OVERFLOW_REFUSAL_ADDRESS;
 
 interface OpenAggregate {
   readonly first: LedgerEntry;
@@ -68,7 +73,7 @@ export class RefusalAggregator {
 
   add(entry: LedgerEntry): void {
     this.folded += 1;
-    let address = entry.clientIp ?? '';
+    let address = entry.clientIp === undefined ? '' : (this.options.groupOf?.(entry.clientIp) ?? entry.clientIp);
     let open = this.window.get(address);
     if (!open && this.window.size >= this.options.maxAddresses) {
       address = OVERFLOW_ADDRESS;

@@ -12,6 +12,7 @@ import {
   type LedgerRow,
   type RefusalAggregate,
 } from './ledgerRows.js';
+import type { AddressForm } from './ledgerAddress.js';
 import type { LedgerTable, LedgerWrite } from './ledgerTable.js';
 import { isAggregatedRefusal, RefusalAggregator } from './refusalAggregator.js';
 
@@ -60,6 +61,8 @@ export interface TableLedgerOptions {
   readonly maxRefusalAddresses?: number;
   /** Wait before an `abandoned` mark that failed to commit is sent again. Default 1 000 ms. */
   readonly markRetryMs?: number;
+  /** What rows keep of the client address (`STS_LEDGER_CLIENT_ADDRESS`); default the full address. */
+  readonly addressForm?: AddressForm;
 }
 
 /** Counters for tests, the benchmark and health checks. */
@@ -96,10 +99,10 @@ type RowSource =
   | { readonly aggregate: RefusalAggregate }
   | { readonly row: LedgerRow };
 
-function rowOf(source: RowSource, shard: number): LedgerRow {
-  if ('entry' in source) return toLedgerRow(source.entry, shard, source.answerBy);
-  if ('aggregate' in source) return toRefusalAggregateRow(source.aggregate, shard);
-  return source.row;
+function rowOf(source: RowSource, shard: number, storeAddress: ((address: string) => string | undefined) | undefined): LedgerRow {
+  if ('entry' in source) return toLedgerRow(source.entry, shard, storeAddress, source.answerBy);
+  if ('aggregate' in source) return toRefusalAggregateRow(source.aggregate, shard, storeAddress);
+  return source.row; // a mark: the row as it was sent, its address already in stored form
 }
 
 interface PendingRow {
@@ -176,6 +179,7 @@ export class TableLedger implements Ledger {
   private readonly warningIntervalMs: number;
   private readonly openTableOnce: () => Promise<LedgerTable>;
   private readonly refusals: RefusalAggregator;
+  private readonly addressForm: AddressForm | undefined;
 
   private readonly open = new Map<string, Batch>();
   /** Batches ready to send, oldest first (a Set: an expired batch leaves it in O(1)). */
@@ -223,9 +227,12 @@ export class TableLedger implements Ledger {
     this.markRetryMs = options.markRetryMs ?? 1_000;
     this.warnSink = options.warn ?? ((message) => console.warn(message));
     this.warningIntervalMs = options.warningIntervalMs ?? 60_000;
+    this.addressForm = options.addressForm;
     this.refusals = new RefusalAggregator({
       windowMs: options.refusalWindowMs ?? 60_000,
       maxAddresses: options.maxRefusalAddresses ?? 10_000,
+      // Truncated addresses are aggregated per stored network: one row per /24 or /48, as the rows could say no more.
+      groupOf: options.addressForm?.mode === 'truncated' ? options.addressForm.store : undefined,
       emit: (aggregates) => this.enqueueAggregates(aggregates),
     });
     let table: Promise<LedgerTable> | undefined;
@@ -236,6 +243,11 @@ export class TableLedger implements Ledger {
       });
       return table;
     };
+  }
+
+  /** True while every issuance slot is taken or issuance batches wait for one (retention removal pauses then). */
+  isSaturated(): boolean {
+    return this.issuanceInFlight >= this.maxConcurrentTransactions || this.readyIssuance.size > 0;
   }
 
   /** Snapshot of the counters. */
@@ -486,10 +498,12 @@ export class TableLedger implements Ledger {
     if (batch.shard === undefined) this.nextShard = (this.nextShard + 1) % LEDGER_SHARDS;
     let entities: LedgerRow[];
     try {
+      // The address key of keyed-hash, read (and cached) before any row is made: no key, no row.
+      await this.addressForm?.prepare();
       // One row per key: a caller that records the same entry twice shares the first row's fate.
       const rows = new Map<string, LedgerRow>();
       for (const pending of batch.rows) {
-        const row = rowOf(pending.source, shard);
+        const row = rowOf(pending.source, shard, this.addressForm?.store);
         if (!rows.has(row.rowKey)) rows.set(row.rowKey, row);
       }
       entities = [...rows.values()];

@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { TableClient } from '@azure/data-tables';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../shared/config.js';
 import { createLedger } from '../../shared/ledger/createLedger.js';
@@ -9,6 +8,7 @@ import { createServices, type StsServices } from '../../shared/services.js';
 import { azuriteConnectionString } from '../../tools/localAzurite.js';
 import { closeLoopbackClients, loopbackClient, sendHttp, type Answer } from '../hardening/hardeningSupport.js';
 import { startAzuriteFixture, type AzuriteFixture } from '../support/azuriteFixture.js';
+import { readLedgerEntities } from '../support/ledgerTables.js';
 import { startTestHost, type TestHost } from '../support/localHostFixture.js';
 import { startStallingProxy, type StallingProxy } from '../support/stallingProxy.js';
 import { createTestCredentials, type TestCredentials } from '../support/testCredentials.js';
@@ -66,6 +66,8 @@ async function startRig(): Promise<Rig> {
     STS_LEDGER_CONNECTION_STRING: azuriteConnectionString(proxy.port),
     STS_LEDGER_TABLE: tableName,
     STS_LEDGER_DEADLINE_MS: String(DEADLINE_MS),
+    // Rows keep the full address, so each crowd address's aggregate can be told apart (the default keeps its /24).
+    STS_LEDGER_CLIENT_ADDRESS: 'full',
     // The crowd's made-up ids must reach the credential check (and be refused), not the vault read budget.
     STS_VAULT_READS_PER_SECOND: '4000',
     STS_VAULT_READS_PER_CLIENT_PER_SECOND: '4000',
@@ -135,15 +137,9 @@ async function crowdClient(host: TestHost, address: string, running: () => boole
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Every entity of a table, read from Azurite directly (not through the proxy). */
-async function rawEntities(tableName: string): Promise<Record<string, unknown>[]> {
-  const client = TableClient.fromConnectionString(azurite.connectionString, tableName, { allowInsecureConnection: true });
-  const entities: Record<string, unknown>[] = [];
-  for await (const entity of client.listEntities<Record<string, unknown>>()) {
-    entities.push(entity);
-    if (entities.length > 50_000) throw new Error('unexpectedly many rows');
-  }
-  return entities;
+/** Every entity of a ledger (all its hour tables), read from Azurite directly (not through the proxy). */
+function rawEntities(tableName: string): Promise<Record<string, unknown>[]> {
+  return readLedgerEntities(azurite.connectionString, tableName);
 }
 
 /** The truth checks every run ends with: a row for every 200, no `issued` row for anything else. */
