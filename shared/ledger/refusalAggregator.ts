@@ -56,7 +56,7 @@ interface OpenAggregate {
  * (refusals are recorded best-effort, docs/ledger.md#refusals).
  *
  * @example
- * const aggregator = new RefusalAggregator({ windowMs: 60_000, maxAddresses: 10_000, emit: (rows) => write(rows) });
+ * const aggregator = new RefusalAggregator({ windowMs: 60_000, maxAddresses: 2_000, emit: (rows) => write(rows) });
  * aggregator.add(refusalEntry);
  */
 export class RefusalAggregator {

@@ -57,7 +57,10 @@ export interface TableLedgerOptions {
   readonly warningIntervalMs?: number;
   /** One aggregated refusal row per client address per this window. Default 60 000 ms. */
   readonly refusalWindowMs?: number;
-  /** Client addresses aggregated per window; further ones share one overflow row. Default 10 000. */
+  /**
+   * Client addresses aggregated per window; further ones share one overflow row. Default 2 000: a window's rows
+   * then take at most a fifth of the queue, and a crowd at most 21 transactions a window.
+   */
   readonly maxRefusalAddresses?: number;
   /** Wait before an `abandoned` mark that failed to commit is sent again. Default 1 000 ms. */
   readonly markRetryMs?: number;
@@ -230,7 +233,7 @@ export class TableLedger implements Ledger {
     this.addressForm = options.addressForm;
     this.refusals = new RefusalAggregator({
       windowMs: options.refusalWindowMs ?? 60_000,
-      maxAddresses: options.maxRefusalAddresses ?? 10_000,
+      maxAddresses: options.maxRefusalAddresses ?? 2_000,
       // Truncated addresses are aggregated per stored network: one row per /24 or /48, as the rows could say no more.
       groupOf: options.addressForm?.mode === 'truncated' ? options.addressForm.store : undefined,
       emit: (aggregates) => this.enqueueAggregates(aggregates),
