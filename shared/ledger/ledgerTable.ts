@@ -3,6 +3,7 @@ import type { TokenCredential } from '@azure/identity';
 import type { StsConfig } from '../config.js';
 import { hourStartOf, hourBucketOfPartitionKey, LEDGER_PERIOD_MS, periodTableName } from './ledgerPeriods.js';
 import { hourBucketOf, type LedgerRow } from './ledgerRows.js';
+import { SingleFlightCache, type Cached } from '../caching/singleFlightCache.js';
 
 /** Hour tables whose clients (and "exists" knowledge) a process keeps: the current one and a few before it. */
 const RECENT_TABLES = 6;
@@ -86,28 +87,20 @@ export async function openLedgerTable(
     }
     return client;
   };
-  // Tables this process created or wrote to: their first batch of the hour pays one create, later ones none.
-  const known = new Set<string>();
-  const createTable = async (tableName: string, signal: AbortSignal | undefined): Promise<void> => {
+  // Tables this process created (the last few hours'): their first batch of the hour pays one create, later
+  // ones none, and concurrent first batches share it (the shared single-flight cache, bounded).
+  const createdTables = new SingleFlightCache<string, true>({ maxEntries: RECENT_TABLES });
+  const createTable = async (tableName: string, signal: AbortSignal | undefined): Promise<Cached<true>> => {
     try {
       await clientFor(tableName).createTable(signal ? { abortSignal: signal } : {});
     } catch (error) {
       // The SDK already ignores "exists"; this covers services that answer 409 differently.
       if ((error as { statusCode?: unknown }).statusCode !== 409) throw error;
     }
-    known.add(tableName);
-    if (known.size > RECENT_TABLES) known.delete(known.values().next().value as string);
+    return { value: true, freshUntilMs: Infinity, staleUntilMs: Infinity };
   };
-  // Concurrent first batches of an hour share one create.
-  const creating = new Map<string, Promise<void>>();
   const ensureTable = async (tableName: string, signal: AbortSignal): Promise<void> => {
-    if (known.has(tableName)) return;
-    let pending = creating.get(tableName);
-    if (!pending) {
-      pending = createTable(tableName, signal).finally(() => creating.delete(tableName));
-      creating.set(tableName, pending);
-    }
-    await pending;
+    await createdTables.get(tableName, () => createTable(tableName, signal));
   };
   // The next hour's table is created ahead, in the background, in the last minutes of an hour, so the first
   // batch after the hour turns does not wait for a create (one attempt per hour per process; a failure only
@@ -119,10 +112,10 @@ export async function openLedgerTable(
     // Only while that hour is the current one and about to end (never for rows of a past hour).
     if (!start || now.getTime() < end - CREATE_AHEAD_MS || now.getTime() >= end) return;
     const next = periodTableName(location.tableName, hourBucketOf(new Date(start.getTime() + LEDGER_PERIOD_MS)));
-    if (known.has(next) || aheadTried.has(next)) return;
+    if (createdTables.peek(next) || aheadTried.has(next)) return;
     aheadTried.add(next);
     if (aheadTried.size > RECENT_TABLES) aheadTried.delete(aheadTried.values().next().value as string);
-    void createTable(next, AbortSignal.timeout(CREATE_AHEAD_TIMEOUT_MS)).catch(() => undefined);
+    createdTables.refresh(next, () => createTable(next, AbortSignal.timeout(CREATE_AHEAD_TIMEOUT_MS))).catch(() => undefined);
   };
 
   return {
@@ -140,7 +133,7 @@ export async function openLedgerTable(
       try {
         await clientFor(tableName).submitTransaction(actions, { abortSignal: signal });
       } catch (error) {
-        if ((error as { statusCode?: unknown }).statusCode === 404) known.delete(tableName); // created again on the retry
+        if ((error as { statusCode?: unknown }).statusCode === 404) createdTables.delete(tableName); // created again on the retry
         throw error;
       }
       createNextHourAhead(hourBucket, new Date());
