@@ -4,6 +4,8 @@ import { classifyVaultError, toDependencyUnavailable } from './keyVaultErrors.js
 import {
   isUsable,
   SECRET_NAME_PATTERN,
+  type ListableSecretStore,
+  type SecretListing,
   type SecretVersion,
   type SetSecretOptions,
   type WritableSecretStore,
@@ -39,7 +41,7 @@ const MAX_VERSION_VALUES = 20;
  * const vault = new KeyVaultSecretStore({ vaultUrl: 'https://contoso-sts.vault.azure.net/', timeoutMs: 3_000 });
  * const record = await vault.getSecret('mr-account-3f616cd1-c82e-4d20-9118-29717f9b97f9'); // undefined when absent
  */
-export class KeyVaultSecretStore implements WritableSecretStore {
+export class KeyVaultSecretStore implements WritableSecretStore, ListableSecretStore {
   private client: Promise<SecretClient> | undefined;
   private readonly clock: () => Date;
 
@@ -112,6 +114,45 @@ export class KeyVaultSecretStore implements WritableSecretStore {
     });
   }
 
+  /**
+   * The secret name index's listing (docs/key-vault.md#index): names with the current version's attributes,
+   * no values, one vault call per page of 25. Each page is bounded by `timeoutMs` on its own, so a large vault
+   * is not cut short by one overall deadline; a failure of any page fails the listing
+   * (`DependencyUnavailableError` with the vault's `Retry-After` when throttled).
+   */
+  async listSecrets(onPage: (page: readonly SecretListing[]) => void): Promise<void> {
+    const controller = new AbortController();
+    try {
+      const client = await this.bounded('list', (c) => Promise.resolve(c));
+      const pages = client.listPropertiesOfSecrets({ abortSignal: controller.signal }).byPage()[Symbol.asyncIterator]();
+      for (;;) {
+        const next = await this.boundedStep('list', controller, () => pages.next());
+        if (next.done === true) return;
+        onPage(next.value.map(toListing));
+      }
+    } catch (error) {
+      const failure = classifyVaultError(error);
+      throw toDependencyUnavailable(failure.kind === 'absent' ? { kind: 'rejected', status: 404, description: 'Key Vault list: not found' } : failure, error);
+    }
+  }
+
+  private async boundedStep<T>(operation: string, controller: AbortController, step: () => Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        const error = new Error(`Key Vault ${operation} took longer than ${this.options.timeoutMs} ms`);
+        error.name = 'TimeoutError';
+        controller.abort(error);
+        reject(error);
+      }, this.options.timeoutMs);
+    });
+    try {
+      return await Promise.race([step(), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   /** A read: "absent" answers resolve to `undefined`, every other failure is a `DependencyUnavailableError`. */
   private async read<T>(operation: string, call: (client: SecretClient, abortSignal: AbortSignal) => Promise<T>): Promise<T | undefined> {
     try {
@@ -180,6 +221,10 @@ export class KeyVaultSecretStore implements WritableSecretStore {
 function isLoopbackUrl(url: string): boolean {
   const host = new URL(url).hostname;
   return host === '127.0.0.1' || host === 'localhost' || host === '[::1]';
+}
+
+function toListing(p: SecretProperties): SecretListing {
+  return { name: p.name, enabled: p.enabled ?? true, updatedOn: p.updatedOn, notBefore: p.notBefore, expiresOn: p.expiresOn };
 }
 
 function toSecretVersion(secret: Pick<KeyVaultSecret, 'name' | 'properties' | 'value'>): SecretVersion {
