@@ -97,11 +97,11 @@ function render(report: ScaleReport, machine: { cpus: number; loadAtStart: numbe
       ` busiest 10 s ${vault.busiest10sTransactions} of a budget of ${vault.budgetPer10s}; ${vault.throttled} throttled`,
     `  reads of made-up names  ${vault.readsOfUnknownNames} (goal 0)`,
     '',
-    'instance      joined   right keys   served   RSS max   RSS end',
+    'instance      joined   right keys   served  RSS join   RSS max   RSS end',
     ...report.instances.map(
       (i) =>
         `${i.label.padEnd(12)} ${`+${i.joinedAtSeconds.toFixed(0)} s`.padStart(7)} ${String(i.honestRequests).padStart(11)} ${String(i.honestOk).padStart(8)}` +
-        ` ${`${i.maxRssMiB.toFixed(0)} MiB`.padStart(9)} ${`${i.finalRssMiB.toFixed(0)} MiB`.padStart(9)}`,
+        ` ${`${i.joinRssMiB.toFixed(0)} MiB`.padStart(9)} ${`${i.maxRssMiB.toFixed(0)} MiB`.padStart(9)} ${`${i.finalRssMiB.toFixed(0)} MiB`.padStart(9)}`,
     ),
     '',
     'instance warnings (stderr, by gist):',

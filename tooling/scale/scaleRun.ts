@@ -51,6 +51,8 @@ export interface InstanceReport {
   readonly joinedAtSeconds: number;
   readonly honestRequests: number;
   readonly honestOk: number;
+  /** RSS when the instance joined the run (before any traffic), at its peak, and at the end. */
+  readonly joinRssMiB: number;
   readonly maxRssMiB: number;
   readonly finalRssMiB: number;
 }
@@ -100,6 +102,7 @@ interface Target {
   readonly seen: Set<number>;
   honestRequests: number;
   honestOk: number;
+  joinRss: number;
   maxRss: number;
   finalRss: number;
 }
@@ -151,7 +154,7 @@ export async function runScale(options: ScaleOptions, log: (line: string) => voi
           warnings.set(gist, (warnings.get(gist) ?? 0) + 1);
         },
       });
-      const target: Target = { label, host, joinedAtMs: Date.now(), seen: new Set(), honestRequests: 0, honestOk: 0, maxRss: 0, finalRss: 0 };
+      const target: Target = { label, host, joinedAtMs: Date.now(), seen: new Set(), honestRequests: 0, honestOk: 0, joinRss: 0, maxRss: 0, finalRss: 0 };
       (join ? targets : waiting).push(target);
       log(`  ${label} listening at ${host.url} (+${((Date.now() - startedAtMs) / 1000).toFixed(1)} s)`);
       return target;
@@ -162,6 +165,7 @@ export async function runScale(options: ScaleOptions, log: (line: string) => voi
       ...Array.from({ length: options.lateInstances }, (_, i) => start(`late ${i + 1}`, false)),
     ]);
     vault.resetCounters();
+    for (const target of [...targets, ...waiting]) target.joinRss = (await target.host.rssBytes()) ?? 0;
 
     const runStartMs = Date.now();
     const deadline = runStartMs + options.seconds * 1000;
@@ -267,6 +271,7 @@ export async function runScale(options: ScaleOptions, log: (line: string) => voi
       log(`${waiting.length} cold instances join the pool (+${((Date.now() - runStartMs) / 1000).toFixed(0)} s)…`);
       for (const target of waiting.splice(0)) {
         (target as { joinedAtMs: number }).joinedAtMs = Date.now();
+        target.joinRss = (await target.host.rssBytes()) ?? 0;
         targets.push(target);
       }
     };
@@ -319,6 +324,7 @@ export async function runScale(options: ScaleOptions, log: (line: string) => voi
         joinedAtSeconds: Math.max(0, (t.joinedAtMs - runStartMs) / 1000),
         honestRequests: t.honestRequests,
         honestOk: t.honestOk,
+        joinRssMiB: t.joinRss / MIB,
         maxRssMiB: t.maxRss / MIB,
         finalRssMiB: t.finalRss / MIB,
       })),
