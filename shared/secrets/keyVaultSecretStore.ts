@@ -155,12 +155,17 @@ export class KeyVaultSecretStore implements WritableSecretStore, ListableSecretS
 
   /** A read: "absent" answers resolve to `undefined`, every other failure is a `DependencyUnavailableError`. */
   private async read<T>(operation: string, call: (client: SecretClient, abortSignal: AbortSignal) => Promise<T>): Promise<T | undefined> {
-    try {
-      return await this.bounded(operation, call);
-    } catch (error) {
-      const failure = classifyVaultError(error);
-      if (failure.kind === 'absent') return undefined;
-      throw toDependencyUnavailable(failure, error);
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        return await this.bounded(operation, call);
+      } catch (error) {
+        // A kept-alive connection the vault closed just as it was reused: one immediate retry (a read is
+        // idempotent). Anything else fails at once, so the cache can back off on the vault's terms.
+        if (attempt === 1 && isConnectionReset(error)) continue;
+        const failure = classifyVaultError(error);
+        if (failure.kind === 'absent') return undefined;
+        throw toDependencyUnavailable(failure, error);
+      }
     }
   }
 
@@ -216,6 +221,12 @@ export class KeyVaultSecretStore implements WritableSecretStore, ListableSecretS
       disableChallengeResourceVerification: isLoopbackUrl(this.options.vaultUrl),
     });
   }
+}
+
+/** A connection reset or broken pipe (the SDK's `RestError` carries the socket error's code). */
+function isConnectionReset(error: unknown): boolean {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return code === 'ECONNRESET' || code === 'EPIPE';
 }
 
 function isLoopbackUrl(url: string): boolean {

@@ -271,14 +271,25 @@ describe('vault faults: warm credentials keep working, cold ones get 503 + Retry
       expect(response.body).toBe('');
       expect(response.headers.get('ms-cv')).toMatch(/\.0$/);
     }
-    // One failed fetch per name in flight at most, then the cache backs off instead of adding load.
-    expect(server.stats.vaultRequests - requestsAtOutage).toBeLessThanOrEqual(warm.length + 1);
+    // One failed fetch per name in flight at most (a reset connection is retried once at once), then the
+    // cache backs off instead of adding load.
+    expect(server.stats.vaultRequests - requestsAtOutage).toBeLessThanOrEqual((warm.length + 1) * (mode === 'reset' ? 2 : 1));
     expect(cacheOf(services).stats().staleServes).toBeGreaterThanOrEqual(100);
 
     // Recovery is automatic once the vault answers and the Retry-After has passed.
     server.resetFaults();
     advance(Number((await requestToken(cold.accountId, cold.keys[0])).headers.get('retry-after') ?? 5));
     expect((await requestToken(cold.accountId, cold.keys[0])).status).toBe(200);
+  });
+
+  it('a connection reset as a kept-alive socket is reused: retried once at once, the right key served', async () => {
+    const [warm, account] = [await newAccount(), await newAccount()];
+    await startServices();
+    expect((await requestToken(warm.accountId, warm.keys[0])).status).toBe(200); // index, signing key, a kept-alive socket
+    server.faults.resetNext = 1;
+    const before = server.stats.vaultRequests;
+    expect((await requestToken(account.accountId, account.keys[0])).status).toBe(200);
+    expect(server.stats.vaultRequests - before).toBe(2);
   });
 
   it('a 429 storm: warm served, cold 503 with the vault’s Retry-After, one throttled call in all', async () => {

@@ -40,6 +40,8 @@ export interface KeyVaultFaults {
   identity: FailureMode | false;
   /** Writes (PUT, PATCH) still allowed; once 0, every write gets `503` (to cut a multi-step change short). */
   writesAllowed: number | false;
+  /** The next this-many vault requests have their connection reset unanswered (a kept-alive socket closing). */
+  resetNext: number;
 }
 
 /**
@@ -129,6 +131,7 @@ const noFaults = (): KeyVaultFaults => ({
   throttleRetryAfterSeconds: false,
   identity: false,
   writesAllowed: false,
+  resetNext: 0,
 });
 
 export class KeyVaultTestServer {
@@ -300,6 +303,10 @@ export class KeyVaultTestServer {
       const body = await readBody(req);
       if (this.faults.latencyMs > 0) await sleep(this.faults.latencyMs);
       if (this.faults.outage !== false) return this.fail(req, res, this.faults.outage, vaultError('ServiceUnavailable', 'The vault is unavailable.'));
+      if (this.faults.resetNext > 0) {
+        this.faults.resetNext -= 1;
+        return this.fail(req, res, 'reset', {});
+      }
 
       const url = new URL(req.url ?? '/', this.vaultOrigin);
       const apiVersion = url.searchParams.get('api-version');

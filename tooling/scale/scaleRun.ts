@@ -150,7 +150,8 @@ export async function runScale(options: ScaleOptions, log: (line: string) => voi
           // The instances' warnings (vault, index, ledger episodes), counted by their first words.
           if (stream !== 'stderr' && !/warn/i.test(line)) return;
           const refusal = / refused (\d{3}) \S+ reason=(\S+)/.exec(line);
-          const gist = refusal ? `refused ${refusal[1]} ${refusal[2]}` : line.replace(/\b[0-9a-f-]{8,}\b/g, '…').slice(0, 100);
+          const gist = refusal ? `refused ${refusal[1]} ${refusal[2]}` : line.replace(/\b[0-9a-f-]{8,}\b/g, '…')
+            .slice(0, 220);
           warnings.set(gist, (warnings.get(gist) ?? 0) + 1);
         },
       });
