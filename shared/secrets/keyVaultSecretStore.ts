@@ -121,18 +121,21 @@ export class KeyVaultSecretStore implements WritableSecretStore, ListableSecretS
    * (`DependencyUnavailableError` with the vault's `Retry-After` when throttled).
    */
   async listSecrets(onPage: (page: readonly SecretListing[]) => void): Promise<void> {
-    const controller = new AbortController();
-    try {
-      const client = await this.bounded('list', (c) => Promise.resolve(c));
-      const pages = client.listPropertiesOfSecrets({ abortSignal: controller.signal }).byPage()[Symbol.asyncIterator]();
-      for (;;) {
-        const next = await this.boundedStep('list', controller, () => pages.next());
-        if (next.done === true) return;
-        onPage(next.value.map(toListing));
+    for (let attempt = 1; ; attempt += 1) {
+      const controller = new AbortController();
+      try {
+        const client = await this.bounded('list', (c) => Promise.resolve(c));
+        const pages = client.listPropertiesOfSecrets({ abortSignal: controller.signal }).byPage()[Symbol.asyncIterator]();
+        for (;;) {
+          const next = await this.boundedStep('list', controller, () => pages.next());
+          if (next.done === true) return;
+          onPage(next.value.map(toListing));
+        }
+      } catch (error) {
+        // As for reads: a reset kept-alive connection starts the listing over once (pages seen again are harmless).
+        if (attempt === 1 && isConnectionReset(error)) continue;
+        throw listingFailure(error);
       }
-    } catch (error) {
-      const failure = classifyVaultError(error);
-      throw toDependencyUnavailable(failure.kind === 'absent' ? { kind: 'rejected', status: 404, description: 'Key Vault list: not found' } : failure, error);
     }
   }
 
@@ -221,6 +224,12 @@ export class KeyVaultSecretStore implements WritableSecretStore, ListableSecretS
       disableChallengeResourceVerification: isLoopbackUrl(this.options.vaultUrl),
     });
   }
+}
+
+/** A failed listing as the caller sees it: `DependencyUnavailableError` (with the vault's `Retry-After` when throttled). */
+function listingFailure(error: unknown): Error {
+  const failure = classifyVaultError(error);
+  return toDependencyUnavailable(failure.kind === 'absent' ? { kind: 'rejected', status: 404, description: 'Key Vault list: not found' } : failure, error);
 }
 
 /** A connection reset or broken pipe (the SDK's `RestError` carries the socket error's code). */
