@@ -8,14 +8,14 @@ import type { MixedRealityAccount } from '../../shared/credentials/records.js';
 import { vaultLayout } from '../../shared/credentials/vaultLayout.js';
 import { generateSigningJwk } from '../../shared/tokens/signingKeyMaterial.js';
 import { startLocalAzurite, type LocalAzurite } from '../../tools/localAzurite.js';
-import { KeyVaultTestServer } from '../doubles/keyVaultTestServer.js';
-import { createTestCertificateAuthority, loopbackCertificate } from '../doubles/testCertificates.js';
+import { createTestCertificateAuthority } from '../doubles/testCertificates.js';
 import { startHostChild, type HostChild } from '../load/localHostChild.js';
+import { startVaultProcess } from './vaultProcess.js';
 
 /**
  * The scale simulation (docs/scale.md#simulation): app instances as separate processes (the local host, as
- * `npm run host` runs it) sharing one Key Vault test server that throttles as Key Vault does (a transaction
- * budget per sliding 10 s window, scaled down to this machine) and one Azurite ledger. Honest clients present
+ * `npm run host` runs it) sharing one Key Vault test server (in a process of its own) that throttles as Key
+ * Vault does (a transaction budget per sliding 10 s window, scaled down to this machine) and one Azurite ledger. Honest clients present
  * right keys of many accounts to every instance; fresh instances join mid-run (cold: their first request for
  * any credential is a first read); a crowd of attacker addresses presents made-up credentials in three flows
  * at the same time. Everything runs on loopback; every phase is bounded in time.
@@ -113,10 +113,8 @@ const MIB = 1024 * 1024;
 export async function runScale(options: ScaleOptions, log: (line: string) => void): Promise<ScaleReport> {
   const scratch = await mkdtemp(join(tmpdir(), 'sts-scale-'));
   const ca = await createTestCertificateAuthority(join(scratch, 'ca'));
-  const vault = await new KeyVaultTestServer({
-    certificate: await loopbackCertificate(ca),
-    budget: { transactions: options.vaultBudget, windowSeconds: 10 },
-  }).start();
+  // In a process of its own, so the load generated here never delays the vault's answers.
+  const vault = await startVaultProcess(ca.dir, options.vaultBudget);
   let azurite: LocalAzurite | undefined;
   const targets: Target[] = [];
   /** Started with the others but sent nothing until they join: their index and cache are empty (cold). */
@@ -125,13 +123,17 @@ export async function runScale(options: ScaleOptions, log: (line: string) => voi
   const warnings = new Map<string, number>();
   try {
     const seed = randomBytes(16).toString('hex');
-    vault.seed(vaultLayout.signingKey, JSON.stringify(generateSigningJwk('ES256')), { contentType: 'application/jwk+json' });
     const accounts = Array.from({ length: options.credentials }, (_, index) => honestAccount(index, seed));
-    for (const account of accounts) {
-      vault.seed(vaultLayout.mixedRealityAccount(account.accountId), JSON.stringify(account), { contentType: 'application/json' });
-    }
+    await vault.seed([
+      { name: vaultLayout.signingKey, value: JSON.stringify(generateSigningJwk('ES256')), contentType: 'application/jwk+json' },
+      ...accounts.map((account) => ({
+        name: vaultLayout.mixedRealityAccount(account.accountId),
+        value: JSON.stringify(account),
+        contentType: 'application/json',
+      })),
+    ]);
     const env: Record<string, string> = {
-      ...vault.env(),
+      ...vault.env,
       NODE_EXTRA_CA_CERTS: ca.certPath,
       STS_SECRET_INDEX_REFRESH_SECONDS: String(options.indexRefreshSeconds),
       STS_LEDGER_MODE: options.ledger,
@@ -165,7 +167,7 @@ export async function runScale(options: ScaleOptions, log: (line: string) => voi
       ...Array.from({ length: options.instances }, (_, i) => start(`instance ${i + 1}`)),
       ...Array.from({ length: options.lateInstances }, (_, i) => start(`late ${i + 1}`, false)),
     ]);
-    vault.resetCounters();
+    await vault.resetCounters();
     for (const target of [...targets, ...waiting]) target.joinRss = (await target.host.rssBytes()) ?? 0;
 
     const runStartMs = Date.now();
@@ -254,10 +256,10 @@ export async function runScale(options: ScaleOptions, log: (line: string) => voi
     };
 
     const sampler = async (): Promise<void> => {
-      let before = vault.stats;
+      let before = (await vault.snapshot()).stats;
       while (Date.now() < deadline) {
         await sleep(1_000);
-        const after = vault.stats;
+        const after = (await vault.snapshot()).stats;
         transactionsPerSecond.push(after.secretReads - before.secretReads + after.listCalls - before.listCalls);
         before = after;
         for (const target of live()) {
@@ -287,8 +289,9 @@ export async function runScale(options: ScaleOptions, log: (line: string) => voi
     const durationSeconds = (Date.now() - runStartMs) / 1000;
     for (const target of targets) target.finalRss = (await target.host.rssBytes()) ?? 0;
 
-    const existing = new Set(vault.names().map((name) => name.toLowerCase()));
-    const stats = vault.stats;
+    const final = await vault.snapshot();
+    const existing = new Set(final.names.map((name) => name.toLowerCase()));
+    const stats = final.stats;
     const windowSums = transactionsPerSecond.map((_, i) => transactionsPerSecond.slice(Math.max(0, i - 9), i + 1).reduce((a, b) => a + b, 0));
     const ok = targets.reduce((sum, t) => sum + t.honestOk, 0);
     return {
@@ -318,7 +321,7 @@ export async function runScale(options: ScaleOptions, log: (line: string) => voi
         transactionsPerSecond: (stats.secretReads + stats.listCalls) / durationSeconds,
         busiest10sTransactions: Math.max(0, ...windowSums),
         throttled: stats.throttled,
-        readsOfUnknownNames: vault.namesRead().filter((name) => !existing.has(name)).length,
+        readsOfUnknownNames: final.namesRead.filter((name) => !existing.has(name)).length,
       },
       instances: targets.map((t) => ({
         label: t.label,
