@@ -97,7 +97,7 @@ export interface ScaleReport {
 interface Target {
   readonly label: string;
   readonly host: HostChild;
-  readonly joinedAtMs: number;
+  joinedAtMs: number;
   /** Accounts this instance has been asked for at least once. */
   readonly seen: Set<number>;
   honestRequests: number;
@@ -273,7 +273,7 @@ export async function runScale(options: ScaleOptions, log: (line: string) => voi
       await sleep((options.seconds * 1000) / 3);
       log(`${waiting.length} cold instances join the pool (+${((Date.now() - runStartMs) / 1000).toFixed(0)} s)…`);
       for (const target of waiting.splice(0)) {
-        (target as { joinedAtMs: number }).joinedAtMs = Date.now();
+        target.joinedAtMs = Date.now();
         target.joinRss = (await target.host.rssBytes()) ?? 0;
         targets.push(target);
       }
