@@ -20,7 +20,8 @@ export interface IndexedSecretStoreStats extends SecretCacheStats {
  * `getSecretVersions` (the signing key ring, a fixed name) passes through to the cache unchecked.
  *
  * @example
- * const store = new IndexedSecretStore(new SecretNameIndex(vault, { refreshSeconds: 60 }), new CachedSecretStore(vault, settings));
+ * const index = new SecretNameIndex(vault, { refreshSeconds: 60 });
+ * const store = new IndexedSecretStore(index, new CachedSecretStore(vault, settings));
  * await store.getSecret('mr-account-…'); // undefined, no vault call, when the vault holds no such secret
  */
 export class IndexedSecretStore implements SecretStore {
@@ -52,7 +53,10 @@ export class IndexedSecretStore implements SecretStore {
     return { ...this.cache.stats(), refusedUnlisted: this.refusedUnlisted, index: this.index.stats() };
   }
 
-  private async gated(name: string, read: (key: string) => Promise<SecretVersion | undefined>): Promise<SecretVersion | undefined> {
+  private async gated(
+    name: string,
+    read: (key: string) => Promise<SecretVersion | undefined>,
+  ): Promise<SecretVersion | undefined> {
     if (!SECRET_NAME_PATTERN.test(name)) return undefined;
     // Key Vault names are case-insensitive: one spelling per secret in the cache, as in the index.
     const key = name.toLowerCase();

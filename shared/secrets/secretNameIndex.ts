@@ -38,7 +38,10 @@ const JITTER_FRACTION = 0.2;
  */
 const SETTLE_MS = 5_000;
 
-type Waiter = { readonly resolve: (entry: IndexedSecret | undefined) => void; readonly reject: (error: unknown) => void };
+interface Waiter {
+  readonly resolve: (entry: IndexedSecret | undefined) => void;
+  readonly reject: (error: unknown) => void;
+}
 
 /**
  * The names of the secrets that exist, with their enabled flag, validity window and `updated` time: one
@@ -101,7 +104,8 @@ export class SecretNameIndex {
     if (!this.listing) {
       if (nowMs < this.retryAtMs) {
         const seconds = Math.max(1, Math.ceil((this.retryAtMs - nowMs) / 1000));
-        return Promise.reject(new DependencyUnavailableError('secret-store', seconds, 'The secret name index is not loaded yet'));
+        const error = new DependencyUnavailableError('secret-store', seconds, 'The secret name index is not loaded yet');
+        return Promise.reject(error);
       }
       this.startListing().catch(() => undefined);
     }
@@ -175,7 +179,9 @@ export class SecretNameIndex {
         const after = fresh.get(name);
         if (!after || !sameListing(before, after)) changed.add(name);
       }
-      for (const [name, entry] of fresh) if (entry.updatedOnMs >= this.lastListingStartMs - SETTLE_MS) changed.add(name);
+      for (const [name, entry] of fresh) {
+        if (entry.updatedOnMs >= this.lastListingStartMs - SETTLE_MS) changed.add(name);
+      }
     }
     this.known = fresh;
     this.partial = undefined;
@@ -197,13 +203,16 @@ export class SecretNameIndex {
 
   private onListingFailed(error: unknown, cold: boolean): never {
     this.counters.listingFailures += 1;
-    const retryAfter = error instanceof DependencyUnavailableError ? error.retryAfterSeconds : DEFAULT_RETRY_AFTER_SECONDS;
+    const known = error instanceof DependencyUnavailableError;
+    const retryAfter = known ? error.retryAfterSeconds : DEFAULT_RETRY_AFTER_SECONDS;
     const nowMs = this.clock().getTime();
     if (!this.failing) {
       this.warn(
         cold
-          ? `secret name index: the first listing failed (${describeError(error)}); lookups answer 503 until it succeeds`
-          : `secret name index: a refresh failed (${describeError(error)}); answering from the last listing until one succeeds`,
+          ? `secret name index: the first listing failed (${describeError(error)}); ` +
+              'lookups answer 503 until it succeeds'
+          : `secret name index: a refresh failed (${describeError(error)}); ` +
+              'answering from the last listing until one succeeds',
       );
     }
     this.failing = true;
@@ -211,7 +220,9 @@ export class SecretNameIndex {
     const unavailable =
       error instanceof DependencyUnavailableError
         ? error
-        : new DependencyUnavailableError('secret-store', retryAfter, 'The secret name index could not be loaded', { cause: error });
+        : new DependencyUnavailableError('secret-store', retryAfter, 'The secret name index could not be loaded', {
+            cause: error,
+          });
     if (cold) {
       this.partial = undefined;
       this.retryAtMs = nowMs + this.retryAfterSeconds * 1000;
@@ -256,5 +267,10 @@ function toIndexed(listed: SecretListing): IndexedSecret {
 }
 
 function sameListing(a: IndexedSecret, b: IndexedSecret): boolean {
-  return a.enabled === b.enabled && a.updatedOnMs === b.updatedOnMs && a.notBeforeMs === b.notBeforeMs && a.expiresOnMs === b.expiresOnMs;
+  return (
+    a.enabled === b.enabled &&
+    a.updatedOnMs === b.updatedOnMs &&
+    a.notBeforeMs === b.notBeforeMs &&
+    a.expiresOnMs === b.expiresOnMs
+  );
 }
