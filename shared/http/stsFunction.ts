@@ -5,7 +5,6 @@ import { DependencyUnavailableError, payloadTooLarge, serviceUnavailable, StsErr
 import { flowDeclaration, type CorrelationHeader, type FlowName } from '../flowCatalogue.js';
 import type { LedgerEntry } from '../ledger/ledger.js';
 import { describeError } from '../logging/redact.js';
-import { withReadAttribution } from '../secrets/readAttribution.js';
 import { ipKey } from '../security/failedAttemptLimiter.js';
 import { refusalAfterLimits } from '../security/refusalAfterLimits.js';
 import { requestLimitViolation } from '../security/requestLimits.js';
@@ -137,15 +136,15 @@ function stsHandler(spec: StsFunctionSpec, servicesOf: () => Promise<StsServices
       const tooLarge = requestLimitViolation(request, services.config.limits);
       if (tooLarge) throw tooLarge;
       // Vault reads of this request count against this client's share of the read budget.
-      const outcome = await withReadAttribution(ipKey(clientIp), () => spec.handle({
+      const outcome = await spec.handle({
         request,
         context,
-        services,
+        services: attributedServices(services, ipKey(clientIp)),
         requestId,
         clientIp,
         now,
         readBody: () => readBoundedBody(request, maxBodyBytes),
-      }));
+      });
       if (outcome.issuance) {
         // Required mode: rejects when the row cannot be committed, and then no token leaves.
         await services.ledger.record({
@@ -183,6 +182,15 @@ function stsHandler(spec: StsFunctionSpec, servicesOf: () => Promise<StsServices
   };
 
   return handler;
+}
+
+/**
+ * The services of one request: the same objects, but credential reads charged to `requester`'s share of the
+ * vault read budget. A view over `services` (its prototype), so nothing else is copied or re-created.
+ */
+function attributedServices(services: StsServices, requester: string | undefined): StsServices {
+  if (requester === undefined) return services;
+  return Object.create(services, { credentials: { value: services.credentials.attributedTo(requester), enumerable: true } }) as StsServices;
 }
 
 /** How long a refusal waits for its ledger row before answering anyway (the write goes on behind it). */
