@@ -86,17 +86,12 @@ export function defineStsFunction(spec: StsFunctionSpec): StsFunctionDefinition 
 function stsHandler(spec: StsFunctionSpec, servicesOf: () => Promise<StsServices>): HttpHandler {
   const declaration = flowDeclaration(spec.name);
   const serve = async (request: HttpRequest, context: InvocationContext, requestId: string): Promise<HttpResponseInit> => {
-    const correlation = correlationHeaders(declaration.correlationHeader, requestId);
-    const finish = (response: HttpResponseInit): HttpResponseInit =>
-      withContentLength({
-        ...response,
-        headers: {
-          // Only a successful public document may be cached; errors never are.
-          ...(declaration.cacheable && (response.status ?? 200) < 400 ? {} : securityHeaders()),
-          ...correlation,
-          ...(response.headers as Record<string, string> | undefined),
-        },
-      });
+    const finish = (response: HttpResponseInit): HttpResponseInit => {
+      // Only a successful public document may be cached; errors never are.
+      const headers = declaration.cacheable && (response.status ?? 200) < 400 ? {} : securityHeaders();
+      addCorrelationHeader(headers, declaration.correlationHeader, requestId);
+      return withContentLength({ ...response, headers: Object.assign(headers, response.headers as Record<string, string> | undefined) });
+    };
 
     let services: StsServices;
     try {
@@ -242,28 +237,36 @@ const BODILESS_STATUSES = new Set([204, 205, 304]);
  * The response with `Content-Length` set by the app (a `jsonBody` becomes its JSON text), so both hosts send a
  * sized response: the Functions host passes the header through (RpcHttp and streaming alike) and would otherwise
  * answer `Transfer-Encoding: chunked` (docs/hosts.md). 204/205/304 carry neither body nor length.
+ * `response.headers` must be a plain object of the caller's own: it is edited in place (one copy per response
+ * is enough).
  */
 function withContentLength(response: HttpResponseInit): HttpResponseInit {
   const status = response.status ?? 200;
-  const headers = { ...(response.headers as Record<string, string> | undefined) };
-  for (const name of Object.keys(headers)) if (name.toLowerCase() === 'content-length') delete headers[name];
+  const headers = (response.headers ?? {}) as Record<string, string>;
+  let hasContentType = false;
+  for (const name of Object.keys(headers)) {
+    const lower = name.toLowerCase();
+    if (lower === 'content-length') delete headers[name];
+    else if (lower === 'content-type') hasContentType = true;
+  }
   if (BODILESS_STATUSES.has(status)) return { status, headers };
   let length: number;
   let body = response.body;
   if (response.jsonBody !== undefined) {
     body = JSON.stringify(response.jsonBody);
-    if (!Object.keys(headers).some((name) => name.toLowerCase() === 'content-type')) headers['Content-Type'] = 'application/json';
+    if (!hasContentType) headers['Content-Type'] = 'application/json';
   }
   if (typeof body === 'string') length = Buffer.byteLength(body, 'utf8');
   else if (body instanceof Uint8Array) length = body.byteLength;
   else if (body === undefined || body === null) length = 0;
   else return { ...response, headers }; // a stream or form data has no length known up front: the host frames it
-  return { status, headers: { ...headers, 'Content-Length': String(length) }, body, ...(response.cookies ? { cookies: response.cookies } : {}) };
+  headers['Content-Length'] = String(length);
+  return { status, headers, body, ...(response.cookies ? { cookies: response.cookies } : {}) };
 }
 
-function correlationHeaders(header: CorrelationHeader | undefined, requestId: string): Record<string, string> {
-  if (!header) return { 'x-ms-request-id': requestId };
-  return { [header.name]: header.value === 'correlationVector' ? newCorrelationVector() : requestId };
+function addCorrelationHeader(headers: Record<string, string>, header: CorrelationHeader | undefined, requestId: string): void {
+  if (!header) headers['x-ms-request-id'] = requestId;
+  else headers[header.name] = header.value === 'correlationVector' ? newCorrelationVector() : requestId;
 }
 
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
