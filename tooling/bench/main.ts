@@ -83,7 +83,7 @@ async function main(argv: readonly string[]): Promise<number> {
 
   try {
     await section('inprocess', 'In-process CPU per token', async () => {
-      measurements.inProcess = await measureInProcess(fixtures, plan.inProcessIterations);
+      measurements.inProcess = await measureInProcess(fixtures, plan.inProcessIterations, plan.profile);
     });
     await section('coldstart', 'Cold start', async () => {
       measurements.coldStart = await measureColdStart(fixtures, plan.coldStarts, progress);

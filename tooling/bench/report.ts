@@ -330,6 +330,16 @@ export function renderReport(
       ),
       '',
     );
+    if (inProcess.mixedRealityStages) {
+      out.push(`Where a Mixed Reality token's CPU goes in process (${inProcess.concurrency} in flight; shares of a CPU profile × the CPU per token above)`);
+      out.push(
+        formatTable(
+          ['stage', 'µs', 'share'],
+          inProcess.mixedRealityStages.map((s) => [s.stage, fixed(s.micros, 1), `${fixed(100 * s.share, 1)} %`]),
+        ),
+        '',
+      );
+    }
   }
   if (coldStart) {
     out.push(`Cold start (${coldStart.bare.starts} starts each, medians; ms since the process started, as measured inside it)`);
