@@ -73,7 +73,8 @@ export async function measureRealWorker(
   const hosts: StubHost[] = [];
   const worker = await startLoadWorker(fixtures);
   try {
-    const env = fixtures.childEnv({ STUB_NO_LOCAL_SETTINGS: '1', STUB_WORKER_NODE: process.execPath });
+    // STUB_FRONT_END_XFF: X-Forwarded-For as App Service's front end adds it, so the app sees a client address as in Azure.
+    const env = fixtures.childEnv({ STUB_NO_LOCAL_SETTINGS: '1', STUB_WORKER_NODE: process.execPath, STUB_FRONT_END_XFF: '1' });
     const sts = await startStubHost(harness, fixtures.appRoot, env);
     hosts.push(sts);
     const noop = await startStubHost(harness, noopRoot, env);
