@@ -24,12 +24,30 @@ import { startLoadWorker } from './throughput.js';
  * shown beside it; both apps run side by side and are loaded in turn, interleaved, like every other section.
  */
 
-export const REAL_WORKER_TARGET = { sts: 'real-worker:mixedReality', noop: 'real-worker:noop' } as const;
+export const REAL_WORKER_TARGET = {
+  sts: 'real-worker:mixedReality',
+  noop: 'real-worker:noop',
+  stsPaced: 'real-worker:mixedReality:paced',
+  noopPaced: 'real-worker:noop:paced',
+} as const;
+
+/** Connections of the paced runs, and their rate as a share of the app's own throughput at that count. */
+const PACED_CONNECTIONS = 10;
+const PACED_SHARE = 0.5;
 
 export interface RealWorkerResults {
   readonly harness: string;
   readonly workerVersion: string;
+  /** As fast as each app answers: req/s, and CPU per request at that rate. */
   readonly summaries: readonly LoadSummary[];
+  /**
+   * Both apps at one fixed rate (half the app's own throughput at 10 connections): CPU per request with the
+   * same number of requests per event-loop turn. The worker's CPU per request falls as its rate rises (gRPC
+   * frames and socket writes are shared by the requests of one turn), so an app answering more slowly looks
+   * dearer per request when each runs flat out on a shared machine; at one rate that effect is gone.
+   */
+  readonly paced: readonly LoadSummary[];
+  readonly pacedRate: number;
 }
 
 interface StubHost {
@@ -92,7 +110,16 @@ export async function measureRealWorker(
       },
     ];
     await verifyTargets(targets);
-    return { harness, workerVersion: sts.workerVersion, summaries: await runLoadMatrix(worker, targets, plan, log) };
+    const summaries = await runLoadMatrix(worker, targets, plan, log);
+    const appRate = summaries.find((s) => s.targetId === REAL_WORKER_TARGET.sts && s.connections === PACED_CONNECTIONS)?.requestsPerSecond;
+    const pacedRate = Math.max(50, Math.round(PACED_SHARE * (appRate ?? Math.min(...summaries.map((s) => s.requestsPerSecond)))));
+    const pacedTargets = targets.map((target) => ({
+      ...target,
+      id: target.id === REAL_WORKER_TARGET.sts ? REAL_WORKER_TARGET.stsPaced : REAL_WORKER_TARGET.noopPaced,
+      label: `${target.label}, ${pacedRate} req/s`,
+    }));
+    const paced = await runLoadMatrix(worker, pacedTargets, { ...plan, connections: [PACED_CONNECTIONS], warmupSeconds: 0, overallRate: pacedRate }, log);
+    return { harness, workerVersion: sts.workerVersion, summaries, paced, pacedRate };
   } finally {
     await Promise.all([worker.stop(), ...hosts.map((host) => host.stop())]);
     await rm(noopRoot, { recursive: true, force: true });
