@@ -10,6 +10,7 @@ import { refusalAfterLimits } from '../security/refusalAfterLimits.js';
 import { requestLimitViolation } from '../security/requestLimits.js';
 import { getServices, type StsServices } from '../services.js';
 import { clientAddressOf } from './clientAddress.js';
+import { corsResponseHeaders, optionsAnswer } from './cors.js';
 import { renderError } from './errorShapes.js';
 import { newCorrelationVector, securityHeaders } from './responseHeaders.js';
 
@@ -75,7 +76,9 @@ export function defineStsFunction(spec: StsFunctionSpec): StsFunctionDefinition 
   return {
     name: spec.name,
     route,
-    methods: [...methods],
+    // OPTIONS too, so a browser's preflight reaches the app (docs/cors.md); an OPTIONS that is no preflight gets
+    // the host's empty 404 all the same.
+    methods: [...methods, 'OPTIONS'],
     authLevel: 'anonymous',
     handler: stsHandler(spec, getServices),
     handlerFor: (services) => stsHandler(spec, () => Promise.resolve(services)),
@@ -86,10 +89,12 @@ export function defineStsFunction(spec: StsFunctionSpec): StsFunctionDefinition 
 function stsHandler(spec: StsFunctionSpec, servicesOf: () => Promise<StsServices>): HttpHandler {
   const declaration = flowDeclaration(spec.name);
   const serve = async (request: HttpRequest, context: InvocationContext, requestId: string): Promise<HttpResponseInit> => {
+    let cors: Record<string, string> | undefined;
     const finish = (response: HttpResponseInit): HttpResponseInit => {
       // Only a successful public document may be cached; errors never are.
       const headers = declaration.cacheable && (response.status ?? 200) < 400 ? {} : securityHeaders();
       addCorrelationHeader(headers, declaration.correlationHeader, requestId);
+      if (cors) Object.assign(headers, cors);
       return withContentLength({ ...response, headers: Object.assign(headers, response.headers as Record<string, string> | undefined) });
     };
 
@@ -100,6 +105,11 @@ function stsHandler(spec: StsFunctionSpec, servicesOf: () => Promise<StsServices
       context.error(`startup failed: ${describeError(error)}`);
       return finish({ status: 500, body: '' });
     }
+    if (request.method === 'OPTIONS') {
+      const answer = optionsAnswer(services.config.cors, request, spec.name, declaration.methods);
+      return answer.status === 404 ? withContentLength(answer) : finish(answer);
+    }
+    cors = corsResponseHeaders(services.config.cors, request);
     const clientIp = clientAddressOf(request.headers, services.config.clientAddress);
     const now = services.clock();
     const maxBodyBytes = services.config.limits.maxBodyBytes;

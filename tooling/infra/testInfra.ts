@@ -61,6 +61,7 @@ const EXPECTED_APP_SETTINGS = [
   'STS_WRAP_ISSUER',
   'STS_ENTRA_AUTHORITY',
   'STS_ENTRA_AUDIENCE',
+  'STS_CORS_ALLOWED_ORIGINS',
   'STS_LEDGER_MODE',
   'STS_LEDGER_TABLE',
   'STS_LEDGER_TABLE_URL',
@@ -342,6 +343,12 @@ async function checkCompiledTemplate(mainJsonPath: string): Promise<void> {
     check('function app: SCM minimum TLS 1.2', get(props, 'siteConfig', 'scmMinTlsVersion') === '1.2');
     check('function app: FTPS disabled', get(props, 'siteConfig', 'ftpsState') === 'Disabled');
     check('function app: HTTP/2 enabled', get(props, 'siteConfig', 'http20Enabled') === true);
+    // docs/cors.md: the host answers preflights from siteConfig.cors on Flex; the app reads the same list.
+    check('function app: platform CORS never with credentials', get(props, 'siteConfig', 'cors', 'supportCredentials') === false);
+    check(
+      'function app: platform CORS origins from the corsAllowedOrigins parameter',
+      parameterReferences(String(get(props, 'siteConfig', 'cors', 'allowedOrigins') ?? '')).includes('corsAllowedOrigins'),
+    );
     check('function app: no app settings inline (one appsettings resource holds them)', get(props, 'siteConfig', 'appSettings') === undefined);
     check(
       'function app: runtime node 22 (functionAppConfig)',
