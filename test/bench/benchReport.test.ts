@@ -92,8 +92,8 @@ describe('ratios and targets', () => {
       iterations: 100,
       concurrency: 32,
       flows: {
-        mixedReality: { sequential: perOp(70), concurrent: perOp(60), non200: 0 },
-        wrap: { sequential: perOp(30), concurrent: perOp(25), non200: 0 },
+        mixedRealityToken: { sequential: perOp(70), concurrent: perOp(60), non200: 0 },
+        wrapToken: { sequential: perOp(30), concurrent: perOp(25), non200: 0 },
       },
       primitives: {
         'ES256 sign, node:crypto sync': { sequential: perOp(30), concurrent: perOp(30) },
