@@ -93,11 +93,13 @@ beforeAll(async () => {
   // Rows as an outage leaves them: an abandoned one, and an issued one committed long after its AnswerBy (its
   // mark lost with its instance).
   const table = await openLedgerTable({ tableName: TABLE, connectionString: azurite.connectionString }, () => Promise.reject(new Error('unused')));
+  // One transaction each: the two rows are a minute apart, so an hour may begin between them (another partition).
   await table.submitTransaction(
-    [
-      abandonedRowOf({ ...toLedgerRow(abandoned, 0), AnswerBy: new Date(abandoned.time.getTime() + 4_000) }),
-      { ...toLedgerRow(late, 0), AnswerBy: new Date(late.time.getTime() + 4_000) },
-    ],
+    [abandonedRowOf({ ...toLedgerRow(abandoned, 0), AnswerBy: new Date(abandoned.time.getTime() + 4_000) })],
+    AbortSignal.timeout(10_000),
+  );
+  await table.submitTransaction(
+    [{ ...toLedgerRow(late, 0), AnswerBy: new Date(late.time.getTime() + 4_000) }],
     AbortSignal.timeout(10_000),
   );
   // A credential-less refusal written as STS_LEDGER_CLIENT_ADDRESS=truncated stores it: under its /24.
