@@ -30,7 +30,6 @@ param environmentName string = 'sts'
   'eastasia'
   'eastus'
   'eastus2'
-  'eastus2euap'
   'francecentral'
   'germanywestcentral'
   'italynorth'
@@ -138,13 +137,14 @@ param instanceMemoryMB int = 2048
 @description('Object id of the operator (user, group or service principal) that runs the admin CLI against the vault; empty for none. `az ad signed-in-user show --query id -o tsv` gives yours.')
 param deployerPrincipalId string = ''
 
-@description('Kind of principal deployerPrincipalId is: azd passes AZURE_PRINCIPAL_TYPE (User, or ServicePrincipal for a service-principal login as in CI).')
+@description('Kind of principal deployerPrincipalId is (User, Group or ServicePrincipal); empty lets Azure Resource Manager look it up, which works for a user and a service principal alike.')
 @allowed([
+  ''
   'User'
   'Group'
   'ServicePrincipal'
 ])
-param deployerPrincipalType string = 'User'
+param deployerPrincipalType string = ''
 
 @description('Private JWK (JSON) of the initial JWT signing key; empty leaves the vault\'s signing key as it is. Written by `npm run sts -- infra-params`.')
 @secure()

@@ -50,7 +50,6 @@ const EXPECTED_APP_SETTINGS = [
   'AzureWebJobsStorage__credential',
   'AzureWebJobsStorage__clientId',
   'AzureWebJobsDisableHomepage',
-  'languageWorkers__node__arguments',
   'APPLICATIONINSIGHTS_CONNECTION_STRING',
   'APPLICATIONINSIGHTS_AUTHENTICATION_STRING',
   'AZURE_CLIENT_ID',
@@ -83,7 +82,7 @@ const FORBIDDEN_APP_SETTINGS = [
  */
 const FLEX_CONSUMPTION_REGIONS = [
   'australiaeast', 'australiasoutheast', 'brazilsouth', 'canadacentral', 'centralindia', 'centralus', 'eastasia', 'eastus',
-  'eastus2', 'eastus2euap', 'francecentral', 'germanywestcentral', 'italynorth', 'japaneast', 'koreacentral', 'northcentralus',
+  'eastus2', 'francecentral', 'germanywestcentral', 'italynorth', 'japaneast', 'koreacentral', 'northcentralus',
   'northeurope', 'norwayeast', 'southafricanorth', 'southcentralus', 'southeastasia', 'southindia', 'spaincentral', 'swedencentral',
   'uaenorth', 'uksouth', 'ukwest', 'westcentralus', 'westeurope', 'westus', 'westus2', 'westus3',
 ];
@@ -389,8 +388,8 @@ async function checkCompiledTemplate(mainJsonPath: string): Promise<void> {
     );
     check('app settings: the host homepage is off (AzureWebJobsDisableHomepage=true, `/` answers 204)', settings.AzureWebJobsDisableHomepage === 'true');
     check(
-      "app settings: the worker's Node reads request heads up to Kestrel's limits (--max-http-header-size=49152)",
-      settings.languageWorkers__node__arguments === '--max-http-header-size=49152',
+      'app settings: no languageWorkers__node__arguments (the host would not reuse its placeholder worker; docs/deploy.md)',
+      !names.some((n) => n.toLowerCase().startsWith('languageworkers__')),
     );
     check('app settings: STS_ISSUER is https', typeof settings.STS_ISSUER === 'string' && settings.STS_ISSUER.includes('https://'));
     check(
@@ -477,21 +476,36 @@ async function checkCompiledTemplate(mainJsonPath: string): Promise<void> {
       ids.length === 1 && id !== undefined && id in ROLE_SCOPES && scopeType === ROLE_SCOPES[id],
       `roleDefinitionId ${String(definition)}, scope ${String(scope)}`,
     );
-    check(`role assignment ${id ?? '?'}: principalType set`, typeof get(resource, 'properties', 'principalType') === 'string');
+    const isDeployer = String(get(resource, 'properties', 'principalId')).includes("parameters('deployerPrincipalId')");
+    check(
+      `role assignment ${id ?? '?'}: principalType ${isDeployer ? "the deployer's, or none when not given" : 'ServicePrincipal (the app identity)'}`,
+      isDeployer ? typeof get(resource, 'properties', 'principalType') === 'string' : get(resource, 'properties', 'principalType') === 'ServicePrincipal',
+    );
     if (id) granted.push(id);
   }
   const expected = Object.values(ROLES).sort();
   check('role assignments: exactly the expected roles, each once', JSON.stringify([...granted].sort()) === JSON.stringify(expected), granted.join(', '));
   const deployerAssignments = assignments.filter(({ resource }) => String(get(resource, 'properties', 'principalId')).includes("parameters('deployerPrincipalId')"));
+  // azd supplies no principal type in bicepparam mode: an empty type must send none (ARM looks the principal up).
   check(
-    "deployer role assignments: principalType is the deployer's (deployerPrincipalType), never a fixed 'User'",
-    deployerAssignments.length === 2 && deployerAssignments.every(({ resource }) => get(resource, 'properties', 'principalType') === "[parameters('deployerPrincipalType')]"),
+    "deployer role assignments: principalType is deployerPrincipalType, and null (not sent) when that is empty",
+    deployerAssignments.length === 2 &&
+      deployerAssignments.every(({ resource }) => get(resource, 'properties', 'principalType') === "[variables('deployerPrincipalTypeOrNone')]"),
     deployerAssignments.map(({ resource }) => String(get(resource, 'properties', 'principalType'))).join(', '),
+  );
+  const roleScope = scopes.find((s) => s.path === 'main/roleAssignments');
+  check(
+    'deployerPrincipalTypeOrNone is null for an empty type, else the type',
+    get(roleScope?.template, 'variables', 'deployerPrincipalTypeOrNone') === "[if(empty(parameters('deployerPrincipalType')), null(), parameters('deployerPrincipalType'))]",
+    String(get(roleScope?.template, 'variables', 'deployerPrincipalTypeOrNone')),
   );
   const passedType = found.filter((r) => r.type === 'Microsoft.Resources/deployments' && r.leafName === 'roleAssignments').map((r) => get(r.resource, 'properties', 'parameters', 'deployerPrincipalType', 'value'));
   check('main passes deployerPrincipalType to the role assignments', passedType.length === 1 && passedType[0] === "[parameters('deployerPrincipalType')]", String(passedType[0]));
   const principalTypes = get(root, 'parameters', 'deployerPrincipalType', 'allowedValues');
-  check('deployerPrincipalType allows User and ServicePrincipal', Array.isArray(principalTypes) && principalTypes.includes('User') && principalTypes.includes('ServicePrincipal'));
+  check(
+    'deployerPrincipalType allows User, ServicePrincipal and empty (the default: looked up by ARM)',
+    Array.isArray(principalTypes) && ['', 'User', 'ServicePrincipal'].every((t) => principalTypes.includes(t)) && get(root, 'parameters', 'deployerPrincipalType', 'defaultValue') === '',
+  );
 
   // Region
   const regions = get(root, 'parameters', 'location', 'allowedValues');
@@ -673,13 +687,25 @@ async function main(): Promise<void> {
     if (buildParams.code === 0) {
       const committed = get(JSON.parse(await readFile(paramsOut, 'utf8')) as JsonObject, 'parameters');
       check('committed parameters carry no signing key', (get(committed, 'signingKeyJwk', 'value') ?? '') === '' && get(committed, 'initialSecrets') === undefined);
-      check('deployer principal type defaults to User without azd', get(committed, 'deployerPrincipalType', 'value') === 'User');
+      check('deployer principal type is empty (looked up by ARM) without AZURE_PRINCIPAL_TYPE, as azd leaves it', get(committed, 'deployerPrincipalType', 'value') === '');
+    }
+    // What azd really passes in bicepparam mode (bicep_provider.go, compileBicep): AZURE_PRINCIPAL_ID only.
+    const azdOut = join(work, 'main.azd.parameters.json');
+    const azdParams = await run(bicep, ['build-params', join(INFRA, 'main.bicepparam'), '--outfile', azdOut], {
+      env: { ...sanitizedEnv(), AZURE_PRINCIPAL_ID: '00000000-0000-4000-8000-0000000000bb' },
+    });
+    if (check("bicep build-params with azd's environment (AZURE_PRINCIPAL_ID, no AZURE_PRINCIPAL_TYPE)", azdParams.code === 0, azdParams.stderr.trim())) {
+      const azd = get(JSON.parse(await readFile(azdOut, 'utf8')) as JsonObject, 'parameters');
+      check(
+        'azd as a user or a service principal: the deployer is granted with no principalType (ARM looks it up)',
+        get(azd, 'deployerPrincipalType', 'value') === '' && get(azd, 'deployerPrincipalId', 'value') === '00000000-0000-4000-8000-0000000000bb',
+      );
     }
     const spOut = join(work, 'main.sp.parameters.json');
     const spParams = await run(bicep, ['build-params', join(INFRA, 'main.bicepparam'), '--outfile', spOut], {
       env: { ...sanitizedEnv(), AZURE_PRINCIPAL_ID: '00000000-0000-4000-8000-0000000000aa', AZURE_PRINCIPAL_TYPE: 'ServicePrincipal' },
     });
-    if (check('bicep build-params with azd\'s AZURE_PRINCIPAL_TYPE=ServicePrincipal', spParams.code === 0, spParams.stderr.trim())) {
+    if (check('bicep build-params with AZURE_PRINCIPAL_TYPE=ServicePrincipal set by hand', spParams.code === 0, spParams.stderr.trim())) {
       const sp = get(JSON.parse(await readFile(spOut, 'utf8')) as JsonObject, 'parameters');
       check('a service-principal login (CI) is granted as ServicePrincipal', get(sp, 'deployerPrincipalType', 'value') === 'ServicePrincipal' && get(sp, 'deployerPrincipalId', 'value') === '00000000-0000-4000-8000-0000000000aa');
     }
