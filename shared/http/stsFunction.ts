@@ -10,6 +10,7 @@ import { ipKey } from '../security/failedAttemptLimiter.js';
 import { refusalAfterLimits } from '../security/refusalAfterLimits.js';
 import { requestLimitViolation } from '../security/requestLimits.js';
 import { getServices, type StsServices } from '../services.js';
+import { emitRequestTelemetry, newRequestFacts, type RequestFacts } from '../telemetry/requestTelemetry.js';
 import { clientAddressOf } from './clientAddress.js';
 import { renderError } from './errorShapes.js';
 import { newCorrelationVector, securityHeaders } from './responseHeaders.js';
@@ -86,7 +87,7 @@ export function defineStsFunction(spec: StsFunctionSpec): StsFunctionDefinition 
 /** The handler of {@link defineStsFunction}, taking its services from `servicesOf` on every request. */
 function stsHandler(spec: StsFunctionSpec, servicesOf: () => Promise<StsServices>): HttpHandler {
   const declaration = flowDeclaration(spec.name);
-  const serve = async (request: HttpRequest, context: InvocationContext, requestId: string): Promise<HttpResponseInit> => {
+  const serve = async (request: HttpRequest, context: InvocationContext, requestId: string, facts: RequestFacts): Promise<HttpResponseInit> => {
     const correlation = correlationHeaders(declaration.correlationHeader, requestId);
     const finish = (response: HttpResponseInit): HttpResponseInit =>
       withContentLength({
@@ -107,6 +108,7 @@ function stsHandler(spec: StsFunctionSpec, servicesOf: () => Promise<StsServices
       return finish({ status: 500, body: '' });
     }
     const clientIp = clientAddressOf(request.headers, services.config.clientAddress);
+    facts.clientIp = clientIp;
     const now = services.clock();
     const maxBodyBytes = services.config.limits.maxBodyBytes;
 
@@ -114,6 +116,7 @@ function stsHandler(spec: StsFunctionSpec, servicesOf: () => Promise<StsServices
       // Counted only once the request was refused, so a right key is never refused by the limits; over a
       // limit, a refused credential answers 429 and only the first such answer per window is recorded.
       const { error, report } = refusalAfterLimits(services.failedAttempts, refusal, clientIp);
+      facts.refusal = error;
       if (!report) return finish(renderError(declaration.errorShape, error, { requestId, now }));
       if (error.status === 401 || error.status === 403 || error.status === 429) {
         await recordBestEffort(services, context, {
@@ -147,6 +150,9 @@ function stsHandler(spec: StsFunctionSpec, servicesOf: () => Promise<StsServices
         readBody: () => readBoundedBody(request, maxBodyBytes),
       }));
       if (outcome.issuance) {
+        facts.issued = true;
+        facts.credentialId = outcome.issuance.credentialId;
+        facts.principal = outcome.issuance.principal;
         // Required mode: rejects when the row cannot be committed, and then no token leaves.
         await services.ledger.record({
           ...outcome.issuance,
@@ -162,6 +168,7 @@ function stsHandler(spec: StsFunctionSpec, servicesOf: () => Promise<StsServices
     } catch (error) {
       if (error instanceof StsError) return refuse(error);
       if (error instanceof DependencyUnavailableError) {
+        facts.unavailable = error;
         context.warn(`${spec.name} unavailable: ${error.dependency} ${describeError(error)}`);
         return finish(renderError(declaration.errorShape, serviceUnavailable(error.retryAfterSeconds), { requestId, now }));
       }
@@ -173,13 +180,19 @@ function stsHandler(spec: StsFunctionSpec, servicesOf: () => Promise<StsServices
   // Under HTTP streaming a handler that throws sends the client nothing at all (the connection hangs until the
   // host times out), so nothing may escape: not a renderer, not the limiter, not the ledger's refusal path.
   const handler: HttpHandler = async (request, context) => {
+    const started = performance.now();
     const requestId = isGuid(context.invocationId) ? context.invocationId : randomUUID();
+    const facts = newRequestFacts();
+    let response: HttpResponseInit;
     try {
-      return await serve(request, context, requestId);
+      response = await serve(request, context, requestId, facts);
     } catch (error) {
       context.error(`${spec.name} failed: ${describeError(error)}`);
-      return withContentLength({ status: 500, headers: { ...securityHeaders(), 'x-ms-request-id': requestId }, body: '' });
+      response = withContentLength({ status: 500, headers: { ...securityHeaders(), 'x-ms-request-id': requestId }, body: '' });
     }
+    // One telemetry record per request (shared/telemetry/requestTelemetry.ts, docs/operations.md).
+    emitRequestTelemetry((line) => context.info(line), spec.name, response.status ?? 200, performance.now() - started, facts);
+    return response;
   };
 
   return handler;
