@@ -24,6 +24,7 @@ const run = promisify(execFile);
  */
 
 const EXPECTED_FUNCTIONS = [
+  'health health',
   'issueLimitedAccessToken sts/v1.0/issueLimitedAccessToken',
   'issueToken sts/v1.0/issueToken',
   'jwks .well-known/jwks.json',

@@ -55,6 +55,10 @@ const EXPECTED = [
   { name: 'jwks', route: '.well-known/jwks.json', methods: ['GET'], correlationHeader: 'x-ms-request-id', errorShape: 'oauthJson' },
 ] as const;
 
+/** Functions that are not token flows (not in the flow catalogue): the operator's health endpoint. */
+const OPERATIONS = [{ name: 'health', route: 'health', methods: ['GET'] }] as const;
+const ALL_NAMES = [...EXPECTED.map((e) => e.name), ...OPERATIONS.map((o) => o.name)].sort();
+
 /** What a client sees of each error body shape. */
 const ERROR_BODY: Record<string, (answer: { body: string; headers: Headers }) => void> = {
   mixedReality: ({ body, headers }) => {
@@ -89,10 +93,10 @@ afterAll(() => vi.restoreAllMocks());
 
 describe('function registrations', () => {
   it('has exactly one file per expected function, named after it', () => {
-    expect(files.map((f) => f.file).sort()).toEqual(EXPECTED.map((e) => e.name).sort());
+    expect(files.map((f) => f.file).sort()).toEqual(ALL_NAMES);
   });
 
-  it.each(EXPECTED)('$name: route $route, methods $methods, anonymous', (expected) => {
+  it.each([...EXPECTED, ...OPERATIONS])('$name: route $route, methods $methods, anonymous', (expected) => {
     const file = files.find((f) => f.file === expected.name);
     expect(file, `functions/${expected.name}.ts`).toBeDefined();
     const { definition } = file as FunctionFile;
@@ -106,7 +110,7 @@ describe('function registrations', () => {
   });
 
   it('registers every exported definition with app.http, under its own name, unchanged', () => {
-    expect(registered.map((r) => r.name).sort()).toEqual(EXPECTED.map((e) => e.name).sort());
+    expect(registered.map((r) => r.name).sort()).toEqual(ALL_NAMES);
     for (const { definition } of files) {
       expect(registered.find((r) => r.name === definition.name)?.options).toBe(definition);
     }
@@ -152,7 +156,7 @@ describe('HTTP streaming', () => {
   it('is switched on with app.setup once, before any function registers (the library refuses it later)', () => {
     expect(appCalls[0]).toBe('setup {"enableHttpStream":true}');
     expect(appCalls.filter((call) => call.startsWith('setup '))).toHaveLength(1);
-    expect(appCalls.slice(1).sort()).toEqual(EXPECTED.map((e) => `http ${e.name}`).sort());
+    expect(appCalls.slice(1).sort()).toEqual(ALL_NAMES.map((name) => `http ${name}`));
   });
 });
 

@@ -81,7 +81,7 @@ export const newRequestFacts = (): RequestFacts => ({
 });
 
 /** This instance, once per process: the platform's instance id (shortened), else the host name. */
-const INSTANCE = (process.env.WEBSITE_INSTANCE_ID ?? process.env.CONTAINER_NAME ?? hostname()).slice(0, 16);
+export const telemetryInstance = (process.env.WEBSITE_INSTANCE_ID ?? process.env.CONTAINER_NAME ?? hostname()).slice(0, 16);
 
 function outcomeOf(status: number, facts: RequestFacts): RequestOutcome {
   if (status === 429) return 'limited';
@@ -110,7 +110,7 @@ export function requestRecord(flow: FlowName, status: number, durationMs: number
     credentialId: refusal?.credentialId ?? facts.credentialId,
     principal: refusal?.principal ?? facts.principal,
     clientIp: facts.clientIp,
-    instance: INSTANCE,
+    instance: telemetryInstance,
   };
 }
 
