@@ -153,6 +153,14 @@ param signingKeyJwk string = ''
 @description('Initial credential records for the vault; empty leaves the vault\'s credentials as they are. Written by `npm run sts -- infra-params --with-demo-credentials`.')
 param initialSecrets initialSecretsType = {}
 
+@description('E-mail address the operations alerts notify (docs/operations.md); empty: they fire in the portal only.')
+param alertEmail string = ''
+
+@description('Days after which the JWT signing key counts as overdue for rotation (the signing-key age alert).')
+@minValue(1)
+@maxValue(3650)
+param signingKeyRotationDays int = 90
+
 @description('Tags applied to every resource.')
 param tags object = {}
 
@@ -245,6 +253,22 @@ module functionApp 'modules/functionApp.bicep' = {
   ]
 }
 
+// The workbook, alert rules, availability test of GET /health and resource logs (docs/operations.md).
+module operations 'modules/operations.bicep' = {
+  name: 'operations'
+  params: {
+    location: location
+    logAnalyticsName: monitoring.outputs.logAnalyticsName
+    appInsightsName: monitoring.outputs.appInsightsName
+    keyVaultName: keyVault.outputs.name
+    storageAccountName: storage.outputs.name
+    functionAppHostName: functionApp.outputs.defaultHostName
+    signingKeyRotationDays: signingKeyRotationDays
+    alertEmail: alertEmail
+    tags: allTags
+  }
+}
+
 var baseUrl = 'https://${functionApp.outputs.defaultHostName}/'
 
 // Output names are the environment variables the admin CLI reads, so after `azd up` (or with the values
@@ -285,6 +309,12 @@ output WRAP_URL string = '${baseUrl}WRAPv0.9/'
 
 @description('OpenID discovery document (points at the JWKS).')
 output OPENID_CONFIGURATION_URL string = '${baseUrl}.well-known/openid-configuration'
+
+@description('Health endpoint: 200 when the vault, the signing key and the ledger answer (docs/operations.md).')
+output HEALTH_URL string = '${baseUrl}health'
+
+@description('Resource id of the operations workbook (Azure portal: Monitor, Workbooks).')
+output OPERATIONS_WORKBOOK_ID string = operations.outputs.workbookId
 
 @description('JSON Web Key Set that verifies every JWT the STS signs.')
 output JWKS_URL string = '${baseUrl}.well-known/jwks.json'

@@ -28,3 +28,6 @@ param deployerPrincipalType = readEnvironmentVariable('AZURE_PRINCIPAL_TYPE', ''
 // Only azd's preprovision hook sets this (once per azd environment); plain `az deployment` users pass the
 // key through main.secrets.bicepparam instead.
 param signingKeyJwk = readEnvironmentVariable('STS_SIGNING_KEY_JWK', '')
+
+// Where the operations alerts go (docs/operations.md); empty: they fire in the portal only.
+param alertEmail = readEnvironmentVariable('STS_ALERT_EMAIL', '')

@@ -17,7 +17,14 @@ import { fileURLToPath } from 'node:url';
 import { parseRecord, type CredentialRecord } from '../../shared/credentials/records.js';
 import { vaultLayout } from '../../shared/credentials/vaultLayout.js';
 import { flowCatalogue, flowNames } from '../../shared/flowCatalogue.js';
+import { HEALTH_TELEMETRY_FIELDS, HEALTH_TELEMETRY_PREFIX } from '../../shared/health/healthProbe.js';
 import { SECRET_NAME_PATTERN } from '../../shared/secrets/secretStore.js';
+import {
+  REQUEST_OUTCOMES,
+  REQUEST_TELEMETRY_FIELDS,
+  REQUEST_TELEMETRY_PREFIX,
+  UNAVAILABLE_REASONS,
+} from '../../shared/telemetry/requestTelemetry.js';
 import { parseSigningJwk } from '../../shared/tokens/signingKeyMaterial.js';
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -101,6 +108,8 @@ const EXPECTED_OUTPUTS = [
   'WRAP_URL',
   'OPENID_CONFIGURATION_URL',
   'JWKS_URL',
+  'HEALTH_URL',
+  'OPERATIONS_WORKBOOK_ID',
 ];
 
 // ---------------------------------------------------------------------------------------------------------
@@ -546,6 +555,87 @@ async function checkCompiledTemplate(mainJsonPath: string): Promise<void> {
   for (const route of flowNames.map((flow) => flowCatalogue[flow].route)) {
     check(`outputs: URL of ${route}`, urls.includes(route));
   }
+
+  checkOperations(found, scopes);
+}
+
+/** Every string in a JSON value (the literal parts of the compiled queries). */
+function stringsIn(value: Json | undefined, out: string[] = []): string[] {
+  if (typeof value === 'string') out.push(value);
+  else if (Array.isArray(value)) for (const item of value) stringsIn(item, out);
+  else if (isObject(value)) for (const item of Object.values(value)) stringsIn(item, out);
+  return out;
+}
+
+/**
+ * The workbook, alerts, availability test and resource logs (infra/modules/operations.bicep). Every query names
+ * only what the app writes: the record prefixes and fields, outcomes and dependency reasons are read from the
+ * modules that write them (shared/telemetry/requestTelemetry.ts, shared/health/healthProbe.ts), not listed here.
+ */
+function checkOperations(found: FoundResource[], scopes: TemplateScope[]): void {
+  section('Operations: workbook, alerts, availability test, resource logs (infra/modules/operations.bicep)');
+  const ofType = (type: string) => found.filter((r) => r.type.toLowerCase() === type.toLowerCase());
+  const scope = scopes.find((s) => s.path === 'main/operations');
+  if (!check('an operations module', scope !== undefined)) return;
+  const text = stringsIn(scope?.template).join('\n');
+
+  const diagnostics = ofType('Microsoft.Insights/diagnosticSettings');
+  const categories = (r: FoundResource) =>
+    (Array.isArray(get(r.resource, 'properties', 'logs')) ? (get(r.resource, 'properties', 'logs') as Json[]) : [])
+      .filter((l) => get(l, 'enabled') === true)
+      .map((l) => String(get(l, 'category')));
+  const scopeOf = (r: FoundResource) => String(get(r.resource, 'scope') ?? '');
+  const toWorkspace = (r: FoundResource) => String(get(r.resource, 'properties', 'workspaceId') ?? '').includes('Microsoft.OperationalInsights/workspaces');
+  const vaultLogs = diagnostics.filter((r) => scopeOf(r).includes('Microsoft.KeyVault/vaults'));
+  check('Key Vault AuditEvent to the Log Analytics workspace', vaultLogs.length === 1 && vaultLogs.every((r) => toWorkspace(r) && categories(r).includes('AuditEvent')));
+  const tableLogs = diagnostics.filter((r) => scopeOf(r).includes('tableServices'));
+  check(
+    'storage table logs (the ledger: read, write, delete) to the workspace',
+    tableLogs.length === 1 && tableLogs.every((r) => toWorkspace(r) && ['StorageRead', 'StorageWrite', 'StorageDelete'].every((c) => categories(r).includes(c))),
+  );
+  const blobLogs = diagnostics.filter((r) => scopeOf(r).includes('blobServices'));
+  check('storage blob logs (host storage, deployment package) to the workspace', blobLogs.length === 1 && blobLogs.every((r) => toWorkspace(r) && categories(r).includes('StorageWrite')));
+
+  check('one shared workbook', ofType('Microsoft.Insights/workbooks').length === 1);
+  const webtests = ofType('Microsoft.Insights/webtests');
+  check(
+    'an availability test of GET /health expecting 200',
+    webtests.length === 1 &&
+      String(get(webtests[0]?.resource, 'properties', 'Request', 'RequestUrl')).includes('/health') &&
+      get(webtests[0]?.resource, 'properties', 'ValidationRules', 'ExpectedHttpStatusCode') === 200,
+  );
+  const ruleNames = stringsIn(get(scope?.template, 'variables', 'alertRules')).filter((v) => v.startsWith('sts-'));
+  for (const rule of ['sts-503-rate', 'sts-5xx', 'sts-vault-throttling', 'sts-ledger-failures', 'sts-signing-key-age']) {
+    check(`alert rule ${rule}`, ruleNames.includes(rule), ruleNames.join(', '));
+  }
+  check('alert rules: log alerts over the workspace', ofType('Microsoft.Insights/scheduledQueryRules').length === 1);
+
+  // The record selections: the prefix the app writes, and substring() past exactly that prefix.
+  for (const [prefix, alias] of [
+    [REQUEST_TELEMETRY_PREFIX, 'r'],
+    [HEALTH_TELEMETRY_PREFIX, 'h'],
+  ] as const) {
+    check(
+      `queries select "${prefix}" records and parse past exactly that prefix (${prefix.length} characters)`,
+      text.includes(`where Message startswith "${prefix}"`) && text.includes(`extend ${alias} = parse_json(substring(Message, ${prefix.length}))`),
+    );
+  }
+  const named = (alias: string) => [...new Set([...text.matchAll(new RegExp(`\\b${alias}\\.([A-Za-z_]+)`, 'g'))].map((m) => m[1] ?? ''))];
+  const requestFields: readonly string[] = REQUEST_TELEMETRY_FIELDS;
+  const healthFields: readonly string[] = HEALTH_TELEMETRY_FIELDS;
+  const unknownRequest = named('r').filter((f) => !requestFields.includes(f));
+  const unknownHealth = named('h').filter((f) => !healthFields.includes(f));
+  check(`queries name only request-record fields the app writes (${named('r').join(', ')})`, named('r').length > 0 && unknownRequest.length === 0, unknownRequest.join(', '));
+  check(`queries name only health-record fields the app writes (${named('h').join(', ')})`, named('h').length > 0 && unknownHealth.length === 0, unknownHealth.join(', '));
+  const outcomes: readonly string[] = REQUEST_OUTCOMES;
+  const comparedOutcomes = [
+    ...[...text.matchAll(/r\.outcome\) == "([^"]+)"/g)].map((m) => m[1] ?? ''),
+    ...[...text.matchAll(/r\.outcome\) in \(([^)]*)\)/g)].flatMap((m) => [...(m[1] ?? '').matchAll(/"([^"]+)"/g)].map((x) => x[1] ?? '')),
+  ];
+  check(`queries compare outcome only with values the app writes (${comparedOutcomes.join(', ')})`, comparedOutcomes.length > 0 && comparedOutcomes.every((o) => outcomes.includes(o)));
+  const reasons: readonly string[] = UNAVAILABLE_REASONS;
+  const comparedReasons = [...text.matchAll(/r\.reason\) == "([^"]+)"/g)].map((m) => m[1] ?? '');
+  check(`queries compare reason only with dependency reasons the app writes (${comparedReasons.join(', ')})`, comparedReasons.length > 0 && comparedReasons.every((r) => reasons.includes(r)));
 }
 
 async function checkSecretsParamFile(bicep: string, work: string): Promise<void> {
