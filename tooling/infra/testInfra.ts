@@ -14,11 +14,14 @@ import { access, chmod, constants, mkdir, mkdtemp, readFile, rename, rm, stat, w
 import { arch, platform, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { validateWorkflow } from '@action-validator/core';
+import { parse as parseYaml } from 'yaml';
 import { parseRecord, type CredentialRecord } from '../../shared/credentials/records.js';
 import { vaultLayout } from '../../shared/credentials/vaultLayout.js';
 import { flowCatalogue, flowNames } from '../../shared/flowCatalogue.js';
 import { HEALTH_TELEMETRY_FIELDS, HEALTH_TELEMETRY_PREFIX } from '../../shared/health/healthProbe.js';
 import { SECRET_NAME_PATTERN } from '../../shared/secrets/secretStore.js';
+import { AZD_SIGNING_KEY_DEPLOYED_VARIABLE } from '../../tools/sts/commands/infraParams.js';
 import {
   REQUEST_OUTCOMES,
   REQUEST_TELEMETRY_FIELDS,
@@ -739,6 +742,58 @@ async function checkAzureYaml(): Promise<void> {
   check('azd does no remote build (the artifact has nothing to install)', /^ {4}remoteBuild: false$/m.test(service));
 }
 
+/**
+ * .github/workflows/azure-dev.yml, offline: the GitHub Actions workflow schema (@action-validator/core), then
+ * what makes it safe: OpenID Connect only (no `secrets.` at all), the token permission only on the deploy job,
+ * azd signing in with the GitHub federated credential, deploy after the tests and only from main, every action
+ * pinned to a major version.
+ */
+async function checkWorkflow(): Promise<void> {
+  section('GitHub Actions workflow (.github/workflows/azure-dev.yml)');
+  let text = '';
+  try {
+    text = await readFile(join(REPO_ROOT, '.github', 'workflows', 'azure-dev.yml'), 'utf8');
+  } catch {
+    check('the workflow exists', false);
+    return;
+  }
+  const validation = validateWorkflow(text);
+  check(
+    'valid against the GitHub Actions workflow schema (@action-validator/core)',
+    validation.errors.length === 0,
+    validation.errors.map((e) => `${'path' in e ? e.path : ''} ${e.title}${e.detail ? `: ${e.detail}` : ''}`).join('; '),
+  );
+  const workflow = parseYaml(text) as Json;
+  check('no stored secret: the workflow reads no secrets.*', !/\bsecrets\./.test(text));
+  check('top-level permissions: contents read only', JSON.stringify(get(workflow, 'permissions')) === JSON.stringify({ contents: 'read' }));
+  const jobs = get(workflow, 'jobs');
+  const test = get(jobs, 'test');
+  const deploy = get(jobs, 'deploy');
+  const steps = (job: Json | undefined) => (Array.isArray(get(job, 'steps')) ? (get(job, 'steps') as Json[]) : []);
+  const runs = (job: Json | undefined) => steps(job).map((step) => String(get(step, 'run') ?? ''));
+  check('test job runs .ci/run (npm ci, npm test, npm run test:infra)', runs(test).some((r) => r.trim() === '.ci/run'));
+  check('test job gets no id-token', get(test, 'permissions') === undefined);
+  check('deploy needs the tests', get(deploy, 'needs') === 'test' || (Array.isArray(get(deploy, 'needs')) && (get(deploy, 'needs') as Json[]).includes('test')));
+  check('deploy runs only from main, never for a pull request', String(get(deploy, 'if')).includes("github.ref == 'refs/heads/main'") && String(get(deploy, 'if')).includes("!= 'pull_request'"));
+  check('deploy: id-token write, contents read, nothing else', JSON.stringify(get(deploy, 'permissions')) === JSON.stringify({ 'id-token': 'write', contents: 'read' }));
+  check(
+    'deploy signs in with azd and the GitHub federated credential (as azd pipeline config sets up)',
+    runs(deploy).some((r) => r.includes('azd auth login') && r.includes('--federated-credential-provider github') && r.includes('--client-id "$AZURE_CLIENT_ID"')),
+  );
+  const env = get(deploy, 'env');
+  check(
+    'deploy reads the identity from repository variables (vars.*)',
+    ['AZURE_CLIENT_ID', 'AZURE_TENANT_ID', 'AZURE_SUBSCRIPTION_ID', 'AZURE_ENV_NAME'].every((n) => get(env, n) === `\${{ vars.${n} }}`),
+  );
+  check('deploy provisions, deploys with the propagation retry, then checks GET /health', ['azd provision --no-prompt', 'npm run deploy:azd', '/health'].every((p) => runs(deploy).some((r) => r.includes(p))));
+  check(
+    `a pipeline never generates a signing key (${AZD_SIGNING_KEY_DEPLOYED_VARIABLE} set before provision, tools/sts/commands/infraParams.ts)`,
+    runs(deploy).some((r) => r.includes(`azd env set ${AZD_SIGNING_KEY_DEPLOYED_VARIABLE} true`)),
+  );
+  const uses = [...steps(test), ...steps(deploy)].map((step) => get(step, 'uses')).filter((u): u is string => typeof u === 'string');
+  check(`every action pinned to a release (${uses.join(', ')})`, uses.length > 0 && uses.every((u) => /^[\w.-]+\/[\w.-]+@v\d+$/.test(u)));
+}
+
 /** The environment for build-params: without values that main.bicepparam reads, so the result is the committed default. */
 function sanitizedEnv(): NodeJS.ProcessEnv {
   const env = { ...process.env };
@@ -802,6 +857,7 @@ async function main(): Promise<void> {
     if (build.code === 0) await checkCompiledTemplate(join(work, 'main.json'));
     await checkSecretsParamFile(bicep, work);
     await checkAzureYaml();
+    await checkWorkflow();
   } finally {
     await rm(work, { recursive: true, force: true });
   }
