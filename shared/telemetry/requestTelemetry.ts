@@ -48,7 +48,7 @@ export const REQUEST_OUTCOMES: readonly RequestOutcome[] = ['issued', 'served', 
 
 /**
  * `reason` of an unavailable request: the dependency, and `:throttled` when Key Vault answered 429 or
- * `:budget` when this instance's vault read budget was spent (docs/scale.md).
+ * `:budget` when this instance's vault read budget was spent (docs/key-vault.md).
  */
 export const UNAVAILABLE_REASONS = [
   'secret-store',
