@@ -115,8 +115,8 @@ function stsHandler(spec: StsFunctionSpec, servicesOf: () => Promise<StsServices
     const refuse = async (refusal: StsError): Promise<HttpResponseInit> => {
       // Counted only once the request was refused, so a right key is never refused by the limits; over a
       // limit, a refused credential answers 429 and only the first such answer per window is recorded.
+      facts.refusal = refusal;
       const { error, report } = refusalAfterLimits(services.failedAttempts, refusal, clientIp);
-      facts.refusal = error;
       if (!report) return finish(renderError(declaration.errorShape, error, { requestId, now }));
       if (error.status === 401 || error.status === 403 || error.status === 429) {
         await recordBestEffort(services, context, {

@@ -64,7 +64,7 @@ export interface RequestFacts {
   clientIp: string | undefined;
   credentialId: string | undefined;
   principal: string | undefined;
-  /** Set when the request was refused (after the failed-attempt limits: a 429 carries the limit's reason). */
+  /** Set when the request was refused: the flow's own refusal, before the failed-attempt limits. */
   refusal: StsError | undefined;
   /** Set when a dependency could not answer. */
   unavailable: DependencyUnavailableError | undefined;
@@ -91,6 +91,19 @@ function outcomeOf(status: number, facts: RequestFacts): RequestOutcome {
   return facts.issued ? 'issued' : 'served';
 }
 
+/**
+ * Refusal reasons that say the credential's record was found, so its id is a real credential's. Any other
+ * refusal's "credential id" is text the client sent (an unknown account id, a WRAP issuer name), which may be
+ * anything, a key pasted into the wrong field included: it is never written to telemetry.
+ */
+const FOUND_CREDENTIAL_REASONS: ReadonlySet<string> = new Set([
+  'wrong_key',
+  'credential_disabled',
+  'principal_not_allowed',
+  'scope_not_allowed',
+  'feature_not_allowed',
+]);
+
 function unavailableReason(error: DependencyUnavailableError): string {
   if (error.dependency !== 'secret-store') return error.dependency;
   if (/\(429\)|throttl/i.test(error.message)) return 'secret-store:throttled';
@@ -101,14 +114,19 @@ function unavailableReason(error: DependencyUnavailableError): string {
 /** The record of one request (exported for tests; the wrapper calls {@link emitRequestTelemetry}). */
 export function requestRecord(flow: FlowName, status: number, durationMs: number, facts: RequestFacts): Record<RequestTelemetryField, unknown> {
   const refusal = facts.refusal;
+  const outcome = outcomeOf(status, facts);
+  let reason: string | undefined = refusal?.reason;
+  if (facts.unavailable) reason = unavailableReason(facts.unavailable);
+  else if (outcome === 'limited') reason = 'rate_limited'; // the failed-attempt limits answered, not the flow
+  const credentialId = refusal ? (FOUND_CREDENTIAL_REASONS.has(refusal.reason) ? refusal.credentialId : undefined) : facts.credentialId;
   return {
     flow,
-    outcome: outcomeOf(status, facts),
-    reason: facts.unavailable ? unavailableReason(facts.unavailable) : refusal?.reason,
+    outcome,
+    reason,
     status,
     durationMs: Math.round(durationMs * 10) / 10,
-    credentialId: refusal?.credentialId ?? facts.credentialId,
-    principal: refusal?.principal ?? facts.principal,
+    credentialId,
+    principal: refusal ? refusal.principal : facts.principal,
     clientIp: facts.clientIp,
     instance: telemetryInstance,
   };

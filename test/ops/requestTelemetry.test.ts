@@ -77,8 +77,29 @@ describe('request telemetry (one record per request, through the host logger)', 
     const host = await hostWith(harness.services);
     const { status, record } = await mixedReality(host, 'wrong-key-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA', '203.0.113.10');
     expect(status).toBe(401);
-    expect(record).toMatchObject({ outcome: 'refused', status: 401, reason: 'wrong_key', clientIp: '127.0.0.1' });
+    expect(record).toMatchObject({
+      outcome: 'refused',
+      status: 401,
+      reason: 'wrong_key',
+      credentialId: harness.credentials.mixedReality.account.accountId,
+      clientIp: '127.0.0.1',
+    });
     expect(JSON.stringify(record)).not.toContain('wrong-key-');
+  });
+
+  it('an unknown credential: refused, and the id the client sent is not written (it may be anything, a key included)', async () => {
+    const host = await hostWith(harness.services);
+    const key = harness.credentials.wrap.owner.keys[0];
+    const before = host.logLines.length;
+    // A stored key pasted into wrap_name: the name is unknown, and must not reach the telemetry.
+    const body = new URLSearchParams({ wrap_name: key, wrap_password: 'x', wrap_scope: 'http://contoso.servicebus.windows.net/' }).toString();
+    const response = await request(`${host.url}/WRAPv0.9/`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body });
+    await response.body.text();
+    const line = host.logLines.slice(before).find((l) => l.includes(REQUEST_TELEMETRY_PREFIX)) ?? '';
+    const record = JSON.parse(line.slice(line.indexOf(REQUEST_TELEMETRY_PREFIX) + REQUEST_TELEMETRY_PREFIX.length)) as TelemetryRecord;
+    expect(record).toMatchObject({ flow: 'wrapToken', outcome: 'refused', reason: 'unknown_credential' });
+    expect(record.credentialId).toBeUndefined();
+    expect(line).not.toContain(key);
   });
 
   it('Key Vault throttling and a ledger that cannot commit: unavailable, with the dependency as the reason', async () => {
