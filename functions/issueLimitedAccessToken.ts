@@ -15,6 +15,8 @@ export const definition = defineStsFunction({
       {
         header: request.headers.get('ocp-apim-subscription-key'),
         queryValues: queryParameterValues(request.url, 'Subscription-Key'),
+        authorization: request.headers.get('authorization'),
+        resourceValues: queryParameterValues(request.url, 'resource'),
         expiredTimeValues: queryParameterValues(request.url, 'expiredTime'),
         readBody,
         now,
@@ -24,10 +26,13 @@ export const definition = defineStsFunction({
     );
     return {
       response: bareJwtResponse(result.accessToken.token),
-      issuance: jwtIssuanceFacts(result, result.resource.name, {
-        scope: result.targetAzureResourceId,
-        featureFlags: result.grantedFeatureFlags,
-      }),
+      issuance: {
+        ...jwtIssuanceFacts(result, result.resource.name, {
+          scope: result.targetAzureResourceId,
+          featureFlags: result.grantedFeatureFlags,
+        }),
+        ...(result.principal ? { principal: result.principal } : {}),
+      },
     };
   },
 });

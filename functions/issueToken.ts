@@ -17,12 +17,17 @@ export const definition = defineStsFunction({
       {
         header: request.headers.get('ocp-apim-subscription-key'),
         queryValues: queryParameterValues(request.url, 'Subscription-Key'),
+        authorization: request.headers.get('authorization'),
+        resourceValues: queryParameterValues(request.url, 'resource'),
         now,
         requestId,
       },
       services,
     );
-    return { response: bareJwtResponse(result.accessToken.token), issuance: jwtIssuanceFacts(result, result.resource.name) };
+    return {
+      response: bareJwtResponse(result.accessToken.token),
+      issuance: { ...jwtIssuanceFacts(result, result.resource.name), ...(result.principal ? { principal: result.principal } : {}) },
+    };
   },
 });
 

@@ -91,11 +91,14 @@ param cognitiveAudience string = 'urn:ms.cognitiveservices.{region}'
 @description('STS_WRAP_ISSUER (the ACS host WRAP clients talk to); empty for the issuer.')
 param wrapIssuer string = ''
 
-@description('STS_ENTRA_AUDIENCE: aud of the Microsoft Entra access tokens accepted in place of a Mixed Reality account key (the STS app registration: client id or App ID URI). Empty turns keyless callers off. See docs/entra-id.md.')
+@description('STS_ENTRA_AUDIENCE: aud of the Microsoft Entra access tokens accepted in place of a Mixed Reality account key or Cognitive key (the STS app registration: client id or App ID URI). Empty turns keyless callers off. See docs/entra-id.md.')
 param entraAudience string = ''
 
-@description('STS_ENTRA_AUTHORITY: issuer of those tokens; empty for this deployment\'s tenant (https://login.microsoftonline.com/<tenant id>/v2.0).')
+@description('STS_ENTRA_AUTHORITY: issuer of those tokens, or several tenants\' issuers comma-separated; empty for this deployment\'s tenant (https://login.microsoftonline.com/<tenant id>/v2.0).')
 param entraAuthority string = ''
+
+@description('Web origins (scheme://host[:port]) whose pages may call the STS with fetch; empty: none. Sets both STS_CORS_ALLOWED_ORIGINS and the platform CORS list. See docs/cors.md.')
+param corsAllowedOrigins string[] = []
 
 @description('STS_LEDGER_MODE: required returns a token only after its ledger row is committed.')
 @allowed([
@@ -240,6 +243,7 @@ module functionApp 'modules/functionApp.bicep' = {
     wrapIssuer: wrapIssuer
     entraAuthority: empty(entraAuthority) ? '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0' : entraAuthority
     entraAudience: entraAudience
+    corsAllowedOrigins: corsAllowedOrigins
     ledgerMode: ledgerMode
     ledgerTableName: storage.outputs.ledgerTableName
     ledgerTableUrl: storage.outputs.tableEndpoint

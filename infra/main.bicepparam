@@ -14,6 +14,10 @@ param issuer = readEnvironmentVariable('STS_ISSUER', '')
 // Empty: off. The authority defaults to this deployment's tenant.
 param entraAudience = readEnvironmentVariable('STS_ENTRA_AUDIENCE', '')
 
+// Web origins whose pages may call the STS (docs/cors.md), comma-separated in STS_CORS_ALLOWED_ORIGINS.
+// Empty: no page may.
+param corsAllowedOrigins = filter(split(readEnvironmentVariable('STS_CORS_ALLOWED_ORIGINS', ''), ','), origin => !empty(trim(origin)))
+
 param ledgerMode = 'required'
 param ledgerTableName = 'issuance'
 

@@ -7,6 +7,7 @@
  */
 
 import { DEFAULT_CLIENT_ADDRESS_RULE, type ClientAddressRule } from './http/clientAddress.js';
+import { parseAllowedOrigins, type CorsSettings } from './http/cors.js';
 
 export type LedgerMode = 'required' | 'best-effort' | 'off';
 
@@ -70,11 +71,16 @@ export interface StsConfig {
    * accepted in place of an account key. Undefined (the feature is off) unless `STS_ENTRA_AUTHORITY` is set.
    */
   readonly entra: EntraSettings | undefined;
+  /** Which web origins may call the STS from a page (docs/cors.md); nothing by default. */
+  readonly cors: CorsSettings;
 }
 
 export interface EntraSettings {
-  /** The token issuer, exactly as the authority's discovery document and its tokens spell it (`https` only). */
-  readonly authority: string;
+  /**
+   * The token issuers, each exactly as its discovery document and its tokens spell it (`https` only): a token's
+   * `iss` must equal one of them, and its signature must verify with that authority's published keys.
+   */
+  readonly authorities: readonly string[];
   /** The `aud` a token must carry: the STS's app registration (client id or App ID URI). */
   readonly audience: string;
 }
@@ -223,6 +229,10 @@ export function loadConfig(env: Environment): StsConfig {
       failedAttemptsTrackedKeys: integer('STS_FAILED_ATTEMPTS_TRACKED_KEYS', 50_000, 100, 1_000_000),
     },
     entra,
+    cors: {
+      ...parseAllowedOrigins(env.STS_CORS_ALLOWED_ORIGINS, problems),
+      maxAgeSeconds: integer('STS_CORS_MAX_AGE_SECONDS', 600, 0, 86_400),
+    },
   };
 
   if (problems.length > 0) throw new ConfigurationError(problems);
@@ -230,29 +240,38 @@ export function loadConfig(env: Environment): StsConfig {
 }
 
 /**
- * `STS_ENTRA_AUTHORITY` (off when unset) and `STS_ENTRA_AUDIENCE` (required with it). The authority is kept
- * as written: it is compared with the token's `iss` exactly, so no normalisation may add or drop a slash.
+ * `STS_ENTRA_AUTHORITY` (off when unset): one issuer, or several separated by commas or white space (one per
+ * tenant whose users may call), and `STS_ENTRA_AUDIENCE` (required with it). Each authority is kept as written:
+ * it is compared with the token's `iss` exactly, so no normalisation may add or drop a slash.
  */
 function entraSettings(env: Environment, problems: string[]): EntraSettings | undefined {
-  const authority = env.STS_ENTRA_AUTHORITY?.trim();
+  const authorities = [...new Set((env.STS_ENTRA_AUTHORITY ?? '').split(/[\s,]+/).filter((entry) => entry !== ''))];
   const audience = env.STS_ENTRA_AUDIENCE?.trim();
-  if (!authority) {
+  if (authorities.length === 0) {
     if (audience) problems.push('STS_ENTRA_AUDIENCE is set but STS_ENTRA_AUTHORITY is not (set both, or neither)');
     return undefined;
   }
-  let parsed: URL | undefined;
-  try {
-    parsed = new URL(authority);
-  } catch {
-    problems.push(`STS_ENTRA_AUTHORITY must be an absolute URL (got "${authority}")`);
+  if (authorities.length > MAX_ENTRA_AUTHORITIES) {
+    problems.push(`STS_ENTRA_AUTHORITY lists at most ${MAX_ENTRA_AUTHORITIES} authorities`);
   }
-  if (parsed && parsed.protocol !== 'https:') problems.push('STS_ENTRA_AUTHORITY must use https');
-  if (parsed && (parsed.search || parsed.hash || parsed.username || parsed.password)) {
-    problems.push('STS_ENTRA_AUTHORITY must be a plain issuer URL (no query, fragment or credentials)');
+  for (const authority of authorities) {
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(authority);
+    } catch {
+      problems.push(`STS_ENTRA_AUTHORITY must be an absolute URL (got "${authority}")`);
+    }
+    if (parsed && parsed.protocol !== 'https:') problems.push('STS_ENTRA_AUTHORITY must use https');
+    if (parsed && (parsed.search || parsed.hash || parsed.username || parsed.password)) {
+      problems.push('STS_ENTRA_AUTHORITY must be a plain issuer URL (no query, fragment or credentials)');
+    }
   }
   if (!audience) problems.push('STS_ENTRA_AUDIENCE is required when STS_ENTRA_AUTHORITY is set');
-  return { authority, audience: audience ?? '' };
+  return { authorities, audience: audience ?? '' };
 }
+
+/** Tenants one STS trusts at most: each costs a key cache and a fetch per hour per instance. */
+const MAX_ENTRA_AUTHORITIES = 20;
 
 function deepFreeze<T extends object>(value: T): T {
   for (const child of Object.values(value)) {

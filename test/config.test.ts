@@ -41,6 +41,7 @@ describe('defaults (local run)', () => {
         failedAttemptsWindowSeconds: 60,
         failedAttemptsTrackedKeys: 50_000,
       },
+      cors: { allowedOrigins: [], anyOrigin: false, maxAgeSeconds: 600 },
     });
   });
 

@@ -103,7 +103,8 @@ describe('function registrations', () => {
     expect({ name: definition.name, route: definition.route, methods: definition.methods, authLevel: definition.authLevel }).toEqual({
       name: expected.name,
       route: expected.route,
-      methods: [...expected.methods],
+      // OPTIONS on every route, for browser preflights (docs/cors.md).
+      methods: [...expected.methods, 'OPTIONS'],
       authLevel: 'anonymous',
     });
     expect(typeof definition.handler).toBe('function');

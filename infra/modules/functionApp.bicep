@@ -45,11 +45,14 @@ param cognitiveAudience string = 'urn:ms.cognitiveservices.{region}'
 @description('STS_WRAP_ISSUER; empty for the issuer.')
 param wrapIssuer string = ''
 
-@description('STS_ENTRA_AUTHORITY: issuer of the Entra tokens accepted for keyless Mixed Reality callers (docs/entra-id.md).')
+@description('STS_ENTRA_AUTHORITY: issuer(s), comma-separated, of the Entra tokens accepted for keyless callers (docs/entra-id.md).')
 param entraAuthority string
 
 @description('STS_ENTRA_AUDIENCE: their aud; empty turns keyless callers off (both settings are then empty).')
 param entraAudience string = ''
+
+@description('Web origins whose pages may call the STS (docs/cors.md): STS_CORS_ALLOWED_ORIGINS and the platform CORS list, the same list. Empty: none.')
+param corsAllowedOrigins array = []
 
 @description('STS_LEDGER_MODE: required (no token without its ledger row), best-effort, or off.')
 @allowed([
@@ -122,6 +125,13 @@ resource site 'Microsoft.Web/sites@2025-03-01' = {
       scmMinTlsVersion: '1.2'
       ftpsState: 'Disabled'
       http20Enabled: true
+      // On Flex Consumption the Functions host answers every CORS preflight itself from this list, before any
+      // function runs; the app answers everything else from STS_CORS_ALLOWED_ORIGINS, the same list
+      // (docs/cors.md). Never with credentials: no flow uses cookies.
+      cors: {
+        allowedOrigins: corsAllowedOrigins
+        supportCredentials: false
+      }
     }
     functionAppConfig: {
       deployment: {
@@ -190,6 +200,7 @@ resource appSettings 'Microsoft.Web/sites/config@2025-03-01' = {
     STS_WRAP_ISSUER: empty(wrapIssuer) ? stsIssuer : wrapIssuer
     STS_ENTRA_AUTHORITY: empty(entraAudience) ? '' : entraAuthority
     STS_ENTRA_AUDIENCE: entraAudience
+    STS_CORS_ALLOWED_ORIGINS: join(corsAllowedOrigins, ',')
     STS_LEDGER_MODE: ledgerMode
     STS_LEDGER_TABLE: ledgerTableName
     STS_LEDGER_TABLE_URL: ledgerTableUrl

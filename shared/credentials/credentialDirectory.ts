@@ -56,6 +56,11 @@ export class CredentialDirectory {
     return this.read(vaultLayout.mixedRealityAccount(accountId), 'mixedRealityAccount');
   }
 
+  /** The resource's record as stored (Entra callers name the resource and present no key; the flow checks its principals). */
+  async cognitiveResource(name: string): Promise<CognitiveResource | undefined> {
+    return this.read(vaultLayout.cognitiveResource(name), 'cognitiveResource');
+  }
+
   /** Cognitive keys arrive alone: the key's digest names the index entry, which names the resource. */
   async verifySubscriptionKey(presentedKey: string): Promise<Verification<CognitiveResource>> {
     const index = await this.read(vaultLayout.cognitiveKeyIndex(presentedKey), 'cognitiveKeyIndex');

@@ -56,6 +56,8 @@ export interface CognitiveResource {
   /** Feature flags this resource may grant in limited access tokens, e.g. `Face.Identification`. */
   readonly grantableFeatureFlags: readonly string[];
   readonly upstream?: UpstreamSource | undefined;
+  /** Microsoft Entra principals that may obtain tokens for this resource without a key (docs/entra-id.md). */
+  readonly allowedPrincipals?: readonly AllowedPrincipal[] | undefined;
 }
 
 /** Index entry `cs-key-{sha256(key)}`: which resource a Cognitive key belongs to. */

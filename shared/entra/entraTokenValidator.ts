@@ -54,16 +54,20 @@ const loadJose = (): Promise<Jose> => (jose ??= import('jose'));
 type PublicKey = Awaited<ReturnType<Jose['importJWK']>>;
 
 /**
- * Validates Microsoft Entra access tokens against one authority (docs/entra-id.md): issuer exactly the
- * authority, `aud` the configured audience, the signature by the published key named in `kid`, `exp` and
+ * Validates Microsoft Entra access tokens against the configured authorities (docs/entra-id.md): issuer exactly
+ * one of them (and, when that authority's path names a tenant id, `tid` that tenant), `aud` the configured audience, the signature by the published key named in `kid`, `exp` and
  * `nbf` within {@link CLOCK_SKEW_SECONDS}, an algorithm from {@link ACCEPTED_ALGORITHMS}, and `tid` and `oid`
  * present as GUIDs. See https://learn.microsoft.com/entra/identity-platform/access-token-claims-reference.
  *
  * @example
- * const validator = createEntraTokenValidator(config.entra, new AuthorityKeys({ authority: config.entra.authority, clock }));
+ * const keys = new Map([[authority, new AuthorityKeys({ authority, clock })]]);
+ * const validator = createEntraTokenValidator({ authorities: [authority], audience }, keys);
  * const { tenantId, objectId } = await validator.validate(bearer, new Date());
  */
-export function createEntraTokenValidator(settings: EntraSettings, keys: AuthorityKeys): EntraTokenValidator {
+export function createEntraTokenValidator(
+  settings: EntraSettings,
+  keysByAuthority: ReadonlyMap<string, AuthorityKeys>,
+): EntraTokenValidator {
   const imported = new WeakMap<AuthorityJwk, Map<string, Promise<PublicKey>>>();
   const publicKeyFor = async (jwk: AuthorityJwk, alg: string): Promise<PublicKey> => {
     const { importJWK } = await loadJose();
@@ -92,7 +96,9 @@ export function createEntraTokenValidator(settings: EntraSettings, keys: Authori
       const alg = header.alg;
       if (!isAcceptedAlgorithm(alg)) throw new EntraTokenRefusal('entra_algorithm_not_allowed');
       // Checked before any key lookup: a token from another issuer costs no fetch, and says why it failed.
-      if (unverified.iss !== settings.authority) throw new EntraTokenRefusal('entra_foreign_issuer');
+      const authority = typeof unverified.iss === 'string' ? unverified.iss : undefined;
+      const keys = authority === undefined ? undefined : keysByAuthority.get(authority);
+      if (authority === undefined || keys === undefined) throw new EntraTokenRefusal('entra_foreign_issuer');
       if (typeof header.kid !== 'string' || header.kid === '') throw new EntraTokenRefusal('entra_unknown_signing_key');
 
       const jwk = await keys.keyFor(header.kid);
@@ -103,7 +109,7 @@ export function createEntraTokenValidator(settings: EntraSettings, keys: Authori
       try {
         const key = await publicKeyFor(jwk, alg);
         ({ payload } = await jwtVerify(token, key, {
-          issuer: settings.authority,
+          issuer: authority,
           audience: settings.audience,
           algorithms: [...ACCEPTED_ALGORITHMS],
           clockTolerance: CLOCK_SKEW_SECONDS,
@@ -117,9 +123,25 @@ export function createEntraTokenValidator(settings: EntraSettings, keys: Authori
       if (typeof tid !== 'string' || !GUID.test(tid) || typeof oid !== 'string' || !GUID.test(oid)) {
         throw new EntraTokenRefusal('entra_no_principal');
       }
+      // Entra's signing keys are shared by every tenant: an authority that names its tenant only vouches for it.
+      const tenantOfAuthority = tenantNamedBy(authority);
+      if (tenantOfAuthority !== undefined && tenantOfAuthority !== tid.toLowerCase()) {
+        throw new EntraTokenRefusal('entra_foreign_issuer');
+      }
       return { tenantId: tid.toLowerCase(), objectId: oid.toLowerCase() };
     },
   };
+}
+
+/** The tenant id an authority's path names (`https://login.microsoftonline.com/<tenant id>/v2.0`), lower-case. */
+function tenantNamedBy(authority: string): string | undefined {
+  let path: string;
+  try {
+    path = new URL(authority).pathname;
+  } catch {
+    return undefined;
+  }
+  return path.split('/').find((segment) => GUID.test(segment))?.toLowerCase();
 }
 
 function isAcceptedAlgorithm(alg: unknown): alg is (typeof ACCEPTED_ALGORITHMS)[number] {

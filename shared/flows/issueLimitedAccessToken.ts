@@ -3,12 +3,12 @@ import { badRequest } from '../errors.js';
 import type { IssuedJwt } from '../tokens/jwtIssuer.js';
 import { servedJwt, type UpstreamProvenance } from '../upstream/servedUpstreamToken.js';
 import { cognitiveAudience, cognitiveResourceClaims } from './cognitiveClaims.js';
-import { authenticateSubscriptionKey, type SubscriptionKeySources } from './cognitiveSubscriptionKey.js';
+import { authenticateCognitiveCaller, callerClaims, type CognitiveCallerSources } from './cognitiveCaller.js';
 import type { FlowDependencies } from './flowDependencies.js';
 import { limitedAccessTokenMessages, parseExpiredTime, parseLimitedAccessTokenBody } from './limitedAccessTokenRequest.js';
 
 /** What `issueLimitedAccessToken` reads from a request (docs/contracts/cognitive-limited-access-token.md#request). */
-export interface LimitedAccessTokenRequest extends SubscriptionKeySources {
+export interface LimitedAccessTokenRequest extends CognitiveCallerSources {
   /** Every value of the `expiredTime` query parameter. */
   readonly expiredTimeValues: readonly string[];
   /** Reads the (bounded) request body; called only once the key is verified. */
@@ -23,7 +23,10 @@ export interface LimitedAccessTokenResult {
   readonly accessToken: IssuedJwt;
   /** The ISV's resource, whose key was presented. */
   readonly resource: CognitiveResource;
-  readonly keySlot: 1 | 2;
+  /** Which key was presented; absent for a Microsoft Entra caller. */
+  readonly keySlot?: 1 | 2;
+  /** Set for a Microsoft Entra caller: `<tenant id>/<object id>`, as the ledger names it (docs/entra-id.md). */
+  readonly principal?: string;
   readonly audience: string;
   readonly targetAzureResourceId: string;
   readonly grantedFeatureFlags: readonly string[];
@@ -50,7 +53,10 @@ export async function issueLimitedAccessToken(
   request: LimitedAccessTokenRequest,
   deps: FlowDependencies,
 ): Promise<LimitedAccessTokenResult> {
-  const { record: resource, keySlot } = await authenticateSubscriptionKey(request, deps);
+  const caller = await authenticateCognitiveCaller(request, deps);
+  const { record: resource, keySlot } = caller;
+  const principal = caller.principal ? `${caller.principal.tenantId}/${caller.principal.objectId}` : undefined;
+  const who = { ...(keySlot ? { keySlot } : {}), ...(principal ? { principal } : {}) };
   const lifetimeSeconds = parseExpiredTime(request.expiredTimeValues);
   const body = parseLimitedAccessTokenBody(await request.readBody());
 
@@ -75,13 +81,14 @@ export async function issueLimitedAccessToken(
       { requestId: request.requestId },
     );
     const { targetAzureResourceId } = body;
-    return { ...servedJwt(served, resource.upstream, request.now), resource, keySlot, targetAzureResourceId, grantedFeatureFlags };
+    return { ...servedJwt(served, resource.upstream, request.now), resource, ...who, targetAzureResourceId, grantedFeatureFlags };
   }
 
   const audience = cognitiveAudience(deps.config, resource.region);
   const accessToken = await deps.jwtIssuer.issue(
     {
       ...cognitiveResourceClaims(resource),
+      ...callerClaims(caller),
       'target-azure-resource-id': body.targetAzureResourceId,
       'feature-flags': grantedFeatureFlags,
     },
@@ -90,7 +97,7 @@ export async function issueLimitedAccessToken(
   return {
     accessToken,
     resource,
-    keySlot,
+    ...who,
     audience,
     targetAzureResourceId: body.targetAzureResourceId,
     grantedFeatureFlags,

@@ -2,11 +2,11 @@ import type { CognitiveResource } from '../credentials/records.js';
 import type { IssuedJwt } from '../tokens/jwtIssuer.js';
 import { servedJwt, type UpstreamProvenance } from '../upstream/servedUpstreamToken.js';
 import { cognitiveAudience, cognitiveResourceClaims } from './cognitiveClaims.js';
-import { authenticateSubscriptionKey, type SubscriptionKeySources } from './cognitiveSubscriptionKey.js';
+import { authenticateCognitiveCaller, callerClaims, type CognitiveCallerSources } from './cognitiveCaller.js';
 import type { FlowDependencies } from './flowDependencies.js';
 
 /** What `issueToken` reads from a request: only the key (docs/contracts/cognitive-issue-token.md#request; the body is ignored). */
-export interface CognitiveTokenRequest extends SubscriptionKeySources {
+export interface CognitiveTokenRequest extends CognitiveCallerSources {
   readonly now: Date;
   /** Passed to the upstream fetch it may trigger (ledger). */
   readonly requestId?: string;
@@ -16,7 +16,10 @@ export interface CognitiveTokenRequest extends SubscriptionKeySources {
 export interface CognitiveTokenResult {
   readonly accessToken: IssuedJwt;
   readonly resource: CognitiveResource;
-  readonly keySlot: 1 | 2;
+  /** Which key was presented; absent for a Microsoft Entra caller. */
+  readonly keySlot?: 1 | 2;
+  /** Set for a Microsoft Entra caller: `<tenant id>/<object id>`, as the ledger names it (docs/entra-id.md). */
+  readonly principal?: string;
   readonly audience: string;
   /** Set when the token is the real token service's, served in upstream mode. */
   readonly upstream?: UpstreamProvenance;
@@ -36,17 +39,20 @@ export async function issueCognitiveToken(
   request: CognitiveTokenRequest,
   deps: FlowDependencies,
 ): Promise<CognitiveTokenResult> {
-  const { record: resource, keySlot } = await authenticateSubscriptionKey(request, deps);
+  const caller = await authenticateCognitiveCaller(request, deps);
+  const { record: resource, keySlot } = caller;
+  const principal = caller.principal ? `${caller.principal.tenantId}/${caller.principal.objectId}` : undefined;
+  const who = { ...(keySlot ? { keySlot } : {}), ...(principal ? { principal } : {}) };
   if (resource.upstream) {
     // Upstream mode (docs/upstream.md): the client's key was verified here; the token is the real service's.
     const served = await deps.upstream.cognitiveToken(resource.upstream, { requestId: request.requestId });
-    return { ...servedJwt(served, resource.upstream, request.now), resource, keySlot };
+    return { ...servedJwt(served, resource.upstream, request.now), resource, ...who };
   }
   const audience = cognitiveAudience(deps.config, resource.region);
-  const accessToken = await deps.jwtIssuer.issue(cognitiveResourceClaims(resource), {
+  const accessToken = await deps.jwtIssuer.issue({ ...cognitiveResourceClaims(resource), ...callerClaims(caller) }, {
     audience,
     lifetimeSeconds: deps.config.lifetimes.cognitiveSeconds,
     now: request.now,
   });
-  return { accessToken, resource, keySlot, audience };
+  return { accessToken, resource, ...who, audience };
 }

@@ -74,12 +74,13 @@ export async function issueMixedRealityTokenForEntraCaller(
 }
 
 function accountRefusal(account: MixedRealityAccount, principal: EntraPrincipal): 'principal_not_allowed' | 'credential_disabled' | undefined {
-  if (!isAllowed(account.allowedPrincipals ?? [], principal)) return 'principal_not_allowed';
+  if (!isPrincipalAllowed(account.allowedPrincipals ?? [], principal)) return 'principal_not_allowed';
   if (!account.enabled) return 'credential_disabled';
   return undefined;
 }
 
-function isAllowed(allowed: readonly AllowedPrincipal[], principal: EntraPrincipal): boolean {
+/** Whether `principal` is on a record's list of allowed principals (Mixed Reality accounts, Cognitive resources). */
+export function isPrincipalAllowed(allowed: readonly AllowedPrincipal[], principal: EntraPrincipal): boolean {
   // Records are written lower-case by the CLI; compared case-insensitively all the same (hand-edited records).
   return allowed.some(
     (entry) =>

@@ -14,10 +14,10 @@ import { telemetryInstance } from '../telemetry/requestTelemetry.js';
  * - `signingKey`: the signing key exists, and how old its current version is;
  * - `ledger`: one probe row is written to the ledger table (partition `health`, one row per instance,
  *   overwritten each time, never a token's row); `off` when the ledger is off;
- * - `entraAuthority`: the authority's discovery document names it, when keyless callers are configured.
+ * - `entraAuthority`: each authority's discovery document names it, when keyless callers are configured.
  *
  * The answer is cached per instance for {@link HEALTH_CACHE_MS} and one evaluation runs at a time, so probing
- * costs at most one vault read, one table write and one authority GET per instance per period, whatever the
+ * costs at most one vault read, one table write and one GET per configured authority per instance per period, whatever the
  * request rate. It carries states and ages only: no secret, credential id, URL or setting.
  */
 export const HEALTH_CACHE_MS = 10_000;
@@ -117,16 +117,22 @@ export function createHealthProbe(deps: HealthProbeDependencies): HealthProbe {
     }
   };
 
-  const entraAuthority = async (): Promise<CheckState> => {
-    const authority = config.entra?.authority;
-    if (!authority) return 'not-configured';
+  const authorityAnswers = async (authority: string): Promise<boolean> => {
     try {
       const discovery = await fetchDocument(`${authority.replace(/\/+$/, '')}/.well-known/openid-configuration`, CHECK_TIMEOUT_MS);
       const issuer = typeof discovery === 'object' && discovery !== null ? (discovery as { issuer?: unknown }).issuer : undefined;
-      return issuer === authority ? 'up' : 'down';
+      return issuer === authority;
     } catch {
-      return 'down';
+      return false;
     }
+  };
+
+  // Every configured authority (one per tenant) must answer; one that does not is `down` for the whole check.
+  const entraAuthority = async (): Promise<CheckState> => {
+    const authorities = config.entra?.authorities ?? [];
+    if (authorities.length === 0) return 'not-configured';
+    const answers = await Promise.all(authorities.map(authorityAnswers));
+    return answers.every(Boolean) ? 'up' : 'down';
   };
 
   const evaluate = async (): Promise<HealthReport> => {

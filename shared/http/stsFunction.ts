@@ -12,6 +12,7 @@ import { requestLimitViolation } from '../security/requestLimits.js';
 import { getServices, type StsServices } from '../services.js';
 import { emitRequestTelemetry, newRequestFacts, type RequestFacts } from '../telemetry/requestTelemetry.js';
 import { clientAddressOf } from './clientAddress.js';
+import { corsResponseHeaders, optionsAnswer } from './cors.js';
 import { renderError } from './errorShapes.js';
 import { newCorrelationVector, securityHeaders } from './responseHeaders.js';
 
@@ -77,7 +78,9 @@ export function defineStsFunction(spec: StsFunctionSpec): StsFunctionDefinition 
   return {
     name: spec.name,
     route,
-    methods: [...methods],
+    // OPTIONS too, so a browser's preflight reaches the app (docs/cors.md); an OPTIONS that is no preflight gets
+    // the host's empty 404 all the same.
+    methods: [...methods, 'OPTIONS'],
     authLevel: 'anonymous',
     handler: stsHandler(spec, getServices),
     handlerFor: (services) => stsHandler(spec, () => Promise.resolve(services)),
@@ -89,6 +92,7 @@ function stsHandler(spec: StsFunctionSpec, servicesOf: () => Promise<StsServices
   const declaration = flowDeclaration(spec.name);
   const serve = async (request: HttpRequest, context: InvocationContext, requestId: string, facts: RequestFacts): Promise<HttpResponseInit> => {
     const correlation = correlationHeaders(declaration.correlationHeader, requestId);
+    let cors: Record<string, string> = {};
     const finish = (response: HttpResponseInit): HttpResponseInit =>
       withContentLength({
         ...response,
@@ -96,6 +100,7 @@ function stsHandler(spec: StsFunctionSpec, servicesOf: () => Promise<StsServices
           // Only a successful public document may be cached; errors never are.
           ...(declaration.cacheable && (response.status ?? 200) < 400 ? {} : securityHeaders()),
           ...correlation,
+          ...cors,
           ...(response.headers as Record<string, string> | undefined),
         },
       });
@@ -107,6 +112,11 @@ function stsHandler(spec: StsFunctionSpec, servicesOf: () => Promise<StsServices
       context.error(`startup failed: ${describeError(error)}`);
       return finish({ status: 500, body: '' });
     }
+    if (request.method === 'OPTIONS') {
+      const answer = optionsAnswer(services.config.cors, request, spec.name, declaration.methods);
+      return answer.status === 404 ? withContentLength(answer) : finish(answer);
+    }
+    cors = corsResponseHeaders(services.config.cors, request);
     const clientIp = clientAddressOf(request.headers, services.config.clientAddress);
     facts.clientIp = clientIp;
     const now = services.clock();

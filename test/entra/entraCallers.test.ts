@@ -238,7 +238,7 @@ describe('Mixed Reality STS with a Microsoft Entra access token', () => {
 
   describe('when the authority cannot be reached', () => {
     it('a cold instance answers 503 with Retry-After (not 401), and does not ask again before it', async () => {
-      const cold = lazyEntraValidator({ authority: issuer.authority, audience: AUDIENCE }, () => new Date(FROZEN_NOW));
+      const cold = lazyEntraValidator({ authorities: [issuer.authority], audience: AUDIENCE }, () => new Date(FROZEN_NOW));
       const services = { ...harness.services, entra: cold };
       issuer.outage = 'reset';
       issuer.resetCounters();
@@ -256,7 +256,7 @@ describe('Mixed Reality STS with a Microsoft Entra access token', () => {
 
     it('held keys keep working past their max age while the authority is down', async () => {
       let nowMs = FROZEN_NOW.getTime();
-      const warm = lazyEntraValidator({ authority: issuer.authority, audience: AUDIENCE }, () => new Date(nowMs));
+      const warm = lazyEntraValidator({ authorities: [issuer.authority], audience: AUDIENCE }, () => new Date(nowMs));
       const services = { ...harness.services, entra: warm };
       const token = await issuer.sign(entraClaims());
       expect((await getToken(accountId(), `Bearer ${token}`, services)).status).toBe(200);

@@ -24,8 +24,16 @@ describe('Entra settings', () => {
   it('keep the authority exactly as written (it is compared with iss exactly)', () => {
     const authority = 'https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/v2.0';
     const config = loadConfig({ ...LOCAL, STS_ENTRA_AUTHORITY: ` ${authority} `, STS_ENTRA_AUDIENCE: 'api://sts' });
-    expect(config.entra).toEqual({ authority, audience: 'api://sts' });
+    expect(config.entra).toEqual({ authorities: [authority], audience: 'api://sts' });
     expect(Object.isFrozen(config.entra)).toBe(true);
+  });
+
+  it('take several authorities (one per tenant), separated by commas or white space, each kept as written', () => {
+    const a = 'https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/v2.0';
+    const b = 'https://sts.windows.net/0b9e6b0a-1f6e-4bfc-9f4e-2a4f0e0c1d2e/';
+    const config = loadConfig({ ...LOCAL, STS_ENTRA_AUTHORITY: `${a},\n ${b} ${a}`, STS_ENTRA_AUDIENCE: 'api://sts' });
+    expect(config.entra?.authorities).toEqual([a, b]);
+    expect(problemsOf({ STS_ENTRA_AUTHORITY: `${a} http://x.example/t`, STS_ENTRA_AUDIENCE: 'a' })).toEqual(['STS_ENTRA_AUTHORITY must use https']);
   });
 
   it.each([

@@ -9,6 +9,7 @@ import { FileSecretStore } from '../../shared/secrets/fileSecretStore.js';
 import { UsageError, type StsCommand } from '../../tools/sts/command.js';
 import { command as allowPrincipal } from '../../tools/sts/commands/allowPrincipal.js';
 import { command as createAccount } from '../../tools/sts/commands/createAccount.js';
+import { command as createCognitive } from '../../tools/sts/commands/createCognitive.js';
 import { command as listCredentials } from '../../tools/sts/commands/listCredentials.js';
 import { command as revokePrincipal } from '../../tools/sts/commands/revokePrincipal.js';
 import { command as showCredential } from '../../tools/sts/commands/showCredential.js';
@@ -80,7 +81,29 @@ describe('Entra principals in the admin CLI', () => {
     expect((await sts(showCredential, ['--account', accountId])).stdout).toContain('(tenant/object id): (none)');
   });
 
+  it('allow-principal --resource allows a principal on a Cognitive resource; show and list display it', async () => {
+    await sts(createCognitive, ['--name', 'Web-Speech', '--region', 'eastus', '--kind', 'SpeechServices']);
+    const tenant = randomUUID();
+    const objectId = randomUUID();
+    const flags = ['--resource', 'web-speech', '--tenant', tenant, '--object-id', objectId];
+    expect((await sts(allowPrincipal, flags)).stdout).toMatch(
+      new RegExp(`^Principal ${tenant}/${objectId} is now allowed on Cognitive Services resource web-speech`),
+    );
+    expect(JSON.parse((await sts(allowPrincipal, [...flags, '--json'])).stdout)).toMatchObject({ resource: 'web-speech', changed: false });
+    expect(JSON.parse((await sts(showCredential, ['--cognitive', 'web-speech', '--json'])).stdout)).toMatchObject({
+      kind: 'cognitiveResource',
+      allowedPrincipals: [{ tenantId: tenant, objectId }],
+    });
+    expect((await sts(showCredential, ['--cognitive', 'web-speech'])).stdout).toContain(`    ${tenant}/${objectId}`);
+    expect((await sts(listCredentials, [])).stdout).toMatch(new RegExp(`web-speech.*principals=${tenant}/${objectId}`));
+    expect((await sts(revokePrincipal, flags)).stdout).toMatch(/is now not allowed on Cognitive Services resource web-speech/);
+  });
+
   it.each([
+    [['--tenant', randomUUID(), '--object-id', randomUUID()], /exactly one of --account <guid> and --resource <name>/],
+    [['--account', randomUUID(), '--resource', 'x1', '--tenant', randomUUID(), '--object-id', randomUUID()], /exactly one of/],
+    [['--resource', 'no_such', '--tenant', randomUUID(), '--object-id', randomUUID()], /must be 2-64 letters/],
+    [['--resource', 'missing-one', '--tenant', randomUUID(), '--object-id', randomUUID()], /does not exist/],
     [['--account', 'not-a-guid', '--tenant', randomUUID(), '--object-id', randomUUID()], /Account id must be a GUID/],
     [['--account', randomUUID(), '--tenant', 'contoso.onmicrosoft.com', '--object-id', randomUUID()], /Tenant id must be a GUID/],
     [['--account', randomUUID(), '--tenant', randomUUID()], /--object-id is required/],

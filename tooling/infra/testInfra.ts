@@ -70,6 +70,7 @@ const EXPECTED_APP_SETTINGS = [
   'STS_WRAP_ISSUER',
   'STS_ENTRA_AUTHORITY',
   'STS_ENTRA_AUDIENCE',
+  'STS_CORS_ALLOWED_ORIGINS',
   'STS_LEDGER_MODE',
   'STS_LEDGER_TABLE',
   'STS_LEDGER_TABLE_URL',
@@ -353,6 +354,12 @@ async function checkCompiledTemplate(mainJsonPath: string): Promise<void> {
     check('function app: SCM minimum TLS 1.2', get(props, 'siteConfig', 'scmMinTlsVersion') === '1.2');
     check('function app: FTPS disabled', get(props, 'siteConfig', 'ftpsState') === 'Disabled');
     check('function app: HTTP/2 enabled', get(props, 'siteConfig', 'http20Enabled') === true);
+    // docs/cors.md: the host answers preflights from siteConfig.cors on Flex; the app reads the same list.
+    check('function app: platform CORS never with credentials', get(props, 'siteConfig', 'cors', 'supportCredentials') === false);
+    check(
+      'function app: platform CORS origins from the corsAllowedOrigins parameter',
+      parameterReferences(String(get(props, 'siteConfig', 'cors', 'allowedOrigins') ?? '')).includes('corsAllowedOrigins'),
+    );
     check('function app: no app settings inline (one appsettings resource holds them)', get(props, 'siteConfig', 'appSettings') === undefined);
     check(
       'function app: runtime node 22 (functionAppConfig)',
@@ -773,6 +780,7 @@ async function checkWorkflow(): Promise<void> {
   const runs = (job: Json | undefined) => steps(job).map((step) => String(get(step, 'run') ?? ''));
   check('test job runs .ci/run (npm ci, npm test, npm run test:infra)', runs(test).some((r) => r.trim() === '.ci/run'));
   check('test job gets no id-token', get(test, 'permissions') === undefined);
+  check('test job names the runner\'s browser for the browser suite (STS_TEST_CHROMIUM: no apt-get as a non-root runner)', typeof get(test, 'env', 'STS_TEST_CHROMIUM') === 'string');
   check('deploy needs the tests', get(deploy, 'needs') === 'test' || (Array.isArray(get(deploy, 'needs')) && (get(deploy, 'needs') as Json[]).includes('test')));
   check('deploy runs only from main, never for a pull request', String(get(deploy, 'if')).includes("github.ref == 'refs/heads/main'") && String(get(deploy, 'if')).includes("!= 'pull_request'"));
   check('deploy: id-token write, contents read, nothing else', JSON.stringify(get(deploy, 'permissions')) === JSON.stringify({ 'id-token': 'write', contents: 'read' }));

@@ -411,7 +411,7 @@ async function writeHandlerResponse(res: ServerResponse, result: HttpResponseIni
   if (plain) {
     res.statusCode = plain.status;
     for (const [name, value] of plain.headers) res.setHeader(kestrelResponseHeaderName(name), value);
-    res.setHeader('Content-Length', plain.body.length);
+    if (!UNSIZED_STATUSES.has(plain.status)) res.setHeader('Content-Length', plain.body.length);
     res.end(plain.body);
     return;
   }
@@ -424,11 +424,13 @@ async function writeHandlerResponse(res: ServerResponse, result: HttpResponseIni
   }
   const cookies = [...response.headers.getSetCookie(), ...response.cookies.map(serializeCookie)];
   if (cookies.length > 0) res.setHeader('Set-Cookie', cookies);
-  res.setHeader('Content-Length', body.length);
+  if (!UNSIZED_STATUSES.has(response.status)) res.setHeader('Content-Length', body.length);
   res.end(body);
 }
 
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** Kestrel writes no `Content-Length` on a 204 or 304 (a CORS preflight's 204 included), as seen with the real worker. */
+const UNSIZED_STATUSES = new Set([204, 304]);
 const NULL_BODY_STATUSES = new Set([204, 205, 304]);
 
 /**

@@ -1,4 +1,4 @@
 import { principalCommand } from './principalCommand.js';
 
-/** `allow-principal`: an Entra principal may obtain Mixed Reality tokens for an account without its key. */
+/** `allow-principal`: an Entra principal may obtain tokens for an account or Cognitive resource without its key. */
 export const command = principalCommand(true);

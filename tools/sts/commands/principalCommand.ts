@@ -1,5 +1,12 @@
-import { allowPrincipal, describePrincipal, parsePrincipal, revokePrincipal } from '../credentials/principalProvisioning.js';
-import type { StsCommand } from '../command.js';
+import {
+  allowPrincipal,
+  describeHolder,
+  describePrincipal,
+  parsePrincipal,
+  revokePrincipal,
+  type PrincipalHolder,
+} from '../credentials/principalProvisioning.js';
+import { UsageError, type StsCommand } from '../command.js';
 import { JSON_FLAG, parseOptions, report, required, withAdminStore } from './credentialCommandSupport.js';
 
 /** `allow-principal` and `revoke-principal` take the same flags and differ in the change: one definition serves both. */
@@ -8,12 +15,15 @@ export function principalCommand(allow: boolean): StsCommand {
   return {
     name,
     summary: allow
-      ? 'Let a Microsoft Entra principal obtain Mixed Reality tokens for an account without its key'
-      : 'Stop a Microsoft Entra principal from obtaining Mixed Reality tokens for an account',
+      ? 'Let a Microsoft Entra principal obtain tokens for an account or Cognitive resource without its key'
+      : 'Stop a Microsoft Entra principal from obtaining tokens for an account or Cognitive resource',
     usage: [
-      `Usage: npm run sts -- ${name} --account <guid> --tenant <tenant id> --object-id <object id> [--json]`,
+      `Usage: npm run sts -- ${name} (--account <guid> | --resource <name>)`,
+      '         --tenant <tenant id> --object-id <object id> [--json]',
       '',
-      '  --account <guid>        the Mixed Reality account',
+      '  --account <guid>        the Mixed Reality account (GET /accounts/{id}/token)',
+      '  --resource <name>       the Cognitive Services resource (issueToken and issueLimitedAccessToken',
+      '                          with ?resource=<name>)',
       '  --tenant <guid>         the principal\'s tenant (the tid claim of its Entra tokens)',
       '  --object-id <guid>      the principal\'s object id (oid): a managed identity\'s or service principal\'s',
       '                          object id (not its client id), or a user\'s',
@@ -25,19 +35,28 @@ export function principalCommand(allow: boolean): StsCommand {
     async run(args) {
       const options = parseOptions(args, {
         account: { type: 'string' },
+        resource: { type: 'string' },
         tenant: { type: 'string' },
         'object-id': { type: 'string' },
         ...JSON_FLAG,
       });
-      const accountId = required(options.account, '--account');
+      if ((options.account === undefined) === (options.resource === undefined)) {
+        throw new UsageError('Give exactly one of --account <guid> and --resource <name>');
+      }
+      const holder: PrincipalHolder =
+        options.resource !== undefined ? { cognitiveResource: options.resource } : required(options.account, '--account');
       const tenant = required(options.tenant, '--tenant');
       const objectId = required(options['object-id'], '--object-id');
       return withAdminStore(async ({ store, description }) => {
         const principal = parsePrincipal(tenant, objectId);
-        const change = allow ? await allowPrincipal(store, accountId, principal) : await revokePrincipal(store, accountId, principal);
+        const change = allow
+          ? await allowPrincipal(store, holder, principal)
+          : await revokePrincipal(store, holder, principal);
         const state = allow ? 'allowed' : 'not allowed';
-        report(options.json, { account: change.record.accountId, principal, allowed: allow, changed: change.changed }, [
-          `Principal ${describePrincipal(principal)} ${change.changed ? 'is now' : 'was already'} ${state} on Mixed Reality account ${change.record.accountId} in ${description}.`,
+        const target = change.record.kind === 'mixedRealityAccount' ? { account: change.record.accountId } : { resource: change.record.name };
+        report(options.json, { ...target, principal, allowed: allow, changed: change.changed }, [
+          `Principal ${describePrincipal(principal)} ${change.changed ? 'is now' : 'was already'} ${state} ` +
+            `on ${describeHolder(change.record)} in ${description}.`,
         ]);
         return 0;
       });

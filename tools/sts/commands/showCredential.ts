@@ -18,7 +18,8 @@ export const command: StsCommand = {
       const ref = credentialRefFrom({ account: options.account, cognitive: options.cognitive, wrapIssuer: options['wrap-issuer'] });
       const record = await readCredential(store, ref);
       const { principals: _listed, ...details } = summariseCredential(record).details;
-      const allowedPrincipals = record.kind === 'mixedRealityAccount' ? (record.allowedPrincipals ?? []) : undefined;
+      const allowedPrincipals =
+        record.kind === 'mixedRealityAccount' || record.kind === 'cognitiveResource' ? (record.allowedPrincipals ?? []) : undefined;
       const upstream = record.upstream?.endpoint;
       const document = {
         kind: record.kind,

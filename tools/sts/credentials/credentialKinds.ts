@@ -122,6 +122,10 @@ export const credentialKinds = {
       productId: record.productId,
       limitedAccessTokens: String(record.limitedAccessTokens),
       ...(record.grantableFeatureFlags.length > 0 ? { featureFlags: record.grantableFeatureFlags.join(',') } : {}),
+      // Entra principals allowed without a key (docs/entra-id.md), as `<tenant>/<object id>`.
+      ...(record.allowedPrincipals?.length
+        ? { principals: record.allowedPrincipals.map((p) => `${p.tenantId}/${p.objectId}`).join(',') }
+        : {}),
     }),
     upstreamEndpoint: { tokenPath: /\/sts\/v1\.0(\/|$)/i, example: 'https://westus.api.cognitive.microsoft.com' },
   },
