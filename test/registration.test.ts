@@ -103,8 +103,8 @@ describe('function registrations', () => {
     expect({ name: definition.name, route: definition.route, methods: definition.methods, authLevel: definition.authLevel }).toEqual({
       name: expected.name,
       route: expected.route,
-      // OPTIONS on every route, for browser preflights (docs/cors.md).
-      methods: [...expected.methods, 'OPTIONS'],
+      // OPTIONS on every flow's route, for browser preflights (docs/cors.md); /health is for operators only.
+      methods: 'errorShape' in expected ? [...expected.methods, 'OPTIONS'] : [...expected.methods],
       authLevel: 'anonymous',
     });
     expect(typeof definition.handler).toBe('function');

@@ -59,7 +59,9 @@ function healthHandler(servicesOf: () => Promise<StsServices>): HttpHandler {
       // One record per evaluation (at most one per cache period), not per request.
       if (fresh) context.info(healthRecord(report));
       const body = bodyOf(report, services.clock());
-      return report.status === 'healthy' ? answer(200, body) : answer(503, body, { 'Retry-After': String(RETRY_AFTER_SECONDS) });
+      return report.status === 'healthy'
+        ? answer(200, body)
+        : answer(503, body, { 'Retry-After': String(RETRY_AFTER_SECONDS) });
     } catch (error) {
       context.error(`health failed: ${describeError(error)}`);
       return answer(503, JSON.stringify({ status: 'unhealthy' }), { 'Retry-After': String(RETRY_AFTER_SECONDS) });

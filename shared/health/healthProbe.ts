@@ -17,8 +17,8 @@ import { telemetryInstance } from '../telemetry/requestTelemetry.js';
  * - `entraAuthority`: each authority's discovery document names it, when keyless callers are configured.
  *
  * The answer is cached per instance for {@link HEALTH_CACHE_MS} and one evaluation runs at a time, so probing
- * costs at most one vault read, one table write and one GET per configured authority per instance per period, whatever the
- * request rate. It carries states and ages only: no secret, credential id, URL or setting.
+ * costs at most one vault read, one table write and one GET per configured authority per instance per period,
+ * whatever the request rate. It carries states and ages only: no secret, credential id, URL or setting.
  */
 export const HEALTH_CACHE_MS = 10_000;
 
@@ -40,7 +40,15 @@ export interface HealthReport {
 export const HEALTH_TELEMETRY_PREFIX = 'sts.health ';
 
 /** The fields of that record; infra/ queries may name only these (checked by `npm run test:infra`). */
-export const HEALTH_TELEMETRY_FIELDS = ['status', 'vault', 'signingKey', 'signingKeyAgeSeconds', 'ledger', 'entraAuthority', 'instance'] as const;
+export const HEALTH_TELEMETRY_FIELDS = [
+  'status',
+  'vault',
+  'signingKey',
+  'signingKeyAgeSeconds',
+  'ledger',
+  'entraAuthority',
+  'instance',
+] as const;
 
 /** Each check's own time limit; the whole evaluation takes at most about this long. */
 const CHECK_TIMEOUT_MS = 3_000;
@@ -64,7 +72,9 @@ function withTimeout<T>(work: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const signal = AbortSignal.timeout(CHECK_TIMEOUT_MS);
   return Promise.race([
     work(signal),
-    new Promise<never>((_, reject) => signal.addEventListener('abort', () => reject(new Error('timed out')), { once: true })),
+    new Promise<never>((_, reject) =>
+      signal.addEventListener('abort', () => reject(new Error('timed out')), { once: true }),
+    ),
   ]);
 }
 
@@ -80,7 +90,9 @@ export function createHealthProbe(deps: HealthProbeDependencies): HealthProbe {
     });
   const fetchDocument = deps.fetchDocument ?? fetchAuthorityDocument;
 
-  const vaultAndKey = async (now: Date): Promise<Pick<HealthReport, 'vault' | 'signingKey' | 'signingKeyAgeSeconds'>> => {
+  const vaultAndKey = async (
+    now: Date,
+  ): Promise<Pick<HealthReport, 'vault' | 'signingKey' | 'signingKeyAgeSeconds'>> => {
     try {
       const key = await withTimeout(() => secrets.getFreshSecret(vaultLayout.signingKey));
       if (!key) return { vault: 'up', signingKey: 'missing', signingKeyAgeSeconds: undefined };
@@ -107,7 +119,17 @@ export function createHealthProbe(deps: HealthProbeDependencies): HealthProbe {
           });
         const opened = await table;
         await opened.submitTransaction(
-          [{ partitionKey: 'health', rowKey: telemetryInstance, Time: now, Flow: 'health', Outcome: 'probe', Status: 200, RequestId: 'health' }],
+          [
+            {
+              partitionKey: 'health',
+              rowKey: telemetryInstance,
+              Time: now,
+              Flow: 'health',
+              Outcome: 'probe',
+              Status: 200,
+              RequestId: 'health',
+            },
+          ],
           signal,
         );
       });
@@ -119,8 +141,12 @@ export function createHealthProbe(deps: HealthProbeDependencies): HealthProbe {
 
   const authorityAnswers = async (authority: string): Promise<boolean> => {
     try {
-      const discovery = await fetchDocument(`${authority.replace(/\/+$/, '')}/.well-known/openid-configuration`, CHECK_TIMEOUT_MS);
-      const issuer = typeof discovery === 'object' && discovery !== null ? (discovery as { issuer?: unknown }).issuer : undefined;
+      const discovery = await fetchDocument(
+        `${authority.replace(/\/+$/, '')}/.well-known/openid-configuration`,
+        CHECK_TIMEOUT_MS,
+      );
+      const issuer =
+        typeof discovery === 'object' && discovery !== null ? (discovery as { issuer?: unknown }).issuer : undefined;
       return issuer === authority;
     } catch {
       return false;
@@ -140,7 +166,13 @@ export function createHealthProbe(deps: HealthProbeDependencies): HealthProbe {
     const [key, ledgerState, entraState] = await Promise.all([vaultAndKey(now), ledger(now), entraAuthority()]);
     const states = [key.vault, key.signingKey, ledgerState, entraState];
     const healthy = states.every((state) => state === 'up' || state === 'off' || state === 'not-configured');
-    return { status: healthy ? 'healthy' : 'unhealthy', checkedAt: now, ...key, ledger: ledgerState, entraAuthority: entraState };
+    return {
+      status: healthy ? 'healthy' : 'unhealthy',
+      checkedAt: now,
+      ...key,
+      ledger: ledgerState,
+      entraAuthority: entraState,
+    };
   };
 
   let last: HealthReport | undefined;

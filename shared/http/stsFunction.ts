@@ -90,7 +90,12 @@ export function defineStsFunction(spec: StsFunctionSpec): StsFunctionDefinition 
 /** The handler of {@link defineStsFunction}, taking its services from `servicesOf` on every request. */
 function stsHandler(spec: StsFunctionSpec, servicesOf: () => Promise<StsServices>): HttpHandler {
   const declaration = flowDeclaration(spec.name);
-  const serve = async (request: HttpRequest, context: InvocationContext, requestId: string, facts: RequestFacts): Promise<HttpResponseInit> => {
+  const serve = async (
+    request: HttpRequest,
+    context: InvocationContext,
+    requestId: string,
+    facts: RequestFacts,
+  ): Promise<HttpResponseInit> => {
     const correlation = correlationHeaders(declaration.correlationHeader, requestId);
     let cors: Record<string, string> = {};
     const finish = (response: HttpResponseInit): HttpResponseInit =>
@@ -198,10 +203,12 @@ function stsHandler(spec: StsFunctionSpec, servicesOf: () => Promise<StsServices
       response = await serve(request, context, requestId, facts);
     } catch (error) {
       context.error(`${spec.name} failed: ${describeError(error)}`);
-      response = withContentLength({ status: 500, headers: { ...securityHeaders(), 'x-ms-request-id': requestId }, body: '' });
+      const headers = { ...securityHeaders(), 'x-ms-request-id': requestId };
+      response = withContentLength({ status: 500, headers, body: '' });
     }
     // One telemetry record per request (shared/telemetry/requestTelemetry.ts, docs/operations.md).
-    emitRequestTelemetry((line) => context.info(line), spec.name, response.status ?? 200, performance.now() - started, facts);
+    const durationMs = performance.now() - started;
+    emitRequestTelemetry((line) => context.info(line), spec.name, response.status ?? 200, durationMs, facts);
     return response;
   };
 

@@ -44,7 +44,14 @@ export type RequestTelemetryField = (typeof REQUEST_TELEMETRY_FIELDS)[number];
 export type RequestOutcome = 'issued' | 'served' | 'refused' | 'limited' | 'unavailable' | 'failed';
 
 /** Every value `outcome` takes, for the same check. */
-export const REQUEST_OUTCOMES: readonly RequestOutcome[] = ['issued', 'served', 'refused', 'limited', 'unavailable', 'failed'];
+export const REQUEST_OUTCOMES: readonly RequestOutcome[] = [
+  'issued',
+  'served',
+  'refused',
+  'limited',
+  'unavailable',
+  'failed',
+];
 
 /**
  * `reason` of an unavailable request: the dependency, and `:throttled` when Key Vault answered 429 or
@@ -81,7 +88,10 @@ export const newRequestFacts = (): RequestFacts => ({
 });
 
 /** This instance, once per process: the platform's instance id (shortened), else the host name. */
-export const telemetryInstance = (process.env.WEBSITE_INSTANCE_ID ?? process.env.CONTAINER_NAME ?? hostname()).slice(0, 16);
+export const telemetryInstance = (process.env.WEBSITE_INSTANCE_ID ?? process.env.CONTAINER_NAME ?? hostname()).slice(
+  0,
+  16,
+);
 
 function outcomeOf(status: number, facts: RequestFacts): RequestOutcome {
   if (status === 429) return 'limited';
@@ -112,13 +122,22 @@ function unavailableReason(error: DependencyUnavailableError): string {
 }
 
 /** The record of one request (exported for tests; the wrapper calls {@link emitRequestTelemetry}). */
-export function requestRecord(flow: FlowName, status: number, durationMs: number, facts: RequestFacts): Record<RequestTelemetryField, unknown> {
+export function requestRecord(
+  flow: FlowName,
+  status: number,
+  durationMs: number,
+  facts: RequestFacts,
+): Record<RequestTelemetryField, unknown> {
   const refusal = facts.refusal;
   const outcome = outcomeOf(status, facts);
   let reason: string | undefined = refusal?.reason;
   if (facts.unavailable) reason = unavailableReason(facts.unavailable);
   else if (outcome === 'limited') reason = 'rate_limited'; // the failed-attempt limits answered, not the flow
-  const credentialId = refusal ? (FOUND_CREDENTIAL_REASONS.has(refusal.reason) ? refusal.credentialId : undefined) : facts.credentialId;
+  const credentialId = refusal
+    ? FOUND_CREDENTIAL_REASONS.has(refusal.reason)
+      ? refusal.credentialId
+      : undefined
+    : facts.credentialId;
   return {
     flow,
     outcome,

@@ -12,7 +12,9 @@ interface LockFile {
 async function runtimePackages(): Promise<string[]> {
   const lock = JSON.parse(await readFile(join(projectRoot, 'package-lock.json'), 'utf8')) as LockFile;
   return Object.entries(lock.packages)
-    .filter(([path, entry]) => path.startsWith('node_modules/') && !path.slice(13).includes('/node_modules/') && !entry.dev)
+    .filter(
+      ([path, entry]) => path.startsWith('node_modules/') && !path.slice(13).includes('/node_modules/') && !entry.dev,
+    )
     .map(([path]) => path.slice(13))
     .sort();
 }
@@ -39,9 +41,18 @@ describe('a func publish from the repository root (out of habit)', () => {
 
   it('uploads no development package, every runtime package, and none of the repository tooling', async () => {
     const files = (await coreToolsUpload(projectRoot)).files;
-    const pkg = JSON.parse(await readFile(join(projectRoot, 'package.json'), 'utf8')) as { devDependencies: Record<string, string> };
+    const pkg = JSON.parse(await readFile(join(projectRoot, 'package.json'), 'utf8')) as {
+      devDependencies: Record<string, string>;
+    };
     const topLevel = new Set(
-      files.filter((f) => f.startsWith('node_modules/')).map((f) => f.split('/').slice(1, f.startsWith('node_modules/@') ? 3 : 2).join('/')),
+      files
+        .filter((f) => f.startsWith('node_modules/'))
+        .map((f) =>
+          f
+            .split('/')
+            .slice(1, f.startsWith('node_modules/@') ? 3 : 2)
+            .join('/'),
+        ),
     );
     for (const dev of Object.keys(pkg.devDependencies)) expect(topLevel.has(dev), dev).toBe(false);
     expect([...topLevel].sort()).toEqual(await runtimePackages());

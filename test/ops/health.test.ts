@@ -2,7 +2,12 @@ import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../shared/config.js';
 import { DependencyUnavailableError } from '../../shared/errors.js';
-import { createHealthProbe, HEALTH_CACHE_MS, HEALTH_TELEMETRY_FIELDS, HEALTH_TELEMETRY_PREFIX } from '../../shared/health/healthProbe.js';
+import {
+  createHealthProbe,
+  HEALTH_CACHE_MS,
+  HEALTH_TELEMETRY_FIELDS,
+  HEALTH_TELEMETRY_PREFIX,
+} from '../../shared/health/healthProbe.js';
 import type { SecretStore } from '../../shared/secrets/secretStore.js';
 import { createServices, type StsServices } from '../../shared/services.js';
 import { FROZEN_NOW, startFlowHarness, TEST_ENV, type FlowHarness } from '../flows/flowHarness.js';
@@ -39,7 +44,9 @@ function countingStore(inner: SecretStore): SecretStore & { freshReads: number }
   return store;
 }
 
-async function health(services: StsServices): Promise<{ host: TestHost; get: () => Promise<{ status: number; headers: Record<string, unknown>; text: string }> }> {
+async function health(
+  services: StsServices,
+): Promise<{ host: TestHost; get: () => Promise<{ status: number; headers: Record<string, unknown>; text: string }> }> {
   const host = await startTestHost({ services });
   hosts.push(host);
   return {
@@ -52,7 +59,7 @@ async function health(services: StsServices): Promise<{ host: TestHost; get: () 
 }
 
 describe('GET /health', () => {
-  it('200 when the store answers and the signing key is there: its age, ledger off, Entra not configured; nothing else', async () => {
+  it('200 with the store and the signing key: its age, ledger off, Entra not configured; nothing else', async () => {
     const { get } = await health(harness.services);
     const answer = await get();
     expect(answer.status).toBe(200);
@@ -79,7 +86,9 @@ describe('GET /health', () => {
     expect(store.freshReads).toBe(1);
     const records = host.logLines.filter((line) => line.includes(HEALTH_TELEMETRY_PREFIX));
     expect(records).toHaveLength(1);
-    const record = JSON.parse((records[0] ?? '').slice((records[0] ?? '').indexOf(HEALTH_TELEMETRY_PREFIX) + HEALTH_TELEMETRY_PREFIX.length)) as object;
+    const record = JSON.parse(
+      (records[0] ?? '').slice((records[0] ?? '').indexOf(HEALTH_TELEMETRY_PREFIX) + HEALTH_TELEMETRY_PREFIX.length),
+    ) as object;
     expect(Object.keys(record).sort()).toEqual([...HEALTH_TELEMETRY_FIELDS].sort());
   });
 
@@ -93,14 +102,22 @@ describe('GET /health', () => {
     const answer = await (await health({ ...harness.services, secrets: store })).get();
     expect(answer.status).toBe(503);
     expect(answer.headers['retry-after']).toBe('10');
-    expect(JSON.parse(answer.text)).toMatchObject({ status: 'unhealthy', checks: { vault: 'down', signingKey: { status: 'down' } } });
+    expect(JSON.parse(answer.text)).toMatchObject({
+      status: 'unhealthy',
+      checks: { vault: 'down', signingKey: { status: 'down' } },
+    });
     expect(answer.text).not.toContain('unreachable');
   });
 
-  it('the ledger table: up when a probe row can be written (Azurite), down when the table cannot be reached', async () => {
+  it('the ledger: up when a probe row is written (Azurite), down when the table cannot be reached', async () => {
     const withLedger = async (connectionString: string) =>
       createServices(
-        loadConfig({ ...TEST_ENV, STS_LOCAL_STORE_PATH: harness.credentials.storePath, STS_LEDGER_MODE: 'required', STS_LEDGER_CONNECTION_STRING: connectionString }),
+        loadConfig({
+          ...TEST_ENV,
+          STS_LOCAL_STORE_PATH: harness.credentials.storePath,
+          STS_LEDGER_MODE: 'required',
+          STS_LEDGER_CONNECTION_STRING: connectionString,
+        }),
         () => new Date(FROZEN_NOW),
       );
     const up = await (await health(await withLedger(azurite.connectionString))).get();
@@ -113,9 +130,14 @@ describe('GET /health', () => {
     expect(JSON.parse(down.text)).toMatchObject({ status: 'unhealthy', checks: { ledger: 'down', vault: 'up' } });
   });
 
-  it('the Entra authority, when configured: up when its discovery document names it, down otherwise; re-checked after the cache period', async () => {
+  it('the Entra authority: up when its discovery names it, else down; asked again after the cache period', async () => {
     const authority = 'https://login.microsoftonline.com/00000000-0000-4000-8000-000000000001/v2.0';
-    const config = loadConfig({ ...TEST_ENV, STS_LOCAL_STORE_PATH: harness.credentials.storePath, STS_ENTRA_AUTHORITY: authority, STS_ENTRA_AUDIENCE: 'api://sts' });
+    const config = loadConfig({
+      ...TEST_ENV,
+      STS_LOCAL_STORE_PATH: harness.credentials.storePath,
+      STS_ENTRA_AUTHORITY: authority,
+      STS_ENTRA_AUDIENCE: 'api://sts',
+    });
     let now = FROZEN_NOW.getTime();
     let issuer = authority;
     const asked: string[] = [];
@@ -133,6 +155,9 @@ describe('GET /health', () => {
     expect((await probe.report()).fresh).toBe(false); // cached
     now += HEALTH_CACHE_MS;
     expect((await probe.report()).report).toMatchObject({ status: 'unhealthy', entraAuthority: 'down' });
-    expect(asked).toEqual([`${authority}/.well-known/openid-configuration`, `${authority}/.well-known/openid-configuration`]);
+    expect(asked).toEqual([
+      `${authority}/.well-known/openid-configuration`,
+      `${authority}/.well-known/openid-configuration`,
+    ]);
   });
 });

@@ -7,7 +7,13 @@ import { importFunctionFiles } from '../support/localHostFixture.js';
 interface HostJson {
   readonly logging: {
     readonly logLevel: Record<string, string>;
-    readonly applicationInsights: { readonly samplingSettings: { readonly isEnabled: boolean; readonly excludedTypes?: string; readonly includedTypes?: string } };
+    readonly applicationInsights: {
+      readonly samplingSettings: {
+        readonly isEnabled: boolean;
+        readonly excludedTypes?: string;
+        readonly includedTypes?: string;
+      };
+    };
   };
 }
 
@@ -17,7 +23,7 @@ interface HostJson {
  * category, at Information, and sampling never drops a trace, a request or an exception.
  */
 describe('host.json keeps every telemetry record', () => {
-  it('logs each function\'s own lines at Information, the host\'s chatter at Warning', async () => {
+  it("logs each function's own lines at Information, the host's chatter at Warning", async () => {
     const host = JSON.parse(await readFile(join(projectRoot, 'host.json'), 'utf8')) as HostJson;
     const { logLevel } = host.logging;
     for (const { definition } of await importFunctionFiles()) {
@@ -31,6 +37,7 @@ describe('host.json keeps every telemetry record', () => {
     const host = JSON.parse(await readFile(join(projectRoot, 'host.json'), 'utf8')) as HostJson;
     const sampling = host.logging.applicationInsights.samplingSettings;
     expect(sampling.includedTypes).toBeUndefined();
-    if (sampling.isEnabled) expect((sampling.excludedTypes ?? '').split(';').sort()).toEqual(['Exception', 'Request', 'Trace']);
+    if (sampling.isEnabled)
+      expect((sampling.excludedTypes ?? '').split(';').sort()).toEqual(['Exception', 'Request', 'Trace']);
   });
 });

@@ -38,7 +38,11 @@ async function hostWith(services: StsServices): Promise<TestHost> {
 }
 
 /** Sends one Mixed Reality token request and returns its status and the one record the request wrote. */
-async function mixedReality(host: TestHost, key: string, forwardedFor: string): Promise<{ status: number; record: TelemetryRecord }> {
+async function mixedReality(
+  host: TestHost,
+  key: string,
+  forwardedFor: string,
+): Promise<{ status: number; record: TelemetryRecord }> {
   const { accountId } = harness.credentials.mixedReality.account;
   const before = host.logLines.length;
   const response = await request(`${host.url}/accounts/${accountId}/token`, {
@@ -51,11 +55,16 @@ async function mixedReality(host: TestHost, key: string, forwardedFor: string): 
     .filter((at) => at >= 0);
   expect(records, 'one record per request').toHaveLength(1);
   const line = host.logLines.slice(before).find((l) => l.includes(REQUEST_TELEMETRY_PREFIX)) ?? '';
-  return { status: response.statusCode, record: JSON.parse(line.slice(line.indexOf(REQUEST_TELEMETRY_PREFIX) + REQUEST_TELEMETRY_PREFIX.length)) as TelemetryRecord };
+  return {
+    status: response.statusCode,
+    record: JSON.parse(
+      line.slice(line.indexOf(REQUEST_TELEMETRY_PREFIX) + REQUEST_TELEMETRY_PREFIX.length),
+    ) as TelemetryRecord,
+  };
 }
 
 describe('request telemetry (one record per request, through the host logger)', () => {
-  it('an issued token: flow, outcome, status, duration, credential id, the client address as the rule sees it (the local host is the one proxy hop), instance; no key', async () => {
+  it('an issued token: flow, outcome, status, duration, credential, client address, instance; no key', async () => {
     const host = await hostWith(harness.services);
     const key = harness.credentials.mixedReality.account.keys[0];
     const { status, record } = await mixedReality(host, key, '203.0.113.9');
@@ -75,7 +84,11 @@ describe('request telemetry (one record per request, through the host logger)', 
 
   it('a wrong key: refused, with the refusal reason and the credential; never the key that was tried', async () => {
     const host = await hostWith(harness.services);
-    const { status, record } = await mixedReality(host, 'wrong-key-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA', '203.0.113.10');
+    const { status, record } = await mixedReality(
+      host,
+      'wrong-key-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA',
+      '203.0.113.10',
+    );
     expect(status).toBe(401);
     expect(record).toMatchObject({
       outcome: 'refused',
@@ -87,26 +100,39 @@ describe('request telemetry (one record per request, through the host logger)', 
     expect(JSON.stringify(record)).not.toContain('wrong-key-');
   });
 
-  it('an unknown credential: refused, and the id the client sent is not written (it may be anything, a key included)', async () => {
+  it('an unknown credential: refused; the id the client sent is not written (it may be a key)', async () => {
     const host = await hostWith(harness.services);
     const key = harness.credentials.wrap.owner.keys[0];
     const before = host.logLines.length;
     // A stored key pasted into wrap_name: the name is unknown, and must not reach the telemetry.
-    const body = new URLSearchParams({ wrap_name: key, wrap_password: 'x', wrap_scope: 'http://contoso.servicebus.windows.net/' }).toString();
-    const response = await request(`${host.url}/WRAPv0.9/`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body });
+    const body = new URLSearchParams({
+      wrap_name: key,
+      wrap_password: 'x',
+      wrap_scope: 'http://contoso.servicebus.windows.net/',
+    }).toString();
+    const response = await request(`${host.url}/WRAPv0.9/`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body,
+    });
     await response.body.text();
     const line = host.logLines.slice(before).find((l) => l.includes(REQUEST_TELEMETRY_PREFIX)) ?? '';
-    const record = JSON.parse(line.slice(line.indexOf(REQUEST_TELEMETRY_PREFIX) + REQUEST_TELEMETRY_PREFIX.length)) as TelemetryRecord;
+    const record = JSON.parse(
+      line.slice(line.indexOf(REQUEST_TELEMETRY_PREFIX) + REQUEST_TELEMETRY_PREFIX.length),
+    ) as TelemetryRecord;
     expect(record).toMatchObject({ flow: 'wrapToken', outcome: 'refused', reason: 'unknown_credential' });
     expect(record.credentialId).toBeUndefined();
     expect(line).not.toContain(key);
   });
 
-  it('Key Vault throttling and a ledger that cannot commit: unavailable, with the dependency as the reason', async () => {
+  it('vault throttling and a ledger that cannot commit: unavailable, the dependency as reason', async () => {
     const throttledStore: SecretStore = {
-      getSecret: () => Promise.reject(new DependencyUnavailableError('secret-store', 2, 'Key Vault throttled the request (429)')),
-      getFreshSecret: () => Promise.reject(new DependencyUnavailableError('secret-store', 2, 'Key Vault throttled the request (429)')),
-      getSecretVersions: () => Promise.reject(new DependencyUnavailableError('secret-store', 2, 'Key Vault throttled the request (429)')),
+      getSecret: () =>
+        Promise.reject(new DependencyUnavailableError('secret-store', 2, 'Key Vault throttled the request (429)')),
+      getFreshSecret: () =>
+        Promise.reject(new DependencyUnavailableError('secret-store', 2, 'Key Vault throttled the request (429)')),
+      getSecretVersions: () =>
+        Promise.reject(new DependencyUnavailableError('secret-store', 2, 'Key Vault throttled the request (429)')),
     };
     const throttled = await hostWith({ ...harness.services, credentials: new CredentialDirectory(throttledStore) });
     const vault = await mixedReality(throttled, 'any', '203.0.113.11');
@@ -115,7 +141,10 @@ describe('request telemetry (one record per request, through the host logger)', 
 
     const ledgerDown = await hostWith({
       ...harness.services,
-      ledger: { record: () => Promise.reject(new DependencyUnavailableError('ledger', 5, 'table unreachable')), close: async () => {} },
+      ledger: {
+        record: () => Promise.reject(new DependencyUnavailableError('ledger', 5, 'table unreachable')),
+        close: async () => {},
+      },
     });
     const ledger = await mixedReality(ledgerDown, harness.credentials.mixedReality.account.keys[0], '203.0.113.12');
     expect(ledger.status).toBe(503);

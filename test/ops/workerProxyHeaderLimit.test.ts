@@ -2,7 +2,10 @@ import http from 'node:http';
 import { connect } from 'node:net';
 import { once } from 'node:events';
 import { describe, expect, it } from 'vitest';
-import { raiseWorkerProxyHeaderLimit, WORKER_PROXY_MAX_HEADER_BYTES } from '../../shared/http/workerProxyHeaderLimit.js';
+import {
+  raiseWorkerProxyHeaderLimit,
+  WORKER_PROXY_MAX_HEADER_BYTES,
+} from '../../shared/http/workerProxyHeaderLimit.js';
 
 /** Sends one request with a `size`-byte header to `server` and returns the status line. */
 async function statusFor(server: http.Server, size: number): Promise<string> {
@@ -19,7 +22,8 @@ async function statusFor(server: http.Server, size: number): Promise<string> {
 }
 
 /** Node keeps the option on the server (read per connection); @types/node does not declare it. */
-const maxHeaderSizeOf = (server: http.Server): unknown => (server as http.Server & { maxHeaderSize?: number }).maxHeaderSize;
+const maxHeaderSizeOf = (server: http.Server): unknown =>
+  (server as http.Server & { maxHeaderSize?: number }).maxHeaderSize;
 
 describe('the worker proxy head limit (no languageWorkers__node__arguments needed)', () => {
   it('gives an option-less createServer (the streaming proxy) room for Kestrel-sized heads; options win', async () => {
