@@ -108,10 +108,23 @@ param corsAllowedOrigins string[] = []
 ])
 param ledgerMode string = 'required'
 
-@description('STS_LEDGER_TABLE: 3-63 letters and digits, starting with a letter.')
+@description('STS_LEDGER_TABLE: 3-53 letters and digits, starting with a letter (each hour\'s table adds yyyyMMddHH).')
 @minLength(3)
-@maxLength(63)
+@maxLength(53)
 param ledgerTableName string = 'issuance'
+
+@description('STS_LEDGER_RETENTION_HOURS: ledger rows are kept this long, then their hour\'s table is dropped (within the next hour). Default 720 (30 days).')
+@minValue(1)
+@maxValue(87600)
+param ledgerRetentionHours int = 720
+
+@description('STS_LEDGER_CLIENT_ADDRESS: what a ledger row keeps of the client address: full, truncated (IPv4 /24, IPv6 /48) or keyed-hash (needs the secret sts-ledger-address-key).')
+@allowed([
+  'full'
+  'truncated'
+  'keyed-hash'
+])
+param ledgerClientAddress string = 'truncated'
 
 @description('Redundancy of the storage account.')
 @allowed([
@@ -219,7 +232,6 @@ module roleAssignments 'modules/roleAssignments.bicep' = {
     deployerPrincipalType: deployerPrincipalType
     keyVaultName: keyVault.outputs.name
     storageAccountName: storage.outputs.name
-    ledgerTableName: storage.outputs.ledgerTableName
     appInsightsName: monitoring.outputs.appInsightsName
   }
 }
@@ -247,6 +259,8 @@ module functionApp 'modules/functionApp.bicep' = {
     ledgerMode: ledgerMode
     ledgerTableName: storage.outputs.ledgerTableName
     ledgerTableUrl: storage.outputs.tableEndpoint
+    ledgerRetentionHours: ledgerRetentionHours
+    ledgerClientAddress: ledgerClientAddress
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB
     tags: allTags

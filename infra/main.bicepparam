@@ -20,6 +20,10 @@ param corsAllowedOrigins = filter(split(readEnvironmentVariable('STS_CORS_ALLOWE
 
 param ledgerMode = 'required'
 param ledgerTableName = 'issuance'
+// 30 days; rows of an hour go together, within the hour after the last of them passes the period (docs/ledger.md).
+param ledgerRetentionHours = 720
+// full | truncated (IPv4 /24, IPv6 /48) | keyed-hash (run `npm run sts -- create-address-key` first).
+param ledgerClientAddress = 'truncated'
 
 // The operator who runs the admin CLI against the vault gets Key Vault Secrets Officer (and ledger read).
 // In bicepparam mode azd supplies AZURE_PRINCIPAL_ID (the signed-in user or service principal) but never

@@ -10,6 +10,10 @@ import { DEFAULT_CLIENT_ADDRESS_RULE, type ClientAddressRule } from './http/clie
 import { parseAllowedOrigins, type CorsSettings } from './http/cors.js';
 
 export type LedgerMode = 'required' | 'best-effort' | 'off';
+export type LedgerAddressMode = 'full' | 'truncated' | 'keyed-hash';
+
+/** `STS_LEDGER_RETENTION_HOURS` when unset: 30 days (docs/ledger.md, "Retention"). */
+export const DEFAULT_LEDGER_RETENTION_HOURS = 720;
 
 export interface StsConfig {
   /** `iss` of every JWT and the base of the discovery document, e.g. `https://sts.contoso.com/`. */
@@ -47,6 +51,10 @@ export interface StsConfig {
     readonly connectionString: string | undefined;
     /** `https://<account>.table.core.windows.net` for identity-based access in Azure. */
     readonly tableUrl: string | undefined;
+    /** Hours a row is kept at least; its hour's table is dropped within the next hour after that (docs/ledger.md). */
+    readonly retentionHours: number;
+    /** What a row stores of the client address: `full`, `truncated` (IPv4 /24, IPv6 /48) or `keyed-hash`. */
+    readonly clientAddress: LedgerAddressMode;
   };
   /** Which header carries the client address and how many proxies vouch for it (docs/client-address.md). */
   readonly clientAddress: ClientAddressRule;
@@ -179,9 +187,14 @@ export function loadConfig(env: Environment): StsConfig {
     problems.push('STS_LEDGER_CONNECTION_STRING or STS_LEDGER_TABLE_URL is required unless STS_LEDGER_MODE=off');
   }
   const ledgerTableName = text('STS_LEDGER_TABLE', 'issuance');
-  if (!/^[A-Za-z][A-Za-z0-9]{2,62}$/.test(ledgerTableName)) {
-    problems.push('STS_LEDGER_TABLE must be 3-63 letters and digits, starting with a letter');
+  // Each hour's rows go to `<name><yyyyMMddHH>`: 10 digits more, within the 63 characters a table name may have.
+  if (!/^[A-Za-z][A-Za-z0-9]{2,52}$/.test(ledgerTableName)) {
+    problems.push('STS_LEDGER_TABLE must be 3-53 letters and digits, starting with a letter');
   }
+  const addressModeRaw = text('STS_LEDGER_CLIENT_ADDRESS', 'truncated');
+  const addressModes: readonly LedgerAddressMode[] = ['full', 'truncated', 'keyed-hash'];
+  const addressMode = addressModes.find((mode) => mode === addressModeRaw);
+  if (!addressMode) problems.push(`STS_LEDGER_CLIENT_ADDRESS must be one of ${addressModes.join(', ')} (got "${addressModeRaw}")`);
 
   const entra = entraSettings(env, problems);
   const clientAddressHeader = text('STS_CLIENT_ADDRESS_HEADER', DEFAULT_CLIENT_ADDRESS_RULE.header).toLowerCase();
@@ -212,6 +225,8 @@ export function loadConfig(env: Environment): StsConfig {
       tableName: ledgerTableName,
       connectionString: ledgerConnectionString,
       tableUrl: ledgerTableUrl,
+      retentionHours: integer('STS_LEDGER_RETENTION_HOURS', DEFAULT_LEDGER_RETENTION_HOURS, 1, 87_600),
+      clientAddress: addressMode ?? 'truncated',
     },
     clientAddress: {
       header: clientAddressHeader,

@@ -73,7 +73,7 @@ export async function createServices(
 ): Promise<StsServices> {
   const secrets = await createSecretStore(config, clock, warn);
   const signingKeys = createSigningKeyRing(config, secrets, clock, warn);
-  const ledger = createLedger(config);
+  const ledger = createLedger(config, { secrets });
   return {
     config,
     secrets,

@@ -28,7 +28,14 @@ describe('defaults (local run)', () => {
       lifetimes: { mixedRealitySeconds: 86_400, cognitiveSeconds: 600, wrapSeconds: 10_800 },
       secretStore: { kind: 'file', path: '.sts/secrets.json' },
       secretCache: { maxAgeSeconds: 300, negativeMaxAgeSeconds: 30, maxEntries: 10_000, maxStaleSeconds: 3_600, vaultTimeoutMs: 3_000, vaultReadsPerSecond: 100, vaultReadsPerClientPerSecond: 10 },
-      ledger: { mode: 'required', tableName: 'issuance', connectionString: 'UseDevelopmentStorage=true', tableUrl: undefined },
+      ledger: {
+        mode: 'required',
+        tableName: 'issuance',
+        connectionString: 'UseDevelopmentStorage=true',
+        tableUrl: undefined,
+        retentionHours: 720,
+        clientAddress: 'truncated',
+      },
       clientAddress: { header: 'x-forwarded-for', trustedHops: 1 },
       limits: {
         maxBodyBytes: 16_384,
@@ -117,9 +124,22 @@ describe('malformed settings are named', () => {
   });
 
   it('STS_LEDGER_TABLE must be a valid table name', () => {
-    for (const bad of ['ab', '1issuance', 'issuance-log', 'x'.repeat(64)]) {
-      expect(problemsOf({ ...LOCAL, STS_LEDGER_TABLE: bad })).toEqual(['STS_LEDGER_TABLE must be 3-63 letters and digits, starting with a letter']);
+    // 53 at most: each hour's table appends yyyyMMddHH, and a table name has at most 63 characters.
+    for (const bad of ['ab', '1issuance', 'issuance-log', 'x'.repeat(54)]) {
+      expect(problemsOf({ ...LOCAL, STS_LEDGER_TABLE: bad })).toEqual(['STS_LEDGER_TABLE must be 3-53 letters and digits, starting with a letter']);
     }
+    expect(loadConfig({ ...LOCAL, STS_LEDGER_TABLE: 'x'.repeat(53) }).ledger.tableName).toBe('x'.repeat(53));
+  });
+
+  it('STS_LEDGER_RETENTION_HOURS and STS_LEDGER_CLIENT_ADDRESS are checked', () => {
+    expect(loadConfig({ ...LOCAL, STS_LEDGER_RETENTION_HOURS: '24', STS_LEDGER_CLIENT_ADDRESS: 'keyed-hash' }).ledger).toMatchObject({
+      retentionHours: 24,
+      clientAddress: 'keyed-hash',
+    });
+    expect(problemsOf({ ...LOCAL, STS_LEDGER_RETENTION_HOURS: '0', STS_LEDGER_CLIENT_ADDRESS: 'hashed' })).toEqual([
+      'STS_LEDGER_CLIENT_ADDRESS must be one of full, truncated, keyed-hash (got "hashed")',
+      'STS_LEDGER_RETENTION_HOURS must be between 1 and 87600 (got 0)',
+    ]);
   });
 
   it('lists every problem at once, so one failed start names them all', () => {

@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ARTIFACT_MAIN, packageApp, type PackageResult } from '../tools/packageApp.js';
-import { closeCompiledServices, importCompiledDefinitions } from '../tools/localHost/compiledFunctions.js';
+import { closeCompiledServices, importCompiledApp } from '../tools/localHost/compiledFunctions.js';
 import { startLocalHost, type RunningLocalHost } from '../tools/localHost/localHost.js';
 import { createMixedRealityAccount, ensureSigningKey } from '../tools/sts/credentials/provisioning.js';
 import type { MixedRealityAccount } from '../shared/credentials/records.js';
@@ -28,6 +28,7 @@ const EXPECTED_FUNCTIONS = [
   'issueLimitedAccessToken sts/v1.0/issueLimitedAccessToken',
   'issueToken sts/v1.0/issueToken',
   'jwks .well-known/jwks.json',
+  'ledgerRetention timer 0 7 * * * *',
   'mixedRealityToken accounts/{accountId}/token',
   'openidConfiguration .well-known/openid-configuration',
   'wrapToken WRAPv0.9',
@@ -141,7 +142,8 @@ describe('npm run package', () => {
       const names = [];
       for (const file of ${JSON.stringify(result.entries)}) {
         const module = await import('./' + file);
-        names.push(module.definition.name + ' ' + module.definition.route);
+        const { name, route, schedule } = module.definition;
+        names.push(name + ' ' + (route ?? 'timer ' + schedule));
       }
       console.log(JSON.stringify(names.sort()));`;
     const { stdout } = await run(process.execPath, ['--input-type=module', '-e', probe], { cwd: artifact, env: { PATH: process.env.PATH ?? '' } });
@@ -154,26 +156,39 @@ describe('npm run package', () => {
     const probe = `
       const Module = (await import('node:module')).default;
       const registered = [];
+      const timers = [];
       const hooks = [];
       const core = {
         version: '3.9.0', hostVersion: '4.1037.0', Disposable: class { dispose() {} }, log() {},
         setProgrammingModel() {}, getProgrammingModel() { return undefined; },
         registerHook(name) { hooks.push(name); return { dispose() {} }; },
-        registerFunction(metadata) { registered.push(metadata.name); return { dispose() {} }; },
+        registerFunction(metadata) {
+          registered.push(metadata.name);
+          for (const binding of Object.values(metadata.bindings ?? {})) {
+            if (binding.type === 'timerTrigger') timers.push(metadata.name + ' ' + binding.schedule);
+          }
+          return { dispose() {} };
+        },
       };
       Module.prototype.require = new Proxy(Module.prototype.require, {
         apply(target, self, args) { return args[0] === '@azure/functions-core' ? core : Reflect.apply(target, self, args); },
       });
       for (const file of ${JSON.stringify(result.entries)}) await import('./' + file);
-      console.log(JSON.stringify({ registered: registered.sort(), hooks }));`;
+      console.log(JSON.stringify({ registered: registered.sort(), timers, hooks }));`;
     const { stdout, stderr } = await run(process.execPath, ['--input-type=module', '-e', probe], { cwd: artifact, env: { PATH: process.env.PATH ?? '' } });
-    expect(JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}')).toEqual({ registered: EXPECTED_FUNCTIONS.map((line) => line.split(' ')[0]), hooks: ['appTerminate'] });
+    expect(JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}')).toEqual({
+      registered: EXPECTED_FUNCTIONS.map((line) => line.split(' ')[0]),
+      // The retention timer is a timer trigger on its schedule, which the host runs with host storage.
+      timers: ['ledgerRetention 0 7 * * * *'],
+      hooks: ['appTerminate'],
+    });
     expect(stderr).not.toMatch(/test mode/);
   });
 
   describe('served by the local host', () => {
     let host: RunningLocalHost;
     let account: MixedRealityAccount;
+    let timerNames: string[] = [];
     const savedEnv = { ...process.env };
 
     beforeAll(async () => {
@@ -183,7 +198,9 @@ describe('npm run package', () => {
       // The artifact carries its own copy of the app, configured from the environment like in Azure. Each test
       // file runs in a process of its own, and the environment is restored afterwards.
       Object.assign(process.env, { STS_LOCAL_STORE_PATH: join(work, 'secrets.json'), STS_ISSUER: 'https://sts.test.example/', STS_LEDGER_MODE: 'off' });
-      host = await startLocalHost({ definitions: await importCompiledDefinitions(artifact), host: '127.0.0.1', port: 0, log: () => {} });
+      const app = await importCompiledApp(artifact);
+      timerNames = app.timers.map((timer) => `${timer.name} ${timer.schedule}`);
+      host = await startLocalHost({ definitions: app.http, host: '127.0.0.1', port: 0, log: () => {} });
     }, 60_000);
 
     afterAll(async () => {
@@ -191,6 +208,10 @@ describe('npm run package', () => {
       await closeCompiledServices(artifact);
       for (const name of Object.keys(process.env)) if (!(name in savedEnv)) delete process.env[name];
       Object.assign(process.env, savedEnv);
+    });
+
+    it('finds the retention timer in the artifact, for the local host to run on its schedule', () => {
+      expect(timerNames).toEqual(['ledgerRetention 0 7 * * * *']);
     });
 
     it('answers discovery and issues a Mixed Reality token that the JWKS verifies', async () => {

@@ -4,7 +4,13 @@ import azureFunctions from '@azure/functions';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { flowCatalogue } from '../shared/flowCatalogue.js';
 import { buildDiscoveryDocument } from '../shared/tokens/discoveryDocument.js';
-import { importFunctionFiles, startTestHost, type FunctionFile } from './support/localHostFixture.js';
+import {
+  importFunctionFiles,
+  importTimerFiles,
+  startTestHost,
+  type FunctionFile,
+  type TimerFunctionFile,
+} from './support/localHostFixture.js';
 
 /**
  * Every function's registration against ONE expected table, written here by hand from the real APIs (not
@@ -74,7 +80,9 @@ const readJson = async (file: string): Promise<Record<string, unknown>> =>
   JSON.parse(await readFile(join(root, file), 'utf8')) as Record<string, unknown>;
 
 let files: FunctionFile[];
+let timerFiles: TimerFunctionFile[];
 const registered: { name: string; options: unknown }[] = [];
+const registeredTimers: { name: string; options: { schedule: string; handler: unknown } }[] = [];
 /** Every call the function files make on `app`, in order: what the worker sees while it loads the app. */
 const appCalls: string[] = [];
 
@@ -87,7 +95,12 @@ beforeAll(async () => {
   vi.spyOn(azureFunctions.app, 'setup').mockImplementation((options) => {
     appCalls.push(`setup ${JSON.stringify(options)}`);
   });
+  vi.spyOn(azureFunctions.app, 'timer').mockImplementation((name, options) => {
+    appCalls.push(`timer ${name}`);
+    registeredTimers.push({ name, options });
+  });
   files = await importFunctionFiles();
+  timerFiles = await importTimerFiles();
 });
 afterAll(() => vi.restoreAllMocks());
 
@@ -115,6 +128,14 @@ describe('function registrations', () => {
     for (const { definition } of files) {
       expect(registered.find((r) => r.name === definition.name)?.options).toBe(definition);
     }
+  });
+});
+
+describe('timer functions', () => {
+  it('ledgerRetention: hourly at minute 7 (UTC), registered with app.timer with its own handler', () => {
+    expect(timerFiles.map((f) => [f.file, f.definition.name, f.definition.schedule])).toEqual([['ledgerRetention', 'ledgerRetention', '0 7 * * * *']]);
+    expect(registeredTimers.map((r) => [r.name, r.options.schedule])).toEqual([['ledgerRetention', '0 7 * * * *']]);
+    expect(registeredTimers[0]?.options.handler).toBe(timerFiles[0]?.definition.handler);
   });
 });
 
@@ -157,7 +178,7 @@ describe('HTTP streaming', () => {
   it('is switched on with app.setup once, before any function registers (the library refuses it later)', () => {
     expect(appCalls[0]).toBe('setup {"enableHttpStream":true}');
     expect(appCalls.filter((call) => call.startsWith('setup '))).toHaveLength(1);
-    expect(appCalls.slice(1).sort()).toEqual(ALL_NAMES.map((name) => `http ${name}`));
+    expect(appCalls.slice(1).sort()).toEqual([...ALL_NAMES.map((name) => `http ${name}`), 'timer ledgerRetention'].sort());
   });
 });
 

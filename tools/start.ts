@@ -6,7 +6,7 @@ import { ConfigurationError, loadConfig, type StsConfig } from '../shared/config
 import { demoCurlGuide, ensureDemoCredentials } from './demoCredentials.js';
 import { attachLocalAzurite, LOCAL_AZURITE_DATA_DIR, type AttachedAzurite } from './localAzurite.js';
 import { projectRoot, tlsFolder } from './localHost/projectPaths.js';
-import { disableLedgerWhenUnconfigured } from './localHost/localRunDefaults.js';
+import { disableLedgerWhenUnconfigured, shortenLedgerRetentionLocally } from './localHost/localRunDefaults.js';
 import { applyLocalSettings } from './localHost/localSettings.js';
 import { serveFunctionApp } from './localHost/serve.js';
 
@@ -87,6 +87,8 @@ function applyLocalDefaults(options: StartOptions, port: number): void {
   if (!process.env.STS_ISSUER?.trim()) process.env.STS_ISSUER = `${scheme}://localhost:${port}/`;
   const ledgerNotice = disableLedgerWhenUnconfigured(process.env);
   if (ledgerNotice) console.log(ledgerNotice);
+  const retentionNotice = shortenLedgerRetentionLocally(process.env);
+  if (retentionNotice) console.log(retentionNotice);
 }
 
 // Step 4.

@@ -68,6 +68,19 @@ param ledgerTableName string
 @description('STS_LEDGER_TABLE_URL: https://<account>.table.core.windows.net.')
 param ledgerTableUrl string
 
+@description('STS_LEDGER_RETENTION_HOURS.')
+@minValue(1)
+@maxValue(87600)
+param ledgerRetentionHours int = 720
+
+@description('STS_LEDGER_CLIENT_ADDRESS.')
+@allowed([
+  'full'
+  'truncated'
+  'keyed-hash'
+])
+param ledgerClientAddress string = 'truncated'
+
 @description('Most instances the plan may scale out to.')
 @minValue(1)
 @maxValue(1000)
@@ -204,6 +217,8 @@ resource appSettings 'Microsoft.Web/sites/config@2025-03-01' = {
     STS_LEDGER_MODE: ledgerMode
     STS_LEDGER_TABLE: ledgerTableName
     STS_LEDGER_TABLE_URL: ledgerTableUrl
+    STS_LEDGER_RETENTION_HOURS: string(ledgerRetentionHours)
+    STS_LEDGER_CLIENT_ADDRESS: ledgerClientAddress
   }
 }
 

@@ -38,9 +38,6 @@ param keyVaultName string
 @description('Name of the storage account.')
 param storageAccountName string
 
-@description('Name of the ledger table in that account.')
-param ledgerTableName string
-
 @description('Name of the Application Insights component.')
 param appInsightsName string
 
@@ -57,13 +54,6 @@ resource vault 'Microsoft.KeyVault/vaults@2024-11-01' existing = {
 resource storage 'Microsoft.Storage/storageAccounts@2025-06-01' existing = {
   name: storageAccountName
 
-  resource tableService 'tableServices' existing = {
-    name: 'default'
-
-    resource ledgerTable 'tables' existing = {
-      name: ledgerTableName
-    }
-  }
 }
 
 resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
@@ -125,11 +115,13 @@ resource deployerSecretsOfficer 'Microsoft.Authorization/roleAssignments@2022-04
   }
 }
 
+// On the account: the ledger is one table per hour, created and dropped as time passes, so no single table
+// could carry the assignment (the account holds only this app's host storage and ledger).
 resource deployerLedgerReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(deployerPrincipalId)) {
-  name: guid(storage::tableService::ledgerTable.id, deployerPrincipalId, '76199698-9eea-4c19-bc75-cec21354c6b6')
-  scope: storage::tableService::ledgerTable
+  name: guid(storage.id, deployerPrincipalId, '76199698-9eea-4c19-bc75-cec21354c6b6')
+  scope: storage
   properties: {
-    description: 'Operator: `npm run sts -- audit` reads the issuance ledger.'
+    description: 'Operator: `npm run sts -- audit` reads the issuance ledger\'s hour tables.'
     principalId: deployerPrincipalId
     principalType: deployerPrincipalTypeOrNone
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', '76199698-9eea-4c19-bc75-cec21354c6b6')

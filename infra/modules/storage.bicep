@@ -1,5 +1,7 @@
 // The storage account behind the Functions host (AzureWebJobsStorage, identity-based), the Flex Consumption
-// deployment container and the issuance ledger table. Shared keys are off: every client, the host included,
+// deployment container and the issuance ledger. The ledger keeps one table per UTC hour (<ledgerTableName><yyyyMMddHH>),
+// which the app creates as it writes and its ledgerRetention timer drops past STS_LEDGER_RETENTION_HOURS, so no
+// table is declared here (docs/ledger.md, "Retention"). Shared keys are off: every client, the host included,
 // authenticates with Microsoft Entra ID, so there is no connection string to leak.
 
 @description('Storage account name: 3-24 lower-case letters and digits, globally unique.')
@@ -24,7 +26,7 @@ param skuName string = 'Standard_LRS'
 @description('Blob container the Flex Consumption plan deploys the app package from.')
 param deploymentContainerName string
 
-@description('Table the issuance ledger writes to (STS_LEDGER_TABLE).')
+@description('Base name of the issuance ledger\'s hour tables (STS_LEDGER_TABLE).')
 param ledgerTableName string
 
 @description('Tags applied to the account.')
@@ -72,11 +74,6 @@ resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2025-06-0
   name: 'default'
 }
 
-resource ledgerTable 'Microsoft.Storage/storageAccounts/tableServices/tables@2025-06-01' = {
-  parent: tableService
-  name: ledgerTableName
-}
-
 @description('Name of the storage account.')
 output name string = account.name
 
@@ -89,5 +86,5 @@ output tableEndpoint string = 'https://${account.name}.table.${environment().suf
 @description('Name of the deployment container.')
 output deploymentContainerName string = deploymentContainer.name
 
-@description('Name of the ledger table.')
-output ledgerTableName string = ledgerTable.name
+@description('Base name of the ledger\'s hour tables.')
+output ledgerTableName string = ledgerTableName

@@ -15,7 +15,7 @@ import type { CredentialRecord } from './records.js';
  * | `wrap-namespace-{namespace}`   | WrapNamespace (SWT signing key)        | `wrap_scope` host's first label   |
  * | `upstream-mr-{accountId}`      | real `accountId:accountKey` (upstream) | `upstreamKey(kind, id)`, named by |
  * | `upstream-cs-{name}`           | real Cognitive key (upstream mode)     | the record's `upstream.secretName`|
- * | `upstream-wrap-{digest}`       | real WRAP issuer password (upstream)   | (any other non-reserved name too) |
+ * | `upstream-wrap-{digest}`       | real WRAP issuer password (upstream)   | (or another name, same prefix)    |
  */
 export const vaultLayout = {
   signingKey: 'sts-signing-key',

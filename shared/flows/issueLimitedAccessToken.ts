@@ -78,7 +78,7 @@ export async function issueLimitedAccessToken(
     const served = await deps.upstream.limitedAccessToken(
       resource.upstream,
       { targetResourceId: body.targetAzureResourceId, featureFlags: grantedFeatureFlags, expiredTimeSeconds: lifetimeSeconds },
-      { requestId: request.requestId },
+      { requestId: request.requestId, credentialId: `cs/${resource.name}` },
     );
     const { targetAzureResourceId } = body;
     return { ...servedJwt(served, resource.upstream, request.now), resource, ...who, targetAzureResourceId, grantedFeatureFlags };

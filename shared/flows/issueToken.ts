@@ -45,7 +45,8 @@ export async function issueCognitiveToken(
   const who = { ...(keySlot ? { keySlot } : {}), ...(principal ? { principal } : {}) };
   if (resource.upstream) {
     // Upstream mode (docs/upstream.md): the client's key was verified here; the token is the real service's.
-    const served = await deps.upstream.cognitiveToken(resource.upstream, { requestId: request.requestId });
+    const context = { requestId: request.requestId, credentialId: `cs/${resource.name}` };
+    const served = await deps.upstream.cognitiveToken(resource.upstream, context);
     return { ...servedJwt(served, resource.upstream, request.now), resource, ...who };
   }
   const audience = cognitiveAudience(deps.config, resource.region);

@@ -61,7 +61,8 @@ export async function issueMixedRealityTokenForEntraCaller(
 
   if (account.upstream) {
     // Upstream mode: the token is the real STS's (fetched with the real key), so it cannot carry the caller.
-    const served = await deps.upstream.mixedRealityToken(account.upstream, { requestId: request.requestId });
+    const context = { requestId: request.requestId, credentialId: `mr/${account.accountId}` };
+    const served = await deps.upstream.mixedRealityToken(account.upstream, context);
     return { ...servedJwt(served, account.upstream, request.now), account, principal: principalName(principal) };
   }
   const { accessToken, audience } = await mintMixedRealityToken(

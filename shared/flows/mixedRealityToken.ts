@@ -110,7 +110,8 @@ export async function issueMixedRealityToken(
   const account = verification.credential.record;
   if (account.upstream) {
     // Upstream mode (docs/upstream.md): the client proved its own key; the token is the real STS's, fetched with the real key.
-    const served = await deps.upstream.mixedRealityToken(account.upstream, { requestId: request.requestId });
+    const context = { requestId: request.requestId, credentialId: `mr/${account.accountId}` };
+    const served = await deps.upstream.mixedRealityToken(account.upstream, context);
     return { ...servedJwt(served, account.upstream, request.now), account, keySlot: verification.credential.keySlot };
   }
 

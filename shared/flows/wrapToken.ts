@@ -87,13 +87,20 @@ export async function issueWrapToken(request: WrapTokenRequest, deps: FlowDepend
     throw invalidCredentials(wrapMessages.authenticationFailed, { reason: verification.reason, credentialId });
   }
   const issuer = verification.credential.record;
-  if (!issuer.scopes.some((prefix) => scopeCoveredBy(scope, prefix))) {
+  const covering = issuer.scopes.filter((prefix) => scopeCoveredBy(scope, prefix));
+  if (covering.length === 0) {
     throw forbidden(wrapMessages.scopeNotAllowed, { reason: 'scope_not_allowed', credentialId });
   }
   if (issuer.upstream) {
-    // Upstream mode (docs/upstream.md): password and scope prefixes were checked here; the SWT (and the rights it
-    // carries) is the real ACS's, asked for with the same wrap_name and wrap_scope and the real password.
-    const served = await deps.upstream.wrapToken(issuer.upstream, { issuerName, scope: scope.scope }, { requestId: request.requestId });
+    // Upstream mode (docs/upstream.md#caching): password and scope prefixes were checked here; the SWT (and the
+    // rights it carries) is the real ACS's, asked for the narrowest of our prefixes that covers the client's
+    // scope, so clients varying the scope below it share one token and one upstream call.
+    const prefix = [...covering].sort((a, b) => b.length - a.length)[0] ?? scope.scope;
+    const served = await deps.upstream.wrapToken(
+      issuer.upstream,
+      { issuerName, scope: prefix },
+      { requestId: request.requestId, credentialId: `wrap/${credentialId}` },
+    );
     return { ...servedWrapToken(served, request.now), issuer, keySlot: verification.credential.keySlot, scope: scope.scope };
   }
 

@@ -1,6 +1,7 @@
 import type { StsConfig } from '../config.js';
 import { vaultLayout } from '../credentials/vaultLayout.js';
 import { fetchAuthorityDocument } from '../entra/authorityDocuments.js';
+import { hourBucketOf, partitionKeyOf } from '../ledger/ledgerRows.js';
 import { openLedgerTable, type LedgerTable } from '../ledger/ledgerTable.js';
 import { getAzureCredential } from '../secrets/azureCredential.js';
 import type { SecretStore } from '../secrets/secretStore.js';
@@ -12,8 +13,9 @@ import { telemetryInstance } from '../telemetry/requestTelemetry.js';
  * - `vault`: the secret store answers a read of the signing key, past every cache (in Azure: Key Vault with the
  *   managed identity);
  * - `signingKey`: the signing key exists, and how old its current version is;
- * - `ledger`: one probe row is written to the ledger table (partition `health`, one row per instance,
- *   overwritten each time, never a token's row); `off` when the ledger is off;
+ * - `ledger`: one probe row is written to the current hour's ledger table (subject `health`, one row per
+ *   instance and hour, overwritten each time, never a token's row; dropped with its hour's table); `off` when
+ *   the ledger is off;
  * - `entraAuthority`: each authority's discovery document names it, when keyless callers are configured.
  *
  * The answer is cached per instance for {@link HEALTH_CACHE_MS} and one evaluation runs at a time, so probing
@@ -121,7 +123,7 @@ export function createHealthProbe(deps: HealthProbeDependencies): HealthProbe {
         await opened.submitTransaction(
           [
             {
-              partitionKey: 'health',
+              partitionKey: partitionKeyOf('health', hourBucketOf(now), 0),
               rowKey: telemetryInstance,
               Time: now,
               Flow: 'health',

@@ -10,7 +10,12 @@ import { ipKey } from '../security/failedAttemptLimiter.js';
 import { refusalAfterLimits } from '../security/refusalAfterLimits.js';
 import { requestLimitViolation } from '../security/requestLimits.js';
 import { getServices, type StsServices } from '../services.js';
-import { emitRequestTelemetry, newRequestFacts, type RequestFacts } from '../telemetry/requestTelemetry.js';
+import {
+  emitRequestTelemetry,
+  newRequestFacts,
+  telemetryAddress,
+  type RequestFacts,
+} from '../telemetry/requestTelemetry.js';
 import { clientAddressOf } from './clientAddress.js';
 import { corsResponseHeaders, optionsAnswer } from './cors.js';
 import { renderError } from './errorShapes.js';
@@ -123,7 +128,7 @@ function stsHandler(spec: StsFunctionSpec, servicesOf: () => Promise<StsServices
     }
     cors = corsResponseHeaders(services.config.cors, request);
     const clientIp = clientAddressOf(request.headers, services.config.clientAddress);
-    facts.clientIp = clientIp;
+    facts.clientIp = telemetryAddress(clientIp, services.config.ledger.clientAddress);
     const now = services.clock();
     const maxBodyBytes = services.config.limits.maxBodyBytes;
 

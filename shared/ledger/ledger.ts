@@ -36,6 +36,11 @@ export interface Ledger {
   record(entry: LedgerEntry): Promise<void>;
   /** Flushes pending writes and releases resources (graceful shutdown). */
   close(): Promise<void>;
+  /**
+   * True while issuance is short of table capacity (every transaction slot taken, or batches waiting for one):
+   * retention removal pauses then (ledgerRetention.ts). Absent: never.
+   */
+  isSaturated?(): boolean;
 }
 
 /** The ledger of `STS_LEDGER_MODE=off`. */

@@ -91,8 +91,17 @@ export function batchKeyOf(entry: LedgerEntry): string {
   return `${ledgerSubjectOf(entry)}|${hourBucketOf(entry.time)}`;
 }
 
-/** The row of `entry` in partition shard `shard`. */
-export function toLedgerRow(entry: LedgerEntry, shard: number): LedgerRow {
+/**
+ * The row of `entry` in partition shard `shard`. `storeAddress` turns the client address into what the row may
+ * keep (`STS_LEDGER_CLIENT_ADDRESS`, ledgerAddress.ts), for the ClientIp column and the PartitionKey alike; the
+ * full address never reaches either when it is given.
+ */
+export function toLedgerRow(
+  entry: LedgerEntry,
+  shard: number,
+  storeAddress?: (address: string) => string | undefined,
+): LedgerRow {
+  if (storeAddress && entry.clientIp !== undefined) entry = { ...entry, clientIp: storeAddress(entry.clientIp) };
   const row: Record<string, unknown> = {
     partitionKey: partitionKeyOf(ledgerSubjectOf(entry), hourBucketOf(entry.time), shard),
     rowKey: rowKeyOf(entry),

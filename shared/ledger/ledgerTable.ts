@@ -1,16 +1,26 @@
 import type { TransactionAction } from '@azure/data-tables';
 import type { TokenCredential } from '@azure/identity';
 import type { StsConfig } from '../config.js';
-import type { LedgerRow } from './ledgerRows.js';
+import { hourStartOf, hourBucketOfPartitionKey, LEDGER_PERIOD_MS, periodTableName } from './ledgerPeriods.js';
+import { hourBucketOf, type LedgerRow } from './ledgerRows.js';
+
+/** Hour tables whose clients (and "exists" knowledge) a process keeps: the current one and a few before it. */
+const RECENT_TABLES = 6;
+/** How long before the hour turns its table is created ahead. */
+const CREATE_AHEAD_MS = 10 * 60_000;
+const CREATE_AHEAD_TIMEOUT_MS = 10_000;
 
 /**
  * The three table operations the ledger needs, over `@azure/data-tables`. The SDK is imported only when a
  * table is opened, so a cold start with the ledger off (or before the first token) never loads it.
  */
 export interface LedgerTable {
-  /** Creates the table if it is missing (an existing table is fine). */
+  /** Creates the table if it is missing (an existing table is fine); hour tables: nothing, see submitTransaction. */
   ensureExists(signal: AbortSignal): Promise<void>;
-  /** Upserts `rows`, all of one partition (at most 100), in one entity-group transaction. */
+  /**
+   * Upserts `rows`, all of one partition (at most 100), in one entity-group transaction, into the table of the
+   * hour their PartitionKey names (created on first use).
+   */
   submitTransaction(rows: readonly LedgerRow[], signal: AbortSignal): Promise<void>;
   /** Reads one partition, RowKeys in [`rowKeyFrom`, `rowKeyTo`], in RowKey order, at most `limit` entities. */
   readPartition(query: PartitionQuery, signal?: AbortSignal): Promise<Record<string, unknown>[]>;
@@ -26,6 +36,7 @@ export interface PartitionQuery {
 
 /** Where the table is and how to reach it (`StsConfig['ledger']` plus the identity for `tableUrl`). */
 export interface LedgerTableLocation {
+  /** The base name: each UTC hour's rows live in `<tableName><yyyyMMddHH>` (ledgerPeriods.ts). */
   readonly tableName: string;
   readonly connectionString?: string | undefined;
   readonly tableUrl?: string | undefined;
@@ -47,44 +58,107 @@ export async function openLedgerTable(
 ): Promise<LedgerTable> {
   const { TableClient, odata } = await import('@azure/data-tables');
   const retryOptions = { maxRetries: 0 };
-  let client: InstanceType<typeof TableClient>;
+  let connect: (tableName: string) => InstanceType<typeof TableClient>;
   if (location.connectionString) {
-    client = TableClient.fromConnectionString(location.connectionString, location.tableName, {
-      retryOptions,
-      allowInsecureConnection: isLocalEmulator(location.connectionString),
-    });
+    const connectionString = location.connectionString;
+    const allowInsecureConnection = isLocalEmulator(connectionString);
+    connect = (tableName) => TableClient.fromConnectionString(connectionString, tableName, { retryOptions, allowInsecureConnection });
   } else if (location.tableUrl) {
-    client = new TableClient(location.tableUrl.replace(/\/+$/, ''), location.tableName, await credential(), { retryOptions });
+    const endpoint = location.tableUrl.replace(/\/+$/, '');
+    const identity = await credential();
+    connect = (tableName) => new TableClient(endpoint, tableName, identity, { retryOptions });
   } else {
     throw new Error('the ledger needs STS_LEDGER_CONNECTION_STRING or STS_LEDGER_TABLE_URL');
   }
 
+  // One client per hour's table; only the last few hours are ever written, so a handful is kept.
+  const clients = new Map<string, InstanceType<typeof TableClient>>();
+  const clientFor = (tableName: string): InstanceType<typeof TableClient> => {
+    let client = clients.get(tableName);
+    if (!client) {
+      client = connect(tableName);
+      clients.set(tableName, client);
+      if (clients.size > RECENT_TABLES) clients.delete(clients.keys().next().value as string);
+    }
+    return client;
+  };
+  // Tables this process created or wrote to: their first batch of the hour pays one create, later ones none.
+  const known = new Set<string>();
+  const createTable = async (tableName: string, signal: AbortSignal | undefined): Promise<void> => {
+    try {
+      await clientFor(tableName).createTable(signal ? { abortSignal: signal } : {});
+    } catch (error) {
+      // The SDK already ignores "exists"; this covers services that answer 409 differently.
+      if ((error as { statusCode?: unknown }).statusCode !== 409) throw error;
+    }
+    known.add(tableName);
+    if (known.size > RECENT_TABLES) known.delete(known.values().next().value as string);
+  };
+  // Concurrent first batches of an hour share one create.
+  const creating = new Map<string, Promise<void>>();
+  const ensureTable = async (tableName: string, signal: AbortSignal): Promise<void> => {
+    if (known.has(tableName)) return;
+    let pending = creating.get(tableName);
+    if (!pending) {
+      pending = createTable(tableName, signal).finally(() => creating.delete(tableName));
+      creating.set(tableName, pending);
+    }
+    await pending;
+  };
+  // The next hour's table is created ahead, in the background, in the last minutes of an hour, so the first
+  // batch after the hour turns does not wait for a create (one attempt per hour per process; a failure only
+  // means that batch creates it).
+  const aheadTried = new Set<string>();
+  const createNextHourAhead = (hourBucket: string, now: Date): void => {
+    const start = hourStartOf(hourBucket);
+    const end = start ? start.getTime() + LEDGER_PERIOD_MS : 0;
+    // Only while that hour is the current one and about to end (never for rows of a past hour).
+    if (!start || now.getTime() < end - CREATE_AHEAD_MS || now.getTime() >= end) return;
+    const next = periodTableName(location.tableName, hourBucketOf(new Date(start.getTime() + LEDGER_PERIOD_MS)));
+    if (known.has(next) || aheadTried.has(next)) return;
+    aheadTried.add(next);
+    if (aheadTried.size > RECENT_TABLES) aheadTried.delete(aheadTried.values().next().value as string);
+    void createTable(next, AbortSignal.timeout(CREATE_AHEAD_TIMEOUT_MS)).catch(() => undefined);
+  };
+
   return {
-    ensureExists: async (signal) => {
-      try {
-        await client.createTable({ abortSignal: signal });
-      } catch (error) {
-        // The SDK already ignores "exists"; this covers services that answer 409 differently.
-        if ((error as { statusCode?: unknown }).statusCode !== 409) throw error;
-      }
-    },
+    // Each hour's table is created by its first batch (submitTransaction), so there is nothing to do up front.
+    ensureExists: async () => {},
     submitTransaction: async (rows, signal) => {
+      const first = rows[0];
+      if (!first) return;
+      const hourBucket = hourBucketOfPartitionKey(first.partitionKey);
+      const tableName = periodTableName(location.tableName, hourBucket);
+      await ensureTable(tableName, signal);
       const actions = rows.map((row): TransactionAction => ['upsert', { ...row }, 'Replace']);
-      await client.submitTransaction(actions, { abortSignal: signal });
+      try {
+        await clientFor(tableName).submitTransaction(actions, { abortSignal: signal });
+      } catch (error) {
+        if ((error as { statusCode?: unknown }).statusCode === 404) known.delete(tableName); // created again on the retry
+        throw error;
+      }
+      createNextHourAhead(hourBucket, new Date());
     },
     readPartition: async (query, signal) => {
+      const tableName = periodTableName(location.tableName, hourBucketOfPartitionKey(query.partitionKey));
       let filter = odata`PartitionKey eq ${query.partitionKey} and RowKey ge ${query.rowKeyFrom} and RowKey le ${query.rowKeyTo}`;
       if (query.outcome) filter += ` and ${odata`Outcome eq ${query.outcome}`}`;
       const found: Record<string, unknown>[] = [];
-      const pages = client
+      const pages = connect(tableName)
         .listEntities<Record<string, unknown>>({ queryOptions: { filter }, ...(signal ? { abortSignal: signal } : {}) })
         .byPage({ maxPageSize: Math.min(Math.max(query.limit, 1), 1_000) });
-      for await (const page of pages) {
-        for (const entity of page) {
-          if (found.length >= query.limit) return found;
-          found.push(entity as Record<string, unknown>);
+      try {
+        for await (const page of pages) {
+          for (const entity of page) {
+            if (found.length >= query.limit) return found;
+            found.push(entity as Record<string, unknown>);
+          }
+          if (found.length >= query.limit) break;
         }
-        if (found.length >= query.limit) break;
+      } catch (error) {
+        // No table for that hour: nothing was written then, or the hour has passed the retention period.
+        if ((error as { statusCode?: unknown }).statusCode === 404) return found;
+        throw error;
       }
       return found;
     },

@@ -2,6 +2,7 @@ import { DependencyUnavailableError } from '../errors.js';
 import { describeError } from '../logging/redact.js';
 import type { Ledger, LedgerEntry } from './ledger.js';
 import { batchKeyOf, LEDGER_SHARDS, toLedgerRow, type LedgerRow } from './ledgerRows.js';
+import type { AddressForm } from './ledgerAddress.js';
 import type { LedgerTable } from './ledgerTable.js';
 
 /** A table transaction holds at most 100 entities, all of one partition. */
@@ -26,6 +27,8 @@ export interface TableLedgerOptions {
   readonly warn?: (message: string) => void;
   /** At most one warning per this interval; the rest are counted into the next one. Default 60 000 ms. */
   readonly warningIntervalMs?: number;
+  /** What rows keep of the client address (`STS_LEDGER_CLIENT_ADDRESS`); default the full address. */
+  readonly addressForm?: AddressForm;
 }
 
 /** Counters for tests, the benchmark and health checks. */
@@ -78,6 +81,7 @@ export class TableLedger implements Ledger {
   private readonly warnSink: (message: string) => void;
   private readonly warningIntervalMs: number;
   private readonly openTableOnce: () => Promise<LedgerTable>;
+  private readonly addressForm: AddressForm | undefined;
 
   private readonly open = new Map<string, Batch>();
   private readonly ready: Batch[] = [];
@@ -99,6 +103,7 @@ export class TableLedger implements Ledger {
     this.retryAfterSeconds = options.retryAfterSeconds ?? 5;
     this.warnSink = options.warn ?? ((message) => console.warn(message));
     this.warningIntervalMs = options.warningIntervalMs ?? 60_000;
+    this.addressForm = options.addressForm;
     let table: Promise<LedgerTable> | undefined;
     this.openTableOnce = () => {
       table ??= options.openTable().catch((error: unknown) => {
@@ -107,6 +112,11 @@ export class TableLedger implements Ledger {
       });
       return table;
     };
+  }
+
+  /** True while every transaction slot is taken or batches wait for one (retention removal pauses then). */
+  isSaturated(): boolean {
+    return this.inFlight.size >= this.maxConcurrentTransactions || this.ready.length > 0;
   }
 
   /** Snapshot of the counters. */
@@ -178,10 +188,12 @@ export class TableLedger implements Ledger {
     this.nextShard = (this.nextShard + 1) % LEDGER_SHARDS;
     let entities: LedgerRow[];
     try {
+      // The address key of keyed-hash, read (and cached) before any row is made: no key, no row.
+      await this.addressForm?.prepare();
       // One row per key: a caller that records the same entry twice shares the first row's fate.
       const rows = new Map<string, LedgerRow>();
       for (const pending of batch.rows) {
-        const row = toLedgerRow(pending.entry, shard);
+        const row = toLedgerRow(pending.entry, shard, this.addressForm?.store);
         if (!rows.has(row.rowKey)) rows.set(row.rowKey, row);
       }
       entities = [...rows.values()];

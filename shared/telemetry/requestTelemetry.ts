@@ -1,6 +1,8 @@
 import { hostname } from 'node:os';
+import type { LedgerAddressMode } from '../config.js';
 import type { DependencyUnavailableError, StsError } from '../errors.js';
 import type { FlowName } from '../flowCatalogue.js';
+import { truncatedAddress } from '../ledger/ledgerAddress.js';
 
 /**
  * One telemetry record per request, written through the Functions host's logger (the function's
@@ -76,6 +78,16 @@ export interface RequestFacts {
   /** Set when a dependency could not answer. */
   unavailable: DependencyUnavailableError | undefined;
   issued: boolean;
+}
+
+/**
+ * The client address as a record keeps it: as much as the ledger keeps (`STS_LEDGER_CLIENT_ADDRESS`,
+ * docs/ledger.md "Client addresses"), so telemetry never holds more of it than the audit trail. `keyed-hash`
+ * needs a key from the vault, which the per-request path does not read: the record then keeps the /24 or /48.
+ */
+export function telemetryAddress(address: string | undefined, mode: LedgerAddressMode): string | undefined {
+  if (address === undefined || mode === 'full') return address;
+  return truncatedAddress(address);
 }
 
 export const newRequestFacts = (): RequestFacts => ({

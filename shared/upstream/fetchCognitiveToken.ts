@@ -1,6 +1,7 @@
 import { upstreamFetch } from './upstreamFetch.js';
 import { parseKeySecret } from './upstreamSecret.js';
-import type { UpstreamClient } from './upstreamClient.js';
+import type { UpstreamTarget } from './upstreamFetch.js';
+import { DOCUMENTED_LIFETIME_SECONDS } from './upstreamLifetimes.js';
 import { upstreamUrl } from './upstreamEndpoint.js';
 import { UpstreamError } from './upstreamErrors.js';
 import { upstreamJwt, type UpstreamToken } from './upstreamToken.js';
@@ -11,19 +12,21 @@ import { upstreamJwt, type UpstreamToken } from './upstreamToken.js';
  * `200` and the bare JWT as text.
  *
  * @example
- * const { token } = await fetchCognitiveToken(client, 'https://westus.api.cognitive.microsoft.com', key, new Date());
+ * const endpoint = checkUpstreamEndpoint('cognitive', 'https://westus.api.cognitive.microsoft.com');
+ * const { token } = await fetchCognitiveToken({ client, endpoint }, key, new Date());
  */
 export async function fetchCognitiveToken(
-  client: UpstreamClient,
-  endpoint: string,
+  target: UpstreamTarget,
   subscriptionKey: string,
   now: Date,
 ): Promise<UpstreamToken> {
-  const url = upstreamUrl(endpoint, '/sts/v1.0/issueToken');
-  const answer = await client.send({
+  const url = upstreamUrl(target.endpoint, '/sts/v1.0/issueToken');
+  const answer = await target.client.send({
     url,
     method: 'POST',
     label: 'issueToken',
+    service: 'cognitive',
+    admit: target.admit,
     headers: {
       'ocp-apim-subscription-key': subscriptionKey,
       'content-type': 'application/x-www-form-urlencoded',
@@ -41,10 +44,17 @@ export async function fetchCognitiveToken(
   return upstreamJwt(answer.body, now, url.origin, answer.attempts);
 }
 
-/** The issueToken flow's upstream fetch: one token per resource key, no request parameters. */
+/**
+ * The issueToken flow's upstream fetch: the token depends on the resource key alone (no request parameters),
+ * so there is one cache entry per key and endpoint, kept at most the documented 10 minutes.
+ */
 export const cognitiveTokenUpstream = upstreamFetch<'cognitiveToken', undefined>({
   method: 'cognitiveToken',
   takesRequest: false,
+  credentialKind: 'cognitiveResource',
+  service: 'cognitive',
   cacheKey: () => [],
-  fetch: (client, endpoint, secretName, secret, _request, now) => fetchCognitiveToken(client, endpoint, parseKeySecret(secretName, secret), now),
+  maxLifetimeSeconds: () => DOCUMENTED_LIFETIME_SECONDS.cognitive,
+  fetch: (target, secretName, secret, _request, now) =>
+    fetchCognitiveToken(target, parseKeySecret(secretName, secret), now),
 });

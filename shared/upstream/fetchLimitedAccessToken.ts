@@ -1,6 +1,7 @@
 import { upstreamFetch } from './upstreamFetch.js';
 import { parseKeySecret } from './upstreamSecret.js';
-import type { UpstreamClient } from './upstreamClient.js';
+import type { UpstreamTarget } from './upstreamFetch.js';
+import { limitedAccessLifetime } from './upstreamLifetimes.js';
 import { upstreamUrl } from './upstreamEndpoint.js';
 import { UpstreamError } from './upstreamErrors.js';
 import { upstreamJwt, type UpstreamToken } from './upstreamToken.js';
@@ -24,23 +25,25 @@ export interface LimitedAccessTokenRequest {
  * the two sources disagree (docs/contracts/open-points.md#face-body-key), and sending both satisfies either reading.
  *
  * @example
- * const lat = await fetchLimitedAccessToken(client, 'https://westus.api.cognitive.microsoft.com', isvKey,
+ * const endpoint = checkUpstreamEndpoint('cognitive', 'https://westus.api.cognitive.microsoft.com');
+ * const lat = await fetchLimitedAccessToken({ client, endpoint }, isvKey,
  *   { targetResourceId, featureFlags: ['Face.Identification'], expiredTimeSeconds: 3600 }, new Date());
  */
 export async function fetchLimitedAccessToken(
-  client: UpstreamClient,
-  endpoint: string,
+  target: UpstreamTarget,
   subscriptionKey: string,
   request: LimitedAccessTokenRequest,
   now: Date,
 ): Promise<UpstreamToken> {
-  const url = upstreamUrl(endpoint, '/sts/v1.0/issueLimitedAccessToken', {
+  const url = upstreamUrl(target.endpoint, '/sts/v1.0/issueLimitedAccessToken', {
     expiredTime: String(Math.trunc(request.expiredTimeSeconds)),
   });
-  const answer = await client.send({
+  const answer = await target.client.send({
     url,
     method: 'POST',
     label: 'issueLimitedAccessToken',
+    service: 'cognitive',
+    admit: target.admit,
     headers: {
       'ocp-apim-subscription-key': subscriptionKey,
       'content-type': 'application/json',
@@ -63,24 +66,32 @@ export async function fetchLimitedAccessToken(
 }
 
 /**
- * The request as it is fetched and cached: `expiredTimeSeconds` rounded down to a whole minute (at least
- * 60) and the feature flags sorted without repeats, so that clients asking for slightly different lifetimes
- * share one token.
+ * The request as it is fetched, reduced to what the real token depends on: the target, the granted flags
+ * (sorted, without repeats; a subset of the resource's grant list) and the lifetime rounded down to one of nine
+ * values ({@link limitedAccessLifetime}). The cache key lower-cases the target (ARM ids are case-insensitive),
+ * while the target is sent as the client wrote it. A client may vary the target freely, so the real key's call
+ * budget, not this key, is what bounds its upstream calls.
  */
-function shapedRequest(request: LimitedAccessTokenRequest): LimitedAccessTokenRequest {
-  const expiredTimeSeconds = Math.max(60, Math.floor(request.expiredTimeSeconds / 60) * 60);
-  const featureFlags = [...new Set(request.featureFlags)].sort();
-  return { targetResourceId: request.targetResourceId, featureFlags, expiredTimeSeconds };
+export function shapedLimitedAccessRequest(request: LimitedAccessTokenRequest): LimitedAccessTokenRequest {
+  return {
+    targetResourceId: request.targetResourceId,
+    featureFlags: [...new Set(request.featureFlags)].sort(),
+    expiredTimeSeconds: limitedAccessLifetime(request.expiredTimeSeconds),
+  };
 }
 
 /** The limited access token flow's upstream fetch: the secret holds the ISV resource key. */
 export const limitedAccessTokenUpstream = upstreamFetch<'limitedAccessToken', LimitedAccessTokenRequest>({
   method: 'limitedAccessToken',
   takesRequest: true,
+  credentialKind: 'cognitiveResource',
+  service: 'cognitive',
   cacheKey: (request) => {
-    const shaped = shapedRequest(request);
+    const shaped = shapedLimitedAccessRequest(request);
     return [shaped.targetResourceId.toLowerCase(), shaped.featureFlags.join(','), String(shaped.expiredTimeSeconds)];
   },
-  fetch: (client, endpoint, secretName, secret, request, now) =>
-    fetchLimitedAccessToken(client, endpoint, parseKeySecret(secretName, secret), shapedRequest(request), now),
+  // The service issues `exp = now + expiredTime`: the lifetime asked is the documented one.
+  maxLifetimeSeconds: (request) => shapedLimitedAccessRequest(request).expiredTimeSeconds,
+  fetch: (target, secretName, secret, request, now) =>
+    fetchLimitedAccessToken(target, parseKeySecret(secretName, secret), shapedLimitedAccessRequest(request), now),
 });

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { upstreamFetch } from './upstreamFetch.js';
 import { parseMixedRealitySecret } from './upstreamSecret.js';
-import type { UpstreamClient } from './upstreamClient.js';
+import type { UpstreamTarget } from './upstreamFetch.js';
+import { DOCUMENTED_LIFETIME_SECONDS } from './upstreamLifetimes.js';
 import { upstreamUrl } from './upstreamEndpoint.js';
 import { UpstreamError } from './upstreamErrors.js';
 import { upstreamJwt, type UpstreamToken } from './upstreamToken.js';
@@ -21,22 +22,23 @@ export const MIXED_REALITY_API_VERSION = '2019-02-28-preview';
  * `Authorization: Bearer {accountId}:{accountKey}`, answered by `200 {"AccessToken":"<JWT>"}`.
  *
  * @example
- * const { token, expiresAt } = await fetchMixedRealityToken(client, 'https://sts.mixedreality.azure.com',
- *   { accountId, accountKey }, new Date());
+ * const endpoint = checkUpstreamEndpoint('mixedReality', 'https://sts.eastus2.mixedreality.azure.com');
+ * const { token, expiresAt } = await fetchMixedRealityToken({ client, endpoint }, { accountId, accountKey }, new Date());
  */
 export async function fetchMixedRealityToken(
-  client: UpstreamClient,
-  endpoint: string,
+  target: UpstreamTarget,
   credentials: MixedRealityUpstreamCredentials,
   now: Date,
 ): Promise<UpstreamToken> {
-  const url = upstreamUrl(endpoint, `/accounts/${encodeURIComponent(credentials.accountId)}/token`, {
+  const url = upstreamUrl(target.endpoint, `/accounts/${encodeURIComponent(credentials.accountId)}/token`, {
     'api-version': MIXED_REALITY_API_VERSION,
   });
-  const answer = await client.send({
+  const answer = await target.client.send({
     url,
     method: 'GET',
     label: 'mixedRealityToken',
+    service: 'mixedReality',
+    admit: target.admit,
     headers: {
       authorization: `Bearer ${credentials.accountId}:${credentials.accountKey}`,
       accept: 'application/json',
@@ -59,16 +61,25 @@ export async function fetchMixedRealityToken(
     accessToken = undefined;
   }
   if (typeof accessToken !== 'string') {
-    throw new UpstreamError('protocol', 'upstream answer has no AccessToken', { origin: url.origin, attempts: answer.attempts });
+    throw new UpstreamError('protocol', 'upstream answer has no AccessToken', {
+      origin: url.origin,
+      attempts: answer.attempts,
+    });
   }
   return upstreamJwt(accessToken, now, url.origin, answer.attempts);
 }
 
-/** The Mixed Reality flow's upstream fetch: the secret holds `accountId:accountKey`, no request parameters. */
+/**
+ * The Mixed Reality flow's upstream fetch: the secret holds `accountId:accountKey`; the token depends on the real
+ * account alone (no request parameters), one cache entry per key and endpoint, kept at most the documented 24 h.
+ */
 export const mixedRealityTokenUpstream = upstreamFetch<'mixedRealityToken', undefined>({
   method: 'mixedRealityToken',
   takesRequest: false,
+  credentialKind: 'mixedRealityAccount',
+  service: 'mixedReality',
   cacheKey: () => [],
-  fetch: (client, endpoint, secretName, secret, _request, now) =>
-    fetchMixedRealityToken(client, endpoint, parseMixedRealitySecret(secretName, secret), now),
+  maxLifetimeSeconds: () => DOCUMENTED_LIFETIME_SECONDS.mixedReality,
+  fetch: (target, secretName, secret, _request, now) =>
+    fetchMixedRealityToken(target, parseMixedRealitySecret(secretName, secret), now),
 });

@@ -2,6 +2,7 @@ import { DependencyUnavailableError } from '../errors.js';
 import type { Ledger } from '../ledger/ledger.js';
 import type { SecretStore } from '../secrets/secretStore.js';
 import type { UpstreamClientOptions } from './upstreamClient.js';
+import type { UpstreamHostPolicy } from './upstreamHosts.js';
 import { upstreamLedgerEntry } from './upstreamLedgerEntry.js';
 import { upstreamSecretReaderFor } from './upstreamSecret.js';
 import type { UpstreamTokenCache } from './upstreamTokenCache.js';
@@ -16,7 +17,12 @@ export interface ServiceUpstreamTokensOptions {
   /** Redacted lines about upstream fetches, retries and failures. Default: `console.log`. */
   readonly log?: (line: string) => void;
   /** Client settings (tests: a test CA or shorter timeouts). Default: production settings. */
-  readonly client?: Omit<UpstreamClientOptions, 'log'>;
+  readonly client?: Omit<UpstreamClientOptions, 'log' | 'hostPolicy'>;
+  /**
+   * Where keys may go, for the token source and the client alike. Default: the documented Azure hosts
+   * (docs/upstream.md#hosts). `services.ts` never passes one; only tests do, to reach a loopback stand-in.
+   */
+  readonly hostPolicy?: UpstreamHostPolicy;
   /** A cache to use (tests inspect or clear it). Default: a new one on `clock`. */
   readonly cache?: UpstreamTokenCache;
 }
@@ -42,7 +48,12 @@ export function createServiceUpstreamTokens(options: ServiceUpstreamTokensOption
     created ??= (async () => {
       const { createUpstreamClient } = await import('./upstreamClient.js');
       return createUpstreamTokens({
-        client: createUpstreamClient({ ...options.client, log }),
+        client: createUpstreamClient({
+          ...options.client,
+          log,
+          ...(options.hostPolicy ? { hostPolicy: options.hostPolicy } : {}),
+        }),
+        ...(options.hostPolicy ? { hostPolicy: options.hostPolicy } : {}),
         readSecret: upstreamSecretReaderFor(options.secrets),
         clock: options.clock,
         log,
@@ -56,7 +67,8 @@ export function createServiceUpstreamTokens(options: ServiceUpstreamTokensOption
     return created;
   };
 
-  const token: UpstreamTokenOf = async (flow, upstream, request, context) => (await instance()).token(flow, upstream, request, context);
+  const token: UpstreamTokenOf = async (flow, upstream, request, context) =>
+    (await instance()).token(flow, upstream, request, context);
   return {
     ...upstreamMethods(token),
     token,

@@ -4,6 +4,7 @@ import { Pool } from 'undici';
 import { redact } from '../logging/redact.js';
 import { backoffDelayMs, classifyTransportError, isRetryableStatus, parseRetryAfter } from './retryPolicy.js';
 import { UpstreamError } from './upstreamErrors.js';
+import { assertUpstreamUrl, azureHostPolicy, type UpstreamHostPolicy, type UpstreamService } from './upstreamHosts.js';
 
 /** One request to an upstream STS. Headers and body may carry a key: they are never logged. */
 export interface UpstreamRequest {
@@ -14,6 +15,13 @@ export interface UpstreamRequest {
   readonly body?: string;
   /** A short name for log lines, e.g. `issueToken`. */
   readonly label: string;
+  /** The service the URL must belong to: checked against the client's host policy before every attempt. */
+  readonly service: UpstreamService;
+  /**
+   * Asked before every attempt, the first included: false when the real key's call budget is spent, and then
+   * nothing more is sent (a `budget` failure before the first attempt, the last failure after a retryable one).
+   */
+  readonly admit?: () => boolean;
 }
 
 /** A successful (2xx) answer. The body is bounded by `maxResponseBytes`. */
@@ -52,6 +60,11 @@ export interface UpstreamClientOptions {
   readonly testTrustedCa?: string | readonly string[];
   /** Receives one redacted line per retry and per final failure. */
   readonly log?: (line: string) => void;
+  /**
+   * Where a key may go. Default {@link azureHostPolicy}, the documented Azure hosts; tests pass a policy that
+   * admits their loopback stand-in. No setting reaches this: it is code, not configuration.
+   */
+  readonly hostPolicy?: UpstreamHostPolicy;
   /** Injected in tests: jitter source and wait. */
   readonly random?: () => number;
   readonly sleep?: (ms: number) => Promise<void>;
@@ -91,6 +104,7 @@ export function createUpstreamClient(options: UpstreamClientOptions = {}): Upstr
     maxResponseBytes: options.maxResponseBytes ?? 65_536,
   };
   const log = options.log ?? (() => {});
+  const hostPolicy = options.hostPolicy ?? azureHostPolicy;
   const random = options.random ?? Math.random;
   const sleep = options.sleep ?? ((ms: number) => delay(ms));
   const extraCa = options.testTrustedCa === undefined ? undefined : ([] as string[]).concat(options.testTrustedCa);
@@ -147,10 +161,12 @@ export function createUpstreamClient(options: UpstreamClientOptions = {}): Upstr
 
   const send = async (request: UpstreamRequest): Promise<UpstreamResponse> => {
     if (closed) throw new UpstreamError('configuration', 'upstream client is closed');
-    if (request.url.protocol !== 'https:') {
-      throw new UpstreamError('configuration', 'upstream endpoint must use https', { origin: request.url.origin });
-    }
+    // The last gate before a key leaves the process: the URL is checked again here, whoever built it.
+    assertUpstreamUrl(request.service, request.url, hostPolicy);
     const origin = request.url.origin;
+    if (request.admit && !request.admit()) {
+      throw new UpstreamError('budget', 'call budget of this real key is spent', { origin, attempts: 0 });
+    }
     const pool = poolFor(origin);
     const started = performance.now();
     const where = `upstream ${request.label} ${origin}`;
@@ -174,7 +190,15 @@ export function createUpstreamClient(options: UpstreamClientOptions = {}): Upstr
       const elapsed = performance.now() - started;
       if (elapsed + wait >= settings.totalBudgetMs) {
         // Waiting would overrun the budget: give up now and pass the upstream's Retry-After on.
-        log(redact(`${where} failed after ${attempt} attempt(s), no time left to retry in ${wait} ms: ${failure.message}`));
+        log(
+          redact(
+            `${where} failed after ${attempt} attempt(s), no time left to retry in ${wait} ms: ${failure.message}`,
+          ),
+        );
+        throw failure;
+      }
+      if (request.admit && !request.admit()) {
+        log(redact(`${where} failed after ${attempt} attempt(s), call budget of the key spent: ${failure.message}`));
         throw failure;
       }
       log(redact(`${where} attempt ${attempt} failed: ${failure.message}; retrying in ${wait} ms`));
@@ -195,12 +219,27 @@ export function createUpstreamClient(options: UpstreamClientOptions = {}): Upstr
 
 type AttemptResult =
   | { readonly kind: 'ok'; readonly status: number; readonly headers: Record<string, string>; readonly body: string }
-  | { readonly kind: 'status'; readonly status: number; readonly retryAfterSeconds: number | undefined; readonly retryable: boolean }
-  | { readonly kind: 'transport'; readonly error: unknown; readonly failure: UpstreamError['failure']; readonly retryable: boolean; readonly code: string }
+  | {
+      readonly kind: 'status';
+      readonly status: number;
+      readonly retryAfterSeconds: number | undefined;
+      readonly retryable: boolean;
+    }
+  | {
+      readonly kind: 'transport';
+      readonly error: unknown;
+      readonly failure: UpstreamError['failure'];
+      readonly retryable: boolean;
+      readonly code: string;
+    }
   | { readonly kind: 'budget'; readonly error: unknown }
   | { readonly kind: 'tooLarge' };
 
-function toUpstreamError(result: Exclude<AttemptResult, { kind: 'ok' }>, origin: string, attempts: number): UpstreamError {
+function toUpstreamError(
+  result: Exclude<AttemptResult, { kind: 'ok' }>,
+  origin: string,
+  attempts: number,
+): UpstreamError {
   switch (result.kind) {
     case 'status':
       return new UpstreamError('status', `upstream answered ${result.status}`, {
@@ -224,7 +263,10 @@ function toUpstreamError(result: Exclude<AttemptResult, { kind: 'ok' }>, origin:
 
 /** `UND_ERR_HEADERS_TIMEOUT` → `headers timeout`: codes stay legible after log redaction (which hides long runs). */
 function readableCode(code: string): string {
-  return code.replace(/^(UND_ERR|ERR)_/, '').replace(/_/g, ' ').toLowerCase();
+  return code
+    .replace(/^(UND_ERR|ERR)_/, '')
+    .replace(/_/g, ' ')
+    .toLowerCase();
 }
 
 function flattenHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string> {
@@ -236,7 +278,10 @@ function flattenHeaders(headers: Record<string, string | string[] | undefined>):
 }
 
 /** Reads at most `limit` bytes as UTF-8; undefined (and the stream destroyed) when the body is larger. */
-async function readBounded(body: AsyncIterable<Buffer | string> & { destroy(): void }, limit: number): Promise<string | undefined> {
+async function readBounded(
+  body: AsyncIterable<Buffer | string> & { destroy(): void },
+  limit: number,
+): Promise<string | undefined> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of body) {

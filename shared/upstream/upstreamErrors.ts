@@ -9,9 +9,10 @@
  * | `timeout`       | connect, headers or body timeout, or the total time budget ran out      | yes (not the budget)  |
  * | `tls`           | the upstream's certificate did not verify                               | never                 |
  * | `protocol`      | a success whose body is not the documented shape (garbled or no `exp`)  | never                 |
- * | `configuration` | the upstream secret is missing or malformed, or the endpoint is not https | never              |
+ * | `configuration` | the upstream secret is missing, malformed or not an upstream key; the endpoint is not a documented host | never |
+ * | `budget`        | this instance's call budget for the real key is spent: no request was sent | never                 |
  */
-export type UpstreamFailure = 'status' | 'connection' | 'timeout' | 'tls' | 'protocol' | 'configuration';
+export type UpstreamFailure = 'status' | 'connection' | 'timeout' | 'tls' | 'protocol' | 'configuration' | 'budget';
 
 export interface UpstreamErrorDetails {
   /** Origin of the upstream (`https://host:port`), never a path or query. */
@@ -49,4 +50,17 @@ export class UpstreamError extends Error {
 /** True for an upstream `401`: the real key was refused (typically rotated), the case that earns a key re-read. */
 export function isUpstreamKeyRefused(error: unknown): error is UpstreamError {
   return error instanceof UpstreamError && error.failure === 'status' && error.status === 401;
+}
+
+/**
+ * True for a failure that says something about the real key or the upstream as a whole, not about one request's
+ * parameters: 401/403 (the key), 429 and 5xx (the service), transport failures, a missing or refused secret or
+ * endpoint. Such a failure cools down every cache entry of the key; any other (a 400 for one target, a garbled
+ * answer) cools down only its own entry, so one client's bad request cannot stop the key serving others.
+ */
+export function isKeyWideFailure(error: UpstreamError): boolean {
+  if (error.failure === 'protocol') return false;
+  if (error.failure !== 'status') return true;
+  const status = error.status ?? 0;
+  return status === 401 || status === 403 || status === 429 || status >= 500;
 }

@@ -5,9 +5,16 @@ import { describeError, redact } from '../logging/redact.js';
 import type { UpstreamClient } from './upstreamClient.js';
 import { UpstreamError, type UpstreamFailure } from './upstreamErrors.js';
 import type { UpstreamFetch } from './upstreamFetch.js';
+import { azureHostPolicy, checkUpstreamEndpoint, type UpstreamHostPolicy } from './upstreamHosts.js';
+import { capLifetime } from './upstreamLifetimes.js';
 import { withKeyReread, type ReadUpstreamSecret } from './upstreamSecret.js';
 import type { UpstreamToken } from './upstreamToken.js';
-import { UpstreamTokenCache, type ServedUpstreamToken, type UpstreamTokenCacheOptions } from './upstreamTokenCache.js';
+import {
+  UpstreamTokenCache,
+  type ServedUpstreamToken,
+  type UpstreamCallPermit,
+  type UpstreamTokenCacheOptions,
+} from './upstreamTokenCache.js';
 
 export type { UpstreamFlow };
 
@@ -43,23 +50,35 @@ export interface UpstreamTokensOptions {
   readonly log?: (line: string) => void;
   /** Called once per upstream fetch (not per served token); must not throw (errors are swallowed). */
   readonly onFetch?: (event: UpstreamFetchEvent) => void;
+  /**
+   * Where keys may go (docs/upstream.md#hosts). Default: the documented Azure hosts. Only tests pass another, to
+   * reach a loopback stand-in; no setting can.
+   */
+  readonly hostPolicy?: UpstreamHostPolicy;
 }
 
-/** Context a flow passes along, for the fetch event. */
+/** Context a flow passes along: the request (for the fetch event) and our credential (its own cache entries). */
 export interface UpstreamCallContext {
   readonly requestId?: string | undefined;
+  /** Our credential the token is for: its cache entries are bounded and evicted apart from other credentials'. */
+  readonly credentialId?: string | undefined;
 }
 
 type Catalogue = typeof flowCatalogue;
 
 /** What `flow` passes besides the upstream source (`undefined`: nothing), from its declared upstream fetch. */
-export type UpstreamRequestOf<F extends UpstreamFlow> = Catalogue[F]['upstream'] extends UpstreamFetch<string, infer R> ? R : never;
+export type UpstreamRequestOf<F extends UpstreamFlow> =
+  Catalogue[F]['upstream'] extends UpstreamFetch<string, infer R> ? R : never;
 
 /** The `UpstreamTokens` method each upstream flow declares (`upstream.method` in `shared/flowCatalogue.ts`). */
 type UpstreamMethods = {
   readonly [F in UpstreamFlow as Catalogue[F]['upstream']['method']]: [UpstreamRequestOf<F>] extends [undefined]
     ? (upstream: UpstreamSource, context?: UpstreamCallContext) => Promise<ServedUpstreamToken>
-    : (upstream: UpstreamSource, request: UpstreamRequestOf<F>, context?: UpstreamCallContext) => Promise<ServedUpstreamToken>;
+    : (
+        upstream: UpstreamSource,
+        request: UpstreamRequestOf<F>,
+        context?: UpstreamCallContext,
+      ) => Promise<ServedUpstreamToken>;
 };
 
 /** One token of an upstream flow, by flow name: what the per-flow methods call. */
@@ -79,8 +98,7 @@ export type UpstreamTokenOf = <F extends UpstreamFlow>(
  * There is one method per upstream flow, named by its declaration: `mixedRealityToken(upstream)` (the
  * secret holds `accountId:accountKey`), `cognitiveToken(upstream)` and
  * `limitedAccessToken(upstream, { targetResourceId, featureFlags, expiredTimeSeconds })` (the resource key;
- * the lifetime is rounded down to a whole minute, at least 60, so that slightly different requests share
- * one token), and `wrapToken(upstream, { issuerName, scope })` (the issuer password; answer with
+ * the lifetime is rounded down to one of nine values, so that different requests share one token), and `wrapToken(upstream, { issuerName, scope })` (the issuer password; answer with
  * `wrap_access_token=<encoded>&wrap_access_token_expires_in=<remainingSeconds(expiresAt, now)>`).
  */
 export type UpstreamTokens = UpstreamMethods & {
@@ -103,7 +121,8 @@ export function upstreamMethods(token: UpstreamTokenOf): UpstreamMethods {
   for (const flow of upstreamFlows) {
     const { method, takesRequest } = flowCatalogue[flow].upstream;
     methods[method] = takesRequest
-      ? (upstream: UpstreamSource, request: never, context?: UpstreamCallContext) => token(flow, upstream, request, context)
+      ? (upstream: UpstreamSource, request: never, context?: UpstreamCallContext) =>
+          token(flow, upstream, request, context)
       : (upstream: UpstreamSource, context?: UpstreamCallContext) => token(flow, upstream, undefined as never, context);
   }
   // Built from the same catalogue entries the mapped type reads, one method per upstream flow.
@@ -119,8 +138,10 @@ export function upstreamMethods(token: UpstreamTokenOf): UpstreamMethods {
  */
 export function createUpstreamTokens(options: UpstreamTokensOptions): UpstreamTokens {
   const { client, readSecret, clock } = options;
+  const hostPolicy = options.hostPolicy ?? azureHostPolicy;
   const log = options.log ?? (() => {});
-  const cache = options.cache instanceof UpstreamTokenCache ? options.cache : new UpstreamTokenCache({ ...options.cache, clock });
+  const cache =
+    options.cache instanceof UpstreamTokenCache ? options.cache : new UpstreamTokenCache({ ...options.cache, clock });
 
   const emit = (event: UpstreamFetchEvent): void => {
     try {
@@ -133,9 +154,11 @@ export function createUpstreamTokens(options: UpstreamTokensOptions): UpstreamTo
   /** One upstream fetch with the key re-read on 401, logged and reported once. */
   const fetchReported = async (
     flow: UpstreamFlow,
+    declared: Pick<UpstreamFetch<string, never>, 'service' | 'credentialKind'>,
     upstream: UpstreamSource,
     context: UpstreamCallContext | undefined,
-    attempt: (secret: string, now: Date) => Promise<UpstreamToken>,
+    permit: UpstreamCallPermit,
+    attempt: (endpoint: URL, secret: string, now: Date) => Promise<UpstreamToken>,
   ): Promise<UpstreamToken> => {
     const started = clock();
     const origin = originOf(upstream.endpoint);
@@ -147,18 +170,30 @@ export function createUpstreamTokens(options: UpstreamTokensOptions): UpstreamTo
       return readSecret(name, readOptions);
     };
     try {
-      const { value, keyReread } = await withKeyReread(countingReader, upstream.secretName, async (secret) => {
-        try {
-          const token = await attempt(secret, clock());
-          attemptsSeen.push(token.attempts);
-          return token;
-        } catch (error) {
-          attemptsSeen.push(error instanceof UpstreamError ? error.attempts : 0);
-          throw error;
-        }
-      });
+      // Checked again before every call, before the key is even read: a record edited by hand cannot send it elsewhere.
+      const endpoint = checkUpstreamEndpoint(declared.service, upstream.endpoint, hostPolicy);
+      const { value, keyReread } = await withKeyReread(
+        countingReader,
+        upstream.secretName,
+        declared.credentialKind,
+        async (secret) => {
+          try {
+            const token = await attempt(endpoint, secret, clock());
+            attemptsSeen.push(token.attempts);
+            return token;
+          } catch (error) {
+            attemptsSeen.push(error instanceof UpstreamError ? error.attempts : 0);
+            throw error;
+          }
+        },
+        () => permit.mayReread(),
+      );
       const time = clock();
-      log(redact(`upstream ${flow} ${origin} fetched (attempts=${sum(attemptsSeen)} keyReread=${keyReread}) expires ${value.expiresAt.toISOString()}`));
+      log(
+        redact(
+          `upstream ${flow} ${origin} fetched (attempts=${sum(attemptsSeen)} keyReread=${keyReread}) expires ${value.expiresAt.toISOString()}`,
+        ),
+      );
       emit({
         ...base,
         time,
@@ -173,7 +208,11 @@ export function createUpstreamTokens(options: UpstreamTokensOptions): UpstreamTo
     } catch (error) {
       const time = clock();
       const failure =
-        error instanceof UpstreamError ? error.failure : error instanceof DependencyUnavailableError ? 'secret-store' : undefined;
+        error instanceof UpstreamError
+          ? error.failure
+          : error instanceof DependencyUnavailableError
+            ? 'secret-store'
+            : undefined;
       log(redact(`upstream ${flow} ${origin} failed (attempts=${sum(attemptsSeen)}): ${describeError(error)}`));
       emit({
         ...base,
@@ -189,16 +228,25 @@ export function createUpstreamTokens(options: UpstreamTokensOptions): UpstreamTo
     }
   };
 
-  const keyOf = (flow: UpstreamFlow, upstream: UpstreamSource, ...shape: string[]): string =>
-    [flow, normalizeEndpoint(upstream.endpoint), upstream.secretName, ...shape].join('\n');
-
   const token: UpstreamTokenOf = (flow, upstream, request, context) => {
     // Seen through the common shape: `request` is exactly what this flow's own fetch declares.
     const declared = flowCatalogue[flow].upstream as UpstreamFetch<string, typeof request>;
-    return cache.get(keyOf(flow, upstream, ...declared.cacheKey(request)), () =>
-      fetchReported(flow, upstream, context, (secret, now) =>
-        declared.fetch(client, upstream.endpoint, upstream.secretName, secret, request, now),
-      ),
+    const slot = {
+      realKey: upstream.secretName.toLowerCase(), // Key Vault names are case-insensitive: one key, one budget
+      credential: context?.credentialId ?? '',
+      entry: [flow, normalizeEndpoint(upstream.endpoint), ...declared.cacheKey(request)].join('\n'),
+    };
+    return cache.get(slot, (permit) =>
+      fetchReported(flow, declared, upstream, context, permit, async (endpoint, secret, now) => {
+        const fetched = await declared.fetch(
+          { client, endpoint, admit: () => permit.take() },
+          upstream.secretName,
+          secret,
+          request,
+          now,
+        );
+        return capLifetime(fetched, clock(), declared.maxLifetimeSeconds(request), endpoint.origin);
+      }),
     );
   };
 

@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { TableClient } from '@azure/data-tables';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../shared/config.js';
 import { createCognitiveResource, createMixedRealityAccount, createWrapIssuer } from '../../tools/sts/credentials/provisioning.js';
@@ -8,6 +7,7 @@ import { createServices, type StsServices } from '../../shared/services.js';
 import { startAzuriteFixture, type AzuriteFixture } from '../support/azuriteFixture.js';
 import { startKeyVaultTestServer, type KeyVaultTestServer } from '../../tooling/doubles/keyVaultTestServer.js';
 import { startTestHost, type TestHost } from '../support/localHostFixture.js';
+import { readLedgerEntities } from '../support/ledgerTables.js';
 import { createTestCredentials, type TestCredentials } from '../support/testCredentials.js';
 import { expectFlowErrorShape, flowRequest, sendHttp, TOKEN_FLOWS, type Answer, type ClientRequest, type TokenFlow } from './hardeningSupport.js';
 
@@ -269,10 +269,7 @@ describe('the ledger per its mode while the vault is down too (Azurite)', () => 
   });
 
   async function issuedRows(tableName: string): Promise<Array<Record<string, unknown>>> {
-    const client = TableClient.fromConnectionString(azurite.connectionString, tableName, { allowInsecureConnection: true });
-    const rows: Array<Record<string, unknown>> = [];
-    for await (const entity of client.listEntities<Record<string, unknown>>()) if (entity.Outcome === 'issued') rows.push(entity);
-    return rows;
+    return (await readLedgerEntities(azurite.connectionString, tableName)).filter((entity) => entity.Outcome === 'issued');
   }
 
   it('required: warm tokens during a vault outage each have their row; with the table down too, 503 and no token', async () => {

@@ -10,6 +10,8 @@ import type { LedgerEntry } from '../../shared/ledger/ledger.js';
 import { openLedgerTable } from '../../shared/ledger/ledgerTable.js';
 import { TableLedger } from '../../shared/ledger/tableLedger.js';
 import { startAzuriteFixture, type AzuriteFixture } from '../support/azuriteFixture.js';
+import { createTestCredentials, type TestCredentials } from '../support/testCredentials.js';
+import { addressForm, LEDGER_ADDRESS_KEY_SECRET } from '../../shared/ledger/ledgerAddress.js';
 
 // `npm run sts -- audit` as an operator runs it (a child process through tsx), reading what the ledger wrote
 // to a real Azurite.
@@ -64,6 +66,19 @@ const written: LedgerEntry[] = [
   { time: minutesAgo(4), flow: 'wrapToken', outcome: 'refused', status: 429, requestId: randomUUID(), clientIp: '192.0.2.66', reason: 'rate_limited' },
 ];
 
+const truncatedRefusal: LedgerEntry = {
+  time: minutesAgo(6),
+  flow: 'issueToken',
+  outcome: 'refused',
+  status: 401,
+  requestId: randomUUID(),
+  clientIp: '198.18.7.99',
+  reason: 'unknown_credential',
+};
+
+const hashedRefusal: LedgerEntry = { ...truncatedRefusal, requestId: randomUUID(), clientIp: '192.0.2.201', time: minutesAgo(7) };
+let keyStore: TestCredentials | undefined;
+
 beforeAll(async () => {
   azurite = await startAzuriteFixture();
   const ledger = new TableLedger({
@@ -72,8 +87,29 @@ beforeAll(async () => {
   });
   await Promise.all(written.map((entry) => ledger.record(entry)));
   await ledger.close();
+  // A credential-less refusal written as STS_LEDGER_CLIENT_ADDRESS=truncated stores it: under its /24.
+  const truncating = new TableLedger({
+    mode: 'required',
+    openTable: () => openLedgerTable({ tableName: TABLE, connectionString: azurite.connectionString }, () => Promise.reject(new Error('unused'))),
+    addressForm: addressForm('truncated'),
+  });
+  await truncating.record(truncatedRefusal);
+  await truncating.close();
+  // And one written as keyed-hash, with the key from an embedded store the CLI reads too.
+  keyStore = await createTestCredentials();
+  await keyStore.store.setSecret(LEDGER_ADDRESS_KEY_SECRET, 'an-address-key-of-at-least-32-characters');
+  const hashing = new TableLedger({
+    mode: 'required',
+    openTable: () => openLedgerTable({ tableName: TABLE, connectionString: azurite.connectionString }, () => Promise.reject(new Error('unused'))),
+    addressForm: addressForm('keyed-hash', keyStore.store),
+  });
+  await hashing.record(hashedRefusal);
+  await hashing.close();
 });
-afterAll(() => azurite?.dispose());
+afterAll(async () => {
+  await azurite?.dispose();
+  await keyStore?.remove();
+});
 
 interface CliResult {
   readonly code: number | null;
@@ -82,10 +118,22 @@ interface CliResult {
 }
 
 function audit(...args: string[]): Promise<CliResult> {
+  return auditWith({}, ...args);
+}
+
+function auditWith(settings: Record<string, string>, ...args: string[]): Promise<CliResult> {
   return new Promise((done, fail) => {
     const child = spawn(process.execPath, [TSX_CLI, 'tools/sts/main.ts', 'audit', ...args], {
       cwd: ROOT,
-      env: { ...process.env, STS_LEDGER_CONNECTION_STRING: azurite.connectionString, STS_LEDGER_TABLE: TABLE, STS_LEDGER_MODE: 'required' },
+      env: {
+        ...process.env,
+        STS_LEDGER_CONNECTION_STRING: azurite.connectionString,
+        STS_LEDGER_TABLE: TABLE,
+        STS_LEDGER_MODE: 'required',
+        // The rows above were written with full addresses.
+        STS_LEDGER_CLIENT_ADDRESS: 'full',
+        ...settings,
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -151,6 +199,39 @@ describe('npm run sts -- audit', () => {
     expect(result.code).toBe(0);
     const rows = result.stdout.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
     expect(rows).toEqual([expect.objectContaining({ flow: 'wrapToken', outcome: 'refused', status: 429, reason: 'rate_limited' })]);
+  });
+
+  it('with truncated addresses, finds a full address by the /24 the rows store', async () => {
+    const result = await auditWith({ STS_LEDGER_CLIENT_ADDRESS: 'truncated' }, '--client-ip', '198.18.7.5', '--json');
+    expect(result.code).toBe(0);
+    const rows = result.stdout.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(rows).toEqual([expect.objectContaining({ requestId: truncatedRefusal.requestId, clientIp: '198.18.7.0/24', reason: 'unknown_credential' })]);
+    expect(result.stderr).toContain('client IP 198.18.7.5 (stored as 198.18.7.0/24)');
+  });
+
+  it('with keyed-hash addresses, finds a full address by its hash under the key in the secret store', async () => {
+    const settings = { STS_LEDGER_CLIENT_ADDRESS: 'keyed-hash', STS_LOCAL_STORE_PATH: keyStore?.storePath ?? '' };
+    const result = await auditWith(settings, '--client-ip', '192.0.2.201', '--json');
+    expect(result.code).toBe(0);
+    const rows = result.stdout.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(rows).toEqual([expect.objectContaining({ requestId: hashedRefusal.requestId, clientIp: expect.stringMatching(/^hmac:[\w-]{22}$/) })]);
+    expect(result.stdout).not.toContain('192.0.2.201');
+    // Another address of the same /24 is another hash: nothing found.
+    const other = await auditWith(settings, '--client-ip', '192.0.2.202', '--json');
+    expect(other.stdout.trim()).toBe('');
+  });
+
+  it('ends with the retention statement: the oldest row that can exist, and tables past the period if any', async () => {
+    const oldestHour = new Date(Math.floor(minutesAgo(130).getTime() / 3_600_000) * 3_600_000).toISOString();
+    const kept = await audit('--retention');
+    expect(kept.code).toBe(0);
+    expect(kept.stderr).toContain(`Retention: 720 h (STS_LEDGER_RETENTION_HOURS): no row older than ${oldestHour} can exist`);
+    expect(kept.stderr).toContain('no hour table is past the period');
+
+    // With a 1 h period the table of the row written 130 minutes ago is past it, and the removal has not run.
+    const overdue = await auditWith({ STS_LEDGER_RETENTION_HOURS: '1' }, '--credential', 'speech-prod');
+    expect(overdue.code).toBe(0);
+    expect(overdue.stderr).toMatch(/Retention: 1 h .*: no row older than .* can exist .*\. \d+ hour table\(s\) are past the period/);
   });
 
   it('answers a usage mistake with exit code 2 and the usage text', async () => {

@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { TableClient } from '@azure/data-tables';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { definition as issueLimitedAccessToken } from '../../functions/issueLimitedAccessToken.js';
 import { definition as issueToken } from '../../functions/issueToken.js';
@@ -16,6 +15,7 @@ import type { StsServices } from '../../shared/services.js';
 import { FROZEN_NOW, startFlowHarness, TEST_ENV, type FlowHarness, type InProcessRequest, type ObservedResponse } from '../flows/flowHarness.js';
 import type { StsFunctionDefinition } from '../../shared/http/stsFunction.js';
 import { startAzuriteFixture, type AzuriteFixture } from '../support/azuriteFixture.js';
+import { readLedgerEntities } from '../support/ledgerTables.js';
 
 // The issuance ledger against a real Azurite (started here on a free port): the rows every flow writes,
 // group commit under concurrency, and what each mode does when Azurite goes away mid-run.
@@ -73,15 +73,9 @@ async function ledgerOnAzurite(options: Partial<TableLedgerOptions> = {}): Promi
   return { ledger, tableName, table, committedRequestIds, warnings };
 }
 
-/** Every entity of a table, exactly as stored. */
-async function rawEntities(tableName: string): Promise<Record<string, unknown>[]> {
-  const client = TableClient.fromConnectionString(azurite.connectionString, tableName, { allowInsecureConnection: true });
-  const entities: Record<string, unknown>[] = [];
-  for await (const entity of client.listEntities<Record<string, unknown>>()) {
-    entities.push(entity);
-    if (entities.length > 20_000) throw new Error('unexpectedly many rows');
-  }
-  return entities;
+/** Every entity of a ledger (all its hour tables), exactly as stored. */
+function rawEntities(tableName: string): Promise<Record<string, unknown>[]> {
+  return readLedgerEntities(azurite.connectionString, tableName);
 }
 
 function rowsOf(table: LedgerTable, query: Partial<LedgerQuery> & ({ credentialId: string } | { clientIp: string })): Promise<StoredLedgerEntry[]> {
@@ -128,6 +122,8 @@ describe('every flow writes its row (ledger configured from the environment, as 
       STS_LEDGER_MODE: 'required',
       STS_LEDGER_CONNECTION_STRING: azurite.connectionString,
       STS_LEDGER_TABLE: tableName,
+      // The rows below are compared with the address the requests came from.
+      STS_LEDGER_CLIENT_ADDRESS: 'full',
     });
     const created = createLedger(config, { credential: noIdentity });
     expect(created).toBeInstanceOf(TableLedger);

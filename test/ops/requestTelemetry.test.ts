@@ -75,7 +75,7 @@ describe('request telemetry (one record per request, through the host logger)', 
       outcome: 'issued',
       status: 200,
       credentialId: harness.credentials.mixedReality.account.accountId,
-      clientIp: '127.0.0.1',
+      clientIp: '127.0.0.0/24',
     });
     expect(typeof record.durationMs).toBe('number');
     expect(typeof record.instance).toBe('string');
@@ -95,9 +95,26 @@ describe('request telemetry (one record per request, through the host logger)', 
       status: 401,
       reason: 'wrong_key',
       credentialId: harness.credentials.mixedReality.account.accountId,
-      clientIp: '127.0.0.1',
+      clientIp: '127.0.0.0/24',
     });
     expect(JSON.stringify(record)).not.toContain('wrong-key-');
+  });
+
+  it('the client address: as much as the ledger keeps (truncated by default, full when the ledger keeps it full)', async () => {
+    const fullHarness = await startFlowHarness({ STS_LEDGER_CLIENT_ADDRESS: 'full' });
+    try {
+      const host = await hostWith(fullHarness.services);
+      const { accountId } = fullHarness.credentials.mixedReality.account;
+      const before = host.logLines.length;
+      const response = await request(`${host.url}/accounts/${accountId}/token`, {
+        headers: { authorization: `Bearer ${accountId}:${fullHarness.credentials.mixedReality.account.keys[0]}` },
+      });
+      await response.body.text();
+      const line = host.logLines.slice(before).find((l) => l.includes(REQUEST_TELEMETRY_PREFIX)) ?? '';
+      expect(line).toContain('"clientIp":"127.0.0.1"');
+    } finally {
+      await fullHarness.close();
+    }
   });
 
   it('an unknown credential: refused; the id the client sent is not written (it may be a key)', async () => {

@@ -2,7 +2,8 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { isHttpFunctionLike, withoutTestModeWarnings } from '../../tools/localHost/compiledFunctions.js';
+import { isHttpFunctionLike, isTimerFunctionLike, withoutTestModeWarnings } from '../../tools/localHost/compiledFunctions.js';
+import type { StsTimerDefinition } from '../../shared/ledger/retentionTimer.js';
 import { startLocalHost, type HttpFunctionLike, type LocalHostOptions } from '../../tools/localHost/localHost.js';
 import { ensureLocalTlsCertificate } from '../../tools/localHost/tlsCertificate.js';
 import { loadConfig } from '../../shared/config.js';
@@ -55,16 +56,33 @@ export interface FunctionFile {
   readonly definition: StsFunctionDefinition;
 }
 
-/** Imports every `functions/*.ts` and returns each file's exported `definition`, sorted by file name. */
+/** One imported timer function file. */
+export interface TimerFunctionFile {
+  readonly file: string;
+  readonly definition: StsTimerDefinition;
+}
+
+/** Imports every `functions/*.ts` and returns each HTTP file's exported `definition`, sorted by file name. */
 export async function importFunctionFiles(): Promise<FunctionFile[]> {
+  return (await importAllFunctionFiles()).http;
+}
+
+/** Imports every `functions/*.ts` and returns each timer file's exported `definition`, sorted by file name. */
+export async function importTimerFiles(): Promise<TimerFunctionFile[]> {
+  return (await importAllFunctionFiles()).timers;
+}
+
+async function importAllFunctionFiles(): Promise<{ http: FunctionFile[]; timers: TimerFunctionFile[] }> {
   const names = (await readdir(functionsFolder)).filter((name) => name.endsWith('.ts') && !name.endsWith('.d.ts')).sort();
-  const files: FunctionFile[] = [];
+  const http: FunctionFile[] = [];
+  const timers: TimerFunctionFile[] = [];
   for (const name of names) {
     const module = (await withoutTestModeWarnings(() => import(pathToFileURL(join(functionsFolder, name)).href))) as { definition?: unknown };
-    if (!isStsFunctionDefinition(module.definition)) throw new Error(`functions/${name} does not export a function definition`);
-    files.push({ file: basename(name, '.ts'), definition: module.definition });
+    if (isStsFunctionDefinition(module.definition)) http.push({ file: basename(name, '.ts'), definition: module.definition });
+    else if (isStsTimerDefinition(module.definition)) timers.push({ file: basename(name, '.ts'), definition: module.definition });
+    else throw new Error(`functions/${name} does not export a function definition`);
   }
-  return files;
+  return { http, timers };
 }
 
 /**
@@ -123,6 +141,11 @@ export async function startTestHost(options: TestHostOptions = {}): Promise<Test
     if (tempStore) await rm(tempStore, { recursive: true, force: true });
     throw error;
   }
+}
+
+/** A timer definition made by `defineLedgerRetentionTimer`: runnable with services of its own. */
+function isStsTimerDefinition(value: unknown): value is StsTimerDefinition {
+  return isTimerFunctionLike(value) && typeof (value as { runWith?: unknown }).runWith === 'function';
 }
 
 /** A function definition made by `defineStsFunction`: servable, and bindable to services of its own. */

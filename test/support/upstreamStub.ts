@@ -26,7 +26,11 @@ export interface UpstreamStubOptions {
   readonly clock?: () => Date;
   /** The real keys the stub accepts; mutate `stub.credentials` to rotate one. */
   readonly credentials: UpstreamStubCredentials;
-  readonly lifetimes?: { readonly mixedRealitySeconds?: number; readonly cognitiveSeconds?: number; readonly wrapSeconds?: number };
+  readonly lifetimes?: {
+    readonly mixedRealitySeconds?: number;
+    readonly cognitiveSeconds?: number;
+    readonly wrapSeconds?: number;
+  };
 }
 
 export type UpstreamFault =
@@ -39,9 +43,15 @@ export type UpstreamFault =
   /** Answer 200 with a body that is not the documented shape. */
   | { readonly kind: 'garbled' }
   /** Answer 200 in the documented shape, but with a token that has no expiry. */
-  | { readonly kind: 'wrongToken' };
+  | { readonly kind: 'wrongToken' }
+  /**
+   * Answer 200 with a token whose own expiry (`exp`, `ExpiresOn`) is `ownSeconds` from now (negative: already
+   * expired) and, for WRAP, an envelope announcing `envelopeSeconds` (default `ownSeconds - 1`).
+   */
+  | { readonly kind: 'lifetime'; readonly ownSeconds: number; readonly envelopeSeconds?: number };
 
-export type UpstreamOperation = 'mixedRealityToken' | 'issueToken' | 'issueLimitedAccessToken' | 'wrapToken' | 'unknown';
+export type UpstreamOperation =
+  'mixedRealityToken' | 'issueToken' | 'issueLimitedAccessToken' | 'wrapToken' | 'unknown';
 
 export interface RecordedUpstreamRequest {
   readonly operation: UpstreamOperation;
@@ -98,7 +108,13 @@ export async function startUpstreamStub(options: UpstreamStubOptions): Promise<U
     const body = await readBody(request);
     const url = new URL(request.url ?? '/', 'https://stub.invalid');
     const operation = operationOf(url.pathname);
-    requests.push({ operation, method: request.method ?? '', path: request.url ?? '', headers: { ...request.headers }, body });
+    requests.push({
+      operation,
+      method: request.method ?? '',
+      path: request.url ?? '',
+      headers: { ...request.headers },
+      body,
+    });
 
     const fault = queuedFaults.shift() ?? persistentFault;
     if (fault?.kind === 'reset') {
@@ -124,8 +140,10 @@ export async function startUpstreamStub(options: UpstreamStubOptions): Promise<U
       });
       if (response.destroyed || request.socket.destroyed) return;
     }
-    const mode: AnswerMode = fault?.kind === 'garbled' ? 'garbled' : fault?.kind === 'wrongToken' ? 'wrongToken' : 'normal';
-    const answer = answerFor(operation, request.method ?? '', url, request.headers, body, mode);
+    const mode: AnswerMode =
+      fault?.kind === 'garbled' ? 'garbled' : fault?.kind === 'wrongToken' ? 'wrongToken' : 'normal';
+    const override = fault?.kind === 'lifetime' ? fault : undefined;
+    const answer = answerFor(operation, request.method ?? '', url, request.headers, body, mode, override);
     if (answer.token) issuedTokens.push(answer.token);
     response.writeHead(answer.status, { 'content-length': String(Buffer.byteLength(answer.body)), ...answer.headers });
     response.end(answer.body);
@@ -138,6 +156,7 @@ export async function startUpstreamStub(options: UpstreamStubOptions): Promise<U
     headers: IncomingMessage['headers'],
     body: string,
     mode: AnswerMode,
+    override?: { readonly ownSeconds: number; readonly envelopeSeconds?: number },
   ): Answer => {
     const now = clock();
     switch (operation) {
@@ -155,11 +174,18 @@ export async function startUpstreamStub(options: UpstreamStubOptions): Promise<U
         ) {
           return { status: 401, headers: { 'www-authenticate': 'Invalid token: account key mismatch' }, body: '' };
         }
-        if (mode === 'garbled') return { status: 200, headers: { 'content-type': 'application/json' }, body: '{"AccessToken":' };
-        const token = mintJwt({ aid: expected.accountId, exp: mode === 'wrongToken' ? undefined : epoch(now) + lifetimes.mixedRealitySeconds });
+        if (mode === 'garbled')
+          return { status: 200, headers: { 'content-type': 'application/json' }, body: '{"AccessToken":' };
+        const token = mintJwt({
+          aid: expected.accountId,
+          exp: mode === 'wrongToken' ? undefined : epoch(now) + (override?.ownSeconds ?? lifetimes.mixedRealitySeconds),
+        });
         return {
           status: 200,
-          headers: { 'content-type': 'application/json; charset=utf-8', 'ms-cv': `${randomBytes(16).toString('base64').slice(0, 22)}.0` },
+          headers: {
+            'content-type': 'application/json; charset=utf-8',
+            'ms-cv': `${randomBytes(16).toString('base64').slice(0, 22)}.0`,
+          },
           body: JSON.stringify({ AccessToken: token }),
           token,
         };
@@ -167,7 +193,8 @@ export async function startUpstreamStub(options: UpstreamStubOptions): Promise<U
       case 'issueToken':
       case 'issueLimitedAccessToken': {
         if (method !== 'POST') return cognitiveError(405, '405', 'Method not allowed.');
-        const key = single(headers['ocp-apim-subscription-key']) ?? url.searchParams.get('Subscription-Key') ?? undefined;
+        const key =
+          single(headers['ocp-apim-subscription-key']) ?? url.searchParams.get('Subscription-Key') ?? undefined;
         if (key !== credentials.cognitiveKey) {
           return cognitiveError(
             401,
@@ -192,7 +219,11 @@ export async function startUpstreamStub(options: UpstreamStubOptions): Promise<U
           if (!parsed) return cognitiveError(400, 'BadArgument', 'Request body cannot be null or empty.');
           const target = parsed.targetAzureResourceId ?? parsed.resourceId;
           if (typeof target !== 'string' || !target.startsWith('/subscriptions/')) {
-            return cognitiveError(400, 'BadArgument', 'TargetAzureResourceId must not be null and must be well formed.');
+            return cognitiveError(
+              400,
+              'BadArgument',
+              'TargetAzureResourceId must not be null and must be well formed.',
+            );
           }
           if (!Array.isArray(parsed.featureFlags) || parsed.featureFlags.length === 0) {
             return cognitiveError(400, 'BadArgument', 'FeatureFlags must not be null or empty.');
@@ -200,19 +231,30 @@ export async function startUpstreamStub(options: UpstreamStubOptions): Promise<U
           claims['target-resource-id'] = target;
           claims['feature-flags'] = parsed.featureFlags;
         }
-        if (mode === 'garbled') return { status: 200, headers: { 'content-type': 'text/html' }, body: '<html>Gateway</html>' };
-        const token = mintJwt({ ...claims, exp: mode === 'wrongToken' ? undefined : epoch(now) + lifetime });
+        if (mode === 'garbled')
+          return { status: 200, headers: { 'content-type': 'text/html' }, body: '<html>Gateway</html>' };
+        const token = mintJwt({
+          ...claims,
+          exp: mode === 'wrongToken' ? undefined : epoch(now) + (override?.ownSeconds ?? lifetime),
+        });
         return { status: 200, headers: { 'content-type': 'application/jwt; charset=us-ascii' }, body: token, token };
       }
       case 'wrapToken': {
         if (method !== 'POST') return wrapError(405, 'ACS90001: Method not allowed.');
         const form = new URLSearchParams(body);
         const scope = form.get('wrap_scope') ?? '';
-        if (form.get('wrap_name') !== credentials.wrap.issuerName || form.get('wrap_password') !== credentials.wrap.password) {
-          return { ...wrapError(401, 'ACS50012: Authentication failed.'), headers: { 'www-authenticate': 'WRAP', 'content-type': 'text/plain; charset=us-ascii' } };
+        if (
+          form.get('wrap_name') !== credentials.wrap.issuerName ||
+          form.get('wrap_password') !== credentials.wrap.password
+        ) {
+          return {
+            ...wrapError(401, 'ACS50012: Authentication failed.'),
+            headers: { 'www-authenticate': 'WRAP', 'content-type': 'text/plain; charset=us-ascii' },
+          };
         }
-        if (mode === 'garbled') return { status: 200, headers: { 'content-type': 'text/plain' }, body: 'wrap_access_token=&oops' };
-        const expiresOn = epoch(now) + lifetimes.wrapSeconds;
+        if (mode === 'garbled')
+          return { status: 200, headers: { 'content-type': 'text/plain' }, body: 'wrap_access_token=&oops' };
+        const expiresOn = epoch(now) + (override?.ownSeconds ?? lifetimes.wrapSeconds);
         const swt = [
           `Audience=${encodeURIComponent(scope)}`,
           ...(mode === 'wrongToken' ? [] : [`ExpiresOn=${expiresOn}`]),
@@ -220,7 +262,10 @@ export async function startUpstreamStub(options: UpstreamStubOptions): Promise<U
           `Id=${randomUUID()}`,
           `HMACSHA256=${encodeURIComponent(randomBytes(32).toString('base64'))}`,
         ].join('&');
-        const expiresIn = mode === 'wrongToken' ? '' : String(lifetimes.wrapSeconds - 1);
+        const expiresIn =
+          mode === 'wrongToken'
+            ? ''
+            : String(override?.envelopeSeconds ?? (override ? override.ownSeconds : lifetimes.wrapSeconds) - 1);
         return {
           status: 200,
           headers: { 'content-type': 'application/x-www-form-urlencoded; charset=us-ascii' },
@@ -305,11 +350,18 @@ function operationOf(pathname: string): UpstreamOperation {
 }
 
 function cognitiveError(status: number, code: string, message: string): Answer {
-  return { status, headers: { 'content-type': 'application/json; charset=utf-8' }, body: JSON.stringify({ error: { code, message } }) };
+  return {
+    status,
+    headers: { 'content-type': 'application/json; charset=utf-8' },
+    body: JSON.stringify({ error: { code, message } }),
+  };
 }
 
 function wrapError(status: number, detail: string): Answer {
-  const stamp = new Date().toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+  const stamp = new Date()
+    .toISOString()
+    .replace('T', ' ')
+    .replace(/\.\d+Z$/, 'Z');
   return {
     status,
     headers: { 'content-type': 'text/plain; charset=us-ascii' },

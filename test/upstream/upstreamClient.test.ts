@@ -2,9 +2,15 @@ import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createUpstreamClient, type UpstreamClient, type UpstreamClientOptions, type UpstreamRequest } from '../../shared/upstream/upstreamClient.js';
+import {
+  createUpstreamClient,
+  type UpstreamClient,
+  type UpstreamClientOptions,
+  type UpstreamRequest,
+} from '../../shared/upstream/upstreamClient.js';
 import { UpstreamError } from '../../shared/upstream/upstreamErrors.js';
 import { startUpstreamStub, type UpstreamStub } from '../support/upstreamStub.js';
+import { loopbackHostPolicy } from './loopbackHostPolicy.js';
 import { untrustedTls, upstreamTestTls, type UpstreamTestTls } from './upstreamTestTls.js';
 
 const cognitiveKey = 'c0ffee00c0ffee00c0ffee00c0ffee00';
@@ -19,6 +25,7 @@ const newClient = (options: UpstreamClientOptions = {}): UpstreamClient => {
     backoffBaseMs: 20,
     backoffMaxMs: 100,
     log: (line) => logLines.push(line),
+    hostPolicy: loopbackHostPolicy,
     ...options,
   });
   clients.push(client);
@@ -31,6 +38,7 @@ const issueToken = (key = cognitiveKey): UpstreamRequest => ({
   headers: { 'ocp-apim-subscription-key': key },
   body: '',
   label: 'issueToken',
+  service: 'cognitive',
 });
 
 const failureOf = async (promise: Promise<unknown>): Promise<UpstreamError> => {
@@ -110,7 +118,9 @@ describe('upstream client: retries', () => {
     const answer = await newClient().send(issueToken());
     expect(answer).toMatchObject({ status: 200, attempts: 2 });
     expect(stub.count()).toBe(2);
-    expect(logLines.slice(before)).toEqual([expect.stringMatching(/attempt 1 failed: upstream connection error \((econnreset|socket)\)/)]);
+    expect(logLines.slice(before)).toEqual([
+      expect.stringMatching(/attempt 1 failed: upstream connection error \((econnreset|socket)\)/),
+    ]);
   });
 
   it('waits at least Retry-After before retrying a 429', async () => {
@@ -184,7 +194,9 @@ describe('upstream client: TLS and configuration', () => {
     const strange = await untrustedTls();
     const other = await startUpstreamStub({ tls: strange.server, credentials: structuredClone(stub.credentials) });
     try {
-      const error = await failureOf(newClient().send({ ...issueToken(), url: new URL(`${other.url}/sts/v1.0/issueToken`) }));
+      const error = await failureOf(
+        newClient().send({ ...issueToken(), url: new URL(`${other.url}/sts/v1.0/issueToken`) }),
+      );
       expect(error).toMatchObject({ failure: 'tls', attempts: 1 });
       expect(other.count()).toBe(0);
     } finally {
@@ -201,10 +213,14 @@ describe('upstream client: TLS and configuration', () => {
       const env: NodeJS.ProcessEnv = { ...process.env, PROBE_SUBSCRIPTION_KEY: cognitiveKey };
       delete env.NODE_EXTRA_CA_CERTS;
       if (extraCa) env.NODE_EXTRA_CA_CERTS = extraCa;
-      const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', fixture, `${other.url}/sts/v1.0/issueToken`], {
-        env,
-        timeout: 20_000,
-      });
+      const { stdout } = await promisify(execFile)(
+        process.execPath,
+        ['--import', 'tsx', fixture, `${other.url}/sts/v1.0/issueToken`],
+        {
+          env,
+          timeout: 20_000,
+        },
+      );
       return JSON.parse(stdout.trim()) as unknown;
     };
     try {
@@ -218,7 +234,9 @@ describe('upstream client: TLS and configuration', () => {
   });
 
   it('refuses plain http', async () => {
-    const error = await failureOf(newClient().send({ ...issueToken(), url: new URL('http://127.0.0.1:1/sts/v1.0/issueToken') }));
+    const error = await failureOf(
+      newClient().send({ ...issueToken(), url: new URL('http://127.0.0.1:1/sts/v1.0/issueToken') }),
+    );
     expect(error.failure).toBe('configuration');
   });
 

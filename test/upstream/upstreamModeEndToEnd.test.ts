@@ -1,7 +1,7 @@
 import type { JSONWebKeySet } from 'jose';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { command as clearUpstreamCommand } from '../../tools/sts/commands/clearUpstream.js';
-import { command as setUpstreamCommand } from '../../tools/sts/commands/setUpstream.js';
+import { command as setUpstreamCommand, createSetUpstreamCommand } from '../../tools/sts/commands/setUpstream.js';
 import { rotateCredentialKey } from '../../tools/sts/credentials/provisioning.js';
 import type { CognitiveResource, MixedRealityAccount, WrapIssuer } from '../../shared/credentials/records.js';
 import { setCredentialUpstream } from '../../tools/sts/credentials/upstreamProvisioning.js';
@@ -10,7 +10,16 @@ import type { LedgerEntry } from '../../shared/ledger/ledger.js';
 import type { StsServices } from '../../shared/services.js';
 import { verifySwt } from '../../shared/tokens/swt.js';
 import { createStsJwtVerifier, type StsJwtClaims, type StsTokenKind } from '../../shared/verify/index.js';
-import { AZURE_ENV, FACE_TARGET, OURS_ENV, STUB_KEYS, startStsPair, type ObservedResponse, type StsPair } from './upstreamStsPair.js';
+import { loopbackHostPolicy } from './loopbackHostPolicy.js';
+import {
+  AZURE_ENV,
+  FACE_TARGET,
+  OURS_ENV,
+  STUB_KEYS,
+  startStsPair,
+  type ObservedResponse,
+  type StsPair,
+} from './upstreamStsPair.js';
 
 /**
  * Upstream mode end to end over HTTP (docs/upstream.md): clients call our STS with their own keys; for credentials
@@ -38,9 +47,16 @@ beforeEach(() => {
 // ---- requests as clients send them ----
 
 const mixedReality = (account: MixedRealityAccount, key = account.keys[0]) =>
-  pair.send('GET', `/accounts/${account.accountId}/token?api-version=2019-02-28-preview`, { authorization: `Bearer ${account.accountId}:${key}` });
+  pair.send('GET', `/accounts/${account.accountId}/token?api-version=2019-02-28-preview`, {
+    authorization: `Bearer ${account.accountId}:${key}`,
+  });
 const issueToken = (resource: CognitiveResource, key = resource.keys[0]) =>
-  pair.send('POST', '/sts/v1.0/issueToken', { 'ocp-apim-subscription-key': key, 'content-type': 'application/x-www-form-urlencoded' }, '');
+  pair.send(
+    'POST',
+    '/sts/v1.0/issueToken',
+    { 'ocp-apim-subscription-key': key, 'content-type': 'application/x-www-form-urlencoded' },
+    '',
+  );
 const limitedAccessToken = (resource: CognitiveResource, featureFlags: string[], expiredTime = 3600) =>
   pair.send(
     'POST',
@@ -58,9 +74,22 @@ const wrapToken = (issuer: WrapIssuer, scope: string) =>
 
 // ---- what a client can check ----
 
-async function verifyJwt(services: StsServices, issuer: string, audience: string, token: string, tokenKind?: StsTokenKind): Promise<StsJwtClaims> {
+async function verifyJwt(
+  services: StsServices,
+  issuer: string,
+  audience: string,
+  token: string,
+  tokenKind?: StsTokenKind,
+): Promise<StsJwtClaims> {
   const jwks: JSONWebKeySet = { keys: [...(await services.signingKeys.publicJwks(pair.now()))] };
-  return createStsJwtVerifier({ issuer, audience, jwks, now: pair.now, clockToleranceSeconds: 0, ...(tokenKind ? { tokenKind } : {}) }).verify(token);
+  return createStsJwtVerifier({
+    issuer,
+    audience,
+    jwks,
+    now: pair.now,
+    clockToleranceSeconds: 0,
+    ...(tokenKind ? { tokenKind } : {}),
+  }).verify(token);
 }
 
 /** What must be identical between a locally minted answer and an upstream one: status, types, header names. */
@@ -71,13 +100,16 @@ function wireShape(response: ObservedResponse) {
     contentType: response.headers['content-type'],
     cacheControl: response.headers['cache-control'],
     pragma: response.headers.pragma,
-    headerNames: Object.keys(response.headers).filter((name) => !varying.has(name)).sort(),
+    headerNames: Object.keys(response.headers)
+      .filter((name) => !varying.has(name))
+      .sort(),
   };
 }
 
 const JWT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 const WRAP_BODY = /^wrap_access_token=([^&=]+)&wrap_access_token_expires_in=(\d+)$/;
-const issued = (rows: readonly LedgerEntry[], flow?: string) => rows.filter((row) => row.outcome === 'issued' && (!flow || row.flow === flow));
+const issued = (rows: readonly LedgerEntry[], flow?: string) =>
+  rows.filter((row) => row.outcome === 'issued' && (!flow || row.flow === flow));
 const fetches = (rows: readonly LedgerEntry[]) => rows.filter((row) => row.outcome === 'upstream');
 const since = <T>(rows: readonly T[], start: number): T[] => rows.slice(start);
 
@@ -94,7 +126,12 @@ describe('the same wire shape as minting locally, with the upstream token inside
     expect(upstream.body).toBe(JSON.stringify({ AccessToken: token }));
     expect(Object.keys(JSON.parse(local.body) as object)).toEqual(['AccessToken']);
     // Signed by the upstream STS, for the real account (not our client's account id).
-    const claims = await verifyJwt(pair.azure.services, AZURE_ENV.STS_ISSUER, AZURE_ENV.STS_AUDIENCE_MIXED_REALITY, token);
+    const claims = await verifyJwt(
+      pair.azure.services,
+      AZURE_ENV.STS_ISSUER,
+      AZURE_ENV.STS_AUDIENCE_MIXED_REALITY,
+      token,
+    );
     expect(claims.aid).toBe(pair.azure.mixedReality.accountId);
     const localClaims = await verifyJwt(
       pair.ours.services,
@@ -138,7 +175,12 @@ describe('the same wire shape as minting locally, with the upstream token inside
     expect(upstream.headers['apim-request-id']).toMatch(/^[0-9a-f-]{36}$/);
     expect(upstream.body).toMatch(JWT);
     expect(local.body).toMatch(JWT);
-    const claims = await verifyJwt(pair.azure.services, AZURE_ENV.STS_ISSUER, 'urn:ms.speechservices.eastus', upstream.body);
+    const claims = await verifyJwt(
+      pair.azure.services,
+      AZURE_ENV.STS_ISSUER,
+      'urn:ms.speechservices.eastus',
+      upstream.body,
+    );
     expect(claims['azure-resource-id']).toBe(pair.azure.speech.resourceId);
     expect((claims.exp as number) - Math.floor(pair.now().getTime() / 1000)).toBe(600);
     expect(pair.azure.calls('issueToken')).toBe(1);
@@ -150,11 +192,22 @@ describe('the same wire shape as minting locally, with the upstream token inside
     expect(wireShape(upstream)).toEqual(wireShape(local));
     expect(upstream.status).toBe(200);
     expect(upstream.body).toMatch(JWT);
-    const claims = await verifyJwt(pair.azure.services, AZURE_ENV.STS_ISSUER, 'urn:ms.speechservices.westus', upstream.body, 'limitedAccess');
+    const claims = await verifyJwt(
+      pair.azure.services,
+      AZURE_ENV.STS_ISSUER,
+      'urn:ms.speechservices.westus',
+      upstream.body,
+      'limitedAccess',
+    );
     expect(claims).toMatchObject({ 'target-azure-resource-id': FACE_TARGET, 'feature-flags': ['Face.Identification'] });
     expect((claims.exp as number) - (claims.iat as number)).toBe(1800);
     const row = issued(pair.ours.ledgerRows, 'issueLimitedAccessToken').at(-1);
-    expect(row).toMatchObject({ credentialId: 'face', scope: FACE_TARGET, featureFlags: ['Face.Identification'], source: 'upstream:fetched' });
+    expect(row).toMatchObject({
+      credentialId: 'face',
+      scope: FACE_TARGET,
+      featureFlags: ['Face.Identification'],
+      source: 'upstream:fetched',
+    });
   });
 
   it('WRAP: exactly wrap_access_token=<the real ACS SWT>&wrap_access_token_expires_in=<seconds>', async () => {
@@ -162,13 +215,22 @@ describe('the same wire shape as minting locally, with the upstream token inside
     const local = await wrapToken(pair.ours.local.owner, 'http://fabrikam.servicebus.windows.net/');
     const upstream = await wrapToken(pair.ours.upstream.owner, scope);
     expect(wireShape(upstream)).toEqual(wireShape(local));
-    expect(wireShape(upstream)).toMatchObject({ status: 200, contentType: 'application/x-www-form-urlencoded; charset=us-ascii' });
+    expect(wireShape(upstream)).toMatchObject({
+      status: 200,
+      contentType: 'application/x-www-form-urlencoded; charset=us-ascii',
+    });
     const [, encoded, expiresIn] = WRAP_BODY.exec(upstream.body) ?? [];
     expect(WRAP_BODY.exec(local.body)?.[2]).toBe('10799');
     expect(expiresIn).toBe('10799');
     const swt = new URLSearchParams(upstream.body).get('wrap_access_token') ?? '';
     expect(encoded).toBeDefined();
-    const claims = new Map(verifySwt(swt, pair.azure.contosoSigningKey, { now: pair.now(), audience: scope, issuer: AZURE_ENV.STS_WRAP_ISSUER }));
+    const claims = new Map(
+      verifySwt(swt, pair.azure.contosoSigningKey, {
+        now: pair.now(),
+        audience: scope,
+        issuer: AZURE_ENV.STS_WRAP_ISSUER,
+      }),
+    );
     expect(claims.get('net.windows.servicebus.action')).toBe('Listen,Manage,Send'); // the real issuer's rights
     expect(pair.azure.calls('wrapToken')).toBe(1);
   });
@@ -188,14 +250,18 @@ describe('checks that stay ours (no upstream call when they refuse)', () => {
   it('LAT: a flag ours may not grant is refused here even though the real key could grant it', async () => {
     const refused = await limitedAccessToken(pair.ours.upstream.face, ['Face.Verification']);
     expect(refused.status).toBe(400);
-    expect(JSON.parse(refused.body)).toEqual({ error: { code: 'BadArgument', message: 'Missing required flags to grant Face.Verification.' } });
+    expect(JSON.parse(refused.body)).toEqual({
+      error: { code: 'BadArgument', message: 'Missing required flags to grant Face.Verification.' },
+    });
     expect(pair.azure.calls()).toBe(0);
   });
 
-  it('WRAP: a scope outside the issuer\'s prefixes is our 403', async () => {
+  it("WRAP: a scope outside the issuer's prefixes is our 403", async () => {
     const refused = await wrapToken(pair.ours.upstream.owner, 'http://contoso.servicebus.windows.net/billing');
     expect(refused.status).toBe(403);
-    expect(refused.body).toMatch(/^Error:Code:403:SubCode:T0:Detail:ACS50000: .*not allowed tokens for this wrap_scope/);
+    expect(refused.body).toMatch(
+      /^Error:Code:403:SubCode:T0:Detail:ACS50000: .*not allowed tokens for this wrap_scope/,
+    );
     expect(pair.azure.calls()).toBe(0);
   });
 });
@@ -207,7 +273,9 @@ describe('caching that respects the upstream', () => {
     // A slow upstream, so that the clients arrive while the one fetch is in flight.
     pair.azure.setFault({ kind: 'slow', ms: 300 });
     const resource = pair.ours.upstream.speech;
-    const answers = await Promise.all(Array.from({ length: 1_000 }, (_, i) => issueToken(resource, resource.keys[i % 2])));
+    const answers = await Promise.all(
+      Array.from({ length: 1_000 }, (_, i) => issueToken(resource, resource.keys[i % 2])),
+    );
 
     expect(answers.filter((a) => a.status !== 200)).toEqual([]);
     const bodies = new Set(answers.map((a) => a.body));
@@ -224,7 +292,7 @@ describe('caching that respects the upstream', () => {
     expect(joined + issued(rows).filter((row) => row.source === 'upstream:cached').length).toBe(1_000);
   }, 60_000);
 
-  it('a 10-minute token is reused for 9 minutes, then refreshed once', async () => {
+  it('a 10-minute token is reused for 9 minutes, then refreshed once in the background', async () => {
     const resource = pair.ours.upstream.speech;
     const first = await issueToken(resource);
     pair.advance(539);
@@ -232,12 +300,24 @@ describe('caching that respects the upstream', () => {
     expect(reused.body).toBe(first.body);
     expect(pair.azure.calls('issueToken')).toBe(1);
 
-    pair.advance(2); // 541 s: inside the last 10% of the lifetime
+    pair.advance(2); // 541 s: inside the last 10% of the lifetime; the valid token is served while one refresh runs
+    const during = await Promise.all(Array.from({ length: 50 }, () => issueToken(resource)));
+    expect(during.every((answer) => answer.status === 200)).toBe(true);
+    await pair.ours.upstreamCache.settled();
+    expect(pair.azure.calls('issueToken')).toBe(2);
     const refreshed = await issueToken(resource);
+    // Each got the valid token at hand: the old one while the refresh ran, the new one after (a hung upstream
+    // keeping them all on the old one is upstreamCrowds.test.ts).
+    expect(during.every((answer) => answer.body === first.body || answer.body === refreshed.body)).toBe(true);
     expect(refreshed.status).toBe(200);
     expect(refreshed.body).not.toBe(first.body);
     expect(pair.azure.calls('issueToken')).toBe(2);
-    const claims = await verifyJwt(pair.azure.services, AZURE_ENV.STS_ISSUER, 'urn:ms.speechservices.eastus', refreshed.body);
+    const claims = await verifyJwt(
+      pair.azure.services,
+      AZURE_ENV.STS_ISSUER,
+      'urn:ms.speechservices.eastus',
+      refreshed.body,
+    );
     expect(claims.exp).toBe(Math.floor(pair.now().getTime() / 1000) + 600);
     expect(await issueToken(resource)).toMatchObject({ body: refreshed.body });
     expect(pair.azure.calls('issueToken')).toBe(2);
@@ -266,19 +346,26 @@ describe('upstream failures', () => {
     const during = await Promise.all(Array.from({ length: 200 }, () => issueToken(resource)));
     expect(during.filter((a) => a.status !== 200)).toEqual([]);
     expect(new Set(during.map((a) => a.body))).toEqual(new Set([warm.body]));
+    await pair.ours.upstreamCache.settled();
     const attempts = pair.azure.calls('issueToken') - 1;
     expect(attempts).toBeGreaterThanOrEqual(1);
     expect(attempts).toBeLessThanOrEqual(3); // one fetch, retried; then a cooldown, not 200 calls
     expect(fetches(since(pair.ours.ledgerRows, ledgerStart))).toEqual([
       expect.objectContaining({ outcome: 'upstream', status: 500, reason: 'status' }),
     ]);
-    expect(issued(since(pair.ours.ledgerRows, ledgerStart)).every((row) => row.source === 'upstream:fallback')).toBe(true);
+    // Served at once while the refresh ran ('cached'), then as the fallback it left behind.
+    const sources = new Set(issued(since(pair.ours.ledgerRows, ledgerStart)).map((row) => row.source));
+    expect([...sources].every((source) => source === 'upstream:cached' || source === 'upstream:fallback')).toBe(true);
+    expect((await issueToken(resource)).status).toBe(200);
+    expect(issued(pair.ours.ledgerRows).at(-1)?.source).toBe('upstream:fallback');
 
     pair.advance(60); // the warm token has expired
     const down = await issueToken(resource);
     expect(down.status).toBe(503);
     expect(Number(down.headers['retry-after'])).toBeGreaterThanOrEqual(1);
-    expect(JSON.parse(down.body)).toEqual({ error: { code: '503', message: 'The token service is temporarily unavailable. Retry later.' } });
+    expect(JSON.parse(down.body)).toEqual({
+      error: { code: '503', message: 'The token service is temporarily unavailable. Retry later.' },
+    });
 
     pair.azure.setFault(undefined);
     pair.advance(Number(down.headers['retry-after']));
@@ -295,7 +382,9 @@ describe('upstream failures', () => {
     expect(mr.body).toBe('');
     const wrap = await wrapToken(pair.ours.upstream.owner, 'http://contoso.servicebus.windows.net/orders');
     expect(wrap.status).toBe(503);
-    expect(wrap.body).toMatch(/^Error:Code:503:SubCode:T0:Detail:The token service is temporarily unavailable\. Retry later\. :TraceID:/);
+    expect(wrap.body).toMatch(
+      /^Error:Code:503:SubCode:T0:Detail:The token service is temporarily unavailable\. Retry later\. :TraceID:/,
+    );
   }, 30_000);
 
   it('upstream 401 after the real key was rotated: one key re-read, then success once our secret holds the new key', async () => {
@@ -308,16 +397,22 @@ describe('upstream failures', () => {
     const rotation = await rotateCredentialKey(pair.azure.store, { kind: 'cognitiveResource', name: 'speech-real' }, 1);
     pair.advance(541);
     const stillServed = await issueToken(resource);
-    expect(stillServed).toMatchObject({ status: 200, body: warm.body }); // 401, re-read (same old key): warm token served
+    expect(stillServed).toMatchObject({ status: 200, body: warm.body }); // served at once; the refresh runs behind it
+    await pair.ours.upstreamCache.settled(); // 401, re-read (same old key): nothing new
     const refusedFetch = fetches(since(pair.ours.ledgerRows, ledgerStart));
     expect(refusedFetch).toEqual([expect.objectContaining({ status: 401, reason: 'status' })]);
 
     // The operator stores the new real key; our instances still have the old one cached.
-    const stored = await setCredentialUpstream(pair.ours.store, { kind: 'cognitiveResource', name: 'speech' }, { endpoint: pair.azure.url, key: rotation.newKey });
+    const stored = await setCredentialUpstream(
+      pair.ours.store,
+      { kind: 'cognitiveResource', name: 'speech' },
+      { endpoint: pair.azure.url, key: rotation.newKey },
+      { hostPolicy: loopbackHostPolicy },
+    );
     expect(stored.recordChanged).toBe(false);
     expect((await pair.ours.cached.getSecret('upstream-cs-speech'))?.value).toBe(pair.azure.speech.keys[0]);
 
-    pair.advance(11); // past the cooldown that followed the failure
+    pair.advance(60); // past the minute a refused key cools down (and the warm token has expired)
     const callsBefore = pair.azure.calls('issueToken');
     const renewed = await issueToken(resource);
     expect(renewed.status).toBe(200);
@@ -333,13 +428,14 @@ describe('upstream failures', () => {
     pair.advance(541);
     const next = await issueToken(resource);
     expect(next.status).toBe(200);
+    await pair.ours.upstreamCache.settled();
     expect(pair.azure.calls('issueToken') - callsBefore).toBe(3);
     expect(fetches(since(pair.ours.ledgerRows, ledgerStart)).at(-1)).toMatchObject({ status: 200 });
     expect(fetches(since(pair.ours.ledgerRows, ledgerStart)).at(-1)?.reason).toBeUndefined();
   }, 30_000);
 });
 
-describe('the stub\'s fault switches, through our STS', () => {
+describe("the stub's fault switches, through our STS", () => {
   const stubIssueToken = () => issueToken(pair.ours.stubbed.speech);
 
   it('slow: 50 clients wait for the one slow fetch and all get its token', async () => {
@@ -358,7 +454,7 @@ describe('the stub\'s fault switches, through our STS', () => {
     expect(pair.stub.count('mixedRealityToken')).toBe(2);
   }, 30_000);
 
-  it('429 with a long Retry-After: 503 passing the upstream\'s Retry-After on; no call before it has passed', async () => {
+  it("429 with a long Retry-After: 503 passing the upstream's Retry-After on; no call before it has passed", async () => {
     pair.stub.setFault({ kind: 'status', status: 429, retryAfter: '30' });
     const throttled = await stubIssueToken();
     expect(throttled.status).toBe(503);
@@ -380,7 +476,7 @@ describe('the stub\'s fault switches, through our STS', () => {
     expect((await stubIssueToken()).status).toBe(503);
   }, 30_000);
 
-  it('a wrong token (no exp) is never passed on: 503, and the stub\'s token appears in no response', async () => {
+  it("a wrong token (no exp) is never passed on: 503, and the stub's token appears in no response", async () => {
     pair.stub.setFault({ kind: 'wrongToken' });
     const answer = await stubIssueToken();
     expect(answer.status).toBe(503);
@@ -399,13 +495,43 @@ describe('the admin CLI switches a credential in and out of upstream mode', () =
     delete process.env.KEY_VAULT_URL;
     console.log = (...parts: unknown[]) => void printed.push(parts.join(' '));
     try {
-      expect(await (args[0] === 'clear' ? clearUpstreamCommand : setUpstreamCommand).run(args.slice(1))).toBe(0);
+      expect(
+        await (args[0] === 'clear' ? clearUpstreamCommand : createSetUpstreamCommand(loopbackHostPolicy)).run(
+          args.slice(1),
+        ),
+      ).toBe(0);
     } finally {
       console.log = log;
       process.env = saved;
     }
     return printed.join('\n');
   }
+
+  it('the shipped set-upstream refuses the loopback stand-in (and every non-Azure host) before writing anything', async () => {
+    const saved = { ...process.env };
+    const before = await pair.ours.store.getSecretVersions(vaultLayout.cognitiveResource('speech'));
+    process.env = { ...saved, STS_LOCAL_STORE_PATH: pair.ours.store.path, REAL_KEY: pair.azure.speech.keys[0] };
+    delete process.env.KEY_VAULT_URL;
+    try {
+      for (const endpoint of [
+        pair.azure.url,
+        pair.azure.url.replace('127.0.0.1', 'localhost'),
+        'https://[::1]:8443',
+        'https://0x7f000001',
+      ]) {
+        const refused = await setUpstreamCommand
+          .run(['--cognitive', 'speech', '--endpoint', endpoint, '--key-env', 'REAL_KEY'])
+          .catch((error: unknown) => error);
+        expect(refused).toBeInstanceOf(Error);
+        expect((refused as Error).message).toMatch(/Upstream endpoint refused/);
+      }
+    } finally {
+      process.env = saved;
+    }
+    expect(await pair.ours.store.getSecretVersions(vaultLayout.cognitiveResource('speech'))).toHaveLength(
+      before.length,
+    );
+  });
 
   it('clear-upstream: the account mints locally again; set-upstream: the real STS serves it again', async () => {
     const account = pair.ours.upstream.mixedReality;
@@ -416,12 +542,24 @@ describe('the admin CLI switches a credential in and out of upstream mode', () =
     await pair.ours.cached.getFreshSecret(recordName);
     const local = await mixedReality(account);
     const localToken = (JSON.parse(local.body) as { AccessToken: string }).AccessToken;
-    expect((await verifyJwt(pair.ours.services, OURS_ENV.STS_ISSUER, OURS_ENV.STS_AUDIENCE_MIXED_REALITY, localToken)).aid).toBe(account.accountId);
+    expect(
+      (await verifyJwt(pair.ours.services, OURS_ENV.STS_ISSUER, OURS_ENV.STS_AUDIENCE_MIXED_REALITY, localToken)).aid,
+    ).toBe(account.accountId);
     expect(pair.azure.calls()).toBe(0);
 
     const realKey = pair.azure.mixedReality.keys[1];
     const printed = await runCli(
-      ['set', '--account', account.accountId, '--endpoint', pair.azure.url, '--key-env', 'REAL_KEY', '--upstream-account', pair.azure.mixedReality.accountId],
+      [
+        'set',
+        '--account',
+        account.accountId,
+        '--endpoint',
+        pair.azure.url,
+        '--key-env',
+        'REAL_KEY',
+        '--upstream-account',
+        pair.azure.mixedReality.accountId,
+      ],
       { REAL_KEY: realKey },
     );
     expect(printed).not.toContain(realKey);
@@ -429,7 +567,12 @@ describe('the admin CLI switches a credential in and out of upstream mode', () =
     await pair.ours.cached.getFreshSecret(`upstream-mr-${account.accountId}`);
     const upstream = await mixedReality(account);
     const upstreamToken = (JSON.parse(upstream.body) as { AccessToken: string }).AccessToken;
-    const claims = await verifyJwt(pair.azure.services, AZURE_ENV.STS_ISSUER, AZURE_ENV.STS_AUDIENCE_MIXED_REALITY, upstreamToken);
+    const claims = await verifyJwt(
+      pair.azure.services,
+      AZURE_ENV.STS_ISSUER,
+      AZURE_ENV.STS_AUDIENCE_MIXED_REALITY,
+      upstreamToken,
+    );
     expect(claims.aid).toBe(pair.azure.mixedReality.accountId);
     expect(pair.azure.calls('mixedRealityToken')).toBe(1);
   });

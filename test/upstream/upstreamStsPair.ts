@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { HttpResponseInit } from '@azure/functions';
 import { Agent, request } from 'undici';
 import { startLocalHost, type HttpFunctionLike, type RunningLocalHost } from '../../tools/localHost/localHost.js';
-import { command as setUpstreamCommand } from '../../tools/sts/commands/setUpstream.js';
+import { createSetUpstreamCommand } from '../../tools/sts/commands/setUpstream.js';
 import { loadConfig } from '../../shared/config.js';
 import { CredentialDirectory } from '../../shared/credentials/credentialDirectory.js';
 import {
@@ -13,7 +13,12 @@ import {
   createWrapIssuer,
   ensureSigningKey,
 } from '../../tools/sts/credentials/provisioning.js';
-import { parseRecord, type CognitiveResource, type MixedRealityAccount, type WrapIssuer } from '../../shared/credentials/records.js';
+import {
+  parseRecord,
+  type CognitiveResource,
+  type MixedRealityAccount,
+  type WrapIssuer,
+} from '../../shared/credentials/records.js';
 import { setCredentialUpstream } from '../../tools/sts/credentials/upstreamProvisioning.js';
 import { vaultLayout } from '../../shared/credentials/vaultLayout.js';
 import type { Ledger, LedgerEntry } from '../../shared/ledger/ledger.js';
@@ -24,6 +29,7 @@ import { createServiceUpstreamTokens } from '../../shared/upstream/serviceUpstre
 import { UpstreamTokenCache } from '../../shared/upstream/upstreamTokenCache.js';
 import { importFunctionFiles } from '../support/localHostFixture.js';
 import { startUpstreamStub, type UpstreamStub, type UpstreamStubCredentials } from '../support/upstreamStub.js';
+import { loopbackHostPolicy } from './loopbackHostPolicy.js';
 import { upstreamTestTls, type UpstreamTestTls } from './upstreamTestTls.js';
 
 /**
@@ -60,14 +66,20 @@ export const OURS_ENV = {
   // As in front of Key Vault: records and real keys stay cached, so only the 401 path finds a rotated key.
   STS_SECRET_CACHE_MAX_AGE_SECONDS: '86400',
 } as const;
-export const FACE_TARGET = '/subscriptions/0b1f6471-1bf0-4dda-aec3-cb9272f09590/resourceGroups/client-rg/providers/Microsoft.CognitiveServices/accounts/client-face';
+export const FACE_TARGET =
+  '/subscriptions/0b1f6471-1bf0-4dda-aec3-cb9272f09590/resourceGroups/client-rg/providers/Microsoft.CognitiveServices/accounts/client-face';
 export const STUB_KEYS: Readonly<UpstreamStubCredentials> = {
-  mixedReality: { accountId: '9a1c3f52-8e7b-4d2a-b6c4-0f1e2d3c4b5a', accountKey: 'c3R1Yi1tci1hY2NvdW50LWtleS1mb3ItdGVzdHMtb25seQ==' },
+  mixedReality: {
+    accountId: '9a1c3f52-8e7b-4d2a-b6c4-0f1e2d3c4b5a',
+    accountKey: 'c3R1Yi1tci1hY2NvdW50LWtleS1mb3ItdGVzdHMtb25seQ==',
+  },
   cognitiveKey: '5b0f3c2a9d8e7f6a5b4c3d2e1f0a9b8c',
   wrap: { issuerName: 'owner', password: 'c3R1Yi13cmFwLXBhc3N3b3JkLWZvci10ZXN0cy1vbmx5' },
 };
 
-export type AzureFault = { readonly kind: 'slow'; readonly ms: number } | { readonly kind: 'status'; readonly status: number; readonly retryAfter?: string };
+export type AzureFault =
+  | { readonly kind: 'slow'; readonly ms: number }
+  | { readonly kind: 'status'; readonly status: number; readonly retryAfter?: string };
 
 export interface ObservedResponse {
   readonly status: number;
@@ -108,9 +120,19 @@ export interface StsPair {
     /** The upstream client's and token source's log lines. */
     readonly upstreamLog: string[];
     /** Minting locally. */
-    readonly local: { readonly mixedReality: MixedRealityAccount; readonly speech: CognitiveResource; readonly face: CognitiveResource; readonly owner: WrapIssuer };
+    readonly local: {
+      readonly mixedReality: MixedRealityAccount;
+      readonly speech: CognitiveResource;
+      readonly face: CognitiveResource;
+      readonly owner: WrapIssuer;
+    };
     /** In upstream mode (azure). The Mixed Reality account was switched with the CLI. */
-    readonly upstream: { readonly mixedReality: MixedRealityAccount; readonly speech: CognitiveResource; readonly face: CognitiveResource; readonly owner: WrapIssuer };
+    readonly upstream: {
+      readonly mixedReality: MixedRealityAccount;
+      readonly speech: CognitiveResource;
+      readonly face: CognitiveResource;
+      readonly owner: WrapIssuer;
+    };
     /** In upstream mode, against the stub. */
     readonly stubbed: { readonly mixedReality: MixedRealityAccount; readonly speech: CognitiveResource };
   };
@@ -118,7 +140,12 @@ export interface StsPair {
   /** Every response the tests received from ours. */
   readonly responses: ObservedResponse[];
   /** Sends a request to ours and records the response. */
-  send(method: 'GET' | 'POST', path: string, headers?: Record<string, string>, body?: string): Promise<ObservedResponse>;
+  send(
+    method: 'GET' | 'POST',
+    path: string,
+    headers?: Record<string, string>,
+    body?: string,
+  ): Promise<ObservedResponse>;
   close(): Promise<void>;
 }
 
@@ -141,7 +168,11 @@ export async function startStsPair(): Promise<StsPair> {
     const azureStore = new FileSecretStore(azureStorePath, clock);
     await ensureSigningKey(azureStore);
     const azureMr = await createMixedRealityAccount(azureStore, { accountDomain: 'eastus2.mixedreality.azure.com' });
-    const azureSpeech = await createCognitiveResource(azureStore, { name: 'speech-real', region: 'eastus', resourceKind: 'SpeechServices' });
+    const azureSpeech = await createCognitiveResource(azureStore, {
+      name: 'speech-real',
+      region: 'eastus',
+      resourceKind: 'SpeechServices',
+    });
     const azureFace = await createCognitiveResource(azureStore, {
       name: 'face-isv-real',
       region: 'westus',
@@ -150,7 +181,10 @@ export async function startStsPair(): Promise<StsPair> {
       grantableFeatureFlags: ['Face.Identification', 'Face.Verification'],
     });
     const azureOwner = await createWrapIssuer(azureStore, { namespace: 'contoso', name: 'owner' });
-    const contoso = parseRecord((await azureStore.getSecret(vaultLayout.wrapNamespace('contoso')))?.value ?? '', 'wrapNamespace');
+    const contoso = parseRecord(
+      (await azureStore.getSecret(vaultLayout.wrapNamespace('contoso')))?.value ?? '',
+      'wrapNamespace',
+    );
     if (!contoso) throw new Error('the azure contoso namespace was not written');
 
     const azureBase = await createServices(loadConfig({ ...AZURE_ENV, STS_LOCAL_STORE_PATH: azureStorePath }), clock);
@@ -174,7 +208,11 @@ export async function startStsPair(): Promise<StsPair> {
           azureCalls.push(definition.name);
           const fault = azureFault;
           if (fault?.kind === 'status') {
-            const answer: HttpResponseInit = { status: fault.status, headers: fault.retryAfter ? { 'Retry-After': fault.retryAfter } : {}, body: '' };
+            const answer: HttpResponseInit = {
+              status: fault.status,
+              headers: fault.retryAfter ? { 'Retry-After': fault.retryAfter } : {},
+              body: '',
+            };
             return answer;
           }
           if (fault?.kind === 'slow') {
@@ -215,16 +253,36 @@ export async function startStsPair(): Promise<StsPair> {
     const localMr = await createMixedRealityAccount(oursStore, { accountDomain: 'westeurope.mixedreality.azure.com' });
     const upstreamMr = await createMixedRealityAccount(oursStore, { accountDomain: 'eastus2.mixedreality.azure.com' });
     const stubbedMr = await createMixedRealityAccount(oursStore, { accountDomain: 'eastus2.mixedreality.azure.com' });
-    const localSpeech = await createCognitiveResource(oursStore, { name: 'speech-local', region: 'eastus', resourceKind: 'SpeechServices' });
+    const localSpeech = await createCognitiveResource(oursStore, {
+      name: 'speech-local',
+      region: 'eastus',
+      resourceKind: 'SpeechServices',
+    });
     await createCognitiveResource(oursStore, { name: 'speech', region: 'eastus', resourceKind: 'SpeechServices' });
-    await createCognitiveResource(oursStore, { name: 'speech-stubbed', region: 'eastus', resourceKind: 'SpeechServices' });
+    await createCognitiveResource(oursStore, {
+      name: 'speech-stubbed',
+      region: 'eastus',
+      resourceKind: 'SpeechServices',
+    });
     const faceGrants = { resourceKind: 'Face', region: 'westus', limitedAccessTokens: true } as const;
-    const localFace = await createCognitiveResource(oursStore, { name: 'face-local', ...faceGrants, grantableFeatureFlags: ['Face.Identification'] });
+    const localFace = await createCognitiveResource(oursStore, {
+      name: 'face-local',
+      ...faceGrants,
+      grantableFeatureFlags: ['Face.Identification'],
+    });
     // Ours may grant Identification only, although the real key could grant Verification too.
-    await createCognitiveResource(oursStore, { name: 'face', ...faceGrants, grantableFeatureFlags: ['Face.Identification'] });
+    await createCognitiveResource(oursStore, {
+      name: 'face',
+      ...faceGrants,
+      grantableFeatureFlags: ['Face.Identification'],
+    });
     const localOwner = await createWrapIssuer(oursStore, { namespace: 'fabrikam', name: 'owner' });
     // Ours lets this issuer ask for the orders queue only; the real issuer may ask for the whole namespace.
-    await createWrapIssuer(oursStore, { namespace: 'contoso', name: 'owner', scopes: ['http://contoso.servicebus.windows.net/orders'] });
+    await createWrapIssuer(oursStore, {
+      namespace: 'contoso',
+      name: 'owner',
+      scopes: ['http://contoso.servicebus.windows.net/orders'],
+    });
 
     // The Mixed Reality account is switched with the admin CLI, in process, against ours' file store.
     const savedEnv = { ...process.env };
@@ -236,37 +294,73 @@ export async function startStsPair(): Promise<StsPair> {
       console.log = (...parts: unknown[]) => void printed.push(parts.join(' '));
       let code: number;
       try {
-        code = await setUpstreamCommand.run([
-          '--account', upstreamMr.accountId, '--endpoint', azureHost.url, '--key-env', 'REAL_MR_ACCOUNT_KEY', '--upstream-account', azureMr.accountId,
+        code = await createSetUpstreamCommand(loopbackHostPolicy).run([
+          '--account',
+          upstreamMr.accountId,
+          '--endpoint',
+          azureHost.url,
+          '--key-env',
+          'REAL_MR_ACCOUNT_KEY',
+          '--upstream-account',
+          azureMr.accountId,
         ]);
       } finally {
         console.log = log;
       }
-      if (code !== 0 || printed.join('\n').includes(azureMr.keys[0])) throw new Error(`set-upstream failed or printed the key: ${printed.join('\n')}`);
+      if (code !== 0 || printed.join('\n').includes(azureMr.keys[0]))
+        throw new Error(`set-upstream failed or printed the key: ${printed.join('\n')}`);
     } finally {
       process.env = savedEnv;
     }
     const switched = async <T>(work: Promise<{ record: unknown }>): Promise<T> => (await work).record as T;
     const oursUpstreamSpeech = await switched<CognitiveResource>(
-      setCredentialUpstream(oursStore, { kind: 'cognitiveResource', name: 'speech' }, { endpoint: azureHost.url, key: azureSpeech.keys[0] }),
+      setCredentialUpstream(
+        oursStore,
+        { kind: 'cognitiveResource', name: 'speech' },
+        { endpoint: azureHost.url, key: azureSpeech.keys[0] },
+        { hostPolicy: loopbackHostPolicy },
+      ),
     );
     const oursUpstreamFace = await switched<CognitiveResource>(
-      setCredentialUpstream(oursStore, { kind: 'cognitiveResource', name: 'face' }, { endpoint: azureHost.url, key: azureFace.keys[0] }),
+      setCredentialUpstream(
+        oursStore,
+        { kind: 'cognitiveResource', name: 'face' },
+        { endpoint: azureHost.url, key: azureFace.keys[0] },
+        { hostPolicy: loopbackHostPolicy },
+      ),
     );
     const oursUpstreamOwner = await switched<WrapIssuer>(
-      setCredentialUpstream(oursStore, { kind: 'wrapIssuer', namespace: 'contoso', name: 'owner' }, { endpoint: `${azureHost.url}/WRAPv0.9`, key: azureOwner.keys[1] }),
+      setCredentialUpstream(
+        oursStore,
+        { kind: 'wrapIssuer', namespace: 'contoso', name: 'owner' },
+        { endpoint: `${azureHost.url}/WRAPv0.9`, key: azureOwner.keys[1] },
+        { hostPolicy: loopbackHostPolicy },
+      ),
     );
     const oursStubbedSpeech = await switched<CognitiveResource>(
-      setCredentialUpstream(oursStore, { kind: 'cognitiveResource', name: 'speech-stubbed' }, { endpoint: stub.url, key: STUB_KEYS.cognitiveKey }),
+      setCredentialUpstream(
+        oursStore,
+        { kind: 'cognitiveResource', name: 'speech-stubbed' },
+        { endpoint: stub.url, key: STUB_KEYS.cognitiveKey },
+        { hostPolicy: loopbackHostPolicy },
+      ),
     );
     const oursStubbedMr = await switched<MixedRealityAccount>(
       setCredentialUpstream(
         oursStore,
         { kind: 'mixedRealityAccount', accountId: stubbedMr.accountId },
-        { endpoint: stub.url, key: STUB_KEYS.mixedReality.accountKey, upstreamAccountId: STUB_KEYS.mixedReality.accountId },
+        {
+          endpoint: stub.url,
+          key: STUB_KEYS.mixedReality.accountKey,
+          upstreamAccountId: STUB_KEYS.mixedReality.accountId,
+        },
+        { hostPolicy: loopbackHostPolicy },
       ),
     );
-    const oursUpstreamMr = parseRecord((await oursStore.getSecret(vaultLayout.mixedRealityAccount(upstreamMr.accountId)))?.value ?? '', 'mixedRealityAccount');
+    const oursUpstreamMr = parseRecord(
+      (await oursStore.getSecret(vaultLayout.mixedRealityAccount(upstreamMr.accountId)))?.value ?? '',
+      'mixedRealityAccount',
+    );
     if (!oursUpstreamMr?.upstream) throw new Error('set-upstream did not switch the account');
 
     const oursConfig = loadConfig({ ...OURS_ENV, STS_LOCAL_STORE_PATH: oursStorePath });
@@ -286,6 +380,7 @@ export async function startStsPair(): Promise<StsPair> {
       log: (line) => upstreamLog.push(line),
       cache: upstreamCache,
       client: tls.clientCa ? { testTrustedCa: tls.clientCa } : {},
+      hostPolicy: loopbackHostPolicy,
     });
     cleanups.push(() => oursUpstream.close());
     const oursServices: StsServices = {
@@ -295,9 +390,19 @@ export async function startStsPair(): Promise<StsPair> {
       ledger: oursLedger,
       upstream: oursUpstream,
     };
-    const oursDefinitions = definitions.map((definition): HttpFunctionLike => ({ ...definition, handler: definition.handlerFor(oursServices) }));
+    const oursDefinitions = definitions.map((definition): HttpFunctionLike => ({
+      ...definition,
+      handler: definition.handlerFor(oursServices),
+    }));
     const oursLog: string[] = [];
-    const oursHost = await startLocalHost({ definitions: oursDefinitions, host: '127.0.0.1', port: 0, https: false, shutdownGraceMs: 500, log: (line) => oursLog.push(line) });
+    const oursHost = await startLocalHost({
+      definitions: oursDefinitions,
+      host: '127.0.0.1',
+      port: 0,
+      https: false,
+      shutdownGraceMs: 500,
+      log: (line) => oursLog.push(line),
+    });
     cleanups.push(() => oursHost.close());
 
     const agent = new Agent({ connections: 1_000, keepAliveTimeout: 1_000 });
@@ -338,7 +443,12 @@ export async function startStsPair(): Promise<StsPair> {
         logLines: oursLog,
         upstreamLog,
         local: { mixedReality: localMr, speech: localSpeech, face: localFace, owner: localOwner },
-        upstream: { mixedReality: oursUpstreamMr, speech: oursUpstreamSpeech, face: oursUpstreamFace, owner: oursUpstreamOwner },
+        upstream: {
+          mixedReality: oursUpstreamMr,
+          speech: oursUpstreamSpeech,
+          face: oursUpstreamFace,
+          owner: oursUpstreamOwner,
+        },
         stubbed: { mixedReality: oursStubbedMr, speech: oursStubbedSpeech },
       },
       stub,
@@ -347,7 +457,12 @@ export async function startStsPair(): Promise<StsPair> {
         const answer = await request(`${oursHost.url}${path}`, { method, headers, body, dispatcher: agent });
         const observed: ObservedResponse = {
           status: answer.statusCode,
-          headers: Object.fromEntries(Object.entries(answer.headers).map(([name, value]) => [name, Array.isArray(value) ? value.join(', ') : String(value)])),
+          headers: Object.fromEntries(
+            Object.entries(answer.headers).map(([name, value]) => [
+              name,
+              Array.isArray(value) ? value.join(', ') : String(value),
+            ]),
+          ),
           body: await answer.body.text(),
         };
         responses.push(observed);

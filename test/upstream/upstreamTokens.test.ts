@@ -3,9 +3,20 @@ import type { UpstreamSource } from '../../shared/credentials/records.js';
 import { DependencyUnavailableError } from '../../shared/errors.js';
 import type { SecretStore, SecretVersion } from '../../shared/secrets/secretStore.js';
 import { createUpstreamClient } from '../../shared/upstream/upstreamClient.js';
-import { upstreamSecretReaderFor } from '../../shared/upstream/upstreamSecret.js';
-import { createUpstreamTokens, remainingSeconds, type UpstreamFetchEvent, type UpstreamTokens } from '../../shared/upstream/upstreamTokens.js';
+import {
+  upstreamKeyTags,
+  upstreamSecretReaderFor,
+  type UpstreamCredentialKind,
+} from '../../shared/upstream/upstreamSecret.js';
+import { UpstreamTokenCache } from '../../shared/upstream/upstreamTokenCache.js';
+import {
+  createUpstreamTokens,
+  remainingSeconds,
+  type UpstreamFetchEvent,
+  type UpstreamTokens,
+} from '../../shared/upstream/upstreamTokens.js';
 import { startUpstreamStub, type UpstreamOperation, type UpstreamStub } from '../support/upstreamStub.js';
+import { loopbackHostPolicy } from './loopbackHostPolicy.js';
 import { upstreamTestTls, type UpstreamTestTls } from './upstreamTestTls.js';
 
 /**
@@ -21,21 +32,34 @@ const keys = {
   cognitiveRotated: 'eeee5555ffff6666aaaa7777bbbb8888',
   wrap: 'd3JhcC1wYXNzd29yZC1mb3ItdGVzdHMtb25seS0xMjM0',
 } as const;
-const targetResourceId = '/subscriptions/0000/resourceGroups/rg/providers/Microsoft.CognitiveServices/accounts/client-face';
+const targetResourceId =
+  '/subscriptions/0000/resourceGroups/rg/providers/Microsoft.CognitiveServices/accounts/client-face';
 const scope = 'http://contoso.servicebus.windows.net/orders';
 
 let nowMs = Date.parse('2025-04-21T12:00:00Z');
 const clock = () => new Date(nowMs);
 const advance = (seconds: number) => void (nowMs += seconds * 1000);
 
-/** An in-memory store; `reads` counts getSecret calls. */
+/** The kind whose tags `set-upstream` writes on a secret of this name (by its prefix). */
+const kindByPrefix: ReadonlyArray<readonly [string, UpstreamCredentialKind]> = [
+  ['upstream-mr-', 'mixedRealityAccount'],
+  ['upstream-cs-', 'cognitiveResource'],
+  ['upstream-wrap-', 'wrapIssuer'],
+];
+
+/** An in-memory store; `reads` counts getSecret calls. Secrets carry the CLI's tags unless named in `untagged`. */
 class MemorySecretStore implements SecretStore {
   readonly values = new Map<string, string>();
+  readonly untagged = new Set<string>();
   reads = 0;
   async getSecret(name: string): Promise<SecretVersion | undefined> {
     this.reads++;
     const value = this.values.get(name);
-    return value === undefined ? undefined : { name, version: 'v1', value, enabled: true, createdOn: new Date(0) };
+    const kind = kindByPrefix.find(([prefix]) => name.startsWith(prefix))?.[1];
+    const tags = kind && !this.untagged.has(name) ? upstreamKeyTags(kind) : undefined;
+    return value === undefined
+      ? undefined
+      : { name, version: 'v1', value, enabled: true, createdOn: new Date(0), tags };
   }
   getFreshSecret(name: string): Promise<SecretVersion | undefined> {
     return this.getSecret(name);
@@ -61,6 +85,7 @@ let stub: UpstreamStub;
 let cached: MemorySecretStore;
 let vault: MemorySecretStore;
 let tokens: UpstreamTokens;
+let cache: UpstreamTokenCache;
 let events: UpstreamFetchEvent[];
 /** Every wait the upstream client asked for (between attempts), and how many requests the stub had seen by then. */
 let waits: Array<{ ms: number; sentBefore: number }>;
@@ -115,8 +140,12 @@ beforeEach(async () => {
   }
   events = [];
   waits = [];
+  cache = new UpstreamTokenCache({ clock });
   tokens = createUpstreamTokens({
+    cache,
+    hostPolicy: loopbackHostPolicy,
     client: createUpstreamClient({
+      hostPolicy: loopbackHostPolicy,
       testTrustedCa: tls.clientCa,
       backoffBaseMs: 20,
       backoffMaxMs: 50,
@@ -141,7 +170,12 @@ const flows: ReadonlyArray<readonly [UpstreamOperation, () => Promise<{ token: s
   ['issueToken', () => tokens.cognitiveToken(source.cognitive)],
   [
     'issueLimitedAccessToken',
-    () => tokens.limitedAccessToken(source.cognitive, { targetResourceId, featureFlags: ['Face.Identification'], expiredTimeSeconds: 3_600 }),
+    () =>
+      tokens.limitedAccessToken(source.cognitive, {
+        targetResourceId,
+        featureFlags: ['Face.Identification'],
+        expiredTimeSeconds: 3_600,
+      }),
   ],
   ['wrapToken', () => tokens.wrapToken(source.wrap, { issuerName: 'owner', scope })],
 ];
@@ -153,21 +187,31 @@ describe('1,000 concurrent clients cost one upstream call', () => {
     expect(stub.count(operation)).toBe(1);
     expect(new Set(served.map((s) => s.token))).toEqual(new Set([stub.issuedTokens[0]]));
     expect(events).toHaveLength(1);
-    expect(events[0]).toMatchObject({ flow: operation, outcome: 'fetched', attempts: 1, keyReread: false, status: 200 });
+    expect(events[0]).toMatchObject({
+      flow: operation,
+      outcome: 'fetched',
+      attempts: 1,
+      keyReread: false,
+      status: 200,
+    });
   });
 });
 
 describe('expiry-driven refresh', () => {
-  it('a Speech token is reused for 9 minutes, then exactly one more call is made', async () => {
+  it('a Speech token is reused for 9 minutes, served on while exactly one more call refreshes it', async () => {
     const first = await tokens.cognitiveToken(source.cognitive);
     advance(539);
     expect((await tokens.cognitiveToken(source.cognitive)).token).toBe(first.token);
     expect(stub.count()).toBe(1);
     advance(2);
-    const refreshed = await Promise.all(Array.from({ length: 200 }, () => tokens.cognitiveToken(source.cognitive)));
+    const during = await Promise.all(Array.from({ length: 200 }, () => tokens.cognitiveToken(source.cognitive)));
+    expect(new Set(during.map((s) => s.token))).toEqual(new Set([first.token]));
+    await cache.settled();
     expect(stub.count()).toBe(2);
-    expect(new Set(refreshed.map((s) => s.token))).toEqual(new Set([stub.issuedTokens[1]]));
-    expect(refreshed[0]?.expiresAt).toEqual(new Date(nowMs + 600_000));
+    const refreshed = await tokens.cognitiveToken(source.cognitive);
+    expect(refreshed.token).toBe(stub.issuedTokens[1]);
+    expect(refreshed.expiresAt).toEqual(new Date(nowMs + 600_000));
+    expect(stub.count()).toBe(2);
   });
 
   it('WRAP: the served token reports its remaining lifetime', async () => {
@@ -178,14 +222,19 @@ describe('expiry-driven refresh', () => {
     expect(stub.count()).toBe(1);
   });
 
-  it('limited access tokens share a key per target, flags and whole minute of expiredTime', async () => {
-    const ask = (expiredTimeSeconds: number, featureFlags: string[]) =>
-      tokens.limitedAccessToken(source.cognitive, { targetResourceId, featureFlags, expiredTimeSeconds });
-    await Promise.all([ask(3_600, ['Face.Identification', 'Face.Verification']), ask(3_630, ['Face.Verification', 'Face.Identification'])]);
+  it('limited access tokens share an entry per target (any case), flag set and lifetime step (never longer than asked)', async () => {
+    const ask = (expiredTimeSeconds: number, featureFlags: string[], target = targetResourceId) =>
+      tokens.limitedAccessToken(source.cognitive, { targetResourceId: target, featureFlags, expiredTimeSeconds });
+    await Promise.all([
+      ask(3_600, ['Face.Identification', 'Face.Verification']),
+      ask(3_630, ['Face.Verification', 'Face.Identification']),
+      ask(7_199, ['Face.Verification', 'Face.Identification', 'Face.Verification'], targetResourceId.toUpperCase()),
+    ]);
     expect(stub.count()).toBe(1);
     expect(stub.requests[0]?.path).toBe('/sts/v1.0/issueLimitedAccessToken?expiredTime=3600');
-    await ask(1_800, ['Face.Identification']);
+    await Promise.all([ask(1_800, ['Face.Identification']), ask(3_599, ['Face.Identification'])]);
     expect(stub.count()).toBe(2);
+    expect(stub.requests[1]?.path).toBe('/sts/v1.0/issueLimitedAccessToken?expiredTime=1800');
   });
 });
 
@@ -194,10 +243,13 @@ describe('upstream outages', () => {
     const warm = await tokens.cognitiveToken(source.cognitive);
     advance(560);
     stub.setFault({ kind: 'status', status: 500 });
-    const results = await Promise.allSettled(Array.from({ length: 300 }, () => tokens.cognitiveToken(source.cognitive)));
+    const results = await Promise.allSettled(
+      Array.from({ length: 300 }, () => tokens.cognitiveToken(source.cognitive)),
+    );
     expect(results.filter((r) => r.status === 'rejected')).toHaveLength(0);
     expect(results.every((r) => r.status === 'fulfilled' && r.value.token === warm.token)).toBe(true);
-    expect(stub.count()).toBe(1 + 3); // the warm fetch, then one refresh of 3 attempts
+    await cache.settled();
+    expect(stub.count()).toBe(1 + 3); // the warm fetch, then one background refresh of 3 attempts
     advance(5);
     await tokens.cognitiveToken(source.cognitive);
     expect(stub.count()).toBe(4);
@@ -206,7 +258,9 @@ describe('upstream outages', () => {
 
   it('cold: DependencyUnavailableError with the upstream Retry-After, after one upstream call', async () => {
     stub.setFault({ kind: 'status', status: 503, retryAfter: '30' });
-    const errors = await Promise.all(Array.from({ length: 100 }, () => rejectionOf(tokens.cognitiveToken(source.cognitive))));
+    const errors = await Promise.all(
+      Array.from({ length: 100 }, () => rejectionOf(tokens.cognitiveToken(source.cognitive))),
+    );
     expect(stub.count()).toBe(1);
     for (const error of errors) {
       expect(error).toBeInstanceOf(DependencyUnavailableError);
@@ -234,7 +288,11 @@ describe('upstream outages', () => {
 
   it('a 4xx other than 401/429 is neither retried nor a reason to re-read the key', async () => {
     const error = await rejectionOf(
-      tokens.limitedAccessToken(source.cognitive, { targetResourceId: 'not-an-arm-id', featureFlags: ['Face.Identification'], expiredTimeSeconds: 3_600 }),
+      tokens.limitedAccessToken(source.cognitive, {
+        targetResourceId: 'not-an-arm-id',
+        featureFlags: ['Face.Identification'],
+        expiredTimeSeconds: 3_600,
+      }),
     );
     expect(error).toMatchObject({ dependency: 'upstream' });
     expect(stub.count()).toBe(1);
@@ -256,7 +314,10 @@ describe('an upstream 401 (the real key was rotated)', () => {
     const served = await tokens.cognitiveToken(source.cognitive);
     expect(served.token).toBe(stub.issuedTokens[0]);
     expect(stub.count()).toBe(2);
-    expect(stub.requests.map((r) => r.headers['ocp-apim-subscription-key'])).toEqual([keys.cognitive, keys.cognitiveRotated]);
+    expect(stub.requests.map((r) => r.headers['ocp-apim-subscription-key'])).toEqual([
+      keys.cognitive,
+      keys.cognitiveRotated,
+    ]);
     expect(cached.reads).toBe(1);
     expect(vault.reads).toBe(1);
     expect(events).toEqual([expect.objectContaining({ outcome: 'fetched', keyReread: true, attempts: 2 })]);
@@ -283,7 +344,7 @@ describe('an upstream 401 (the real key was rotated)', () => {
   });
 
   it('a missing upstream secret is a 503 without any upstream call', async () => {
-    const error = await rejectionOf(tokens.cognitiveToken({ endpoint: stub.url, secretName: 'upstream-absent' }));
+    const error = await rejectionOf(tokens.cognitiveToken({ endpoint: stub.url, secretName: 'upstream-cs-absent' }));
     expect(error).toBeInstanceOf(DependencyUnavailableError);
     expect(stub.count()).toBe(0);
     expect(events[0]).toMatchObject({ outcome: 'failed', failure: 'configuration' });
@@ -321,5 +382,92 @@ describe('log hygiene', () => {
         expect(line).not.toContain(secret.slice(0, 16));
       }
     }
+  });
+});
+
+describe('only a CLI-made upstream key of the right kind is ever sent', () => {
+  it('a secret with the right name but without the CLI tags is never read into a request', async () => {
+    cached.untagged.add('upstream-cs-speech');
+    const error = await rejectionOf(tokens.cognitiveToken(source.cognitive));
+    expect(error).toMatchObject({ dependency: 'upstream' });
+    expect(stub.count()).toBe(0);
+    expect(events[0]).toMatchObject({ outcome: 'failed', failure: 'configuration', attempts: 0 });
+  });
+
+  it.each([
+    ['another team secret', 'payments-api-key'],
+    ['our signing key', 'sts-signing-key'],
+    ['a credential record', 'cs-resource-speech'],
+    ["another kind's upstream key (a WRAP password for a Cognitive record)", 'upstream-wrap-contoso'],
+    ['the bare prefix', 'upstream-cs-'],
+  ])('%s named as a Cognitive key is refused before the store is read', async (_what, secretName) => {
+    cached.values.set(secretName, keys.cognitive);
+    const readsBefore = cached.reads;
+    const error = await rejectionOf(tokens.cognitiveToken({ endpoint: stub.url, secretName }));
+    expect(error).toMatchObject({ dependency: 'upstream' });
+    expect(cached.reads).toBe(readsBefore);
+    expect(stub.count()).toBe(0);
+  });
+});
+
+describe('hosts: the production policy never reaches a stand-in', () => {
+  it('without the test policy, a loopback endpoint is refused before the key is read or anything is sent', async () => {
+    const production = createUpstreamTokens({
+      client: createUpstreamClient({ testTrustedCa: tls.clientCa }),
+      readSecret: upstreamSecretReaderFor(cached),
+      clock,
+      onFetch: (event) => events.push(event),
+    });
+    try {
+      for (const call of [
+        () => production.cognitiveToken(source.cognitive),
+        () => production.mixedRealityToken(source.mixedReality),
+        () => production.wrapToken(source.wrap, { issuerName: 'owner', scope }),
+      ]) {
+        expect(await rejectionOf(call())).toMatchObject({ dependency: 'upstream' });
+      }
+      expect(stub.count()).toBe(0);
+      expect(cached.reads).toBe(0);
+      expect(events.map((e) => e.failure)).toEqual(['configuration', 'configuration', 'configuration']);
+    } finally {
+      await production.close();
+    }
+  });
+});
+
+describe("lifetimes: the token's own expiry, capped at the documented lifetime, never less than 30 s left", () => {
+  it('a JWT expiring in year 9999 is cached for the documented 10 minutes only', async () => {
+    stub.failNext({ kind: 'lifetime', ownSeconds: 253_402_300_799 - Math.floor(nowMs / 1000) });
+    const served = await tokens.cognitiveToken(source.cognitive);
+    expect(served.expiresAt).toEqual(new Date(nowMs + 600_000));
+    advance(541);
+    await tokens.cognitiveToken(source.cognitive);
+    await cache.settled();
+    expect(stub.count()).toBe(2);
+  });
+
+  it('a Mixed Reality token claiming a year is kept 24 h at most', async () => {
+    stub.failNext({ kind: 'lifetime', ownSeconds: 365 * 86_400 });
+    expect((await tokens.mixedRealityToken(source.mixedReality)).expiresAt).toEqual(new Date(nowMs + 86_400_000));
+  });
+
+  it('an expired SWT announced with expires_in=999999999 is neither served nor cached', async () => {
+    stub.failNext({ kind: 'lifetime', ownSeconds: -3_600, envelopeSeconds: 999_999_999 });
+    expect(await rejectionOf(tokens.wrapToken(source.wrap, { issuerName: 'owner', scope }))).toMatchObject({
+      dependency: 'upstream',
+    });
+    expect(events[0]).toMatchObject({ outcome: 'failed', failure: 'protocol' });
+  });
+
+  it('a WRAP token announcing more than its ExpiresOn is served for what its ExpiresOn leaves, at most 3 h', async () => {
+    stub.failNext({ kind: 'lifetime', ownSeconds: 900, envelopeSeconds: 999_999_999 });
+    const served = await tokens.wrapToken(source.wrap, { issuerName: 'owner', scope });
+    expect(remainingSeconds(served.expiresAt, clock())).toBe(900);
+  });
+
+  it('a freshly fetched token with 1 s left is never served', async () => {
+    stub.failNext({ kind: 'lifetime', ownSeconds: 1 });
+    expect(await rejectionOf(tokens.cognitiveToken(source.cognitive))).toMatchObject({ dependency: 'upstream' });
+    expect(events[0]).toMatchObject({ outcome: 'failed', failure: 'protocol' });
   });
 });

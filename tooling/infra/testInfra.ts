@@ -50,7 +50,8 @@ const ROLE_SCOPES: Record<string, string> = {
   [ROLES.keyVaultSecretsOfficer]: 'Microsoft.KeyVault/vaults',
   [ROLES.storageBlobDataOwner]: 'Microsoft.Storage/storageAccounts',
   [ROLES.storageTableDataContributor]: 'Microsoft.Storage/storageAccounts',
-  [ROLES.storageTableDataReader]: 'Microsoft.Storage/storageAccounts/tableServices/tables',
+  // The account: the ledger's tables are one per hour, created and dropped by the app.
+  [ROLES.storageTableDataReader]: 'Microsoft.Storage/storageAccounts',
   [ROLES.monitoringMetricsPublisher]: 'Microsoft.Insights/components',
 };
 
@@ -74,6 +75,8 @@ const EXPECTED_APP_SETTINGS = [
   'STS_LEDGER_MODE',
   'STS_LEDGER_TABLE',
   'STS_LEDGER_TABLE_URL',
+  'STS_LEDGER_RETENTION_HOURS',
+  'STS_LEDGER_CLIENT_ADDRESS',
 ];
 
 /** Settings that must never be in Azure: key-based storage, the local file store, Flex-incompatible ones. */
@@ -438,11 +441,19 @@ async function checkCompiledTemplate(mainJsonPath: string): Promise<void> {
   }
   const containers = ofType('Microsoft.Storage/storageAccounts/blobServices/containers');
   check('storage: deployment container, private', containers.length === 1 && get(containers[0]?.resource, 'properties', 'publicAccess') === 'None');
-  check('storage: ledger table', ofType('Microsoft.Storage/storageAccounts/tableServices/tables').length === 1);
+  // The ledger's hour tables come and go with the app (created on first write, dropped by ledgerRetention).
+  check('storage: no declared ledger table (one per hour, made by the app)', ofType('Microsoft.Storage/storageAccounts/tableServices/tables').length === 0);
   check(
     'ledger table defaults to "issuance", as in shared/config.ts',
     get(root, 'parameters', 'ledgerTableName', 'defaultValue') === 'issuance' &&
       (await readFile(join(REPO_ROOT, 'shared', 'config.ts'), 'utf8')).includes("'STS_LEDGER_TABLE', 'issuance'"),
+  );
+  check(
+    'ledger retention (720 h) and client address (truncated) default as in shared/config.ts',
+    get(root, 'parameters', 'ledgerRetentionHours', 'defaultValue') === 720 &&
+      get(root, 'parameters', 'ledgerClientAddress', 'defaultValue') === 'truncated' &&
+      (await readFile(join(REPO_ROOT, 'shared', 'config.ts'), 'utf8')).includes('DEFAULT_LEDGER_RETENTION_HOURS = 720') &&
+      (await readFile(join(REPO_ROOT, 'shared', 'config.ts'), 'utf8')).includes("'STS_LEDGER_CLIENT_ADDRESS', 'truncated'"),
   );
 
   // Key Vault

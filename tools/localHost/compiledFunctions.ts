@@ -2,32 +2,55 @@ import { readdir, readFile } from 'node:fs/promises';
 import { basename, dirname, join, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { HttpFunctionLike } from './localHost.js';
+import type { TimerFunctionLike } from './localTimers.js';
 import { projectRoot } from './projectPaths.js';
 
 /**
  * Finds the compiled function files the way the Functions host does (package.json `main`, a path or a glob
  * such as `dist/functions/*.js`), imports each and collects its exported `definition`. Importing also runs the
- * file's `app.http(...)`, which outside the Functions worker only registers in test mode.
+ * file's `app.http(...)` (or `app.timer(...)`), which outside the Functions worker only registers in test mode.
  *
  * @example
  * const definitions = await importCompiledDefinitions(); // [{ name: 'issueToken', route: 'sts/v1.0/issueToken', … }, …]
  */
 export async function importCompiledDefinitions(root: string = projectRoot): Promise<HttpFunctionLike[]> {
+  return (await importCompiledApp(root)).http;
+}
+
+/** Every compiled function: the HTTP ones (served) and the timer ones (run on their schedule, localTimers.ts). */
+export interface CompiledApp {
+  readonly http: HttpFunctionLike[];
+  readonly timers: TimerFunctionLike[];
+}
+
+/** As {@link importCompiledDefinitions}, with the timer functions too. */
+export async function importCompiledApp(root: string = projectRoot): Promise<CompiledApp> {
   const manifest = JSON.parse(await readFile(join(root, 'package.json'), 'utf8')) as { main?: unknown };
   if (typeof manifest.main !== 'string' || manifest.main === '') throw new Error('package.json has no "main"');
   const files = await expandMain(root, manifest.main);
   if (files.length === 0) {
     throw new Error(`package.json "main" (${manifest.main}) matches no file: run \`npm run build\` first`);
   }
-  const definitions: HttpFunctionLike[] = [];
+  const http: HttpFunctionLike[] = [];
+  const timers: TimerFunctionLike[] = [];
   for (const file of files) {
     const module = (await withoutTestModeWarnings(() => import(pathToFileURL(file).href))) as { definition?: unknown };
-    if (!isHttpFunctionLike(module.definition)) {
-      throw new Error(`${relative(root, file)} does not export a function \`definition\` (name, route, methods, authLevel, handler)`);
+    if (isHttpFunctionLike(module.definition)) http.push(module.definition);
+    else if (isTimerFunctionLike(module.definition)) timers.push(module.definition);
+    else {
+      throw new Error(
+        `${relative(root, file)} does not export a function \`definition\` (name, route, methods, authLevel, handler; or name, schedule, handler)`,
+      );
     }
-    definitions.push(module.definition);
   }
-  return definitions;
+  return { http, timers };
+}
+
+/** True for an object shaped like a timer function's `definition`: a name, an NCRONTAB schedule and a handler. */
+export function isTimerFunctionLike(value: unknown): value is TimerFunctionLike {
+  if (!value || typeof value !== 'object') return false;
+  const d = value as Record<string, unknown>;
+  return typeof d.name === 'string' && typeof d.schedule === 'string' && typeof d.handler === 'function' && !('route' in d);
 }
 
 /**

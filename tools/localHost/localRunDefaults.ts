@@ -13,3 +13,16 @@ export function disableLedgerWhenUnconfigured(env: Record<string, string | undef
   env.STS_LEDGER_MODE = 'off';
   return 'Issuance ledger: off for this local run (set STS_LEDGER_CONNECTION_STRING or STS_LEDGER_TABLE_URL to record issuances).';
 }
+
+/** The retention of a local run when none is set: a day, so a developer's ledger never grows from day to day. */
+export const LOCAL_LEDGER_RETENTION_HOURS = '24';
+
+/**
+ * With no `STS_LEDGER_RETENTION_HOURS` set, keeps local ledger rows 24 hours instead of the 30 days of a deployment:
+ * the ledger under `.azurite/` then holds at most a day and an hour of rows, however many runs there were.
+ */
+export function shortenLedgerRetentionLocally(env: Record<string, string | undefined>): string | undefined {
+  if (env.STS_LEDGER_RETENTION_HOURS?.trim() || env.STS_LEDGER_MODE?.trim() === 'off') return undefined;
+  env.STS_LEDGER_RETENTION_HOURS = LOCAL_LEDGER_RETENTION_HOURS;
+  return `Issuance ledger: rows are kept ${LOCAL_LEDGER_RETENTION_HOURS} h locally (STS_LEDGER_RETENTION_HOURS; 720 h unless set in Azure), trimmed at start and hourly.`;
+}

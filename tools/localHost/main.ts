@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { disableLedgerWhenUnconfigured } from './localRunDefaults.js';
+import { disableLedgerWhenUnconfigured, shortenLedgerRetentionLocally } from './localRunDefaults.js';
 import { applyLocalSettings } from './localSettings.js';
 import { serveFunctionApp } from './serve.js';
 
@@ -45,6 +45,8 @@ async function main(argv: readonly string[]): Promise<number> {
   if (settings.found) console.log(`Loaded local.settings.json (${settings.applied.length} settings not already in the environment).`);
   const ledgerNotice = disableLedgerWhenUnconfigured(process.env);
   if (ledgerNotice) console.log(ledgerNotice);
+  const retentionNotice = shortenLedgerRetentionLocally(process.env);
+  if (retentionNotice) console.log(retentionNotice);
 
   const port = values.port === undefined ? (settings.localHttpPort ?? 7071) : Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65_535) {

@@ -1,8 +1,9 @@
 import { relative } from 'node:path';
 import { ConfigurationError, loadConfig, type StsConfig } from '../../shared/config.js';
-import { closeCompiledServices, importCompiledDefinitions } from './compiledFunctions.js';
+import { closeCompiledServices, importCompiledApp } from './compiledFunctions.js';
 import { startLocalHost, type HttpFunctionLike, type RunningLocalHost } from './localHost.js';
 import { projectRoot } from './projectPaths.js';
+import { startLocalTimers, type TimerFunctionLike } from './localTimers.js';
 import { ensureLocalTlsCertificate } from './tlsCertificate.js';
 
 export interface ServeOptions {
@@ -33,8 +34,9 @@ export async function serveFunctionApp(options: ServeOptions): Promise<number> {
   }
 
   let definitions: HttpFunctionLike[];
+  let timerDefinitions: TimerFunctionLike[];
   try {
-    definitions = await importCompiledDefinitions(options.appRoot);
+    ({ http: definitions, timers: timerDefinitions } = await importCompiledApp(options.appRoot));
   } catch (error) {
     console.error(`Cannot load the functions: ${error instanceof Error ? error.message : String(error)}`);
     return 1;
@@ -61,6 +63,7 @@ export async function serveFunctionApp(options: ServeOptions): Promise<number> {
 
   const lines = [`Local Functions host listening on ${running.url}`, '', 'Functions:'];
   for (const d of definitions) lines.push(`  ${d.name}: [${d.methods.join(',')}] ${running.url}/${d.route}`);
+  for (const d of timerDefinitions) lines.push(`  ${d.name}: timer, "${d.schedule}" (UTC), and once just after start`);
   if (options.https) {
     const { certPath } = await ensureLocalTlsCertificate();
     const shown = relative(projectRoot, certPath);
@@ -69,6 +72,7 @@ export async function serveFunctionApp(options: ServeOptions): Promise<number> {
   }
   lines.push('', 'One line per request: method path status duration request-id. Ctrl+C stops.');
   console.log(lines.join('\n'));
+  const timers = startLocalTimers(timerDefinitions);
 
   await new Promise<void>((resolve) => {
     let stopping = false;
@@ -80,7 +84,7 @@ export async function serveFunctionApp(options: ServeOptions): Promise<number> {
       }
       stopping = true;
       console.log(`${signal}: no new requests; letting in-flight requests finish…`);
-      running.close().then(resolve, resolve);
+      Promise.all([running.close(), timers.stop()]).then(() => resolve(), resolve);
     };
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);

@@ -1,6 +1,11 @@
 import { stat } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { loadConfig } from '../../../shared/config.js';
+import { loadConfig, type LedgerAddressMode } from '../../../shared/config.js';
+import { canonicalAddress } from '../../../shared/http/clientAddress.js';
+import { LEDGER_ADDRESS_KEY_SECRET, storedAddress } from '../../../shared/ledger/ledgerAddress.js';
+import { retentionStatement, type RetentionStatement } from '../../../shared/ledger/ledgerRetention.js';
+import { openLedgerTableService } from '../../../shared/ledger/ledgerTableService.js';
+import { openAdminSecretStore } from '../adminSecretStore.js';
 import type { LedgerEntry } from '../../../shared/ledger/ledger.js';
 import type { StoredLedgerEntry } from '../../../shared/ledger/ledgerRows.js';
 import { openLedgerTable } from '../../../shared/ledger/ledgerTable.js';
@@ -17,6 +22,7 @@ const MAX_RANGE_DAYS = Math.floor((MAX_QUERY_HOURS - 1) / 24);
 
 const usage = `Usage: npm run sts -- audit --credential <id> [--since 1h] [--until <time>] [--outcome issued|refused|upstream] [--limit 100] [--json]
        npm run sts -- audit --client-ip <ip> ...
+       npm run sts -- audit --retention
 
 Lists issuance-ledger rows, newest first: every token issued and every attempt refused (401/403/429).
 
@@ -27,6 +33,12 @@ Lists issuance-ledger rows, newest first: every token issued and every attempt r
   --outcome <o>       only issued, refused or upstream rows
   --limit <n>         at most n rows (1-10000); default 100
   --json              one JSON object per line instead of a table
+  --retention         only the retention statement (also printed after every query)
+
+--client-ip takes the full address: it is turned into what the rows store (STS_LEDGER_CLIENT_ADDRESS: its
+/24 or /48 for truncated, its keyed hash for keyed-hash, read with the key from the secret store).
+After the rows, the retention statement: STS_LEDGER_RETENTION_HOURS, the oldest hour the ledger still holds (no
+row older than that can exist), and any hour table past the period that the removal has not dropped yet.
 
 The table is the app's: STS_LEDGER_CONNECTION_STRING, or STS_LEDGER_TABLE_URL with your Azure identity
 (role "Storage Table Data Reader" or higher), table STS_LEDGER_TABLE (default "issuance"). With neither set,
@@ -38,7 +50,8 @@ export const command: StsCommand = {
   summary: 'List issuance-ledger rows of a credential (or client IP) over a time range',
   usage,
   async run(args) {
-    const query = parseAuditArgs(args, new Date());
+    const retentionOnly = args.length === 1 && args[0] === '--retention';
+    const query = retentionOnly ? undefined : parseAuditArgs(args, new Date());
     let local: AttachedAzurite | undefined;
     try {
       const env: Record<string, string | undefined> = { ...process.env };
@@ -52,24 +65,62 @@ export const command: StsCommand = {
       }
       const config = loadConfig({ ...env, STS_LEDGER_MODE: 'best-effort' });
       const clientId = config.secretStore.kind === 'keyVault' ? config.secretStore.clientId : undefined;
-      const table = await openLedgerTable(config.ledger, () => getAzureCredential({ clientId, tokenTimeoutMs: 15_000 }));
-      let rows: StoredLedgerEntry[];
-      try {
-        rows = await queryLedger(table, query);
-      } catch (error) {
-        if ((error as { statusCode?: unknown }).statusCode !== 404) throw error;
-        rows = []; // the table is created with the first row: none written yet
+      const credential = () => getAzureCredential({ clientId, tokenTimeoutMs: 15_000 });
+      if (query) {
+        const table = await openLedgerTable(config.ledger, credential);
+        const stored = query.clientIp === undefined ? query : { ...query, clientIp: await storedClientIp(query.clientIp, config.ledger.clientAddress, env) };
+        let rows: StoredLedgerEntry[];
+        try {
+          rows = await queryLedger(table, stored);
+        } catch (error) {
+          if ((error as { statusCode?: unknown }).statusCode !== 404) throw error;
+          rows = []; // the table is created with the first row: none written yet
+        }
+        if (query.json) for (const row of rows) console.log(JSON.stringify(toJson(row)));
+        else console.log(renderTable(rows));
+        const subject =
+          query.credentialId !== undefined
+            ? `credential ${safe(query.credentialId)}`
+            : `client IP ${safe(query.clientIp ?? '')}${stored.clientIp !== query.clientIp ? ` (stored as ${safe(stored.clientIp ?? '')})` : ''}`;
+        console.error(`${rows.length} row(s) for ${subject}, ${query.since.toISOString()} to ${query.until.toISOString()}, newest first.`);
       }
-      if (query.json) for (const row of rows) console.log(JSON.stringify(toJson(row)));
-      else console.log(renderTable(rows));
-      const subject = query.credentialId !== undefined ? `credential ${safe(query.credentialId)}` : `client IP ${safe(query.clientIp ?? '')}`;
-      console.error(`${rows.length} row(s) for ${subject}, ${query.since.toISOString()} to ${query.until.toISOString()}, newest first.`);
+      const service = await openLedgerTableService(config.ledger, credential);
+      const tables = await service.listPeriodTables();
+      console.error(describeRetention(retentionStatement(tables, new Date(), config.ledger.retentionHours), config.ledger.retentionHours));
       return 0;
     } finally {
       await local?.release();
     }
   },
 };
+
+/**
+ * What the rows store for the address an operator typed: itself (`full`), its network (`truncated`; a network
+ * typed as `a.b.c.0/24` or `x:y:z::/48` is taken as it is) or its keyed hash (`keyed-hash`, key from the store).
+ */
+async function storedClientIp(typed: string, mode: LedgerAddressMode, env: Record<string, string | undefined>): Promise<string> {
+  if (mode === 'full' || typed.includes('/')) return typed;
+  const address = canonicalAddress(typed);
+  if (address === undefined) throw new UsageError(`--client-ip must be an IP address (got "${safe(typed)}")`);
+  if (mode === 'truncated') return storedAddress(address, 'truncated') ?? address;
+  const secret = await openAdminSecretStore(env).store.getSecret(LEDGER_ADDRESS_KEY_SECRET);
+  if (!secret) throw new Error(`STS_LEDGER_CLIENT_ADDRESS is keyed-hash but the secret ${LEDGER_ADDRESS_KEY_SECRET} does not exist`);
+  return storedAddress(address, 'keyed-hash', secret.value) ?? address;
+}
+
+/** The retention statement `audit` ends with. */
+export function describeRetention(statement: RetentionStatement, retentionHours: number): string {
+  const period = `Retention: ${retentionHours} h (STS_LEDGER_RETENTION_HOURS)`;
+  if (statement.oldestPossibleRow === undefined) return `${period}. The ledger holds no hour table: no row of any age exists.`;
+  const oldest = `no row older than ${statement.oldestPossibleRow.toISOString()} can exist (the start of the oldest hour table)`;
+  if (statement.expiredTables === 0) {
+    return `${period}: ${oldest}; no hour table is past the period, so no row is more than one hour older than the period.`;
+  }
+  return (
+    `${period}: ${oldest}. ${statement.expiredTables} hour table(s) are past the period (rows older than ` +
+    `${statement.cutoff.toISOString()}): the removal (timer function ledgerRetention, hourly) has not dropped them yet.`
+  );
+}
 
 /** Parses the command line; every mistake is a {@link UsageError}. */
 export function parseAuditArgs(args: readonly string[], now: Date): LedgerQuery & { readonly json: boolean } {

@@ -1,6 +1,19 @@
 import type { WritableSecretStore } from '../../../shared/secrets/secretStore.js';
 import { UpstreamError } from '../../../shared/upstream/upstreamErrors.js';
-import { isUpstreamSecretName, parseKeySecret, parseMixedRealitySecret } from '../../../shared/upstream/upstreamSecret.js';
+import {
+  azureHostPolicy,
+  checkUpstreamEndpoint,
+  upstreamServiceOf,
+  type UpstreamHostPolicy,
+} from '../../../shared/upstream/upstreamHosts.js';
+import {
+  isUpstreamKeySecret,
+  isUpstreamSecretName,
+  parseKeySecret,
+  parseMixedRealitySecret,
+  upstreamKeyPrefixes,
+  upstreamKeyTags,
+} from '../../../shared/upstream/upstreamSecret.js';
 import { credentialKindOf } from './credentialKinds.js';
 import { ProvisioningError, readCredential, type CredentialRef, type KeyedCredential } from './provisioning.js';
 import type { UpstreamSource } from '../../../shared/credentials/records.js';
@@ -33,8 +46,18 @@ export interface UpstreamSettings {
   readonly key?: string | undefined;
   /** Mixed Reality only: the real account id, stored with `key` as `accountId:accountKey`. */
   readonly upstreamAccountId?: string | undefined;
-  /** The secret that holds (or is to hold) the real key. Default: `vaultLayout.upstreamKey(kind, id)`. */
+  /**
+   * The secret that holds (or is to hold) the real key. Default: `vaultLayout.upstreamKey(kind, id)`. Another
+   * name must still be an upstream key name of the credential's kind (`upstream-cs-…` for a Cognitive resource),
+   * and an existing secret named without a key must have been written by this command (its tags say so).
+   */
   readonly secretName?: string | undefined;
+}
+
+/** Test seams only: no command-line flag or setting reaches these. */
+export interface UpstreamProvisioningOptions {
+  /** Where keys may go. Default: the documented Azure hosts (docs/upstream.md#hosts). */
+  readonly hostPolicy?: UpstreamHostPolicy;
 }
 
 export interface UpstreamSwitch {
@@ -61,14 +84,15 @@ export async function setCredentialUpstream(
   store: WritableSecretStore,
   ref: CredentialRef,
   settings: UpstreamSettings,
+  options: UpstreamProvisioningOptions = {},
 ): Promise<UpstreamSwitch> {
   const current = await readCredential(store, ref);
-  const endpoint = normalizeUpstreamEndpoint(current.kind, settings.endpoint);
+  const endpoint = normalizeUpstreamEndpoint(current.kind, settings.endpoint, options.hostPolicy);
   const chosenName = settings.secretName?.trim();
   const secretName = chosenName || vaultLayout.upstreamKey(current.kind, credentialKindOf(ref.kind).id(ref));
-  if (!isUpstreamSecretName(secretName)) {
+  if (!isUpstreamSecretName(secretName, current.kind)) {
     throw new ProvisioningError(
-      `Secret name "${secretName.slice(0, 127)}" cannot hold a real key: use 1-127 letters, digits and "-", not a name of the credential layout (${vaultLayout.signingKey}, mr-account-…, cs-…, wrap-…)`,
+      `Secret name "${secretName.slice(0, 127)}" cannot hold this real key: it must start with ${upstreamKeyPrefixes[current.kind]} (1-127 letters, digits and "-"); only secrets this command writes are ever sent upstream`,
     );
   }
 
@@ -76,10 +100,19 @@ export async function setCredentialUpstream(
   if (settings.key !== undefined) {
     value = upstreamSecretValue(current.kind, secretName, settings.key, settings.upstreamAccountId);
   } else {
-    if (settings.upstreamAccountId !== undefined) throw new ProvisioningError('An upstream account id is stored with a key: give the key too');
-    if (!chosenName) throw new ProvisioningError('Give the real key (it is stored in the vault), or the name of a secret that already holds it');
+    if (settings.upstreamAccountId !== undefined)
+      throw new ProvisioningError('An upstream account id is stored with a key: give the key too');
+    if (!chosenName)
+      throw new ProvisioningError(
+        'Give the real key (it is stored in the vault), or the name of a secret that already holds it',
+      );
     const existing = await store.getSecret(secretName);
     if (!existing) throw new ProvisioningError(`Secret ${secretName} does not exist (or is disabled)`);
+    if (!isUpstreamKeySecret(existing, current.kind)) {
+      throw new ProvisioningError(
+        `Secret ${secretName} was not written by set-upstream for a ${current.kind}: give the key so it is stored with the right tags`,
+      );
+    }
     upstreamSecretValue(current.kind, secretName, existing.value, undefined);
   }
 
@@ -87,7 +120,8 @@ export async function setCredentialUpstream(
   const keyVersion =
     value === undefined
       ? undefined
-      : (await store.setSecret(secretName, value, { contentType: 'text/plain', tags: { purpose: 'upstream-key', kind: current.kind } })).version;
+      : (await store.setSecret(secretName, value, { contentType: 'text/plain', tags: upstreamKeyTags(current.kind) }))
+          .version;
   const upstream: UpstreamSource = { endpoint, secretName };
   const recordChanged = current.upstream?.endpoint !== endpoint || current.upstream?.secretName !== secretName;
   const record = { ...current, upstream } as KeyedCredential;
@@ -125,7 +159,7 @@ export async function clearCredentialUpstream(
   const record = local as KeyedCredential;
   await writeCredentialRecord(store, ref, record);
   let disabledKeyVersions = 0;
-  if (options.disableKey && isUpstreamSecretName(previous.secretName)) {
+  if (options.disableKey && isUpstreamSecretName(previous.secretName, current.kind)) {
     for (const version of await store.getSecretVersions(previous.secretName)) {
       if (!version.enabled) continue;
       await store.updateSecretVersion(previous.secretName, version.version, { enabled: false });
@@ -136,32 +170,50 @@ export async function clearCredentialUpstream(
 }
 
 /**
- * The endpoint as stored: an absolute `https:` URL without user info, query or fragment, trailing `/`
+ * The endpoint as stored: a documented host of the credential's service (docs/upstream.md#hosts), parsed once
+ * with the WHATWG URL parser, https, no user info, port, IP literal, backslash, query or fragment, trailing `/`
  * removed. A URL that already names the token operation is refused with a hint, since the fetchers append it.
  */
-export function normalizeUpstreamEndpoint(kind: KeyedCredential['kind'], endpoint: string): string {
+export function normalizeUpstreamEndpoint(
+  kind: KeyedCredential['kind'],
+  endpoint: string,
+  hostPolicy: UpstreamHostPolicy = azureHostPolicy,
+): string {
+  const { tokenPath, example } = credentialKindOf(kind).upstreamEndpoint;
+  const trimmed = endpoint.trim();
+  if (/^[^?#]*$/.test(trimmed)) {
+    try {
+      const path = new URL(trimmed).pathname.replace(/\/+$/, '');
+      if (tokenPath.test(path)) {
+        throw new ProvisioningError(
+          `Upstream endpoint must be the base URL of the real STS (e.g. ${example}), without the token path`,
+        );
+      }
+    } catch (error) {
+      if (error instanceof ProvisioningError) throw error;
+    }
+  }
   let url: URL;
   try {
-    url = new URL(endpoint.trim());
-  } catch {
-    throw new ProvisioningError(`Upstream endpoint "${endpoint.slice(0, 200)}" is not an absolute URL`);
+    url = checkUpstreamEndpoint(upstreamServiceOf(kind), trimmed, hostPolicy);
+  } catch (error) {
+    if (error instanceof UpstreamError)
+      throw new ProvisioningError(`Upstream ${error.message.replace(/^upstream /, '')} (e.g. ${example})`);
+    throw error;
   }
-  if (url.protocol !== 'https:') throw new ProvisioningError('Upstream endpoint must use https');
-  if (url.username || url.password || url.search || url.hash || !url.hostname) {
-    throw new ProvisioningError('Upstream endpoint must be a base URL: no user info, query or fragment');
-  }
-  const path = url.pathname.replace(/\/+$/, '');
-  const { tokenPath, example } = credentialKindOf(kind).upstreamEndpoint;
-  if (tokenPath.test(path)) {
-    throw new ProvisioningError(`Upstream endpoint must be the base URL of the real STS (e.g. ${example}), without the token path`);
-  }
-  return `${url.origin}${path}`;
+  return `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
 }
 
 /** The secret value for `kind`, validated; messages never quote the key. */
-function upstreamSecretValue(kind: KeyedCredential['kind'], secretName: string, key: string, upstreamAccountId: string | undefined): string {
+function upstreamSecretValue(
+  kind: KeyedCredential['kind'],
+  secretName: string,
+  key: string,
+  upstreamAccountId: string | undefined,
+): string {
   const text = key.trim();
-  if (text.length === 0 || text.length > MAX_KEY_LENGTH) throw new ProvisioningError(`The real key must be 1-${MAX_KEY_LENGTH} characters`);
+  if (text.length === 0 || text.length > MAX_KEY_LENGTH)
+    throw new ProvisioningError(`The real key must be 1-${MAX_KEY_LENGTH} characters`);
   try {
     if (kind === 'mixedRealityAccount') {
       if (upstreamAccountId !== undefined && !GUID_PATTERN.test(upstreamAccountId)) {
@@ -171,7 +223,8 @@ function upstreamSecretValue(kind: KeyedCredential['kind'], secretName: string, 
       const parsed = parseMixedRealitySecret(secretName, value);
       return `${parsed.accountId}:${parsed.accountKey}`;
     }
-    if (upstreamAccountId !== undefined) throw new ProvisioningError('An upstream account id applies to Mixed Reality accounts only');
+    if (upstreamAccountId !== undefined)
+      throw new ProvisioningError('An upstream account id applies to Mixed Reality accounts only');
     return parseKeySecret(secretName, text);
   } catch (error) {
     if (error instanceof UpstreamError) {
@@ -186,8 +239,15 @@ function upstreamSecretValue(kind: KeyedCredential['kind'], secretName: string, 
 }
 
 /** A new version of the credential's record (the layout's name and tags, as provisioning writes them). */
-async function writeCredentialRecord(store: WritableSecretStore, ref: CredentialRef, record: KeyedCredential): Promise<void> {
+async function writeCredentialRecord(
+  store: WritableSecretStore,
+  ref: CredentialRef,
+  record: KeyedCredential,
+): Promise<void> {
   const kind = credentialKindOf(ref.kind);
   // A failure here leaves the record as it was (the credential keeps its previous source): no half state.
-  await store.setSecret(kind.secretName(ref), JSON.stringify(record), { contentType: 'application/json', tags: { ...kind.tags(record) } });
+  await store.setSecret(kind.secretName(ref), JSON.stringify(record), {
+    contentType: 'application/json',
+    tags: { ...kind.tags(record) },
+  });
 }
