@@ -51,6 +51,8 @@ export interface StsConfig {
     readonly connectionString: string | undefined;
     /** `https://<account>.table.core.windows.net` for identity-based access in Azure. */
     readonly tableUrl: string | undefined;
+    /** Longest wait of an issuance for its row, from when the row reaches the ledger (`STS_LEDGER_DEADLINE_MS`, docs/ledger.md#deadline). */
+    readonly deadlineMs: number;
     /** Hours a row is kept at least; its hour's table is dropped within the next hour after that (docs/ledger.md). */
     readonly retentionHours: number;
     /** What a row stores of the client address: `full`, `truncated` (IPv4 /24, IPv6 /48) or `keyed-hash`. */
@@ -225,6 +227,7 @@ export function loadConfig(env: Environment): StsConfig {
       tableName: ledgerTableName,
       connectionString: ledgerConnectionString,
       tableUrl: ledgerTableUrl,
+      deadlineMs: integer('STS_LEDGER_DEADLINE_MS', 4_000, 500, 60_000),
       retentionHours: integer('STS_LEDGER_RETENTION_HOURS', DEFAULT_LEDGER_RETENTION_HOURS, 1, 87_600),
       clientAddress: addressMode ?? 'truncated',
     },

@@ -33,6 +33,7 @@ describe('defaults (local run)', () => {
         tableName: 'issuance',
         connectionString: 'UseDevelopmentStorage=true',
         tableUrl: undefined,
+        deadlineMs: 4_000,
         retentionHours: 720,
         clientAddress: 'truncated',
       },
@@ -94,6 +95,7 @@ const WHOLE_NUMBER_SETTINGS = [
   ['STS_MAX_HEADER_BYTES', 1_024, 65_536],
   ['STS_FAILED_ATTEMPTS_PER_WINDOW', 1, 100_000],
   ['STS_FAILED_ATTEMPTS_WINDOW_SECONDS', 1, 86_400],
+  ['STS_LEDGER_DEADLINE_MS', 500, 60_000],
 ] as const;
 
 describe('malformed settings are named', () => {

@@ -33,6 +33,7 @@ export function createLedger(config: StsConfig, options: CreateLedgerOptions = {
   // Rows keep only what STS_LEDGER_CLIENT_ADDRESS allows of the client address (docs/ledger.md).
   const { clientAddress } = config.ledger;
   return new TableLedger({
+    deadlineMs: config.ledger.deadlineMs,
     ...(clientAddress === 'full' ? {} : { addressForm: addressForm(clientAddress, options.secrets) }),
     ...options,
     mode,

@@ -4,7 +4,11 @@ import type { FlowName } from '../flowNames.js';
 export interface LedgerEntry {
   readonly time: Date;
   readonly flow: FlowName;
-  /** `issued`: a token left the STS; `refused`: 401/403/429; `upstream`: a token fetched from an upstream STS. */
+  /**
+   * `issued`: a token left the STS; `refused`: 401/403/429; `upstream`: a token fetched from an upstream STS. (A
+   * stored row may also say `abandoned`: minted, but answered 503 because its row's commit was not known in time;
+   * the ledger writes that itself, docs/ledger.md#issued.)
+   */
   readonly outcome: 'issued' | 'refused' | 'upstream';
   readonly status: number;
   readonly requestId: string;
@@ -29,8 +33,10 @@ export interface LedgerEntry {
 
 /**
  * The issuance ledger. `record` resolves once the entry is durable as the configured mode requires
- * (`required`: committed; `best-effort`: attempted; `off`: immediately). In `required` mode it rejects with
- * a `DependencyUnavailableError` when the row cannot be committed, and the caller must not issue.
+ * (`required`: committed; `best-effort`: committed or its deadline passed; `off`: immediately). In `required`
+ * mode it rejects with a `DependencyUnavailableError` when the row cannot be committed within its deadline
+ * (docs/ledger.md#deadline), and the caller must not issue. Refusals that prove no credential resolve at once
+ * (they are aggregated per client address, docs/ledger.md#refusals).
  */
 export interface Ledger {
   record(entry: LedgerEntry): Promise<void>;

@@ -48,7 +48,25 @@ export interface LedgerRow {
   readonly Jti?: string;
   readonly ExpiresAt?: Date;
   readonly Reason?: string;
+  /**
+   * Issued rows only: the latest instant (this instance's clock) at which the STS could still have answered
+   * the client with the token. A commit the table stamped later than this was not acknowledged in time (the
+   * client got a 503); `audit` flags such a row even if its `abandoned` mark was never written.
+   */
+  readonly AnswerBy?: Date;
+  /** Aggregated refusal rows only: how many refusals the row stands for (docs/ledger.md#refusals). */
+  readonly Count?: number;
+  /** Aggregated refusal rows only: the time of the last refusal the row stands for. */
+  readonly LastTime?: Date;
+  /** Aggregated refusal rows only: distinct credential ids among its refusals (counted up to a bound). */
+  readonly DistinctCredentials?: number;
 }
+
+/** The subject of the partitions holding aggregated refusal rows (docs/ledger.md#refusals). */
+export const REFUSALS_SUBJECT = 'refusals';
+
+/** The outcome an `issued` row is changed to when its client was answered 503 before its commit was known. */
+export const ABANDONED_OUTCOME = 'abandoned';
 
 /** The partition owner of an entry: its credential, else its client IP, else its flow. */
 export function ledgerSubjectOf(entry: Pick<LedgerEntry, 'credentialId' | 'clientIp' | 'flow'>): string {
@@ -94,12 +112,14 @@ export function batchKeyOf(entry: LedgerEntry): string {
 /**
  * The row of `entry` in partition shard `shard`. `storeAddress` turns the client address into what the row may
  * keep (`STS_LEDGER_CLIENT_ADDRESS`, ledgerAddress.ts), for the ClientIp column and the PartitionKey alike; the
- * full address never reaches either when it is given.
+ * full address never reaches either when it is given. `answerBy` is given for an issued row
+ * (see {@link LedgerRow.AnswerBy}).
  */
 export function toLedgerRow(
   entry: LedgerEntry,
   shard: number,
   storeAddress?: (address: string) => string | undefined,
+  answerBy?: Date,
 ): LedgerRow {
   if (storeAddress && entry.clientIp !== undefined) entry = { ...entry, clientIp: storeAddress(entry.clientIp) };
   const row: Record<string, unknown> = {
@@ -123,15 +143,79 @@ export function toLedgerRow(
     ExpiresAt: entry.expiresAt && !Number.isNaN(entry.expiresAt.getTime()) ? entry.expiresAt : undefined,
     Reason: entry.reason === undefined ? undefined : boundedText(entry.reason),
     Source: entry.source === undefined ? undefined : boundedText(entry.source),
+    AnswerBy: answerBy,
   };
   for (const [name, value] of Object.entries(optional)) if (value !== undefined) row[name] = value;
   return row as unknown as LedgerRow;
 }
 
+/**
+ * The refusals of one client address over one aggregation window, written as ONE row (docs/ledger.md#refusals):
+ * the first refusal as the sample, how many there were, when the last was, how many distinct credential ids.
+ */
+export interface RefusalAggregate {
+  readonly first: LedgerEntry;
+  readonly count: number;
+  readonly lastTime: Date;
+  readonly distinctCredentials: number;
+}
+
+/** The address of the aggregated row standing for every address beyond the per-window bound. */
+export const OVERFLOW_REFUSAL_ADDRESS = '*';
+
+/** The RowKey prefix of a client address's aggregated refusals (`<address>|`), in a refusals partition. */
+export function refusalAddressPrefix(clientIp: string | undefined): string {
+  return `${clientIp ? keyComponent(clientIp) : '-'}|`;
+}
+
+/**
+ * The row of an aggregate: PartitionKey `refusals|<hour of the first refusal>|<shard>`, RowKey
+ * `<address>|<inverted time of the first>|<its request id>|refused`. Every address of a crowd shares the same few
+ * partitions, so up to 100 addresses' rows go to the table in one transaction, and one address's rows are a
+ * RowKey range of them.
+ */
+export function toRefusalAggregateRow(
+  aggregate: RefusalAggregate,
+  shard: number,
+  storeAddress?: (address: string) => string | undefined,
+): LedgerRow {
+  const { first } = aggregate;
+  // The overflow row names no address: it is kept as `*` whatever the address mode.
+  const sample = toLedgerRow(first, shard, first.clientIp === OVERFLOW_REFUSAL_ADDRESS ? undefined : storeAddress);
+  return {
+    ...sample,
+    partitionKey: partitionKeyOf(REFUSALS_SUBJECT, hourBucketOf(first.time), shard),
+    // The address as the row stores it (STS_LEDGER_CLIENT_ADDRESS), never the full one unless that is the mode.
+    rowKey: `${refusalAddressPrefix(sample.ClientIp)}${rowKeyOf(first)}`,
+    Count: aggregate.count,
+    LastTime: aggregate.lastTime,
+    DistinctCredentials: aggregate.distinctCredentials,
+  };
+}
+
+/**
+ * The same row marked `abandoned`: its client was answered 503 while its commit was in doubt. Written under the
+ * same keys (an upsert), so it replaces the `issued` row if that committed, and stops it committing later (issued
+ * rows are inserted, and an insert of an existing key fails).
+ */
+export function abandonedRowOf(row: LedgerRow): LedgerRow {
+  return { ...row, Outcome: ABANDONED_OUTCOME, Status: 503, Reason: 'ledger_deadline' };
+}
+
 /** An entry read back from the table, with the keys it was stored under. */
-export interface StoredLedgerEntry extends LedgerEntry {
+export interface StoredLedgerEntry extends Omit<LedgerEntry, 'outcome'> {
   readonly partitionKey: string;
   readonly rowKey: string;
+  /** `abandoned`: minted, but its client was answered 503 because the row's commit was not known in time. */
+  readonly outcome: LedgerEntry['outcome'] | typeof ABANDONED_OUTCOME;
+  /** When the table service last wrote the row (its `Timestamp`). */
+  readonly committedAt?: Date | undefined;
+  /** Issued rows: the last instant the token could have been answered (see {@link LedgerRow.AnswerBy}). */
+  readonly answerBy?: Date | undefined;
+  /** Aggregated refusals: how many refusals the row stands for (absent: one). */
+  readonly count?: number | undefined;
+  readonly lastTime?: Date | undefined;
+  readonly distinctCredentials?: number | undefined;
 }
 
 /** Reads a stored entity back into an entry; tolerant of missing columns (rows written by older versions). */
@@ -151,7 +235,8 @@ export function fromLedgerRow(entity: Readonly<Record<string, unknown>>): Stored
     rowKey: text('rowKey') ?? '',
     time: date('Time') ?? new Date(0),
     flow: (text('Flow') ?? 'unknown') as FlowName,
-    outcome: outcome === 'issued' || outcome === 'refused' || outcome === 'upstream' ? outcome : 'refused',
+    outcome:
+      outcome === 'issued' || outcome === 'refused' || outcome === 'upstream' || outcome === ABANDONED_OUTCOME ? outcome : 'refused',
     status: typeof entity.Status === 'number' ? entity.Status : 0,
     requestId: text('RequestId') ?? '',
     clientIp: text('ClientIp'),
@@ -165,6 +250,11 @@ export function fromLedgerRow(entity: Readonly<Record<string, unknown>>): Stored
     expiresAt: date('ExpiresAt'),
     reason: text('Reason'),
     source: text('Source'),
+    committedAt: date('timestamp') ?? date('Timestamp'),
+    answerBy: date('AnswerBy'),
+    count: typeof entity.Count === 'number' ? entity.Count : undefined,
+    lastTime: date('LastTime'),
+    distinctCredentials: typeof entity.DistinctCredentials === 'number' ? entity.DistinctCredentials : undefined,
   };
 }
 

@@ -18,13 +18,17 @@ export interface LedgerTable {
   /** Creates the table if it is missing (an existing table is fine); hour tables: nothing, see submitTransaction. */
   ensureExists(signal: AbortSignal): Promise<void>;
   /**
-   * Upserts `rows`, all of one partition (at most 100), in one entity-group transaction, into the table of the
-   * hour their PartitionKey names (created on first use).
+   * Writes `rows`, all of one partition (at most 100), in one entity-group transaction, into the table of the
+   * hour their PartitionKey names (created on first use): `upsert` (the default) replaces existing rows; `insert`
+   * fails the whole transaction (409 `EntityAlreadyExists`) if any of them exists.
    */
-  submitTransaction(rows: readonly LedgerRow[], signal: AbortSignal): Promise<void>;
+  submitTransaction(rows: readonly LedgerRow[], signal: AbortSignal, write?: LedgerWrite): Promise<void>;
   /** Reads one partition, RowKeys in [`rowKeyFrom`, `rowKeyTo`], in RowKey order, at most `limit` entities. */
   readPartition(query: PartitionQuery, signal?: AbortSignal): Promise<Record<string, unknown>[]>;
 }
+
+/** How a transaction writes its rows: `insert` never overwrites a row, `upsert` does. */
+export type LedgerWrite = 'insert' | 'upsert';
 
 export interface PartitionQuery {
   readonly partitionKey: string;
@@ -124,13 +128,15 @@ export async function openLedgerTable(
   return {
     // Each hour's table is created by its first batch (submitTransaction), so there is nothing to do up front.
     ensureExists: async () => {},
-    submitTransaction: async (rows, signal) => {
+    submitTransaction: async (rows, signal, write = 'upsert') => {
       const first = rows[0];
       if (!first) return;
       const hourBucket = hourBucketOfPartitionKey(first.partitionKey);
       const tableName = periodTableName(location.tableName, hourBucket);
       await ensureTable(tableName, signal);
-      const actions = rows.map((row): TransactionAction => ['upsert', { ...row }, 'Replace']);
+      const actions = rows.map((row): TransactionAction =>
+        write === 'insert' ? ['create', { ...row }] : ['upsert', { ...row }, 'Replace'],
+      );
       try {
         await clientFor(tableName).submitTransaction(actions, { abortSignal: signal });
       } catch (error) {

@@ -8,6 +8,7 @@ import { parseAuditArgs } from '../../tools/sts/commands/audit.js';
 import { UsageError } from '../../tools/sts/command.js';
 import type { LedgerEntry } from '../../shared/ledger/ledger.js';
 import { openLedgerTable } from '../../shared/ledger/ledgerTable.js';
+import { abandonedRowOf, toLedgerRow } from '../../shared/ledger/ledgerRows.js';
 import { TableLedger } from '../../shared/ledger/tableLedger.js';
 import { startAzuriteFixture, type AzuriteFixture } from '../support/azuriteFixture.js';
 import { createTestCredentials, type TestCredentials } from '../support/testCredentials.js';
@@ -86,7 +87,19 @@ beforeAll(async () => {
     openTable: () => openLedgerTable({ tableName: TABLE, connectionString: azurite.connectionString }, () => Promise.reject(new Error('unused'))),
   });
   await Promise.all(written.map((entry) => ledger.record(entry)));
+  // Three refusals of made-up ids from one address: one aggregated row.
+  for (const id of ['made-up-1', 'made-up-2', 'made-up-3']) await ledger.record({ ...madeUp, requestId: randomUUID(), credentialId: id });
   await ledger.close();
+  // Rows as an outage leaves them: an abandoned one, and an issued one committed long after its AnswerBy (its
+  // mark lost with its instance).
+  const table = await openLedgerTable({ tableName: TABLE, connectionString: azurite.connectionString }, () => Promise.reject(new Error('unused')));
+  await table.submitTransaction(
+    [
+      abandonedRowOf({ ...toLedgerRow(abandoned, 0), AnswerBy: new Date(abandoned.time.getTime() + 4_000) }),
+      { ...toLedgerRow(late, 0), AnswerBy: new Date(late.time.getTime() + 4_000) },
+    ],
+    AbortSignal.timeout(10_000),
+  );
   // A credential-less refusal written as STS_LEDGER_CLIENT_ADDRESS=truncated stores it: under its /24.
   const truncating = new TableLedger({
     mode: 'required',
@@ -106,6 +119,27 @@ beforeAll(async () => {
   await hashing.record(hashedRefusal);
   await hashing.close();
 });
+
+const madeUp: LedgerEntry = {
+  time: minutesAgo(2),
+  flow: 'mixedRealityToken',
+  outcome: 'refused',
+  status: 401,
+  requestId: randomUUID(),
+  clientIp: '192.0.2.99',
+  reason: 'unknown_credential',
+};
+const abandoned: LedgerEntry = {
+  time: minutesAgo(7),
+  flow: 'mixedRealityToken',
+  outcome: 'issued',
+  status: 200,
+  requestId: randomUUID(),
+  credentialId: 'outage-account',
+  keySlot: 1,
+  jti: randomUUID(),
+};
+const late: LedgerEntry = { ...abandoned, time: minutesAgo(8), requestId: randomUUID(), jti: randomUUID() };
 afterAll(async () => {
   await azurite?.dispose();
   await keyStore?.remove();
@@ -199,6 +233,28 @@ describe('npm run sts -- audit', () => {
     expect(result.code).toBe(0);
     const rows = result.stdout.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
     expect(rows).toEqual([expect.objectContaining({ flow: 'wrapToken', outcome: 'refused', status: 429, reason: 'rate_limited' })]);
+  });
+
+  it('shows what an outage left: abandoned rows, issued rows committed too late, and aggregated refusals with their count', async () => {
+    const outage = await audit('--credential', 'outage-account', '--json');
+    expect(outage.code).toBe(0);
+    const rows = outage.stdout.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(rows).toEqual([
+      expect.objectContaining({ requestId: abandoned.requestId, outcome: 'abandoned', status: 503, reason: 'ledger_deadline', jti: abandoned.jti }),
+      expect.objectContaining({ requestId: late.requestId, outcome: 'issued', late: true }),
+    ]);
+    expect(rows[0]).not.toHaveProperty('late');
+    const table = await audit('--credential', 'outage-account');
+    expect(table.stdout).toMatch(/mixedRealityToken\s+abandoned\s+503/);
+    expect(table.stdout).toMatch(/mixedRealityToken\s+issued \(late\)\s+200/);
+    const onlyAbandoned = await audit('--credential', 'outage-account', '--outcome', 'abandoned', '--json');
+    expect(onlyAbandoned.stdout.trim().split('\n')).toHaveLength(1);
+
+    const crowd = await audit('--client-ip', '192.0.2.99', '--json');
+    expect(crowd.stdout.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>)).toEqual([
+      expect.objectContaining({ outcome: 'refused', reason: 'unknown_credential', count: 3, distinctCredentials: 3, credentialId: 'made-up-1' }),
+    ]);
+    expect((await audit('--client-ip', '192.0.2.99')).stdout).toMatch(/refused x3\s+401/);
   });
 
   it('with truncated addresses, finds a full address by the /24 the rows store', async () => {

@@ -6,7 +6,6 @@ import { LEDGER_ADDRESS_KEY_SECRET, storedAddress } from '../../../shared/ledger
 import { retentionStatement, type RetentionStatement } from '../../../shared/ledger/ledgerRetention.js';
 import { openLedgerTableService } from '../../../shared/ledger/ledgerTableService.js';
 import { openAdminSecretStore } from '../adminSecretStore.js';
-import type { LedgerEntry } from '../../../shared/ledger/ledger.js';
 import type { StoredLedgerEntry } from '../../../shared/ledger/ledgerRows.js';
 import { openLedgerTable } from '../../../shared/ledger/ledgerTable.js';
 import { MAX_QUERY_HOURS, queryLedger, type LedgerQuery } from '../ledger/queryLedger.js';
@@ -14,23 +13,32 @@ import { getAzureCredential } from '../../../shared/secrets/azureCredential.js';
 import { attachLocalAzurite, LOCAL_AZURITE_DATA_DIR, type AttachedAzurite } from '../../localAzurite.js';
 import { UsageError, type StsCommand } from '../command.js';
 
-const OUTCOMES: readonly LedgerEntry['outcome'][] = ['issued', 'refused', 'upstream'];
+const OUTCOMES: readonly StoredLedgerEntry['outcome'][] = ['issued', 'refused', 'upstream', 'abandoned'];
+/**
+ * Clock difference tolerated between this app's instances and the table service when judging a late commit: an
+ * `issued` row the service stamped later than its `AnswerBy` plus this was committed after its client was
+ * answered 503 (docs/ledger.md#issued).
+ */
+export const LATE_COMMIT_TOLERANCE_MS = 2_000;
 const DURATION = /^(\d{1,6})([smhd])$/;
 const UNIT_MS = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 /** Whole days a query may span; with partial first and last hours it stays within MAX_QUERY_HOURS. */
 const MAX_RANGE_DAYS = Math.floor((MAX_QUERY_HOURS - 1) / 24);
 
-const usage = `Usage: npm run sts -- audit --credential <id> [--since 1h] [--until <time>] [--outcome issued|refused|upstream] [--limit 100] [--json]
+const usage = `Usage: npm run sts -- audit --credential <id> [--since 1h] [--until <time>] [--outcome issued|refused|upstream|abandoned] [--limit 100] [--json]
        npm run sts -- audit --client-ip <ip> ...
        npm run sts -- audit --retention
 
 Lists issuance-ledger rows, newest first: every token issued and every attempt refused (401/403/429).
+OUTCOME "abandoned": a token minted but answered 503 (its row's commit was not known in time); "issued (late)":
+committed after its client was answered, so not delivered either; "refused xN": N refusals of one client
+address in one window, aggregated (the credential shown is the first one tried).
 
   --credential <id>   the credential (account id, resource name, issuer) the rows name
-  --client-ip <ip>    instead: refusals that named no credential, by client IP
+  --client-ip <ip>    instead: refusals that proved no credential (aggregated per address), by client IP
   --since <when>      start of the range: a duration ago (90s, 30m, 1h, 7d) or an ISO time; default 1h
   --until <when>      end of the range, same forms; default now
-  --outcome <o>       only issued, refused or upstream rows
+  --outcome <o>       only issued, refused, upstream or abandoned rows
   --limit <n>         at most n rows (1-10000); default 100
   --json              one JSON object per line instead of a table
   --retention         only the retention statement (also printed after every query)
@@ -153,7 +161,7 @@ export function parseAuditArgs(args: readonly string[], now: Date): LedgerQuery 
   if (since.getTime() > until.getTime()) throw new UsageError('--since is after --until');
   if (until.getTime() - since.getTime() > MAX_RANGE_DAYS * UNIT_MS.d) throw new UsageError(`the range may cover at most ${MAX_RANGE_DAYS} days`);
 
-  let outcome: LedgerEntry['outcome'] | undefined;
+  let outcome: StoredLedgerEntry['outcome'] | undefined;
   if (typeof values.outcome === 'string') {
     outcome = OUTCOMES.find((o) => o === values.outcome);
     if (!outcome) throw new UsageError(`--outcome must be one of ${OUTCOMES.join(', ')}`);
@@ -183,7 +191,7 @@ function renderTable(rows: readonly StoredLedgerEntry[]): string {
   const cells = rows.map((row) => [
     row.time.toISOString(),
     row.flow,
-    row.outcome,
+    outcomeCell(row),
     String(row.status),
     cell(row.credentialId, 40),
     // An Entra caller presents no key: `entra` here, its principal in the row (`--json` prints it).
@@ -199,8 +207,28 @@ function renderTable(rows: readonly StoredLedgerEntry[]): string {
 }
 
 function toJson(row: StoredLedgerEntry): Record<string, unknown> {
-  const { partitionKey: _partitionKey, rowKey: _rowKey, ...entry } = row;
-  return { ...entry, time: row.time.toISOString(), expiresAt: row.expiresAt?.toISOString() };
+  const { partitionKey: _partitionKey, rowKey: _rowKey, committedAt: _committedAt, answerBy: _answerBy, ...entry } = row;
+  return {
+    ...entry,
+    time: row.time.toISOString(),
+    expiresAt: row.expiresAt?.toISOString(),
+    lastTime: row.lastTime?.toISOString(),
+    ...(isLateCommit(row) ? { late: true } : {}),
+  };
+}
+
+/**
+ * An `issued` row the table service stamped after the latest moment its token could have been answered: its
+ * client got a 503, and its `abandoned` mark was lost (the instance stopped first).
+ */
+export function isLateCommit(row: StoredLedgerEntry): boolean {
+  if (row.outcome !== 'issued' || !row.committedAt || !row.answerBy) return false;
+  return row.committedAt.getTime() > row.answerBy.getTime() + LATE_COMMIT_TOLERANCE_MS;
+}
+
+function outcomeCell(row: StoredLedgerEntry): string {
+  if (row.count !== undefined) return `${row.outcome} x${row.count}`;
+  return isLateCommit(row) ? `${row.outcome} (late)` : row.outcome;
 }
 
 /** A value from the ledger as a table cell: bounded, and with control characters (terminal escapes) neutralised. */

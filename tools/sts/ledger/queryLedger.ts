@@ -1,4 +1,3 @@
-import type { LedgerEntry } from '../../../shared/ledger/ledger.js';
 import {
   boundedText,
   clientIpSubject,
@@ -8,6 +7,8 @@ import {
   invertedTimeOf,
   LEDGER_SHARDS,
   partitionKeyOf,
+  refusalAddressPrefix,
+  REFUSALS_SUBJECT,
   type StoredLedgerEntry,
 } from '../../../shared/ledger/ledgerRows.js';
 import type { LedgerTable } from '../../../shared/ledger/ledgerTable.js';
@@ -19,7 +20,7 @@ export type LedgerQuery = (
 ) & {
   readonly since: Date;
   readonly until: Date;
-  readonly outcome?: LedgerEntry['outcome'] | undefined;
+  readonly outcome?: StoredLedgerEntry['outcome'] | undefined;
   /** At most this many rows, the newest first. */
   readonly limit: number;
 };
@@ -47,32 +48,49 @@ export async function queryLedger(table: LedgerTable, query: LedgerQuery): Promi
   // Keys are cut for very long ids, so two such ids could share a partition: the column tells them apart.
   const belongs = (entry: StoredLedgerEntry): boolean =>
     query.credentialId !== undefined
-      ? entry.credentialId === boundedText(query.credentialId)
-      : entry.credentialId === undefined && entry.clientIp === boundedText(query.clientIp);
+      ? entry.credentialId === boundedText(query.credentialId) && entry.count === undefined
+      : entry.clientIp === boundedText(query.clientIp) && (entry.credentialId === undefined || entry.count !== undefined);
   const rowKeyFrom = invertedTimeOf(query.until);
   const rowKeyTo = `${invertedTimeOf(query.since)}|~`;
+  // A client address's aggregated refusals (docs/ledger.md#refusals) are a RowKey range of the refusals partitions.
+  const addressPrefix = query.clientIp !== undefined ? refusalAddressPrefix(query.clientIp) : undefined;
 
   const found: StoredLedgerEntry[] = [];
   for (let hour = lastHour; hour >= firstHour && found.length < query.limit; hour -= HOUR_MS) {
     const bucket = hourBucketOf(new Date(hour));
     const remaining = query.limit - found.length;
-    const perShard = await Promise.all(
-      Array.from({ length: LEDGER_SHARDS }, (_, shard) =>
-        table.readPartition({
-          partitionKey: partitionKeyOf(subject, bucket, shard),
-          rowKeyFrom,
-          rowKeyTo,
-          outcome: query.outcome,
-          limit: remaining,
-        }),
-      ),
-    );
-    const rows = perShard
+    const reads: Promise<Record<string, unknown>[]>[] = [];
+    for (let shard = 0; shard < LEDGER_SHARDS; shard += 1) {
+      reads.push(
+        table.readPartition({ partitionKey: partitionKeyOf(subject, bucket, shard), rowKeyFrom, rowKeyTo, outcome: query.outcome, limit: remaining }),
+      );
+      if (addressPrefix !== undefined) {
+        reads.push(
+          table.readPartition({
+            partitionKey: partitionKeyOf(REFUSALS_SUBJECT, bucket, shard),
+            rowKeyFrom: `${addressPrefix}${rowKeyFrom}`,
+            rowKeyTo: `${addressPrefix}${rowKeyTo}`,
+            outcome: query.outcome,
+            limit: remaining,
+          }),
+        );
+      }
+    }
+    const rows = (await Promise.all(reads))
       .flat()
       .map((entity) => fromLedgerRow(entity))
       .filter(belongs)
-      .sort((a, b) => (a.rowKey < b.rowKey ? -1 : a.rowKey > b.rowKey ? 1 : a.partitionKey < b.partitionKey ? -1 : 1));
+      .sort(newestFirst);
     found.push(...rows.slice(0, remaining));
   }
   return found;
+}
+
+/** Newest first; rows of the same millisecond in a stable order. */
+function newestFirst(a: StoredLedgerEntry, b: StoredLedgerEntry): number {
+  const byTime = b.time.getTime() - a.time.getTime();
+  if (byTime !== 0) return byTime;
+  const ka = `${a.requestId}|${a.partitionKey}|${a.rowKey}`;
+  const kb = `${b.requestId}|${b.partitionKey}|${b.rowKey}`;
+  return ka < kb ? -1 : ka > kb ? 1 : 0;
 }
