@@ -43,6 +43,8 @@ export interface StsConfig {
     readonly vaultReadsPerSecond: number;
     /** Of those, the reads one client address is sure of per second (docs/failed-attempts.md, "Vault work"). */
     readonly vaultReadsPerClientPerSecond: number;
+    /** Mean seconds between two listings of the vault's secret names (docs/key-vault.md#index). */
+    readonly indexRefreshSeconds: number;
   };
   readonly ledger: {
     readonly mode: LedgerMode;
@@ -221,6 +223,7 @@ export function loadConfig(env: Environment): StsConfig {
       vaultTimeoutMs: integer('STS_VAULT_TIMEOUT_MS', 3_000, 100, 60_000),
       vaultReadsPerSecond: integer('STS_VAULT_READS_PER_SECOND', 100, 1, 4_000),
       vaultReadsPerClientPerSecond: integer('STS_VAULT_READS_PER_CLIENT_PER_SECOND', 10, 1, 4_000),
+      indexRefreshSeconds: integer('STS_SECRET_INDEX_REFRESH_SECONDS', 60, 5, 3_600),
     },
     ledger: {
       mode: ledgerMode ?? 'required',

@@ -6,7 +6,9 @@ import { createLedger } from './ledger/createLedger.js';
 import type { Ledger } from './ledger/ledger.js';
 import { CachedSecretStore } from './secrets/cachedSecretStore.js';
 import { FileSecretStore } from './secrets/fileSecretStore.js';
+import { IndexedSecretStore } from './secrets/indexedSecretStore.js';
 import { KeyVaultSecretStore } from './secrets/keyVaultSecretStore.js';
+import { SecretNameIndex } from './secrets/secretNameIndex.js';
 import type { SecretStore } from './secrets/secretStore.js';
 import { FailedAttemptLimiter } from './security/failedAttemptLimiter.js';
 import { createJwtIssuer, type JwtIssuer } from './tokens/jwtIssuer.js';
@@ -105,7 +107,9 @@ async function createSecretStore(config: StsConfig, clock: () => Date, warn: (li
       // The Azure SDKs load on the first vault call (dynamic import inside KeyVaultSecretStore), not here.
       const { vaultUrl, clientId } = config.secretStore;
       const vault = new KeyVaultSecretStore({ vaultUrl, clientId, timeoutMs: config.secretCache.vaultTimeoutMs, clock });
-      return new CachedSecretStore(vault, config.secretCache, clock, warn);
+      // Only names the vault lists are ever read (docs/key-vault.md#index); what was read is cached.
+      const index = new SecretNameIndex(vault, { refreshSeconds: config.secretCache.indexRefreshSeconds }, clock, warn);
+      return new IndexedSecretStore(index, new CachedSecretStore(vault, config.secretCache, clock, warn), clock);
     }
   }
 }

@@ -27,7 +27,7 @@ describe('defaults (local run)', () => {
       wrapIssuer: 'http://localhost:7071/',
       lifetimes: { mixedRealitySeconds: 86_400, cognitiveSeconds: 600, wrapSeconds: 10_800 },
       secretStore: { kind: 'file', path: '.sts/secrets.json' },
-      secretCache: { maxAgeSeconds: 300, negativeMaxAgeSeconds: 30, maxEntries: 10_000, maxStaleSeconds: 3_600, vaultTimeoutMs: 3_000, vaultReadsPerSecond: 100, vaultReadsPerClientPerSecond: 10 },
+      secretCache: { maxAgeSeconds: 300, negativeMaxAgeSeconds: 30, maxEntries: 10_000, maxStaleSeconds: 3_600, vaultTimeoutMs: 3_000, vaultReadsPerSecond: 100, vaultReadsPerClientPerSecond: 10, indexRefreshSeconds: 60 },
       ledger: {
         mode: 'required',
         tableName: 'issuance',

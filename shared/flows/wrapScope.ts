@@ -16,12 +16,27 @@ export interface WrapScope {
 }
 
 const MAX_SCOPE_LENGTH = 2_048;
+
+/**
+ * The hosts a WRAP scope may name: `<namespace>.servicebus.<cloud>`, the Service Bus namespace hosts of the
+ * public and sovereign clouds (docs/contracts/acs-wrap.md#this-sts). The namespace is the one label before
+ * the suffix, so a scope can never point a namespace's SWT at a host outside Service Bus
+ * (`demo.attacker.example`, `demo.servicebus.windows.net.evil.example`).
+ */
+export const WRAP_SCOPE_HOST_SUFFIXES: readonly string[] = [
+  '.servicebus.windows.net',
+  '.servicebus.chinacloudapi.cn',
+  '.servicebus.usgovcloudapi.net',
+  '.servicebus.cloudapi.de',
+];
 const ABSOLUTE_HTTP_URI = /^(https?):\/\/([^/?#]+)([^?#]*)(\?[^#]*)?$/i;
 
 /**
  * Parses a requested scope: an absolute `http`/`https` URI of printable ASCII, with no user info, no
- * fragment, a host written as the URL parser reads it and a path already in canonical form (no `.`/`..`
- * segments, no backslashes, no percent-encoding at all), so the host and path matched against prefixes are
+ * fragment, a host that is a Service Bus namespace host ({@link WRAP_SCOPE_HOST_SUFFIXES}) written as the URL
+ * parser reads it, and a path already in canonical form (no `.`/`..` segments, no backslashes, no
+ * percent-encoding at all, no `;` path parameters: `/q/..;/q2` is `/q2` to some servers), so the host and
+ * path matched against prefixes are
  * what the relying party sees in `Audience`, whether or not it decodes them (once or twice). Service Bus
  * entity names need no escapes (letters, digits, `.`, `-`, `_`, `/`), so `windows%2enet`, `%64emo` and
  * `%252e%252e` are refused rather than guessed at. A query is allowed (the Node SDK keeps it) and is not
@@ -42,13 +57,45 @@ export function parseWrapScope(scope: string): WrapScope | undefined {
   }
   const authority = parts[2] ?? '';
   const path = parts[3] || '/';
-  if (url.username !== '' || url.password !== '' || authority.includes('%') || path.includes('%') || url.pathname !== path) {
-    return undefined;
-  }
+  if (url.username !== '' || url.password !== '' || authority.includes('%')) return undefined;
+  if (path.includes('%') || path.includes(';') || url.pathname !== path) return undefined;
   // The host as sent must be the host the parser read: no escapes, IDN or numeric forms it would rewrite.
   if (url.hostname !== authority.replace(/:\d*$/, '').toLowerCase()) return undefined;
   const hostname = url.hostname.toLowerCase();
-  return { scope, hostname, namespace: hostname.split('.')[0] ?? '', path };
+  const namespace = namespaceOfHost(hostname);
+  if (namespace === undefined) return undefined;
+  return { scope, hostname, namespace, path };
+}
+
+/** The namespace label of a Service Bus namespace host, or undefined for any other host. */
+function namespaceOfHost(hostname: string): string | undefined {
+  const suffix = WRAP_SCOPE_HOST_SUFFIXES.find((candidate) => hostname.endsWith(candidate));
+  if (suffix === undefined) return undefined;
+  const label = hostname.slice(0, -suffix.length);
+  // One label; whether it can name a namespace at all is the flow's check (an unknown credential, 401).
+  return label !== '' && !label.includes('.') ? label : undefined;
+}
+
+/**
+ * Checks a configured scope prefix for `namespace` (the admin CLI, when an issuer is created): it must parse
+ * as a requested scope does and name that namespace's host. Returns why not, or undefined when it is fine.
+ *
+ * @example
+ * wrapScopePrefixProblem('http://demo.attacker.example/', 'demo'); // 'it must be an absolute http(s) URI on …'
+ * wrapScopePrefixProblem('http://demo.servicebus.windows.net/q', 'demo'); // undefined
+ */
+export function wrapScopePrefixProblem(prefix: string, namespace: string): string | undefined {
+  const parsed = parseWrapScope(prefix);
+  if (!parsed) {
+    return (
+      `it must be an absolute http(s) URI on <namespace>${WRAP_SCOPE_HOST_SUFFIXES[0]} (or a sovereign cloud's ` +
+      'Service Bus host), without user info, percent-encoding, dot segments, ";" path parameters, a query or a fragment'
+    );
+  }
+  const wanted = namespace.toLowerCase();
+  if (parsed.namespace !== wanted) return `its host must be ${wanted}${parsed.hostname.slice(parsed.namespace.length)}`;
+  if (prefix.includes('?')) return 'a prefix has no query';
+  return undefined;
 }
 
 /**

@@ -37,7 +37,7 @@ export const wrapMessages = {
   missing: (name: string): string => `ACS50000: There was an error issuing a token. The ${name} parameter is missing.`,
   repeated: (name: string): string => `ACS50000: There was an error issuing a token. The ${name} parameter is repeated.`,
   invalidScope:
-    'ACS50000: There was an error issuing a token. The wrap_scope parameter must be an absolute http(s) URI without percent-encoding, dot segments or a fragment.',
+    'ACS50000: There was an error issuing a token. The wrap_scope parameter must be an absolute http(s) URI on a Service Bus namespace host, without percent-encoding, dot segments, path parameters or a fragment.',
   authenticationFailed: 'ACS50012: Authentication failed.',
   scopeNotAllowed: 'ACS50000: There was an error issuing a token. The issuer is not allowed tokens for this wrap_scope.',
 } as const;

@@ -153,6 +153,14 @@ export class CachedSecretStore implements SecretStore {
     return this.fetch(`versions:${name}`, () => this.inner.getSecretVersions(name), () => false, { retain: false });
   }
 
+  /**
+   * Drops what is held for `name` (the secret name index saw it change): the next lookup reads it again. A
+   * fetch already under way is left to finish.
+   */
+  forget(name: string): void {
+    this.entries.delete(`secret:${name}`);
+  }
+
   /** Counters since start, for tests and the benchmark. */
   stats(): SecretCacheStats {
     return { ...this.counters, size: this.entries.size };

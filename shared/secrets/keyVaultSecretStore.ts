@@ -4,6 +4,8 @@ import { classifyVaultError, toDependencyUnavailable } from './keyVaultErrors.js
 import {
   isUsable,
   SECRET_NAME_PATTERN,
+  type ListableSecretStore,
+  type SecretListing,
   type SecretVersion,
   type SetSecretOptions,
   type WritableSecretStore,
@@ -39,7 +41,7 @@ const MAX_VERSION_VALUES = 20;
  * const vault = new KeyVaultSecretStore({ vaultUrl: 'https://contoso-sts.vault.azure.net/', timeoutMs: 3_000 });
  * const record = await vault.getSecret('mr-account-3f616cd1-c82e-4d20-9118-29717f9b97f9'); // undefined when absent
  */
-export class KeyVaultSecretStore implements WritableSecretStore {
+export class KeyVaultSecretStore implements WritableSecretStore, ListableSecretStore {
   private client: Promise<SecretClient> | undefined;
   private readonly clock: () => Date;
 
@@ -112,14 +114,61 @@ export class KeyVaultSecretStore implements WritableSecretStore {
     });
   }
 
+  /**
+   * The secret name index's listing (docs/key-vault.md#index): names with the current version's attributes,
+   * no values, one vault call per page of 25. Each page is bounded by `timeoutMs` on its own, so a large vault
+   * is not cut short by one overall deadline; a failure of any page fails the listing
+   * (`DependencyUnavailableError` with the vault's `Retry-After` when throttled).
+   */
+  async listSecrets(onPage: (page: readonly SecretListing[]) => void): Promise<void> {
+    for (let attempt = 1; ; attempt += 1) {
+      const controller = new AbortController();
+      try {
+        const client = await this.bounded('list', (c) => Promise.resolve(c));
+        const pages = client.listPropertiesOfSecrets({ abortSignal: controller.signal }).byPage()[Symbol.asyncIterator]();
+        for (;;) {
+          const next = await this.boundedStep('list', controller, () => pages.next());
+          if (next.done === true) return;
+          onPage(next.value.map(toListing));
+        }
+      } catch (error) {
+        // As for reads: a reset kept-alive connection starts the listing over once (pages seen again are harmless).
+        if (attempt === 1 && isConnectionReset(error)) continue;
+        throw listingFailure(error);
+      }
+    }
+  }
+
+  private async boundedStep<T>(operation: string, controller: AbortController, step: () => Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        const error = new Error(`Key Vault ${operation} took longer than ${this.options.timeoutMs} ms`);
+        error.name = 'TimeoutError';
+        controller.abort(error);
+        reject(error);
+      }, this.options.timeoutMs);
+    });
+    try {
+      return await Promise.race([step(), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   /** A read: "absent" answers resolve to `undefined`, every other failure is a `DependencyUnavailableError`. */
   private async read<T>(operation: string, call: (client: SecretClient, abortSignal: AbortSignal) => Promise<T>): Promise<T | undefined> {
-    try {
-      return await this.bounded(operation, call);
-    } catch (error) {
-      const failure = classifyVaultError(error);
-      if (failure.kind === 'absent') return undefined;
-      throw toDependencyUnavailable(failure, error);
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        return await this.bounded(operation, call);
+      } catch (error) {
+        // A kept-alive connection the vault closed just as it was reused: one immediate retry (a read is
+        // idempotent). Anything else fails at once, so the cache can back off on the vault's terms.
+        if (attempt === 1 && isConnectionReset(error)) continue;
+        const failure = classifyVaultError(error);
+        if (failure.kind === 'absent') return undefined;
+        throw toDependencyUnavailable(failure, error);
+      }
     }
   }
 
@@ -177,9 +226,25 @@ export class KeyVaultSecretStore implements WritableSecretStore {
   }
 }
 
+/** A failed listing as the caller sees it: `DependencyUnavailableError` (with the vault's `Retry-After` when throttled). */
+function listingFailure(error: unknown): Error {
+  const failure = classifyVaultError(error);
+  return toDependencyUnavailable(failure.kind === 'absent' ? { kind: 'rejected', status: 404, description: 'Key Vault list: not found' } : failure, error);
+}
+
+/** A connection reset or broken pipe (the SDK's `RestError` carries the socket error's code). */
+function isConnectionReset(error: unknown): boolean {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return code === 'ECONNRESET' || code === 'EPIPE';
+}
+
 function isLoopbackUrl(url: string): boolean {
   const host = new URL(url).hostname;
   return host === '127.0.0.1' || host === 'localhost' || host === '[::1]';
+}
+
+function toListing(p: SecretProperties): SecretListing {
+  return { name: p.name, enabled: p.enabled ?? true, updatedOn: p.updatedOn, notBefore: p.notBefore, expiresOn: p.expiresOn };
 }
 
 function toSecretVersion(secret: Pick<KeyVaultSecret, 'name' | 'properties' | 'value'>): SecretVersion {

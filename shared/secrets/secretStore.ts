@@ -49,6 +49,24 @@ export interface WritableSecretStore extends SecretStore {
   listSecretNames(): Promise<readonly string[]>;
 }
 
+/**
+ * What a listing says about one secret without its value (Key Vault's list-secrets item: the attributes of
+ * the current version). `updatedOn` changes with every new version and every attribute change.
+ */
+export interface SecretListing {
+  readonly name: string;
+  readonly enabled: boolean;
+  readonly updatedOn?: Date | undefined;
+  readonly notBefore?: Date | undefined;
+  readonly expiresOn?: Date | undefined;
+}
+
+/** A store that can list what it holds, one page at a time (Key Vault: list secrets, 25 per page). */
+export interface ListableSecretStore extends SecretStore {
+  /** Calls `onPage` with each page in turn; resolves when the last page has been delivered. */
+  listSecrets(onPage: (page: readonly SecretListing[]) => void): Promise<void>;
+}
+
 /** True when `version` may be used now: enabled and within its validity window. */
 export function isUsable(version: SecretVersion, now: Date): boolean {
   if (!version.enabled) return false;

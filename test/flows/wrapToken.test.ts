@@ -102,7 +102,7 @@ const missing = (name: string) => `ACS50000: There was an error issuing a token.
 const repeated = (name: string) => `ACS50000: There was an error issuing a token. The ${name} parameter is repeated.`;
 const MALFORMED = 'ACS50000: There was an error issuing a token. The request body is not a valid form.';
 const INVALID_SCOPE =
-  'ACS50000: There was an error issuing a token. The wrap_scope parameter must be an absolute http(s) URI without percent-encoding, dot segments or a fragment.';
+  'ACS50000: There was an error issuing a token. The wrap_scope parameter must be an absolute http(s) URI on a Service Bus namespace host, without percent-encoding, dot segments, path parameters or a fragment.';
 const SCOPE_NOT_ALLOWED = 'ACS50000: There was an error issuing a token. The issuer is not allowed tokens for this wrap_scope.';
 
 describe('ACS OAuth WRAP v0.9: POST /WRAPv0.9 (docs/contracts/acs-wrap.md)', () => {
@@ -182,12 +182,11 @@ describe('ACS OAuth WRAP v0.9: POST /WRAPv0.9 (docs/contracts/acs-wrap.md)', () 
       }
     });
 
-    it('403 for a sibling that merely shares the prefix text, the namespace root, or another host', async () => {
+    it('403 for a sibling that merely shares the prefix text, or the namespace root (another host is a 400)', async () => {
       for (const scope of [
         'http://contoso.servicebus.windows.net/orders2',
         'http://contoso.servicebus.windows.net/orders-archive/messages',
         'http://contoso.servicebus.windows.net/',
-        'http://contoso.evil.example/orders',
       ]) {
         expectAcsError(await post(listenerForm(scope)), 403, SCOPE_NOT_ALLOWED);
       }
@@ -259,6 +258,14 @@ describe('ACS OAuth WRAP v0.9: POST /WRAPv0.9 (docs/contracts/acs-wrap.md)', () 
         'http://user:pw@contoso.servicebus.windows.net/',
         'http://contoso.servicebus.windows.net/#fragment',
         `http://contoso.servicebus.windows.net/${'a'.repeat(3_000)}`,
+        // Not a Service Bus namespace host: the namespace's key never signs for a foreign audience.
+        'http://contoso.attacker.example/',
+        'http://contoso.servicebus.windows.net.evil.com/',
+        'http://x.contoso.servicebus.windows.net/',
+        'http://contoso.servicebus.windows.net.:80/',
+        // Path parameters, which some servers strip (`/q/..;/q2` is `/q2` to them).
+        'http://contoso.servicebus.windows.net/orders/..;/admin',
+        'http://contoso.servicebus.windows.net/orders;x=1/messages',
       ]) {
         expectAcsError(await post(ownerForm(scope)), 400, INVALID_SCOPE);
       }

@@ -40,6 +40,18 @@ export interface KeyVaultFaults {
   identity: FailureMode | false;
   /** Writes (PUT, PATCH) still allowed; once 0, every write gets `503` (to cut a multi-step change short). */
   writesAllowed: number | false;
+  /** The next this-many vault requests have their connection reset unanswered (a kept-alive socket closing). */
+  resetNext: number;
+}
+
+/**
+ * Key Vault's own throttling, scaled down: at most `transactions` authenticated calls per sliding window of
+ * `windowSeconds` (Azure: 4,000 secret transactions per 10 s per vault, docs/scale.md#limits); beyond it `429`
+ * with a `Retry-After` saying when the window has room again. As in Key Vault, throttled calls do not count.
+ */
+export interface VaultBudget {
+  readonly transactions: number;
+  readonly windowSeconds: number;
 }
 
 export interface KeyVaultTestServerOptions {
@@ -52,6 +64,8 @@ export interface KeyVaultTestServerOptions {
   readonly vaultPort?: number;
   readonly identityPort?: number;
   readonly certificate?: TlsKeyPair;
+  /** The vault's transaction budget (off when absent); `server.budget` changes it later. */
+  readonly budget?: VaultBudget;
 }
 
 export interface SeedOptions {
@@ -72,7 +86,10 @@ export interface KeyVaultServerStats {
   /** Authenticated list calls (versions or names), one per page. */
   readonly listCalls: number;
   readonly writes: number;
+  /** 429s sent, by the `throttleRetryAfterSeconds` switch or by the budget. */
   readonly throttled: number;
+  /** Of those, the ones the budget caused. */
+  readonly budgetThrottled: number;
   readonly injectedErrors: number;
   readonly identityRequests: number;
   readonly tokensIssued: number;
@@ -114,6 +131,7 @@ const noFaults = (): KeyVaultFaults => ({
   throttleRetryAfterSeconds: false,
   identity: false,
   writesAllowed: false,
+  resetNext: 0,
 });
 
 export class KeyVaultTestServer {
@@ -128,7 +146,22 @@ export class KeyVaultTestServer {
   private readonly sockets = new Set<Socket>();
   private readonly apiVersions = new Set<string>();
   private readonly clientIds = new Set<string>();
-  private counters = { vaultRequests: 0, challenges: 0, secretReads: 0, listCalls: 0, writes: 0, throttled: 0, injectedErrors: 0, identityRequests: 0, tokensIssued: 0 };
+  private counters = {
+    vaultRequests: 0,
+    challenges: 0,
+    secretReads: 0,
+    listCalls: 0,
+    writes: 0,
+    throttled: 0,
+    budgetThrottled: 0,
+    injectedErrors: 0,
+    identityRequests: 0,
+    tokensIssued: 0,
+  };
+  /** The transaction budget in force (`false`: none). */
+  budget: VaultBudget | false;
+  /** Times (ms) of the counted transactions inside the current window, oldest first. */
+  private readonly recentTransactions: number[] = [];
   private vault: HttpsServer | undefined;
   private identity: HttpServer | undefined;
   private vaultOrigin = '';
@@ -136,6 +169,7 @@ export class KeyVaultTestServer {
 
   constructor(private readonly options: KeyVaultTestServerOptions = {}) {
     this.tenantId = options.tenantId ?? randomUUID();
+    this.budget = options.budget ?? false;
   }
 
   /** `https://127.0.0.1:<port>` (no trailing slash), the value for `KEY_VAULT_URL`. */
@@ -210,6 +244,11 @@ export class KeyVaultTestServer {
     return this.readsByName.get(name.toLowerCase()) ?? 0;
   }
 
+  /** The names (lower case) whose value was read at least once since the counters were last reset. */
+  namesRead(): string[] {
+    return [...this.readsByName.keys()].sort();
+  }
+
   /**
    * Resolves once `name`'s value has been read `count` times in all (as `readsOf` counts): a test waits for a
    * read the app makes in the background without polling or sleeping.
@@ -236,6 +275,11 @@ export class KeyVaultTestServer {
     this.requireVersion(name, version).enabled = enabled;
   }
 
+  /** Deletes a secret with all its versions directly (as `az keyvault secret delete` then purge would). */
+  deleteSecret(name: string): void {
+    if (!this.secrets.delete(name.toLowerCase())) throw new Error(`no such secret ${name}`);
+  }
+
   /** Sets (or clears) a version's expiry directly. */
   setExpiry(name: string, expiresOn: Date | undefined, version?: string): void {
     this.requireVersion(name, version).expires = toSeconds(expiresOn);
@@ -259,6 +303,10 @@ export class KeyVaultTestServer {
       const body = await readBody(req);
       if (this.faults.latencyMs > 0) await sleep(this.faults.latencyMs);
       if (this.faults.outage !== false) return this.fail(req, res, this.faults.outage, vaultError('ServiceUnavailable', 'The vault is unavailable.'));
+      if (this.faults.resetNext > 0) {
+        this.faults.resetNext -= 1;
+        return this.fail(req, res, 'reset', {});
+      }
 
       const url = new URL(req.url ?? '/', this.vaultOrigin);
       const apiVersion = url.searchParams.get('api-version');
@@ -287,6 +335,14 @@ export class KeyVaultTestServer {
       if (method === 'GET' && (!name || third === 'versions')) this.counters.listCalls += 1;
       if (method === 'PUT' || method === 'PATCH') this.counters.writes += 1;
 
+      const overBudget = this.takeTransaction();
+      if (overBudget !== undefined) {
+        this.counters.throttled += 1;
+        this.counters.budgetThrottled += 1;
+        return send(res, 429, vaultError('Throttled', 'Request was not processed because too many requests were received.'), {
+          'Retry-After': String(overBudget),
+        });
+      }
       if (this.faults.throttleRetryAfterSeconds !== false) {
         this.counters.throttled += 1;
         return send(res, 429, vaultError('Throttled', 'Request was not processed because too many requests were received.'), {
@@ -332,6 +388,19 @@ export class KeyVaultTestServer {
     } catch (error) {
       send(res, 500, vaultError('InternalServerError', error instanceof Error ? error.message : String(error)));
     }
+  }
+
+  /** Counts one transaction against the budget; returns the `Retry-After` seconds when there is no room. */
+  private takeTransaction(): number | undefined {
+    if (this.budget === false) return undefined;
+    const nowMs = Date.now();
+    const windowMs = this.budget.windowSeconds * 1000;
+    while (this.recentTransactions.length > 0 && (this.recentTransactions[0] as number) <= nowMs - windowMs) this.recentTransactions.shift();
+    if (this.recentTransactions.length >= this.budget.transactions) {
+      return Math.max(1, Math.ceil(((this.recentTransactions[0] as number) + windowMs - nowMs) / 1000));
+    }
+    this.recentTransactions.push(nowMs);
+    return undefined;
   }
 
   private authorized(header: string | undefined): boolean {

@@ -312,6 +312,7 @@ const MUTATIONS: Readonly<Record<string, Mutation>> = {
           'http://user:pw@demo.servicebus.windows.net/', 'http://demo.servicebus.windows.net/#f', 'ftp://demo.servicebus.windows.net/', 'demo',
           'http://demo.servicebus.windows.net:99999/', 'http://[::1]/', 'http://DEMO.servicebus.windows.net/', 'http://demo\u00e9.servicebus.windows.net/',
           `http://demo.servicebus.windows.net/${'a'.repeat(3_000)}`, 'http://xn--demo-9ua.servicebus.windows.net/', 'https://demo.servicebus.windows.net/q',
+          'http://demo.attacker.example/', 'http://demo.servicebus.windows.net.evil.com/', 'http://demo.servicebus.windows.net/q/..;/q2',
         ])];
         body = form(fields);
         break;

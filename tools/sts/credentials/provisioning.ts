@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { wrapScopePrefixProblem } from '../../../shared/flows/wrapScope.js';
 import type { SecretStore, SecretVersion, WritableSecretStore } from '../../../shared/secrets/secretStore.js';
 import { generateSigningJwk, type SigningAlgorithm } from '../../../shared/tokens/signingKeyMaterial.js';
 import {
@@ -144,15 +145,9 @@ export async function createWrapIssuer(store: WritableSecretStore, input: NewWra
   const scopes = input.scopes ?? [`http://${namespace}.servicebus.windows.net/`];
   if (scopes.length === 0) throw new ProvisioningError('An issuer needs at least one scope');
   for (const scope of scopes) {
-    let url: URL;
-    try {
-      url = new URL(scope);
-    } catch {
-      throw new ProvisioningError(`Scope "${scope}" is not an absolute URI`);
-    }
-    if (url.hostname.split('.')[0] !== namespace) {
-      throw new ProvisioningError(`Scope "${scope}" is outside namespace ${namespace} (its host must start with "${namespace}.")`);
-    }
+    // The rule issuance applies too (shared/flows/wrapScope.ts): the namespace's own Service Bus host, canonical path.
+    const problem = wrapScopePrefixProblem(scope, namespace);
+    if (problem) throw new ProvisioningError(`Scope "${scope}" is refused for namespace ${namespace}: ${problem}`);
   }
   const rights = input.rights ?? WRAP_RIGHTS;
   if (rights.length === 0) throw new ProvisioningError(`An issuer needs at least one right (${WRAP_RIGHTS.join(', ')})`);
