@@ -22,7 +22,8 @@ export const definition = defineStsFunction({
       response: {
         status: 200,
         headers: { 'Content-Type': 'application/json; charset=utf-8' },
-        body: JSON.stringify({ AccessToken: result.accessToken.token }),
+        // A compact JWS is base64url and dots only: nothing in it needs JSON escaping.
+        body: `{"AccessToken":"${result.accessToken.token}"}`,
       },
       issuance: {
         ...jwtIssuanceFacts(result, result.account.accountId),

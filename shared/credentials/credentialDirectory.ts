@@ -42,9 +42,29 @@ export class CredentialDirectory {
    * changes (the cache holds it; the file store keeps its views), so a warm credential is parsed and its
    * keys hashed once, not on every request.
    */
-  private readonly parsed = new WeakMap<SecretVersion, ParsedSecret>();
+  private readonly parsed: WeakMap<SecretVersion, ParsedSecret>;
 
-  constructor(private readonly secrets: SecretStore) {}
+  /**
+   * @param requester the client this directory's reads are done for (see {@link attributedTo}); undefined:
+   *   unattributed, only the instance-wide vault read budget applies.
+   */
+  constructor(
+    private readonly secrets: SecretStore,
+    private readonly requester?: string,
+    parsed?: WeakMap<SecretVersion, ParsedSecret>,
+  ) {
+    this.parsed = parsed ?? new WeakMap();
+  }
+
+  /**
+   * The same directory (same store, same parsed records) with its secret-store reads charged to `requester`'s
+   * share of the vault read budget (docs/failed-attempts.md, "Vault work"): the function wrapper hands each
+   * request one, keyed by its client address. Passed explicitly rather than through `AsyncLocalStorage`, whose
+   * promise hooks would tax every promise of the process, the Functions worker's included.
+   */
+  attributedTo(requester: string | undefined): CredentialDirectory {
+    return requester === this.requester ? this : new CredentialDirectory(this.secrets, requester, this.parsed);
+  }
 
   async verifyAccountKey(accountId: string, presentedKey: string): Promise<Verification<MixedRealityAccount>> {
     const record = await this.read(vaultLayout.mixedRealityAccount(accountId), 'mixedRealityAccount');
@@ -81,7 +101,7 @@ export class CredentialDirectory {
   }
 
   private async read<K extends RecordKind>(name: string, kind: K): Promise<Extract<CredentialRecord, { kind: K }> | undefined> {
-    const secret = await this.secrets.getSecret(name);
+    const secret = await this.secrets.getSecret(name, this.requester);
     if (!secret) return undefined;
     let entry = this.parsed.get(secret);
     if (!entry || entry.kind !== kind) {

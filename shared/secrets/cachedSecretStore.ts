@@ -1,6 +1,5 @@
 import { DependencyUnavailableError } from '../errors.js';
 import { describeError } from '../logging/redact.js';
-import { currentReadRequester, withReadAttribution } from './readAttribution.js';
 import { isUsable, type SecretStore, type SecretVersion } from './secretStore.js';
 
 /** The cache settings (`config.secretCache`). */
@@ -22,8 +21,8 @@ export interface SecretCacheSettings {
    */
   readonly vaultReadsPerSecond?: number;
   /**
-   * Of that budget, the reads one client address is sure of per second (reads attributed with
-   * `withReadAttribution`). Past it, the address may only use the budget while more than a quarter of it is
+   * Of that budget, the reads one client address is sure of per second (reads attributed by the `requester`
+   * of `getSecret`, which the credential directory of a request passes). Past it, the address may only use the budget while more than a quarter of it is
    * left, so one address flooding unknown names cannot spend the reads other clients need. Unattributed
    * reads (background refreshes, no address) only count against the instance budget.
    */
@@ -121,12 +120,13 @@ export class CachedSecretStore implements SecretStore {
     private readonly warn: (line: string) => void = (line) => console.warn(line),
   ) {}
 
-  getSecret(name: string): Promise<SecretVersion | undefined> {
+  getSecret(name: string, requester?: string): Promise<SecretVersion | undefined> {
     return this.lookup<SecretVersion | undefined>(
       `secret:${name}`,
       () => this.inner.getSecret(name),
       (value) => value === undefined,
       (value, now) => (value && isUsable(value, now) ? value : undefined),
+      requester,
     );
   }
 
@@ -171,6 +171,7 @@ export class CachedSecretStore implements SecretStore {
     load: () => Promise<T>,
     isAbsent: (value: T) => boolean,
     present: (value: T, now: Date) => T,
+    requester?: string,
   ): Promise<T> {
     const nowMs = this.clock().getTime();
     const entry = this.entries.get(key);
@@ -180,14 +181,14 @@ export class CachedSecretStore implements SecretStore {
       if (!entry.absent && nowMs >= entry.refreshAfterMs && !this.inFlight.has(key) && nowMs >= this.backoffUntilMs) {
         this.counters.refreshes += 1;
         // Failures are counted; the entry keeps serving. Unattributed: a warm hit spends no client's share.
-        withReadAttribution(undefined, () => this.fetch(key, load, isAbsent)).catch(() => undefined);
+        this.fetch(key, load, isAbsent).catch(() => undefined);
       }
       return present(entry.value as T, this.clock());
     }
 
     this.counters.misses += 1;
     try {
-      const value = await this.fetch(key, load, isAbsent);
+      const value = await this.fetch(key, load, isAbsent, { requester });
       return present(value, this.clock());
     } catch (error) {
       const fallback = this.entries.get(key) ?? entry;
@@ -200,7 +201,12 @@ export class CachedSecretStore implements SecretStore {
   }
 
   /** One fetch per key in flight; the result (found or absent) is cached before the promise settles. */
-  private fetch<T>(key: string, load: () => Promise<T>, isAbsent: (value: T) => boolean, { retain = true } = {}): Promise<T> {
+  private fetch<T>(
+    key: string,
+    load: () => Promise<T>,
+    isAbsent: (value: T) => boolean,
+    { retain = true, requester }: { retain?: boolean; requester?: string | undefined } = {},
+  ): Promise<T> {
     const pending = this.inFlight.get(key);
     if (pending) {
       this.counters.coalesced += 1;
@@ -214,7 +220,7 @@ export class CachedSecretStore implements SecretStore {
       );
     }
     const run = (async () => {
-      await this.acquireSlot();
+      await this.acquireSlot(requester);
       try {
         this.counters.storeReads += 1;
         const value = await load();
@@ -274,13 +280,12 @@ export class CachedSecretStore implements SecretStore {
    * the instance budget is left, so a lone busy client is not slowed down, yet one flooding address can
    * never take the last quarter, which stays for clients within their share. Both refill continuously.
    */
-  private takeReadToken(): boolean {
+  private takeReadToken(client: string | undefined): boolean {
     const perSecond = this.settings.vaultReadsPerSecond;
     if (perSecond === undefined) return true;
     const nowMs = this.clock().getTime();
     if (refill(this.instanceBudget, perSecond, nowMs) < 1) return false;
     const perClient = this.settings.vaultReadsPerClientPerSecond;
-    const client = perClient === undefined ? undefined : currentReadRequester();
     if (client !== undefined && perClient !== undefined) {
       const share = this.clientBudget(client);
       if (refill(share, perClient, nowMs) >= 1) share.tokens -= 1;
@@ -299,8 +304,8 @@ export class CachedSecretStore implements SecretStore {
     return budget;
   }
 
-  private acquireSlot(): Promise<void> {
-    if (!this.takeReadToken()) {
+  private acquireSlot(requester: string | undefined): Promise<void> {
+    if (!this.takeReadToken(requester)) {
       this.counters.shed += 1;
       return Promise.reject(new DependencyUnavailableError('secret-store', 1, 'The secret-store read budget of this instance or client is spent'));
     }

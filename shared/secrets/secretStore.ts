@@ -19,8 +19,12 @@ export interface SecretVersion {
 }
 
 export interface SecretStore {
-  /** The current version of `name` if it exists, is enabled and valid now; otherwise `undefined`. */
-  getSecret(name: string): Promise<SecretVersion | undefined>;
+  /**
+   * The current version of `name` if it exists, is enabled and valid now; otherwise `undefined`. `requester`
+   * names the client a read is done for (its address key, as the failed-attempt limiter keys it), so a cache
+   * can charge a vault read to that client's share of the read budget; stores that read nothing ignore it.
+   */
+  getSecret(name: string, requester?: string): Promise<SecretVersion | undefined>;
   /**
    * As {@link getSecret}, but answered by the source itself, past every cache (a cache then holds the new
    * answer): for a caller with evidence that a cached value is out of date, e.g. an upstream STS that just

@@ -10,6 +10,8 @@
  */
 
 const UNSAFE_FOR_BASE64 = /[>?~\u007f-\uffff]/g;
+/** The same class, for a test without the global regex's state: most payloads need no escaping at all. */
+const HAS_UNSAFE_FOR_BASE64 = /[>?~\u007f-\uffff]/;
 
 /**
  * Serialises a JSON object as the exact segment bytes described above.
@@ -20,7 +22,9 @@ const UNSAFE_FOR_BASE64 = /[>?~\u007f-\uffff]/g;
 export function encodeJwtSegmentJson(value: Readonly<Record<string, unknown>>): Buffer {
   const json = JSON.stringify(value);
   if (!json?.startsWith('{')) throw new TypeError('A JWT segment must be a JSON object');
-  const ascii = json.replace(UNSAFE_FOR_BASE64, (unit) => `\\u${unit.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  const ascii = HAS_UNSAFE_FOR_BASE64.test(json)
+    ? json.replace(UNSAFE_FOR_BASE64, (unit) => `\\u${unit.charCodeAt(0).toString(16).padStart(4, '0')}`)
+    : json;
   const padding = ' '.repeat((3 - (ascii.length % 3)) % 3);
   return Buffer.from(`{${padding}${ascii.slice(1)}`, 'ascii');
 }

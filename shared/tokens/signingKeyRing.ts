@@ -98,6 +98,8 @@ export class SigningKeyRing {
   private storeFailing = false;
   /** Enabled versions found unusable at the last read, each reported once. */
   private unusable = new Set<string>();
+  /** The last selection, valid for `versions` while `fromMs <= now < untilMs` (see `select`). */
+  private selection: { versions: readonly LoadedVersion[]; fromMs: number; untilMs: number; view: RingView } | undefined;
 
   constructor(private readonly options: SigningKeyRingOptions) {
     this.clock = options.clock ?? (() => new Date());
@@ -115,14 +117,34 @@ export class SigningKeyRing {
    * {@link DependencyUnavailableError} only when the store has never been read successfully.
    */
   async view(now: Date = this.clock()): Promise<RingView> {
-    return selectKeys(await this.versions(), now.getTime(), this.publishBeforeUseMs, this.retentionMs);
+    return this.select(await this.versions(), now.getTime());
   }
 
   /** The key that signs now. Throws {@link DependencyUnavailableError} when there is none. */
   async signingKey(now: Date = this.clock()): Promise<RingKey> {
-    const { signing } = await this.view(now);
+    // Once per token: a current ring is used as it is, without the promise hops of a reload check.
+    const fresh = this.loaded !== undefined && this.clock().getTime() < this.nextReloadAtMs;
+    const { signing } = this.select(fresh ? (this.loaded as readonly LoadedVersion[]) : await this.versions(), now.getTime());
     if (!signing) throw new DependencyUnavailableError('secret-store', 30, 'No signing key is available');
     return signing;
+  }
+
+  /**
+   * {@link selectKeys}, remembered: the selection only changes when `nowMs` crosses one of the versions'
+   * instants (active from, ready, expiry, retirement), so one view serves every token between two of them.
+   */
+  private select(versions: readonly LoadedVersion[], nowMs: number): RingView {
+    const memo = this.selection;
+    if (memo && memo.versions === versions && memo.fromMs <= nowMs && nowMs < memo.untilMs) return memo.view;
+    const view = selectKeys(versions, nowMs, this.publishBeforeUseMs, this.retentionMs);
+    let fromMs = Number.NEGATIVE_INFINITY;
+    let untilMs = Number.POSITIVE_INFINITY;
+    for (const instant of selectionInstants(versions, this.publishBeforeUseMs, this.retentionMs)) {
+      if (instant <= nowMs) fromMs = Math.max(fromMs, instant);
+      else untilMs = Math.min(untilMs, instant);
+    }
+    this.selection = { versions, fromMs, untilMs, view };
+    return view;
   }
 
   /** The public half of every verifying key, signing key first: the `keys` of the published JWK Set. */
@@ -220,6 +242,22 @@ function selectKeys(
   const seen = new Set<string>();
   const distinct = ordered.filter((v) => !seen.has(v.key.kid) && Boolean(seen.add(v.key.kid)));
   return { signing: signer?.key, verifying: distinct.map((v) => v.key) };
+}
+
+/**
+ * Every instant at which {@link selectKeys} can change its answer for `versions`: each comparison it makes
+ * with `nowMs` (`<=` or `<`) flips exactly at one of these.
+ */
+function selectionInstants(versions: readonly LoadedVersion[], publishBeforeUseMs: number, retentionMs: number): number[] {
+  const oldestFirst = [...versions].reverse().sort((a, b) => a.activeFromMs - b.activeFromMs);
+  const readyAt = (v: LoadedVersion) => v.activeFromMs + publishBeforeUseMs;
+  const instants: number[] = [];
+  oldestFirst.forEach((v, index) => {
+    let endedMs = v.expiresOnMs;
+    for (const newer of oldestFirst.slice(index + 1)) endedMs = Math.min(endedMs, readyAt(newer));
+    instants.push(v.activeFromMs, v.expiresOnMs, readyAt(v), endedMs + retentionMs);
+  });
+  return instants.filter((instant) => Number.isFinite(instant));
 }
 
 /**

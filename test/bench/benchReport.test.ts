@@ -7,7 +7,9 @@ import { summarizeCpuProfile } from '../../tooling/bench/cpuProfileSummary.js';
 import type { LoadSummary } from '../../tooling/bench/loadMatrix.js';
 import { baselineRatios, checkTargets, cpuBreakdown, formatTable } from '../../tooling/bench/report.js';
 import { median, percentileOfSorted, ratio } from '../../tooling/bench/statistics.js';
+import { REAL_WORKER_TARGET } from '../../tooling/bench/realWorker.js';
 import { TARGET, type ThroughputResults } from '../../tooling/bench/throughput.js';
+import { tokenStageShares } from '../../tooling/bench/tokenStages.js';
 
 /**
  * `npm run bench` prints figures and never fails on them; what can be wrong is how it reads them: the
@@ -85,16 +87,45 @@ describe('ratios and targets', () => {
   });
 
   it('marks targets met at exactly the goal, missed beyond it, and n/a when a section did not run', () => {
-    const checks = checkTargets({ throughput, coldStart: undefined, vault: undefined }, ratios);
+    const perOp = (cpuMicros: number) => ({ cpuMicros, wallMicros: cpuMicros, mainThreadShare: 1 });
+    const inProcess = {
+      iterations: 100,
+      concurrency: 32,
+      flows: {
+        mixedReality: { sequential: perOp(70), concurrent: perOp(60), non200: 0 },
+        wrap: { sequential: perOp(30), concurrent: perOp(25), non200: 0 },
+      },
+      primitives: {
+        'ES256 sign, node:crypto sync': { sequential: perOp(30), concurrent: perOp(30) },
+        'HMAC-SHA256 (400 bytes)': { sequential: perOp(2), concurrent: perOp(2) },
+      },
+    };
+    const realWorker = {
+      harness: '/somewhere',
+      workerVersion: '3.9.0',
+      summaries: [summary(REAL_WORKER_TARGET.sts, 64, 800, 300, 20), summary(REAL_WORKER_TARGET.noop, 64, 1_000, 240, 10)],
+      paced: [summary(REAL_WORKER_TARGET.stsPaced, 10, 400, 262, 5), summary(REAL_WORKER_TARGET.noopPaced, 10, 400, 200, 5)],
+      pacedRate: 400,
+    };
+    const withLocalHost = baselineRatios({ profiles: [], summaries: [summary(TARGET.appMixedReality, 64, 6_999, 120, 13), summary(TARGET.joseMixedReality, 64, 10_000, 110, 10)] });
+    const checks = checkTargets({ inProcess, realWorker, coldStart: undefined, vault: undefined }, withLocalHost);
     const byName = (prefix: string) => checks.find((c) => c.target.startsWith(prefix));
-    expect(byName('Mixed Reality req/s vs jose')).toMatchObject({ met: true, value: '0.90×' });
-    expect(byName('Mixed Reality CPU/request vs jose')).toMatchObject({ met: true });
-    expect(byName('(stretch) Mixed Reality req/s vs node:crypto')).toMatchObject({ met: false, value: '0.75×' });
-    expect(byName('WRAP req/s vs SWT')).toMatchObject({ met: false, value: '0.70×' });
-    expect(byName('Mixed Reality p99')).toMatchObject({ met: true });
-    expect(byName('issueToken p99')).toMatchObject({ met: false, value: '3.00×' });
-    expect(byName('App modules loaded')).toMatchObject({ met: undefined, value: 'n/a' });
+    // The CPU target is read at one rate for both apps; flat out, the slower app's figure is shown beside it.
+    expect(byName('Real worker: worker CPU per token vs no-op function, same rate (400 req/s)')).toMatchObject({ met: false, value: '1.31×' });
+    expect(byName('Real worker: worker CPU per token vs no-op function, flat out, 64')).toMatchObject({ met: true, value: '1.25×' });
+    expect(byName('Real worker: req/s')).toMatchObject({ met: true, value: '0.80×' });
+    expect(byName('In process: Mixed Reality')).toMatchObject({ met: true, value: '2.00×' });
+    expect(byName('In process: WRAP')).toMatchObject({ met: false, value: '12.50×' });
+    // A flow that did not run has no made-up figure.
+    expect(byName('In process: issueToken')).toMatchObject({ met: undefined, value: 'n/a' });
+    expect(byName('Local host: Mixed Reality req/s vs jose')).toMatchObject({ met: false, value: '0.70×' });
+    expect(byName('Ledger required')).toMatchObject({ met: undefined, value: 'n/a' });
+    expect(byName('Cold start: app modules loaded')).toMatchObject({ met: undefined, value: 'n/a' });
     expect(byName('Vault reads per 1,000 warm tokens')).toMatchObject({ met: undefined });
+    // Without the optional real-worker section, its targets say n/a rather than missed.
+    const withoutWorker = checkTargets({ throughput }, ratios);
+    expect(withoutWorker.find((c) => c.target.startsWith('Real worker: req/s'))).toMatchObject({ met: undefined, value: 'n/a' });
+    expect(withoutWorker.find((c) => c.target.startsWith('Local host: Mixed Reality'))).toMatchObject({ met: true, value: '0.90×' });
   });
 
   it('splits CPU per request into the host floor and the handler', () => {
@@ -117,7 +148,10 @@ describe('options', () => {
     expect(quick).not.toBe('help');
     if (quick === 'help') return;
     expect(quick).toMatchObject({ profileName: 'quick', repetitions: 1, durationSeconds: 2, connections: [10, 64] });
-    expect([...quick.sections]).toEqual(['inprocess', 'coldstart', 'throughput']);
+    expect([...quick.sections]).toEqual(['inprocess', 'coldstart', 'throughput', 'realworker']);
+    expect(quick.realWorkerHarness).toBeUndefined();
+    const withWorker = parseBenchOptions(['--real-worker', '/somewhere/harness']);
+    expect(withWorker !== 'help' && withWorker.realWorkerHarness).toBe('/somewhere/harness');
     const full = parseBenchOptions([]);
     if (full === 'help') throw new Error('unexpected help');
     expect(full.repetitions).toBeGreaterThanOrEqual(3);
@@ -156,5 +190,36 @@ describe('CPU profile summary', () => {
     expect(handler).toMatchObject({ selfPercent: 10, inclusivePercent: 40 });
     expect(result.bySelf[0]).toMatchObject({ name: 'sign node:internal/crypto/sig:1', selfPercent: 30 });
     expect(result.areas.find((a) => a.area === 'node: internals')?.selfPercent).toBeCloseTo(30);
+  });
+});
+
+describe('Mixed Reality token by stage', () => {
+  it('gives each sample to the deepest stage on its stack, GC to its own line, and leaves the loop out', () => {
+    const file = (url: string) => `file:///somewhere/${url}`;
+    const frame = (id: number, functionName: string, url: string, children: number[] = []) => ({ id, callFrame: { functionName, url }, children });
+    const profile = {
+      nodes: [
+        frame(1, '(root)', '', [2, 7, 8]),
+        frame(2, 'lane', file('tooling/bench/inProcessChild.ts'), [3]),
+        frame(3, 'serve', file('dist/shared/http/stsFunction.js'), [4]),
+        frame(4, 'issueMixedRealityToken', file('dist/shared/flows/mixedRealityToken.js'), [5]),
+        frame(5, 'verifyAccountKey', file('dist/shared/credentials/credentialDirectory.js'), [6]),
+        frame(6, 'secretDigest', file('dist/shared/security/constantTime.js')),
+        frame(7, '(garbage collector)', ''),
+        frame(8, 'runMicrotasks', ''),
+      ],
+      // lane alone 100 (left out), then of 900 µs: serve 100, parsing 100, lookup 100, digest 300, GC 200, microtasks 100.
+      samples: [2, 3, 4, 5, 6, 7, 8, 2],
+      timeDeltas: [0, 100, 100, 100, 100, 300, 200, 100],
+    };
+    const shares = tokenStageShares(profile, /\/tooling\/bench\/inProcessChild\.ts$/);
+    const share = (prefix: string) => [...shares].find(([stage]) => stage.startsWith(prefix))?.[1];
+    expect(share('key comparison')).toBeCloseTo(3 / 9);
+    expect(share('credential lookup')).toBeCloseTo(1 / 9);
+    expect(share('request parsing')).toBeCloseTo(1 / 9);
+    expect(share('wrapper')).toBeCloseTo(1 / 9);
+    expect(share('garbage collection')).toBeCloseTo(2 / 9);
+    expect(share('runtime')).toBeCloseTo(1 / 9);
+    expect(share('signing')).toBe(0);
   });
 });

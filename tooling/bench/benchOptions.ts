@@ -1,7 +1,8 @@
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 
 /** Every part of the benchmark, in the order they run. */
-export const BENCH_SECTIONS = ['inprocess', 'coldstart', 'throughput', 'ledger', 'vault'] as const;
+export const BENCH_SECTIONS = ['inprocess', 'coldstart', 'throughput', 'realworker', 'ledger', 'vault'] as const;
 export type BenchSection = (typeof BENCH_SECTIONS)[number];
 
 /** What one run measures and for how long. */
@@ -25,6 +26,11 @@ export interface BenchPlan {
   readonly profileSeconds: number;
   /** Keep the local host's per-request log line (off by default: it is a development access log). */
   readonly hostLog: boolean;
+  /**
+   * The stub-host harness that drives the real Functions Node.js worker (`--real-worker`, else `BENCH_REAL_WORKER`);
+   * undefined: the optional real-worker section is skipped (tooling/bench/realWorker.ts).
+   */
+  readonly realWorkerHarness: string | undefined;
 }
 
 export const BENCH_USAGE = `Usage: npm run bench -- [options]
@@ -41,9 +47,21 @@ Options:
   --reps <n>            repetitions of every load run (default 3; quick 1)
   --warmup <s>          warm-up seconds per target before the repetitions (default 3; quick 1)
   --spread <n>          tokens issued over the 100,000-account spread (default 24000: half fill the cache, half measure; quick 4000)
-  --profile             also record a CPU profile of the app host and the jose baseline under load
+  --profile             also a CPU profile of the app host and the jose baseline under load, and the Mixed
+                        Reality token by stage in process (where each microsecond goes)
   --host-log            keep the local host's per-request log line (discarded) in the app's figures
+  --real-worker <dir>   the stub-host harness that runs the real Functions Node.js worker (optional, not part of
+                        the project; also BENCH_REAL_WORKER): adds the real-worker section, skipped without it
   --help                this text`;
+
+/** Environment variable naming the real-worker harness folder when `--real-worker` is not given. */
+export const REAL_WORKER_ENV = 'BENCH_REAL_WORKER';
+
+/** The harness folder to use, or undefined when none was named (the section is then skipped). */
+function realWorkerHarness(option: string | undefined): string | undefined {
+  const named = option ?? process.env[REAL_WORKER_ENV];
+  return named ? resolve(named) : undefined;
+}
 
 /** Reads the command line into a plan; throws with a message for a bad option. */
 export function parseBenchOptions(argv: readonly string[]): BenchPlan | 'help' {
@@ -60,6 +78,7 @@ export function parseBenchOptions(argv: readonly string[]): BenchPlan | 'help' {
       spread: { type: 'string' },
       profile: { type: 'boolean' },
       'host-log': { type: 'boolean' },
+      'real-worker': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -102,5 +121,6 @@ export function parseBenchOptions(argv: readonly string[]): BenchPlan | 'help' {
     profile: values.profile ?? false,
     profileSeconds: quick ? 3 : 6,
     hostLog: values['host-log'] ?? false,
+    realWorkerHarness: realWorkerHarness(values['real-worker']),
   };
 }

@@ -1,4 +1,5 @@
 import { createHash, createHmac, randomUUID, sign } from 'node:crypto';
+import { Session } from 'node:inspector/promises';
 import { promisify } from 'node:util';
 import azureFunctions, { type HttpHandler, type HttpResponseInit } from '@azure/functions';
 import { importJWK, SignJWT } from 'jose';
@@ -10,6 +11,7 @@ import { importCompiledDefinitions } from '../../tools/localHost/compiledFunctio
 import { benchAppRoot } from './appSnapshot.js';
 import { FUNCTION_OF_FLOW, type BenchRequest, type FlowId } from './benchFixtures.js';
 import { answerParent, failStart, type ParentRequest } from './parentChannel.js';
+import { tokenStageShares, type CpuProfileData, type TokenStage } from './tokenStages.js';
 
 /**
  * The in-process figure (docs/performance.md#what-it-measures): CPU per token of each flow's handler called directly, with no HTTP
@@ -41,6 +43,12 @@ export interface InProcessResults {
   /** By flow: one call at a time, and `concurrency` in flight. */
   readonly flows: Record<string, { readonly sequential: PerOperation; readonly concurrent: PerOperation; readonly non200: number }>;
   readonly primitives: Record<string, { readonly sequential: PerOperation; readonly concurrent: PerOperation }>;
+  /**
+   * With `--profile`: the Mixed Reality token's CPU by stage (tooling/bench/tokenStages.ts): each stage's share
+   * of a CPU profile of the handler ({@link CONCURRENT} in flight) times the unprofiled main-thread CPU per
+   * token, and the CPU of other threads (the profile cannot see them) as a stage of its own.
+   */
+  readonly mixedRealityStages?: readonly { readonly stage: TokenStage; readonly share: number; readonly micros: number }[];
 }
 
 async function measure(request: ParentRequest): Promise<InProcessResults> {
@@ -49,6 +57,7 @@ async function measure(request: ParentRequest): Promise<InProcessResults> {
   const definitions = new Map((await importCompiledDefinitions(benchAppRoot())).map((d) => [d.name, d]));
 
   const flows: InProcessResults['flows'] = {};
+  let mixedRealityStages: InProcessResults['mixedRealityStages'];
   for (const [flow, spec] of Object.entries(requests) as [FlowId, Omit<BenchRequest, 'looksIssued'>][]) {
     const definition = definitions.get(FUNCTION_OF_FLOW[flow]);
     if (!definition) throw new Error(`no compiled function ${FUNCTION_OF_FLOW[flow]}`);
@@ -77,11 +86,39 @@ async function measure(request: ParentRequest): Promise<InProcessResults> {
     };
     await call(definition.handler, prepare(Math.max(200, iterations / 5)), CONCURRENT); // warm-up: JIT, services, caches
     non200 = 0;
-    let prepared = prepare(iterations);
-    const sequential = await timed(iterations, () => call(definition.handler, prepared, 1));
-    prepared = prepare(iterations);
-    const concurrent = await timed(iterations, () => call(definition.handler, prepared, CONCURRENT));
+    // Requests are prepared a batch at a time, outside the timed calls: thousands of them held alive at once
+    // would be promoted to the old generation and charge their garbage collection to the handler.
+    const inBatches = async (inFlight: number): Promise<PerOperation> => {
+      const parts: PerOperation[] = [];
+      for (let done = 0; done < iterations; done += BATCH) {
+        const batch = prepare(Math.min(BATCH, iterations - done));
+        parts.push(await timed(batch.length, () => call(definition.handler, batch, inFlight)));
+      }
+      return combine(parts, BATCH, iterations);
+    };
+    const sequential = await inBatches(1);
+    const concurrent = await inBatches(CONCURRENT);
+    let prepared: ReturnType<typeof prepare>;
     flows[flow] = { sequential, concurrent, non200 };
+    if (flow === 'mixedReality' && request.profile === true) {
+      prepared = prepare(iterations);
+      const session = new Session();
+      session.connect();
+      await session.post('Profiler.enable');
+      await session.post('Profiler.setSamplingInterval', { interval: 50 });
+      await session.post('Profiler.start');
+      await call(definition.handler, prepared, CONCURRENT);
+      const { profile } = await session.post('Profiler.stop');
+      session.disconnect();
+      const shares = tokenStageShares(profile as unknown as CpuProfileData, /\/tooling\/bench\/inProcessChild\.ts$/);
+      // The profile sees the main thread only: its shares split the main thread's CPU; the rest is other threads'.
+      const mainMicros = concurrent.cpuMicros * concurrent.mainThreadShare;
+      mixedRealityStages = [...shares].map(([stage, share]) =>
+        stage === 'other threads (parallel GC, compiler)'
+          ? { stage, share: 1 - concurrent.mainThreadShare, micros: concurrent.cpuMicros - mainMicros }
+          : { stage, share: share * concurrent.mainThreadShare, micros: share * mainMicros },
+      );
+    }
   }
 
   const store = new FileSecretStore(String(process.env.STS_LOCAL_STORE_PATH));
@@ -129,7 +166,24 @@ async function measure(request: ParentRequest): Promise<InProcessResults> {
     'HMAC-SHA256 (400 bytes)': await primitive(() => createHmac('sha256', hmacKey).update(swtInput).digest()),
     'SHA-256 of a key': await primitive(() => createHash('sha256').update('0123456789abcdef0123456789abcdef', 'utf8').digest()),
   };
-  return { iterations, concurrency: CONCURRENT, flows, primitives };
+  return { iterations, concurrency: CONCURRENT, flows, primitives, ...(mixedRealityStages ? { mixedRealityStages } : {}) };
+}
+
+/** Requests prepared at a time for the timed handler calls. */
+const BATCH = 500;
+
+/** Per-operation figures of consecutive parts of `total` operations, each `size` long but the last. */
+function combine(parts: readonly PerOperation[], size: number, total: number): PerOperation {
+  let cpu = 0;
+  let wall = 0;
+  let main = 0;
+  parts.forEach((part, index) => {
+    const count = Math.min(size, total - index * size);
+    cpu += part.cpuMicros * count;
+    wall += part.wallMicros * count;
+    main += part.cpuMicros * part.mainThreadShare * count;
+  });
+  return { cpuMicros: cpu / total, wallMicros: wall / total, mainThreadShare: cpu > 0 ? main / cpu : 0 };
 }
 
 async function timed(operations: number, work: () => Promise<void>): Promise<PerOperation> {

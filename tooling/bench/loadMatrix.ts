@@ -29,6 +29,8 @@ export interface LoadSettings {
   readonly durationSeconds: number;
   readonly repetitions: number;
   readonly warmupSeconds: number;
+  /** A fixed request rate (req/s over all connections) instead of as fast as answered. */
+  readonly overallRate?: number;
 }
 
 /** The medians of one target at one connection count, over the repetitions. */
@@ -97,7 +99,7 @@ export async function runLoadMatrix(
       for (const target of ordered) {
         const before = await target.server.request<ProcessUsage>('usage');
         const auxiliaryBefore = await target.auxiliaryCpuMicros?.();
-        const result = await worker.request<LoadRunResult>('run', runRequest(target, connections, settings.durationSeconds));
+        const result = await worker.request<LoadRunResult>('run', runRequest(target, connections, settings.durationSeconds, settings.overallRate));
         const after = await target.server.request<ProcessUsage>('usage');
         const auxiliaryAfter = await target.auxiliaryCpuMicros?.();
         const perResponse = (micros: number | undefined) => (micros !== undefined && result.responses > 0 ? micros / result.responses : Number.NaN);
@@ -147,7 +149,7 @@ function sumCounts(counts: readonly Record<string, number>[]): Record<string, nu
   return total;
 }
 
-function runRequest(target: LoadTarget, connections: number, durationSeconds: number): Record<string, unknown> {
+function runRequest(target: LoadTarget, connections: number, durationSeconds: number, overallRate?: number): Record<string, unknown> {
   const { request } = target;
   const spec: LoadRunRequest = {
     url: `${target.server.ready.url}${request.path}`,
@@ -156,6 +158,7 @@ function runRequest(target: LoadTarget, connections: number, durationSeconds: nu
     ...(request.body === undefined ? {} : { body: request.body }),
     connections,
     durationSeconds,
+    ...(overallRate === undefined ? {} : { overallRate }),
   };
   return { ...spec };
 }

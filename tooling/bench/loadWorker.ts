@@ -16,6 +16,8 @@ export interface LoadRunRequest {
   readonly body?: string;
   readonly connections: number;
   readonly durationSeconds: number;
+  /** Requests per second over all connections (autocannon `overallRate`); unset: as fast as answered. */
+  readonly overallRate?: number;
 }
 
 export interface LoadRunResult {
@@ -52,6 +54,7 @@ async function run(request: ParentRequest): Promise<LoadRunResult> {
     duration: spec.durationSeconds,
     pipelining: 1,
     timeout: 10,
+    ...(spec.overallRate === undefined ? {} : { overallRate: spec.overallRate }),
   };
   const instance = autocannon(options, (error: Error | null, result: autocannon.Result) => (error ? fail(error) : finish(result)));
   instance.on('response', (_client, _status, _bytes, responseTime) => {

@@ -9,6 +9,7 @@ import { measureColdStart } from './coldStart.js';
 import { measureInProcess } from './inProcess.js';
 import { measureLedger } from './ledgerComparison.js';
 import { baselineRatios, checkTargets, cpuBreakdown, renderReport, type BenchMeasurements, type MachineInfo } from './report.js';
+import { measureRealWorker } from './realWorker.js';
 import { measureThroughput } from './throughput.js';
 import { measureVaultTraffic } from './vaultTraffic.js';
 
@@ -82,7 +83,7 @@ async function main(argv: readonly string[]): Promise<number> {
 
   try {
     await section('inprocess', 'In-process CPU per token', async () => {
-      measurements.inProcess = await measureInProcess(fixtures, plan.inProcessIterations);
+      measurements.inProcess = await measureInProcess(fixtures, plan.inProcessIterations, plan.profile);
     });
     await section('coldstart', 'Cold start', async () => {
       measurements.coldStart = await measureColdStart(fixtures, plan.coldStarts, progress);
@@ -90,6 +91,14 @@ async function main(argv: readonly string[]): Promise<number> {
     await section('throughput', 'Throughput: app through the local host vs baselines', async () => {
       measurements.throughput = await measureThroughput(plan, fixtures, join(resultsDir, `${stamp}-profiles`), progress);
     });
+    const harness = plan.realWorkerHarness;
+    if (harness !== undefined) {
+      await section('realworker', 'Real Functions worker: Mixed Reality vs a no-op function (optional)', async () => {
+        measurements.realWorker = await measureRealWorker(harness, plan, fixtures, progress);
+      });
+    } else if (plan.sections.has('realworker')) {
+      notes.push('Real worker: skipped (optional; --real-worker <harness dir> runs it, docs/performance.md#real-worker).');
+    }
     await section('ledger', 'Ledger off vs required (Azurite)', async () => {
       measurements.ledger = await measureLedger(plan, fixtures, progress);
     });
