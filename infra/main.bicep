@@ -30,7 +30,6 @@ param environmentName string = 'sts'
   'eastasia'
   'eastus'
   'eastus2'
-  'eastus2euap'
   'francecentral'
   'germanywestcentral'
   'italynorth'
@@ -154,13 +153,14 @@ param instanceMemoryMB int = 2048
 @description('Object id of the operator (user, group or service principal) that runs the admin CLI against the vault; empty for none. `az ad signed-in-user show --query id -o tsv` gives yours.')
 param deployerPrincipalId string = ''
 
-@description('Kind of principal deployerPrincipalId is: azd passes AZURE_PRINCIPAL_TYPE (User, or ServicePrincipal for a service-principal login as in CI).')
+@description('Kind of principal deployerPrincipalId is (User, Group or ServicePrincipal); empty lets Azure Resource Manager look it up, which works for a user and a service principal alike.')
 @allowed([
+  ''
   'User'
   'Group'
   'ServicePrincipal'
 ])
-param deployerPrincipalType string = 'User'
+param deployerPrincipalType string = ''
 
 @description('Private JWK (JSON) of the initial JWT signing key; empty leaves the vault\'s signing key as it is. Written by `npm run sts -- infra-params`.')
 @secure()
@@ -168,6 +168,14 @@ param signingKeyJwk string = ''
 
 @description('Initial credential records for the vault; empty leaves the vault\'s credentials as they are. Written by `npm run sts -- infra-params --with-demo-credentials`.')
 param initialSecrets initialSecretsType = {}
+
+@description('E-mail address the operations alerts notify (docs/operations.md); empty: they fire in the portal only.')
+param alertEmail string = ''
+
+@description('Days after which the JWT signing key counts as overdue for rotation (the signing-key age alert).')
+@minValue(1)
+@maxValue(3650)
+param signingKeyRotationDays int = 90
 
 @description('Tags applied to every resource.')
 param tags object = {}
@@ -263,6 +271,22 @@ module functionApp 'modules/functionApp.bicep' = {
   ]
 }
 
+// The workbook, alert rules, availability test of GET /health and resource logs (docs/operations.md).
+module operations 'modules/operations.bicep' = {
+  name: 'operations'
+  params: {
+    location: location
+    logAnalyticsName: monitoring.outputs.logAnalyticsName
+    appInsightsName: monitoring.outputs.appInsightsName
+    keyVaultName: keyVault.outputs.name
+    storageAccountName: storage.outputs.name
+    functionAppHostName: functionApp.outputs.defaultHostName
+    signingKeyRotationDays: signingKeyRotationDays
+    alertEmail: alertEmail
+    tags: allTags
+  }
+}
+
 var baseUrl = 'https://${functionApp.outputs.defaultHostName}/'
 
 // Output names are the environment variables the admin CLI reads, so after `azd up` (or with the values
@@ -303,6 +327,12 @@ output WRAP_URL string = '${baseUrl}WRAPv0.9/'
 
 @description('OpenID discovery document (points at the JWKS).')
 output OPENID_CONFIGURATION_URL string = '${baseUrl}.well-known/openid-configuration'
+
+@description('Health endpoint: 200 when the vault, the signing key and the ledger answer (docs/operations.md).')
+output HEALTH_URL string = '${baseUrl}health'
+
+@description('Resource id of the operations workbook (Azure portal: Monitor, Workbooks).')
+output OPERATIONS_WORKBOOK_ID string = operations.outputs.workbookId
 
 @description('JSON Web Key Set that verifies every JWT the STS signs.')
 output JWKS_URL string = '${baseUrl}.well-known/jwks.json'

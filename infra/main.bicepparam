@@ -2,7 +2,7 @@
 // (git-ignored), which extends this file and adds the @secure() values (signing key, initial credentials).
 //
 // Values come from the environment where one is set, so the same file serves `az deployment` and `azd`
-// (azd sets AZURE_ENV_NAME, AZURE_PRINCIPAL_ID and AZURE_PRINCIPAL_TYPE itself).
+// (azd sets AZURE_ENV_NAME and AZURE_PRINCIPAL_ID itself).
 using './main.bicep'
 
 param environmentName = readEnvironmentVariable('AZURE_ENV_NAME', 'sts')
@@ -26,11 +26,16 @@ param ledgerRetentionHours = 720
 param ledgerClientAddress = 'truncated'
 
 // The operator who runs the admin CLI against the vault gets Key Vault Secrets Officer (and ledger read).
-// azd sets AZURE_PRINCIPAL_TYPE to User or ServicePrincipal after the login it runs under; a role assignment
-// whose principalType does not match the principal is refused, so a service-principal login (CI) needs it.
+// In bicepparam mode azd supplies AZURE_PRINCIPAL_ID (the signed-in user or service principal) but never
+// AZURE_PRINCIPAL_TYPE, so the type is left empty by default: the role assignments then carry no principalType
+// and Azure Resource Manager looks the principal up, which works for a user and for a pipeline's service
+// principal alike (docs/deploy.md). Set AZURE_PRINCIPAL_TYPE only to force one.
 param deployerPrincipalId = readEnvironmentVariable('AZURE_PRINCIPAL_ID', '')
-param deployerPrincipalType = readEnvironmentVariable('AZURE_PRINCIPAL_TYPE', 'User')
+param deployerPrincipalType = readEnvironmentVariable('AZURE_PRINCIPAL_TYPE', '')
 
 // Only azd's preprovision hook sets this (once per azd environment); plain `az deployment` users pass the
 // key through main.secrets.bicepparam instead.
 param signingKeyJwk = readEnvironmentVariable('STS_SIGNING_KEY_JWK', '')
+
+// Where the operations alerts go (docs/operations.md); empty: they fire in the portal only.
+param alertEmail = readEnvironmentVariable('STS_ALERT_EMAIL', '')

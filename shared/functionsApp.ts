@@ -1,4 +1,5 @@
 import { app } from '@azure/functions';
+import { raiseWorkerProxyHeaderLimit } from './http/workerProxyHeaderLimit.js';
 
 /**
  * The `app` registry of `@azure/functions`, imported statically so that `npm run package` (esbuild) can bundle
@@ -10,7 +11,9 @@ import { app } from '@azure/functions';
  * Content-Length, and a chunked POST (API gateways, .NET clients that stream content) reaches the flow empty.
  * With it the host proxies the raw request to the worker. See docs/hosts.md and
  * https://learn.microsoft.com/azure/azure-functions/functions-reference-node#http-streams
+ * The streaming proxy's head limit is raised first (shared/http/workerProxyHeaderLimit.ts).
  */
+raiseWorkerProxyHeaderLimit();
 app.setup({ enableHttpStream: true });
 
 export { app };

@@ -24,10 +24,10 @@ const run = promisify(execFile);
  * nothing here needs the package registry.
  */
 
-/** The timer functions: not flows, so not in the flow catalogue. */
-const TIMER_FUNCTIONS = ['ledgerRetention timer 0 7 * * * *'];
+/** The functions that are not flows, so not in the flow catalogue: the health probe and the timer. */
+const OTHER_FUNCTIONS = ['health health', 'ledgerRetention timer 0 7 * * * *'];
 /** Every function, `name route` (or `name timer schedule`), in name order (as the artifact lists its entries). */
-const EXPECTED_FUNCTIONS = [...flowNames.map((flow) => `${flow} ${flowCatalogue[flow].route}`), ...TIMER_FUNCTIONS].sort();
+const EXPECTED_FUNCTIONS = [...flowNames.map((flow) => `${flow} ${flowCatalogue[flow].route}`), ...OTHER_FUNCTIONS].sort();
 const FIVE_MB = 5 * 1024 * 1024;
 /** The user-agent prefix each Azure SDK compiles in: a string that survives minifying and exists only in that SDK. */
 const AZURE_SDK_USER_AGENTS = ['azsdk-js-identity', 'azsdk-js-keyvault-secrets', 'azsdk-js-data-tables'];

@@ -61,6 +61,10 @@ const EXPECTED = [
   { name: 'jwks', route: '.well-known/jwks.json', methods: ['GET'], correlationHeader: 'x-ms-request-id', errorShape: 'oauthJson' },
 ] as const;
 
+/** Functions that are not token flows (not in the flow catalogue): the operator's health endpoint. */
+const OPERATIONS = [{ name: 'health', route: 'health', methods: ['GET'] }] as const;
+const ALL_NAMES = [...EXPECTED.map((e) => e.name), ...OPERATIONS.map((o) => o.name)].sort();
+
 /** What a client sees of each error body shape. */
 const ERROR_BODY: Record<string, (answer: { body: string; headers: Headers }) => void> = {
   mixedReality: ({ body, headers }) => {
@@ -102,25 +106,25 @@ afterAll(() => vi.restoreAllMocks());
 
 describe('function registrations', () => {
   it('has exactly one file per expected function, named after it', () => {
-    expect(files.map((f) => f.file).sort()).toEqual(EXPECTED.map((e) => e.name).sort());
+    expect(files.map((f) => f.file).sort()).toEqual(ALL_NAMES);
   });
 
-  it.each(EXPECTED)('$name: route $route, methods $methods, anonymous', (expected) => {
+  it.each([...EXPECTED, ...OPERATIONS])('$name: route $route, methods $methods, anonymous', (expected) => {
     const file = files.find((f) => f.file === expected.name);
     expect(file, `functions/${expected.name}.ts`).toBeDefined();
     const { definition } = file as FunctionFile;
     expect({ name: definition.name, route: definition.route, methods: definition.methods, authLevel: definition.authLevel }).toEqual({
       name: expected.name,
       route: expected.route,
-      // OPTIONS on every route, for browser preflights (docs/cors.md).
-      methods: [...expected.methods, 'OPTIONS'],
+      // OPTIONS on every flow's route, for browser preflights (docs/cors.md); /health is for operators only.
+      methods: 'errorShape' in expected ? [...expected.methods, 'OPTIONS'] : [...expected.methods],
       authLevel: 'anonymous',
     });
     expect(typeof definition.handler).toBe('function');
   });
 
   it('registers every exported definition with app.http, under its own name, unchanged', () => {
-    expect(registered.map((r) => r.name).sort()).toEqual(EXPECTED.map((e) => e.name).sort());
+    expect(registered.map((r) => r.name).sort()).toEqual(ALL_NAMES);
     for (const { definition } of files) {
       expect(registered.find((r) => r.name === definition.name)?.options).toBe(definition);
     }
@@ -174,7 +178,7 @@ describe('HTTP streaming', () => {
   it('is switched on with app.setup once, before any function registers (the library refuses it later)', () => {
     expect(appCalls[0]).toBe('setup {"enableHttpStream":true}');
     expect(appCalls.filter((call) => call.startsWith('setup '))).toHaveLength(1);
-    expect(appCalls.slice(1).sort()).toEqual([...EXPECTED.map((e) => `http ${e.name}`), 'timer ledgerRetention'].sort());
+    expect(appCalls.slice(1).sort()).toEqual([...ALL_NAMES.map((name) => `http ${name}`), 'timer ledgerRetention'].sort());
   });
 });
 

@@ -200,10 +200,9 @@ resource appSettings 'Microsoft.Web/sites/config@2025-03-01' = {
     AzureWebJobsStorage__clientId: identityClientId
     // The host's own page at `/` tells an anonymous caller which platform answers; no client of the STS needs it.
     AzureWebJobsDisableHomepage: 'true'
-    // Under HTTP streaming the worker's own Node HTTP server reads every request head first, with Node's
-    // 16 KiB default: room for Kestrel's limits (8 KiB line + 32 KiB headers), so the app answers its own
-    // limits in each flow's shape (docs/hosts.md).
-    languageWorkers__node__arguments: '--max-http-header-size=49152'
+    // No languageWorkers__node__arguments: with worker arguments set the host does not reuse its pre-started
+    // placeholder worker and every cold start pays a new Node process (docs/deploy.md, "The placeholder worker").
+    // The app gives the worker's HTTP proxy its header room itself (shared/http/workerProxyHeaderLimit.ts).
     APPLICATIONINSIGHTS_CONNECTION_STRING: appInsights.properties.ConnectionString
     APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'Authorization=AAD;ClientId=${identityClientId}'
     AZURE_CLIENT_ID: identityClientId

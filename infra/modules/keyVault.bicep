@@ -54,7 +54,7 @@ param initialSecrets initialSecretsType = {}
 @description('Tags applied to the vault.')
 param tags object = {}
 
-resource vault 'Microsoft.KeyVault/vaults@2026-05-15' = {
+resource vault 'Microsoft.KeyVault/vaults@2024-11-01' = {
   name: name
   location: location
   tags: tags
@@ -80,7 +80,7 @@ resource vault 'Microsoft.KeyVault/vaults@2026-05-15' = {
 }
 
 // The name is vaultLayout.signingKey; tooling/infra/testInfra.ts checks the two agree.
-resource signingKey 'Microsoft.KeyVault/vaults/secrets@2026-05-15' = if (!empty(signingKeyJwk)) {
+resource signingKey 'Microsoft.KeyVault/vaults/secrets@2024-11-01' = if (!empty(signingKeyJwk)) {
   parent: vault
   name: 'sts-signing-key'
   properties: {
@@ -96,7 +96,7 @@ resource signingKey 'Microsoft.KeyVault/vaults/secrets@2026-05-15' = if (!empty(
 // namespace keys first, the record that makes a credential usable last. A deployment that fails part-way
 // therefore never leaves a usable credential half-written.
 @batchSize(1)
-resource credentialSecrets 'Microsoft.KeyVault/vaults/secrets@2026-05-15' = [
+resource credentialSecrets 'Microsoft.KeyVault/vaults/secrets@2024-11-01' = [
   for secret in initialSecrets.?secrets ?? []: {
     parent: vault
     name: secret.name

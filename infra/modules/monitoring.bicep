@@ -19,7 +19,7 @@ param retentionInDays int = 30
 @description('Tags applied to both resources.')
 param tags object = {}
 
-resource workspace 'Microsoft.OperationalInsights/workspaces@2026-03-01' = {
+resource workspace 'Microsoft.OperationalInsights/workspaces@2025-07-01' = {
   name: logAnalyticsName
   location: location
   tags: tags

@@ -23,13 +23,14 @@ param appPrincipalId string
 @description('Object id of a user, group or service principal that administers credentials; empty for none.')
 param deployerPrincipalId string = ''
 
-@description('Kind of principal deployerPrincipalId is.')
+@description('Kind of principal deployerPrincipalId is; empty: not sent, Azure Resource Manager looks the principal up.')
 @allowed([
+  ''
   'User'
   'Group'
   'ServicePrincipal'
 ])
-param deployerPrincipalType string = 'User'
+param deployerPrincipalType string = ''
 
 @description('Name of the Key Vault.')
 param keyVaultName string
@@ -40,11 +41,17 @@ param storageAccountName string
 @description('Name of the Application Insights component.')
 param appInsightsName string
 
-resource vault 'Microsoft.KeyVault/vaults@2026-05-15' existing = {
+// A role assignment whose principalType does not match its principal is refused, and azd cannot say which kind
+// it is logged in as in bicepparam mode. principalType is optional: without it ARM reads the principal from
+// Microsoft Entra ID, which works for a user and a service principal alike (it only matters for a principal
+// created moments before, which the deployer never is).
+var deployerPrincipalTypeOrNone = empty(deployerPrincipalType) ? null : deployerPrincipalType
+
+resource vault 'Microsoft.KeyVault/vaults@2024-11-01' existing = {
   name: keyVaultName
 }
 
-resource storage 'Microsoft.Storage/storageAccounts@2026-06-01' existing = {
+resource storage 'Microsoft.Storage/storageAccounts@2025-06-01' existing = {
   name: storageAccountName
 
 }
@@ -103,7 +110,7 @@ resource deployerSecretsOfficer 'Microsoft.Authorization/roleAssignments@2022-04
   properties: {
     description: 'Operator: the admin CLI creates and rotates credentials.'
     principalId: deployerPrincipalId
-    principalType: deployerPrincipalType
+    principalType: deployerPrincipalTypeOrNone
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7')
   }
 }
@@ -116,7 +123,7 @@ resource deployerLedgerReader 'Microsoft.Authorization/roleAssignments@2022-04-0
   properties: {
     description: 'Operator: `npm run sts -- audit` reads the issuance ledger\'s hour tables.'
     principalId: deployerPrincipalId
-    principalType: deployerPrincipalType
+    principalType: deployerPrincipalTypeOrNone
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', '76199698-9eea-4c19-bc75-cec21354c6b6')
   }
 }

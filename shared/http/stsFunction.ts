@@ -9,6 +9,12 @@ import { ipKey } from '../security/failedAttemptLimiter.js';
 import { refusalAfterLimits } from '../security/refusalAfterLimits.js';
 import { requestLimitViolation } from '../security/requestLimits.js';
 import { getServices, type StsServices } from '../services.js';
+import {
+  emitRequestTelemetry,
+  newRequestFacts,
+  telemetryAddress,
+  type RequestFacts,
+} from '../telemetry/requestTelemetry.js';
 import { clientAddressOf } from './clientAddress.js';
 import { corsResponseHeaders, optionsAnswer } from './cors.js';
 import { renderError } from './errorShapes.js';
@@ -88,7 +94,12 @@ export function defineStsFunction(spec: StsFunctionSpec): StsFunctionDefinition 
 /** The handler of {@link defineStsFunction}, taking its services from `servicesOf` on every request. */
 function stsHandler(spec: StsFunctionSpec, servicesOf: () => Promise<StsServices>): HttpHandler {
   const declaration = flowDeclaration(spec.name);
-  const serve = async (request: HttpRequest, context: InvocationContext, requestId: string): Promise<HttpResponseInit> => {
+  const serve = async (
+    request: HttpRequest,
+    context: InvocationContext,
+    requestId: string,
+    facts: RequestFacts,
+  ): Promise<HttpResponseInit> => {
     // eslint-disable-next-line prefer-const -- set once the services are known; `finish` below reads it (undefined before)
     let cors: Record<string, string> | undefined;
     const finish = (response: HttpResponseInit): HttpResponseInit => {
@@ -112,12 +123,14 @@ function stsHandler(spec: StsFunctionSpec, servicesOf: () => Promise<StsServices
     }
     cors = corsResponseHeaders(services.config.cors, request);
     const clientIp = clientAddressOf(request.headers, services.config.clientAddress);
+    facts.clientIp = telemetryAddress(clientIp, services.config.ledger.clientAddress);
     const now = services.clock();
     const maxBodyBytes = services.config.limits.maxBodyBytes;
 
     const refuse = async (refusal: StsError): Promise<HttpResponseInit> => {
       // Counted only once the request was refused, so a right key is never refused by the limits; over a
       // limit, a refused credential answers 429 and only the first such answer per window is recorded.
+      facts.refusal = refusal;
       const { error, report } = refusalAfterLimits(services.failedAttempts, refusal, clientIp);
       if (!report) return finish(renderError(declaration.errorShape, error, { requestId, now }));
       if (error.status === 401 || error.status === 403 || error.status === 429) {
@@ -152,6 +165,9 @@ function stsHandler(spec: StsFunctionSpec, servicesOf: () => Promise<StsServices
         readBody: () => readBoundedBody(request, maxBodyBytes),
       });
       if (outcome.issuance) {
+        facts.issued = true;
+        facts.credentialId = outcome.issuance.credentialId;
+        facts.principal = outcome.issuance.principal;
         // Required mode: rejects when the row cannot be committed, and then no token leaves.
         await services.ledger.record({
           ...outcome.issuance,
@@ -167,6 +183,7 @@ function stsHandler(spec: StsFunctionSpec, servicesOf: () => Promise<StsServices
     } catch (error) {
       if (error instanceof StsError) return refuse(error);
       if (error instanceof DependencyUnavailableError) {
+        facts.unavailable = error;
         context.warn(`${spec.name} unavailable: ${error.dependency} ${describeError(error)}`);
         return finish(renderError(declaration.errorShape, serviceUnavailable(error.retryAfterSeconds), { requestId, now }));
       }
@@ -178,13 +195,21 @@ function stsHandler(spec: StsFunctionSpec, servicesOf: () => Promise<StsServices
   // Under HTTP streaming a handler that throws sends the client nothing at all (the connection hangs until the
   // host times out), so nothing may escape: not a renderer, not the limiter, not the ledger's refusal path.
   const handler: HttpHandler = async (request, context) => {
+    const started = performance.now();
     const requestId = isGuid(context.invocationId) ? context.invocationId : randomUUID();
+    const facts = newRequestFacts();
+    let response: HttpResponseInit;
     try {
-      return await serve(request, context, requestId);
+      response = await serve(request, context, requestId, facts);
     } catch (error) {
       context.error(`${spec.name} failed: ${describeError(error)}`);
-      return withContentLength({ status: 500, headers: { ...securityHeaders(), 'x-ms-request-id': requestId }, body: '' });
+      const headers = { ...securityHeaders(), 'x-ms-request-id': requestId };
+      response = withContentLength({ status: 500, headers, body: '' });
     }
+    // One telemetry record per request (shared/telemetry/requestTelemetry.ts, docs/operations.md).
+    const durationMs = performance.now() - started;
+    emitRequestTelemetry((line) => context.info(line), spec.name, response.status ?? 200, durationMs, facts);
+    return response;
   };
 
   return handler;

@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { isRolePropagationFailure, publishWithRetry, ROLE_PROPAGATION_RETRY, type PublishAttempt } from '../../tools/deploy/publishRetry.js';
+import {
+  HEALTH_WAIT,
+  hostNameFromPublishOutput,
+  isRolePropagationFailure,
+  isUnhealthyAfterDeploy,
+  publishWithRetry,
+  ROLE_PROPAGATION_RETRY,
+  type PublishAttempt,
+} from '../../tools/deploy/publishRetry.js';
 
 /** A publish that answers from a script, and a sleep that only records: no real time passes. */
 function scripted(answers: PublishAttempt[]) {
@@ -64,5 +72,56 @@ describe('publish retry while the app identity role propagates', () => {
     expect(isRolePropagationFailure('Error uploading to container deployment-package: (403)')).toBe(true);
     expect(isRolePropagationFailure('Error: 403 Forbidden')).toBe(false);
     expect(isRolePropagationFailure('Worker runtime cannot be None')).toBe(false);
+  });
+});
+
+describe('publish that Core Tools calls unhealthy after a successful Flex upload', () => {
+  const UNHEALTHY: PublishAttempt = {
+    exitCode: 1,
+    output:
+      'Uploading archive...\nThe deployment was successful!\nChecking the app health...Host status endpoint: https://func-sts-abc.azurewebsites.net/admin/host/status\n' +
+      '.....\nDeployment was successful but the app appears to be unhealthy, please check the app logs.',
+  };
+
+  it('does not publish again; asks the app until it is healthy, then succeeds', async () => {
+    const run = scripted([UNHEALTHY, OK]);
+    const asked: string[] = [];
+    let answers = [false, false, true];
+    const last = await publishWithRetry(run.publish, {
+      sleep: run.sleep,
+      log: () => {},
+      checkHealth: async (output) => {
+        asked.push(hostNameFromPublishOutput(output) ?? '?');
+        const [answer, ...rest] = answers;
+        answers = rest;
+        return answer ?? false;
+      },
+    });
+    expect(last.exitCode).toBe(0);
+    expect(run.calls).toHaveLength(1);
+    expect(asked).toEqual(['func-sts-abc.azurewebsites.net', 'func-sts-abc.azurewebsites.net', 'func-sts-abc.azurewebsites.net']);
+    expect(run.waits).toEqual([15_000, 30_000, 60_000]);
+  });
+
+  it('gives up after the health policy and keeps Core Tools\' failure; a throwing check counts as unhealthy', async () => {
+    const run = scripted([UNHEALTHY]);
+    const lines: string[] = [];
+    const last = await publishWithRetry(run.publish, {
+      sleep: run.sleep,
+      log: (line) => lines.push(line),
+      checkHealth: () => Promise.reject(new Error('ECONNREFUSED')),
+    });
+    expect(last).toEqual(UNHEALTHY);
+    expect(run.calls).toHaveLength(1);
+    expect(run.waits).toHaveLength(HEALTH_WAIT.attempts);
+    expect(lines.at(-1)).toMatch(/never answered healthy/);
+  });
+
+  it('without a health check (azd) the unhealthy publish is final, and it is never taken for a role propagation', async () => {
+    expect(isUnhealthyAfterDeploy(UNHEALTHY.output)).toBe(true);
+    expect(isRolePropagationFailure(UNHEALTHY.output)).toBe(false);
+    const run = scripted([UNHEALTHY]);
+    expect(await publishWithRetry(run.publish, { sleep: run.sleep, log: () => {} })).toEqual(UNHEALTHY);
+    expect(run.waits).toEqual([]);
   });
 });

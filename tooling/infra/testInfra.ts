@@ -14,10 +14,20 @@ import { access, chmod, constants, mkdir, mkdtemp, readFile, rename, rm, stat, w
 import { arch, platform, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { validateWorkflow } from '@action-validator/core';
+import { parse as parseYaml } from 'yaml';
 import { parseRecord, type CredentialRecord } from '../../shared/credentials/records.js';
 import { vaultLayout } from '../../shared/credentials/vaultLayout.js';
 import { flowCatalogue, flowNames } from '../../shared/flowCatalogue.js';
+import { HEALTH_TELEMETRY_FIELDS, HEALTH_TELEMETRY_PREFIX } from '../../shared/health/healthProbe.js';
 import { SECRET_NAME_PATTERN } from '../../shared/secrets/secretStore.js';
+import { AZD_SIGNING_KEY_DEPLOYED_VARIABLE } from '../../tools/sts/commands/infraParams.js';
+import {
+  REQUEST_OUTCOMES,
+  REQUEST_TELEMETRY_FIELDS,
+  REQUEST_TELEMETRY_PREFIX,
+  UNAVAILABLE_REASONS,
+} from '../../shared/telemetry/requestTelemetry.js';
 import { parseSigningJwk } from '../../shared/tokens/signingKeyMaterial.js';
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -51,7 +61,6 @@ const EXPECTED_APP_SETTINGS = [
   'AzureWebJobsStorage__credential',
   'AzureWebJobsStorage__clientId',
   'AzureWebJobsDisableHomepage',
-  'languageWorkers__node__arguments',
   'APPLICATIONINSIGHTS_CONNECTION_STRING',
   'APPLICATIONINSIGHTS_AUTHENTICATION_STRING',
   'AZURE_CLIENT_ID',
@@ -87,7 +96,7 @@ const FORBIDDEN_APP_SETTINGS = [
  */
 const FLEX_CONSUMPTION_REGIONS = [
   'australiaeast', 'australiasoutheast', 'brazilsouth', 'canadacentral', 'centralindia', 'centralus', 'eastasia', 'eastus',
-  'eastus2', 'eastus2euap', 'francecentral', 'germanywestcentral', 'italynorth', 'japaneast', 'koreacentral', 'northcentralus',
+  'eastus2', 'francecentral', 'germanywestcentral', 'italynorth', 'japaneast', 'koreacentral', 'northcentralus',
   'northeurope', 'norwayeast', 'southafricanorth', 'southcentralus', 'southeastasia', 'southindia', 'spaincentral', 'swedencentral',
   'uaenorth', 'uksouth', 'ukwest', 'westcentralus', 'westeurope', 'westus', 'westus2', 'westus3',
 ];
@@ -106,6 +115,8 @@ const EXPECTED_OUTPUTS = [
   'WRAP_URL',
   'OPENID_CONFIGURATION_URL',
   'JWKS_URL',
+  'HEALTH_URL',
+  'OPERATIONS_WORKBOOK_ID',
 ];
 
 // ---------------------------------------------------------------------------------------------------------
@@ -399,8 +410,8 @@ async function checkCompiledTemplate(mainJsonPath: string): Promise<void> {
     );
     check('app settings: the host homepage is off (AzureWebJobsDisableHomepage=true, `/` answers 204)', settings.AzureWebJobsDisableHomepage === 'true');
     check(
-      "app settings: the worker's Node reads request heads up to Kestrel's limits (--max-http-header-size=49152)",
-      settings.languageWorkers__node__arguments === '--max-http-header-size=49152',
+      'app settings: no languageWorkers__node__arguments (the host would not reuse its placeholder worker; docs/deploy.md)',
+      !names.some((n) => n.toLowerCase().startsWith('languageworkers__')),
     );
     check('app settings: STS_ISSUER is https', typeof settings.STS_ISSUER === 'string' && settings.STS_ISSUER.includes('https://'));
     check(
@@ -495,21 +506,36 @@ async function checkCompiledTemplate(mainJsonPath: string): Promise<void> {
       ids.length === 1 && id !== undefined && id in ROLE_SCOPES && scopeType === ROLE_SCOPES[id],
       `roleDefinitionId ${asText(definition)}, scope ${asText(scope)}`,
     );
-    check(`role assignment ${id ?? '?'}: principalType set`, typeof get(resource, 'properties', 'principalType') === 'string');
+    const isDeployer = asText(get(resource, 'properties', 'principalId')).includes("parameters('deployerPrincipalId')");
+    check(
+      `role assignment ${id ?? '?'}: principalType ${isDeployer ? "the deployer's, or none when not given" : 'ServicePrincipal (the app identity)'}`,
+      isDeployer ? typeof get(resource, 'properties', 'principalType') === 'string' : get(resource, 'properties', 'principalType') === 'ServicePrincipal',
+    );
     if (id) granted.push(id);
   }
   const expected = Object.values(ROLES).sort();
   check('role assignments: exactly the expected roles, each once', JSON.stringify([...granted].sort()) === JSON.stringify(expected), granted.join(', '));
   const deployerAssignments = assignments.filter(({ resource }) => asText(get(resource, 'properties', 'principalId')).includes("parameters('deployerPrincipalId')"));
+  // azd supplies no principal type in bicepparam mode: an empty type must send none (ARM looks the principal up).
   check(
-    "deployer role assignments: principalType is the deployer's (deployerPrincipalType), never a fixed 'User'",
-    deployerAssignments.length === 2 && deployerAssignments.every(({ resource }) => get(resource, 'properties', 'principalType') === "[parameters('deployerPrincipalType')]"),
+    "deployer role assignments: principalType is deployerPrincipalType, and null (not sent) when that is empty",
+    deployerAssignments.length === 2 &&
+      deployerAssignments.every(({ resource }) => get(resource, 'properties', 'principalType') === "[variables('deployerPrincipalTypeOrNone')]"),
     deployerAssignments.map(({ resource }) => asText(get(resource, 'properties', 'principalType'))).join(', '),
+  );
+  const roleScope = scopes.find((s) => s.path === 'main/roleAssignments');
+  check(
+    'deployerPrincipalTypeOrNone is null for an empty type, else the type',
+    get(roleScope?.template, 'variables', 'deployerPrincipalTypeOrNone') === "[if(empty(parameters('deployerPrincipalType')), null(), parameters('deployerPrincipalType'))]",
+    asText(get(roleScope?.template, 'variables', 'deployerPrincipalTypeOrNone')),
   );
   const passedType = found.filter((r) => r.type === 'Microsoft.Resources/deployments' && r.leafName === 'roleAssignments').map((r) => get(r.resource, 'properties', 'parameters', 'deployerPrincipalType', 'value'));
   check('main passes deployerPrincipalType to the role assignments', passedType.length === 1 && passedType[0] === "[parameters('deployerPrincipalType')]", asText(passedType[0]));
   const principalTypes = get(root, 'parameters', 'deployerPrincipalType', 'allowedValues');
-  check('deployerPrincipalType allows User and ServicePrincipal', Array.isArray(principalTypes) && principalTypes.includes('User') && principalTypes.includes('ServicePrincipal'));
+  check(
+    'deployerPrincipalType allows User, ServicePrincipal and empty (the default: looked up by ARM)',
+    Array.isArray(principalTypes) && ['', 'User', 'ServicePrincipal'].every((t) => principalTypes.includes(t)) && get(root, 'parameters', 'deployerPrincipalType', 'defaultValue') === '',
+  );
 
   // Region
   const regions = get(root, 'parameters', 'location', 'allowedValues');
@@ -550,6 +576,87 @@ async function checkCompiledTemplate(mainJsonPath: string): Promise<void> {
   for (const route of flowNames.map((flow) => flowCatalogue[flow].route)) {
     check(`outputs: URL of ${route}`, urls.includes(route));
   }
+
+  checkOperations(found, scopes);
+}
+
+/** Every string in a JSON value (the literal parts of the compiled queries). */
+function stringsIn(value: Json | undefined, out: string[] = []): string[] {
+  if (typeof value === 'string') out.push(value);
+  else if (Array.isArray(value)) for (const item of value) stringsIn(item, out);
+  else if (isObject(value)) for (const item of Object.values(value)) stringsIn(item, out);
+  return out;
+}
+
+/**
+ * The workbook, alerts, availability test and resource logs (infra/modules/operations.bicep). Every query names
+ * only what the app writes: the record prefixes and fields, outcomes and dependency reasons are read from the
+ * modules that write them (shared/telemetry/requestTelemetry.ts, shared/health/healthProbe.ts), not listed here.
+ */
+function checkOperations(found: FoundResource[], scopes: TemplateScope[]): void {
+  section('Operations: workbook, alerts, availability test, resource logs (infra/modules/operations.bicep)');
+  const ofType = (type: string) => found.filter((r) => r.type.toLowerCase() === type.toLowerCase());
+  const scope = scopes.find((s) => s.path === 'main/operations');
+  if (!check('an operations module', scope !== undefined)) return;
+  const text = stringsIn(scope?.template).join('\n');
+
+  const diagnostics = ofType('Microsoft.Insights/diagnosticSettings');
+  const categories = (r: FoundResource) =>
+    (Array.isArray(get(r.resource, 'properties', 'logs')) ? (get(r.resource, 'properties', 'logs') as Json[]) : [])
+      .filter((l) => get(l, 'enabled') === true)
+      .map((l) => asText(get(l, 'category')));
+  const scopeOf = (r: FoundResource) => asText(get(r.resource, 'scope') ?? '');
+  const toWorkspace = (r: FoundResource) => asText(get(r.resource, 'properties', 'workspaceId') ?? '').includes('Microsoft.OperationalInsights/workspaces');
+  const vaultLogs = diagnostics.filter((r) => scopeOf(r).includes('Microsoft.KeyVault/vaults'));
+  check('Key Vault AuditEvent to the Log Analytics workspace', vaultLogs.length === 1 && vaultLogs.every((r) => toWorkspace(r) && categories(r).includes('AuditEvent')));
+  const tableLogs = diagnostics.filter((r) => scopeOf(r).includes('tableServices'));
+  check(
+    'storage table logs (the ledger: read, write, delete) to the workspace',
+    tableLogs.length === 1 && tableLogs.every((r) => toWorkspace(r) && ['StorageRead', 'StorageWrite', 'StorageDelete'].every((c) => categories(r).includes(c))),
+  );
+  const blobLogs = diagnostics.filter((r) => scopeOf(r).includes('blobServices'));
+  check('storage blob logs (host storage, deployment package) to the workspace', blobLogs.length === 1 && blobLogs.every((r) => toWorkspace(r) && categories(r).includes('StorageWrite')));
+
+  check('one shared workbook', ofType('Microsoft.Insights/workbooks').length === 1);
+  const webtests = ofType('Microsoft.Insights/webtests');
+  check(
+    'an availability test of GET /health expecting 200',
+    webtests.length === 1 &&
+      asText(get(webtests[0]?.resource, 'properties', 'Request', 'RequestUrl')).includes('/health') &&
+      get(webtests[0]?.resource, 'properties', 'ValidationRules', 'ExpectedHttpStatusCode') === 200,
+  );
+  const ruleNames = stringsIn(get(scope?.template, 'variables', 'alertRules')).filter((v) => v.startsWith('sts-'));
+  for (const rule of ['sts-503-rate', 'sts-5xx', 'sts-vault-throttling', 'sts-ledger-failures', 'sts-signing-key-age']) {
+    check(`alert rule ${rule}`, ruleNames.includes(rule), ruleNames.join(', '));
+  }
+  check('alert rules: log alerts over the workspace', ofType('Microsoft.Insights/scheduledQueryRules').length === 1);
+
+  // The record selections: the prefix the app writes, and substring() past exactly that prefix.
+  for (const [prefix, alias] of [
+    [REQUEST_TELEMETRY_PREFIX, 'r'],
+    [HEALTH_TELEMETRY_PREFIX, 'h'],
+  ] as const) {
+    check(
+      `queries select "${prefix}" records and parse past exactly that prefix (${prefix.length} characters)`,
+      text.includes(`where Message startswith "${prefix}"`) && text.includes(`extend ${alias} = parse_json(substring(Message, ${prefix.length}))`),
+    );
+  }
+  const named = (alias: string) => [...new Set([...text.matchAll(new RegExp(`\\b${alias}\\.([A-Za-z_]+)`, 'g'))].map((m) => m[1] ?? ''))];
+  const requestFields: readonly string[] = REQUEST_TELEMETRY_FIELDS;
+  const healthFields: readonly string[] = HEALTH_TELEMETRY_FIELDS;
+  const unknownRequest = named('r').filter((f) => !requestFields.includes(f));
+  const unknownHealth = named('h').filter((f) => !healthFields.includes(f));
+  check(`queries name only request-record fields the app writes (${named('r').join(', ')})`, named('r').length > 0 && unknownRequest.length === 0, unknownRequest.join(', '));
+  check(`queries name only health-record fields the app writes (${named('h').join(', ')})`, named('h').length > 0 && unknownHealth.length === 0, unknownHealth.join(', '));
+  const outcomes: readonly string[] = REQUEST_OUTCOMES;
+  const comparedOutcomes = [
+    ...[...text.matchAll(/r\.outcome\) == "([^"]+)"/g)].map((m) => m[1] ?? ''),
+    ...[...text.matchAll(/r\.outcome\) in \(([^)]*)\)/g)].flatMap((m) => [...(m[1] ?? '').matchAll(/"([^"]+)"/g)].map((x) => x[1] ?? '')),
+  ];
+  check(`queries compare outcome only with values the app writes (${comparedOutcomes.join(', ')})`, comparedOutcomes.length > 0 && comparedOutcomes.every((o) => outcomes.includes(o)));
+  const reasons: readonly string[] = UNAVAILABLE_REASONS;
+  const comparedReasons = [...text.matchAll(/r\.reason\) == "([^"]+)"/g)].map((m) => m[1] ?? '');
+  check(`queries compare reason only with dependency reasons the app writes (${comparedReasons.join(', ')})`, comparedReasons.length > 0 && comparedReasons.every((r) => reasons.includes(r)));
 }
 
 async function checkSecretsParamFile(bicep: string, work: string): Promise<void> {
@@ -653,6 +760,59 @@ async function checkAzureYaml(): Promise<void> {
   check('azd does no remote build (the artifact has nothing to install)', /^ {4}remoteBuild: false$/m.test(service));
 }
 
+/**
+ * .github/workflows/azure-dev.yml, offline: the GitHub Actions workflow schema (@action-validator/core), then
+ * what makes it safe: OpenID Connect only (no `secrets.` at all), the token permission only on the deploy job,
+ * azd signing in with the GitHub federated credential, deploy after the tests and only from main, every action
+ * pinned to a major version.
+ */
+async function checkWorkflow(): Promise<void> {
+  section('GitHub Actions workflow (.github/workflows/azure-dev.yml)');
+  let text: string;
+  try {
+    text = await readFile(join(REPO_ROOT, '.github', 'workflows', 'azure-dev.yml'), 'utf8');
+  } catch {
+    check('the workflow exists', false);
+    return;
+  }
+  const validation = validateWorkflow(text);
+  check(
+    'valid against the GitHub Actions workflow schema (@action-validator/core)',
+    validation.errors.length === 0,
+    validation.errors.map((e) => `${'path' in e ? e.path : ''} ${e.title}${e.detail ? `: ${e.detail}` : ''}`).join('; '),
+  );
+  const workflow = parseYaml(text) as Json;
+  check('no stored secret: the workflow reads no secrets.*', !/\bsecrets\./.test(text));
+  check('top-level permissions: contents read only', JSON.stringify(get(workflow, 'permissions')) === JSON.stringify({ contents: 'read' }));
+  const jobs = get(workflow, 'jobs');
+  const test = get(jobs, 'test');
+  const deploy = get(jobs, 'deploy');
+  const steps = (job: Json | undefined) => (Array.isArray(get(job, 'steps')) ? (get(job, 'steps') as Json[]) : []);
+  const runs = (job: Json | undefined) => steps(job).map((step) => asText(get(step, 'run') ?? ''));
+  check('test job runs .ci/run (npm ci, npm test, npm run test:infra)', runs(test).some((r) => r.trim() === '.ci/run'));
+  check('test job gets no id-token', get(test, 'permissions') === undefined);
+  check('test job names the runner\'s browser for the browser suite (STS_TEST_CHROMIUM: no apt-get as a non-root runner)', typeof get(test, 'env', 'STS_TEST_CHROMIUM') === 'string');
+  check('deploy needs the tests', get(deploy, 'needs') === 'test' || (Array.isArray(get(deploy, 'needs')) && (get(deploy, 'needs') as Json[]).includes('test')));
+  check('deploy runs only from main, never for a pull request', asText(get(deploy, 'if')).includes("github.ref == 'refs/heads/main'") && asText(get(deploy, 'if')).includes("!= 'pull_request'"));
+  check('deploy: id-token write, contents read, nothing else', JSON.stringify(get(deploy, 'permissions')) === JSON.stringify({ 'id-token': 'write', contents: 'read' }));
+  check(
+    'deploy signs in with azd and the GitHub federated credential (as azd pipeline config sets up)',
+    runs(deploy).some((r) => r.includes('azd auth login') && r.includes('--federated-credential-provider github') && r.includes('--client-id "$AZURE_CLIENT_ID"')),
+  );
+  const env = get(deploy, 'env');
+  check(
+    'deploy reads the identity from repository variables (vars.*)',
+    ['AZURE_CLIENT_ID', 'AZURE_TENANT_ID', 'AZURE_SUBSCRIPTION_ID', 'AZURE_ENV_NAME'].every((n) => get(env, n) === `\${{ vars.${n} }}`),
+  );
+  check('deploy provisions, deploys with the propagation retry, then checks GET /health', ['azd provision --no-prompt', 'npm run deploy:azd', '/health'].every((p) => runs(deploy).some((r) => r.includes(p))));
+  check(
+    `a pipeline never generates a signing key (${AZD_SIGNING_KEY_DEPLOYED_VARIABLE} set before provision, tools/sts/commands/infraParams.ts)`,
+    runs(deploy).some((r) => r.includes(`azd env set ${AZD_SIGNING_KEY_DEPLOYED_VARIABLE} true`)),
+  );
+  const uses = [...steps(test), ...steps(deploy)].map((step) => get(step, 'uses')).filter((u): u is string => typeof u === 'string');
+  check(`every action pinned to a release (${uses.join(', ')})`, uses.length > 0 && uses.every((u) => /^[\w.-]+\/[\w.-]+@v\d+$/.test(u)));
+}
+
 /** The environment for build-params: without values that main.bicepparam reads, so the result is the committed default. */
 function sanitizedEnv(): NodeJS.ProcessEnv {
   const env = { ...process.env };
@@ -691,19 +851,32 @@ async function main(): Promise<void> {
     if (buildParams.code === 0) {
       const committed = get(JSON.parse(await readFile(paramsOut, 'utf8')) as JsonObject, 'parameters');
       check('committed parameters carry no signing key', (get(committed, 'signingKeyJwk', 'value') ?? '') === '' && get(committed, 'initialSecrets') === undefined);
-      check('deployer principal type defaults to User without azd', get(committed, 'deployerPrincipalType', 'value') === 'User');
+      check('deployer principal type is empty (looked up by ARM) without AZURE_PRINCIPAL_TYPE, as azd leaves it', get(committed, 'deployerPrincipalType', 'value') === '');
+    }
+    // What azd really passes in bicepparam mode (bicep_provider.go, compileBicep): AZURE_PRINCIPAL_ID only.
+    const azdOut = join(work, 'main.azd.parameters.json');
+    const azdParams = await run(bicep, ['build-params', join(INFRA, 'main.bicepparam'), '--outfile', azdOut], {
+      env: { ...sanitizedEnv(), AZURE_PRINCIPAL_ID: '00000000-0000-4000-8000-0000000000bb' },
+    });
+    if (check("bicep build-params with azd's environment (AZURE_PRINCIPAL_ID, no AZURE_PRINCIPAL_TYPE)", azdParams.code === 0, azdParams.stderr.trim())) {
+      const azd = get(JSON.parse(await readFile(azdOut, 'utf8')) as JsonObject, 'parameters');
+      check(
+        'azd as a user or a service principal: the deployer is granted with no principalType (ARM looks it up)',
+        get(azd, 'deployerPrincipalType', 'value') === '' && get(azd, 'deployerPrincipalId', 'value') === '00000000-0000-4000-8000-0000000000bb',
+      );
     }
     const spOut = join(work, 'main.sp.parameters.json');
     const spParams = await run(bicep, ['build-params', join(INFRA, 'main.bicepparam'), '--outfile', spOut], {
       env: { ...sanitizedEnv(), AZURE_PRINCIPAL_ID: '00000000-0000-4000-8000-0000000000aa', AZURE_PRINCIPAL_TYPE: 'ServicePrincipal' },
     });
-    if (check('bicep build-params with azd\'s AZURE_PRINCIPAL_TYPE=ServicePrincipal', spParams.code === 0, spParams.stderr.trim())) {
+    if (check('bicep build-params with AZURE_PRINCIPAL_TYPE=ServicePrincipal set by hand', spParams.code === 0, spParams.stderr.trim())) {
       const sp = get(JSON.parse(await readFile(spOut, 'utf8')) as JsonObject, 'parameters');
       check('a service-principal login (CI) is granted as ServicePrincipal', get(sp, 'deployerPrincipalType', 'value') === 'ServicePrincipal' && get(sp, 'deployerPrincipalId', 'value') === '00000000-0000-4000-8000-0000000000aa');
     }
     if (build.code === 0) await checkCompiledTemplate(join(work, 'main.json'));
     await checkSecretsParamFile(bicep, work);
     await checkAzureYaml();
+    await checkWorkflow();
   } finally {
     await rm(work, { recursive: true, force: true });
   }

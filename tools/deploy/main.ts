@@ -1,14 +1,23 @@
 import { spawn } from 'node:child_process';
 import { join, relative } from 'node:path';
 import { packageApp, projectRoot } from '../packageApp.js';
-import { publishWithRetry, type PublishAttempt } from './publishRetry.js';
+import { hostNameFromPublishOutput, publishWithRetry, type PublishAttempt } from './publishRetry.js';
 
 const USAGE = `Usage:
   npm run deploy:func -- <function app name>   build the artifact, then func azure functionapp publish <app> --no-build in .deploy/
   npm run deploy:azd [-- <azd deploy options>]  azd deploy (its prepackage hook builds the artifact)
 
 Either publish is run again, with backoff, while the deployment storage refuses the app identity because its new
-role assignment is still propagating (docs/deploy.md, "Role propagation"). Any other failure stops at once.`;
+role assignment is still propagating (docs/deploy.md, "Role propagation"). When Core Tools deployed the package but
+found the host unhealthy, the app's GET /health is asked again for a few minutes instead. Any other failure stops
+at once.`;
+
+/** GET https://<host>/health: 200 means the vault, the signing key and the ledger answer (docs/operations.md). */
+async function appIsHealthy(hostName: string): Promise<boolean> {
+  const response = await fetch(`https://${hostName}/health`, { signal: AbortSignal.timeout(15_000) });
+  await response.body?.cancel();
+  return response.status === 200;
+}
 
 /** Keeps the last part of a command's output for the propagation check; the full output goes to the terminal. */
 const OUTPUT_TAIL_CHARS = 64 * 1024;
@@ -37,6 +46,7 @@ async function main(argv: readonly string[]): Promise<number> {
   const [via, ...rest] = argv;
   const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
   let publish: () => Promise<PublishAttempt>;
+  let checkHealth: ((output: string) => Promise<boolean>) | undefined;
   if (via === 'func') {
     const [appName, ...extra] = rest;
     if (!appName || appName.startsWith('-') || extra.length > 0) {
@@ -47,13 +57,14 @@ async function main(argv: readonly string[]): Promise<number> {
     const built = await packageApp({ outDir });
     console.log(`Built ${relative(process.cwd(), outDir) || '.'}: ${built.files.length} files, ${(built.bytes / 1024).toFixed(0)} KiB.`);
     publish = () => runCommand('func', ['azure', 'functionapp', 'publish', appName, '--no-build'], outDir);
+    checkHealth = (output) => appIsHealthy(hostNameFromPublishOutput(output) ?? `${appName}.azurewebsites.net`);
   } else if (via === 'azd') {
     publish = () => runCommand('azd', ['deploy', ...rest], projectRoot);
   } else {
     console.error(USAGE);
     return 2;
   }
-  const last = await publishWithRetry(publish, { sleep, log: (line) => console.log(line) });
+  const last = await publishWithRetry(publish, { sleep, log: (line) => console.log(line), checkHealth });
   return last.exitCode;
 }
 

@@ -5,7 +5,13 @@
  * deployment container with the app's managed identity; until its Storage Blob Data Owner assignment has
  * propagated (usually seconds, occasionally minutes) the write is refused with 403 and the publish fails with a
  * wrapped storage error. Nothing is wrong with the package, so the same publish is tried again after a pause.
- * Any other failure is final at once. See docs/deploy.md ("Role propagation").
+ *
+ * Core Tools can also fail a good deployment: after a Flex Consumption upload it waits 60 s, asks the host's
+ * status once (with retries of its own) and exits non-zero with "Deployment was successful but the app appears
+ * to be unhealthy" when the host is still starting (PublishFunctionAppAction.PerformFlexDeployment in
+ * https://github.com/Azure/azure-functions-core-tools/blob/main/src/Cli/func/Actions/AzureActions/PublishFunctionAppAction.cs).
+ * The package is in place then, so it is not uploaded again: the app's health is asked again, with pauses,
+ * until it answers healthy. Any other failure is final at once. See docs/deploy.md ("Role propagation").
  */
 
 /** What one run of the publish command produced. */
@@ -39,6 +45,22 @@ const PROPAGATION_FAILURE = [
   /\b(?:storage|blob|container)\b.*\b403\b/i,
 ];
 
+/** Core Tools' words when the package is deployed but the host did not answer its status check in time. */
+const UNHEALTHY_AFTER_DEPLOY = /Deployment was successful but the app appears to be unhealthy/i;
+
+/** True when a failed publish deployed the package and only Core Tools' host status check failed. */
+export function isUnhealthyAfterDeploy(output: string): boolean {
+  return UNHEALTHY_AFTER_DEPLOY.test(output);
+}
+
+/** The app's host name as Core Tools printed it ("Host status endpoint: https://<host>/admin/host/status"). */
+export function hostNameFromPublishOutput(output: string): string | undefined {
+  return /Host status endpoint:\s*https:\/\/([^/\s]+)\//i.exec(output)?.[1];
+}
+
+/** 15 s, 30 s, 60 s, 60 s, 60 s, 60 s: about five minutes for a new host to start answering healthy. */
+export const HEALTH_WAIT: RetryPolicy = Object.freeze({ attempts: 6, firstDelayMs: 15_000, maxDelayMs: 60_000 });
+
 /** True when a failed publish's output says the app identity cannot reach the deployment storage yet. */
 export function isRolePropagationFailure(output: string): boolean {
   return output.split(/\r?\n/).some((line) => PROPAGATION_FAILURE.some((pattern) => pattern.test(line)));
@@ -54,6 +76,12 @@ export interface PublishWithRetryOptions {
   /** Waits `ms`; injected so tests run without real time passing. */
   readonly sleep: (ms: number) => Promise<void>;
   readonly log: (line: string) => void;
+  /**
+   * Asks the deployed app whether it is healthy (the publish output tells where it is); without it an
+   * "unhealthy" publish is final.
+   */
+  readonly checkHealth?: (publishOutput: string) => Promise<boolean>;
+  readonly healthPolicy?: RetryPolicy;
 }
 
 /**
@@ -71,6 +99,7 @@ export async function publishWithRetry(publish: () => Promise<PublishAttempt>, o
   for (let attempt = 1; ; attempt += 1) {
     const result = await publish();
     if (result.exitCode === 0) return result;
+    if (isUnhealthyAfterDeploy(result.output) && options.checkHealth) return waitUntilHealthy(result, options, options.checkHealth);
     if (!isRolePropagationFailure(result.output)) return result;
     if (attempt >= policy.attempts) {
       options.log(`The app identity still cannot write to the deployment storage after ${attempt} runs; see docs/deploy.md ("Role propagation").`);
@@ -80,4 +109,30 @@ export async function publishWithRetry(publish: () => Promise<PublishAttempt>, o
     options.log(`Deployment storage refused the app identity (its role assignment is still propagating); run ${attempt + 1} of ${policy.attempts} in ${Math.round(delay / 1000)} s.`);
     await options.sleep(delay);
   }
+}
+
+/** After an "unhealthy" publish: asks the app's health with pauses; a healthy answer makes the publish a success. */
+async function waitUntilHealthy(
+  result: PublishAttempt,
+  options: PublishWithRetryOptions,
+  checkHealth: (publishOutput: string) => Promise<boolean>,
+): Promise<PublishAttempt> {
+  const policy = options.healthPolicy ?? HEALTH_WAIT;
+  options.log('The package is deployed; Core Tools found the host not healthy yet. Asking the app again instead of publishing again.');
+  for (let check = 1; check <= policy.attempts; check += 1) {
+    await options.sleep(retryDelayMs(policy, check));
+    let healthy: boolean;
+    try {
+      healthy = await checkHealth(result.output);
+    } catch {
+      healthy = false;
+    }
+    if (healthy) {
+      options.log(`The app answers healthy (check ${check} of ${policy.attempts}): the deployment succeeded.`);
+      return { exitCode: 0, output: result.output };
+    }
+    options.log(`Not healthy yet (check ${check} of ${policy.attempts}).`);
+  }
+  options.log('The app never answered healthy: see docs/operations.md ("A first deployment answers 503").');
+  return result;
 }
