@@ -26,7 +26,10 @@ export const definition = defineStsFunction({
     );
     return {
       response: bareJwtResponse(result.accessToken.token),
-      issuance: { ...jwtIssuanceFacts(result, result.resource.name), ...(result.principal ? { principal: result.principal } : {}) },
+      issuance: {
+        ...jwtIssuanceFacts(result, result.resource.name),
+        ...(result.principal ? { principal: result.principal } : {}),
+      },
     };
   },
 });

@@ -14,7 +14,10 @@ export const definition = defineStsFunction({
     Promise.resolve({
       response: {
         status: 200,
-        headers: { ...publicCacheHeaders(DISCOVERY_MAX_AGE_SECONDS), 'Content-Type': 'application/json; charset=utf-8' },
+        headers: {
+          ...publicCacheHeaders(DISCOVERY_MAX_AGE_SECONDS),
+          'Content-Type': 'application/json; charset=utf-8',
+        },
         body: JSON.stringify(buildDiscoveryDocument(services.config)),
       },
     }),

@@ -199,11 +199,13 @@ export function loadConfig(env: Environment): StsConfig {
   const addressModeRaw = text('STS_LEDGER_CLIENT_ADDRESS', 'truncated');
   const addressModes: readonly LedgerAddressMode[] = ['full', 'truncated', 'keyed-hash'];
   const addressMode = addressModes.find((mode) => mode === addressModeRaw);
-  if (!addressMode) problems.push(`STS_LEDGER_CLIENT_ADDRESS must be one of ${addressModes.join(', ')} (got "${addressModeRaw}")`);
+  if (!addressMode)
+    problems.push(`STS_LEDGER_CLIENT_ADDRESS must be one of ${addressModes.join(', ')} (got "${addressModeRaw}")`);
 
   const entra = entraSettings(env, problems);
   const clientAddressHeader = text('STS_CLIENT_ADDRESS_HEADER', DEFAULT_CLIENT_ADDRESS_RULE.header).toLowerCase();
-  if (!/^[!#$%&'*+.^_`|~0-9a-z-]+$/.test(clientAddressHeader)) problems.push(`STS_CLIENT_ADDRESS_HEADER must be a header name (got "${clientAddressHeader}")`);
+  if (!/^[!#$%&'*+.^_`|~0-9a-z-]+$/.test(clientAddressHeader))
+    problems.push(`STS_CLIENT_ADDRESS_HEADER must be a header name (got "${clientAddressHeader}")`);
 
   const config: StsConfig = {
     issuer,

@@ -141,10 +141,15 @@ export const forbidden = (message: string, options?: StsErrorOptions): StsError 
 export const payloadTooLarge = (maxBytes: number): StsError =>
   new StsError('ERR_STS_PAYLOAD_TOO_LARGE', `Request body exceeds ${maxBytes} bytes.`);
 
-export const rateLimited = (retryAfterSeconds: number, options: Omit<StsErrorOptions, 'retryAfterSeconds'> = {}): StsError =>
-  new StsError('ERR_STS_RATE_LIMITED', undefined, { ...options, retryAfterSeconds });
+export const rateLimited = (
+  retryAfterSeconds: number,
+  options: Omit<StsErrorOptions, 'retryAfterSeconds'> = {},
+): StsError => new StsError('ERR_STS_RATE_LIMITED', undefined, { ...options, retryAfterSeconds });
 
-export const serviceUnavailable = (retryAfterSeconds: number, options: Omit<StsErrorOptions, 'retryAfterSeconds'> = {}): StsError =>
+export const serviceUnavailable = (
+  retryAfterSeconds: number,
+  options: Omit<StsErrorOptions, 'retryAfterSeconds'> = {},
+): StsError =>
   new StsError('ERR_STS_UNAVAILABLE', undefined, {
     reason: 'dependency_unavailable',
     ...options,

@@ -131,7 +131,9 @@ export type FlowCredentialKind = {
 }[FlowName];
 
 /** The flows that appear in the discovery document as token endpoints. */
-export type DiscoveredFlow = { [F in FlowName]: Catalogue[F] extends { readonly discovery: DiscoveryEntry } ? F : never }[FlowName];
+export type DiscoveredFlow = {
+  [F in FlowName]: Catalogue[F] extends { readonly discovery: DiscoveryEntry } ? F : never;
+}[FlowName];
 
 /** The declaration of `flow`, seen through the common interface (for code that treats every flow alike). */
 export function flowDeclaration(flow: FlowName): FlowDeclaration {
@@ -142,10 +144,14 @@ export function flowDeclaration(flow: FlowName): FlowDeclaration {
 export const flowNames = Object.keys(flowCatalogue) as FlowName[];
 
 /** The token flows: those whose clients present the key of a credential. */
-export type TokenFlowName = { [F in FlowName]: Catalogue[F] extends { readonly credentialKind: string } ? F : never }[FlowName];
+export type TokenFlowName = {
+  [F in FlowName]: Catalogue[F] extends { readonly credentialKind: string } ? F : never;
+}[FlowName];
 
 /** The token flows, in catalogue order. */
-export const tokenFlowNames = flowNames.filter((flow): flow is TokenFlowName => flowDeclaration(flow).credentialKind !== undefined);
+export const tokenFlowNames = flowNames.filter(
+  (flow): flow is TokenFlowName => flowDeclaration(flow).credentialKind !== undefined,
+);
 
 /**
  * An example path of `flow`'s route: each `{parameter}` replaced by `values[parameter]` (URL-encoded), or by

@@ -111,7 +111,12 @@ function createSecretStore(config: StsConfig, clock: () => Date, warn: (line: st
     case 'keyVault': {
       // The Azure SDKs load on the first vault call (dynamic import inside KeyVaultSecretStore), not here.
       const { vaultUrl, clientId } = config.secretStore;
-      const vault = new KeyVaultSecretStore({ vaultUrl, clientId, timeoutMs: config.secretCache.vaultTimeoutMs, clock });
+      const vault = new KeyVaultSecretStore({
+        vaultUrl,
+        clientId,
+        timeoutMs: config.secretCache.vaultTimeoutMs,
+        clock,
+      });
       // Only names the vault lists are ever read (docs/key-vault.md#index); what was read is cached.
       const index = new SecretNameIndex(vault, { refreshSeconds: config.secretCache.indexRefreshSeconds }, clock, warn);
       return new IndexedSecretStore(index, new CachedSecretStore(vault, config.secretCache, clock, warn), clock);

@@ -33,7 +33,9 @@ const throwaway = defineStsFunction({
   handle: async ({ request: req }) => {
     const tenant = req.params.tenant ?? '';
     if (tenant === 'bad') throw badRequest('The tenant is not valid.');
-    return { response: { status: 200, headers: { 'Content-Type': 'text/plain; charset=utf-8' }, body: `token for ${tenant}` } };
+    return {
+      response: { status: 200, headers: { 'Content-Type': 'text/plain; charset=utf-8' }, body: `token for ${tenant}` },
+    };
   },
 });
 
@@ -62,7 +64,10 @@ describe('a flow declared once', () => {
   it('refuses in its declared error shape', async () => {
     const answer = await request(`${host.url}/throwaway/v1/bad/token`, { method: 'POST', body: '' });
     expect(answer.statusCode).toBe(400);
-    expect(await answer.body.json()).toEqual({ error: 'invalid_request', error_description: 'The tenant is not valid.' });
+    expect(await answer.body.json()).toEqual({
+      error: 'invalid_request',
+      error_description: 'The tenant is not valid.',
+    });
   });
 
   it('is listed in the discovery document under its declared member', async () => {
@@ -83,6 +88,11 @@ describe('a flow declared once', () => {
     const requests = Array.from({ length: 2_000 }, () => nextFuzzRequest(random, credentials));
     const mine = requests.filter((fuzzed) => fuzzed.route === THROWAWAY);
     expect(mine.length).toBeGreaterThan(10);
-    expect(mine.some((fuzzed) => fuzzed.mutations.length === 0 && fuzzed.method === 'POST' && /^\/throwaway\/v1\//.test(fuzzed.target))).toBe(true);
+    expect(
+      mine.some(
+        (fuzzed) =>
+          fuzzed.mutations.length === 0 && fuzzed.method === 'POST' && /^\/throwaway\/v1\//.test(fuzzed.target),
+      ),
+    ).toBe(true);
   });
 });

@@ -40,7 +40,15 @@ describe('clientAddressOf with the Azure default (X-Forwarded-For, one trusted h
   it('is unknown when the header is missing, empty, or its last entry is not an IP address', () => {
     expect(clientAddressOf(new Headers(), rule)).toBeUndefined();
     expect(clientAddressOf(xff(''), rule)).toBeUndefined();
-    for (const last of ['unknown', '_hidden', 'evil.example', '203.0.113.7, ', '999.1.1.1', '1.2.3.4:99999', `${'1'.repeat(3000)}`]) {
+    for (const last of [
+      'unknown',
+      '_hidden',
+      'evil.example',
+      '203.0.113.7, ',
+      '999.1.1.1',
+      '1.2.3.4:99999',
+      `${'1'.repeat(3000)}`,
+    ]) {
       expect(clientAddressOf(xff(`198.51.100.1, ${last}`), rule), last).toBeUndefined();
     }
   });
@@ -86,18 +94,31 @@ describe('through the shared function wrapper', () => {
   });
 
   async function seenWith(env: Record<string, string>, headers: Record<string, string>): Promise<string | null> {
-    const services = await createServices(loadConfig({ STS_LEDGER_MODE: 'off', STS_LOCAL_STORE_PATH: join(folder, 'secrets.json'), ...env }));
+    const services = await createServices(
+      loadConfig({ STS_LEDGER_MODE: 'off', STS_LOCAL_STORE_PATH: join(folder, 'secrets.json'), ...env }),
+    );
     const request = new HttpRequest({ method: 'GET', url: 'https://sts.test.example/test/client-address', headers });
-    const init = (await reportAddress.handlerFor(services)(request, new InvocationContext({ functionName: 'issueToken' }))) as HttpResponseInit;
+    const init = (await reportAddress.handlerFor(services)(
+      request,
+      new InvocationContext({ functionName: 'issueToken' }),
+    )) as HttpResponseInit;
     return (JSON.parse(init.body as string) as { clientIp: string | null }).clientIp;
   }
 
   it('hands every flow the address under the configured rule: forged, missing and multi-hop', async () => {
     expect(await seenWith({}, { 'x-forwarded-for': '198.51.100.1, 203.0.113.7:50412' })).toBe('203.0.113.7');
     expect(await seenWith({}, {})).toBeNull();
-    expect(await seenWith({ STS_TRUSTED_PROXY_HOPS: '2' }, { 'x-forwarded-for': '198.51.100.66, 203.0.113.7, 10.1.2.3:5000' })).toBe('203.0.113.7');
-    expect(await seenWith({ STS_CLIENT_ADDRESS_HEADER: 'X-Azure-ClientIP' }, { 'x-forwarded-for': '198.51.100.1', 'x-azure-clientip': '203.0.113.7' })).toBe(
-      '203.0.113.7',
-    );
+    expect(
+      await seenWith(
+        { STS_TRUSTED_PROXY_HOPS: '2' },
+        { 'x-forwarded-for': '198.51.100.66, 203.0.113.7, 10.1.2.3:5000' },
+      ),
+    ).toBe('203.0.113.7');
+    expect(
+      await seenWith(
+        { STS_CLIENT_ADDRESS_HEADER: 'X-Azure-ClientIP' },
+        { 'x-forwarded-for': '198.51.100.1', 'x-azure-clientip': '203.0.113.7' },
+      ),
+    ).toBe('203.0.113.7');
   });
 });

@@ -27,7 +27,16 @@ describe('defaults (local run)', () => {
       wrapIssuer: 'http://localhost:7071/',
       lifetimes: { mixedRealitySeconds: 86_400, cognitiveSeconds: 600, wrapSeconds: 10_800 },
       secretStore: { kind: 'file', path: '.sts/secrets.json' },
-      secretCache: { maxAgeSeconds: 300, negativeMaxAgeSeconds: 30, maxEntries: 10_000, maxStaleSeconds: 3_600, vaultTimeoutMs: 3_000, vaultReadsPerSecond: 100, vaultReadsPerClientPerSecond: 10, indexRefreshSeconds: 60 },
+      secretCache: {
+        maxAgeSeconds: 300,
+        negativeMaxAgeSeconds: 30,
+        maxEntries: 10_000,
+        maxStaleSeconds: 3_600,
+        vaultTimeoutMs: 3_000,
+        vaultReadsPerSecond: 100,
+        vaultReadsPerClientPerSecond: 10,
+        indexRefreshSeconds: 60,
+      },
       ledger: {
         mode: 'required',
         tableName: 'issuance',
@@ -61,12 +70,19 @@ describe('defaults (local run)', () => {
   });
 
   it('reads the client-address rule: header name lower-cased, hops 1-10, anything else refused by name', () => {
-    expect(loadConfig({ ...LOCAL, STS_CLIENT_ADDRESS_HEADER: ' X-Azure-ClientIP ', STS_TRUSTED_PROXY_HOPS: '2' }).clientAddress).toEqual({
+    expect(
+      loadConfig({ ...LOCAL, STS_CLIENT_ADDRESS_HEADER: ' X-Azure-ClientIP ', STS_TRUSTED_PROXY_HOPS: '2' })
+        .clientAddress,
+    ).toEqual({
       header: 'x-azure-clientip',
       trustedHops: 2,
     });
-    expect(() => loadConfig({ ...LOCAL, STS_CLIENT_ADDRESS_HEADER: 'x forwarded' })).toThrow(/STS_CLIENT_ADDRESS_HEADER must be a header name/);
-    expect(() => loadConfig({ ...LOCAL, STS_TRUSTED_PROXY_HOPS: '0' })).toThrow(/STS_TRUSTED_PROXY_HOPS must be between 1 and 10/);
+    expect(() => loadConfig({ ...LOCAL, STS_CLIENT_ADDRESS_HEADER: 'x forwarded' })).toThrow(
+      /STS_CLIENT_ADDRESS_HEADER must be a header name/,
+    );
+    expect(() => loadConfig({ ...LOCAL, STS_TRUSTED_PROXY_HOPS: '0' })).toThrow(
+      /STS_TRUSTED_PROXY_HOPS must be between 1 and 10/,
+    );
   });
 
   it('treats empty and blank values as unset (local.settings.sample.json ships empty strings)', () => {
@@ -77,7 +93,9 @@ describe('defaults (local run)', () => {
   });
 
   it('refuses to start with the ledger required and nowhere to write it', () => {
-    expect(problemsOf({})).toEqual(['STS_LEDGER_CONNECTION_STRING or STS_LEDGER_TABLE_URL is required unless STS_LEDGER_MODE=off']);
+    expect(problemsOf({})).toEqual([
+      'STS_LEDGER_CONNECTION_STRING or STS_LEDGER_TABLE_URL is required unless STS_LEDGER_MODE=off',
+    ]);
   });
 });
 
@@ -103,38 +121,53 @@ describe('malformed settings are named', () => {
     for (const bad of ['ten', '12.5', '-1', '1e3', '0x10']) {
       expect(problemsOf({ ...LOCAL, [name]: bad })).toEqual([`${name} must be a whole number (got "${bad}")`]);
     }
-    if (min > 0) expect(problemsOf({ ...LOCAL, [name]: String(min - 1) })).toEqual([`${name} must be between ${min} and ${max} (got ${min - 1})`]);
-    expect(problemsOf({ ...LOCAL, [name]: String(max + 1) })).toEqual([`${name} must be between ${min} and ${max} (got ${max + 1})`]);
+    if (min > 0)
+      expect(problemsOf({ ...LOCAL, [name]: String(min - 1) })).toEqual([
+        `${name} must be between ${min} and ${max} (got ${min - 1})`,
+      ]);
+    expect(problemsOf({ ...LOCAL, [name]: String(max + 1) })).toEqual([
+      `${name} must be between ${min} and ${max} (got ${max + 1})`,
+    ]);
     expect(() => loadConfig({ ...LOCAL, [name]: String(min) })).not.toThrow();
     expect(() => loadConfig({ ...LOCAL, [name]: String(max) })).not.toThrow();
   });
 
   it.each(['STS_ISSUER', 'STS_WRAP_ISSUER', 'STS_LEDGER_TABLE_URL'])('%s must be an absolute http(s) URL', (name) => {
-    expect(problemsOf({ ...LOCAL, [name]: 'sts.contoso.com' })).toEqual([`${name} must be an absolute URL (got "sts.contoso.com")`]);
+    expect(problemsOf({ ...LOCAL, [name]: 'sts.contoso.com' })).toEqual([
+      `${name} must be an absolute URL (got "sts.contoso.com")`,
+    ]);
     expect(problemsOf({ ...LOCAL, [name]: 'ftp://sts.contoso.com/' })).toEqual([`${name} must be an http(s) URL`]);
   });
 
   it('KEY_VAULT_URL must be an https URL', () => {
-    expect(problemsOf({ ...LOCAL, KEY_VAULT_URL: 'http://vault.example/' })).toEqual(['KEY_VAULT_URL must use https in Azure']);
-    expect(problemsOf({ ...LOCAL, KEY_VAULT_URL: 'my-vault' })).toEqual(['KEY_VAULT_URL must be an absolute URL (got "my-vault")']);
+    expect(problemsOf({ ...LOCAL, KEY_VAULT_URL: 'http://vault.example/' })).toEqual([
+      'KEY_VAULT_URL must use https in Azure',
+    ]);
+    expect(problemsOf({ ...LOCAL, KEY_VAULT_URL: 'my-vault' })).toEqual([
+      'KEY_VAULT_URL must be an absolute URL (got "my-vault")',
+    ]);
   });
 
   it('STS_LEDGER_MODE must be required, best-effort or off', () => {
-    expect(problemsOf({ STS_LEDGER_MODE: 'sometimes', STS_LEDGER_CONNECTION_STRING: 'UseDevelopmentStorage=true' })).toEqual([
-      'STS_LEDGER_MODE must be one of required, best-effort, off (got "sometimes")',
-    ]);
+    expect(
+      problemsOf({ STS_LEDGER_MODE: 'sometimes', STS_LEDGER_CONNECTION_STRING: 'UseDevelopmentStorage=true' }),
+    ).toEqual(['STS_LEDGER_MODE must be one of required, best-effort, off (got "sometimes")']);
   });
 
   it('STS_LEDGER_TABLE must be a valid table name', () => {
     // 53 at most: each hour's table appends yyyyMMddHH, and a table name has at most 63 characters.
     for (const bad of ['ab', '1issuance', 'issuance-log', 'x'.repeat(54)]) {
-      expect(problemsOf({ ...LOCAL, STS_LEDGER_TABLE: bad })).toEqual(['STS_LEDGER_TABLE must be 3-53 letters and digits, starting with a letter']);
+      expect(problemsOf({ ...LOCAL, STS_LEDGER_TABLE: bad })).toEqual([
+        'STS_LEDGER_TABLE must be 3-53 letters and digits, starting with a letter',
+      ]);
     }
     expect(loadConfig({ ...LOCAL, STS_LEDGER_TABLE: 'x'.repeat(53) }).ledger.tableName).toBe('x'.repeat(53));
   });
 
   it('STS_LEDGER_RETENTION_HOURS and STS_LEDGER_CLIENT_ADDRESS are checked', () => {
-    expect(loadConfig({ ...LOCAL, STS_LEDGER_RETENTION_HOURS: '24', STS_LEDGER_CLIENT_ADDRESS: 'keyed-hash' }).ledger).toMatchObject({
+    expect(
+      loadConfig({ ...LOCAL, STS_LEDGER_RETENTION_HOURS: '24', STS_LEDGER_CLIENT_ADDRESS: 'keyed-hash' }).ledger,
+    ).toMatchObject({
       retentionHours: 24,
       clientAddress: 'keyed-hash',
     });
@@ -145,8 +178,19 @@ describe('malformed settings are named', () => {
   });
 
   it('lists every problem at once, so one failed start names them all', () => {
-    const problems = problemsOf({ STS_ISSUER: 'nope', STS_LEDGER_MODE: 'maybe', STS_MAX_BODY_BYTES: 'big', STS_VAULT_TIMEOUT_MS: '5' });
-    expect(problems.map((p) => p.split(' ')[0])).toEqual(['STS_ISSUER', 'STS_LEDGER_MODE', 'STS_LEDGER_CONNECTION_STRING', 'STS_VAULT_TIMEOUT_MS', 'STS_MAX_BODY_BYTES']);
+    const problems = problemsOf({
+      STS_ISSUER: 'nope',
+      STS_LEDGER_MODE: 'maybe',
+      STS_MAX_BODY_BYTES: 'big',
+      STS_VAULT_TIMEOUT_MS: '5',
+    });
+    expect(problems.map((p) => p.split(' ')[0])).toEqual([
+      'STS_ISSUER',
+      'STS_LEDGER_MODE',
+      'STS_LEDGER_CONNECTION_STRING',
+      'STS_VAULT_TIMEOUT_MS',
+      'STS_MAX_BODY_BYTES',
+    ]);
     expect(() => loadConfig({ STS_ISSUER: 'nope' })).toThrow(/STS_ISSUER must be an absolute URL/);
   });
 });
@@ -175,19 +219,30 @@ describe('Azure (WEBSITE_INSTANCE_ID set)', () => {
   });
 
   it('requires the issuer to use https', () => {
-    expect(problemsOf({ ...AZURE, STS_ISSUER: 'http://sts.contoso.com/' })).toEqual(['STS_ISSUER must use https in Azure']);
+    expect(problemsOf({ ...AZURE, STS_ISSUER: 'http://sts.contoso.com/' })).toEqual([
+      'STS_ISSUER must use https in Azure',
+    ]);
   });
 
   it('requires KEY_VAULT_URL (the embedded file store is for local runs)', () => {
     const { KEY_VAULT_URL: _omitted, ...withoutVault } = AZURE;
-    expect(problemsOf(withoutVault)).toEqual(['KEY_VAULT_URL is required in Azure (the embedded file store is for local runs)']);
+    expect(problemsOf(withoutVault)).toEqual([
+      'KEY_VAULT_URL is required in Azure (the embedded file store is for local runs)',
+    ]);
   });
 });
 
 describe('the configuration object', () => {
   it('is frozen all the way down', () => {
     const config = loadConfig(LOCAL);
-    for (const part of [config, config.lifetimes, config.secretStore, config.secretCache, config.ledger, config.limits]) {
+    for (const part of [
+      config,
+      config.lifetimes,
+      config.secretStore,
+      config.secretCache,
+      config.ledger,
+      config.limits,
+    ]) {
       expect(Object.isFrozen(part)).toBe(true);
     }
     expect(() => {

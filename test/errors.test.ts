@@ -28,7 +28,9 @@ describe('refusal codes', () => {
   });
 
   it('429 and 503 carry their fixed public text when the thrower gives none', () => {
-    expect(new StsError('ERR_STS_RATE_LIMITED', undefined).publicMessage).toBe('Too many failed attempts. Retry later.');
+    expect(new StsError('ERR_STS_RATE_LIMITED', undefined).publicMessage).toBe(
+      'Too many failed attempts. Retry later.',
+    );
     expect(new StsError('ERR_STS_UNAVAILABLE', undefined).publicMessage).toBe(
       'The token service is temporarily unavailable. Retry later.',
     );

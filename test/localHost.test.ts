@@ -12,7 +12,11 @@ import { demoCurlGuide, ensureDemoCredentials } from '../tools/demoCredentials.j
 import { projectRoot } from '../tools/localHost/projectPaths.js';
 import { ensureLocalTlsCertificate } from '../tools/localHost/tlsCertificate.js';
 import { loadConfig } from '../shared/config.js';
-import { createCognitiveResource, createMixedRealityAccount, ensureSigningKey } from '../tools/sts/credentials/provisioning.js';
+import {
+  createCognitiveResource,
+  createMixedRealityAccount,
+  ensureSigningKey,
+} from '../tools/sts/credentials/provisioning.js';
 import type { CognitiveResource, MixedRealityAccount } from '../shared/credentials/records.js';
 import { defineStsFunction } from '../shared/http/stsFunction.js';
 import { FileSecretStore } from '../shared/secrets/fileSecretStore.js';
@@ -119,7 +123,15 @@ describe('routing like the Functions host', () => {
   const log: string[] = [];
   const timers = manualTimers();
   beforeAll(async () => {
-    host = await startLocalHost({ definitions: FAKES, port: 0, maxBodyBytes: 1_024, requestTimeoutMs: 300, timers, homepageDisabled: false, log: (l) => log.push(l) });
+    host = await startLocalHost({
+      definitions: FAKES,
+      port: 0,
+      maxBodyBytes: 1_024,
+      requestTimeoutMs: 300,
+      timers,
+      homepageDisabled: false,
+      log: (l) => log.push(l),
+    });
   });
   afterAll(() => host.close());
 
@@ -168,7 +180,13 @@ describe('routing like the Functions host', () => {
 
   it('answers an empty 404 for unknown paths, including the /api prefix host.json turns off', async () => {
     const before = calls;
-    for (const path of ['/nope', '/api/accounts/abc/token', '/accounts/abc', '/accounts/abc/token/extra', '/accounts//token']) {
+    for (const path of [
+      '/nope',
+      '/api/accounts/abc/token',
+      '/accounts/abc',
+      '/accounts/abc/token/extra',
+      '/accounts//token',
+    ]) {
       expectBareHostAnswer(await call(`${host.url}${path}`), 404);
     }
     expect(calls).toBe(before);
@@ -202,11 +220,18 @@ describe('routing like the Functions host', () => {
           res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
         }).on('error', reject);
       });
-    for (const path of ['/x/../accounts/abc/token', '/accounts/./abc/token', '/accounts/abc/x/%2E%2E/token', '/../../accounts/abc/token?q=1']) {
+    for (const path of [
+      '/x/../accounts/abc/token',
+      '/accounts/./abc/token',
+      '/accounts/abc/x/%2E%2E/token',
+      '/../../accounts/abc/token?q=1',
+    ]) {
       const response = await rawGet(path);
       expect(response.status, path).toBe(200);
       expect(seenOf(response.text), path).toMatchObject({ functionName: 'accountToken', params: { accountId: 'abc' } });
-      expect(seenOf(response.text).url, path).toBe(`http://127.0.0.1:${host.port}/accounts/abc/token${path.includes('?') ? '?q=1' : ''}`);
+      expect(seenOf(response.text).url, path).toBe(
+        `http://127.0.0.1:${host.port}/accounts/abc/token${path.includes('?') ? '?q=1' : ''}`,
+      );
     }
     expect((await rawGet('/accounts/abc/token/../../x')).status).toBe(404);
   });
@@ -214,10 +239,18 @@ describe('routing like the Functions host', () => {
   it('hands the handler a real HttpRequest and InvocationContext whose invocation id is the logged request id', async () => {
     const response = await call(`${host.url}/WRAPv0.9/?q=1`, { method: 'POST', body: 'wrap_name=owner' });
     const seen = seenOf(response.text);
-    expect(seen).toMatchObject({ method: 'POST', realRequest: true, realContext: true, functionName: 'wrap', bodyLength: 15 });
+    expect(seen).toMatchObject({
+      method: 'POST',
+      realRequest: true,
+      realContext: true,
+      functionName: 'wrap',
+      bodyLength: 15,
+    });
     expect(seen.url).toBe(`${host.url}/WRAPv0.9/?q=1`);
     expect(seen.invocationId).toMatch(UUID);
-    expect(log).toContain(`POST /WRAPv0.9/ 200 ${/ (\d+)ms /.exec(log.find((l) => l.endsWith(seen.invocationId)) ?? '')?.[1]}ms ${seen.invocationId}`);
+    expect(log).toContain(
+      `POST /WRAPv0.9/ 200 ${/ (\d+)ms /.exec(log.find((l) => l.endsWith(seen.invocationId)) ?? '')?.[1]}ms ${seen.invocationId}`,
+    );
     expect(log).toContain(`[information] wrap ${seen.invocationId} echo handler ran`);
   });
 
@@ -298,25 +331,37 @@ describe('limits', () => {
   });
 
   it("answers Kestrel's empty 431 for headers over 32 KiB or more than 100 fields", async () => {
-    expectBareHostAnswer(await call(`${host.url}/accounts/abc/token`, { headers: { 'x-pad': 'a'.repeat(33_000) } }), 431);
+    expectBareHostAnswer(
+      await call(`${host.url}/accounts/abc/token`, { headers: { 'x-pad': 'a'.repeat(33_000) } }),
+      431,
+    );
     const fields = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`x-h${i}`, '1']));
     // undici adds host, connection; the count is of fields as sent.
     expect((await call(`${host.url}/accounts/abc/token`, { headers: fields(98) })).status).toBe(200);
     expectBareHostAnswer(await call(`${host.url}/accounts/abc/token`, { headers: fields(99) }), 431);
     // Far beyond, Node itself stops reading the head: still a 431, logged.
-    expect((await call(`${host.url}/accounts/abc/token`, { headers: { 'x-pad': 'a'.repeat(60_000) } })).status).toBe(431);
+    expect((await call(`${host.url}/accounts/abc/token`, { headers: { 'x-pad': 'a'.repeat(60_000) } })).status).toBe(
+      431,
+    );
     expect(log.some((l) => / 431 .*HPE_HEADER_OVERFLOW/.test(l))).toBe(true);
   });
 
   it('hands repeated Authorization headers to the handler joined with ", ", as the Functions host does', async () => {
-    const response = await call(`${host.url}/accounts/abc/token`, { headers: { authorization: ['Bearer first', 'Bearer second'] } });
+    const response = await call(`${host.url}/accounts/abc/token`, {
+      headers: { authorization: ['Bearer first', 'Bearer second'] },
+    });
     expect(response.status).toBe(200);
     expect(seenOf(response.text).authorization).toBe('Bearer first, Bearer second');
-    expect(seenOf((await call(`${host.url}/accounts/abc/token`, { headers: { authorization: 'Bearer one' } })).text).authorization).toBe('Bearer one');
+    expect(
+      seenOf((await call(`${host.url}/accounts/abc/token`, { headers: { authorization: 'Bearer one' } })).text)
+        .authorization,
+    ).toBe('Bearer one');
   });
 
   it('gives the handler the socket address as the only X-Forwarded-For entry, forged or missing alike', async () => {
-    const forged = await call(`${host.url}/accounts/abc/token`, { headers: { 'x-forwarded-for': '203.0.113.9, 198.51.100.7' } });
+    const forged = await call(`${host.url}/accounts/abc/token`, {
+      headers: { 'x-forwarded-for': '203.0.113.9, 198.51.100.7' },
+    });
     expect(seenOf(forged.text).forwardedFor).toBe('127.0.0.1');
     expect(seenOf((await call(`${host.url}/accounts/abc/token`)).text).forwardedFor).toBe('127.0.0.1');
   });
@@ -346,9 +391,13 @@ describe('TLS (--https)', () => {
       const response = await call(`${host.url}/accounts/abc/token`, { dispatcher: trusting });
       expect(response.status).toBe(200);
       expect(seenOf(response.text).url).toMatch(/^https:/);
-      const localhost = await call(`${host.url.replace('127.0.0.1', 'localhost')}/accounts/abc/token`, { dispatcher: trusting });
+      const localhost = await call(`${host.url.replace('127.0.0.1', 'localhost')}/accounts/abc/token`, {
+        dispatcher: trusting,
+      });
       expect(localhost.status).toBe(200);
-      await expect(request(`${host.url}/accounts/abc/token`, { dispatcher: untrusting })).rejects.toThrow(/self[- ]signed|certificate/i);
+      await expect(request(`${host.url}/accounts/abc/token`, { dispatcher: untrusting })).rejects.toThrow(
+        /self[- ]signed|certificate/i,
+      );
     } finally {
       await Promise.all([trusting.close(), untrusting.close()]);
       await host.close();
@@ -374,7 +423,9 @@ describe('graceful close', () => {
     const closing = host.close().then(() => (closed = true));
     const fresh = new Agent();
     try {
-      await expect(request(`${host.url}/slow`, { dispatcher: fresh })).rejects.toThrow(/ECONNREFUSED|other side closed|socket/i);
+      await expect(request(`${host.url}/slow`, { dispatcher: fresh })).rejects.toThrow(
+        /ECONNREFUSED|other side closed|socket/i,
+      );
     } finally {
       await fresh.close();
     }
@@ -398,7 +449,14 @@ describe('graceful close', () => {
       return new Promise(() => {});
     });
     const timers = manualTimers();
-    const host = await startLocalHost({ definitions: [hangs], port: 0, shutdownGraceMs: 200, requestTimeoutMs: 60_000, timers, log: () => {} });
+    const host = await startLocalHost({
+      definitions: [hangs],
+      port: 0,
+      shutdownGraceMs: 200,
+      requestTimeoutMs: 60_000,
+      timers,
+      log: () => {},
+    });
     const inFlight = request(`${host.url}/hangs`).then(
       () => 'answered',
       () => 'cut',
@@ -423,7 +481,11 @@ describe('with the real function definitions', () => {
     const store = new FileSecretStore(join(storeFolder, 'secrets.json'));
     await ensureSigningKey(store);
     account = await createMixedRealityAccount(store, { accountDomain: 'eastus2.mixedreality.azure.com' });
-    speech = await createCognitiveResource(store, { name: 'speech-host-test', region: 'eastus', resourceKind: 'SpeechServices' });
+    speech = await createCognitiveResource(store, {
+      name: 'speech-host-test',
+      region: 'eastus',
+      resourceKind: 'SpeechServices',
+    });
   });
   afterEach(async () => {
     await host?.close();
@@ -431,7 +493,10 @@ describe('with the real function definitions', () => {
   });
   afterAll(() => rm(storeFolder, { recursive: true, force: true }));
 
-  const env = (): Record<string, string> => ({ STS_LOCAL_STORE_PATH: join(storeFolder, 'secrets.json'), STS_ISSUER: 'https://sts.test.example/' });
+  const env = (): Record<string, string> => ({
+    STS_LOCAL_STORE_PATH: join(storeFolder, 'secrets.json'),
+    STS_ISSUER: 'https://sts.test.example/',
+  });
 
   it('issues a Mixed Reality token on /Accounts/ and /accounts/ with Content-Length, and logs neither key nor token', async () => {
     host = await startTestHost({ env: env() });
@@ -446,7 +511,9 @@ describe('with the real function definitions', () => {
       tokens.push((JSON.parse(response.text) as { AccessToken: string }).AccessToken);
     }
     const refused = await call(`${host.url}/accounts/${account.accountId}/token`, {
-      headers: { authorization: `Bearer ${account.accountId}:${account.keys[0].replace(/^./, (c) => (c === 'A' ? 'B' : 'A'))}` },
+      headers: {
+        authorization: `Bearer ${account.accountId}:${account.keys[0].replace(/^./, (c) => (c === 'A' ? 'B' : 'A'))}`,
+      },
     });
     expect(refused.status).toBe(401);
 
@@ -460,10 +527,15 @@ describe('with the real function definitions', () => {
 
   it('issues a Cognitive token on lower-case issuetoken with the key in the query, and never logs the query', async () => {
     host = await startTestHost({ env: env() });
-    const response = await call(`${host.url}/sts/v1.0/issuetoken?Subscription-Key=${speech.keys[0]}`, { method: 'POST', body: '' });
+    const response = await call(`${host.url}/sts/v1.0/issuetoken?Subscription-Key=${speech.keys[0]}`, {
+      method: 'POST',
+      body: '',
+    });
     expect(response.status).toBe(200);
     expect(response.text).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+$/);
-    expect(host.logLines).toContainEqual(expect.stringMatching(/^POST \/sts\/v1\.0\/issuetoken 200 \d+ms [0-9a-f-]{36}$/));
+    expect(host.logLines).toContainEqual(
+      expect.stringMatching(/^POST \/sts\/v1\.0\/issuetoken 200 \d+ms [0-9a-f-]{36}$/),
+    );
     const logged = host.logLines.join('\n');
     for (const secret of [speech.keys[0], response.text, 'Subscription-Key']) expect(logged).not.toContain(secret);
   });
@@ -504,11 +576,14 @@ describe('with the real function definitions', () => {
     host = await startTestHost({ env: env() });
     const other = await startTestHost({ env: { ...env(), STS_ISSUER: 'https://sts.other.test.example/' } });
     try {
-      const issuerOf = async (url: string) => (JSON.parse((await call(`${url}/.well-known/openid-configuration`)).text) as { issuer: string }).issuer;
+      const issuerOf = async (url: string) =>
+        (JSON.parse((await call(`${url}/.well-known/openid-configuration`)).text) as { issuer: string }).issuer;
       expect(await issuerOf(host.url)).toBe('https://sts.test.example/');
       expect(await issuerOf(other.url)).toBe('https://sts.other.test.example/');
       const id = randomUUID();
-      expect((await call(`${host.url}/accounts/${id}/token`, { headers: { authorization: `Bearer ${id}:x` } })).status).toBe(401);
+      expect(
+        (await call(`${host.url}/accounts/${id}/token`, { headers: { authorization: `Bearer ${id}:x` } })).status,
+      ).toBe(401);
     } finally {
       await other.close();
     }
@@ -533,19 +608,29 @@ describe('the demo credentials of the first `npm start`', () => {
     if (first.outcome !== 'created') throw new Error(`expected creation, got ${first.outcome}`);
     expect(await ensureDemoCredentials(config)).toEqual({ outcome: 'store exists', storePath });
     expect(
-      await ensureDemoCredentials(loadConfig({ STS_LEDGER_MODE: 'off', KEY_VAULT_URL: 'https://demo.vault.azure.net/', STS_LOCAL_STORE_PATH: join(folder, 'unused.json') })),
+      await ensureDemoCredentials(
+        loadConfig({
+          STS_LEDGER_MODE: 'off',
+          KEY_VAULT_URL: 'https://demo.vault.azure.net/',
+          STS_LOCAL_STORE_PATH: join(folder, 'unused.json'),
+        }),
+      ),
     ).toEqual({ outcome: 'key vault' });
 
     const demo = first.credentials;
     host = await startTestHost({ env: { STS_LOCAL_STORE_PATH: storePath } });
     const guide = demoCurlGuide(demo, { baseUrl: host.url });
-    for (const key of [demo.mixedReality.accountKey, demo.speech.key, demo.isvFace.key, demo.wrap.key]) expect(guide).toContain(key);
+    for (const key of [demo.mixedReality.accountKey, demo.speech.key, demo.isvFace.key, demo.wrap.key])
+      expect(guide).toContain(key);
 
     const mr = await call(`${host.url}/accounts/${demo.mixedReality.accountId}/token`, {
       headers: { authorization: `Bearer ${demo.mixedReality.accountId}:${demo.mixedReality.accountKey}` },
     });
     expect(mr.status).toBe(200);
-    const issued = await call(`${host.url}/sts/v1.0/issueToken`, { method: 'POST', headers: { 'ocp-apim-subscription-key': demo.speech.key, 'content-length': '0' } });
+    const issued = await call(`${host.url}/sts/v1.0/issueToken`, {
+      method: 'POST',
+      headers: { 'ocp-apim-subscription-key': demo.speech.key, 'content-length': '0' },
+    });
     expect(issued.status).toBe(200);
     const limited = await call(`${host.url}/sts/v1.0/issueLimitedAccessToken?expiredTime=3600`, {
       method: 'POST',
@@ -563,12 +648,17 @@ describe('the demo credentials of the first `npm start`', () => {
     const wrap = await call(`${host.url}/WRAPv0.9/`, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ wrap_name: demo.wrap.name, wrap_password: demo.wrap.key, wrap_scope: demo.wrap.scope }).toString(),
+      body: new URLSearchParams({
+        wrap_name: demo.wrap.name,
+        wrap_password: demo.wrap.key,
+        wrap_scope: demo.wrap.scope,
+      }).toString(),
     });
     expect(wrap.status).toBe(200);
     expect(wrap.text).toMatch(/^wrap_access_token=.+&wrap_access_token_expires_in=\d+$/);
 
     const logged = host.logLines.join('\n');
-    for (const key of [demo.mixedReality.accountKey, demo.speech.key, demo.isvFace.key, demo.wrap.key]) expect(logged).not.toContain(key);
+    for (const key of [demo.mixedReality.accountKey, demo.speech.key, demo.isvFace.key, demo.wrap.key])
+      expect(logged).not.toContain(key);
   });
 });

@@ -27,7 +27,10 @@ const run = promisify(execFile);
 /** The functions that are not flows, so not in the flow catalogue: the health probe and the timer. */
 const OTHER_FUNCTIONS = ['health health', 'ledgerRetention timer 0 7 * * * *'];
 /** Every function, `name route` (or `name timer schedule`), in name order (as the artifact lists its entries). */
-const EXPECTED_FUNCTIONS = [...flowNames.map((flow) => `${flow} ${flowCatalogue[flow].route}`), ...OTHER_FUNCTIONS].sort();
+const EXPECTED_FUNCTIONS = [
+  ...flowNames.map((flow) => `${flow} ${flowCatalogue[flow].route}`),
+  ...OTHER_FUNCTIONS,
+].sort();
 const FIVE_MB = 5 * 1024 * 1024;
 /** The user-agent prefix each Azure SDK compiles in: a string that survives minifying and exists only in that SDK. */
 const AZURE_SDK_USER_AGENTS = ['azsdk-js-identity', 'azsdk-js-keyvault-secrets', 'azsdk-js-data-tables'];
@@ -49,8 +52,11 @@ describe('npm run package', () => {
 
   it('is one bundled ES module per function, with source maps, host.json and a package.json whose main finds them', async () => {
     expect(result.entries).toEqual(EXPECTED_FUNCTIONS.map((line) => `dist/functions/${line.split(' ')[0]}.js`));
-    for (const file of result.files.filter((f) => f.endsWith('.js'))) expect(result.files, file).toContain(`${file}.map`);
-    expect(result.files).toEqual(expect.arrayContaining(['host.json', 'package.json', 'local.settings.json', '.funcignore']));
+    for (const file of result.files.filter((f) => f.endsWith('.js')))
+      expect(result.files, file).toContain(`${file}.map`);
+    expect(result.files).toEqual(
+      expect.arrayContaining(['host.json', 'package.json', 'local.settings.json', '.funcignore']),
+    );
     expect(result.files.filter((f) => f.startsWith('node_modules/'))).toEqual([]);
     expect(result.files.filter((f) => f.endsWith('.ts'))).toEqual([]);
     expect(result.bytes).toBeLessThanOrEqual(FIVE_MB);
@@ -98,9 +104,23 @@ describe('npm run package', () => {
       const response = await mixedReality.handler(request, { invocationId: crypto.randomUUID(), functionName: 'mixedRealityToken', log: quiet, trace: quiet, debug: quiet, info: quiet, warn: quiet, error: quiet });
       console.log(JSON.stringify({ beforeCall, afterCall: sdksIn(), status: response.status }));
       process.exit(0);`;
-    const env = { PATH: process.env.PATH ?? '', KEY_VAULT_URL: 'https://127.0.0.1:1/', STS_ISSUER: 'https://sts.test.example/', STS_LEDGER_MODE: 'off', STS_VAULT_TIMEOUT_MS: '2000' };
-    const { stdout } = await run(process.execPath, ['--input-type=module', '-e', probe], { cwd: artifact, env, timeout: 60_000 });
-    const seen = JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}') as { beforeCall: string[]; afterCall: string[]; status: number };
+    const env = {
+      PATH: process.env.PATH ?? '',
+      KEY_VAULT_URL: 'https://127.0.0.1:1/',
+      STS_ISSUER: 'https://sts.test.example/',
+      STS_LEDGER_MODE: 'off',
+      STS_VAULT_TIMEOUT_MS: '2000',
+    };
+    const { stdout } = await run(process.execPath, ['--input-type=module', '-e', probe], {
+      cwd: artifact,
+      env,
+      timeout: 60_000,
+    });
+    const seen = JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}') as {
+      beforeCall: string[];
+      afterCall: string[];
+      status: number;
+    };
     expect(seen.beforeCall).toEqual([]);
     expect(seen.afterCall).toEqual(expect.arrayContaining(['azsdk-js-identity', 'azsdk-js-keyvault-secrets']));
     // No vault answers on port 1: the client gets the flow's "dependency unavailable", not a token and not a 500.
@@ -141,7 +161,10 @@ describe('npm run package', () => {
         names.push(name + ' ' + (route ?? 'timer ' + schedule));
       }
       console.log(JSON.stringify(names.sort()));`;
-    const { stdout } = await run(process.execPath, ['--input-type=module', '-e', probe], { cwd: artifact, env: { PATH: process.env.PATH ?? '' } });
+    const { stdout } = await run(process.execPath, ['--input-type=module', '-e', probe], {
+      cwd: artifact,
+      env: { PATH: process.env.PATH ?? '' },
+    });
     expect(JSON.parse(stdout.trim().split('\n').at(-1) ?? '[]')).toEqual(EXPECTED_FUNCTIONS);
   });
 
@@ -170,7 +193,10 @@ describe('npm run package', () => {
       });
       for (const file of ${JSON.stringify(result.entries)}) await import('./' + file);
       console.log(JSON.stringify({ registered: registered.sort(), timers, hooks }));`;
-    const { stdout, stderr } = await run(process.execPath, ['--input-type=module', '-e', probe], { cwd: artifact, env: { PATH: process.env.PATH ?? '' } });
+    const { stdout, stderr } = await run(process.execPath, ['--input-type=module', '-e', probe], {
+      cwd: artifact,
+      env: { PATH: process.env.PATH ?? '' },
+    });
     expect(JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}')).toEqual({
       registered: EXPECTED_FUNCTIONS.map((line) => line.split(' ')[0]),
       // The retention timer is a timer trigger on its schedule, which the host runs with host storage.
@@ -192,7 +218,11 @@ describe('npm run package', () => {
       account = await createMixedRealityAccount(store, { accountDomain: 'eastus2.mixedreality.azure.com' });
       // The artifact carries its own copy of the app, configured from the environment like in Azure. Each test
       // file runs in a process of its own, and the environment is restored afterwards.
-      Object.assign(process.env, { STS_LOCAL_STORE_PATH: join(work, 'secrets.json'), STS_ISSUER: 'https://sts.test.example/', STS_LEDGER_MODE: 'off' });
+      Object.assign(process.env, {
+        STS_LOCAL_STORE_PATH: join(work, 'secrets.json'),
+        STS_ISSUER: 'https://sts.test.example/',
+        STS_LEDGER_MODE: 'off',
+      });
       const app = await importCompiledApp(artifact);
       timerNames = app.timers.map((timer) => `${timer.name} ${timer.schedule}`);
       host = await startLocalHost({ definitions: app.http, host: '127.0.0.1', port: 0, log: () => {} });
@@ -223,12 +253,18 @@ describe('npm run package', () => {
       const { createLocalJWKSet, jwtVerify } = await import('jose');
       const jwks = await request(`${host.url}/.well-known/jwks.json`);
       expect(jwks.statusCode).toBe(200);
-      const verified = await jwtVerify(AccessToken, createLocalJWKSet((await jwks.body.json()) as Parameters<typeof createLocalJWKSet>[0]), {
-        issuer: 'https://sts.test.example/',
-      });
+      const verified = await jwtVerify(
+        AccessToken,
+        createLocalJWKSet((await jwks.body.json()) as Parameters<typeof createLocalJWKSet>[0]),
+        {
+          issuer: 'https://sts.test.example/',
+        },
+      );
       expect(verified.payload.aid).toBe(account.accountId);
 
-      const refused = await request(`${host.url}/accounts/${account.accountId}/token`, { headers: { authorization: `Bearer ${account.accountId}:wrong` } });
+      const refused = await request(`${host.url}/accounts/${account.accountId}/token`, {
+        headers: { authorization: `Bearer ${account.accountId}:wrong` },
+      });
       expect(refused.statusCode).toBe(401);
       await refused.body.dump();
     });

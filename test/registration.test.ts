@@ -41,7 +41,10 @@ const EXPECTED = [
     methods: ['POST'],
     correlationHeader: 'apim-request-id',
     errorShape: 'cognitive',
-    discovery: { member: 'limited_access_token_endpoint', url: 'https://sts.test.example/sts/v1.0/issueLimitedAccessToken' },
+    discovery: {
+      member: 'limited_access_token_endpoint',
+      url: 'https://sts.test.example/sts/v1.0/issueLimitedAccessToken',
+    },
   },
   {
     name: 'wrapToken',
@@ -58,7 +61,13 @@ const EXPECTED = [
     correlationHeader: 'x-ms-request-id',
     errorShape: 'oauthJson',
   },
-  { name: 'jwks', route: '.well-known/jwks.json', methods: ['GET'], correlationHeader: 'x-ms-request-id', errorShape: 'oauthJson' },
+  {
+    name: 'jwks',
+    route: '.well-known/jwks.json',
+    methods: ['GET'],
+    correlationHeader: 'x-ms-request-id',
+    errorShape: 'oauthJson',
+  },
 ] as const;
 
 /** Functions that are not token flows (not in the flow catalogue): the operator's health endpoint. */
@@ -71,7 +80,8 @@ const ERROR_BODY: Record<string, (answer: { body: string; headers: Headers }) =>
     expect(body).toBe('');
     expect(headers.get('www-authenticate')).toMatch(/^Invalid (token|request): /);
   },
-  cognitive: ({ body }) => expect(JSON.parse(body)).toEqual({ error: { code: expect.any(String), message: expect.any(String) } }),
+  cognitive: ({ body }) =>
+    expect(JSON.parse(body)).toEqual({ error: { code: expect.any(String), message: expect.any(String) } }),
   wrap: ({ body }) => expect(body).toMatch(/^Error:Code:\d{3}:SubCode:T0:Detail:.* :TraceID:[0-9a-f-]{36}:TimeStamp:/),
 };
 
@@ -113,7 +123,12 @@ describe('function registrations', () => {
     const file = files.find((f) => f.file === expected.name);
     expect(file, `functions/${expected.name}.ts`).toBeDefined();
     const { definition } = file as FunctionFile;
-    expect({ name: definition.name, route: definition.route, methods: definition.methods, authLevel: definition.authLevel }).toEqual({
+    expect({
+      name: definition.name,
+      route: definition.route,
+      methods: definition.methods,
+      authLevel: definition.authLevel,
+    }).toEqual({
       name: expected.name,
       route: expected.route,
       // OPTIONS on every flow's route, for browser preflights (docs/cors.md); /health is for operators only.
@@ -133,34 +148,48 @@ describe('function registrations', () => {
 
 describe('timer functions', () => {
   it('ledgerRetention: hourly at minute 7 (UTC), registered with app.timer with its own handler', () => {
-    expect(timerFiles.map((f) => [f.file, f.definition.name, f.definition.schedule])).toEqual([['ledgerRetention', 'ledgerRetention', '0 7 * * * *']]);
+    expect(timerFiles.map((f) => [f.file, f.definition.name, f.definition.schedule])).toEqual([
+      ['ledgerRetention', 'ledgerRetention', '0 7 * * * *'],
+    ]);
     expect(registeredTimers.map((r) => [r.name, r.options.schedule])).toEqual([['ledgerRetention', '0 7 * * * *']]);
     expect(registeredTimers[0]?.options.handler).toBe(timerFiles[0]?.definition.handler);
   });
 });
 
 describe('the flow catalogue', () => {
-  it('declares exactly the expected functions, and each with its API\'s error shape', () => {
+  it("declares exactly the expected functions, and each with its API's error shape", () => {
     expect(Object.keys(flowCatalogue).sort()).toEqual(EXPECTED.map((e) => e.name).sort());
-    for (const expected of EXPECTED) expect(flowCatalogue[expected.name].errorShape, expected.name).toBe(expected.errorShape);
+    for (const expected of EXPECTED)
+      expect(flowCatalogue[expected.name].errorShape, expected.name).toBe(expected.errorShape);
   });
 
   it('the discovery document lists every token endpoint, under its member, on its configured host', () => {
-    const document = buildDiscoveryDocument({ issuer: 'https://sts.test.example/', wrapIssuer: 'https://contoso-sb.test.example' });
-    const endpoints = Object.fromEntries(Object.entries(document).filter(([member]) => member.endsWith('_token_endpoint')));
-    expect(endpoints).toEqual(Object.fromEntries(EXPECTED.flatMap((e) => ('discovery' in e ? [[e.discovery.member, e.discovery.url]] : []))));
+    const document = buildDiscoveryDocument({
+      issuer: 'https://sts.test.example/',
+      wrapIssuer: 'https://contoso-sb.test.example',
+    });
+    const endpoints = Object.fromEntries(
+      Object.entries(document).filter(([member]) => member.endsWith('_token_endpoint')),
+    );
+    expect(endpoints).toEqual(
+      Object.fromEntries(EXPECTED.flatMap((e) => ('discovery' in e ? [[e.discovery.member, e.discovery.url]] : []))),
+    );
   });
 
-  it('each function answers with its API\'s correlation header; a token request without a credential is refused in its shape', async () => {
+  it("each function answers with its API's correlation header; a token request without a credential is refused in its shape", async () => {
     const host = await startTestHost({ env: { STS_ISSUER: 'https://sts.test.example/' } });
     try {
       for (const expected of EXPECTED) {
         const path = expected.route.replace('{accountId}', '3f616cd1-c82e-4d20-9118-29717f9b97f9');
         const response = await fetch(`${host.url}/${path}`, { method: expected.methods[0] });
         const answer = { body: await response.text(), headers: response.headers };
-        expect(response.headers.get(expected.correlationHeader), `${expected.name}: ${expected.correlationHeader}`).toBeTruthy();
+        expect(
+          response.headers.get(expected.correlationHeader),
+          `${expected.name}: ${expected.correlationHeader}`,
+        ).toBeTruthy();
         for (const other of ['ms-cv', 'apim-request-id', 'request-id', 'x-ms-request-id']) {
-          if (other !== expected.correlationHeader) expect(response.headers.get(other), `${expected.name}: no ${other}`).toBeNull();
+          if (other !== expected.correlationHeader)
+            expect(response.headers.get(other), `${expected.name}: no ${other}`).toBeNull();
         }
         const checkBody = ERROR_BODY[expected.errorShape];
         if (checkBody) {
@@ -178,7 +207,9 @@ describe('HTTP streaming', () => {
   it('is switched on with app.setup once, before any function registers (the library refuses it later)', () => {
     expect(appCalls[0]).toBe('setup {"enableHttpStream":true}');
     expect(appCalls.filter((call) => call.startsWith('setup '))).toHaveLength(1);
-    expect(appCalls.slice(1).sort()).toEqual([...ALL_NAMES.map((name) => `http ${name}`), 'timer ledgerRetention'].sort());
+    expect(appCalls.slice(1).sort()).toEqual(
+      [...ALL_NAMES.map((name) => `http ${name}`), 'timer ledgerRetention'].sort(),
+    );
   });
 });
 
@@ -187,11 +218,19 @@ describe('app wiring read by the Functions host', () => {
     const manifest = await readJson('package.json');
     const build = await readJson('tsconfig.build.json');
     const main = manifest.main as string;
-    const compilerOptions = ((await readJson('tsconfig.json')).compilerOptions ?? {}) as { outDir?: string; rootDir?: string };
+    const compilerOptions = ((await readJson('tsconfig.json')).compilerOptions ?? {}) as {
+      outDir?: string;
+      rootDir?: string;
+    };
     // The build keeps the source layout under outDir: functions/x.ts -> dist/functions/x.js.
     expect(compilerOptions).toMatchObject({ outDir: 'dist', rootDir: '.' });
     expect(build.include).toEqual(expect.arrayContaining(['functions/**/*.ts']));
-    const pattern = new RegExp(`^${main.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('[^/]*')}$`);
+    const pattern = new RegExp(
+      `^${main
+        .split('*')
+        .map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+        .join('[^/]*')}$`,
+    );
     for (const { file } of files) expect(`dist/functions/${file}.js`).toMatch(pattern);
     expect('dist/shared/config.js').not.toMatch(pattern);
   });

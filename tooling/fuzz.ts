@@ -40,7 +40,8 @@ async function main(argv: readonly string[]): Promise<number> {
   );
   if ('exitCode' in parsed) return parsed.exitCode;
   const { values, ledger } = parsed;
-  const number = (name: string, fallback: number, min: number, max: number): number => numberOption(values, name, fallback, min, max);
+  const number = (name: string, fallback: number, min: number, max: number): number =>
+    numberOption(values, name, fallback, min, max);
   let options;
   try {
     options = {
@@ -62,7 +63,9 @@ async function main(argv: readonly string[]): Promise<number> {
     console.log(showRequest(options.seed, Number(values.show)));
     return 0;
   }
-  console.log(`Fuzzing: up to ${options.requests} requests or ${options.durationMs / 60_000} minutes, concurrency ${options.concurrency}, ledger ${options.ledger}`);
+  console.log(
+    `Fuzzing: up to ${options.requests} requests or ${options.durationMs / 60_000} minutes, concurrency ${options.concurrency}, ledger ${options.ledger}`,
+  );
   const report = await runFuzz(options);
   console.log(formatReport(report));
   return Object.keys(report.findingCounts).length === 0 ? 0 : 1;
@@ -73,10 +76,22 @@ function showRequest(seed: number, index: number): string {
   const random = new Random(seed);
   const placeholder = {
     storePath: '',
-    mixedReality: { accountId: '11111111-2222-3333-4444-555555555555', accountKey: 'MR-KEY-PLACEHOLDER-0000000000000000000000000=' },
+    mixedReality: {
+      accountId: '11111111-2222-3333-4444-555555555555',
+      accountKey: 'MR-KEY-PLACEHOLDER-0000000000000000000000000=',
+    },
     isvFace: { name: 'demo-face-isv', key: 'isvkey0000000000000000000000000000' },
-    speech: { name: 'demo-speech', key: 'speechkey000000000000000000000000', resourceId: '/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/sts-demo/providers/Microsoft.CognitiveServices/accounts/demo-speech' },
-    wrap: { name: 'owner', key: 'WRAP-KEY-PLACEHOLDER-000000000000000000000=', scope: 'http://demo.servicebus.windows.net/' },
+    speech: {
+      name: 'demo-speech',
+      key: 'speechkey000000000000000000000000',
+      resourceId:
+        '/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/sts-demo/providers/Microsoft.CognitiveServices/accounts/demo-speech',
+    },
+    wrap: {
+      name: 'owner',
+      key: 'WRAP-KEY-PLACEHOLDER-000000000000000000000=',
+      scope: 'http://demo.servicebus.windows.net/',
+    },
   };
   let request = nextFuzzRequest(random, placeholder);
   for (let i = 0; i < index; i += 1) request = nextFuzzRequest(random, placeholder);
@@ -94,7 +109,10 @@ function formatReport(report: FuzzReport): string {
     `Requests: ${report.requests} in ${seconds.toFixed(1)} s (${Math.round(report.requests / seconds)} req/s), seed ${report.seed}`,
     `Transport: ${report.byTransport.undici ?? 0} via undici, ${report.byTransport.raw ?? 0} as raw bytes`,
     `By outcome: ${outcomes.map((o) => `${o} ${report.byOutcome[o] ?? 0}`).join(', ')}`,
-    `By status: ${Object.entries(report.byStatus).sort(([a], [b]) => Number(a) - Number(b)).map(([s, n]) => `${s}×${n}`).join(' ')}`,
+    `By status: ${Object.entries(report.byStatus)
+      .sort(([a], [b]) => Number(a) - Number(b))
+      .map(([s, n]) => `${s}×${n}`)
+      .join(' ')}`,
     'By route:',
     `  ${'route'.padEnd(20)}${outcomes.map((o) => o.padStart(9)).join('')}`,
     ...Object.entries(report.byRoute)
@@ -106,8 +124,13 @@ function formatReport(report: FuzzReport): string {
   if (total === 0) {
     lines.push('Findings: none (0 5xx, 0 hangs, 0 crashes, 0 leaks, 0 auth bypasses)');
   } else {
-    lines.push(`Findings: ${total} (${Object.entries(report.findingCounts).map(([kind, n]) => `${kind} ${n}`).join(', ')})`);
-    for (const finding of report.findings) lines.push(`  - ${finding.kind}: ${finding.detail}${finding.request ? `\n      ${finding.request}` : ''}`);
+    lines.push(
+      `Findings: ${total} (${Object.entries(report.findingCounts)
+        .map(([kind, n]) => `${kind} ${n}`)
+        .join(', ')})`,
+    );
+    for (const finding of report.findings)
+      lines.push(`  - ${finding.kind}: ${finding.detail}${finding.request ? `\n      ${finding.request}` : ''}`);
   }
   return lines.join('\n');
 }

@@ -47,7 +47,9 @@ async function main(): Promise<void> {
   const results: Record<string, unknown>[] = [];
   try {
     const storePath = join(folder, 'secrets.json');
-    const account = await createMixedRealityAccount(new FileSecretStore(storePath), { accountDomain: 'westus2.mixedreality.azure.com' });
+    const account = await createMixedRealityAccount(new FileSecretStore(storePath), {
+      accountDomain: 'westus2.mixedreality.azure.com',
+    });
     for (const n of sizes) {
       const tableName = `crowd${n}t${Date.now().toString(36)}`;
       const config = loadConfig({
@@ -94,7 +96,8 @@ async function main(): Promise<void> {
           const key = realTarget ? Buffer.alloc(32, i % 251).toString('base64') : 'k'.repeat(43) + '=';
           wave.push(refuse(services, accountId, key, addressOf(i)));
           if (wave.length >= 500) {
-            for (const status of await Promise.all(wave.splice(0))) statuses.set(status, (statuses.get(status) ?? 0) + 1);
+            for (const status of await Promise.all(wave.splice(0)))
+              statuses.set(status, (statuses.get(status) ?? 0) + 1);
           }
         }
         for (const status of await Promise.all(wave)) statuses.set(status, (statuses.get(status) ?? 0) + 1);

@@ -48,7 +48,8 @@ async function main(argv: readonly string[]): Promise<number> {
   );
   if ('exitCode' in parsed) return parsed.exitCode;
   const { values } = parsed;
-  const number = (name: string, fallback: number, min: number, max: number): number => numberOption(values, name, fallback, min, max);
+  const number = (name: string, fallback: number, min: number, max: number): number =>
+    numberOption(values, name, fallback, min, max);
   let options: ScaleOptions;
   try {
     options = {
@@ -75,7 +76,10 @@ async function main(argv: readonly string[]): Promise<number> {
   const dir = join(projectRoot, 'bench-results');
   await mkdir(dir, { recursive: true });
   const file = join(dir, `scale-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  await writeFile(file, `${JSON.stringify({ ...report, machine: { cpus: cpus().length, loadAtStart, loadAtEnd } }, null, 2)}\n`);
+  await writeFile(
+    file,
+    `${JSON.stringify({ ...report, machine: { cpus: cpus().length, loadAtStart, loadAtEnd } }, null, 2)}\n`,
+  );
   console.log(`\nFigures written to ${file}`);
   return report.honest.ok === report.honest.requests && report.vault.readsOfUnknownNames === 0 ? 0 : 1;
 }

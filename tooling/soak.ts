@@ -32,7 +32,8 @@ async function main(argv: readonly string[]): Promise<number> {
   );
   if ('exitCode' in parsed) return parsed.exitCode;
   const { values, ledger } = parsed;
-  const number = (name: string, fallback: number, min: number, max: number): number => numberOption(values, name, fallback, min, max);
+  const number = (name: string, fallback: number, min: number, max: number): number =>
+    numberOption(values, name, fallback, min, max);
   let options;
   try {
     options = {
@@ -83,10 +84,22 @@ function formatReport(report: SoakReport): string {
   }
   const lines = [
     '',
-    report.capacity === undefined ? `Rate: ${report.targetRate} req/s (given)` : `Capacity: ${report.capacity.toFixed(0)} req/s; target ${report.targetRate} req/s`,
-    `Driven: ${report.requests} requests in ${seconds.toFixed(0)} s (${report.achievedRate.toFixed(0)} req/s); by flow: ${Object.entries(report.byFlow).map(([f, n]) => `${f} ${n}`).join(', ')}`,
+    report.capacity === undefined
+      ? `Rate: ${report.targetRate} req/s (given)`
+      : `Capacity: ${report.capacity.toFixed(0)} req/s; target ${report.targetRate} req/s`,
+    `Driven: ${report.requests} requests in ${seconds.toFixed(0)} s (${report.achievedRate.toFixed(0)} req/s); by flow: ${Object.entries(
+      report.byFlow,
+    )
+      .map(([f, n]) => `${f} ${n}`)
+      .join(', ')}`,
     `Latency: p50 ${report.latencyMs.p50.toFixed(1)} ms, p95 ${report.latencyMs.p95.toFixed(1)} ms, p99 ${report.latencyMs.p99.toFixed(1)} ms, max ${report.latencyMs.max.toFixed(0)} ms`,
-    `Errors: ${errorCount}${errorCount ? ` (${Object.entries(report.errors).map(([k, n]) => `${k} ×${n}`).join('; ')})` : ''}; not sent for want of a free slot: ${report.notSent} (${((100 * report.notSent) / Math.max(1, report.requests + report.notSent)).toFixed(2)} %, tolerance ${NOT_SENT_TOLERANCE * 100} %)`,
+    `Errors: ${errorCount}${
+      errorCount
+        ? ` (${Object.entries(report.errors)
+            .map(([k, n]) => `${k} ×${n}`)
+            .join('; ')})`
+        : ''
+    }; not sent for want of a free slot: ${report.notSent} (${((100 * report.notSent) / Math.max(1, report.requests + report.notSent)).toFixed(2)} %, tolerance ${NOT_SENT_TOLERANCE * 100} %)`,
     `RSS (${report.samples.length} samples): after warm-up (${Math.round(report.warmupMs / 1000)} s) ${mb(report.rssBaselineBytes)}, at the end ${mb(report.rssEndBytes)}, max ${mb(report.rssMaxBytes)}; drift ${(report.rssDrift * 100).toFixed(1)} % (goal < 10 %)`,
     `RSS by minute: ${perMinute.join(', ')}`,
     `Host: ${report.hostExit}`,

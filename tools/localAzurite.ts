@@ -79,7 +79,13 @@ export async function startLocalAzurite(options: LocalAzuriteOptions): Promise<L
   }
 }
 
-async function launch(script: string, dataDir: string, port: number, deadline: number, detached: boolean): Promise<LocalAzurite> {
+async function launch(
+  script: string,
+  dataDir: string,
+  port: number,
+  deadline: number,
+  detached: boolean,
+): Promise<LocalAzurite> {
   // Azurite's output goes to a file in its data folder, not a pipe: a pipe would break (and could crash it
   // before it saves) if this process went away first.
   const logPath = join(dataDir, 'azurite.log');
@@ -90,9 +96,12 @@ async function launch(script: string, dataDir: string, port: number, deadline: n
       process.execPath,
       [
         script,
-        '--tableHost', '127.0.0.1',
-        '--tablePort', String(port),
-        '--location', dataDir,
+        '--tableHost',
+        '127.0.0.1',
+        '--tablePort',
+        String(port),
+        '--location',
+        dataDir,
         '--silent',
         '--disableTelemetry',
         '--skipApiVersionCheck',
@@ -115,7 +124,10 @@ async function launch(script: string, dataDir: string, port: number, deadline: n
   } catch (error) {
     await stop(2_000);
     const output = await readFile(logPath, 'utf8').catch(() => '');
-    throw new Error(`Azurite did not start on 127.0.0.1:${port}: ${(error as Error).message}. Output: ${output.trim().slice(-2_000)}`, { cause: error });
+    throw new Error(
+      `Azurite did not start on 127.0.0.1:${port}: ${(error as Error).message}. Output: ${output.trim().slice(-2_000)}`,
+      { cause: error },
+    );
   }
   return {
     port,
@@ -171,7 +183,9 @@ export function azuriteAnswers(port: number, timeoutMs: number): Promise<boolean
     socket.once('error', () => finish(false));
     socket.once('close', () => finish(false));
     socket.once('connect', () => {
-      socket.write(`GET /${AZURITE_ACCOUNT_NAME}/Tables HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: close\r\n\r\n`);
+      socket.write(
+        `GET /${AZURITE_ACCOUNT_NAME}/Tables HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: close\r\n\r\n`,
+      );
     });
     socket.on('data', (chunk: Buffer) => {
       head += chunk.toString('latin1');
@@ -233,7 +247,12 @@ export async function attachLocalAzurite(
   const folder = resolve(dataDir);
   const announced = await readAnnouncedPort(folder);
   if (announced !== undefined && (await azuriteAnswers(announced, 1_000))) {
-    return { port: announced, connectionString: azuriteConnectionString(announced), startedHere: false, release: async () => {} };
+    return {
+      port: announced,
+      connectionString: azuriteConnectionString(announced),
+      startedHere: false,
+      release: async () => {},
+    };
   }
   const azurite = await startLocalAzurite({ ...options, dataDir: folder });
   const endpointFile = join(folder, ENDPOINT_FILE);

@@ -46,7 +46,8 @@ const EXTERNAL_MODULES = ['@azure/functions-core'];
  * CommonJS code inside an ES module bundle still calls `require()` for Node built-ins; this gives every output
  * file a real one (the identifier is esbuild's convention for the shim it emits).
  */
-const REQUIRE_BANNER = "import { createRequire as __stsCreateRequire } from 'node:module'; const require = __stsCreateRequire(import.meta.url);";
+const REQUIRE_BANNER =
+  "import { createRequire as __stsCreateRequire } from 'node:module'; const require = __stsCreateRequire(import.meta.url);";
 
 export interface PackageOptions {
   /** Where the artifact goes; emptied first. */
@@ -73,7 +74,9 @@ export interface PackageResult {
  * const { bytes, files } = await packageApp({ outDir: '.deploy' });
  */
 export async function packageApp({ outDir, sourceRoot = projectRoot }: PackageOptions): Promise<PackageResult> {
-  const functionNames = (await readdir(join(sourceRoot, 'functions'))).filter((name) => name.endsWith('.ts') && !name.endsWith('.d.ts')).sort();
+  const functionNames = (await readdir(join(sourceRoot, 'functions')))
+    .filter((name) => name.endsWith('.ts') && !name.endsWith('.d.ts'))
+    .sort();
   if (functionNames.length === 0) throw new Error(`no functions/*.ts under ${sourceRoot}`);
   const functions = functionNames.map((name) => basename(name, '.ts'));
   const entryPoints: Record<string, string> = { app: APP_ENTRY };
@@ -107,14 +110,31 @@ export async function packageApp({ outDir, sourceRoot = projectRoot }: PackageOp
   });
   await mkdir(join(distDir, 'functions'), { recursive: true });
   for (const name of functions) {
-    await writeFile(join(distDir, 'functions', `${name}.js`), `export { ${name} as definition } from '../app.js';\n//# sourceMappingURL=${name}.js.map\n`);
-    await writeFile(join(distDir, 'functions', `${name}.js.map`), `${JSON.stringify({ version: 3, file: `${name}.js`, sources: [], names: [], mappings: '' })}\n`);
+    await writeFile(
+      join(distDir, 'functions', `${name}.js`),
+      `export { ${name} as definition } from '../app.js';\n//# sourceMappingURL=${name}.js.map\n`,
+    );
+    await writeFile(
+      join(distDir, 'functions', `${name}.js.map`),
+      `${JSON.stringify({ version: 3, file: `${name}.js`, sources: [], names: [], mappings: '' })}\n`,
+    );
   }
   await mkdir(join(distDir, 'shared'), { recursive: true });
-  await writeFile(join(distDir, 'shared', 'services.js'), `export { closeServices } from '../app.js';\n//# sourceMappingURL=services.js.map\n`);
-  await writeFile(join(distDir, 'shared', 'services.js.map'), `${JSON.stringify({ version: 3, file: 'services.js', sources: [], names: [], mappings: '' })}\n`);
+  await writeFile(
+    join(distDir, 'shared', 'services.js'),
+    `export { closeServices } from '../app.js';\n//# sourceMappingURL=services.js.map\n`,
+  );
+  await writeFile(
+    join(distDir, 'shared', 'services.js.map'),
+    `${JSON.stringify({ version: 3, file: 'services.js', sources: [], names: [], mappings: '' })}\n`,
+  );
 
-  const source = JSON.parse(await readFile(join(sourceRoot, 'package.json'), 'utf8')) as { name: string; version: string; description?: string; engines?: unknown };
+  const source = JSON.parse(await readFile(join(sourceRoot, 'package.json'), 'utf8')) as {
+    name: string;
+    version: string;
+    description?: string;
+    engines?: unknown;
+  };
   const manifest = {
     name: source.name,
     version: source.version,
@@ -176,7 +196,10 @@ function staticImportClosure(metafile: Metafile, outDir: string, entries: readon
   for (const [outputPath, output] of Object.entries(metafile.outputs)) {
     const key = relative(outDir, resolve(outputPath)).split('\\').join('/');
     const staticImports = output.imports.filter((i) => i.kind === 'import-statement' && !i.external);
-    byArtifactPath.set(key, staticImports.map((i) => relative(outDir, resolve(i.path)).split('\\').join('/')));
+    byArtifactPath.set(
+      key,
+      staticImports.map((i) => relative(outDir, resolve(i.path)).split('\\').join('/')),
+    );
   }
   // Each per-function entry is written by hand (not by esbuild): it imports dist/app.js.
   for (const entry of entries) if (!byArtifactPath.has(entry)) byArtifactPath.set(entry, ['dist/app.js']);
@@ -202,7 +225,9 @@ async function main(): Promise<void> {
   const result = await packageApp({ outDir });
   const shown = relative(process.cwd(), outDir) || '.';
   const kib = (n: number): string => `${(n / 1024).toFixed(0)} KiB`;
-  console.log(`Built the deployment artifact in ${shown}: ${result.files.length} files, ${kib(result.bytes)} (${result.entries.length} functions).`);
+  console.log(
+    `Built the deployment artifact in ${shown}: ${result.files.length} files, ${kib(result.bytes)} (${result.entries.length} functions).`,
+  );
   console.log('Publish it:  npm run deploy:func -- <function app name>   (or azd deploy; see docs/deploy.md)');
 }
 

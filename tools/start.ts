@@ -45,7 +45,10 @@ function readCommandLine(argv: readonly string[]): StartOptions | 'help' {
   const passThrough: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
-    const [name, inline] = arg.startsWith('--') && arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
+    const [name, inline] =
+      arg.startsWith('--') && arg.includes('=')
+        ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)]
+        : [arg, undefined];
     const value = (): string => {
       const next = inline ?? argv[++i];
       if (next === undefined) throw new Error(`${name} needs a value`);
@@ -55,7 +58,8 @@ function readCommandLine(argv: readonly string[]): StartOptions | 'help' {
     else if (name === '--https' || name === '--useHttps') https = true;
     else if (name === '--port') {
       port = Number(value());
-      if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new Error('--port must be a whole number from 0 to 65535');
+      if (!Number.isInteger(port) || port < 0 || port > 65_535)
+        throw new Error('--port must be a whole number from 0 to 65535');
     } else if (name === '--host') host = value();
     else passThrough.push(arg);
   }
@@ -67,11 +71,18 @@ function readCommandLine(argv: readonly string[]): StartOptions | 'help' {
 let localLedgerStore: AttachedAzurite | undefined;
 async function startLocalLedgerStore(): Promise<void> {
   const env = process.env;
-  if (env.STS_LEDGER_CONNECTION_STRING?.trim() || env.STS_LEDGER_TABLE_URL?.trim() || env.STS_LEDGER_MODE?.trim() === 'off') return;
+  if (
+    env.STS_LEDGER_CONNECTION_STRING?.trim() ||
+    env.STS_LEDGER_TABLE_URL?.trim() ||
+    env.STS_LEDGER_MODE?.trim() === 'off'
+  )
+    return;
   try {
     localLedgerStore = await attachLocalAzurite(LOCAL_AZURITE_DATA_DIR, { detached: true });
   } catch (error) {
-    console.warn(`Issuance ledger: could not start Azurite (${error instanceof Error ? error.message.split('\n')[0] : String(error)}).`);
+    console.warn(
+      `Issuance ledger: could not start Azurite (${error instanceof Error ? error.message.split('\n')[0] : String(error)}).`,
+    );
     return;
   }
   env.STS_LEDGER_CONNECTION_STRING = localLedgerStore.connectionString;
@@ -97,20 +108,30 @@ function validateConfiguration(): StsConfig | undefined {
     return loadConfig(process.env);
   } catch (error) {
     if (!(error instanceof ConfigurationError)) throw error;
-    console.error(['Configuration problems (fix these settings, then start again):', ...error.problems.map((p) => `  - ${p}`)].join('\n'));
+    console.error(
+      ['Configuration problems (fix these settings, then start again):', ...error.problems.map((p) => `  - ${p}`)].join(
+        '\n',
+      ),
+    );
     return undefined;
   }
 }
 
 // Step 5.
-async function bootstrapDemoCredentials(config: StsConfig, baseUrl: string, tlsOption: string | undefined): Promise<void> {
+async function bootstrapDemoCredentials(
+  config: StsConfig,
+  baseUrl: string,
+  tlsOption: string | undefined,
+): Promise<void> {
   const result = await ensureDemoCredentials(config);
   switch (result.outcome) {
     case 'created':
       console.log(demoCurlGuide(result.credentials, { baseUrl, tlsOption }));
       break;
     case 'store exists':
-      console.log(`Secrets: embedded store ${relative(projectRoot, result.storePath) || result.storePath} (delete it to get new demo credentials).`);
+      console.log(
+        `Secrets: embedded store ${relative(projectRoot, result.storePath) || result.storePath} (delete it to get new demo credentials).`,
+      );
       break;
     case 'key vault':
       console.log('Secrets: Azure Key Vault (KEY_VAULT_URL); no demo credentials are created.');
@@ -172,7 +193,8 @@ async function main(argv: readonly string[]): Promise<number> {
 
   // Step 2.
   const settings = await applyLocalSettings(process.env);
-  if (settings.found) console.log(`Loaded local.settings.json (${settings.applied.length} settings not already in the environment).`);
+  if (settings.found)
+    console.log(`Loaded local.settings.json (${settings.applied.length} settings not already in the environment).`);
   const port = options.port ?? settings.localHttpPort ?? 7071;
 
   await startLocalLedgerStore();

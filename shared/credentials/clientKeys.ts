@@ -22,6 +22,7 @@ const PRINTABLE_ASCII = /^[\x21-\x7e]+$/;
  * isAcceptableClientKey('correct horse battery staple');  // false
  */
 export function isAcceptableClientKey(key: string): boolean {
-  if (key.length < MIN_CLIENT_KEY_LENGTH || key.length > MAX_CLIENT_KEY_LENGTH || !PRINTABLE_ASCII.test(key)) return false;
+  if (key.length < MIN_CLIENT_KEY_LENGTH || key.length > MAX_CLIENT_KEY_LENGTH || !PRINTABLE_ASCII.test(key))
+    return false;
   return new Set(key).size >= MIN_DISTINCT_CHARACTERS;
 }

@@ -89,7 +89,11 @@ export class CredentialDirectory {
     return verify(record, presentedKey);
   }
 
-  async verifyWrapIssuer(namespace: string, issuerName: string, presentedKey: string): Promise<Verification<WrapIssuer>> {
+  async verifyWrapIssuer(
+    namespace: string,
+    issuerName: string,
+    presentedKey: string,
+  ): Promise<Verification<WrapIssuer>> {
     const record = await this.read(vaultLayout.wrapIssuer(namespace, issuerName), 'wrapIssuer');
     // The digest names the secret; the record must still name exactly this issuer and namespace.
     const matches = record && record.name === issuerName && record.namespace === namespace.toLowerCase();
@@ -100,13 +104,17 @@ export class CredentialDirectory {
     return this.read(vaultLayout.wrapNamespace(namespace), 'wrapNamespace');
   }
 
-  private async read<K extends RecordKind>(name: string, kind: K): Promise<Extract<CredentialRecord, { kind: K }> | undefined> {
+  private async read<K extends RecordKind>(
+    name: string,
+    kind: K,
+  ): Promise<Extract<CredentialRecord, { kind: K }> | undefined> {
     const secret = await this.secrets.getSecret(name, this.requester);
     if (!secret) return undefined;
     let entry = this.parsed.get(secret);
     if (!entry || entry.kind !== kind) {
       const record = parseRecord(secret.value, kind);
-      if (record && 'keys' in record) keyDigestsOf.set(record, [secretDigest(record.keys[0]), secretDigest(record.keys[1])]);
+      if (record && 'keys' in record)
+        keyDigestsOf.set(record, [secretDigest(record.keys[0]), secretDigest(record.keys[1])]);
       entry = { kind, record };
       this.parsed.set(secret, entry);
     }

@@ -115,5 +115,7 @@ export function parseRecord<K extends CredentialRecord['kind']>(
 
 /** Both keys must be acceptable client keys: a record holding a guessable one is not a credential. */
 function isKeyPair(keys: unknown): keys is KeyPair {
-  return Array.isArray(keys) && keys.length === 2 && keys.every((k) => typeof k === 'string' && isAcceptableClientKey(k));
+  return (
+    Array.isArray(keys) && keys.length === 2 && keys.every((k) => typeof k === 'string' && isAcceptableClientKey(k))
+  );
 }

@@ -32,7 +32,12 @@ export const fetchAuthorityDocument: AuthorityDocumentFetch = async (url, timeou
   let answer: OutboundAnswer;
   try {
     // No redirect is followed: a 3xx is an answer other than 200, refused below.
-    answer = await sendOutbound({ url: new URL(url), headers: { accept: 'application/json' }, timeoutMs, maxResponseBytes: MAX_DOCUMENT_BYTES });
+    answer = await sendOutbound({
+      url: new URL(url),
+      headers: { accept: 'application/json' },
+      timeoutMs,
+      maxResponseBytes: MAX_DOCUMENT_BYTES,
+    });
   } catch (error) {
     throw new AuthorityFetchError(`GET ${url} failed`, { cause: error });
   }

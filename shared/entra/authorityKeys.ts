@@ -105,7 +105,11 @@ export class AuthorityKeys {
       await this.keySets.refresh(KEY_SET, async () => {
         const keys = await this.fetchKeySet();
         const fetchedAtMs = this.nowMs();
-        return { value: keys, freshUntilMs: fetchedAtMs + this.maxAgeMs, staleUntilMs: fetchedAtMs + this.maxAgeMs + this.maxStaleMs };
+        return {
+          value: keys,
+          freshUntilMs: fetchedAtMs + this.maxAgeMs,
+          staleUntilMs: fetchedAtMs + this.maxAgeMs + this.maxStaleMs,
+        };
       });
       this.lastAttemptFailed = false;
     } catch {
@@ -116,12 +120,16 @@ export class AuthorityKeys {
 
   private async fetchKeySet(): Promise<KeySet> {
     const { authority } = this.options;
-    const discovery = await this.fetchDocument(`${authority.replace(/\/+$/, '')}/.well-known/openid-configuration`, this.timeoutMs);
+    const discovery = await this.fetchDocument(
+      `${authority.replace(/\/+$/, '')}/.well-known/openid-configuration`,
+      this.timeoutMs,
+    );
     if (!isObject(discovery) || discovery.issuer !== authority) {
       throw new AuthorityFetchError('the discovery document does not name the configured authority as its issuer');
     }
     const jwksUri = discovery.jwks_uri;
-    if (typeof jwksUri !== 'string' || !jwksUri.startsWith('https://')) throw new AuthorityFetchError('jwks_uri must be an https URL');
+    if (typeof jwksUri !== 'string' || !jwksUri.startsWith('https://'))
+      throw new AuthorityFetchError('jwks_uri must be an https URL');
     const jwks = await this.fetchDocument(jwksUri, this.timeoutMs);
     if (!isObject(jwks) || !Array.isArray(jwks.keys)) throw new AuthorityFetchError('the JWKS has no keys array');
     const keys = new Map<string, AuthorityJwk>();
@@ -135,7 +143,11 @@ export class AuthorityKeys {
   private unavailable(): DependencyUnavailableError {
     const sinceAttempt = this.lastAttemptMs === undefined ? this.cooldownMs : this.nowMs() - this.lastAttemptMs;
     const retryAfterSeconds = Math.max(1, Math.ceil((this.cooldownMs - sinceAttempt) / 1000));
-    return new DependencyUnavailableError('entra-authority', retryAfterSeconds, 'the Microsoft Entra authority cannot be reached');
+    return new DependencyUnavailableError(
+      'entra-authority',
+      retryAfterSeconds,
+      'the Microsoft Entra authority cannot be reached',
+    );
   }
 
   private nowMs(): number {
@@ -150,7 +162,7 @@ function signingKeyOf(value: unknown): AuthorityJwk | undefined {
   if (typeof kid !== 'string' || kid.length === 0 || kid.length > MAX_KID_LENGTH) return undefined;
   if (use !== undefined && use !== 'sig') return undefined;
   if (alg !== undefined && typeof alg !== 'string') return undefined;
-  const text = (name: string): string | undefined => (typeof value[name] === 'string' ? (value[name]) : undefined);
+  const text = (name: string): string | undefined => (typeof value[name] === 'string' ? value[name] : undefined);
   if (kty === 'RSA') {
     const n = text('n');
     const e = text('e');

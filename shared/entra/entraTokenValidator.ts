@@ -32,7 +32,17 @@ export interface EntraTokenValidator {
  * Asymmetric JWS algorithms only: `none` and the HMAC family (`HS*`) are refused before any key is looked up,
  * so a token cannot be "signed" with a public key used as an HMAC secret.
  */
-export const ACCEPTED_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512'] as const;
+export const ACCEPTED_ALGORITHMS = [
+  'RS256',
+  'RS384',
+  'RS512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'ES256',
+  'ES384',
+  'ES512',
+] as const;
 
 /** Clock skew tolerated on `exp` and `nbf`, in seconds. */
 export const CLOCK_SKEW_SECONDS = 60;
@@ -133,7 +143,10 @@ function tenantNamedBy(authority: string): string | undefined {
   } catch {
     return undefined;
   }
-  return path.split('/').find((segment) => GUID.test(segment))?.toLowerCase();
+  return path
+    .split('/')
+    .find((segment) => GUID.test(segment))
+    ?.toLowerCase();
 }
 
 function isAcceptedAlgorithm(alg: unknown): alg is (typeof ACCEPTED_ALGORITHMS)[number] {

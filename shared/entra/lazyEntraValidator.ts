@@ -11,10 +11,14 @@ import type { EntraTokenValidator } from './entraTokenValidator.js';
 export function lazyEntraValidator(settings: EntraSettings, clock: () => Date): EntraTokenValidator {
   let validator: Promise<EntraTokenValidator> | undefined;
   const load = (): Promise<EntraTokenValidator> =>
-    (validator ??= Promise.all([import('./entraTokenValidator.js'), import('./authorityKeys.js')]).then(([validation, cache]) => {
-      // One key cache per authority: a token is only ever checked with the keys its own issuer publishes.
-      const keys = new Map(settings.authorities.map((authority) => [authority, new cache.AuthorityKeys({ authority, clock })]));
-      return validation.createEntraTokenValidator(settings, keys);
-    }));
+    (validator ??= Promise.all([import('./entraTokenValidator.js'), import('./authorityKeys.js')]).then(
+      ([validation, cache]) => {
+        // One key cache per authority: a token is only ever checked with the keys its own issuer publishes.
+        const keys = new Map(
+          settings.authorities.map((authority) => [authority, new cache.AuthorityKeys({ authority, clock })]),
+        );
+        return validation.createEntraTokenValidator(settings, keys);
+      },
+    ));
   return { validate: async (token, now) => (await load()).validate(token, now) };
 }

@@ -1,7 +1,8 @@
 import type { StsConfig } from '../config.js';
 import type { CognitiveResource } from '../credentials/records.js';
 
-const SUBSCRIPTION_IN_RESOURCE_ID = /^\/subscriptions\/([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})\//;
+const SUBSCRIPTION_IN_RESOURCE_ID =
+  /^\/subscriptions\/([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})\//;
 
 /**
  * The `scope` claim by resource kind. Only the Translator value is observed (docs/contracts/cognitive-issue-token.md#response); the Speech

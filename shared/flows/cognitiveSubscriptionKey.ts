@@ -46,7 +46,8 @@ export async function authenticateSubscriptionKey(
     throw invalidCredentials(subscriptionKeyMessages.invalid, { reason: 'malformed_credentials' });
   }
   const key = header !== '' ? header : (queryKeys[0] as string);
-  if (!KEY_TEXT.test(key)) throw invalidCredentials(subscriptionKeyMessages.invalid, { reason: 'malformed_credentials' });
+  if (!KEY_TEXT.test(key))
+    throw invalidCredentials(subscriptionKeyMessages.invalid, { reason: 'malformed_credentials' });
 
   const verification = await deps.credentials.verifySubscriptionKey(key);
   if (!verification.ok) {

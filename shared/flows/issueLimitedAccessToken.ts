@@ -5,7 +5,11 @@ import { servedJwt, type UpstreamProvenance } from '../upstream/servedUpstreamTo
 import { cognitiveAudience, cognitiveResourceClaims } from './cognitiveClaims.js';
 import { authenticateCognitiveCaller, callerClaims, type CognitiveCallerSources } from './cognitiveCaller.js';
 import type { FlowDependencies } from './flowDependencies.js';
-import { limitedAccessTokenMessages, parseExpiredTime, parseLimitedAccessTokenBody } from './limitedAccessTokenRequest.js';
+import {
+  limitedAccessTokenMessages,
+  parseExpiredTime,
+  parseLimitedAccessTokenBody,
+} from './limitedAccessTokenRequest.js';
 
 /** What `issueLimitedAccessToken` reads from a request (docs/contracts/cognitive-limited-access-token.md#request). */
 export interface LimitedAccessTokenRequest extends CognitiveCallerSources {
@@ -61,13 +65,19 @@ export async function issueLimitedAccessToken(
   const body = parseLimitedAccessTokenBody(await request.readBody());
 
   if (!resource.limitedAccessTokens) {
-    throw badRequest(limitedAccessTokenMessages.isvNotEnabled, { reason: 'feature_not_allowed', credentialId: resource.name });
+    throw badRequest(limitedAccessTokenMessages.isvNotEnabled, {
+      reason: 'feature_not_allowed',
+      credentialId: resource.name,
+    });
   }
   const grantedFeatureFlags: string[] = [];
   for (const flag of body.featureFlags) {
     const grantable = resource.grantableFeatureFlags.find((allowed) => allowed.toLowerCase() === flag.toLowerCase());
     if (grantable === undefined) {
-      throw badRequest(limitedAccessTokenMessages.missingFlag(flag), { reason: 'feature_not_allowed', credentialId: resource.name });
+      throw badRequest(limitedAccessTokenMessages.missingFlag(flag), {
+        reason: 'feature_not_allowed',
+        credentialId: resource.name,
+      });
     }
     if (!grantedFeatureFlags.includes(grantable)) grantedFeatureFlags.push(grantable);
   }
@@ -77,11 +87,21 @@ export async function issueLimitedAccessToken(
     // the real service applies its own grants to the real key on top.
     const served = await deps.upstream.limitedAccessToken(
       resource.upstream,
-      { targetResourceId: body.targetAzureResourceId, featureFlags: grantedFeatureFlags, expiredTimeSeconds: lifetimeSeconds },
+      {
+        targetResourceId: body.targetAzureResourceId,
+        featureFlags: grantedFeatureFlags,
+        expiredTimeSeconds: lifetimeSeconds,
+      },
       { requestId: request.requestId, credentialId: `cs/${resource.name}` },
     );
     const { targetAzureResourceId } = body;
-    return { ...servedJwt(served, resource.upstream, request.now), resource, ...who, targetAzureResourceId, grantedFeatureFlags };
+    return {
+      ...servedJwt(served, resource.upstream, request.now),
+      resource,
+      ...who,
+      targetAzureResourceId,
+      grantedFeatureFlags,
+    };
   }
 
   const audience = cognitiveAudience(deps.config, resource.region);

@@ -50,10 +50,13 @@ export async function issueCognitiveToken(
     return { ...servedJwt(served, resource.upstream, request.now), resource, ...who };
   }
   const audience = cognitiveAudience(deps.config, resource.region);
-  const accessToken = await deps.jwtIssuer.issue({ ...cognitiveResourceClaims(resource), ...callerClaims(caller) }, {
-    audience,
-    lifetimeSeconds: deps.config.lifetimes.cognitiveSeconds,
-    now: request.now,
-  });
+  const accessToken = await deps.jwtIssuer.issue(
+    { ...cognitiveResourceClaims(resource), ...callerClaims(caller) },
+    {
+      audience,
+      lifetimeSeconds: deps.config.lifetimes.cognitiveSeconds,
+      now: request.now,
+    },
+  );
   return { accessToken, resource, ...who, audience };
 }

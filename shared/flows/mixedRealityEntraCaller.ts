@@ -1,5 +1,10 @@
 import type { AllowedPrincipal, MixedRealityAccount } from '../credentials/records.js';
-import { EntraTokenRefusal, type EntraPrincipal, type EntraRefusalReason, type EntraTokenValidator } from '../entra/entraTokenValidator.js';
+import {
+  EntraTokenRefusal,
+  type EntraPrincipal,
+  type EntraRefusalReason,
+  type EntraTokenValidator,
+} from '../entra/entraTokenValidator.js';
 import { invalidCredentials } from '../errors.js';
 import { servedJwt } from '../upstream/servedUpstreamToken.js';
 import type { FlowDependencies } from './flowDependencies.js';
@@ -74,7 +79,10 @@ export async function issueMixedRealityTokenForEntraCaller(
   return { accessToken, account, audience, principal: principalName(principal) };
 }
 
-function accountRefusal(account: MixedRealityAccount, principal: EntraPrincipal): 'principal_not_allowed' | 'credential_disabled' | undefined {
+function accountRefusal(
+  account: MixedRealityAccount,
+  principal: EntraPrincipal,
+): 'principal_not_allowed' | 'credential_disabled' | undefined {
   if (!isPrincipalAllowed(account.allowedPrincipals ?? [], principal)) return 'principal_not_allowed';
   if (!account.enabled) return 'credential_disabled';
   return undefined;

@@ -76,36 +76,56 @@ export async function issueMixedRealityToken(
   deps: FlowDependencies,
 ): Promise<MixedRealityTokenResult> {
   const pathId = request.accountId ?? '';
-  if (!GUID_PATTERN.test(pathId)) throw badRequest(mixedRealityMessages.accountIdNotGuid, { reason: 'malformed_request' });
+  if (!GUID_PATTERN.test(pathId))
+    throw badRequest(mixedRealityMessages.accountIdNotGuid, { reason: 'malformed_request' });
   const accountId = pathId.toLowerCase();
 
   const authorization = request.authorization?.trim() ?? '';
   if (authorization === '') {
-    throw invalidCredentials(mixedRealityMessages.missingAuthorization, { reason: 'missing_credentials', credentialId: accountId });
+    throw invalidCredentials(mixedRealityMessages.missingAuthorization, {
+      reason: 'missing_credentials',
+      credentialId: accountId,
+    });
   }
-  const entraToken = deps.entra && authorization.length <= MAX_ENTRA_AUTHORIZATION_LENGTH ? BEARER_JWT.exec(authorization)?.[1] : undefined;
+  const entraToken =
+    deps.entra && authorization.length <= MAX_ENTRA_AUTHORIZATION_LENGTH
+      ? BEARER_JWT.exec(authorization)?.[1]
+      : undefined;
   if (deps.entra && entraToken !== undefined) {
     // Loaded on the first Entra token: key callers never load the Entra modules (cold start).
     const { issueMixedRealityTokenForEntraCaller } = await import('./mixedRealityEntraCaller.js');
     return issueMixedRealityTokenForEntraCaller(accountId, entraToken, request, deps, deps.entra);
   }
-  const credentials = authorization.length <= MAX_AUTHORIZATION_LENGTH ? BEARER_CREDENTIALS.exec(authorization)?.[1] : undefined;
+  const credentials =
+    authorization.length <= MAX_AUTHORIZATION_LENGTH ? BEARER_CREDENTIALS.exec(authorization)?.[1] : undefined;
   const colon = credentials?.indexOf(':') ?? -1;
   if (credentials === undefined || colon <= 0) {
-    throw invalidCredentials(mixedRealityMessages.malformedAuthorization, { reason: 'malformed_credentials', credentialId: accountId });
+    throw invalidCredentials(mixedRealityMessages.malformedAuthorization, {
+      reason: 'malformed_credentials',
+      credentialId: accountId,
+    });
   }
   const headerId = credentials.slice(0, colon);
   const key = credentials.slice(colon + 1);
   if (!KEY_TEXT.test(key)) {
-    throw invalidCredentials(mixedRealityMessages.malformedAuthorization, { reason: 'malformed_credentials', credentialId: accountId });
+    throw invalidCredentials(mixedRealityMessages.malformedAuthorization, {
+      reason: 'malformed_credentials',
+      credentialId: accountId,
+    });
   }
   if (headerId.toLowerCase() !== accountId) {
-    throw invalidCredentials(mixedRealityMessages.accountMismatch, { reason: 'credential_mismatch', credentialId: accountId });
+    throw invalidCredentials(mixedRealityMessages.accountMismatch, {
+      reason: 'credential_mismatch',
+      credentialId: accountId,
+    });
   }
 
   const verification = await deps.credentials.verifyAccountKey(accountId, key);
   if (!verification.ok) {
-    throw invalidCredentials(mixedRealityMessages.invalidCredentials, { reason: verification.reason, credentialId: accountId });
+    throw invalidCredentials(mixedRealityMessages.invalidCredentials, {
+      reason: verification.reason,
+      credentialId: accountId,
+    });
   }
   const account = verification.credential.record;
   if (account.upstream) {

@@ -35,11 +35,13 @@ export const wrapMessages = {
   malformedBody: 'ACS50000: There was an error issuing a token. The request body is not a valid form.',
   tooManyFields: `ACS50000: There was an error issuing a token. The request body has more than ${MAX_FORM_FIELDS} parameters.`,
   missing: (name: string): string => `ACS50000: There was an error issuing a token. The ${name} parameter is missing.`,
-  repeated: (name: string): string => `ACS50000: There was an error issuing a token. The ${name} parameter is repeated.`,
+  repeated: (name: string): string =>
+    `ACS50000: There was an error issuing a token. The ${name} parameter is repeated.`,
   invalidScope:
     'ACS50000: There was an error issuing a token. The wrap_scope parameter must be an absolute http(s) URI on a Service Bus namespace host, without percent-encoding, dot segments, path parameters or a fragment.',
   authenticationFailed: 'ACS50012: Authentication failed.',
-  scopeNotAllowed: 'ACS50000: There was an error issuing a token. The issuer is not allowed tokens for this wrap_scope.',
+  scopeNotAllowed:
+    'ACS50000: There was an error issuing a token. The issuer is not allowed tokens for this wrap_scope.',
 } as const;
 
 const REQUIRED_FIELDS = ['wrap_name', 'wrap_password', 'wrap_scope'] as const;
@@ -101,7 +103,12 @@ export async function issueWrapToken(request: WrapTokenRequest, deps: FlowDepend
       { issuerName, scope: prefix },
       { requestId: request.requestId, credentialId: `wrap/${credentialId}` },
     );
-    return { ...servedWrapToken(served, request.now), issuer, keySlot: verification.credential.keySlot, scope: scope.scope };
+    return {
+      ...servedWrapToken(served, request.now),
+      issuer,
+      keySlot: verification.credential.keySlot,
+      scope: scope.scope,
+    };
   }
 
   const namespace = await deps.credentials.wrapNamespace(scope.namespace);

@@ -12,7 +12,10 @@ export interface ClientAddressRule {
   readonly trustedHops: number;
 }
 
-export const DEFAULT_CLIENT_ADDRESS_RULE: ClientAddressRule = Object.freeze({ header: 'x-forwarded-for', trustedHops: 1 });
+export const DEFAULT_CLIENT_ADDRESS_RULE: ClientAddressRule = Object.freeze({
+  header: 'x-forwarded-for',
+  trustedHops: 1,
+});
 
 /** The longest header value looked at: a forwarding chain is a handful of addresses, never kilobytes. */
 const MAX_CHAIN_CHARS = 2_048;

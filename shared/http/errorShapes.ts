@@ -10,7 +10,11 @@ export interface ErrorRenderContext {
 }
 
 /** Renders one refusal; `headers` already holds `Retry-After` when the error carries one. */
-type ErrorRenderer = (error: StsError, headers: Record<string, string>, context: ErrorRenderContext) => HttpResponseInit;
+type ErrorRenderer = (
+  error: StsError,
+  headers: Record<string, string>,
+  context: ErrorRenderContext,
+) => HttpResponseInit;
 
 /**
  * The error body shape of each real API, by the name a flow's declaration gives (docs/contracts/mixed-reality-sts.md#response,
@@ -33,7 +37,10 @@ const errorRenderers: Readonly<Record<ErrorShape, ErrorRenderer>> = {
   wrap: (error, headers, context) => {
     if (error.status === 401) headers['WWW-Authenticate'] = 'WRAP';
     headers['Content-Type'] = 'text/plain; charset=us-ascii';
-    const timestamp = context.now.toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+    const timestamp = context.now
+      .toISOString()
+      .replace('T', ' ')
+      .replace(/\.\d+Z$/, 'Z');
     // The real body has a space between the detail and `:TraceID` ("Authentication failed. :TraceID:", docs/contracts/acs-wrap.md#errors).
     const body = `Error:Code:${error.status}:SubCode:T0:Detail:${error.publicMessage} :TraceID:${context.requestId}:TimeStamp:${timestamp}`;
     return { status: error.status, headers, body };
@@ -41,7 +48,11 @@ const errorRenderers: Readonly<Record<ErrorShape, ErrorRenderer>> = {
   oauthJson: (error, headers) => {
     headers['Content-Type'] = 'application/json; charset=utf-8';
     const code = oauthCode(error.status);
-    return { status: error.status, headers, body: JSON.stringify({ error: code, error_description: error.publicMessage }) };
+    return {
+      status: error.status,
+      headers,
+      body: JSON.stringify({ error: code, error_description: error.publicMessage }),
+    };
   },
 };
 
@@ -50,7 +61,8 @@ const errorRenderers: Readonly<Record<ErrorShape, ErrorRenderer>> = {
  */
 export function renderError(shape: ErrorShape, error: StsError, context: ErrorRenderContext): HttpResponseInit {
   const headers: Record<string, string> = {};
-  if (error.retryAfterSeconds !== undefined) headers['Retry-After'] = String(Math.max(1, Math.ceil(error.retryAfterSeconds)));
+  if (error.retryAfterSeconds !== undefined)
+    headers['Retry-After'] = String(Math.max(1, Math.ceil(error.retryAfterSeconds)));
   return errorRenderers[shape](error, headers, context);
 }
 

@@ -7,8 +7,7 @@
 export type FormFields = ReadonlyMap<string, readonly string[]>;
 
 export type FormParseResult =
-  | { readonly ok: true; readonly fields: FormFields }
-  | { readonly ok: false; readonly problem: string };
+  { readonly ok: true; readonly fields: FormFields } | { readonly ok: false; readonly problem: string };
 
 /**
  * Parses a form body strictly enough that nothing ambiguous reaches a flow: the raw bytes must be printable

@@ -107,7 +107,10 @@ function stsHandler(spec: StsFunctionSpec, servicesOf: () => Promise<StsServices
       const headers = declaration.cacheable && (response.status ?? 200) < 400 ? {} : securityHeaders();
       addCorrelationHeader(headers, declaration.correlationHeader, requestId);
       if (cors) Object.assign(headers, cors);
-      return withContentLength({ ...response, headers: Object.assign(headers, response.headers as Record<string, string> | undefined) });
+      return withContentLength({
+        ...response,
+        headers: Object.assign(headers, response.headers as Record<string, string> | undefined),
+      });
     };
 
     let services: StsServices;
@@ -185,7 +188,9 @@ function stsHandler(spec: StsFunctionSpec, servicesOf: () => Promise<StsServices
       if (error instanceof DependencyUnavailableError) {
         facts.unavailable = error;
         context.warn(`${spec.name} unavailable: ${error.dependency} ${describeError(error)}`);
-        return finish(renderError(declaration.errorShape, serviceUnavailable(error.retryAfterSeconds), { requestId, now }));
+        return finish(
+          renderError(declaration.errorShape, serviceUnavailable(error.retryAfterSeconds), { requestId, now }),
+        );
       }
       context.error(`${spec.name} failed: ${describeError(error)}`);
       return finish({ status: 500, body: '' });
@@ -309,7 +314,11 @@ function withContentLength(response: HttpResponseInit): HttpResponseInit {
   return { status, headers, body, ...(response.cookies ? { cookies: response.cookies } : {}) };
 }
 
-function addCorrelationHeader(headers: Record<string, string>, header: CorrelationHeader | undefined, requestId: string): void {
+function addCorrelationHeader(
+  headers: Record<string, string>,
+  header: CorrelationHeader | undefined,
+  requestId: string,
+): void {
   if (!header) headers['x-ms-request-id'] = requestId;
   else headers[header.name] = header.value === 'correlationVector' ? newCorrelationVector() : requestId;
 }

@@ -40,4 +40,3 @@ export function createLedger(config: StsConfig, options: CreateLedgerOptions = {
     openTable: () => openLedgerTable(config.ledger, credential),
   });
 }
-

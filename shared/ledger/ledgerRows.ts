@@ -220,7 +220,7 @@ export interface StoredLedgerEntry extends Omit<LedgerEntry, 'outcome'> {
 
 /** Reads a stored entity back into an entry; tolerant of missing columns (rows written by older versions). */
 export function fromLedgerRow(entity: Readonly<Record<string, unknown>>): StoredLedgerEntry {
-  const text = (name: string): string | undefined => (typeof entity[name] === 'string' ? (entity[name]) : undefined);
+  const text = (name: string): string | undefined => (typeof entity[name] === 'string' ? entity[name] : undefined);
   const date = (name: string): Date | undefined => {
     const value = entity[name];
     if (value instanceof Date) return value;
@@ -236,7 +236,9 @@ export function fromLedgerRow(entity: Readonly<Record<string, unknown>>): Stored
     time: date('Time') ?? new Date(0),
     flow: (text('Flow') ?? 'unknown') as FlowName,
     outcome:
-      outcome === 'issued' || outcome === 'refused' || outcome === 'upstream' || outcome === ABANDONED_OUTCOME ? outcome : 'refused',
+      outcome === 'issued' || outcome === 'refused' || outcome === 'upstream' || outcome === ABANDONED_OUTCOME
+        ? outcome
+        : 'refused',
     status: typeof entity.Status === 'number' ? entity.Status : 0,
     requestId: text('RequestId') ?? '',
     clientIp: text('ClientIp'),

@@ -67,7 +67,8 @@ export async function openLedgerTable(
   if (location.connectionString) {
     const connectionString = location.connectionString;
     const allowInsecureConnection = isLocalEmulator(connectionString);
-    connect = (tableName) => TableClient.fromConnectionString(connectionString, tableName, { retryOptions, allowInsecureConnection });
+    connect = (tableName) =>
+      TableClient.fromConnectionString(connectionString, tableName, { retryOptions, allowInsecureConnection });
   } else if (location.tableUrl) {
     const endpoint = location.tableUrl.replace(/\/+$/, '');
     const identity = await credential();
@@ -115,7 +116,9 @@ export async function openLedgerTable(
     if (createdTables.peek(next) || aheadTried.has(next)) return;
     aheadTried.add(next);
     if (aheadTried.size > RECENT_TABLES) aheadTried.delete(aheadTried.values().next().value as string);
-    createdTables.refresh(next, () => createTable(next, AbortSignal.timeout(CREATE_AHEAD_TIMEOUT_MS))).catch(() => undefined);
+    createdTables
+      .refresh(next, () => createTable(next, AbortSignal.timeout(CREATE_AHEAD_TIMEOUT_MS)))
+      .catch(() => undefined);
   };
 
   return {

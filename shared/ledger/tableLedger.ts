@@ -102,7 +102,11 @@ type RowSource =
   | { readonly aggregate: RefusalAggregate }
   | { readonly row: LedgerRow };
 
-function rowOf(source: RowSource, shard: number, storeAddress: ((address: string) => string | undefined) | undefined): LedgerRow {
+function rowOf(
+  source: RowSource,
+  shard: number,
+  storeAddress: ((address: string) => string | undefined) | undefined,
+): LedgerRow {
   if ('entry' in source) return toLedgerRow(source.entry, shard, storeAddress, source.answerBy);
   if ('aggregate' in source) return toRefusalAggregateRow(source.aggregate, shard, storeAddress);
   return source.row; // a mark: the row as it was sent, its address already in stored form
@@ -346,7 +350,9 @@ export class TableLedger implements Ledger {
       // Marks have a bound of their own, so that marks left by a long outage never turn issuance away.
       if (this.queuedMarks >= this.maxQueuedRows) {
         this.counters.marksGivenUp += 1;
-        this.warn(`abandoned mark given up (${this.maxQueuedRows} waiting): its row may say issued; audit flags it late`);
+        this.warn(
+          `abandoned mark given up (${this.maxQueuedRows} waiting): its row may say issued; audit flags it late`,
+        );
         continue;
       }
       const batch = this.batchFor(`mark|${row.partitionKey}`, 'background', 'upsert', 0);
@@ -524,15 +530,19 @@ export class TableLedger implements Ledger {
       if (budget <= 0) break;
       try {
         this.counters.transactionAttempts += 1;
-        await this.withTimeout(budget, (cancel) => (batch.cancel = cancel), async (signal) => {
-          const table = await this.openTableOnce();
-          await this.ensureTable(table, signal);
-          // Cancelled while the table was being opened: nothing was sent, so nothing may be marked or committed.
-          if (signal.aborted) throw cancellationOf(signal);
-          batch.sent = true;
-          batch.sentRows = entities;
-          await table.submitTransaction(entities, signal, batch.write);
-        });
+        await this.withTimeout(
+          budget,
+          (cancel) => (batch.cancel = cancel),
+          async (signal) => {
+            const table = await this.openTableOnce();
+            await this.ensureTable(table, signal);
+            // Cancelled while the table was being opened: nothing was sent, so nothing may be marked or committed.
+            if (signal.aborted) throw cancellationOf(signal);
+            batch.sent = true;
+            batch.sentRows = entities;
+            await table.submitTransaction(entities, signal, batch.write);
+          },
+        );
         this.committed(batch, entities);
         return;
       } catch (error) {
@@ -606,18 +616,22 @@ export class TableLedger implements Ledger {
     const keys = entities.map((row) => row.rowKey).sort();
     let found: Record<string, unknown>[] = [];
     try {
-      await this.withTimeout(budget, () => {}, async (signal) => {
-        const table = await this.openTableOnce();
-        found = await table.readPartition(
-          {
-            partitionKey: entities[0]?.partitionKey ?? '',
-            rowKeyFrom: keys[0] ?? '',
-            rowKeyTo: keys[keys.length - 1] ?? '',
-            limit: 1_000,
-          },
-          signal,
-        );
-      });
+      await this.withTimeout(
+        budget,
+        () => {},
+        async (signal) => {
+          const table = await this.openTableOnce();
+          found = await table.readPartition(
+            {
+              partitionKey: entities[0]?.partitionKey ?? '',
+              rowKeyFrom: keys[0] ?? '',
+              rowKeyTo: keys[keys.length - 1] ?? '',
+              limit: 1_000,
+            },
+            signal,
+          );
+        },
+      );
     } catch {
       return false;
     }

@@ -67,7 +67,10 @@ export async function sendOutbound(request: OutboundRequest): Promise<OutboundAn
   const declared = Number(answer.headers['content-length'] ?? '0');
   if (declared > request.maxResponseBytes) {
     answer.body.destroy();
-    throw new OutboundRequestError(`${where} declared ${declared} bytes (more than ${request.maxResponseBytes})`, 'tooLarge');
+    throw new OutboundRequestError(
+      `${where} declared ${declared} bytes (more than ${request.maxResponseBytes})`,
+      'tooLarge',
+    );
   }
   const chunks: Buffer[] = [];
   let total = 0;
@@ -84,12 +87,17 @@ export async function sendOutbound(request: OutboundRequest): Promise<OutboundAn
     if (error instanceof OutboundRequestError) throw error;
     throw transportError(error, where, request.timeoutMs, signal);
   }
-  return { status: answer.statusCode, headers: flatHeaders(answer.headers), body: Buffer.concat(chunks).toString('utf8') };
+  return {
+    status: answer.statusCode,
+    headers: flatHeaders(answer.headers),
+    body: Buffer.concat(chunks).toString('utf8'),
+  };
 }
 
 function transportError(error: unknown, where: string, timeoutMs: number, signal: AbortSignal): OutboundRequestError {
   if (error instanceof OutboundRequestError) return error;
-  if (signal.aborted) return new OutboundRequestError(`${where} did not answer within ${timeoutMs} ms`, 'timeout', { cause: error });
+  if (signal.aborted)
+    return new OutboundRequestError(`${where} did not answer within ${timeoutMs} ms`, 'timeout', { cause: error });
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
   const name = error instanceof Error ? error.name : 'error';
   return new OutboundRequestError(`${where} could not be reached (${code ?? name})`, 'unreachable', { cause: error });

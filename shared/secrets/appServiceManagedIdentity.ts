@@ -73,7 +73,8 @@ export class AppServiceManagedIdentityCredential implements TokenCredential {
     this.tokens = new SingleFlightCache({ maxEntries: MAX_RESOURCES, now: this.now });
     // Checked here so a wrong setting fails at the first call with a clear message, not as a fetch error.
     const url = new URL(options.endpoint);
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ManagedIdentityTokenError('IDENTITY_ENDPOINT must be an http(s) URL', 'request');
+    if (url.protocol !== 'http:' && url.protocol !== 'https:')
+      throw new ManagedIdentityTokenError('IDENTITY_ENDPOINT must be an http(s) URL', 'request');
   }
 
   /** The token for `scopes` (one scope, e.g. `https://vault.azure.net/.default`). */
@@ -103,13 +104,22 @@ export class AppServiceManagedIdentityCredential implements TokenCredential {
     url.searchParams.set('api-version', APP_SERVICE_MSI_API_VERSION);
     url.searchParams.set('resource', resource);
     if (this.options.clientId) url.searchParams.set('client_id', this.options.clientId);
-    const { status, body } = await getJson(url, { 'X-IDENTITY-HEADER': this.options.identityHeader }, this.options.requestTimeoutMs);
+    const { status, body } = await getJson(
+      url,
+      { 'X-IDENTITY-HEADER': this.options.identityHeader },
+      this.options.requestTimeoutMs,
+    );
     if (status !== 200) {
-      throw new ManagedIdentityTokenError(`The managed identity endpoint answered ${status}${describeErrorBody(body)}`, 'status', status);
+      throw new ManagedIdentityTokenError(
+        `The managed identity endpoint answered ${status}${describeErrorBody(body)}`,
+        'status',
+        status,
+      );
     }
     const token = parseTokenAnswer(body);
     const lifetimeMs = token.expiresOnTimestamp - this.now();
-    if (lifetimeMs <= 0) throw new ManagedIdentityTokenError('The managed identity endpoint issued an expired token', 'malformed', status);
+    if (lifetimeMs <= 0)
+      throw new ManagedIdentityTokenError('The managed identity endpoint issued an expired token', 'malformed', status);
     const refreshAtMs = token.expiresOnTimestamp - Math.min(REFRESH_MARGIN_MS, lifetimeMs / 2);
     return { token, refreshAtMs };
   }
@@ -118,7 +128,8 @@ export class AppServiceManagedIdentityCredential implements TokenCredential {
 /** `https://vault.azure.net/.default` → `https://vault.azure.net` (the endpoint takes a resource, not a scope). */
 export function resourceOf(scopes: string | string[]): string {
   const list = typeof scopes === 'string' ? [scopes] : scopes;
-  if (list.length !== 1 || !list[0]?.trim()) throw new ManagedIdentityTokenError('A managed identity token is requested for exactly one scope', 'request');
+  if (list.length !== 1 || !list[0]?.trim())
+    throw new ManagedIdentityTokenError('A managed identity token is requested for exactly one scope', 'request');
   return list[0].trim().replace(/\/\.default$/, '');
 }
 
@@ -128,13 +139,26 @@ export function parseTokenAnswer(text: string): AccessToken {
   try {
     answer = JSON.parse(text) as typeof answer;
   } catch {
-    throw new ManagedIdentityTokenError('The managed identity endpoint answered something that is not JSON', 'malformed', 200);
+    throw new ManagedIdentityTokenError(
+      'The managed identity endpoint answered something that is not JSON',
+      'malformed',
+      200,
+    );
   }
   if (typeof answer.access_token !== 'string' || answer.access_token === '') {
-    throw new ManagedIdentityTokenError('The managed identity endpoint answered without an access_token', 'malformed', 200);
+    throw new ManagedIdentityTokenError(
+      'The managed identity endpoint answered without an access_token',
+      'malformed',
+      200,
+    );
   }
   const expiresOnMs = expiresOnToMs(answer.expires_on);
-  if (expiresOnMs === undefined) throw new ManagedIdentityTokenError('The managed identity endpoint answered without a usable expires_on', 'malformed', 200);
+  if (expiresOnMs === undefined)
+    throw new ManagedIdentityTokenError(
+      'The managed identity endpoint answered without a usable expires_on',
+      'malformed',
+      200,
+    );
   return { token: answer.access_token, expiresOnTimestamp: expiresOnMs, tokenType: 'Bearer' };
 }
 
@@ -151,17 +175,28 @@ function expiresOnToMs(value: unknown): number | undefined {
 function describeErrorBody(text: string): string {
   try {
     const body = JSON.parse(text) as { message?: unknown; error_description?: unknown; error?: unknown };
-    const said = [body.error, body.error_description ?? body.message].filter((part): part is string => typeof part === 'string');
+    const said = [body.error, body.error_description ?? body.message].filter(
+      (part): part is string => typeof part === 'string',
+    );
     return said.length > 0 ? `: ${said.join(': ').slice(0, 200)}` : '';
   } catch {
     return '';
   }
 }
 
-async function getJson(url: URL, headers: Record<string, string>, timeoutMs: number): Promise<{ status: number; body: string }> {
+async function getJson(
+  url: URL,
+  headers: Record<string, string>,
+  timeoutMs: number,
+): Promise<{ status: number; body: string }> {
   try {
     // A token answer is a few KB; anything far larger is not one.
-    const answer = await sendOutbound({ url, headers: { Accept: 'application/json', ...headers }, timeoutMs, maxResponseBytes: 64 * 1024 });
+    const answer = await sendOutbound({
+      url,
+      headers: { Accept: 'application/json', ...headers },
+      timeoutMs,
+      maxResponseBytes: 64 * 1024,
+    });
     return { status: answer.status, body: answer.body };
   } catch (error) {
     if (!(error instanceof OutboundRequestError)) throw error;

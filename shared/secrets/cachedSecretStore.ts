@@ -139,9 +139,11 @@ export class CachedSecretStore implements SecretStore {
     const key = `secret:${name}`;
     this.entries.delete(key);
     this.counters.misses += 1;
-    return this.fetch<SecretVersion | undefined>(key, () => this.inner.getFreshSecret(name), (value) => value === undefined).then((value) =>
-      value && isUsable(value, this.clock()) ? value : undefined,
-    );
+    return this.fetch<SecretVersion | undefined>(
+      key,
+      () => this.inner.getFreshSecret(name),
+      (value) => value === undefined,
+    ).then((value) => (value && isUsable(value, this.clock()) ? value : undefined));
   }
 
   /**
@@ -150,7 +152,12 @@ export class CachedSecretStore implements SecretStore {
    * calls still share one fetch, and the backoff and concurrency bound apply.
    */
   getSecretVersions(name: string): Promise<readonly SecretVersion[]> {
-    return this.fetch(`versions:${name}`, () => this.inner.getSecretVersions(name), () => false, { retain: false });
+    return this.fetch(
+      `versions:${name}`,
+      () => this.inner.getSecretVersions(name),
+      () => false,
+      { retain: false },
+    );
   }
 
   /**
@@ -216,7 +223,11 @@ export class CachedSecretStore implements SecretStore {
     if (nowMs < this.backoffUntilMs) {
       this.counters.shed += 1;
       return Promise.reject(
-        new DependencyUnavailableError('secret-store', Math.ceil((this.backoffUntilMs - nowMs) / 1000), `Backing off: ${this.backoffReason}`),
+        new DependencyUnavailableError(
+          'secret-store',
+          Math.ceil((this.backoffUntilMs - nowMs) / 1000),
+          `Backing off: ${this.backoffReason}`,
+        ),
       );
     }
     const run = (async () => {
@@ -231,7 +242,9 @@ export class CachedSecretStore implements SecretStore {
       } catch (error) {
         this.counters.storeFailures += 1;
         if (!this.storeFailing) {
-          this.warn(`secret store: ${describeError(error)}; serving cached answers up to ${this.settings.maxStaleSeconds} s past their max age until it answers`);
+          this.warn(
+            `secret store: ${describeError(error)}; serving cached answers up to ${this.settings.maxStaleSeconds} s past their max age until it answers`,
+          );
         }
         this.storeFailing = true;
         if (error instanceof DependencyUnavailableError) {
@@ -300,14 +313,21 @@ export class CachedSecretStore implements SecretStore {
     if (budget) this.clientBudgets.delete(client);
     budget ??= { tokens: Number.NaN, atMs: 0 };
     this.clientBudgets.set(client, budget); // Map order is the LRU order
-    if (this.clientBudgets.size > MAX_CLIENT_BUDGETS) this.clientBudgets.delete(this.clientBudgets.keys().next().value as string);
+    if (this.clientBudgets.size > MAX_CLIENT_BUDGETS)
+      this.clientBudgets.delete(this.clientBudgets.keys().next().value as string);
     return budget;
   }
 
   private acquireSlot(requester: string | undefined): Promise<void> {
     if (!this.takeReadToken(requester)) {
       this.counters.shed += 1;
-      return Promise.reject(new DependencyUnavailableError('secret-store', 1, 'The secret-store read budget of this instance or client is spent'));
+      return Promise.reject(
+        new DependencyUnavailableError(
+          'secret-store',
+          1,
+          'The secret-store read budget of this instance or client is spent',
+        ),
+      );
     }
     if (this.active < MAX_CONCURRENT_READS) {
       this.active += 1;
@@ -336,7 +356,8 @@ export class CachedSecretStore implements SecretStore {
 
   private releaseSlot(): void {
     const next = this.waiting.shift();
-    if (next) next.grant(); // the slot passes straight to the next waiter
+    if (next)
+      next.grant(); // the slot passes straight to the next waiter
     else this.active -= 1;
   }
 }
@@ -350,7 +371,9 @@ interface ReadBudget {
 /** Refills `budget` for the time since it was last used and returns the tokens it now holds. */
 function refill(budget: ReadBudget, perSecond: number, nowMs: number): number {
   const elapsedMs = Math.max(0, nowMs - budget.atMs);
-  budget.tokens = Number.isNaN(budget.tokens) ? perSecond : Math.min(perSecond, budget.tokens + (elapsedMs * perSecond) / 1000);
+  budget.tokens = Number.isNaN(budget.tokens)
+    ? perSecond
+    : Math.min(perSecond, budget.tokens + (elapsedMs * perSecond) / 1000);
   budget.atMs = nowMs;
   return budget.tokens;
 }

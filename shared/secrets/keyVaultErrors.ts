@@ -44,10 +44,18 @@ export function classifyVaultError(error: unknown): VaultFailure {
 
   const retryAfter = retryAfterSeconds(e.response?.headers?.get('retry-after'));
   if (status === 429) {
-    return { kind: 'unavailable', retryAfterSeconds: retryAfter ?? DEFAULT_RETRY_AFTER_SECONDS, description: 'Key Vault throttled the request (429)' };
+    return {
+      kind: 'unavailable',
+      retryAfterSeconds: retryAfter ?? DEFAULT_RETRY_AFTER_SECONDS,
+      description: 'Key Vault throttled the request (429)',
+    };
   }
   if (status !== undefined && (status >= 500 || status === 408)) {
-    return { kind: 'unavailable', retryAfterSeconds: retryAfter ?? DEFAULT_RETRY_AFTER_SECONDS, description: `Key Vault answered ${status}${code ? ` ${code}` : ''}` };
+    return {
+      kind: 'unavailable',
+      retryAfterSeconds: retryAfter ?? DEFAULT_RETRY_AFTER_SECONDS,
+      description: `Key Vault answered ${status}${code ? ` ${code}` : ''}`,
+    };
   }
   if (status === undefined) {
     // No HTTP answer: timeout/abort, network failure, or the credential could not get a token.
@@ -58,7 +66,10 @@ export function classifyVaultError(error: unknown): VaultFailure {
 }
 
 /** The error a read path throws for anything but "absent": the client gets 503 + `Retry-After`. */
-export function toDependencyUnavailable(failure: Exclude<VaultFailure, { kind: 'absent' }>, cause: unknown): DependencyUnavailableError {
+export function toDependencyUnavailable(
+  failure: Exclude<VaultFailure, { kind: 'absent' }>,
+  cause: unknown,
+): DependencyUnavailableError {
   const retryAfter = failure.kind === 'unavailable' ? failure.retryAfterSeconds : DEFAULT_RETRY_AFTER_SECONDS;
   return new DependencyUnavailableError('secret-store', retryAfter, failure.description, { cause });
 }
@@ -79,7 +90,9 @@ export function retryAfterSeconds(header: string | null | undefined, nowMs = Dat
 
 function innerErrorCode(details: unknown): string | undefined {
   // The SDK deserialises the body as { error: { code, message, innerError: { code } } }.
-  const error = (details as { error?: { innerError?: { code?: unknown }; innererror?: { code?: unknown } } } | undefined)?.error;
+  const error = (
+    details as { error?: { innerError?: { code?: unknown }; innererror?: { code?: unknown } } } | undefined
+  )?.error;
   const code = error?.innerError?.code ?? error?.innererror?.code;
   return typeof code === 'string' ? code : undefined;
 }

@@ -67,7 +67,8 @@ export class KeyVaultSecretStore implements WritableSecretStore, ListableSecretS
     if (!SECRET_NAME_PATTERN.test(name)) return [];
     const versions = await this.read('list versions', async (client, abortSignal) => {
       const properties: SecretProperties[] = [];
-      for await (const page of client.listPropertiesOfSecretVersions(name, { abortSignal }).byPage()) properties.push(...page);
+      for await (const page of client.listPropertiesOfSecretVersions(name, { abortSignal }).byPage())
+        properties.push(...page);
       // Newest first. `created` has one-second resolution; ties keep the listing's (chronological) order, reversed.
       properties.reverse().sort((a, b) => (b.createdOn?.getTime() ?? 0) - (a.createdOn?.getTime() ?? 0));
       let fetched = 0;
@@ -79,7 +80,8 @@ export class KeyVaultSecretStore implements WritableSecretStore, ListableSecretS
             return toSecretVersion(await client.getSecret(name, { version: p.version, abortSignal }));
           } catch (error) {
             // Disabled (or deleted) between the listing and the read: report it as disabled, without a value.
-            if (classifyVaultError(error).kind === 'absent') return toSecretVersion({ name, properties: { ...p, enabled: false }, value: '' });
+            if (classifyVaultError(error).kind === 'absent')
+              return toSecretVersion({ name, properties: { ...p, enabled: false }, value: '' });
             throw error;
           }
         }),
@@ -104,13 +106,16 @@ export class KeyVaultSecretStore implements WritableSecretStore, ListableSecretS
   }
 
   async updateSecretVersion(name: string, version: string, patch: { readonly enabled: boolean }): Promise<void> {
-    await this.write('update', (client, abortSignal) => client.updateSecretProperties(name, version, { abortSignal, enabled: patch.enabled }));
+    await this.write('update', (client, abortSignal) =>
+      client.updateSecretProperties(name, version, { abortSignal, enabled: patch.enabled }),
+    );
   }
 
   async listSecretNames(): Promise<readonly string[]> {
     return this.write('list', async (client, abortSignal) => {
       const names: string[] = [];
-      for await (const page of client.listPropertiesOfSecrets({ abortSignal }).byPage()) names.push(...page.map((p) => p.name));
+      for await (const page of client.listPropertiesOfSecrets({ abortSignal }).byPage())
+        names.push(...page.map((p) => p.name));
       return names.sort();
     });
   }
@@ -126,7 +131,8 @@ export class KeyVaultSecretStore implements WritableSecretStore, ListableSecretS
       const controller = new AbortController();
       try {
         const client = await this.bounded('list', (c) => Promise.resolve(c));
-        const pages = client.listPropertiesOfSecrets({ abortSignal: controller.signal }).byPage()[Symbol.asyncIterator]();
+        const pageIterable = client.listPropertiesOfSecrets({ abortSignal: controller.signal }).byPage();
+        const pages = pageIterable[Symbol.asyncIterator]();
         for (;;) {
           const next = await this.boundedStep('list', controller, () => pages.next());
           if (next.done === true) return;
@@ -158,7 +164,10 @@ export class KeyVaultSecretStore implements WritableSecretStore, ListableSecretS
   }
 
   /** A read: "absent" answers resolve to `undefined`, every other failure is a `DependencyUnavailableError`. */
-  private async read<T>(operation: string, call: (client: SecretClient, abortSignal: AbortSignal) => Promise<T>): Promise<T | undefined> {
+  private async read<T>(
+    operation: string,
+    call: (client: SecretClient, abortSignal: AbortSignal) => Promise<T>,
+  ): Promise<T | undefined> {
     for (let attempt = 1; ; attempt += 1) {
       try {
         return await this.bounded(operation, call);
@@ -174,7 +183,10 @@ export class KeyVaultSecretStore implements WritableSecretStore, ListableSecretS
   }
 
   /** An admin write: transient failures are `DependencyUnavailableError`, refusals a plain error that says why. */
-  private async write<T>(operation: string, call: (client: SecretClient, abortSignal: AbortSignal) => Promise<T>): Promise<T> {
+  private async write<T>(
+    operation: string,
+    call: (client: SecretClient, abortSignal: AbortSignal) => Promise<T>,
+  ): Promise<T> {
     try {
       return await this.bounded(operation, call);
     } catch (error) {
@@ -185,13 +197,20 @@ export class KeyVaultSecretStore implements WritableSecretStore, ListableSecretS
     }
   }
 
-  private bounded<T>(operation: string, call: (client: SecretClient, abortSignal: AbortSignal) => Promise<T>): Promise<T> {
+  private bounded<T>(
+    operation: string,
+    call: (client: SecretClient, abortSignal: AbortSignal) => Promise<T>,
+  ): Promise<T> {
     // The signal aborts the SDK call; the wait also ends for what ignores it (the credential's first token).
-    return withTimeout((signal) => this.getClient().then((client) => call(client, signal)), this.options.timeoutMs, () => {
-      const error = new Error(`Key Vault ${operation} took longer than ${this.options.timeoutMs} ms`);
-      error.name = 'TimeoutError';
-      return error;
-    });
+    return withTimeout(
+      (signal) => this.getClient().then((client) => call(client, signal)),
+      this.options.timeoutMs,
+      () => {
+        const error = new Error(`Key Vault ${operation} took longer than ${this.options.timeoutMs} ms`);
+        error.name = 'TimeoutError';
+        return error;
+      },
+    );
   }
 
   /** One SecretClient per store (the composition root makes one store per process), created on first use. */
@@ -205,7 +224,10 @@ export class KeyVaultSecretStore implements WritableSecretStore, ListableSecretS
 
   private async createClient(): Promise<SecretClient> {
     const { SecretClient } = await import('@azure/keyvault-secrets');
-    const credential = await getAzureCredential({ clientId: this.options.clientId, tokenTimeoutMs: this.options.timeoutMs });
+    const credential = await getAzureCredential({
+      clientId: this.options.clientId,
+      tokenTimeoutMs: this.options.timeoutMs,
+    });
     return new SecretClient(this.options.vaultUrl, credential, {
       // No SDK retries: a 429 with Retry-After would park the request for the whole delay. The cache serves
       // what it has and tells clients when to retry instead.
@@ -220,7 +242,10 @@ export class KeyVaultSecretStore implements WritableSecretStore, ListableSecretS
 /** A failed listing as the caller sees it: `DependencyUnavailableError` (with the vault's `Retry-After` when throttled). */
 function listingFailure(error: unknown): Error {
   const failure = classifyVaultError(error);
-  return toDependencyUnavailable(failure.kind === 'absent' ? { kind: 'rejected', status: 404, description: 'Key Vault list: not found' } : failure, error);
+  return toDependencyUnavailable(
+    failure.kind === 'absent' ? { kind: 'rejected', status: 404, description: 'Key Vault list: not found' } : failure,
+    error,
+  );
 }
 
 /** A connection reset or broken pipe (the SDK's `RestError` carries the socket error's code). */
@@ -235,7 +260,13 @@ function isLoopbackUrl(url: string): boolean {
 }
 
 function toListing(p: SecretProperties): SecretListing {
-  return { name: p.name, enabled: p.enabled ?? true, updatedOn: p.updatedOn, notBefore: p.notBefore, expiresOn: p.expiresOn };
+  return {
+    name: p.name,
+    enabled: p.enabled ?? true,
+    updatedOn: p.updatedOn,
+    notBefore: p.notBefore,
+    expiresOn: p.expiresOn,
+  };
 }
 
 function toSecretVersion(secret: Pick<KeyVaultSecret, 'name' | 'properties' | 'value'>): SecretVersion {

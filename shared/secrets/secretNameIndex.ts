@@ -104,7 +104,11 @@ export class SecretNameIndex {
     if (!this.listing) {
       if (nowMs < this.retryAtMs) {
         const seconds = Math.max(1, Math.ceil((this.retryAtMs - nowMs) / 1000));
-        const error = new DependencyUnavailableError('secret-store', seconds, 'The secret name index is not loaded yet');
+        const error = new DependencyUnavailableError(
+          'secret-store',
+          seconds,
+          'The secret name index is not loaded yet',
+        );
         return Promise.reject(error);
       }
       this.startListing().catch(() => undefined);

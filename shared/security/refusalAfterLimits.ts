@@ -8,7 +8,11 @@ export interface CountedRefusal {
 }
 
 /** Reasons that say the credential's record was found: only these create per-credential counters. */
-const EXISTING_CREDENTIAL_REASONS: ReadonlySet<RefusalReason> = new Set(['wrong_key', 'credential_disabled', 'principal_not_allowed']);
+const EXISTING_CREDENTIAL_REASONS: ReadonlySet<RefusalReason> = new Set([
+  'wrong_key',
+  'credential_disabled',
+  'principal_not_allowed',
+]);
 
 /**
  * Counts a refusal (every 4xx a flow answers except 429 itself) against the client address and, when its
@@ -21,7 +25,11 @@ const EXISTING_CREDENTIAL_REASONS: ReadonlySet<RefusalReason> = new Set(['wrong_
  * @example
  * const { error, report } = refusalAfterLimits(services.failedAttempts, refusal, clientIp);
  */
-export function refusalAfterLimits(limiter: FailedAttemptLimiter, refusal: StsError, clientIp: string | undefined): CountedRefusal {
+export function refusalAfterLimits(
+  limiter: FailedAttemptLimiter,
+  refusal: StsError,
+  clientIp: string | undefined,
+): CountedRefusal {
   if (refusal.status < 400 || refusal.status >= 500 || refusal.status === 429) return { error: refusal, report: true };
   const existing = EXISTING_CREDENTIAL_REASONS.has(refusal.reason) ? refusal.credentialId : undefined;
   const verdict = limiter.recordRefusal({ clientIp, existingCredentialId: existing });

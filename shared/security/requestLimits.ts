@@ -48,9 +48,13 @@ export function requestLimitViolation(request: LimitedRequest, limits: RequestLi
     let parameters = 0;
     for (const part of target.slice(queryStart + 1).split('&')) if (part !== '') parameters += 1;
     if (parameters > limits.maxQueryParameters) {
-      return new StsError('ERR_STS_INVALID_REQUEST', `The request has more than ${limits.maxQueryParameters} query parameters.`, {
-        reason: 'too_many_query_parameters',
-      });
+      return new StsError(
+        'ERR_STS_INVALID_REQUEST',
+        `The request has more than ${limits.maxQueryParameters} query parameters.`,
+        {
+          reason: 'too_many_query_parameters',
+        },
+      );
     }
   }
   let count = 0;
@@ -60,14 +64,22 @@ export function requestLimitViolation(request: LimitedRequest, limits: RequestLi
     bytes += Buffer.byteLength(name, 'latin1') + Buffer.byteLength(value, 'utf8') + 4; // ": " and CRLF
   }
   if (count > limits.maxHeaderCount) {
-    return new StsError('ERR_STS_HEADERS_TOO_LARGE', `The request has more than ${limits.maxHeaderCount} header fields.`, {
-      reason: 'headers_too_large',
-    });
+    return new StsError(
+      'ERR_STS_HEADERS_TOO_LARGE',
+      `The request has more than ${limits.maxHeaderCount} header fields.`,
+      {
+        reason: 'headers_too_large',
+      },
+    );
   }
   if (bytes > limits.maxHeaderBytes) {
-    return new StsError('ERR_STS_HEADERS_TOO_LARGE', `The request header fields exceed ${limits.maxHeaderBytes} bytes.`, {
-      reason: 'headers_too_large',
-    });
+    return new StsError(
+      'ERR_STS_HEADERS_TOO_LARGE',
+      `The request header fields exceed ${limits.maxHeaderBytes} bytes.`,
+      {
+        reason: 'headers_too_large',
+      },
+    );
   }
   return undefined;
 }
@@ -93,7 +105,8 @@ export function jsonNestingExceeds(text: string, maxDepth: number): boolean {
   for (let i = 0; i < text.length; i += 1) {
     const c = text.charCodeAt(i);
     if (inString) {
-      if (c === 0x5c) i += 1; // backslash: skip the escaped character
+      if (c === 0x5c)
+        i += 1; // backslash: skip the escaped character
       else if (c === 0x22) inString = false;
     } else if (c === 0x22) {
       inString = true;

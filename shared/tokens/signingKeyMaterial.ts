@@ -1,4 +1,11 @@
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type JsonWebKey, type KeyObject } from 'node:crypto';
+import {
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  type JsonWebKey,
+  type KeyObject,
+} from 'node:crypto';
 import { StsBaseError } from '../errors.js';
 
 export type SigningAlgorithm = 'ES256' | 'RS256';
@@ -17,8 +24,23 @@ export function generateSigningJwk(alg: SigningAlgorithm = 'ES256'): JsonWebKey 
 
 /** The public half of a signing key, exactly as published in the JWKS (no private member ever). */
 export type PublicSigningJwk =
-  | { readonly kty: 'EC'; readonly crv: 'P-256'; readonly x: string; readonly y: string; readonly kid: string; readonly alg: 'ES256'; readonly use: 'sig' }
-  | { readonly kty: 'RSA'; readonly n: string; readonly e: string; readonly kid: string; readonly alg: 'RS256'; readonly use: 'sig' };
+  | {
+      readonly kty: 'EC';
+      readonly crv: 'P-256';
+      readonly x: string;
+      readonly y: string;
+      readonly kid: string;
+      readonly alg: 'ES256';
+      readonly use: 'sig';
+    }
+  | {
+      readonly kty: 'RSA';
+      readonly n: string;
+      readonly e: string;
+      readonly kid: string;
+      readonly alg: 'RS256';
+      readonly use: 'sig';
+    };
 
 /** One parsed version of `sts-signing-key`: the private key for signing and its public JWK. */
 export interface SigningKeyMaterial {
@@ -81,7 +103,9 @@ function signingKeyMaterialOf(value: string): SigningKeyMaterial {
   ) {
     publicParts = { kty: 'RSA', n: exported.n, e: exported.e };
   } else {
-    throw new SigningKeyMaterialError('The signing key must be EC P-256 for ES256 or RSA (2048 bits or more) for RS256');
+    throw new SigningKeyMaterialError(
+      'The signing key must be EC P-256 for ES256 or RSA (2048 bits or more) for RS256',
+    );
   }
   const kid = jwkThumbprint(publicParts);
   const publicJwk = (

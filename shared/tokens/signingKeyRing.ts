@@ -99,7 +99,8 @@ export class SigningKeyRing {
   /** Enabled versions found unusable at the last read, each reported once. */
   private unusable = new Set<string>();
   /** The last selection, valid for `versions` while `fromMs <= now < untilMs` (see `select`). */
-  private selection: { versions: readonly LoadedVersion[]; fromMs: number; untilMs: number; view: RingView } | undefined;
+  private selection:
+    { versions: readonly LoadedVersion[]; fromMs: number; untilMs: number; view: RingView } | undefined;
 
   constructor(private readonly options: SigningKeyRingOptions) {
     this.clock = options.clock ?? (() => new Date());
@@ -124,7 +125,10 @@ export class SigningKeyRing {
   async signingKey(now: Date = this.clock()): Promise<RingKey> {
     // Once per token: a current ring is used as it is, without the promise hops of a reload check.
     const fresh = this.loaded !== undefined && this.clock().getTime() < this.nextReloadAtMs;
-    const { signing } = this.select(fresh ? (this.loaded as readonly LoadedVersion[]) : await this.versions(), now.getTime());
+    const { signing } = this.select(
+      fresh ? (this.loaded as readonly LoadedVersion[]) : await this.versions(),
+      now.getTime(),
+    );
     if (!signing) throw new DependencyUnavailableError('secret-store', 30, 'No signing key is available');
     return signing;
   }
@@ -174,7 +178,9 @@ export class SigningKeyRing {
       this.nextReloadAtMs = this.clock().getTime() + this.retryAfterErrorMs;
       if (this.loaded) {
         if (!this.storeFailing) {
-          this.options.onProblem?.(`signing keys: store unavailable (${describeError(error)}); serving the last good ring until it answers`);
+          this.options.onProblem?.(
+            `signing keys: store unavailable (${describeError(error)}); serving the last good ring until it answers`,
+          );
         }
         this.storeFailing = true;
         return this.loaded;
@@ -248,7 +254,11 @@ function selectKeys(
  * Every instant at which {@link selectKeys} can change its answer for `versions`: each comparison it makes
  * with `nowMs` (`<=` or `<`) flips exactly at one of these.
  */
-function selectionInstants(versions: readonly LoadedVersion[], publishBeforeUseMs: number, retentionMs: number): number[] {
+function selectionInstants(
+  versions: readonly LoadedVersion[],
+  publishBeforeUseMs: number,
+  retentionMs: number,
+): number[] {
   const oldestFirst = [...versions].reverse().sort((a, b) => a.activeFromMs - b.activeFromMs);
   const readyAt = (v: LoadedVersion) => v.activeFromMs + publishBeforeUseMs;
   const instants: number[] = [];

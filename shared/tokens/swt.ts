@@ -76,7 +76,8 @@ export function signSwt(claims: readonly SwtClaim[], base64Key: string): string 
   const seen = new Set<string>();
   for (const [name] of claims) {
     if (name === '') throw new SwtError('ERR_SWT_INVALID_CLAIMS', 'Claim names must not be empty');
-    if (name === SIGNATURE_NAME) throw new SwtError('ERR_SWT_INVALID_CLAIMS', `${SIGNATURE_NAME} is reserved for the signature`);
+    if (name === SIGNATURE_NAME)
+      throw new SwtError('ERR_SWT_INVALID_CLAIMS', `${SIGNATURE_NAME} is reserved for the signature`);
     if (seen.has(name)) throw new SwtError('ERR_SWT_INVALID_CLAIMS', `Claim ${name} appears twice`);
     seen.add(name);
   }

@@ -37,7 +37,12 @@ export function backoffDelayMs(retryNumber: number, baseMs: number, maxMs: numbe
   return Math.round(ceiling / 2 + (random() * ceiling) / 2);
 }
 
-const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT']);
+const TIMEOUT_CODES = new Set([
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+  'ETIMEDOUT',
+]);
 const CONNECTION_CODES = new Set([
   'ECONNRESET',
   'ECONNREFUSED',
@@ -55,7 +60,11 @@ const CONNECTION_CODES = new Set([
  * Classifies an error thrown while sending a request or reading its answer. Certificate failures are
  * never retried (a retry cannot fix them and must not be tempted to weaken verification).
  */
-export function classifyTransportError(error: unknown): { readonly failure: UpstreamFailure; readonly retryable: boolean; readonly code: string } {
+export function classifyTransportError(error: unknown): {
+  readonly failure: UpstreamFailure;
+  readonly retryable: boolean;
+  readonly code: string;
+} {
   const codes = errorCodes(error);
   const tls = codes.find(isTlsCode);
   if (tls) return { failure: 'tls', retryable: false, code: tls };

@@ -38,7 +38,8 @@ export interface ServedJwt {
 export function servedJwt(served: ServedUpstreamToken, source: UpstreamSource, now: Date): ServedJwt {
   const claims = jwtClaims(served.token) ?? {};
   const expiresAt = Math.floor(served.expiresAt.getTime() / 1000);
-  const iat = typeof claims.iat === 'number' && Number.isInteger(claims.iat) ? claims.iat : Math.floor(now.getTime() / 1000);
+  const iat =
+    typeof claims.iat === 'number' && Number.isInteger(claims.iat) ? claims.iat : Math.floor(now.getTime() / 1000);
   const aud: unknown = Array.isArray(claims.aud) ? (claims.aud as unknown[])[0] : claims.aud;
   return {
     accessToken: {

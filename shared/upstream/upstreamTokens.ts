@@ -65,7 +65,6 @@ export interface UpstreamCallContext {
   readonly credentialId?: string | undefined;
 }
 
-
 /** What `flow` passes besides the upstream source (`undefined`: nothing), from its declared upstream fetch. */
 export type UpstreamRequestOf<F extends UpstreamFlow> =
   UpstreamFetchers[F] extends UpstreamFetch<string, infer R> ? R : never;

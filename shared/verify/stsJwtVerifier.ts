@@ -1,4 +1,12 @@
-import { createLocalJWKSet, createRemoteJWKSet, errors, jwtVerify, type JSONWebKeySet, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import {
+  createLocalJWKSet,
+  createRemoteJWKSet,
+  errors,
+  jwtVerify,
+  type JSONWebKeySet,
+  type JWTPayload,
+  type JWTVerifyGetKey,
+} from 'jose';
 import { StsBaseError } from '../errors.js';
 
 /**
@@ -139,16 +147,32 @@ export function createStsJwtVerifier(options: StsJwtVerifierOptions): StsJwtVeri
 function checkTokenKind(payload: JWTPayload, kind: StsTokenKind): void {
   if (kind === 'access') {
     const present = LIMITED_ACCESS_CLAIMS.find((claim) => claim in payload);
-    if (present) throw new errors.JWTClaimValidationFailed('A limited access token is not an access token', payload, present, 'unspecified');
+    if (present)
+      throw new errors.JWTClaimValidationFailed(
+        'A limited access token is not an access token',
+        payload,
+        present,
+        'unspecified',
+      );
     return;
   }
   const flags = payload['feature-flags'];
   if (!Array.isArray(flags) || !flags.every((flag) => typeof flag === 'string')) {
-    throw new errors.JWTClaimValidationFailed('"feature-flags" claim must be an array of strings', payload, 'feature-flags', 'missing');
+    throw new errors.JWTClaimValidationFailed(
+      '"feature-flags" claim must be an array of strings',
+      payload,
+      'feature-flags',
+      'missing',
+    );
   }
   const target = payload['target-azure-resource-id'];
   if (typeof target !== 'string' || target === '') {
-    throw new errors.JWTClaimValidationFailed('"target-azure-resource-id" claim must be a string', payload, 'target-azure-resource-id', 'missing');
+    throw new errors.JWTClaimValidationFailed(
+      '"target-azure-resource-id" claim must be a string',
+      payload,
+      'target-azure-resource-id',
+      'missing',
+    );
   }
 }
 

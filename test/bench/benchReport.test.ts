@@ -16,7 +16,13 @@ import { tokenStageShares } from '../../tooling/bench/tokenStages.js';
  * statistics, which baseline a flow is compared with, and whether a target is marked met or missed.
  */
 
-function summary(targetId: string, connections: number, requestsPerSecond: number, cpuMicrosPerRequest: number, p99Ms: number): LoadSummary {
+function summary(
+  targetId: string,
+  connections: number,
+  requestsPerSecond: number,
+  cpuMicrosPerRequest: number,
+  p99Ms: number,
+): LoadSummary {
   return {
     targetId,
     label: targetId,
@@ -81,7 +87,12 @@ describe('ratios and targets', () => {
     const mrJose = ratios.find((r) => r.flow === 'Mixed Reality' && r.baseline === 'jose');
     expect(mrJose).toMatchObject({ connections: 64, requestsPerSecond: 0.9, p99: 1.3 });
     expect(mrJose?.cpuPerRequest).toBeCloseTo(120 / 110);
-    expect(ratios.find((r) => r.flow === 'WRAP')).toMatchObject({ baseline: 'SWT', requestsPerSecond: 0.7, cpuPerRequest: 1.5, p99: 2 });
+    expect(ratios.find((r) => r.flow === 'WRAP')).toMatchObject({
+      baseline: 'SWT',
+      requestsPerSecond: 0.7,
+      cpuPerRequest: 1.5,
+      p99: 2,
+    });
     // No limited access token run in this set: no made-up ratio for it.
     expect(ratios.some((r) => r.flow === 'issueLimitedAccessToken')).toBe(false);
   });
@@ -103,16 +114,34 @@ describe('ratios and targets', () => {
     const realWorker = {
       harness: '/somewhere',
       workerVersion: '3.9.0',
-      summaries: [summary(REAL_WORKER_TARGET.sts, 64, 800, 300, 20), summary(REAL_WORKER_TARGET.noop, 64, 1_000, 240, 10)],
-      paced: [summary(REAL_WORKER_TARGET.stsPaced, 10, 400, 262, 5), summary(REAL_WORKER_TARGET.noopPaced, 10, 400, 200, 5)],
+      summaries: [
+        summary(REAL_WORKER_TARGET.sts, 64, 800, 300, 20),
+        summary(REAL_WORKER_TARGET.noop, 64, 1_000, 240, 10),
+      ],
+      paced: [
+        summary(REAL_WORKER_TARGET.stsPaced, 10, 400, 262, 5),
+        summary(REAL_WORKER_TARGET.noopPaced, 10, 400, 200, 5),
+      ],
       pacedRate: 400,
     };
-    const withLocalHost = baselineRatios({ profiles: [], summaries: [summary(TARGET.appMixedReality, 64, 6_999, 120, 13), summary(TARGET.joseMixedReality, 64, 10_000, 110, 10)] });
+    const withLocalHost = baselineRatios({
+      profiles: [],
+      summaries: [
+        summary(TARGET.appMixedReality, 64, 6_999, 120, 13),
+        summary(TARGET.joseMixedReality, 64, 10_000, 110, 10),
+      ],
+    });
     const checks = checkTargets({ inProcess, realWorker, coldStart: undefined, vault: undefined }, withLocalHost);
     const byName = (prefix: string) => checks.find((c) => c.target.startsWith(prefix));
     // The CPU target is read at one rate for both apps; flat out, the slower app's figure is shown beside it.
-    expect(byName('Real worker: worker CPU per token vs no-op function, same rate (400 req/s)')).toMatchObject({ met: false, value: '1.31×' });
-    expect(byName('Real worker: worker CPU per token vs no-op function, flat out, 64')).toMatchObject({ met: true, value: '1.25×' });
+    expect(byName('Real worker: worker CPU per token vs no-op function, same rate (400 req/s)')).toMatchObject({
+      met: false,
+      value: '1.31×',
+    });
+    expect(byName('Real worker: worker CPU per token vs no-op function, flat out, 64')).toMatchObject({
+      met: true,
+      value: '1.25×',
+    });
     expect(byName('Real worker: req/s')).toMatchObject({ met: true, value: '0.80×' });
     expect(byName('In process: Mixed Reality')).toMatchObject({ met: true, value: '2.00×' });
     expect(byName('In process: WRAP')).toMatchObject({ met: false, value: '12.50×' });
@@ -124,20 +153,42 @@ describe('ratios and targets', () => {
     expect(byName('Vault reads per 1,000 warm tokens')).toMatchObject({ met: undefined });
     // Without the optional real-worker section, its targets say n/a rather than missed.
     const withoutWorker = checkTargets({ throughput }, ratios);
-    expect(withoutWorker.find((c) => c.target.startsWith('Real worker: req/s'))).toMatchObject({ met: undefined, value: 'n/a' });
-    expect(withoutWorker.find((c) => c.target.startsWith('Local host: Mixed Reality'))).toMatchObject({ met: true, value: '0.90×' });
+    expect(withoutWorker.find((c) => c.target.startsWith('Real worker: req/s'))).toMatchObject({
+      met: undefined,
+      value: 'n/a',
+    });
+    expect(withoutWorker.find((c) => c.target.startsWith('Local host: Mixed Reality'))).toMatchObject({
+      met: true,
+      value: '0.90×',
+    });
   });
 
   it('splits CPU per request into the host floor and the handler', () => {
     const rows = cpuBreakdown({ throughput });
-    expect(rows.find((r) => r.flow === 'Mixed Reality')).toMatchObject({ baseline: 110, hostFloor: 70, app: 120, handlerInHost: 50 });
-    expect(rows.find((r) => r.flow === 'WRAP')).toMatchObject({ baseline: 60, hostFloor: 95, app: 90, handlerInHost: -5 });
+    expect(rows.find((r) => r.flow === 'Mixed Reality')).toMatchObject({
+      baseline: 110,
+      hostFloor: 70,
+      app: 120,
+      handlerInHost: 50,
+    });
+    expect(rows.find((r) => r.flow === 'WRAP')).toMatchObject({
+      baseline: 60,
+      hostFloor: 95,
+      app: 90,
+      handlerInHost: -5,
+    });
   });
 });
 
 describe('formatTable', () => {
   it('right-aligns numeric columns and left-aligns text', () => {
-    const text = formatTable(['target', 'req/s'], [['app', '900'], ['baseline', '10000']]);
+    const text = formatTable(
+      ['target', 'req/s'],
+      [
+        ['app', '900'],
+        ['baseline', '10000'],
+      ],
+    );
     expect(text.split('\n')).toEqual(['target    req/s', '--------  -----', 'app         900', 'baseline  10000']);
   });
 });
@@ -173,7 +224,11 @@ describe('CPU profile summary', () => {
     const profile = {
       nodes: [
         { id: 1, callFrame: { functionName: '(root)', url: '', lineNumber: -1 }, children: [2, 4] },
-        { id: 2, callFrame: { functionName: 'handler', url: file('dist/shared/http/stsFunction.js'), lineNumber: 9 }, children: [3] },
+        {
+          id: 2,
+          callFrame: { functionName: 'handler', url: file('dist/shared/http/stsFunction.js'), lineNumber: 9 },
+          children: [3],
+        },
         { id: 3, callFrame: { functionName: 'sign', url: 'node:internal/crypto/sig', lineNumber: 0 } },
         { id: 4, callFrame: { functionName: '(idle)', url: '', lineNumber: -1 } },
       ],
@@ -196,7 +251,11 @@ describe('CPU profile summary', () => {
 describe('Mixed Reality token by stage', () => {
   it('gives each sample to the deepest stage on its stack, GC to its own line, and leaves the loop out', () => {
     const file = (url: string) => `file:///somewhere/${url}`;
-    const frame = (id: number, functionName: string, url: string, children: number[] = []) => ({ id, callFrame: { functionName, url }, children });
+    const frame = (id: number, functionName: string, url: string, children: number[] = []) => ({
+      id,
+      callFrame: { functionName, url },
+      children,
+    });
     const profile = {
       nodes: [
         frame(1, '(root)', '', [2, 7, 8]),

@@ -17,7 +17,8 @@ import { startPageOrigin, type PageOrigin } from './pageOrigin.js';
 const AUDIENCE = 'api://sts-browser-test';
 const USER_OBJECT_ID = randomUUID();
 const STRANGER_OBJECT_ID = randomUUID();
-const TARGET = '/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.CognitiveServices/accounts/app-face';
+const TARGET =
+  '/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.CognitiveServices/accounts/app-face';
 
 let issuer: OpenIdIssuer;
 let credentials: TestCredentials;
@@ -32,7 +33,15 @@ beforeAll(async () => {
   const signIn = (user: string): Promise<string> => {
     const now = Math.floor(Date.now() / 1000);
     const oid = user === 'stranger' ? STRANGER_OBJECT_ID : USER_OBJECT_ID;
-    return issuer.sign({ iss: issuer.authority, aud: AUDIENCE, tid: issuer.tenantId, oid, iat: now, nbf: now, exp: now + 3_600 });
+    return issuer.sign({
+      iss: issuer.authority,
+      aud: AUDIENCE,
+      tid: issuer.tenantId,
+      oid,
+      iat: now,
+      nbf: now,
+      exp: now + 3_600,
+    });
   };
   allowedPage = await startPageOrigin(signIn);
   otherPage = await startPageOrigin(signIn);
@@ -79,22 +88,30 @@ async function openPage(origin: PageOrigin): Promise<{ page: Page; messages: str
 
 /** Runs `fetch` in the page, as a page's script would. */
 function pageFetch(page: Page, url: string, init: FetchInit = {}): Promise<PageResult> {
-  return page.evaluate(async (target: string, options: FetchInit): Promise<PageResult> => {
-    try {
-      const response = await fetch(target, {
-        method: options.method ?? 'GET',
-        ...(options.headers ? { headers: options.headers } : {}),
-        ...(options.form ? { body: new URLSearchParams(options.form) } : options.body !== undefined ? { body: options.body } : {}),
-      });
-      const headers: Record<string, string> = {};
-      response.headers.forEach((value, name) => {
-        headers[name] = value;
-      });
-      return { status: response.status, headers, body: await response.text() };
-    } catch (error) {
-      return { error: String(error) };
-    }
-  }, url, init);
+  return page.evaluate(
+    async (target: string, options: FetchInit): Promise<PageResult> => {
+      try {
+        const response = await fetch(target, {
+          method: options.method ?? 'GET',
+          ...(options.headers ? { headers: options.headers } : {}),
+          ...(options.form
+            ? { body: new URLSearchParams(options.form) }
+            : options.body !== undefined
+              ? { body: options.body }
+              : {}),
+        });
+        const headers: Record<string, string> = {};
+        response.headers.forEach((value, name) => {
+          headers[name] = value;
+        });
+        return { status: response.status, headers, body: await response.text() };
+      } catch (error) {
+        return { error: String(error) };
+      }
+    },
+    url,
+    init,
+  );
 }
 
 /** The page signs in (its origin hands it the user's Entra access token), as a page using MSAL would. */
@@ -117,9 +134,15 @@ describe('a page on an allowed origin, with keys', () => {
   it('gets a Mixed Reality token (Authorization header, preflighted) and reads MS-CV', async () => {
     const { page } = await openPage(allowedPage);
     const { accountId, keys } = credentials.mixedReality.account;
-    const answer = ok(await pageFetch(page, `${sts.url}/accounts/${accountId}/token`, { headers: { Authorization: `Bearer ${accountId}:${keys[0]}` } }));
+    const answer = ok(
+      await pageFetch(page, `${sts.url}/accounts/${accountId}/token`, {
+        headers: { Authorization: `Bearer ${accountId}:${keys[0]}` },
+      }),
+    );
     expect(answer.status).toBe(200);
-    expect(claimsOf((JSON.parse(answer.body) as { AccessToken: string }).AccessToken)).toMatchObject({ aid: accountId });
+    expect(claimsOf((JSON.parse(answer.body) as { AccessToken: string }).AccessToken)).toMatchObject({
+      aid: accountId,
+    });
     expect(answer.headers['ms-cv']).toMatch(/\.0$/);
     await page.close();
   });
@@ -127,11 +150,18 @@ describe('a page on an allowed origin, with keys', () => {
   it('gets an issueToken token with the key in the header and with the key in the query', async () => {
     const { page } = await openPage(allowedPage);
     const key = credentials.cognitive.speech.keys[0];
-    const inHeader = ok(await pageFetch(page, `${sts.url}/sts/v1.0/issueToken`, { method: 'POST', headers: { 'Ocp-Apim-Subscription-Key': key } }));
+    const inHeader = ok(
+      await pageFetch(page, `${sts.url}/sts/v1.0/issueToken`, {
+        method: 'POST',
+        headers: { 'Ocp-Apim-Subscription-Key': key },
+      }),
+    );
     expect(inHeader.status).toBe(200);
     expect(claimsOf(inHeader.body)).toMatchObject({ region: 'eastus' });
     expect(inHeader.headers['apim-request-id']).toBeDefined();
-    const inQuery = ok(await pageFetch(page, `${sts.url}/sts/v1.0/issueToken?Subscription-Key=${key}`, { method: 'POST' }));
+    const inQuery = ok(
+      await pageFetch(page, `${sts.url}/sts/v1.0/issueToken?Subscription-Key=${key}`, { method: 'POST' }),
+    );
     expect(inQuery.status).toBe(200);
     expect(claimsOf(inQuery.body)).toMatchObject({ region: 'eastus' });
     await page.close();
@@ -142,12 +172,18 @@ describe('a page on an allowed origin, with keys', () => {
     const answer = ok(
       await pageFetch(page, `${sts.url}/sts/v1.0/issueLimitedAccessToken?expiredTime=600`, {
         method: 'POST',
-        headers: { 'Ocp-Apim-Subscription-Key': credentials.cognitive.isvFace.keys[0], 'Content-Type': 'application/json' },
+        headers: {
+          'Ocp-Apim-Subscription-Key': credentials.cognitive.isvFace.keys[0],
+          'Content-Type': 'application/json',
+        },
         body: JSON.stringify({ targetAzureResourceId: TARGET, featureFlags: ['Face.Identification'] }),
       }),
     );
     expect(answer.status).toBe(200);
-    expect(claimsOf(answer.body)).toMatchObject({ 'target-azure-resource-id': TARGET, 'feature-flags': ['Face.Identification'] });
+    expect(claimsOf(answer.body)).toMatchObject({
+      'target-azure-resource-id': TARGET,
+      'feature-flags': ['Face.Identification'],
+    });
     await page.close();
   });
 
@@ -157,7 +193,11 @@ describe('a page on an allowed origin, with keys', () => {
     const answer = ok(
       await pageFetch(page, `${sts.url}/WRAPv0.9/`, {
         method: 'POST',
-        form: { wrap_name: owner.name, wrap_password: owner.keys[0], wrap_scope: 'http://contoso.servicebus.windows.net/' },
+        form: {
+          wrap_name: owner.name,
+          wrap_password: owner.keys[0],
+          wrap_scope: 'http://contoso.servicebus.windows.net/',
+        },
       }),
     );
     expect(answer.status).toBe(200);
@@ -192,9 +232,16 @@ describe('a page signed in with Microsoft Entra', () => {
     expect(claimsOf(cognitive.body)).toMatchObject({ region: 'eastus', tid: issuer.tenantId, oid: USER_OBJECT_ID });
 
     const { accountId } = credentials.mixedReality.account;
-    const mixedReality = ok(await pageFetch(page, `${sts.url}/accounts/${accountId}/token`, { headers: { Authorization: `Bearer ${entraToken}` } }));
+    const mixedReality = ok(
+      await pageFetch(page, `${sts.url}/accounts/${accountId}/token`, {
+        headers: { Authorization: `Bearer ${entraToken}` },
+      }),
+    );
     expect(mixedReality.status).toBe(200);
-    expect(claimsOf((JSON.parse(mixedReality.body) as { AccessToken: string }).AccessToken)).toMatchObject({ aid: accountId, oid: USER_OBJECT_ID });
+    expect(claimsOf((JSON.parse(mixedReality.body) as { AccessToken: string }).AccessToken)).toMatchObject({
+      aid: accountId,
+      oid: USER_OBJECT_ID,
+    });
     await page.close();
   });
 
@@ -229,34 +276,46 @@ describe('a page signed in with Microsoft Entra', () => {
       }),
     );
     expect(cognitive.status).toBe(401);
-    expect(JSON.parse(cognitive.body)).toEqual({ error: { code: '401', message: 'The caller is not allowed to obtain tokens for this resource.' } });
+    expect(JSON.parse(cognitive.body)).toEqual({
+      error: { code: '401', message: 'The caller is not allowed to obtain tokens for this resource.' },
+    });
 
     const { accountId } = credentials.mixedReality.account;
-    const mixedReality = ok(await pageFetch(page, `${sts.url}/accounts/${accountId}/token`, { headers: { Authorization: `Bearer ${entraToken}` } }));
+    const mixedReality = ok(
+      await pageFetch(page, `${sts.url}/accounts/${accountId}/token`, {
+        headers: { Authorization: `Bearer ${entraToken}` },
+      }),
+    );
     expect(mixedReality.status).toBe(401);
-    expect(mixedReality.headers['www-authenticate']).toBe('Invalid token: The caller is not allowed to obtain tokens for this account.');
+    expect(mixedReality.headers['www-authenticate']).toBe(
+      'Invalid token: The caller is not allowed to obtain tokens for this account.',
+    );
     await page.close();
   });
 });
 
 describe('a page on an origin that is not allowed', () => {
-  it('is refused by the browser: a preflighted call never happens, and fetch fails with the browser\'s CORS error', async () => {
+  it("is refused by the browser: a preflighted call never happens, and fetch fails with the browser's CORS error", async () => {
     const { page, messages } = await openPage(otherPage);
     const result = await pageFetch(page, `${sts.url}/sts/v1.0/issueToken`, {
       method: 'POST',
       headers: { 'Ocp-Apim-Subscription-Key': credentials.cognitive.speech.keys[0] },
     });
     expect(result).toEqual({ error: 'TypeError: Failed to fetch' });
-    await expect.poll(() => messages.join('\n')).toContain(
-      `from origin '${otherPage.origin}' has been blocked by CORS policy: Response to preflight request doesn't pass access control check`,
-    );
+    await expect
+      .poll(() => messages.join('\n'))
+      .toContain(
+        `from origin '${otherPage.origin}' has been blocked by CORS policy: Response to preflight request doesn't pass access control check`,
+      );
     await page.close();
   });
 
   it('cannot read a simple GET either (no Access-Control-Allow-Origin in the answer)', async () => {
     const { page, messages } = await openPage(otherPage);
     expect(await pageFetch(page, `${sts.url}/.well-known/jwks.json`)).toEqual({ error: 'TypeError: Failed to fetch' });
-    await expect.poll(() => messages.join('\n')).toContain("No 'Access-Control-Allow-Origin' header is present on the requested resource");
+    await expect
+      .poll(() => messages.join('\n'))
+      .toContain("No 'Access-Control-Allow-Origin' header is present on the requested resource");
     await page.close();
   });
 });

@@ -93,8 +93,11 @@ describe('CORS preflights', () => {
     },
   );
 
-  it('answers an OPTIONS that is no preflight with the host\'s empty 404, as before', async () => {
-    const response = await request(`${host.url}/sts/v1.0/issueToken`, { method: 'OPTIONS', headers: { origin: ALLOWED } });
+  it("answers an OPTIONS that is no preflight with the host's empty 404, as before", async () => {
+    const response = await request(`${host.url}/sts/v1.0/issueToken`, {
+      method: 'OPTIONS',
+      headers: { origin: ALLOWED },
+    });
     expect(await response.body.text()).toBe('');
     expect(response.statusCode).toBe(404);
     expect(accessControlHeaders(response.headers)).toEqual([]);
@@ -164,7 +167,9 @@ describe('CORS settings', () => {
   });
 
   it('"*" allows every origin with Access-Control-Allow-Origin: * and never with credentials', async () => {
-    const open = await startTestHost({ env: { STS_LOCAL_STORE_PATH: credentials.storePath, STS_CORS_ALLOWED_ORIGINS: '*' } });
+    const open = await startTestHost({
+      env: { STS_LOCAL_STORE_PATH: credentials.storePath, STS_CORS_ALLOWED_ORIGINS: '*' },
+    });
     try {
       const answer = await preflight(open.url, '/WRAPv0.9/', OTHER, 'POST', 'content-type');
       expect(answer.status).toBe(204);

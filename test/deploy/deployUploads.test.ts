@@ -34,12 +34,29 @@ describe('what each deploy tool would upload', () => {
   afterEach(() => rm(root, { recursive: true, force: true }));
 
   it('applies .funcignore globs, folder rules, anchoring and negation for both tools', async () => {
-    await put({ '.funcignore': '# sources and maps stay home\n*.ts\n*.map\n!dist/functions/a.js.map\nnode_modules/\n/docs\n.azure\n' });
+    await put({
+      '.funcignore':
+        '# sources and maps stay home\n*.ts\n*.map\n!dist/functions/a.js.map\nnode_modules/\n/docs\n.azure\n',
+    });
     const func = await coreToolsUpload(root);
-    expect(func.files).toEqual(['dist/chunks/b.js', 'dist/functions/a.js', 'dist/functions/a.js.map', 'host.json', 'package.json']);
+    expect(func.files).toEqual([
+      'dist/chunks/b.js',
+      'dist/functions/a.js',
+      'dist/functions/a.js.map',
+      'host.json',
+      'package.json',
+    ]);
     const azd = await azdUpload({ packageRoot: root, remoteBuild: false });
     // azd leaves out neither .git nor .gitignore (Core Tools does).
-    expect(azd.files).toEqual(['.git/HEAD', '.gitignore', 'dist/chunks/b.js', 'dist/functions/a.js', 'dist/functions/a.js.map', 'host.json', 'package.json']);
+    expect(azd.files).toEqual([
+      '.git/HEAD',
+      '.gitignore',
+      'dist/chunks/b.js',
+      'dist/functions/a.js',
+      'dist/functions/a.js.map',
+      'host.json',
+      'package.json',
+    ]);
   });
 
   it('uploads node_modules with azd only when remoteBuild is false and there is no .funcignore', async () => {

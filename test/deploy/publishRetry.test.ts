@@ -32,7 +32,8 @@ function scripted(answers: PublishAttempt[]) {
 
 const STORAGE_403: PublishAttempt = {
   exitCode: 1,
-  output: 'Uploading package...\nError: Deployment failed. Status: 403 Forbidden. Failed to upload the package to the storage container. AuthorizationPermissionMismatch',
+  output:
+    'Uploading package...\nError: Deployment failed. Status: 403 Forbidden. Failed to upload the package to the storage container. AuthorizationPermissionMismatch',
 };
 const OK: PublishAttempt = { exitCode: 0, output: 'Deployment completed successfully.' };
 
@@ -58,7 +59,15 @@ describe('publish retry while the app identity role propagates', () => {
   });
 
   it('stops at once on any other failure, and never waits after a success', async () => {
-    for (const answer of [{ exitCode: 1, output: "Can't find app with name \"func-sts\"" }, { exitCode: 1, output: 'Error: 403 Forbidden: the client does not have permission to perform action Microsoft.Web/sites/publish' }, OK]) {
+    for (const answer of [
+      { exitCode: 1, output: 'Can\'t find app with name "func-sts"' },
+      {
+        exitCode: 1,
+        output:
+          'Error: 403 Forbidden: the client does not have permission to perform action Microsoft.Web/sites/publish',
+      },
+      OK,
+    ]) {
       const run = scripted([answer, OK]);
       expect(await publishWithRetry(run.publish, { sleep: run.sleep, log: () => {} })).toEqual(answer);
       expect(run.calls).toHaveLength(1);
@@ -67,7 +76,11 @@ describe('publish retry while the app identity role propagates', () => {
   });
 
   it('recognises the storage refusals the deployment service wraps', () => {
-    expect(isRolePropagationFailure('The request failed: AuthorizationFailure This request is not authorized to perform this operation.')).toBe(true);
+    expect(
+      isRolePropagationFailure(
+        'The request failed: AuthorizationFailure This request is not authorized to perform this operation.',
+      ),
+    ).toBe(true);
     expect(isRolePropagationFailure('Status code 403 from blob storage')).toBe(true);
     expect(isRolePropagationFailure('Error uploading to container deployment-package: (403)')).toBe(true);
     expect(isRolePropagationFailure('Error: 403 Forbidden')).toBe(false);
@@ -99,11 +112,15 @@ describe('publish that Core Tools calls unhealthy after a successful Flex upload
     });
     expect(last.exitCode).toBe(0);
     expect(run.calls).toHaveLength(1);
-    expect(asked).toEqual(['func-sts-abc.azurewebsites.net', 'func-sts-abc.azurewebsites.net', 'func-sts-abc.azurewebsites.net']);
+    expect(asked).toEqual([
+      'func-sts-abc.azurewebsites.net',
+      'func-sts-abc.azurewebsites.net',
+      'func-sts-abc.azurewebsites.net',
+    ]);
     expect(run.waits).toEqual([15_000, 30_000, 60_000]);
   });
 
-  it('gives up after the health policy and keeps Core Tools\' failure; a throwing check counts as unhealthy', async () => {
+  it("gives up after the health policy and keeps Core Tools' failure; a throwing check counts as unhealthy", async () => {
     const run = scripted([UNHEALTHY]);
     const lines: string[] = [];
     const last = await publishWithRetry(run.publish, {

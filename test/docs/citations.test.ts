@@ -25,7 +25,9 @@ function filesUnder(folder: string, accept: RegExp): string[] {
   return found;
 }
 
-const sources = [...SOURCE_FOLDERS.flatMap((folder) => filesUnder(folder, SOURCE_FILE)), 'azure.yaml'].filter((file) => file !== THIS_FILE);
+const sources = [...SOURCE_FOLDERS.flatMap((folder) => filesUnder(folder, SOURCE_FILE)), 'azure.yaml'].filter(
+  (file) => file !== THIS_FILE,
+);
 const pages = ['README.md', ...filesUnder('docs', /\.md$/)];
 const read = (file: string): string => readFileSync(join(ROOT, file), 'utf8');
 
@@ -90,7 +92,8 @@ describe('citations', () => {
       read(file)
         .split('\n')
         .forEach((line, index) => {
-          if (/contracts\.md|STYLE\.md|\.\.\/shared\/(seeds|contracts|real-worker)|\bissue #\d+|\(#\d+ §/.test(line)) offending.push(`${file}:${index + 1}`);
+          if (/contracts\.md|STYLE\.md|\.\.\/shared\/(seeds|contracts|real-worker)|\bissue #\d+|\(#\d+ §/.test(line))
+            offending.push(`${file}:${index + 1}`);
         });
     }
     expect(offending).toEqual([]);

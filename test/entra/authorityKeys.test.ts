@@ -26,7 +26,14 @@ beforeEach(() => {
   issuer.resetCounters();
 });
 
-const newCache = () => new AuthorityKeys({ authority: issuer.authority, clock, maxAgeMs: MAX_AGE_MS, cooldownMs: COOLDOWN_MS, timeoutMs: 5_000 });
+const newCache = () =>
+  new AuthorityKeys({
+    authority: issuer.authority,
+    clock,
+    maxAgeMs: MAX_AGE_MS,
+    cooldownMs: COOLDOWN_MS,
+    timeoutMs: 5_000,
+  });
 
 async function unavailable(work: Promise<unknown>): Promise<DependencyUnavailableError> {
   const error = await work.then(
@@ -126,7 +133,11 @@ describe('AuthorityKeys', () => {
   });
 
   it('never fetches an authority that is not https', async () => {
-    const cache = new AuthorityKeys({ authority: issuer.authority.replace('https:', 'http:'), clock, cooldownMs: COOLDOWN_MS });
+    const cache = new AuthorityKeys({
+      authority: issuer.authority.replace('https:', 'http:'),
+      clock,
+      cooldownMs: COOLDOWN_MS,
+    });
     await unavailable(cache.keyFor(issuer.currentKid));
     expect(issuer.requests.discovery).toBe(0);
   });

@@ -7,7 +7,15 @@ import { FileSecretStore } from '../../shared/secrets/fileSecretStore.js';
 import type { StsServices } from '../../shared/services.js';
 import { allowPrincipal, revokePrincipal } from '../../tools/sts/credentials/principalProvisioning.js';
 import { createMixedRealityAccount } from '../../tools/sts/credentials/provisioning.js';
-import { expectSecurityHeaders, FROZEN_NOW, FROZEN_SECONDS, startFlowHarness, TEST_ENV, type FlowHarness, type ObservedResponse } from '../flows/flowHarness.js';
+import {
+  expectSecurityHeaders,
+  FROZEN_NOW,
+  FROZEN_SECONDS,
+  startFlowHarness,
+  TEST_ENV,
+  type FlowHarness,
+  type ObservedResponse,
+} from '../flows/flowHarness.js';
 import { startOpenIdIssuer, type OpenIdIssuer } from '../support/openIdIssuer.js';
 
 /**
@@ -64,10 +72,19 @@ function entraClaims(overrides: JWTPayload = {}): JWTPayload {
   };
 }
 
-function getToken(account: string, authorization: string, services: StsServices = harness.services): Promise<ObservedResponse> {
+function getToken(
+  account: string,
+  authorization: string,
+  services: StsServices = harness.services,
+): Promise<ObservedResponse> {
   return harness.invoke(
     definition,
-    { method: 'GET', path: `/accounts/${account}/token`, params: { accountId: account }, headers: { Authorization: authorization } },
+    {
+      method: 'GET',
+      path: `/accounts/${account}/token`,
+      params: { accountId: account },
+      headers: { Authorization: authorization },
+    },
     services,
   );
 }
@@ -79,7 +96,7 @@ function refusalOf(response: ObservedResponse): { status: number; wwwAuthenticat
 const b64url = (value: unknown): string => Buffer.from(JSON.stringify(value)).toString('base64url');
 
 describe('Mixed Reality STS with a Microsoft Entra access token', () => {
-  it('issues the key flow\'s answer, with the caller\'s tenant and object id in tid and oid', async () => {
+  it("issues the key flow's answer, with the caller's tenant and object id in tid and oid", async () => {
     const entraToken = await issuer.sign(entraClaims());
     const response = await getToken(accountId(), `Bearer ${entraToken}`);
 
@@ -121,7 +138,10 @@ describe('Mixed Reality STS with a Microsoft Entra access token', () => {
     const { keys } = harness.credentials.mixedReality.account;
     const response = await getToken(accountId(), `Bearer ${accountId()}:${keys[1]}`);
     expect(response.status).toBe(200);
-    const { payload } = await harness.verifyJwt(COMPACT_BODY.exec(response.text)?.[1] ?? '', TEST_ENV.STS_AUDIENCE_MIXED_REALITY);
+    const { payload } = await harness.verifyJwt(
+      COMPACT_BODY.exec(response.text)?.[1] ?? '',
+      TEST_ENV.STS_AUDIENCE_MIXED_REALITY,
+    );
     expect(payload.tid).toBe('00000000-0000-0000-0000-000000000000');
     expect(payload).not.toHaveProperty('oid');
     expect(harness.ledgerRows[0]).toMatchObject({ keySlot: 2 });
@@ -135,11 +155,26 @@ describe('Mixed Reality STS with a Microsoft Entra access token', () => {
     expect((await getToken(accountId(), `Bearer ${earlyButTolerated}`)).status).toBe(200);
   });
 
-  describe('refusals: 401 with the flow\'s WWW-Authenticate text, an empty body, and a ledger row naming no token', () => {
+  describe("refusals: 401 with the flow's WWW-Authenticate text, an empty body, and a ledger row naming no token", () => {
     const cases: Array<[string, () => Promise<string>, string, string]> = [
-      ['an expired token', () => issuer.sign(entraClaims({ exp: FROZEN_SECONDS - 61 })), 'The Microsoft Entra token has expired.', 'entra_token_expired'],
-      ['a token not valid yet', () => issuer.sign(entraClaims({ nbf: FROZEN_SECONDS + 61 })), 'The Microsoft Entra token is not valid yet.', 'entra_token_not_yet_valid'],
-      ['a wrong audience', () => issuer.sign(entraClaims({ aud: 'https://graph.microsoft.com' })), 'The Microsoft Entra token is not meant for this service (audience).', 'entra_wrong_audience'],
+      [
+        'an expired token',
+        () => issuer.sign(entraClaims({ exp: FROZEN_SECONDS - 61 })),
+        'The Microsoft Entra token has expired.',
+        'entra_token_expired',
+      ],
+      [
+        'a token not valid yet',
+        () => issuer.sign(entraClaims({ nbf: FROZEN_SECONDS + 61 })),
+        'The Microsoft Entra token is not valid yet.',
+        'entra_token_not_yet_valid',
+      ],
+      [
+        'a wrong audience',
+        () => issuer.sign(entraClaims({ aud: 'https://graph.microsoft.com' })),
+        'The Microsoft Entra token is not meant for this service (audience).',
+        'entra_wrong_audience',
+      ],
       [
         'a foreign issuer (another tenant)',
         () => issuer.sign(entraClaims({ iss: issuer.authority.replace(issuer.tenantId, randomUUID()) })),
@@ -182,8 +217,18 @@ describe('Mixed Reality STS with a Microsoft Entra access token', () => {
         'The Microsoft Entra token signature is invalid.',
         'entra_unknown_signing_key',
       ],
-      ['a token without oid', () => issuer.sign(entraClaims({ oid: undefined })), 'The Microsoft Entra token names no tenant and object id.', 'entra_no_principal'],
-      ['a malformed token', async () => `${Buffer.from('not json').toString('base64url')}.eyJhIjoxfQ.c2ln`, 'The Microsoft Entra token is malformed.', 'entra_malformed_token'],
+      [
+        'a token without oid',
+        () => issuer.sign(entraClaims({ oid: undefined })),
+        'The Microsoft Entra token names no tenant and object id.',
+        'entra_no_principal',
+      ],
+      [
+        'a malformed token',
+        async () => `${Buffer.from('not json').toString('base64url')}.eyJhIjoxfQ.c2ln`,
+        'The Microsoft Entra token is malformed.',
+        'entra_malformed_token',
+      ],
     ];
     for (const [label, makeToken, message, reason] of cases) {
       it(`401 for ${label}`, async () => {
@@ -191,7 +236,9 @@ describe('Mixed Reality STS with a Microsoft Entra access token', () => {
         const response = await getToken(accountId(), `Bearer ${token}`);
         expect(refusalOf(response)).toEqual({ status: 401, wwwAuthenticate: `Invalid token: ${message}`, body: '' });
         expectSecurityHeaders(response.headers);
-        expect(harness.ledgerRows).toEqual([expect.objectContaining({ outcome: 'refused', status: 401, credentialId: accountId(), reason })]);
+        expect(harness.ledgerRows).toEqual([
+          expect.objectContaining({ outcome: 'refused', status: 401, credentialId: accountId(), reason }),
+        ]);
         expect(JSON.stringify(harness.ledgerRows)).not.toContain(token);
       });
     }
@@ -205,7 +252,12 @@ describe('Mixed Reality STS with a Microsoft Entra access token', () => {
         body: '',
       });
       expect(harness.ledgerRows).toEqual([
-        expect.objectContaining({ outcome: 'refused', credentialId: accountId(), principal: `${issuer.tenantId}/${stranger}`, reason: 'principal_not_allowed' }),
+        expect.objectContaining({
+          outcome: 'refused',
+          credentialId: accountId(),
+          principal: `${issuer.tenantId}/${stranger}`,
+          reason: 'principal_not_allowed',
+        }),
       ]);
     });
 
@@ -238,7 +290,10 @@ describe('Mixed Reality STS with a Microsoft Entra access token', () => {
 
   describe('when the authority cannot be reached', () => {
     it('a cold instance answers 503 with Retry-After (not 401), and does not ask again before it', async () => {
-      const cold = lazyEntraValidator({ authorities: [issuer.authority], audience: AUDIENCE }, () => new Date(FROZEN_NOW));
+      const cold = lazyEntraValidator(
+        { authorities: [issuer.authority], audience: AUDIENCE },
+        () => new Date(FROZEN_NOW),
+      );
       const services = { ...harness.services, entra: cold };
       issuer.outage = 'reset';
       issuer.resetCounters();

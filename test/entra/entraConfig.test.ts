@@ -33,15 +33,32 @@ describe('Entra settings', () => {
     const b = 'https://sts.windows.net/0b9e6b0a-1f6e-4bfc-9f4e-2a4f0e0c1d2e/';
     const config = loadConfig({ ...LOCAL, STS_ENTRA_AUTHORITY: `${a},\n ${b} ${a}`, STS_ENTRA_AUDIENCE: 'api://sts' });
     expect(config.entra?.authorities).toEqual([a, b]);
-    expect(problemsOf({ STS_ENTRA_AUTHORITY: `${a} http://x.example/t`, STS_ENTRA_AUDIENCE: 'a' })).toEqual(['STS_ENTRA_AUTHORITY must use https']);
+    expect(problemsOf({ STS_ENTRA_AUTHORITY: `${a} http://x.example/t`, STS_ENTRA_AUDIENCE: 'a' })).toEqual([
+      'STS_ENTRA_AUTHORITY must use https',
+    ]);
   });
 
   it.each([
-    [{ STS_ENTRA_AUTHORITY: 'http://login.microsoftonline.com/t/v2.0', STS_ENTRA_AUDIENCE: 'a' }, 'STS_ENTRA_AUTHORITY must use https'],
-    [{ STS_ENTRA_AUTHORITY: 'login.microsoftonline.com/t', STS_ENTRA_AUDIENCE: 'a' }, 'STS_ENTRA_AUTHORITY must be an absolute URL (got "login.microsoftonline.com/t")'],
-    [{ STS_ENTRA_AUTHORITY: 'https://login.microsoftonline.com/t/v2.0?x=1', STS_ENTRA_AUDIENCE: 'a' }, 'STS_ENTRA_AUTHORITY must be a plain issuer URL (no query, fragment or credentials)'],
-    [{ STS_ENTRA_AUTHORITY: 'https://login.microsoftonline.com/t/v2.0' }, 'STS_ENTRA_AUDIENCE is required when STS_ENTRA_AUTHORITY is set'],
-    [{ STS_ENTRA_AUDIENCE: 'api://sts' }, 'STS_ENTRA_AUDIENCE is set but STS_ENTRA_AUTHORITY is not (set both, or neither)'],
+    [
+      { STS_ENTRA_AUTHORITY: 'http://login.microsoftonline.com/t/v2.0', STS_ENTRA_AUDIENCE: 'a' },
+      'STS_ENTRA_AUTHORITY must use https',
+    ],
+    [
+      { STS_ENTRA_AUTHORITY: 'login.microsoftonline.com/t', STS_ENTRA_AUDIENCE: 'a' },
+      'STS_ENTRA_AUTHORITY must be an absolute URL (got "login.microsoftonline.com/t")',
+    ],
+    [
+      { STS_ENTRA_AUTHORITY: 'https://login.microsoftonline.com/t/v2.0?x=1', STS_ENTRA_AUDIENCE: 'a' },
+      'STS_ENTRA_AUTHORITY must be a plain issuer URL (no query, fragment or credentials)',
+    ],
+    [
+      { STS_ENTRA_AUTHORITY: 'https://login.microsoftonline.com/t/v2.0' },
+      'STS_ENTRA_AUDIENCE is required when STS_ENTRA_AUTHORITY is set',
+    ],
+    [
+      { STS_ENTRA_AUDIENCE: 'api://sts' },
+      'STS_ENTRA_AUDIENCE is set but STS_ENTRA_AUTHORITY is not (set both, or neither)',
+    ],
   ])('%j is refused at start', (env, problem) => {
     expect(problemsOf(env)).toEqual([problem]);
   });

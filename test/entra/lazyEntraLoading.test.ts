@@ -16,18 +16,22 @@ afterAll(async () => {
 });
 
 async function modulesLoaded(env: Record<string, string>): Promise<string[]> {
-  const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'test/entra/fixtures/reportEntraLoads.ts'], {
-    env: {
-      PATH: process.env.PATH ?? '',
-      STS_LEDGER_MODE: 'off',
-      STS_LOCAL_STORE_PATH: join(dir, 'secrets.json'),
-      // Nobody listens there: the JWT request fails as an outage would, after loading what it needs.
-      STS_ENTRA_AUTHORITY: 'https://127.0.0.1:1/tenant/v2.0',
-      STS_ENTRA_AUDIENCE: 'api://sts',
-      ...env,
+  const { stdout } = await promisify(execFile)(
+    process.execPath,
+    ['--import', 'tsx', 'test/entra/fixtures/reportEntraLoads.ts'],
+    {
+      env: {
+        PATH: process.env.PATH ?? '',
+        STS_LEDGER_MODE: 'off',
+        STS_LOCAL_STORE_PATH: join(dir, 'secrets.json'),
+        // Nobody listens there: the JWT request fails as an outage would, after loading what it needs.
+        STS_ENTRA_AUTHORITY: 'https://127.0.0.1:1/tenant/v2.0',
+        STS_ENTRA_AUDIENCE: 'api://sts',
+        ...env,
+      },
+      timeout: 60_000,
     },
-    timeout: 60_000,
-  });
+  );
   return JSON.parse(stdout.trim().split('\n').at(-1) ?? '[]') as string[];
 }
 
@@ -37,6 +41,8 @@ describe('Entra validation loading', () => {
   });
 
   it('the first JWT bearer loads them (so the probe above can see a load)', async () => {
-    expect(await modulesLoaded({ REPORT_AFTER_JWT: '1' })).toEqual(expect.arrayContaining(['jose', 'mixedRealityEntraCaller.js', 'entraTokenValidator.js', 'authorityKeys.js']));
+    expect(await modulesLoaded({ REPORT_AFTER_JWT: '1' })).toEqual(
+      expect.arrayContaining(['jose', 'mixedRealityEntraCaller.js', 'entraTokenValidator.js', 'authorityKeys.js']),
+    );
   });
 });

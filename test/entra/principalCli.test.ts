@@ -56,7 +56,12 @@ describe('Entra principals in the admin CLI', () => {
     const flags = ['--account', accountId, '--tenant', tenant.toUpperCase(), '--object-id', objectId];
 
     const allowed = await sts(allowPrincipal, flags);
-    expect(allowed).toEqual({ code: 0, stdout: expect.stringMatching(new RegExp(`^Principal ${tenant}/${objectId} is now allowed on Mixed Reality account ${accountId}`)) });
+    expect(allowed).toEqual({
+      code: 0,
+      stdout: expect.stringMatching(
+        new RegExp(`^Principal ${tenant}/${objectId} is now allowed on Mixed Reality account ${accountId}`),
+      ),
+    });
     expect((await sts(allowPrincipal, [...flags, '--json'])).stdout).toContain('"changed": false');
     expect(await storedPrincipals(accountId)).toEqual([{ tenantId: tenant, objectId }]);
 
@@ -89,26 +94,39 @@ describe('Entra principals in the admin CLI', () => {
     expect((await sts(allowPrincipal, flags)).stdout).toMatch(
       new RegExp(`^Principal ${tenant}/${objectId} is now allowed on Cognitive Services resource web-speech`),
     );
-    expect(JSON.parse((await sts(allowPrincipal, [...flags, '--json'])).stdout)).toMatchObject({ resource: 'web-speech', changed: false });
+    expect(JSON.parse((await sts(allowPrincipal, [...flags, '--json'])).stdout)).toMatchObject({
+      resource: 'web-speech',
+      changed: false,
+    });
     expect(JSON.parse((await sts(showCredential, ['--cognitive', 'web-speech', '--json'])).stdout)).toMatchObject({
       kind: 'cognitiveResource',
       allowedPrincipals: [{ tenantId: tenant, objectId }],
     });
     expect((await sts(showCredential, ['--cognitive', 'web-speech'])).stdout).toContain(`    ${tenant}/${objectId}`);
     expect((await sts(listCredentials, [])).stdout).toMatch(new RegExp(`web-speech.*principals=${tenant}/${objectId}`));
-    expect((await sts(revokePrincipal, flags)).stdout).toMatch(/is now not allowed on Cognitive Services resource web-speech/);
+    expect((await sts(revokePrincipal, flags)).stdout).toMatch(
+      /is now not allowed on Cognitive Services resource web-speech/,
+    );
   });
 
   it.each([
     [['--tenant', randomUUID(), '--object-id', randomUUID()], /exactly one of --account <guid> and --resource <name>/],
-    [['--account', randomUUID(), '--resource', 'x1', '--tenant', randomUUID(), '--object-id', randomUUID()], /exactly one of/],
+    [
+      ['--account', randomUUID(), '--resource', 'x1', '--tenant', randomUUID(), '--object-id', randomUUID()],
+      /exactly one of/,
+    ],
     [['--resource', 'no_such', '--tenant', randomUUID(), '--object-id', randomUUID()], /must be 2-64 letters/],
     [['--resource', 'missing-one', '--tenant', randomUUID(), '--object-id', randomUUID()], /does not exist/],
     [['--account', 'not-a-guid', '--tenant', randomUUID(), '--object-id', randomUUID()], /Account id must be a GUID/],
-    [['--account', randomUUID(), '--tenant', 'contoso.onmicrosoft.com', '--object-id', randomUUID()], /Tenant id must be a GUID/],
+    [
+      ['--account', randomUUID(), '--tenant', 'contoso.onmicrosoft.com', '--object-id', randomUUID()],
+      /Tenant id must be a GUID/,
+    ],
     [['--account', randomUUID(), '--tenant', randomUUID()], /--object-id is required/],
     [['--account', randomUUID(), '--tenant', randomUUID(), '--object-id', randomUUID()], /does not exist/],
   ])('refuses %j with a usage error', async (args, message) => {
-    await expect(sts(allowPrincipal, args)).rejects.toSatisfy((e: unknown) => e instanceof UsageError && message.test(e.message));
+    await expect(sts(allowPrincipal, args)).rejects.toSatisfy(
+      (e: unknown) => e instanceof UsageError && message.test(e.message),
+    );
   });
 });

@@ -19,7 +19,11 @@ describe('ledger rows of Entra callers', () => {
     const row = toLedgerRow(entry, 0);
     expect(row.Principal).toBe(entry.principal);
     expect(row).not.toHaveProperty('KeySlot');
-    expect(fromLedgerRow({ ...row })).toMatchObject({ principal: entry.principal, credentialId: entry.credentialId, keySlot: undefined });
+    expect(fromLedgerRow({ ...row })).toMatchObject({
+      principal: entry.principal,
+      credentialId: entry.credentialId,
+      keySlot: undefined,
+    });
 
     const keyRow = toLedgerRow({ ...entry, principal: undefined, keySlot: 1 }, 0);
     expect(keyRow).not.toHaveProperty('Principal');

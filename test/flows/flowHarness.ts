@@ -35,7 +35,11 @@ export interface FlowHarness {
    * Calls a function's handler in process with a real `HttpRequest`, bound to `services` (default the
    * harness's own).
    */
-  invoke(definition: StsFunctionDefinition, request: InProcessRequest, services?: StsServices): Promise<ObservedResponse>;
+  invoke(
+    definition: StsFunctionDefinition,
+    request: InProcessRequest,
+    services?: StsServices,
+  ): Promise<ObservedResponse>;
   /**
    * Verifies a JWT with the resource-server verification module (`shared/verify`), against the JWKS the
    * services publish, at the frozen time: signature, `typ: JWT`, `iss`, `aud`, `exp`/`nbf`, `iat`, `jti`.
@@ -82,7 +86,12 @@ export async function startFlowHarness(env: Record<string, string> = {}): Promis
     services,
     ledgerRows,
     async invoke(definition, request, bound = services) {
-      const body = request.body === undefined ? undefined : typeof request.body === 'string' ? { string: request.body } : { bytes: request.body };
+      const body =
+        request.body === undefined
+          ? undefined
+          : typeof request.body === 'string'
+            ? { string: request.body }
+            : { bytes: request.body };
       const httpRequest = new HttpRequest({
         method: request.method,
         url: `http://127.0.0.1:7071${request.path}`,
@@ -126,8 +135,10 @@ function observe(init: HttpResponseInit): ObservedResponse {
 /** The headers every response must carry, success or error (docs/contracts/mixed-reality-sts.md#response, docs/contracts/acs-wrap.md#response). */
 export function expectSecurityHeaders(headers: Headers): void {
   const missing: string[] = [];
-  if (headers.get('cache-control') !== 'no-store, no-cache') missing.push(`cache-control=${headers.get('cache-control')}`);
+  if (headers.get('cache-control') !== 'no-store, no-cache')
+    missing.push(`cache-control=${headers.get('cache-control')}`);
   if (headers.get('pragma') !== 'no-cache') missing.push(`pragma=${headers.get('pragma')}`);
-  if (headers.get('x-content-type-options') !== 'nosniff') missing.push(`x-content-type-options=${headers.get('x-content-type-options')}`);
+  if (headers.get('x-content-type-options') !== 'nosniff')
+    missing.push(`x-content-type-options=${headers.get('x-content-type-options')}`);
   if (missing.length > 0) throw new Error(`security headers wrong: ${missing.join(', ')}`);
 }

@@ -3,7 +3,14 @@ import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createStsJwtVerifier, verifySwt, type StsTokenKind } from '../../shared/verify/index.js';
 import { startTestHost, type TestHost } from '../support/localHostFixture.js';
-import { expectSecurityHeaders, FROZEN_NOW, FROZEN_SECONDS, startFlowHarness, TEST_ENV, type FlowHarness } from './flowHarness.js';
+import {
+  expectSecurityHeaders,
+  FROZEN_NOW,
+  FROZEN_SECONDS,
+  startFlowHarness,
+  TEST_ENV,
+  type FlowHarness,
+} from './flowHarness.js';
 
 /**
  * The four flows over real HTTP through the local host: the seeds' own requests (curl lines, raw HTTP
@@ -28,8 +35,17 @@ interface HttpAnswer {
   readonly text: string;
 }
 
-async function send(method: string, path: string, headers: Record<string, string> = {}, body?: string | Buffer): Promise<HttpAnswer> {
-  const response = await request(`${host.url}${path}`, { method: method as 'GET', headers, ...(body === undefined ? {} : { body }) });
+async function send(
+  method: string,
+  path: string,
+  headers: Record<string, string> = {},
+  body?: string | Buffer,
+): Promise<HttpAnswer> {
+  const response = await request(`${host.url}${path}`, {
+    method: method as 'GET',
+    headers,
+    ...(body === undefined ? {} : { body }),
+  });
   const text = await response.body.text();
   const out = new Headers();
   for (const [name, value] of Object.entries(response.headers)) {
@@ -93,7 +109,13 @@ function chunked(body: string, size: number): string {
 }
 
 function jwtVerifier(audience: string, tokenKind: StsTokenKind = 'access') {
-  return createStsJwtVerifier({ issuer: TEST_ENV.STS_ISSUER, audience, tokenKind, jwksUrl: `${host.url}/.well-known/jwks.json`, now: () => FROZEN_NOW });
+  return createStsJwtVerifier({
+    issuer: TEST_ENV.STS_ISSUER,
+    audience,
+    tokenKind,
+    jwksUrl: `${host.url}/.well-known/jwks.json`,
+    now: () => FROZEN_NOW,
+  });
 }
 
 describe('Mixed Reality STS over HTTP', () => {
@@ -106,7 +128,10 @@ describe('Mixed Reality STS over HTTP', () => {
       `/Accounts/${accountId.toUpperCase()}/token/`,
       `/ACCOUNTS/${accountId}/TOKEN`,
     ]) {
-      const answer = await send('GET', path, { Authorization: `Bearer ${accountId}:${keys[0]}`, 'Content-Type': 'application/json' });
+      const answer = await send('GET', path, {
+        Authorization: `Bearer ${accountId}:${keys[0]}`,
+        'Content-Type': 'application/json',
+      });
       expect(answer.status, path).toBe(200);
       expect(answer.headers.get('content-type')).toBe('application/json; charset=utf-8');
       expect(answer.headers.get('ms-cv')).toMatch(/^[A-Za-z0-9+/]{22}\.0$/);
@@ -123,7 +148,11 @@ describe('Mixed Reality STS over HTTP', () => {
   it('answers refusals with MS-CV, WWW-Authenticate and the security headers over the wire', async () => {
     const { accountId } = harness.credentials.mixedReality.account;
     const answer = await send('GET', `/accounts/${accountId}/token`);
-    expect({ status: answer.status, wwwAuthenticate: answer.headers.get('www-authenticate'), body: answer.text }).toEqual({
+    expect({
+      status: answer.status,
+      wwwAuthenticate: answer.headers.get('www-authenticate'),
+      body: answer.text,
+    }).toEqual({
       status: 401,
       wwwAuthenticate: 'Invalid token: The Authorization header is missing.',
       body: '',
@@ -141,10 +170,35 @@ describe('Mixed Reality STS over HTTP', () => {
       ['POST', () => send('POST', `/accounts/${accountId}/token`, { Authorization: authorization })],
       ['DELETE', () => send('DELETE', `/accounts/${accountId}/token`, { Authorization: authorization })],
       ['non-UTF-8 path', () => send('GET', '/accounts/%ff%fe/token', { Authorization: authorization })],
-      ['duplicated Authorization', () => sendRaw(`GET /accounts/${accountId}/token HTTP/1.1\r\nHost: x\r\nAuthorization: ${authorization}\r\nAuthorization: ${authorization}\r\nConnection: close\r\n\r\n`)],
-      ['oversized Authorization', () => send('GET', `/accounts/${accountId}/token`, { Authorization: `Bearer ${accountId}:${'k'.repeat(20_000)}` })],
-      ['non-ASCII Authorization bytes', () => sendRaw(`GET /accounts/${accountId}/token HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${accountId}:\u00e9\u00ff\r\nConnection: close\r\n\r\n`)],
-      ['a declared 20 kB body', () => send('GET', `/accounts/${accountId}/token`, { Authorization: authorization, 'Content-Length': '20000' }, Buffer.alloc(20_000, 0x41))],
+      [
+        'duplicated Authorization',
+        () =>
+          sendRaw(
+            `GET /accounts/${accountId}/token HTTP/1.1\r\nHost: x\r\nAuthorization: ${authorization}\r\nAuthorization: ${authorization}\r\nConnection: close\r\n\r\n`,
+          ),
+      ],
+      [
+        'oversized Authorization',
+        () =>
+          send('GET', `/accounts/${accountId}/token`, { Authorization: `Bearer ${accountId}:${'k'.repeat(20_000)}` }),
+      ],
+      [
+        'non-ASCII Authorization bytes',
+        () =>
+          sendRaw(
+            `GET /accounts/${accountId}/token HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${accountId}:\u00e9\u00ff\r\nConnection: close\r\n\r\n`,
+          ),
+      ],
+      [
+        'a declared 20 kB body',
+        () =>
+          send(
+            'GET',
+            `/accounts/${accountId}/token`,
+            { Authorization: authorization, 'Content-Length': '20000' },
+            Buffer.alloc(20_000, 0x41),
+          ),
+      ],
     ];
     for (const [label, attempt] of attempts) {
       const answer = await attempt();
@@ -170,7 +224,12 @@ describe('Cognitive Services issueToken over HTTP', () => {
   });
 
   it('serves the seed curl line and every path casing clients use', async () => {
-    for (const path of ['/sts/v1.0/issueToken', '/sts/v1.0/issuetoken', '/STS/V1.0/ISSUETOKEN', '/sts/v1.0/issueToken/']) {
+    for (const path of [
+      '/sts/v1.0/issueToken',
+      '/sts/v1.0/issuetoken',
+      '/STS/V1.0/ISSUETOKEN',
+      '/sts/v1.0/issueToken/',
+    ]) {
       const answer = await send('POST', path, {
         'Content-type': 'application/x-www-form-urlencoded',
         'Content-Length': '0',
@@ -185,7 +244,10 @@ describe('Cognitive Services issueToken over HTTP', () => {
   });
 
   it('answers a bad key with the documented 401 body and Content-Length', async () => {
-    const answer = await send('POST', '/sts/v1.0/issueToken', { 'Ocp-Apim-Subscription-Key': 'YOUR_SUBSCRIPTION_KEY', 'Content-Length': '0' });
+    const answer = await send('POST', '/sts/v1.0/issueToken', {
+      'Ocp-Apim-Subscription-Key': 'YOUR_SUBSCRIPTION_KEY',
+      'Content-Length': '0',
+    });
     expect({ status: answer.status, body: answer.text }).toEqual({
       status: 401,
       body: '{"error":{"code":"401","message":"Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key for an active subscription and use a correct regional API endpoint for your resource."}}',
@@ -199,11 +261,32 @@ describe('Cognitive Services issueToken over HTTP', () => {
     const attempts: [string, () => Promise<HttpAnswer>][] = [
       ['GET', () => send('GET', '/sts/v1.0/issueToken', { 'Ocp-Apim-Subscription-Key': key })],
       ['PUT', () => send('PUT', '/sts/v1.0/issueToken', { 'Ocp-Apim-Subscription-Key': key }, '')],
-      ['duplicated key header', () => sendRaw(`POST /sts/v1.0/issueToken HTTP/1.1\r\nHost: x\r\nOcp-Apim-Subscription-Key: ${key}\r\nOcp-Apim-Subscription-Key: ${key}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`)],
-      ['non-ASCII key bytes', () => sendRaw(`POST /sts/v1.0/issueToken HTTP/1.1\r\nHost: x\r\nOcp-Apim-Subscription-Key: \u00e9\u00ff\u00fe\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`)],
-      ['oversized key header', () => send('POST', '/sts/v1.0/issueToken', { 'Ocp-Apim-Subscription-Key': 'a'.repeat(20_000) })],
-      ['a 20 kB body', () => send('POST', '/sts/v1.0/issueToken', { 'Ocp-Apim-Subscription-Key': key }, Buffer.alloc(20_000, 0x41))],
-      ['a 2 MB body', () => send('POST', '/sts/v1.0/issueToken', { 'Ocp-Apim-Subscription-Key': key }, Buffer.alloc(2_000_000, 0x41))],
+      [
+        'duplicated key header',
+        () =>
+          sendRaw(
+            `POST /sts/v1.0/issueToken HTTP/1.1\r\nHost: x\r\nOcp-Apim-Subscription-Key: ${key}\r\nOcp-Apim-Subscription-Key: ${key}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`,
+          ),
+      ],
+      [
+        'non-ASCII key bytes',
+        () =>
+          sendRaw(
+            `POST /sts/v1.0/issueToken HTTP/1.1\r\nHost: x\r\nOcp-Apim-Subscription-Key: \u00e9\u00ff\u00fe\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`,
+          ),
+      ],
+      [
+        'oversized key header',
+        () => send('POST', '/sts/v1.0/issueToken', { 'Ocp-Apim-Subscription-Key': 'a'.repeat(20_000) }),
+      ],
+      [
+        'a 20 kB body',
+        () => send('POST', '/sts/v1.0/issueToken', { 'Ocp-Apim-Subscription-Key': key }, Buffer.alloc(20_000, 0x41)),
+      ],
+      [
+        'a 2 MB body',
+        () => send('POST', '/sts/v1.0/issueToken', { 'Ocp-Apim-Subscription-Key': key }, Buffer.alloc(2_000_000, 0x41)),
+      ],
       ['a non-UTF-8 query key', () => send('POST', '/sts/v1.0/issueToken?Subscription-Key=%ff%fe')],
     ];
     for (const [label, attempt] of attempts) {
@@ -215,8 +298,12 @@ describe('Cognitive Services issueToken over HTTP', () => {
 });
 
 describe('Face issueLimitedAccessToken over HTTP', () => {
-  const target = '/subscriptions/f55b33ec-371d-415c-89d3-9e3fd27c7dbd/resourceGroups/defaultresourcegroup/providers/Microsoft.CognitiveServices/accounts/target-face-account';
-  const headers = () => ({ 'Content-Type': 'application/json', 'Ocp-Apim-Subscription-Key': harness.credentials.cognitive.isvFace.keys[0] });
+  const target =
+    '/subscriptions/f55b33ec-371d-415c-89d3-9e3fd27c7dbd/resourceGroups/defaultresourcegroup/providers/Microsoft.CognitiveServices/accounts/target-face-account';
+  const headers = () => ({
+    'Content-Type': 'application/json',
+    'Ocp-Apim-Subscription-Key': harness.credentials.cognitive.isvFace.keys[0],
+  });
 
   it("replays the seed's Python sample, which posts the literal text {body}: 400 BadArgument, never a 500", async () => {
     const answer = await sendRaw(
@@ -233,7 +320,10 @@ describe('Face issueLimitedAccessToken over HTTP', () => {
 
   it("issues for the API reference's example body, on both path casings", async () => {
     const body = JSON.stringify({ targetAzureResourceId: target, featureFlags: ['Face.Identification'] });
-    for (const path of ['/sts/v1.0/issueLimitedAccessToken?expiredTime=3600', '/sts/v1.0/issuelimitedaccesstoken/?expiredTime=7200']) {
+    for (const path of [
+      '/sts/v1.0/issueLimitedAccessToken?expiredTime=3600',
+      '/sts/v1.0/issuelimitedaccesstoken/?expiredTime=7200',
+    ]) {
       const answer = await send('POST', path, headers(), body);
       expect(answer.status, path).toBe(200);
       expect(answer.headers.get('content-type')).toBe('application/jwt; charset=us-ascii');
@@ -253,7 +343,10 @@ describe('Face issueLimitedAccessToken over HTTP', () => {
     const answer = await sendRaw(head + chunked(body, 7));
     expect(answer.status, answer.text).toBe(200);
     expectContentLength(answer);
-    expect(await jwtVerifier('urn:ms.speechservices.westus', 'limitedAccess').verify(answer.text)).toMatchObject({ 'target-azure-resource-id': target, exp: FROZEN_SECONDS + 3600 });
+    expect(await jwtVerifier('urn:ms.speechservices.westus', 'limitedAccess').verify(answer.text)).toMatchObject({
+      'target-azure-resource-id': target,
+      exp: FROZEN_SECONDS + 3600,
+    });
 
     const tooLarge = await sendRaw(head + chunked(' '.repeat(20_000) + body, 4_096));
     expect({ status: tooLarge.status, body: tooLarge.text }).toEqual({
@@ -264,7 +357,12 @@ describe('Face issueLimitedAccessToken over HTTP', () => {
 
   it('refuses duplicated expiredTime parameters seen on the wire', async () => {
     const body = JSON.stringify({ targetAzureResourceId: target, featureFlags: ['Face.Identification'] });
-    const answer = await send('POST', '/sts/v1.0/issueLimitedAccessToken?expiredTime=60&expiredTime=86400', headers(), body);
+    const answer = await send(
+      'POST',
+      '/sts/v1.0/issueLimitedAccessToken?expiredTime=60&expiredTime=86400',
+      headers(),
+      body,
+    );
     expect({ status: answer.status, body: answer.text }).toEqual({
       status: 400,
       body: '{"error":{"code":"BadArgument","message":"expiredTime must be given at most once."}}',
@@ -274,11 +372,29 @@ describe('Face issueLimitedAccessToken over HTTP', () => {
   it('answers malformed requests with a 4xx, never a 5xx', async () => {
     const attempts: [string, () => Promise<HttpAnswer>][] = [
       ['GET', () => send('GET', '/sts/v1.0/issueLimitedAccessToken', headers())],
-      ['non-UTF-8 body', () => send('POST', '/sts/v1.0/issueLimitedAccessToken', headers(), Buffer.from([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x7d]))],
-      ['deeply nested JSON', () => send('POST', '/sts/v1.0/issueLimitedAccessToken', headers(), `${'['.repeat(5_000)}${']'.repeat(5_000)}`)],
+      [
+        'non-UTF-8 body',
+        () =>
+          send(
+            'POST',
+            '/sts/v1.0/issueLimitedAccessToken',
+            headers(),
+            Buffer.from([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x7d]),
+          ),
+      ],
+      [
+        'deeply nested JSON',
+        () => send('POST', '/sts/v1.0/issueLimitedAccessToken', headers(), `${'['.repeat(5_000)}${']'.repeat(5_000)}`),
+      ],
       ['a 20 kB body', () => send('POST', '/sts/v1.0/issueLimitedAccessToken', headers(), Buffer.alloc(20_000, 0x20))],
-      ['a 2 MB body', () => send('POST', '/sts/v1.0/issueLimitedAccessToken', headers(), Buffer.alloc(2_000_000, 0x20))],
-      ['expiredTime as an exponent', () => send('POST', '/sts/v1.0/issueLimitedAccessToken?expiredTime=1e3', headers(), '{}')],
+      [
+        'a 2 MB body',
+        () => send('POST', '/sts/v1.0/issueLimitedAccessToken', headers(), Buffer.alloc(2_000_000, 0x20)),
+      ],
+      [
+        'expiredTime as an exponent',
+        () => send('POST', '/sts/v1.0/issueLimitedAccessToken?expiredTime=1e3', headers(), '{}'),
+      ],
     ];
     for (const [label, attempt] of attempts) {
       const answer = await attempt();
@@ -290,7 +406,10 @@ describe('Face issueLimitedAccessToken over HTTP', () => {
 
 describe('ACS WRAP v0.9 over HTTP', () => {
   const ownerBody = (scope = 'http%3a%2f%2fcontoso.servicebus.windows.net%2f') => {
-    const password = harness.credentials.wrap.owner.keys[0].replace(/[+/=]/g, (c) => `%${c.charCodeAt(0).toString(16)}`);
+    const password = harness.credentials.wrap.owner.keys[0].replace(
+      /[+/=]/g,
+      (c) => `%${c.charCodeAt(0).toString(16)}`,
+    );
     return `wrap_name=owner&wrap_password=${password}&wrap_scope=${scope}`;
   };
 
@@ -340,7 +459,12 @@ describe('ACS WRAP v0.9 over HTTP', () => {
   });
 
   it('bad credentials: 401, WWW-Authenticate: WRAP, the ACS error body', async () => {
-    const answer = await send('POST', '/WRAPv0.9/', { 'Content-Type': 'application/x-www-form-urlencoded' }, 'wrap_name=owner&wrap_password=wrong&wrap_scope=http%3a%2f%2fcontoso.servicebus.windows.net%2f');
+    const answer = await send(
+      'POST',
+      '/WRAPv0.9/',
+      { 'Content-Type': 'application/x-www-form-urlencoded' },
+      'wrap_name=owner&wrap_password=wrong&wrap_scope=http%3a%2f%2fcontoso.servicebus.windows.net%2f',
+    );
     expect(answer.status).toBe(401);
     expect(answer.headers.get('www-authenticate')).toBe('WRAP');
     expect(answer.text).toBe(

@@ -1,7 +1,14 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { definition } from '../../functions/issueLimitedAccessToken.js';
 import { definition as issueTokenDefinition } from '../../functions/issueToken.js';
-import { expectSecurityHeaders, FROZEN_SECONDS, startFlowHarness, TEST_ENV, type FlowHarness, type ObservedResponse } from './flowHarness.js';
+import {
+  expectSecurityHeaders,
+  FROZEN_SECONDS,
+  startFlowHarness,
+  TEST_ENV,
+  type FlowHarness,
+  type ObservedResponse,
+} from './flowHarness.js';
 
 let harness: FlowHarness;
 beforeAll(async () => {
@@ -14,7 +21,8 @@ beforeEach(() => {
 
 const BARE_JWT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 /** The API reference's own example body (seed 002). */
-const SEED_TARGET = '/subscriptions/f55b33ec-371d-415c-89d3-9e3fd27c7dbd/resourceGroups/defaultresourcegroup/providers/Microsoft.CognitiveServices/accounts/target-face-account';
+const SEED_TARGET =
+  '/subscriptions/f55b33ec-371d-415c-89d3-9e3fd27c7dbd/resourceGroups/defaultresourcegroup/providers/Microsoft.CognitiveServices/accounts/target-face-account';
 const SEED_BODY = `{
 "targetAzureResourceId": "${SEED_TARGET}",
 "featureFlags": [
@@ -25,16 +33,29 @@ const SEED_BODY = `{
 const badArgument = (message: string) => JSON.stringify({ error: { code: 'BadArgument', message } });
 const EXPIRED_TIME = badArgument('expiredTime must be an integer number of seconds between 60 and 86400.');
 
-function post(query: string, body: string | Uint8Array | undefined, headers: Record<string, string> = {}): Promise<ObservedResponse> {
+function post(
+  query: string,
+  body: string | Uint8Array | undefined,
+  headers: Record<string, string> = {},
+): Promise<ObservedResponse> {
   return harness.invoke(definition, {
     method: 'POST',
     path: `/sts/v1.0/issueLimitedAccessToken${query}`,
-    headers: { 'Content-Type': 'application/json', 'Ocp-Apim-Subscription-Key': harness.credentials.cognitive.isvFace.keys[0], ...headers },
+    headers: {
+      'Content-Type': 'application/json',
+      'Ocp-Apim-Subscription-Key': harness.credentials.cognitive.isvFace.keys[0],
+      ...headers,
+    },
     ...(body === undefined ? {} : { body }),
   });
 }
 
-async function expectLimitedToken(response: ObservedResponse, target: string, flags: string[], lifetime: number): Promise<void> {
+async function expectLimitedToken(
+  response: ObservedResponse,
+  target: string,
+  flags: string[],
+  lifetime: number,
+): Promise<void> {
   const face = harness.credentials.cognitive.isvFace;
   expect(response.status, response.text).toBe(200);
   expect(response.headers.get('content-type')).toBe('application/jwt; charset=us-ascii');
@@ -85,11 +106,18 @@ describe('Face POST /sts/v1.0/issueLimitedAccessToken (docs/contracts/cognitive-
     });
 
     it("the Objective-C sample's extra entities=true parameter is ignored", async () => {
-      await expectLimitedToken(await post('?entities=true&expiredTime=3600', SEED_BODY), SEED_TARGET, ['Face.Identification'], 3600);
+      await expectLimitedToken(
+        await post('?entities=true&expiredTime=3600', SEED_BODY),
+        SEED_TARGET,
+        ['Face.Identification'],
+        3600,
+      );
     });
 
     it("the C# sample's placeholder content type still gets its body parsed", async () => {
-      const response = await post('?expiredTime=3600', SEED_BODY, { 'Content-Type': '< your content type, i.e. application/json >' });
+      const response = await post('?expiredTime=3600', SEED_BODY, {
+        'Content-Type': '< your content type, i.e. application/json >',
+      });
       await expectLimitedToken(response, SEED_TARGET, ['Face.Identification'], 3600);
     });
 
@@ -109,17 +137,27 @@ describe('Face POST /sts/v1.0/issueLimitedAccessToken (docs/contracts/cognitive-
     });
     expect(cognitive.status).toBe(200);
     // A resource server accepting access tokens (the default) refuses the LAT, and a LAT endpoint the access token.
-    await expect(harness.verifyJwt(lat, audience)).rejects.toMatchObject({ code: 'ERR_JWT_CLAIM_VALIDATION_FAILED', claim: 'feature-flags' });
+    await expect(harness.verifyJwt(lat, audience)).rejects.toMatchObject({
+      code: 'ERR_JWT_CLAIM_VALIDATION_FAILED',
+      claim: 'feature-flags',
+    });
     await expect(harness.verifyJwt(cognitive.text, audience, 'limitedAccess')).rejects.toMatchObject({
       code: 'ERR_JWT_CLAIM_VALIDATION_FAILED',
       claim: 'feature-flags',
     });
-    expect((await harness.verifyJwt(cognitive.text, audience)).payload['azure-resource-id']).toBe(harness.credentials.cognitive.isvFace.resourceId);
-    expect((await harness.verifyJwt(lat, audience, 'limitedAccess')).payload['target-azure-resource-id']).toBe(SEED_TARGET);
+    expect((await harness.verifyJwt(cognitive.text, audience)).payload['azure-resource-id']).toBe(
+      harness.credentials.cognitive.isvFace.resourceId,
+    );
+    expect((await harness.verifyJwt(lat, audience, 'limitedAccess')).payload['target-azure-resource-id']).toBe(
+      SEED_TARGET,
+    );
   });
 
   it('accepts the how-to body: resourceId, two flags, no expiredTime (default 3600)', async () => {
-    const body = JSON.stringify({ resourceId: SEED_TARGET, featureFlags: ['Face.Identification', 'Face.Verification'] });
+    const body = JSON.stringify({
+      resourceId: SEED_TARGET,
+      featureFlags: ['Face.Identification', 'Face.Verification'],
+    });
     await expectLimitedToken(await post('', body), SEED_TARGET, ['Face.Identification', 'Face.Verification'], 3600);
   });
 
@@ -136,17 +174,32 @@ describe('Face POST /sts/v1.0/issueLimitedAccessToken (docs/contracts/cognitive-
       3600,
     );
     await expectLimitedToken(
-      await post('', JSON.stringify({ TargetAzureResourceId: SEED_TARGET, FeatureFlags: ['face.identification', 'Face.Identification'] })),
+      await post(
+        '',
+        JSON.stringify({
+          TargetAzureResourceId: SEED_TARGET,
+          FeatureFlags: ['face.identification', 'Face.Identification'],
+        }),
+      ),
       SEED_TARGET,
       ['Face.Identification'],
       3600,
     );
-    await expectLimitedToken(await post('', Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(SEED_BODY)])), SEED_TARGET, ['Face.Identification'], 3600);
+    await expectLimitedToken(
+      await post('', Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(SEED_BODY)])),
+      SEED_TARGET,
+      ['Face.Identification'],
+      3600,
+    );
   });
 
   it('prefers targetAzureResourceId when both it and resourceId are given', async () => {
     const other = SEED_TARGET.replace('target-face-account', 'other-account');
-    const body = JSON.stringify({ resourceId: other, targetAzureResourceId: SEED_TARGET, featureFlags: ['Face.Identification'] });
+    const body = JSON.stringify({
+      resourceId: other,
+      targetAzureResourceId: SEED_TARGET,
+      featureFlags: ['Face.Identification'],
+    });
     await expectLimitedToken(await post('', body), SEED_TARGET, ['Face.Identification'], 3600);
   });
 
@@ -172,7 +225,10 @@ describe('Face POST /sts/v1.0/issueLimitedAccessToken (docs/contracts/cognitive-
         ` ${SEED_TARGET}`,
       ];
       for (const target of targets) {
-        const body = JSON.stringify({ featureFlags: ['Face.Identification'], ...(target === undefined ? {} : { targetAzureResourceId: target }) });
+        const body = JSON.stringify({
+          featureFlags: ['Face.Identification'],
+          ...(target === undefined ? {} : { targetAzureResourceId: target }),
+        });
         expectBadArgument(await post('', body), expected);
       }
     });
@@ -180,14 +236,20 @@ describe('Face POST /sts/v1.0/issueLimitedAccessToken (docs/contracts/cognitive-
     it('FeatureFlags must not be null or empty.', async () => {
       const expected = badArgument('FeatureFlags must not be null or empty.');
       for (const flags of [undefined, null, [], '', [''], ['  '], [1], [null], {}]) {
-        const body = JSON.stringify({ targetAzureResourceId: SEED_TARGET, ...(flags === undefined ? {} : { featureFlags: flags }) });
+        const body = JSON.stringify({
+          targetAzureResourceId: SEED_TARGET,
+          ...(flags === undefined ? {} : { featureFlags: flags }),
+        });
         expectBadArgument(await post('', body), expected);
       }
     });
 
     it('ISV features not enabled for this resource id.', async () => {
       const speechKey = harness.credentials.cognitive.speech.keys[0];
-      expectBadArgument(await post('', SEED_BODY, { 'Ocp-Apim-Subscription-Key': speechKey }), badArgument('ISV features not enabled for this resource id.'));
+      expectBadArgument(
+        await post('', SEED_BODY, { 'Ocp-Apim-Subscription-Key': speechKey }),
+        badArgument('ISV features not enabled for this resource id.'),
+      );
     });
 
     it('Missing required flags to grant {flag}.', async () => {
@@ -204,17 +266,43 @@ describe('Face POST /sts/v1.0/issueLimitedAccessToken (docs/contracts/cognitive-
 
   it('refuses a body that is not a JSON object, or not UTF-8, with BadArgument', async () => {
     const invalid = badArgument('Request body is invalid.');
-    for (const body of ['[1,2]', '"text"', '12', 'true', '{"targetAzureResourceId":', Buffer.from([0x7b, 0xff, 0xfe, 0x7d])]) {
+    for (const body of [
+      '[1,2]',
+      '"text"',
+      '12',
+      'true',
+      '{"targetAzureResourceId":',
+      Buffer.from([0x7b, 0xff, 0xfe, 0x7d]),
+    ]) {
       expectBadArgument(await post('', body), invalid);
     }
   });
 
   it('refuses every malformed expiredTime with a clear BadArgument', async () => {
-    for (const value of ['3600abc', '1e3', '-1', '0x10', '', '+3600', '%203600', '3600.0', '59', '86401', '0', '99999999999999999999']) {
+    for (const value of [
+      '3600abc',
+      '1e3',
+      '-1',
+      '0x10',
+      '',
+      '+3600',
+      '%203600',
+      '3600.0',
+      '59',
+      '86401',
+      '0',
+      '99999999999999999999',
+    ]) {
       expectBadArgument(await post(`?expiredTime=${value}`, SEED_BODY), EXPIRED_TIME);
     }
-    expectBadArgument(await post('?expiredTime=3600&expiredTime=60', SEED_BODY), badArgument('expiredTime must be given at most once.'));
-    expectBadArgument(await post('?expiredTime=3600&EXPIREDTIME=3600', SEED_BODY), badArgument('expiredTime must be given at most once.'));
+    expectBadArgument(
+      await post('?expiredTime=3600&expiredTime=60', SEED_BODY),
+      badArgument('expiredTime must be given at most once.'),
+    );
+    expectBadArgument(
+      await post('?expiredTime=3600&EXPIREDTIME=3600', SEED_BODY),
+      badArgument('expiredTime must be given at most once.'),
+    );
   });
 
   it('checks the key before anything else: 401s are the issueToken ones', async () => {
@@ -236,7 +324,11 @@ describe('Face POST /sts/v1.0/issueLimitedAccessToken (docs/contracts/cognitive-
   });
 
   it('answers an oversized body with 413 in the Cognitive shape', async () => {
-    const huge = JSON.stringify({ targetAzureResourceId: SEED_TARGET, featureFlags: ['Face.Identification'], padding: 'x'.repeat(20_000) });
+    const huge = JSON.stringify({
+      targetAzureResourceId: SEED_TARGET,
+      featureFlags: ['Face.Identification'],
+      padding: 'x'.repeat(20_000),
+    });
     const response = await post('', huge);
     expect({ status: response.status, body: response.text }).toEqual({
       status: 413,

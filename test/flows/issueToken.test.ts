@@ -1,6 +1,13 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { definition } from '../../functions/issueToken.js';
-import { expectSecurityHeaders, FROZEN_SECONDS, startFlowHarness, TEST_ENV, type FlowHarness, type ObservedResponse } from './flowHarness.js';
+import {
+  expectSecurityHeaders,
+  FROZEN_SECONDS,
+  startFlowHarness,
+  TEST_ENV,
+  type FlowHarness,
+  type ObservedResponse,
+} from './flowHarness.js';
 
 let harness: FlowHarness;
 beforeAll(async () => {
@@ -71,7 +78,11 @@ describe('Cognitive Services POST /sts/v1.0/issueToken (docs/contracts/cognitive
     });
 
     it('the Python requests sample: only the key header, no content type, no body', async () => {
-      await expectSpeechToken(await post('/sts/v1.0/issueToken', { 'Ocp-Apim-Subscription-Key': harness.credentials.cognitive.speech.keys[0] }));
+      await expectSpeechToken(
+        await post('/sts/v1.0/issueToken', {
+          'Ocp-Apim-Subscription-Key': harness.credentials.cognitive.speech.keys[0],
+        }),
+      );
     });
 
     it('a Unity-style client: Content-Type application/json, Accept application/jwt', async () => {
@@ -95,14 +106,22 @@ describe('Cognitive Services POST /sts/v1.0/issueToken (docs/contracts/cognitive
 
   it('ignores any body', async () => {
     await expectSpeechToken(
-      await post('/sts/v1.0/issueToken', { 'Ocp-Apim-Subscription-Key': harness.credentials.cognitive.speech.keys[0] }, '{"anything": true}'),
+      await post(
+        '/sts/v1.0/issueToken',
+        { 'Ocp-Apim-Subscription-Key': harness.credentials.cognitive.speech.keys[0] },
+        '{"anything": true}',
+      ),
     );
   });
 
   it('prefers the header when both header and query carry a key', async () => {
     const key = harness.credentials.cognitive.speech.keys[0];
-    await expectSpeechToken(await post('/sts/v1.0/issueToken?Subscription-Key=bogus', { 'Ocp-Apim-Subscription-Key': key }));
-    const refused = await post(`/sts/v1.0/issueToken?Subscription-Key=${key}`, { 'Ocp-Apim-Subscription-Key': 'bogus' });
+    await expectSpeechToken(
+      await post('/sts/v1.0/issueToken?Subscription-Key=bogus', { 'Ocp-Apim-Subscription-Key': key }),
+    );
+    const refused = await post(`/sts/v1.0/issueToken?Subscription-Key=${key}`, {
+      'Ocp-Apim-Subscription-Key': 'bogus',
+    });
     expect(refused.text).toBe(INVALID_KEY);
   });
 
@@ -122,7 +141,11 @@ describe('Cognitive Services POST /sts/v1.0/issueToken (docs/contracts/cognitive
 
   describe('401 with the documented body, word for word', () => {
     const expectUnauthorized = (response: ObservedResponse, body: string) => {
-      expect({ status: response.status, contentType: response.headers.get('content-type'), body: response.text }).toEqual({
+      expect({
+        status: response.status,
+        contentType: response.headers.get('content-type'),
+        body: response.text,
+      }).toEqual({
         status: 401,
         contentType: 'application/json; charset=utf-8',
         body,
@@ -143,14 +166,44 @@ describe('Cognitive Services POST /sts/v1.0/issueToken (docs/contracts/cognitive
     });
 
     const invalid: [string, string, Record<string, string>, string][] = [
-      ['an unknown key', '/sts/v1.0/issueToken', { 'Ocp-Apim-Subscription-Key': '0123456789abcdef0123456789abcdef' }, 'unknown_credential'],
+      [
+        'an unknown key',
+        '/sts/v1.0/issueToken',
+        { 'Ocp-Apim-Subscription-Key': '0123456789abcdef0123456789abcdef' },
+        'unknown_credential',
+      ],
       ['a key of a disabled resource', '/sts/v1.0/issueToken', {}, 'credential_disabled'],
-      ['the documentation placeholder', '/sts/v1.0/issueToken', { 'Ocp-Apim-Subscription-Key': 'YOUR_SUBSCRIPTION_KEY' }, 'unknown_credential'],
-      ['a duplicated query key', '/sts/v1.0/issueToken?Subscription-Key=a&subscription-key=b', {}, 'malformed_credentials'],
-      ['a key with spaces (duplicated header, comma-joined)', '/sts/v1.0/issueToken', { 'Ocp-Apim-Subscription-Key': 'abc, def' }, 'malformed_credentials'],
-      ['an oversized key', '/sts/v1.0/issueToken', { 'Ocp-Apim-Subscription-Key': 'a'.repeat(4_000) }, 'malformed_credentials'],
+      [
+        'the documentation placeholder',
+        '/sts/v1.0/issueToken',
+        { 'Ocp-Apim-Subscription-Key': 'YOUR_SUBSCRIPTION_KEY' },
+        'unknown_credential',
+      ],
+      [
+        'a duplicated query key',
+        '/sts/v1.0/issueToken?Subscription-Key=a&subscription-key=b',
+        {},
+        'malformed_credentials',
+      ],
+      [
+        'a key with spaces (duplicated header, comma-joined)',
+        '/sts/v1.0/issueToken',
+        { 'Ocp-Apim-Subscription-Key': 'abc, def' },
+        'malformed_credentials',
+      ],
+      [
+        'an oversized key',
+        '/sts/v1.0/issueToken',
+        { 'Ocp-Apim-Subscription-Key': 'a'.repeat(4_000) },
+        'malformed_credentials',
+      ],
       ['a non-ASCII key', '/sts/v1.0/issueToken', { 'Ocp-Apim-Subscription-Key': 'clé' }, 'malformed_credentials'],
-      ['a key that is not UTF-8 in the query', '/sts/v1.0/issueToken?Subscription-Key=%ff%fe', {}, 'malformed_credentials'],
+      [
+        'a key that is not UTF-8 in the query',
+        '/sts/v1.0/issueToken?Subscription-Key=%ff%fe',
+        {},
+        'malformed_credentials',
+      ],
     ];
     for (const [label, path, headers, reason] of invalid) {
       it(`invalid key: ${label}`, async () => {
@@ -158,7 +211,9 @@ describe('Cognitive Services POST /sts/v1.0/issueToken (docs/contracts/cognitive
           ? { 'Ocp-Apim-Subscription-Key': harness.credentials.cognitive.disabled.keys[0] }
           : headers;
         expectUnauthorized(await post(path, sent), INVALID_KEY);
-        expect(harness.ledgerRows).toEqual([expect.objectContaining({ flow: 'issueToken', outcome: 'refused', status: 401, reason })]);
+        expect(harness.ledgerRows).toEqual([
+          expect.objectContaining({ flow: 'issueToken', outcome: 'refused', status: 401, reason }),
+        ]);
       });
     }
   });

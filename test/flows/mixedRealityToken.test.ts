@@ -1,6 +1,13 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { definition } from '../../functions/mixedRealityToken.js';
-import { expectSecurityHeaders, FROZEN_SECONDS, startFlowHarness, TEST_ENV, type FlowHarness, type ObservedResponse } from './flowHarness.js';
+import {
+  expectSecurityHeaders,
+  FROZEN_SECONDS,
+  startFlowHarness,
+  TEST_ENV,
+  type FlowHarness,
+  type ObservedResponse,
+} from './flowHarness.js';
 
 let harness: FlowHarness;
 beforeAll(async () => {
@@ -58,7 +65,9 @@ describe('Mixed Reality STS: GET /accounts/{accountId}/token (docs/contracts/mix
       aud: TEST_ENV.STS_AUDIENCE_MIXED_REALITY,
     });
     // Java/browser/Python SDKs decode the payload with standard base64 (docs/contracts/cross-cutting.md#jwt-encoding).
-    const standard = JSON.parse(Buffer.from(token.split('.')[1] as string, 'base64').toString('utf8')) as { exp: number };
+    const standard = JSON.parse(Buffer.from(token.split('.')[1] as string, 'base64').toString('utf8')) as {
+      exp: number;
+    };
     expect(standard.exp).toBe(FROZEN_SECONDS + 86_400);
 
     expect(harness.ledgerRows).toEqual([
@@ -121,7 +130,11 @@ describe('Mixed Reality STS: GET /accounts/{accountId}/token (docs/contracts/mix
 
   describe('refusals: 400/401 with WWW-Authenticate, MS-CV, the security headers and an empty body', () => {
     const expectRefusal = (response: ObservedResponse, status: number, wwwAuthenticate: string) => {
-      expect({ status: response.status, wwwAuthenticate: response.headers.get('www-authenticate'), body: response.text }).toEqual({
+      expect({
+        status: response.status,
+        wwwAuthenticate: response.headers.get('www-authenticate'),
+        body: response.text,
+      }).toEqual({
         status,
         wwwAuthenticate,
         body: '',
@@ -132,7 +145,14 @@ describe('Mixed Reality STS: GET /accounts/{accountId}/token (docs/contracts/mix
 
     it('400 when the path id is not a GUID', async () => {
       const { accountId, keys } = harness.credentials.mixedReality.account;
-      for (const bad of ['not-a-guid', `${accountId}0`, `{${accountId}}`, accountId.replaceAll('-', ''), '', '%ff%fe']) {
+      for (const bad of [
+        'not-a-guid',
+        `${accountId}0`,
+        `{${accountId}}`,
+        accountId.replaceAll('-', ''),
+        '',
+        '%ff%fe',
+      ]) {
         const response = await getToken(bad, { Authorization: `Bearer ${accountId}:${keys[0]}` });
         expectRefusal(response, 400, 'Invalid request: The account id in the path must be a GUID.');
       }
@@ -141,18 +161,53 @@ describe('Mixed Reality STS: GET /accounts/{accountId}/token (docs/contracts/mix
 
     const cases: [string, (id: string, key: string) => Record<string, string>, string, string][] = [
       ['no Authorization header', () => ({}), 'The Authorization header is missing.', 'missing_credentials'],
-      ['an empty Authorization header', () => ({ Authorization: '   ' }), 'The Authorization header is missing.', 'missing_credentials'],
-      ['Basic instead of Bearer', (id, key) => ({ Authorization: `Basic ${id}:${key}` }), malformed(), 'malformed_credentials'],
+      [
+        'an empty Authorization header',
+        () => ({ Authorization: '   ' }),
+        'The Authorization header is missing.',
+        'missing_credentials',
+      ],
+      [
+        'Basic instead of Bearer',
+        (id, key) => ({ Authorization: `Basic ${id}:${key}` }),
+        malformed(),
+        'malformed_credentials',
+      ],
       ['no scheme', (id, key) => ({ Authorization: `${id}:${key}` }), malformed(), 'malformed_credentials'],
       ['no colon', (id) => ({ Authorization: `Bearer ${id}` }), malformed(), 'malformed_credentials'],
       ['an empty id', (_id, key) => ({ Authorization: `Bearer :${key}` }), malformed(), 'malformed_credentials'],
       ['an empty key', (id) => ({ Authorization: `Bearer ${id}:` }), malformed(), 'malformed_credentials'],
-      ['a key with spaces (a duplicated header, comma-joined)', (id, key) => ({ Authorization: `Bearer ${id}:${key}, Bearer ${id}:${key}` }), malformed(), 'malformed_credentials'],
+      [
+        'a key with spaces (a duplicated header, comma-joined)',
+        (id, key) => ({ Authorization: `Bearer ${id}:${key}, Bearer ${id}:${key}` }),
+        malformed(),
+        'malformed_credentials',
+      ],
       ['a non-ASCII key', (id) => ({ Authorization: `Bearer ${id}:clé` }), malformed(), 'malformed_credentials'],
-      ['an oversized header', (id) => ({ Authorization: `Bearer ${id}:${'A'.repeat(5_000)}` }), malformed(), 'malformed_credentials'],
-      ['another account id in the header', (_id, key) => ({ Authorization: `Bearer 0b9f4a3e-1111-4222-8333-944445555666:${key}` }), 'The account id in the Authorization header does not match the account id in the path.', 'credential_mismatch'],
-      ['a wrong key', (id, key) => ({ Authorization: `Bearer ${id}:${key.slice(0, -4)}AAA=` }), 'The account id or account key is invalid.', 'wrong_key'],
-      ['a key of another account', (id) => ({ Authorization: `Bearer ${id}:${harness.credentials.mixedReality.disabled.keys[0]}` }), 'The account id or account key is invalid.', 'wrong_key'],
+      [
+        'an oversized header',
+        (id) => ({ Authorization: `Bearer ${id}:${'A'.repeat(5_000)}` }),
+        malformed(),
+        'malformed_credentials',
+      ],
+      [
+        'another account id in the header',
+        (_id, key) => ({ Authorization: `Bearer 0b9f4a3e-1111-4222-8333-944445555666:${key}` }),
+        'The account id in the Authorization header does not match the account id in the path.',
+        'credential_mismatch',
+      ],
+      [
+        'a wrong key',
+        (id, key) => ({ Authorization: `Bearer ${id}:${key.slice(0, -4)}AAA=` }),
+        'The account id or account key is invalid.',
+        'wrong_key',
+      ],
+      [
+        'a key of another account',
+        (id) => ({ Authorization: `Bearer ${id}:${harness.credentials.mixedReality.disabled.keys[0]}` }),
+        'The account id or account key is invalid.',
+        'wrong_key',
+      ],
     ];
     for (const [label, headersFor, message, reason] of cases) {
       it(`401 for ${label}`, async () => {
@@ -160,7 +215,13 @@ describe('Mixed Reality STS: GET /accounts/{accountId}/token (docs/contracts/mix
         const response = await getToken(accountId, headersFor(accountId, keys[0]));
         expectRefusal(response, 401, `Invalid token: ${message}`);
         expect(harness.ledgerRows).toEqual([
-          expect.objectContaining({ flow: 'mixedRealityToken', outcome: 'refused', status: 401, reason, credentialId: accountId }),
+          expect.objectContaining({
+            flow: 'mixedRealityToken',
+            outcome: 'refused',
+            status: 401,
+            reason,
+            credentialId: accountId,
+          }),
         ]);
       });
     }
@@ -169,7 +230,11 @@ describe('Mixed Reality STS: GET /accounts/{accountId}/token (docs/contracts/mix
       const unknown = '3f2504e0-4f89-11d3-9a0c-0305e82c3301';
       const disabled = harness.credentials.mixedReality.disabled;
       const key = harness.credentials.mixedReality.account.keys[0];
-      expectRefusal(await getToken(unknown, { Authorization: `Bearer ${unknown}:${key}` }), 401, 'Invalid token: The account id or account key is invalid.');
+      expectRefusal(
+        await getToken(unknown, { Authorization: `Bearer ${unknown}:${key}` }),
+        401,
+        'Invalid token: The account id or account key is invalid.',
+      );
       expectRefusal(
         await getToken(disabled.accountId, { Authorization: `Bearer ${disabled.accountId}:${disabled.keys[0]}` }),
         401,

@@ -19,7 +19,11 @@ beforeAll(async () => {
 afterAll(() => harness.close());
 
 /** A request body as a stream of `pieces`, counting how many pieces were pulled before the reader stopped. */
-function streamOf(pieces: readonly Uint8Array[]): { stream: ReadableStream<Uint8Array>; pulled: () => number; cancelled: () => boolean } {
+function streamOf(pieces: readonly Uint8Array[]): {
+  stream: ReadableStream<Uint8Array>;
+  pulled: () => number;
+  cancelled: () => boolean;
+} {
   let index = 0;
   let cancelled = false;
   const stream = new ReadableStream<Uint8Array>({
@@ -35,14 +39,29 @@ function streamOf(pieces: readonly Uint8Array[]): { stream: ReadableStream<Uint8
   return { stream, pulled: () => index, cancelled: () => cancelled };
 }
 
-async function invokeStreamed(definition: typeof wrapToken, path: string, headers: Record<string, string>, stream: ReadableStream<Uint8Array>) {
+async function invokeStreamed(
+  definition: typeof wrapToken,
+  path: string,
+  headers: Record<string, string>,
+  stream: ReadableStream<Uint8Array>,
+) {
   const url = `https://sts.test.example${path}`;
   // The library builds exactly this under streaming (a Request over the proxied stream); `nativeRequest` is
   // how its own streaming path does it.
-  const init = { nativeRequest: new Request(url, { method: 'POST', headers, body: stream, duplex: 'half' }), params: {} };
+  const init = {
+    nativeRequest: new Request(url, { method: 'POST', headers, body: stream, duplex: 'half' }),
+    params: {},
+  };
   const request = new HttpRequest(init);
-  const response = (await definition.handlerFor(harness.services)(request, new InvocationContext({ functionName: definition.name }))) as HttpResponseInit;
-  return { status: response.status ?? 200, headers: new Headers(response.headers), text: (response.body ?? '') as string };
+  const response = (await definition.handlerFor(harness.services)(
+    request,
+    new InvocationContext({ functionName: definition.name }),
+  )) as HttpResponseInit;
+  return {
+    status: response.status ?? 200,
+    headers: new Headers(response.headers),
+    text: (response.body ?? '') as string,
+  };
 }
 
 const piecesOf = (text: string, size: number): Uint8Array[] => {
@@ -55,9 +74,18 @@ const piecesOf = (text: string, size: number): Uint8Array[] => {
 describe('streamed request bodies', () => {
   it('WRAP: a form body in small pieces without Content-Length issues a token, with Content-Length on the answer', async () => {
     const password = harness.credentials.wrap.owner.keys[0];
-    const form = new URLSearchParams({ wrap_name: 'owner', wrap_password: password, wrap_scope: 'http://contoso.servicebus.windows.net/' }).toString();
+    const form = new URLSearchParams({
+      wrap_name: 'owner',
+      wrap_password: password,
+      wrap_scope: 'http://contoso.servicebus.windows.net/',
+    }).toString();
     const { stream } = streamOf(piecesOf(form, 3));
-    const answer = await invokeStreamed(wrapToken, '/WRAPv0.9/', { 'content-type': 'application/x-www-form-urlencoded' }, stream);
+    const answer = await invokeStreamed(
+      wrapToken,
+      '/WRAPv0.9/',
+      { 'content-type': 'application/x-www-form-urlencoded' },
+      stream,
+    );
     expect(answer.status, answer.text).toBe(200);
     expect(answer.text).toMatch(/^wrap_access_token=.+&wrap_access_token_expires_in=\d+$/);
     expect(answer.headers.get('content-length')).toBe(String(Buffer.byteLength(answer.text)));
@@ -69,10 +97,16 @@ describe('streamed request bodies', () => {
     const answer = await invokeStreamed(
       issueLimitedAccessToken,
       '/sts/v1.0/issueLimitedAccessToken?expiredTime=3600',
-      { 'content-type': 'application/json', 'ocp-apim-subscription-key': harness.credentials.cognitive.isvFace.keys[0] },
+      {
+        'content-type': 'application/json',
+        'ocp-apim-subscription-key': harness.credentials.cognitive.isvFace.keys[0],
+      },
       body.stream,
     );
-    expect({ status: answer.status, body: answer.text }).toEqual({ status: 413, body: '{"error":{"code":"413","message":"Request body exceeds 16384 bytes."}}' });
+    expect({ status: answer.status, body: answer.text }).toEqual({
+      status: 413,
+      body: '{"error":{"code":"413","message":"Request body exceeds 16384 bytes."}}',
+    });
     expect(answer.headers.get('content-length')).toBe(String(Buffer.byteLength(answer.text)));
     // 16 KiB limit: a few pieces past it at most (the stream may read ahead), never the whole megabyte.
     expect(body.pulled()).toBeLessThan(40);

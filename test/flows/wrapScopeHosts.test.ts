@@ -23,11 +23,17 @@ beforeAll(async () => {
     namespace: 'contoso',
     name: 'legacy',
     keys: [randomBytes(32).toString('base64'), randomBytes(32).toString('base64')],
-    scopes: ['http://contoso.attacker.example/', 'http://contoso.servicebus.windows.net.evil.com/', 'http://contoso.servicebus.windows.net/q;x'],
+    scopes: [
+      'http://contoso.attacker.example/',
+      'http://contoso.servicebus.windows.net.evil.com/',
+      'http://contoso.servicebus.windows.net/q;x',
+    ],
     rights: ['Listen'],
     enabled: true,
   };
-  await credentials.store.setSecret(vaultLayout.wrapIssuer('contoso', 'legacy'), JSON.stringify(legacy), { contentType: 'application/json' });
+  await credentials.store.setSecret(vaultLayout.wrapIssuer('contoso', 'legacy'), JSON.stringify(legacy), {
+    contentType: 'application/json',
+  });
   host = await startTestHost({ env: { STS_LOCAL_STORE_PATH: credentials.storePath } });
 });
 afterAll(async () => {

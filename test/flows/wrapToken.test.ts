@@ -3,7 +3,15 @@ import { parse as parseQueryString } from 'node:querystring';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { definition } from '../../functions/wrapToken.js';
 import { verifySwt } from '../../shared/verify/index.js';
-import { expectSecurityHeaders, FROZEN_NOW, FROZEN_SECONDS, startFlowHarness, TEST_ENV, type FlowHarness, type ObservedResponse } from './flowHarness.js';
+import {
+  expectSecurityHeaders,
+  FROZEN_NOW,
+  FROZEN_SECONDS,
+  startFlowHarness,
+  TEST_ENV,
+  type FlowHarness,
+  type ObservedResponse,
+} from './flowHarness.js';
 
 let harness: FlowHarness;
 beforeAll(async () => {
@@ -58,7 +66,11 @@ function ownerForm(scope = NAMESPACE_ROOT, password = harness.credentials.wrap.o
   return form({ wrap_name: 'owner', wrap_password: password, wrap_scope: scope });
 }
 
-function post(body: string | Uint8Array | undefined, headers: Record<string, string> = { 'Content-Type': 'application/x-www-form-urlencoded' }, path = '/WRAPv0.9/') {
+function post(
+  body: string | Uint8Array | undefined,
+  headers: Record<string, string> = { 'Content-Type': 'application/x-www-form-urlencoded' },
+  path = '/WRAPv0.9/',
+) {
   return harness.invoke(definition, { method: 'POST', path, headers, ...(body === undefined ? {} : { body }) });
 }
 
@@ -103,15 +115,23 @@ const repeated = (name: string) => `ACS50000: There was an error issuing a token
 const MALFORMED = 'ACS50000: There was an error issuing a token. The request body is not a valid form.';
 const INVALID_SCOPE =
   'ACS50000: There was an error issuing a token. The wrap_scope parameter must be an absolute http(s) URI on a Service Bus namespace host, without percent-encoding, dot segments, path parameters or a fragment.';
-const SCOPE_NOT_ALLOWED = 'ACS50000: There was an error issuing a token. The issuer is not allowed tokens for this wrap_scope.';
+const SCOPE_NOT_ALLOWED =
+  'ACS50000: There was an error issuing a token. The issuer is not allowed tokens for this wrap_scope.';
 
 describe('ACS OAuth WRAP v0.9: POST /WRAPv0.9 (docs/contracts/acs-wrap.md)', () => {
   describe('the seed request', () => {
     it('issues exactly the documented response: 200, two parameters, token first, headers of docs/contracts/acs-wrap.md#response', async () => {
-      const response = await post(ownerForm(), { 'Content-Type': 'application/x-www-form-urlencoded', Expect: '100-continue', Connection: 'Keep-Alive' });
+      const response = await post(ownerForm(), {
+        'Content-Type': 'application/x-www-form-urlencoded',
+        Expect: '100-continue',
+        Connection: 'Keep-Alive',
+      });
       expectIssued(response, NAMESPACE_ROOT);
 
-      const claims = verifySwt(swtOf(response), harness.credentials.wrap.namespace.signingKey, { now: FROZEN_NOW, audience: NAMESPACE_ROOT });
+      const claims = verifySwt(swtOf(response), harness.credentials.wrap.namespace.signingKey, {
+        now: FROZEN_NOW,
+        audience: NAMESPACE_ROOT,
+      });
       expect(claims).toEqual([
         ['net.windows.servicebus.action', 'Listen,Manage,Send'],
         [IDENTITY_PROVIDER, TEST_ENV.STS_WRAP_ISSUER],
@@ -142,14 +162,21 @@ describe('ACS OAuth WRAP v0.9: POST /WRAPv0.9 (docs/contracts/acs-wrap.md)', () 
   });
 
   it('parses the body as a form whatever the Content-Type says, or without one', async () => {
-    const contentTypes: Record<string, string>[] = [{ 'Content-Type': 'application/atom+xml;type=entry;charset=utf-8' }, {}, { 'Content-Type': 'text/plain' }];
+    const contentTypes: Record<string, string>[] = [
+      { 'Content-Type': 'application/atom+xml;type=entry;charset=utf-8' },
+      {},
+      { 'Content-Type': 'text/plain' },
+    ];
     for (const headers of contentTypes) {
       expectIssued(await post(ownerForm(), headers), NAMESPACE_ROOT);
     }
   });
 
   it('decodes upper-case hex escapes (Node encodeURIComponent) and accepts a trailing CRLF', async () => {
-    const body = form({ wrap_name: 'owner', wrap_password: harness.credentials.wrap.owner.keys[1], wrap_scope: NAMESPACE_ROOT }, encodeURIComponent);
+    const body = form(
+      { wrap_name: 'owner', wrap_password: harness.credentials.wrap.owner.keys[1], wrap_scope: NAMESPACE_ROOT },
+      encodeURIComponent,
+    );
     expectIssued(await post(`${body}\r\n`), NAMESPACE_ROOT);
     expect(harness.ledgerRows[0]?.keySlot).toBe(2);
   });
@@ -168,9 +195,13 @@ describe('ACS OAuth WRAP v0.9: POST /WRAPv0.9 (docs/contracts/acs-wrap.md)', () 
 
   describe('scope prefixes match within the namespace at a path boundary', () => {
     const listenerForm = (scope: string) =>
-      form({ wrap_name: 'orders-listener', wrap_password: harness.credentials.wrap.listener.keys[0], wrap_scope: scope });
+      form({
+        wrap_name: 'orders-listener',
+        wrap_password: harness.credentials.wrap.listener.keys[0],
+        wrap_scope: scope,
+      });
 
-    it('a prefix covers itself, its sub-paths and other casings, with only the issuer\'s rights', async () => {
+    it("a prefix covers itself, its sub-paths and other casings, with only the issuer's rights", async () => {
       for (const scope of [
         'http://contoso.servicebus.windows.net/orders',
         'http://contoso.servicebus.windows.net/orders/',
@@ -190,42 +221,93 @@ describe('ACS OAuth WRAP v0.9: POST /WRAPv0.9 (docs/contracts/acs-wrap.md)', () 
       ]) {
         expectAcsError(await post(listenerForm(scope)), 403, SCOPE_NOT_ALLOWED);
       }
-      expect(harness.ledgerRows.every((row) => row.outcome === 'refused' && row.reason === 'scope_not_allowed')).toBe(true);
+      expect(harness.ledgerRows.every((row) => row.outcome === 'refused' && row.reason === 'scope_not_allowed')).toBe(
+        true,
+      );
     });
   });
 
   describe('401 with WWW-Authenticate: WRAP and the ACS error body', () => {
     const cases: [string, () => string, string][] = [
-      ['a wrong password', () => ownerForm(NAMESPACE_ROOT, 'r8LuxCKD6DWY8auQcFql4M7euH2UuhcLcV1TaJTqNNE='), 'wrong_key'],
-      ['an unknown issuer', () => form({ wrap_name: 'nobody', wrap_password: harness.credentials.wrap.owner.keys[0], wrap_scope: NAMESPACE_ROOT }), 'unknown_credential'],
-      ['an issuer name in another case', () => form({ wrap_name: 'Owner', wrap_password: harness.credentials.wrap.owner.keys[0], wrap_scope: NAMESPACE_ROOT }), 'unknown_credential'],
+      [
+        'a wrong password',
+        () => ownerForm(NAMESPACE_ROOT, 'r8LuxCKD6DWY8auQcFql4M7euH2UuhcLcV1TaJTqNNE='),
+        'wrong_key',
+      ],
+      [
+        'an unknown issuer',
+        () =>
+          form({
+            wrap_name: 'nobody',
+            wrap_password: harness.credentials.wrap.owner.keys[0],
+            wrap_scope: NAMESPACE_ROOT,
+          }),
+        'unknown_credential',
+      ],
+      [
+        'an issuer name in another case',
+        () =>
+          form({
+            wrap_name: 'Owner',
+            wrap_password: harness.credentials.wrap.owner.keys[0],
+            wrap_scope: NAMESPACE_ROOT,
+          }),
+        'unknown_credential',
+      ],
       ['an unknown namespace', () => ownerForm('http://fabrikam.servicebus.windows.net/'), 'unknown_credential'],
-      ['a host label that cannot be a namespace', () => ownerForm('http://-bad-.servicebus.windows.net/'), 'unknown_credential'],
-      ['a disabled issuer', () => form({ wrap_name: 'retired', wrap_password: harness.credentials.wrap.disabled.keys[0], wrap_scope: NAMESPACE_ROOT }), 'credential_disabled'],
+      [
+        'a host label that cannot be a namespace',
+        () => ownerForm('http://-bad-.servicebus.windows.net/'),
+        'unknown_credential',
+      ],
+      [
+        'a disabled issuer',
+        () =>
+          form({
+            wrap_name: 'retired',
+            wrap_password: harness.credentials.wrap.disabled.keys[0],
+            wrap_scope: NAMESPACE_ROOT,
+          }),
+        'credential_disabled',
+      ],
     ];
     for (const [label, body, reason] of cases) {
       it(label, async () => {
         expectAcsError(await post(body()), 401, AUTHENTICATION_FAILED);
-        expect(harness.ledgerRows).toEqual([expect.objectContaining({ flow: 'wrapToken', outcome: 'refused', status: 401, reason })]);
+        expect(harness.ledgerRows).toEqual([
+          expect.objectContaining({ flow: 'wrapToken', outcome: 'refused', status: 401, reason }),
+        ]);
       });
     }
   });
 
   describe('400 for missing, repeated or malformed parameters', () => {
     it('each missing or empty required parameter', async () => {
-      const full = { wrap_name: 'owner', wrap_password: harness.credentials.wrap.owner.keys[0], wrap_scope: NAMESPACE_ROOT };
+      const full = {
+        wrap_name: 'owner',
+        wrap_password: harness.credentials.wrap.owner.keys[0],
+        wrap_scope: NAMESPACE_ROOT,
+      };
       for (const name of ['wrap_name', 'wrap_password', 'wrap_scope'] as const) {
         const without = Object.fromEntries(Object.entries(full).filter(([key]) => key !== name));
         expectAcsError(await post(form(without)), 400, missing(name));
         expectAcsError(await post(form({ ...full, [name]: '' })), 400, missing(name));
       }
       expectAcsError(await post(undefined), 400, missing('wrap_name'));
-      expectAcsError(await post('{"wrap_name":"owner"}', { 'Content-Type': 'application/json' }), 400, missing('wrap_name'));
+      expectAcsError(
+        await post('{"wrap_name":"owner"}', { 'Content-Type': 'application/json' }),
+        400,
+        missing('wrap_name'),
+      );
       expect(harness.ledgerRows).toEqual([]);
     });
 
     it('a repeated parameter, even with the same value', async () => {
-      expectAcsError(await post(`${ownerForm()}&wrap_scope=${dotNetUrlEncode(NAMESPACE_ROOT)}`), 400, repeated('wrap_scope'));
+      expectAcsError(
+        await post(`${ownerForm()}&wrap_scope=${dotNetUrlEncode(NAMESPACE_ROOT)}`),
+        400,
+        repeated('wrap_scope'),
+      );
       expectAcsError(await post(`wrap_name=owner&${ownerForm()}`), 400, repeated('wrap_name'));
     });
 

@@ -31,7 +31,8 @@ const mixedReality = (target: string, key = KEY): FuzzRequest => ({
   needsRaw: false,
   omitHost: false,
 });
-const encoded = (text: string): string => [...text].map((c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`).join('');
+const encoded = (text: string): string =>
+  [...text].map((c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`).join('');
 
 describe('fuzz oracle: what the host normalises', () => {
   it.each([
@@ -81,6 +82,8 @@ describe('fuzz oracle: refusal on size', () => {
     expect(refusedOnSize({ ...small, body: Buffer.alloc(101) }, limits)).toBe(true);
     expect(refusedOnSize({ ...small, target: `/${'a'.repeat(50)}` }, limits)).toBe(true);
     expect(refusedOnSize({ ...small, headers: [['X', 'v'.repeat(200)]] }, limits)).toBe(true);
-    expect(refusedOnSize({ ...small, headers: Array.from({ length: 6 }, (): [string, string] => ['X', '1']) }, limits)).toBe(true);
+    expect(
+      refusedOnSize({ ...small, headers: Array.from({ length: 6 }, (): [string, string] => ['X', '1']) }, limits),
+    ).toBe(true);
   });
 });

@@ -52,7 +52,9 @@ beforeAll(async () => {
   }
   unreadAccounts = [];
   for (let i = 0; i < 6; i += 1) {
-    const account = await createMixedRealityAccount(credentials.store, { accountDomain: 'westus2.mixedreality.azure.com' });
+    const account = await createMixedRealityAccount(credentials.store, {
+      accountDomain: 'westus2.mixedreality.azure.com',
+    });
     const secret = vaultLayout.mixedRealityAccount(account.accountId);
     vault.seed(secret, (await credentials.store.getSecret(secret))?.value ?? '', { contentType: 'application/json' });
     unreadAccounts.push(account);
@@ -87,10 +89,19 @@ function strangerRequest(i: number): ClientRequest {
   switch (i % 5) {
     case 0: {
       const accountId = randomUUID();
-      return { method: 'GET', path: `/accounts/${accountId}/token`, headers: { authorization: `Bearer ${accountId}:${key}` } };
+      return {
+        method: 'GET',
+        path: `/accounts/${accountId}/token`,
+        headers: { authorization: `Bearer ${accountId}:${key}` },
+      };
     }
     case 1:
-      return { method: 'POST', path: '/sts/v1.0/issueToken', headers: { 'ocp-apim-subscription-key': randomBytes(16).toString('hex') }, body: '' };
+      return {
+        method: 'POST',
+        path: '/sts/v1.0/issueToken',
+        headers: { 'ocp-apim-subscription-key': randomBytes(16).toString('hex') },
+        body: '',
+      };
     case 2:
       return flowRequest('issueLimitedAccessToken', credentials, randomBytes(16).toString('hex'));
     case 3:
@@ -98,14 +109,22 @@ function strangerRequest(i: number): ClientRequest {
         method: 'POST',
         path: '/WRAPv0.9/',
         headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        body: new URLSearchParams({ wrap_name: `made-up-${i}`, wrap_password: key, wrap_scope: 'http://contoso.servicebus.windows.net/' }).toString(),
+        body: new URLSearchParams({
+          wrap_name: `made-up-${i}`,
+          wrap_password: key,
+          wrap_scope: 'http://contoso.servicebus.windows.net/',
+        }).toString(),
       };
     default:
       return {
         method: 'POST',
         path: '/WRAPv0.9/',
         headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        body: new URLSearchParams({ wrap_name: 'owner', wrap_password: key, wrap_scope: `http://ns${i}.servicebus.windows.net/` }).toString(),
+        body: new URLSearchParams({
+          wrap_name: 'owner',
+          wrap_password: key,
+          wrap_scope: `http://ns${i}.servicebus.windows.net/`,
+        }).toString(),
       };
   }
 }
@@ -114,7 +133,13 @@ function strangerRequest(i: number): ClientRequest {
  * `perAddress` made-up requests from each of `addresses` source addresses 127.0.<octet>.1.., at most 64 in
  * flight; resolves with every status seen. `onProgress` is called after each answer with the count so far.
  */
-async function crowd(host: TestHost, octet: number, addresses: number, perAddress: number, onProgress?: (answered: number) => void): Promise<Map<number, number>> {
+async function crowd(
+  host: TestHost,
+  octet: number,
+  addresses: number,
+  perAddress: number,
+  onProgress?: (answered: number) => void,
+): Promise<Map<number, number>> {
   const statuses = new Map<number, number>();
   const jobs = Array.from({ length: addresses * perAddress }, (_, i) => i);
   let answered = 0;
@@ -132,7 +157,11 @@ async function crowd(host: TestHost, octet: number, addresses: number, perAddres
 }
 
 function accountRequest(account: MixedRealityAccount, key = account.keys[0]): ClientRequest {
-  return { method: 'GET', path: `/accounts/${account.accountId}/token`, headers: { authorization: `Bearer ${account.accountId}:${key}` } };
+  return {
+    method: 'GET',
+    path: `/accounts/${account.accountId}/token`,
+    headers: { authorization: `Bearer ${account.accountId}:${key}` },
+  };
 }
 
 /** Every name the vault was asked for is a name it holds: no read was spent on a made-up credential. */
@@ -198,18 +227,29 @@ describe('a crowd of made-up credentials on the Key Vault path', () => {
     const { host, services } = await startKeyVaultApp();
     const index = (services.secrets as IndexedSecretStore).index;
     try {
-      const [disabled, rotated, deleted] = unreadAccounts.slice(3, 6) as [MixedRealityAccount, MixedRealityAccount, MixedRealityAccount];
-      for (const account of [disabled, rotated, deleted]) expect((await sendHttp(host.url, accountRequest(account))).status).toBe(200);
-      const created = await createMixedRealityAccount(credentials.store, { accountDomain: 'westus2.mixedreality.azure.com' });
+      const [disabled, rotated, deleted] = unreadAccounts.slice(3, 6) as [
+        MixedRealityAccount,
+        MixedRealityAccount,
+        MixedRealityAccount,
+      ];
+      for (const account of [disabled, rotated, deleted])
+        expect((await sendHttp(host.url, accountRequest(account))).status).toBe(200);
+      const created = await createMixedRealityAccount(credentials.store, {
+        accountDomain: 'westus2.mixedreality.azure.com',
+      });
       const createdSecret = vaultLayout.mixedRealityAccount(created.accountId);
 
       // As the portal or `az keyvault secret set` would: straight into the vault, not through the admin CLI.
       vault.setEnabled(vaultLayout.mixedRealityAccount(disabled.accountId), false);
       const newKey = randomBytes(32).toString('base64');
       const rotatedRecord = { ...rotated, keys: [newKey, rotated.keys[1]] };
-      vault.seed(vaultLayout.mixedRealityAccount(rotated.accountId), JSON.stringify(rotatedRecord), { contentType: 'application/json' });
+      vault.seed(vaultLayout.mixedRealityAccount(rotated.accountId), JSON.stringify(rotatedRecord), {
+        contentType: 'application/json',
+      });
       vault.deleteSecret(vaultLayout.mixedRealityAccount(deleted.accountId));
-      vault.seed(createdSecret, (await credentials.store.getSecret(createdSecret))?.value ?? '', { contentType: 'application/json' });
+      vault.seed(createdSecret, (await credentials.store.getSecret(createdSecret))?.value ?? '', {
+        contentType: 'application/json',
+      });
 
       // Until the next listing, the instance answers from what it holds (within the documented interval).
       expect((await sendHttp(host.url, accountRequest(created))).status).toBe(401);
@@ -249,7 +289,11 @@ describe('a crowd of made-up credentials on the Key Vault path', () => {
 describe('a crowd of made-up credentials on the embedded file store', () => {
   it('a cold instance under a crowd from 200 addresses serves every right key; the store holds only its own secrets', async () => {
     const services = await createServices(
-      loadConfig({ STS_ISSUER: 'https://sts.test.example/', STS_LEDGER_MODE: 'off', STS_LOCAL_STORE_PATH: credentials.storePath }),
+      loadConfig({
+        STS_ISSUER: 'https://sts.test.example/',
+        STS_LEDGER_MODE: 'off',
+        STS_LOCAL_STORE_PATH: credentials.storePath,
+      }),
     );
     const store = services.secrets as FileSecretStore;
     const host = await startTestHost({ services });
@@ -258,8 +302,15 @@ describe('a crowd of made-up credentials on the embedded file store', () => {
       let round = 0;
       const statuses = await crowd(host, 34, 200, 5, (answered) => {
         if (answered % 200 !== 0 || round >= 4) return;
-        for (const flow of TOKEN_FLOWS) honest.push(sendHttp(host.url, flowRequest(flow, credentials), loopbackClient('127.0.35.1')));
-        honest.push(sendHttp(host.url, accountRequest(unreadAccounts[round] as MixedRealityAccount), loopbackClient('127.0.35.1')));
+        for (const flow of TOKEN_FLOWS)
+          honest.push(sendHttp(host.url, flowRequest(flow, credentials), loopbackClient('127.0.35.1')));
+        honest.push(
+          sendHttp(
+            host.url,
+            accountRequest(unreadAccounts[round] as MixedRealityAccount),
+            loopbackClient('127.0.35.1'),
+          ),
+        );
         round += 1;
       });
       const answers = await Promise.all(honest);

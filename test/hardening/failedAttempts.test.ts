@@ -53,7 +53,8 @@ describe('FailedAttemptLimiter', () => {
   it('answers 429 for an address only past its limit, until the window ends, and reports only the first of those', () => {
     let t = 0;
     const limiter = new FailedAttemptLimiter(limits, () => new Date(t));
-    for (let i = 0; i < 3; i += 1) expect(limiter.recordRefusal({ clientIp: '203.0.113.7' })).toEqual({ retryAfterSeconds: 0, report: true });
+    for (let i = 0; i < 3; i += 1)
+      expect(limiter.recordRefusal({ clientIp: '203.0.113.7' })).toEqual({ retryAfterSeconds: 0, report: true });
     t = 20_500;
     expect(limiter.recordRefusal({ clientIp: '203.0.113.7' })).toEqual({ retryAfterSeconds: 40, report: true });
     expect(limiter.recordRefusal({ clientIp: '203.0.113.7' })).toEqual({ retryAfterSeconds: 40, report: false });
@@ -65,9 +66,14 @@ describe('FailedAttemptLimiter', () => {
 
   it('counts an existing credential from every address, ids compared case-insensitively', () => {
     const limiter = new FailedAttemptLimiter(limits, () => new Date(0));
-    for (let i = 0; i < 5; i += 1) limiter.recordRefusal({ clientIp: `198.51.100.${i}`, existingCredentialId: 'Contoso/Owner' });
-    expect(limiter.recordRefusal({ clientIp: '192.0.2.99', existingCredentialId: 'contoso/owner' }).retryAfterSeconds).toBe(60);
-    expect(limiter.recordRefusal({ clientIp: '192.0.2.98', existingCredentialId: 'contoso/other' }).retryAfterSeconds).toBe(0);
+    for (let i = 0; i < 5; i += 1)
+      limiter.recordRefusal({ clientIp: `198.51.100.${i}`, existingCredentialId: 'Contoso/Owner' });
+    expect(
+      limiter.recordRefusal({ clientIp: '192.0.2.99', existingCredentialId: 'contoso/owner' }).retryAfterSeconds,
+    ).toBe(60);
+    expect(
+      limiter.recordRefusal({ clientIp: '192.0.2.98', existingCredentialId: 'contoso/other' }).retryAfterSeconds,
+    ).toBe(0);
   });
 
   it('keeps no counter for a missing address: clients the platform cannot tell apart never share one', () => {
@@ -90,13 +96,18 @@ describe('FailedAttemptLimiter', () => {
   it('at its bound, new keys share an overflow counter: running blocks are never evicted, expired ones make room', () => {
     let t = 0;
     const limiter = new FailedAttemptLimiter(limits, () => new Date(t));
-    for (let i = 0; i < 4; i += 1) limiter.recordRefusal({ clientIp: '192.0.2.1', existingCredentialId: 'contoso/owner' });
+    for (let i = 0; i < 4; i += 1)
+      limiter.recordRefusal({ clientIp: '192.0.2.1', existingCredentialId: 'contoso/owner' });
     for (let i = 0; i < 50_000; i += 1) {
-      limiter.recordRefusal({ clientIp: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, existingCredentialId: `x`.repeat(1_000) + i });
+      limiter.recordRefusal({
+        clientIp: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`,
+        existingCredentialId: `x`.repeat(1_000) + i,
+      });
     }
     expect(limiter.stats().trackedKeys).toBe(100);
     expect(limiter.clientIpRetryAfter('192.0.2.1')).toBe(60); // still blocked
-    for (let i = 0; i < 5; i += 1) limiter.recordRefusal({ clientIp: '192.0.2.2', existingCredentialId: 'contoso/owner' });
+    for (let i = 0; i < 5; i += 1)
+      limiter.recordRefusal({ clientIp: '192.0.2.2', existingCredentialId: 'contoso/owner' });
     expect(limiter.credentialRetryAfter('contoso/owner')).toBe(60);
     t = 60_000; // every window ended: the table empties from the front as new keys arrive
     expect(limiter.recordRefusal({ clientIp: '192.0.2.1' }).retryAfterSeconds).toBe(0);
@@ -136,7 +147,9 @@ describe('over HTTP: no stream of requests without the key makes the right key f
     ];
     const statuses: number[] = [];
     for (let i = 0; i < 100; i += 1) {
-      statuses.push((await send('127.0.1.1', { method: 'GET', path, headers: attacks[i % attacks.length] ?? {} })).status);
+      statuses.push(
+        (await send('127.0.1.1', { method: 'GET', path, headers: attacks[i % attacks.length] ?? {} })).status,
+      );
     }
     expect(statuses.slice(0, PER_IP).every((status) => status === 401)).toBe(true);
     expect(statuses.slice(PER_IP).every((status) => status === 429)).toBe(true);
@@ -146,7 +159,8 @@ describe('over HTTP: no stream of requests without the key makes the right key f
 
     // The owner, from another address and from the attacker's own, with the right key: a token every time.
     for (const from of ['127.0.1.2', '127.0.1.1']) {
-      for (let i = 0; i < 3; i += 1) expect((await send(from, flowRequest('mixedRealityToken', credentials))).status).toBe(200);
+      for (let i = 0; i < 3; i += 1)
+        expect((await send(from, flowRequest('mixedRealityToken', credentials))).status).toBe(200);
     }
     // Another address's wrong key is a plain 401: the address, not the account, is over its limit.
     expect((await send('127.0.1.3', flowRequest('mixedRealityToken', credentials, 'stale'))).status).toBe(401);
@@ -156,7 +170,11 @@ describe('over HTTP: no stream of requests without the key makes the right key f
     nextWindow();
     const wrongFor = (name: string) => ({
       ...flowRequest('wrapToken', credentials),
-      body: new URLSearchParams({ wrap_name: name, wrap_password: `wrong-${randomUUID()}`, wrap_scope: WRAP_SCOPE }).toString(),
+      body: new URLSearchParams({
+        wrap_name: name,
+        wrap_password: `wrong-${randomUUID()}`,
+        wrap_scope: WRAP_SCOPE,
+      }).toString(),
     });
     const statuses = new Map<number, number>();
     for (let a = 0; a < 5; a += 1) {
@@ -189,7 +207,11 @@ describe('over HTTP: no stream of requests without the key makes the right key f
     // 300 more addresses (the table holds 100 counters) each send a keyless request for a random id.
     for (let i = 0; i < 300; i += 1) {
       const accountId = randomUUID();
-      await send(`127.0.${4 + Math.floor(i / 250)}.${(i % 250) + 1}`, { method: 'GET', path: `/accounts/${accountId}/token`, headers: {} });
+      await send(`127.0.${4 + Math.floor(i / 250)}.${(i % 250) + 1}`, {
+        method: 'GET',
+        path: `/accounts/${accountId}/token`,
+        headers: {},
+      });
     }
     expect(services.failedAttempts.stats().trackedKeys).toBeLessThanOrEqual(100);
     expect(services.failedAttempts.stats().overflowed).toBeGreaterThan(0);
@@ -197,13 +219,16 @@ describe('over HTTP: no stream of requests without the key makes the right key f
     expect((await send('127.0.3.1', flowRequest('mixedRealityToken', credentials))).status).toBe(200);
   });
 
-  it.each(TOKEN_FLOWS)('shared address: a stale key on one device behind a NAT never refuses the right %s key of another', async (flow) => {
-    nextWindow();
-    const nat = '127.0.9.9';
-    for (let i = 0; i < PER_IP + 25; i += 1) await send(nat, flowRequest(flow, credentials, `stale-${i}`));
-    expectFlowErrorShape(flow, await send(nat, flowRequest(flow, credentials, 'stale')), 429);
-    for (let i = 0; i < 3; i += 1) expect((await send(nat, flowRequest(flow, credentials))).status).toBe(200);
-  });
+  it.each(TOKEN_FLOWS)(
+    'shared address: a stale key on one device behind a NAT never refuses the right %s key of another',
+    async (flow) => {
+      nextWindow();
+      const nat = '127.0.9.9';
+      for (let i = 0; i < PER_IP + 25; i += 1) await send(nat, flowRequest(flow, credentials, `stale-${i}`));
+      expectFlowErrorShape(flow, await send(nat, flowRequest(flow, credentials, 'stale')), 429);
+      for (let i = 0; i < 3; i += 1) expect((await send(nat, flowRequest(flow, credentials))).status).toBe(200);
+    },
+  );
 
   it('a client that made 25 deliberate mistakes from one address then gets its WRAP token', async () => {
     nextWindow();
@@ -217,7 +242,10 @@ describe('refusals over a limit are logged and ledgered once per window, not onc
     nextWindow();
     const { services } = await countedServices(credentials, clock, { STS_FAILED_ATTEMPTS_PER_WINDOW: '20' });
     const recorded: string[] = [];
-    const ledgered: StsServices = { ...services, ledger: { record: async (entry) => void recorded.push(`${entry.status}`), close: async () => {} } };
+    const ledgered: StsServices = {
+      ...services,
+      ledger: { record: async (entry) => void recorded.push(`${entry.status}`), close: async () => {} },
+    };
     const lines: string[] = [];
     for (let i = 0; i < 200; i += 1) {
       await invokeInProcess('mixedRealityToken', flowRequest('mixedRealityToken', credentials, `wrong-${i}`), {
@@ -230,15 +258,25 @@ describe('refusals over a limit are logged and ledgered once per window, not onc
     expect(lines.filter((line) => line.includes('refused 429'))).toHaveLength(1);
     expect(recorded).toEqual([...Array.from({ length: 20 }, () => '401'), '429']);
     nowMs += 60_000;
-    await invokeInProcess('mixedRealityToken', flowRequest('mixedRealityToken', credentials, 'again'), { services: ledgered, clientIp: '203.0.113.5', log: (line) => lines.push(line) });
+    await invokeInProcess('mixedRealityToken', flowRequest('mixedRealityToken', credentials, 'again'), {
+      services: ledgered,
+      clientIp: '203.0.113.5',
+      log: (line) => lines.push(line),
+    });
     expect(lines.filter((line) => line.includes('refused 401'))).toHaveLength(21);
   });
 
   it('with no client address, refusals are never turned into 429 and the right key always works', async () => {
     nextWindow();
     const { services } = await countedServices(credentials, clock, { STS_FAILED_ATTEMPTS_PER_WINDOW: '5' });
-    for (let i = 0; i < 30; i += 1) expect((await invokeInProcess('issueToken', flowRequest('issueToken', credentials, `wrong-${i}`), { services })).status).toBe(401);
-    expect((await invokeInProcess('issueToken', flowRequest('issueToken', credentials), { services })).status).toBe(200);
+    for (let i = 0; i < 30; i += 1)
+      expect(
+        (await invokeInProcess('issueToken', flowRequest('issueToken', credentials, `wrong-${i}`), { services }))
+          .status,
+      ).toBe(401);
+    expect((await invokeInProcess('issueToken', flowRequest('issueToken', credentials), { services })).status).toBe(
+      200,
+    );
   });
 });
 
@@ -255,16 +293,25 @@ describe('vault work for unknown ids stays bounded by the negative cache and the
     const base = await createServices(config, clock);
     const vault = countingStore(base.secrets);
     const cache = new CachedSecretStore(vault, config.secretCache, clock);
-    const host = await startTestHost({ services: { ...base, secrets: cache, credentials: new CredentialDirectory(cache) } });
+    const host = await startTestHost({
+      services: { ...base, secrets: cache, credentials: new CredentialDirectory(cache) },
+    });
     try {
       const accounts = [];
-      for (let i = 0; i < 25; i += 1) accounts.push(await createMixedRealityAccount(credentials.store, { accountDomain: 'westus2.mixedreality.azure.com' }));
+      for (let i = 0; i < 25; i += 1)
+        accounts.push(
+          await createMixedRealityAccount(credentials.store, { accountDomain: 'westus2.mixedreality.azure.com' }),
+        );
       const statuses = new Map<number, number>();
       for (let i = 0; i < 500; i += 1) {
         const accountId = randomUUID();
         const answer = await sendHttp(
           host.url,
-          { method: 'GET', path: `/accounts/${accountId}/token`, headers: { authorization: `Bearer ${accountId}:k${i}` } },
+          {
+            method: 'GET',
+            path: `/accounts/${accountId}/token`,
+            headers: { authorization: `Bearer ${accountId}:k${i}` },
+          },
           loopbackClient('127.0.40.1'),
         );
         statuses.set(answer.status, (statuses.get(answer.status) ?? 0) + 1);
@@ -276,7 +323,11 @@ describe('vault work for unknown ids stays bounded by the negative cache and the
       for (const [i, account] of accounts.entries()) {
         const answer = await sendHttp(
           host.url,
-          { method: 'GET', path: `/accounts/${account.accountId}/token`, headers: { authorization: `Bearer ${account.accountId}:${account.keys[0]}` } },
+          {
+            method: 'GET',
+            path: `/accounts/${account.accountId}/token`,
+            headers: { authorization: `Bearer ${account.accountId}:${account.keys[0]}` },
+          },
           loopbackClient(`127.0.41.${i + 1}`),
         );
         expect(answer.status).toBe(200);
@@ -301,21 +352,40 @@ describe('vault work for unknown ids stays bounded by the negative cache and the
     // The Key Vault configuration: the cache in front of the store, with its negative cache and read budget.
     const cache = new CachedSecretStore(vault, config.secretCache, clock);
     const services: StsServices = { ...base, secrets: cache, credentials: new CredentialDirectory(cache) };
-    expect((await invokeInProcess('mixedRealityToken', flowRequest('mixedRealityToken', credentials), { services, clientIp: '198.51.100.1' })).status).toBe(200);
+    expect(
+      (
+        await invokeInProcess('mixedRealityToken', flowRequest('mixedRealityToken', credentials), {
+          services,
+          clientIp: '198.51.100.1',
+        })
+      ).status,
+    ).toBe(200);
 
     const statuses = new Map<number, number>();
     for (let i = 0; i < 2_000; i += 1) {
       const accountId = randomUUID();
       const answer = await invokeInProcess(
         'mixedRealityToken',
-        { method: 'GET', path: `/accounts/${accountId}/token`, headers: { authorization: `Bearer ${accountId}:k${i}` }, params: { accountId } },
+        {
+          method: 'GET',
+          path: `/accounts/${accountId}/token`,
+          headers: { authorization: `Bearer ${accountId}:k${i}` },
+          params: { accountId },
+        },
         { services, clientIp: '203.0.113.66' },
       );
       statuses.set(answer.status, (statuses.get(answer.status) ?? 0) + 1);
     }
     expect(vault.reads).toBeLessThanOrEqual(50);
     expect([...statuses.keys()].sort()).toEqual([401, 429, 503]);
-    expect((await invokeInProcess('mixedRealityToken', flowRequest('mixedRealityToken', credentials), { services, clientIp: '203.0.113.66' })).status).toBe(200);
+    expect(
+      (
+        await invokeInProcess('mixedRealityToken', flowRequest('mixedRealityToken', credentials), {
+          services,
+          clientIp: '203.0.113.66',
+        })
+      ).status,
+    ).toBe(200);
     expect(services.failedAttempts.stats().trackedKeys).toBe(1);
   });
 });

@@ -1,7 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../shared/config.js';
-import { createCognitiveResource, createMixedRealityAccount, createWrapIssuer } from '../../tools/sts/credentials/provisioning.js';
+import {
+  createCognitiveResource,
+  createMixedRealityAccount,
+  createWrapIssuer,
+} from '../../tools/sts/credentials/provisioning.js';
 import { KeyVaultSecretStore } from '../../shared/secrets/keyVaultSecretStore.js';
 import { createServices, type StsServices } from '../../shared/services.js';
 import { startAzuriteFixture, type AzuriteFixture } from '../support/azuriteFixture.js';
@@ -9,7 +13,15 @@ import { startKeyVaultTestServer, type KeyVaultTestServer } from '../../tooling/
 import { startTestHost, type TestHost } from '../support/localHostFixture.js';
 import { readLedgerEntities } from '../support/ledgerTables.js';
 import { createTestCredentials, type TestCredentials } from '../support/testCredentials.js';
-import { expectFlowErrorShape, flowRequest, sendHttp, TOKEN_FLOWS, type Answer, type ClientRequest, type TokenFlow } from './hardeningSupport.js';
+import {
+  expectFlowErrorShape,
+  flowRequest,
+  sendHttp,
+  TOKEN_FLOWS,
+  type Answer,
+  type ClientRequest,
+  type TokenFlow,
+} from './hardeningSupport.js';
 
 /**
  * Fault injection (docs/hardening.md#failing-dependencies), end to end over HTTP through the local host, for all four flows at once:
@@ -81,7 +93,11 @@ async function startApp(env: Record<string, string> = {}): Promise<{ host: TestH
 async function coldRequests(): Promise<Record<TokenFlow, ClientRequest>> {
   const suffix = randomUUID().slice(0, 8);
   const account = await createMixedRealityAccount(admin, { accountDomain: 'westus2.mixedreality.azure.com' });
-  const speech = await createCognitiveResource(admin, { name: `cold-speech-${suffix}`, region: 'eastus', resourceKind: 'SpeechServices' });
+  const speech = await createCognitiveResource(admin, {
+    name: `cold-speech-${suffix}`,
+    region: 'eastus',
+    resourceKind: 'SpeechServices',
+  });
   const face = await createCognitiveResource(admin, {
     name: `cold-face-${suffix}`,
     region: 'westus',
@@ -96,18 +112,30 @@ async function coldRequests(): Promise<Record<TokenFlow, ClientRequest>> {
       path: `/accounts/${account.accountId}/token`,
       headers: { authorization: `Bearer ${account.accountId}:${account.keys[0]}` },
     },
-    issueToken: { method: 'POST', path: '/sts/v1.0/issueToken', headers: { 'ocp-apim-subscription-key': speech.keys[0] }, body: '' },
+    issueToken: {
+      method: 'POST',
+      path: '/sts/v1.0/issueToken',
+      headers: { 'ocp-apim-subscription-key': speech.keys[0] },
+      body: '',
+    },
     issueLimitedAccessToken: {
       method: 'POST',
       path: '/sts/v1.0/issueLimitedAccessToken?expiredTime=600',
       headers: { 'ocp-apim-subscription-key': face.keys[0], 'content-type': 'application/json' },
-      body: JSON.stringify({ targetAzureResourceId: credentials.cognitive.speech.resourceId, featureFlags: ['Face.Identification'] }),
+      body: JSON.stringify({
+        targetAzureResourceId: credentials.cognitive.speech.resourceId,
+        featureFlags: ['Face.Identification'],
+      }),
     },
     wrapToken: {
       method: 'POST',
       path: '/WRAPv0.9/',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ wrap_name: 'owner', wrap_password: issuer.keys[0], wrap_scope: `http://cold${suffix}.servicebus.windows.net/` }).toString(),
+      body: new URLSearchParams({
+        wrap_name: 'owner',
+        wrap_password: issuer.keys[0],
+        wrap_scope: `http://cold${suffix}.servicebus.windows.net/`,
+      }).toString(),
     },
   };
 }
@@ -138,10 +166,13 @@ describe('Key Vault faults over HTTP, all four flows', () => {
 
       // Warm answers come from the cache: not one request reaches the slow vault (else they would wait for it).
       const beforeWarm = vault.stats.vaultRequests;
-      for (const flow of TOKEN_FLOWS) expect((await sendHttp(host.url, flowRequest(flow, credentials))).status).toBe(200);
+      for (const flow of TOKEN_FLOWS)
+        expect((await sendHttp(host.url, flowRequest(flow, credentials))).status).toBe(200);
       expect(vault.stats.vaultRequests).toBe(beforeWarm);
       // Cold answers are 503s: the vault would have answered 200 after its delay, so the vault timeout cut them short.
-      const answers = await Promise.all(TOKEN_FLOWS.map(async (flow) => [flow, await sendHttp(host.url, cold[flow])] as const));
+      const answers = await Promise.all(
+        TOKEN_FLOWS.map(async (flow) => [flow, await sendHttp(host.url, cold[flow])] as const),
+      );
       for (const [flow, answer] of answers) expectFlowErrorShape(flow, answer, 503);
       expect(vault.stats.vaultRequests).toBeGreaterThan(beforeWarm);
       const retryAfter = Math.max(...answers.map(([, answer]) => Number(answer.headers.get('retry-after'))));
@@ -184,7 +215,10 @@ describe('Key Vault faults over HTTP, all four flows', () => {
   it('a flaky vault (half its answers 500) under concurrent load: only 200, 401 or 503 + Retry-After, never a 500', async () => {
     const colds = await Promise.all([coldRequests(), coldRequests(), coldRequests()]);
     // The wrong keys would otherwise trip this IP's failed-attempt limit (429s); that is tested elsewhere.
-    const { host } = await startApp({ STS_FAILED_ATTEMPTS_PER_WINDOW: '100000', STS_FAILED_ATTEMPTS_PER_CREDENTIAL: '100000' });
+    const { host } = await startApp({
+      STS_FAILED_ATTEMPTS_PER_WINDOW: '100000',
+      STS_FAILED_ATTEMPTS_PER_CREDENTIAL: '100000',
+    });
     try {
       await warmUp(host);
       vault.faults.errorRate = 0.5;
@@ -193,10 +227,19 @@ describe('Key Vault faults over HTTP, all four flows', () => {
       for (let i = 0; i < 40; i += 1) {
         for (const flow of TOKEN_FLOWS) {
           const pick = i % 4;
-          requests.push([flow, pick === 0 ? flowRequest(flow, credentials) : pick === 1 ? flowRequest(flow, credentials, `wrong-${i}`) : (colds[i % 3] as Record<TokenFlow, ClientRequest>)[flow]]);
+          requests.push([
+            flow,
+            pick === 0
+              ? flowRequest(flow, credentials)
+              : pick === 1
+                ? flowRequest(flow, credentials, `wrong-${i}`)
+                : (colds[i % 3] as Record<TokenFlow, ClientRequest>)[flow],
+          ]);
         }
       }
-      const answers = await Promise.all(requests.map(async ([flow, request]) => [flow, await sendHttp(host.url, request)] as const));
+      const answers = await Promise.all(
+        requests.map(async ([flow, request]) => [flow, await sendHttp(host.url, request)] as const),
+      );
       const statuses = new Map<number, number>();
       for (const [flow, answer] of answers) {
         statuses.set(answer.status, (statuses.get(answer.status) ?? 0) + 1);
@@ -209,32 +252,39 @@ describe('Key Vault faults over HTTP, all four flows', () => {
     }
   });
 
-  it.each(['hang', 500] as const)('the managed-identity endpoint failing (%s): 503 + Retry-After everywhere, then recovery', async (mode) => {
-    // A user-assigned identity with no token yet in this process: the identity endpoint must be asked.
-    const { host } = await startApp({ AZURE_CLIENT_ID: randomUUID() });
-    try {
-      vault.faults.identity = mode;
-      let retryAfter = 0;
-      // With a hanging endpoint only the time bounds can end these requests: each answer is proof of them.
-      for (const flow of TOKEN_FLOWS) {
-        const answer = await sendHttp(host.url, flowRequest(flow, credentials));
-        expectFlowErrorShape(flow, answer, 503);
-        retryAfter = Math.max(retryAfter, Number(answer.headers.get('retry-after')));
-      }
-      const jwks = await sendHttp(host.url, { method: 'GET', path: '/.well-known/jwks.json', headers: {} });
-      expect(jwks.status).toBe(503);
-      expect(JSON.parse(jwks.text)).toMatchObject({ error: 'temporarily_unavailable' });
+  it.each(['hang', 500] as const)(
+    'the managed-identity endpoint failing (%s): 503 + Retry-After everywhere, then recovery',
+    async (mode) => {
+      // A user-assigned identity with no token yet in this process: the identity endpoint must be asked.
+      const { host } = await startApp({ AZURE_CLIENT_ID: randomUUID() });
+      try {
+        vault.faults.identity = mode;
+        let retryAfter = 0;
+        // With a hanging endpoint only the time bounds can end these requests: each answer is proof of them.
+        for (const flow of TOKEN_FLOWS) {
+          const answer = await sendHttp(host.url, flowRequest(flow, credentials));
+          expectFlowErrorShape(flow, answer, 503);
+          retryAfter = Math.max(retryAfter, Number(answer.headers.get('retry-after')));
+        }
+        const jwks = await sendHttp(host.url, { method: 'GET', path: '/.well-known/jwks.json', headers: {} });
+        expect(jwks.status).toBe(503);
+        expect(JSON.parse(jwks.text)).toMatchObject({ error: 'temporarily_unavailable' });
 
-      vault.resetFaults();
-      advance(retryAfter);
-      // As a client that honours Retry-After sees it: a request that joins the SDK's still-open token request
-      // (until its own time bound ends it) gets one more 503; after the next Retry-After every flow is served.
-      for (const flow of TOKEN_FLOWS) expect((await servedHonouringRetryAfter(host, flowRequest(flow, credentials))).status).toBe(200);
-      expect((await servedHonouringRetryAfter(host, { method: 'GET', path: '/.well-known/jwks.json', headers: {} })).status).toBe(200);
-    } finally {
-      await host.close();
-    }
-  });
+        vault.resetFaults();
+        advance(retryAfter);
+        // As a client that honours Retry-After sees it: a request that joins the SDK's still-open token request
+        // (until its own time bound ends it) gets one more 503; after the next Retry-After every flow is served.
+        for (const flow of TOKEN_FLOWS)
+          expect((await servedHonouringRetryAfter(host, flowRequest(flow, credentials))).status).toBe(200);
+        expect(
+          (await servedHonouringRetryAfter(host, { method: 'GET', path: '/.well-known/jwks.json', headers: {} }))
+            .status,
+        ).toBe(200);
+      } finally {
+        await host.close();
+      }
+    },
+  );
 
   it('an outage during a flood of unknown credentials: refused from the name index, the vault sees nothing', async () => {
     const { host } = await startApp();
@@ -245,14 +295,19 @@ describe('Key Vault faults over HTTP, all four flows', () => {
       const answers = await Promise.all(
         Array.from({ length: 200 }, (_, i) => {
           const accountId = randomUUID();
-          return sendHttp(host.url, { method: 'GET', path: `/accounts/${accountId}/token`, headers: { authorization: `Bearer ${accountId}:k${i}` } });
+          return sendHttp(host.url, {
+            method: 'GET',
+            path: `/accounts/${accountId}/token`,
+            headers: { authorization: `Bearer ${accountId}:k${i}` },
+          });
         }),
       );
       // Unknown ids are not in the vault's name index: a plain refusal, whatever the vault's state, and no call.
       for (const answer of answers) expectFlowErrorShape('mixedRealityToken', answer, 401);
       expect(vault.stats.vaultRequests - before).toBe(0);
       // Warm credentials are still served during the outage.
-      for (const flow of TOKEN_FLOWS) expect((await sendHttp(host.url, flowRequest(flow, credentials))).status).toBe(200);
+      for (const flow of TOKEN_FLOWS)
+        expect((await sendHttp(host.url, flowRequest(flow, credentials))).status).toBe(200);
     } finally {
       await host.close();
     }
@@ -269,12 +324,18 @@ describe('the ledger per its mode while the vault is down too (Azurite)', () => 
   });
 
   async function issuedRows(tableName: string): Promise<Array<Record<string, unknown>>> {
-    return (await readLedgerEntities(azurite.connectionString, tableName)).filter((entity) => entity.Outcome === 'issued');
+    return (await readLedgerEntities(azurite.connectionString, tableName)).filter(
+      (entity) => entity.Outcome === 'issued',
+    );
   }
 
   it('required: warm tokens during a vault outage each have their row; with the table down too, 503 and no token', async () => {
     const tableName = `faults${randomUUID().replaceAll('-', '').slice(0, 12)}`;
-    const { host } = await startApp({ STS_LEDGER_MODE: 'required', STS_LEDGER_CONNECTION_STRING: azurite.connectionString, STS_LEDGER_TABLE: tableName });
+    const { host } = await startApp({
+      STS_LEDGER_MODE: 'required',
+      STS_LEDGER_CONNECTION_STRING: azurite.connectionString,
+      STS_LEDGER_TABLE: tableName,
+    });
     try {
       await warmUp(host);
       vault.faults.outage = 'reset';
@@ -311,7 +372,8 @@ describe('the ledger per its mode while the vault is down too (Azurite)', () => 
       await warmUp(host);
       vault.faults.outage = 503;
       await azurite.stop();
-      for (const flow of TOKEN_FLOWS) expect((await sendHttp(host.url, flowRequest(flow, credentials))).status).toBe(200);
+      for (const flow of TOKEN_FLOWS)
+        expect((await sendHttp(host.url, flowRequest(flow, credentials))).status).toBe(200);
       await services.ledger.close();
     } finally {
       await host.close();

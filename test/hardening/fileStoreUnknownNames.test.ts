@@ -26,17 +26,24 @@ describe('FileSecretStore and unknown names', () => {
   it('100,000 unknown names leave nothing behind, and a name created afterwards is found at once', async () => {
     const store = new FileSecretStore(credentials.storePath);
     const known = (await store.listSecretNames()).length;
-    for (let i = 0; i < 100_000; i += 1) expect(await store.getSecret(vaultLayout.mixedRealityAccount(randomUUID()))).toBeUndefined();
+    for (let i = 0; i < 100_000; i += 1)
+      expect(await store.getSecret(vaultLayout.mixedRealityAccount(randomUUID()))).toBeUndefined();
     expect(store.viewCount).toBe(0);
 
     const account = await createMixedRealityAccount(store, { accountDomain: 'westus2.mixedreality.azure.com' });
-    expect((await store.getSecret(vaultLayout.mixedRealityAccount(account.accountId)))?.value).toContain(account.accountId);
+    expect((await store.getSecret(vaultLayout.mixedRealityAccount(account.accountId)))?.value).toContain(
+      account.accountId,
+    );
     expect(store.viewCount).toBeLessThanOrEqual(known + 1);
   });
 
   it('over HTTP, 2,000 random account ids from one address: the store holds no more than its own secrets', async () => {
     const services = await createServices(
-      loadConfig({ STS_ISSUER: 'https://sts.test.example/', STS_LEDGER_MODE: 'off', STS_LOCAL_STORE_PATH: credentials.storePath }),
+      loadConfig({
+        STS_ISSUER: 'https://sts.test.example/',
+        STS_LEDGER_MODE: 'off',
+        STS_LOCAL_STORE_PATH: credentials.storePath,
+      }),
     );
     const store = services.secrets as FileSecretStore;
     const host = await startTestHost({ services });
@@ -45,7 +52,11 @@ describe('FileSecretStore and unknown names', () => {
         const accountId = randomUUID();
         const answer = await sendHttp(
           host.url,
-          { method: 'GET', path: `/accounts/${accountId}/token`, headers: { authorization: `Bearer ${accountId}:k${i}` } },
+          {
+            method: 'GET',
+            path: `/accounts/${accountId}/token`,
+            headers: { authorization: `Bearer ${accountId}:k${i}` },
+          },
           loopbackClient('127.0.20.1'),
         );
         expect([401, 429]).toContain(answer.status);

@@ -57,7 +57,11 @@ describe('finding: concurrent first reads of the embedded store saw an empty sto
     const { services } = await countedServices(credentials, () => new Date());
     const host = await startTestHost({ services });
     try {
-      const answers = await Promise.all(Array.from({ length: 30 }, (_, i) => sendHttp(host.url, flowRequest(i % 2 ? 'issueToken' : 'mixedRealityToken', credentials))));
+      const answers = await Promise.all(
+        Array.from({ length: 30 }, (_, i) =>
+          sendHttp(host.url, flowRequest(i % 2 ? 'issueToken' : 'mixedRealityToken', credentials)),
+        ),
+      );
       expect(answers.map((a) => a.status)).toEqual(Array.from({ length: 30 }, () => 200));
     } finally {
       await host.close();
@@ -80,7 +84,10 @@ describe('local host findings', () => {
   });
 
   it('a Host header with a port above 65535 was a 500 ("Failed to parse URL"); it is served like any other', async () => {
-    const answer = await raw(host, 'GET /.well-known/jwks.json HTTP/1.1\r\nHost: evil.example:99999\r\nConnection: close\r\n\r\n');
+    const answer = await raw(
+      host,
+      'GET /.well-known/jwks.json HTTP/1.1\r\nHost: evil.example:99999\r\nConnection: close\r\n\r\n',
+    );
     expect(answer.status).toBe(200);
     expect(host.logLines.join('\n')).not.toMatch(/failed/);
   });
@@ -92,7 +99,9 @@ describe('local host findings', () => {
       'POST /WRAPv0.9/ HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5;ext=1\r\nabcdefghij\r\nzz\r\n0\r\n\r\n',
     );
     expect([400, undefined]).toContain(badChunks.status);
-    const aborted = await raw(host, 'POST /WRAPv0.9/ HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nwrap_name=', { endAfterWrite: true });
+    const aborted = await raw(host, 'POST /WRAPv0.9/ HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nwrap_name=', {
+      endAfterWrite: true,
+    });
     expect([400, undefined]).toContain(aborted.status);
     const lines = host.logLines.slice(before).join('\n');
     expect(lines).not.toMatch(/ 500 |failed/);
@@ -106,7 +115,12 @@ describe('the fuzzer’s leak oracle', () => {
 
   it('sees a key raw, URL-encoded (either hex case) and base64url-encoded', () => {
     const scanner = new LeakScanner([{ value: key, label: 'key' }]);
-    for (const text of [`x ${key} y`, `p=${encodeURIComponent(key)}`, `p=${encodeURIComponent(key).replace(/%[0-9A-F]{2}/g, (e) => e.toLowerCase())}`, key.replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '')]) {
+    for (const text of [
+      `x ${key} y`,
+      `p=${encodeURIComponent(key)}`,
+      `p=${encodeURIComponent(key).replace(/%[0-9A-F]{2}/g, (e) => e.toLowerCase())}`,
+      key.replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, ''),
+    ]) {
       expect(scanner.scan(text).map((l) => l.what)).toContain('secret');
     }
     expect(scanner.scan('nothing here but an unrelated dGhpcyBpcyBub3QgYSBrZXk=')).toEqual([]);
@@ -121,7 +135,9 @@ describe('the fuzzer’s leak oracle', () => {
     expect(scanner.tokenCount).toBe(2);
     expect(scanner.scan(`{"AccessToken":"${jwt}"}`).map((l) => l.what)).toEqual(['token']);
     expect(scanner.scan(`log: ${jwt.slice(0, jwt.length - 30)}…`).map((l) => l.what)).toEqual(['token']);
-    expect(scanner.scan(`wrap_access_token=${wrapValue}&wrap_access_token_expires_in=10799`).map((l) => l.what)).toContain('token');
+    expect(
+      scanner.scan(`wrap_access_token=${wrapValue}&wrap_access_token_expires_in=10799`).map((l) => l.what),
+    ).toContain('token');
     expect(scanner.scan('HMACSHA256=N9//0tSos78Me36+ioBH0sF')).not.toEqual([]);
     expect(scanner.scan(`another token eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.${'A'.repeat(86)}`)).toEqual([]);
   });

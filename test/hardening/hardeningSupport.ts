@@ -69,15 +69,25 @@ export function flowRequest(flow: TokenFlow, credentials: TestCredentials, key?:
       return {
         method: 'POST',
         path: '/sts/v1.0/issueLimitedAccessToken?expiredTime=3600',
-        headers: { 'ocp-apim-subscription-key': key ?? credentials.cognitive.isvFace.keys[0], 'content-type': 'application/json' },
-        body: JSON.stringify({ targetAzureResourceId: credentials.cognitive.speech.resourceId, featureFlags: ['Face.Identification'] }),
+        headers: {
+          'ocp-apim-subscription-key': key ?? credentials.cognitive.isvFace.keys[0],
+          'content-type': 'application/json',
+        },
+        body: JSON.stringify({
+          targetAzureResourceId: credentials.cognitive.speech.resourceId,
+          featureFlags: ['Face.Identification'],
+        }),
       };
     case 'wrapToken':
       return {
         method: 'POST',
         path: '/WRAPv0.9/',
         headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        body: new URLSearchParams({ wrap_name: 'owner', wrap_password: key ?? credentials.wrap.owner.keys[0], wrap_scope: WRAP_SCOPE }).toString(),
+        body: new URLSearchParams({
+          wrap_name: 'owner',
+          wrap_password: key ?? credentials.wrap.owner.keys[0],
+          wrap_scope: WRAP_SCOPE,
+        }).toString(),
       };
   }
 }
@@ -152,7 +162,12 @@ export async function invokeInProcess(
   return {
     status: init.status ?? 200,
     headers: new Headers(init.headers),
-    text: body === undefined || body === null ? '' : typeof body === 'string' ? body : Buffer.from(body as Uint8Array).toString('utf8'),
+    text:
+      body === undefined || body === null
+        ? ''
+        : typeof body === 'string'
+          ? body
+          : Buffer.from(body as Uint8Array).toString('utf8'),
   };
 }
 
@@ -181,7 +196,11 @@ export function expectFlowErrorShape(flow: TokenFlow, answer: Answer, status: nu
     }
     case 'wrapToken':
       expect(answer.headers.get('content-type')).toBe('text/plain; charset=us-ascii');
-      expect(answer.text).toMatch(new RegExp(`^Error:Code:${status}:SubCode:T0:Detail:.+ :TraceID:[0-9a-f-]{36}:TimeStamp:\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\dZ$`));
+      expect(answer.text).toMatch(
+        new RegExp(
+          `^Error:Code:${status}:SubCode:T0:Detail:.+ :TraceID:[0-9a-f-]{36}:TimeStamp:\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\dZ$`,
+        ),
+      );
       break;
   }
 }
@@ -215,7 +234,12 @@ export async function countedServices(
   env: Record<string, string> = {},
 ): Promise<{ services: StsServices; store: SecretStore & { reads: number } }> {
   const base = await createServices(
-    loadConfig({ STS_ISSUER: 'https://sts.test.example/', STS_LEDGER_MODE: 'off', STS_LOCAL_STORE_PATH: credentials.storePath, ...env }),
+    loadConfig({
+      STS_ISSUER: 'https://sts.test.example/',
+      STS_LEDGER_MODE: 'off',
+      STS_LOCAL_STORE_PATH: credentials.storePath,
+      ...env,
+    }),
     clock,
   );
   const store = countingStore(base.secrets);

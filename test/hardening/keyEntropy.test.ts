@@ -47,14 +47,24 @@ describe('keys the admin CLI creates', () => {
     const { store } = credentials;
     const suffix = randomUUID().slice(0, 8);
     const account = await createMixedRealityAccount(store, { accountDomain: 'westus2.mixedreality.azure.com' });
-    const resource = await createCognitiveResource(store, { name: `entropy-${suffix}`, region: 'eastus', resourceKind: 'SpeechServices' });
+    const resource = await createCognitiveResource(store, {
+      name: `entropy-${suffix}`,
+      region: 'eastus',
+      resourceKind: 'SpeechServices',
+    });
     const issuer = await provisionWrapIssuer(store, { namespace: `entropy${suffix}`, name: 'owner' });
     const rotated = [
       (await rotateCredentialKey(store, { kind: 'mixedRealityAccount', accountId: account.accountId }, 1)).newKey,
       (await rotateCredentialKey(store, { kind: 'cognitiveResource', name: resource.name }, 2)).newKey,
       (await rotateCredentialKey(store, { kind: 'wrapIssuer', namespace: issuer.namespace, name: 'owner' }, 1)).newKey,
     ];
-    const infra = await generateInfraSecrets({ demo: { mixedRealityAccountDomain: 'eastus2.mixedreality.azure.com', cognitiveRegion: 'eastus', wrapNamespace: 'contoso' } });
+    const infra = await generateInfraSecrets({
+      demo: {
+        mixedRealityAccountDomain: 'eastus2.mixedreality.azure.com',
+        cognitiveRegion: 'eastus',
+        wrapNamespace: 'contoso',
+      },
+    });
     const demoKeys = infra.secrets.flatMap((secret) => {
       const value = JSON.parse(secret.value) as { keys?: unknown };
       return Array.isArray(value.keys) ? (value.keys as string[]) : [];
@@ -88,30 +98,51 @@ describe('keys the admin CLI creates', () => {
 });
 
 describe('a record written by hand with a guessable key', () => {
-  it.each(['password', 'owner', 'a'.repeat(64), 'passwordpasswordpasswordpassword', '0123456789abcdef'])('%j makes the record unreadable', (weak) => {
-    const strong = randomBytes(32).toString('base64');
-    const record = (keys: [string, string]) =>
-      JSON.stringify({ kind: 'mixedRealityAccount', accountId: randomUUID(), accountDomain: 'eastus2.mixedreality.azure.com', keys, enabled: true });
-    expect(parseRecord(record([strong, weak]), 'mixedRealityAccount')).toBeUndefined();
-    expect(parseRecord(record([strong, randomBytes(32).toString('base64')]), 'mixedRealityAccount')).toBeDefined();
-  });
+  it.each(['password', 'owner', 'a'.repeat(64), 'passwordpasswordpasswordpassword', '0123456789abcdef'])(
+    '%j makes the record unreadable',
+    (weak) => {
+      const strong = randomBytes(32).toString('base64');
+      const record = (keys: [string, string]) =>
+        JSON.stringify({
+          kind: 'mixedRealityAccount',
+          accountId: randomUUID(),
+          accountDomain: 'eastus2.mixedreality.azure.com',
+          keys,
+          enabled: true,
+        });
+      expect(parseRecord(record([strong, weak]), 'mixedRealityAccount')).toBeUndefined();
+      expect(parseRecord(record([strong, randomBytes(32).toString('base64')]), 'mixedRealityAccount')).toBeDefined();
+    },
+  );
 
   it('over HTTP: an account whose vault record holds "password" refuses it (401), one with random keys answers', async () => {
     const accountId = randomUUID();
     await credentials.store.setSecret(
       vaultLayout.mixedRealityAccount(accountId),
-      JSON.stringify({ kind: 'mixedRealityAccount', accountId, accountDomain: 'eastus2.mixedreality.azure.com', keys: ['password', 'password'], enabled: true }),
+      JSON.stringify({
+        kind: 'mixedRealityAccount',
+        accountId,
+        accountDomain: 'eastus2.mixedreality.azure.com',
+        keys: ['password', 'password'],
+        enabled: true,
+      }),
     );
     const { services } = await countedServices(credentials, () => new Date());
     const host = await startTestHost({ services });
     try {
       const weak = await sendHttp(
         host.url,
-        { method: 'GET', path: `/accounts/${accountId}/token`, headers: { authorization: `Bearer ${accountId}:password` } },
+        {
+          method: 'GET',
+          path: `/accounts/${accountId}/token`,
+          headers: { authorization: `Bearer ${accountId}:password` },
+        },
         loopbackClient('127.0.30.1'),
       );
       expect(weak.status).toBe(401);
-      expect((await sendHttp(host.url, flowRequest('mixedRealityToken', credentials), loopbackClient('127.0.30.1'))).status).toBe(200);
+      expect(
+        (await sendHttp(host.url, flowRequest('mixedRealityToken', credentials), loopbackClient('127.0.30.1'))).status,
+      ).toBe(200);
     } finally {
       await host.close();
     }

@@ -2,10 +2,22 @@ import { Readable } from 'node:stream';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { wrapMessages } from '../../shared/flows/wrapToken.js';
-import { formFieldCount, jsonNestingExceeds, MAX_FORM_FIELDS, MAX_JSON_DEPTH } from '../../shared/security/requestLimits.js';
+import {
+  formFieldCount,
+  jsonNestingExceeds,
+  MAX_FORM_FIELDS,
+  MAX_JSON_DEPTH,
+} from '../../shared/security/requestLimits.js';
 import { startTestHost, type TestHost } from '../support/localHostFixture.js';
 import { createTestCredentials, type TestCredentials } from '../support/testCredentials.js';
-import { countedServices, expectFlowErrorShape, flowRequest, sendHttp, TOKEN_FLOWS, type ClientRequest } from './hardeningSupport.js';
+import {
+  countedServices,
+  expectFlowErrorShape,
+  flowRequest,
+  sendHttp,
+  TOKEN_FLOWS,
+  type ClientRequest,
+} from './hardeningSupport.js';
 
 /**
  * Limits on everything a client controls the size of (docs/hardening.md#size-limits): URL, query parameter count, header count
@@ -20,7 +32,13 @@ const NOW = new Date('2026-03-01T09:30:00.000Z');
 const HOST_CAPS = { maxRequestLineBytes: 8_192, maxHeaderBytes: 32_768, maxHeaderCount: 1_000 };
 let credentials: TestCredentials;
 let host: TestHost;
-let limits: { maxUrlLength: number; maxQueryParameters: number; maxHeaderBytes: number; maxHeaderCount: number; maxBodyBytes: number };
+let limits: {
+  maxUrlLength: number;
+  maxQueryParameters: number;
+  maxHeaderBytes: number;
+  maxHeaderCount: number;
+  maxBodyBytes: number;
+};
 
 beforeAll(async () => {
   credentials = await createTestCredentials({ clock: () => NOW });
@@ -46,7 +64,10 @@ describe.each(TOKEN_FLOWS)('%s', (flow) => {
     expect((await sendHttp(host.url, padded)).status).toBe(200);
 
     const parameters = (valid.path.split('?')[1] ?? '').split('&').filter(Boolean).length;
-    const manyParameters = withQuery(valid, Array.from({ length: limits.maxQueryParameters - parameters }, (_, i) => `p${i}=1`).join('&'));
+    const manyParameters = withQuery(
+      valid,
+      Array.from({ length: limits.maxQueryParameters - parameters }, (_, i) => `p${i}=1`).join('&'),
+    );
     expect((await sendHttp(host.url, manyParameters)).status).toBe(200);
   });
 
@@ -60,7 +81,10 @@ describe.each(TOKEN_FLOWS)('%s', (flow) => {
   it('400 for one query parameter too many, however short', async () => {
     const valid = flowRequest(flow, credentials);
     const parameters = (valid.path.split('?')[1] ?? '').split('&').filter(Boolean).length;
-    const over = withQuery(valid, Array.from({ length: limits.maxQueryParameters + 1 - parameters }, (_, i) => `p${i}`).join('&'));
+    const over = withQuery(
+      valid,
+      Array.from({ length: limits.maxQueryParameters + 1 - parameters }, (_, i) => `p${i}`).join('&'),
+    );
     expectFlowErrorShape(flow, await sendHttp(host.url, over), 400);
   });
 
@@ -87,8 +111,16 @@ describe.each(['issueToken', 'issueLimitedAccessToken', 'wrapToken'] as const)('
     const body = 'x'.repeat(limits.maxBodyBytes + 1);
     expectFlowErrorShape(flow, await sendHttp(host.url, { ...valid, body }), 413);
     // Sent chunked, without a Content-Length, the handler still stops at the limit.
-    const response = await request(`${host.url}${valid.path}`, { method: 'POST', headers, body: Readable.from([Buffer.from(body)]) });
-    const chunked = { status: response.statusCode, headers: toHeaders(response.headers), text: await response.body.text() };
+    const response = await request(`${host.url}${valid.path}`, {
+      method: 'POST',
+      headers,
+      body: Readable.from([Buffer.from(body)]),
+    });
+    const chunked = {
+      status: response.statusCode,
+      headers: toHeaders(response.headers),
+      text: await response.body.text(),
+    };
     expectFlowErrorShape(flow, chunked, 413);
   });
 });
@@ -117,7 +149,11 @@ describe('JSON nesting of the limited access token body', () => {
 
 describe('WRAP form fields', () => {
   const form = (extra: number): string => {
-    const params = new URLSearchParams({ wrap_name: 'owner', wrap_password: credentials.wrap.owner.keys[0], wrap_scope: 'http://contoso.servicebus.windows.net/' });
+    const params = new URLSearchParams({
+      wrap_name: 'owner',
+      wrap_password: credentials.wrap.owner.keys[0],
+      wrap_scope: 'http://contoso.servicebus.windows.net/',
+    });
     for (let i = 0; i < extra; i += 1) params.append(`x${i}`, '1');
     return params.toString();
   };
@@ -139,6 +175,7 @@ describe('WRAP form fields', () => {
 
 function toHeaders(raw: Record<string, string | string[] | undefined>): Headers {
   const headers = new Headers();
-  for (const [name, value] of Object.entries(raw)) if (value !== undefined) headers.set(name, Array.isArray(value) ? value.join(', ') : value);
+  for (const [name, value] of Object.entries(raw))
+    if (value !== undefined) headers.set(name, Array.isArray(value) ? value.join(', ') : value);
   return headers;
 }

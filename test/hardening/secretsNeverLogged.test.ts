@@ -50,7 +50,8 @@ class Run {
   answered(flow: TokenFlow, answer: Answer): void {
     this.statuses.set(flow, [...(this.statuses.get(flow) ?? []), answer.status]);
     if (answer.status !== 200) return;
-    if (flow === 'mixedRealityToken') this.issued.push((JSON.parse(answer.text) as { AccessToken: string }).AccessToken);
+    if (flow === 'mixedRealityToken')
+      this.issued.push((JSON.parse(answer.text) as { AccessToken: string }).AccessToken);
     else if (flow === 'wrapToken') this.issued.push(/^wrap_access_token=([^&]+)&/.exec(answer.text)?.[1] ?? '');
     else this.issued.push(answer.text);
   }
@@ -81,26 +82,39 @@ async function storedSecrets(): Promise<string[]> {
   ];
   for (const record of records) stored.push(...record.keys);
   stored.push(credentials.wrap.namespace.signingKey);
-  const signingKey = JSON.parse((await credentials.store.getSecret(vaultLayout.signingKey))?.value ?? '{}') as Record<string, unknown>;
-  for (const member of ['d', 'p', 'q', 'dp', 'dq', 'qi', 'k']) if (typeof signingKey[member] === 'string') stored.push(signingKey[member]);
+  const signingKey = JSON.parse((await credentials.store.getSecret(vaultLayout.signingKey))?.value ?? '{}') as Record<
+    string,
+    unknown
+  >;
+  for (const member of ['d', 'p', 'q', 'dp', 'dq', 'qi', 'k'])
+    if (typeof signingKey[member] === 'string') stored.push(signingKey[member]);
   return stored;
 }
 
 /** Records everything written to console, stdout and stderr into `lines` (and still writes it). */
 function captureProcessOutput(lines: string[]): () => void {
-  const originals = { stdout: process.stdout.write.bind(process.stdout), stderr: process.stderr.write.bind(process.stderr) };
-  const consoleOriginals = { log: console.log, info: console.info, warn: console.warn, error: console.error, debug: console.debug };
+  const originals = {
+    stdout: process.stdout.write.bind(process.stdout),
+    stderr: process.stderr.write.bind(process.stderr),
+  };
+  const consoleOriginals = {
+    log: console.log,
+    info: console.info,
+    warn: console.warn,
+    error: console.error,
+    debug: console.debug,
+  };
   const record = (chunk: unknown): void => {
     lines.push(typeof chunk === 'string' ? chunk : Buffer.isBuffer(chunk) ? chunk.toString('utf8') : String(chunk));
   };
-  process.stdout.write = ((chunk: unknown, ...rest: never[]) => {
+  process.stdout.write = (chunk: unknown, ...rest: never[]) => {
     record(chunk);
     return originals.stdout(chunk as string, ...rest);
-  });
-  process.stderr.write = ((chunk: unknown, ...rest: never[]) => {
+  };
+  process.stderr.write = (chunk: unknown, ...rest: never[]) => {
     record(chunk);
     return originals.stderr(chunk as string, ...rest);
-  });
+  };
   for (const level of Object.keys(consoleOriginals) as (keyof typeof consoleOriginals)[]) {
     console[level] = (...args: unknown[]) => {
       record(args.map((a) => (a instanceof Error ? `${a.name}: ${a.message}\n${a.stack ?? ''}` : String(a))).join(' '));
@@ -130,18 +144,47 @@ function scenarios(flow: TokenFlow, run: Run): Array<{ label: string; request: C
     { label: 'key 1', request: valid },
     { label: 'key 2', request: flowRequest(flow, credentials, second) },
     { label: 'a key one character off', request: flowRequest(flow, credentials, nearMiss) },
-    { label: 'another credential’s key', request: flowRequest(flow, credentials, credentials.mixedReality.disabled.keys[0]) },
-    { label: 'a body over the limit', request: { ...valid, method: 'POST', body: `${valid.body ?? ''}${'&x=1'.repeat(5_000)}` } },
-    { label: 'a URL over the limit', request: { ...valid, path: `${valid.path}${valid.path.includes('?') ? '&' : '?'}pad=${first}${'a'.repeat(3_000)}` } },
+    {
+      label: 'another credential’s key',
+      request: flowRequest(flow, credentials, credentials.mixedReality.disabled.keys[0]),
+    },
+    {
+      label: 'a body over the limit',
+      request: { ...valid, method: 'POST', body: `${valid.body ?? ''}${'&x=1'.repeat(5_000)}` },
+    },
+    {
+      label: 'a URL over the limit',
+      request: {
+        ...valid,
+        path: `${valid.path}${valid.path.includes('?') ? '&' : '?'}pad=${first}${'a'.repeat(3_000)}`,
+      },
+    },
   ];
   switch (flow) {
     case 'mixedRealityToken': {
       const { accountId } = credentials.mixedReality.account;
       const disabled = credentials.mixedReality.disabled;
       list.push(
-        { label: 'disabled account', request: { method: 'GET', path: `/accounts/${disabled.accountId}/token`, headers: { authorization: `Bearer ${disabled.accountId}:${disabled.keys[0]}` }, params: { accountId: disabled.accountId } } },
-        { label: 'key in a Basic header', request: { ...valid, headers: { authorization: `Basic ${Buffer.from(`${accountId}:${first}`).toString('base64')}` } } },
-        { label: 'id mismatch', request: { ...valid, headers: { authorization: `Bearer 00000000-0000-0000-0000-000000000000:${first}` } } },
+        {
+          label: 'disabled account',
+          request: {
+            method: 'GET',
+            path: `/accounts/${disabled.accountId}/token`,
+            headers: { authorization: `Bearer ${disabled.accountId}:${disabled.keys[0]}` },
+            params: { accountId: disabled.accountId },
+          },
+        },
+        {
+          label: 'key in a Basic header',
+          request: {
+            ...valid,
+            headers: { authorization: `Basic ${Buffer.from(`${accountId}:${first}`).toString('base64')}` },
+          },
+        },
+        {
+          label: 'id mismatch',
+          request: { ...valid, headers: { authorization: `Bearer 00000000-0000-0000-0000-000000000000:${first}` } },
+        },
         { label: 'no colon', request: { ...valid, headers: { authorization: `Bearer ${first}` } } },
       );
       break;
@@ -149,15 +192,44 @@ function scenarios(flow: TokenFlow, run: Run): Array<{ label: string; request: C
     case 'issueToken':
     case 'issueLimitedAccessToken':
       list.push(
-        { label: 'key in the query', request: { ...valid, path: `${valid.path}${valid.path.includes('?') ? '&' : '?'}Subscription-Key=${encodeURIComponent(first)}`, headers: { 'content-type': 'application/json' } } },
-        { label: 'wrong key in the query', request: { ...valid, path: `${valid.path}${valid.path.includes('?') ? '&' : '?'}subscription-key=${nearMiss}`, headers: {} } },
+        {
+          label: 'key in the query',
+          request: {
+            ...valid,
+            path: `${valid.path}${valid.path.includes('?') ? '&' : '?'}Subscription-Key=${encodeURIComponent(first)}`,
+            headers: { 'content-type': 'application/json' },
+          },
+        },
+        {
+          label: 'wrong key in the query',
+          request: {
+            ...valid,
+            path: `${valid.path}${valid.path.includes('?') ? '&' : '?'}subscription-key=${nearMiss}`,
+            headers: {},
+          },
+        },
         { label: 'disabled resource', request: flowRequest(flow, credentials, credentials.cognitive.disabled.keys[0]) },
-        { label: 'two keys in one header', request: { ...valid, headers: { ...valid.headers, 'ocp-apim-subscription-key': `${first}, ${second}` } } },
+        {
+          label: 'two keys in one header',
+          request: { ...valid, headers: { ...valid.headers, 'ocp-apim-subscription-key': `${first}, ${second}` } },
+        },
       );
       if (flow === 'issueLimitedAccessToken') {
         list.push(
-          { label: 'a body echoing the key', request: { ...valid, body: JSON.stringify({ targetAzureResourceId: first, featureFlags: [second] }) } },
-          { label: 'a flag it may not grant', request: { ...valid, body: JSON.stringify({ targetAzureResourceId: credentials.cognitive.speech.resourceId, featureFlags: [first] }) } },
+          {
+            label: 'a body echoing the key',
+            request: { ...valid, body: JSON.stringify({ targetAzureResourceId: first, featureFlags: [second] }) },
+          },
+          {
+            label: 'a flag it may not grant',
+            request: {
+              ...valid,
+              body: JSON.stringify({
+                targetAzureResourceId: credentials.cognitive.speech.resourceId,
+                featureFlags: [first],
+              }),
+            },
+          },
           { label: 'not JSON', request: { ...valid, body: `{${first}` } },
         );
       }
@@ -165,11 +237,40 @@ function scenarios(flow: TokenFlow, run: Run): Array<{ label: string; request: C
     case 'wrapToken': {
       const form = (fields: Record<string, string>): string => new URLSearchParams(fields).toString();
       list.push(
-        { label: 'disabled issuer', request: { ...valid, body: form({ wrap_name: 'retired', wrap_password: credentials.wrap.disabled.keys[0], wrap_scope: WRAP_SCOPE }) } },
-        { label: 'scope not allowed', request: { ...valid, body: form({ wrap_name: 'orders-listener', wrap_password: credentials.wrap.listener.keys[0], wrap_scope: `${WRAP_SCOPE}billing` }) } },
-        { label: 'password repeated', request: { ...valid, body: `${valid.body ?? ''}&wrap_password=${encodeURIComponent(second)}` } },
-        { label: 'key as the scope', request: { ...valid, body: form({ wrap_name: 'owner', wrap_password: first, wrap_scope: first }) } },
-        { label: 'key as the name', request: { ...valid, body: form({ wrap_name: first, wrap_password: first, wrap_scope: WRAP_SCOPE }) } },
+        {
+          label: 'disabled issuer',
+          request: {
+            ...valid,
+            body: form({
+              wrap_name: 'retired',
+              wrap_password: credentials.wrap.disabled.keys[0],
+              wrap_scope: WRAP_SCOPE,
+            }),
+          },
+        },
+        {
+          label: 'scope not allowed',
+          request: {
+            ...valid,
+            body: form({
+              wrap_name: 'orders-listener',
+              wrap_password: credentials.wrap.listener.keys[0],
+              wrap_scope: `${WRAP_SCOPE}billing`,
+            }),
+          },
+        },
+        {
+          label: 'password repeated',
+          request: { ...valid, body: `${valid.body ?? ''}&wrap_password=${encodeURIComponent(second)}` },
+        },
+        {
+          label: 'key as the scope',
+          request: { ...valid, body: form({ wrap_name: 'owner', wrap_password: first, wrap_scope: first }) },
+        },
+        {
+          label: 'key as the name',
+          request: { ...valid, body: form({ wrap_name: first, wrap_password: first, wrap_scope: WRAP_SCOPE }) },
+        },
       );
       break;
     }
@@ -238,7 +339,8 @@ describe('in process, the raw handler log (what Azure records, before any maskin
     try {
       for (const flow of TOKEN_FLOWS) {
         const { services } = await countedServices(credentials, () => NOW);
-        for (const { request } of scenarios(flow, run)) run.answered(flow, await invokeInProcess(flow, request, { services, clientIp: '198.51.100.7', log }));
+        for (const { request } of scenarios(flow, run))
+          run.answered(flow, await invokeInProcess(flow, request, { services, clientIp: '198.51.100.7', log }));
 
         // Secret-store failures carry the secret's name (derived from the presented key for Cognitive) in their cause.
         const failingStore = {
@@ -251,21 +353,30 @@ describe('in process, the raw handler log (what Azure records, before any maskin
           getSecretVersions: services.secrets.getSecretVersions.bind(services.secrets),
         };
         const vaultDownServices: StsServices = { ...services, credentials: new CredentialDirectory(failingStore) };
-        const vaultDown = (await invokeInProcess(flow, flowRequest(flow, credentials), { services: vaultDownServices, log })).status;
+        const vaultDown = (
+          await invokeInProcess(flow, flowRequest(flow, credentials), { services: vaultDownServices, log })
+        ).status;
 
         const ledgerDown: StsServices = {
           ...services,
           ledger: {
             record: async (entry) => {
-              throw new DependencyUnavailableError('ledger', 5, `table write failed for ${entry.credentialId ?? '?'} ${entry.jti ?? ''}`);
+              throw new DependencyUnavailableError(
+                'ledger',
+                5,
+                `table write failed for ${entry.credentialId ?? '?'} ${entry.jti ?? ''}`,
+              );
             },
             close: async () => {},
           },
         };
         outages.set(flow, {
           vaultDown,
-          ledgerDown: (await invokeInProcess(flow, flowRequest(flow, credentials), { services: ledgerDown, log })).status,
-          wrongKeyLedgerDown: (await invokeInProcess(flow, flowRequest(flow, credentials, 'wrong'), { services: ledgerDown, log })).status,
+          ledgerDown: (await invokeInProcess(flow, flowRequest(flow, credentials), { services: ledgerDown, log }))
+            .status,
+          wrongKeyLedgerDown: (
+            await invokeInProcess(flow, flowRequest(flow, credentials, 'wrong'), { services: ledgerDown, log })
+          ).status,
         });
       }
     } finally {
@@ -273,13 +384,16 @@ describe('in process, the raw handler log (what Azure records, before any maskin
     }
   });
 
-  it.each(TOKEN_FLOWS)('%s: every scenario answered; 503 with the vault or the ledger down, and a wrong key still a 401', (flow) => {
-    const statuses = run.statuses.get(flow) ?? [];
-    expect(statuses).toHaveLength(scenarios(flow, new Run()).length);
-    expect(statuses).toContain(200);
-    expect(statuses.some((s) => s >= 400)).toBe(true);
-    expect(outages.get(flow)).toEqual({ vaultDown: 503, ledgerDown: 503, wrongKeyLedgerDown: 401 });
-  });
+  it.each(TOKEN_FLOWS)(
+    '%s: every scenario answered; 503 with the vault or the ledger down, and a wrong key still a 401',
+    (flow) => {
+      const statuses = run.statuses.get(flow) ?? [];
+      expect(statuses).toHaveLength(scenarios(flow, new Run()).length);
+      expect(statuses).toContain(200);
+      expect(statuses.some((s) => s >= 400)).toBe(true);
+      expect(outages.get(flow)).toEqual({ vaultDown: 503, ledgerDown: 503, wrongKeyLedgerDown: 401 });
+    },
+  );
 
   it('captured the run: refusals and both outages', () => {
     const all = run.captured.join('\n');

@@ -63,7 +63,12 @@ describe('generateInfraSecrets', () => {
     expect(generated.demo).toBeUndefined();
     const material = await parseSigningJwk(generated.signingKeyJwk);
     expect(material.alg).toBe('ES256');
-    expect(JSON.parse(generated.signingKeyJwk)).toMatchObject({ kty: 'EC', crv: 'P-256', alg: 'ES256', d: expect.any(String) });
+    expect(JSON.parse(generated.signingKeyJwk)).toMatchObject({
+      kty: 'EC',
+      crv: 'P-256',
+      alg: 'ES256',
+      d: expect.any(String),
+    });
   });
 
   it('makes an RS256 key when asked', async () => {
@@ -73,7 +78,11 @@ describe('generateInfraSecrets', () => {
 
   it('lays out one credential per flow exactly as the vault layout names them, in provisioning order', async () => {
     const { secrets, demo } = await generateInfraSecrets({
-      demo: { mixedRealityAccountDomain: 'westeurope.mixedreality.azure.com', cognitiveRegion: 'westeurope', wrapNamespace: 'fabrikam' },
+      demo: {
+        mixedRealityAccountDomain: 'westeurope.mixedreality.azure.com',
+        cognitiveRegion: 'westeurope',
+        wrapNamespace: 'fabrikam',
+      },
     });
     if (!demo) throw new Error('no demo credentials');
     const { mixedRealityAccount: account, cognitiveResource: resource, wrapIssuer: issuer } = demo;
@@ -92,7 +101,11 @@ describe('generateInfraSecrets', () => {
       expect(secret.contentType).toBe('application/json');
     }
     expect(account.accountDomain).toBe('westeurope.mixedreality.azure.com');
-    expect(resource).toMatchObject({ region: 'westeurope', limitedAccessTokens: true, grantableFeatureFlags: ['Face.Identification'] });
+    expect(resource).toMatchObject({
+      region: 'westeurope',
+      limitedAccessTokens: true,
+      grantableFeatureFlags: ['Face.Identification'],
+    });
     expect(issuer.scopes).toEqual(['http://fabrikam.servicebus.windows.net/']);
     expect(secrets.some((s) => s.name === vaultLayout.signingKey)).toBe(false);
   });
@@ -101,7 +114,9 @@ describe('generateInfraSecrets', () => {
 describe('infra-params writes the secrets file', () => {
   it('writes an owner-only file that uses infra/main.bicep and extends infra/main.bicepparam', async () => {
     const out = join(work, 'deep', 'prod.secrets.bicepparam');
-    await expect(command.run(['--out', out, '--deployer-principal-id', 'AAAAAAAA-BBBB-4CCC-8DDD-EEEEEEEEEEEE'])).resolves.toBe(0);
+    await expect(
+      command.run(['--out', out, '--deployer-principal-id', 'AAAAAAAA-BBBB-4CCC-8DDD-EEEEEEEEEEEE']),
+    ).resolves.toBe(0);
     expect((await stat(out)).mode & 0o777).toBe(0o600);
     const text = await readFile(out, 'utf8');
     const using = /^using '([^']+)'$/m.exec(text)?.[1];
@@ -153,7 +168,9 @@ describe('infra-params writes the secrets file', () => {
     await expect(command.run(['--alg', 'HS256'])).rejects.toThrow(UsageError);
     await expect(command.run(['--deployer-principal-id', 'me'])).rejects.toThrow(UsageError);
     await expect(command.run(['--bogus'])).rejects.toThrow(UsageError);
-    await expect(command.run(['--azd', 'preprovision', '--out', join(work, 'x.secrets.bicepparam')])).rejects.toThrow(UsageError);
+    await expect(command.run(['--azd', 'preprovision', '--out', join(work, 'x.secrets.bicepparam')])).rejects.toThrow(
+      UsageError,
+    );
     await expect(command.run(['--azd', 'sometime'])).rejects.toThrow(UsageError);
   });
 });

@@ -5,7 +5,12 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { CredentialDirectory } from '../../shared/credentials/credentialDirectory.js';
-import { parseRecord, type CognitiveResource, type MixedRealityAccount, type WrapIssuer } from '../../shared/credentials/records.js';
+import {
+  parseRecord,
+  type CognitiveResource,
+  type MixedRealityAccount,
+  type WrapIssuer,
+} from '../../shared/credentials/records.js';
 import { vaultLayout } from '../../shared/credentials/vaultLayout.js';
 import { KeyVaultSecretStore } from '../../shared/secrets/keyVaultSecretStore.js';
 import { UsageError, type StsCommand } from '../../tools/sts/command.js';
@@ -99,10 +104,14 @@ async function stsProcess(store: Store, args: string[]): Promise<Run> {
   const env = { ...savedEnv, ...storeEnv(store) };
   if (store === 'file') delete env.KEY_VAULT_URL;
   try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'tools/sts/main.ts', ...args], {
-      env,
-      timeout: 60_000,
-    });
+    const { stdout, stderr } = await promisify(execFile)(
+      process.execPath,
+      ['--import', 'tsx', 'tools/sts/main.ts', ...args],
+      {
+        env,
+        timeout: 60_000,
+      },
+    );
     return { code: 0, stdout, stderr };
   } catch (error) {
     const e = error as { code?: number; stdout?: string; stderr?: string };
@@ -120,7 +129,11 @@ describe('on Key Vault', () => {
     const created = await sts('keyVault', 'createAccount', ['--domain', 'eastus2.mixedreality.azure.com', '--json']);
     expect(created.code).toBe(0);
     const account = JSON.parse(created.stdout) as MixedRealityAccount;
-    expect(account).toMatchObject({ kind: 'mixedRealityAccount', accountDomain: 'eastus2.mixedreality.azure.com', enabled: true });
+    expect(account).toMatchObject({
+      kind: 'mixedRealityAccount',
+      accountDomain: 'eastus2.mixedreality.azure.com',
+      enabled: true,
+    });
     const secret = vaultLayout.mixedRealityAccount(account.accountId);
     expect(server.versionsOf(secret)).toHaveLength(1);
     expect(server.versionsOf(secret)[0]?.tags).toEqual({ kind: 'mixedRealityAccount' });
@@ -135,33 +148,66 @@ describe('on Key Vault', () => {
   });
 
   it('rotate-key replaces one key of an account; the other is kept', async () => {
-    const account = JSON.parse((await sts('keyVault', 'createAccount', ['--domain', 'westus.mixedreality.azure.com', '--json'])).stdout) as MixedRealityAccount;
+    const account = JSON.parse(
+      (await sts('keyVault', 'createAccount', ['--domain', 'westus.mixedreality.azure.com', '--json'])).stdout,
+    ) as MixedRealityAccount;
     const rotated = await sts('keyVault', 'rotateKey', ['--account', account.accountId, '--slot', '1', '--json']);
     expect(rotated.code).toBe(0);
     const { key } = JSON.parse(rotated.stdout) as { key: string };
     expect(key).not.toBe(account.keys[0]);
-    expect(latestRecord(vaultLayout.mixedRealityAccount(account.accountId), 'mixedRealityAccount')?.keys).toEqual([key, account.keys[1]]);
+    expect(latestRecord(vaultLayout.mixedRealityAccount(account.accountId), 'mixedRealityAccount')?.keys).toEqual([
+      key,
+      account.keys[1],
+    ]);
   });
 
   it('rotate-key of a Cognitive key: new index entry, then the resource, then the old index entry disabled', async () => {
     const resource = JSON.parse(
-      (await sts('keyVault', 'createCognitive', ['--name', 'speech-rot', '--region', 'eastus', '--kind', 'SpeechServices', '--json'])).stdout,
+      (
+        await sts('keyVault', 'createCognitive', [
+          '--name',
+          'speech-rot',
+          '--region',
+          'eastus',
+          '--kind',
+          'SpeechServices',
+          '--json',
+        ])
+      ).stdout,
     ) as CognitiveResource;
     const directory = new CredentialDirectory(vault);
     expect((await directory.verifySubscriptionKey(resource.keys[0])).ok).toBe(true);
 
-    const { key } = JSON.parse((await sts('keyVault', 'rotateKey', ['--cognitive', 'speech-rot', '--slot', '1', '--json'])).stdout) as { key: string };
+    const { key } = JSON.parse(
+      (await sts('keyVault', 'rotateKey', ['--cognitive', 'speech-rot', '--slot', '1', '--json'])).stdout,
+    ) as { key: string };
 
     expect(server.versionsOf(vaultLayout.cognitiveKeyIndex(key)).map((v) => v.enabled)).toEqual([true]);
     expect(server.versionsOf(vaultLayout.cognitiveKeyIndex(resource.keys[0])).map((v) => v.enabled)).toEqual([false]);
     expect(await directory.verifySubscriptionKey(key)).toMatchObject({ ok: true, credential: { keySlot: 1 } });
-    expect(await directory.verifySubscriptionKey(resource.keys[0])).toEqual({ ok: false, reason: 'unknown_credential' });
-    expect(await directory.verifySubscriptionKey(resource.keys[1])).toMatchObject({ ok: true, credential: { keySlot: 2 } });
+    expect(await directory.verifySubscriptionKey(resource.keys[0])).toEqual({
+      ok: false,
+      reason: 'unknown_credential',
+    });
+    expect(await directory.verifySubscriptionKey(resource.keys[1])).toMatchObject({
+      ok: true,
+      credential: { keySlot: 2 },
+    });
   });
 
   it('a Cognitive rotation cut short by the vault leaves every key fully working or fully refused', async () => {
     const resource = JSON.parse(
-      (await sts('keyVault', 'createCognitive', ['--name', 'speech-cut', '--region', 'eastus', '--kind', 'SpeechServices', '--json'])).stdout,
+      (
+        await sts('keyVault', 'createCognitive', [
+          '--name',
+          'speech-cut',
+          '--region',
+          'eastus',
+          '--kind',
+          'SpeechServices',
+          '--json',
+        ])
+      ).stdout,
     ) as CognitiveResource;
     const directory = new CredentialDirectory(vault);
     const resourceSecret = vaultLayout.cognitiveResource('speech-cut');
@@ -171,7 +217,14 @@ describe('on Key Vault', () => {
     await expect(sts('keyVault', 'rotateKey', ['--cognitive', 'speech-cut', '--slot', '1'])).rejects.toThrow(/503/);
     expect(server.versionsOf(resourceSecret)).toHaveLength(1);
     expect((await directory.verifySubscriptionKey(resource.keys[0])).ok).toBe(true);
-    const orphan = server.names().find((n) => n.startsWith('cs-key-') && server.versionsOf(n)[0]?.tags?.resource === 'speech-cut' && ![resource.keys[0], resource.keys[1]].some((k) => vaultLayout.cognitiveKeyIndex(k) === n));
+    const orphan = server
+      .names()
+      .find(
+        (n) =>
+          n.startsWith('cs-key-') &&
+          server.versionsOf(n)[0]?.tags?.resource === 'speech-cut' &&
+          ![resource.keys[0], resource.keys[1]].some((k) => vaultLayout.cognitiveKeyIndex(k) === n),
+      );
     expect(orphan).toBeDefined(); // the new index entry, pointing at a resource that does not hold its key
 
     // The vault fails after the switch: the new key works, the old one is refused, the operator is told.
@@ -188,13 +241,29 @@ describe('on Key Vault', () => {
 
   it('disable and enable a credential', async () => {
     const resource = JSON.parse(
-      (await sts('keyVault', 'createCognitive', ['--name', 'face-isv', '--region', 'westus', '--kind', 'Face', '--limited-access', '--feature-flags', 'Face.Identification,Face.Verification', '--json'])).stdout,
+      (
+        await sts('keyVault', 'createCognitive', [
+          '--name',
+          'face-isv',
+          '--region',
+          'westus',
+          '--kind',
+          'Face',
+          '--limited-access',
+          '--feature-flags',
+          'Face.Identification,Face.Verification',
+          '--json',
+        ])
+      ).stdout,
     ) as CognitiveResource;
     expect(resource.grantableFeatureFlags).toEqual(['Face.Identification', 'Face.Verification']);
     const directory = new CredentialDirectory(vault);
 
     expect((await sts('keyVault', 'disableCredential', ['--cognitive', 'face-isv'])).code).toBe(0);
-    expect(await directory.verifySubscriptionKey(resource.keys[0])).toEqual({ ok: false, reason: 'credential_disabled' });
+    expect(await directory.verifySubscriptionKey(resource.keys[0])).toEqual({
+      ok: false,
+      reason: 'credential_disabled',
+    });
     expect((await sts('keyVault', 'listCredentials', [])).stdout).toMatch(/face-isv\s+DISABLED/);
     expect((await sts('keyVault', 'enableCredential', ['--cognitive', 'face-isv'])).code).toBe(0);
     expect((await directory.verifySubscriptionKey(resource.keys[0])).ok).toBe(true);
@@ -216,8 +285,17 @@ describe('on Key Vault', () => {
 describe('on the embedded file store', () => {
   it('create-wrap-issuer with scopes and rights, then list', async () => {
     const created = await sts('file', 'createWrapIssuer', [
-      '--namespace', 'contoso', '--name', 'orders', '--scope', 'http://contoso.servicebus.windows.net/orders',
-      '--scope', 'http://contoso.servicebus.windows.net/billing', '--rights', 'listen,SEND', '--json',
+      '--namespace',
+      'contoso',
+      '--name',
+      'orders',
+      '--scope',
+      'http://contoso.servicebus.windows.net/orders',
+      '--scope',
+      'http://contoso.servicebus.windows.net/billing',
+      '--rights',
+      'listen,SEND',
+      '--json',
     ]);
     expect(created.code).toBe(0);
     const issuer = JSON.parse(created.stdout) as WrapIssuer;
@@ -238,21 +316,55 @@ describe('bad input: a clear message, nothing written', () => {
   it.each([
     ['createAccount', [], /--domain is required/],
     ['createAccount', ['--domain', 'x.example', '--id', 'not-a-guid'], /GUID/],
-    ['rotateKey', ['--account', '3f616cd1-c82e-4d20-9118-29717f9b97f9', '--cognitive', 'x', '--slot', '1'], /exactly one/],
+    [
+      'rotateKey',
+      ['--account', '3f616cd1-c82e-4d20-9118-29717f9b97f9', '--cognitive', 'x', '--slot', '1'],
+      /exactly one/,
+    ],
     ['rotateKey', ['--cognitive', 'missing-resource', '--slot', '1'], /does not exist/],
     ['rotateKey', ['--cognitive', 'speech-rot', '--slot', '3'], /1 or 2/],
-    ['createCognitive', ['--name', 'n1', '--region', 'eastus', '--kind', 'Face', '--feature-flags', 'Face.Identification'], /limited access/],
-    ['createWrapIssuer', ['--namespace', 'contoso', '--name', 'x', '--scope', 'http://fabrikam.servicebus.windows.net/'], /host must be contoso\.servicebus\.windows\.net/],
-    ['createWrapIssuer', ['--namespace', 'demo', '--name', 'x', '--scope', 'http://demo.attacker.example/'], /refused for namespace demo/],
-    ['createWrapIssuer', ['--namespace', 'demo', '--name', 'x', '--scope', 'http://demo.servicebus.windows.net.evil.com/'], /refused for namespace demo/],
-    ['createWrapIssuer', ['--namespace', 'demo', '--name', 'x', '--scope', 'http://demo.servicebus.windows.net/q/..;/q2'], /path parameters/],
-    ['createWrapIssuer', ['--namespace', 'demo', '--name', 'x', '--scope', 'http://demo.servicebus.windows.net/q/../q2'], /dot segments/],
-    ['createWrapIssuer', ['--namespace', 'contoso', '--name', 'x', '--rights', 'Read'], /not one of Listen, Manage, Send/],
+    [
+      'createCognitive',
+      ['--name', 'n1', '--region', 'eastus', '--kind', 'Face', '--feature-flags', 'Face.Identification'],
+      /limited access/,
+    ],
+    [
+      'createWrapIssuer',
+      ['--namespace', 'contoso', '--name', 'x', '--scope', 'http://fabrikam.servicebus.windows.net/'],
+      /host must be contoso\.servicebus\.windows\.net/,
+    ],
+    [
+      'createWrapIssuer',
+      ['--namespace', 'demo', '--name', 'x', '--scope', 'http://demo.attacker.example/'],
+      /refused for namespace demo/,
+    ],
+    [
+      'createWrapIssuer',
+      ['--namespace', 'demo', '--name', 'x', '--scope', 'http://demo.servicebus.windows.net.evil.com/'],
+      /refused for namespace demo/,
+    ],
+    [
+      'createWrapIssuer',
+      ['--namespace', 'demo', '--name', 'x', '--scope', 'http://demo.servicebus.windows.net/q/..;/q2'],
+      /path parameters/,
+    ],
+    [
+      'createWrapIssuer',
+      ['--namespace', 'demo', '--name', 'x', '--scope', 'http://demo.servicebus.windows.net/q/../q2'],
+      /dot segments/,
+    ],
+    [
+      'createWrapIssuer',
+      ['--namespace', 'contoso', '--name', 'x', '--rights', 'Read'],
+      /not one of Listen, Manage, Send/,
+    ],
     ['rotateSigningKey', ['--alg', 'HS256'], /ES256 or RS256/],
     ['listCredentials', ['--bogus'], /Unknown option/],
   ] as const)('%s %j', async (file, args, message) => {
     const writes = server.stats.writes;
-    await expect(sts('keyVault', file, [...args])).rejects.toSatisfy((e: unknown) => e instanceof UsageError && message.test(e.message));
+    await expect(sts('keyVault', file, [...args])).rejects.toSatisfy(
+      (e: unknown) => e instanceof UsageError && message.test(e.message),
+    );
     expect(server.stats.writes).toBe(writes);
   });
 
@@ -264,6 +376,8 @@ describe('bad input: a clear message, nothing written', () => {
 
     const good = await stsProcess('keyVault', ['create-account', '--domain', 'eastus.mixedreality.azure.com']);
     expect(good.code).toBe(0);
-    expect(good.stdout).toMatch(/^Created Mixed Reality account [0-9a-f-]{36} in Key Vault https:\/\/127\.0\.0\.1:\d+\//);
+    expect(good.stdout).toMatch(
+      /^Created Mixed Reality account [0-9a-f-]{36} in Key Vault https:\/\/127\.0\.0\.1:\d+\//,
+    );
   });
 });

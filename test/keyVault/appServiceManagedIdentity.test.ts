@@ -33,7 +33,14 @@ const tokenAnswer =
   (token: string, lifetimeS = 3_600): Answer =>
   (_req, res) => {
     res.writeHead(200, { 'Content-Type': 'application/json' });
-    res.end(JSON.stringify({ access_token: token, expires_on: String(Math.floor(nowMs / 1000) + lifetimeS), resource: 'https://vault.azure.net', token_type: 'Bearer' }));
+    res.end(
+      JSON.stringify({
+        access_token: token,
+        expires_on: String(Math.floor(nowMs / 1000) + lifetimeS),
+        resource: 'https://vault.azure.net',
+        token_type: 'Bearer',
+      }),
+    );
   };
 const statusAnswer =
   (status: number, body: object): Answer =>
@@ -64,7 +71,13 @@ beforeEach(() => {
 });
 
 const credential = (clientId?: string, requestTimeoutMs = 5_000) =>
-  new AppServiceManagedIdentityCredential({ endpoint, identityHeader: HEADER, clientId, requestTimeoutMs, now: () => nowMs });
+  new AppServiceManagedIdentityCredential({
+    endpoint,
+    identityHeader: HEADER,
+    clientId,
+    requestTimeoutMs,
+    now: () => nowMs,
+  });
 
 describe('App Service managed identity: the request', () => {
   it('asks for the resource (the scope without /.default) with the identity header and api-version 2019-08-01', async () => {
@@ -88,7 +101,9 @@ describe('App Service managed identity: the request', () => {
 
   it('refuses anything but exactly one scope', async () => {
     await expect(credential().getToken([])).rejects.toBeInstanceOf(ManagedIdentityTokenError);
-    await expect(credential().getToken([VAULT_SCOPE, 'https://storage.azure.com/.default'])).rejects.toThrow(/exactly one scope/);
+    await expect(credential().getToken([VAULT_SCOPE, 'https://storage.azure.com/.default'])).rejects.toThrow(
+      /exactly one scope/,
+    );
     expect(seen).toHaveLength(0);
     expect(resourceOf('https://storage.azure.com/.default')).toBe('https://storage.azure.com');
   });
@@ -120,7 +135,11 @@ describe('App Service managed identity: cache and refresh', () => {
   it('callers that arrive together share one request', async () => {
     answers.push(tokenAnswer('shared'));
     const identity = credential();
-    const tokens = await Promise.all([identity.getToken(VAULT_SCOPE), identity.getToken(VAULT_SCOPE), identity.getToken(VAULT_SCOPE)]);
+    const tokens = await Promise.all([
+      identity.getToken(VAULT_SCOPE),
+      identity.getToken(VAULT_SCOPE),
+      identity.getToken(VAULT_SCOPE),
+    ]);
     expect(tokens.map((t) => t.token)).toEqual(['shared', 'shared', 'shared']);
     expect(seen).toHaveLength(1);
   });
@@ -132,7 +151,11 @@ describe('App Service managed identity: cache and refresh', () => {
     nowMs = START_MS + 3_600_000 - 60_000; // inside the refresh margin, not expired
     expect((await identity.getToken(VAULT_SCOPE)).token).toBe('valid');
     nowMs = START_MS + 3_600_000; // expired
-    await expect(identity.getToken(VAULT_SCOPE)).rejects.toMatchObject({ name: 'ManagedIdentityTokenError', failure: 'status', status: 500 });
+    await expect(identity.getToken(VAULT_SCOPE)).rejects.toMatchObject({
+      name: 'ManagedIdentityTokenError',
+      failure: 'status',
+      status: 500,
+    });
     expect(seen).toHaveLength(3);
   });
 
@@ -147,7 +170,9 @@ describe('App Service managed identity: cache and refresh', () => {
 describe('App Service managed identity: failures', () => {
   it('an error answer says the status and the endpoint message, never the identity header', async () => {
     answers.push(statusAnswer(400, { error: 'invalid_request', error_description: 'Identity not found' }));
-    const error = (await credential('unknown-id').getToken(VAULT_SCOPE).catch((e: unknown) => e)) as ManagedIdentityTokenError;
+    const error = (await credential('unknown-id')
+      .getToken(VAULT_SCOPE)
+      .catch((e: unknown) => e)) as ManagedIdentityTokenError;
     expect(error).toBeInstanceOf(ManagedIdentityTokenError);
     expect(error.status).toBe(400);
     expect(error.failure).toBe('status');
@@ -159,13 +184,19 @@ describe('App Service managed identity: failures', () => {
     answers.push(resetAnswer, tokenAnswer('second try'));
     expect((await credential().getToken(VAULT_SCOPE)).token).toBe('second try');
     answers.push(resetAnswer, resetAnswer);
-    await expect(credential().getToken(VAULT_SCOPE)).rejects.toMatchObject({ failure: 'unreachable', message: expect.stringMatching(/could not be reached/) });
+    await expect(credential().getToken(VAULT_SCOPE)).rejects.toMatchObject({
+      failure: 'unreachable',
+      message: expect.stringMatching(/could not be reached/),
+    });
     expect(seen).toHaveLength(4);
   });
 
   it('an endpoint that never answers fails after the request timeout, not retried', async () => {
     answers.push(hangAnswer);
-    await expect(credential(undefined, 50).getToken(VAULT_SCOPE)).rejects.toMatchObject({ failure: 'timeout', message: expect.stringMatching(/did not answer within 50 ms/) });
+    await expect(credential(undefined, 50).getToken(VAULT_SCOPE)).rejects.toMatchObject({
+      failure: 'timeout',
+      message: expect.stringMatching(/did not answer within 50 ms/),
+    });
     expect(seen).toHaveLength(1);
   });
 
@@ -184,7 +215,11 @@ describe('App Service managed identity: failures', () => {
   });
 
   it('reads expires_on given as a number of seconds, or as a date', () => {
-    expect(parseTokenAnswer(JSON.stringify({ access_token: 'a', expires_on: 1_767_229_200 })).expiresOnTimestamp).toBe(1_767_229_200_000);
-    expect(parseTokenAnswer(JSON.stringify({ access_token: 'a', expires_on: '2026-01-01T01:00:00Z' })).expiresOnTimestamp).toBe(Date.UTC(2026, 0, 1, 1));
+    expect(parseTokenAnswer(JSON.stringify({ access_token: 'a', expires_on: 1_767_229_200 })).expiresOnTimestamp).toBe(
+      1_767_229_200_000,
+    );
+    expect(
+      parseTokenAnswer(JSON.stringify({ access_token: 'a', expires_on: '2026-01-01T01:00:00Z' })).expiresOnTimestamp,
+    ).toBe(Date.UTC(2026, 0, 1, 1));
   });
 });

@@ -168,7 +168,11 @@ describe('CachedSecretStore', () => {
   it('does not retain version lists (the key ring caches them) but shares a concurrent fetch', async () => {
     const { inner, cache } = setup();
     inner.values.set('ring', 'k');
-    await Promise.all([cache.getSecretVersions('ring'), cache.getSecretVersions('ring'), cache.getSecretVersions('ring')]);
+    await Promise.all([
+      cache.getSecretVersions('ring'),
+      cache.getSecretVersions('ring'),
+      cache.getSecretVersions('ring'),
+    ]);
     expect(inner.reads).toBe(1);
     await cache.getSecretVersions('ring');
     expect(inner.reads).toBe(2);

@@ -109,7 +109,14 @@ describe('reads', () => {
     server.seed(name, 'old');
     const version = server.seed(name, 'new', { contentType: 'application/json', tags: { kind: 'test' } });
     const secret = await store.getSecret(name);
-    expect(secret).toMatchObject({ name, version, value: 'new', enabled: true, contentType: 'application/json', tags: { kind: 'test' } });
+    expect(secret).toMatchObject({
+      name,
+      version,
+      value: 'new',
+      enabled: true,
+      contentType: 'application/json',
+      tags: { kind: 'test' },
+    });
   });
 
   it('treats an unknown name (404 SecretNotFound) as absent', async () => {
@@ -181,7 +188,9 @@ describe('writes (admin)', () => {
   });
 
   it('refuses a write to an unknown version with a clear error', async () => {
-    await expect(store.updateSecretVersion(`nope-${randomUUID()}`, 'ffff', { enabled: false })).rejects.toThrow(/Key Vault update failed: not found/);
+    await expect(store.updateSecretVersion(`nope-${randomUUID()}`, 'ffff', { enabled: false })).rejects.toThrow(
+      /Key Vault update failed: not found/,
+    );
   });
 });
 

@@ -34,13 +34,22 @@ describe('Azure SDK loading', () => {
   });
 
   it('the first vault call loads them (so the probe above can see a load)', async () => {
-    const loaded = await sdkModulesLoaded({ KEY_VAULT_URL: 'https://127.0.0.1:1/', REPORT_AFTER_FIRST_CALL: '1', STS_VAULT_TIMEOUT_MS: '2000' });
+    const loaded = await sdkModulesLoaded({
+      KEY_VAULT_URL: 'https://127.0.0.1:1/',
+      REPORT_AFTER_FIRST_CALL: '1',
+      STS_VAULT_TIMEOUT_MS: '2000',
+    });
     expect(loaded).toEqual(expect.arrayContaining(['@azure/keyvault-secrets', '@azure/identity']));
   });
 
   it('with the App Service identity endpoint, the first vault call loads Key Vault only: no @azure/identity, no MSAL', async () => {
     const appService = { IDENTITY_ENDPOINT: 'http://127.0.0.1:1/msi/token', IDENTITY_HEADER: 'header' };
-    const loaded = await sdkModulesLoaded({ KEY_VAULT_URL: 'https://127.0.0.1:1/', ...appService, REPORT_AFTER_FIRST_CALL: '1', STS_VAULT_TIMEOUT_MS: '2000' });
+    const loaded = await sdkModulesLoaded({
+      KEY_VAULT_URL: 'https://127.0.0.1:1/',
+      ...appService,
+      REPORT_AFTER_FIRST_CALL: '1',
+      STS_VAULT_TIMEOUT_MS: '2000',
+    });
     expect(loaded).toContain('@azure/keyvault-secrets');
     expect(loaded.filter((specifier) => /^@azure\/(identity|msal-node)/.test(specifier))).toEqual([]);
   });

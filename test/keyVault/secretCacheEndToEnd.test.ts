@@ -51,7 +51,9 @@ beforeAll(async () => {
   process.env.IDENTITY_ENDPOINT = server.identityEndpoint;
   process.env.IDENTITY_HEADER = server.identityHeader;
   admin = new KeyVaultSecretStore({ vaultUrl: server.vaultUrl, timeoutMs: 5_000 });
-  server.seed(vaultLayout.signingKey, JSON.stringify(generateSigningJwk('ES256')), { contentType: 'application/jwk+json' });
+  server.seed(vaultLayout.signingKey, JSON.stringify(generateSigningJwk('ES256')), {
+    contentType: 'application/jwk+json',
+  });
   nowMs = Date.now() + 1_000; // after the signing key's creation second
 });
 afterAll(async () => {
@@ -121,7 +123,9 @@ describe('cost: the vault is read once per credential per max age', () => {
     const account = await newAccount();
     const readsBefore = server.readsOf(secretOf(account)); // the operator's existence check when creating it
 
-    const responses = await Promise.all(Array.from({ length: 100 }, () => requestToken(account.accountId, account.keys[0])));
+    const responses = await Promise.all(
+      Array.from({ length: 100 }, () => requestToken(account.accountId, account.keys[0])),
+    );
 
     expect(responses.map((r) => r.status)).toEqual(Array.from({ length: 100 }, () => 200));
     expect(server.readsOf(secretOf(account)) - readsBefore).toBe(1);
@@ -172,14 +176,19 @@ describe('unknown account ids: no vault read, nothing held (the secret name inde
 
     for (let batch = 0; batch < 100; batch += 1) {
       const results = await Promise.all(
-        Array.from({ length: 100 }, (_, i) => services.credentials.verifyAccountKey(ids[(batch * 100 + i * 7) % ids.length] as string, 'k')),
+        Array.from({ length: 100 }, (_, i) =>
+          services.credentials.verifyAccountKey(ids[(batch * 100 + i * 7) % ids.length] as string, 'k'),
+        ),
       );
       expect(results.every((r) => !r.ok && r.reason === 'unknown_credential')).toBe(true);
     }
 
     expect(server.stats.secretReads - readsBefore).toBe(0);
     expect(cacheOf(services).stats()).toMatchObject({ storeReads: 0, size: 0 });
-    expect((services.secrets as IndexedSecretStore).stats()).toMatchObject({ refusedUnlisted: 10_000, index: { listings: 1 } });
+    expect((services.secrets as IndexedSecretStore).stats()).toMatchObject({
+      refusedUnlisted: 10_000,
+      index: { listings: 1 },
+    });
   });
 
   it('spends at most STS_VAULT_READS_PER_SECOND store reads per second on cold names that exist; the rest get 503 + Retry-After', async () => {
@@ -191,7 +200,8 @@ describe('unknown account ids: no vault read, nothing held (the secret name inde
     const attempt = (id: string) =>
       services.credentials.verifyAccountKey(id, 'k').then(
         () => 'answered',
-        (error: unknown) => (error instanceof DependencyUnavailableError ? `unavailable ${error.retryAfterSeconds}` : 'other'),
+        (error: unknown) =>
+          error instanceof DependencyUnavailableError ? `unavailable ${error.retryAfterSeconds}` : 'other',
       );
 
     const first = await Promise.all(accounts.map((a) => attempt(a.accountId)));
@@ -209,7 +219,13 @@ describe('unknown account ids: no vault read, nothing held (the secret name inde
     const maxEntries = 500;
     const cache = new CachedSecretStore(
       new KeyVaultSecretStore({ vaultUrl: server.vaultUrl, timeoutMs: 5_000, clock }),
-      { maxAgeSeconds: MAX_AGE, negativeMaxAgeSeconds: NEGATIVE_AGE, maxEntries, maxStaleSeconds: MAX_STALE, vaultTimeoutMs: 5_000 },
+      {
+        maxAgeSeconds: MAX_AGE,
+        negativeMaxAgeSeconds: NEGATIVE_AGE,
+        maxEntries,
+        maxStaleSeconds: MAX_STALE,
+        vaultTimeoutMs: 5_000,
+      },
       clock,
     );
     const names = Array.from({ length: 3_000 }, () => vaultLayout.mixedRealityAccount(randomUUID()));
@@ -232,7 +248,10 @@ describe('unknown account ids: no vault read, nothing held (the secret name inde
     const index = (services.secrets as IndexedSecretStore).index;
     const accountId = randomUUID();
     expect((await services.credentials.verifyAccountKey(accountId, 'k')).ok).toBe(false);
-    const account = await createMixedRealityAccount(admin, { accountDomain: 'westus.mixedreality.azure.com', accountId });
+    const account = await createMixedRealityAccount(admin, {
+      accountDomain: 'westus.mixedreality.azure.com',
+      accountId,
+    });
     const reads = server.readsOf(secretOf(account));
     expect((await requestToken(accountId, account.keys[0])).status).toBe(401); // not listed yet: refused unread
     expect(server.readsOf(secretOf(account))).toBe(reads);
@@ -275,7 +294,9 @@ describe('vault faults: warm credentials keep working, cold ones get 503 + Retry
     }
     // One failed fetch per name in flight at most (a reset connection is retried once at once), then the
     // cache backs off instead of adding load.
-    expect(server.stats.vaultRequests - requestsAtOutage).toBeLessThanOrEqual((warm.length + 1) * (mode === 'reset' ? 2 : 1));
+    expect(server.stats.vaultRequests - requestsAtOutage).toBeLessThanOrEqual(
+      (warm.length + 1) * (mode === 'reset' ? 2 : 1),
+    );
     expect(cacheOf(services).stats().staleServes).toBeGreaterThanOrEqual(100);
 
     // Recovery is automatic once the vault answers and the Retry-After has passed.
@@ -379,7 +400,11 @@ describe('rotation is picked up within the max age, without a restart', () => {
     const account = await newAccount();
     expect((await requestToken(account.accountId, account.keys[0])).status).toBe(200);
 
-    const { newKey } = await rotateCredentialKey(admin, { kind: 'mixedRealityAccount', accountId: account.accountId }, 1);
+    const { newKey } = await rotateCredentialKey(
+      admin,
+      { kind: 'mixedRealityAccount', accountId: account.accountId },
+      1,
+    );
     advance(MAX_AGE + 1);
 
     expect((await requestToken(account.accountId, newKey)).status).toBe(200);

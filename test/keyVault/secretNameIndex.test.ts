@@ -66,7 +66,11 @@ class ScriptedLister implements ListableSecretStore {
   }
 }
 
-const listed = (name: string, updatedOnMs: number, enabled = true): SecretListing => ({ name, enabled, updatedOn: new Date(updatedOnMs) });
+const listed = (name: string, updatedOnMs: number, enabled = true): SecretListing => ({
+  name,
+  enabled,
+  updatedOn: new Date(updatedOnMs),
+});
 
 function setup(refreshSeconds = 60) {
   const lister = new ScriptedLister();
@@ -74,7 +78,13 @@ function setup(refreshSeconds = 60) {
   const warnings: string[] = [];
   const changes: string[][] = [];
   // random() = 1: every interval is the longest, 1.2 × refreshSeconds.
-  const index = new SecretNameIndex(lister, { refreshSeconds }, () => new Date(nowMs), (line) => warnings.push(line), () => 1);
+  const index = new SecretNameIndex(
+    lister,
+    { refreshSeconds },
+    () => new Date(nowMs),
+    (line) => warnings.push(line),
+    () => 1,
+  );
   index.onChange((names) => changes.push([...names].sort()));
   return {
     lister,
@@ -91,10 +101,17 @@ function setup(refreshSeconds = 60) {
 describe('SecretNameIndex: a cold instance', () => {
   it('one listing for every concurrent lookup; a name is answered as soon as its page arrives', async () => {
     const { lister, index, now } = setup();
-    lister.vault = [listed('a', now() - 60_000), listed('b', now() - 60_000), listed('c', now() - 60_000), listed('d', now() - 60_000)];
+    lister.vault = [
+      listed('a', now() - 60_000),
+      listed('b', now() - 60_000),
+      listed('c', now() - 60_000),
+      listed('d', now() - 60_000),
+    ];
     lister.gated = true;
     const answers: string[] = [];
-    const lookups = ['A', 'c', 'zzz', 'a'].map((name) => index.lookup(name).then((entry) => answers.push(`${name}:${entry ? 'listed' : 'absent'}`)));
+    const lookups = ['A', 'c', 'zzz', 'a'].map((name) =>
+      index.lookup(name).then((entry) => answers.push(`${name}:${entry ? 'listed' : 'absent'}`)),
+    );
 
     await lister.release(); // page 1: a, b
     expect(answers.sort()).toEqual(['A:listed', 'a:listed']);
@@ -147,7 +164,12 @@ describe('SecretNameIndex: refreshes', () => {
     await index.refreshNow(); // the first listing, landed
 
     advance(1);
-    lister.vault = [listed('same', old), listed('rotated', now()), listed('disabled', old, false), listed('fresh', now())];
+    lister.vault = [
+      listed('same', old),
+      listed('rotated', now()),
+      listed('disabled', old, false),
+      listed('fresh', now()),
+    ];
     await index.refreshNow();
     expect(changes).toEqual([['disabled', 'fresh', 'gone', 'rotated']]);
     expect(await index.lookup('gone')).toBeUndefined();

@@ -42,12 +42,22 @@ function setup() {
   let nowMs = 1_000_000;
   const store = new FlakyStore();
   const warnings: string[] = [];
-  const cache = new CachedSecretStore(store, SETTINGS, () => new Date(nowMs), (line) => warnings.push(line));
+  const cache = new CachedSecretStore(
+    store,
+    SETTINGS,
+    () => new Date(nowMs),
+    (line) => warnings.push(line),
+  );
   return { store, cache, warnings, advance: (seconds: number) => void (nowMs += seconds * 1000) };
 }
 
 /** `count` lookups of `name`, each after the entry has aged out, so each one asks the store. */
-async function lookUpAged(cache: CachedSecretStore, advance: (seconds: number) => void, name: string, count: number): Promise<void> {
+async function lookUpAged(
+  cache: CachedSecretStore,
+  advance: (seconds: number) => void,
+  name: string,
+  count: number,
+): Promise<void> {
   for (let i = 0; i < count; i += 1) {
     advance(SETTINGS.maxAgeSeconds);
     await cache.getSecret(name).catch(() => undefined);

@@ -32,18 +32,47 @@ describe('vault failures', () => {
   const headers = (values: Record<string, string>) => ({ get: (name: string) => values[name.toLowerCase()] });
   it.each([
     ['404 SecretNotFound', { statusCode: 404, code: 'SecretNotFound' }, { kind: 'absent' }],
-    ['403 SecretDisabled', { statusCode: 403, code: 'Forbidden', details: { error: { code: 'Forbidden', innerError: { code: 'SecretDisabled' } } } }, { kind: 'absent' }],
-    ['403 without SecretDisabled (no RBAC role)', { statusCode: 403, code: 'Forbidden', message: 'Caller is not authorized' }, { kind: 'rejected', status: 403 }],
-    ['429 with Retry-After', { statusCode: 429, response: { headers: headers({ 'retry-after': '9' }) } }, { kind: 'unavailable', retryAfterSeconds: 9 }],
+    [
+      '403 SecretDisabled',
+      {
+        statusCode: 403,
+        code: 'Forbidden',
+        details: { error: { code: 'Forbidden', innerError: { code: 'SecretDisabled' } } },
+      },
+      { kind: 'absent' },
+    ],
+    [
+      '403 without SecretDisabled (no RBAC role)',
+      { statusCode: 403, code: 'Forbidden', message: 'Caller is not authorized' },
+      { kind: 'rejected', status: 403 },
+    ],
+    [
+      '429 with Retry-After',
+      { statusCode: 429, response: { headers: headers({ 'retry-after': '9' }) } },
+      { kind: 'unavailable', retryAfterSeconds: 9 },
+    ],
     ['503 without Retry-After', { statusCode: 503 }, { kind: 'unavailable', retryAfterSeconds: 5 }],
     ['a timeout', { name: 'TimeoutError' }, { kind: 'unavailable', description: 'Key Vault did not answer in time' }],
-    ['an identity failure', { name: 'CredentialUnavailableError' }, { kind: 'unavailable', description: expect.stringMatching(/identity/) }],
     [
-      'the App Service credential refused (its status is not the vault\'s)',
-      { name: 'ManagedIdentityTokenError', status: 400, message: 'The managed identity endpoint answered 400' },
-      { kind: 'unavailable', retryAfterSeconds: 5, description: 'The managed identity could not get a token for Key Vault (The managed identity endpoint answered 400)' },
+      'an identity failure',
+      { name: 'CredentialUnavailableError' },
+      { kind: 'unavailable', description: expect.stringMatching(/identity/) },
     ],
-    ['a reset connection', { name: 'RestError', code: 'ECONNRESET' }, { kind: 'unavailable', description: expect.stringMatching(/ECONNRESET/) }],
+    [
+      "the App Service credential refused (its status is not the vault's)",
+      { name: 'ManagedIdentityTokenError', status: 400, message: 'The managed identity endpoint answered 400' },
+      {
+        kind: 'unavailable',
+        retryAfterSeconds: 5,
+        description:
+          'The managed identity could not get a token for Key Vault (The managed identity endpoint answered 400)',
+      },
+    ],
+    [
+      'a reset connection',
+      { name: 'RestError', code: 'ECONNRESET' },
+      { kind: 'unavailable', description: expect.stringMatching(/ECONNRESET/) },
+    ],
   ])('%s', (_, error, expected) => {
     expect(classifyVaultError(error)).toMatchObject(expected);
   });

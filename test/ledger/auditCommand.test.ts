@@ -61,10 +61,34 @@ const written: LedgerEntry[] = [
     featureFlags: ['Face.Identification'],
   },
   // Outside a one-hour window:
-  { time: minutesAgo(130), flow: 'issueToken', outcome: 'issued', status: 200, requestId: randomUUID(), credentialId: 'speech-prod', keySlot: 1 },
+  {
+    time: minutesAgo(130),
+    flow: 'issueToken',
+    outcome: 'issued',
+    status: 200,
+    requestId: randomUUID(),
+    credentialId: 'speech-prod',
+    keySlot: 1,
+  },
   // Another credential, and a refusal that named none:
-  { time: minutesAgo(3), flow: 'issueToken', outcome: 'issued', status: 200, requestId: randomUUID(), credentialId: 'speech-other', keySlot: 1 },
-  { time: minutesAgo(4), flow: 'wrapToken', outcome: 'refused', status: 429, requestId: randomUUID(), clientIp: '192.0.2.66', reason: 'rate_limited' },
+  {
+    time: minutesAgo(3),
+    flow: 'issueToken',
+    outcome: 'issued',
+    status: 200,
+    requestId: randomUUID(),
+    credentialId: 'speech-other',
+    keySlot: 1,
+  },
+  {
+    time: minutesAgo(4),
+    flow: 'wrapToken',
+    outcome: 'refused',
+    status: 429,
+    requestId: randomUUID(),
+    clientIp: '192.0.2.66',
+    reason: 'rate_limited',
+  },
 ];
 
 const truncatedRefusal: LedgerEntry = {
@@ -77,22 +101,33 @@ const truncatedRefusal: LedgerEntry = {
   reason: 'unknown_credential',
 };
 
-const hashedRefusal: LedgerEntry = { ...truncatedRefusal, requestId: randomUUID(), clientIp: '192.0.2.201', time: minutesAgo(7) };
+const hashedRefusal: LedgerEntry = {
+  ...truncatedRefusal,
+  requestId: randomUUID(),
+  clientIp: '192.0.2.201',
+  time: minutesAgo(7),
+};
 let keyStore: TestCredentials | undefined;
 
 beforeAll(async () => {
   azurite = await startAzuriteFixture();
   const ledger = new TableLedger({
     mode: 'required',
-    openTable: () => openLedgerTable({ tableName: TABLE, connectionString: azurite.connectionString }, () => Promise.reject(new Error('unused'))),
+    openTable: () =>
+      openLedgerTable({ tableName: TABLE, connectionString: azurite.connectionString }, () =>
+        Promise.reject(new Error('unused')),
+      ),
   });
   await Promise.all(written.map((entry) => ledger.record(entry)));
   // Three refusals of made-up ids from one address: one aggregated row.
-  for (const id of ['made-up-1', 'made-up-2', 'made-up-3']) await ledger.record({ ...madeUp, requestId: randomUUID(), credentialId: id });
+  for (const id of ['made-up-1', 'made-up-2', 'made-up-3'])
+    await ledger.record({ ...madeUp, requestId: randomUUID(), credentialId: id });
   await ledger.close();
   // Rows as an outage leaves them: an abandoned one, and an issued one committed long after its AnswerBy (its
   // mark lost with its instance).
-  const table = await openLedgerTable({ tableName: TABLE, connectionString: azurite.connectionString }, () => Promise.reject(new Error('unused')));
+  const table = await openLedgerTable({ tableName: TABLE, connectionString: azurite.connectionString }, () =>
+    Promise.reject(new Error('unused')),
+  );
   // One transaction each: the two rows are a minute apart, so an hour may begin between them (another partition).
   await table.submitTransaction(
     [abandonedRowOf({ ...toLedgerRow(abandoned, 0), AnswerBy: new Date(abandoned.time.getTime() + 4_000) })],
@@ -105,7 +140,10 @@ beforeAll(async () => {
   // A credential-less refusal written as STS_LEDGER_CLIENT_ADDRESS=truncated stores it: under its /24.
   const truncating = new TableLedger({
     mode: 'required',
-    openTable: () => openLedgerTable({ tableName: TABLE, connectionString: azurite.connectionString }, () => Promise.reject(new Error('unused'))),
+    openTable: () =>
+      openLedgerTable({ tableName: TABLE, connectionString: azurite.connectionString }, () =>
+        Promise.reject(new Error('unused')),
+      ),
     addressForm: addressForm('truncated'),
   });
   await truncating.record(truncatedRefusal);
@@ -115,7 +153,10 @@ beforeAll(async () => {
   await keyStore.store.setSecret(LEDGER_ADDRESS_KEY_SECRET, 'an-address-key-of-at-least-32-characters');
   const hashing = new TableLedger({
     mode: 'required',
-    openTable: () => openLedgerTable({ tableName: TABLE, connectionString: azurite.connectionString }, () => Promise.reject(new Error('unused'))),
+    openTable: () =>
+      openLedgerTable({ tableName: TABLE, connectionString: azurite.connectionString }, () =>
+        Promise.reject(new Error('unused')),
+      ),
     addressForm: addressForm('keyed-hash', keyStore.store),
   });
   await hashing.record(hashedRefusal);
@@ -193,7 +234,9 @@ describe('npm run sts -- audit', () => {
     expect(result.stderr).toContain('3 row(s) for credential speech-prod');
     expect(result.code).toBe(0);
     const lines = result.stdout.trimEnd().split('\n');
-    expect(lines[0]).toMatch(/^TIME\s+FLOW\s+OUTCOME\s+STATUS\s+CREDENTIAL\s+SLOT\s+REASON\/SOURCE\s+CLIENT IP\s+JTI\s+EXP$/);
+    expect(lines[0]).toMatch(
+      /^TIME\s+FLOW\s+OUTCOME\s+STATUS\s+CREDENTIAL\s+SLOT\s+REASON\/SOURCE\s+CLIENT IP\s+JTI\s+EXP$/,
+    );
     expect(lines).toHaveLength(4);
     const [first, second, third] = written;
     expect(lines[1]?.split(/\s{2,}/)).toEqual([
@@ -208,7 +251,18 @@ describe('npm run sts -- audit', () => {
       first?.jti,
       first?.expiresAt?.toISOString(),
     ]);
-    expect(lines[2]?.split(/\s{2,}/)).toEqual([second?.time.toISOString(), 'issueToken', 'refused', '401', 'speech-prod', '-', 'wrong_key', '198.51.100.9', '-', '-']);
+    expect(lines[2]?.split(/\s{2,}/)).toEqual([
+      second?.time.toISOString(),
+      'issueToken',
+      'refused',
+      '401',
+      'speech-prod',
+      '-',
+      'wrong_key',
+      '198.51.100.9',
+      '-',
+      '-',
+    ]);
     expect(lines[3]).toContain(third?.time.toISOString());
     expect(lines[3]).toContain('issueLimitedAccessToken');
   });
@@ -216,33 +270,64 @@ describe('npm run sts -- audit', () => {
   it('filters by outcome and range, and prints JSON lines on request', async () => {
     const result = await audit('--credential', 'speech-prod', '--since', '3h', '--outcome', 'issued', '--json');
     expect(result.code).toBe(0);
-    const rows = result.stdout.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
-    expect(rows.map((row) => row.requestId)).toEqual([written[0], written[2], written[3]].map((entry) => entry?.requestId));
-    expect(rows[1]).toMatchObject({ flow: 'issueLimitedAccessToken', featureFlags: ['Face.Identification'], keySlot: 1 });
+    const rows = result.stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(rows.map((row) => row.requestId)).toEqual(
+      [written[0], written[2], written[3]].map((entry) => entry?.requestId),
+    );
+    expect(rows[1]).toMatchObject({
+      flow: 'issueLimitedAccessToken',
+      featureFlags: ['Face.Identification'],
+      keySlot: 1,
+    });
   });
 
   it('honours --limit and --until', async () => {
     const limited = await audit('--credential', 'speech-prod', '--since', '3h', '--limit', '1', '--json');
-    expect(limited.stdout.trim().split('\n').map((line) => (JSON.parse(line) as { requestId: string }).requestId)).toEqual([written[0]?.requestId]);
+    expect(
+      limited.stdout
+        .trim()
+        .split('\n')
+        .map((line) => (JSON.parse(line) as { requestId: string }).requestId),
+    ).toEqual([written[0]?.requestId]);
     const earlier = await audit('--credential', 'speech-prod', '--since', '3h', '--until', '30m', '--json');
-    expect(earlier.stdout.trim().split('\n').map((line) => (JSON.parse(line) as { requestId: string }).requestId)).toEqual(
-      [written[2], written[3]].map((entry) => entry?.requestId),
-    );
+    expect(
+      earlier.stdout
+        .trim()
+        .split('\n')
+        .map((line) => (JSON.parse(line) as { requestId: string }).requestId),
+    ).toEqual([written[2], written[3]].map((entry) => entry?.requestId));
   });
 
   it('finds refusals that named no credential by client IP', async () => {
     const result = await audit('--client-ip', '192.0.2.66', '--json');
     expect(result.code).toBe(0);
-    const rows = result.stdout.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
-    expect(rows).toEqual([expect.objectContaining({ flow: 'wrapToken', outcome: 'refused', status: 429, reason: 'rate_limited' })]);
+    const rows = result.stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(rows).toEqual([
+      expect.objectContaining({ flow: 'wrapToken', outcome: 'refused', status: 429, reason: 'rate_limited' }),
+    ]);
   });
 
   it('shows what an outage left: abandoned rows, issued rows committed too late, and aggregated refusals with their count', async () => {
     const outage = await audit('--credential', 'outage-account', '--json');
     expect(outage.code).toBe(0);
-    const rows = outage.stdout.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+    const rows = outage.stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
     expect(rows).toEqual([
-      expect.objectContaining({ requestId: abandoned.requestId, outcome: 'abandoned', status: 503, reason: 'ledger_deadline', jti: abandoned.jti }),
+      expect.objectContaining({
+        requestId: abandoned.requestId,
+        outcome: 'abandoned',
+        status: 503,
+        reason: 'ledger_deadline',
+        jti: abandoned.jti,
+      }),
       expect.objectContaining({ requestId: late.requestId, outcome: 'issued', late: true }),
     ]);
     expect(rows[0]).not.toHaveProperty('late');
@@ -253,8 +338,19 @@ describe('npm run sts -- audit', () => {
     expect(onlyAbandoned.stdout.trim().split('\n')).toHaveLength(1);
 
     const crowd = await audit('--client-ip', '192.0.2.99', '--json');
-    expect(crowd.stdout.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>)).toEqual([
-      expect.objectContaining({ outcome: 'refused', reason: 'unknown_credential', count: 3, distinctCredentials: 3, credentialId: 'made-up-1' }),
+    expect(
+      crowd.stdout
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line) as Record<string, unknown>),
+    ).toEqual([
+      expect.objectContaining({
+        outcome: 'refused',
+        reason: 'unknown_credential',
+        count: 3,
+        distinctCredentials: 3,
+        credentialId: 'made-up-1',
+      }),
     ]);
     expect((await audit('--client-ip', '192.0.2.99')).stdout).toMatch(/refused x3\s+401/);
   });
@@ -262,8 +358,17 @@ describe('npm run sts -- audit', () => {
   it('with truncated addresses, finds a full address by the /24 the rows store', async () => {
     const result = await auditWith({ STS_LEDGER_CLIENT_ADDRESS: 'truncated' }, '--client-ip', '198.18.7.5', '--json');
     expect(result.code).toBe(0);
-    const rows = result.stdout.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
-    expect(rows).toEqual([expect.objectContaining({ requestId: truncatedRefusal.requestId, clientIp: '198.18.7.0/24', reason: 'unknown_credential' })]);
+    const rows = result.stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(rows).toEqual([
+      expect.objectContaining({
+        requestId: truncatedRefusal.requestId,
+        clientIp: '198.18.7.0/24',
+        reason: 'unknown_credential',
+      }),
+    ]);
     expect(result.stderr).toContain('client IP 198.18.7.5 (stored as 198.18.7.0/24)');
   });
 
@@ -271,8 +376,16 @@ describe('npm run sts -- audit', () => {
     const settings = { STS_LEDGER_CLIENT_ADDRESS: 'keyed-hash', STS_LOCAL_STORE_PATH: keyStore?.storePath ?? '' };
     const result = await auditWith(settings, '--client-ip', '192.0.2.201', '--json');
     expect(result.code).toBe(0);
-    const rows = result.stdout.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
-    expect(rows).toEqual([expect.objectContaining({ requestId: hashedRefusal.requestId, clientIp: expect.stringMatching(/^hmac:[\w-]{22}$/) })]);
+    const rows = result.stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(rows).toEqual([
+      expect.objectContaining({
+        requestId: hashedRefusal.requestId,
+        clientIp: expect.stringMatching(/^hmac:[\w-]{22}$/),
+      }),
+    ]);
     expect(result.stdout).not.toContain('192.0.2.201');
     // Another address of the same /24 is another hash: nothing found.
     const other = await auditWith(settings, '--client-ip', '192.0.2.202', '--json');
@@ -283,13 +396,17 @@ describe('npm run sts -- audit', () => {
     const oldestHour = new Date(Math.floor(minutesAgo(130).getTime() / 3_600_000) * 3_600_000).toISOString();
     const kept = await audit('--retention');
     expect(kept.code).toBe(0);
-    expect(kept.stderr).toContain(`Retention: 720 h (STS_LEDGER_RETENTION_HOURS): no row older than ${oldestHour} can exist`);
+    expect(kept.stderr).toContain(
+      `Retention: 720 h (STS_LEDGER_RETENTION_HOURS): no row older than ${oldestHour} can exist`,
+    );
     expect(kept.stderr).toContain('no hour table is past the period');
 
     // With a 1 h period the table of the row written 130 minutes ago is past it, and the removal has not run.
     const overdue = await auditWith({ STS_LEDGER_RETENTION_HOURS: '1' }, '--credential', 'speech-prod');
     expect(overdue.code).toBe(0);
-    expect(overdue.stderr).toMatch(/Retention: 1 h .*: no row older than .* can exist .*\. \d+ hour table\(s\) are past the period/);
+    expect(overdue.stderr).toMatch(
+      /Retention: 1 h .*: no row older than .* can exist .*\. \d+ hour table\(s\) are past the period/,
+    );
   });
 
   it('answers a usage mistake with exit code 2 and the usage text', async () => {
@@ -304,7 +421,9 @@ describe('audit arguments', () => {
   const now = new Date('2026-03-01T09:30:00.000Z');
 
   it('reads durations and ISO times', () => {
-    expect(parseAuditArgs(['--credential', 'x', '--since', '90m', '--until', '2026-03-01T09:00:00Z'], now)).toMatchObject({
+    expect(
+      parseAuditArgs(['--credential', 'x', '--since', '90m', '--until', '2026-03-01T09:00:00Z'], now),
+    ).toMatchObject({
       credentialId: 'x',
       since: new Date('2026-03-01T08:00:00.000Z'),
       until: new Date('2026-03-01T09:00:00.000Z'),

@@ -14,12 +14,30 @@ const NOW = new Date('2026-03-01T09:30:00.000Z');
 const DEADLINE_MS = 1_000;
 
 function issued(requestId: string, credentialId = 'acme'): LedgerEntry {
-  return { time: NOW, flow: 'mixedRealityToken', outcome: 'issued', status: 200, requestId, credentialId, keySlot: 1, jti: `jti-${requestId}` };
+  return {
+    time: NOW,
+    flow: 'mixedRealityToken',
+    outcome: 'issued',
+    status: 200,
+    requestId,
+    credentialId,
+    keySlot: 1,
+    jti: `jti-${requestId}`,
+  };
 }
 
 /** A refusal that proves its credential exists: a row of its own, under the credential. */
 function wrongKey(requestId: string, credentialId: string): LedgerEntry {
-  return { time: NOW, flow: 'mixedRealityToken', outcome: 'refused', status: 401, requestId, credentialId, reason: 'wrong_key', clientIp: '198.51.100.1' };
+  return {
+    time: NOW,
+    flow: 'mixedRealityToken',
+    outcome: 'refused',
+    status: 401,
+    requestId,
+    credentialId,
+    reason: 'wrong_key',
+    clientIp: '198.51.100.1',
+  };
 }
 
 /** A refusal of a made-up account id from `clientIp`: aggregated per address. */
@@ -63,7 +81,12 @@ function memoryTable(autoApply: (rows: readonly LedgerRow[], write: LedgerWrite)
             if (call.outcome !== 'pending') return;
             call.outcome = 'applied';
             if (write === 'insert' && rows.some((row) => store.has(keyOf(row)))) {
-              reject(Object.assign(new Error('The specified entity already exists.'), { statusCode: 409, code: 'EntityAlreadyExists' }));
+              reject(
+                Object.assign(new Error('The specified entity already exists.'), {
+                  statusCode: 409,
+                  code: 'EntityAlreadyExists',
+                }),
+              );
               return;
             }
             for (const row of rows) store.set(keyOf(row), { ...row });
@@ -97,7 +120,10 @@ function ledgerOn(table: LedgerTable, options: Partial<TableLedgerOptions> = {})
   return { ledger, warnings };
 }
 
-type Outcome = { readonly state: 'pending' } | { readonly state: 'fulfilled' } | { readonly state: 'rejected'; readonly reason: unknown };
+type Outcome =
+  | { readonly state: 'pending' }
+  | { readonly state: 'fulfilled' }
+  | { readonly state: 'rejected'; readonly reason: unknown };
 
 function watch(promise: Promise<unknown>): () => Outcome {
   let outcome: Outcome = { state: 'pending' };
@@ -113,7 +139,11 @@ async function pass(ms: number): Promise<void> {
 }
 
 function rejectedWithLedger503(outcome: Outcome): boolean {
-  return outcome.state === 'rejected' && outcome.reason instanceof DependencyUnavailableError && outcome.reason.dependency === 'ledger';
+  return (
+    outcome.state === 'rejected' &&
+    outcome.reason instanceof DependencyUnavailableError &&
+    outcome.reason.dependency === 'ledger'
+  );
 }
 
 beforeEach(() => {
@@ -171,7 +201,9 @@ describe('refusal rows wait behind issuance', () => {
     const refusals = Array.from({ length: 30 }, (_, i) => ledger.record(wrongKey(`w${i}`, `real-${i}`)));
     void Promise.allSettled(refusals);
     await pass(5);
-    const tokens = watch(Promise.all(Array.from({ length: 10 }, (_, i) => ledger.record(issued(`t${i}`, `cred-${i}`)))));
+    const tokens = watch(
+      Promise.all(Array.from({ length: 10 }, (_, i) => ledger.record(issued(`t${i}`, `cred-${i}`)))),
+    );
     await pass(5);
     expect(tokens()).toEqual({ state: 'fulfilled' });
     // One refusal transaction in flight (its own slot), the other 29 still waiting: none took an issuance slot.
@@ -243,7 +275,9 @@ describe('rows tell the truth', () => {
     const failing: LedgerTable = {
       ...table,
       submitTransaction: (rows, signal, write) =>
-        write === 'upsert' ? Promise.reject(new Error('connect ECONNREFUSED')) : table.submitTransaction(rows, signal, write),
+        write === 'upsert'
+          ? Promise.reject(new Error('connect ECONNREFUSED'))
+          : table.submitTransaction(rows, signal, write),
     };
     const { ledger } = ledgerOn(failing, { maxQueuedRows: 5, markRetryMs: 60_000 });
     const first = Array.from({ length: 5 }, (_, i) => watch(ledger.record(issued(`a${i}`, `cred-${i}`))));
@@ -281,7 +315,9 @@ describe('rows tell the truth', () => {
   it('a 200 is never marked: rows acknowledged in time stay issued', async () => {
     const { table, store } = memoryTable(() => true);
     const { ledger } = ledgerOn(table);
-    const callers = watch(Promise.all(Array.from({ length: 20 }, (_, i) => ledger.record(issued(`r${i}`, `cred-${i % 3}`)))));
+    const callers = watch(
+      Promise.all(Array.from({ length: 20 }, (_, i) => ledger.record(issued(`r${i}`, `cred-${i % 3}`)))),
+    );
     await pass(DEADLINE_MS * 3);
     expect(callers()).toEqual({ state: 'fulfilled' });
     expect([...store.values()].map((row) => row.Outcome)).toEqual(Array.from({ length: 20 }, () => 'issued'));
@@ -326,7 +362,12 @@ describe('refusals of unproven credentials are aggregated per address', () => {
     const rows = [...store.values()];
     expect(rows).toHaveLength(10);
     for (const row of rows) {
-      expect(row).toMatchObject({ Outcome: 'refused', Count: 100, DistinctCredentials: 100, Reason: 'unknown_credential' });
+      expect(row).toMatchObject({
+        Outcome: 'refused',
+        Count: 100,
+        DistinctCredentials: 100,
+        Reason: 'unknown_credential',
+      });
       expect(String(row.partitionKey)).toMatch(/^refusals\|2026030109\|[0-3]$/);
     }
     expect(ledger.stats.refusalsAggregated).toBe(1_000);
@@ -335,7 +376,8 @@ describe('refusals of unproven credentials are aggregated per address', () => {
   it('addresses beyond the per-window bound share one overflow row, so a window costs at most a fixed number of transactions', async () => {
     const { table, store, sent } = memoryTable(() => true);
     const { ledger } = ledgerOn(table, { maxRefusalAddresses: 250 });
-    for (let i = 0; i < 5_000; i += 1) await ledger.record(unknownId(`u${i}`, `10.0.${Math.floor(i / 250)}.${i % 250}`));
+    for (let i = 0; i < 5_000; i += 1)
+      await ledger.record(unknownId(`u${i}`, `10.0.${Math.floor(i / 250)}.${i % 250}`));
     await Promise.all([ledger.flushRefusals(), pass(5)]);
     const rows = [...store.values()];
     expect(rows).toHaveLength(251);
@@ -358,7 +400,11 @@ describe('refusals of unproven credentials are aggregated per address', () => {
   it('refusals that prove the credential exists keep a row each, under the credential', async () => {
     const { table, store } = memoryTable(() => true);
     const { ledger } = ledgerOn(table);
-    await Promise.all([ledger.record(wrongKey('w1', 'real-account')), ledger.record(wrongKey('w2', 'real-account')), pass(5)]);
+    await Promise.all([
+      ledger.record(wrongKey('w1', 'real-account')),
+      ledger.record(wrongKey('w2', 'real-account')),
+      pass(5),
+    ]);
     expect([...store.values()].map((row) => [String(row.partitionKey).split('|')[0], row.Count])).toEqual([
       ['c:real-account', undefined],
       ['c:real-account', undefined],

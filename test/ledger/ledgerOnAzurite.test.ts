@@ -12,7 +12,14 @@ import { openLedgerTable, type LedgerTable } from '../../shared/ledger/ledgerTab
 import { queryLedger, type LedgerQuery } from '../../tools/sts/ledger/queryLedger.js';
 import { TableLedger, type TableLedgerOptions } from '../../shared/ledger/tableLedger.js';
 import type { StsServices } from '../../shared/services.js';
-import { FROZEN_NOW, startFlowHarness, TEST_ENV, type FlowHarness, type InProcessRequest, type ObservedResponse } from '../flows/flowHarness.js';
+import {
+  FROZEN_NOW,
+  startFlowHarness,
+  TEST_ENV,
+  type FlowHarness,
+  type InProcessRequest,
+  type ObservedResponse,
+} from '../flows/flowHarness.js';
 import type { StsFunctionDefinition } from '../../shared/http/stsFunction.js';
 import { startAzuriteFixture, type AzuriteFixture } from '../support/azuriteFixture.js';
 import { readLedgerEntities } from '../support/ledgerTables.js';
@@ -78,7 +85,10 @@ function rawEntities(tableName: string): Promise<Record<string, unknown>[]> {
   return readLedgerEntities(azurite.connectionString, tableName);
 }
 
-function rowsOf(table: LedgerTable, query: Partial<LedgerQuery> & ({ credentialId: string } | { clientIp: string })): Promise<StoredLedgerEntry[]> {
+function rowsOf(
+  table: LedgerTable,
+  query: Partial<LedgerQuery> & ({ credentialId: string } | { clientIp: string }),
+): Promise<StoredLedgerEntry[]> {
   return queryLedger(table, {
     since: new Date(FROZEN_NOW.getTime() - 60_000),
     until: new Date(FROZEN_NOW.getTime() + 60_000),
@@ -139,7 +149,10 @@ describe('every flow writes its row (ledger configured from the environment, as 
       method: 'GET',
       path: MIXED_REALITY_PATH(accountId),
       params: { accountId },
-      headers: { Authorization: `Bearer ${accountId}:${keys[1]}`, 'X-Forwarded-For': `198.51.100.20, ${CLIENT_IP}:50123` },
+      headers: {
+        Authorization: `Bearer ${accountId}:${keys[1]}`,
+        'X-Forwarded-For': `198.51.100.20, ${CLIENT_IP}:50123`,
+      },
     });
     expect(response.status).toBe(200);
     const token = /"AccessToken":"([^"]+)"/.exec(response.text)?.[1] ?? '';
@@ -184,11 +197,16 @@ describe('every flow writes its row (ledger configured from the environment, as 
 
   it('Cognitive issueLimitedAccessToken: the target resource as scope and the granted feature flags', async () => {
     const face = harness.credentials.cognitive.isvFace;
-    const target = '/subscriptions/f55b33ec-371d-415c-89d3-9e3fd27c7dbd/resourceGroups/g/providers/Microsoft.CognitiveServices/accounts/target-face';
+    const target =
+      '/subscriptions/f55b33ec-371d-415c-89d3-9e3fd27c7dbd/resourceGroups/g/providers/Microsoft.CognitiveServices/accounts/target-face';
     const response = await invoke(issueLimitedAccessToken, {
       method: 'POST',
       path: '/sts/v1.0/issueLimitedAccessToken?expiredTime=300',
-      headers: { 'Content-Type': 'application/json', 'Ocp-Apim-Subscription-Key': face.keys[0], 'X-Forwarded-For': CLIENT_IP },
+      headers: {
+        'Content-Type': 'application/json',
+        'Ocp-Apim-Subscription-Key': face.keys[0],
+        'X-Forwarded-For': CLIENT_IP,
+      },
       body: JSON.stringify({ targetAzureResourceId: target, featureFlags: ['Face.Identification'] }),
     });
     expect(response.status, response.text).toBe(200);
@@ -259,11 +277,26 @@ describe('every flow writes its row (ledger configured from the environment, as 
     await ledger.flushRefusals();
 
     const mr = await rowsOf(fixtureTable, { credentialId: accountId, outcome: 'refused' });
-    expect(mr).toEqual([expect.objectContaining({ flow: 'mixedRealityToken', status: 401, reason: 'wrong_key', clientIp: CLIENT_IP, keySlot: undefined, jti: undefined })]);
+    expect(mr).toEqual([
+      expect.objectContaining({
+        flow: 'mixedRealityToken',
+        status: 401,
+        reason: 'wrong_key',
+        clientIp: CLIENT_IP,
+        keySlot: undefined,
+        jti: undefined,
+      }),
+    ]);
     // A wrong subscription key names no resource: the refusal is kept under the client IP.
     const cognitive = await rowsOf(fixtureTable, { clientIp: CLIENT_IP, outcome: 'refused' });
     expect(cognitive).toEqual([
-      expect.objectContaining({ flow: 'issueToken', status: 401, reason: 'unknown_credential', credentialId: undefined, count: 1 }),
+      expect.objectContaining({
+        flow: 'issueToken',
+        status: 401,
+        reason: 'unknown_credential',
+        credentialId: undefined,
+        count: 1,
+      }),
     ]);
     const wrap = await rowsOf(fixtureTable, { credentialId: 'contoso/owner', outcome: 'refused' });
     expect(wrap).toEqual([expect.objectContaining({ flow: 'wrapToken', status: 401, reason: 'wrong_key' })]);
@@ -306,7 +339,12 @@ describe('group commit on a real table', () => {
 
     const a = await rowsOf(table, { credentialId: 'busy-a' });
     const b = await rowsOf(table, { credentialId: 'busy-b' });
-    expect(a.map((row) => row.requestId).sort()).toEqual(entries.filter((_, i) => i % 2 === 0).map((e) => e.requestId).sort());
+    expect(a.map((row) => row.requestId).sort()).toEqual(
+      entries
+        .filter((_, i) => i % 2 === 0)
+        .map((e) => e.requestId)
+        .sort(),
+    );
     expect(b).toHaveLength(100);
     await ledger.close();
   });
@@ -316,7 +354,14 @@ describe('group commit on a real table', () => {
     for (let round = 0; round < 4; round += 1) {
       await Promise.all(
         Array.from({ length: 10 }, () =>
-          ledger.record({ time: FROZEN_NOW, flow: 'wrapToken', outcome: 'issued', status: 200, requestId: randomUUID(), credentialId: 'contoso/owner' }),
+          ledger.record({
+            time: FROZEN_NOW,
+            flow: 'wrapToken',
+            outcome: 'issued',
+            status: 200,
+            requestId: randomUUID(),
+            credentialId: 'contoso/owner',
+          }),
         ),
       );
     }
@@ -332,7 +377,13 @@ describe('Azurite stopped mid-run', () => {
     const { ledger, table } = await ledgerOnAzurite({ mode: 'required', operationTimeoutMs: 1_500 });
     useLedger(ledger);
     const key = harness.credentials.cognitive.speech.keys[0];
-    const answers: { status: number; requestId: string | null; retryAfter: string | null; text: string; afterStop: boolean }[] = [];
+    const answers: {
+      status: number;
+      requestId: string | null;
+      retryAfter: string | null;
+      text: string;
+      afterStop: boolean;
+    }[] = [];
     // Four clients keep sending while Azurite is stopped under them. Bounded by counts, not by time: each client
     // sends at most 50 requests before the stop (then waits for it) and at most 50 after it.
     let stopped = false;

@@ -108,17 +108,33 @@ function jtiOf(answer: Answer): string | undefined {
 }
 
 /** One honest client: requests with the right key, one after another, until `running()` is false or 200 are sent. */
-async function honestClient(host: TestHost, address: string, phase: () => string, running: () => boolean, answers: HonestAnswer[]): Promise<void> {
+async function honestClient(
+  host: TestHost,
+  address: string,
+  phase: () => string,
+  running: () => boolean,
+  answers: HonestAnswer[],
+): Promise<void> {
   const { accountId, keys } = credentials.mixedReality.account;
   for (let sent = 0; sent < 200 && running(); sent += 1) {
     const startedIn = phase();
     const started = performance.now();
     const answer = await sendHttp(
       host.url,
-      { method: 'GET', path: `/accounts/${accountId}/token?api-version=2019-02-28-preview`, headers: { authorization: `Bearer ${accountId}:${keys[0]}` } },
+      {
+        method: 'GET',
+        path: `/accounts/${accountId}/token?api-version=2019-02-28-preview`,
+        headers: { authorization: `Bearer ${accountId}:${keys[0]}` },
+      },
       loopbackClient(address),
     );
-    answers.push({ status: answer.status, retryAfter: answer.headers.get('retry-after'), ms: performance.now() - started, jti: jtiOf(answer), phase: startedIn });
+    answers.push({
+      status: answer.status,
+      retryAfter: answer.headers.get('retry-after'),
+      ms: performance.now() - started,
+      jti: jtiOf(answer),
+      phase: startedIn,
+    });
   }
 }
 
@@ -128,7 +144,11 @@ async function crowdClient(host: TestHost, address: string, running: () => boole
     const accountId = randomUUID();
     const answer = await sendHttp(
       host.url,
-      { method: 'GET', path: `/accounts/${accountId}/token?api-version=2019-02-28-preview`, headers: { authorization: `Bearer ${accountId}:${'k'.repeat(43)}=` } },
+      {
+        method: 'GET',
+        path: `/accounts/${accountId}/token?api-version=2019-02-28-preview`,
+        headers: { authorization: `Bearer ${accountId}:${'k'.repeat(43)}=` },
+      },
       loopbackClient(address),
     );
     statuses.push(answer.status);
@@ -143,7 +163,10 @@ function rawEntities(tableName: string): Promise<Record<string, unknown>[]> {
 }
 
 /** The truth checks every run ends with: a row for every 200, no `issued` row for anything else. */
-function expectRowsTellTheTruth(honest: readonly HonestAnswer[], entities: readonly Record<string, unknown>[]): { abandoned: number } {
+function expectRowsTellTheTruth(
+  honest: readonly HonestAnswer[],
+  entities: readonly Record<string, unknown>[],
+): { abandoned: number } {
   const delivered = new Set(honest.filter((a) => a.status === 200).map((a) => a.jti));
   expect(delivered.has(undefined)).toBe(false);
   const issuedJtis = entities.filter((e) => e.Outcome === 'issued').map((e) => e.Jti);
@@ -172,10 +195,21 @@ describe('the ledger under a table outage while a crowd sends refusals (HTTP, Az
     let phase = 'before';
     let running = true;
     try {
-      const honestDone = Promise.all(HONEST_ADDRESSES.map((a) => honestClient(rig.host, a, () => phase, () => running, honest)));
+      const honestDone = Promise.all(
+        HONEST_ADDRESSES.map((a) =>
+          honestClient(
+            rig.host,
+            a,
+            () => phase,
+            () => running,
+            honest,
+          ),
+        ),
+      );
       const crowdDone = Promise.all(CROWD_ADDRESSES.map((a) => crowdClient(rig.host, a, () => running, crowd)));
       // Before: until 20 tokens were delivered (at most 10 s).
-      for (let waited = 0; honest.filter((a) => a.status === 200).length < 20 && waited < 10_000; waited += 50) await sleep(50);
+      for (let waited = 0; honest.filter((a) => a.status === 200).length < 20 && waited < 10_000; waited += 50)
+        await sleep(50);
       phase = 'frozen';
       rig.proxy.freeze();
       await sleep(FREEZE_MS);
@@ -204,7 +238,9 @@ describe('the ledger under a table outage while a crowd sends refusals (HTTP, Az
     expect(aggregates.length).toBeLessThanOrEqual(CROWD_ADDRESSES.length);
     expect(new Set(aggregates.map((e) => e.ClientIp))).toEqual(new Set(CROWD_ADDRESSES));
     expect(aggregates.reduce((sum, e) => sum + Number(e.Count), 0)).toBe(crowd.length);
-    expect(entities.filter((e) => e.Outcome === 'refused' && !String(e.partitionKey).startsWith('refusals|'))).toEqual([]);
+    expect(entities.filter((e) => e.Outcome === 'refused' && !String(e.partitionKey).startsWith('refusals|'))).toEqual(
+      [],
+    );
     console.log(
       `frozen ${FREEZE_MS} ms: honest ${honest.length} (200: ${honest.filter((a) => a.status === 200).length}, ` +
         `503: ${honest.filter((a) => a.status === 503).length}), slowest ${Math.round(Math.max(...honest.map((a) => a.ms)))} ms; ` +
@@ -220,14 +256,28 @@ describe('the ledger under a table outage while a crowd sends refusals (HTTP, Az
     let phase = 'before';
     let running = true;
     try {
-      const honestDone = Promise.all(HONEST_ADDRESSES.map((a) => honestClient(rig.host, a, () => phase, () => running, honest)));
-      const crowdDone = Promise.all(CROWD_ADDRESSES.slice(0, 10).map((a) => crowdClient(rig.host, a, () => running, crowd)));
-      for (let waited = 0; honest.filter((a) => a.status === 200).length < 10 && waited < 10_000; waited += 50) await sleep(50);
+      const honestDone = Promise.all(
+        HONEST_ADDRESSES.map((a) =>
+          honestClient(
+            rig.host,
+            a,
+            () => phase,
+            () => running,
+            honest,
+          ),
+        ),
+      );
+      const crowdDone = Promise.all(
+        CROWD_ADDRESSES.slice(0, 10).map((a) => crowdClient(rig.host, a, () => running, crowd)),
+      );
+      for (let waited = 0; honest.filter((a) => a.status === 200).length < 10 && waited < 10_000; waited += 50)
+        await sleep(50);
       // Each request reaches the table 1.2 deadlines after it was sent, its answer as long after that: every
       // transaction commits after its callers were answered (however fast this machine is).
       phase = 'slow';
       rig.proxy.slow(1.2 * DEADLINE_MS);
-      for (let waited = 0; honest.filter((a) => a.phase === 'slow').length < 12 && waited < 15_000; waited += 50) await sleep(50);
+      for (let waited = 0; honest.filter((a) => a.phase === 'slow').length < 12 && waited < 15_000; waited += 50)
+        await sleep(50);
       running = false;
       await Promise.all([honestDone, crowdDone]);
       await sleep(3 * DEADLINE_MS); // the late transactions reach the table
@@ -244,7 +294,13 @@ describe('the ledger under a table outage while a crowd sends refusals (HTTP, Az
     const { abandoned } = expectRowsTellTheTruth(honest, entities);
     // The slow table did apply those transactions: their rows exist, and say abandoned.
     expect(abandoned).toBeGreaterThan(0);
-    expect(entities.filter((e) => e.Outcome === 'abandoned').every((e) => e.Status === 503 && e.Reason === 'ledger_deadline')).toBe(true);
-    console.log(`slow table: ${slowPhase.length} honest requests answered 503, ${abandoned} late rows marked abandoned`);
+    expect(
+      entities
+        .filter((e) => e.Outcome === 'abandoned')
+        .every((e) => e.Status === 503 && e.Reason === 'ledger_deadline'),
+    ).toBe(true);
+    console.log(
+      `slow table: ${slowPhase.length} honest requests answered 503, ${abandoned} late rows marked abandoned`,
+    );
   }, 90_000);
 });

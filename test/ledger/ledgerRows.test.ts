@@ -56,23 +56,37 @@ describe('ledger row layout', () => {
   });
 
   it('keys a refusal without a credential by client IP, and by flow when the IP is unknown too', () => {
-    const refused: LedgerEntry = { time: issued.time, flow: 'wrapToken', outcome: 'refused', status: 401, requestId: 'r1', reason: 'missing_credentials' };
-    expect(toLedgerRow({ ...refused, clientIp: '2001:db8::1' }, 1).partitionKey).toBe('ip:2001%3Adb8%3A%3A1|2026030109|1');
+    const refused: LedgerEntry = {
+      time: issued.time,
+      flow: 'wrapToken',
+      outcome: 'refused',
+      status: 401,
+      requestId: 'r1',
+      reason: 'missing_credentials',
+    };
+    expect(toLedgerRow({ ...refused, clientIp: '2001:db8::1' }, 1).partitionKey).toBe(
+      'ip:2001%3Adb8%3A%3A1|2026030109|1',
+    );
     expect(toLedgerRow(refused, 1).partitionKey).toBe('flow:wrapToken|2026030109|1');
-    expect(toLedgerRow({ ...refused, credentialId: '' , clientIp: '198.51.100.2' }, 0).CredentialId).toBeUndefined();
+    expect(toLedgerRow({ ...refused, credentialId: '', clientIp: '198.51.100.2' }, 0).CredentialId).toBeUndefined();
   });
 
   it('never puts a forbidden character in a key and stays far below the 1 KiB key limit, whatever the client sent', () => {
     fc.assert(
-      fc.property(fc.string({ unit: 'binary', maxLength: 3_000 }), fc.string({ maxLength: 200 }), fc.integer({ min: 0, max: LEDGER_SHARDS - 1 }), (id, requestId, shard) => {
-        const row = toLedgerRow({ ...issued, credentialId: id || 'x', clientIp: id, requestId }, shard);
-        for (const key of [row.partitionKey, row.rowKey]) {
-          expect(key).not.toMatch(FORBIDDEN_IN_KEYS);
-          expect(key.length).toBeLessThanOrEqual(400);
-        }
-        expect(row.partitionKey.split('|')).toHaveLength(3);
-        expect((row.CredentialId ?? '').length).toBeLessThanOrEqual(512);
-      }),
+      fc.property(
+        fc.string({ unit: 'binary', maxLength: 3_000 }),
+        fc.string({ maxLength: 200 }),
+        fc.integer({ min: 0, max: LEDGER_SHARDS - 1 }),
+        (id, requestId, shard) => {
+          const row = toLedgerRow({ ...issued, credentialId: id || 'x', clientIp: id, requestId }, shard);
+          for (const key of [row.partitionKey, row.rowKey]) {
+            expect(key).not.toMatch(FORBIDDEN_IN_KEYS);
+            expect(key.length).toBeLessThanOrEqual(400);
+          }
+          expect(row.partitionKey.split('|')).toHaveLength(3);
+          expect((row.CredentialId ?? '').length).toBeLessThanOrEqual(512);
+        },
+      ),
       { numRuns: 300 },
     );
   });

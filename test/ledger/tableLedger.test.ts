@@ -13,7 +13,16 @@ import { TableLedger, type TableLedgerOptions } from '../../shared/ledger/tableL
 const NOW = new Date('2026-03-01T09:30:00.000Z');
 
 function entry(requestId: string, credentialId = 'acme'): LedgerEntry {
-  return { time: NOW, flow: 'issueToken', outcome: 'issued', status: 200, requestId, credentialId, keySlot: 1, jti: `jti-${requestId}` };
+  return {
+    time: NOW,
+    flow: 'issueToken',
+    outcome: 'issued',
+    status: 200,
+    requestId,
+    credentialId,
+    keySlot: 1,
+    jti: `jti-${requestId}`,
+  };
 }
 
 type Submit = (rows: readonly LedgerRow[], signal: AbortSignal, call: number) => Promise<void>;
@@ -52,7 +61,10 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
-type Outcome = { readonly state: 'pending' } | { readonly state: 'fulfilled' } | { readonly state: 'rejected'; readonly reason: unknown };
+type Outcome =
+  | { readonly state: 'pending' }
+  | { readonly state: 'fulfilled' }
+  | { readonly state: 'rejected'; readonly reason: unknown };
 
 /** Follows `promise` so a test can ask, at any moment of fake time, whether it has settled and how. */
 function watch(promise: Promise<unknown>): () => Outcome {
@@ -82,7 +94,12 @@ describe('TableLedger group commit', () => {
 
     expect(transactions.map((rows) => rows.length)).toEqual([100, 100, 50]);
     for (const rows of transactions) expect(new Set(rows.map((row) => row.partitionKey)).size).toBe(1);
-    expect(transactions.flat().map((row) => row.RequestId).sort()).toEqual([...ids].sort());
+    expect(
+      transactions
+        .flat()
+        .map((row) => row.RequestId)
+        .sort(),
+    ).toEqual([...ids].sort());
     expect(ledger.stats).toMatchObject({ transactions: 3, rowsCommitted: 250, largestBatch: 100, rowsFailed: 0 });
   });
 
@@ -102,7 +119,9 @@ describe('TableLedger group commit', () => {
 
   it('never mixes credentials in one transaction', async () => {
     const { ledger, transactions } = ledgerWith(committed);
-    const all = watch(Promise.all(Array.from({ length: 60 }, (_, i) => ledger.record(entry(`r${i}`, `cred-${i % 3}`)))));
+    const all = watch(
+      Promise.all(Array.from({ length: 60 }, (_, i) => ledger.record(entry(`r${i}`, `cred-${i % 3}`)))),
+    );
     await pass(BATCH_WAIT_MS);
     expect(all()).toEqual({ state: 'fulfilled' });
     expect(transactions).toHaveLength(3);
@@ -198,7 +217,9 @@ describe('TableLedger when the table is unavailable', () => {
   it('keeps memory bounded: beyond maxQueuedRows required refuses at once and best-effort drops', async () => {
     const required = ledgerWith(hang, { maxQueuedRows: 10, operationTimeoutMs: 300 });
     const waiting = Array.from({ length: 10 }, (_, i) => required.ledger.record(entry(`r${i}`, `c${i}`)));
-    const settledWaiting = watch(Promise.allSettled(waiting).then((all) => expect(all.every((result) => result.status === 'rejected')).toBe(true)));
+    const settledWaiting = watch(
+      Promise.allSettled(waiting).then((all) => expect(all.every((result) => result.status === 'rejected')).toBe(true)),
+    );
     const refused = watch(required.ledger.record(entry('r10')));
     await pass(0); // no time passes: the refusal does not wait for the queue
     const refusal = refused();
@@ -209,7 +230,9 @@ describe('TableLedger when the table is unavailable', () => {
     expect(settledWaiting()).toEqual({ state: 'fulfilled' });
 
     const bestEffort = ledgerWith(hang, { mode: 'best-effort', maxQueuedRows: 10, operationTimeoutMs: 300 });
-    const pending = watch(Promise.all(Array.from({ length: 10 }, (_, i) => bestEffort.ledger.record(entry(`r${i}`, `c${i}`)))));
+    const pending = watch(
+      Promise.all(Array.from({ length: 10 }, (_, i) => bestEffort.ledger.record(entry(`r${i}`, `c${i}`)))),
+    );
     const dropped = watch(bestEffort.ledger.record(entry('r10')));
     await pass(0);
     expect(dropped()).toEqual({ state: 'fulfilled' });

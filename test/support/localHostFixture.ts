@@ -2,7 +2,11 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { isHttpFunctionLike, isTimerFunctionLike, withoutTestModeWarnings } from '../../tools/localHost/compiledFunctions.js';
+import {
+  isHttpFunctionLike,
+  isTimerFunctionLike,
+  withoutTestModeWarnings,
+} from '../../tools/localHost/compiledFunctions.js';
 import type { StsTimerDefinition } from '../../shared/ledger/retentionTimer.js';
 import { startLocalHost, type HttpFunctionLike, type LocalHostOptions } from '../../tools/localHost/localHost.js';
 import { ensureLocalTlsCertificate } from '../../tools/localHost/tlsCertificate.js';
@@ -73,13 +77,19 @@ export async function importTimerFiles(): Promise<TimerFunctionFile[]> {
 }
 
 async function importAllFunctionFiles(): Promise<{ http: FunctionFile[]; timers: TimerFunctionFile[] }> {
-  const names = (await readdir(functionsFolder)).filter((name) => name.endsWith('.ts') && !name.endsWith('.d.ts')).sort();
+  const names = (await readdir(functionsFolder))
+    .filter((name) => name.endsWith('.ts') && !name.endsWith('.d.ts'))
+    .sort();
   const http: FunctionFile[] = [];
   const timers: TimerFunctionFile[] = [];
   for (const name of names) {
-    const module = (await withoutTestModeWarnings(() => import(pathToFileURL(join(functionsFolder, name)).href))) as { definition?: unknown };
-    if (isStsFunctionDefinition(module.definition)) http.push({ file: basename(name, '.ts'), definition: module.definition });
-    else if (isStsTimerDefinition(module.definition)) timers.push({ file: basename(name, '.ts'), definition: module.definition });
+    const module = (await withoutTestModeWarnings(() => import(pathToFileURL(join(functionsFolder, name)).href))) as {
+      definition?: unknown;
+    };
+    if (isStsFunctionDefinition(module.definition))
+      http.push({ file: basename(name, '.ts'), definition: module.definition });
+    else if (isStsTimerDefinition(module.definition))
+      timers.push({ file: basename(name, '.ts'), definition: module.definition });
     else throw new Error(`functions/${name} does not export a function definition`);
   }
   return { http, timers };
@@ -108,9 +118,9 @@ export async function startTestHost(options: TestHostOptions = {}): Promise<Test
       services = await createServices(loadConfig(env));
     }
 
-    const definitions: HttpFunctionLike[] = (options.definitions ?? (await importFunctionFiles()).map((f) => f.definition)).map(
-      (definition) => ({ ...definition, handler: definition.handlerFor(services) }),
-    );
+    const definitions: HttpFunctionLike[] = (
+      options.definitions ?? (await importFunctionFiles()).map((f) => f.definition)
+    ).map((definition) => ({ ...definition, handler: definition.handlerFor(services) }));
     const logLines: string[] = [];
     const running = await startLocalHost({
       ...options.host,

@@ -91,7 +91,9 @@ export async function startOpenIdIssuer(): Promise<OpenIdIssuer> {
     async sign(claims, options = {}) {
       const key = keys.find((k) => k.kid === (options.kid ?? currentKid));
       if (!key) throw new Error(`no key ${options.kid ?? currentKid}`);
-      return new SignJWT(claims).setProtectedHeader({ alg: key.alg, typ: 'JWT', kid: options.headerKid ?? key.kid }).sign(key.privateKey);
+      return new SignJWT(claims)
+        .setProtectedHeader({ alg: key.alg, typ: 'JWT', kid: options.headerKid ?? key.kid })
+        .sign(key.privateKey);
     },
     resetCounters() {
       issuer.requests.discovery = 0;
@@ -119,7 +121,9 @@ export async function startOpenIdIssuer(): Promise<OpenIdIssuer> {
       return;
     }
     if (typeof issuer.outage === 'number') {
-      response.writeHead(issuer.outage, { 'content-type': 'application/json' }).end('{"error":"temporarily_unavailable"}');
+      response
+        .writeHead(issuer.outage, { 'content-type': 'application/json' })
+        .end('{"error":"temporarily_unavailable"}');
       return;
     }
     if (!document || request.method !== 'GET') {

@@ -106,7 +106,13 @@ export async function createTestCredentials(options: TestCredentialOptions = {})
   const disabledCognitive = await disable(
     store,
     vaultLayout.cognitiveResource(
-      (await createCognitiveResource(store, { name: 'translator-retired', region: 'global', resourceKind: 'TextTranslation' })).name,
+      (
+        await createCognitiveResource(store, {
+          name: 'translator-retired',
+          region: 'global',
+          resourceKind: 'TextTranslation',
+        })
+      ).name,
     ),
     'cognitiveResource',
   );
@@ -123,7 +129,10 @@ export async function createTestCredentials(options: TestCredentialOptions = {})
     vaultLayout.wrapIssuer('contoso', (await createWrapIssuer(store, { namespace: 'contoso', name: 'retired' })).name),
     'wrapIssuer',
   );
-  const namespace = parseRecord((await store.getSecret(vaultLayout.wrapNamespace('contoso')))?.value ?? '', 'wrapNamespace');
+  const namespace = parseRecord(
+    (await store.getSecret(vaultLayout.wrapNamespace('contoso')))?.value ?? '',
+    'wrapNamespace',
+  );
   if (!namespace) throw new Error('the contoso namespace record was not written');
 
   return {

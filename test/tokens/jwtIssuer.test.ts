@@ -33,14 +33,22 @@ function decodeLikePython(segment: string): unknown {
 
 async function verifyLocally(token: string) {
   const jwks = createLocalJWKSet({ keys: [...(await ring.publicJwks())] });
-  return jwtVerify(token, jwks, { issuer: ISSUER, audience: AUDIENCE, currentDate: fixture.clock(), algorithms: ['ES256', 'RS256'] });
+  return jwtVerify(token, jwks, {
+    issuer: ISSUER,
+    audience: AUDIENCE,
+    currentDate: fixture.clock(),
+    algorithms: ['ES256', 'RS256'],
+  });
 }
 
 describe('JwtIssuer', () => {
   it('signs ES256 with kid = RFC 7638 thumbprint, typ JWT, integer iat/nbf/exp, random jti, configured iss', async () => {
     await fixture.addKey('ES256');
     const now = fixture.clock();
-    const first = await issuer.issue({ aid: 'abc', iss: 'ignored', exp: 'ignored' }, { audience: AUDIENCE, lifetimeSeconds: 86_400, now });
+    const first = await issuer.issue(
+      { aid: 'abc', iss: 'ignored', exp: 'ignored' },
+      { audience: AUDIENCE, lifetimeSeconds: 86_400, now },
+    );
     const second = await issuer.issue({ aid: 'abc' }, { audience: AUDIENCE, lifetimeSeconds: 86_400, now });
     const { signing } = await ring.view();
 
@@ -48,7 +56,15 @@ describe('JwtIssuer', () => {
     expect(signing?.kid).toMatch(/^[A-Za-z0-9_-]{43}$/);
     const { payload } = await verifyLocally(first.token);
     const nowSeconds = now.getTime() / 1000;
-    expect(payload).toEqual({ jti: first.jti, aid: 'abc', nbf: nowSeconds, exp: nowSeconds + 86_400, iat: nowSeconds, iss: ISSUER, aud: AUDIENCE });
+    expect(payload).toEqual({
+      jti: first.jti,
+      aid: 'abc',
+      nbf: nowSeconds,
+      exp: nowSeconds + 86_400,
+      iat: nowSeconds,
+      iss: ISSUER,
+      aud: AUDIENCE,
+    });
     expect(Object.keys(payload)).toEqual(['jti', 'aid', 'nbf', 'exp', 'iat', 'iss', 'aud']);
     expect(first).toMatchObject({ issuedAt: nowSeconds, expiresAt: nowSeconds + 86_400 });
     expect(first.jti).toMatch(/^[0-9a-f-]{36}$/);
@@ -67,7 +83,9 @@ describe('JwtIssuer', () => {
   });
 
   it('answers 503-style DependencyUnavailableError when no signing key exists', async () => {
-    await expect(issuer.issue({}, { audience: AUDIENCE, lifetimeSeconds: 600, now: fixture.clock() })).rejects.toMatchObject({
+    await expect(
+      issuer.issue({}, { audience: AUDIENCE, lifetimeSeconds: 600, now: fixture.clock() }),
+    ).rejects.toMatchObject({
       name: 'DependencyUnavailableError',
       dependency: 'secret-store',
     });
@@ -76,7 +94,13 @@ describe('JwtIssuer', () => {
   it('writes the real-sample claims so that every decoder agrees (docs/contracts/cross-cutting.md#jwt-encoding)', async () => {
     await fixture.addKey();
     // Values whose plain JSON would put `>`, `?` or `~` at the third byte of a triple, plus non-ASCII.
-    const claims = { rid: '/subscriptions/x?y=1>2~3', apr: 'éü日本😀', aao: -1, ok: true, nested: { a: ['>', '?', '~'] } };
+    const claims = {
+      rid: '/subscriptions/x?y=1>2~3',
+      apr: 'éü日本😀',
+      aao: -1,
+      ok: true,
+      nested: { a: ['>', '?', '~'] },
+    };
     const { token } = await issuer.issue(claims, { audience: AUDIENCE, lifetimeSeconds: 600, now: fixture.clock() });
     const [header = '', payload = ''] = token.split('.');
     for (const segment of [header, payload]) {
@@ -91,7 +115,9 @@ describe('JwtIssuer', () => {
   it('property: standard base64, Python-style and base64url decoding all yield the claims, and jose verifies', async () => {
     await fixture.addKey();
     const reserved = new Set(['iss', 'aud', 'iat', 'nbf', 'exp', 'jti']);
-    const claimName = fc.string({ unit: 'binary', minLength: 1, maxLength: 12 }).filter((name) => !reserved.has(name) && name !== '__proto__');
+    const claimName = fc
+      .string({ unit: 'binary', minLength: 1, maxLength: 12 })
+      .filter((name) => !reserved.has(name) && name !== '__proto__');
     const claimValue = fc.oneof(
       fc.string({ unit: 'binary', maxLength: 40 }),
       fc.string({ unit: fc.constantFrom('>', '?', '~', 'a', 'é', '😀', '\u007f', '"', '\\'), maxLength: 30 }),
@@ -103,7 +129,11 @@ describe('JwtIssuer', () => {
     );
     await fc.assert(
       fc.asyncProperty(fc.dictionary(claimName, claimValue, { maxKeys: 8 }), async (claims) => {
-        const { token } = await issuer.issue(claims, { audience: AUDIENCE, lifetimeSeconds: 600, now: fixture.clock() });
+        const { token } = await issuer.issue(claims, {
+          audience: AUDIENCE,
+          lifetimeSeconds: 600,
+          now: fixture.clock(),
+        });
         const payload = token.split('.')[1] ?? '';
         expect(payload).not.toMatch(/[-_=]/);
         expect(payload.length % 4).toBe(0);

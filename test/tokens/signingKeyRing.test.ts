@@ -102,7 +102,10 @@ describe('SigningKeyRing rotation', () => {
 
   it('skips a version that is not a usable signing key and reports it without key material', async () => {
     const v1 = await fixture.addKey();
-    const bad = await fixture.store.setSecret(vaultLayout.signingKey, JSON.stringify({ kty: 'oct', k: 'c2VjcmV0', d: 'x' }));
+    const bad = await fixture.store.setSecret(
+      vaultLayout.signingKey,
+      JSON.stringify({ kty: 'oct', k: 'c2VjcmV0', d: 'x' }),
+    );
     const problems: string[] = [];
     const ring = newRing({ onProblem: (message) => problems.push(message) });
     expect(await kidsOf(ring)).toEqual({ signing: v1, verifying: [v1] });
@@ -142,7 +145,10 @@ describe('SigningKeyRing reloads', () => {
     const ring = newRing();
     await expect(ring.view()).rejects.toMatchObject({ name: 'DependencyUnavailableError', dependency: 'secret-store' });
     failReads = false;
-    await expect(ring.signingKey()).rejects.toMatchObject({ name: 'DependencyUnavailableError', message: 'No signing key is available' });
+    await expect(ring.signingKey()).rejects.toMatchObject({
+      name: 'DependencyUnavailableError',
+      message: 'No signing key is available',
+    });
     expect(await ring.publicJwks()).toEqual([]);
   });
 });

@@ -63,7 +63,9 @@ describe('SigningKeyRing reports a failing store once per outage', () => {
     fixture.advance(MAX_AGE);
     await serveFor(10 * RETRY_AFTER_ERROR); // ten retries, all failing, hundreds of requests
     expect((await ring.view()).signing?.version).toBe(v1); // served stale throughout
-    expect(problems).toEqual(['signing keys: store unavailable (Error: vault unreachable); serving the last good ring until it answers']);
+    expect(problems).toEqual([
+      'signing keys: store unavailable (Error: vault unreachable); serving the last good ring until it answers',
+    ]);
 
     failReads = false;
     await serveFor(2 * RETRY_AFTER_ERROR);
@@ -129,12 +131,19 @@ describe('the services wire the ring to a logger', () => {
       STS_LOCAL_STORE_PATH: fixture.store.path,
       STS_SECRET_CACHE_MAX_AGE_SECONDS: String(MAX_AGE),
     });
-    const services = await createServices(config, () => new Date(), (line) => warnings.push(line));
+    const services = await createServices(
+      config,
+      () => new Date(),
+      (line) => warnings.push(line),
+    );
     const handler = jwks.handlerFor(services);
     const getJwks = async () => {
       const request = new HttpRequest({ method: 'GET', url: 'http://127.0.0.1:7071/.well-known/jwks.json' });
       const answer = (await handler(request, new InvocationContext({ logHandler: () => {} }))) as HttpResponseInit;
-      return { status: answer.status, kids: (JSON.parse(answer.body as string) as { keys: Array<{ kid: string }> }).keys.length };
+      return {
+        status: answer.status,
+        kids: (JSON.parse(answer.body as string) as { keys: Array<{ kid: string }> }).keys.length,
+      };
     };
 
     expect(await getJwks()).toEqual({ status: 200, kids: 1 });
@@ -147,7 +156,9 @@ describe('the services wire the ring to a logger', () => {
 
     expect(warnings).toHaveLength(2);
     expect(warnings[0]).toMatch(/^signing keys: version [0-9a-f]+ is not a usable signing key; skipped$/);
-    expect(warnings[1]).toMatch(/^signing keys: store unavailable \(.+\); serving the last good ring until it answers$/);
+    expect(warnings[1]).toMatch(
+      /^signing keys: store unavailable \(.+\); serving the last good ring until it answers$/,
+    );
     expect(warnings.join('\n')).not.toContain(privateD);
     await services.upstream.close();
   });

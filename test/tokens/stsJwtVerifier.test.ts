@@ -56,7 +56,13 @@ describe('createStsJwtVerifier through discovery + JWKS over HTTP', () => {
   it('verifies an issued token and returns its claims', async () => {
     const issued = await issue();
     const claims = await verifierFor().verify(issued.token);
-    expect(claims).toMatchObject({ aid: 'acct', iss: server.issuer, aud: AUDIENCE, jti: issued.jti, exp: issued.expiresAt });
+    expect(claims).toMatchObject({
+      aid: 'acct',
+      iss: server.issuer,
+      aud: AUDIENCE,
+      jti: issued.jti,
+      exp: issued.expiresAt,
+    });
     expect(server.hits.get('/.well-known/openid-configuration')).toBe(1);
     expect(server.hits.get('/.well-known/jwks.json')).toBe(1);
   });
@@ -72,11 +78,19 @@ describe('createStsJwtVerifier through discovery + JWKS over HTTP', () => {
   it('rejects a tampered payload or signature', async () => {
     const { token } = await issue();
     const [header, payload, signature = ''] = token.split('.');
-    const forgedPayload = Buffer.from(Buffer.from(payload ?? '', 'base64url').toString().replace('"acct"', '"root"')).toString('base64url');
+    const forgedPayload = Buffer.from(
+      Buffer.from(payload ?? '', 'base64url')
+        .toString()
+        .replace('"acct"', '"root"'),
+    ).toString('base64url');
     const flipped = `${signature.startsWith('A') ? 'B' : 'A'}${signature.slice(1)}`;
     const verifier = verifierFor();
-    expect(await failure(verifier.verify(`${header}.${forgedPayload}.${signature}`))).toBe('ERR_JWS_SIGNATURE_VERIFICATION_FAILED');
-    expect(await failure(verifier.verify(`${header}.${payload}.${flipped}`))).toBe('ERR_JWS_SIGNATURE_VERIFICATION_FAILED');
+    expect(await failure(verifier.verify(`${header}.${forgedPayload}.${signature}`))).toBe(
+      'ERR_JWS_SIGNATURE_VERIFICATION_FAILED',
+    );
+    expect(await failure(verifier.verify(`${header}.${payload}.${flipped}`))).toBe(
+      'ERR_JWS_SIGNATURE_VERIFICATION_FAILED',
+    );
   });
 
   it('rejects a token from a foreign key, with an unknown kid or with our kid', async () => {
@@ -99,35 +113,57 @@ describe('createStsJwtVerifier through discovery + JWKS over HTTP', () => {
 
   it('rejects alg none and HS256 signed with the published public key', async () => {
     const { token } = await issue();
-    const claims = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString()) as Record<string, unknown>;
+    const claims = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString()) as Record<
+      string,
+      unknown
+    >;
     const unsecured = new UnsecuredJWT(claims).encode();
     const verifier = verifierFor();
     expect(await failure(verifier.verify(unsecured))).toBe('ERR_JOSE_ALG_NOT_ALLOWED');
 
     const [published] = await server.ring.publicJwks();
-    const hmacKeys = [Buffer.from(JSON.stringify(published)), Buffer.from(published && 'x' in published ? published.x : '', 'base64url')];
+    const hmacKeys = [
+      Buffer.from(JSON.stringify(published)),
+      Buffer.from(published && 'x' in published ? published.x : '', 'base64url'),
+    ];
     for (const secret of hmacKeys) {
       const input = `${b64url({ alg: 'HS256', kid: published?.kid, typ: 'JWT' })}.${token.split('.')[1]}`;
       const forged = `${input}.${createHmac('sha256', secret).update(input).digest('base64url')}`;
       expect(await failure(verifier.verify(forged))).toBe('ERR_JOSE_ALG_NOT_ALLOWED');
     }
-    expect(() => createStsJwtVerifier({ issuer: server.issuer, audience: AUDIENCE, algorithms: ['HS256'] })).toThrow(TypeError);
-    expect(() => createStsJwtVerifier({ issuer: server.issuer, audience: AUDIENCE, algorithms: ['none'] })).toThrow(TypeError);
+    expect(() => createStsJwtVerifier({ issuer: server.issuer, audience: AUDIENCE, algorithms: ['HS256'] })).toThrow(
+      TypeError,
+    );
+    expect(() => createStsJwtVerifier({ issuer: server.issuer, audience: AUDIENCE, algorithms: ['none'] })).toThrow(
+      TypeError,
+    );
   });
 
   it('rejects expired and not-yet-valid tokens, within the clock tolerance', async () => {
     const { token } = await issue({}, 600);
     const at = (offsetSeconds: number) => () => new Date(fixture.clock().getTime() + offsetSeconds * 1000);
-    expect(await failure(verifierFor({ now: at(600 + 60 - 1), clockToleranceSeconds: 60 }).verify(token))).toBe('verified');
-    expect(await failure(verifierFor({ now: at(600 + 60), clockToleranceSeconds: 60 }).verify(token))).toBe('ERR_JWT_EXPIRED:exp');
-    expect(await failure(verifierFor({ now: at(600), clockToleranceSeconds: 0 }).verify(token))).toBe('ERR_JWT_EXPIRED:exp');
-    expect(await failure(verifierFor({ now: at(-120), clockToleranceSeconds: 60 }).verify(token))).toBe('ERR_JWT_CLAIM_VALIDATION_FAILED:nbf');
+    expect(await failure(verifierFor({ now: at(600 + 60 - 1), clockToleranceSeconds: 60 }).verify(token))).toBe(
+      'verified',
+    );
+    expect(await failure(verifierFor({ now: at(600 + 60), clockToleranceSeconds: 60 }).verify(token))).toBe(
+      'ERR_JWT_EXPIRED:exp',
+    );
+    expect(await failure(verifierFor({ now: at(600), clockToleranceSeconds: 0 }).verify(token))).toBe(
+      'ERR_JWT_EXPIRED:exp',
+    );
+    expect(await failure(verifierFor({ now: at(-120), clockToleranceSeconds: 60 }).verify(token))).toBe(
+      'ERR_JWT_CLAIM_VALIDATION_FAILED:nbf',
+    );
   });
 
   it('rejects another audience or issuer', async () => {
     const { token } = await issue();
-    expect(await failure(verifierFor({ audience: 'https://other.example/' }).verify(token))).toBe('ERR_JWT_CLAIM_VALIDATION_FAILED:aud');
-    expect(await failure(verifierFor({ audience: ['https://other.example/', AUDIENCE] }).verify(token))).toBe('verified');
+    expect(await failure(verifierFor({ audience: 'https://other.example/' }).verify(token))).toBe(
+      'ERR_JWT_CLAIM_VALIDATION_FAILED:aud',
+    );
+    expect(await failure(verifierFor({ audience: ['https://other.example/', AUDIENCE] }).verify(token))).toBe(
+      'verified',
+    );
     const elsewhere = createStsJwtVerifier({
       issuer: 'https://sts.other.example/',
       audience: AUDIENCE,
@@ -136,7 +172,11 @@ describe('createStsJwtVerifier through discovery + JWKS over HTTP', () => {
     });
     expect(await failure(elsewhere.verify(token))).toBe('ERR_JWT_CLAIM_VALIDATION_FAILED:iss');
     // discovery that names another issuer is refused outright
-    const misdirected = createStsJwtVerifier({ issuer: 'https://sts.other.example/', audience: AUDIENCE, discoveryUrl: `${server.issuer}.well-known/openid-configuration` });
+    const misdirected = createStsJwtVerifier({
+      issuer: 'https://sts.other.example/',
+      audience: AUDIENCE,
+      discoveryUrl: `${server.issuer}.well-known/openid-configuration`,
+    });
     expect(await failure(misdirected.verify(token))).toBe('ERR_STS_DISCOVERY');
   });
 });
@@ -158,7 +198,9 @@ describe('rotation as a resource server sees it', () => {
     fixture.advance(1); // published for the cache age plus a full JWKS max-age: v2 signs now
     expect((await server.ring.view()).signing?.version).toBe(v2);
     const newToken = (await issue()).token;
-    expect(JSON.parse(Buffer.from(newToken.split('.')[0] ?? '', 'base64url').toString())).toMatchObject({ alg: 'RS256' });
+    expect(JSON.parse(Buffer.from(newToken.split('.')[0] ?? '', 'base64url').toString())).toMatchObject({
+      alg: 'RS256',
+    });
 
     // the same verifier, never restarted: unknown kid → one JWKS refetch; the old tokens still verify
     expect(await failure(verifier.verify(newToken))).toBe('verified');
@@ -180,8 +222,19 @@ describe('rotation as a resource server sees it', () => {
 describe('verifySwt is exported for WRAP resource servers', () => {
   it('verifies an SWT with the shared key and the expected audience', () => {
     const key = Buffer.alloc(32, 3).toString('base64');
-    const token = signSwt([['Audience', 'http://ns.servicebus.test/'], ['ExpiresOn', '2000000000'], ['Issuer', 'https://ns-sb.test/']], key);
-    expect(verifySwt(token, key, { audience: 'http://ns.servicebus.test/', now: new Date(1_900_000_000_000) })).toHaveLength(3);
-    expect(() => verifySwt(token, key, { audience: 'http://other/', now: new Date(1_900_000_000_000) })).toThrow(/another audience/);
+    const token = signSwt(
+      [
+        ['Audience', 'http://ns.servicebus.test/'],
+        ['ExpiresOn', '2000000000'],
+        ['Issuer', 'https://ns-sb.test/'],
+      ],
+      key,
+    );
+    expect(
+      verifySwt(token, key, { audience: 'http://ns.servicebus.test/', now: new Date(1_900_000_000_000) }),
+    ).toHaveLength(3);
+    expect(() => verifySwt(token, key, { audience: 'http://other/', now: new Date(1_900_000_000_000) })).toThrow(
+      /another audience/,
+    );
   });
 });

@@ -60,7 +60,10 @@ describe('signSwt encodes like .NET HttpUtility.UrlEncode', () => {
     const unsigned = swt.slice(0, swt.lastIndexOf('&HMACSHA256='));
     const claims: SwtClaim[] = [
       ['net.windows.servicebus.action', 'Listen,Manage,Send'],
-      ['http://schemas.microsoft.com/accesscontrolservice/2010/07/claims/identityprovider', 'https://your-namespace-sb.accesscontrol.windows.net/'],
+      [
+        'http://schemas.microsoft.com/accesscontrolservice/2010/07/claims/identityprovider',
+        'https://your-namespace-sb.accesscontrol.windows.net/',
+      ],
       ['Audience', 'http://your-namespace.servicebus.windows.net/'],
       ['ExpiresOn', '1404435127'],
       ['Issuer', 'https://your-namespace-sb.accesscontrol.windows.net/'],
@@ -77,7 +80,11 @@ describe('signSwt encodes like .NET HttpUtility.UrlEncode', () => {
       ['safe', "-_.!*()'"],
     ];
     const token = signSwt(claims, key);
-    expect(token.startsWith('a%3db%26c=x%3d1%26y%3d2+%25%2b+%7e%c3%a9%f0%9f%98%80&ExpiresOn=2000000000&safe=-_.!*()%27&HMACSHA256=')).toBe(true);
+    expect(
+      token.startsWith(
+        'a%3db%26c=x%3d1%26y%3d2+%25%2b+%7e%c3%a9%f0%9f%98%80&ExpiresOn=2000000000&safe=-_.!*()%27&HMACSHA256=',
+      ),
+    ).toBe(true);
     for (const pair of token.split('&')) expect(pair.split('=')).toHaveLength(2);
     expect(verifySwt(token, key, { now: before(2000000000) })).toEqual(claims);
   });
@@ -94,8 +101,30 @@ describe('signSwt refuses tokens clients cannot parse', () => {
   };
 
   it('ExpiresOn last, duplicate names, reserved or empty names, no claims', () => {
-    expect(code(() => signSwt([['Audience', 'a'], ['ExpiresOn', '1']], key))).toBe('ERR_SWT_INVALID_CLAIMS');
-    expect(code(() => signSwt([['Audience', 'a'], ['Audience', 'b'], ['ExpiresOn', '1'], ['x', 'y']], key))).toBe('ERR_SWT_INVALID_CLAIMS');
+    expect(
+      code(() =>
+        signSwt(
+          [
+            ['Audience', 'a'],
+            ['ExpiresOn', '1'],
+          ],
+          key,
+        ),
+      ),
+    ).toBe('ERR_SWT_INVALID_CLAIMS');
+    expect(
+      code(() =>
+        signSwt(
+          [
+            ['Audience', 'a'],
+            ['Audience', 'b'],
+            ['ExpiresOn', '1'],
+            ['x', 'y'],
+          ],
+          key,
+        ),
+      ),
+    ).toBe('ERR_SWT_INVALID_CLAIMS');
     expect(code(() => signSwt([['HMACSHA256', 'a']], key))).toBe('ERR_SWT_INVALID_CLAIMS');
     expect(code(() => signSwt([['', 'a']], key))).toBe('ERR_SWT_INVALID_CLAIMS');
     expect(code(() => signSwt([], key))).toBe('ERR_SWT_INVALID_CLAIMS');
@@ -127,11 +156,15 @@ describe('verifySwt', () => {
   };
 
   it('accepts a fresh token with the expected audience and issuer', () => {
-    expect(verifySwt(token, key, { now, audience: 'http://ns.servicebus.example/q', issuer: 'https://ns-sb.sts.example/' })).toEqual(claims);
+    expect(
+      verifySwt(token, key, { now, audience: 'http://ns.servicebus.example/q', issuer: 'https://ns-sb.sts.example/' }),
+    ).toEqual(claims);
   });
 
   it('rejects a signature made with another key', () => {
-    expect(failure(() => verifySwt(token, Buffer.alloc(32, 8).toString('base64'), { now }))).toBe('ERR_SWT_SIGNATURE_INVALID');
+    expect(failure(() => verifySwt(token, Buffer.alloc(32, 8).toString('base64'), { now }))).toBe(
+      'ERR_SWT_SIGNATURE_INVALID',
+    );
   });
 
   it('rejects a changed claim', () => {
@@ -149,16 +182,29 @@ describe('verifySwt', () => {
     const at = new Date(expiresOn * 1000);
     expect(failure(() => verifySwt(token, key, { now: at }))).toBe('ERR_SWT_EXPIRED');
     expect(failure(() => verifySwt(token, key, { now: at, clockSkewSeconds: 30 }))).toBe('verified');
-    expect(failure(() => verifySwt(token, key, { now: new Date((expiresOn + 30) * 1000), clockSkewSeconds: 30 }))).toBe('ERR_SWT_EXPIRED');
+    expect(failure(() => verifySwt(token, key, { now: new Date((expiresOn + 30) * 1000), clockSkewSeconds: 30 }))).toBe(
+      'ERR_SWT_EXPIRED',
+    );
   });
 
   it('rejects another audience or issuer', () => {
-    expect(failure(() => verifySwt(token, key, { now, audience: 'http://ns.servicebus.example/other' }))).toBe('ERR_SWT_AUDIENCE_MISMATCH');
-    expect(failure(() => verifySwt(token, key, { now, issuer: 'https://evil.example/' }))).toBe('ERR_SWT_ISSUER_MISMATCH');
+    expect(failure(() => verifySwt(token, key, { now, audience: 'http://ns.servicebus.example/other' }))).toBe(
+      'ERR_SWT_AUDIENCE_MISMATCH',
+    );
+    expect(failure(() => verifySwt(token, key, { now, issuer: 'https://evil.example/' }))).toBe(
+      'ERR_SWT_ISSUER_MISMATCH',
+    );
   });
 
   it('rejects malformed tokens without leaking them', () => {
-    for (const bad of ['', 'Audience=a', 'Audience=a=b&ExpiresOn=1&HMACSHA256=x', 'a=%zz&HMACSHA256=x', '&HMACSHA256=x', `${token}&extra=1`]) {
+    for (const bad of [
+      '',
+      'Audience=a',
+      'Audience=a=b&ExpiresOn=1&HMACSHA256=x',
+      'a=%zz&HMACSHA256=x',
+      '&HMACSHA256=x',
+      `${token}&extra=1`,
+    ]) {
       expect(failure(() => verifySwt(bad, key, { now }))).toMatch(/^ERR_SWT_(MALFORMED|SIGNATURE_INVALID)$/);
     }
     const noExpiry = signSwt([['Audience', 'a']], key);

@@ -37,7 +37,9 @@ describe('GET /.well-known/openid-configuration', () => {
     expect(response.headers['content-type']).toMatch(/^application\/json/);
     const document = JSON.parse(response.body) as Record<string, unknown>;
     const members = flowNames.flatMap((flow) => flowDeclaration(flow).discovery?.member ?? []);
-    expect(Object.keys(document).sort()).toEqual(['issuer', 'jwks_uri', 'id_token_signing_alg_values_supported', ...members].sort());
+    expect(Object.keys(document).sort()).toEqual(
+      ['issuer', 'jwks_uri', 'id_token_signing_alg_values_supported', ...members].sort(),
+    );
     expect(document).toMatchObject({
       issuer: server.issuer,
       jwks_uri: `${server.issuer}.well-known/jwks.json`,
@@ -54,8 +56,11 @@ describe('GET /.well-known/openid-configuration', () => {
     const path = (url: string | undefined) => new URL(url ?? '').pathname.slice(1).replace(/%7B(\w+)%7D/g, '{$1}');
     /** The route each function file registers (its definition), by catalogue name. */
     const registered = async (flow: FlowName): Promise<string> =>
-      ((await import(/* @vite-ignore */ new URL(`../../functions/${flow}.ts`, import.meta.url).href)) as { definition: StsFunctionDefinition })
-        .definition.route;
+      (
+        (await import(/* @vite-ignore */ new URL(`../../functions/${flow}.ts`, import.meta.url).href)) as {
+          definition: StsFunctionDefinition;
+        }
+      ).definition.route;
     expect(path(document.jwks_uri)).toBe(await registered('jwks'));
     const advertised = flowNames.filter((flow) => flowDeclaration(flow).discovery !== undefined);
     expect(advertised.length).toBeGreaterThan(0);
@@ -67,7 +72,10 @@ describe('GET /.well-known/openid-configuration', () => {
   });
 
   it('never takes the issuer from the request URL or Host header', async () => {
-    const response = await get('/.well-known/openid-configuration', { host: 'evil.example', 'x-forwarded-host': 'evil.example' });
+    const response = await get('/.well-known/openid-configuration', {
+      host: 'evil.example',
+      'x-forwarded-host': 'evil.example',
+    });
     expect(response.body).not.toContain('evil.example');
     expect(JSON.parse(response.body)).toMatchObject({ issuer: server.issuer });
   });
@@ -104,7 +112,11 @@ describe('GET /.well-known/jwks.json', () => {
     const failing = {
       ...server.services,
       signingKeys: new SigningKeyRing({
-        secrets: { getSecret: async () => undefined, getFreshSecret: async () => undefined, getSecretVersions: async () => Promise.reject(new Error('down')) },
+        secrets: {
+          getSecret: async () => undefined,
+          getFreshSecret: async () => undefined,
+          getSecretVersions: async () => Promise.reject(new Error('down')),
+        },
         clock: fixture.clock,
         maxAgeSeconds: 60,
       }),

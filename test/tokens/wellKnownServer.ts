@@ -53,15 +53,27 @@ export async function startWellKnownServer(
     void Promise.resolve(definition.handlerFor(serving)(request, context)).then((result) => {
       const init = result as HttpResponseInit;
       const body = typeof init.body === 'string' ? init.body : '';
-      res.writeHead(init.status ?? 200, { ...(init.headers as Record<string, string>), 'Content-Length': Buffer.byteLength(body) });
+      res.writeHead(init.status ?? 200, {
+        ...(init.headers as Record<string, string>),
+        'Content-Length': Buffer.byteLength(body),
+      });
       res.end(body);
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
 
-  const config = loadConfig({ STS_ISSUER: origin, STS_LEDGER_MODE: 'off', STS_LOCAL_STORE_PATH: fixture.store.path, ...env });
-  const ring = new SigningKeyRing({ secrets: fixture.store, clock: fixture.clock, maxAgeSeconds: config.secretCache.maxAgeSeconds });
+  const config = loadConfig({
+    STS_ISSUER: origin,
+    STS_LEDGER_MODE: 'off',
+    STS_LOCAL_STORE_PATH: fixture.store.path,
+    ...env,
+  });
+  const ring = new SigningKeyRing({
+    secrets: fixture.store,
+    clock: fixture.clock,
+    maxAgeSeconds: config.secretCache.maxAgeSeconds,
+  });
   const base = await createServices(config, fixture.clock);
   const services: StsServices = {
     ...base,

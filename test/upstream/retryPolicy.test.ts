@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { backoffDelayMs, classifyTransportError, isRetryableStatus, parseRetryAfter } from '../../shared/upstream/retryPolicy.js';
+import {
+  backoffDelayMs,
+  classifyTransportError,
+  isRetryableStatus,
+  parseRetryAfter,
+} from '../../shared/upstream/retryPolicy.js';
 
 describe('which statuses the upstream client retries', () => {
   it('retries throttling and server errors', () => {
@@ -51,18 +56,36 @@ describe('backoffDelayMs', () => {
 });
 
 describe('classifyTransportError', () => {
-  const withCode = (code: string, cause?: unknown) => Object.assign(new Error('x', cause ? { cause } : undefined), { code });
+  const withCode = (code: string, cause?: unknown) =>
+    Object.assign(new Error('x', cause ? { cause } : undefined), { code });
   it('retries resets, refusals and timeouts', () => {
     expect(classifyTransportError(withCode('ECONNRESET'))).toMatchObject({ failure: 'connection', retryable: true });
-    expect(classifyTransportError(withCode('UND_ERR_SOCKET'))).toMatchObject({ failure: 'connection', retryable: true });
+    expect(classifyTransportError(withCode('UND_ERR_SOCKET'))).toMatchObject({
+      failure: 'connection',
+      retryable: true,
+    });
     expect(classifyTransportError(withCode('ECONNREFUSED'))).toMatchObject({ failure: 'connection', retryable: true });
-    expect(classifyTransportError(withCode('UND_ERR_HEADERS_TIMEOUT'))).toMatchObject({ failure: 'timeout', retryable: true });
-    expect(classifyTransportError(withCode('UND_ERR_CONNECT_TIMEOUT'))).toMatchObject({ failure: 'timeout', retryable: true });
+    expect(classifyTransportError(withCode('UND_ERR_HEADERS_TIMEOUT'))).toMatchObject({
+      failure: 'timeout',
+      retryable: true,
+    });
+    expect(classifyTransportError(withCode('UND_ERR_CONNECT_TIMEOUT'))).toMatchObject({
+      failure: 'timeout',
+      retryable: true,
+    });
   });
   it('never retries a certificate failure, even when wrapped', () => {
-    expect(classifyTransportError(withCode('SELF_SIGNED_CERT_IN_CHAIN'))).toMatchObject({ failure: 'tls', retryable: false });
-    expect(classifyTransportError(withCode('ERR_TLS_CERT_ALTNAME_INVALID'))).toMatchObject({ failure: 'tls', retryable: false });
-    expect(classifyTransportError(withCode('UND_ERR_SOCKET', withCode('UNABLE_TO_VERIFY_LEAF_SIGNATURE')))).toMatchObject({
+    expect(classifyTransportError(withCode('SELF_SIGNED_CERT_IN_CHAIN'))).toMatchObject({
+      failure: 'tls',
+      retryable: false,
+    });
+    expect(classifyTransportError(withCode('ERR_TLS_CERT_ALTNAME_INVALID'))).toMatchObject({
+      failure: 'tls',
+      retryable: false,
+    });
+    expect(
+      classifyTransportError(withCode('UND_ERR_SOCKET', withCode('UNABLE_TO_VERIFY_LEAF_SIGNATURE'))),
+    ).toMatchObject({
       failure: 'tls',
       retryable: false,
     });

@@ -33,10 +33,19 @@ function stubProcessEnv(issuer: string, store: string): void {
 }
 
 async function undiciLoads(env: Record<string, string>): Promise<{ outcome: string; loaded: string[] }> {
-  const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'test/upstream/fixtures/reportUndiciLoads.ts'], {
-    env: { PATH: process.env.PATH ?? '', STS_LEDGER_MODE: 'off', STS_LOCAL_STORE_PATH: join(dir, `${Math.random().toString(36).slice(2)}.json`), ...env },
-    timeout: 60_000,
-  });
+  const { stdout } = await promisify(execFile)(
+    process.execPath,
+    ['--import', 'tsx', 'test/upstream/fixtures/reportUndiciLoads.ts'],
+    {
+      env: {
+        PATH: process.env.PATH ?? '',
+        STS_LEDGER_MODE: 'off',
+        STS_LOCAL_STORE_PATH: join(dir, `${Math.random().toString(36).slice(2)}.json`),
+        ...env,
+      },
+      timeout: 60_000,
+    },
+  );
   return JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}') as { outcome: string; loaded: string[] };
 }
 
@@ -51,7 +60,11 @@ describe('services.upstream', () => {
   it('a definition answers with the process services, and handlerFor(services) with those services', async () => {
     stubProcessEnv('https://sts.process.test.example/', 'a.json');
     const other = await createServices(
-      loadConfig({ STS_ISSUER: 'https://sts.other.test.example/', STS_LEDGER_MODE: 'off', STS_LOCAL_STORE_PATH: join(dir, 'other.json') }),
+      loadConfig({
+        STS_ISSUER: 'https://sts.other.test.example/',
+        STS_LEDGER_MODE: 'off',
+        STS_LOCAL_STORE_PATH: join(dir, 'other.json'),
+      }),
     );
     // Called directly, so the catalogue route of the entry it borrows does not matter.
     const reportIssuer = defineStsFunction({

@@ -14,7 +14,9 @@ describe('upstreamLedgerEntry', () => {
 
   it('records a fetch as an upstream row, separate from issuance', () => {
     const expiresAt = new Date('2025-04-21T12:10:00Z');
-    expect(upstreamLedgerEntry({ ...base, outcome: 'fetched', attempts: 2, keyReread: true, status: 200, expiresAt })).toEqual({
+    expect(
+      upstreamLedgerEntry({ ...base, outcome: 'fetched', attempts: 2, keyReread: true, status: 200, expiresAt }),
+    ).toEqual({
       time,
       flow: 'issueToken',
       outcome: 'upstream',
@@ -28,7 +30,14 @@ describe('upstreamLedgerEntry', () => {
   });
 
   it('records a failure with its reason, and 0 when the upstream never answered', () => {
-    const entry = upstreamLedgerEntry({ ...base, requestId: undefined, outcome: 'failed', attempts: 3, keyReread: false, failure: 'connection' });
+    const entry = upstreamLedgerEntry({
+      ...base,
+      requestId: undefined,
+      outcome: 'failed',
+      attempts: 3,
+      keyReread: false,
+      failure: 'connection',
+    });
     expect(entry).toMatchObject({ outcome: 'upstream', status: 0, reason: 'connection', requestId: 'upstream-fetch' });
   });
 });

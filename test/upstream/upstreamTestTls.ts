@@ -34,5 +34,10 @@ export async function untrustedTls(): Promise<UpstreamTestTls> {
   const dir = await mkdtemp(join(tmpdir(), 'sts-upstream-ca-'));
   const ca = await createTestCertificateAuthority(dir);
   const server = await loopbackCertificate(ca);
-  return { server, clientCa: ca.certPem, caPath: ca.certPath, dispose: () => rm(dir, { recursive: true, force: true }) };
+  return {
+    server,
+    clientCa: ca.certPem,
+    caPath: ca.certPath,
+    dispose: () => rm(dir, { recursive: true, force: true }),
+  };
 }

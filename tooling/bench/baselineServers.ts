@@ -2,7 +2,12 @@ import { createHash, createHmac, randomUUID, sign, timingSafeEqual, type KeyObje
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { importJWK, SignJWT } from 'jose';
-import { parseRecord, type CognitiveResource, type MixedRealityAccount, type WrapIssuer } from '../../shared/credentials/records.js';
+import {
+  parseRecord,
+  type CognitiveResource,
+  type MixedRealityAccount,
+  type WrapIssuer,
+} from '../../shared/credentials/records.js';
 import { vaultLayout, vaultPrefixes } from '../../shared/credentials/vaultLayout.js';
 import { FileSecretStore } from '../../shared/secrets/fileSecretStore.js';
 import { parseSigningJwk } from '../../shared/tokens/signingKeyMaterial.js';
@@ -51,7 +56,10 @@ type Signer = (payload: Record<string, unknown>) => Promise<string> | string;
  * @example
  * const baseline = await startBaselineServer('jose', { storePath, issuer: 'https://sts.bench.example/' });
  */
-export async function startBaselineServer(kind: BaselineKind, options: { storePath: string; issuer: string; mixedRealityAudience: string; cognitiveAudience: string }): Promise<RunningBaseline> {
+export async function startBaselineServer(
+  kind: BaselineKind,
+  options: { storePath: string; issuer: string; mixedRealityAudience: string; cognitiveAudience: string },
+): Promise<RunningBaseline> {
   const credentials = await loadCredentials(options.storePath);
   const signer = kind === 'swt' ? undefined : await createSigner(kind, options.storePath);
 
@@ -61,7 +69,12 @@ export async function startBaselineServer(kind: BaselineKind, options: { storePa
     if (!authorization.startsWith('Bearer ') || colon < 0) return refuse(res);
     const accountId = authorization.slice(7, colon).toLowerCase();
     const account = credentials.accounts.get(accountId);
-    if (!account || accountId !== pathId.toLowerCase() || !matchesEitherKey(authorization.slice(colon + 1), account.keys)) return refuse(res);
+    if (
+      !account ||
+      accountId !== pathId.toLowerCase() ||
+      !matchesEitherKey(authorization.slice(colon + 1), account.keys)
+    )
+      return refuse(res);
     const now = Math.floor(Date.now() / 1000);
     const token = await (signer as Signer)({
       jti: randomUUID(),
@@ -178,14 +191,22 @@ async function createSigner(kind: 'jose' | 'crypto', storePath: string): Promise
   const privateKey: KeyObject = material.privateKey;
   return (payload) => {
     const signingInput = `${encodedHeader}.${Buffer.from(JSON.stringify(payload)).toString('base64url')}`;
-    const signature = sign('sha256', Buffer.from(signingInput, 'ascii'), { key: privateKey, dsaEncoding: 'ieee-p1363' });
+    const signature = sign('sha256', Buffer.from(signingInput, 'ascii'), {
+      key: privateKey,
+      dsaEncoding: 'ieee-p1363',
+    });
     return `${signingInput}.${signature.toString('base64url')}`;
   };
 }
 
 async function loadCredentials(storePath: string): Promise<Credentials> {
   const store = new FileSecretStore(storePath);
-  const credentials: Credentials = { accounts: new Map(), cognitiveByKeyDigest: new Map(), wrapIssuers: new Map(), wrapSigningKeys: new Map() };
+  const credentials: Credentials = {
+    accounts: new Map(),
+    cognitiveByKeyDigest: new Map(),
+    wrapIssuers: new Map(),
+    wrapSigningKeys: new Map(),
+  };
   for (const name of await store.listSecretNames()) {
     const value = (await store.getSecret(name))?.value ?? '';
     if (name.startsWith(vaultPrefixes.mixedRealityAccount)) {
@@ -193,7 +214,8 @@ async function loadCredentials(storePath: string): Promise<Credentials> {
       if (account?.enabled) credentials.accounts.set(account.accountId, account);
     } else if (name.startsWith(vaultPrefixes.cognitiveResource)) {
       const resource = parseRecord(value, 'cognitiveResource');
-      if (resource) for (const key of resource.keys) credentials.cognitiveByKeyDigest.set(sha256(key).toString('hex'), resource);
+      if (resource)
+        for (const key of resource.keys) credentials.cognitiveByKeyDigest.set(sha256(key).toString('hex'), resource);
     } else if (name.startsWith(vaultPrefixes.wrapIssuer)) {
       const issuer = parseRecord(value, 'wrapIssuer');
       if (issuer?.enabled) credentials.wrapIssuers.set(`${issuer.namespace}\n${issuer.name}`, issuer);

@@ -51,7 +51,13 @@ const running = new Set<BenchChild<unknown>>();
 export async function startBenchChild<Ready>(options: BenchChildOptions): Promise<BenchChild<Ready>> {
   const child = spawn(
     process.execPath,
-    [...(options.execArgv ?? []), '--import', 'tsx', join(projectRoot, 'tooling', 'bench', options.script), ...(options.args ?? [])],
+    [
+      ...(options.execArgv ?? []),
+      '--import',
+      'tsx',
+      join(projectRoot, 'tooling', 'bench', options.script),
+      ...(options.args ?? []),
+    ],
     { cwd: projectRoot, env: options.env, stdio: ['ignore', 'ignore', 'pipe', 'ipc'], windowsHide: true },
   );
   let stderrTail = '';
@@ -87,7 +93,8 @@ export async function startBenchChild<Ready>(options: BenchChildOptions): Promis
     else waiter.reject(new Error(`${describe()}: ${message.error ?? 'request failed'}`));
   });
   void exited.then((code) => {
-    for (const waiter of pending.values()) waiter.reject(new Error(`${describe()} exited (code ${code}). ${stderrTail.trim()}`));
+    for (const waiter of pending.values())
+      waiter.reject(new Error(`${describe()} exited (code ${code}). ${stderrTail.trim()}`));
     pending.clear();
   });
 
@@ -96,7 +103,8 @@ export async function startBenchChild<Ready>(options: BenchChildOptions): Promis
     pid: child.pid ?? -1,
     ready,
     request<T>(type: string, payload: Record<string, unknown> = {}, timeoutMs = 300_000): Promise<T> {
-      if (child.exitCode !== null || child.signalCode !== null) return Promise.reject(new Error(`${describe()} is not running`));
+      if (child.exitCode !== null || child.signalCode !== null)
+        return Promise.reject(new Error(`${describe()} is not running`));
       const id = nextId++;
       return new Promise<T>((resolve, reject) => {
         const timer = setTimeout(() => {

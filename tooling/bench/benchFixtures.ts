@@ -50,7 +50,9 @@ const FOREIGN_SETTINGS = /^(STS_|KEY_VAULT_|AZURE_|IDENTITY_|MSI_|WEBSITE_|NODE_
 export async function createBenchFixtures(): Promise<BenchFixtures> {
   const directory = await mkdtemp(join(tmpdir(), 'sts-bench-'));
   const storePath = join(directory, 'secrets.json');
-  const bootstrap = await ensureDemoCredentials(loadConfig({ STS_LOCAL_STORE_PATH: storePath, STS_LEDGER_MODE: 'off', STS_ISSUER: BENCH_ISSUER }));
+  const bootstrap = await ensureDemoCredentials(
+    loadConfig({ STS_LOCAL_STORE_PATH: storePath, STS_LEDGER_MODE: 'off', STS_ISSUER: BENCH_ISSUER }),
+  );
   if (bootstrap.outcome !== 'created') throw new Error(`demo credentials were not created (${bootstrap.outcome})`);
   const { credentials } = bootstrap;
   const snapshot = await snapshotCompiledApp();
@@ -79,7 +81,14 @@ export async function createBenchFixtures(): Promise<BenchFixtures> {
     childEnv(extra = {}) {
       const env: NodeJS.ProcessEnv = {};
       for (const [name, value] of Object.entries(process.env)) if (!FOREIGN_SETTINGS.test(name)) env[name] = value;
-      return { ...env, STS_LOCAL_STORE_PATH: storePath, STS_ISSUER: BENCH_ISSUER, STS_LEDGER_MODE: 'off', [APP_ROOT_ENV]: snapshot.root, ...extra };
+      return {
+        ...env,
+        STS_LOCAL_STORE_PATH: storePath,
+        STS_ISSUER: BENCH_ISSUER,
+        STS_LEDGER_MODE: 'off',
+        [APP_ROOT_ENV]: snapshot.root,
+        ...extra,
+      };
     },
     remove: async () => {
       await rm(directory, { recursive: true, force: true });

@@ -100,7 +100,8 @@ export function parseBenchOptions(argv: readonly string[]): BenchPlan | 'help' {
   const whole = (text: string | undefined, option: string, fallback: number, min: number, max: number): number => {
     if (text === undefined) return fallback;
     const value = Number(text);
-    if (!Number.isInteger(value) || value < min || value > max) throw new Error(`${option} must be a whole number from ${min} to ${max}`);
+    if (!Number.isInteger(value) || value < min || value > max)
+      throw new Error(`${option} must be a whole number from ${min} to ${max}`);
     return value;
   };
   const connections = values.connections

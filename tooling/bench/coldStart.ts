@@ -128,7 +128,11 @@ process.exit(0);
 const BARE = `const loadedMs = performance.now(); const { user, system } = process.cpuUsage(); process.stdout.write('\\n${RESULT_MARKER}' + JSON.stringify({ loadedMs, loadedCpuMs: (user + system) / 1000, rssBytes: process.memoryUsage().rss }) + '\\n'); process.exit(0);`;
 
 /** Runs the cold-start section: `starts` processes per figure, interleaved, medians reported. */
-export async function measureColdStart(fixtures: BenchFixtures, starts: number, log: (line: string) => void): Promise<ColdStartResults> {
+export async function measureColdStart(
+  fixtures: BenchFixtures,
+  starts: number,
+  log: (line: string) => void,
+): Promise<ColdStartResults> {
   const artifactDir = await mkdtemp(join(tmpdir(), 'sts-bench-artifact-'));
   const artifact = await packageApp({ outDir: artifactDir });
   log(`  artifact: ${artifact.entries.length} functions, ${(artifact.bytes / 1024).toFixed(0)} KiB (${artifactDir})`);
@@ -145,14 +149,30 @@ export async function measureColdStart(fixtures: BenchFixtures, starts: number, 
       bare: { code: BARE, env: fixtures.childEnv() },
       bareWithTestCa: { code: BARE, env: fixtures.childEnv({ NODE_EXTRA_CA_CERTS: join(caDir, 'ca.pem') }) },
       modulesLoaded: { code: PROBE, env: fixtures.childEnv({ BENCH_PROBE: JSON.stringify({ functionUrls }) }) },
-      firstTokenEmbedded: { code: PROBE, env: fixtures.childEnv({ BENCH_PROBE: JSON.stringify({ functionUrls, mixedRealityUrl, request }) }) },
-      firstTokenKeyVault: { code: PROBE, env: fixtures.childEnv({ ...vaultEnv, BENCH_PROBE: JSON.stringify({ functionUrls, mixedRealityUrl, request }) }) },
+      firstTokenEmbedded: {
+        code: PROBE,
+        env: fixtures.childEnv({ BENCH_PROBE: JSON.stringify({ functionUrls, mixedRealityUrl, request }) }),
+      },
+      firstTokenKeyVault: {
+        code: PROBE,
+        env: fixtures.childEnv({
+          ...vaultEnv,
+          BENCH_PROBE: JSON.stringify({ functionUrls, mixedRealityUrl, request }),
+        }),
+      },
     } as const;
-    const runs: Record<keyof typeof kinds, { output: ProbeOutput; wallMs: number }[]> = { bare: [], bareWithTestCa: [], modulesLoaded: [], firstTokenEmbedded: [], firstTokenKeyVault: [] };
+    const runs: Record<keyof typeof kinds, { output: ProbeOutput; wallMs: number }[]> = {
+      bare: [],
+      bareWithTestCa: [],
+      modulesLoaded: [],
+      firstTokenEmbedded: [],
+      firstTokenKeyVault: [],
+    };
     for (let start = 0; start < starts; start += 1) {
       for (const [kind, probe] of Object.entries(kinds) as [keyof typeof kinds, (typeof kinds)[keyof typeof kinds]][]) {
         const run = await runProbe(probe.code, probe.env);
-        if (run.output.status !== undefined && run.output.status !== 200) throw new Error(`cold start ${kind}: the first token was answered ${run.output.status}`);
+        if (run.output.status !== undefined && run.output.status !== 200)
+          throw new Error(`cold start ${kind}: the first token was answered ${run.output.status}`);
         runs[kind].push(run);
       }
     }
@@ -190,7 +210,10 @@ export async function measureColdStart(fixtures: BenchFixtures, starts: number, 
       ['firstTokenEmbedded', 'after first token, embedded store'],
       ['firstTokenKeyVault', 'after first token, Key Vault'],
     ] as const) {
-      const env = { ...kinds[kind].env, BENCH_PROBE: JSON.stringify({ ...JSON.parse(String(kinds[kind].env.BENCH_PROBE)), census: true }) };
+      const env = {
+        ...kinds[kind].env,
+        BENCH_PROBE: JSON.stringify({ ...JSON.parse(String(kinds[kind].env.BENCH_PROBE)), census: true }),
+      };
       census.push(await moduleCensus(label, (await runProbe(PROBE, env)).output.urls ?? []));
     }
     log(`  ${starts} starts per figure; module load overhead ${results.moduleLoadOverheadMs.toFixed(1)} ms`);
@@ -207,7 +230,10 @@ async function startSeededVault(fixtures: BenchFixtures, caDir: string): Promise
   const ca = await createTestCertificateAuthority(caDir);
   const vault = await new KeyVaultTestServer({ certificate: await loopbackCertificate(ca) }).start();
   const store = new FileSecretStore(fixtures.storePath);
-  for (const name of [vaultLayout.signingKey, vaultLayout.mixedRealityAccount(fixtures.credentials.mixedReality.accountId)]) {
+  for (const name of [
+    vaultLayout.signingKey,
+    vaultLayout.mixedRealityAccount(fixtures.credentials.mixedReality.accountId),
+  ]) {
     const secret = await store.getSecret(name);
     if (!secret) throw new Error(`the bench store has no ${name}`);
     vault.seed(name, secret.value, { contentType: secret.contentType ?? 'application/json' });
@@ -215,10 +241,18 @@ async function startSeededVault(fixtures: BenchFixtures, caDir: string): Promise
   return vault;
 }
 
-function runProbeIn(cwd: string, code: string, env: NodeJS.ProcessEnv): Promise<{ output: ProbeOutput; wallMs: number }> {
+function runProbeIn(
+  cwd: string,
+  code: string,
+  env: NodeJS.ProcessEnv,
+): Promise<{ output: ProbeOutput; wallMs: number }> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
-    const child = spawn(process.execPath, ['--input-type=module', '-e', code], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--input-type=module', '-e', code], {
+      cwd,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));

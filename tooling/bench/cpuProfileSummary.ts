@@ -74,14 +74,20 @@ export async function summarizeCpuProfile(path: string, top = 15): Promise<Profi
       .filter(([name]) => name !== '(idle)' && name !== '(program)')
       .sort((a, b) => b[1] - a[1])
       .slice(0, top)
-      .map(([name]) => ({ name, selfPercent: percent(self.get(name) ?? 0), inclusivePercent: percent(inclusive.get(name) ?? 0) }));
+      .map(([name]) => ({
+        name,
+        selfPercent: percent(self.get(name) ?? 0),
+        inclusivePercent: percent(inclusive.get(name) ?? 0),
+      }));
   return {
     path,
     sampledMs: total / 1000,
     busyPercent: percent(total - idle),
     bySelf: ranked(self),
     byInclusive: ranked(inclusive),
-    areas: [...areas.entries()].sort((a, b) => b[1] - a[1]).map(([area, micros]) => ({ area, selfPercent: percent(micros) })),
+    areas: [...areas.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .map(([area, micros]) => ({ area, selfPercent: percent(micros) })),
   };
 }
 

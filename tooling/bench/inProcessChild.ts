@@ -41,14 +41,21 @@ export interface InProcessResults {
   readonly iterations: number;
   readonly concurrency: number;
   /** By flow: one call at a time, and `concurrency` in flight. */
-  readonly flows: Record<string, { readonly sequential: PerOperation; readonly concurrent: PerOperation; readonly non200: number }>;
+  readonly flows: Record<
+    string,
+    { readonly sequential: PerOperation; readonly concurrent: PerOperation; readonly non200: number }
+  >;
   readonly primitives: Record<string, { readonly sequential: PerOperation; readonly concurrent: PerOperation }>;
   /**
    * With `--profile`: the Mixed Reality token's CPU by stage (tooling/bench/tokenStages.ts): each stage's share
    * of a CPU profile of the handler ({@link CONCURRENT} in flight) times the unprofiled main-thread CPU per
    * token, and the CPU of other threads (the profile cannot see them) as a stage of its own.
    */
-  readonly mixedRealityStages?: readonly { readonly stage: TokenStage; readonly share: number; readonly micros: number }[];
+  readonly mixedRealityStages?: readonly {
+    readonly stage: TokenStage;
+    readonly share: number;
+    readonly micros: number;
+  }[];
 }
 
 async function measure(request: ParentRequest): Promise<InProcessResults> {
@@ -71,7 +78,11 @@ async function measure(request: ParentRequest): Promise<InProcessResults> {
           params: spec.params,
           ...(spec.body === undefined ? {} : { body: { string: spec.body } }),
         }),
-        context: new InvocationContext({ invocationId: randomUUID(), functionName: definition.name, logHandler: () => {} }),
+        context: new InvocationContext({
+          invocationId: randomUUID(),
+          functionName: definition.name,
+          logHandler: () => {},
+        }),
       }));
     let non200 = 0;
     const call = async (handler: HttpHandler, prepared: ReturnType<typeof prepare>, inFlight: number) => {
@@ -158,16 +169,33 @@ async function measure(request: ParentRequest): Promise<InProcessResults> {
   };
   const primitive = async (work: () => unknown): Promise<InProcessResults['primitives'][string]> => {
     await repeat(work, CONCURRENT); // warm-up
-    return { sequential: await timed(iterations, () => repeat(work, 1)), concurrent: await timed(iterations, () => repeat(work, CONCURRENT)) };
+    return {
+      sequential: await timed(iterations, () => repeat(work, 1)),
+      concurrent: await timed(iterations, () => repeat(work, CONCURRENT)),
+    };
   };
   const primitives: InProcessResults['primitives'] = {
-    'ES256 sign, node:crypto sync': await primitive(() => sign('sha256', signingInput, { key: key.privateKey, dsaEncoding: 'ieee-p1363' })),
-    'ES256 sign, node:crypto async (pool)': await primitive(() => signAsync('sha256', signingInput, { key: key.privateKey, dsaEncoding: 'ieee-p1363' })),
-    'ES256 JWT, jose SignJWT': await primitive(() => new SignJWT(claims).setProtectedHeader({ alg: 'ES256', kid: key.kid, typ: 'JWT' }).sign(joseKey)),
+    'ES256 sign, node:crypto sync': await primitive(() =>
+      sign('sha256', signingInput, { key: key.privateKey, dsaEncoding: 'ieee-p1363' }),
+    ),
+    'ES256 sign, node:crypto async (pool)': await primitive(() =>
+      signAsync('sha256', signingInput, { key: key.privateKey, dsaEncoding: 'ieee-p1363' }),
+    ),
+    'ES256 JWT, jose SignJWT': await primitive(() =>
+      new SignJWT(claims).setProtectedHeader({ alg: 'ES256', kid: key.kid, typ: 'JWT' }).sign(joseKey),
+    ),
     'HMAC-SHA256 (400 bytes)': await primitive(() => createHmac('sha256', hmacKey).update(swtInput).digest()),
-    'SHA-256 of a key': await primitive(() => createHash('sha256').update('0123456789abcdef0123456789abcdef', 'utf8').digest()),
+    'SHA-256 of a key': await primitive(() =>
+      createHash('sha256').update('0123456789abcdef0123456789abcdef', 'utf8').digest(),
+    ),
   };
-  return { iterations, concurrency: CONCURRENT, flows, primitives, ...(mixedRealityStages ? { mixedRealityStages } : {}) };
+  return {
+    iterations,
+    concurrency: CONCURRENT,
+    flows,
+    primitives,
+    ...(mixedRealityStages ? { mixedRealityStages } : {}),
+  };
 }
 
 /** Requests prepared at a time for the timed handler calls. */
@@ -197,7 +225,11 @@ async function timed(operations: number, work: () => Promise<void>): Promise<Per
   const thread = process.threadCpuUsage();
   const mainThread = thread.user - threadBefore.user + (thread.system - threadBefore.system);
   const total = cpu.user + cpu.system;
-  return { cpuMicros: total / operations, wallMicros: (wall * 1000) / operations, mainThreadShare: total > 0 ? Math.min(1, mainThread / total) : 0 };
+  return {
+    cpuMicros: total / operations,
+    wallMicros: (wall * 1000) / operations,
+    mainThreadShare: total > 0 ? Math.min(1, mainThread / total) : 0,
+  };
 }
 
 try {

@@ -21,7 +21,11 @@ export interface LedgerResults {
   readonly summaries: readonly LoadSummary[];
 }
 
-export async function measureLedger(plan: BenchPlan, fixtures: BenchFixtures, log: (line: string) => void): Promise<LedgerResults> {
+export async function measureLedger(
+  plan: BenchPlan,
+  fixtures: BenchFixtures,
+  log: (line: string) => void,
+): Promise<LedgerResults> {
   const dataDir = await mkdtemp(join(tmpdir(), 'sts-bench-azurite-'));
   const azurite = await startLocalAzurite({ dataDir, startTimeoutMs: 60_000 });
   try {
@@ -38,7 +42,12 @@ export async function measureLedger(plan: BenchPlan, fixtures: BenchFixtures, lo
       // Azurite's own CPU is counted too (as the helper's CPU per request): the ledger's cost is not only ours.
       const azuritePid = await findProcessWithArgument(azurite.dataDir);
       const targets: LoadTarget[] = [
-        { id: LEDGER_TARGET.off, label: 'app  Mixed Reality, ledger off', server: off, request: fixtures.requests.mixedRealityToken },
+        {
+          id: LEDGER_TARGET.off,
+          label: 'app  Mixed Reality, ledger off',
+          server: off,
+          request: fixtures.requests.mixedRealityToken,
+        },
         {
           id: LEDGER_TARGET.required,
           label: 'app  Mixed Reality, ledger required',

@@ -67,7 +67,9 @@ export async function verifyTargets(targets: readonly LoadTarget[]): Promise<voi
     });
     const body = await response.text();
     if (response.status !== 200 || !request.looksIssued(body)) {
-      throw new Error(`${target.label}: the benchmark request is not answered with a token (status ${response.status})`);
+      throw new Error(
+        `${target.label}: the benchmark request is not answered with a token (status ${response.status})`,
+      );
     }
   }
 }
@@ -91,7 +93,10 @@ export async function runLoadMatrix(
     }
   }
 
-  const samples = new Map<string, { result: LoadRunResult; cpuMicrosPerRequest: number; auxiliaryCpuMicrosPerRequest: number }[]>();
+  const samples = new Map<
+    string,
+    { result: LoadRunResult; cpuMicrosPerRequest: number; auxiliaryCpuMicrosPerRequest: number }[]
+  >();
   for (let rep = 1; rep <= settings.repetitions; rep += 1) {
     // Alternate the order, so no target always runs right after the same neighbour.
     const ordered = rep % 2 === 1 ? targets : [...targets].reverse();
@@ -99,13 +104,19 @@ export async function runLoadMatrix(
       for (const target of ordered) {
         const before = await target.server.request<ProcessUsage>('usage');
         const auxiliaryBefore = await target.auxiliaryCpuMicros?.();
-        const result = await worker.request<LoadRunResult>('run', runRequest(target, connections, settings.durationSeconds, settings.overallRate));
+        const result = await worker.request<LoadRunResult>(
+          'run',
+          runRequest(target, connections, settings.durationSeconds, settings.overallRate),
+        );
         const after = await target.server.request<ProcessUsage>('usage');
         const auxiliaryAfter = await target.auxiliaryCpuMicros?.();
-        const perResponse = (micros: number | undefined) => (micros !== undefined && result.responses > 0 ? micros / result.responses : Number.NaN);
+        const perResponse = (micros: number | undefined) =>
+          micros !== undefined && result.responses > 0 ? micros / result.responses : Number.NaN;
         const cpuMicrosPerRequest = perResponse(after.cpuMicros - before.cpuMicros);
         const auxiliaryCpuMicrosPerRequest =
-          auxiliaryBefore === undefined || auxiliaryAfter === undefined ? Number.NaN : perResponse(auxiliaryAfter - auxiliaryBefore);
+          auxiliaryBefore === undefined || auxiliaryAfter === undefined
+            ? Number.NaN
+            : perResponse(auxiliaryAfter - auxiliaryBefore);
         const key = `${target.id}@${connections}`;
         samples.set(key, [...(samples.get(key) ?? []), { result, cpuMicrosPerRequest, auxiliaryCpuMicrosPerRequest }]);
         log(
@@ -149,7 +160,12 @@ function sumCounts(counts: readonly Record<string, number>[]): Record<string, nu
   return total;
 }
 
-function runRequest(target: LoadTarget, connections: number, durationSeconds: number, overallRate?: number): Record<string, unknown> {
+function runRequest(
+  target: LoadTarget,
+  connections: number,
+  durationSeconds: number,
+  overallRate?: number,
+): Record<string, unknown> {
   const { request } = target;
   const spec: LoadRunRequest = {
     url: `${target.server.ready.url}${request.path}`,

@@ -56,7 +56,9 @@ async function run(request: ParentRequest): Promise<LoadRunResult> {
     timeout: 10,
     ...(spec.overallRate === undefined ? {} : { overallRate: spec.overallRate }),
   };
-  const instance = autocannon(options, (error: Error | null, result: autocannon.Result) => (error ? fail(error) : finish(result)));
+  const instance = autocannon(options, (error: Error | null, result: autocannon.Result) =>
+    error ? fail(error) : finish(result),
+  );
   instance.on('response', (_client, _status, _bytes, responseTime) => {
     if (count === latencies.length) {
       const grown = new Float64Array(latencies.length * 2);
@@ -68,7 +70,8 @@ async function run(request: ParentRequest): Promise<LoadRunResult> {
   const result = await done;
   const sorted = latencies.subarray(0, count).sort();
   const statusCodes: Record<string, number> = {};
-  for (const [code, stats] of Object.entries(result.statusCodeStats ?? {})) statusCodes[code] = (stats as { count: number }).count;
+  for (const [code, stats] of Object.entries(result.statusCodeStats ?? {}))
+    statusCodes[code] = (stats as { count: number }).count;
   const elapsedSeconds = result.duration > 0 ? result.duration : spec.durationSeconds;
   return {
     responses: count,

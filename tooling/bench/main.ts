@@ -8,7 +8,14 @@ import { BENCH_USAGE, parseBenchOptions, type BenchPlan, type BenchSection } fro
 import { measureColdStart } from './coldStart.js';
 import { measureInProcess } from './inProcess.js';
 import { measureLedger } from './ledgerComparison.js';
-import { baselineRatios, checkTargets, cpuBreakdown, renderReport, type BenchMeasurements, type MachineInfo } from './report.js';
+import {
+  baselineRatios,
+  checkTargets,
+  cpuBreakdown,
+  renderReport,
+  type BenchMeasurements,
+  type MachineInfo,
+} from './report.js';
 import { measureRealWorker } from './realWorker.js';
 import { measureThroughput } from './throughput.js';
 import { measureVaultTraffic } from './vaultTraffic.js';
@@ -89,7 +96,12 @@ async function main(argv: readonly string[]): Promise<number> {
       measurements.coldStart = await measureColdStart(fixtures, plan.coldStarts, progress);
     });
     await section('throughput', 'Throughput: app through the local host vs baselines', async () => {
-      measurements.throughput = await measureThroughput(plan, fixtures, join(resultsDir, `${stamp}-profiles`), progress);
+      measurements.throughput = await measureThroughput(
+        plan,
+        fixtures,
+        join(resultsDir, `${stamp}-profiles`),
+        progress,
+      );
     });
     const harness = plan.realWorkerHarness;
     if (harness !== undefined) {
@@ -97,13 +109,19 @@ async function main(argv: readonly string[]): Promise<number> {
         measurements.realWorker = await measureRealWorker(harness, plan, fixtures, progress);
       });
     } else if (plan.sections.has('realworker')) {
-      notes.push('Real worker: skipped (optional; --real-worker <harness dir> runs it, docs/performance.md#real-worker).');
+      notes.push(
+        'Real worker: skipped (optional; --real-worker <harness dir> runs it, docs/performance.md#real-worker).',
+      );
     }
     await section('ledger', 'Ledger off vs required (Azurite)', async () => {
       measurements.ledger = await measureLedger(plan, fixtures, progress);
     });
     await section('vault', 'Vault traffic', async () => {
-      measurements.vault = await measureVaultTraffic(fixtures, { accounts: plan.spreadAccounts, spreadTokens: plan.spreadTokens }, progress);
+      measurements.vault = await measureVaultTraffic(
+        fixtures,
+        { accounts: plan.spreadAccounts, spreadTokens: plan.spreadTokens },
+        progress,
+      );
     });
   } finally {
     process.off('SIGINT', interrupted);
@@ -118,9 +136,12 @@ async function main(argv: readonly string[]): Promise<number> {
   const checks = checkTargets(measurements, ratios);
   if (!plan.hostLog) notes.push('The local host ran without its per-request log line (--host-log keeps it).');
   if (machine.loadAverageAtStart[0] !== undefined && machine.loadAverageAtStart[0] > machine.cpus / 2) {
-    notes.push(`The machine was busy when the run started (load average ${machine.loadAverageAtStart[0].toFixed(2)} on ${machine.cpus} CPUs): absolute figures are low; the ratios still compare like with like.`);
+    notes.push(
+      `The machine was busy when the run started (load average ${machine.loadAverageAtStart[0].toFixed(2)} on ${machine.cpus} CPUs): absolute figures are low; the ratios still compare like with like.`,
+    );
   }
-  if (plan.sections.has('ledger') && !measurements.ledger) notes.push('Ledger on/off: not measured (see the failure below).');
+  if (plan.sections.has('ledger') && !measurements.ledger)
+    notes.push('Ledger on/off: not measured (see the failure below).');
   for (const failure of failures) notes.push(`FAILED ${failure.section}: ${failure.message}`);
 
   const elapsedSeconds = (finishedAt.getTime() - startedAt.getTime()) / 1000;
@@ -143,7 +164,10 @@ async function main(argv: readonly string[]): Promise<number> {
     notes,
     failures,
   };
-  await writeFile(resultPath, `${JSON.stringify(json, (_key, value: unknown) => (typeof value === 'number' && !Number.isFinite(value) ? null : value), 2)}\n`);
+  await writeFile(
+    resultPath,
+    `${JSON.stringify(json, (_key, value: unknown) => (typeof value === 'number' && !Number.isFinite(value) ? null : value), 2)}\n`,
+  );
   console.log(`\nFigures written to ${relative(process.cwd(), resultPath) || resultPath}`);
   return failures.length > 0 ? 1 : 0;
 }

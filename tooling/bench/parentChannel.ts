@@ -15,7 +15,11 @@ export type RequestHandler = (request: ParentRequest) => unknown;
  * Tells the parent this child is ready (with `ready` as its announcement), then answers its requests with
  * `handlers[type]`. `onStop` runs before the process exits on a `stop` request or a lost parent.
  */
-export function answerParent(ready: unknown, handlers: Readonly<Record<string, RequestHandler>>, onStop?: () => Promise<void> | void): void {
+export function answerParent(
+  ready: unknown,
+  handlers: Readonly<Record<string, RequestHandler>>,
+  onStop?: () => Promise<void> | void,
+): void {
   const send = process.send?.bind(process);
   if (!send) throw new Error('this script is a benchmark child: start it through `npm run bench`');
   let stopping = false;
@@ -43,7 +47,8 @@ export function answerParent(ready: unknown, handlers: Readonly<Record<string, R
       .then(() => handler(message))
       .then(
         (result) => send({ id: message.id, ok: true, result }),
-        (error: unknown) => send({ id: message.id, ok: false, error: error instanceof Error ? error.message : String(error) }),
+        (error: unknown) =>
+          send({ id: message.id, ok: false, error: error instanceof Error ? error.message : String(error) }),
       );
   });
   send({ type: 'ready', ready });

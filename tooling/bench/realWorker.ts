@@ -6,7 +6,13 @@ import { projectRoot } from '../../tools/localHost/projectPaths.js';
 import type { BenchChild } from './benchChild.js';
 import type { BenchFixtures } from './benchFixtures.js';
 import type { BenchPlan } from './benchOptions.js';
-import { runLoadMatrix, verifyTargets, type LoadSummary, type LoadTarget, type ServerAnnouncement } from './loadMatrix.js';
+import {
+  runLoadMatrix,
+  verifyTargets,
+  type LoadSummary,
+  type LoadTarget,
+  type ServerAnnouncement,
+} from './loadMatrix.js';
 import type { ProcessUsage } from './parentChannel.js';
 import { processCpuMicros } from './procStat.js';
 import { startLoadWorker } from './throughput.js';
@@ -85,22 +91,37 @@ export async function measureRealWorker(
   const noopRoot = join(projectRoot, 'bench-results', `.noop-${process.pid}`);
   await mkdir(noopRoot, { recursive: true });
   await copyFile(join(projectRoot, 'host.json'), join(noopRoot, 'host.json'));
-  await writeFile(join(noopRoot, 'package.json'), `${JSON.stringify({ name: 'bench-noop', type: 'module', main: 'noop.js' })}\n`);
+  await writeFile(
+    join(noopRoot, 'package.json'),
+    `${JSON.stringify({ name: 'bench-noop', type: 'module', main: 'noop.js' })}\n`,
+  );
   await writeFile(join(noopRoot, 'noop.js'), NOOP_FUNCTION);
 
   const hosts: StubHost[] = [];
   const worker = await startLoadWorker(fixtures);
   try {
     // STUB_FRONT_END_XFF: X-Forwarded-For as App Service's front end adds it, so the app sees a client address as in Azure.
-    const env = fixtures.childEnv({ STUB_NO_LOCAL_SETTINGS: '1', STUB_WORKER_NODE: process.execPath, STUB_FRONT_END_XFF: '1' });
+    const env = fixtures.childEnv({
+      STUB_NO_LOCAL_SETTINGS: '1',
+      STUB_WORKER_NODE: process.execPath,
+      STUB_FRONT_END_XFF: '1',
+    });
     const sts = await startStubHost(harness, fixtures.appRoot, env);
     hosts.push(sts);
     const noop = await startStubHost(harness, noopRoot, env);
     hosts.push(noop);
-    log(`  real worker ${sts.workerVersion}: app at ${sts.url} (worker pid ${sts.workerPid}), no-op at ${noop.url} (worker pid ${noop.workerPid})`);
+    log(
+      `  real worker ${sts.workerVersion}: app at ${sts.url} (worker pid ${sts.workerPid}), no-op at ${noop.url} (worker pid ${noop.workerPid})`,
+    );
     const request = fixtures.requests.mixedRealityToken;
     const targets: LoadTarget[] = [
-      { id: REAL_WORKER_TARGET.sts, label: 'real worker  Mixed Reality', server: asBenchChild(sts), request, auxiliaryCpuMicros: () => processCpuMicros(sts.stubPid) },
+      {
+        id: REAL_WORKER_TARGET.sts,
+        label: 'real worker  Mixed Reality',
+        server: asBenchChild(sts),
+        request,
+        auxiliaryCpuMicros: () => processCpuMicros(sts.stubPid),
+      },
       {
         id: REAL_WORKER_TARGET.noop,
         label: 'real worker  no-op function',
@@ -111,14 +132,24 @@ export async function measureRealWorker(
     ];
     await verifyTargets(targets);
     const summaries = await runLoadMatrix(worker, targets, plan, log);
-    const appRate = summaries.find((s) => s.targetId === REAL_WORKER_TARGET.sts && s.connections === PACED_CONNECTIONS)?.requestsPerSecond;
-    const pacedRate = Math.max(50, Math.round(PACED_SHARE * (appRate ?? Math.min(...summaries.map((s) => s.requestsPerSecond)))));
+    const appRate = summaries.find(
+      (s) => s.targetId === REAL_WORKER_TARGET.sts && s.connections === PACED_CONNECTIONS,
+    )?.requestsPerSecond;
+    const pacedRate = Math.max(
+      50,
+      Math.round(PACED_SHARE * (appRate ?? Math.min(...summaries.map((s) => s.requestsPerSecond)))),
+    );
     const pacedTargets = targets.map((target) => ({
       ...target,
       id: target.id === REAL_WORKER_TARGET.sts ? REAL_WORKER_TARGET.stsPaced : REAL_WORKER_TARGET.noopPaced,
       label: `${target.label}, ${pacedRate} req/s`,
     }));
-    const paced = await runLoadMatrix(worker, pacedTargets, { ...plan, connections: [PACED_CONNECTIONS], warmupSeconds: 0, overallRate: pacedRate }, log);
+    const paced = await runLoadMatrix(
+      worker,
+      pacedTargets,
+      { ...plan, connections: [PACED_CONNECTIONS], warmupSeconds: 0, overallRate: pacedRate },
+      log,
+    );
     return { harness, workerVersion: sts.workerVersion, summaries, paced, pacedRate };
   } finally {
     await Promise.all([worker.stop(), ...hosts.map((host) => host.stop())]);

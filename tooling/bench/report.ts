@@ -52,17 +52,28 @@ export interface TargetCheck {
 
 const PAIRS: readonly { flow: string; app: string; baseline: string; baselineId: string }[] = [
   { flow: 'Mixed Reality', app: TARGET.appMixedReality, baseline: 'jose', baselineId: TARGET.joseMixedReality },
-  { flow: 'Mixed Reality', app: TARGET.appMixedReality, baseline: 'node:crypto', baselineId: TARGET.cryptoMixedReality },
+  {
+    flow: 'Mixed Reality',
+    app: TARGET.appMixedReality,
+    baseline: 'node:crypto',
+    baselineId: TARGET.cryptoMixedReality,
+  },
   { flow: 'issueToken', app: TARGET.appIssueToken, baseline: 'jose', baselineId: TARGET.joseIssueToken },
   { flow: 'issueToken', app: TARGET.appIssueToken, baseline: 'node:crypto', baselineId: TARGET.cryptoIssueToken },
-  { flow: 'issueLimitedAccessToken', app: TARGET.appLimitedAccessToken, baseline: 'jose issueToken (nearest)', baselineId: TARGET.joseIssueToken },
+  {
+    flow: 'issueLimitedAccessToken',
+    app: TARGET.appLimitedAccessToken,
+    baseline: 'jose issueToken (nearest)',
+    baselineId: TARGET.joseIssueToken,
+  },
   { flow: 'WRAP', app: TARGET.appWrap, baseline: 'SWT', baselineId: TARGET.swtWrap },
 ];
 
 /** App ÷ baseline for every pair and connection count measured. */
 export function baselineRatios(throughput: ThroughputResults | undefined): BaselineRatio[] {
   if (!throughput) return [];
-  const find = (id: string, connections: number) => throughput.summaries.find((s) => s.targetId === id && s.connections === connections);
+  const find = (id: string, connections: number) =>
+    throughput.summaries.find((s) => s.targetId === id && s.connections === connections);
   const ratios: BaselineRatio[] = [];
   for (const pair of PAIRS) {
     for (const summary of throughput.summaries.filter((s) => s.targetId === pair.app)) {
@@ -97,9 +108,27 @@ export interface CpuBreakdown {
 }
 
 const BREAKDOWN: readonly { flow: string; inProcess: FlowId; app: string; baselineId: string; floorId: string }[] = [
-  { flow: 'Mixed Reality', inProcess: 'mixedRealityToken', app: TARGET.appMixedReality, baselineId: TARGET.joseMixedReality, floorId: TARGET.floorGet },
-  { flow: 'issueToken', inProcess: 'issueToken', app: TARGET.appIssueToken, baselineId: TARGET.joseIssueToken, floorId: TARGET.floorPost },
-  { flow: 'issueLimitedAccessToken', inProcess: 'issueLimitedAccessToken', app: TARGET.appLimitedAccessToken, baselineId: TARGET.joseIssueToken, floorId: TARGET.floorPost },
+  {
+    flow: 'Mixed Reality',
+    inProcess: 'mixedRealityToken',
+    app: TARGET.appMixedReality,
+    baselineId: TARGET.joseMixedReality,
+    floorId: TARGET.floorGet,
+  },
+  {
+    flow: 'issueToken',
+    inProcess: 'issueToken',
+    app: TARGET.appIssueToken,
+    baselineId: TARGET.joseIssueToken,
+    floorId: TARGET.floorPost,
+  },
+  {
+    flow: 'issueLimitedAccessToken',
+    inProcess: 'issueLimitedAccessToken',
+    app: TARGET.appLimitedAccessToken,
+    baselineId: TARGET.joseIssueToken,
+    floorId: TARGET.floorPost,
+  },
   { flow: 'WRAP', inProcess: 'wrapToken', app: TARGET.appWrap, baselineId: TARGET.swtWrap, floorId: TARGET.floorPost },
 ];
 
@@ -108,7 +137,8 @@ export function cpuBreakdown(measurements: BenchMeasurements): CpuBreakdown[] {
   const { throughput, inProcess } = measurements;
   if (!throughput) return [];
   const cpu = (id: string, connections: number) =>
-    throughput.summaries.find((s) => s.targetId === id && s.connections === connections)?.cpuMicrosPerRequest ?? Number.NaN;
+    throughput.summaries.find((s) => s.targetId === id && s.connections === connections)?.cpuMicrosPerRequest ??
+    Number.NaN;
   const rows: CpuBreakdown[] = [];
   for (const entry of BREAKDOWN) {
     for (const connections of [...new Set(throughput.summaries.map((s) => s.connections))]) {
@@ -129,26 +159,54 @@ export function cpuBreakdown(measurements: BenchMeasurements): CpuBreakdown[] {
 }
 
 /** CPU per call, 32 in flight, of each flow in process, and the primitive that is its own work (the goal's unit). */
-const IN_PROCESS_GOALS: readonly { flow: string; inProcess: FlowId; primitive: string; primitiveLabel: string; goal: number }[] = [
-  { flow: 'Mixed Reality', inProcess: 'mixedRealityToken', primitive: 'ES256 sign, node:crypto sync', primitiveLabel: 'one ES256 signature', goal: 2 },
-  { flow: 'issueToken', inProcess: 'issueToken', primitive: 'ES256 sign, node:crypto sync', primitiveLabel: 'one ES256 signature', goal: 2 },
-  { flow: 'issueLimitedAccessToken', inProcess: 'issueLimitedAccessToken', primitive: 'ES256 sign, node:crypto sync', primitiveLabel: 'one ES256 signature', goal: 2 },
+const IN_PROCESS_GOALS: readonly {
+  flow: string;
+  inProcess: FlowId;
+  primitive: string;
+  primitiveLabel: string;
+  goal: number;
+}[] = [
+  {
+    flow: 'Mixed Reality',
+    inProcess: 'mixedRealityToken',
+    primitive: 'ES256 sign, node:crypto sync',
+    primitiveLabel: 'one ES256 signature',
+    goal: 2,
+  },
+  {
+    flow: 'issueToken',
+    inProcess: 'issueToken',
+    primitive: 'ES256 sign, node:crypto sync',
+    primitiveLabel: 'one ES256 signature',
+    goal: 2,
+  },
+  {
+    flow: 'issueLimitedAccessToken',
+    inProcess: 'issueLimitedAccessToken',
+    primitive: 'ES256 sign, node:crypto sync',
+    primitiveLabel: 'one ES256 signature',
+    goal: 2,
+  },
   { flow: 'WRAP', inProcess: 'wrapToken', primitive: 'HMAC-SHA256 (400 bytes)', primitiveLabel: 'one HMAC', goal: 10 },
 ];
 
 /** The performance targets (docs/performance.md#targets), checked against this run's figures. */
 export function checkTargets(measurements: BenchMeasurements, ratios: readonly BaselineRatio[]): TargetCheck[] {
   const checks: TargetCheck[] = [];
-  const times = (value: number | undefined) => (value === undefined || Number.isNaN(value) ? 'n/a' : `${value.toFixed(2)}×`);
-  const atLeast = (value: number | undefined, goal: number) => (value === undefined || Number.isNaN(value) ? undefined : value >= goal);
-  const atMost = (value: number | undefined, goal: number) => (value === undefined || Number.isNaN(value) ? undefined : value <= goal);
+  const times = (value: number | undefined) =>
+    value === undefined || Number.isNaN(value) ? 'n/a' : `${value.toFixed(2)}×`;
+  const atLeast = (value: number | undefined, goal: number) =>
+    value === undefined || Number.isNaN(value) ? undefined : value >= goal;
+  const atMost = (value: number | undefined, goal: number) =>
+    value === undefined || Number.isNaN(value) ? undefined : value <= goal;
 
   // The real Functions worker (optional section): the app's own cost over a no-op function on the same route.
   const realWorker = measurements.realWorker?.summaries ?? [];
   const paced = measurements.realWorker?.paced ?? [];
   const pacedSts = paced.find((s) => s.targetId === REAL_WORKER_TARGET.stsPaced);
   const pacedNoop = paced.find((s) => s.targetId === REAL_WORKER_TARGET.noopPaced);
-  const pacedCpu = pacedSts && pacedNoop ? ratio(pacedSts.cpuMicrosPerRequest, pacedNoop.cpuMicrosPerRequest) : undefined;
+  const pacedCpu =
+    pacedSts && pacedNoop ? ratio(pacedSts.cpuMicrosPerRequest, pacedNoop.cpuMicrosPerRequest) : undefined;
   checks.push({
     target: `Real worker: worker CPU per token vs no-op function, same rate${pacedSts ? ` (${measurements.realWorker?.pacedRate} req/s)` : ''}`,
     goal: '≤ 1.25×',
@@ -161,8 +219,18 @@ export function checkTargets(measurements: BenchMeasurements, ratios: readonly B
     const noop = realWorker.find((s) => s.targetId === REAL_WORKER_TARGET.noop && s.connections === connections);
     const cpu = sts && noop ? ratio(sts.cpuMicrosPerRequest, noop.cpuMicrosPerRequest) : undefined;
     const rps = sts && noop ? ratio(sts.requestsPerSecond, noop.requestsPerSecond) : undefined;
-    checks.push({ target: `Real worker: worker CPU per token vs no-op function, flat out, ${connections} conns`, goal: '≤ 1.25×', value: times(cpu), met: atMost(cpu, 1.25) });
-    checks.push({ target: `Real worker: req/s vs no-op function, ${connections} conns`, goal: '≥ 0.80×', value: times(rps), met: atLeast(rps, 0.8) });
+    checks.push({
+      target: `Real worker: worker CPU per token vs no-op function, flat out, ${connections} conns`,
+      goal: '≤ 1.25×',
+      value: times(cpu),
+      met: atMost(cpu, 1.25),
+    });
+    checks.push({
+      target: `Real worker: req/s vs no-op function, ${connections} conns`,
+      goal: '≥ 0.80×',
+      value: times(rps),
+      met: atLeast(rps, 0.8),
+    });
   }
 
   // In process: each handler against the primitive that is its own work.
@@ -171,14 +239,26 @@ export function checkTargets(measurements: BenchMeasurements, ratios: readonly B
     const flow = inProcess?.flows[entry.inProcess]?.concurrent.cpuMicros;
     const primitive = inProcess?.primitives[entry.primitive]?.concurrent.cpuMicros;
     const value = flow === undefined || primitive === undefined ? undefined : ratio(flow, primitive);
-    checks.push({ target: `In process: ${entry.flow} CPU per token vs ${entry.primitiveLabel}`, goal: `≤ ${entry.goal.toFixed(2)}×`, value: times(value), met: atMost(value, entry.goal) });
+    checks.push({
+      target: `In process: ${entry.flow} CPU per token vs ${entry.primitiveLabel}`,
+      goal: `≤ ${entry.goal.toFixed(2)}×`,
+      value: times(value),
+      met: atMost(value, entry.goal),
+    });
   }
 
   // The local host against the jose baseline, at the heaviest load measured (64 connections by default).
   const connectionCounts = [...new Set(ratios.map((r) => r.connections))].sort((a, b) => a - b);
   const heavy = connectionCounts.includes(64) ? 64 : connectionCounts.at(-1);
-  const mrJose = ratios.find((r) => r.flow === 'Mixed Reality' && r.baseline === 'jose' && r.connections === heavy)?.requestsPerSecond;
-  checks.push({ target: `Local host: Mixed Reality req/s vs jose baseline, ${heavy ?? 64} conns`, goal: '≥ 0.70×', value: times(mrJose), met: atLeast(mrJose, 0.7) });
+  const mrJose = ratios.find(
+    (r) => r.flow === 'Mixed Reality' && r.baseline === 'jose' && r.connections === heavy,
+  )?.requestsPerSecond;
+  checks.push({
+    target: `Local host: Mixed Reality req/s vs jose baseline, ${heavy ?? 64} conns`,
+    goal: '≥ 0.70×',
+    value: times(mrJose),
+    met: atLeast(mrJose, 0.7),
+  });
 
   // Ledger required (every 200 committed first) against off.
   const ledger = measurements.ledger?.summaries ?? [];
@@ -187,7 +267,12 @@ export function checkTargets(measurements: BenchMeasurements, ratios: readonly B
   const off = ledger.find((s) => s.targetId === LEDGER_TARGET.off && s.connections === ledgerHeavy);
   const required = ledger.find((s) => s.targetId === LEDGER_TARGET.required && s.connections === ledgerHeavy);
   const ledgerRatio = off && required ? ratio(required.requestsPerSecond, off.requestsPerSecond) : undefined;
-  checks.push({ target: `Ledger required: req/s vs off, ${ledgerHeavy ?? 64} conns`, goal: '≥ 0.80×', value: times(ledgerRatio), met: atLeast(ledgerRatio, 0.8) });
+  checks.push({
+    target: `Ledger required: req/s vs off, ${ledgerHeavy ?? 64} conns`,
+    goal: '≥ 0.80×',
+    value: times(ledgerRatio),
+    met: atLeast(ledgerRatio, 0.8),
+  });
 
   const overhead = measurements.coldStart?.moduleLoadOverheadMs;
   checks.push({
@@ -201,7 +286,10 @@ export function checkTargets(measurements: BenchMeasurements, ratios: readonly B
   checks.push({
     target: 'Cold start: first Key Vault token vs a bare node start (deployment artifact)',
     goal: '≤ 3.00×',
-    value: keyVaultToken === undefined || overBare === undefined ? 'n/a' : `${overBare.toFixed(2)}× (${keyVaultToken.toFixed(1)} ms)`,
+    value:
+      keyVaultToken === undefined || overBare === undefined
+        ? 'n/a'
+        : `${overBare.toFixed(2)}× (${keyVaultToken.toFixed(1)} ms)`,
     met: atMost(overBare, 3),
   });
   const warm = measurements.vault?.phases.find((p) => p.label.startsWith('warm'));
@@ -216,10 +304,18 @@ export function checkTargets(measurements: BenchMeasurements, ratios: readonly B
 
 /** Renders rows as an aligned text table (numbers right-aligned). */
 export function formatTable(headers: readonly string[], rows: readonly (readonly string[])[]): string {
-  const widths = headers.map((header, column) => Math.max(header.length, ...rows.map((row) => (row[column] ?? '').length)));
-  const numeric = headers.map((_, column) => rows.length > 0 && rows.every((row) => /^[-\d.,×%]+( ?(ms|µs|MB|×))?$|^n\/a$/.test(row[column] ?? '')));
+  const widths = headers.map((header, column) =>
+    Math.max(header.length, ...rows.map((row) => (row[column] ?? '').length)),
+  );
+  const numeric = headers.map(
+    (_, column) =>
+      rows.length > 0 && rows.every((row) => /^[-\d.,×%]+( ?(ms|µs|MB|×))?$|^n\/a$/.test(row[column] ?? '')),
+  );
   const line = (cells: readonly string[]) =>
-    cells.map((cell, column) => (numeric[column] ? cell.padStart(widths[column] ?? 0) : cell.padEnd(widths[column] ?? 0))).join('  ').trimEnd();
+    cells
+      .map((cell, column) => (numeric[column] ? cell.padStart(widths[column] ?? 0) : cell.padEnd(widths[column] ?? 0)))
+      .join('  ')
+      .trimEnd();
   return [line(headers), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
 }
 
@@ -238,7 +334,9 @@ function loadRows(summaries: readonly LoadSummary[], withAuxiliary = false): str
     ...(withAuxiliary ? [fixed(s.auxiliaryCpuMicrosPerRequest)] : []),
     s.non2xx === 0
       ? '0'
-      : `${s.non2xx} (${Object.keys(s.statusCodes).filter((code) => !code.startsWith('2')).join(',')})`,
+      : `${s.non2xx} (${Object.keys(s.statusCodes)
+          .filter((code) => !code.startsWith('2'))
+          .join(',')})`,
     String(s.errors + s.timeouts),
     s.requestsPerSecondByRep.join(' / '),
   ]);
@@ -253,21 +351,40 @@ export function renderReport(
   checks: readonly TargetCheck[],
   notes: readonly string[],
 ): string {
-  const out: string[] = [header, `machine: ${machine.cpus} × ${machine.cpuModel}, node ${machine.node}, load average at start ${machine.loadAverageAtStart.map((l) => l.toFixed(2)).join(' ')}, at end ${machine.loadAverageAtEnd.map((l) => l.toFixed(2)).join(' ')}`, ''];
+  const out: string[] = [
+    header,
+    `machine: ${machine.cpus} × ${machine.cpuModel}, node ${machine.node}, load average at start ${machine.loadAverageAtStart.map((l) => l.toFixed(2)).join(' ')}, at end ${machine.loadAverageAtEnd.map((l) => l.toFixed(2)).join(' ')}`,
+    '',
+  ];
   const { throughput, ledger, inProcess, coldStart, vault, realWorker } = measurements;
 
   if (throughput) {
     out.push('Throughput through the local host and baselines (medians; CPU = server process µs per request)');
-    out.push(formatTable(['target', 'conns', 'req/s', 'p50 ms', 'p99 ms', 'CPU µs/req', 'non-2xx', 'errors', 'req/s by rep'], loadRows(throughput.summaries)), '');
+    out.push(
+      formatTable(
+        ['target', 'conns', 'req/s', 'p50 ms', 'p99 ms', 'CPU µs/req', 'non-2xx', 'errors', 'req/s by rep'],
+        loadRows(throughput.summaries),
+      ),
+      '',
+    );
     out.push('Ratios, app ÷ baseline in the same run (req/s: higher is better; CPU/request and p99: lower is better)');
     out.push(
       formatTable(
         ['flow', 'baseline', 'conns', 'req/s', 'CPU/req', 'p99'],
-        ratios.map((r) => [r.flow, r.baseline, String(r.connections), times(r.requestsPerSecond), times(r.cpuPerRequest), times(r.p99)]),
+        ratios.map((r) => [
+          r.flow,
+          r.baseline,
+          String(r.connections),
+          times(r.requestsPerSecond),
+          times(r.cpuPerRequest),
+          times(r.p99),
+        ]),
       ),
       '',
     );
-    out.push('Where the CPU per request goes (µs; baseline: jose for JWT flows, SWT for WRAP; host floor: the local host with a no-op handler)');
+    out.push(
+      'Where the CPU per request goes (µs; baseline: jose for JWT flows, SWT for WRAP; host floor: the local host with a no-op handler)',
+    );
     out.push(
       formatTable(
         ['flow', 'conns', 'baseline', 'host floor', 'app', 'app − floor', 'handler in process'],
@@ -284,9 +401,22 @@ export function renderReport(
       '',
     );
     for (const profile of throughput.profiles) {
-      out.push(`CPU profile ${profile.path} (${fixed(profile.sampledMs)} ms sampled, main thread busy ${fixed(profile.busyPercent)} %)`);
-      out.push(formatTable(['self %', 'incl %', 'function (by self time)'], profile.bySelf.slice(0, 12).map((h) => [fixed(h.selfPercent, 1), fixed(h.inclusivePercent, 1), h.name])));
-      out.push(formatTable(['self %', 'area'], profile.areas.slice(0, 10).map((a) => [fixed(a.selfPercent, 1), a.area])), '');
+      out.push(
+        `CPU profile ${profile.path} (${fixed(profile.sampledMs)} ms sampled, main thread busy ${fixed(profile.busyPercent)} %)`,
+      );
+      out.push(
+        formatTable(
+          ['self %', 'incl %', 'function (by self time)'],
+          profile.bySelf.slice(0, 12).map((h) => [fixed(h.selfPercent, 1), fixed(h.inclusivePercent, 1), h.name]),
+        ),
+      );
+      out.push(
+        formatTable(
+          ['self %', 'area'],
+          profile.areas.slice(0, 10).map((a) => [fixed(a.selfPercent, 1), a.area]),
+        ),
+        '',
+      );
     }
   }
   if (realWorker) {
@@ -296,7 +426,18 @@ export function renderReport(
     );
     out.push(
       formatTable(
-        ['target', 'conns', 'req/s', 'p50 ms', 'p99 ms', 'CPU µs/req', 'stub µs/req', 'non-2xx', 'errors', 'req/s by rep'],
+        [
+          'target',
+          'conns',
+          'req/s',
+          'p50 ms',
+          'p99 ms',
+          'CPU µs/req',
+          'stub µs/req',
+          'non-2xx',
+          'errors',
+          'req/s by rep',
+        ],
         loadRows([...realWorker.summaries, ...realWorker.paced], true),
       ),
     );
@@ -309,8 +450,12 @@ export function renderReport(
       );
     }
     for (const connections of [...new Set(realWorker.summaries.map((s) => s.connections))]) {
-      const sts = realWorker.summaries.find((s) => s.targetId === REAL_WORKER_TARGET.sts && s.connections === connections);
-      const noop = realWorker.summaries.find((s) => s.targetId === REAL_WORKER_TARGET.noop && s.connections === connections);
+      const sts = realWorker.summaries.find(
+        (s) => s.targetId === REAL_WORKER_TARGET.sts && s.connections === connections,
+      );
+      const noop = realWorker.summaries.find(
+        (s) => s.targetId === REAL_WORKER_TARGET.noop && s.connections === connections,
+      );
       if (sts && noop) {
         out.push(
           `  ${connections} conns: app ÷ no-op = ${times(ratio(sts.cpuMicrosPerRequest, noop.cpuMicrosPerRequest))} worker CPU per request ` +
@@ -323,11 +468,30 @@ export function renderReport(
   }
   if (ledger) {
     out.push('Ledger off vs required (Azurite), Mixed Reality flow; "Azurite µs/req" = Azurite\'s CPU per token');
-    out.push(formatTable(['target', 'conns', 'req/s', 'p50 ms', 'p99 ms', 'CPU µs/req', 'Azurite µs/req', 'non-2xx', 'errors', 'req/s by rep'], loadRows(ledger.summaries, true)));
+    out.push(
+      formatTable(
+        [
+          'target',
+          'conns',
+          'req/s',
+          'p50 ms',
+          'p99 ms',
+          'CPU µs/req',
+          'Azurite µs/req',
+          'non-2xx',
+          'errors',
+          'req/s by rep',
+        ],
+        loadRows(ledger.summaries, true),
+      ),
+    );
     for (const connections of [...new Set(ledger.summaries.map((s) => s.connections))]) {
       const off = ledger.summaries.find((s) => s.targetId === LEDGER_TARGET.off && s.connections === connections);
       const on = ledger.summaries.find((s) => s.targetId === LEDGER_TARGET.required && s.connections === connections);
-      if (off && on) out.push(`  ${connections} conns: required ÷ off = ${times(ratio(on.requestsPerSecond, off.requestsPerSecond))} req/s, ${times(ratio(on.p99Ms, off.p99Ms))} p99`);
+      if (off && on)
+        out.push(
+          `  ${connections} conns: required ÷ off = ${times(ratio(on.requestsPerSecond, off.requestsPerSecond))} req/s, ${times(ratio(on.p99Ms, off.p99Ms))} p99`,
+        );
     }
     out.push('');
   }
@@ -336,7 +500,13 @@ export function renderReport(
       `In process: handlers called directly with prepared HttpRequests (no HTTP), ${inProcess.iterations} calls each, one at a time ` +
         `and ${inProcess.concurrency} in flight; CPU counts every thread (the signing pool too)`,
     );
-    const row = (name: string, m: { sequential: { cpuMicros: number; wallMicros: number; mainThreadShare: number }; concurrent: { cpuMicros: number; mainThreadShare: number } }) => [
+    const row = (
+      name: string,
+      m: {
+        sequential: { cpuMicros: number; wallMicros: number; mainThreadShare: number };
+        concurrent: { cpuMicros: number; mainThreadShare: number };
+      },
+    ) => [
       name,
       fixed(m.sequential.cpuMicros, 1),
       fixed(m.sequential.wallMicros, 1),
@@ -346,16 +516,27 @@ export function renderReport(
     ];
     out.push(
       formatTable(
-        ['what', 'CPU µs/op', 'wall µs/op', 'main thread %', `CPU µs/op ×${inProcess.concurrency}`, `main thread % ×${inProcess.concurrency}`],
         [
-          ...Object.entries(inProcess.flows).map(([flow, f]) => row(`flow ${flow}${f.non200 > 0 ? ` (${f.non200} non-200!)` : ''}`, f)),
+          'what',
+          'CPU µs/op',
+          'wall µs/op',
+          'main thread %',
+          `CPU µs/op ×${inProcess.concurrency}`,
+          `main thread % ×${inProcess.concurrency}`,
+        ],
+        [
+          ...Object.entries(inProcess.flows).map(([flow, f]) =>
+            row(`flow ${flow}${f.non200 > 0 ? ` (${f.non200} non-200!)` : ''}`, f),
+          ),
           ...Object.entries(inProcess.primitives).map(([name, p]) => row(name, p)),
         ],
       ),
       '',
     );
     if (inProcess.mixedRealityStages) {
-      out.push(`Where a Mixed Reality token's CPU goes in process (${inProcess.concurrency} in flight; shares of a CPU profile × the CPU per token above)`);
+      out.push(
+        `Where a Mixed Reality token's CPU goes in process (${inProcess.concurrency} in flight; shares of a CPU profile × the CPU per token above)`,
+      );
       out.push(
         formatTable(
           ['stage', 'µs', 'share'],
@@ -366,11 +547,19 @@ export function renderReport(
     }
   }
   if (coldStart) {
-    out.push(`Cold start (${coldStart.bare.starts} starts each, medians; ms since the process started, as measured inside it)`);
+    out.push(
+      `Cold start (${coldStart.bare.starts} starts each, medians; ms since the process started, as measured inside it)`,
+    );
     out.push(
       formatTable(
         ['what', 'ms', 'CPU ms', 'modules loaded at', 'spawn→answer ms', 'RSS'],
-        [coldStart.bare, coldStart.bareWithTestCa, coldStart.modulesLoaded, coldStart.firstTokenEmbedded, coldStart.firstTokenKeyVault].map((f) => [
+        [
+          coldStart.bare,
+          coldStart.bareWithTestCa,
+          coldStart.modulesLoaded,
+          coldStart.firstTokenEmbedded,
+          coldStart.firstTokenKeyVault,
+        ].map((f) => [
           f.label,
           fixed(f.readyMs, 1),
           f.cpuMs === undefined ? 'n/a' : fixed(f.cpuMs, 1),
@@ -380,9 +569,13 @@ export function renderReport(
         ]),
       ),
     );
-    out.push(`  deployment artifact: ${(coldStart.artifactBytes / 1_048_576).toFixed(1)} MB; modules over a bare start: ${fixed(coldStart.moduleLoadOverheadMs, 1)} ms; first Key Vault token ${fixed(coldStart.firstTokenKeyVaultOverBare, 2)}× a bare start`);
+    out.push(
+      `  deployment artifact: ${(coldStart.artifactBytes / 1_048_576).toFixed(1)} MB; modules over a bare start: ${fixed(coldStart.moduleLoadOverheadMs, 1)} ms; first Key Vault token ${fixed(coldStart.firstTokenKeyVaultOverBare, 2)}× a bare start`,
+    );
     for (const census of coldStart.census) {
-      out.push(`  ${census.label}: ${census.modules} modules from ${census.packages.length} packages; Azure SDKs: ${census.azureSdks.length > 0 ? census.azureSdks.join(', ') : 'none'}`);
+      out.push(
+        `  ${census.label}: ${census.modules} modules from ${census.packages.length} packages; Azure SDKs: ${census.azureSdks.length > 0 ? census.azureSdks.join(', ') : 'none'}`,
+      );
     }
     out.push('');
   }
@@ -411,7 +604,12 @@ export function renderReport(
     );
   }
   out.push('Targets (docs/performance.md#targets)');
-  out.push(formatTable(['', 'target', 'goal', 'this run'], checks.map((c) => [c.met === undefined ? '[ n/a ]' : c.met ? '[ met ]' : '[MISSED]', c.target, c.goal, c.value])));
+  out.push(
+    formatTable(
+      ['', 'target', 'goal', 'this run'],
+      checks.map((c) => [c.met === undefined ? '[ n/a ]' : c.met ? '[ met ]' : '[MISSED]', c.target, c.goal, c.value]),
+    ),
+  );
   if (notes.length > 0) out.push('', ...notes);
   return out.join('\n');
 }

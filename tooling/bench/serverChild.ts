@@ -33,10 +33,20 @@ async function start(): Promise<{ url: string; close: () => Promise<void> }> {
     });
   }
   if (kind === 'floor') {
-    const answer = (body: string, contentType: string) => ({ status: 200, headers: { 'Content-Type': contentType }, body });
+    const answer = (body: string, contentType: string) => ({
+      status: 200,
+      headers: { 'Content-Type': contentType },
+      body,
+    });
     return startLocalHost({
       definitions: [
-        { name: 'mixedRealityFloor', route: 'accounts/{accountId}/token', methods: ['GET'], authLevel: 'anonymous', handler: () => Promise.resolve(answer(FLOOR_JSON, 'application/json; charset=utf-8')) },
+        {
+          name: 'mixedRealityFloor',
+          route: 'accounts/{accountId}/token',
+          methods: ['GET'],
+          authLevel: 'anonymous',
+          handler: () => Promise.resolve(answer(FLOOR_JSON, 'application/json; charset=utf-8')),
+        },
         {
           name: 'wrapFloor',
           route: 'WRAPv0.9',

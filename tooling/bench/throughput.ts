@@ -4,7 +4,13 @@ import { startBenchChild, type BenchChild } from './benchChild.js';
 import type { BenchFixtures } from './benchFixtures.js';
 import type { BenchPlan } from './benchOptions.js';
 import { summarizeCpuProfile, type ProfileSummary } from './cpuProfileSummary.js';
-import { runLoadMatrix, verifyTargets, type LoadSummary, type LoadTarget, type ServerAnnouncement } from './loadMatrix.js';
+import {
+  runLoadMatrix,
+  verifyTargets,
+  type LoadSummary,
+  type LoadTarget,
+  type ServerAnnouncement,
+} from './loadMatrix.js';
 import type { LoadRunResult } from './loadWorker.js';
 
 /**
@@ -75,17 +81,47 @@ export async function measureThroughput(
   try {
     const { requests } = fixtures;
     const targets: LoadTarget[] = [
-      { id: TARGET.appMixedReality, label: 'app  Mixed Reality (ES256)', server: app, request: requests.mixedRealityToken },
-      { id: TARGET.joseMixedReality, label: 'base jose    Mixed Reality', server: jose, request: requests.mixedRealityToken },
-      { id: TARGET.cryptoMixedReality, label: 'base crypto  Mixed Reality', server: crypto, request: requests.mixedRealityToken },
+      {
+        id: TARGET.appMixedReality,
+        label: 'app  Mixed Reality (ES256)',
+        server: app,
+        request: requests.mixedRealityToken,
+      },
+      {
+        id: TARGET.joseMixedReality,
+        label: 'base jose    Mixed Reality',
+        server: jose,
+        request: requests.mixedRealityToken,
+      },
+      {
+        id: TARGET.cryptoMixedReality,
+        label: 'base crypto  Mixed Reality',
+        server: crypto,
+        request: requests.mixedRealityToken,
+      },
       { id: TARGET.appIssueToken, label: 'app  issueToken (ES256)', server: app, request: requests.issueToken },
       { id: TARGET.joseIssueToken, label: 'base jose    issueToken', server: jose, request: requests.issueToken },
       { id: TARGET.cryptoIssueToken, label: 'base crypto  issueToken', server: crypto, request: requests.issueToken },
-      { id: TARGET.appLimitedAccessToken, label: 'app  issueLimitedAccessToken', server: app, request: requests.issueLimitedAccessToken },
+      {
+        id: TARGET.appLimitedAccessToken,
+        label: 'app  issueLimitedAccessToken',
+        server: app,
+        request: requests.issueLimitedAccessToken,
+      },
       { id: TARGET.appWrap, label: 'app  WRAP (SWT)', server: app, request: requests.wrapToken },
       { id: TARGET.swtWrap, label: 'base swt     WRAP', server: swt, request: requests.wrapToken },
-      { id: TARGET.floorGet, label: 'host floor   GET, no-op handler', server: floor, request: { ...requests.mixedRealityToken, looksIssued: () => true } },
-      { id: TARGET.floorPost, label: 'host floor   POST, no-op handler', server: floor, request: { ...requests.wrapToken, looksIssued: () => true } },
+      {
+        id: TARGET.floorGet,
+        label: 'host floor   GET, no-op handler',
+        server: floor,
+        request: { ...requests.mixedRealityToken, looksIssued: () => true },
+      },
+      {
+        id: TARGET.floorPost,
+        label: 'host floor   POST, no-op handler',
+        server: floor,
+        request: { ...requests.wrapToken, looksIssued: () => true },
+      },
     ];
     await verifyTargets(targets);
     const summaries = await runLoadMatrix(worker, targets, plan, log);

@@ -40,16 +40,36 @@ export type TokenStage = (typeof TOKEN_STAGES)[number];
 /** [function name, file suffix] → stage. The first rule that matches a frame wins. */
 const RULES: readonly (readonly [RegExp, RegExp, TokenStage])[] = [
   [/^(signJws|signOneShot|SignJob|sign)$/, /jwtIssuer\.js$|^node:internal\/crypto\/sig$|^$/, 'signing (ES256)'],
-  [/^(secretDigest|matchKeyDigestSlot|verify)$/, /constantTime\.js$|credentialDirectory\.js$/, 'key comparison (SHA-256 digests, constant time)'],
+  [
+    /^(secretDigest|matchKeyDigestSlot|verify)$/,
+    /constantTime\.js$|credentialDirectory\.js$/,
+    'key comparison (SHA-256 digests, constant time)',
+  ],
   [/./, /\/shared\/(secrets|credentials)\//, 'credential lookup (secret store, record)'],
   [/^(attributedServices)$/, /stsFunction\.js$/, 'credential lookup (secret store, record)'],
-  [/./, /\/shared\/tokens\/(jwtIssuer|jwtSegment|signingKeyRing)\.js$|mixedRealityClaims\.js$/, 'claims (payload, jti, JSON segment, key selection)'],
-  [/^(securityHeaders|newCorrelationVector|addCorrelationHeader|withContentLength)$/, /responseHeaders\.js$|stsFunction\.js$/, 'headers (security, correlation, Content-Length)'],
+  [
+    /./,
+    /\/shared\/tokens\/(jwtIssuer|jwtSegment|signingKeyRing)\.js$|mixedRealityClaims\.js$/,
+    'claims (payload, jti, JSON segment, key selection)',
+  ],
+  [
+    /^(securityHeaders|newCorrelationVector|addCorrelationHeader|withContentLength)$/,
+    /responseHeaders\.js$|stsFunction\.js$/,
+    'headers (security, correlation, Content-Length)',
+  ],
   [/./, /\/shared\/security\/(failedAttemptLimiter|refusalAfterLimits)\.js$/, 'limiter (failed attempts)'],
   [/./, /\/shared\/ledger\/|jwtAnswers\.js$/, 'ledger (row facts, record)'],
   [/./, /\/shared\/logging\//, 'logging'],
-  [/./, /\/shared\/(security\/requestLimits|http\/clientAddress)\.js$|\/shared\/flows\/mixedRealityToken\.js$/, 'request parsing (limits, client address, path id, Authorization)'],
-  [/^(readBoundedBody|isGuid)$/, /stsFunction\.js$/, 'request parsing (limits, client address, path id, Authorization)'],
+  [
+    /./,
+    /\/shared\/(security\/requestLimits|http\/clientAddress)\.js$|\/shared\/flows\/mixedRealityToken\.js$/,
+    'request parsing (limits, client address, path id, Authorization)',
+  ],
+  [
+    /^(readBoundedBody|isGuid)$/,
+    /stsFunction\.js$/,
+    'request parsing (limits, client address, path id, Authorization)',
+  ],
   [/./, /\/functions\/mixedRealityToken\.js$/, 'answer (JSON body)'],
   [/./, /\/shared\/(http|services|functionsApp)/, 'wrapper (services, per-request view, outcome)'],
 ];

@@ -63,8 +63,16 @@ export async function measureVaultTraffic(
     vault.seed(vaultLayout.signingKey, signingKey.value, { contentType: 'application/jwk+json' });
     for (let index = 0; index < options.accounts; index += 1) {
       const { accountId, keys } = spreadAccount(index, seed);
-      const record: MixedRealityAccount = { kind: 'mixedRealityAccount', accountId, accountDomain: 'eastus2.mixedreality.azure.com', keys, enabled: true };
-      vault.seed(vaultLayout.mixedRealityAccount(accountId), JSON.stringify(record), { contentType: 'application/json' });
+      const record: MixedRealityAccount = {
+        kind: 'mixedRealityAccount',
+        accountId,
+        accountDomain: 'eastus2.mixedreality.azure.com',
+        keys,
+        enabled: true,
+      };
+      vault.seed(vaultLayout.mixedRealityAccount(accountId), JSON.stringify(record), {
+        contentType: 'application/json',
+      });
     }
     // The per-instance read budget (STS_VAULT_READS_PER_SECOND, default 100/s) would turn most cold reads of
     // the spread into 503s; this section measures the cache's bound, so the budget is set to the vault's own.
@@ -77,12 +85,26 @@ export async function measureVaultTraffic(
     });
     const cacheMaxEntries = loadConfig(env).secretCache.maxEntries;
     // Ready once the index is listed: 4,000 list calls, minutes on a busy machine.
-    const app = await startBenchChild({ script: 'vaultTrafficChild.ts', execArgv: ['--expose-gc'], env, readyTimeoutMs: 900_000 });
+    const app = await startBenchChild({
+      script: 'vaultTrafficChild.ts',
+      execArgv: ['--expose-gc'],
+      env,
+      readyTimeoutMs: 900_000,
+    });
     try {
       const phases: VaultPhase[] = [];
-      const phase = async (label: string, pattern: 'cycle' | 'random', accounts: number, tokens: number): Promise<VaultPhase> => {
+      const phase = async (
+        label: string,
+        pattern: 'cycle' | 'random',
+        accounts: number,
+        tokens: number,
+      ): Promise<VaultPhase> => {
         const before = vault.stats;
-        const report = await app.request<IssueReport>('issue', { pattern, accounts, tokens, concurrency: CONCURRENCY, seed }, 600_000);
+        const report = await app.request<IssueReport>(
+          'issue',
+          { pattern, accounts, tokens, concurrency: CONCURRENCY, seed },
+          600_000,
+        );
         const after = vault.stats;
         const vaultReads = after.secretReads - before.secretReads + (after.listCalls - before.listCalls);
         const result: VaultPhase = {
@@ -100,16 +122,33 @@ export async function measureVaultTraffic(
           rssBytes: report.rssBytes,
           heapUsedBytes: report.heapUsedBytes,
         };
-        log(`  ${label}: ${result.tokens} tokens, ${vaultReads} vault reads (${result.vaultReadsPer1000Tokens.toFixed(1)} per 1,000), ${result.cacheEntries} cached`);
+        log(
+          `  ${label}: ${result.tokens} tokens, ${vaultReads} vault reads (${result.vaultReadsPer1000Tokens.toFixed(1)} per 1,000), ${result.cacheEntries} cached`,
+        );
         phases.push(result);
         return result;
       };
       await phase(`cold: first token of ${WARM_ACCOUNTS} accounts`, 'cycle', WARM_ACCOUNTS, WARM_ACCOUNTS);
-      await phase(`warm: ${WARM_ACCOUNTS} accounts again`, 'cycle', WARM_ACCOUNTS, Math.max(1_000, options.spreadTokens / 10));
+      await phase(
+        `warm: ${WARM_ACCOUNTS} accounts again`,
+        'cycle',
+        WARM_ACCOUNTS,
+        Math.max(1_000, options.spreadTokens / 10),
+      );
       const half = Math.round(options.spreadTokens / 2);
       const spread = options.accounts.toLocaleString('en-US');
-      await phase(`spread over ${spread} accounts, first ${half.toLocaleString('en-US')} tokens`, 'random', options.accounts, half);
-      await phase(`spread over ${spread} accounts, next ${half.toLocaleString('en-US')} tokens`, 'random', options.accounts, half);
+      await phase(
+        `spread over ${spread} accounts, first ${half.toLocaleString('en-US')} tokens`,
+        'random',
+        options.accounts,
+        half,
+      );
+      await phase(
+        `spread over ${spread} accounts, next ${half.toLocaleString('en-US')} tokens`,
+        'random',
+        options.accounts,
+        half,
+      );
       return {
         accounts: options.accounts,
         cacheMaxEntries,

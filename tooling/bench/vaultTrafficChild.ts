@@ -31,7 +31,9 @@ const definitions = new Map((await importCompiledDefinitions(benchAppRoot()).cat
 const mixedReality = definitions.get('mixedRealityToken');
 if (!mixedReality) failStart(new Error('no compiled mixedRealityToken function'));
 // The compiled services module: the same instance the compiled handlers use.
-const services = (await import(pathToFileURL(join(benchAppRoot(), 'dist', 'shared', 'services.js')).href)) as typeof import('../../shared/services.js');
+const services = (await import(
+  pathToFileURL(join(benchAppRoot(), 'dist', 'shared', 'services.js')).href
+)) as typeof import('../../shared/services.js');
 
 async function cacheStats(): Promise<SecretCacheStats> {
   const { secrets } = await services.getServices();
@@ -62,7 +64,11 @@ async function issue(request: ParentRequest): Promise<IssueReport> {
         headers: { authorization: `Bearer ${accountId}:${keys[n % 2]}` },
         params: { accountId },
       });
-      const context = new InvocationContext({ invocationId: randomUUID(), functionName: 'mixedRealityToken', logHandler: () => {} });
+      const context = new InvocationContext({
+        invocationId: randomUUID(),
+        functionName: 'mixedRealityToken',
+        logHandler: () => {},
+      });
       const response = (await mixedReality!.handler(httpRequest, context)) as HttpResponseInit;
       if ((response.status ?? 200) !== 200) non200 += 1;
     }

@@ -29,7 +29,8 @@ export async function coreToolsUpload(root: string): Promise<UploadPreview> {
   const files = (await listFiles(root)).filter((file) => {
     const parts = file.split('/');
     if (parts.slice(0, -1).some((folder) => folder === '.git' || folder === '.vscode')) return false;
-    if (['.funcignore', '.gitignore', 'local.settings.json', 'project.lock.json'].includes(parts.at(-1) ?? '')) return false;
+    if (['.funcignore', '.gitignore', 'local.settings.json', 'project.lock.json'].includes(parts.at(-1) ?? ''))
+      return false;
     return !isDenied(rules, file);
   });
   return { files };

@@ -1,5 +1,10 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type Server as HttpServer,
+  type ServerResponse,
+} from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { loopbackCertificate, type TlsKeyPair } from './testCertificates.js';
@@ -142,7 +147,8 @@ export class KeyVaultTestServer {
   private readonly secrets = new Map<string, StoredSecret>();
   private readonly tokens = new Map<string, IssuedToken>();
   private readonly readsByName = new Map<string, number>();
-  private readonly readWaiters: Array<{ readonly name: string; readonly count: number; readonly reached: () => void }> = [];
+  private readonly readWaiters: Array<{ readonly name: string; readonly count: number; readonly reached: () => void }> =
+    [];
   private readonly sockets = new Set<Socket>();
   private readonly apiVersions = new Set<string>();
   private readonly clientIds = new Set<string>();
@@ -184,7 +190,11 @@ export class KeyVaultTestServer {
 
   /** The environment a process needs to use this vault through its managed identity. */
   env(): Record<'KEY_VAULT_URL' | 'IDENTITY_ENDPOINT' | 'IDENTITY_HEADER', string> {
-    return { KEY_VAULT_URL: this.vaultUrl, IDENTITY_ENDPOINT: this.identityEndpoint, IDENTITY_HEADER: this.identityHeader };
+    return {
+      KEY_VAULT_URL: this.vaultUrl,
+      IDENTITY_ENDPOINT: this.identityEndpoint,
+      IDENTITY_HEADER: this.identityHeader,
+    };
   }
 
   async start(): Promise<this> {
@@ -236,7 +246,8 @@ export class KeyVaultTestServer {
    * system-assigned one): the next vault call with one of them is challenged again.
    */
   revokeTokens(clientId?: string): void {
-    for (const [token, issued] of this.tokens) if (clientId === undefined || issued.clientId === clientId) this.tokens.delete(token);
+    for (const [token, issued] of this.tokens)
+      if (clientId === undefined || issued.clientId === clientId) this.tokens.delete(token);
   }
 
   get stats(): KeyVaultServerStats {
@@ -290,8 +301,15 @@ export class KeyVaultTestServer {
   }
 
   /** The versions of `name`, oldest first, as stored (for assertions). */
-  versionsOf(name: string): readonly { version: string; value: string; enabled: boolean; tags?: Record<string, string> | undefined }[] {
-    return (this.secrets.get(name.toLowerCase())?.versions ?? []).map((v) => ({ version: v.version, value: v.value, enabled: v.enabled, tags: v.tags }));
+  versionsOf(
+    name: string,
+  ): readonly { version: string; value: string; enabled: boolean; tags?: Record<string, string> | undefined }[] {
+    return (this.secrets.get(name.toLowerCase())?.versions ?? []).map((v) => ({
+      version: v.version,
+      value: v.value,
+      enabled: v.enabled,
+      tags: v.tags,
+    }));
   }
 
   /** Names of all secrets. */
@@ -306,7 +324,8 @@ export class KeyVaultTestServer {
     try {
       const body = await readBody(req);
       if (this.faults.latencyMs > 0) await sleep(this.faults.latencyMs);
-      if (this.faults.outage !== false) return this.fail(req, res, this.faults.outage, vaultError('ServiceUnavailable', 'The vault is unavailable.'));
+      if (this.faults.outage !== false)
+        return this.fail(req, res, this.faults.outage, vaultError('ServiceUnavailable', 'The vault is unavailable.'));
       if (this.faults.resetNext > 0) {
         this.faults.resetNext -= 1;
         return this.fail(req, res, 'reset', {});
@@ -323,7 +342,11 @@ export class KeyVaultTestServer {
         });
       }
       if (!apiVersion || !/^(?:7\.\d+(?:-preview)?|\d{4}-\d{2}-\d{2}(?:-preview)?)$/.test(apiVersion)) {
-        return send(res, 400, vaultError('BadParameter', 'The api-version query parameter (?api-version=) is required for all requests'));
+        return send(
+          res,
+          400,
+          vaultError('BadParameter', 'The api-version query parameter (?api-version=) is required for all requests'),
+        );
       }
 
       const segments = url.pathname.split('/').slice(1).map(decodeURIComponent);
@@ -343,15 +366,25 @@ export class KeyVaultTestServer {
       if (overBudget !== undefined) {
         this.counters.throttled += 1;
         this.counters.budgetThrottled += 1;
-        return send(res, 429, vaultError('Throttled', 'Request was not processed because too many requests were received.'), {
-          'Retry-After': String(overBudget),
-        });
+        return send(
+          res,
+          429,
+          vaultError('Throttled', 'Request was not processed because too many requests were received.'),
+          {
+            'Retry-After': String(overBudget),
+          },
+        );
       }
       if (this.faults.throttleRetryAfterSeconds !== false) {
         this.counters.throttled += 1;
-        return send(res, 429, vaultError('Throttled', 'Request was not processed because too many requests were received.'), {
-          'Retry-After': String(this.faults.throttleRetryAfterSeconds),
-        });
+        return send(
+          res,
+          429,
+          vaultError('Throttled', 'Request was not processed because too many requests were received.'),
+          {
+            'Retry-After': String(this.faults.throttleRetryAfterSeconds),
+          },
+        );
       }
       if ((method === 'PUT' || method === 'PATCH') && this.faults.writesAllowed !== false) {
         if (this.faults.writesAllowed <= 0) {
@@ -399,7 +432,8 @@ export class KeyVaultTestServer {
     if (this.budget === false) return undefined;
     const nowMs = Date.now();
     const windowMs = this.budget.windowSeconds * 1000;
-    while (this.recentTransactions.length > 0 && (this.recentTransactions[0] as number) <= nowMs - windowMs) this.recentTransactions.shift();
+    while (this.recentTransactions.length > 0 && (this.recentTransactions[0] as number) <= nowMs - windowMs)
+      this.recentTransactions.shift();
     if (this.recentTransactions.length >= this.budget.transactions) {
       return Math.max(1, Math.ceil(((this.recentTransactions[0] as number) + windowMs - nowMs) / 1000));
     }
@@ -417,19 +451,32 @@ export class KeyVaultTestServer {
     const secret = this.secrets.get(name.toLowerCase());
     const stored = version ? secret?.versions.find((v) => v.version === version) : secret?.versions.at(-1);
     if (!secret || !stored) {
-      return send(res, 404, vaultError('SecretNotFound', `A secret with (name/id) ${name}${version ? `/${version}` : ''} was not found in this key vault.`));
+      return send(
+        res,
+        404,
+        vaultError(
+          'SecretNotFound',
+          `A secret with (name/id) ${name}${version ? `/${version}` : ''} was not found in this key vault.`,
+        ),
+      );
     }
     if (!stored.enabled) {
       return send(res, 403, {
-        error: { code: 'Forbidden', message: 'Operation get is not allowed on a disabled secret.', innererror: { code: 'SecretDisabled' } },
+        error: {
+          code: 'Forbidden',
+          message: 'Operation get is not allowed on a disabled secret.',
+          innererror: { code: 'SecretDisabled' },
+        },
       });
     }
     send(res, 200, this.bundle(secret, stored, true));
   }
 
   private setSecret(name: string, body: string, res: ServerResponse): void {
-    const parsed = parseJson(body) as { value?: unknown; contentType?: unknown; tags?: unknown; attributes?: Record<string, unknown> } | undefined;
-    if (!parsed || typeof parsed.value !== 'string') return send(res, 400, vaultError('BadParameter', 'Property value is required.'));
+    const parsed = parseJson(body) as
+      { value?: unknown; contentType?: unknown; tags?: unknown; attributes?: Record<string, unknown> } | undefined;
+    if (!parsed || typeof parsed.value !== 'string')
+      return send(res, 400, vaultError('BadParameter', 'Property value is required.'));
     const attributes = parsed.attributes ?? {};
     const stored = this.addVersion(name, parsed.value, {
       contentType: typeof parsed.contentType === 'string' ? parsed.contentType : undefined,
@@ -444,8 +491,14 @@ export class KeyVaultTestServer {
   private updateSecret(name: string, version: string, body: string, res: ServerResponse): void {
     const secret = this.secrets.get(name.toLowerCase());
     const stored = version ? secret?.versions.find((v) => v.version === version) : secret?.versions.at(-1);
-    if (!secret || !stored) return send(res, 404, vaultError('SecretNotFound', `A secret with (name/id) ${name}/${version} was not found in this key vault.`));
-    const parsed = parseJson(body) as { contentType?: unknown; tags?: unknown; attributes?: Record<string, unknown> } | undefined;
+    if (!secret || !stored)
+      return send(
+        res,
+        404,
+        vaultError('SecretNotFound', `A secret with (name/id) ${name}/${version} was not found in this key vault.`),
+      );
+    const parsed = parseJson(body) as
+      { contentType?: unknown; tags?: unknown; attributes?: Record<string, unknown> } | undefined;
     if (!parsed) return send(res, 400, vaultError('BadParameter', 'The request body is not JSON.'));
     const attributes = parsed.attributes ?? {};
     if (typeof attributes.enabled === 'boolean') stored.enabled = attributes.enabled;
@@ -526,7 +579,13 @@ export class KeyVaultTestServer {
       this.secrets.set(key, secret);
     }
     const now = nowSeconds();
-    const stored: StoredVersion = { version: randomBytes(16).toString('hex'), value, ...fields, created: now, updated: now };
+    const stored: StoredVersion = {
+      version: randomBytes(16).toString('hex'),
+      value,
+      ...fields,
+      created: now,
+      updated: now,
+    };
     secret.versions.push(stored);
     return stored;
   }
@@ -552,10 +611,14 @@ export class KeyVaultTestServer {
     this.counters.identityRequests += 1;
     await readBody(req);
     if (this.faults.identity !== false) {
-      return this.fail(req, res, this.faults.identity, { statusCode: this.faults.identity, message: 'Injected identity endpoint failure.' });
+      return this.fail(req, res, this.faults.identity, {
+        statusCode: this.faults.identity,
+        message: 'Injected identity endpoint failure.',
+      });
     }
     const url = new URL(req.url ?? '/', this.identityOrigin);
-    if (req.method !== 'GET' || url.pathname !== '/msi/token') return send(res, 404, { statusCode: 404, message: 'Not found.' });
+    if (req.method !== 'GET' || url.pathname !== '/msi/token')
+      return send(res, 404, { statusCode: 404, message: 'Not found.' });
     if (req.headers['x-identity-header'] !== this.identityHeader) {
       return send(res, 401, { statusCode: 401, message: 'X-IDENTITY-HEADER is missing or wrong.' });
     }
@@ -649,5 +712,6 @@ function isStringRecord(value: unknown): value is Record<string, string> {
 }
 
 const nowSeconds = (): number => Math.floor(Date.now() / 1000);
-const toSeconds = (date: Date | undefined): number | undefined => (date ? Math.floor(date.getTime() / 1000) : undefined);
+const toSeconds = (date: Date | undefined): number | undefined =>
+  date ? Math.floor(date.getTime() / 1000) : undefined;
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));

@@ -63,8 +63,16 @@ async function main(): Promise<void> {
   server.faults.latencyMs = Number(values['latency-ms'] ?? 0) || 0;
 
   const env = { NODE_EXTRA_CA_CERTS: ca.certPath, ...server.env() };
-  await writeFile(ENV_FILE, `${Object.entries(env).map(([k, v]) => `${k}=${v}`).join('\n')}\n`, { mode: 0o600 });
-  const trusted = process.env.NODE_EXTRA_CA_CERTS && (await readFile(process.env.NODE_EXTRA_CA_CERTS, 'utf8').catch(() => '')).includes(ca.certPem.trim());
+  await writeFile(
+    ENV_FILE,
+    `${Object.entries(env)
+      .map(([k, v]) => `${k}=${v}`)
+      .join('\n')}\n`,
+    { mode: 0o600 },
+  );
+  const trusted =
+    process.env.NODE_EXTRA_CA_CERTS &&
+    (await readFile(process.env.NODE_EXTRA_CA_CERTS, 'utf8').catch(() => '')).includes(ca.certPem.trim());
   console.log(
     [
       'Key Vault test server (in memory, empty at start)',
@@ -76,7 +84,9 @@ async function main(): Promise<void> {
       '  npm run sts -- rotate-signing-key          # the JWT signing key',
       '  npm run sts -- create-account --domain eastus2.mixedreality.azure.com',
       '  npm start',
-      trusted ? '' : '\n(NODE_EXTRA_CA_CERTS is read when a process starts: export it before starting the app or the CLI.)',
+      trusted
+        ? ''
+        : '\n(NODE_EXTRA_CA_CERTS is read when a process starts: export it before starting the app or the CLI.)',
       'Ctrl+C stops the server.',
     ].join('\n'),
   );

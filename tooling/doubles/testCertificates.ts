@@ -58,7 +58,9 @@ export async function createTestCertificateAuthority(dir: string): Promise<TestC
 }
 
 /** Reads the CA from `dir` (default: `$STS_TEST_CA_DIR`, set by the vitest global setup). */
-export async function loadTestCertificateAuthority(dir = process.env[TEST_CA_DIR_ENV]): Promise<TestCertificateAuthority> {
+export async function loadTestCertificateAuthority(
+  dir = process.env[TEST_CA_DIR_ENV],
+): Promise<TestCertificateAuthority> {
   if (!dir) {
     throw new Error(
       `${TEST_CA_DIR_ENV} is not set: run tests through vitest (test/support/globalSetup.ts creates the CA) ` +

@@ -48,7 +48,12 @@ export const demoRequests: { readonly [F in FlowName]: (credentials: DemoCredent
     body: new URLSearchParams({ wrap_name: wrap.name, wrap_password: wrap.key, wrap_scope: wrap.scope }).toString(),
     params: {},
   }),
-  openidConfiguration: () => ({ method: 'GET', path: routePath('openidConfiguration'), headers: { accept: 'application/json' }, params: {} }),
+  openidConfiguration: () => ({
+    method: 'GET',
+    path: routePath('openidConfiguration'),
+    headers: { accept: 'application/json' },
+    params: {},
+  }),
   jwks: () => ({ method: 'GET', path: routePath('jwks'), headers: { accept: 'application/json' }, params: {} }),
 };
 

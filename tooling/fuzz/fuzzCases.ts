@@ -26,7 +26,15 @@ export interface FuzzRequest {
   headers: Array<[string, string]>;
   body: Buffer;
   /** How the body is framed on the wire (raw sends only). */
-  framing: 'content-length' | 'chunked' | 'bad-chunked' | 'cl-and-te' | 'two-lengths' | 'short-length' | 'huge-length' | 'none';
+  framing:
+    | 'content-length'
+    | 'chunked'
+    | 'bad-chunked'
+    | 'cl-and-te'
+    | 'two-lengths'
+    | 'short-length'
+    | 'huge-length'
+    | 'none';
   httpVersion: string;
   /**
    * Whether the request still presents a valid credential ({@link credentialPresented}): when false, a 200
@@ -42,29 +50,100 @@ export interface FuzzRequest {
 }
 
 const STANDARD_METHODS = ['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'HEAD', 'OPTIONS'];
-const ODD_METHODS = ['TRACE', 'CONNECT', 'FOO', 'get', 'Post', 'PROPFIND', 'M-SEARCH', 'PURGE', 'LINK', 'GE T', 'G\u00c9T', ''];
+const ODD_METHODS = [
+  'TRACE',
+  'CONNECT',
+  'FOO',
+  'get',
+  'Post',
+  'PROPFIND',
+  'M-SEARCH',
+  'PURGE',
+  'LINK',
+  'GE T',
+  'G\u00c9T',
+  '',
+];
 const EXPIRED_TIMES = [
-  '3600abc', '1e3', '-1', '0x10', '', ' 3600', '3600 ', '+3600', '03600', '86401', '59', '60', '86400', '0', '-0',
-  '999999999999999999999', 'NaN', 'Infinity', '3600.0', '3_600', '1e309', '%33600', '3600%00', '\uff13\uff16\uff10\uff10',
-  '0b111', '0o7', '36 00', '3600,3600', "3600'", '${3600}', '[3600]',
+  '3600abc',
+  '1e3',
+  '-1',
+  '0x10',
+  '',
+  ' 3600',
+  '3600 ',
+  '+3600',
+  '03600',
+  '86401',
+  '59',
+  '60',
+  '86400',
+  '0',
+  '-0',
+  '999999999999999999999',
+  'NaN',
+  'Infinity',
+  '3600.0',
+  '3_600',
+  '1e309',
+  '%33600',
+  '3600%00',
+  '\uff13\uff16\uff10\uff10',
+  '0b111',
+  '0o7',
+  '36 00',
+  '3600,3600',
+  "3600'",
+  '${3600}',
+  '[3600]',
 ];
 const CONTENT_TYPES = [
-  'text/plain', 'application/xml', 'application/json; charset=utf-16', 'application/x-www-form-urlencoded; charset=ISO-8859-1',
-  'multipart/form-data; boundary=----x', 'application/atom+xml;type=entry;charset=utf-8', '*/*', ';;;', 'application/json;charset=',
-  'application/jwt', '\u00e9/\u00e9',
+  'text/plain',
+  'application/xml',
+  'application/json; charset=utf-16',
+  'application/x-www-form-urlencoded; charset=ISO-8859-1',
+  'multipart/form-data; boundary=----x',
+  'application/atom+xml;type=entry;charset=utf-8',
+  '*/*',
+  ';;;',
+  'application/json;charset=',
+  'application/jwt',
+  '\u00e9/\u00e9',
 ];
-const FORBIDDEN_FOR_UNDICI = new Set(['transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'expect', 'content-length']);
+const FORBIDDEN_FOR_UNDICI = new Set([
+  'transfer-encoding',
+  'connection',
+  'keep-alive',
+  'upgrade',
+  'expect',
+  'content-length',
+]);
 const TOKEN_CHARS = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 /** Builds the valid request of `route` from the demo credentials (`tooling/flows/demoRequests.ts`), varied. */
 export function validRequest(route: RouteName, credentials: DemoCredentials, random: Random): FuzzRequest {
-  const base = { framing: 'content-length' as const, httpVersion: 'HTTP/1.1', credentialIntact: true, mutations: [], needsRaw: false, omitHost: false };
+  const base = {
+    framing: 'content-length' as const,
+    httpVersion: 'HTTP/1.1',
+    credentialIntact: true,
+    mutations: [],
+    needsRaw: false,
+    omitHost: false,
+  };
   if (route === 'unknown') {
     return {
       ...base,
       route,
       method: random.pick(STANDARD_METHODS),
-      target: random.pick(['/', '/api/sts/v1.0/issueToken', '/sts/v2.0/issueToken', '/accounts', '/WRAPv0.8', '/favicon.ico', `/${random.text(random.int(1, 40))}`]),
+      target: random.pick([
+        '/',
+        '/api/sts/v1.0/issueToken',
+        '/sts/v2.0/issueToken',
+        '/accounts',
+        '/WRAPv0.8',
+        '/favicon.ico',
+        `/${random.text(random.int(1, 40))}`,
+      ]),
       headers: [],
       body: Buffer.alloc(0),
     };
@@ -92,7 +171,9 @@ export function validRequest(route: RouteName, credentials: DemoCredentials, ran
  * How a flow's valid request varies in ways the real API accepts (casing, optional members, values); a flow
  * without an entry is sent as its demo request.
  */
-const VARIANTS: { readonly [F in FlowName]?: (request: FuzzRequest, credentials: DemoCredentials, random: Random) => void } = {
+const VARIANTS: {
+  readonly [F in FlowName]?: (request: FuzzRequest, credentials: DemoCredentials, random: Random) => void;
+} = {
   mixedRealityToken(request, { mixedReality: { accountId } }, random) {
     request.target = `/${random.pick(['accounts', 'Accounts'])}/${accountId}/token${random.chance(0.6) ? '?api-version=2019-02-28-preview' : ''}`;
     request.headers.push(['X-MRC-CV', random.text(22)]);
@@ -106,20 +187,32 @@ const VARIANTS: { readonly [F in FlowName]?: (request: FuzzRequest, credentials:
     request.body = Buffer.from(
       JSON.stringify({
         [random.pick(['targetAzureResourceId', 'resourceId'])]: credentials.speech.resourceId,
-        featureFlags: random.pick([['Face.Identification'], ['Face.Verification'], ['Face.Identification', 'Face.Verification']]),
+        featureFlags: random.pick([
+          ['Face.Identification'],
+          ['Face.Verification'],
+          ['Face.Identification', 'Face.Verification'],
+        ]),
       }),
     );
   },
   wrapToken(request, credentials, random) {
     request.target = random.pick(['/WRAPv0.9/', '/WRAPv0.9', '/wrapv0.9/']);
     request.body = Buffer.from(
-      new URLSearchParams({ wrap_name: credentials.wrap.name, wrap_password: credentials.wrap.key, wrap_scope: wrapScope(credentials, random) }).toString(),
+      new URLSearchParams({
+        wrap_name: credentials.wrap.name,
+        wrap_password: credentials.wrap.key,
+        wrap_scope: wrapScope(credentials, random),
+      }).toString(),
     );
   },
 };
 
 function wrapScope(credentials: DemoCredentials, random: Random): string {
-  return random.pick([credentials.wrap.scope, `${credentials.wrap.scope}queue-${random.int(1, 9)}`, `${credentials.wrap.scope}topic/subscriptions/s1?timeout=60`]);
+  return random.pick([
+    credentials.wrap.scope,
+    `${credentials.wrap.scope}queue-${random.int(1, 9)}`,
+    `${credentials.wrap.scope}topic/subscriptions/s1?timeout=60`,
+  ]);
 }
 
 type Mutation = (request: FuzzRequest, random: Random, credentials: DemoCredentials) => void;
@@ -142,7 +235,12 @@ const MUTATIONS: Readonly<Record<string, Mutation>> = {
     const [path, query] = splitTarget(request.target);
     let out = '';
     for (const c of path) {
-      if (c !== '/' && random.chance(0.3)) out += `%${c.charCodeAt(0).toString(16).padStart(2, random.pick(['0'])).toUpperCase()}`;
+      if (c !== '/' && random.chance(0.3))
+        out += `%${c
+          .charCodeAt(0)
+          .toString(16)
+          .padStart(2, random.pick(['0']))
+          .toUpperCase()}`;
       else if (c === '/' && random.chance(0.1)) out += random.pick(['%2F', '%2f', '//', '/./', '\\']);
       else out += c;
     }
@@ -152,11 +250,36 @@ const MUTATIONS: Readonly<Record<string, Mutation>> = {
   pathShape(request, random) {
     const [path, query] = splitTarget(request.target);
     const shapes = [
-      `${path}/`, `${path}//`, `/${path}`, `${path}/..`, `${path}/../${path}`, `${path}%00`, `${path}%`, `${path}%zz`, `${path};x=1`,
-      `${path}/${'a'.repeat(random.int(100, 5_000))}`, path.replace(/[0-9a-f]{8}-[0-9a-f-]{27}/i, (id) => random.pick([
-        id.toUpperCase(), `{${id}}`, id.replace(/-/g, ''), `${id}0`, id.slice(1), randomUUID(), '00000000-0000-0000-0000-000000000000', `${id}%20`, '..', '%2e%2e',
-      ])),
-      `${path}?`, `${path}#frag`, '*', `http://127.0.0.1${path}`, `HTTP://EVIL.EXAMPLE:1${path}`, `//evil.example${path}`,
+      `${path}/`,
+      `${path}//`,
+      `/${path}`,
+      `${path}/..`,
+      `${path}/../${path}`,
+      `${path}%00`,
+      `${path}%`,
+      `${path}%zz`,
+      `${path};x=1`,
+      `${path}/${'a'.repeat(random.int(100, 5_000))}`,
+      path.replace(/[0-9a-f]{8}-[0-9a-f-]{27}/i, (id) =>
+        random.pick([
+          id.toUpperCase(),
+          `{${id}}`,
+          id.replace(/-/g, ''),
+          `${id}0`,
+          id.slice(1),
+          randomUUID(),
+          '00000000-0000-0000-0000-000000000000',
+          `${id}%20`,
+          '..',
+          '%2e%2e',
+        ]),
+      ),
+      `${path}?`,
+      `${path}#frag`,
+      '*',
+      `http://127.0.0.1${path}`,
+      `HTTP://EVIL.EXAMPLE:1${path}`,
+      `//evil.example${path}`,
     ];
     const shaped = random.pick(shapes);
     request.target = joinTarget(shaped, query);
@@ -165,7 +288,10 @@ const MUTATIONS: Readonly<Record<string, Mutation>> = {
   },
   pathNonAscii(request, random) {
     const [path, query] = splitTarget(request.target);
-    request.target = joinTarget(`${path}${random.pick(['\u00e9', '\u00ff', '\u0080', 'caf\u00e9', ' x', '\t'])}`, query);
+    request.target = joinTarget(
+      `${path}${random.pick(['\u00e9', '\u00ff', '\u0080', 'caf\u00e9', ' x', '\t'])}`,
+      query,
+    );
     request.needsRaw = true;
   },
   queryParameters(request, random) {
@@ -173,14 +299,27 @@ const MUTATIONS: Readonly<Record<string, Mutation>> = {
     const extra: string[] = [];
     const count = random.pick([1, 3, 31, 33, 200, 1_500]);
     for (let i = 0; i < count; i += 1) {
-      extra.push(random.pick([`p${i}=${random.text(random.int(0, 20))}`, `p${i}`, '=x', '&', `${random.text(3)}=%zz`, 'x=%C3%28', 'x=%', `a+b=c+d`]));
+      extra.push(
+        random.pick([
+          `p${i}=${random.text(random.int(0, 20))}`,
+          `p${i}`,
+          '=x',
+          '&',
+          `${random.text(3)}=%zz`,
+          'x=%C3%28',
+          'x=%',
+          `a+b=c+d`,
+        ]),
+      );
     }
     request.target = joinTarget(path, [query, ...extra].filter(Boolean).join('&'));
   },
   expiredTime(request, random) {
     const [path, query] = splitTarget(request.target);
     const kept = query.split('&').filter((part) => part !== '' && !/^expiredtime=/i.test(part));
-    const values = random.chance(0.2) ? [random.pick(EXPIRED_TIMES), random.pick(EXPIRED_TIMES)] : [random.pick(EXPIRED_TIMES)];
+    const values = random.chance(0.2)
+      ? [random.pick(EXPIRED_TIMES), random.pick(EXPIRED_TIMES)]
+      : [random.pick(EXPIRED_TIMES)];
     const name = random.pick(['expiredTime', 'EXPIREDTIME', 'expiredtime', 'expired%54ime']);
     const encoded = values.map((value) => `${name}=${random.chance(0.5) ? encodeURIComponent(value) : value}`);
     request.target = joinTarget(path, [...kept, ...encoded].join('&'));
@@ -188,22 +327,53 @@ const MUTATIONS: Readonly<Record<string, Mutation>> = {
   },
   queryNonAscii(request, random) {
     const [path, query] = splitTarget(request.target);
-    request.target = joinTarget(path, [query, `q=${random.pick(['\u00e9', '\u00ff\u00fe', 'a b', '"<>', '{}|'])}`].filter(Boolean).join('&'));
+    request.target = joinTarget(
+      path,
+      [query, `q=${random.pick(['\u00e9', '\u00ff\u00fe', 'a b', '"<>', '{}|'])}`].filter(Boolean).join('&'),
+    );
     request.needsRaw = true;
   },
   subscriptionKeyInQuery(request, random, credentials) {
     const [path, query] = splitTarget(request.target);
     const name = random.pick(['Subscription-Key', 'subscription-key', 'SUBSCRIPTION-KEY', 'subscription%2Dkey']);
-    const value = random.pick([credentials.speech.key, credentials.isvFace.key, '', random.text(32, '0123456789abcdef'), '%zz', 'a%00b']);
+    const value = random.pick([
+      credentials.speech.key,
+      credentials.isvFace.key,
+      '',
+      random.text(32, '0123456789abcdef'),
+      '%zz',
+      'a%00b',
+    ]);
     const twice = random.chance(0.3);
-    request.target = joinTarget(path, [query, `${name}=${value}`, twice ? `${name}=${random.text(32, '0123456789abcdef')}` : ''].filter(Boolean).join('&'));
+    request.target = joinTarget(
+      path,
+      [query, `${name}=${value}`, twice ? `${name}=${random.text(32, '0123456789abcdef')}` : '']
+        .filter(Boolean)
+        .join('&'),
+    );
     if (random.chance(0.5)) {
       request.headers = request.headers.filter(([name]) => name.toLowerCase() !== 'ocp-apim-subscription-key');
     }
   },
   junkHeaders(request, random) {
     for (let i = random.int(1, 5); i > 0; i -= 1) {
-      request.headers.push([random.pick(['X-Junk', 'X-Forwarded-For', 'Forwarded', 'X-Original-URL', 'Cookie', 'Accept', 'Accept-Encoding', 'Origin', 'Referer', 'X-Ms-Client-Request-Id', 'Authorization2', `X-${random.text(8)}`]), random.text(random.int(0, 60), 'abcdefghijklmnopqrstuvwxyz0123456789 ;=,./:-_')]);
+      request.headers.push([
+        random.pick([
+          'X-Junk',
+          'X-Forwarded-For',
+          'Forwarded',
+          'X-Original-URL',
+          'Cookie',
+          'Accept',
+          'Accept-Encoding',
+          'Origin',
+          'Referer',
+          'X-Ms-Client-Request-Id',
+          'Authorization2',
+          `X-${random.text(8)}`,
+        ]),
+        random.text(random.int(0, 60), 'abcdefghijklmnopqrstuvwxyz0123456789 ;=,./:-_'),
+      ]);
     }
   },
   duplicateHeaders(request, random) {
@@ -221,17 +391,37 @@ const MUTATIONS: Readonly<Record<string, Mutation>> = {
     for (let i = 0; i < count; i += 1) request.headers.push([`X-H${i}`, String(i)]);
   },
   nonAsciiHeader(request, random) {
-    request.headers.push([random.pick(['X-Name', 'Accept', 'User-Agent']), random.pick(['caf\u00e9', '\u00ff\u00fe\u00fd', 'Bj\u00f6rk', '\u0080\u0081', 'na\u00efve \u00e9t\u00e9'])]);
+    request.headers.push([
+      random.pick(['X-Name', 'Accept', 'User-Agent']),
+      random.pick(['caf\u00e9', '\u00ff\u00fe\u00fd', 'Bj\u00f6rk', '\u0080\u0081', 'na\u00efve \u00e9t\u00e9']),
+    ]);
     request.needsRaw = true;
   },
   crlfHeader(request, random) {
-    const value = random.pick(['a\rb', 'a\nX-Injected: 1', 'a\r\nX-Injected: 1', 'a\u0000b', '\r\n\r\nGET / HTTP/1.1', 'x\r\n continued']);
+    const value = random.pick([
+      'a\rb',
+      'a\nX-Injected: 1',
+      'a\r\nX-Injected: 1',
+      'a\u0000b',
+      '\r\n\r\nGET / HTTP/1.1',
+      'x\r\n continued',
+    ]);
     const name = random.pick(['X-Crlf', 'Authorization', 'Ocp-Apim-Subscription-Key']);
     request.headers.push([name, value]);
     request.needsRaw = true;
   },
   brokenHeaderLine(request, random) {
-    request.headers.push(random.pick<[string, string]>([['', 'no-name'], ['No-Colon-Here', '\u0001'], ['Space Name', 'x'], ['Trailing ', 'x'], ['X-Tab\t', 'x'], ['X\u00e9', 'x'], ['(x)', 'y']]));
+    request.headers.push(
+      random.pick<[string, string]>([
+        ['', 'no-name'],
+        ['No-Colon-Here', '\u0001'],
+        ['Space Name', 'x'],
+        ['Trailing ', 'x'],
+        ['X-Tab\t', 'x'],
+        ['X\u00e9', 'x'],
+        ['(x)', 'y'],
+      ]),
+    );
     request.needsRaw = true;
   },
   hostHeader(request, random) {
@@ -239,7 +429,11 @@ const MUTATIONS: Readonly<Record<string, Mutation>> = {
     const choice = random.pick(['none', 'two', 'odd']);
     if (choice === 'none') request.omitHost = true;
     else if (choice === 'two') request.headers.push(['Host', 'a.example'], ['Host', 'b.example']);
-    else request.headers.push(['Host', random.pick(['', 'evil.example:99999', '[::1', 'a b', '\u00e9.example', 'x'.repeat(300)])]);
+    else
+      request.headers.push([
+        'Host',
+        random.pick(['', 'evil.example:99999', '[::1', 'a b', '\u00e9.example', 'x'.repeat(300)]),
+      ]);
     request.needsRaw = true;
   },
   contentType(request, random) {
@@ -251,24 +445,51 @@ const MUTATIONS: Readonly<Record<string, Mutation>> = {
     const { accountId, accountKey } = credentials.mixedReality;
     request.headers = request.headers.filter(([name]) => name.toLowerCase() !== 'authorization');
     const value = random.pick<string | undefined>([
-      undefined, 'Bearer', 'Bearer ', `Basic ${Buffer.from(`${accountId}:${accountKey}`).toString('base64')}`,
-      `Bearer ${accountId}:`, `Bearer :${accountKey}`, `Bearer ${accountId}:${accountKey}:extra`,
-      `Bearer ${accountId}:${accountKey.slice(0, -1)}`, `Bearer ${accountId}:${accountKey}x`, `Bearer ${randomUUID()}:${accountKey}`,
-      `Bearer ${accountId}:${'k'.repeat(2_000)}`, `Bearer ${accountId}:${random.text(44)}`, `Bearer ${accountId}:${accountKey} `,
-      `bearer ${accountId.toUpperCase()}:${accountKey}`, `Bearer\t${accountId}:${accountKey}`, `Bearer  ${accountId}:${accountKey}`,
-      `Bearer ${accountId}:\u00e9${accountKey}`, `Bearer ${accountId}:${encodeURIComponent(accountKey)}`,
+      undefined,
+      'Bearer',
+      'Bearer ',
+      `Basic ${Buffer.from(`${accountId}:${accountKey}`).toString('base64')}`,
+      `Bearer ${accountId}:`,
+      `Bearer :${accountKey}`,
+      `Bearer ${accountId}:${accountKey}:extra`,
+      `Bearer ${accountId}:${accountKey.slice(0, -1)}`,
+      `Bearer ${accountId}:${accountKey}x`,
+      `Bearer ${randomUUID()}:${accountKey}`,
+      `Bearer ${accountId}:${'k'.repeat(2_000)}`,
+      `Bearer ${accountId}:${random.text(44)}`,
+      `Bearer ${accountId}:${accountKey} `,
+      `bearer ${accountId.toUpperCase()}:${accountKey}`,
+      `Bearer\t${accountId}:${accountKey}`,
+      `Bearer  ${accountId}:${accountKey}`,
+      `Bearer ${accountId}:\u00e9${accountKey}`,
+      `Bearer ${accountId}:${encodeURIComponent(accountKey)}`,
     ]);
     if (value !== undefined) request.headers.push(['Authorization', value]);
     if (value !== undefined && /[^\x20-\x7e\t]/.test(value)) request.needsRaw = true;
   },
   subscriptionKeyHeader(request, random, credentials) {
-    const original = request.headers.find(([name]) => name.toLowerCase() === 'ocp-apim-subscription-key')?.[1] ?? credentials.speech.key;
+    const original =
+      request.headers.find(([name]) => name.toLowerCase() === 'ocp-apim-subscription-key')?.[1] ??
+      credentials.speech.key;
     request.headers = request.headers.filter(([name]) => name.toLowerCase() !== 'ocp-apim-subscription-key');
     const value = random.pick<string | undefined>([
-      undefined, '', '   ', original.slice(0, -1), `${original}0`, original.toUpperCase(), random.text(32, '0123456789abcdef'),
-      'k'.repeat(300), ` ${original} `, `${original}, ${original}`, '\u00e9'.repeat(32),
+      undefined,
+      '',
+      '   ',
+      original.slice(0, -1),
+      `${original}0`,
+      original.toUpperCase(),
+      random.text(32, '0123456789abcdef'),
+      'k'.repeat(300),
+      ` ${original} `,
+      `${original}, ${original}`,
+      '\u00e9'.repeat(32),
     ]);
-    if (value !== undefined) request.headers.push([random.pick(['Ocp-Apim-Subscription-Key', 'ocp-apim-subscription-key', 'OCP-APIM-SUBSCRIPTION-KEY']), value]);
+    if (value !== undefined)
+      request.headers.push([
+        random.pick(['Ocp-Apim-Subscription-Key', 'ocp-apim-subscription-key', 'OCP-APIM-SUBSCRIPTION-KEY']),
+        value,
+      ]);
     if (value !== undefined && /[^\x20-\x7e]/.test(value)) request.needsRaw = true;
   },
   wrapForm(request, random, credentials) {
@@ -281,7 +502,10 @@ const MUTATIONS: Readonly<Record<string, Mutation>> = {
     let body: string;
     switch (choice) {
       case 0: // a field repeated, same or other value
-        fields.push([random.pick(['wrap_name', 'wrap_password', 'wrap_scope']), random.chance(0.5) ? credentials.wrap.key : random.text(10)]);
+        fields.push([
+          random.pick(['wrap_name', 'wrap_password', 'wrap_scope']),
+          random.chance(0.5) ? credentials.wrap.key : random.text(10),
+        ]);
         body = form(fields);
         break;
       case 1: // a field missing
@@ -289,21 +513,48 @@ const MUTATIONS: Readonly<Record<string, Mutation>> = {
         body = form(fields);
         break;
       case 2: // wrong password
-        fields[1] = ['wrap_password', random.pick([credentials.wrap.key.slice(0, -2), `${credentials.wrap.key}=`, random.text(44), '', credentials.speech.key])];
+        fields[1] = [
+          'wrap_password',
+          random.pick([
+            credentials.wrap.key.slice(0, -2),
+            `${credentials.wrap.key}=`,
+            random.text(44),
+            '',
+            credentials.speech.key,
+          ]),
+        ];
         body = form(fields);
         break;
       case 3: // other issuer names
-        fields[0] = ['wrap_name', random.pick(['Owner', 'owner ', 'OWNER', 'root', '', 'owner\u0000', '../owner', 'x'.repeat(5_000)])];
+        fields[0] = [
+          'wrap_name',
+          random.pick(['Owner', 'owner ', 'OWNER', 'root', '', 'owner\u0000', '../owner', 'x'.repeat(5_000)]),
+        ];
         body = form(fields);
         break;
       case 4: // other scopes
-        fields[2] = ['wrap_scope', random.pick([
-          'http://other.servicebus.windows.net/', 'http://demo.servicebus.windows.net/../x', 'http://demo.servicebus.windows.net/%2e%2e/x',
-          'http://user:pw@demo.servicebus.windows.net/', 'http://demo.servicebus.windows.net/#f', 'ftp://demo.servicebus.windows.net/', 'demo',
-          'http://demo.servicebus.windows.net:99999/', 'http://[::1]/', 'http://DEMO.servicebus.windows.net/', 'http://demo\u00e9.servicebus.windows.net/',
-          `http://demo.servicebus.windows.net/${'a'.repeat(3_000)}`, 'http://xn--demo-9ua.servicebus.windows.net/', 'https://demo.servicebus.windows.net/q',
-          'http://demo.attacker.example/', 'http://demo.servicebus.windows.net.evil.com/', 'http://demo.servicebus.windows.net/q/..;/q2',
-        ])];
+        fields[2] = [
+          'wrap_scope',
+          random.pick([
+            'http://other.servicebus.windows.net/',
+            'http://demo.servicebus.windows.net/../x',
+            'http://demo.servicebus.windows.net/%2e%2e/x',
+            'http://user:pw@demo.servicebus.windows.net/',
+            'http://demo.servicebus.windows.net/#f',
+            'ftp://demo.servicebus.windows.net/',
+            'demo',
+            'http://demo.servicebus.windows.net:99999/',
+            'http://[::1]/',
+            'http://DEMO.servicebus.windows.net/',
+            'http://demo\u00e9.servicebus.windows.net/',
+            `http://demo.servicebus.windows.net/${'a'.repeat(3_000)}`,
+            'http://xn--demo-9ua.servicebus.windows.net/',
+            'https://demo.servicebus.windows.net/q',
+            'http://demo.attacker.example/',
+            'http://demo.servicebus.windows.net.evil.com/',
+            'http://demo.servicebus.windows.net/q/..;/q2',
+          ]),
+        ];
         body = form(fields);
         break;
       case 5: // many fields
@@ -317,7 +568,16 @@ const MUTATIONS: Readonly<Record<string, Mutation>> = {
         body = `${form(fields)}&x=${random.pick(['\u00e9', '\u0000', '\t', '\r\nx', '\u007f'])}`;
         break;
       case 8: // separators only
-        body = random.pick(['&&&', '=', '====', '&=&=&', 'wrap_name', 'wrap_name&wrap_password&wrap_scope', '+', '++=++']);
+        body = random.pick([
+          '&&&',
+          '=',
+          '====',
+          '&=&=&',
+          'wrap_name',
+          'wrap_name&wrap_password&wrap_scope',
+          '+',
+          '++=++',
+        ]);
         break;
       case 9: // JSON instead of a form
         body = JSON.stringify(Object.fromEntries(fields));
@@ -343,20 +603,38 @@ const MUTATIONS: Readonly<Record<string, Mutation>> = {
   latBody(request, random, credentials) {
     const target = credentials.speech.resourceId;
     const bodies: Array<string | Buffer> = [
-      '', 'null', '[]', '"text"', '1', 'true', '{}', '{body}', '{"targetAzureResourceId":null,"featureFlags":null}',
-      JSON.stringify({ targetAzureResourceId: target }), JSON.stringify({ featureFlags: ['Face.Identification'] }),
-      JSON.stringify({ targetAzureResourceId: target, featureFlags: [] }), JSON.stringify({ targetAzureResourceId: target, featureFlags: [1, {}, null] }),
-      JSON.stringify({ targetAzureResourceId: target, featureFlags: 'Face.Identification' }), JSON.stringify({ targetAzureResourceId: target, featureFlags: ['LimitedAccess.HighRisk'] }),
-      JSON.stringify({ targetAzureResourceId: `${target}/../x`, featureFlags: ['Face.Identification'] }), JSON.stringify({ targetAzureResourceId: 'x'.repeat(10_000), featureFlags: ['a'] }),
+      '',
+      'null',
+      '[]',
+      '"text"',
+      '1',
+      'true',
+      '{}',
+      '{body}',
+      '{"targetAzureResourceId":null,"featureFlags":null}',
+      JSON.stringify({ targetAzureResourceId: target }),
+      JSON.stringify({ featureFlags: ['Face.Identification'] }),
+      JSON.stringify({ targetAzureResourceId: target, featureFlags: [] }),
+      JSON.stringify({ targetAzureResourceId: target, featureFlags: [1, {}, null] }),
+      JSON.stringify({ targetAzureResourceId: target, featureFlags: 'Face.Identification' }),
+      JSON.stringify({ targetAzureResourceId: target, featureFlags: ['LimitedAccess.HighRisk'] }),
+      JSON.stringify({ targetAzureResourceId: `${target}/../x`, featureFlags: ['Face.Identification'] }),
+      JSON.stringify({ targetAzureResourceId: 'x'.repeat(10_000), featureFlags: ['a'] }),
       `{"__proto__":{"featureFlags":["Face.Identification"]},"targetAzureResourceId":"${target}"}`,
       `{"constructor":{"prototype":{"x":1}},"targetAzureResourceId":"${target}","featureFlags":["Face.Identification"]}`,
       `{"targetAzureResourceId":"${target}","TARGETAZURERESOURCEID":"x","featureFlags":["Face.Identification"],"featureflags":[]}`,
-      `{"targetAzureResourceId":"\\ud800","featureFlags":["\\udfff"]}`, `{"a":1e999999}`, `{"a":-0.0e-400}`, `{"a":"${'\\u0000'.repeat(100)}"}`,
+      `{"targetAzureResourceId":"\\ud800","featureFlags":["\\udfff"]}`,
+      `{"a":1e999999}`,
+      `{"a":-0.0e-400}`,
+      `{"a":"${'\\u0000'.repeat(100)}"}`,
       `\ufeff${JSON.stringify({ targetAzureResourceId: target, featureFlags: ['Face.Identification'] })}`,
       Buffer.from(JSON.stringify({ targetAzureResourceId: target, featureFlags: ['Face.Identification'] }), 'utf16le'),
-      `${'['.repeat(random.pick([17, 1_000, 8_000]))}${']'.repeat(random.int(0, 3))}`, `${'{"a":'.repeat(random.pick([17, 2_000]))}1${'}'.repeat(random.int(0, 30))}`,
-      `{"targetAzureResourceId":"${target}","featureFlags":["Face.Identification"]`, `{"targetAzureResourceId":"${target}","featureFlags":["Face.Identification"]}}`,
-      `{"targetAzureResourceId":"${target}","featureFlags":["Face.Identification"],}`, `{'targetAzureResourceId':'${target}'}`,
+      `${'['.repeat(random.pick([17, 1_000, 8_000]))}${']'.repeat(random.int(0, 3))}`,
+      `${'{"a":'.repeat(random.pick([17, 2_000]))}1${'}'.repeat(random.int(0, 30))}`,
+      `{"targetAzureResourceId":"${target}","featureFlags":["Face.Identification"]`,
+      `{"targetAzureResourceId":"${target}","featureFlags":["Face.Identification"]}}`,
+      `{"targetAzureResourceId":"${target}","featureFlags":["Face.Identification"],}`,
+      `{'targetAzureResourceId':'${target}'}`,
     ];
     const chosen = random.pick(bodies);
     request.body = typeof chosen === 'string' ? Buffer.from(chosen, 'utf8') : chosen;
@@ -365,21 +643,51 @@ const MUTATIONS: Readonly<Record<string, Mutation>> = {
     request.body = random.bytes(random.pick([1, 16, 300, 2_000, 16_000]));
   },
   invalidUtf8Body(request, random) {
-    const bad = random.pick([Buffer.from([0xc3, 0x28]), Buffer.from([0xff, 0xfe]), Buffer.from([0xed, 0xa0, 0x80]), Buffer.from([0xf8, 0x88, 0x80, 0x80, 0x80]), Buffer.from([0x80])]);
-    request.body = Buffer.concat([request.body.subarray(0, random.int(0, request.body.length)), bad, request.body.subarray(random.int(0, request.body.length))]);
+    const bad = random.pick([
+      Buffer.from([0xc3, 0x28]),
+      Buffer.from([0xff, 0xfe]),
+      Buffer.from([0xed, 0xa0, 0x80]),
+      Buffer.from([0xf8, 0x88, 0x80, 0x80, 0x80]),
+      Buffer.from([0x80]),
+    ]);
+    request.body = Buffer.concat([
+      request.body.subarray(0, random.int(0, request.body.length)),
+      bad,
+      request.body.subarray(random.int(0, request.body.length)),
+    ]);
   },
   hugeBody(request, random) {
     const size = random.chance(0.02) ? 1_100_000 : random.pick([16_384, 16_385, 20_000, 100_000]);
     const filler = request.route === 'wrapToken' ? '&x=1' : ' ';
-    request.body = Buffer.concat([request.body, Buffer.from(filler.repeat(Math.ceil(size / filler.length)).slice(0, size))]);
+    request.body = Buffer.concat([
+      request.body,
+      Buffer.from(filler.repeat(Math.ceil(size / filler.length)).slice(0, size)),
+    ]);
   },
   framing(request, random) {
-    request.framing = random.pick(['chunked', 'bad-chunked', 'cl-and-te', 'two-lengths', 'short-length', 'huge-length', 'none'] as const);
+    request.framing = random.pick([
+      'chunked',
+      'bad-chunked',
+      'cl-and-te',
+      'two-lengths',
+      'short-length',
+      'huge-length',
+      'none',
+    ] as const);
     if (request.framing === 'none' && request.body.length === 0) request.body = Buffer.from('x');
     request.needsRaw = true;
   },
   httpVersion(request, random) {
-    request.httpVersion = random.pick(['HTTP/1.0', 'HTTP/1.2', 'HTTP/2.0', 'HTTP/0.9', 'HTTP/1.1 x', 'http/1.1', 'HTTP/11', '']);
+    request.httpVersion = random.pick([
+      'HTTP/1.0',
+      'HTTP/1.2',
+      'HTTP/2.0',
+      'HTTP/0.9',
+      'HTTP/1.1 x',
+      'http/1.1',
+      'HTTP/11',
+      '',
+    ]);
     request.needsRaw = true;
   },
   expectContinue(request) {
@@ -391,7 +699,15 @@ const MUTATIONS: Readonly<Record<string, Mutation>> = {
 /** Mutations that fit a route (credential mutations only where that credential is used). */
 function mutationsFor(route: RouteName): string[] {
   const general = Object.keys(MUTATIONS).filter(
-    (name) => !['mixedRealityAuthorization', 'subscriptionKeyHeader', 'subscriptionKeyInQuery', 'wrapForm', 'latBody', 'expiredTime'].includes(name),
+    (name) =>
+      ![
+        'mixedRealityAuthorization',
+        'subscriptionKeyHeader',
+        'subscriptionKeyInQuery',
+        'wrapForm',
+        'latBody',
+        'expiredTime',
+      ].includes(name),
   );
   switch (route) {
     case 'mixedRealityToken':
@@ -399,7 +715,17 @@ function mutationsFor(route: RouteName): string[] {
     case 'issueToken':
       return [...general, 'subscriptionKeyHeader', 'subscriptionKeyHeader', 'subscriptionKeyInQuery'];
     case 'issueLimitedAccessToken':
-      return [...general, 'subscriptionKeyHeader', 'subscriptionKeyInQuery', 'latBody', 'latBody', 'latBody', 'expiredTime', 'expiredTime', 'expiredTime'];
+      return [
+        ...general,
+        'subscriptionKeyHeader',
+        'subscriptionKeyInQuery',
+        'latBody',
+        'latBody',
+        'latBody',
+        'expiredTime',
+        'expiredTime',
+        'expiredTime',
+      ];
     case 'wrapToken':
       return [...general, 'wrapForm', 'wrapForm', 'wrapForm', 'wrapForm'];
     default:
@@ -480,12 +806,18 @@ export function credentialPresented(request: FuzzRequest, credentials: DemoCrede
     }
     case 'issueToken':
     case 'issueLimitedAccessToken': {
-      const valid = request.route === 'issueToken' ? [credentials.speech.key, credentials.isvFace.key] : [credentials.isvFace.key];
-      const header = headerValues('ocp-apim-subscription-key').map((value) => value.trim()).filter((value) => value !== '');
+      const valid =
+        request.route === 'issueToken' ? [credentials.speech.key, credentials.isvFace.key] : [credentials.isvFace.key];
+      const header = headerValues('ocp-apim-subscription-key')
+        .map((value) => value.trim())
+        .filter((value) => value !== '');
       if (header.length > 0) return header.length === 1 && valid.includes(header[0] as string);
       let keys: string[];
       try {
-        keys = [...new URLSearchParams(query)].filter(([name]) => name.toLowerCase() === 'subscription-key').map(([, v]) => v.trim()).filter(Boolean);
+        keys = [...new URLSearchParams(query)]
+          .filter(([name]) => name.toLowerCase() === 'subscription-key')
+          .map(([, v]) => v.trim())
+          .filter(Boolean);
       } catch {
         return false;
       }
@@ -495,7 +827,12 @@ export function credentialPresented(request: FuzzRequest, credentials: DemoCrede
       const fields = new URLSearchParams(request.body.toString('latin1').replace(/[\r\n]+$/, ''));
       const names = fields.getAll('wrap_name');
       const passwords = fields.getAll('wrap_password');
-      return names.length === 1 && names[0] === credentials.wrap.name && passwords.length === 1 && passwords[0] === credentials.wrap.key;
+      return (
+        names.length === 1 &&
+        names[0] === credentials.wrap.name &&
+        passwords.length === 1 &&
+        passwords[0] === credentials.wrap.key
+      );
     }
     default:
       return true;
@@ -537,7 +874,8 @@ export function routedSegments(rawPath: string): string[] | undefined {
  */
 export function refusedOnSize(request: FuzzRequest, limits: SizeLimits): boolean {
   let headerBytes = 0;
-  for (const [name, value] of request.headers) headerBytes += Buffer.byteLength(name, 'latin1') + Buffer.byteLength(value, 'utf8') + 4;
+  for (const [name, value] of request.headers)
+    headerBytes += Buffer.byteLength(name, 'latin1') + Buffer.byteLength(value, 'utf8') + 4;
   return (
     request.body.length > limits.maxBodyBytes ||
     request.target.length > limits.maxUrlLength ||

@@ -4,7 +4,14 @@ import { join } from 'node:path';
 import { Pool } from 'undici';
 import { startLocalAzurite, type LocalAzurite } from '../../tools/localAzurite.js';
 import { loadConfig } from '../../shared/config.js';
-import { describeRequest, nextFuzzRequest, refusedOnSize, TOKEN_ROUTES, type FuzzRequest, type RouteName } from './fuzzCases.js';
+import {
+  describeRequest,
+  nextFuzzRequest,
+  refusedOnSize,
+  TOKEN_ROUTES,
+  type FuzzRequest,
+  type RouteName,
+} from './fuzzCases.js';
 import { LeakScanner } from './leakScanner.js';
 import { startHostChild, type HostChild } from '../load/localHostChild.js';
 import { Random } from './random.js';
@@ -76,7 +83,11 @@ export interface FuzzReport {
 /** Source addresses for raw sends: many loopback clients, so no single one runs out of ports. */
 const RAW_SOURCES = Array.from({ length: 32 }, (_, i) => `127.0.0.${i + 2}`);
 /** Lines the host may write to stderr that are not errors. */
-const BENIGN_STDERR = [/Discarding the body of the incoming (GET|HEAD) request/i, /ExperimentalWarning/i, /--trace-warnings/];
+const BENIGN_STDERR = [
+  /Discarding the body of the incoming (GET|HEAD) request/i,
+  /ExperimentalWarning/i,
+  /--trace-warnings/,
+];
 /** Host stdout lines that mean something went wrong inside. */
 const ERROR_STDOUT = [/^\[error\]/, /local host: request .* failed/, /did not answer within/, /Unhandled/i];
 /** Findings listed in the report per kind (all are counted). */
@@ -110,7 +121,11 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
     const { credentials } = running;
     // The limits the host child runs with (it inherits this environment).
     const sizeSettings = Object.entries(process.env).filter(([name]) => name.startsWith('STS_MAX_'));
-    const { limits } = loadConfig({ ...Object.fromEntries(sizeSettings), STS_LOCAL_STORE_PATH: 'unused', STS_LEDGER_MODE: 'off' });
+    const { limits } = loadConfig({
+      ...Object.fromEntries(sizeSettings),
+      STS_LOCAL_STORE_PATH: 'unused',
+      STS_LEDGER_MODE: 'off',
+    });
     const scanner = new LeakScanner([
       ...running.secretValues.map((value) => ({ value, label: 'a stored key or signing key' })),
     ]);
@@ -160,8 +175,14 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
         });
         status = answer.status;
         text = `${answer.head}\r\n\r\n${answer.body.toString('latin1')}`;
-        outcome = answer.outcome === 'response' && status !== undefined ? classOf(status) : answer.outcome === 'response' ? 'closed' : answer.outcome;
-        if (answer.outcome === 'error') addFinding({ kind: 'dropped', detail: `socket error ${answer.error ?? ''}`, request: describe() });
+        outcome =
+          answer.outcome === 'response' && status !== undefined
+            ? classOf(status)
+            : answer.outcome === 'response'
+              ? 'closed'
+              : answer.outcome;
+        if (answer.outcome === 'error')
+          addFinding({ kind: 'dropped', detail: `socket error ${answer.error ?? ''}`, request: describe() });
       } else {
         byTransport.undici = (byTransport.undici ?? 0) + 1;
         try {
@@ -174,7 +195,9 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
           });
           status = response.statusCode;
           const body = Buffer.from(await response.body.arrayBuffer());
-          text = `${Object.entries(response.headers).map(([name, value]) => `${name}: ${String(value)}`).join('\r\n')}\r\n\r\n${body.toString('utf8')}`;
+          text = `${Object.entries(response.headers)
+            .map(([name, value]) => `${name}: ${String(value)}`)
+            .join('\r\n')}\r\n\r\n${body.toString('utf8')}`;
           outcome = classOf(status);
         } catch (error) {
           const name = (error as { code?: string; name?: string }).code ?? (error as Error).name;
@@ -183,7 +206,10 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
           if (outcome === 'error' && BROKEN_WRITE.has(name) && refusedOnSize(request, limits)) {
             // Refused on its size while undici was still writing: the same bytes sent raw must get the refusal
             // itself (413, 414 or 431), else this is a dropped request after all.
-            const raw = await sendRaw(running.port, serializeRequest(request, authority), { timeoutMs: options.timeoutMs, method: request.method });
+            const raw = await sendRaw(running.port, serializeRequest(request, authority), {
+              timeoutMs: options.timeoutMs,
+              method: request.method,
+            });
             status = raw.status;
             text = `${raw.head}\r\n\r\n${raw.body.toString('latin1')}`;
             if (status !== undefined && SIZE_REFUSALS.has(status)) outcome = classOf(status);
@@ -194,16 +220,22 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
       count(request.route, outcome, status);
 
       if (outcome === '5xx') addFinding({ kind: 'server error', detail: `status ${status}`, request: describe() });
-      if (outcome === 'timeout') addFinding({ kind: 'hang', detail: `no answer within ${options.timeoutMs} ms`, request: describe() });
+      if (outcome === 'timeout')
+        addFinding({ kind: 'hang', detail: `no answer within ${options.timeoutMs} ms`, request: describe() });
 
       const own = status === 200 && TOKEN_ROUTES.has(request.route) ? tokenIn(request.route, text) : undefined;
       if (own && request.credentialIntact === false) {
         addFinding({ kind: 'auth bypass', detail: `200 with a token for a broken credential`, request: describe() });
       }
       if (own && !/^cache-control:.*no-store/im.test(text.slice(0, text.indexOf('\r\n\r\n')))) {
-        addFinding({ kind: 'cacheable token', detail: 'a token response without Cache-Control: no-store', request: describe() });
+        addFinding({
+          kind: 'cacheable token',
+          detail: 'a token response without Cache-Control: no-store',
+          request: describe(),
+        });
       }
-      for (const leak of scanner.scan(text, own)) addFinding({ kind: 'leak in response', detail: leak.detail, request: describe() });
+      for (const leak of scanner.scan(text, own))
+        addFinding({ kind: 'leak in response', detail: leak.detail, request: describe() });
       if (own) {
         scanner.registerIssued(own);
         issued += 1;
@@ -220,12 +252,18 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
         completed += 1;
         if (running.exitStatus() !== undefined && !crashed) {
           crashed = true;
-          addFinding({ kind: 'crash', detail: `the host exited (${running.exitStatus()}) during the run`, request: `#${index} ${describeRequest(request)}` });
+          addFinding({
+            kind: 'crash',
+            detail: `the host exited (${running.exitStatus()}) during the run`,
+            request: `#${index} ${describeRequest(request)}`,
+          });
         }
         if (Date.now() - lastProgress > 10_000) {
           lastProgress = Date.now();
           const seconds = (lastProgress - started) / 1000;
-          options.progress(`  ${completed} requests in ${seconds.toFixed(0)} s (${Math.round(completed / seconds)}/s), findings: ${Object.values(findingCounts).reduce((a, b) => a + b, 0)}`);
+          options.progress(
+            `  ${completed} requests in ${seconds.toFixed(0)} s (${Math.round(completed / seconds)}/s), findings: ${Object.values(findingCounts).reduce((a, b) => a + b, 0)}`,
+          );
         }
       }
     };
@@ -239,15 +277,18 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
     if (!alive && !crashed) addFinding({ kind: 'crash', detail: `the host exited (${running.exitStatus()})` });
     await running.stop();
     const hostExit = running.exitStatus() ?? 'unknown';
-    if (alive && hostExit !== 'exit code 0') addFinding({ kind: 'crash', detail: `the host did not shut down cleanly (${hostExit})` });
+    if (alive && hostExit !== 'exit code 0')
+      addFinding({ kind: 'crash', detail: `the host did not shut down cleanly (${hostExit})` });
 
     for (const line of stdout) {
-      if (ERROR_STDOUT.some((pattern) => pattern.test(line))) addFinding({ kind: 'error log', detail: line.slice(0, 200) });
+      if (ERROR_STDOUT.some((pattern) => pattern.test(line)))
+        addFinding({ kind: 'error log', detail: line.slice(0, 200) });
       for (const leak of scanner.scan(line)) addFinding({ kind: 'leak in log', detail: `${leak.detail} (stdout)` });
     }
     for (const line of stderr) {
       if (line.trim() === '') continue;
-      if (!BENIGN_STDERR.some((pattern) => pattern.test(line))) addFinding({ kind: 'unexpected stderr', detail: line.slice(0, 200) });
+      if (!BENIGN_STDERR.some((pattern) => pattern.test(line)))
+        addFinding({ kind: 'unexpected stderr', detail: line.slice(0, 200) });
       for (const leak of scanner.scan(line)) addFinding({ kind: 'leak in log', detail: `${leak.detail} (stderr)` });
     }
 

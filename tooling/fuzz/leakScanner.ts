@@ -45,7 +45,8 @@ export class LeakScanner {
     if (!signature || signature.length < WINDOW) return;
     this.tokens += 1;
     const id = this.tokens;
-    for (let at = 0; at + WINDOW <= signature.length; at += STEP) this.windows.set(signature.slice(at, at + WINDOW), id);
+    for (let at = 0; at + WINDOW <= signature.length; at += STEP)
+      this.windows.set(signature.slice(at, at + WINDOW), id);
     const tail = signature.slice(-WINDOW);
     this.windows.set(tail, id);
   }

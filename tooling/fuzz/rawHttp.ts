@@ -19,8 +19,11 @@ export interface RawAnswer {
 
 /** Serialises a fuzz request, framing included, with `Connection: close` so the server ends the exchange. */
 export function serializeRequest(request: FuzzRequest, authority: string): Buffer {
-  const lines: string[] = [`${request.method} ${request.target}${request.httpVersion ? ` ${request.httpVersion}` : ''}`];
-  if (!request.omitHost && !request.headers.some(([name]) => name.toLowerCase() === 'host')) lines.push(`Host: ${authority}`);
+  const lines: string[] = [
+    `${request.method} ${request.target}${request.httpVersion ? ` ${request.httpVersion}` : ''}`,
+  ];
+  if (!request.omitHost && !request.headers.some(([name]) => name.toLowerCase() === 'host'))
+    lines.push(`Host: ${authority}`);
   for (const [name, value] of request.headers) lines.push(`${name}: ${value}`);
   lines.push('Connection: close');
   let body = request.body;
@@ -60,7 +63,11 @@ export function serializeRequest(request: FuzzRequest, authority: string): Buffe
 
 function chunk(body: Buffer, broken: boolean): Buffer {
   if (broken) {
-    return Buffer.concat([Buffer.from(`${(body.length + 7).toString(16)};ext=1\r\n`), body, Buffer.from('\r\nzz\r\n0\r\n\r\n')]);
+    return Buffer.concat([
+      Buffer.from(`${(body.length + 7).toString(16)};ext=1\r\n`),
+      body,
+      Buffer.from('\r\nzz\r\n0\r\n\r\n'),
+    ]);
   }
   const parts: Buffer[] = [];
   for (let at = 0; at < body.length; at += 1_000) {
@@ -76,9 +83,17 @@ function chunk(body: Buffer, broken: boolean): Buffer {
  * simulated) and resolves with the first final response (interim 1xx skipped), read by its Content-Length,
  * or when the server closes, or at `timeoutMs`.
  */
-export function sendRaw(port: number, bytes: Buffer, options: { timeoutMs: number; localAddress?: string; method: string }): Promise<RawAnswer> {
+export function sendRaw(
+  port: number,
+  bytes: Buffer,
+  options: { timeoutMs: number; localAddress?: string; method: string },
+): Promise<RawAnswer> {
   return new Promise((resolve) => {
-    const socket = connect({ port, host: '127.0.0.1', ...(options.localAddress ? { localAddress: options.localAddress } : {}) });
+    const socket = connect({
+      port,
+      host: '127.0.0.1',
+      ...(options.localAddress ? { localAddress: options.localAddress } : {}),
+    });
     const chunks: Buffer[] = [];
     let settled = false;
     const finish = (answer: RawAnswer): void => {
@@ -88,7 +103,10 @@ export function sendRaw(port: number, bytes: Buffer, options: { timeoutMs: numbe
       socket.destroy();
       resolve(answer);
     };
-    const timer = setTimeout(() => finish({ ...parse(Buffer.concat(chunks), options.method), outcome: 'timeout' }), options.timeoutMs);
+    const timer = setTimeout(
+      () => finish({ ...parse(Buffer.concat(chunks), options.method), outcome: 'timeout' }),
+      options.timeoutMs,
+    );
     socket.on('connect', () => {
       socket.write(bytes, () => undefined);
     });
@@ -109,7 +127,12 @@ export function sendRaw(port: number, bytes: Buffer, options: { timeoutMs: numbe
       const parsed = parse(Buffer.concat(chunks), options.method);
       // EPIPE/ECONNRESET after the server answered and closed early (a refused body) is normal.
       if (parsed.status !== undefined) finish({ ...parsed, outcome: 'response' });
-      else finish({ ...parsed, outcome: error.code === 'ECONNRESET' || error.code === 'EPIPE' ? 'closed' : 'error', error: error.code ?? error.message });
+      else
+        finish({
+          ...parsed,
+          outcome: error.code === 'ECONNRESET' || error.code === 'EPIPE' ? 'closed' : 'error',
+          error: error.code ?? error.message,
+        });
     });
   });
 }

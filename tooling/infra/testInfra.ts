@@ -95,10 +95,37 @@ const FORBIDDEN_APP_SETTINGS = [
  * (https://github.com/Azure-Samples/functions-quickstart-typescript-azd/blob/main/infra/main.bicep).
  */
 const FLEX_CONSUMPTION_REGIONS = [
-  'australiaeast', 'australiasoutheast', 'brazilsouth', 'canadacentral', 'centralindia', 'centralus', 'eastasia', 'eastus',
-  'eastus2', 'francecentral', 'germanywestcentral', 'italynorth', 'japaneast', 'koreacentral', 'northcentralus',
-  'northeurope', 'norwayeast', 'southafricanorth', 'southcentralus', 'southeastasia', 'southindia', 'spaincentral', 'swedencentral',
-  'uaenorth', 'uksouth', 'ukwest', 'westcentralus', 'westeurope', 'westus', 'westus2', 'westus3',
+  'australiaeast',
+  'australiasoutheast',
+  'brazilsouth',
+  'canadacentral',
+  'centralindia',
+  'centralus',
+  'eastasia',
+  'eastus',
+  'eastus2',
+  'francecentral',
+  'germanywestcentral',
+  'italynorth',
+  'japaneast',
+  'koreacentral',
+  'northcentralus',
+  'northeurope',
+  'norwayeast',
+  'southafricanorth',
+  'southcentralus',
+  'southeastasia',
+  'southindia',
+  'spaincentral',
+  'swedencentral',
+  'uaenorth',
+  'uksouth',
+  'ukwest',
+  'westcentralus',
+  'westeurope',
+  'westus',
+  'westus2',
+  'westus3',
 ];
 
 const EXPECTED_OUTPUTS = [
@@ -149,7 +176,11 @@ interface RunResult {
   readonly stderr: string;
 }
 
-function run(file: string, args: readonly string[], options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<RunResult> {
+function run(
+  file: string,
+  args: readonly string[],
+  options: { env?: NodeJS.ProcessEnv; cwd?: string } = {},
+): Promise<RunResult> {
   return new Promise((resolvePromise) => {
     execFile(
       file,
@@ -157,7 +188,11 @@ function run(file: string, args: readonly string[], options: { env?: NodeJS.Proc
       { cwd: options.cwd ?? REPO_ROOT, env: options.env ?? process.env, maxBuffer: 64 * 1024 * 1024, timeout: 600_000 },
       (error: ExecFileException | null, stdout, stderr) => {
         const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
-        resolvePromise({ code, stdout: String(stdout), stderr: error && code === -1 ? `${stderr}${error.message}` : String(stderr) });
+        resolvePromise({
+          code,
+          stdout: String(stdout),
+          stderr: error && code === -1 ? `${stderr}${error.message}` : String(stderr),
+        });
       },
     );
   });
@@ -198,7 +233,14 @@ async function restoreBicep(rid: string): Promise<string> {
   const cacheRoot = join(tmpdir(), 'sts-bicep-cli', BICEP_VERSION, rid);
   const packageId = `Azure.Bicep.CommandLine.${rid}`;
   const binary = (root: string) =>
-    join(root, 'packages', packageId.toLowerCase(), BICEP_VERSION, 'tools', rid.startsWith('win') ? 'bicep.exe' : 'bicep');
+    join(
+      root,
+      'packages',
+      packageId.toLowerCase(),
+      BICEP_VERSION,
+      'tools',
+      rid.startsWith('win') ? 'bicep.exe' : 'bicep',
+    );
   if (await isExecutable(binary(cacheRoot))) return binary(cacheRoot);
 
   const dotnetVersion = await run('dotnet', ['--version'], { cwd: tmpdir() });
@@ -222,10 +264,17 @@ async function restoreBicep(rid: string): Promise<string> {
         '',
       ].join('\n'),
     );
-    console.log(`  ...   restoring ${packageId} ${BICEP_VERSION} from NuGet with dotnet ${dotnetVersion.stdout.trim()}`);
+    console.log(
+      `  ...   restoring ${packageId} ${BICEP_VERSION} from NuGet with dotnet ${dotnetVersion.stdout.trim()}`,
+    );
     const restore = await run('dotnet', ['restore', project, '--packages', join(staging, 'packages'), '--nologo'], {
       cwd: staging,
-      env: { ...process.env, DOTNET_CLI_TELEMETRY_OPTOUT: '1', DOTNET_NOLOGO: '1', DOTNET_SKIP_FIRST_TIME_EXPERIENCE: '1' },
+      env: {
+        ...process.env,
+        DOTNET_CLI_TELEMETRY_OPTOUT: '1',
+        DOTNET_NOLOGO: '1',
+        DOTNET_SKIP_FIRST_TIME_EXPERIENCE: '1',
+      },
     });
     if (restore.code !== 0) {
       throw new Error(`dotnet restore of ${packageId} ${BICEP_VERSION} failed:\n${restore.stdout}${restore.stderr}`);
@@ -291,7 +340,11 @@ function secureParameterNames(template: JsonObject): Set<string> {
     return false;
   };
   const parameters = isObject(template.parameters) ? template.parameters : {};
-  return new Set(Object.entries(parameters).filter(([, p]) => isSecureType(p)).map(([name]) => name));
+  return new Set(
+    Object.entries(parameters)
+      .filter(([, p]) => isSecureType(p))
+      .map(([name]) => name),
+  );
 }
 
 function leafName(name: Json | undefined): string | undefined {
@@ -358,15 +411,24 @@ async function checkCompiledTemplate(mainJsonPath: string): Promise<void> {
     check('function app: FTPS disabled', get(props, 'siteConfig', 'ftpsState') === 'Disabled');
     check('function app: HTTP/2 enabled', get(props, 'siteConfig', 'http20Enabled') === true);
     // docs/cors.md: the host answers preflights from siteConfig.cors on Flex; the app reads the same list.
-    check('function app: platform CORS never with credentials', get(props, 'siteConfig', 'cors', 'supportCredentials') === false);
+    check(
+      'function app: platform CORS never with credentials',
+      get(props, 'siteConfig', 'cors', 'supportCredentials') === false,
+    );
     check(
       'function app: platform CORS origins from the corsAllowedOrigins parameter',
-      parameterReferences(asText(get(props, 'siteConfig', 'cors', 'allowedOrigins') ?? '')).includes('corsAllowedOrigins'),
+      parameterReferences(asText(get(props, 'siteConfig', 'cors', 'allowedOrigins') ?? '')).includes(
+        'corsAllowedOrigins',
+      ),
     );
-    check('function app: no app settings inline (one appsettings resource holds them)', get(props, 'siteConfig', 'appSettings') === undefined);
+    check(
+      'function app: no app settings inline (one appsettings resource holds them)',
+      get(props, 'siteConfig', 'appSettings') === undefined,
+    );
     check(
       'function app: runtime node 22 (functionAppConfig)',
-      get(props, 'functionAppConfig', 'runtime', 'name') === 'node' && get(props, 'functionAppConfig', 'runtime', 'version') === '22',
+      get(props, 'functionAppConfig', 'runtime', 'name') === 'node' &&
+        get(props, 'functionAppConfig', 'runtime', 'version') === '22',
       JSON.stringify(get(props, 'functionAppConfig', 'runtime')),
     );
     check(
@@ -375,7 +437,10 @@ async function checkCompiledTemplate(mainJsonPath: string): Promise<void> {
         get(props, 'functionAppConfig', 'deployment', 'storage', 'authentication', 'type') === 'UserAssignedIdentity',
     );
     const scale = get(props, 'functionAppConfig', 'scaleAndConcurrency');
-    check('function app: scale and instance memory set', isObject(scale) && 'maximumInstanceCount' in scale && 'instanceMemoryMB' in scale);
+    check(
+      'function app: scale and instance memory set',
+      isObject(scale) && 'maximumInstanceCount' in scale && 'instanceMemoryMB' in scale,
+    );
     check('function app: runs as a user-assigned identity', get(resource, 'identity', 'type') === 'UserAssigned');
   }
   const plans = ofType('Microsoft.Web/serverfarms');
@@ -400,27 +465,52 @@ async function checkCompiledTemplate(mainJsonPath: string): Promise<void> {
     const names = Object.keys(settings);
     const missing = EXPECTED_APP_SETTINGS.filter((n) => !names.includes(n));
     const unexpected = names.filter((n) => !EXPECTED_APP_SETTINGS.includes(n));
-    check('app settings: exactly the expected names', missing.length === 0 && unexpected.length === 0, `missing ${missing.join(', ') || '-'}; unexpected ${unexpected.join(', ') || '-'}`);
+    check(
+      'app settings: exactly the expected names',
+      missing.length === 0 && unexpected.length === 0,
+      `missing ${missing.join(', ') || '-'}; unexpected ${unexpected.join(', ') || '-'}`,
+    );
     const forbidden = names.filter((n) => FORBIDDEN_APP_SETTINGS.some((f) => f.toLowerCase() === n.toLowerCase()));
-    check('app settings: no plain AzureWebJobsStorage, no connection string, no local store', forbidden.length === 0, forbidden.join(', '));
-    check('app settings: host storage through the managed identity', settings.AzureWebJobsStorage__credential === 'managedidentity');
+    check(
+      'app settings: no plain AzureWebJobsStorage, no connection string, no local store',
+      forbidden.length === 0,
+      forbidden.join(', '),
+    );
+    check(
+      'app settings: host storage through the managed identity',
+      settings.AzureWebJobsStorage__credential === 'managedidentity',
+    );
     check(
       'app settings: App Insights authenticates with Entra ID',
-      typeof settings.APPLICATIONINSIGHTS_AUTHENTICATION_STRING === 'string' && settings.APPLICATIONINSIGHTS_AUTHENTICATION_STRING.includes('Authorization=AAD'),
+      typeof settings.APPLICATIONINSIGHTS_AUTHENTICATION_STRING === 'string' &&
+        settings.APPLICATIONINSIGHTS_AUTHENTICATION_STRING.includes('Authorization=AAD'),
     );
-    check('app settings: the host homepage is off (AzureWebJobsDisableHomepage=true, `/` answers 204)', settings.AzureWebJobsDisableHomepage === 'true');
+    check(
+      'app settings: the host homepage is off (AzureWebJobsDisableHomepage=true, `/` answers 204)',
+      settings.AzureWebJobsDisableHomepage === 'true',
+    );
     check(
       'app settings: no languageWorkers__node__arguments (the host would not reuse its placeholder worker; docs/deploy.md)',
       !names.some((n) => n.toLowerCase().startsWith('languageworkers__')),
     );
-    check('app settings: STS_ISSUER is https', typeof settings.STS_ISSUER === 'string' && settings.STS_ISSUER.includes('https://'));
+    check(
+      'app settings: STS_ISSUER is https',
+      typeof settings.STS_ISSUER === 'string' && settings.STS_ISSUER.includes('https://'),
+    );
     check(
       'app settings: STS_ENTRA_AUTHORITY is off without an audience',
-      typeof settings.STS_ENTRA_AUTHORITY === 'string' && settings.STS_ENTRA_AUTHORITY.includes("empty(parameters('entraAudience'))"),
+      typeof settings.STS_ENTRA_AUTHORITY === 'string' &&
+        settings.STS_ENTRA_AUTHORITY.includes("empty(parameters('entraAudience'))"),
     );
     const configSource = await readFile(join(REPO_ROOT, 'shared', 'config.ts'), 'utf8');
     const readByConfig = (n: string) => configSource.includes(`'${n}'`) || configSource.includes(`env.${n}`);
-    const unread = names.filter((n) => !n.startsWith('AzureWebJobs') && !n.startsWith('APPLICATIONINSIGHTS_') && !n.startsWith('languageWorkers__') && !readByConfig(n));
+    const unread = names.filter(
+      (n) =>
+        !n.startsWith('AzureWebJobs') &&
+        !n.startsWith('APPLICATIONINSIGHTS_') &&
+        !n.startsWith('languageWorkers__') &&
+        !readByConfig(n),
+    );
     check('app settings: every STS setting is one shared/config.ts reads', unread.length === 0, unread.join(', '));
   }
   check('no plain AzureWebJobsStorage anywhere in the template', !/"AzureWebJobsStorage"\s*:/i.test(text));
@@ -434,15 +524,24 @@ async function checkCompiledTemplate(mainJsonPath: string): Promise<void> {
   const accounts = ofType('Microsoft.Storage/storageAccounts');
   check('one storage account', accounts.length === 1, `found ${accounts.length}`);
   for (const { resource } of accounts) {
-    check('storage: shared keys off (allowSharedKeyAccess false)', get(resource, 'properties', 'allowSharedKeyAccess') === false);
+    check(
+      'storage: shared keys off (allowSharedKeyAccess false)',
+      get(resource, 'properties', 'allowSharedKeyAccess') === false,
+    );
     check('storage: minimum TLS 1.2', get(resource, 'properties', 'minimumTlsVersion') === 'TLS1_2');
     check('storage: no public blob access', get(resource, 'properties', 'allowBlobPublicAccess') === false);
     check('storage: HTTPS only', get(resource, 'properties', 'supportsHttpsTrafficOnly') === true);
   }
   const containers = ofType('Microsoft.Storage/storageAccounts/blobServices/containers');
-  check('storage: deployment container, private', containers.length === 1 && get(containers[0]?.resource, 'properties', 'publicAccess') === 'None');
+  check(
+    'storage: deployment container, private',
+    containers.length === 1 && get(containers[0]?.resource, 'properties', 'publicAccess') === 'None',
+  );
   // The ledger's hour tables come and go with the app (created on first write, dropped by ledgerRetention).
-  check('storage: no declared ledger table (one per hour, made by the app)', ofType('Microsoft.Storage/storageAccounts/tableServices/tables').length === 0);
+  check(
+    'storage: no declared ledger table (one per hour, made by the app)',
+    ofType('Microsoft.Storage/storageAccounts/tableServices/tables').length === 0,
+  );
   check(
     'ledger table defaults to "issuance", as in shared/config.ts',
     get(root, 'parameters', 'ledgerTableName', 'defaultValue') === 'issuance' &&
@@ -452,8 +551,12 @@ async function checkCompiledTemplate(mainJsonPath: string): Promise<void> {
     'ledger retention (720 h) and client address (truncated) default as in shared/config.ts',
     get(root, 'parameters', 'ledgerRetentionHours', 'defaultValue') === 720 &&
       get(root, 'parameters', 'ledgerClientAddress', 'defaultValue') === 'truncated' &&
-      (await readFile(join(REPO_ROOT, 'shared', 'config.ts'), 'utf8')).includes('DEFAULT_LEDGER_RETENTION_HOURS = 720') &&
-      (await readFile(join(REPO_ROOT, 'shared', 'config.ts'), 'utf8')).includes("'STS_LEDGER_CLIENT_ADDRESS', 'truncated'"),
+      (await readFile(join(REPO_ROOT, 'shared', 'config.ts'), 'utf8')).includes(
+        'DEFAULT_LEDGER_RETENTION_HOURS = 720',
+      ) &&
+      (await readFile(join(REPO_ROOT, 'shared', 'config.ts'), 'utf8')).includes(
+        "'STS_LEDGER_CLIENT_ADDRESS', 'truncated'",
+      ),
   );
 
   // Key Vault
@@ -466,7 +569,9 @@ async function checkCompiledTemplate(mainJsonPath: string): Promise<void> {
     check('vault: purge protection', get(p, 'enablePurgeProtection') === true);
     check(
       'vault: not enabled for deployment, disk encryption or template deployment',
-      get(p, 'enabledForDeployment') === false && get(p, 'enabledForDiskEncryption') === false && get(p, 'enabledForTemplateDeployment') === false,
+      get(p, 'enabledForDeployment') === false &&
+        get(p, 'enabledForDiskEncryption') === false &&
+        get(p, 'enabledForTemplateDeployment') === false,
     );
     check('vault: no access policies', get(p, 'accessPolicies') === undefined);
   }
@@ -487,9 +592,15 @@ async function checkCompiledTemplate(mainJsonPath: string): Promise<void> {
 
   // Monitoring
   const insights = ofType('Microsoft.Insights/components');
-  check('Application Insights: local auth disabled', insights.length === 1 && get(insights[0]?.resource, 'properties', 'DisableLocalAuth') === true);
+  check(
+    'Application Insights: local auth disabled',
+    insights.length === 1 && get(insights[0]?.resource, 'properties', 'DisableLocalAuth') === true,
+  );
   const workspaces = ofType('Microsoft.OperationalInsights/workspaces');
-  check('Log Analytics: local auth disabled', workspaces.length === 1 && get(workspaces[0]?.resource, 'properties', 'features', 'disableLocalAuth') === true);
+  check(
+    'Log Analytics: local auth disabled',
+    workspaces.length === 1 && get(workspaces[0]?.resource, 'properties', 'features', 'disableLocalAuth') === true,
+  );
   check('a user-assigned identity', ofType('Microsoft.ManagedIdentity/userAssignedIdentities').length === 1);
 
   // Role assignments
@@ -502,53 +613,79 @@ async function checkCompiledTemplate(mainJsonPath: string): Promise<void> {
     const scope = get(resource, 'scope');
     const scopeType = typeof scope === 'string' ? /^\[resourceId\('([^']+)'/.exec(scope)?.[1] : undefined;
     check(
-      `role assignment ${id ?? asText(definition)}: a literal built-in role on ${id ? ROLE_SCOPES[id] ?? '?' : '?'}`,
+      `role assignment ${id ?? asText(definition)}: a literal built-in role on ${id ? (ROLE_SCOPES[id] ?? '?') : '?'}`,
       ids.length === 1 && id !== undefined && id in ROLE_SCOPES && scopeType === ROLE_SCOPES[id],
       `roleDefinitionId ${asText(definition)}, scope ${asText(scope)}`,
     );
     const isDeployer = asText(get(resource, 'properties', 'principalId')).includes("parameters('deployerPrincipalId')");
     check(
       `role assignment ${id ?? '?'}: principalType ${isDeployer ? "the deployer's, or none when not given" : 'ServicePrincipal (the app identity)'}`,
-      isDeployer ? typeof get(resource, 'properties', 'principalType') === 'string' : get(resource, 'properties', 'principalType') === 'ServicePrincipal',
+      isDeployer
+        ? typeof get(resource, 'properties', 'principalType') === 'string'
+        : get(resource, 'properties', 'principalType') === 'ServicePrincipal',
     );
     if (id) granted.push(id);
   }
   const expected = Object.values(ROLES).sort();
-  check('role assignments: exactly the expected roles, each once', JSON.stringify([...granted].sort()) === JSON.stringify(expected), granted.join(', '));
-  const deployerAssignments = assignments.filter(({ resource }) => asText(get(resource, 'properties', 'principalId')).includes("parameters('deployerPrincipalId')"));
+  check(
+    'role assignments: exactly the expected roles, each once',
+    JSON.stringify([...granted].sort()) === JSON.stringify(expected),
+    granted.join(', '),
+  );
+  const deployerAssignments = assignments.filter(({ resource }) =>
+    asText(get(resource, 'properties', 'principalId')).includes("parameters('deployerPrincipalId')"),
+  );
   // azd supplies no principal type in bicepparam mode: an empty type must send none (ARM looks the principal up).
   check(
-    "deployer role assignments: principalType is deployerPrincipalType, and null (not sent) when that is empty",
+    'deployer role assignments: principalType is deployerPrincipalType, and null (not sent) when that is empty',
     deployerAssignments.length === 2 &&
-      deployerAssignments.every(({ resource }) => get(resource, 'properties', 'principalType') === "[variables('deployerPrincipalTypeOrNone')]"),
+      deployerAssignments.every(
+        ({ resource }) => get(resource, 'properties', 'principalType') === "[variables('deployerPrincipalTypeOrNone')]",
+      ),
     deployerAssignments.map(({ resource }) => asText(get(resource, 'properties', 'principalType'))).join(', '),
   );
   const roleScope = scopes.find((s) => s.path === 'main/roleAssignments');
   check(
     'deployerPrincipalTypeOrNone is null for an empty type, else the type',
-    get(roleScope?.template, 'variables', 'deployerPrincipalTypeOrNone') === "[if(empty(parameters('deployerPrincipalType')), null(), parameters('deployerPrincipalType'))]",
+    get(roleScope?.template, 'variables', 'deployerPrincipalTypeOrNone') ===
+      "[if(empty(parameters('deployerPrincipalType')), null(), parameters('deployerPrincipalType'))]",
     asText(get(roleScope?.template, 'variables', 'deployerPrincipalTypeOrNone')),
   );
-  const passedType = found.filter((r) => r.type === 'Microsoft.Resources/deployments' && r.leafName === 'roleAssignments').map((r) => get(r.resource, 'properties', 'parameters', 'deployerPrincipalType', 'value'));
-  check('main passes deployerPrincipalType to the role assignments', passedType.length === 1 && passedType[0] === "[parameters('deployerPrincipalType')]", asText(passedType[0]));
+  const passedType = found
+    .filter((r) => r.type === 'Microsoft.Resources/deployments' && r.leafName === 'roleAssignments')
+    .map((r) => get(r.resource, 'properties', 'parameters', 'deployerPrincipalType', 'value'));
+  check(
+    'main passes deployerPrincipalType to the role assignments',
+    passedType.length === 1 && passedType[0] === "[parameters('deployerPrincipalType')]",
+    asText(passedType[0]),
+  );
   const principalTypes = get(root, 'parameters', 'deployerPrincipalType', 'allowedValues');
   check(
     'deployerPrincipalType allows User, ServicePrincipal and empty (the default: looked up by ARM)',
-    Array.isArray(principalTypes) && ['', 'User', 'ServicePrincipal'].every((t) => principalTypes.includes(t)) && get(root, 'parameters', 'deployerPrincipalType', 'defaultValue') === '',
+    Array.isArray(principalTypes) &&
+      ['', 'User', 'ServicePrincipal'].every((t) => principalTypes.includes(t)) &&
+      get(root, 'parameters', 'deployerPrincipalType', 'defaultValue') === '',
   );
 
   // Region
   const regions = get(root, 'parameters', 'location', 'allowedValues');
   check(
     'location: @allowed is exactly the Flex Consumption regions of the official quickstart',
-    Array.isArray(regions) && JSON.stringify([...regions].map(String).sort()) === JSON.stringify([...FLEX_CONSUMPTION_REGIONS].sort()),
+    Array.isArray(regions) &&
+      JSON.stringify([...regions].map(String).sort()) === JSON.stringify([...FLEX_CONSUMPTION_REGIONS].sort()),
     Array.isArray(regions) ? `${regions.length} regions` : 'no @allowed',
   );
-  check("location: azd prompts for it as a location (metadata azd.type 'location')", get(root, 'parameters', 'location', 'metadata', 'azd', 'type') === 'location');
+  check(
+    "location: azd prompts for it as a location (metadata azd.type 'location')",
+    get(root, 'parameters', 'location', 'metadata', 'azd', 'type') === 'location',
+  );
 
   // Parameters and outputs
   const rootSecure = secureParameterNames(root);
-  check('root parameters signingKeyJwk and initialSecrets are @secure()', rootSecure.has('signingKeyJwk') && rootSecure.has('initialSecrets'));
+  check(
+    'root parameters signingKeyJwk and initialSecrets are @secure()',
+    rootSecure.has('signingKeyJwk') && rootSecure.has('initialSecrets'),
+  );
   const rootParameters = isObject(root.parameters) ? Object.keys(root.parameters) : [];
   const secretLooking = rootParameters.filter((n) => /secret|password|jwk|key$/i.test(n) && !rootSecure.has(n));
   check('no secret-looking parameter without @secure()', secretLooking.length === 0, secretLooking.join(', '));
@@ -569,9 +706,15 @@ async function checkCompiledTemplate(mainJsonPath: string): Promise<void> {
   }
   const rootOutputs = isObject(root.outputs) ? Object.keys(root.outputs) : [];
   const missingOutputs = EXPECTED_OUTPUTS.filter((n) => !rootOutputs.includes(n));
-  check('outputs: app name, host name, vault URI, client id and the URL of every flow', missingOutputs.length === 0, missingOutputs.join(', '));
+  check(
+    'outputs: app name, host name, vault URI, client id and the URL of every flow',
+    missingOutputs.length === 0,
+    missingOutputs.join(', '),
+  );
   // ARM format strings double literal braces: {{accountId}} is the text {accountId}.
-  const urls = JSON.stringify(root.outputs ?? {}).replaceAll('{{', '{').replaceAll('}}', '}');
+  const urls = JSON.stringify(root.outputs ?? {})
+    .replaceAll('{{', '{')
+    .replaceAll('}}', '}');
   // Every function the flow catalogue declares has its URL among the outputs.
   for (const route of flowNames.map((flow) => flowCatalogue[flow].route)) {
     check(`outputs: URL of ${route}`, urls.includes(route));
@@ -606,16 +749,27 @@ function checkOperations(found: FoundResource[], scopes: TemplateScope[]): void 
       .filter((l) => get(l, 'enabled') === true)
       .map((l) => asText(get(l, 'category')));
   const scopeOf = (r: FoundResource) => asText(get(r.resource, 'scope') ?? '');
-  const toWorkspace = (r: FoundResource) => asText(get(r.resource, 'properties', 'workspaceId') ?? '').includes('Microsoft.OperationalInsights/workspaces');
+  const toWorkspace = (r: FoundResource) =>
+    asText(get(r.resource, 'properties', 'workspaceId') ?? '').includes('Microsoft.OperationalInsights/workspaces');
   const vaultLogs = diagnostics.filter((r) => scopeOf(r).includes('Microsoft.KeyVault/vaults'));
-  check('Key Vault AuditEvent to the Log Analytics workspace', vaultLogs.length === 1 && vaultLogs.every((r) => toWorkspace(r) && categories(r).includes('AuditEvent')));
+  check(
+    'Key Vault AuditEvent to the Log Analytics workspace',
+    vaultLogs.length === 1 && vaultLogs.every((r) => toWorkspace(r) && categories(r).includes('AuditEvent')),
+  );
   const tableLogs = diagnostics.filter((r) => scopeOf(r).includes('tableServices'));
   check(
     'storage table logs (the ledger: read, write, delete) to the workspace',
-    tableLogs.length === 1 && tableLogs.every((r) => toWorkspace(r) && ['StorageRead', 'StorageWrite', 'StorageDelete'].every((c) => categories(r).includes(c))),
+    tableLogs.length === 1 &&
+      tableLogs.every(
+        (r) =>
+          toWorkspace(r) && ['StorageRead', 'StorageWrite', 'StorageDelete'].every((c) => categories(r).includes(c)),
+      ),
   );
   const blobLogs = diagnostics.filter((r) => scopeOf(r).includes('blobServices'));
-  check('storage blob logs (host storage, deployment package) to the workspace', blobLogs.length === 1 && blobLogs.every((r) => toWorkspace(r) && categories(r).includes('StorageWrite')));
+  check(
+    'storage blob logs (host storage, deployment package) to the workspace',
+    blobLogs.length === 1 && blobLogs.every((r) => toWorkspace(r) && categories(r).includes('StorageWrite')),
+  );
 
   check('one shared workbook', ofType('Microsoft.Insights/workbooks').length === 1);
   const webtests = ofType('Microsoft.Insights/webtests');
@@ -626,7 +780,13 @@ function checkOperations(found: FoundResource[], scopes: TemplateScope[]): void 
       get(webtests[0]?.resource, 'properties', 'ValidationRules', 'ExpectedHttpStatusCode') === 200,
   );
   const ruleNames = stringsIn(get(scope?.template, 'variables', 'alertRules')).filter((v) => v.startsWith('sts-'));
-  for (const rule of ['sts-503-rate', 'sts-5xx', 'sts-vault-throttling', 'sts-ledger-failures', 'sts-signing-key-age']) {
+  for (const rule of [
+    'sts-503-rate',
+    'sts-5xx',
+    'sts-vault-throttling',
+    'sts-ledger-failures',
+    'sts-signing-key-age',
+  ]) {
     check(`alert rule ${rule}`, ruleNames.includes(rule), ruleNames.join(', '));
   }
   check('alert rules: log alerts over the workspace', ofType('Microsoft.Insights/scheduledQueryRules').length === 1);
@@ -638,25 +798,44 @@ function checkOperations(found: FoundResource[], scopes: TemplateScope[]): void 
   ] as const) {
     check(
       `queries select "${prefix}" records and parse past exactly that prefix (${prefix.length} characters)`,
-      text.includes(`where Message startswith "${prefix}"`) && text.includes(`extend ${alias} = parse_json(substring(Message, ${prefix.length}))`),
+      text.includes(`where Message startswith "${prefix}"`) &&
+        text.includes(`extend ${alias} = parse_json(substring(Message, ${prefix.length}))`),
     );
   }
-  const named = (alias: string) => [...new Set([...text.matchAll(new RegExp(`\\b${alias}\\.([A-Za-z_]+)`, 'g'))].map((m) => m[1] ?? ''))];
+  const named = (alias: string) => [
+    ...new Set([...text.matchAll(new RegExp(`\\b${alias}\\.([A-Za-z_]+)`, 'g'))].map((m) => m[1] ?? '')),
+  ];
   const requestFields: readonly string[] = REQUEST_TELEMETRY_FIELDS;
   const healthFields: readonly string[] = HEALTH_TELEMETRY_FIELDS;
   const unknownRequest = named('r').filter((f) => !requestFields.includes(f));
   const unknownHealth = named('h').filter((f) => !healthFields.includes(f));
-  check(`queries name only request-record fields the app writes (${named('r').join(', ')})`, named('r').length > 0 && unknownRequest.length === 0, unknownRequest.join(', '));
-  check(`queries name only health-record fields the app writes (${named('h').join(', ')})`, named('h').length > 0 && unknownHealth.length === 0, unknownHealth.join(', '));
+  check(
+    `queries name only request-record fields the app writes (${named('r').join(', ')})`,
+    named('r').length > 0 && unknownRequest.length === 0,
+    unknownRequest.join(', '),
+  );
+  check(
+    `queries name only health-record fields the app writes (${named('h').join(', ')})`,
+    named('h').length > 0 && unknownHealth.length === 0,
+    unknownHealth.join(', '),
+  );
   const outcomes: readonly string[] = REQUEST_OUTCOMES;
   const comparedOutcomes = [
     ...[...text.matchAll(/r\.outcome\) == "([^"]+)"/g)].map((m) => m[1] ?? ''),
-    ...[...text.matchAll(/r\.outcome\) in \(([^)]*)\)/g)].flatMap((m) => [...(m[1] ?? '').matchAll(/"([^"]+)"/g)].map((x) => x[1] ?? '')),
+    ...[...text.matchAll(/r\.outcome\) in \(([^)]*)\)/g)].flatMap((m) =>
+      [...(m[1] ?? '').matchAll(/"([^"]+)"/g)].map((x) => x[1] ?? ''),
+    ),
   ];
-  check(`queries compare outcome only with values the app writes (${comparedOutcomes.join(', ')})`, comparedOutcomes.length > 0 && comparedOutcomes.every((o) => outcomes.includes(o)));
+  check(
+    `queries compare outcome only with values the app writes (${comparedOutcomes.join(', ')})`,
+    comparedOutcomes.length > 0 && comparedOutcomes.every((o) => outcomes.includes(o)),
+  );
   const reasons: readonly string[] = UNAVAILABLE_REASONS;
   const comparedReasons = [...text.matchAll(/r\.reason\) == "([^"]+)"/g)].map((m) => m[1] ?? '');
-  check(`queries compare reason only with dependency reasons the app writes (${comparedReasons.join(', ')})`, comparedReasons.length > 0 && comparedReasons.every((r) => reasons.includes(r)));
+  check(
+    `queries compare reason only with dependency reasons the app writes (${comparedReasons.join(', ')})`,
+    comparedReasons.length > 0 && comparedReasons.every((r) => reasons.includes(r)),
+  );
 }
 
 async function checkSecretsParamFile(bicep: string, work: string): Promise<void> {
@@ -677,11 +856,22 @@ async function checkSecretsParamFile(bicep: string, work: string): Promise<void>
   if (!check('infra-params exits 0', cli.code === 0, `${cli.stdout}${cli.stderr}`.trim())) return;
   const mode = (await stat(out)).mode & 0o777;
   check('secrets file is readable by its owner only (0600)', mode === 0o600, mode.toString(8));
-  const again = await run(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'tools', 'sts', 'main.ts'), 'infra-params', '--out', out]);
+  const again = await run(process.execPath, [
+    '--import',
+    'tsx',
+    join(REPO_ROOT, 'tools', 'sts', 'main.ts'),
+    'infra-params',
+    '--out',
+    out,
+  ]);
   check('infra-params refuses to overwrite without --force (exit 2)', again.code === 2, `exit ${again.code}`);
 
   const lint = await run(bicep, ['lint', out]);
-  check('generated file lints clean', lint.code === 0 && diagnostics(lint.stdout + lint.stderr).length === 0, diagnostics(lint.stdout + lint.stderr).join('\n'));
+  check(
+    'generated file lints clean',
+    lint.code === 0 && diagnostics(lint.stdout + lint.stderr).length === 0,
+    diagnostics(lint.stdout + lint.stderr).join('\n'),
+  );
   const compiledPath = join(work, 'secrets.parameters.json');
   const build = await run(bicep, ['build-params', out, '--outfile', compiledPath], { env: sanitizedEnv() });
   if (!check('generated file builds (build-params)', build.code === 0, build.stderr.trim())) return;
@@ -710,19 +900,32 @@ async function checkSecretsParamFile(bicep: string, work: string): Promise<void>
   for (const secret of secrets) {
     const name = asText(secret.name);
     const kind = get(secret, 'tags', 'kind');
-    const record = typeof kind === 'string' && typeof secret.value === 'string'
-      ? parseRecord(secret.value, kind as CredentialRecord['kind'])
-      : undefined;
-    check(`secret ${name}: a valid name and a ${asText(kind)} record`, SECRET_NAME_PATTERN.test(name) && record !== undefined);
+    const record =
+      typeof kind === 'string' && typeof secret.value === 'string'
+        ? parseRecord(secret.value, kind as CredentialRecord['kind'])
+        : undefined;
+    check(
+      `secret ${name}: a valid name and a ${asText(kind)} record`,
+      SECRET_NAME_PATTERN.test(name) && record !== undefined,
+    );
     if (record) records.set(name, record);
   }
   const names = secrets.map((s) => asText(s.name));
   const byKind = <K extends CredentialRecord['kind']>(kind: K) =>
     [...records.values()].filter((r): r is Extract<CredentialRecord, { kind: K }> => r.kind === kind);
   const account = byKind('mixedRealityAccount')[0];
-  check('Mixed Reality account under its vault name', account !== undefined && names.includes(vaultLayout.mixedRealityAccount(account.accountId)));
+  check(
+    'Mixed Reality account under its vault name',
+    account !== undefined && names.includes(vaultLayout.mixedRealityAccount(account.accountId)),
+  );
   const resource = byKind('cognitiveResource')[0];
-  if (check('Cognitive resource under its vault name', resource !== undefined && names.includes(vaultLayout.cognitiveResource(resource.name))) && resource) {
+  if (
+    check(
+      'Cognitive resource under its vault name',
+      resource !== undefined && names.includes(vaultLayout.cognitiveResource(resource.name)),
+    ) &&
+    resource
+  ) {
     const indexNames = resource.keys.map((key) => vaultLayout.cognitiveKeyIndex(key));
     const resourceAt = names.indexOf(vaultLayout.cognitiveResource(resource.name));
     check(
@@ -731,11 +934,18 @@ async function checkSecretsParamFile(bicep: string, work: string): Promise<void>
     );
   }
   const issuer = byKind('wrapIssuer')[0];
-  if (check('WRAP issuer under its vault name', issuer !== undefined && names.includes(vaultLayout.wrapIssuer(issuer.namespace, issuer.name))) && issuer) {
+  if (
+    check(
+      'WRAP issuer under its vault name',
+      issuer !== undefined && names.includes(vaultLayout.wrapIssuer(issuer.namespace, issuer.name)),
+    ) &&
+    issuer
+  ) {
     const namespaceName = vaultLayout.wrapNamespace(issuer.namespace);
     check(
       'WRAP namespace signing key, written before the issuer',
-      names.includes(namespaceName) && names.indexOf(namespaceName) < names.indexOf(vaultLayout.wrapIssuer(issuer.namespace, issuer.name)),
+      names.includes(namespaceName) &&
+        names.indexOf(namespaceName) < names.indexOf(vaultLayout.wrapIssuer(issuer.namespace, issuer.name)),
     );
   }
   const privateD = typeof jwk === 'string' ? (JSON.parse(jwk) as { d?: unknown }).d : undefined;
@@ -751,12 +961,27 @@ async function checkAzureYaml(): Promise<void> {
     check('azure.yaml exists', false);
     return;
   }
-  check('azd service "api" is a function app (matches the azd-service-name tag)', /\n {2}api:\n(?: {4}.*\n)*? {4}host: function\n/.test(yaml));
-  check('azd provisions infra/main.bicep', /\ninfra:\n(?: {2}.*\n)*? {2}path: infra\n/.test(yaml) && /\n {2}module: main\n/.test(yaml));
-  check('azd hooks keep the signing key out of the repository', yaml.includes('infra-params --azd preprovision') && yaml.includes('infra-params --azd postprovision'));
+  check(
+    'azd service "api" is a function app (matches the azd-service-name tag)',
+    /\n {2}api:\n(?: {4}.*\n)*? {4}host: function\n/.test(yaml),
+  );
+  check(
+    'azd provisions infra/main.bicep',
+    /\ninfra:\n(?: {2}.*\n)*? {2}path: infra\n/.test(yaml) && /\n {2}module: main\n/.test(yaml),
+  );
+  check(
+    'azd hooks keep the signing key out of the repository',
+    yaml.includes('infra-params --azd preprovision') && yaml.includes('infra-params --azd postprovision'),
+  );
   const service = /\n {2}api:\n((?: {4}.*\n|\s*\n)+)/.exec(yaml)?.[1] ?? '';
-  check('azd uploads the deployment artifact: project . with dist .deploy', /^ {4}project: \.$/m.test(service) && /^ {4}dist: \.deploy$/m.test(service));
-  check('azd builds the artifact first: service prepackage hook runs npm run package', /^ {6}prepackage:\n(?: {8}.*\n)*? {10}run: npm run package$/m.test(service));
+  check(
+    'azd uploads the deployment artifact: project . with dist .deploy',
+    /^ {4}project: \.$/m.test(service) && /^ {4}dist: \.deploy$/m.test(service),
+  );
+  check(
+    'azd builds the artifact first: service prepackage hook runs npm run package',
+    /^ {6}prepackage:\n(?: {8}.*\n)*? {10}run: npm run package$/m.test(service),
+  );
   check('azd does no remote build (the artifact has nothing to install)', /^ {4}remoteBuild: false$/m.test(service));
 }
 
@@ -779,44 +1004,84 @@ async function checkWorkflow(): Promise<void> {
   check(
     'valid against the GitHub Actions workflow schema (@action-validator/core)',
     validation.errors.length === 0,
-    validation.errors.map((e) => `${'path' in e ? e.path : ''} ${e.title}${e.detail ? `: ${e.detail}` : ''}`).join('; '),
+    validation.errors
+      .map((e) => `${'path' in e ? e.path : ''} ${e.title}${e.detail ? `: ${e.detail}` : ''}`)
+      .join('; '),
   );
   const workflow = parseYaml(text) as Json;
   check('no stored secret: the workflow reads no secrets.*', !/\bsecrets\./.test(text));
-  check('top-level permissions: contents read only', JSON.stringify(get(workflow, 'permissions')) === JSON.stringify({ contents: 'read' }));
+  check(
+    'top-level permissions: contents read only',
+    JSON.stringify(get(workflow, 'permissions')) === JSON.stringify({ contents: 'read' }),
+  );
   const jobs = get(workflow, 'jobs');
   const test = get(jobs, 'test');
   const deploy = get(jobs, 'deploy');
   const steps = (job: Json | undefined) => (Array.isArray(get(job, 'steps')) ? (get(job, 'steps') as Json[]) : []);
   const runs = (job: Json | undefined) => steps(job).map((step) => asText(get(step, 'run') ?? ''));
-  check('test job runs .ci/run (npm ci, npm test, npm run test:infra)', runs(test).some((r) => r.trim() === '.ci/run'));
+  check(
+    'test job runs .ci/run (npm ci, npm test, npm run test:infra)',
+    runs(test).some((r) => r.trim() === '.ci/run'),
+  );
   check('test job gets no id-token', get(test, 'permissions') === undefined);
-  check('test job names the runner\'s browser for the browser suite (STS_TEST_CHROMIUM: no apt-get as a non-root runner)', typeof get(test, 'env', 'STS_TEST_CHROMIUM') === 'string');
-  check('deploy needs the tests', get(deploy, 'needs') === 'test' || (Array.isArray(get(deploy, 'needs')) && (get(deploy, 'needs') as Json[]).includes('test')));
-  check('deploy runs only from main, never for a pull request', asText(get(deploy, 'if')).includes("github.ref == 'refs/heads/main'") && asText(get(deploy, 'if')).includes("!= 'pull_request'"));
-  check('deploy: id-token write, contents read, nothing else', JSON.stringify(get(deploy, 'permissions')) === JSON.stringify({ 'id-token': 'write', contents: 'read' }));
+  check(
+    "test job names the runner's browser for the browser suite (STS_TEST_CHROMIUM: no apt-get as a non-root runner)",
+    typeof get(test, 'env', 'STS_TEST_CHROMIUM') === 'string',
+  );
+  check(
+    'deploy needs the tests',
+    get(deploy, 'needs') === 'test' ||
+      (Array.isArray(get(deploy, 'needs')) && (get(deploy, 'needs') as Json[]).includes('test')),
+  );
+  check(
+    'deploy runs only from main, never for a pull request',
+    asText(get(deploy, 'if')).includes("github.ref == 'refs/heads/main'") &&
+      asText(get(deploy, 'if')).includes("!= 'pull_request'"),
+  );
+  check(
+    'deploy: id-token write, contents read, nothing else',
+    JSON.stringify(get(deploy, 'permissions')) === JSON.stringify({ 'id-token': 'write', contents: 'read' }),
+  );
   check(
     'deploy signs in with azd and the GitHub federated credential (as azd pipeline config sets up)',
-    runs(deploy).some((r) => r.includes('azd auth login') && r.includes('--federated-credential-provider github') && r.includes('--client-id "$AZURE_CLIENT_ID"')),
+    runs(deploy).some(
+      (r) =>
+        r.includes('azd auth login') &&
+        r.includes('--federated-credential-provider github') &&
+        r.includes('--client-id "$AZURE_CLIENT_ID"'),
+    ),
   );
   const env = get(deploy, 'env');
   check(
     'deploy reads the identity from repository variables (vars.*)',
-    ['AZURE_CLIENT_ID', 'AZURE_TENANT_ID', 'AZURE_SUBSCRIPTION_ID', 'AZURE_ENV_NAME'].every((n) => get(env, n) === `\${{ vars.${n} }}`),
+    ['AZURE_CLIENT_ID', 'AZURE_TENANT_ID', 'AZURE_SUBSCRIPTION_ID', 'AZURE_ENV_NAME'].every(
+      (n) => get(env, n) === `\${{ vars.${n} }}`,
+    ),
   );
-  check('deploy provisions, deploys with the propagation retry, then checks GET /health', ['azd provision --no-prompt', 'npm run deploy:azd', '/health'].every((p) => runs(deploy).some((r) => r.includes(p))));
+  check(
+    'deploy provisions, deploys with the propagation retry, then checks GET /health',
+    ['azd provision --no-prompt', 'npm run deploy:azd', '/health'].every((p) =>
+      runs(deploy).some((r) => r.includes(p)),
+    ),
+  );
   check(
     `a pipeline never generates a signing key (${AZD_SIGNING_KEY_DEPLOYED_VARIABLE} set before provision, tools/sts/commands/infraParams.ts)`,
     runs(deploy).some((r) => r.includes(`azd env set ${AZD_SIGNING_KEY_DEPLOYED_VARIABLE} true`)),
   );
-  const uses = [...steps(test), ...steps(deploy)].map((step) => get(step, 'uses')).filter((u): u is string => typeof u === 'string');
-  check(`every action pinned to a release (${uses.join(', ')})`, uses.length > 0 && uses.every((u) => /^[\w.-]+\/[\w.-]+@v\d+$/.test(u)));
+  const uses = [...steps(test), ...steps(deploy)]
+    .map((step) => get(step, 'uses'))
+    .filter((u): u is string => typeof u === 'string');
+  check(
+    `every action pinned to a release (${uses.join(', ')})`,
+    uses.length > 0 && uses.every((u) => /^[\w.-]+\/[\w.-]+@v\d+$/.test(u)),
+  );
 }
 
 /** The environment for build-params: without values that main.bicepparam reads, so the result is the committed default. */
 function sanitizedEnv(): NodeJS.ProcessEnv {
   const env = { ...process.env };
-  for (const name of ['AZURE_ENV_NAME', 'AZURE_PRINCIPAL_ID', 'AZURE_PRINCIPAL_TYPE', 'STS_SIGNING_KEY_JWK']) delete env[name];
+  for (const name of ['AZURE_ENV_NAME', 'AZURE_PRINCIPAL_ID', 'AZURE_PRINCIPAL_TYPE', 'STS_SIGNING_KEY_JWK'])
+    delete env[name];
   return env;
 }
 
@@ -839,39 +1104,76 @@ async function main(): Promise<void> {
     section('Build and lint');
     const build = await run(bicep, ['build', join(INFRA, 'main.bicep'), '--outdir', work]);
     const buildDiagnostics = diagnostics(build.stdout + build.stderr);
-    check('bicep build infra/main.bicep: no errors, no warnings', build.code === 0 && buildDiagnostics.length === 0, (buildDiagnostics.join('\n') || build.stderr).trim());
+    check(
+      'bicep build infra/main.bicep: no errors, no warnings',
+      build.code === 0 && buildDiagnostics.length === 0,
+      (buildDiagnostics.join('\n') || build.stderr).trim(),
+    );
     for (const file of ['main.bicep', 'main.bicepparam']) {
       const lint = await run(bicep, ['lint', join(INFRA, file)]);
       const found = diagnostics(lint.stdout + lint.stderr);
-      check(`bicep lint infra/${file}: no errors, no warnings`, lint.code === 0 && found.length === 0, (found.join('\n') || lint.stderr).trim());
+      check(
+        `bicep lint infra/${file}: no errors, no warnings`,
+        lint.code === 0 && found.length === 0,
+        (found.join('\n') || lint.stderr).trim(),
+      );
     }
     const paramsOut = join(work, 'main.parameters.json');
-    const buildParams = await run(bicep, ['build-params', join(INFRA, 'main.bicepparam'), '--outfile', paramsOut], { env: sanitizedEnv() });
+    const buildParams = await run(bicep, ['build-params', join(INFRA, 'main.bicepparam'), '--outfile', paramsOut], {
+      env: sanitizedEnv(),
+    });
     check('bicep build-params infra/main.bicepparam', buildParams.code === 0, buildParams.stderr.trim());
     if (buildParams.code === 0) {
       const committed = get(JSON.parse(await readFile(paramsOut, 'utf8')) as JsonObject, 'parameters');
-      check('committed parameters carry no signing key', (get(committed, 'signingKeyJwk', 'value') ?? '') === '' && get(committed, 'initialSecrets') === undefined);
-      check('deployer principal type is empty (looked up by ARM) without AZURE_PRINCIPAL_TYPE, as azd leaves it', get(committed, 'deployerPrincipalType', 'value') === '');
+      check(
+        'committed parameters carry no signing key',
+        (get(committed, 'signingKeyJwk', 'value') ?? '') === '' && get(committed, 'initialSecrets') === undefined,
+      );
+      check(
+        'deployer principal type is empty (looked up by ARM) without AZURE_PRINCIPAL_TYPE, as azd leaves it',
+        get(committed, 'deployerPrincipalType', 'value') === '',
+      );
     }
     // What azd really passes in bicepparam mode (bicep_provider.go, compileBicep): AZURE_PRINCIPAL_ID only.
     const azdOut = join(work, 'main.azd.parameters.json');
     const azdParams = await run(bicep, ['build-params', join(INFRA, 'main.bicepparam'), '--outfile', azdOut], {
       env: { ...sanitizedEnv(), AZURE_PRINCIPAL_ID: '00000000-0000-4000-8000-0000000000bb' },
     });
-    if (check("bicep build-params with azd's environment (AZURE_PRINCIPAL_ID, no AZURE_PRINCIPAL_TYPE)", azdParams.code === 0, azdParams.stderr.trim())) {
+    if (
+      check(
+        "bicep build-params with azd's environment (AZURE_PRINCIPAL_ID, no AZURE_PRINCIPAL_TYPE)",
+        azdParams.code === 0,
+        azdParams.stderr.trim(),
+      )
+    ) {
       const azd = get(JSON.parse(await readFile(azdOut, 'utf8')) as JsonObject, 'parameters');
       check(
         'azd as a user or a service principal: the deployer is granted with no principalType (ARM looks it up)',
-        get(azd, 'deployerPrincipalType', 'value') === '' && get(azd, 'deployerPrincipalId', 'value') === '00000000-0000-4000-8000-0000000000bb',
+        get(azd, 'deployerPrincipalType', 'value') === '' &&
+          get(azd, 'deployerPrincipalId', 'value') === '00000000-0000-4000-8000-0000000000bb',
       );
     }
     const spOut = join(work, 'main.sp.parameters.json');
     const spParams = await run(bicep, ['build-params', join(INFRA, 'main.bicepparam'), '--outfile', spOut], {
-      env: { ...sanitizedEnv(), AZURE_PRINCIPAL_ID: '00000000-0000-4000-8000-0000000000aa', AZURE_PRINCIPAL_TYPE: 'ServicePrincipal' },
+      env: {
+        ...sanitizedEnv(),
+        AZURE_PRINCIPAL_ID: '00000000-0000-4000-8000-0000000000aa',
+        AZURE_PRINCIPAL_TYPE: 'ServicePrincipal',
+      },
     });
-    if (check('bicep build-params with AZURE_PRINCIPAL_TYPE=ServicePrincipal set by hand', spParams.code === 0, spParams.stderr.trim())) {
+    if (
+      check(
+        'bicep build-params with AZURE_PRINCIPAL_TYPE=ServicePrincipal set by hand',
+        spParams.code === 0,
+        spParams.stderr.trim(),
+      )
+    ) {
       const sp = get(JSON.parse(await readFile(spOut, 'utf8')) as JsonObject, 'parameters');
-      check('a service-principal login (CI) is granted as ServicePrincipal', get(sp, 'deployerPrincipalType', 'value') === 'ServicePrincipal' && get(sp, 'deployerPrincipalId', 'value') === '00000000-0000-4000-8000-0000000000aa');
+      check(
+        'a service-principal login (CI) is granted as ServicePrincipal',
+        get(sp, 'deployerPrincipalType', 'value') === 'ServicePrincipal' &&
+          get(sp, 'deployerPrincipalId', 'value') === '00000000-0000-4000-8000-0000000000aa',
+      );
     }
     if (build.code === 0) await checkCompiledTemplate(join(work, 'main.json'));
     await checkSecretsParamFile(bicep, work);
@@ -885,7 +1187,11 @@ async function main(): Promise<void> {
 try {
   await main();
 } catch (error) {
-  check('infrastructure tests ran to the end', false, error instanceof Error ? error.stack ?? error.message : String(error));
+  check(
+    'infrastructure tests ran to the end',
+    false,
+    error instanceof Error ? (error.stack ?? error.message) : String(error),
+  );
 }
 console.log(`\n${passed} passed, ${failed} failed`);
 process.exitCode = failed > 0 || passed === 0 ? 1 : 0;

@@ -19,7 +19,11 @@ export type RunArguments =
  * const parsed = readRunArguments(argv, { minutes: { type: 'string' } }, USAGE);
  * if ('exitCode' in parsed) return parsed.exitCode;
  */
-export function readRunArguments(argv: readonly string[], options: NonNullable<ParseArgsConfig['options']>, usage: string): RunArguments {
+export function readRunArguments(
+  argv: readonly string[],
+  options: NonNullable<ParseArgsConfig['options']>,
+  usage: string,
+): RunArguments {
   let values: Record<string, string | boolean | undefined>;
   try {
     ({ values } = parseArgs({
@@ -45,7 +49,13 @@ export function readRunArguments(argv: readonly string[], options: NonNullable<P
 }
 
 /** Reads `--<name>` as a number within [min, max], or the fallback when absent; throws a RangeError naming the option. */
-export function numberOption(values: Readonly<Record<string, unknown>>, name: string, fallback: number, min: number, max: number): number {
+export function numberOption(
+  values: Readonly<Record<string, unknown>>,
+  name: string,
+  fallback: number,
+  min: number,
+  max: number,
+): number {
   const raw = values[name];
   if (raw === undefined) return fallback;
   const value = Number(raw);

@@ -56,7 +56,9 @@ export async function startHostChild(options: HostChildOptions = {}): Promise<Ho
   const storePath = join(directory, 'secrets.json');
   let child: ChildProcess | undefined;
   try {
-    const bootstrap = await ensureDemoCredentials(loadConfig({ STS_LOCAL_STORE_PATH: storePath, STS_LEDGER_MODE: 'off' }));
+    const bootstrap = await ensureDemoCredentials(
+      loadConfig({ STS_LOCAL_STORE_PATH: storePath, STS_LEDGER_MODE: 'off' }),
+    );
     if (bootstrap.outcome !== 'created') throw new Error(`demo credentials not created (${bootstrap.outcome})`);
     const secretValues = await allSecretValues(storePath);
 
@@ -71,11 +73,15 @@ export async function startHostChild(options: HostChildOptions = {}): Promise<Ho
       STS_LEDGER_TABLE_URL: '',
       ...options.env,
     };
-    child = spawn(process.execPath, ['--import', 'tsx', 'tools/localHost/main.ts', '--port', '0', '--host', '127.0.0.1'], {
-      cwd: projectRoot,
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    child = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'tools/localHost/main.ts', '--port', '0', '--host', '127.0.0.1'],
+      {
+        cwd: projectRoot,
+        env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     const running = child;
     let exit: string | undefined;
     const exited = new Promise<void>((resolve) => {
@@ -85,7 +91,10 @@ export async function startHostChild(options: HostChildOptions = {}): Promise<Ho
       });
     });
     const url = await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('the local host did not start listening in time')), options.startTimeoutMs ?? 60_000);
+      const timer = setTimeout(
+        () => reject(new Error('the local host did not start listening in time')),
+        options.startTimeoutMs ?? 60_000,
+      );
       const early: string[] = [];
       forEachLine(running, (stream, line) => {
         options.onLine?.(stream, line);

@@ -128,7 +128,11 @@ export async function runScale(options: ScaleOptions, log: (line: string) => voi
     const seed = randomBytes(16).toString('hex');
     const accounts = Array.from({ length: options.credentials }, (_, index) => honestAccount(index, seed));
     await vault.seed([
-      { name: vaultLayout.signingKey, value: JSON.stringify(generateSigningJwk('ES256')), contentType: 'application/jwk+json' },
+      {
+        name: vaultLayout.signingKey,
+        value: JSON.stringify(generateSigningJwk('ES256')),
+        contentType: 'application/jwk+json',
+      },
       ...accounts.map((account) => ({
         name: vaultLayout.mixedRealityAccount(account.accountId),
         value: JSON.stringify(account),
@@ -155,12 +159,23 @@ export async function runScale(options: ScaleOptions, log: (line: string) => voi
           // The instances' warnings (vault, index, ledger episodes), counted by their first words.
           if (stream !== 'stderr' && !/warn/i.test(line)) return;
           const refusal = / refused (\d{3}) \S+ reason=(\S+)/.exec(line);
-          const gist = refusal ? `refused ${refusal[1]} ${refusal[2]}` : line.replace(/\b[0-9a-f-]{8,}\b/g, '…')
-            .slice(0, 220);
+          const gist = refusal
+            ? `refused ${refusal[1]} ${refusal[2]}`
+            : line.replace(/\b[0-9a-f-]{8,}\b/g, '…').slice(0, 220);
           warnings.set(gist, (warnings.get(gist) ?? 0) + 1);
         },
       });
-      const target: Target = { label, host, joinedAtMs: Date.now(), seen: new Set(), honestRequests: 0, honestOk: 0, joinRss: 0, maxRss: 0, finalRss: 0 };
+      const target: Target = {
+        label,
+        host,
+        joinedAtMs: Date.now(),
+        seen: new Set(),
+        honestRequests: 0,
+        honestOk: 0,
+        joinRss: 0,
+        maxRss: 0,
+        finalRss: 0,
+      };
       (join ? targets : waiting).push(target);
       log(`  ${label} listening at ${host.url} (+${((Date.now() - startedAtMs) / 1000).toFixed(1)} s)`);
       return target;
@@ -247,7 +262,12 @@ export async function runScale(options: ScaleOptions, log: (line: string) => voi
         let status: string;
         try {
           const { path, ...init } = strangerRequest(n);
-          const response = await request(`${target.host.url}${path}`, { ...init, dispatcher: agent, headersTimeout: 30_000, bodyTimeout: 30_000 });
+          const response = await request(`${target.host.url}${path}`, {
+            ...init,
+            dispatcher: agent,
+            headersTimeout: 30_000,
+            bodyTimeout: 30_000,
+          });
           await response.body.dump();
           status = String(response.statusCode);
         } catch (error) {
@@ -282,7 +302,9 @@ export async function runScale(options: ScaleOptions, log: (line: string) => voi
       }
     };
 
-    log(`Running ${options.seconds} s: ${options.honestClients} honest clients over ${options.credentials} accounts, ${options.attackerAddresses} attacker addresses…`);
+    log(
+      `Running ${options.seconds} s: ${options.honestClients} honest clients over ${options.credentials} accounts, ${options.attackerAddresses} attacker addresses…`,
+    );
     await Promise.all([
       sampler(),
       joiner(),
@@ -295,7 +317,9 @@ export async function runScale(options: ScaleOptions, log: (line: string) => voi
     const final = await vault.snapshot();
     const existing = new Set(final.names.map((name) => name.toLowerCase()));
     const stats = final.stats;
-    const windowSums = transactionsPerSecond.map((_, i) => transactionsPerSecond.slice(Math.max(0, i - 9), i + 1).reduce((a, b) => a + b, 0));
+    const windowSums = transactionsPerSecond.map((_, i) =>
+      transactionsPerSecond.slice(Math.max(0, i - 9), i + 1).reduce((a, b) => a + b, 0),
+    );
     const ok = targets.reduce((sum, t) => sum + t.honestOk, 0);
     return {
       options,
@@ -350,14 +374,25 @@ export async function runScale(options: ScaleOptions, log: (line: string) => voi
 function honestAccount(index: number, seed: string): MixedRealityAccount {
   const accountId = `${index.toString(16).padStart(8, '0')}-5ca1-4e00-8000-${seed.slice(0, 12)}`;
   const key = (slot: number): string => createHmac('sha256', seed).update(`${accountId}/${slot}`).digest('base64');
-  return { kind: 'mixedRealityAccount', accountId, accountDomain: 'eastus2.mixedreality.azure.com', keys: [key(1), key(2)], enabled: true };
+  return {
+    kind: 'mixedRealityAccount',
+    accountId,
+    accountDomain: 'eastus2.mixedreality.azure.com',
+    keys: [key(1), key(2)],
+    enabled: true,
+  };
 }
 
 /**
  * A made-up credential for each token flow of the catalogue in turn (an unknown Mixed Reality account,
  * Cognitive key, limited-access key, WRAP issuer), sent as that flow's demo request (tooling/flows/demoRequests.ts).
  */
-function strangerRequest(n: number): { path: string; method: 'GET' | 'POST'; headers: Record<string, string>; body?: string } {
+function strangerRequest(n: number): {
+  path: string;
+  method: 'GET' | 'POST';
+  headers: Record<string, string>;
+  body?: string;
+} {
   const key = randomBytes(24).toString('base64');
   const madeUp: DemoCredentials = {
     storePath: '',

@@ -8,7 +8,11 @@ import { loadTestCertificateAuthority, loopbackCertificate } from '../doubles/te
  */
 
 export type VaultRequest =
-  | { readonly id: number; readonly type: 'seed'; readonly secrets: readonly { name: string; value: string; contentType: string }[] }
+  | {
+      readonly id: number;
+      readonly type: 'seed';
+      readonly secrets: readonly { name: string; value: string; contentType: string }[];
+    }
   | { readonly id: number; readonly type: 'resetCounters' }
   | { readonly id: number; readonly type: 'stats' }
   | { readonly id: number; readonly type: 'close' };
@@ -30,13 +34,20 @@ async function main(): Promise<void> {
     const reply = (body: object): void => void process.send?.({ id: message.id, ...body });
     switch (message.type) {
       case 'seed':
-        for (const secret of message.secrets) server.seed(secret.name, secret.value, { contentType: secret.contentType });
+        for (const secret of message.secrets)
+          server.seed(secret.name, secret.value, { contentType: secret.contentType });
         return reply({});
       case 'resetCounters':
         server.resetCounters();
         return reply({});
       case 'stats':
-        return reply({ snapshot: { stats: server.stats, names: server.names(), namesRead: server.namesRead() } satisfies VaultSnapshot });
+        return reply({
+          snapshot: {
+            stats: server.stats,
+            names: server.names(),
+            namesRead: server.namesRead(),
+          } satisfies VaultSnapshot,
+        });
       case 'close':
         void server.close().then(() => {
           reply({});

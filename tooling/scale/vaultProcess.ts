@@ -26,10 +26,14 @@ export interface VaultProcess {
 }
 
 export async function startVaultProcess(caDir: string, budgetPer10s: number): Promise<VaultProcess> {
-  const child: ChildProcess = fork(join(projectRoot, 'tooling', 'scale', 'vaultChild.ts'), [caDir, String(budgetPer10s)], {
-    execArgv: ['--import', 'tsx'],
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
+  const child: ChildProcess = fork(
+    join(projectRoot, 'tooling', 'scale', 'vaultChild.ts'),
+    [caDir, String(budgetPer10s)],
+    {
+      execArgv: ['--import', 'tsx'],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    },
+  );
   const pending = new Map<number, Pending>();
   let nextId = 1;
   const ready = new Promise<Record<string, string>>((resolve, reject) => {

@@ -64,7 +64,11 @@ interface SoakRequest {
 }
 
 /** The mix, from the catalogue: each token flow twice, each other function (the documents) once. */
-const MIX: readonly Flow[] = [...tokenFlowNames, ...tokenFlowNames, ...flowNames.filter((flow) => !(tokenFlowNames as FlowName[]).includes(flow))];
+const MIX: readonly Flow[] = [
+  ...tokenFlowNames,
+  ...tokenFlowNames,
+  ...flowNames.filter((flow) => !(tokenFlowNames as FlowName[]).includes(flow)),
+];
 const REQUEST_TIMEOUT_MS = 10_000;
 const MAX_IN_FLIGHT = 512;
 /** Samples averaged at each end for the drift figure. */
@@ -92,7 +96,12 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     const running = host;
     options.progress(`local host child pid ${running.pid} on ${running.url}`);
     const requests = MIX.map((flow) => requestFor(flow, running.credentials));
-    const pool = new Pool(running.url, { connections: 64, pipelining: 1, headersTimeout: REQUEST_TIMEOUT_MS, bodyTimeout: REQUEST_TIMEOUT_MS });
+    const pool = new Pool(running.url, {
+      connections: 64,
+      pipelining: 1,
+      headersTimeout: REQUEST_TIMEOUT_MS,
+      bodyTimeout: REQUEST_TIMEOUT_MS,
+    });
 
     let counter = 0;
     const send = async (): Promise<{ flow: Flow; ok: boolean; error?: string; ms: number }> => {
@@ -108,9 +117,19 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
         });
         await response.body.arrayBuffer();
         const ok = response.statusCode === 200;
-        return { flow: request.flow, ok, ...(ok ? {} : { error: `status ${response.statusCode}` }), ms: performance.now() - started };
+        return {
+          flow: request.flow,
+          ok,
+          ...(ok ? {} : { error: `status ${response.statusCode}` }),
+          ms: performance.now() - started,
+        };
       } catch (error) {
-        return { flow: request.flow, ok: false, error: (error as { code?: string }).code ?? (error as Error).name, ms: performance.now() - started };
+        return {
+          flow: request.flow,
+          ok: false,
+          error: (error as { code?: string }).code ?? (error as Error).name,
+          ms: performance.now() - started,
+        };
       }
     };
 
@@ -119,7 +138,9 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     if (options.rate === undefined) {
       capacity = await measureCapacity(send, options.capacitySeconds * 1000);
       targetRate = Math.max(1, Math.round(capacity * options.fraction));
-      options.progress(`capacity ${capacity.toFixed(0)} req/s (closed loop, 16 in flight); driving ${targetRate} req/s (${Math.round(options.fraction * 100)} %)`);
+      options.progress(
+        `capacity ${capacity.toFixed(0)} req/s (closed loop, 16 in flight); driving ${targetRate} req/s (${Math.round(options.fraction * 100)} %)`,
+      );
     } else {
       options.progress(`driving ${targetRate} req/s`);
     }
@@ -156,7 +177,9 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
           done += 1;
           byFlow[result.flow] = (byFlow[result.flow] ?? 0) + 1;
           latencies.push(result.ms);
-          if (!result.ok) errors[`${result.flow}: ${result.error ?? 'error'}`] = (errors[`${result.flow}: ${result.error ?? 'error'}`] ?? 0) + 1;
+          if (!result.ok)
+            errors[`${result.flow}: ${result.error ?? 'error'}`] =
+              (errors[`${result.flow}: ${result.error ?? 'error'}`] ?? 0) + 1;
         });
         pending.add(work);
         void work.finally(() => pending.delete(work));
@@ -165,7 +188,9 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
         lastProgress = Date.now();
         const last = samples.at(-1);
         const errorCount = Object.values(errors).reduce((a, b) => a + b, 0);
-        options.progress(`  ${Math.round((lastProgress - started) / 1000)} s: ${done} answered, ${errorCount} errors, ${notSent} not sent, RSS ${last ? mb(last.rssBytes) : '?'}`);
+        options.progress(
+          `  ${Math.round((lastProgress - started) / 1000)} s: ${done} answered, ${errorCount} errors, ${notSent} not sent, RSS ${last ? mb(last.rssBytes) : '?'}`,
+        );
       }
       await new Promise((resolve) => setTimeout(resolve, 5));
     }
@@ -174,7 +199,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     clearInterval(sampler);
     await pool.close();
     if (running.exitStatus() !== undefined) errors[`host exited (${running.exitStatus()})`] = 1;
-    for (const line of hostErrors) errors[`host log: ${line.slice(0, 80)}`] = (errors[`host log: ${line.slice(0, 80)}`] ?? 0) + 1;
+    for (const line of hostErrors)
+      errors[`host log: ${line.slice(0, 80)}`] = (errors[`host log: ${line.slice(0, 80)}`] ?? 0) + 1;
     await running.stop();
 
     const warmupMs = durationMs * options.warmupFraction;
@@ -193,7 +219,12 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       byFlow,
       errors,
       notSent,
-      latencyMs: { p50: percentile(latencies, 0.5), p95: percentile(latencies, 0.95), p99: percentile(latencies, 0.99), max: latencies.at(-1) ?? 0 },
+      latencyMs: {
+        p50: percentile(latencies, 0.5),
+        p95: percentile(latencies, 0.95),
+        p99: percentile(latencies, 0.99),
+        max: latencies.at(-1) ?? 0,
+      },
       samples,
       warmupMs,
       rssBaselineBytes,

@@ -25,7 +25,11 @@ const OUTPUT_TAIL_CHARS = 64 * 1024;
 function runCommand(command: string, args: readonly string[], cwd: string): Promise<PublishAttempt> {
   return new Promise((resolve) => {
     // Windows resolves func.cmd / azd.exe through the shell; elsewhere the command runs directly.
-    const child = spawn(command, [...args], { cwd, stdio: ['inherit', 'pipe', 'pipe'], shell: process.platform === 'win32' });
+    const child = spawn(command, [...args], {
+      cwd,
+      stdio: ['inherit', 'pipe', 'pipe'],
+      shell: process.platform === 'win32',
+    });
     let output = '';
     const collect = (sink: NodeJS.WriteStream) => (chunk: Buffer) => {
       sink.write(chunk);
@@ -55,7 +59,9 @@ async function main(argv: readonly string[]): Promise<number> {
     }
     const outDir = join(projectRoot, '.deploy');
     const built = await packageApp({ outDir });
-    console.log(`Built ${relative(process.cwd(), outDir) || '.'}: ${built.files.length} files, ${(built.bytes / 1024).toFixed(0)} KiB.`);
+    console.log(
+      `Built ${relative(process.cwd(), outDir) || '.'}: ${built.files.length} files, ${(built.bytes / 1024).toFixed(0)} KiB.`,
+    );
     publish = () => runCommand('func', ['azure', 'functionapp', 'publish', appName, '--no-build'], outDir);
     checkHealth = (output) => appIsHealthy(hostNameFromPublishOutput(output) ?? `${appName}.azurewebsites.net`);
   } else if (via === 'azd') {

@@ -30,7 +30,11 @@ export interface RetryPolicy {
 }
 
 /** 15 s, 30 s, 60 s, 120 s, 120 s: about six minutes of waiting in all, in six runs. */
-export const ROLE_PROPAGATION_RETRY: RetryPolicy = Object.freeze({ attempts: 6, firstDelayMs: 15_000, maxDelayMs: 120_000 });
+export const ROLE_PROPAGATION_RETRY: RetryPolicy = Object.freeze({
+  attempts: 6,
+  firstDelayMs: 15_000,
+  maxDelayMs: 120_000,
+});
 
 /**
  * Storage's answers to a principal whose role is not (yet) effective: the error codes of the Blob service and
@@ -94,19 +98,27 @@ export interface PublishWithRetryOptions {
  *   log: console.log,
  * });
  */
-export async function publishWithRetry(publish: () => Promise<PublishAttempt>, options: PublishWithRetryOptions): Promise<PublishAttempt> {
+export async function publishWithRetry(
+  publish: () => Promise<PublishAttempt>,
+  options: PublishWithRetryOptions,
+): Promise<PublishAttempt> {
   const policy = options.policy ?? ROLE_PROPAGATION_RETRY;
   for (let attempt = 1; ; attempt += 1) {
     const result = await publish();
     if (result.exitCode === 0) return result;
-    if (isUnhealthyAfterDeploy(result.output) && options.checkHealth) return waitUntilHealthy(result, options, options.checkHealth);
+    if (isUnhealthyAfterDeploy(result.output) && options.checkHealth)
+      return waitUntilHealthy(result, options, options.checkHealth);
     if (!isRolePropagationFailure(result.output)) return result;
     if (attempt >= policy.attempts) {
-      options.log(`The app identity still cannot write to the deployment storage after ${attempt} runs; see docs/deploy.md ("Role propagation").`);
+      options.log(
+        `The app identity still cannot write to the deployment storage after ${attempt} runs; see docs/deploy.md ("Role propagation").`,
+      );
       return result;
     }
     const delay = retryDelayMs(policy, attempt);
-    options.log(`Deployment storage refused the app identity (its role assignment is still propagating); run ${attempt + 1} of ${policy.attempts} in ${Math.round(delay / 1000)} s.`);
+    options.log(
+      `Deployment storage refused the app identity (its role assignment is still propagating); run ${attempt + 1} of ${policy.attempts} in ${Math.round(delay / 1000)} s.`,
+    );
     await options.sleep(delay);
   }
 }
@@ -118,7 +130,9 @@ async function waitUntilHealthy(
   checkHealth: (publishOutput: string) => Promise<boolean>,
 ): Promise<PublishAttempt> {
   const policy = options.healthPolicy ?? HEALTH_WAIT;
-  options.log('The package is deployed; Core Tools found the host not healthy yet. Asking the app again instead of publishing again.');
+  options.log(
+    'The package is deployed; Core Tools found the host not healthy yet. Asking the app again instead of publishing again.',
+  );
   for (let check = 1; check <= policy.attempts; check += 1) {
     await options.sleep(retryDelayMs(policy, check));
     let healthy: boolean;

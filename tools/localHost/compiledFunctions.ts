@@ -50,7 +50,9 @@ export async function importCompiledApp(root: string = projectRoot): Promise<Com
 export function isTimerFunctionLike(value: unknown): value is TimerFunctionLike {
   if (!value || typeof value !== 'object') return false;
   const d = value as Record<string, unknown>;
-  return typeof d.name === 'string' && typeof d.schedule === 'string' && typeof d.handler === 'function' && !('route' in d);
+  return (
+    typeof d.name === 'string' && typeof d.schedule === 'string' && typeof d.handler === 'function' && !('route' in d)
+  );
 }
 
 /**
@@ -74,7 +76,12 @@ export async function withoutTestModeWarnings<T>(work: () => Promise<T>): Promis
   const { warn, debug } = console;
   console.warn = (...args: unknown[]) => {
     const first = typeof args[0] === 'string' ? args[0] : '';
-    if (/^WARNING: (Failed to detect the Azure Functions runtime|Skipping call to register (function|appTerminate hook))/.test(first)) return;
+    if (
+      /^WARNING: (Failed to detect the Azure Functions runtime|Skipping call to register (function|appTerminate hook))/.test(
+        first,
+      )
+    )
+      return;
     warn(...args);
   };
   console.debug = (...args: unknown[]) => {
@@ -102,7 +109,10 @@ async function expandMain(root: string, main: string): Promise<string[]> {
   } catch {
     return [];
   }
-  return names.filter((name) => pattern.test(name)).sort().map((name) => join(folder, name));
+  return names
+    .filter((name) => pattern.test(name))
+    .sort()
+    .map((name) => join(folder, name));
 }
 
 function escapeRegExp(text: string): string {

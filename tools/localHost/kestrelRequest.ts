@@ -19,12 +19,43 @@ export const KESTREL_LIMITS = Object.freeze({
  */
 const KESTREL_RESPONSE_HEADER_NAMES = new Map(
   [
-    'Accept-Ranges', 'Access-Control-Allow-Credentials', 'Access-Control-Allow-Headers', 'Access-Control-Allow-Methods',
-    'Access-Control-Allow-Origin', 'Access-Control-Expose-Headers', 'Access-Control-Max-Age', 'Age', 'Allow', 'Alt-Svc',
-    'Cache-Control', 'Connection', 'Content-Encoding', 'Content-Language', 'Content-Length', 'Content-Location',
-    'Content-MD5', 'Content-Range', 'Content-Type', 'Date', 'ETag', 'Expires', 'Keep-Alive', 'Last-Modified', 'Location',
-    'Pragma', 'Proxy-Authenticate', 'Retry-After', 'Server', 'Set-Cookie', 'Trailer', 'Transfer-Encoding', 'Upgrade',
-    'Vary', 'Via', 'Warning', 'WWW-Authenticate',
+    'Accept-Ranges',
+    'Access-Control-Allow-Credentials',
+    'Access-Control-Allow-Headers',
+    'Access-Control-Allow-Methods',
+    'Access-Control-Allow-Origin',
+    'Access-Control-Expose-Headers',
+    'Access-Control-Max-Age',
+    'Age',
+    'Allow',
+    'Alt-Svc',
+    'Cache-Control',
+    'Connection',
+    'Content-Encoding',
+    'Content-Language',
+    'Content-Length',
+    'Content-Location',
+    'Content-MD5',
+    'Content-Range',
+    'Content-Type',
+    'Date',
+    'ETag',
+    'Expires',
+    'Keep-Alive',
+    'Last-Modified',
+    'Location',
+    'Pragma',
+    'Proxy-Authenticate',
+    'Retry-After',
+    'Server',
+    'Set-Cookie',
+    'Trailer',
+    'Transfer-Encoding',
+    'Upgrade',
+    'Vary',
+    'Via',
+    'Warning',
+    'WWW-Authenticate',
   ].map((name) => [name.toLowerCase(), name]),
 );
 
@@ -42,7 +73,10 @@ export function requestLineBytes(req: IncomingMessage): number {
 export function headerFootprint(req: IncomingMessage): { count: number; bytes: number } {
   let bytes = 0;
   for (let i = 0; i < req.rawHeaders.length; i += 2) {
-    bytes += Buffer.byteLength(req.rawHeaders[i] ?? '', 'latin1') + Buffer.byteLength(req.rawHeaders[i + 1] ?? '', 'latin1') + 4;
+    bytes +=
+      Buffer.byteLength(req.rawHeaders[i] ?? '', 'latin1') +
+      Buffer.byteLength(req.rawHeaders[i + 1] ?? '', 'latin1') +
+      4;
   }
   return { count: req.rawHeaders.length / 2, bytes };
 }

@@ -6,7 +6,13 @@ import type { Socket } from 'node:net';
 import { format } from 'node:util';
 import azureFunctions, { type Cookie, type HttpHandler, type HttpResponseInit } from '@azure/functions';
 import { redact, redactPath } from '../../shared/logging/redact.js';
-import { headerFootprint, KESTREL_LIMITS, kestrelResponseHeaderName, removeDotSegments, requestLineBytes } from './kestrelRequest.js';
+import {
+  headerFootprint,
+  KESTREL_LIMITS,
+  kestrelResponseHeaderName,
+  removeDotSegments,
+  requestLineBytes,
+} from './kestrelRequest.js';
 import { hostJsonPath } from './projectPaths.js';
 import { compileRoute, MalformedPathError, splitPath, type CompiledRoute, type RouteParams } from './routeTemplate.js';
 import { ensureLocalTlsCertificate } from './tlsCertificate.js';
@@ -136,16 +142,15 @@ export async function startLocalHost(options: LocalHostOptions): Promise<Running
     requestTimeoutMs: options.requestTimeoutMs ?? hostJson.functionTimeoutMs ?? DEFAULTS.requestTimeoutMs,
   };
   const shutdownGraceMs = options.shutdownGraceMs ?? DEFAULTS.shutdownGraceMs;
-  const homepageDisabled = options.homepageDisabled ?? process.env.AzureWebJobsDisableHomepage?.trim().toLowerCase() === 'true';
+  const homepageDisabled =
+    options.homepageDisabled ?? process.env.AzureWebJobsDisableHomepage?.trim().toLowerCase() === 'true';
   const log = options.log ?? ((line: string) => console.log(line));
   const timers = options.timers ?? REAL_TIMERS;
-  const routes = options.definitions.map(
-    (definition): Route => ({
-      definition,
-      compiled: compileRoute(definition.route, routePrefix),
-      methods: new Set(definition.methods.map((m) => m.toUpperCase())),
-    }),
-  );
+  const routes = options.definitions.map((definition): Route => ({
+    definition,
+    compiled: compileRoute(definition.route, routePrefix),
+    methods: new Set(definition.methods.map((m) => m.toUpperCase())),
+  }));
 
   const tls = options.https === true ? await ensureLocalTlsCertificate() : options.https || undefined;
   const serverOptions = {
@@ -168,12 +173,16 @@ export async function startLocalHost(options: LocalHostOptions): Promise<Running
     res.on('close', () => {
       inFlight.delete(res);
       const path = (req.url ?? '').split('?')[0] ?? '';
-      log(`${req.method ?? '-'} ${redactPath(path)} ${res.statusCode} ${Math.round(performance.now() - started)}ms ${requestId}`);
+      log(
+        `${req.method ?? '-'} ${redactPath(path)} ${res.statusCode} ${Math.round(performance.now() - started)}ms ${requestId}`,
+      );
       if (closing) server.closeIdleConnections();
     });
     if (closing) res.setHeader('Connection', 'close');
     serve(req, res, requestId).catch((error: unknown) => {
-      log(`local host: request ${requestId} failed: ${redact(error instanceof Error ? error.message : String(error), 1_000)}`);
+      log(
+        `local host: request ${requestId} failed: ${redact(error instanceof Error ? error.message : String(error), 1_000)}`,
+      );
       if (!res.headersSent) writeHostAnswer(req, res, { status: 500 });
       else res.destroy();
     });
@@ -183,7 +192,8 @@ export async function startLocalHost(options: LocalHostOptions): Promise<Running
     const target = req.url ?? '/';
     if (requestLineBytes(req) > limits.maxRequestLineBytes) return writeHostAnswer(req, res, { status: 414 });
     const headers = headerFootprint(req);
-    if (headers.count > limits.maxHeaderCount || headers.bytes > limits.maxHeaderBytes) return writeHostAnswer(req, res, { status: 431 });
+    if (headers.count > limits.maxHeaderCount || headers.bytes > limits.maxHeaderBytes)
+      return writeHostAnswer(req, res, { status: 431 });
     if (!target.startsWith('/')) return writeHostAnswer(req, res, { status: 400 });
 
     const queryStart = target.indexOf('?');
@@ -205,7 +215,8 @@ export async function startLocalHost(options: LocalHostOptions): Promise<Running
     }
     if (!found) {
       // The real host has no 405 and no Allow: a method the route does not list is a route that does not exist.
-      if (path === '/') return writeHostAnswer(req, res, homepageDisabled ? { status: 204 } : { status: 200, html: HOMEPAGE_HTML });
+      if (path === '/')
+        return writeHostAnswer(req, res, homepageDisabled ? { status: 204 } : { status: 200, html: HOMEPAGE_HTML });
       return writeHostAnswer(req, res, { status: 404 });
     }
 
@@ -234,10 +245,15 @@ export async function startLocalHost(options: LocalHostOptions): Promise<Running
     const context = new InvocationContext({
       invocationId: requestId,
       functionName: definition.name,
-      logHandler: (level, ...args) => log(`[${level}] ${definition.name} ${requestId} ${redact(format(...args), 1_000)}`),
+      logHandler: (level, ...args) =>
+        log(`[${level}] ${definition.name} ${requestId} ${redact(format(...args), 1_000)}`),
     });
 
-    const result = await withTimeout(Promise.resolve(definition.handler(request, context)), limits.requestTimeoutMs, timers);
+    const result = await withTimeout(
+      Promise.resolve(definition.handler(request, context)),
+      limits.requestTimeoutMs,
+      timers,
+    );
     if (result === 'timed out') {
       log(`local host: ${definition.name} ${requestId} did not answer within ${limits.requestTimeoutMs} ms`);
       return writeHostAnswer(req, res, { status: 500 });
@@ -262,7 +278,8 @@ export async function startLocalHost(options: LocalHostOptions): Promise<Running
     }
     // Requests node refuses before we see them (oversized headers, bad syntax, slow headers): answer, log, close.
     const status = error.code === 'HPE_HEADER_OVERFLOW' ? 431 : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
-    const reason = status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request';
+    const reason =
+      status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request';
     if (socket.writable && !socket.writableEnded) {
       socket.end(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
     } else {
@@ -322,7 +339,12 @@ function handlerHeaders(req: IncomingMessage, scheme: string): Record<string, st
 function authorityOf(req: IncomingMessage, server: Server): string {
   const host = req.headers.host;
   // The pattern alone lets through ports above 65535 and malformed IPv6 literals, which no URL accepts.
-  if (host && /^[A-Za-z0-9.-]+(?::\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](?::\d{1,5})?$/.test(host) && URL.canParse(`http://${host}/`)) return host;
+  if (
+    host &&
+    /^[A-Za-z0-9.-]+(?::\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](?::\d{1,5})?$/.test(host) &&
+    URL.canParse(`http://${host}/`)
+  )
+    return host;
   const address = server.address();
   if (!address || typeof address === 'string') return 'localhost';
   return address.family === 'IPv6' ? `[${address.address}]:${address.port}` : `${address.address}:${address.port}`;
@@ -442,15 +464,21 @@ const NULL_BODY_STATUSES = new Set([204, 205, 304]);
  * Content-Type, no body for 204/205/304, Content-Length and Transfer-Encoding left to the host. Anything
  * `Response` would refuse (a bad name or value) is left to it too: undefined means "take the general path".
  */
-function plainResponse(init: HttpResponseInit): { status: number; headers: [string, string][]; body: Buffer } | undefined {
+function plainResponse(
+  init: HttpResponseInit,
+): { status: number; headers: [string, string][]; body: Buffer } | undefined {
   const { status = 200, headers, body, cookies } = init;
   const jsonBody: unknown = init.jsonBody;
   if (jsonBody !== undefined || (cookies !== undefined && cookies.length > 0)) return undefined;
   if (!Number.isInteger(status) || status < 200 || status > 599) return undefined;
-  if (headers !== undefined && (headers === null || typeof headers !== 'object' || Object.getPrototypeOf(headers) !== Object.prototype)) {
+  if (
+    headers !== undefined &&
+    (headers === null || typeof headers !== 'object' || Object.getPrototypeOf(headers) !== Object.prototype)
+  ) {
     return undefined;
   }
-  if (!(body === undefined || body === null || typeof body === 'string' || body instanceof Uint8Array)) return undefined;
+  if (!(body === undefined || body === null || typeof body === 'string' || body instanceof Uint8Array))
+    return undefined;
   const merged = new Map<string, string>();
   for (const [name, value] of Object.entries((headers ?? {}) as Record<string, unknown>)) {
     if (typeof value !== 'string' || !HEADER_NAME.test(name)) return undefined;
@@ -462,7 +490,8 @@ function plainResponse(init: HttpResponseInit): { status: number; headers: [stri
     merged.set(lower, previous === undefined ? trimmed : `${previous}, ${trimmed}`);
   }
   const noBody = NULL_BODY_STATUSES.has(status) || body === undefined || body === null;
-  if (!noBody && typeof body === 'string' && !merged.has('content-type')) merged.set('content-type', 'text/plain;charset=UTF-8');
+  if (!noBody && typeof body === 'string' && !merged.has('content-type'))
+    merged.set('content-type', 'text/plain;charset=UTF-8');
   merged.delete('content-length');
   merged.delete('transfer-encoding');
   return {
@@ -510,9 +539,12 @@ function readHostJson(): HostJsonSettings {
     return { routePrefix: 'api', functionTimeoutMs: undefined };
   }
   const prefix = parsed.extensions?.http?.routePrefix;
-  const timeout = typeof parsed.functionTimeout === 'string' ? /^(\d+):(\d{2}):(\d{2})$/.exec(parsed.functionTimeout) : null;
+  const timeout =
+    typeof parsed.functionTimeout === 'string' ? /^(\d+):(\d{2}):(\d{2})$/.exec(parsed.functionTimeout) : null;
   return {
     routePrefix: typeof prefix === 'string' ? prefix : 'api',
-    functionTimeoutMs: timeout ? (Number(timeout[1]) * 3600 + Number(timeout[2]) * 60 + Number(timeout[3])) * 1000 : undefined,
+    functionTimeoutMs: timeout
+      ? (Number(timeout[1]) * 3600 + Number(timeout[2]) * 60 + Number(timeout[3])) * 1000
+      : undefined,
   };
 }

@@ -39,7 +39,11 @@ export async function applyLocalSettings(
   }
   const applied: string[] = [];
   for (const [name, value] of Object.entries(parsed.Values ?? {})) {
-    if (env[name] !== undefined || (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean')) continue;
+    if (
+      env[name] !== undefined ||
+      (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean')
+    )
+      continue;
     env[name] = String(value);
     applied.push(name);
   }

@@ -42,7 +42,8 @@ async function main(argv: readonly string[]): Promise<number> {
     return 0;
   }
   const settings = await applyLocalSettings(process.env);
-  if (settings.found) console.log(`Loaded local.settings.json (${settings.applied.length} settings not already in the environment).`);
+  if (settings.found)
+    console.log(`Loaded local.settings.json (${settings.applied.length} settings not already in the environment).`);
   const ledgerNotice = disableLedgerWhenUnconfigured(process.env);
   if (ledgerNotice) console.log(ledgerNotice);
   const retentionNotice = shortenLedgerRetentionLocally(process.env);

@@ -35,7 +35,10 @@ export interface CompiledRoute {
  * compileRoute('accounts/{accountId}/token', '').match(['Accounts', 'abc', 'token']); // { accountId: 'abc' }
  */
 export function compileRoute(template: string, routePrefix: string): CompiledRoute {
-  const full = [routePrefix, template].map((part) => part.replace(/^\/+|\/+$/g, '')).filter(Boolean).join('/');
+  const full = [routePrefix, template]
+    .map((part) => part.replace(/^\/+|\/+$/g, ''))
+    .filter(Boolean)
+    .join('/');
   const segments = full === '' ? [] : full.split('/').map(parseSegment);
   segments.forEach((segment, index) => {
     const last = index === segments.length - 1;

@@ -29,7 +29,11 @@ export async function serveFunctionApp(options: ServeOptions): Promise<number> {
     config = loadConfig(process.env);
   } catch (error) {
     if (!(error instanceof ConfigurationError)) throw error;
-    console.error(['Configuration problems (fix these settings, then start again):', ...error.problems.map((p) => `  - ${p}`)].join('\n'));
+    console.error(
+      ['Configuration problems (fix these settings, then start again):', ...error.problems.map((p) => `  - ${p}`)].join(
+        '\n',
+      ),
+    );
     return 1;
   }
 
@@ -55,7 +59,8 @@ export async function serveFunctionApp(options: ServeOptions): Promise<number> {
     });
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'EADDRINUSE') console.error(`Port ${options.port} on ${options.host} is in use: stop the other server or pass --port <n>.`);
+    if (code === 'EADDRINUSE')
+      console.error(`Port ${options.port} on ${options.host} is in use: stop the other server or pass --port <n>.`);
     else if (code === 'EADDRNOTAVAIL') console.error(`Cannot listen on ${options.host}: no such local address.`);
     else throw error;
     return 1;

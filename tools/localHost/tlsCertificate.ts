@@ -30,7 +30,10 @@ const RENEW_BEFORE_MS = 7 * 24 * 3600 * 1000;
  * const { cert } = await ensureLocalTlsCertificate();
  * new Agent({ connect: { ca: cert } });
  */
-export async function ensureLocalTlsCertificate(folder: string = tlsFolder, now: Date = new Date()): Promise<LocalTlsCertificate> {
+export async function ensureLocalTlsCertificate(
+  folder: string = tlsFolder,
+  now: Date = new Date(),
+): Promise<LocalTlsCertificate> {
   const existing = await readCertificate(folder);
   if (existing && isCurrent(existing.cert, now)) return { ...existing, created: false };
 
@@ -49,7 +52,10 @@ export async function ensureLocalTlsCertificate(folder: string = tlsFolder, now:
         { name: 'extKeyUsage', serverAuth: true },
         {
           name: 'subjectAltName',
-          altNames: [...NAMES.dns.map((value) => ({ type: 2 as const, value })), ...NAMES.ips.map((ip) => ({ type: 7 as const, ip }))],
+          altNames: [
+            ...NAMES.dns.map((value) => ({ type: 2 as const, value })),
+            ...NAMES.ips.map((ip) => ({ type: 7 as const, ip })),
+          ],
         },
       ],
     });
@@ -65,7 +71,13 @@ export async function ensureLocalTlsCertificate(folder: string = tlsFolder, now:
       if (winner) return { ...winner, created: false };
       throw error;
     }
-    return { key: pems.private, cert: pems.cert, certPath: join(folder, 'cert.pem'), keyPath: join(folder, 'key.pem'), created: true };
+    return {
+      key: pems.private,
+      cert: pems.cert,
+      certPath: join(folder, 'cert.pem'),
+      keyPath: join(folder, 'key.pem'),
+      created: true,
+    };
   } finally {
     await rm(staging, { recursive: true, force: true });
   }

@@ -23,7 +23,7 @@ function help(commands: readonly StsCommand[]): string {
     'Commands:',
     ...commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
     '',
-    'Run `npm run sts -- <command> --help` for a command\'s options.',
+    "Run `npm run sts -- <command> --help` for a command's options.",
     'The store is the embedded file store unless KEY_VAULT_URL is set (then Key Vault, with your Azure identity).',
   ].join('\n');
 }

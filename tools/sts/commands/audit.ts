@@ -65,7 +65,9 @@ export const command: StsCommand = {
       const env: Record<string, string | undefined> = { ...process.env };
       if (!env.STS_LEDGER_CONNECTION_STRING?.trim() && !env.STS_LEDGER_TABLE_URL?.trim()) {
         if (!(await isFolder(LOCAL_AZURITE_DATA_DIR))) {
-          console.error('No ledger configured: set STS_LEDGER_CONNECTION_STRING or STS_LEDGER_TABLE_URL (no local .azurite/ ledger found either).');
+          console.error(
+            'No ledger configured: set STS_LEDGER_CONNECTION_STRING or STS_LEDGER_TABLE_URL (no local .azurite/ ledger found either).',
+          );
           return 1;
         }
         local = await attachLocalAzurite(LOCAL_AZURITE_DATA_DIR);
@@ -76,7 +78,10 @@ export const command: StsCommand = {
       const credential = () => getAzureCredential({ clientId, tokenTimeoutMs: 15_000 });
       if (query) {
         const table = await openLedgerTable(config.ledger, credential);
-        const stored = query.clientIp === undefined ? query : { ...query, clientIp: await storedClientIp(query.clientIp, config.ledger.clientAddress, env) };
+        const stored =
+          query.clientIp === undefined
+            ? query
+            : { ...query, clientIp: await storedClientIp(query.clientIp, config.ledger.clientAddress, env) };
         let rows: StoredLedgerEntry[];
         try {
           rows = await queryLedger(table, stored);
@@ -90,11 +95,18 @@ export const command: StsCommand = {
           query.credentialId !== undefined
             ? `credential ${safe(query.credentialId)}`
             : `client IP ${safe(query.clientIp ?? '')}${stored.clientIp !== query.clientIp ? ` (stored as ${safe(stored.clientIp ?? '')})` : ''}`;
-        console.error(`${rows.length} row(s) for ${subject}, ${query.since.toISOString()} to ${query.until.toISOString()}, newest first.`);
+        console.error(
+          `${rows.length} row(s) for ${subject}, ${query.since.toISOString()} to ${query.until.toISOString()}, newest first.`,
+        );
       }
       const service = await openLedgerTableService(config.ledger, credential);
       const tables = await service.listPeriodTables();
-      console.error(describeRetention(retentionStatement(tables, new Date(), config.ledger.retentionHours), config.ledger.retentionHours));
+      console.error(
+        describeRetention(
+          retentionStatement(tables, new Date(), config.ledger.retentionHours),
+          config.ledger.retentionHours,
+        ),
+      );
       return 0;
     } finally {
       await local?.release();
@@ -106,20 +118,28 @@ export const command: StsCommand = {
  * What the rows store for the address an operator typed: itself (`full`), its network (`truncated`; a network
  * typed as `a.b.c.0/24` or `x:y:z::/48` is taken as it is) or its keyed hash (`keyed-hash`, key from the store).
  */
-async function storedClientIp(typed: string, mode: LedgerAddressMode, env: Record<string, string | undefined>): Promise<string> {
+async function storedClientIp(
+  typed: string,
+  mode: LedgerAddressMode,
+  env: Record<string, string | undefined>,
+): Promise<string> {
   if (mode === 'full' || typed.includes('/')) return typed;
   const address = canonicalAddress(typed);
   if (address === undefined) throw new UsageError(`--client-ip must be an IP address (got "${safe(typed)}")`);
   if (mode === 'truncated') return storedAddress(address, 'truncated') ?? address;
   const secret = await openAdminSecretStore(env).store.getSecret(LEDGER_ADDRESS_KEY_SECRET);
-  if (!secret) throw new Error(`STS_LEDGER_CLIENT_ADDRESS is keyed-hash but the secret ${LEDGER_ADDRESS_KEY_SECRET} does not exist`);
+  if (!secret)
+    throw new Error(
+      `STS_LEDGER_CLIENT_ADDRESS is keyed-hash but the secret ${LEDGER_ADDRESS_KEY_SECRET} does not exist`,
+    );
   return storedAddress(address, 'keyed-hash', secret.value) ?? address;
 }
 
 /** The retention statement `audit` ends with. */
 export function describeRetention(statement: RetentionStatement, retentionHours: number): string {
   const period = `Retention: ${retentionHours} h (STS_LEDGER_RETENTION_HOURS)`;
-  if (statement.oldestPossibleRow === undefined) return `${period}. The ledger holds no hour table: no row of any age exists.`;
+  if (statement.oldestPossibleRow === undefined)
+    return `${period}. The ledger holds no hour table: no row of any age exists.`;
   const oldest = `no row older than ${statement.oldestPossibleRow.toISOString()} can exist (the start of the oldest hour table)`;
   if (statement.expiredTables === 0) {
     return `${period}: ${oldest}; no hour table is past the period, so no row is more than one hour older than the period.`;
@@ -153,13 +173,15 @@ export function parseAuditArgs(args: readonly string[], now: Date): LedgerQuery 
   }
   const credential = typeof values.credential === 'string' ? values.credential : undefined;
   const clientIp = typeof values['client-ip'] === 'string' ? values['client-ip'] : undefined;
-  if ((credential === undefined) === (clientIp === undefined)) throw new UsageError('give exactly one of --credential or --client-ip');
+  if ((credential === undefined) === (clientIp === undefined))
+    throw new UsageError('give exactly one of --credential or --client-ip');
   if (credential === '' || clientIp === '') throw new UsageError('the credential or client IP must not be empty');
 
   const since = pointInTime('--since', typeof values.since === 'string' ? values.since : '1h', now);
   const until = pointInTime('--until', typeof values.until === 'string' ? values.until : 'now', now);
   if (since.getTime() > until.getTime()) throw new UsageError('--since is after --until');
-  if (until.getTime() - since.getTime() > MAX_RANGE_DAYS * UNIT_MS.d) throw new UsageError(`the range may cover at most ${MAX_RANGE_DAYS} days`);
+  if (until.getTime() - since.getTime() > MAX_RANGE_DAYS * UNIT_MS.d)
+    throw new UsageError(`the range may cover at most ${MAX_RANGE_DAYS} days`);
 
   let outcome: StoredLedgerEntry['outcome'] | undefined;
   if (typeof values.outcome === 'string') {
@@ -181,11 +203,25 @@ function pointInTime(option: string, text: string, now: Date): Date {
   if (text === 'now') return now;
   const duration = DURATION.exec(text);
   if (duration) return new Date(now.getTime() - Number(duration[1]) * UNIT_MS[duration[2] as keyof typeof UNIT_MS]);
-  if (/^\d{4}-\d{2}-\d{2}(?:[T ][\d:.]+)?(?:Z|[+-]\d{2}:\d{2})?$/.test(text) && !Number.isNaN(Date.parse(text))) return new Date(text);
-  throw new UsageError(`${option} must be a duration such as 30m, 1h, 7d, or an ISO time such as 2026-03-01T09:00:00Z (got "${safe(text)}")`);
+  if (/^\d{4}-\d{2}-\d{2}(?:[T ][\d:.]+)?(?:Z|[+-]\d{2}:\d{2})?$/.test(text) && !Number.isNaN(Date.parse(text)))
+    return new Date(text);
+  throw new UsageError(
+    `${option} must be a duration such as 30m, 1h, 7d, or an ISO time such as 2026-03-01T09:00:00Z (got "${safe(text)}")`,
+  );
 }
 
-const COLUMNS = ['TIME', 'FLOW', 'OUTCOME', 'STATUS', 'CREDENTIAL', 'SLOT', 'REASON/SOURCE', 'CLIENT IP', 'JTI', 'EXP'] as const;
+const COLUMNS = [
+  'TIME',
+  'FLOW',
+  'OUTCOME',
+  'STATUS',
+  'CREDENTIAL',
+  'SLOT',
+  'REASON/SOURCE',
+  'CLIENT IP',
+  'JTI',
+  'EXP',
+] as const;
 
 function renderTable(rows: readonly StoredLedgerEntry[]): string {
   const cells = rows.map((row) => [
@@ -202,12 +238,22 @@ function renderTable(rows: readonly StoredLedgerEntry[]): string {
     row.expiresAt ? row.expiresAt.toISOString() : '-',
   ]);
   const widths = COLUMNS.map((title, i) => Math.max(title.length, ...cells.map((line) => line[i]?.length ?? 0)));
-  const line = (values: readonly string[]): string => values.map((v, i) => v.padEnd(widths[i] ?? 0)).join('  ').trimEnd();
+  const line = (values: readonly string[]): string =>
+    values
+      .map((v, i) => v.padEnd(widths[i] ?? 0))
+      .join('  ')
+      .trimEnd();
   return [line(COLUMNS), ...cells.map(line)].join('\n');
 }
 
 function toJson(row: StoredLedgerEntry): Record<string, unknown> {
-  const { partitionKey: _partitionKey, rowKey: _rowKey, committedAt: _committedAt, answerBy: _answerBy, ...entry } = row;
+  const {
+    partitionKey: _partitionKey,
+    rowKey: _rowKey,
+    committedAt: _committedAt,
+    answerBy: _answerBy,
+    ...entry
+  } = row;
   return {
     ...entry,
     time: row.time.toISOString(),

@@ -15,7 +15,12 @@ export const command: StsCommand = {
     '  --json                 print the result as JSON',
   ].join('\n'),
   async run(args) {
-    const options = parseOptions(args, { domain: { type: 'string' }, id: { type: 'string' }, 'resource-id': { type: 'string' }, ...JSON_FLAG });
+    const options = parseOptions(args, {
+      domain: { type: 'string' },
+      id: { type: 'string' },
+      'resource-id': { type: 'string' },
+      ...JSON_FLAG,
+    });
     const accountDomain = required(options.domain, '--domain');
     return withAdminStore(async ({ store, description }) => {
       const account = await createMixedRealityAccount(store, {

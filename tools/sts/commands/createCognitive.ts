@@ -30,7 +30,10 @@ export const command: StsCommand = {
     const name = required(options.name, '--name');
     const region = required(options.region, '--region');
     const resourceKind = required(options.kind, '--kind');
-    const flags = (options['feature-flags'] ?? '').split(',').map((f) => f.trim()).filter(Boolean);
+    const flags = (options['feature-flags'] ?? '')
+      .split(',')
+      .map((f) => f.trim())
+      .filter(Boolean);
     return withAdminStore(async ({ store, description }) => {
       const resource = await createCognitiveResource(store, {
         name,
@@ -46,7 +49,12 @@ export const command: StsCommand = {
           ['region', resource.region],
           ['kind', resource.resourceKind],
           ['product id', resource.productId],
-          ['limited access', resource.limitedAccessTokens ? `yes${flags.length ? ` (${resource.grantableFeatureFlags.join(', ')})` : ''}` : 'no'],
+          [
+            'limited access',
+            resource.limitedAccessTokens
+              ? `yes${flags.length ? ` (${resource.grantableFeatureFlags.join(', ')})` : ''}`
+              : 'no',
+          ],
           ['key 1', resource.keys[0]],
           ['key 2', resource.keys[1]],
         ]),

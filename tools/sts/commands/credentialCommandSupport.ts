@@ -10,7 +10,12 @@ import { UsageError } from '../command.js';
  * output as text or, with `--json`, one JSON document.
  */
 
-type StrictConfig<T extends ParseArgsOptionsConfig> = { args: string[]; options: T; strict: true; allowPositionals: false };
+type StrictConfig<T extends ParseArgsOptionsConfig> = {
+  args: string[];
+  options: T;
+  strict: true;
+  allowPositionals: false;
+};
 type ParsedOptions<T extends ParseArgsOptionsConfig> = ReturnType<typeof parseArgs<StrictConfig<T>>>['values'];
 
 /** `--json`: print one JSON document instead of text. */
@@ -66,5 +71,8 @@ export const CREDENTIAL_CHOICE = `(${keyedCredentialKinds.map((kind) => `--${cre
 
 /** One usage line per credential flag. */
 export const CREDENTIAL_USAGE = keyedCredentialKinds
-  .map((kind) => `  ${`--${credentialKinds[kind].flag} ${credentialKinds[kind].flagValue}`.padEnd(33)}${credentialKinds[kind].noun}`)
+  .map(
+    (kind) =>
+      `  ${`--${credentialKinds[kind].flag} ${credentialKinds[kind].flagValue}`.padEnd(33)}${credentialKinds[kind].noun}`,
+  )
   .join('\n');

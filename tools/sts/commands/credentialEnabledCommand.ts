@@ -1,6 +1,14 @@
 import { credentialRefFrom, describeCredential, setCredentialEnabled } from '../credentials/provisioning.js';
 import type { StsCommand } from '../command.js';
-import { CREDENTIAL_CHOICE, CREDENTIAL_FLAGS, CREDENTIAL_USAGE, JSON_FLAG, parseOptions, report, withAdminStore } from './credentialCommandSupport.js';
+import {
+  CREDENTIAL_CHOICE,
+  CREDENTIAL_FLAGS,
+  CREDENTIAL_USAGE,
+  JSON_FLAG,
+  parseOptions,
+  report,
+  withAdminStore,
+} from './credentialCommandSupport.js';
 
 /** `enable` and `disable` differ only in the state they set: one definition serves both. */
 export function credentialEnabledCommand(enabled: boolean, summary: string): StsCommand {

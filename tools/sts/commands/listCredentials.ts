@@ -20,7 +20,9 @@ export const command: StsCommand = {
       const lines = [`Credentials in ${description}:`];
       if (listing.credentials.length === 0) lines.push('  (none)');
       for (const c of listing.credentials) {
-        const details = Object.entries(c.details).map(([k, v]) => `${k}=${v}`).join(' ');
+        const details = Object.entries(c.details)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(' ');
         lines.push(`  ${KIND_LABEL[c.kind].padEnd(13)} ${c.id}  ${c.enabled ? 'enabled' : 'DISABLED'}  ${details}`);
       }
       if (listing.wrapNamespaces.length > 0) lines.push(`WRAP namespaces: ${listing.wrapNamespaces.join(', ')}`);
@@ -28,7 +30,9 @@ export const command: StsCommand = {
       lines.push('Signing key versions (newest first):');
       if (listing.signingKeys.length === 0) lines.push('  (none)');
       for (const k of listing.signingKeys) {
-        lines.push(`  ${k.version}  ${k.alg}  ${k.enabled ? 'enabled' : 'disabled'}  created ${k.createdOn.toISOString()}`);
+        lines.push(
+          `  ${k.version}  ${k.alg}  ${k.enabled ? 'enabled' : 'disabled'}  created ${k.createdOn.toISOString()}`,
+        );
       }
       if (listing.unreadable.length > 0) lines.push(`Unreadable secrets: ${listing.unreadable.join(', ')}`);
       report(options.json, listing, lines);

@@ -24,9 +24,9 @@ export function principalCommand(allow: boolean): StsCommand {
       '  --account <guid>        the Mixed Reality account (GET /accounts/{id}/token)',
       '  --resource <name>       the Cognitive Services resource (issueToken and issueLimitedAccessToken',
       '                          with ?resource=<name>)',
-      '  --tenant <guid>         the principal\'s tenant (the tid claim of its Entra tokens)',
-      '  --object-id <guid>      the principal\'s object id (oid): a managed identity\'s or service principal\'s',
-      '                          object id (not its client id), or a user\'s',
+      "  --tenant <guid>         the principal's tenant (the tid claim of its Entra tokens)",
+      "  --object-id <guid>      the principal's object id (oid): a managed identity's or service principal's",
+      "                          object id (not its client id), or a user's",
       '  --json                  print the result as JSON',
       '',
       'Takes effect at once with the file store, within STS_SECRET_CACHE_MAX_AGE_SECONDS with Key Vault.',
@@ -44,7 +44,9 @@ export function principalCommand(allow: boolean): StsCommand {
         throw new UsageError('Give exactly one of --account <guid> and --resource <name>');
       }
       const holder: PrincipalHolder =
-        options.resource !== undefined ? { cognitiveResource: options.resource } : required(options.account, '--account');
+        options.resource !== undefined
+          ? { cognitiveResource: options.resource }
+          : required(options.account, '--account');
       const tenant = required(options.tenant, '--tenant');
       const objectId = required(options['object-id'], '--object-id');
       return withAdminStore(async ({ store, description }) => {
@@ -53,7 +55,10 @@ export function principalCommand(allow: boolean): StsCommand {
           ? await allowPrincipal(store, holder, principal)
           : await revokePrincipal(store, holder, principal);
         const state = allow ? 'allowed' : 'not allowed';
-        const target = change.record.kind === 'mixedRealityAccount' ? { account: change.record.accountId } : { resource: change.record.name };
+        const target =
+          change.record.kind === 'mixedRealityAccount'
+            ? { account: change.record.accountId }
+            : { resource: change.record.name };
         report(options.json, { ...target, principal, allowed: allow, changed: change.changed }, [
           `Principal ${describePrincipal(principal)} ${change.changed ? 'is now' : 'was already'} ${state} ` +
             `on ${describeHolder(change.record)} in ${description}.`,

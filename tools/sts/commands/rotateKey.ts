@@ -1,6 +1,20 @@
-import { credentialRefFrom, describeCredential, parseKeySlot, rotateCredentialKey } from '../credentials/provisioning.js';
+import {
+  credentialRefFrom,
+  describeCredential,
+  parseKeySlot,
+  rotateCredentialKey,
+} from '../credentials/provisioning.js';
 import type { StsCommand } from '../command.js';
-import { CREDENTIAL_CHOICE, CREDENTIAL_FLAGS, CREDENTIAL_USAGE, JSON_FLAG, parseOptions, report, required, withAdminStore } from './credentialCommandSupport.js';
+import {
+  CREDENTIAL_CHOICE,
+  CREDENTIAL_FLAGS,
+  CREDENTIAL_USAGE,
+  JSON_FLAG,
+  parseOptions,
+  report,
+  required,
+  withAdminStore,
+} from './credentialCommandSupport.js';
 
 /** `rotate-key`: replaces key 1 or key 2 of a credential; the other key keeps working. */
 export const command: StsCommand = {
@@ -22,11 +36,20 @@ export const command: StsCommand = {
       const ref = credentialRefFrom(options);
       const slot = parseKeySlot(slotText);
       const rotation = await rotateCredentialKey(store, ref, slot);
-      report(options.json, { credential: ref, slot, key: rotation.newKey, ...(rotation.cleanupProblem ? { warning: rotation.cleanupProblem } : {}) }, [
-        `Rotated key ${slot} of ${describeCredential(ref)} in ${description}.`,
-        `  new key ${slot}  ${rotation.newKey}`,
-        'The new key is shown once.',
-      ]);
+      report(
+        options.json,
+        {
+          credential: ref,
+          slot,
+          key: rotation.newKey,
+          ...(rotation.cleanupProblem ? { warning: rotation.cleanupProblem } : {}),
+        },
+        [
+          `Rotated key ${slot} of ${describeCredential(ref)} in ${description}.`,
+          `  new key ${slot}  ${rotation.newKey}`,
+          'The new key is shown once.',
+        ],
+      );
       if (!rotation.cleanupProblem) return 0;
       console.error(`rotate-key: warning: ${rotation.cleanupProblem}`);
       return 1;

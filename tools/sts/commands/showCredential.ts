@@ -1,6 +1,14 @@
 import { credentialRefFrom, readCredential, summariseCredential } from '../credentials/provisioning.js';
 import type { StsCommand } from '../command.js';
-import { CREDENTIAL_FLAGS, CREDENTIAL_USAGE, JSON_FLAG, parseOptions, report, table, withAdminStore } from './credentialCommandSupport.js';
+import {
+  CREDENTIAL_FLAGS,
+  CREDENTIAL_USAGE,
+  JSON_FLAG,
+  parseOptions,
+  report,
+  table,
+  withAdminStore,
+} from './credentialCommandSupport.js';
 
 /** `show`: one credential's settings (Entra principals and upstream endpoint included), never a key. */
 export const command: StsCommand = {
@@ -15,11 +23,17 @@ export const command: StsCommand = {
   async run(args) {
     const options = parseOptions(args, { ...CREDENTIAL_FLAGS, ...JSON_FLAG });
     return withAdminStore(async ({ store, description }) => {
-      const ref = credentialRefFrom({ account: options.account, cognitive: options.cognitive, wrapIssuer: options['wrap-issuer'] });
+      const ref = credentialRefFrom({
+        account: options.account,
+        cognitive: options.cognitive,
+        wrapIssuer: options['wrap-issuer'],
+      });
       const record = await readCredential(store, ref);
       const { principals: _listed, ...details } = summariseCredential(record).details;
       const allowedPrincipals =
-        record.kind === 'mixedRealityAccount' || record.kind === 'cognitiveResource' ? (record.allowedPrincipals ?? []) : undefined;
+        record.kind === 'mixedRealityAccount' || record.kind === 'cognitiveResource'
+          ? (record.allowedPrincipals ?? [])
+          : undefined;
       const upstream = record.upstream?.endpoint;
       const document = {
         kind: record.kind,
@@ -39,7 +53,9 @@ export const command: StsCommand = {
         ]),
       ];
       if (allowedPrincipals) {
-        lines.push(`  Entra principals allowed without a key (tenant/object id):${allowedPrincipals.length === 0 ? ' (none)' : ''}`);
+        lines.push(
+          `  Entra principals allowed without a key (tenant/object id):${allowedPrincipals.length === 0 ? ' (none)' : ''}`,
+        );
         for (const p of allowedPrincipals) lines.push(`    ${p.tenantId}/${p.objectId}`);
       }
       report(options.json, document, lines);

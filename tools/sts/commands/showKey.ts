@@ -1,6 +1,15 @@
 import { credentialRefFrom, parseKeySlot, showCredentialKey } from '../credentials/provisioning.js';
 import type { StsCommand } from '../command.js';
-import { CREDENTIAL_CHOICE, CREDENTIAL_FLAGS, CREDENTIAL_USAGE, JSON_FLAG, parseOptions, report, required, withAdminStore } from './credentialCommandSupport.js';
+import {
+  CREDENTIAL_CHOICE,
+  CREDENTIAL_FLAGS,
+  CREDENTIAL_USAGE,
+  JSON_FLAG,
+  parseOptions,
+  report,
+  required,
+  withAdminStore,
+} from './credentialCommandSupport.js';
 
 /** `show-key`: prints one key of one credential, only when asked by name and slot. */
 export const command: StsCommand = {

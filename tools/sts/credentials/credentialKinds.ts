@@ -1,7 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { isAcceptableClientKey } from '../../../shared/credentials/clientKeys.js';
 import type { CognitiveResource, MixedRealityAccount, WrapIssuer } from '../../../shared/credentials/records.js';
-import { GUID_PATTERN, NAMESPACE_PATTERN, RESOURCE_NAME_PATTERN, vaultLayout } from '../../../shared/credentials/vaultLayout.js';
+import {
+  GUID_PATTERN,
+  NAMESPACE_PATTERN,
+  RESOURCE_NAME_PATTERN,
+  vaultLayout,
+} from '../../../shared/credentials/vaultLayout.js';
 import type { FlowCredentialKind } from '../../../shared/flowCatalogue.js';
 import { ProvisioningError } from './provisioningError.js';
 
@@ -107,7 +112,8 @@ export const credentialKinds = {
     noun: 'a Cognitive Services resource',
     refFrom: (text) => {
       const name = text.toLowerCase();
-      if (!RESOURCE_NAME_PATTERN.test(name)) throw new ProvisioningError(`Resource name "${text}" must be 2-64 letters, digits and hyphens`);
+      if (!RESOURCE_NAME_PATTERN.test(name))
+        throw new ProvisioningError(`Resource name "${text}" must be 2-64 letters, digits and hyphens`);
       return { kind: 'cognitiveResource', name };
     },
     refOf: (record) => ({ kind: record.kind, name: record.name }),

@@ -16,8 +16,10 @@ const MAX_ALLOWED_PRINCIPALS = 200;
 
 /** A principal from operator input: tenant and object id, both GUIDs, stored lower-case. */
 export function parsePrincipal(tenantId: string | undefined, objectId: string | undefined): AllowedPrincipal {
-  if (!tenantId || !GUID_PATTERN.test(tenantId)) throw new ProvisioningError(`Tenant id must be a GUID (got "${tenantId ?? ''}")`);
-  if (!objectId || !GUID_PATTERN.test(objectId)) throw new ProvisioningError(`Object id must be a GUID (got "${objectId ?? ''}")`);
+  if (!tenantId || !GUID_PATTERN.test(tenantId))
+    throw new ProvisioningError(`Tenant id must be a GUID (got "${tenantId ?? ''}")`);
+  if (!objectId || !GUID_PATTERN.test(objectId))
+    throw new ProvisioningError(`Object id must be a GUID (got "${objectId ?? ''}")`);
   return { tenantId: tenantId.toLowerCase(), objectId: objectId.toLowerCase() };
 }
 
@@ -51,7 +53,10 @@ export async function allowPrincipal(
       `A credential allows at most ${MAX_ALLOWED_PRINCIPALS} principals: use a group of identities upstream, or revoke some`,
     );
   }
-  return { record: await writeHolder(store, { ...current, allowedPrincipals: [...allowed, principal] }), changed: true };
+  return {
+    record: await writeHolder(store, { ...current, allowedPrincipals: [...allowed, principal] }),
+    changed: true,
+  };
 }
 
 /** Removes `principal` from the account; its Entra tokens are refused from then on (issued tokens run out). */
@@ -81,7 +86,9 @@ async function readHolder(store: WritableSecretStore, holder: PrincipalHolder): 
   if (typeof holder !== 'string') {
     const name = holder.cognitiveResource.toLowerCase();
     if (!RESOURCE_NAME_PATTERN.test(name)) {
-      throw new ProvisioningError(`Resource name "${holder.cognitiveResource}" must be 2-64 letters, digits and hyphens`);
+      throw new ProvisioningError(
+        `Resource name "${holder.cognitiveResource}" must be 2-64 letters, digits and hyphens`,
+      );
     }
     return (await readCredential(store, { kind: 'cognitiveResource', name })) as CognitiveResource;
   }

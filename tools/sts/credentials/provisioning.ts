@@ -13,7 +13,13 @@ import {
   type WrapNamespace,
   type WrapRight,
 } from '../../../shared/credentials/records.js';
-import { GUID_PATTERN, NAMESPACE_PATTERN, RESOURCE_NAME_PATTERN, vaultLayout, vaultPrefixes } from '../../../shared/credentials/vaultLayout.js';
+import {
+  GUID_PATTERN,
+  NAMESPACE_PATTERN,
+  RESOURCE_NAME_PATTERN,
+  vaultLayout,
+  vaultPrefixes,
+} from '../../../shared/credentials/vaultLayout.js';
 import {
   credentialKindOf,
   credentialKinds,
@@ -39,7 +45,9 @@ const JSON_CONTENT = 'application/json';
 export async function ensureSigningKey(store: WritableSecretStore, alg: SigningAlgorithm = 'ES256'): Promise<boolean> {
   const versions = await store.getSecretVersions(vaultLayout.signingKey);
   if (versions.some((v) => v.enabled)) return false;
-  await store.setSecret(vaultLayout.signingKey, JSON.stringify(generateSigningJwk(alg)), { contentType: 'application/jwk+json' });
+  await store.setSecret(vaultLayout.signingKey, JSON.stringify(generateSigningJwk(alg)), {
+    contentType: 'application/jwk+json',
+  });
   return true;
 }
 
@@ -86,20 +94,27 @@ export async function createCognitiveResource(
   input: NewCognitiveResource,
 ): Promise<CognitiveResource> {
   const name = input.name.toLowerCase();
-  if (!RESOURCE_NAME_PATTERN.test(name)) throw new ProvisioningError(`Resource name "${input.name}" must be 2-64 letters, digits and hyphens`);
-  if (!/^[a-z0-9]+$/i.test(input.region)) throw new ProvisioningError(`Region "${input.region}" must be letters and digits`);
-  if (!/^[A-Za-z][A-Za-z0-9.]*$/.test(input.resourceKind)) throw new ProvisioningError(`Kind "${input.resourceKind}" is not a resource kind`);
+  if (!RESOURCE_NAME_PATTERN.test(name))
+    throw new ProvisioningError(`Resource name "${input.name}" must be 2-64 letters, digits and hyphens`);
+  if (!/^[a-z0-9]+$/i.test(input.region))
+    throw new ProvisioningError(`Region "${input.region}" must be letters and digits`);
+  if (!/^[A-Za-z][A-Za-z0-9.]*$/.test(input.resourceKind))
+    throw new ProvisioningError(`Kind "${input.resourceKind}" is not a resource kind`);
   if (input.productId !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(input.productId)) {
     throw new ProvisioningError(`Product id "${input.productId}" must be 1-64 letters, digits, ".", "_" or "-"`);
   }
   for (const flag of input.grantableFeatureFlags ?? []) {
-    if (!FEATURE_FLAG_PATTERN.test(flag)) throw new ProvisioningError(`Feature flag "${flag}" must look like "Face.Identification"`);
+    if (!FEATURE_FLAG_PATTERN.test(flag))
+      throw new ProvisioningError(`Feature flag "${flag}" must look like "Face.Identification"`);
   }
   if ((input.grantableFeatureFlags?.length ?? 0) > 0 && !input.limitedAccessTokens) {
-    throw new ProvisioningError('Feature flags are granted in limited access tokens: enable limited access tokens for this resource');
+    throw new ProvisioningError(
+      'Feature flags are granted in limited access tokens: enable limited access tokens for this resource',
+    );
   }
   const secretName = vaultLayout.cognitiveResource(name);
-  if (await store.getSecret(secretName)) throw new ProvisioningError(`Cognitive Services resource ${name} already exists`);
+  if (await store.getSecret(secretName))
+    throw new ProvisioningError(`Cognitive Services resource ${name} already exists`);
   const subscriptionId = input.subscriptionId ?? '00000000-0000-0000-0000-000000000000';
   const resourceGroup = input.resourceGroup ?? 'sts-local';
   const record: CognitiveResource = {
@@ -121,7 +136,12 @@ export async function createCognitiveResource(
   return record;
 }
 
-export async function writeCognitiveKeyIndex(store: WritableSecretStore, key: string, resource: string, slot: 1 | 2): Promise<void> {
+export async function writeCognitiveKeyIndex(
+  store: WritableSecretStore,
+  key: string,
+  resource: string,
+  slot: 1 | 2,
+): Promise<void> {
   const index: CognitiveKeyIndex = { kind: 'cognitiveKeyIndex', resource, slot };
   await store.setSecret(vaultLayout.cognitiveKeyIndex(key), JSON.stringify(index), {
     contentType: JSON_CONTENT,
@@ -138,7 +158,8 @@ export interface NewWrapIssuer {
 
 export async function createWrapIssuer(store: WritableSecretStore, input: NewWrapIssuer): Promise<WrapIssuer> {
   const namespace = input.namespace.toLowerCase();
-  if (!NAMESPACE_PATTERN.test(namespace)) throw new ProvisioningError(`Namespace "${input.namespace}" must be a DNS label`);
+  if (!NAMESPACE_PATTERN.test(namespace))
+    throw new ProvisioningError(`Namespace "${input.namespace}" must be a DNS label`);
   if (!/^[\x21-\x7e]{1,128}$/.test(input.name) || /[&=]/.test(input.name)) {
     throw new ProvisioningError('Issuer name must be 1-128 printable ASCII characters without "&" or "="');
   }
@@ -150,12 +171,15 @@ export async function createWrapIssuer(store: WritableSecretStore, input: NewWra
     if (problem) throw new ProvisioningError(`Scope "${scope}" is refused for namespace ${namespace}: ${problem}`);
   }
   const rights = input.rights ?? WRAP_RIGHTS;
-  if (rights.length === 0) throw new ProvisioningError(`An issuer needs at least one right (${WRAP_RIGHTS.join(', ')})`);
+  if (rights.length === 0)
+    throw new ProvisioningError(`An issuer needs at least one right (${WRAP_RIGHTS.join(', ')})`);
   for (const right of rights) {
-    if (!WRAP_RIGHTS.includes(right)) throw new ProvisioningError(`Right "${right}" is not one of ${WRAP_RIGHTS.join(', ')}`);
+    if (!WRAP_RIGHTS.includes(right))
+      throw new ProvisioningError(`Right "${right}" is not one of ${WRAP_RIGHTS.join(', ')}`);
   }
   const issuerSecret = vaultLayout.wrapIssuer(namespace, input.name);
-  if (await store.getSecret(issuerSecret)) throw new ProvisioningError(`WRAP issuer ${input.name} already exists in ${namespace}`);
+  if (await store.getSecret(issuerSecret))
+    throw new ProvisioningError(`WRAP issuer ${input.name} already exists in ${namespace}`);
   const namespaceSecret = vaultLayout.wrapNamespace(namespace);
   if (!(await store.getSecret(namespaceSecret))) {
     const ns: WrapNamespace = { kind: 'wrapNamespace', namespace, signingKey: newBase64Key() };
@@ -170,7 +194,10 @@ export async function createWrapIssuer(store: WritableSecretStore, input: NewWra
     rights: [...new Set(rights)],
     enabled: true,
   };
-  await store.setSecret(issuerSecret, JSON.stringify(record), { contentType: JSON_CONTENT, tags: { kind: record.kind, namespace } });
+  await store.setSecret(issuerSecret, JSON.stringify(record), {
+    contentType: JSON_CONTENT,
+    tags: { kind: record.kind, namespace },
+  });
   return record;
 }
 
@@ -215,7 +242,10 @@ export function parseSigningAlgorithm(value: string | undefined): SigningAlgorit
 
 /** WRAP rights from operator input (`Listen,Send`, any case). */
 export function parseWrapRights(text: string): WrapRight[] {
-  const rights = text.split(',').map((part) => part.trim()).filter(Boolean);
+  const rights = text
+    .split(',')
+    .map((part) => part.trim())
+    .filter(Boolean);
   return rights.map((right) => {
     const known = WRAP_RIGHTS.find((r) => r.toLowerCase() === right.toLowerCase());
     if (!known) throw new ProvisioningError(`Right "${right}" is not one of ${WRAP_RIGHTS.join(', ')}`);
@@ -240,7 +270,8 @@ export async function readCredential(store: SecretStore, ref: CredentialRef): Pr
   if (!record) throw new ProvisioningError(`${describeCredential(ref)} is stored in a form this version cannot read`);
   if (ref.kind === 'wrapIssuer') {
     const issuer = record as WrapIssuer;
-    if (issuer.namespace !== ref.namespace || issuer.name !== ref.name) throw new ProvisioningError(`${describeCredential(ref)} does not exist`);
+    if (issuer.namespace !== ref.namespace || issuer.name !== ref.name)
+      throw new ProvisioningError(`${describeCredential(ref)} does not exist`);
   }
   return record;
 }
@@ -263,7 +294,11 @@ export interface KeyRotation {
  * with the new key (the switch), then the old key's index entry is disabled (clean-up: the resource no longer
  * holds the old key, so it is refused either way).
  */
-export async function rotateCredentialKey(store: WritableSecretStore, ref: CredentialRef, slot: KeySlot): Promise<KeyRotation> {
+export async function rotateCredentialKey(
+  store: WritableSecretStore,
+  ref: CredentialRef,
+  slot: KeySlot,
+): Promise<KeyRotation> {
   const current = await readCredential(store, ref);
   const newKey = credentialKindOf(current.kind).newKey();
   const oldKey = current.keys[slot - 1] as string;
@@ -312,7 +347,9 @@ export async function showCredentialKey(store: SecretStore, ref: CredentialRef, 
  */
 export async function rotateSigningKey(store: WritableSecretStore, alg: SigningAlgorithm): Promise<SecretVersion> {
   parseSigningAlgorithm(alg);
-  return store.setSecret(vaultLayout.signingKey, JSON.stringify(generateSigningJwk(alg)), { contentType: 'application/jwk+json' });
+  return store.setSecret(vaultLayout.signingKey, JSON.stringify(generateSigningJwk(alg)), {
+    contentType: 'application/jwk+json',
+  });
 }
 
 /** What `list` shows of a credential: never a key. */
@@ -327,7 +364,12 @@ export interface CredentialSummary {
 export interface CredentialListing {
   readonly credentials: readonly CredentialSummary[];
   readonly wrapNamespaces: readonly string[];
-  readonly signingKeys: readonly { readonly version: string; readonly enabled: boolean; readonly createdOn: Date; readonly alg: string }[];
+  readonly signingKeys: readonly {
+    readonly version: string;
+    readonly enabled: boolean;
+    readonly createdOn: Date;
+    readonly alg: string;
+  }[];
   /** Cognitive key index entries (`cs-key-…`), counted, never shown. */
   readonly cognitiveKeyIndexEntries: number;
   /** Secrets that look like credentials but cannot be read. */
@@ -346,7 +388,8 @@ export async function listCredentials(store: WritableSecretStore): Promise<Crede
       cognitiveKeyIndexEntries += 1;
       continue;
     }
-    const kind = Object.entries(vaultPrefixes).find(([, prefix]) => name.startsWith(prefix))?.[0] as keyof typeof vaultPrefixes | undefined;
+    const kind = Object.entries(vaultPrefixes).find(([, prefix]) => name.startsWith(prefix))?.[0] as
+      keyof typeof vaultPrefixes | undefined;
     if (!kind) continue;
     const secret = await store.getSecret(name);
     if (!secret) continue; // disabled or expired: not in force
@@ -367,7 +410,12 @@ export async function listCredentials(store: WritableSecretStore): Promise<Crede
     credentials.push(upstream ? { ...summary, details: { ...summary.details, upstream: upstream.endpoint } } : summary);
   }
   const signingVersions = await store.getSecretVersions(vaultLayout.signingKey);
-  const signingKeys = signingVersions.map((v) => ({ version: v.version, enabled: v.enabled, createdOn: v.createdOn, alg: algorithmOf(v.value) }));
+  const signingKeys = signingVersions.map((v) => ({
+    version: v.version,
+    enabled: v.enabled,
+    createdOn: v.createdOn,
+    alg: algorithmOf(v.value),
+  }));
   return { credentials, wrapNamespaces, signingKeys, cognitiveKeyIndexEntries, unreadable };
 }
 
@@ -389,7 +437,10 @@ function algorithmOf(value: string): string {
 }
 
 async function writeRecord(store: WritableSecretStore, ref: CredentialRef, record: KeyedCredential): Promise<void> {
-  await store.setSecret(secretNameOf(ref), JSON.stringify(record), { contentType: JSON_CONTENT, tags: { ...credentialKindOf(record.kind).tags(record) } });
+  await store.setSecret(secretNameOf(ref), JSON.stringify(record), {
+    contentType: JSON_CONTENT,
+    tags: { ...credentialKindOf(record.kind).tags(record) },
+  });
 }
 
 async function disableAllVersions(store: WritableSecretStore, name: string): Promise<void> {

@@ -38,18 +38,22 @@ export const MAX_QUERY_HOURS = 24 * 93;
  * const rows = await queryLedger(table, { credentialId: 'acme-speech', since: oneHourAgo, until: now, limit: 100 });
  */
 export async function queryLedger(table: LedgerTable, query: LedgerQuery): Promise<StoredLedgerEntry[]> {
-  if (!(query.since.getTime() <= query.until.getTime())) throw new RangeError('the start of the range is after its end');
+  if (!(query.since.getTime() <= query.until.getTime()))
+    throw new RangeError('the start of the range is after its end');
   const firstHour = Math.floor(query.since.getTime() / HOUR_MS) * HOUR_MS;
   const lastHour = Math.floor(query.until.getTime() / HOUR_MS) * HOUR_MS;
   const hours = (lastHour - firstHour) / HOUR_MS + 1;
-  if (hours > MAX_QUERY_HOURS) throw new RangeError(`the range covers ${hours} hours; at most ${MAX_QUERY_HOURS} are allowed`);
+  if (hours > MAX_QUERY_HOURS)
+    throw new RangeError(`the range covers ${hours} hours; at most ${MAX_QUERY_HOURS} are allowed`);
 
-  const subject = query.credentialId !== undefined ? credentialSubject(query.credentialId) : clientIpSubject(query.clientIp);
+  const subject =
+    query.credentialId !== undefined ? credentialSubject(query.credentialId) : clientIpSubject(query.clientIp);
   // Keys are cut for very long ids, so two such ids could share a partition: the column tells them apart.
   const belongs = (entry: StoredLedgerEntry): boolean =>
     query.credentialId !== undefined
       ? entry.credentialId === boundedText(query.credentialId) && entry.count === undefined
-      : entry.clientIp === boundedText(query.clientIp) && (entry.credentialId === undefined || entry.count !== undefined);
+      : entry.clientIp === boundedText(query.clientIp) &&
+        (entry.credentialId === undefined || entry.count !== undefined);
   const rowKeyFrom = invertedTimeOf(query.until);
   const rowKeyTo = `${invertedTimeOf(query.since)}|~`;
   // A client address's aggregated refusals (docs/ledger.md#refusals) are a RowKey range of the refusals partitions.
@@ -62,7 +66,13 @@ export async function queryLedger(table: LedgerTable, query: LedgerQuery): Promi
     const reads: Promise<Record<string, unknown>[]>[] = [];
     for (let shard = 0; shard < LEDGER_SHARDS; shard += 1) {
       reads.push(
-        table.readPartition({ partitionKey: partitionKeyOf(subject, bucket, shard), rowKeyFrom, rowKeyTo, outcome: query.outcome, limit: remaining }),
+        table.readPartition({
+          partitionKey: partitionKeyOf(subject, bucket, shard),
+          rowKeyFrom,
+          rowKeyTo,
+          outcome: query.outcome,
+          limit: remaining,
+        }),
       );
       if (addressPrefix !== undefined) {
         reads.push(
