@@ -13,6 +13,9 @@ import type { MixedRealityAccount } from '../shared/credentials/records.js';
 import { FileSecretStore } from '../shared/secrets/fileSecretStore.js';
 import { azdUpload, coreToolsUpload } from '../tooling/deploy/deployUploads.js';
 import { flowCatalogue, flowNames } from '../shared/flowCatalogue.js';
+import { vaultLayout } from '../shared/credentials/vaultLayout.js';
+import { KeyVaultTestServer } from '../tooling/doubles/keyVaultTestServer.js';
+import { createTestCertificateAuthority, loopbackCertificate } from '../tooling/doubles/testCertificates.js';
 
 const run = promisify(execFile);
 
@@ -125,6 +128,52 @@ describe('npm run package', () => {
     expect(seen.afterCall).toEqual(expect.arrayContaining(['azsdk-js-identity', 'azsdk-js-keyvault-secrets']));
     // No vault answers on port 1: the client gets the flow's "dependency unavailable", not a token and not a 500.
     expect(seen.status).toBe(503);
+  });
+
+  it('issues a token from Key Vault through the App Service managed identity, with nothing but the artifact', async () => {
+    // The path every deployment takes on its first request: the app's own identity credential (the one outbound
+    // client, undici bundled from CommonJS) gets a vault token, the name index lists the vault, the secret is read.
+    const caDir = await mkdtemp(join(tmpdir(), 'sts-package-ca-'));
+    const vault = await new KeyVaultTestServer({
+      certificate: await loopbackCertificate(await createTestCertificateAuthority(caDir)),
+    }).start();
+    try {
+      const seedStore = new FileSecretStore(join(work, 'vault-seed.json'));
+      await ensureSigningKey(seedStore);
+      const account = await createMixedRealityAccount(seedStore, { accountDomain: 'eastus2.mixedreality.azure.com' });
+      for (const name of [vaultLayout.signingKey, vaultLayout.mixedRealityAccount(account.accountId)]) {
+        const secret = await seedStore.getSecret(name);
+        if (!secret) throw new Error(`the seed store has no ${name}`);
+        vault.seed(name, secret.value, { contentType: secret.contentType ?? 'application/json' });
+      }
+      const probe = `
+        const { definition } = await import('./dist/functions/mixedRealityToken.js');
+        const id = process.env.PROBE_ACCOUNT_ID;
+        const request = Object.assign(new Request('http://127.0.0.1/accounts/' + id + '/token', { headers: { authorization: 'Bearer ' + id + ':' + process.env.PROBE_ACCOUNT_KEY } }), { params: { accountId: id } });
+        const quiet = () => {};
+        const response = await definition.handler(request, { invocationId: crypto.randomUUID(), functionName: 'mixedRealityToken', log: quiet, trace: quiet, debug: quiet, info: quiet, warn: quiet, error: quiet });
+        console.log(JSON.stringify({ status: response.status, body: typeof response.body === 'string' ? response.body : '' }));
+        process.exit(0);`;
+      const { stdout } = await run(process.execPath, ['--input-type=module', '-e', probe], {
+        cwd: artifact,
+        env: {
+          PATH: process.env.PATH ?? '',
+          ...vault.env(),
+          NODE_EXTRA_CA_CERTS: join(caDir, 'ca.pem'),
+          STS_ISSUER: 'https://sts.test.example/',
+          STS_LEDGER_MODE: 'off',
+          PROBE_ACCOUNT_ID: account.accountId,
+          PROBE_ACCOUNT_KEY: account.keys[0],
+        },
+        timeout: 60_000,
+      });
+      const answer = JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}') as { status: number; body: string };
+      expect(answer.status).toBe(200);
+      expect(answer.body).toMatch(/^\{"AccessToken":"[\w-]+\.[\w-]+\.[\w-]+"\}$/);
+    } finally {
+      await vault.close();
+      await rm(caDir, { recursive: true, force: true });
+    }
   });
 
   it('is uploaded whole, and alone, by func azure functionapp publish and by azd deploy', async () => {

@@ -50,7 +50,7 @@ export class OutboundRequestError extends StsBaseError {
  *   timeoutMs: 5_000, maxResponseBytes: 256 * 1024 });
  */
 export async function sendOutbound(request: OutboundRequest): Promise<OutboundAnswer> {
-  const { request: send } = await import('undici');
+  const send = await loadUndiciRequest();
   const signal = AbortSignal.timeout(request.timeoutMs);
   const where = `${request.method ?? 'GET'} ${request.url.origin}${request.url.pathname}`;
   let answer: Awaited<ReturnType<typeof send>>;
@@ -92,6 +92,19 @@ export async function sendOutbound(request: OutboundRequest): Promise<OutboundAn
     headers: flatHeaders(answer.headers),
     body: Buffer.concat(chunks).toString('utf8'),
   };
+}
+
+type Undici = typeof import('undici');
+
+/**
+ * undici's `request`, loaded on first use. In the deployment artifact undici is bundled from CommonJS, and a
+ * dynamic import of it then yields the module under `default` only (esbuild's interop), so both are looked at.
+ */
+async function loadUndiciRequest(): Promise<Undici['request']> {
+  const loaded = (await import('undici')) as Undici & { readonly default?: Undici };
+  const send = typeof loaded.request === 'function' ? loaded.request : loaded.default?.request;
+  if (typeof send !== 'function') throw new TypeError('undici has no request function');
+  return send;
 }
 
 function transportError(error: unknown, where: string, timeoutMs: number, signal: AbortSignal): OutboundRequestError {
