@@ -160,15 +160,23 @@ export const serviceUnavailable = (
  * Thrown by a dependency (secret store, ledger, upstream) that cannot answer now. Handlers turn it into a
  * 503 with `Retry-After` in the flow's shape; it never reaches a client as a 500.
  */
+/**
+ * Why a dependency was not asked or refused, where that is known: the service throttled us (`throttled`), or
+ * this instance's own read budget was spent before asking it (`budget`). Telemetry and alerts group on it.
+ */
+export type DependencyCondition = 'throttled' | 'budget';
+
 export class DependencyUnavailableError extends StsBaseError {
   readonly code = 'ERR_STS_DEPENDENCY_UNAVAILABLE';
+  readonly condition: DependencyCondition | undefined;
   constructor(
     readonly dependency: 'secret-store' | 'ledger' | 'upstream' | 'entra-authority',
     readonly retryAfterSeconds: number,
     message: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; condition?: DependencyCondition },
   ) {
     super(message, options);
     this.name = 'DependencyUnavailableError';
+    this.condition = options?.condition;
   }
 }

@@ -1,4 +1,4 @@
-import { DependencyUnavailableError } from '../errors.js';
+import { DependencyUnavailableError, type DependencyCondition } from '../errors.js';
 import { describeError } from '../logging/redact.js';
 import { isUsable, type SecretStore, type SecretVersion } from './secretStore.js';
 
@@ -99,6 +99,8 @@ export class CachedSecretStore implements SecretStore {
   private active = 0;
   private backoffUntilMs = 0;
   private backoffReason = '';
+  /** The condition of the failure that started the backoff (a throttled vault stays "throttled" while we wait). */
+  private backoffCondition: DependencyCondition | undefined;
   /** The last store call failed: the outage has been reported, and its end will be. */
   private storeFailing = false;
   private readonly counters: Counters = {
@@ -227,6 +229,7 @@ export class CachedSecretStore implements SecretStore {
           'secret-store',
           Math.ceil((this.backoffUntilMs - nowMs) / 1000),
           `Backing off: ${this.backoffReason}`,
+          { condition: this.backoffCondition },
         ),
       );
     }
@@ -250,6 +253,7 @@ export class CachedSecretStore implements SecretStore {
         if (error instanceof DependencyUnavailableError) {
           this.backoffUntilMs = Math.max(this.backoffUntilMs, this.clock().getTime() + error.retryAfterSeconds * 1000);
           this.backoffReason = error.message;
+          this.backoffCondition = error.condition;
         }
         throw error;
       } finally {
@@ -326,6 +330,7 @@ export class CachedSecretStore implements SecretStore {
           'secret-store',
           1,
           'The secret-store read budget of this instance or client is spent',
+          { condition: 'budget' },
         ),
       );
     }

@@ -24,7 +24,13 @@ interface RestErrorLike {
 
 export type VaultFailure =
   | { readonly kind: 'absent' }
-  | { readonly kind: 'unavailable'; readonly retryAfterSeconds: number; readonly description: string }
+  | {
+      readonly kind: 'unavailable';
+      readonly retryAfterSeconds: number;
+      readonly description: string;
+      /** The vault answered 429. */
+      readonly throttled?: boolean;
+    }
   | { readonly kind: 'rejected'; readonly status: number | undefined; readonly description: string };
 
 /**
@@ -48,6 +54,7 @@ export function classifyVaultError(error: unknown): VaultFailure {
       kind: 'unavailable',
       retryAfterSeconds: retryAfter ?? DEFAULT_RETRY_AFTER_SECONDS,
       description: 'Key Vault throttled the request (429)',
+      throttled: true,
     };
   }
   if (status !== undefined && (status >= 500 || status === 408)) {
@@ -71,7 +78,8 @@ export function toDependencyUnavailable(
   cause: unknown,
 ): DependencyUnavailableError {
   const retryAfter = failure.kind === 'unavailable' ? failure.retryAfterSeconds : DEFAULT_RETRY_AFTER_SECONDS;
-  return new DependencyUnavailableError('secret-store', retryAfter, failure.description, { cause });
+  const condition = failure.kind === 'unavailable' && failure.throttled === true ? 'throttled' : undefined;
+  return new DependencyUnavailableError('secret-store', retryAfter, failure.description, { cause, condition });
 }
 
 /** `Retry-After` as seconds (delta or HTTP date), clamped to 1..{@link MAX_RETRY_AFTER_SECONDS}. */

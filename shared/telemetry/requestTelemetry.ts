@@ -128,9 +128,7 @@ const FOUND_CREDENTIAL_REASONS: ReadonlySet<string> = new Set([
 
 function unavailableReason(error: DependencyUnavailableError): string {
   if (error.dependency !== 'secret-store') return error.dependency;
-  if (/\(429\)|throttl/i.test(error.message)) return 'secret-store:throttled';
-  if (/budget/i.test(error.message)) return 'secret-store:budget';
-  return 'secret-store';
+  return error.condition === undefined ? 'secret-store' : `secret-store:${error.condition}`;
 }
 
 /** The record of one request (exported for tests; the wrapper calls {@link emitRequestTelemetry}). */

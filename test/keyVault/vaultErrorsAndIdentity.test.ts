@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { credentialKindFor } from '../../shared/secrets/azureCredential.js';
-import { classifyVaultError, retryAfterSeconds } from '../../shared/secrets/keyVaultErrors.js';
+import { classifyVaultError, retryAfterSeconds, toDependencyUnavailable } from '../../shared/secrets/keyVaultErrors.js';
 
 describe('which identity reads the vault', () => {
   it.each([
@@ -75,5 +75,20 @@ describe('vault failures', () => {
     ],
   ])('%s', (_, error, expected) => {
     expect(classifyVaultError(error)).toMatchObject(expected);
+  });
+
+  it('says "throttled" on the 503 a 429 becomes, and on nothing else (telemetry groups on it)', () => {
+    const asUnavailable = (error: object) => {
+      const failure = classifyVaultError(error);
+      if (failure.kind === 'absent') throw new Error('expected a failure');
+      return toDependencyUnavailable(failure, error);
+    };
+    expect(asUnavailable({ statusCode: 429, response: { headers: headers({ 'retry-after': '9' }) } })).toMatchObject({
+      dependency: 'secret-store',
+      retryAfterSeconds: 9,
+      condition: 'throttled',
+    });
+    expect(asUnavailable({ statusCode: 503 }).condition).toBeUndefined();
+    expect(asUnavailable({ name: 'TimeoutError' }).condition).toBeUndefined();
   });
 });

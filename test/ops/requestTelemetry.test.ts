@@ -145,11 +145,23 @@ describe('request telemetry (one record per request, through the host logger)', 
   it('vault throttling and a ledger that cannot commit: unavailable, the dependency as reason', async () => {
     const throttledStore: SecretStore = {
       getSecret: () =>
-        Promise.reject(new DependencyUnavailableError('secret-store', 2, 'Key Vault throttled the request (429)')),
+        Promise.reject(
+          new DependencyUnavailableError('secret-store', 2, 'Key Vault throttled the request (429)', {
+            condition: 'throttled',
+          }),
+        ),
       getFreshSecret: () =>
-        Promise.reject(new DependencyUnavailableError('secret-store', 2, 'Key Vault throttled the request (429)')),
+        Promise.reject(
+          new DependencyUnavailableError('secret-store', 2, 'Key Vault throttled the request (429)', {
+            condition: 'throttled',
+          }),
+        ),
       getSecretVersions: () =>
-        Promise.reject(new DependencyUnavailableError('secret-store', 2, 'Key Vault throttled the request (429)')),
+        Promise.reject(
+          new DependencyUnavailableError('secret-store', 2, 'Key Vault throttled the request (429)', {
+            condition: 'throttled',
+          }),
+        ),
     };
     const throttled = await hostWith({ ...harness.services, credentials: new CredentialDirectory(throttledStore) });
     const vault = await mixedReality(throttled, 'any', '203.0.113.11');
