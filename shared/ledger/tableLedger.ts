@@ -27,7 +27,11 @@ export interface TableLedgerOptions {
   readonly mode: 'required' | 'best-effort';
   /** Opens the table on first use (lazily, so the SDK loads only when a row is written). */
   readonly openTable: () => Promise<LedgerTable>;
-  /** Longest wait for more rows before a batch is sent. Default 5 ms. */
+  /**
+   * Longest wait for more rows before a batch may be sent, from its first row. Default 5 ms. Under load the wait
+   * that matters is the group commit's: a batch is not sent while its key has a transaction in flight
+   * (`maxTransactionsPerKey`), and keeps taking rows (up to 100) until it is.
+   */
   readonly maxBatchWaitMs?: number;
   /**
    * Rows accepted but not yet committed or failed. When full, waiting refusal rows are dropped to make room for
@@ -37,6 +41,17 @@ export interface TableLedgerOptions {
   readonly maxQueuedRows?: number;
   /** Issuance transactions in flight at once; further batches keep filling while they wait. Default 16. */
   readonly maxConcurrentTransactions?: number;
+  /**
+   * Transactions in flight at once for one batch key (one credential, outcome and hour): rows that arrive while
+   * they are in flight join the key's next batch, which is sent when one of them ends (group commit), so batches
+   * grow with the load and the table's latency instead of each 5 ms window paying a transaction. Default 1.
+   */
+  readonly maxTransactionsPerKey?: number;
+  /**
+   * A transaction in flight longer than this no longer holds its key's next batch back (one stuck connection must
+   * not stall a credential's issuance until the deadline). Default 250 ms.
+   */
+  readonly stalledTransactionMs?: number;
   /**
    * Transactions of background rows (refusals, upstream fetches, abandoned marks) in flight at once, on top of
    * the issuance ones: they never take a slot an issuance could use. Default 2.
@@ -177,6 +192,8 @@ export class TableLedger implements Ledger {
   private readonly maxBatchWaitMs: number;
   private readonly maxQueuedRows: number;
   private readonly maxConcurrentTransactions: number;
+  private readonly maxTransactionsPerKey: number;
+  private readonly stalledTransactionMs: number;
   private readonly maxBackgroundTransactions: number;
   private readonly operationTimeoutMs: number;
   private readonly deadlineMs: number;
@@ -194,6 +211,8 @@ export class TableLedger implements Ledger {
   private readonly readyBackground = new Set<Batch>();
   private readonly inFlight = new Set<Promise<void>>();
   private readonly markRetries = new Map<NodeJS.Timeout, Batch>();
+  /** Per batch key: transactions in flight and when the last one started (group commit). */
+  private readonly keysInFlight = new Map<string, { count: number; lastStartAt: number }>();
   private issuanceInFlight = 0;
   private backgroundInFlight = 0;
   /** Rows waiting, `abandoned` marks excepted (those count in `queuedMarks`, with the same bound of their own). */
@@ -227,6 +246,8 @@ export class TableLedger implements Ledger {
     this.maxBatchWaitMs = options.maxBatchWaitMs ?? 5;
     this.maxQueuedRows = options.maxQueuedRows ?? 10_000;
     this.maxConcurrentTransactions = options.maxConcurrentTransactions ?? 16;
+    this.maxTransactionsPerKey = options.maxTransactionsPerKey ?? 1;
+    this.stalledTransactionMs = options.stalledTransactionMs ?? 250;
     this.maxBackgroundTransactions = options.maxBackgroundTransactions ?? 2;
     this.operationTimeoutMs = options.operationTimeoutMs ?? 2_000;
     this.deadlineMs = options.deadlineMs ?? DEFAULT_LEDGER_DEADLINE_MS;
@@ -254,7 +275,9 @@ export class TableLedger implements Ledger {
 
   /** True while every issuance slot is taken or issuance batches wait for one (retention removal pauses then). */
   isSaturated(): boolean {
-    return this.issuanceInFlight >= this.maxConcurrentTransactions || this.readyIssuance.size > 0;
+    return (
+      this.issuanceInFlight >= this.maxConcurrentTransactions || this.firstSendable(this.readyIssuance) !== undefined
+    );
   }
 
   /** Snapshot of the counters. */
@@ -399,35 +422,48 @@ export class TableLedger implements Ledger {
     batch.rows.push(pending);
     if (pending.mark) this.queuedMarks += 1;
     else this.queued += 1;
-    // Closing: no waiting for more rows (marks queued while closing must go out before close() returns).
-    if (batch.rows.length >= MAX_TRANSACTION_ROWS || this.closed) {
+    if (batch.rows.length >= MAX_TRANSACTION_ROWS) {
+      // Full: the next row for this key starts a new batch (this one may still wait for its key's transaction).
+      if (this.open.get(batch.key) === batch) this.open.delete(batch.key);
+      this.markReady(batch);
+    } else if (this.closed) {
+      // Closing: no waiting for more rows (marks queued while closing must go out before close() returns).
       this.markReady(batch);
     } else if (batch.rows.length === 1) {
       batch.timer = setTimeout(() => this.markReady(batch), this.maxBatchWaitMs);
     }
   }
 
+  /**
+   * The batch may be sent. It stays open to more rows (up to 100) until it is actually started: while its key
+   * has a transaction in flight, rows keep joining it (group commit).
+   */
   private markReady(batch: Batch): void {
     clearTimeout(batch.timer);
-    if (this.open.get(batch.key) === batch) this.open.delete(batch.key); // the next row for this key starts a new batch
     if (batch.state !== 'filling') return;
     batch.state = 'ready';
     (batch.rowClass === 'issuance' ? this.readyIssuance : this.readyBackground).add(batch);
     this.pump();
   }
 
-  /** Starts ready batches while slots are free: issuance first, background rows only in their own slots. */
+  /**
+   * Starts ready batches while slots are free: issuance first, background rows only in their own slots, and a
+   * batch only when its key has no transaction in flight (or only a stalled one): group commit.
+   */
   private pump(): void {
     while (this.issuanceInFlight < this.maxConcurrentTransactions) {
-      const batch = first(this.readyIssuance);
+      const batch = this.firstSendable(this.readyIssuance);
       if (!batch) break;
       this.readyIssuance.delete(batch);
       this.issuanceInFlight += 1;
       this.start(batch, () => (this.issuanceInFlight -= 1));
     }
-    // Background rows wait while any issuance is ready, even with a background slot free.
-    while (this.backgroundInFlight < this.maxBackgroundTransactions && this.readyIssuance.size === 0) {
-      const batch = first(this.readyBackground);
+    // Background rows wait while an issuance batch waits for a slot, even with a background slot free.
+    while (
+      this.backgroundInFlight < this.maxBackgroundTransactions &&
+      this.firstSendable(this.readyIssuance) === undefined
+    ) {
+      const batch = this.firstSendable(this.readyBackground);
       if (!batch) break;
       this.readyBackground.delete(batch);
       this.backgroundInFlight += 1;
@@ -435,10 +471,33 @@ export class TableLedger implements Ledger {
     }
   }
 
+  /** The oldest batch of `ready` whose key may start a transaction now. */
+  private firstSendable(ready: ReadonlySet<Batch>): Batch | undefined {
+    const now = Date.now();
+    for (const batch of ready) {
+      const key = this.keysInFlight.get(batch.key);
+      if (!key || key.count < this.maxTransactionsPerKey || now - key.lastStartAt >= this.stalledTransactionMs) {
+        return batch;
+      }
+    }
+    return undefined;
+  }
+
   private start(batch: Batch, releaseSlot: () => void): void {
     batch.state = 'sending';
+    // From now on later rows of this key start the next batch, which waits for this one (group commit).
+    if (this.open.get(batch.key) === batch) this.open.delete(batch.key);
+    const key = this.keysInFlight.get(batch.key) ?? { count: 0, lastStartAt: 0 };
+    key.count += 1;
+    key.lastStartAt = Date.now();
+    this.keysInFlight.set(batch.key, key);
+    // Should it stall, the key's next batch goes anyway once stalledTransactionMs has passed.
+    const stalled = setTimeout(() => this.pump(), this.stalledTransactionMs);
     const running = this.commit(batch).finally(() => {
+      clearTimeout(stalled);
       releaseSlot();
+      key.count -= 1;
+      if (key.count === 0 && this.keysInFlight.get(batch.key) === key) this.keysInFlight.delete(batch.key);
       this.inFlight.delete(running);
       this.pump();
     });
@@ -643,8 +702,8 @@ export class TableLedger implements Ledger {
 
   /** Drops the oldest waiting batch of refusal rows (not yet sent) to make room; false when there is none. */
   private dropOneBackgroundBatch(): boolean {
-    const candidates = [...this.readyBackground, ...this.open.values()];
-    const victim = candidates.find(
+    const candidates = new Set([...this.readyBackground, ...this.open.values()]);
+    const victim = [...candidates].find(
       (batch) => batch.rowClass === 'background' && batch.state !== 'sending' && batch.rows.every((p) => p.droppable),
     );
     if (!victim) return false;
@@ -735,11 +794,6 @@ export class TableLedger implements Ledger {
 
 function cancellationOf(signal: AbortSignal): Error {
   return signal.reason instanceof Error ? signal.reason : new Error('ledger operation cancelled');
-}
-
-function first<T>(set: ReadonlySet<T>): T | undefined {
-  for (const item of set) return item;
-  return undefined;
 }
 
 function isTableNotFound(error: unknown): boolean {

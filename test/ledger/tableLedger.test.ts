@@ -141,6 +141,41 @@ describe('TableLedger group commit', () => {
     expect(recorded()).toEqual({ state: 'fulfilled' });
   });
 
+  it('rows arriving while a transaction of their credential is in flight go together in the next one', async () => {
+    let release: () => void = () => {};
+    const gate = new Promise<void>((done) => (release = done));
+    const { ledger, transactions } = ledgerWith((_rows, _signal, call) => (call === 1 ? gate : Promise.resolve()));
+    const first = watch(ledger.record(entry('r0')));
+    await pass(BATCH_WAIT_MS);
+    expect(transactions.map((rows) => rows.length)).toEqual([1]);
+    const later = watch(Promise.all(Array.from({ length: 30 }, (_, i) => ledger.record(entry(`r${i + 1}`)))));
+    await pass(100); // far past the batch wait: they wait for the transaction in flight, not for a timer
+    expect(transactions.map((rows) => rows.length)).toEqual([1]);
+    expect(later()).toEqual({ state: 'pending' });
+    release();
+    await pass(0);
+    expect(first()).toEqual({ state: 'fulfilled' });
+    expect(later()).toEqual({ state: 'fulfilled' });
+    expect(transactions.map((rows) => rows.length)).toEqual([1, 30]);
+  });
+
+  it("a stalled transaction holds its credential's next batch back no longer than stalledTransactionMs", async () => {
+    const { ledger, transactions } = ledgerWith(
+      (_rows, signal, call) => (call === 1 ? hang(_rows, signal, 0) : committed(_rows, signal, call)),
+      {
+        stalledTransactionMs: 250,
+      },
+    );
+    void ledger.record(entry('stuck')).catch(() => {});
+    await pass(BATCH_WAIT_MS);
+    const next = watch(ledger.record(entry('next')));
+    await pass(250 - 1); // 250 ms after the stuck transaction started
+    expect(next()).toEqual({ state: 'pending' });
+    await pass(1);
+    expect(next()).toEqual({ state: 'fulfilled' });
+    expect(transactions.map((rows) => rows.map((row) => row.RequestId))).toEqual([['stuck'], ['next']]);
+  });
+
   it('retries a failed batch once, with the same rows, and then acknowledges it', async () => {
     const { ledger, transactions } = ledgerWith(async (_rows, _signal, call) => {
       if (call === 1) throw new Error('socket hang up');
