@@ -60,6 +60,11 @@ export interface TableLedgerOptions {
   /** Time budget of one table operation (open, create, transaction). Default 2 000 ms. */
   readonly operationTimeoutMs?: number;
   /**
+   * The signal that keeps a table operation's time budget: `AbortSignal.timeout` unless given (tests give one
+   * on their fake clock, which `AbortSignal.timeout` does not follow).
+   */
+  readonly timeoutSignal?: (timeoutMs: number) => AbortSignal;
+  /**
    * How long an issuance row may take, from the moment it reaches the ledger, until its caller is answered:
    * committed in time, or (required) a 503, whatever is queued ahead of it. Default 4 000 ms.
    */
@@ -161,8 +166,8 @@ interface Batch {
   sent: boolean;
   /** The rows as sent, for their `abandoned` marks. */
   sentRows: LedgerRow[];
-  /** Cancels the attempt in flight (the deadline passed): aborts its signal and stops waiting for it. */
-  cancel: ((error: Error) => void) | undefined;
+  /** Aborted when the deadline passes: cancels the attempt in flight and stops waiting for it. */
+  readonly cancelled: AbortController;
 }
 
 /**
@@ -196,6 +201,7 @@ export class TableLedger implements Ledger {
   private readonly stalledTransactionMs: number;
   private readonly maxBackgroundTransactions: number;
   private readonly operationTimeoutMs: number;
+  private readonly timeoutSignal: (timeoutMs: number) => AbortSignal;
   private readonly deadlineMs: number;
   private readonly retryAfterSeconds: number;
   private readonly markRetryMs: number;
@@ -250,6 +256,7 @@ export class TableLedger implements Ledger {
     this.stalledTransactionMs = options.stalledTransactionMs ?? 250;
     this.maxBackgroundTransactions = options.maxBackgroundTransactions ?? 2;
     this.operationTimeoutMs = options.operationTimeoutMs ?? 2_000;
+    this.timeoutSignal = options.timeoutSignal ?? ((timeoutMs) => AbortSignal.timeout(timeoutMs));
     this.deadlineMs = options.deadlineMs ?? DEFAULT_LEDGER_DEADLINE_MS;
     this.retryAfterSeconds = options.retryAfterSeconds ?? 5;
     this.markRetryMs = options.markRetryMs ?? 1_000;
@@ -332,7 +339,7 @@ export class TableLedger implements Ledger {
     for (const batch of [...this.open.values()]) this.markReady(batch);
     this.open.clear();
     // Bounded: every transaction ends within its operation timeout, and no retry is scheduled once closed.
-    while (this.inFlight.size > 0) await Promise.race(this.inFlight);
+    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
   }
 
   /**
@@ -411,7 +418,7 @@ export class TableLedger implements Ledger {
       retired: false,
       sent: false,
       sentRows: [],
-      cancel: undefined,
+      cancelled: new AbortController(),
     };
     if (rowClass === 'issuance') batch.deadlineTimer = setTimeout(() => this.expire(batch), this.deadlineMs);
     this.open.set(key, batch);
@@ -535,7 +542,7 @@ export class TableLedger implements Ledger {
     }
     // Sent: its transaction may commit even now. Mark its rows, and stop waiting for it.
     if (batch.sent) this.enqueueMarks(batch.sentRows);
-    batch.cancel?.(error);
+    batch.cancelled.abort(error);
   }
 
   /** The batch leaves the queue (committed, failed, dropped or expired unsent). */
@@ -589,19 +596,15 @@ export class TableLedger implements Ledger {
       if (budget <= 0) break;
       try {
         this.counters.transactionAttempts += 1;
-        await this.withTimeout(
-          budget,
-          (cancel) => (batch.cancel = cancel),
-          async (signal) => {
-            const table = await this.openTableOnce();
-            await this.ensureTable(table, signal);
-            // Cancelled while the table was being opened: nothing was sent, so nothing may be marked or committed.
-            if (signal.aborted) throw cancellationOf(signal);
-            batch.sent = true;
-            batch.sentRows = entities;
-            await table.submitTransaction(entities, signal, batch.write);
-          },
-        );
+        await this.bounded(budget, batch.cancelled.signal, async (signal) => {
+          const table = await this.openTableOnce();
+          await this.ensureTable(table, signal);
+          // Cancelled while the table was being opened: nothing was sent, so nothing may be marked or committed.
+          if (signal.aborted) throw cancellationOf(signal);
+          batch.sent = true;
+          batch.sentRows = entities;
+          await table.submitTransaction(entities, signal, batch.write);
+        });
         this.committed(batch, entities);
         return;
       } catch (error) {
@@ -612,8 +615,6 @@ export class TableLedger implements Ledger {
           this.committed(batch, entities);
           return;
         }
-      } finally {
-        batch.cancel = undefined;
       }
     }
     this.finish(batch, lastError ?? new Error('deadline passed before the transaction could be sent'));
@@ -675,22 +676,18 @@ export class TableLedger implements Ledger {
     const keys = entities.map((row) => row.rowKey).sort();
     let found: Record<string, unknown>[] = [];
     try {
-      await this.withTimeout(
-        budget,
-        () => {},
-        async (signal) => {
-          const table = await this.openTableOnce();
-          found = await table.readPartition(
-            {
-              partitionKey: entities[0]?.partitionKey ?? '',
-              rowKeyFrom: keys[0] ?? '',
-              rowKeyTo: keys[keys.length - 1] ?? '',
-              limit: 1_000,
-            },
-            signal,
-          );
-        },
-      );
+      await this.bounded(budget, undefined, async (signal) => {
+        const table = await this.openTableOnce();
+        found = await table.readPartition(
+          {
+            partitionKey: entities[0]?.partitionKey ?? '',
+            rowKeyFrom: keys[0] ?? '',
+            rowKeyTo: keys[keys.length - 1] ?? '',
+            limit: 1_000,
+          },
+          signal,
+        );
+      });
     } catch {
       return false;
     }
@@ -752,30 +749,34 @@ export class TableLedger implements Ledger {
   }
 
   /**
-   * Runs `operation` with an abort signal, and stops waiting for it after `timeoutMs` or when the function handed
-   * to `register` is called (the deadline), even if the operation ignores the signal.
+   * Runs `operation` under one signal: its time budget (`AbortSignal.timeout(timeoutMs)`) joined with `cancelled`
+   * (the batch's deadline) by `AbortSignal.any`. The operation passes the signal to its table call, which aborts
+   * its request; and the returned promise settles as soon as the signal aborts, even when the operation ignores
+   * it (a black-holed socket), so no caller waits past either bound.
    */
-  private async withTimeout(
+  private bounded(
     timeoutMs: number,
-    register: (cancel: (error: Error) => void) => void,
+    cancelled: AbortSignal | undefined,
     operation: (signal: AbortSignal) => Promise<void>,
   ): Promise<void> {
-    const controller = new AbortController();
-    let timer: NodeJS.Timeout | undefined;
-    const stopped = new Promise<never>((_, reject) => {
-      const stop = (error: Error): void => {
-        controller.abort(error);
-        reject(error);
-      };
-      const timedOut = (): void => stop(new Error(`ledger operation timed out after ${Math.round(timeoutMs)} ms`));
-      timer = setTimeout(timedOut, timeoutMs);
-      register(stop);
+    const timeout = this.timeoutSignal(timeoutMs);
+    const signal = cancelled ? AbortSignal.any([timeout, cancelled]) : timeout;
+    return new Promise<void>((resolve, reject) => {
+      const stop = (): void =>
+        reject(
+          timeout.aborted
+            ? new Error(`ledger operation timed out after ${Math.round(timeoutMs)} ms`)
+            : cancellationOf(signal),
+        );
+      if (signal.aborted) {
+        stop();
+        return;
+      }
+      signal.addEventListener('abort', stop, { once: true });
+      operation(signal)
+        .then(resolve, reject)
+        .finally(() => signal.removeEventListener('abort', stop));
     });
-    try {
-      await Promise.race([operation(controller.signal), stopped]);
-    } finally {
-      clearTimeout(timer);
-    }
   }
 
   private warn(message: string): void {

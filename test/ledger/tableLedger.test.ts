@@ -27,6 +27,16 @@ function entry(requestId: string, credentialId = 'acme'): LedgerEntry {
 
 type Submit = (rows: readonly LedgerRow[], signal: AbortSignal, call: number) => Promise<void>;
 
+/** `AbortSignal.timeout` on the fake clock (the real one does not follow it): aborts with a TimeoutError. */
+function fakeClockTimeout(timeoutMs: number): AbortSignal {
+  const controller = new AbortController();
+  setTimeout(
+    () => controller.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError')),
+    timeoutMs,
+  );
+  return controller.signal;
+}
+
 function ledgerWith(submit: Submit, options: Partial<TableLedgerOptions> = {}) {
   const transactions: LedgerRow[][] = [];
   const warnings: string[] = [];
@@ -42,6 +52,7 @@ function ledgerWith(submit: Submit, options: Partial<TableLedgerOptions> = {}) {
     mode: 'required',
     openTable: async () => table,
     warn: (message) => warnings.push(message),
+    timeoutSignal: fakeClockTimeout,
     ...options,
   });
   return { ledger, transactions, warnings };
@@ -247,6 +258,31 @@ describe('TableLedger when the table is unavailable', () => {
     expect(outcome.state).toBe('rejected');
     expect(outcome.state === 'rejected' && outcome.reason).toBeInstanceOf(DependencyUnavailableError);
     expect(signals.every((signal) => signal.aborted)).toBe(true);
+  });
+
+  it('on the real clock the table call gets an AbortSignal.timeout of the operation budget, and is aborted by it', async () => {
+    vi.useRealTimers();
+    const signals: AbortSignal[] = [];
+    const table: LedgerTable = {
+      ensureExists: async () => {},
+      submitTransaction: (_rows, signal) => {
+        signals.push(signal);
+        return new Promise<void>(() => {}); // ignores its signal: the ledger must not wait for it anyway
+      },
+      readPartition: async () => [],
+    };
+    const ledger = new TableLedger({
+      mode: 'required',
+      openTable: async () => table,
+      operationTimeoutMs: 20,
+      warn: () => {},
+    });
+    await expect(ledger.record(entry('r1'))).rejects.toBeInstanceOf(DependencyUnavailableError);
+    expect(signals).toHaveLength(2); // the attempt and its retry, each with its own budget
+    for (const signal of signals) {
+      expect(signal.aborted).toBe(true);
+      expect((signal.reason as Error).name).toBe('TimeoutError');
+    }
   });
 
   it('keeps memory bounded: beyond maxQueuedRows required refuses at once and best-effort drops', async () => {
