@@ -19,6 +19,9 @@ import { isAggregatedRefusal, RefusalAggregator } from './refusalAggregator.js';
 /** A table transaction holds at most 100 entities, all of one partition. */
 export const MAX_TRANSACTION_ROWS = 100;
 
+/** Rows of one batch the table may refuse one by one before the batch fails as a whole (a systemic refusal). */
+const MAX_ROWS_REFUSED = 3;
+
 /** Default of {@link TableLedgerOptions.deadlineMs} (also `STS_LEDGER_DEADLINE_MS`). */
 export const DEFAULT_LEDGER_DEADLINE_MS = 4_000;
 
@@ -572,14 +575,18 @@ export class TableLedger implements Ledger {
     const shard = batch.shard ?? this.nextShard;
     if (batch.shard === undefined) this.nextShard = (this.nextShard + 1) % LEDGER_SHARDS;
     let entities: LedgerRow[];
+    /** The callers of each row (a caller that records the same entry twice shares the first row's fate). */
+    const callersOf = new Map<string, PendingRow[]>();
     try {
       // The address key of keyed-hash, read (and cached) before any row is made: no key, no row.
       await this.addressForm?.prepare();
-      // One row per key: a caller that records the same entry twice shares the first row's fate.
       const rows = new Map<string, LedgerRow>();
       for (const pending of batch.rows) {
         const row = rowOf(pending.source, shard, this.addressForm?.store);
         if (!rows.has(row.rowKey)) rows.set(row.rowKey, row);
+        const callers = callersOf.get(row.rowKey);
+        if (callers) callers.push(pending);
+        else callersOf.set(row.rowKey, [pending]);
       }
       entities = [...rows.values()];
     } catch (error) {
@@ -588,6 +595,8 @@ export class TableLedger implements Ledger {
     }
 
     let lastError: unknown;
+    let rowsRefused = 0;
+    // Two attempts; a row the table refused on its own (below) is taken out and the rest sent again at once.
     for (let attempt = 1; attempt <= 2; attempt += 1) {
       if (batch.expired) break;
       // Required: an attempt never outlives the callers' deadline (best-effort callers do not wait on it).
@@ -601,8 +610,9 @@ export class TableLedger implements Ledger {
           await this.ensureTable(table, signal);
           // Cancelled while the table was being opened: nothing was sent, so nothing may be marked or committed.
           if (signal.aborted) throw cancellationOf(signal);
+          // The first attempt's rows: later ones only ever leave rows out, so these are every row that may commit.
+          if (!batch.sent) batch.sentRows = entities;
           batch.sent = true;
-          batch.sentRows = entities;
           await table.submitTransaction(entities, signal, batch.write);
         });
         this.committed(batch, entities);
@@ -614,6 +624,17 @@ export class TableLedger implements Ledger {
         if (attempt > 1 && isEntityExists(error) && !batch.expired && (await this.committedEarlier(batch, entities))) {
           this.committed(batch, entities);
           return;
+        }
+        // One row the table refused (a 4xx naming it) fails the whole transaction, so none of it committed: only
+        // that row's callers are failed (required: 503), and the other rows go again, not counted as a retry.
+        // (A 409 after an ambiguous attempt is not this case: that attempt may have written the row.)
+        const refused = refusedRowOf(error, entities, attempt === 1);
+        if (refused && !batch.expired && (rowsRefused += 1) <= MAX_ROWS_REFUSED) {
+          entities = entities.filter((row) => row !== refused);
+          batch.sentRows = batch.sentRows.filter((row) => row !== refused);
+          this.fail(batch, callersOf.get(refused.rowKey) ?? [], error);
+          if (entities.length === 0) break;
+          attempt -= 1;
         }
       }
     }
@@ -795,6 +816,20 @@ export class TableLedger implements Ledger {
 
 function cancellationOf(signal: AbortSignal): Error {
   return signal.reason instanceof Error ? signal.reason : new Error('ledger operation cancelled');
+}
+
+/**
+ * The row a failed transaction names as the one the table refused: a 400 or 413 (the row's content) or a 409
+ * (its key exists), whose message starts with the row's index; never a status about the table or the request
+ * (403, 404, 408, 429, 5xx). A 409 counts only when `firstAttempt`: after an attempt of unknown outcome the
+ * existing row may be this batch's own.
+ */
+function refusedRowOf(error: unknown, rows: readonly LedgerRow[], firstAttempt: boolean): LedgerRow | undefined {
+  const details = error as { statusCode?: unknown; message?: unknown };
+  const status = typeof details.statusCode === 'number' ? details.statusCode : 0;
+  if (status !== 400 && status !== 413 && !(status === 409 && firstAttempt)) return undefined;
+  const index = /^(\d{1,3}):/.exec(typeof details.message === 'string' ? details.message : '')?.[1];
+  return index === undefined || rows.length < 2 ? undefined : rows[Number(index)];
 }
 
 function isTableNotFound(error: unknown): boolean {

@@ -3,7 +3,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { transactionFailure, transactionRequest } from '../../shared/ledger/entityGroupTransaction.js';
 import { openLedgerTable } from '../../shared/ledger/ledgerTable.js';
 import { periodTableName } from '../../shared/ledger/ledgerPeriods.js';
-import { hourBucketOf, toLedgerRow, type LedgerRow } from '../../shared/ledger/ledgerRows.js';
+import { hourBucketOf, LEDGER_SHARDS, toLedgerRow, type LedgerRow } from '../../shared/ledger/ledgerRows.js';
+import { TableLedger } from '../../shared/ledger/tableLedger.js';
+import { DependencyUnavailableError } from '../../shared/errors.js';
 import type { LedgerEntry } from '../../shared/ledger/ledger.js';
 import { startAzuriteFixture, type AzuriteFixture } from '../support/azuriteFixture.js';
 
@@ -131,6 +133,44 @@ describe('entity-group transactions written by the ledger', () => {
       'insert',
     );
     expect(await entities()).toHaveLength(100);
+  });
+});
+
+describe('a ledger batch holding one row that already exists (Azurite)', () => {
+  it('fails only that caller: the other rows commit, and the existing row is left as it was', async () => {
+    const { table, entities } = await freshTable();
+    const entryOf = (requestId: string): LedgerEntry => ({
+      time: NOW,
+      flow: 'mixedRealityToken',
+      outcome: 'issued',
+      status: 200,
+      requestId,
+      credentialId: 'acme',
+      jti: `jti-${requestId}`,
+    });
+    // The row a second 'dup' would get, in whichever of the shards the ledger picks, is already there.
+    for (let shard = 0; shard < LEDGER_SHARDS; shard += 1) {
+      await table.submitTransaction(
+        [{ ...toLedgerRow(entryOf('dup'), shard), Jti: 'first' }],
+        AbortSignal.timeout(10_000),
+        'insert',
+      );
+    }
+    const ledger = new TableLedger({ mode: 'required', openTable: async () => table, warn: () => {} });
+    const results = await Promise.allSettled(['a', 'b', 'dup', 'c'].map((id) => ledger.record(entryOf(id))));
+    expect(results.map((result) => result.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
+    expect((results[2] as PromiseRejectedResult).reason).toBeInstanceOf(DependencyUnavailableError);
+    const rows = await entities();
+    expect(rows.filter((entity) => entity.RequestId === 'dup').map((entity) => entity.Jti)).toEqual(
+      Array.from({ length: LEDGER_SHARDS }, () => 'first'),
+    );
+    expect(
+      rows
+        .filter((entity) => entity.RequestId !== 'dup')
+        .map((entity) => entity.RequestId)
+        .sort(),
+    ).toEqual(['a', 'b', 'c']);
+    await ledger.close();
   });
 });
 

@@ -187,6 +187,40 @@ describe('TableLedger group commit', () => {
     expect(transactions.map((rows) => rows.map((row) => row.RequestId))).toEqual([['stuck'], ['next']]);
   });
 
+  it('one row the table refuses fails only its own caller: the other rows of the transaction are sent again', async () => {
+    const { ledger, transactions } = ledgerWith(async (rows) => {
+      const index = rows.findIndex((row) => row.RequestId === 'dup');
+      if (index >= 0) {
+        throw Object.assign(new Error(`${index}:The specified entity already exists.`), {
+          statusCode: 409,
+          code: 'EntityAlreadyExists',
+        });
+      }
+    });
+    const ids = ['a', 'b', 'dup', 'c'];
+    const callers = ids.map((id) => watch(ledger.record(entry(id))));
+    await pass(BATCH_WAIT_MS);
+    expect(transactions.map((rows) => rows.map((row) => row.RequestId))).toEqual([ids, ['a', 'b', 'c']]);
+    const outcomes = callers.map((caller) => caller());
+    expect(outcomes.filter((outcome) => outcome.state === 'fulfilled')).toHaveLength(3);
+    const refused = outcomes[2];
+    expect(refused?.state === 'rejected' && refused.reason).toBeInstanceOf(DependencyUnavailableError);
+    expect(ledger.stats).toMatchObject({ transactions: 1, rowsCommitted: 3, rowsFailed: 1, rowsAbandoned: 0 });
+  });
+
+  it('a refusal that is about the table, not a row, fails the whole batch as before', async () => {
+    const { ledger, transactions } = ledgerWith(async () => {
+      throw Object.assign(new Error('0:The table specified does not exist.'), {
+        statusCode: 404,
+        code: 'TableNotFound',
+      });
+    });
+    const callers = ['a', 'b'].map((id) => watch(ledger.record(entry(id))));
+    await pass(BATCH_WAIT_MS);
+    expect(transactions.map((rows) => rows.length)).toEqual([2, 2]);
+    expect(callers.every((caller) => caller().state === 'rejected')).toBe(true);
+  });
+
   it('retries a failed batch once, with the same rows, and then acknowledges it', async () => {
     const { ledger, transactions } = ledgerWith(async (_rows, _signal, call) => {
       if (call === 1) throw new Error('socket hang up');
