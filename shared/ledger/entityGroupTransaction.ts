@@ -10,8 +10,8 @@ import type { LedgerRow } from './ledgerRows.js';
  *
  * The body is written here, once per transaction, rather than by `TableClient.submitTransaction`, which runs every
  * row through a client pipeline of its own (a client per transaction, a signed request per row) only to copy the
- * request into the body: about 70 µs of the app's CPU per row even in full batches, 160 µs in batches of ten,
- * against a few µs here. The outer request still goes through the SDK client's pipeline (its credential, its
+ * request into the body. Measured against Azurite (the app's CPU per row, the HTTP request included): 70 µs in
+ * batches of 100 and 160 µs in batches of 10 that way, 27 and 77 µs with the body written here. The outer request still goes through the SDK client's pipeline (its credential, its
  * signing, its settings), and the answer is read as strictly as the SDK reads it: a row counts as committed only
  * when the change set answered 2xx for every row.
  */
