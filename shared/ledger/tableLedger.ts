@@ -52,7 +52,8 @@ export interface TableLedgerOptions {
   readonly maxTransactionsPerKey?: number;
   /**
    * A transaction in flight longer than this no longer holds its key's next batch back (one stuck connection must
-   * not stall a credential's issuance until the deadline). Default 250 ms.
+   * not stall a credential's issuance until the deadline). Default 1 000 ms: a loaded table may take hundreds of
+   * ms over a full transaction, and sending more transactions then would only shrink them.
    */
   readonly stalledTransactionMs?: number;
   /**
@@ -256,7 +257,7 @@ export class TableLedger implements Ledger {
     this.maxQueuedRows = options.maxQueuedRows ?? 10_000;
     this.maxConcurrentTransactions = options.maxConcurrentTransactions ?? 16;
     this.maxTransactionsPerKey = options.maxTransactionsPerKey ?? 1;
-    this.stalledTransactionMs = options.stalledTransactionMs ?? 250;
+    this.stalledTransactionMs = options.stalledTransactionMs ?? 1_000;
     this.maxBackgroundTransactions = options.maxBackgroundTransactions ?? 2;
     this.operationTimeoutMs = options.operationTimeoutMs ?? 2_000;
     this.timeoutSignal = options.timeoutSignal ?? ((timeoutMs) => AbortSignal.timeout(timeoutMs));
