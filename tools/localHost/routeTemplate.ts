@@ -94,6 +94,7 @@ function parseSegment(text: string): Segment {
 }
 
 function decodeSegment(raw: string): string {
+  if (!raw.includes('%')) return raw;
   try {
     return decodeURIComponent(raw);
   } catch {
