@@ -527,16 +527,21 @@ function drainThenClose(req: IncomingMessage): void {
  * init is written directly, exactly as `new HttpResponse(init)` would render it (see {@link plainResponse});
  * anything else goes through `HttpResponse`.
  */
-async function writeHandlerResponse(res: ServerResponse, result: HttpResponseInit | HttpResponse): Promise<void> {
+function writeHandlerResponse(res: ServerResponse, result: HttpResponseInit | HttpResponse): Promise<void> | undefined {
   const plain = result instanceof HttpResponse ? undefined : plainResponse(result);
-  if (plain) {
-    // Flat name/value pairs in one writeHead: the same head as setHeader for each, in the same order.
-    const { fields, body } = plain;
-    if (!UNSIZED_STATUSES.has(plain.status)) fields.push('Content-Length', String(body.length));
-    res.writeHead(plain.status, fields);
-    res.end(body);
-    return;
-  }
+  if (!plain) return writeResponse(res, result);
+  // Flat name/value pairs in one writeHead: the same head as setHeader for each, in the same order.
+  const { fields, body } = plain;
+  if (!UNSIZED_STATUSES.has(plain.status))
+    fields.push('Content-Length', String(typeof body === 'string' ? Buffer.byteLength(body, 'utf8') : body.length));
+  res.writeHead(plain.status, fields);
+  // A string body goes out in one write with the head (Node joins them), UTF-8; the head is ASCII then.
+  res.end(body);
+  return undefined;
+}
+
+/** Writes any handler answer through `HttpResponse` (the general path of {@link writeHandlerResponse}). */
+async function writeResponse(res: ServerResponse, result: HttpResponseInit | HttpResponse): Promise<void> {
   const response = result instanceof HttpResponse ? result : new HttpResponse(result);
   const body = Buffer.from(await response.arrayBuffer());
   res.statusCode = response.status;
@@ -575,6 +580,9 @@ function responseHeaderName(name: string): ResponseHeaderName | null {
   return judged;
 }
 
+/** A header value of printable ASCII (and tabs) only: nothing to refuse, nothing that latin1 and UTF-8 write apart. */
+const PRINTABLE_ASCII = /^[\t\x20-\x7e]*$/;
+
 /** HTTP whitespace that `Headers` trims off both ends of a value. */
 const isHttpWhitespace = (code: number): boolean => code === 0x20 || code === 0x09 || code === 0x0a || code === 0x0d;
 
@@ -586,9 +594,13 @@ const isHttpWhitespace = (code: number): boolean => code === 0x20 || code === 0x
  * of HTTP whitespace, repeated names joined with ", ", `text/plain;charset=UTF-8` for a string body without a
  * Content-Type, no body for 204/205/304, Content-Length and Transfer-Encoding left to the host. Anything
  * `Response` would refuse (a bad name or value) is left to it too: undefined means "take the general path".
- * `fields` are the headers to write, flat (name, value, name, value…), names as Kestrel writes them.
+ * `fields` are the headers to write, flat (name, value, name, value…), names as Kestrel writes them. A string
+ * body stays a string when every header value is printable ASCII (head and body can then go out as one UTF-8
+ * write, byte for byte what a latin1 head and a UTF-8 body make).
  */
-function plainResponse(init: HttpResponseInit): { status: number; fields: string[]; body: Buffer } | undefined {
+function plainResponse(
+  init: HttpResponseInit,
+): { status: number; fields: string[]; body: Buffer | string } | undefined {
   const { status = 200, headers, body, cookies } = init;
   const jsonBody: unknown = init.jsonBody;
   if (jsonBody !== undefined || (cookies !== undefined && cookies.length > 0)) return undefined;
@@ -603,6 +615,7 @@ function plainResponse(init: HttpResponseInit): { status: number; fields: string
     return undefined;
   const merged: { name: ResponseHeaderName; value: string }[] = [];
   let hasContentType = false;
+  let asciiHead = true;
   for (const [name, value] of Object.entries((headers ?? {}) as Record<string, unknown>)) {
     if (typeof value !== 'string') return undefined;
     const known = responseHeaderName(name);
@@ -612,7 +625,10 @@ function plainResponse(init: HttpResponseInit): { status: number; fields: string
       (isHttpWhitespace(value.charCodeAt(0)) || isHttpWhitespace(value.charCodeAt(value.length - 1)))
         ? value.replace(/^[\t\n\r ]+|[\t\n\r ]+$/g, '')
         : value;
-    if (/[\0\r\n]/.test(trimmed)) return undefined;
+    if (!PRINTABLE_ASCII.test(trimmed)) {
+      if (/[\0\r\n]/.test(trimmed)) return undefined;
+      asciiHead = false;
+    }
     if (known.lower === 'content-length' || known.lower === 'transfer-encoding') continue;
     if (known.lower === 'content-type') hasContentType = true;
     const previous = merged.find((field) => field.name.lower === known.lower);
@@ -628,7 +644,13 @@ function plainResponse(init: HttpResponseInit): { status: number; fields: string
   return {
     status,
     fields,
-    body: noBody ? EMPTY_BODY : typeof body === 'string' ? Buffer.from(body, 'utf8') : Buffer.from(body),
+    body: noBody
+      ? EMPTY_BODY
+      : typeof body === 'string'
+        ? asciiHead
+          ? body
+          : Buffer.from(body, 'utf8')
+        : Buffer.from(body),
   };
 }
 
