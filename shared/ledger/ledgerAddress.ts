@@ -22,7 +22,7 @@ export const MIN_ADDRESS_KEY_CHARS = 32;
 /** `203.0.113.7` → `203.0.113.0/24`; `2001:db8:1:2::7` → `2001:db8:1::/48`; undefined when not an IP address. */
 export function truncatedAddress(address: string): string | undefined {
   const kind = isIP(address);
-  if (kind === 4) return `${address.split('.').slice(0, 3).join('.')}.0/24`;
+  if (kind === 4) return `${address.slice(0, address.lastIndexOf('.'))}.0/24`; // a valid IPv4 has exactly three dots
   if (kind !== 6) return undefined;
   const groups = ipv6Groups(address);
   if (!groups) return undefined;
