@@ -97,14 +97,18 @@ export async function sendOutbound(request: OutboundRequest): Promise<OutboundAn
 type Undici = typeof import('undici');
 
 /**
- * undici's `request`, loaded on first use. In the deployment artifact undici is bundled from CommonJS, and a
- * dynamic import of it then yields the module under `default` only (esbuild's interop), so both are looked at.
+ * undici, loaded on first use. In the deployment artifact undici is bundled from CommonJS, and a dynamic import
+ * of it then yields the module under `default` only (esbuild's interop), so both are looked at.
  */
-async function loadUndiciRequest(): Promise<Undici['request']> {
+export async function loadUndici(): Promise<Undici> {
   const loaded = (await import('undici')) as Undici & { readonly default?: Undici };
-  const send = typeof loaded.request === 'function' ? loaded.request : loaded.default?.request;
-  if (typeof send !== 'function') throw new TypeError('undici has no request function');
-  return send;
+  const undici = typeof loaded.request === 'function' ? loaded : loaded.default;
+  if (typeof undici?.request !== 'function') throw new TypeError('undici has no request function');
+  return undici;
+}
+
+async function loadUndiciRequest(): Promise<Undici['request']> {
+  return (await loadUndici()).request;
 }
 
 function transportError(error: unknown, where: string, timeoutMs: number, signal: AbortSignal): OutboundRequestError {
