@@ -65,6 +65,7 @@ const SYSTEM_CODE_OF: Readonly<Record<string, string>> = {
 
 class UndiciHttpClient implements HttpClient {
   private readonly tlsAgents = new WeakMap<TlsSettings, Dispatcher>();
+  private agent: Dispatcher | undefined;
   private fallback: HttpClient | undefined;
 
   async sendRequest(request: PipelineRequest): Promise<PipelineResponse> {
@@ -101,7 +102,7 @@ class UndiciHttpClient implements HttpClient {
         body: requestBody(request),
         signal,
         reset: request.disableKeepAlive === true,
-        dispatcher: request.tlsSettings ? this.tlsAgent(undici, request.tlsSettings) : undefined,
+        dispatcher: request.tlsSettings ? this.tlsAgent(undici, request.tlsSettings) : this.sharedAgent(undici),
       });
     } catch (error) {
       if (signal?.aborted) throw aborted(error);
@@ -138,11 +139,20 @@ class UndiciHttpClient implements HttpClient {
     return response;
   }
 
+  /**
+   * The agent of every SDK request without its own TLS settings: keep-alive connections per origin, HTTP/1.1
+   * only, as the SDK's Node client speaks it (undici would otherwise offer HTTP/2 to a server that wants it).
+   */
+  private sharedAgent(undici: typeof import('undici')): Dispatcher {
+    this.agent ??= new undici.Agent({ allowH2: false });
+    return this.agent;
+  }
+
   /** One undici agent per `tlsSettings` object, as the SDK's client keeps one Node agent per settings object. */
   private tlsAgent(undici: typeof import('undici'), tls: TlsSettings): Dispatcher {
     let agent = this.tlsAgents.get(tls);
     if (!agent) {
-      agent = new undici.Agent({ connect: { ...tls } });
+      agent = new undici.Agent({ allowH2: false, connect: { ...tls } });
       this.tlsAgents.set(tls, agent);
     }
     return agent;
