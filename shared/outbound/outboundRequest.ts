@@ -1,8 +1,8 @@
 import { StsBaseError } from '../errors.js';
 /**
- * The one way product code calls another HTTP service outside the Azure SDKs: `undici` (the client Node's own
- * `fetch` is built on, and the one the upstream pools use), loaded on first call so an app that never calls
- * out never loads it. One request, no redirect followed, bounded by one `AbortSignal.timeout` (connect,
+ * How product code calls another HTTP service: `undici` (the client Node's own `fetch` is built on, and the one
+ * the upstream pools and the Azure SDK clients' `HttpClient`, azureHttpClient.ts, use), loaded on first call so an
+ * app that never calls out never loads it. One request, no redirect followed, bounded by one `AbortSignal.timeout` (connect,
  * headers and body together) and by a size limit on the answer, which is read whole and returned as text.
  *
  * Failures throw {@link OutboundRequestError} naming what failed (`unreachable`, `timeout`, `tooLarge`);
