@@ -31,7 +31,8 @@ import { loadUndici } from './outboundRequest.js';
  *   reaches a client in Node (the pipeline's form-data policy turns it into a multipart stream first) and is
  *   refused, as the SDK's Node client refuses it;
  * - TLS through Node's default trust store, so `NODE_EXTRA_CA_CERTS` applies; `tlsSettings` (client certificate,
- *   CA) get their own undici agent.
+ *   CA) get their own undici agent;
+ * - upload and download progress callbacks are not reported (no SDK call the product makes asks for them).
  *
  * Proxies are out of scope: when the pipeline's proxy policy attaches a Node agent (`HTTPS_PROXY` set) or a
  * caller passes its own `agent`, that request goes through the SDK's default client, as it did before.

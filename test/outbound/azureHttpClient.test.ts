@@ -1,4 +1,4 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import http, { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
@@ -9,7 +9,7 @@ import {
   type PipelineRequest,
   type PipelineRequestOptions,
 } from '@azure/core-rest-pipeline';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { azureHttpClient } from '../../shared/outbound/azureHttpClient.js';
 
 /**
@@ -260,5 +260,21 @@ describe("through the SDK's own pipeline (retry and throttling policies)", () =>
       name: 'AbortError',
     });
     expect(requests).toBe(1);
+  });
+});
+
+describe('proxies (out of scope)', () => {
+  it("sends a request that carries a Node agent (the SDK's proxy policy sets one) through the SDK's own client", async () => {
+    const sent = vi.spyOn(http, 'request');
+    try {
+      const request = pipelineRequest('/via-agent');
+      request.agent = new http.Agent();
+      const response = await client.sendRequest(request);
+      expect(response.bodyAsText).toBe('ok');
+      expect(sent).toHaveBeenCalledTimes(1);
+      request.agent.destroy();
+    } finally {
+      sent.mockRestore();
+    }
   });
 });
