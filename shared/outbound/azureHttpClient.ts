@@ -82,7 +82,7 @@ class UndiciHttpClient implements HttpClient {
       throw new Error(`Cannot connect to ${request.url} while allowInsecureConnection is false.`);
     }
     const signals = [
-      ...(request.abortSignal ? [request.abortSignal as AbortSignal] : []),
+      ...(request.abortSignal ? [nativeSignal(request.abortSignal)] : []),
       ...(request.timeout > 0 ? [AbortSignal.timeout(request.timeout)] : []),
     ];
     const signal = signals.length === 0 ? undefined : AbortSignal.any(signals);
@@ -158,6 +158,18 @@ class UndiciHttpClient implements HttpClient {
     }
     return agent;
   }
+}
+
+/**
+ * The caller's signal as a native `AbortSignal` (what `AbortSignal.any` and undici take): the pipeline's type
+ * admits any `AbortSignalLike`, which the SDK's own default client wraps the same way.
+ */
+function nativeSignal(like: NonNullable<PipelineRequest['abortSignal']>): AbortSignal {
+  if (like instanceof AbortSignal) return like;
+  const controller = new AbortController();
+  if (like.aborted) controller.abort();
+  else like.addEventListener('abort', () => controller.abort(), { once: true });
+  return controller.signal;
 }
 
 type UndiciBody = string | Buffer | Uint8Array | Readable | null;

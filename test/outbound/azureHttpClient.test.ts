@@ -184,6 +184,23 @@ describe('aborts and timeouts', () => {
     expect(requests).toBe(before);
   });
 
+  it('honours an abort signal that is not a native AbortSignal (the pipeline admits any AbortSignalLike)', async () => {
+    handler = () => undefined;
+    const listeners: ((event: Event) => void)[] = [];
+    const like = {
+      aborted: false,
+      addEventListener: (_type: 'abort', listener: (event: Event) => void): void => {
+        listeners.push(listener);
+      },
+      removeEventListener: () => undefined,
+    };
+    const pending = client.sendRequest(pipelineRequest('/slow', { abortSignal: like }));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    like.aborted = true;
+    for (const listener of listeners) listener(new Event('abort'));
+    await expect(pending).rejects.toMatchObject({ name: 'AbortError' });
+  });
+
   it('aborts a streamed body the caller stops waiting for', async () => {
     handler = (_request, _body, response) => response.write('first part'); // never ends
     const controller = new AbortController();
