@@ -47,12 +47,14 @@ export function azureHttpClient(): HttpClient {
 
 let shared: HttpClient | undefined;
 
-/** Thrown when the caller's signal or `request.timeout` ends an exchange: the name the pipeline looks for. */
-export class AbortError extends Error {
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = 'AbortError';
-  }
+/**
+ * What the caller's signal or `request.timeout` ending an exchange throws: an `Error` named `AbortError`, the
+ * name the pipeline (and every SDK) looks for; not a class of its own, since nothing here catches it by type.
+ */
+function abortError(message: string, cause?: unknown): Error {
+  const error = new Error(message, { cause });
+  error.name = 'AbortError';
+  return error;
 }
 
 /** undici's own error codes mapped to the system codes the SDK's retry strategy knows. */
@@ -75,7 +77,7 @@ class UndiciHttpClient implements HttpClient {
       return this.fallback.sendRequest(request);
     }
     if (request.abortSignal?.aborted) {
-      throw new AbortError('The operation was aborted. Request has already been canceled.');
+      throw abortError('The operation was aborted. Request has already been canceled.');
     }
     const url = new URL(request.url);
     if (url.protocol !== 'https:' && !request.allowInsecureConnection) {
@@ -87,12 +89,12 @@ class UndiciHttpClient implements HttpClient {
     ];
     const signal = signals.length === 0 ? undefined : AbortSignal.any(signals);
     const undici = await loadUndici();
-    const aborted = (cause: unknown): AbortError =>
-      new AbortError(
+    const aborted = (cause: unknown): Error =>
+      abortError(
         request.abortSignal?.aborted
           ? 'The operation was aborted.'
           : `The request to ${url.origin} did not complete within ${request.timeout} ms.`,
-        { cause },
+        cause,
       );
 
     let answer: Dispatcher.ResponseData;
