@@ -61,18 +61,26 @@ export async function openLedgerTable(
   location: LedgerTableLocation | StsConfig['ledger'],
   credential: () => Promise<TokenCredential>,
 ): Promise<LedgerTable> {
-  const { TableClient, odata } = await import('@azure/data-tables');
+  const [{ TableClient, odata }, { azureHttpClient }] = await Promise.all([
+    import('@azure/data-tables'),
+    import('../outbound/azureHttpClient.js'),
+  ]);
   const retryOptions = { maxRetries: 0 };
+  const httpClient = azureHttpClient();
   let connect: (tableName: string) => InstanceType<typeof TableClient>;
   if (location.connectionString) {
     const connectionString = location.connectionString;
     const allowInsecureConnection = isLocalEmulator(connectionString);
     connect = (tableName) =>
-      TableClient.fromConnectionString(connectionString, tableName, { retryOptions, allowInsecureConnection });
+      TableClient.fromConnectionString(connectionString, tableName, {
+        retryOptions,
+        allowInsecureConnection,
+        httpClient,
+      });
   } else if (location.tableUrl) {
     const endpoint = location.tableUrl.replace(/\/+$/, '');
     const identity = await credential();
-    connect = (tableName) => new TableClient(endpoint, tableName, identity, { retryOptions });
+    connect = (tableName) => new TableClient(endpoint, tableName, identity, { retryOptions, httpClient });
   } else {
     throw new Error('the ledger needs STS_LEDGER_CONNECTION_STRING or STS_LEDGER_TABLE_URL');
   }

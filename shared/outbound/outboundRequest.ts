@@ -1,8 +1,8 @@
 import { StsBaseError } from '../errors.js';
 /**
- * The one way product code calls another HTTP service outside the Azure SDKs: `undici` (the client Node's own
- * `fetch` is built on, and the one the upstream pools use), loaded on first call so an app that never calls
- * out never loads it. One request, no redirect followed, bounded by one `AbortSignal.timeout` (connect,
+ * How product code calls another HTTP service: `undici` (the client Node's own `fetch` is built on, and the one
+ * the upstream pools and the Azure SDK clients' `HttpClient`, azureHttpClient.ts, use), loaded on first call so an
+ * app that never calls out never loads it. One request, no redirect followed, bounded by one `AbortSignal.timeout` (connect,
  * headers and body together) and by a size limit on the answer, which is read whole and returned as text.
  *
  * Failures throw {@link OutboundRequestError} naming what failed (`unreachable`, `timeout`, `tooLarge`);
@@ -97,14 +97,18 @@ export async function sendOutbound(request: OutboundRequest): Promise<OutboundAn
 type Undici = typeof import('undici');
 
 /**
- * undici's `request`, loaded on first use. In the deployment artifact undici is bundled from CommonJS, and a
- * dynamic import of it then yields the module under `default` only (esbuild's interop), so both are looked at.
+ * undici, loaded on first use. In the deployment artifact undici is bundled from CommonJS, and a dynamic import
+ * of it then yields the module under `default` only (esbuild's interop), so both are looked at.
  */
-async function loadUndiciRequest(): Promise<Undici['request']> {
+export async function loadUndici(): Promise<Undici> {
   const loaded = (await import('undici')) as Undici & { readonly default?: Undici };
-  const send = typeof loaded.request === 'function' ? loaded.request : loaded.default?.request;
-  if (typeof send !== 'function') throw new TypeError('undici has no request function');
-  return send;
+  const undici = typeof loaded.request === 'function' ? loaded : loaded.default;
+  if (typeof undici?.request !== 'function') throw new TypeError('undici has no request function');
+  return undici;
+}
+
+async function loadUndiciRequest(): Promise<Undici['request']> {
+  return (await loadUndici()).request;
 }
 
 function transportError(error: unknown, where: string, timeoutMs: number, signal: AbortSignal): OutboundRequestError {

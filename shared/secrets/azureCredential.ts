@@ -84,19 +84,25 @@ async function createUnboundedCredential(options: AzureCredentialOptions): Promi
       requestTimeoutMs: options.tokenTimeoutMs,
     });
   }
-  const identity = await import('@azure/identity');
+  const [identity, { azureHttpClient }] = await Promise.all([
+    import('@azure/identity'),
+    import('../outbound/azureHttpClient.js'),
+  ]);
+  // Every HTTP call of the credentials goes through the one outbound client; the developer tools' own
+  // credentials run CLIs and make none.
+  const httpClient = azureHttpClient();
   if (credentialKindFor(env) === 'managedIdentity') {
     // One quick retry of the local identity endpoint; the vault call that needs the token is bounded anyway.
     const retryOptions = { maxRetries: 1, retryDelayInMs: 200, maxRetryDelayInMs: 1_000 };
     return options.clientId
-      ? new identity.ManagedIdentityCredential({ clientId: options.clientId, retryOptions })
-      : new identity.ManagedIdentityCredential({ retryOptions });
+      ? new identity.ManagedIdentityCredential({ clientId: options.clientId, retryOptions, httpClient })
+      : new identity.ManagedIdentityCredential({ retryOptions, httpClient });
   }
   // An operator's own AZURE_TOKEN_CREDENTIALS is read by DefaultAzureCredential; without one, the developer
   // tools of its `dev` chain, in its order, built here (nothing sets the variable for the process).
-  if (env.AZURE_TOKEN_CREDENTIALS?.trim()) return new identity.DefaultAzureCredential();
+  if (env.AZURE_TOKEN_CREDENTIALS?.trim()) return new identity.DefaultAzureCredential({ httpClient });
   return new identity.ChainedTokenCredential(
-    new identity.VisualStudioCodeCredential(),
+    new identity.VisualStudioCodeCredential({ httpClient }),
     new identity.AzureCliCredential(),
     new identity.AzurePowerShellCredential(),
     new identity.AzureDeveloperCliCredential(),

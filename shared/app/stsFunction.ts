@@ -3,7 +3,7 @@ import type { HttpHandler, HttpMethod, HttpRequest, HttpResponseInit, Invocation
 import { registerAppLifecycle } from '../appLifecycle.js';
 import { DependencyUnavailableError, payloadTooLarge, serviceUnavailable, StsError } from '../errors.js';
 import { flowDeclaration, type CorrelationHeader, type FlowName } from '../flowCatalogue.js';
-import type { LedgerEntry } from '../ledger/ledger.js';
+import type { IssuanceFacts, LedgerEntry } from '../ledger/ledger.js';
 import { describeError } from '../logging/redact.js';
 import { ipKey } from '../security/failedAttemptLimiter.js';
 import { refusalAfterLimits } from '../security/refusalAfterLimits.js';
@@ -15,10 +15,10 @@ import {
   telemetryAddress,
   type RequestFacts,
 } from '../telemetry/requestTelemetry.js';
-import { clientAddressOf } from './clientAddress.js';
-import { corsResponseHeaders, optionsAnswer } from './cors.js';
-import { renderError } from './errorShapes.js';
-import { newCorrelationVector, securityHeaders } from './responseHeaders.js';
+import { clientAddressOf } from '../http/clientAddress.js';
+import { corsResponseHeaders, optionsAnswer } from '../http/cors.js';
+import { renderError } from '../http/errorShapes.js';
+import { newCorrelationVector, securityHeaders } from '../http/responseHeaders.js';
 
 /** What a function file exports: the same object it registers with `app.http(...)`. */
 export interface StsFunctionDefinition {
@@ -55,7 +55,7 @@ export interface FlowInvocation {
 /** A flow's answer: the response, and what the ledger records about the token it carries. */
 export interface FlowOutcome {
   readonly response: HttpResponseInit;
-  readonly issuance?: Omit<LedgerEntry, 'time' | 'flow' | 'outcome' | 'status' | 'requestId' | 'clientIp'>;
+  readonly issuance?: IssuanceFacts;
 }
 
 /**
