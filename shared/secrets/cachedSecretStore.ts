@@ -191,7 +191,8 @@ export class CachedSecretStore implements SecretStore {
     present: (value: T, now: Date) => T,
     requester?: string,
   ): Promise<T> {
-    const nowMs = this.clock().getTime();
+    const now = this.clock();
+    const nowMs = now.getTime();
     const held = this.entries.peek(key);
     if (held && nowMs < held.freshUntilMs) {
       this.counters.hits += 1;
@@ -201,7 +202,7 @@ export class CachedSecretStore implements SecretStore {
         // Failures are counted; the entry keeps serving. Unattributed: a warm hit spends no client's share.
         this.fetch(key, load, isAbsent).catch(() => undefined);
       }
-      return present(value as T, this.clock());
+      return present(value as T, now);
     }
 
     this.counters.misses += 1;
