@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { HttpHandler, HttpMethod, HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import { registerAppLifecycle } from '../appLifecycle.js';
 import { DependencyUnavailableError, payloadTooLarge, serviceUnavailable, StsError } from '../errors.js';
@@ -243,16 +244,14 @@ const REFUSAL_RECORD_WAIT_MS = 500;
 
 async function recordBestEffort(services: StsServices, context: InvocationContext, entry: LedgerEntry): Promise<void> {
   // A refusal is answered even when the ledger is down or slow: refusing to refuse would help an attacker,
-  // and a dead table must not turn every 401 into a multi-second wait.
-  const write = services.ledger.record(entry).catch((error: unknown) => {
-    context.warn(`ledger: refusal not recorded: ${describeError(error)}`);
-  });
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<void>((resolve) => {
-    timer = setTimeout(resolve, REFUSAL_RECORD_WAIT_MS);
-  });
-  await Promise.race([write, timeout]);
-  clearTimeout(timer);
+  // and a dead table must not turn every 401 into a multi-second wait. The wait ends at the write's end or
+  // after REFUSAL_RECORD_WAIT_MS, whichever is first; only the wait stops, never the write.
+  const written = new AbortController();
+  void services.ledger
+    .record(entry)
+    .catch((error: unknown) => context.warn(`ledger: refusal not recorded: ${describeError(error)}`))
+    .finally(() => written.abort());
+  await sleep(REFUSAL_RECORD_WAIT_MS, undefined, { signal: written.signal }).catch(() => undefined);
 }
 
 /**

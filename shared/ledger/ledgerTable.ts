@@ -86,14 +86,12 @@ export async function openLedgerTable(
   }
 
   // One client per hour's table; only the last few hours are ever written, so a handful is kept.
-  const clients = new Map<string, InstanceType<typeof TableClient>>();
+  const clients = new SingleFlightCache<string, InstanceType<typeof TableClient>>({ maxEntries: RECENT_TABLES });
   const clientFor = (tableName: string): InstanceType<typeof TableClient> => {
-    let client = clients.get(tableName);
-    if (!client) {
-      client = connect(tableName);
-      clients.set(tableName, client);
-      if (clients.size > RECENT_TABLES) clients.delete(clients.keys().next().value as string);
-    }
+    const held = clients.peek(tableName);
+    if (held) return held.value;
+    const client = connect(tableName);
+    clients.set(tableName, { value: client, freshUntilMs: Infinity, staleUntilMs: Infinity });
     return client;
   };
   // Tables this process created (the last few hours'): their first batch of the hour pays one create, later
@@ -113,7 +111,8 @@ export async function openLedgerTable(
   };
   // The next hour's table is created ahead, in the background, in the last minutes of an hour, so the first
   // batch after the hour turns does not wait for a create (one attempt per hour per process; a failure only
-  // means that batch creates it).
+  // means that batch creates it). `aheadTried` holds the hours tried, markers rather than loaded values, so it is
+  // not a cache: first in, first out, so each hour is tried once whatever the answer.
   const aheadTried = new Set<string>();
   const createNextHourAhead = (hourBucket: string, now: Date): void => {
     const start = hourStartOf(hourBucket);

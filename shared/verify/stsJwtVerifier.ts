@@ -121,7 +121,8 @@ export function createStsJwtVerifier(options: StsJwtVerifierOptions): StsJwtVeri
   const discoveryUrl = options.discoveryUrl ?? `${options.issuer.replace(/\/?$/, '/')}${DISCOVERY_PATH}`;
   const keySource = (): Promise<JWTVerifyGetKey> => {
     if (keys) return Promise.resolve(keys);
-    // One discovery in flight; a failure is not cached, so the next token retries.
+    // One discovery in flight; a failure is not cached, so the next token retries. Not a cache: the URI found is
+    // kept for good, and the keys are cached by jose's createRemoteJWKSet (this module stands alone for verifiers).
     discovering ??= discoverJwksUri(discoveryUrl, options.issuer, timeoutMs)
       .then((jwksUri) => (keys = createRemoteJWKSet(jwksUri, remoteOptions)))
       .finally(() => {
