@@ -71,7 +71,7 @@ const RULES: readonly (readonly [RegExp, RegExp, TokenStage])[] = [
     'request parsing (limits, client address, path id, Authorization)',
   ],
   [/./, /\/functions\/mixedRealityToken\.js$/, 'answer (JSON body)'],
-  [/./, /\/shared\/(http|services|functionsApp)/, 'wrapper (services, per-request view, outcome)'],
+  [/./, /\/shared\/(http|app|services|functionsApp)/, 'wrapper (services, per-request view, outcome)'],
 ];
 
 function stageOf(node: ProfileNode): TokenStage | undefined {
