@@ -1,12 +1,13 @@
-import { WRAP_RIGHTS, type WrapIssuer } from '../credentials/records.js';
+import type { KeyObject } from 'node:crypto';
+import { WRAP_RIGHTS, type WrapIssuer, type WrapNamespace } from '../credentials/records.js';
 import { NAMESPACE_PATTERN } from '../credentials/vaultLayout.js';
 import { badRequest, forbidden, invalidCredentials } from '../errors.js';
 import { parseFormBody } from '../http/formBody.js';
 import { formFieldCount, MAX_FORM_FIELDS } from '../security/requestLimits.js';
-import { encodeSwtComponent, signSwt, type SwtClaim } from '../tokens/swt.js';
+import { encodeSwtComponent, signSwt, swtSigningKey, type SwtClaim } from '../tokens/swt.js';
 import { servedWrapToken, type UpstreamProvenance } from '../upstream/servedUpstreamToken.js';
 import type { FlowDependencies } from './flowDependencies.js';
-import { parseWrapScope, scopeCoveredBy } from './wrapScope.js';
+import { parseWrapScope, scopeCoveredByParsed, type WrapScope } from './wrapScope.js';
 
 /** What the WRAP endpoint reads from a request: the form body (docs/contracts/acs-wrap.md#request). */
 export interface WrapTokenRequest {
@@ -44,7 +45,6 @@ export const wrapMessages = {
     'ACS50000: There was an error issuing a token. The issuer is not allowed tokens for this wrap_scope.',
 } as const;
 
-const REQUIRED_FIELDS = ['wrap_name', 'wrap_password', 'wrap_scope'] as const;
 const ACTION_CLAIM = 'net.windows.servicebus.action';
 const IDENTITY_PROVIDER_CLAIM = 'http://schemas.microsoft.com/accesscontrolservice/2010/07/claims/identityprovider';
 
@@ -68,16 +68,10 @@ export async function issueWrapToken(request: WrapTokenRequest, deps: FlowDepend
   if (formFieldCount(request.body) > MAX_FORM_FIELDS) throw badRequest(wrapMessages.tooManyFields);
   const form = parseFormBody(request.body);
   if (!form.ok) throw badRequest(wrapMessages.malformedBody);
-  const values = new Map<(typeof REQUIRED_FIELDS)[number], string>();
-  for (const name of REQUIRED_FIELDS) {
-    const given = form.fields.get(name) ?? [];
-    if (given.length > 1) throw badRequest(wrapMessages.repeated(name));
-    if (given.length === 0 || given[0] === '') throw badRequest(wrapMessages.missing(name));
-    values.set(name, given[0] as string);
-  }
-  const issuerName = values.get('wrap_name') as string;
-  const password = values.get('wrap_password') as string;
-  const scope = parseWrapScope(values.get('wrap_scope') as string);
+  const issuerName = requiredField(form.fields, 'wrap_name');
+  const password = requiredField(form.fields, 'wrap_password');
+  const requestedScope = requiredField(form.fields, 'wrap_scope');
+  const scope = parseWrapScope(requestedScope);
   if (!scope) throw badRequest(wrapMessages.invalidScope);
 
   const credentialId = `${scope.namespace}/${issuerName}`.slice(0, 200);
@@ -89,7 +83,9 @@ export async function issueWrapToken(request: WrapTokenRequest, deps: FlowDepend
     throw invalidCredentials(wrapMessages.authenticationFailed, { reason: verification.reason, credentialId });
   }
   const issuer = verification.credential.record;
-  const covering = issuer.scopes.filter((prefix) => scopeCoveredBy(scope, prefix));
+  const facts = issuerFactsOf(issuer);
+  const covering: string[] = [];
+  for (const [prefix, parsed] of facts.prefixes) if (scopeCoveredByParsed(scope, parsed)) covering.push(prefix);
   if (covering.length === 0) {
     throw forbidden(wrapMessages.scopeNotAllowed, { reason: 'scope_not_allowed', credentialId });
   }
@@ -117,15 +113,14 @@ export async function issueWrapToken(request: WrapTokenRequest, deps: FlowDepend
 
   const lifetimeSeconds = deps.config.lifetimes.wrapSeconds;
   const expiresOn = Math.floor(request.now.getTime() / 1000) + lifetimeSeconds;
-  const rights = WRAP_RIGHTS.filter((right) => issuer.rights.includes(right));
   const claims: SwtClaim[] = [
-    [ACTION_CLAIM, rights.join(',')],
+    [ACTION_CLAIM, facts.rights],
     [IDENTITY_PROVIDER_CLAIM, deps.config.wrapIssuer],
     ['Audience', scope.scope],
     ['ExpiresOn', String(expiresOn)],
     ['Issuer', deps.config.wrapIssuer],
   ];
-  const swt = signSwt(claims, namespace.signingKey);
+  const swt = signSwt(claims, signingKeyOf(namespace));
   return {
     responseBody: `wrap_access_token=${encodeSwtComponent(swt)}&wrap_access_token_expires_in=${lifetimeSeconds - 1}`,
     issuer,
@@ -133,4 +128,51 @@ export async function issueWrapToken(request: WrapTokenRequest, deps: FlowDepend
     scope: scope.scope,
     expiresOn,
   };
+}
+
+/** A required field's one value: present once and not empty (else 400, naming the field). */
+function requiredField(fields: ReadonlyMap<string, readonly string[]>, name: string): string {
+  const given = fields.get(name);
+  if (given && given.length > 1) throw badRequest(wrapMessages.repeated(name));
+  const value = given?.[0];
+  if (value === undefined || value === '') throw badRequest(wrapMessages.missing(name));
+  return value;
+}
+
+/** What a token needs of an issuer record: its scope prefixes parsed, and its rights as the SWT writes them. */
+interface IssuerFacts {
+  /** Each configured prefix with its parse (undefined: it does not parse, so it covers nothing). */
+  readonly prefixes: readonly (readonly [prefix: string, parsed: WrapScope | undefined])[];
+  /** The action claim's value: the issuer's rights in {@link WRAP_RIGHTS} order, comma-separated. */
+  readonly rights: string;
+}
+
+/**
+ * Derived once per record: the credential directory hands out the same record object until its secret
+ * changes, so a warm issuer's prefixes are not parsed again on every request.
+ */
+const issuerFacts = new WeakMap<WrapIssuer, IssuerFacts>();
+
+function issuerFactsOf(issuer: WrapIssuer): IssuerFacts {
+  let facts = issuerFacts.get(issuer);
+  if (!facts) {
+    facts = {
+      prefixes: issuer.scopes.map((prefix) => [prefix, parseWrapScope(prefix)] as const),
+      rights: WRAP_RIGHTS.filter((right) => issuer.rights.includes(right)).join(','),
+    };
+    issuerFacts.set(issuer, facts);
+  }
+  return facts;
+}
+
+/** The namespace's HMAC key, decoded once per record (an undecodable key throws every time: a bare 500). */
+const signingKeys = new WeakMap<WrapNamespace, KeyObject>();
+
+function signingKeyOf(namespace: WrapNamespace): KeyObject {
+  let key = signingKeys.get(namespace);
+  if (!key) {
+    key = swtSigningKey(namespace.signingKey);
+    signingKeys.set(namespace, key);
+  }
+  return key;
 }
