@@ -74,19 +74,26 @@ const MAX_TOKEN_LENGTH = 16_384;
 export function signSwt(claims: readonly SwtClaim[], base64Key: string | KeyObject): string {
   const key = typeof base64Key === 'string' ? decodeKey(base64Key) : base64Key;
   if (claims.length === 0) throw new SwtError('ERR_SWT_INVALID_CLAIMS', 'An SWT needs at least one claim');
-  const seen = new Set<string>();
-  for (const [name] of claims) {
+  let unsigned = '';
+  for (let i = 0; i < claims.length; i += 1) {
+    const [name, value] = claims[i] as SwtClaim;
     if (name === '') throw new SwtError('ERR_SWT_INVALID_CLAIMS', 'Claim names must not be empty');
     if (name === SIGNATURE_NAME)
       throw new SwtError('ERR_SWT_INVALID_CLAIMS', `${SIGNATURE_NAME} is reserved for the signature`);
-    if (seen.has(name)) throw new SwtError('ERR_SWT_INVALID_CLAIMS', `Claim ${name} appears twice`);
-    seen.add(name);
+    if (appearsBefore(claims, i)) throw new SwtError('ERR_SWT_INVALID_CLAIMS', `Claim ${name} appears twice`);
+    unsigned += `${i === 0 ? '' : '&'}${encodeSwtComponent(name)}=${encodeSwtComponent(value)}`;
   }
   if (claims[claims.length - 1]?.[0] === EXPIRES_ON) {
     throw new SwtError('ERR_SWT_INVALID_CLAIMS', `${EXPIRES_ON} must not be the last claim`);
   }
-  const unsigned = claims.map(([name, value]) => `${encodeSwtComponent(name)}=${encodeSwtComponent(value)}`).join('&');
   return `${unsigned}${SIGNATURE_SEPARATOR}${encodeSwtComponent(hmacBase64(unsigned, key))}`;
+}
+
+/** Whether the name of `claims[index]` is also the name of an earlier claim (SWTs carry a handful of claims). */
+function appearsBefore(claims: readonly SwtClaim[], index: number): boolean {
+  const name = (claims[index] as SwtClaim)[0];
+  for (let i = 0; i < index; i += 1) if ((claims[i] as SwtClaim)[0] === name) return true;
+  return false;
 }
 
 /**
@@ -155,17 +162,37 @@ export function verifySwt(token: string, base64Key: string, options: SwtVerifyOp
  * must encode the whole SWT once more in the same style.
  */
 export function encodeSwtComponent(text: string): string {
-  if (URL_SAFE_TEXT.test(text)) return text;
+  if (text.length > LONG_TEXT) return encodeUtf8Bytes(text);
+  // Short ASCII text (claim names and values): runs of kept characters are copied as slices, each other
+  // character replaced from a table, with no buffer at all.
+  let out = '';
+  let run = 0;
+  for (let i = 0; i < text.length; i += 1) {
+    const code = text.charCodeAt(i);
+    if (code > 0x7f) return encodeUtf8Bytes(text);
+    if (KEPT[code] === 1) continue;
+    if (i > run) out += text.slice(run, i);
+    out += ENCODED_BYTE[code] as string;
+    run = i + 1;
+  }
+  return run === 0 ? text : run < text.length ? out + text.slice(run) : out;
+}
+
+/**
+ * {@link encodeSwtComponent} over the UTF-8 bytes of long text (the whole SWT, which the WRAP answer encodes
+ * again) or text that is not all ASCII: one buffer written byte by byte and read once as text, rather than a
+ * string per byte.
+ */
+function encodeUtf8Bytes(text: string): string {
   const bytes = Buffer.from(text, 'utf8');
   let length = 0;
-  for (let i = 0; i < bytes.length; i += 1) length += ENCODED_LENGTH[bytes[i] as number] as number;
-  // One buffer written byte by byte and read once as text: no intermediate string per byte (this runs three
-  // times per WRAP token, over some 700 bytes).
+  for (let i = 0; i < bytes.length; i += 1) length += (ENCODED_BYTE[bytes[i] as number] as string).length;
   const out = Buffer.allocUnsafe(length);
   let at = 0;
   for (let i = 0; i < bytes.length; i += 1) {
     const byte = bytes[i] as number;
-    if (ENCODED_LENGTH[byte] === 1) out[at++] = byte === 0x20 ? 0x2b : byte;
+    if (KEPT[byte] === 1) out[at++] = byte;
+    else if (byte === 0x20) out[at++] = 0x2b; // +
     else {
       out[at++] = 0x25; // %
       out[at++] = LOWER_HEX[byte >> 4] as number;
@@ -175,14 +202,21 @@ export function encodeSwtComponent(text: string): string {
   return out.toString('latin1');
 }
 
-/** Text made only of bytes {@link encodeSwtComponent} keeps as they are. */
-const URL_SAFE_TEXT = /^[A-Za-z0-9\-_.!*()]*$/;
-
-/** How many characters each byte becomes in {@link encodeSwtComponent}: 1 (kept, or space as `+`) or 3 (`%xx`). */
-const ENCODED_LENGTH = Uint8Array.from({ length: 256 }, (_, byte) => (isUrlSafeByte(byte) || byte === 0x20 ? 1 : 3));
+/** Text longer than this is encoded through {@link encodeUtf8Bytes}. */
+const LONG_TEXT = 128;
 
 /** The ASCII codes of `0-9a-f`: lower-case hex, as .NET writes it. */
 const LOWER_HEX = Uint8Array.from('0123456789abcdef', (digit) => digit.charCodeAt(0));
+
+/** 1 for each byte {@link encodeSwtComponent} keeps as it is (letters, digits, `-_.!*()`). */
+const KEPT = Uint8Array.from({ length: 256 }, (_, byte) => (isUrlSafeByte(byte) ? 1 : 0));
+
+/** What each byte becomes in {@link encodeSwtComponent}, computed once. */
+const ENCODED_BYTE: readonly string[] = Array.from({ length: 256 }, (_, byte) => {
+  if (isUrlSafeByte(byte)) return String.fromCharCode(byte);
+  if (byte === 0x20) return '+';
+  return `%${byte.toString(16).padStart(2, '0')}`;
+});
 
 /** Decodes a form-encoded component (`+` is space, hex either case); undefined when malformed or not UTF-8. */
 export function decodeSwtComponent(text: string): string | undefined {
