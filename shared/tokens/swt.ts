@@ -162,32 +162,30 @@ export function verifySwt(token: string, base64Key: string, options: SwtVerifyOp
  * must encode the whole SWT once more in the same style.
  */
 export function encodeSwtComponent(text: string): string {
-  if (text.length > LONG_TEXT) return encodeUtf8Bytes(text);
-  // Short ASCII text (claim names and values): runs of kept characters are copied as slices, each other
-  // character replaced from a table, with no buffer at all.
-  let out = '';
-  let run = 0;
+  let kept = 0;
+  while (kept < text.length && KEPT[text.charCodeAt(kept)] === 1) kept += 1;
+  if (kept === text.length) return text;
+  // Written into a reused buffer and read once as text, so the answer is the only allocation (this runs for
+  // each claim of every WRAP token, and once more over the whole token).
+  const out = text.length * 3 <= SCRATCH.length ? SCRATCH : Buffer.allocUnsafe(text.length * 3);
+  let at = 0;
   for (let i = 0; i < text.length; i += 1) {
     const code = text.charCodeAt(i);
-    if (code > 0x7f) return encodeUtf8Bytes(text);
-    if (KEPT[code] === 1) continue;
-    if (i > run) out += text.slice(run, i);
-    out += ENCODED_BYTE[code] as string;
-    run = i + 1;
+    if (code > 0x7f) return encodeUtf8(Buffer.from(text, 'utf8'));
+    if (KEPT[code] === 1) out[at++] = code;
+    else if (code === 0x20) out[at++] = 0x2b; // +
+    else {
+      out[at++] = 0x25; // %
+      out[at++] = LOWER_HEX[code >> 4] as number;
+      out[at++] = LOWER_HEX[code & 0x0f] as number;
+    }
   }
-  return run === 0 ? text : run < text.length ? out + text.slice(run) : out;
+  return out.toString('latin1', 0, at);
 }
 
-/**
- * {@link encodeSwtComponent} over the UTF-8 bytes of long text (the whole SWT, which the WRAP answer encodes
- * again) or text that is not all ASCII: one buffer written byte by byte and read once as text, rather than a
- * string per byte.
- */
-function encodeUtf8Bytes(text: string): string {
-  const bytes = Buffer.from(text, 'utf8');
-  let length = 0;
-  for (let i = 0; i < bytes.length; i += 1) length += (ENCODED_BYTE[bytes[i] as number] as string).length;
-  const out = Buffer.allocUnsafe(length);
+/** {@link encodeSwtComponent} of text that is not all ASCII, over its UTF-8 bytes. */
+function encodeUtf8(bytes: Buffer): string {
+  const out = bytes.length * 3 <= SCRATCH.length ? SCRATCH : Buffer.allocUnsafe(bytes.length * 3);
   let at = 0;
   for (let i = 0; i < bytes.length; i += 1) {
     const byte = bytes[i] as number;
@@ -199,11 +197,11 @@ function encodeUtf8Bytes(text: string): string {
       out[at++] = LOWER_HEX[byte & 0x0f] as number;
     }
   }
-  return out.toString('latin1');
+  return out.toString('latin1', 0, at);
 }
 
-/** Text longer than this is encoded through {@link encodeUtf8Bytes}. */
-const LONG_TEXT = 128;
+/** Where {@link encodeSwtComponent} writes (synchronously, so one buffer serves every call); longer text gets its own. */
+const SCRATCH = Buffer.alloc(4_096);
 
 /** The ASCII codes of `0-9a-f`: lower-case hex, as .NET writes it. */
 const LOWER_HEX = Uint8Array.from('0123456789abcdef', (digit) => digit.charCodeAt(0));
@@ -211,12 +209,6 @@ const LOWER_HEX = Uint8Array.from('0123456789abcdef', (digit) => digit.charCodeA
 /** 1 for each byte {@link encodeSwtComponent} keeps as it is (letters, digits, `-_.!*()`). */
 const KEPT = Uint8Array.from({ length: 256 }, (_, byte) => (isUrlSafeByte(byte) ? 1 : 0));
 
-/** What each byte becomes in {@link encodeSwtComponent}, computed once. */
-const ENCODED_BYTE: readonly string[] = Array.from({ length: 256 }, (_, byte) => {
-  if (isUrlSafeByte(byte)) return String.fromCharCode(byte);
-  if (byte === 0x20) return '+';
-  return `%${byte.toString(16).padStart(2, '0')}`;
-});
 
 /** Decodes a form-encoded component (`+` is space, hex either case); undefined when malformed or not UTF-8. */
 export function decodeSwtComponent(text: string): string | undefined {
