@@ -80,7 +80,8 @@ export async function issueWrapToken(request: WrapTokenRequest, deps: FlowDepend
   if (covering.length === 0) {
     throw forbidden(wrapMessages.scopeNotAllowed, { reason: 'scope_not_allowed', credentialId });
   }
-  if (issuer.upstream) return upstreamWrapToken(request, deps, { issuer, issuerName, keySlot, scope, covering, credentialId });
+  if (issuer.upstream)
+    return upstreamWrapToken(request, deps, { issuer, issuerName, keySlot, scope, covering, credentialId });
 
   const namespace = await deps.credentials.wrapNamespace(scope.namespace);
   // An issuer without its namespace record is a provisioning fault, not a client mistake: a bare 500.

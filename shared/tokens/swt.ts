@@ -173,7 +173,8 @@ export function encodeSwtComponent(text: string): string {
     const code = text.charCodeAt(i);
     if (code > 0x7f) return encodeUtf8(Buffer.from(text, 'utf8'));
     if (KEPT[code] === 1) out[at++] = code;
-    else if (code === 0x20) out[at++] = 0x2b; // +
+    else if (code === 0x20)
+      out[at++] = 0x2b; // +
     else {
       out[at++] = 0x25; // %
       out[at++] = LOWER_HEX[code >> 4] as number;
@@ -190,7 +191,8 @@ function encodeUtf8(bytes: Buffer): string {
   for (let i = 0; i < bytes.length; i += 1) {
     const byte = bytes[i] as number;
     if (KEPT[byte] === 1) out[at++] = byte;
-    else if (byte === 0x20) out[at++] = 0x2b; // +
+    else if (byte === 0x20)
+      out[at++] = 0x2b; // +
     else {
       out[at++] = 0x25; // %
       out[at++] = LOWER_HEX[byte >> 4] as number;
@@ -208,7 +210,6 @@ const LOWER_HEX = Uint8Array.from('0123456789abcdef', (digit) => digit.charCodeA
 
 /** 1 for each byte {@link encodeSwtComponent} keeps as it is (letters, digits, `-_.!*()`). */
 const KEPT = Uint8Array.from({ length: 256 }, (_, byte) => (isUrlSafeByte(byte) ? 1 : 0));
-
 
 /** Decodes a form-encoded component (`+` is space, hex either case); undefined when malformed or not UTF-8. */
 export function decodeSwtComponent(text: string): string | undefined {
