@@ -72,12 +72,12 @@ export class CredentialDirectory {
   }
 
   /** The account's record as stored (Entra callers present no key; the flow checks its allowed principals). */
-  async mixedRealityAccount(accountId: string): Promise<MixedRealityAccount | undefined> {
+  mixedRealityAccount(accountId: string): Promise<MixedRealityAccount | undefined> {
     return this.read(vaultLayout.mixedRealityAccount(accountId), 'mixedRealityAccount');
   }
 
   /** The resource's record as stored (Entra callers name the resource and present no key; the flow checks its principals). */
-  async cognitiveResource(name: string): Promise<CognitiveResource | undefined> {
+  cognitiveResource(name: string): Promise<CognitiveResource | undefined> {
     return this.read(vaultLayout.cognitiveResource(name), 'cognitiveResource');
   }
 
@@ -102,7 +102,8 @@ export class CredentialDirectory {
     return verify(matches ? record : undefined, presentedKey);
   }
 
-  async wrapNamespace(namespace: string): Promise<WrapNamespace | undefined> {
+  // Pass-throughs return the read's own promise: no async frame of their own on the warm path.
+  wrapNamespace(namespace: string): Promise<WrapNamespace | undefined> {
     return this.read(vaultLayout.wrapNamespace(namespace), 'wrapNamespace');
   }
 
