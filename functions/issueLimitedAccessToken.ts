@@ -2,7 +2,7 @@ import { app } from '../shared/functionsApp.js';
 import { issueLimitedAccessToken } from '../shared/flows/issueLimitedAccessToken.js';
 import { bareJwtResponse, jwtIssuanceFacts } from '../shared/http/jwtAnswers.js';
 import { queryParameterValueLists } from '../shared/http/queryParameters.js';
-import { defineStsFunction } from '../shared/http/stsFunction.js';
+import { defineStsFunction } from '../shared/app/stsFunction.js';
 
 /**
  * Cognitive Services (Face) `POST /sts/v1.0/issueLimitedAccessToken?expiredTime=N` (docs/contracts/cognitive-limited-access-token.md). 200

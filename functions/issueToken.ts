@@ -2,7 +2,7 @@ import { app } from '../shared/functionsApp.js';
 import { issueCognitiveToken } from '../shared/flows/issueToken.js';
 import { bareJwtResponse, jwtIssuanceFacts } from '../shared/http/jwtAnswers.js';
 import { queryParameterValueLists } from '../shared/http/queryParameters.js';
-import { defineStsFunction } from '../shared/http/stsFunction.js';
+import { defineStsFunction } from '../shared/app/stsFunction.js';
 
 /**
  * Cognitive Services `POST /sts/v1.0/issueToken` (docs/contracts/cognitive-issue-token.md). 200 with the bare JWT as the body,

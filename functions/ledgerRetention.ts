@@ -1,5 +1,5 @@
 import { app } from '../shared/functionsApp.js';
-import { defineLedgerRetentionTimer } from '../shared/ledger/retentionTimer.js';
+import { defineLedgerRetentionTimer } from '../shared/app/retentionTimer.js';
 
 /**
  * Timer `ledgerRetention` (hourly, minute 7 UTC): drops the issuance ledger's hour tables whose rows are all older

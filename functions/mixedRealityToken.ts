@@ -1,7 +1,7 @@
 import { app } from '../shared/functionsApp.js';
 import { issueMixedRealityToken } from '../shared/flows/mixedRealityToken.js';
 import { jwtIssuanceFacts } from '../shared/http/jwtAnswers.js';
-import { defineStsFunction } from '../shared/http/stsFunction.js';
+import { defineStsFunction } from '../shared/app/stsFunction.js';
 
 /**
  * Mixed Reality STS: `GET /accounts/{accountId}/token` (docs/contracts/mixed-reality-sts.md). 200 with the compact JSON

@@ -1,6 +1,6 @@
 import { app } from '../shared/functionsApp.js';
 import { publicCacheHeaders } from '../shared/http/responseHeaders.js';
-import { defineStsFunction } from '../shared/http/stsFunction.js';
+import { defineStsFunction } from '../shared/app/stsFunction.js';
 import { buildDiscoveryDocument, DISCOVERY_MAX_AGE_SECONDS } from '../shared/tokens/discoveryDocument.js';
 
 /**

@@ -1,6 +1,6 @@
 import { app } from '../shared/functionsApp.js';
 import { issueWrapToken } from '../shared/flows/wrapToken.js';
-import { defineStsFunction } from '../shared/http/stsFunction.js';
+import { defineStsFunction } from '../shared/app/stsFunction.js';
 import { upstreamIssuanceFacts } from '../shared/upstream/servedUpstreamToken.js';
 
 /**

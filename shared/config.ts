@@ -6,9 +6,9 @@
  * The issuer and audiences are configuration, never derived from a request.
  */
 
-import { DEFAULT_CLIENT_ADDRESS_RULE, type ClientAddressRule } from './http/clientAddress.js';
+import { DEFAULT_CLIENT_ADDRESS_RULE, type ClientAddressRule } from './settings/clientAddressRule.js';
 import { StsBaseError } from './errors.js';
-import { parseAllowedOrigins, type CorsSettings } from './http/cors.js';
+import { parseAllowedOrigins, type CorsSettings } from './settings/corsSettings.js';
 
 export type LedgerMode = 'required' | 'best-effort' | 'off';
 export type LedgerAddressMode = 'full' | 'truncated' | 'keyed-hash';

@@ -2,7 +2,7 @@ import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { badRequest } from '../shared/errors.js';
 import { flowCatalogue, flowNames, type FlowDeclaration, type FlowName } from '../shared/flowCatalogue.js';
-import { defineStsFunction } from '../shared/http/stsFunction.js';
+import { defineStsFunction } from '../shared/app/stsFunction.js';
 import type { DemoCredentials } from '../tools/demoCredentials.js';
 import { nextFuzzRequest } from '../tooling/fuzz/fuzzCases.js';
 import { Random } from '../tooling/fuzz/random.js';

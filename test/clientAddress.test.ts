@@ -4,8 +4,9 @@ import { join } from 'node:path';
 import azureFunctions, { type HttpResponseInit } from '@azure/functions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../shared/config.js';
-import { canonicalAddress, clientAddressOf, DEFAULT_CLIENT_ADDRESS_RULE } from '../shared/http/clientAddress.js';
-import { defineStsFunction } from '../shared/http/stsFunction.js';
+import { canonicalAddress, clientAddressOf } from '../shared/http/clientAddress.js';
+import { DEFAULT_CLIENT_ADDRESS_RULE } from '../shared/settings/clientAddressRule.js';
+import { defineStsFunction } from '../shared/app/stsFunction.js';
 import { createServices } from '../shared/services.js';
 
 /**

@@ -18,7 +18,7 @@ import {
   ensureSigningKey,
 } from '../tools/sts/credentials/provisioning.js';
 import type { CognitiveResource, MixedRealityAccount } from '../shared/credentials/records.js';
-import { defineStsFunction } from '../shared/http/stsFunction.js';
+import { defineStsFunction } from '../shared/app/stsFunction.js';
 import { FileSecretStore } from '../shared/secrets/fileSecretStore.js';
 import { startTestHost, type TestHost } from './support/localHostFixture.js';
 import { manualTimers } from './support/manualTimers.js';

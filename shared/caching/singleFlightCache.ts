@@ -9,10 +9,12 @@
  * - **Stale on error**: a value is fresh until `freshUntilMs` (served without a load), then usable until
  *   `staleUntilMs`: a failed load serves it instead of failing, and the next call tries again.
  *
- * The loader decides both deadlines (a token knows its expiry, a key set its max age). The clock is injected,
- * so tests drive it by hand. Policy on top (cooldowns, negative answers, refresh-ahead in the background)
- * stays with the caller: {@link SingleFlightCache.peek}, {@link SingleFlightCache.loading} and
- * {@link SingleFlightCache.refresh} give it what it needs.
+ * The loader decides both deadlines (a token knows its expiry, a key set its max age); a loaded value already
+ * past `staleUntilMs` is handed to the callers that shared the load but not held (a read shared, never kept).
+ * The clock is injected, so tests drive it by hand. Policy on top (read budgets, cooldowns, backoff, negative
+ * answers, refresh-ahead in the background, counters) stays with the caller: {@link SingleFlightCache.peek},
+ * {@link SingleFlightCache.loading}, {@link SingleFlightCache.refresh} and the `onEvict` hook give it what it
+ * needs. Every cache of loaded values in `shared/` is one of these (docs/layout.md).
  *
  * Why our own and not `lru-cache` (whose `fetchMethod` does much the same): ~100 lines with no dependency
  * on the cold path, a clock we inject rather than `performance.now`, deadlines set per value by the loader
@@ -35,11 +37,13 @@ export interface Cached<V> {
   readonly staleUntilMs: number;
 }
 
-export interface SingleFlightCacheOptions {
+export interface SingleFlightCacheOptions<K = unknown, V = unknown> {
   /** Most values held at once; the least recently used is dropped to make room. */
   readonly maxEntries: number;
   /** Milliseconds since the epoch (tests inject a clock). */
   readonly now?: () => number;
+  /** Called for each value the bound drops to make room (not for expiry or `delete`): a caller's counter. */
+  readonly onEvict?: (key: K, dropped: Cached<V>) => void;
 }
 
 export type Loader<V> = () => Promise<Cached<V>>;
@@ -49,13 +53,15 @@ export class SingleFlightCache<K, V> {
   private readonly inFlight = new Map<K, Promise<V>>();
   private readonly maxEntries: number;
   private readonly now: () => number;
+  private readonly onEvict: ((key: K, dropped: Cached<V>) => void) | undefined;
 
-  constructor(options: SingleFlightCacheOptions) {
+  constructor(options: SingleFlightCacheOptions<K, V>) {
     if (!Number.isInteger(options.maxEntries) || options.maxEntries < 1) {
       throw new RangeError(`maxEntries must be a positive integer, not ${options.maxEntries}`);
     }
     this.maxEntries = options.maxEntries;
     this.now = options.now ?? Date.now;
+    this.onEvict = options.onEvict;
   }
 
   /** How many values are held. */
@@ -79,7 +85,10 @@ export class SingleFlightCache<K, V> {
     }
   }
 
-  /** Loads `key` now, or joins the load already running; the value is held once it succeeds. */
+  /**
+   * Loads `key` now, or joins the load already running; the value is held once it succeeds (unless already
+   * past its `staleUntilMs`).
+   */
   refresh(key: K, load: Loader<V>): Promise<V> {
     const running = this.inFlight.get(key);
     if (running) return running;
@@ -122,13 +131,20 @@ export class SingleFlightCache<K, V> {
     this.entries.delete(key);
   }
 
+  /** Resolves once no load is running (a background refresh has been stored or has failed). */
+  async settled(): Promise<void> {
+    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight.values()]);
+  }
+
   private store(key: K, value: Cached<V>): void {
     this.entries.delete(key);
+    if (this.now() >= value.staleUntilMs) return;
     this.entries.set(key, value);
     while (this.entries.size > this.maxEntries) {
-      const oldest = this.entries.keys().next();
+      const oldest = this.entries.entries().next();
       if (oldest.done) break;
-      this.entries.delete(oldest.value);
+      this.entries.delete(oldest.value[0]);
+      this.onEvict?.(oldest.value[0], oldest.value[1]);
     }
   }
 }

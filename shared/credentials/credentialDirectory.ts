@@ -40,7 +40,8 @@ export class CredentialDirectory {
   /**
    * Parsed records per secret version object. Stores hand out the same version object until the secret
    * changes (the cache holds it; the file store keeps its views), so a warm credential is parsed and its
-   * keys hashed once, not on every request.
+   * keys hashed once, not on every request. A memo keyed by the version object, not a cache: it lives exactly
+   * as long as the cache (or file store) holds that version, so it needs no bound or deadline of its own.
    */
   private readonly parsed: WeakMap<SecretVersion, ParsedSecret>;
 

@@ -70,6 +70,7 @@ export function createEntraTokenValidator(
   settings: EntraSettings,
   keysByAuthority: ReadonlyMap<string, AuthorityKeys>,
 ): EntraTokenValidator {
+  // Imported keys per published JWK object (a memo, not a cache: it lives as long as AuthorityKeys holds the JWK).
   const imported = new WeakMap<AuthorityJwk, Map<string, Promise<PublicKey>>>();
   const publicKeyFor = async (jwk: AuthorityJwk, alg: string): Promise<PublicKey> => {
     const { importJWK } = await loadJose();

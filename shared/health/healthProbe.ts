@@ -1,8 +1,10 @@
+import { SingleFlightCache, type Cached } from '../caching/singleFlightCache.js';
 import type { StsConfig } from '../config.js';
 import { vaultLayout } from '../credentials/vaultLayout.js';
 import { fetchAuthorityDocument } from '../entra/authorityDocuments.js';
 import { hourBucketOf, partitionKeyOf } from '../ledger/ledgerRows.js';
 import { openLedgerTable, type LedgerTable } from '../ledger/ledgerTable.js';
+import { withTimeout } from '../outbound/withTimeout.js';
 import { getAzureCredential } from '../secrets/azureCredential.js';
 import type { SecretStore } from '../secrets/secretStore.js';
 import { telemetryInstance } from '../telemetry/requestTelemetry.js';
@@ -70,14 +72,9 @@ export interface HealthProbe {
   report(): Promise<{ readonly report: HealthReport; readonly fresh: boolean }>;
 }
 
-function withTimeout<T>(work: (signal: AbortSignal) => Promise<T>): Promise<T> {
-  const signal = AbortSignal.timeout(CHECK_TIMEOUT_MS);
-  return Promise.race([
-    work(signal),
-    new Promise<never>((_, reject) =>
-      signal.addEventListener('abort', () => reject(new Error('timed out')), { once: true }),
-    ),
-  ]);
+/** Bounds one check by {@link CHECK_TIMEOUT_MS} (the signal goes to the work; the wait ends either way). */
+function bounded<T>(work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  return withTimeout(work, CHECK_TIMEOUT_MS, () => new Error('timed out'));
 }
 
 /** Creates the probe of one set of services. */
@@ -96,7 +93,7 @@ export function createHealthProbe(deps: HealthProbeDependencies): HealthProbe {
     now: Date,
   ): Promise<Pick<HealthReport, 'vault' | 'signingKey' | 'signingKeyAgeSeconds'>> => {
     try {
-      const key = await withTimeout(() => secrets.getFreshSecret(vaultLayout.signingKey));
+      const key = await bounded(() => secrets.getFreshSecret(vaultLayout.signingKey));
       if (!key) return { vault: 'up', signingKey: 'missing', signingKeyAgeSeconds: undefined };
       const ageSeconds = Math.max(0, Math.floor((now.getTime() - key.createdOn.getTime()) / 1000));
       return { vault: 'up', signingKey: 'up', signingKeyAgeSeconds: ageSeconds };
@@ -108,7 +105,7 @@ export function createHealthProbe(deps: HealthProbeDependencies): HealthProbe {
   const ledger = async (now: Date): Promise<CheckState> => {
     if (config.ledger.mode === 'off') return 'off';
     try {
-      await withTimeout(async (signal) => {
+      await bounded(async (signal) => {
         // Opened and created if missing once (Bicep creates it in Azure), as the ledger itself does.
         table ??= openTable()
           .then(async (opened) => {
@@ -177,17 +174,19 @@ export function createHealthProbe(deps: HealthProbeDependencies): HealthProbe {
     };
   };
 
-  let last: HealthReport | undefined;
-  let pending: Promise<HealthReport> | undefined;
+  // The report, in the shared single-flight cache: fresh for HEALTH_CACHE_MS from its check, one evaluation at a time.
+  const reports = new SingleFlightCache<'report', HealthReport>({ maxEntries: 1, now: () => clock().getTime() });
+  const evaluated = async (): Promise<Cached<HealthReport>> => {
+    const report = await evaluate();
+    const untilMs = report.checkedAt.getTime() + HEALTH_CACHE_MS;
+    return { value: report, freshUntilMs: untilMs, staleUntilMs: untilMs };
+  };
   return {
     async report() {
-      if (last && clock().getTime() - last.checkedAt.getTime() < HEALTH_CACHE_MS) return { report: last, fresh: false };
-      if (pending) return { report: await pending, fresh: false };
-      pending = evaluate().finally(() => {
-        pending = undefined;
-      });
-      last = await pending;
-      return { report: last, fresh: true };
+      const held = reports.peek('report');
+      if (held && clock().getTime() < held.freshUntilMs) return { report: held.value, fresh: false };
+      const joining = reports.loading('report');
+      return { report: await reports.refresh('report', evaluated), fresh: !joining };
     },
   };
 }

@@ -1,7 +1,7 @@
 import type { HttpResponseInit } from '@azure/functions';
+import type { IssuanceFacts } from '../ledger/ledger.js';
 import type { IssuedJwt } from '../tokens/jwtIssuer.js';
 import { upstreamIssuanceFacts, type UpstreamProvenance } from '../upstream/servedUpstreamToken.js';
-import type { FlowOutcome } from './stsFunction.js';
 
 /** What every JWT flow's result carries for the ledger. */
 export interface JwtFlowResult {
@@ -24,8 +24,8 @@ export function bareJwtResponse(token: string): HttpResponseInit {
 export function jwtIssuanceFacts(
   result: JwtFlowResult,
   credentialId: string,
-  extra: Pick<NonNullable<FlowOutcome['issuance']>, 'scope' | 'featureFlags'> = {},
-): NonNullable<FlowOutcome['issuance']> {
+  extra: Pick<IssuanceFacts, 'scope' | 'featureFlags'> = {},
+): IssuanceFacts {
   return {
     credentialId,
     keySlot: result.keySlot,

@@ -31,6 +31,9 @@ export interface LedgerEntry {
   readonly source?: string | undefined;
 }
 
+/** What a flow reports about the token it issued; the function wrapper adds the request's own facts. */
+export type IssuanceFacts = Omit<LedgerEntry, 'time' | 'flow' | 'outcome' | 'status' | 'requestId' | 'clientIp'>;
+
 /**
  * The issuance ledger. `record` resolves once the entry is durable as the configured mode requires
  * (`required`: committed; `best-effort`: committed or its deadline passed; `off`: immediately). In `required`

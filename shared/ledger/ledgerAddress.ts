@@ -1,5 +1,6 @@
 import { createHmac } from 'node:crypto';
 import { isIP } from 'node:net';
+import { SingleFlightCache, type Cached } from '../caching/singleFlightCache.js';
 import type { LedgerAddressMode } from '../config.js';
 import type { SecretStore } from '../secrets/secretStore.js';
 
@@ -22,7 +23,7 @@ export const MIN_ADDRESS_KEY_CHARS = 32;
 /** `203.0.113.7` → `203.0.113.0/24`; `2001:db8:1:2::7` → `2001:db8:1::/48`; undefined when not an IP address. */
 export function truncatedAddress(address: string): string | undefined {
   const kind = isIP(address);
-  if (kind === 4) return `${address.split('.').slice(0, 3).join('.')}.0/24`;
+  if (kind === 4) return `${address.slice(0, address.lastIndexOf('.'))}.0/24`; // a valid IPv4 has exactly three dots
   if (kind !== 6) return undefined;
   const groups = ipv6Groups(address);
   if (!groups) return undefined;
@@ -81,27 +82,27 @@ export function addressForm(
   if (mode !== 'keyed-hash') {
     return { mode, prepare: () => Promise.resolve(), store: (address) => storedAddress(address, mode) };
   }
-  let key: { value: string; readAt: number } | undefined;
-  let reading: Promise<void> | undefined;
-  const read = async (): Promise<void> => {
+  // The key in the shared cache: one read at a time, fresh for KEY_MAX_AGE_MS; the last key read stays held
+  // (no stale deadline) for `store`, and `prepare` reads again once it is no longer fresh.
+  const keys = new SingleFlightCache<'key', string>({ maxEntries: 1, now: clock });
+  const read = async (): Promise<Cached<string>> => {
     const secret = await secrets?.getSecret(LEDGER_ADDRESS_KEY_SECRET);
     if (!secret || secret.value.length < MIN_ADDRESS_KEY_CHARS) {
       throw new Error(
         `secret ${LEDGER_ADDRESS_KEY_SECRET} is missing or shorter than ${MIN_ADDRESS_KEY_CHARS} characters`,
       );
     }
-    key = { value: secret.value, readAt: clock() };
+    return { value: secret.value, freshUntilMs: clock() + KEY_MAX_AGE_MS, staleUntilMs: Number.POSITIVE_INFINITY };
   };
   return {
     mode,
     prepare: () => {
-      if (key && clock() - key.readAt < KEY_MAX_AGE_MS) return Promise.resolve();
-      reading ??= read().finally(() => {
-        reading = undefined;
-      });
-      return reading;
+      const held = keys.peek('key');
+      if (held && clock() < held.freshUntilMs) return Promise.resolve();
+      return keys.refresh('key', read).then(() => undefined);
     },
     store: (address) => {
+      const key = keys.peek('key');
       if (!key) throw new Error('the ledger address key is not loaded');
       return storedAddress(address, 'keyed-hash', key.value);
     },

@@ -61,31 +61,37 @@ export async function openLedgerTable(
   location: LedgerTableLocation | StsConfig['ledger'],
   credential: () => Promise<TokenCredential>,
 ): Promise<LedgerTable> {
-  const { TableClient, odata } = await import('@azure/data-tables');
+  const [{ TableClient, odata }, { azureHttpClient }] = await Promise.all([
+    import('@azure/data-tables'),
+    import('../outbound/azureHttpClient.js'),
+  ]);
   const retryOptions = { maxRetries: 0 };
+  const httpClient = azureHttpClient();
   let connect: (tableName: string) => InstanceType<typeof TableClient>;
   if (location.connectionString) {
     const connectionString = location.connectionString;
     const allowInsecureConnection = isLocalEmulator(connectionString);
     connect = (tableName) =>
-      TableClient.fromConnectionString(connectionString, tableName, { retryOptions, allowInsecureConnection });
+      TableClient.fromConnectionString(connectionString, tableName, {
+        retryOptions,
+        allowInsecureConnection,
+        httpClient,
+      });
   } else if (location.tableUrl) {
     const endpoint = location.tableUrl.replace(/\/+$/, '');
     const identity = await credential();
-    connect = (tableName) => new TableClient(endpoint, tableName, identity, { retryOptions });
+    connect = (tableName) => new TableClient(endpoint, tableName, identity, { retryOptions, httpClient });
   } else {
     throw new Error('the ledger needs STS_LEDGER_CONNECTION_STRING or STS_LEDGER_TABLE_URL');
   }
 
   // One client per hour's table; only the last few hours are ever written, so a handful is kept.
-  const clients = new Map<string, InstanceType<typeof TableClient>>();
+  const clients = new SingleFlightCache<string, InstanceType<typeof TableClient>>({ maxEntries: RECENT_TABLES });
   const clientFor = (tableName: string): InstanceType<typeof TableClient> => {
-    let client = clients.get(tableName);
-    if (!client) {
-      client = connect(tableName);
-      clients.set(tableName, client);
-      if (clients.size > RECENT_TABLES) clients.delete(clients.keys().next().value as string);
-    }
+    const held = clients.peek(tableName);
+    if (held) return held.value;
+    const client = connect(tableName);
+    clients.set(tableName, { value: client, freshUntilMs: Infinity, staleUntilMs: Infinity });
     return client;
   };
   // Tables this process created (the last few hours'): their first batch of the hour pays one create, later
@@ -105,7 +111,8 @@ export async function openLedgerTable(
   };
   // The next hour's table is created ahead, in the background, in the last minutes of an hour, so the first
   // batch after the hour turns does not wait for a create (one attempt per hour per process; a failure only
-  // means that batch creates it).
+  // means that batch creates it). `aheadTried` holds the hours tried, markers rather than loaded values, so it is
+  // not a cache: first in, first out, so each hour is tried once whatever the answer.
   const aheadTried = new Set<string>();
   const createNextHourAhead = (hourBucket: string, now: Date): void => {
     const start = hourStartOf(hourBucket);

@@ -34,16 +34,24 @@ export async function openLedgerTableService(
   location: LedgerTableLocation,
   credential: () => Promise<TokenCredential>,
 ): Promise<LedgerTableService> {
-  const { TableServiceClient, odata } = await import('@azure/data-tables');
+  const [{ TableServiceClient, odata }, { azureHttpClient }] = await Promise.all([
+    import('@azure/data-tables'),
+    import('../outbound/azureHttpClient.js'),
+  ]);
   const retryOptions = { maxRetries: 0 };
+  const httpClient = azureHttpClient();
   let client: InstanceType<typeof TableServiceClient>;
   if (location.connectionString) {
     client = TableServiceClient.fromConnectionString(location.connectionString, {
       retryOptions,
+      httpClient,
       allowInsecureConnection: isLocalEmulator(location.connectionString),
     });
   } else if (location.tableUrl) {
-    client = new TableServiceClient(location.tableUrl.replace(/\/+$/, ''), await credential(), { retryOptions });
+    client = new TableServiceClient(location.tableUrl.replace(/\/+$/, ''), await credential(), {
+      retryOptions,
+      httpClient,
+    });
   } else {
     throw new Error('the ledger needs STS_LEDGER_CONNECTION_STRING or STS_LEDGER_TABLE_URL');
   }

@@ -60,6 +60,7 @@ interface OpenAggregate {
  * aggregator.add(refusalEntry);
  */
 export class RefusalAggregator {
+  /** Counts of the open window, emitted and replaced whole when it ends: not a cache (nothing loaded, no LRU). */
   private window = new Map<string, OpenAggregate>();
   private timer: NodeJS.Timeout | undefined;
   private folded = 0;

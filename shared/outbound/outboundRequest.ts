@@ -1,8 +1,10 @@
+import type { Dispatcher } from 'undici';
 import { StsBaseError } from '../errors.js';
 /**
- * The one way product code calls another HTTP service outside the Azure SDKs: `undici` (the client Node's own
- * `fetch` is built on, and the one the upstream pools use), loaded on first call so an app that never calls
- * out never loads it. One request, no redirect followed, bounded by one `AbortSignal.timeout` (connect,
+ * How product code calls another HTTP service: `undici` (the client Node's own `fetch` is built on, and the one
+ * the Azure SDK clients' `HttpClient`, azureHttpClient.ts, uses), loaded on first call so an app that never calls out
+ * never loads it. Every outbound request of the app goes through here: the managed identity, the Entra authority
+ * documents, the verifier export, and each attempt of the upstream client (through its own keep-alive pool). One request, no redirect followed, bounded by one `AbortSignal.timeout` (connect,
  * headers and body together) and by a size limit on the answer, which is read whole and returned as text.
  *
  * Failures throw {@link OutboundRequestError} naming what failed (`unreachable`, `timeout`, `tooLarge`);
@@ -19,6 +21,16 @@ export interface OutboundRequest {
   readonly timeoutMs: number;
   /** Larger answers are refused (a hostile or broken endpoint cannot fill memory). */
   readonly maxResponseBytes: number;
+  /**
+   * Where the request goes out: a caller's own keep-alive pool (the upstream client's, one per origin, with its
+   * connect, headers and body timeouts); undici's global agent when absent.
+   */
+  readonly dispatcher?: Dispatcher;
+  /**
+   * Whether the answer's body is read, by its status; when false the body is discarded unread (at most
+   * `maxResponseBytes` of it drained so the connection can be reused) and `body` is empty. Default: always read.
+   */
+  readonly readsBodyOf?: (status: number) => boolean;
 }
 
 export interface OutboundAnswer {
@@ -51,7 +63,7 @@ export class OutboundRequestError extends StsBaseError {
  */
 export async function sendOutbound(request: OutboundRequest): Promise<OutboundAnswer> {
   const send = await loadUndiciRequest();
-  const signal = AbortSignal.timeout(request.timeoutMs);
+  const signal = AbortSignal.timeout(Math.max(1, Math.ceil(request.timeoutMs))); // the timer takes whole ms
   const where = `${request.method ?? 'GET'} ${request.url.origin}${request.url.pathname}`;
   let answer: Awaited<ReturnType<typeof send>>;
   try {
@@ -59,10 +71,15 @@ export async function sendOutbound(request: OutboundRequest): Promise<OutboundAn
       method: request.method ?? 'GET',
       headers: { ...request.headers },
       ...(request.body === undefined ? {} : { body: request.body }),
+      ...(request.dispatcher === undefined ? {} : { dispatcher: request.dispatcher }),
       signal,
     });
   } catch (error) {
     throw transportError(error, where, request.timeoutMs, signal);
+  }
+  if (request.readsBodyOf && !request.readsBodyOf(answer.statusCode)) {
+    await answer.body.dump({ limit: request.maxResponseBytes }).catch(() => {});
+    return { status: answer.statusCode, headers: flatHeaders(answer.headers), body: '' };
   }
   const declared = Number(answer.headers['content-length'] ?? '0');
   if (declared > request.maxResponseBytes) {
@@ -97,14 +114,18 @@ export async function sendOutbound(request: OutboundRequest): Promise<OutboundAn
 type Undici = typeof import('undici');
 
 /**
- * undici's `request`, loaded on first use. In the deployment artifact undici is bundled from CommonJS, and a
- * dynamic import of it then yields the module under `default` only (esbuild's interop), so both are looked at.
+ * undici, loaded on first use. In the deployment artifact undici is bundled from CommonJS, and a dynamic import
+ * of it then yields the module under `default` only (esbuild's interop), so both are looked at.
  */
-async function loadUndiciRequest(): Promise<Undici['request']> {
+export async function loadUndici(): Promise<Undici> {
   const loaded = (await import('undici')) as Undici & { readonly default?: Undici };
-  const send = typeof loaded.request === 'function' ? loaded.request : loaded.default?.request;
-  if (typeof send !== 'function') throw new TypeError('undici has no request function');
-  return send;
+  const undici = typeof loaded.request === 'function' ? loaded : loaded.default;
+  if (typeof undici?.request !== 'function') throw new TypeError('undici has no request function');
+  return undici;
+}
+
+async function loadUndiciRequest(): Promise<Undici['request']> {
+  return (await loadUndici()).request;
 }
 
 function transportError(error: unknown, where: string, timeoutMs: number, signal: AbortSignal): OutboundRequestError {

@@ -1,4 +1,5 @@
 import type { AccessToken, GetTokenOptions, TokenCredential } from '@azure/identity';
+import { SingleFlightCache } from '../caching/singleFlightCache.js';
 import { withTimeout } from '../outbound/withTimeout.js';
 import { StsBaseError } from '../errors.js';
 
@@ -52,7 +53,10 @@ export class TokenAcquisitionTimeoutError extends StsBaseError {
   }
 }
 
-const processCredentials = new Map<string, Promise<TokenCredential>>();
+/** Client ids the app is configured with (one, or none): a bound never reached, as every cache has one. */
+const MAX_CREDENTIALS = 8;
+/** The process's credentials by client id, in the shared cache: built once, a failed build is not kept. */
+const processCredentials = new SingleFlightCache<string, TokenCredential>({ maxEntries: MAX_CREDENTIALS });
 
 /**
  * The process's credential (one per client id, created on first call), with token acquisition bounded by
@@ -62,14 +66,12 @@ const processCredentials = new Map<string, Promise<TokenCredential>>();
  * const credential = await getAzureCredential({ clientId: process.env.AZURE_CLIENT_ID, tokenTimeoutMs: 3_000 });
  */
 export async function getAzureCredential(options: AzureCredentialOptions): Promise<TokenCredential> {
-  const key = options.clientId ?? '';
-  let shared = processCredentials.get(key);
-  if (!shared) {
-    shared = createUnboundedCredential(options);
-    processCredentials.set(key, shared);
-    shared.catch(() => processCredentials.delete(key));
-  }
-  return withTokenTimeout(await shared, options.tokenTimeoutMs);
+  const shared = await processCredentials.get(options.clientId ?? '', async () => ({
+    value: await createUnboundedCredential(options),
+    freshUntilMs: Number.POSITIVE_INFINITY,
+    staleUntilMs: Number.POSITIVE_INFINITY,
+  }));
+  return withTokenTimeout(shared, options.tokenTimeoutMs);
 }
 
 async function createUnboundedCredential(options: AzureCredentialOptions): Promise<TokenCredential> {
@@ -84,19 +86,25 @@ async function createUnboundedCredential(options: AzureCredentialOptions): Promi
       requestTimeoutMs: options.tokenTimeoutMs,
     });
   }
-  const identity = await import('@azure/identity');
+  const [identity, { azureHttpClient }] = await Promise.all([
+    import('@azure/identity'),
+    import('../outbound/azureHttpClient.js'),
+  ]);
+  // Every HTTP call of the credentials goes through the one outbound client; the developer tools' own
+  // credentials run CLIs and make none.
+  const httpClient = azureHttpClient();
   if (credentialKindFor(env) === 'managedIdentity') {
     // One quick retry of the local identity endpoint; the vault call that needs the token is bounded anyway.
     const retryOptions = { maxRetries: 1, retryDelayInMs: 200, maxRetryDelayInMs: 1_000 };
     return options.clientId
-      ? new identity.ManagedIdentityCredential({ clientId: options.clientId, retryOptions })
-      : new identity.ManagedIdentityCredential({ retryOptions });
+      ? new identity.ManagedIdentityCredential({ clientId: options.clientId, retryOptions, httpClient })
+      : new identity.ManagedIdentityCredential({ retryOptions, httpClient });
   }
   // An operator's own AZURE_TOKEN_CREDENTIALS is read by DefaultAzureCredential; without one, the developer
   // tools of its `dev` chain, in its order, built here (nothing sets the variable for the process).
-  if (env.AZURE_TOKEN_CREDENTIALS?.trim()) return new identity.DefaultAzureCredential();
+  if (env.AZURE_TOKEN_CREDENTIALS?.trim()) return new identity.DefaultAzureCredential({ httpClient });
   return new identity.ChainedTokenCredential(
-    new identity.VisualStudioCodeCredential(),
+    new identity.VisualStudioCodeCredential({ httpClient }),
     new identity.AzureCliCredential(),
     new identity.AzurePowerShellCredential(),
     new identity.AzureDeveloperCliCredential(),

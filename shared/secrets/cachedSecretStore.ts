@@ -1,4 +1,5 @@
 import { DependencyUnavailableError, type DependencyCondition } from '../errors.js';
+import { SingleFlightCache, type Cached } from '../caching/singleFlightCache.js';
 import { describeError } from '../logging/redact.js';
 import { isUsable, type SecretStore, type SecretVersion } from './secretStore.js';
 
@@ -61,12 +62,11 @@ const SHARED_RESERVE_FRACTION = 0.25;
 /** Client read budgets kept at most; the least recently used go first (a dropped budget starts full again). */
 const MAX_CLIENT_BUDGETS = 10_000;
 
-interface Entry {
+/** What is held per name: the store's answer, and when a hit should also refresh it in the background. */
+interface Held {
   readonly value: unknown;
   readonly absent: boolean;
-  readonly freshUntilMs: number;
   readonly refreshAfterMs: number;
-  readonly staleUntilMs: number;
 }
 
 type Counters = { -readonly [K in Exclude<keyof SecretCacheStats, 'size'>]: number };
@@ -88,13 +88,16 @@ type Counters = { -readonly [K in Exclude<keyof SecretCacheStats, 'size'>]: numb
  * - an outage is reported to `warn` once, when the first store call fails, and its end once, when a store
  *   call succeeds again: never per request, never with a value.
  *
+ * The holding, the LRU bound, the one fetch per name and the stale deadline are the shared
+ * {@link SingleFlightCache}; what is here is the policy on top: refresh-ahead, negative answers, read budgets,
+ * store slots, backoff and the counters.
+ *
  * @example
  * const secrets = new CachedSecretStore(new KeyVaultSecretStore({ vaultUrl, timeoutMs: 3_000 }), config.secretCache);
  * await secrets.getSecret('mr-account-…'); // one vault read, then none until the entry ages
  */
 export class CachedSecretStore implements SecretStore {
-  private readonly entries = new Map<string, Entry>();
-  private readonly inFlight = new Map<string, Promise<unknown>>();
+  private readonly entries: SingleFlightCache<string, Held>;
   private readonly waiting: Array<{ grant: () => void }> = [];
   private active = 0;
   private backoffUntilMs = 0;
@@ -120,7 +123,13 @@ export class CachedSecretStore implements SecretStore {
     private readonly settings: SecretCacheSettings,
     private readonly clock: () => Date = () => new Date(),
     private readonly warn: (line: string) => void = (line) => console.warn(line),
-  ) {}
+  ) {
+    this.entries = new SingleFlightCache({
+      maxEntries: settings.maxEntries,
+      now: () => this.clock().getTime(),
+      onEvict: () => (this.counters.evictions += 1),
+    });
+  }
 
   getSecret(name: string, requester?: string): Promise<SecretVersion | undefined> {
     return this.lookup<SecretVersion | undefined>(
@@ -182,17 +191,18 @@ export class CachedSecretStore implements SecretStore {
     present: (value: T, now: Date) => T,
     requester?: string,
   ): Promise<T> {
-    const nowMs = this.clock().getTime();
-    const entry = this.entries.get(key);
-    if (entry && nowMs < entry.freshUntilMs) {
+    const now = this.clock();
+    const nowMs = now.getTime();
+    const held = this.entries.peek(key);
+    if (held && nowMs < held.freshUntilMs) {
       this.counters.hits += 1;
-      this.touch(key, entry);
-      if (!entry.absent && nowMs >= entry.refreshAfterMs && !this.inFlight.has(key) && nowMs >= this.backoffUntilMs) {
+      const { value, absent, refreshAfterMs } = held.value;
+      if (!absent && nowMs >= refreshAfterMs && !this.entries.loading(key) && nowMs >= this.backoffUntilMs) {
         this.counters.refreshes += 1;
         // Failures are counted; the entry keeps serving. Unattributed: a warm hit spends no client's share.
         this.fetch(key, load, isAbsent).catch(() => undefined);
       }
-      return present(entry.value as T, this.clock());
+      return present(value as T, now);
     }
 
     this.counters.misses += 1;
@@ -200,48 +210,31 @@ export class CachedSecretStore implements SecretStore {
       const value = await this.fetch(key, load, isAbsent, { requester });
       return present(value, this.clock());
     } catch (error) {
-      const fallback = this.entries.get(key) ?? entry;
+      // Stale on error: what is held now (peek drops it once past its stale deadline), else what was held.
+      const fallback = this.entries.peek(key) ?? held;
       if (fallback && this.clock().getTime() < fallback.staleUntilMs) {
         this.counters.staleServes += 1;
-        return present(fallback.value as T, this.clock());
+        return present(fallback.value.value as T, this.clock());
       }
       throw error;
     }
   }
 
-  /** One fetch per key in flight; the result (found or absent) is cached before the promise settles. */
+  /** One fetch per key in flight; the result (found or absent) is held before the promise settles. */
   private fetch<T>(
     key: string,
     load: () => Promise<T>,
     isAbsent: (value: T) => boolean,
     { retain = true, requester }: { retain?: boolean; requester?: string | undefined } = {},
   ): Promise<T> {
-    const pending = this.inFlight.get(key);
-    if (pending) {
-      this.counters.coalesced += 1;
-      return pending as Promise<T>;
-    }
-    const nowMs = this.clock().getTime();
-    if (nowMs < this.backoffUntilMs) {
-      this.counters.shed += 1;
-      return Promise.reject(
-        new DependencyUnavailableError(
-          'secret-store',
-          Math.ceil((this.backoffUntilMs - nowMs) / 1000),
-          `Backing off: ${this.backoffReason}`,
-          { condition: this.backoffCondition },
-        ),
-      );
-    }
-    const run = (async () => {
+    const read = async (): Promise<Cached<Held>> => {
       await this.acquireSlot(requester);
       try {
         this.counters.storeReads += 1;
         const value = await load();
-        if (retain) this.remember(key, value, isAbsent(value));
         if (this.storeFailing) this.warn('secret store: answering again');
         this.storeFailing = false;
-        return value;
+        return this.toHold(value, isAbsent(value), retain);
       } catch (error) {
         this.counters.storeFailures += 1;
         if (!this.storeFailing) {
@@ -259,37 +252,45 @@ export class CachedSecretStore implements SecretStore {
       } finally {
         this.releaseSlot();
       }
-    })().finally(() => this.inFlight.delete(key));
-    this.inFlight.set(key, run);
-    return run;
+    };
+    if (this.entries.loading(key)) {
+      this.counters.coalesced += 1;
+    } else {
+      const nowMs = this.clock().getTime();
+      if (nowMs < this.backoffUntilMs) {
+        this.counters.shed += 1;
+        return Promise.reject(
+          new DependencyUnavailableError(
+            'secret-store',
+            Math.ceil((this.backoffUntilMs - nowMs) / 1000),
+            `Backing off: ${this.backoffReason}`,
+            { condition: this.backoffCondition },
+          ),
+        );
+      }
+    }
+    return this.entries.refresh(key, read).then((held) => held.value as T);
   }
 
-  private remember(key: string, value: unknown, absent: boolean): void {
+  /** The deadlines of a store answer; one not retained is already past them, so it is shared but never held. */
+  private toHold(value: unknown, absent: boolean, retain: boolean): Cached<Held> {
+    if (!retain) return { value: { value, absent, refreshAfterMs: 0 }, freshUntilMs: 0, staleUntilMs: 0 };
     const nowMs = this.clock().getTime();
     const maxAgeMs = (absent ? this.settings.negativeMaxAgeSeconds : this.settings.maxAgeSeconds) * 1000;
-    const entry: Entry = {
-      value,
-      absent,
+    return {
+      value: {
+        value,
+        absent,
+        refreshAfterMs: absent ? Number.POSITIVE_INFINITY : nowMs + maxAgeMs * REFRESH_AHEAD_FRACTION,
+      },
       freshUntilMs: nowMs + maxAgeMs,
-      refreshAfterMs: absent ? Number.POSITIVE_INFINITY : nowMs + maxAgeMs * REFRESH_AHEAD_FRACTION,
       staleUntilMs: nowMs + maxAgeMs + this.settings.maxStaleSeconds * 1000,
     };
-    this.entries.delete(key);
-    this.entries.set(key, entry);
-    while (this.entries.size > this.settings.maxEntries) {
-      const oldest = this.entries.keys().next().value as string;
-      this.entries.delete(oldest);
-      this.counters.evictions += 1;
-    }
-  }
-
-  private touch(key: string, entry: Entry): void {
-    this.entries.delete(key);
-    this.entries.set(key, entry);
   }
 
   private readonly instanceBudget: ReadBudget = { tokens: Number.NaN, atMs: 0 };
-  private readonly clientBudgets = new Map<string, ReadBudget>();
+  /** Per-address buckets, bounded by the same LRU as every cache (values made here, never loaded). */
+  private readonly clientBudgets = new SingleFlightCache<string, ReadBudget>({ maxEntries: MAX_CLIENT_BUDGETS });
 
   /**
    * Takes one read from the instance's per-second budget, or returns false when it is spent. An attributed
@@ -313,12 +314,10 @@ export class CachedSecretStore implements SecretStore {
   }
 
   private clientBudget(client: string): ReadBudget {
-    let budget = this.clientBudgets.get(client);
-    if (budget) this.clientBudgets.delete(client);
-    budget ??= { tokens: Number.NaN, atMs: 0 };
-    this.clientBudgets.set(client, budget); // Map order is the LRU order
-    if (this.clientBudgets.size > MAX_CLIENT_BUDGETS)
-      this.clientBudgets.delete(this.clientBudgets.keys().next().value as string);
+    const held = this.clientBudgets.peek(client); // marks it recently used
+    if (held) return held.value;
+    const budget: ReadBudget = { tokens: Number.NaN, atMs: 0 };
+    this.clientBudgets.set(client, { value: budget, freshUntilMs: Infinity, staleUntilMs: Infinity });
     return budget;
   }
 

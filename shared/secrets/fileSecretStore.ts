@@ -36,7 +36,8 @@ export class FileSecretStore implements WritableSecretStore {
   /** The reload under way, which every concurrent reader waits for (else they would read the old snapshot). */
   private reloading: Promise<void> | undefined;
   /** Versions as handed out, per name, until the snapshot changes: the same objects on every read, so
-   * callers can memoise what they derive from a version (parsed records, key digests). */
+   * callers can memoise what they derive from a version (parsed records, key digests). Part of the snapshot
+   * (dropped whole when the file changes, never more names than the file holds), so not a cache of its own. */
   private views = new Map<string, readonly SecretVersion[]>();
 
   constructor(

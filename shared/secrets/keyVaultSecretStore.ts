@@ -223,12 +223,16 @@ export class KeyVaultSecretStore implements WritableSecretStore, ListableSecretS
   }
 
   private async createClient(): Promise<SecretClient> {
-    const { SecretClient } = await import('@azure/keyvault-secrets');
+    const [{ SecretClient }, { azureHttpClient }] = await Promise.all([
+      import('@azure/keyvault-secrets'),
+      import('../outbound/azureHttpClient.js'),
+    ]);
     const credential = await getAzureCredential({
       clientId: this.options.clientId,
       tokenTimeoutMs: this.options.timeoutMs,
     });
     return new SecretClient(this.options.vaultUrl, credential, {
+      httpClient: azureHttpClient(),
       // No SDK retries: a 429 with Retry-After would park the request for the whole delay. The cache serves
       // what it has and tells clients when to retry instead.
       retryOptions: { maxRetries: 0 },

@@ -64,6 +64,11 @@ interface Waiter {
  * await index.lookup('mr-account-…'); // undefined: not in the vault, no read spent
  */
 export class SecretNameIndex {
+  /**
+   * The last listing, replaced whole by the next: a mirror of the vault's names (one entry per secret that
+   * exists), not a per-name cache of loaded values, so not a SingleFlightCache; `listing` is its one load in
+   * flight, and `waiters` only the callers of the first listing, each answered when its page or the listing ends.
+   */
   private known: Map<string, IndexedSecret> | undefined;
   /** The first listing's names so far, while it runs. */
   private partial: Map<string, IndexedSecret> | undefined;

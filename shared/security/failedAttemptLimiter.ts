@@ -71,7 +71,11 @@ const IP_OVERFLOW = 'overflow:ip';
 const CREDENTIAL_OVERFLOW = 'overflow:credential';
 
 export class FailedAttemptLimiter {
-  /** Insertion order is window-start order: a counter is only ever inserted when its window starts. */
+  /**
+   * Insertion order is window-start order: a counter is only ever inserted when its window starts. A table of
+   * counters, not of loaded values, so not a SingleFlightCache: its bound must never drop a running window (an
+   * LRU would let a flood of new keys erase a block), which is why it has its own bound and overflow counters.
+   */
   private readonly counters = new Map<string, Counter>();
   private readonly overflow = new Map<string, Counter>();
   private overflowed = 0;

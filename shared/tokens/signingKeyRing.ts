@@ -1,3 +1,4 @@
+import { SingleFlightCache, type Cached } from '../caching/singleFlightCache.js';
 import type { StsConfig } from '../config.js';
 import { vaultLayout } from '../credentials/vaultLayout.js';
 import { DependencyUnavailableError } from '../errors.js';
@@ -11,6 +12,9 @@ export const JWKS_MAX_AGE_SECONDS = 300;
 export const LONGEST_TOKEN_LIFETIME_SECONDS = 86_400;
 /** Clock difference we allow verifiers, added to every retention window. */
 export const DEFAULT_CLOCK_SKEW_SECONDS = 300;
+
+/** The one key of the ring's cache. */
+const RING = 'ring';
 
 /** One enabled, parseable version of `sts-signing-key`. */
 export interface RingKey extends SigningKeyMaterial {
@@ -76,7 +80,8 @@ interface LoadedVersion {
  * - a disabled version never signs nor appears.
  *
  * Rotation needs no restart: the versions are re-read at most every `maxAgeSeconds`, one reload in flight,
- * and on a store error the last good ring keeps serving.
+ * and on a store error the last good ring keeps serving (tried again after `retryAfterErrorSeconds`). The
+ * ring is held in the shared {@link SingleFlightCache} (one entry): one reload at a time, and its freshness.
  *
  * @example
  * const ring = new SigningKeyRing({ secrets, maxAgeSeconds: config.secretCache.maxAgeSeconds });
@@ -89,10 +94,11 @@ export class SigningKeyRing {
   private readonly retryAfterErrorMs: number;
   private readonly retentionMs: number;
   private readonly publishBeforeUseMs: number;
-  private loaded: readonly LoadedVersion[] | undefined;
-  private nextReloadAtMs = 0;
-  private reloading: Promise<readonly LoadedVersion[]> | undefined;
-  /** Parsed keys by version id: values are immutable per version, so each is parsed once. */
+  private readonly ring: SingleFlightCache<typeof RING, readonly LoadedVersion[]>;
+  /**
+   * Parsed keys by version id: values are immutable per version, so each is parsed once. Not a cache of its
+   * own: rebuilt from each read of the versions, so it holds exactly the versions the store listed last.
+   */
   private parsed = new Map<string, Promise<SigningKeyMaterial>>();
   /** The last read of the store failed: its failure has been reported, and its recovery will be. */
   private storeFailing = false;
@@ -111,6 +117,7 @@ export class SigningKeyRing {
         (options.clockSkewSeconds ?? DEFAULT_CLOCK_SKEW_SECONDS)) *
       1000;
     this.publishBeforeUseMs = (options.publishBeforeUseSeconds ?? options.maxAgeSeconds + JWKS_MAX_AGE_SECONDS) * 1000;
+    this.ring = new SingleFlightCache({ maxEntries: 1, now: () => this.clock().getTime() });
   }
 
   /**
@@ -124,11 +131,9 @@ export class SigningKeyRing {
   /** The key that signs now. Throws {@link DependencyUnavailableError} when there is none. */
   async signingKey(now: Date = this.clock()): Promise<RingKey> {
     // Once per token: a current ring is used as it is, without the promise hops of a reload check.
-    const fresh = this.loaded !== undefined && this.clock().getTime() < this.nextReloadAtMs;
-    const { signing } = this.select(
-      fresh ? (this.loaded as readonly LoadedVersion[]) : await this.versions(),
-      now.getTime(),
-    );
+    const held = this.ring.peek(RING);
+    const fresh = held !== undefined && this.clock().getTime() < held.freshUntilMs;
+    const { signing } = this.select(fresh ? held.value : await this.versions(), now.getTime());
     if (!signing) throw new DependencyUnavailableError('secret-store', 30, 'No signing key is available');
     return signing;
   }
@@ -162,28 +167,26 @@ export class SigningKeyRing {
     return { keys: await this.publicJwks(now) };
   }
 
-  private async versions(): Promise<readonly LoadedVersion[]> {
-    if (this.loaded && this.clock().getTime() < this.nextReloadAtMs) return this.loaded;
-    this.reloading ??= this.reload().finally(() => {
-      this.reloading = undefined;
-    });
-    return this.reloading;
+  private versions(): Promise<readonly LoadedVersion[]> {
+    return this.ring.get(RING, () => this.reload());
   }
 
-  private async reload(): Promise<readonly LoadedVersion[]> {
+  /** The versions read now; after a store error, the last good ring again, fresh until the retry. */
+  private async reload(): Promise<Cached<readonly LoadedVersion[]>> {
     let versions: readonly SecretVersion[];
     try {
       versions = await this.options.secrets.getSecretVersions(vaultLayout.signingKey);
     } catch (error) {
-      this.nextReloadAtMs = this.clock().getTime() + this.retryAfterErrorMs;
-      if (this.loaded) {
+      const last = this.ring.peek(RING);
+      if (last) {
         if (!this.storeFailing) {
           this.options.onProblem?.(
             `signing keys: store unavailable (${describeError(error)}); serving the last good ring until it answers`,
           );
         }
         this.storeFailing = true;
-        return this.loaded;
+        const retryAtMs = this.clock().getTime() + this.retryAfterErrorMs;
+        return { value: last.value, freshUntilMs: retryAtMs, staleUntilMs: Number.POSITIVE_INFINITY };
       }
       // Never read: every caller gets the 503 (and the function wrapper logs each one); nothing served stale.
       throw new DependencyUnavailableError('secret-store', 30, 'The signing keys cannot be read', { cause: error });
@@ -214,9 +217,12 @@ export class SigningKeyRing {
     }
     this.unusable = unusable;
     this.parsed = parsed;
-    this.loaded = loaded;
-    this.nextReloadAtMs = this.clock().getTime() + this.maxAgeMs;
-    return loaded;
+    // Held for good: a later failed read serves it again (above); only a successful read replaces it.
+    return {
+      value: loaded,
+      freshUntilMs: this.clock().getTime() + this.maxAgeMs,
+      staleUntilMs: Number.POSITIVE_INFINITY,
+    };
   }
 }
 

@@ -2,6 +2,7 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Pool } from 'undici';
 import { redact } from '../logging/redact.js';
+import { OutboundRequestError, sendOutbound } from '../outbound/outboundRequest.js';
 import { backoffDelayMs, classifyTransportError, isRetryableStatus, parseRetryAfter } from './retryPolicy.js';
 import { UpstreamError } from './upstreamErrors.js';
 import { assertUpstreamUrl, azureHostPolicy, type UpstreamHostPolicy, type UpstreamService } from './upstreamHosts.js';
@@ -127,20 +128,20 @@ export function createUpstreamClient(options: UpstreamClientOptions = {}): Upstr
   };
 
   const attemptOnce = async (request: UpstreamRequest, pool: Pool, budgetMs: number): Promise<AttemptResult> => {
-    const budget = new AbortController();
-    const timer = setTimeout(() => budget.abort(), budgetMs);
     try {
-      const answer = await pool.request({
-        path: `${request.url.pathname}${request.url.search}`,
+      const answer = await sendOutbound({
+        url: request.url,
         method: request.method,
         headers: { accept: '*/*', ...request.headers },
-        body: request.body,
-        signal: budget.signal,
+        ...(request.body === undefined ? {} : { body: request.body }),
+        timeoutMs: budgetMs,
+        maxResponseBytes: settings.maxResponseBytes,
+        dispatcher: pool,
+        // A refusal's body is never read: only its status and Retry-After matter.
+        readsBodyOf: isSuccess,
       });
-      const status = answer.statusCode;
-      const headers = flattenHeaders(answer.headers);
-      if (status < 200 || status > 299) {
-        await answer.body.dump({ limit: settings.maxResponseBytes }).catch(() => {});
+      const status = answer.status;
+      if (!isSuccess(status)) {
         return {
           kind: 'status',
           status,
@@ -148,14 +149,13 @@ export function createUpstreamClient(options: UpstreamClientOptions = {}): Upstr
           retryable: isRetryableStatus(status),
         };
       }
-      const body = await readBounded(answer.body, settings.maxResponseBytes);
-      if (body === undefined) return { kind: 'tooLarge' };
-      return { kind: 'ok', status, headers, body };
+      return { kind: 'ok', status, headers: answer.headers, body: answer.body };
     } catch (error) {
-      if (budget.signal.aborted) return { kind: 'budget', error };
-      return { kind: 'transport', error, ...classifyTransportError(error) };
-    } finally {
-      clearTimeout(timer);
+      if (!(error instanceof OutboundRequestError)) throw error;
+      if (error.failure === 'timeout') return { kind: 'budget', error };
+      if (error.failure === 'tooLarge') return { kind: 'tooLarge' };
+      // undici's own error (a socket, TLS or headers/body timeout of the pool) is the cause: classify that.
+      return { kind: 'transport', error: error.cause, ...classifyTransportError(error.cause) };
     }
   };
 
@@ -269,29 +269,6 @@ function readableCode(code: string): string {
     .toLowerCase();
 }
 
-function flattenHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string> {
-  const flat: Record<string, string> = {};
-  for (const [name, value] of Object.entries(headers)) {
-    if (value !== undefined) flat[name] = Array.isArray(value) ? value.join(', ') : value;
-  }
-  return flat;
-}
-
-/** Reads at most `limit` bytes as UTF-8; undefined (and the stream destroyed) when the body is larger. */
-async function readBounded(
-  body: AsyncIterable<Buffer | string> & { destroy(): void },
-  limit: number,
-): Promise<string | undefined> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    const buffer = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-    size += buffer.length;
-    if (size > limit) {
-      body.destroy();
-      return undefined;
-    }
-    chunks.push(buffer);
-  }
-  return Buffer.concat(chunks).toString('utf8');
+function isSuccess(status: number): boolean {
+  return status >= 200 && status <= 299;
 }

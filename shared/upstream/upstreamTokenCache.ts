@@ -1,3 +1,4 @@
+import { SingleFlightCache, type Cached } from '../caching/singleFlightCache.js';
 import { DependencyUnavailableError } from '../errors.js';
 import { isKeyWideFailure, UpstreamError } from './upstreamErrors.js';
 import { MIN_TOKEN_LEFT_SECONDS } from './upstreamLifetimes.js';
@@ -76,12 +77,14 @@ interface StoredToken {
 }
 
 interface Entry {
-  token?: StoredToken | undefined;
+  readonly token?: StoredToken | undefined;
   /** No upstream call for this entry before this time (a failure that concerned this request only). */
-  coolDownUntilMs?: number | undefined;
+  readonly coolDownUntilMs?: number | undefined;
   /** The last refresh failed: a cached token served now is a fallback. */
-  failed?: boolean | undefined;
+  readonly failed?: boolean | undefined;
 }
+
+type Fetch = (permit: UpstreamCallPermit) => Promise<UpstreamToken>;
 
 /** What one real key shares across all its entries, whichever credential or flow they serve. */
 interface KeyState {
@@ -117,11 +120,15 @@ const WINDOW_MS = 60_000;
  * `DependencyUnavailableError('upstream', retryAfter)` (503 + `Retry-After` in the flow's shape). A
  * secret-store outage keeps its own `DependencyUnavailableError`. Errors that are neither (bugs) are rethrown
  * unchanged and leave no cooldown.
+ *
+ * Each credential's entries are one shared {@link SingleFlightCache} (the LRU bound, one fetch per entry, an
+ * entry held while its token or its cooldown lasts); budgets, cooldowns, the per-key turns and refresh-ahead are
+ * the policy here. The per-key states and the partitions are keyed by provisioned real keys and credentials only
+ * (a request reaches them once its credential has been checked), so those two maps need no bound of their own.
  */
 export class UpstreamTokenCache {
-  private readonly partitions = new Map<string, Map<string, Entry>>();
+  private readonly partitions = new Map<string, SingleFlightCache<string, Entry>>();
   private readonly keys = new Map<string, KeyState>();
-  private readonly inFlight = new Map<string, Promise<ServedUpstreamToken>>();
   private readonly clock: () => Date;
   private readonly maxEntriesPerCredential: number;
   private readonly refreshMarginRatio: number;
@@ -160,40 +167,31 @@ export class UpstreamTokenCache {
    * const served = await cache.get({ realKey: 'upstream-cs-speech', credential: 'speech', entry: 'issueToken' },
    *   (permit) => fetchCognitiveToken({ client, endpoint, admit: () => permit.take() }, key, new Date()));
    */
-  async get(
-    slot: UpstreamCacheSlot,
-    fetch: (permit: UpstreamCallPermit) => Promise<UpstreamToken>,
-  ): Promise<ServedUpstreamToken> {
+  async get(slot: UpstreamCacheSlot, fetch: Fetch): Promise<ServedUpstreamToken> {
     const nowMs = this.clock().getTime();
-    const id = slotId(slot);
-    const entry = this.touch(slot);
+    const entries = this.partition(slot);
+    const entry = entries.peek(slot.entry)?.value;
     const cached = entry?.token;
     if (cached && nowMs < cached.refreshAtMs) return served(cached, 'cached');
 
     const blockedSeconds = this.blockedSeconds(slot, entry, nowMs);
     if (cached && this.stillValid(cached, nowMs)) {
-      if (blockedSeconds === undefined && !this.inFlight.has(id)) {
+      if (blockedSeconds === undefined && !entries.loading(slot.entry)) {
         // Refresh ahead: this caller is served now; the refresh's outcome is recorded in the cache.
-        this.start(slot, id, fetch).catch(() => {});
+        this.start(slot, entries, fetch).catch(() => {});
       }
-      return served(cached, entry?.failed ? 'fallback' : 'cached');
+      return served(cached, entry.failed ? 'fallback' : 'cached');
     }
 
-    const pending = this.inFlight.get(id);
-    if (pending) return pending;
-    if (blockedSeconds !== undefined) {
-      throw new DependencyUnavailableError(
-        'upstream',
-        blockedSeconds,
-        'upstream token unavailable (cooling down or call budget spent)',
-      );
+    if (!entries.loading(slot.entry) && blockedSeconds !== undefined) {
+      throw blockedError(blockedSeconds);
     }
-    return this.start(slot, id, fetch);
+    return this.start(slot, entries, fetch);
   }
 
   /** Resolves once no fetch is running (tests: a background refresh has been recorded). */
   async settled(): Promise<void> {
-    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight.values()]);
+    await Promise.all([...this.partitions.values()].map((entries) => entries.settled()));
   }
 
   /** Upstream requests taken from `realKey`'s budget in the last 60 s. */
@@ -207,7 +205,7 @@ export class UpstreamTokenCache {
   /** Number of entries held (tokens and cooldowns), over every credential. */
   get size(): number {
     let total = 0;
-    for (const partition of this.partitions.values()) total += partition.size;
+    for (const entries of this.partitions.values()) total += entries.size;
     return total;
   }
 
@@ -217,36 +215,38 @@ export class UpstreamTokenCache {
     this.keys.clear();
   }
 
-  private start(
+  /**
+   * Starts (or joins) the one fetch of the slot's entry. Its failure serves, to every caller that shared it, the
+   * still-valid token held, as a fallback; without one, the failure.
+   */
+  private async start(
     slot: UpstreamCacheSlot,
-    id: string,
-    fetch: (permit: UpstreamCallPermit) => Promise<UpstreamToken>,
+    entries: SingleFlightCache<string, Entry>,
+    fetch: Fetch,
   ): Promise<ServedUpstreamToken> {
-    const pending = this.refresh(slot, fetch).finally(() => this.inFlight.delete(id));
-    this.inFlight.set(id, pending);
-    return pending;
+    try {
+      const fetched = await entries.refresh(slot.entry, () => this.refresh(slot, entries, fetch));
+      if (!fetched.token) throw new Error('an upstream fetch succeeded without a token'); // fetchAndStore sets one
+      return served(fetched.token, 'fetched');
+    } catch (error) {
+      const previous = entries.peek(slot.entry)?.value.token;
+      if (previous && this.stillValid(previous, this.clock().getTime())) return served(previous, 'fallback');
+      throw error;
+    }
   }
 
   private async refresh(
     slot: UpstreamCacheSlot,
-    fetch: (permit: UpstreamCallPermit) => Promise<UpstreamToken>,
-  ): Promise<ServedUpstreamToken> {
+    entries: SingleFlightCache<string, Entry>,
+    fetch: Fetch,
+  ): Promise<Cached<Entry>> {
     const key = this.keyState(slot.realKey);
     await this.turn(key);
     try {
       // While this fetch waited for its turn, another may have failed for the whole key or spent its budget.
-      const nowMs = this.clock().getTime();
-      const blocked = this.blockedSeconds(slot, undefined, nowMs);
-      if (blocked !== undefined) {
-        const previous = this.partitions.get(partitionId(slot))?.get(slot.entry)?.token;
-        if (previous && this.stillValid(previous, nowMs)) return served(previous, 'fallback');
-        throw new DependencyUnavailableError(
-          'upstream',
-          blocked,
-          'upstream token unavailable (cooling down or call budget spent)',
-        );
-      }
-      return await this.fetchAndStore(slot, key, fetch);
+      const blocked = this.blockedSeconds(slot, undefined, this.clock().getTime());
+      if (blocked !== undefined) throw blockedError(blocked);
+      return await this.fetchAndStore(slot, key, entries, fetch);
     } finally {
       this.endTurn(key);
     }
@@ -265,11 +265,13 @@ export class UpstreamTokenCache {
     key.waiting.shift()?.();
   }
 
+  /** Runs the fetch: the entry to hold on success; on failure, the cooldown recorded and the error to pass on. */
   private async fetchAndStore(
     slot: UpstreamCacheSlot,
     key: KeyState,
-    fetch: (permit: UpstreamCallPermit) => Promise<UpstreamToken>,
-  ): Promise<ServedUpstreamToken> {
+    entries: SingleFlightCache<string, Entry>,
+    fetch: Fetch,
+  ): Promise<Cached<Entry>> {
     const permit: UpstreamCallPermit = {
       take: () => {
         const nowMs = this.clock().getTime();
@@ -287,29 +289,19 @@ export class UpstreamTokenCache {
     try {
       const fetched = await fetch(permit);
       const fetchedAtMs = this.clock().getTime();
-      const stored: StoredToken = {
-        token: fetched.token,
-        expiresAtMs: fetched.expiresAt.getTime(),
-        refreshAtMs: this.refreshTime(fetchedAtMs, fetched.expiresAt.getTime()),
-      };
+      const expiresAtMs = fetched.expiresAt.getTime();
       key.failing = false;
-      this.store(slot, { token: stored });
-      return served(stored, 'fetched');
+      return this.held({
+        token: { token: fetched.token, expiresAtMs, refreshAtMs: this.refreshTime(fetchedAtMs, expiresAtMs) },
+      });
     } catch (error) {
-      const nowMs = this.clock().getTime();
-      const previous = this.partitions.get(partitionId(slot))?.get(slot.entry)?.token;
-      const retryAfterSeconds = this.recordFailure(slot, key, previous, error, nowMs);
-      if (previous && this.stillValid(previous, nowMs)) return served(previous, 'fallback');
+      const previous = entries.peek(slot.entry)?.value.token;
+      const stored = (entry: Entry): void => entries.set(slot.entry, this.held(entry));
+      const retryAfterSeconds = this.recordFailure(slot, key, previous, stored, error, this.clock().getTime());
       if (error instanceof UpstreamError) {
         const status = error.status === undefined ? '' : ` ${error.status}`;
-        throw new DependencyUnavailableError(
-          'upstream',
-          retryAfterSeconds,
-          `upstream token unavailable: ${error.failure}${status}`,
-          {
-            cause: error,
-          },
-        );
+        const why = `upstream token unavailable: ${error.failure}${status}`;
+        throw new DependencyUnavailableError('upstream', retryAfterSeconds, why, { cause: error });
       }
       throw error;
     }
@@ -320,12 +312,13 @@ export class UpstreamTokenCache {
     slot: UpstreamCacheSlot,
     key: KeyState,
     previous: StoredToken | undefined,
+    store: (entry: Entry) => void,
     error: unknown,
     nowMs: number,
   ): number {
     if (error instanceof UpstreamError && error.failure === 'budget') {
       // Our own limit, not the upstream's answer: nothing to cool down, retry once a call leaves the window.
-      if (previous) this.store(slot, { token: previous, failed: true });
+      if (previous) store({ token: previous, failed: true });
       return this.budgetWaitSeconds(key, slot.credential, nowMs) ?? 1;
     }
     const known = error instanceof UpstreamError || error instanceof DependencyUnavailableError;
@@ -340,9 +333,9 @@ export class UpstreamTokenCache {
       key.coolDownUntilMs = Math.max(key.coolDownUntilMs ?? 0, untilMs);
       key.failing = true;
       // The key's state says it all: no entry is created for a request that never got a token.
-      if (previous) this.store(slot, { token: previous, failed: true });
+      if (previous) store({ token: previous, failed: true });
     } else {
-      this.store(slot, { token: previous, failed: true, coolDownUntilMs: untilMs });
+      store({ token: previous, failed: true, coolDownUntilMs: untilMs });
     }
     return seconds;
   }
@@ -400,31 +393,27 @@ export class UpstreamTokenCache {
     return Math.min(this.maxRetryAfterSeconds, Math.max(1, Math.ceil(seconds)));
   }
 
-  /** Looks the slot up and marks it most recently used within its credential's entries. */
-  private touch(slot: UpstreamCacheSlot): Entry | undefined {
-    const partition = this.partitions.get(partitionId(slot));
-    const entry = partition?.get(slot.entry);
-    if (partition && entry) {
-      partition.delete(slot.entry);
-      partition.set(slot.entry, entry);
+  /** The credential's entries (created on first use: one per configured credential and real key). */
+  private partition(slot: UpstreamCacheSlot): SingleFlightCache<string, Entry> {
+    const id = partitionId(slot);
+    let entries = this.partitions.get(id);
+    if (!entries) {
+      entries = new SingleFlightCache({ maxEntries: this.maxEntriesPerCredential, now: () => this.clock().getTime() });
+      this.partitions.set(id, entries);
     }
-    return entry;
+    return entries;
   }
 
-  private store(slot: UpstreamCacheSlot, entry: Entry): void {
-    const id = partitionId(slot);
-    let partition = this.partitions.get(id);
-    if (!partition) {
-      partition = new Map();
-      this.partitions.set(id, partition);
-    }
-    partition.delete(slot.entry);
-    partition.set(slot.entry, entry);
-    while (partition.size > this.maxEntriesPerCredential) {
-      const oldest = partition.keys().next();
-      if (oldest.done) break;
-      partition.delete(oldest.value);
-    }
+  /**
+   * An entry's deadlines: fresh until its token's refresh time; held while the token may still be served, its
+   * refresh time has not come or its cooldown lasts (after all three it carries nothing, and is dropped).
+   */
+  private held(entry: Entry): Cached<Entry> {
+    const token = entry.token;
+    const freshUntilMs = token?.refreshAtMs ?? 0;
+    const servableUntilMs = token ? token.expiresAtMs - this.minServeMs + 1 : 0;
+    const staleUntilMs = Math.max(freshUntilMs, servableUntilMs, entry.coolDownUntilMs ?? 0);
+    return { value: entry, freshUntilMs, staleUntilMs };
   }
 }
 
@@ -432,8 +421,12 @@ function partitionId(slot: UpstreamCacheSlot): string {
   return `${slot.realKey}\n${slot.credential}`;
 }
 
-function slotId(slot: UpstreamCacheSlot): string {
-  return `${partitionId(slot)}\n${slot.entry}`;
+function blockedError(seconds: number): DependencyUnavailableError {
+  return new DependencyUnavailableError(
+    'upstream',
+    seconds,
+    'upstream token unavailable (cooling down or call budget spent)',
+  );
 }
 
 function served(token: StoredToken, servedFrom: ServedUpstreamToken['servedFrom']): ServedUpstreamToken {

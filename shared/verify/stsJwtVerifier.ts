@@ -1,6 +1,7 @@
 import {
   createLocalJWKSet,
   createRemoteJWKSet,
+  customFetch,
   errors,
   jwtVerify,
   type JSONWebKeySet,
@@ -8,6 +9,7 @@ import {
   type JWTVerifyGetKey,
 } from 'jose';
 import { StsBaseError } from '../errors.js';
+import { sendOutbound } from '../outbound/outboundRequest.js';
 
 /**
  * Verification of this STS's JWTs in a resource server, through discovery and the JWKS, with `jose`.
@@ -17,6 +19,8 @@ import { StsBaseError } from '../errors.js';
 /** Algorithms the STS signs with (docs/contracts/mixed-reality-sts.md#token, docs/contracts/cognitive-issue-token.md#response); everything else (`none`, `HS256`, …) is refused. */
 const DEFAULT_ALGORITHMS = ['ES256', 'RS256'] as const;
 const DISCOVERY_PATH = '.well-known/openid-configuration';
+/** A discovery document or key set is a few kilobytes; anything far larger is refused. */
+const MAX_DOCUMENT_BYTES = 256 * 1024;
 
 export interface StsJwtVerifierOptions {
   /** The STS's configured issuer, e.g. `https://sts.contoso.com/`; `iss` must equal it exactly. */
@@ -104,6 +108,7 @@ export function createStsJwtVerifier(options: StsJwtVerifierOptions): StsJwtVeri
     timeoutDuration: timeoutMs,
     cooldownDuration: options.cooldownMs ?? 30_000,
     cacheMaxAge: options.cacheMaxAgeMs ?? 600_000,
+    [customFetch]: jwksFetch(timeoutMs),
   };
 
   let keys: JWTVerifyGetKey | undefined = options.jwks
@@ -116,7 +121,8 @@ export function createStsJwtVerifier(options: StsJwtVerifierOptions): StsJwtVeri
   const discoveryUrl = options.discoveryUrl ?? `${options.issuer.replace(/\/?$/, '/')}${DISCOVERY_PATH}`;
   const keySource = (): Promise<JWTVerifyGetKey> => {
     if (keys) return Promise.resolve(keys);
-    // One discovery in flight; a failure is not cached, so the next token retries.
+    // One discovery in flight; a failure is not cached, so the next token retries. Not a cache: the URI found is
+    // kept for good, and the keys are cached by jose's createRemoteJWKSet (this module stands alone for verifiers).
     discovering ??= discoverJwksUri(discoveryUrl, options.issuer, timeoutMs)
       .then((jwksUri) => (keys = createRemoteJWKSet(jwksUri, remoteOptions)))
       .finally(() => {
@@ -179,13 +185,14 @@ function checkTokenKind(payload: JWTPayload, kind: StsTokenKind): void {
 async function discoverJwksUri(discoveryUrl: string, issuer: string, timeoutMs: number): Promise<URL> {
   let document: unknown;
   try {
-    const response = await fetch(discoveryUrl, {
+    const answer = await sendOutbound({
+      url: new URL(discoveryUrl),
       headers: { accept: 'application/json' },
-      redirect: 'manual',
-      signal: AbortSignal.timeout(timeoutMs),
+      timeoutMs,
+      maxResponseBytes: MAX_DOCUMENT_BYTES,
     });
-    if (response.status !== 200) throw new StsDiscoveryError(`Discovery answered ${response.status}`);
-    document = await response.json();
+    if (answer.status !== 200) throw new StsDiscoveryError(`Discovery answered ${answer.status}`);
+    document = JSON.parse(answer.body);
   } catch (error) {
     if (error instanceof StsDiscoveryError) throw error;
     throw new StsDiscoveryError('The discovery document could not be fetched', { cause: error });
@@ -198,4 +205,21 @@ async function discoverJwksUri(discoveryUrl: string, issuer: string, timeoutMs: 
   } catch (error) {
     throw new StsDiscoveryError('The discovery document has an invalid jwks_uri', { cause: error });
   }
+}
+
+/**
+ * jose's key-set fetch, through the one outbound client (no redirect followed, bounded in time and size) instead
+ * of the global `fetch`; jose reads only the status and the JSON body of what it returns.
+ */
+function jwksFetch(timeoutMs: number): (url: string, init: RequestInit) => Promise<Response> {
+  return async (url, init) => {
+    const answer = await sendOutbound({
+      url: new URL(url),
+      headers: Object.fromEntries(new Headers(init.headers)),
+      timeoutMs,
+      maxResponseBytes: MAX_DOCUMENT_BYTES,
+    });
+    const bodiless = answer.status === 204 || answer.status === 205 || answer.status === 304;
+    return new Response(bodiless ? null : answer.body, { status: answer.status });
+  };
 }

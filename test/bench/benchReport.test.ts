@@ -226,7 +226,7 @@ describe('CPU profile summary', () => {
         { id: 1, callFrame: { functionName: '(root)', url: '', lineNumber: -1 }, children: [2, 4] },
         {
           id: 2,
-          callFrame: { functionName: 'handler', url: file('dist/shared/http/stsFunction.js'), lineNumber: 9 },
+          callFrame: { functionName: 'handler', url: file('dist/shared/app/stsFunction.js'), lineNumber: 9 },
           children: [3],
         },
         { id: 3, callFrame: { functionName: 'sign', url: 'node:internal/crypto/sig', lineNumber: 0 } },
@@ -260,7 +260,7 @@ describe('Mixed Reality token by stage', () => {
       nodes: [
         frame(1, '(root)', '', [2, 7, 8]),
         frame(2, 'lane', file('tooling/bench/inProcessChild.ts'), [3]),
-        frame(3, 'serve', file('dist/shared/http/stsFunction.js'), [4]),
+        frame(3, 'serve', file('dist/shared/app/stsFunction.js'), [4]),
         frame(4, 'issueMixedRealityToken', file('dist/shared/flows/mixedRealityToken.js'), [5]),
         frame(5, 'verifyAccountKey', file('dist/shared/credentials/credentialDirectory.js'), [6]),
         frame(6, 'secretDigest', file('dist/shared/security/constantTime.js')),
@@ -294,7 +294,7 @@ describe('WRAP token by stage', () => {
     const profile = {
       nodes: [
         frame(1, '(root)', '', [2]),
-        frame(2, 'serve', file('dist/shared/http/stsFunction.js'), [3, 5]),
+        frame(2, 'serve', file('dist/shared/app/stsFunction.js'), [3, 5]),
         frame(3, 'readBoundedBody', file('dist/shared/http/boundedBody.js'), [4]),
         frame(4, 'read', 'node:internal/webstreams/readablestream'),
         frame(5, 'issueWrapToken', file('dist/shared/flows/wrapToken.js'), [6, 7]),

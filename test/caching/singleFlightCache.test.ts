@@ -113,6 +113,63 @@ describe('SingleFlightCache', () => {
     expect(values.loading('k')).toBe(false);
   });
 
+  it('tells onEvict of each value the bound drops, not of one deleted or dropped on sight past its deadline', async () => {
+    const dropped: string[] = [];
+    const values = new SingleFlightCache<string, string>({
+      maxEntries: 2,
+      now: () => nowMs,
+      onEvict: (key, held) => dropped.push(`${key}=${held.value}`),
+    });
+    await values.get('a', async () => lasting('A'));
+    await values.get('b', async () => lasting('B', 1_000, 1_000));
+    values.delete('a');
+    await values.get('c', async () => lasting('C'));
+    expect(dropped).toEqual([]);
+    await values.get('d', async () => lasting('D'));
+    expect(dropped).toEqual(['b=B']);
+    nowMs += 5_000; // c and d are past their stale deadline
+    expect(values.peek('c')).toBeUndefined(); // seen: dropped on sight, not an eviction
+    await values.get('e', async () => lasting('E'));
+    expect(dropped).toEqual(['b=B']);
+    await values.get('f', async () => lasting('F')); // d, never seen since, is the one the bound drops
+    expect(dropped).toEqual(['b=B', 'd=D']);
+  });
+
+  it('a loaded value already past its stale deadline reaches every caller of the load but is not held', async () => {
+    const values = cache();
+    await values.get('k', async () => lasting('old'));
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const load = countingLoader(async () => {
+      await gate;
+      return { value: 'once', freshUntilMs: 0, staleUntilMs: 0 };
+    });
+    const callers = [values.refresh('k', load), values.refresh('k', load)];
+    release();
+    expect(await Promise.all(callers)).toEqual(['once', 'once']);
+    expect(load.calls).toBe(1);
+    expect(values.peek('k')).toBeUndefined(); // the older value is superseded, not kept beside it
+    expect(values.size).toBe(0);
+  });
+
+  it('settled waits for a load started in the background, and the value is held after', async () => {
+    const values = cache();
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    void values.refresh('k', async () => {
+      await gate;
+      return lasting('bg');
+    });
+    let done = false;
+    const waiting = values.settled().then(() => (done = true));
+    await Promise.resolve();
+    expect(done).toBe(false);
+    release();
+    await waiting;
+    expect(values.peek('k')?.value).toBe('bg');
+    expect(values.loading('k')).toBe(false);
+  });
+
   it('refuses a bound that is not a positive integer', () => {
     expect(() => new SingleFlightCache({ maxEntries: 0 })).toThrow(RangeError);
   });

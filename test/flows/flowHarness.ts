@@ -1,6 +1,6 @@
 import { HttpRequest, InvocationContext, type HttpResponseInit } from '@azure/functions';
 import { loadConfig } from '../../shared/config.js';
-import type { StsFunctionDefinition } from '../../shared/http/stsFunction.js';
+import type { StsFunctionDefinition } from '../../shared/app/stsFunction.js';
 import type { LedgerEntry } from '../../shared/ledger/ledger.js';
 import { createServices, type StsServices } from '../../shared/services.js';
 import { createStsJwtVerifier, type StsJwtClaims, type StsTokenKind } from '../../shared/verify/index.js';

@@ -8,7 +8,7 @@ import { definition as wrapToken } from '../../functions/wrapToken.js';
 import { loadConfig } from '../../shared/config.js';
 import { tokenFlowNames, type TokenFlowName } from '../../shared/flowCatalogue.js';
 import { CredentialDirectory } from '../../shared/credentials/credentialDirectory.js';
-import type { StsFunctionDefinition } from '../../shared/http/stsFunction.js';
+import type { StsFunctionDefinition } from '../../shared/app/stsFunction.js';
 import type { SecretStore } from '../../shared/secrets/secretStore.js';
 import { createServices, type StsServices } from '../../shared/services.js';
 import type { TestCredentials } from '../support/testCredentials.js';

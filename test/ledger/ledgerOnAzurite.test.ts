@@ -20,7 +20,7 @@ import {
   type InProcessRequest,
   type ObservedResponse,
 } from '../flows/flowHarness.js';
-import type { StsFunctionDefinition } from '../../shared/http/stsFunction.js';
+import type { StsFunctionDefinition } from '../../shared/app/stsFunction.js';
 import { startAzuriteFixture, type AzuriteFixture } from '../support/azuriteFixture.js';
 import { readLedgerEntities } from '../support/ledgerTables.js';
 

@@ -7,11 +7,11 @@ import {
   isTimerFunctionLike,
   withoutTestModeWarnings,
 } from '../../tools/localHost/compiledFunctions.js';
-import type { StsTimerDefinition } from '../../shared/ledger/retentionTimer.js';
+import type { StsTimerDefinition } from '../../shared/app/retentionTimer.js';
 import { startLocalHost, type HttpFunctionLike, type LocalHostOptions } from '../../tools/localHost/localHost.js';
 import { ensureLocalTlsCertificate } from '../../tools/localHost/tlsCertificate.js';
 import { loadConfig } from '../../shared/config.js';
-import type { StsFunctionDefinition } from '../../shared/http/stsFunction.js';
+import type { StsFunctionDefinition } from '../../shared/app/stsFunction.js';
 import { createServices, type StsServices } from '../../shared/services.js';
 
 /**

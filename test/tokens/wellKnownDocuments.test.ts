@@ -1,7 +1,7 @@
 import { request } from 'undici';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { flowDeclaration, flowNames, type FlowName } from '../../shared/flowCatalogue.js';
-import type { StsFunctionDefinition } from '../../shared/http/stsFunction.js';
+import type { StsFunctionDefinition } from '../../shared/app/stsFunction.js';
 import { LONGEST_TOKEN_LIFETIME_SECONDS, SigningKeyRing } from '../../shared/tokens/signingKeyRing.js';
 import { createSigningKeyFixture, type SigningKeyFixture } from './signingKeyFixture.js';
 import { startWellKnownServer, type WellKnownServer } from './wellKnownServer.js';

@@ -7,7 +7,7 @@ import { HttpRequest, InvocationContext, type HttpResponseInit } from '@azure/fu
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { loadConfig } from '../../shared/config.js';
 import { DependencyUnavailableError } from '../../shared/errors.js';
-import { defineStsFunction } from '../../shared/http/stsFunction.js';
+import { defineStsFunction } from '../../shared/app/stsFunction.js';
 import { closeServices, createServices, getServices } from '../../shared/services.js';
 
 /** How upstream mode is wired into the services: created lazily, per services instance, closed on shutdown. */

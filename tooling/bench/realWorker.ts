@@ -33,8 +33,16 @@ import { startLoadWorker } from './throughput.js';
 export const REAL_WORKER_TARGET = {
   sts: 'real-worker:mixedReality',
   noop: 'real-worker:noop',
+  floor: 'real-worker:floor',
   stsPaced: 'real-worker:mixedReality:paced',
   noopPaced: 'real-worker:noop:paced',
+  floorPaced: 'real-worker:floor:paced',
+} as const;
+
+const PACED_ID = {
+  [REAL_WORKER_TARGET.sts]: REAL_WORKER_TARGET.stsPaced,
+  [REAL_WORKER_TARGET.noop]: REAL_WORKER_TARGET.noopPaced,
+  [REAL_WORKER_TARGET.floor]: REAL_WORKER_TARGET.floorPaced,
 } as const;
 
 /** Connections of the paced runs, and their rate as a share of the app's own throughput at that count. */
@@ -77,6 +85,52 @@ app.http('noop', {
 });
 `;
 
+/**
+ * The token's floor: what no Mixed Reality token can do without, on the same route with the same HTTP
+ * streaming. One ES256 signature (`node:crypto`, P-256, IEEE P1363) over a header and payload of the app's claim
+ * names and sizes, and the app's answer: the same body and the same eight headers (the no-store set, `MS-CV`,
+ * `Content-Type`, `Content-Length`), which the wire contract fixes. No credential check, no limiter, no ledger, no
+ * telemetry: the app's cost over this floor is its own work; the floor's over the no-op is the token's.
+ */
+const FLOOR_FUNCTION = `import { generateKeyPairSync, randomBytes, randomUUID, sign } from 'node:crypto';
+import azureFunctions from '@azure/functions';
+const { app } = azureFunctions;
+app.setup({ enableHttpStream: true });
+const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+const segment = (value) => Buffer.from(JSON.stringify(value)).toString('base64url');
+const header = segment({ alg: 'ES256', kid: randomBytes(32).toString('base64url').slice(0, 43), typ: 'JWT' });
+app.http('floor', {
+  route: 'accounts/{accountId}/token',
+  methods: ['GET'],
+  authLevel: 'anonymous',
+  handler: async (request) => {
+    const id = request.params.accountId;
+    const now = Math.floor(Date.now() / 1000);
+    const input = header + '.' + segment({
+      aid: id, cai: id, tid: '00000000-0000-0000-0000-000000000000', apr: 'eastus2',
+      iss: 'https://sts.bench.example/', aud: 'https://sts.mixedreality.azure.com', iat: now, nbf: now,
+      exp: now + 86400, jti: randomUUID(),
+    });
+    const signature = sign('sha256', Buffer.from(input), { key: privateKey, dsaEncoding: 'ieee-p1363' });
+    const body = '{"AccessToken":"' + input + '.' + signature.toString('base64url') + '"}';
+    return {
+      status: 200,
+      headers: {
+        'Cache-Control': 'no-store, no-cache',
+        Pragma: 'no-cache',
+        Expires: '-1',
+        'X-Content-Type-Options': 'nosniff',
+        'Strict-Transport-Security': 'max-age=31536000; includeSubDomains',
+        'MS-CV': randomBytes(16).toString('base64').slice(0, 22) + '.0',
+        'Content-Type': 'application/json; charset=utf-8',
+        'Content-Length': String(Buffer.byteLength(body)),
+      },
+      body,
+    };
+  },
+});
+`;
+
 export async function measureRealWorker(
   harness: string,
   plan: BenchPlan,
@@ -96,6 +150,14 @@ export async function measureRealWorker(
     `${JSON.stringify({ name: 'bench-noop', type: 'module', main: 'noop.js' })}\n`,
   );
   await writeFile(join(noopRoot, 'noop.js'), NOOP_FUNCTION);
+  const floorRoot = join(projectRoot, 'bench-results', `.floor-${process.pid}`);
+  await mkdir(floorRoot, { recursive: true });
+  await copyFile(join(projectRoot, 'host.json'), join(floorRoot, 'host.json'));
+  await writeFile(
+    join(floorRoot, 'package.json'),
+    `${JSON.stringify({ name: 'bench-floor', type: 'module', main: 'floor.js' })}\n`,
+  );
+  await writeFile(join(floorRoot, 'floor.js'), FLOOR_FUNCTION);
 
   const hosts: StubHost[] = [];
   const worker = await startLoadWorker(fixtures);
@@ -110,8 +172,11 @@ export async function measureRealWorker(
     hosts.push(sts);
     const noop = await startStubHost(harness, noopRoot, env);
     hosts.push(noop);
+    const floor = await startStubHost(harness, floorRoot, env);
+    hosts.push(floor);
     log(
-      `  real worker ${sts.workerVersion}: app at ${sts.url} (worker pid ${sts.workerPid}), no-op at ${noop.url} (worker pid ${noop.workerPid})`,
+      `  real worker ${sts.workerVersion}: app at ${sts.url} (worker pid ${sts.workerPid}), no-op at ${noop.url} (worker pid ${noop.workerPid}), ` +
+        `signature floor at ${floor.url} (worker pid ${floor.workerPid})`,
     );
     const request = fixtures.requests.mixedRealityToken;
     const targets: LoadTarget[] = [
@@ -129,6 +194,13 @@ export async function measureRealWorker(
         request: { ...request, looksIssued: (body) => body.includes('bench.noop.token') },
         auxiliaryCpuMicros: () => processCpuMicros(noop.stubPid),
       },
+      {
+        id: REAL_WORKER_TARGET.floor,
+        label: 'real worker  signature floor',
+        server: asBenchChild(floor),
+        request: { ...request, looksIssued: (body) => body.startsWith('{"AccessToken":"ey') },
+        auxiliaryCpuMicros: () => processCpuMicros(floor.stubPid),
+      },
     ];
     await verifyTargets(targets);
     const summaries = await runLoadMatrix(worker, targets, plan, log);
@@ -141,7 +213,7 @@ export async function measureRealWorker(
     );
     const pacedTargets = targets.map((target) => ({
       ...target,
-      id: target.id === REAL_WORKER_TARGET.sts ? REAL_WORKER_TARGET.stsPaced : REAL_WORKER_TARGET.noopPaced,
+      id: PACED_ID[target.id as keyof typeof PACED_ID],
       label: `${target.label}, ${pacedRate} req/s`,
     }));
     const paced = await runLoadMatrix(
@@ -154,6 +226,7 @@ export async function measureRealWorker(
   } finally {
     await Promise.all([worker.stop(), ...hosts.map((host) => host.stop())]);
     await rm(noopRoot, { recursive: true, force: true });
+    await rm(floorRoot, { recursive: true, force: true });
   }
 }
 

@@ -449,6 +449,16 @@ export function renderReport(
           `(+${fixed(pacedSts.cpuMicrosPerRequest - pacedNoop.cpuMicrosPerRequest)} µs)`,
       );
     }
+    const pacedFloor = realWorker.paced.find((s) => s.targetId === REAL_WORKER_TARGET.floorPaced);
+    if (pacedSts && pacedNoop && pacedFloor) {
+      // The floor (one signature and the contract's answer) splits the gap: the token's share, and the app's own.
+      out.push(
+        `  same rate: signature floor ÷ no-op = ${times(ratio(pacedFloor.cpuMicrosPerRequest, pacedNoop.cpuMicrosPerRequest))} ` +
+          `(+${fixed(pacedFloor.cpuMicrosPerRequest - pacedNoop.cpuMicrosPerRequest)} µs, the token's own: a signature and the answer the contract fixes); ` +
+          `app ÷ floor = ${times(ratio(pacedSts.cpuMicrosPerRequest, pacedFloor.cpuMicrosPerRequest))} ` +
+          `(+${fixed(pacedSts.cpuMicrosPerRequest - pacedFloor.cpuMicrosPerRequest)} µs, the app's own checks and bookkeeping)`,
+      );
+    }
     for (const connections of [...new Set(realWorker.summaries.map((s) => s.connections))]) {
       const sts = realWorker.summaries.find(
         (s) => s.targetId === REAL_WORKER_TARGET.sts && s.connections === connections,

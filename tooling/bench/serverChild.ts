@@ -29,7 +29,7 @@ async function start(): Promise<{ url: string; close: () => Promise<void> }> {
       definitions,
       port: 0,
       shutdownGraceMs: 1_000,
-      log: hostLog ? (line) => process.stdout.write(`${line}\n`) : () => {},
+      log: hostLog ? (line) => process.stdout.write(`${line}\n`) : false,
     });
   }
   if (kind === 'floor') {
@@ -60,7 +60,7 @@ async function start(): Promise<{ url: string; close: () => Promise<void> }> {
       ],
       port: 0,
       shutdownGraceMs: 1_000,
-      log: hostLog ? (line) => process.stdout.write(`${line}\n`) : () => {},
+      log: hostLog ? (line) => process.stdout.write(`${line}\n`) : false,
     });
   }
   if (kind === 'jose' || kind === 'crypto' || kind === 'swt') {

@@ -79,7 +79,7 @@ const RULES: readonly (readonly [RegExp, RegExp, TokenStage])[] = [
   ],
   [/^(isGuid)$/, /stsFunction\.js$/, 'request parsing (limits, client address, path id, query, key header, scope)'],
   [/./, /\/functions\/[A-Za-z]+\.js$|jwtAnswers\.js$/, 'answer (body)'],
-  [/./, /\/shared\/(http|services|functionsApp)/, 'wrapper (services, per-request view, outcome)'],
+  [/./, /\/shared\/(http|app|services|functionsApp)/, 'wrapper (services, per-request view, outcome)'],
 ];
 
 function stageOf(node: ProfileNode): TokenStage | undefined {

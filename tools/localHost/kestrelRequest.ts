@@ -64,21 +64,21 @@ export function kestrelResponseHeaderName(name: string): string {
   return KESTREL_RESPONSE_HEADER_NAMES.get(name.toLowerCase()) ?? name;
 }
 
-/** The size of the request line as sent: `METHOD target HTTP/x.y` and its CRLF. */
+/**
+ * The size of the request line as sent: `METHOD target HTTP/x.y` and its CRLF. Node reads the head as latin1,
+ * one character per byte, so a length is a byte count.
+ */
 export function requestLineBytes(req: IncomingMessage): number {
-  return Buffer.byteLength(`${req.method ?? ''} ${req.url ?? ''} HTTP/${req.httpVersion}\r\n`, 'latin1');
+  return (req.method ?? '').length + (req.url ?? '').length + req.httpVersion.length + 9;
 }
 
 /** Header fields as sent (repeats counted) and their bytes, each line counted as `name: value` plus CRLF. */
 export function headerFootprint(req: IncomingMessage): { count: number; bytes: number } {
   let bytes = 0;
-  for (let i = 0; i < req.rawHeaders.length; i += 2) {
-    bytes +=
-      Buffer.byteLength(req.rawHeaders[i] ?? '', 'latin1') +
-      Buffer.byteLength(req.rawHeaders[i + 1] ?? '', 'latin1') +
-      4;
-  }
-  return { count: req.rawHeaders.length / 2, bytes };
+  const raw = req.rawHeaders;
+  // Latin1, one character per byte (as for the request line).
+  for (let i = 0; i < raw.length; i += 2) bytes += (raw[i] ?? '').length + (raw[i + 1] ?? '').length + 4;
+  return { count: raw.length / 2, bytes };
 }
 
 /**

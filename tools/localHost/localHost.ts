@@ -4,7 +4,12 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import { format } from 'node:util';
-import azureFunctions, { type Cookie, type HttpHandler, type HttpResponseInit } from '@azure/functions';
+import azureFunctions, {
+  type Cookie,
+  type HttpHandler,
+  type HttpRequestInit,
+  type HttpResponseInit,
+} from '@azure/functions';
 import { redact, redactPath } from '../../shared/logging/redact.js';
 import {
   headerFootprint,
@@ -13,6 +18,7 @@ import {
   removeDotSegments,
   requestLineBytes,
 } from './kestrelRequest.js';
+import { DeferredFetchRequest } from './deferredFetchRequest.js';
 import { hostJsonPath } from './projectPaths.js';
 import { compileRoute, MalformedPathError, splitPath, type CompiledRoute, type RouteParams } from './routeTemplate.js';
 import { ensureLocalTlsCertificate } from './tlsCertificate.js';
@@ -60,8 +66,11 @@ export interface LocalHostOptions {
   requestTimeoutMs?: number;
   /** How long `close()` lets in-flight requests finish before cutting connections; default 10 s. */
   shutdownGraceMs?: number;
-  /** One line per request and every handler log line; default `console.log`. */
-  log?: (line: string) => void;
+  /**
+   * One line per request and every handler log line; default `console.log`. `false`: no log at all, and no
+   * line is built (what a benchmark of the app wants).
+   */
+  log?: ((line: string) => void) | false;
   /** The timers behind `requestTimeoutMs` and `shutdownGraceMs`; default the real ones (tests pass their own). */
   timers?: HostTimers;
 }
@@ -88,6 +97,14 @@ export interface RunningLocalHost {
 // The package is CommonJS bundled so that Node cannot see its class exports by name; take them off the default.
 const { HttpRequest, HttpResponse, InvocationContext } = azureFunctions;
 type HttpResponse = InstanceType<typeof HttpResponse>;
+type HttpRequest = InstanceType<typeof HttpRequest>;
+
+/** Whether this version of `@azure/functions` builds an `HttpRequest` around a given `nativeRequest`. */
+const libraryTakesNativeRequest = ((): boolean => {
+  const probe = new DeferredFetchRequest('http://probe.invalid/p?q=1', 'GET', { 'x-probe': '1' });
+  const request = new HttpRequest({ nativeRequest: probe, params: {} } as HttpRequestInit);
+  return request.url === probe.url && request.headers === probe.headers && request.query.get('q') === '1';
+})();
 
 const DEFAULTS = {
   host: '127.0.0.1',
@@ -144,7 +161,7 @@ export async function startLocalHost(options: LocalHostOptions): Promise<Running
   const shutdownGraceMs = options.shutdownGraceMs ?? DEFAULTS.shutdownGraceMs;
   const homepageDisabled =
     options.homepageDisabled ?? process.env.AzureWebJobsDisableHomepage?.trim().toLowerCase() === 'true';
-  const log = options.log ?? ((line: string) => console.log(line));
+  const log = options.log === false ? () => {} : (options.log ?? ((line: string) => console.log(line)));
   const timers = options.timers ?? REAL_TIMERS;
   const routes = options.definitions.map((definition): Route => ({
     definition,
@@ -165,30 +182,46 @@ export async function startLocalHost(options: LocalHostOptions): Promise<Running
 
   let closing = false;
   const inFlight = new Set<ServerResponse>();
+  // Without a log, no request builds a line nobody reads (the handler's own log calls included).
+  const logOn = options.log !== false;
+  const silentLogHandler = (): void => {};
+  const forget = function (this: ServerResponse): void {
+    inFlight.delete(this);
+    if (closing) server.closeIdleConnections();
+  };
 
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
-    const started = performance.now();
     const requestId = randomUUID();
     inFlight.add(res);
-    res.on('close', () => {
-      inFlight.delete(res);
-      const path = (req.url ?? '').split('?')[0] ?? '';
-      log(
-        `${req.method ?? '-'} ${redactPath(path)} ${res.statusCode} ${Math.round(performance.now() - started)}ms ${requestId}`,
-      );
-      if (closing) server.closeIdleConnections();
-    });
+    if (logOn) {
+      const started = performance.now();
+      res.on('close', () => {
+        const path = (req.url ?? '').split('?')[0] ?? '';
+        log(
+          `${req.method ?? '-'} ${redactPath(path)} ${res.statusCode} ${Math.round(performance.now() - started)}ms ${requestId}`,
+        );
+      });
+    }
+    res.on('close', forget);
     if (closing) res.setHeader('Connection', 'close');
-    serve(req, res, requestId).catch((error: unknown) => {
+    try {
+      serve(req, res, requestId)?.catch((error: unknown) => failed(req, res, requestId, error));
+    } catch (error) {
+      failed(req, res, requestId, error);
+    }
+  };
+
+  const failed = (req: IncomingMessage, res: ServerResponse, requestId: string, error: unknown): void => {
+    if (logOn)
       log(
         `local host: request ${requestId} failed: ${redact(error instanceof Error ? error.message : String(error), 1_000)}`,
       );
-      if (!res.headersSent) writeHostAnswer(req, res, { status: 500 });
-      else res.destroy();
-    });
+    if (!res.headersSent) writeHostAnswer(req, res, { status: 500 });
+    else res.destroy();
   };
 
-  const serve = async (req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> => {
+  /** Answers one request; returns a promise only when it has to wait (for the body or the handler). */
+  const serve = (req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> | undefined => {
     const target = req.url ?? '/';
     if (requestLineBytes(req) > limits.maxRequestLineBytes) return writeHostAnswer(req, res, { status: 414 });
     const headers = headerFootprint(req);
@@ -201,9 +234,10 @@ export async function startLocalHost(options: LocalHostOptions): Promise<Running
     const query = queryStart === -1 ? '' : target.slice(queryStart);
     let found: { route: Route; params: RouteParams } | undefined;
     try {
+      const segments = splitPath(path);
       for (const route of routes) {
         if (!route.methods.has(req.method ?? '')) continue;
-        const params = route.compiled.match(splitPath(path));
+        const params = route.compiled.match(segments);
         if (params) {
           found = { route, params };
           break;
@@ -219,46 +253,73 @@ export async function startLocalHost(options: LocalHostOptions): Promise<Running
         return writeHostAnswer(req, res, homepageDisabled ? { status: 204 } : { status: 200, html: HOMEPAGE_HTML });
       return writeHostAnswer(req, res, { status: 404 });
     }
+    const { route, params } = found;
+    const invoke = (body: Buffer): Promise<void> | undefined =>
+      invokeHandler(req, res, requestId, route, params, path + query, body);
+    // A request framed without a body (no Transfer-Encoding, no Content-Length above 0) has nothing to wait for.
+    if (!hasBody(req)) return invoke(EMPTY_BODY);
+    return readBoundedBody(req, limits.maxBodyBytes).then(
+      (body) => (body === 'too large' ? writeHostAnswer(req, res, { status: 413 }) : invoke(body)),
+      () => {
+        // The client aborted, or framed the body so badly that Node gave up on it: a client error, not ours.
+        if (logOn) log(`local host: request ${requestId}: the request body could not be read`);
+        if (!res.headersSent && req.socket.writable) return writeHostAnswer(req, res, { status: 400 });
+        res.destroy();
+      },
+    );
+  };
 
-    let body: Buffer | 'too large';
-    try {
-      body = await readBoundedBody(req, limits.maxBodyBytes);
-    } catch {
-      // The client aborted, or framed the body so badly that Node gave up on it: a client error, not ours.
-      log(`local host: request ${requestId}: the request body could not be read`);
-      if (!res.headersSent && req.socket.writable) return writeHostAnswer(req, res, { status: 400 });
-      res.destroy();
-      return;
-    }
-    if (body === 'too large') {
-      return writeHostAnswer(req, res, { status: 413 });
-    }
-
-    const { definition } = found.route;
-    const request = new HttpRequest({
-      method: req.method ?? 'GET',
-      url: `${scheme}://${authorityOf(req, server)}${path}${query}`,
-      headers: handlerHeaders(req, scheme),
-      params: found.params,
-      body: { bytes: body },
-    });
+  const invokeHandler = (
+    req: IncomingMessage,
+    res: ServerResponse,
+    requestId: string,
+    route: Route,
+    params: RouteParams,
+    pathAndQuery: string,
+    body: Buffer,
+  ): Promise<void> | undefined => {
+    const { definition } = route;
+    const method = req.method ?? 'GET';
+    const url = new URL(`${scheme}://${authorityOf(req, server)}${pathAndQuery}`).href;
+    const request = handlerRequest(url, method, handlerHeaders(req, scheme), body, params);
     const context = new InvocationContext({
       invocationId: requestId,
       functionName: definition.name,
-      logHandler: (level, ...args) =>
-        log(`[${level}] ${definition.name} ${requestId} ${redact(format(...args), 1_000)}`),
+      logHandler: logOn
+        ? (level, ...args) => log(`[${level}] ${definition.name} ${requestId} ${redact(format(...args), 1_000)}`)
+        : silentLogHandler,
     });
 
-    const result = await withTimeout(
-      Promise.resolve(definition.handler(request, context)),
-      limits.requestTimeoutMs,
-      timers,
-    );
-    if (result === 'timed out') {
-      log(`local host: ${definition.name} ${requestId} did not answer within ${limits.requestTimeoutMs} ms`);
-      return writeHostAnswer(req, res, { status: 500 });
+    let pending: Promise<HttpResponseInit | HttpResponse | void>;
+    try {
+      pending = Promise.resolve(definition.handler(request, context));
+    } catch (error) {
+      // A handler that throws before returning its promise is answered as one that rejects.
+      // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- rethrown as it was thrown
+      pending = Promise.reject(error);
     }
-    await writeHandlerResponse(res, result ?? {});
+    // As the real host's functionTimeout: past it, an empty 500, whatever the handler does later.
+    let answered = false;
+    const timer = timers.setTimeout(() => {
+      if (answered) return;
+      answered = true;
+      if (logOn) log(`local host: ${definition.name} ${requestId} did not answer within ${limits.requestTimeoutMs} ms`);
+      writeHostAnswer(req, res, { status: 500 });
+    }, limits.requestTimeoutMs);
+    return pending.then(
+      (result) => {
+        if (answered) return;
+        answered = true;
+        timers.clearTimeout(timer);
+        return writeHandlerResponse(res, result ?? {});
+      },
+      (error: unknown) => {
+        if (answered) return;
+        answered = true;
+        timers.clearTimeout(timer);
+        throw error;
+      },
+    );
   };
 
   const server: Server = tls
@@ -317,20 +378,46 @@ export async function startLocalHost(options: LocalHostOptions): Promise<Running
 }
 
 /**
+ * The handler's `HttpRequest`. A GET or HEAD is built as the library's own streaming path builds it in the real
+ * worker: around a fetch request (`nativeRequest`, here a {@link DeferredFetchRequest}) with the route's
+ * `params`, the query read from the URL. `nativeRequest` is an init field the library leaves out of its public
+ * type, hence the cast; {@link libraryTakesNativeRequest} checks once that this version honours it. Any other
+ * request (its body is read anyway), or any request under a library that does not honour it, is built from a
+ * plain init with the body's bytes.
+ */
+function handlerRequest(
+  url: string,
+  method: string,
+  headers: Record<string, string>,
+  body: Buffer,
+  params: RouteParams,
+): HttpRequest {
+  if (!libraryTakesNativeRequest || (method !== 'GET' && method !== 'HEAD'))
+    return new HttpRequest({ method, url, headers, params, body: { bytes: body } });
+  return new HttpRequest({ nativeRequest: new DeferredFetchRequest(url, method, headers), params } as HttpRequestInit);
+}
+
+/**
  * The request headers as the Functions host hands them over: one value per name, repeated fields joined
  * with ", " (so two `Authorization` headers reach the flow as one malformed value and are refused there, in
  * the flow's own shape, as in Azure). As the host's streaming proxy does, `X-Forwarded-For` is set (not
  * appended) to the socket address, and `X-Forwarded-Proto` and `X-Forwarded-Host` to what this host saw.
  */
 function handlerHeaders(req: IncomingMessage, scheme: string): Record<string, string> {
-  const headers: Record<string, string> = {};
-  for (const [name, values] of Object.entries(req.headersDistinct)) {
-    if (values) headers[name] = values.join(name === 'cookie' ? '; ' : ', ');
+  // No prototype: a field named `constructor` or `__proto__` is a header like any other.
+  const headers = Object.create(null) as Record<string, string>;
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = (raw[i] as string).toLowerCase();
+    const value = raw[i + 1] as string;
+    const previous = headers[name];
+    headers[name] = previous === undefined ? value : `${previous}${name === 'cookie' ? '; ' : ', '}${value}`;
   }
   const remote = req.socket.remoteAddress ?? '';
   headers['x-forwarded-for'] = remote.startsWith('::ffff:') && remote.includes('.') ? remote.slice(7) : remote;
   headers['x-forwarded-proto'] = scheme;
-  if (req.headers.host) headers['x-forwarded-host'] = req.headers.host;
+  const host = req.headers.host;
+  if (host) headers['x-forwarded-host'] = host;
   else delete headers['x-forwarded-host'];
   return headers;
 }
@@ -338,17 +425,28 @@ function handlerHeaders(req: IncomingMessage, scheme: string): Record<string, st
 /** The Host header when it is a plausible authority, else the listening address (never trust it blindly). */
 function authorityOf(req: IncomingMessage, server: Server): string {
   const host = req.headers.host;
-  // The pattern alone lets through ports above 65535 and malformed IPv6 literals, which no URL accepts.
-  if (
-    host &&
-    /^[A-Za-z0-9.-]+(?::\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](?::\d{1,5})?$/.test(host) &&
-    URL.canParse(`http://${host}/`)
-  )
-    return host;
+  if (host && isPlausibleAuthority(host)) return host;
   const address = server.address();
   if (!address || typeof address === 'string') return 'localhost';
   return address.family === 'IPv6' ? `[${address.address}]:${address.port}` : `${address.address}:${address.port}`;
 }
+
+/** Host headers already judged (a client sends the same one on every request); bounded, emptied when full. */
+const judgedAuthorities = new Map<string, boolean>();
+
+function isPlausibleAuthority(host: string): boolean {
+  let plausible = judgedAuthorities.get(host);
+  if (plausible === undefined) {
+    // The pattern alone lets through ports above 65535 and malformed IPv6 literals, which no URL accepts.
+    plausible =
+      /^[A-Za-z0-9.-]+(?::\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](?::\d{1,5})?$/.test(host) && URL.canParse(`http://${host}/`);
+    if (judgedAuthorities.size >= 256) judgedAuthorities.clear();
+    judgedAuthorities.set(host, plausible);
+  }
+  return plausible;
+}
+
+const EMPTY_BODY = Buffer.alloc(0);
 
 /**
  * Reads the body, never buffering more than `maxBytes`: the declared Content-Length is checked first, then
@@ -389,7 +487,7 @@ function readBoundedBody(req: IncomingMessage, maxBytes: number): Promise<Buffer
  * An answer of the host itself, as Kestrel writes it: status and `Content-Length`, no other header, and no body
  * except the homepage's.
  */
-function writeHostAnswer(req: IncomingMessage, res: ServerResponse, answer: HostAnswer): void {
+function writeHostAnswer(req: IncomingMessage, res: ServerResponse, answer: HostAnswer): undefined {
   const body = answer.html === undefined ? Buffer.alloc(0) : Buffer.from(answer.html, 'utf8');
   const headers: Record<string, string | number> = {};
   // Kestrel frames a HEAD answer without a length, and a 204 has none.
@@ -401,6 +499,7 @@ function writeHostAnswer(req: IncomingMessage, res: ServerResponse, answer: Host
   res.writeHead(answer.status, headers);
   res.end(req.method === 'HEAD' ? undefined : body);
   if (bodyPending) drainThenClose(req);
+  return undefined;
 }
 
 function hasBody(req: IncomingMessage): boolean {
@@ -428,15 +527,21 @@ function drainThenClose(req: IncomingMessage): void {
  * init is written directly, exactly as `new HttpResponse(init)` would render it (see {@link plainResponse});
  * anything else goes through `HttpResponse`.
  */
-async function writeHandlerResponse(res: ServerResponse, result: HttpResponseInit | HttpResponse): Promise<void> {
+function writeHandlerResponse(res: ServerResponse, result: HttpResponseInit | HttpResponse): Promise<void> | undefined {
   const plain = result instanceof HttpResponse ? undefined : plainResponse(result);
-  if (plain) {
-    res.statusCode = plain.status;
-    for (const [name, value] of plain.headers) res.setHeader(kestrelResponseHeaderName(name), value);
-    if (!UNSIZED_STATUSES.has(plain.status)) res.setHeader('Content-Length', plain.body.length);
-    res.end(plain.body);
-    return;
-  }
+  if (!plain) return writeResponse(res, result);
+  // Flat name/value pairs in one writeHead: the same head as setHeader for each, in the same order.
+  const { fields, body } = plain;
+  if (!UNSIZED_STATUSES.has(plain.status))
+    fields.push('Content-Length', String(typeof body === 'string' ? Buffer.byteLength(body, 'utf8') : body.length));
+  res.writeHead(plain.status, fields);
+  // A string body goes out in one write with the head (Node joins them), UTF-8; the head is ASCII then.
+  res.end(body);
+  return undefined;
+}
+
+/** Writes any handler answer through `HttpResponse` (the general path of {@link writeHandlerResponse}). */
+async function writeResponse(res: ServerResponse, result: HttpResponseInit | HttpResponse): Promise<void> {
   const response = result instanceof HttpResponse ? result : new HttpResponse(result);
   const body = Buffer.from(await response.arrayBuffer());
   res.statusCode = response.status;
@@ -455,6 +560,32 @@ const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const UNSIZED_STATUSES = new Set([204, 304]);
 const NULL_BODY_STATUSES = new Set([204, 205, 304]);
 
+/** A valid response header name: lower-cased (as `Headers` keeps it) and as Kestrel writes it. */
+interface ResponseHeaderName {
+  readonly lower: string;
+  readonly wire: string;
+}
+
+/** Names handlers answer with, judged once each (a handful in practice); bounded, emptied when full. */
+const judgedHeaderNames = new Map<string, ResponseHeaderName | null>();
+
+function responseHeaderName(name: string): ResponseHeaderName | null {
+  let judged = judgedHeaderNames.get(name);
+  if (judged === undefined) {
+    const lower = name.toLowerCase();
+    judged = HEADER_NAME.test(name) ? { lower, wire: kestrelResponseHeaderName(lower) } : null;
+    if (judgedHeaderNames.size >= 256) judgedHeaderNames.clear();
+    judgedHeaderNames.set(name, judged);
+  }
+  return judged;
+}
+
+/** A header value of printable ASCII (and tabs) only: nothing to refuse, nothing that latin1 and UTF-8 write apart. */
+const PRINTABLE_ASCII = /^[\t\x20-\x7e]*$/;
+
+/** HTTP whitespace that `Headers` trims off both ends of a value. */
+const isHttpWhitespace = (code: number): boolean => code === 0x20 || code === 0x09 || code === 0x0a || code === 0x0d;
+
 /**
  * What `new HttpResponse(init)` (a fetch `Response`) makes of a plain init, without building one: it costs a
  * web stream per response, a quarter of this host's own CPU per request (measured with `npm run bench`).
@@ -463,10 +594,13 @@ const NULL_BODY_STATUSES = new Set([204, 205, 304]);
  * of HTTP whitespace, repeated names joined with ", ", `text/plain;charset=UTF-8` for a string body without a
  * Content-Type, no body for 204/205/304, Content-Length and Transfer-Encoding left to the host. Anything
  * `Response` would refuse (a bad name or value) is left to it too: undefined means "take the general path".
+ * `fields` are the headers to write, flat (name, value, name, value…), names as Kestrel writes them. A string
+ * body stays a string when every header value is printable ASCII (head and body can then go out as one UTF-8
+ * write, byte for byte what a latin1 head and a UTF-8 body make).
  */
 function plainResponse(
   init: HttpResponseInit,
-): { status: number; headers: [string, string][]; body: Buffer } | undefined {
+): { status: number; fields: string[]; body: Buffer | string } | undefined {
   const { status = 200, headers, body, cookies } = init;
   const jsonBody: unknown = init.jsonBody;
   if (jsonBody !== undefined || (cookies !== undefined && cookies.length > 0)) return undefined;
@@ -479,25 +613,44 @@ function plainResponse(
   }
   if (!(body === undefined || body === null || typeof body === 'string' || body instanceof Uint8Array))
     return undefined;
-  const merged = new Map<string, string>();
+  const merged: { name: ResponseHeaderName; value: string }[] = [];
+  let hasContentType = false;
+  let asciiHead = true;
   for (const [name, value] of Object.entries((headers ?? {}) as Record<string, unknown>)) {
-    if (typeof value !== 'string' || !HEADER_NAME.test(name)) return undefined;
-    const lower = name.toLowerCase();
-    if (lower === 'set-cookie') return undefined;
-    const trimmed = value.replace(/^[\t\n\r ]+|[\t\n\r ]+$/g, '');
-    if (/[\0\r\n]/.test(trimmed)) return undefined;
-    const previous = merged.get(lower);
-    merged.set(lower, previous === undefined ? trimmed : `${previous}, ${trimmed}`);
+    if (typeof value !== 'string') return undefined;
+    const known = responseHeaderName(name);
+    if (known === null || known.lower === 'set-cookie') return undefined;
+    const trimmed =
+      value.length > 0 &&
+      (isHttpWhitespace(value.charCodeAt(0)) || isHttpWhitespace(value.charCodeAt(value.length - 1)))
+        ? value.replace(/^[\t\n\r ]+|[\t\n\r ]+$/g, '')
+        : value;
+    if (!PRINTABLE_ASCII.test(trimmed)) {
+      if (/[\0\r\n]/.test(trimmed)) return undefined;
+      asciiHead = false;
+    }
+    if (known.lower === 'content-length' || known.lower === 'transfer-encoding') continue;
+    if (known.lower === 'content-type') hasContentType = true;
+    const previous = merged.find((field) => field.name.lower === known.lower);
+    if (previous) previous.value = `${previous.value}, ${trimmed}`;
+    else merged.push({ name: known, value: trimmed });
   }
   const noBody = NULL_BODY_STATUSES.has(status) || body === undefined || body === null;
-  if (!noBody && typeof body === 'string' && !merged.has('content-type'))
-    merged.set('content-type', 'text/plain;charset=UTF-8');
-  merged.delete('content-length');
-  merged.delete('transfer-encoding');
+  if (!noBody && typeof body === 'string' && !hasContentType)
+    merged.push({ name: responseHeaderName('content-type') as ResponseHeaderName, value: 'text/plain;charset=UTF-8' });
+  merged.sort((a, b) => (a.name.lower < b.name.lower ? -1 : a.name.lower > b.name.lower ? 1 : 0));
+  const fields: string[] = [];
+  for (const { name, value } of merged) fields.push(name.wire, value);
   return {
     status,
-    headers: [...merged.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
-    body: noBody ? Buffer.alloc(0) : typeof body === 'string' ? Buffer.from(body, 'utf8') : Buffer.from(body),
+    fields,
+    body: noBody
+      ? EMPTY_BODY
+      : typeof body === 'string'
+        ? asciiHead
+          ? body
+          : Buffer.from(body, 'utf8')
+        : Buffer.from(body),
   };
 }
 
@@ -511,18 +664,6 @@ function serializeCookie(cookie: Cookie): string {
   if (cookie.httpOnly) parts.push('HttpOnly');
   if (cookie.sameSite) parts.push(`SameSite=${cookie.sameSite}`);
   return parts.join('; ');
-}
-
-async function withTimeout<T>(work: Promise<T>, ms: number, timers: HostTimers): Promise<T | 'timed out'> {
-  let timer: unknown;
-  const timeout = new Promise<'timed out'>((resolve) => {
-    timer = timers.setTimeout(() => resolve('timed out'), ms);
-  });
-  try {
-    return await Promise.race([work, timeout]);
-  } finally {
-    timers.clearTimeout(timer);
-  }
 }
 
 interface HostJsonSettings {

@@ -79,8 +79,9 @@ export function compileRoute(template: string, routePrefix: string): CompiledRou
  * (`/WRAPv0.9/` reaches `WRAPv0.9`).
  */
 export function splitPath(path: string): string[] {
-  const trimmed = path.replace(/^\//, '').replace(/\/$/, '');
-  return trimmed === '' ? [] : trimmed.split('/');
+  const start = path.startsWith('/') ? 1 : 0;
+  const end = path.length > start && path.endsWith('/') ? path.length - 1 : path.length;
+  return end <= start ? [] : path.slice(start, end).split('/');
 }
 
 function parseSegment(text: string): Segment {
@@ -94,6 +95,7 @@ function parseSegment(text: string): Segment {
 }
 
 function decodeSegment(raw: string): string {
+  if (!raw.includes('%')) return raw;
   try {
     return decodeURIComponent(raw);
   } catch {

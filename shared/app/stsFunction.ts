@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { HttpHandler, HttpMethod, HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import { registerAppLifecycle } from '../appLifecycle.js';
 import { DependencyUnavailableError, serviceUnavailable, StsError } from '../errors.js';
 import { flowDeclaration, type CorrelationHeader, type FlowName } from '../flowCatalogue.js';
-import type { LedgerEntry } from '../ledger/ledger.js';
+import type { IssuanceFacts, LedgerEntry } from '../ledger/ledger.js';
 import { describeError } from '../logging/redact.js';
 import { ipKey } from '../security/failedAttemptLimiter.js';
 import { refusalAfterLimits } from '../security/refusalAfterLimits.js';
@@ -15,11 +16,11 @@ import {
   telemetryAddress,
   type RequestFacts,
 } from '../telemetry/requestTelemetry.js';
-import { readBoundedBody } from './boundedBody.js';
-import { clientAddressOf } from './clientAddress.js';
-import { corsResponseHeaders, optionsAnswer } from './cors.js';
-import { renderError } from './errorShapes.js';
-import { newCorrelationVector, securityHeaders } from './responseHeaders.js';
+import { readBoundedBody } from '../http/boundedBody.js';
+import { clientAddressOf } from '../http/clientAddress.js';
+import { corsResponseHeaders, optionsAnswer } from '../http/cors.js';
+import { renderError } from '../http/errorShapes.js';
+import { newCorrelationVector, securityHeaders } from '../http/responseHeaders.js';
 
 /** What a function file exports: the same object it registers with `app.http(...)`. */
 export interface StsFunctionDefinition {
@@ -56,7 +57,7 @@ export interface FlowInvocation {
 /** A flow's answer: the response, and what the ledger records about the token it carries. */
 export interface FlowOutcome {
   readonly response: HttpResponseInit;
-  readonly issuance?: Omit<LedgerEntry, 'time' | 'flow' | 'outcome' | 'status' | 'requestId' | 'clientIp'>;
+  readonly issuance?: IssuanceFacts;
 }
 
 /**
@@ -244,16 +245,14 @@ const REFUSAL_RECORD_WAIT_MS = 500;
 
 async function recordBestEffort(services: StsServices, context: InvocationContext, entry: LedgerEntry): Promise<void> {
   // A refusal is answered even when the ledger is down or slow: refusing to refuse would help an attacker,
-  // and a dead table must not turn every 401 into a multi-second wait.
-  const write = services.ledger.record(entry).catch((error: unknown) => {
-    context.warn(`ledger: refusal not recorded: ${describeError(error)}`);
-  });
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<void>((resolve) => {
-    timer = setTimeout(resolve, REFUSAL_RECORD_WAIT_MS);
-  });
-  await Promise.race([write, timeout]);
-  clearTimeout(timer);
+  // and a dead table must not turn every 401 into a multi-second wait. The wait ends at the write's end or
+  // after REFUSAL_RECORD_WAIT_MS, whichever is first; only the wait stops, never the write.
+  const written = new AbortController();
+  void services.ledger
+    .record(entry)
+    .catch((error: unknown) => context.warn(`ledger: refusal not recorded: ${describeError(error)}`))
+    .finally(() => written.abort());
+  await sleep(REFUSAL_RECORD_WAIT_MS, undefined, { signal: written.signal }).catch(() => undefined);
 }
 
 const BODILESS_STATUSES = new Set([204, 205, 304]);

@@ -3,8 +3,8 @@ import { registerAppLifecycle } from '../appLifecycle.js';
 import { describeError } from '../logging/redact.js';
 import { getAzureCredential } from '../secrets/azureCredential.js';
 import { getServices, type StsServices } from '../services.js';
-import { runLedgerRetention, type RetentionRunResult } from './ledgerRetention.js';
-import { openLedgerTableService, type LedgerTableService } from './ledgerTableService.js';
+import { runLedgerRetention, type RetentionRunResult } from '../ledger/ledgerRetention.js';
+import { openLedgerTableService, type LedgerTableService } from '../ledger/ledgerTableService.js';
 
 /**
  * When retention runs: second 0 of minute 7 of every hour (NCRONTAB, UTC). Hourly, because each table holds one
