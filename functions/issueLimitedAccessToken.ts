@@ -1,7 +1,7 @@
 import { app } from '../shared/functionsApp.js';
 import { issueLimitedAccessToken } from '../shared/flows/issueLimitedAccessToken.js';
 import { bareJwtResponse, jwtIssuanceFacts } from '../shared/http/jwtAnswers.js';
-import { queryParameterValues } from '../shared/http/queryParameters.js';
+import { queryParameterValueLists } from '../shared/http/queryParameters.js';
 import { defineStsFunction } from '../shared/app/stsFunction.js';
 
 /**
@@ -11,13 +11,14 @@ import { defineStsFunction } from '../shared/app/stsFunction.js';
 export const definition = defineStsFunction({
   name: 'issueLimitedAccessToken',
   handle: async ({ request, services, now, readBody, requestId }) => {
+    const query = queryParameterValueLists(request.url, ['Subscription-Key', 'resource', 'expiredTime']);
     const result = await issueLimitedAccessToken(
       {
         header: request.headers.get('ocp-apim-subscription-key'),
-        queryValues: queryParameterValues(request.url, 'Subscription-Key'),
+        queryValues: query['Subscription-Key'],
         authorization: request.headers.get('authorization'),
-        resourceValues: queryParameterValues(request.url, 'resource'),
-        expiredTimeValues: queryParameterValues(request.url, 'expiredTime'),
+        resourceValues: query.resource,
+        expiredTimeValues: query.expiredTime,
         readBody,
         now,
         requestId,

@@ -1,7 +1,7 @@
 import { app } from '../shared/functionsApp.js';
 import { issueCognitiveToken } from '../shared/flows/issueToken.js';
 import { bareJwtResponse, jwtIssuanceFacts } from '../shared/http/jwtAnswers.js';
-import { queryParameterValues } from '../shared/http/queryParameters.js';
+import { queryParameterValueLists } from '../shared/http/queryParameters.js';
 import { defineStsFunction } from '../shared/app/stsFunction.js';
 
 /**
@@ -12,13 +12,14 @@ import { defineStsFunction } from '../shared/app/stsFunction.js';
 export const definition = defineStsFunction({
   name: 'issueToken',
   handle: async ({ request, services, now, readBody, requestId }) => {
+    const query = queryParameterValueLists(request.url, ['Subscription-Key', 'resource']);
     await readBody();
     const result = await issueCognitiveToken(
       {
         header: request.headers.get('ocp-apim-subscription-key'),
-        queryValues: queryParameterValues(request.url, 'Subscription-Key'),
+        queryValues: query['Subscription-Key'],
         authorization: request.headers.get('authorization'),
-        resourceValues: queryParameterValues(request.url, 'resource'),
+        resourceValues: query.resource,
         now,
         requestId,
       },

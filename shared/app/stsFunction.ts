@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { HttpHandler, HttpMethod, HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import { registerAppLifecycle } from '../appLifecycle.js';
-import { DependencyUnavailableError, payloadTooLarge, serviceUnavailable, StsError } from '../errors.js';
+import { DependencyUnavailableError, serviceUnavailable, StsError } from '../errors.js';
 import { flowDeclaration, type CorrelationHeader, type FlowName } from '../flowCatalogue.js';
 import type { IssuanceFacts, LedgerEntry } from '../ledger/ledger.js';
 import { describeError } from '../logging/redact.js';
@@ -16,6 +16,7 @@ import {
   telemetryAddress,
   type RequestFacts,
 } from '../telemetry/requestTelemetry.js';
+import { readBoundedBody } from '../http/boundedBody.js';
 import { clientAddressOf } from '../http/clientAddress.js';
 import { corsResponseHeaders, optionsAnswer } from '../http/cors.js';
 import { renderError } from '../http/errorShapes.js';
@@ -252,32 +253,6 @@ async function recordBestEffort(services: StsServices, context: InvocationContex
     .catch((error: unknown) => context.warn(`ledger: refusal not recorded: ${describeError(error)}`))
     .finally(() => written.abort());
   await sleep(REFUSAL_RECORD_WAIT_MS, undefined, { signal: written.signal }).catch(() => undefined);
-}
-
-/**
- * Reads at most `maxBytes` of the body, sized or chunked alike: a declared Content-Length beyond the limit is
- * refused before reading, and a stream is cut off (and cancelled) as soon as it passes the limit, so an endless
- * chunked body never fills memory. Under HTTP streaming `request.body` is the live request stream.
- */
-async function readBoundedBody(request: HttpRequest, maxBytes: number): Promise<Buffer> {
-  const declared = Number(request.headers.get('content-length') ?? '0');
-  if (Number.isFinite(declared) && declared > maxBytes) throw payloadTooLarge(maxBytes);
-  const stream = request.body;
-  if (!stream) return Buffer.alloc(0);
-  const reader: ReadableStreamDefaultReader<Uint8Array> = stream.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > maxBytes) {
-      reader.cancel().catch(() => {});
-      throw payloadTooLarge(maxBytes);
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks, total);
 }
 
 const BODILESS_STATUSES = new Set([204, 205, 304]);

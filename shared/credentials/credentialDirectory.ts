@@ -73,21 +73,23 @@ export class CredentialDirectory {
   }
 
   /** The account's record as stored (Entra callers present no key; the flow checks its allowed principals). */
-  async mixedRealityAccount(accountId: string): Promise<MixedRealityAccount | undefined> {
+  mixedRealityAccount(accountId: string): Promise<MixedRealityAccount | undefined> {
     return this.read(vaultLayout.mixedRealityAccount(accountId), 'mixedRealityAccount');
   }
 
   /** The resource's record as stored (Entra callers name the resource and present no key; the flow checks its principals). */
-  async cognitiveResource(name: string): Promise<CognitiveResource | undefined> {
+  cognitiveResource(name: string): Promise<CognitiveResource | undefined> {
     return this.read(vaultLayout.cognitiveResource(name), 'cognitiveResource');
   }
 
   /** Cognitive keys arrive alone: the key's digest names the index entry, which names the resource. */
   async verifySubscriptionKey(presentedKey: string): Promise<Verification<CognitiveResource>> {
-    const index = await this.read(vaultLayout.cognitiveKeyIndex(presentedKey), 'cognitiveKeyIndex');
+    // One SHA-256 of the key both names the index entry and is what the constant-time comparison compares.
+    const presentedDigest = secretDigest(presentedKey);
+    const index = await this.read(vaultLayout.cognitiveKeyIndexOfDigest(presentedDigest), 'cognitiveKeyIndex');
     if (!index) return { ok: false, reason: 'unknown_credential' };
     const record = await this.read(vaultLayout.cognitiveResource(index.resource), 'cognitiveResource');
-    return verify(record, presentedKey);
+    return verify(record, presentedKey, presentedDigest);
   }
 
   async verifyWrapIssuer(
@@ -101,7 +103,8 @@ export class CredentialDirectory {
     return verify(matches ? record : undefined, presentedKey);
   }
 
-  async wrapNamespace(namespace: string): Promise<WrapNamespace | undefined> {
+  // Pass-throughs return the read's own promise: no async frame of their own on the warm path.
+  wrapNamespace(namespace: string): Promise<WrapNamespace | undefined> {
     return this.read(vaultLayout.wrapNamespace(namespace), 'wrapNamespace');
   }
 
@@ -126,10 +129,11 @@ export class CredentialDirectory {
 function verify<T extends { readonly keys: readonly [string, string]; readonly enabled: boolean }>(
   record: T | undefined,
   presentedKey: string,
+  presentedDigest?: Buffer,
 ): Verification<T> {
   if (!record) return { ok: false, reason: 'unknown_credential' };
   const keyDigests = keyDigestsOf.get(record) ?? [secretDigest(record.keys[0]), secretDigest(record.keys[1])];
-  const keySlot = matchKeyDigestSlot(secretDigest(presentedKey), keyDigests);
+  const keySlot = matchKeyDigestSlot(presentedDigest ?? secretDigest(presentedKey), keyDigests);
   if (keySlot === undefined) return { ok: false, reason: 'wrong_key' };
   if (!record.enabled) return { ok: false, reason: 'credential_disabled' };
   return { ok: true, credential: { record, keySlot } };

@@ -21,6 +21,8 @@ export const vaultLayout = {
   signingKey: 'sts-signing-key',
   mixedRealityAccount: (accountId: string): string => `mr-account-${accountId.toLowerCase()}`,
   cognitiveKeyIndex: (key: string): string => `cs-key-${sha256Hex(key)}`,
+  /** {@link vaultLayout.cognitiveKeyIndex} from the key's SHA-256 (UTF-8) already computed, e.g. for its comparison. */
+  cognitiveKeyIndexOfDigest: (keyDigest: Buffer): string => `cs-key-${keyDigest.toString('hex')}`,
   cognitiveResource: (name: string): string => `cs-resource-${name.toLowerCase()}`,
   wrapIssuer: (namespace: string, issuerName: string): string =>
     `wrap-issuer-${sha256Hex(`${namespace.toLowerCase()}\n${issuerName}`).slice(0, 48)}`,

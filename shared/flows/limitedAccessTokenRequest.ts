@@ -44,6 +44,12 @@ export function parseExpiredTime(values: readonly string[]): number {
   return seconds;
 }
 
+/**
+ * Strict UTF-8 (a byte that is not UTF-8 throws), a leading BOM dropped. One decoder serves every request: a
+ * decode without `stream` starts from a clean state each time.
+ */
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
+
 /** The body of a limited-access-token request, validated. */
 export interface LimitedAccessTokenBody {
   /** ARM id of the resource the token is for, as sent. */
@@ -74,7 +80,7 @@ const COGNITIVE_ACCOUNT_ID =
 export function parseLimitedAccessTokenBody(bytes: Uint8Array): LimitedAccessTokenBody {
   let text: string;
   try {
-    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false }).decode(bytes);
+    text = UTF8.decode(bytes);
   } catch {
     throw badRequest(limitedAccessTokenMessages.bodyInvalid);
   }

@@ -111,7 +111,14 @@ export function wrapScopePrefixProblem(prefix: string, namespace: string): strin
  * scopeCoveredBy(parseWrapScope('http://ns.servicebus.windows.net/q2')!, 'http://ns.servicebus.windows.net/q');        // false
  */
 export function scopeCoveredBy(requested: WrapScope, prefix: string): boolean {
-  const allowed = parseWrapScope(prefix);
+  return scopeCoveredByParsed(requested, parseWrapScope(prefix));
+}
+
+/**
+ * {@link scopeCoveredBy} over a prefix already parsed with {@link parseWrapScope} (undefined when it does not
+ * parse, which covers nothing): for callers that parse an issuer's prefixes once rather than on every request.
+ */
+export function scopeCoveredByParsed(requested: WrapScope, allowed: WrapScope | undefined): boolean {
   if (!allowed || allowed.hostname !== requested.hostname) return false;
   const wanted = requested.path.toLowerCase();
   const base = allowed.path.toLowerCase();

@@ -1,12 +1,13 @@
-import { WRAP_RIGHTS, type WrapIssuer } from '../credentials/records.js';
+import type { KeyObject } from 'node:crypto';
+import { WRAP_RIGHTS, type WrapIssuer, type WrapNamespace } from '../credentials/records.js';
 import { NAMESPACE_PATTERN } from '../credentials/vaultLayout.js';
 import { badRequest, forbidden, invalidCredentials } from '../errors.js';
 import { parseFormBody } from '../http/formBody.js';
 import { formFieldCount, MAX_FORM_FIELDS } from '../security/requestLimits.js';
-import { encodeSwtComponent, signSwt, type SwtClaim } from '../tokens/swt.js';
+import { encodeSwtComponent, signSwt, swtSigningKey, type SwtClaim } from '../tokens/swt.js';
 import { servedWrapToken, type UpstreamProvenance } from '../upstream/servedUpstreamToken.js';
 import type { FlowDependencies } from './flowDependencies.js';
-import { parseWrapScope, scopeCoveredBy } from './wrapScope.js';
+import { parseWrapScope, scopeCoveredByParsed, type WrapScope } from './wrapScope.js';
 
 /** What the WRAP endpoint reads from a request: the form body (docs/contracts/acs-wrap.md#request). */
 export interface WrapTokenRequest {
@@ -44,7 +45,6 @@ export const wrapMessages = {
     'ACS50000: There was an error issuing a token. The issuer is not allowed tokens for this wrap_scope.',
 } as const;
 
-const REQUIRED_FIELDS = ['wrap_name', 'wrap_password', 'wrap_scope'] as const;
 const ACTION_CLAIM = 'net.windows.servicebus.action';
 const IDENTITY_PROVIDER_CLAIM = 'http://schemas.microsoft.com/accesscontrolservice/2010/07/claims/identityprovider';
 
@@ -65,21 +65,7 @@ const IDENTITY_PROVIDER_CLAIM = 'http://schemas.microsoft.com/accesscontrolservi
  * // 'wrap_access_token=net.windows.servicebus.action%3dListen%252cManage%252cSend%26…&wrap_access_token_expires_in=10799'
  */
 export async function issueWrapToken(request: WrapTokenRequest, deps: FlowDependencies): Promise<WrapTokenResult> {
-  if (formFieldCount(request.body) > MAX_FORM_FIELDS) throw badRequest(wrapMessages.tooManyFields);
-  const form = parseFormBody(request.body);
-  if (!form.ok) throw badRequest(wrapMessages.malformedBody);
-  const values = new Map<(typeof REQUIRED_FIELDS)[number], string>();
-  for (const name of REQUIRED_FIELDS) {
-    const given = form.fields.get(name) ?? [];
-    if (given.length > 1) throw badRequest(wrapMessages.repeated(name));
-    if (given.length === 0 || given[0] === '') throw badRequest(wrapMessages.missing(name));
-    values.set(name, given[0] as string);
-  }
-  const issuerName = values.get('wrap_name') as string;
-  const password = values.get('wrap_password') as string;
-  const scope = parseWrapScope(values.get('wrap_scope') as string);
-  if (!scope) throw badRequest(wrapMessages.invalidScope);
-
+  const { issuerName, password, scope } = parseWrapRequest(request.body);
   const credentialId = `${scope.namespace}/${issuerName}`.slice(0, 200);
   if (!NAMESPACE_PATTERN.test(scope.namespace)) {
     throw invalidCredentials(wrapMessages.authenticationFailed, { reason: 'unknown_credential', credentialId });
@@ -88,49 +74,144 @@ export async function issueWrapToken(request: WrapTokenRequest, deps: FlowDepend
   if (!verification.ok) {
     throw invalidCredentials(wrapMessages.authenticationFailed, { reason: verification.reason, credentialId });
   }
-  const issuer = verification.credential.record;
-  const covering = issuer.scopes.filter((prefix) => scopeCoveredBy(scope, prefix));
+  const { record: issuer, keySlot } = verification.credential;
+  const facts = issuerFactsOf(issuer);
+  const covering = coveringPrefixes(facts, scope);
   if (covering.length === 0) {
     throw forbidden(wrapMessages.scopeNotAllowed, { reason: 'scope_not_allowed', credentialId });
   }
-  if (issuer.upstream) {
-    // Upstream mode (docs/upstream.md#caching): password and scope prefixes were checked here; the SWT (and the
-    // rights it carries) is the real ACS's, asked for the narrowest of our prefixes that covers the client's
-    // scope, so clients varying the scope below it share one token and one upstream call.
-    const prefix = [...covering].sort((a, b) => b.length - a.length)[0] ?? scope.scope;
-    const served = await deps.upstream.wrapToken(
-      issuer.upstream,
-      { issuerName, scope: prefix },
-      { requestId: request.requestId, credentialId: `wrap/${credentialId}` },
-    );
-    return {
-      ...servedWrapToken(served, request.now),
-      issuer,
-      keySlot: verification.credential.keySlot,
-      scope: scope.scope,
-    };
-  }
+  if (issuer.upstream)
+    return upstreamWrapToken(request, deps, { issuer, issuerName, keySlot, scope, covering, credentialId });
 
   const namespace = await deps.credentials.wrapNamespace(scope.namespace);
   // An issuer without its namespace record is a provisioning fault, not a client mistake: a bare 500.
   if (!namespace) throw new Error(`WRAP namespace ${scope.namespace} has no signing key record`);
-
   const lifetimeSeconds = deps.config.lifetimes.wrapSeconds;
   const expiresOn = Math.floor(request.now.getTime() / 1000) + lifetimeSeconds;
-  const rights = WRAP_RIGHTS.filter((right) => issuer.rights.includes(right));
-  const claims: SwtClaim[] = [
-    [ACTION_CLAIM, rights.join(',')],
-    [IDENTITY_PROVIDER_CLAIM, deps.config.wrapIssuer],
-    ['Audience', scope.scope],
-    ['ExpiresOn', String(expiresOn)],
-    ['Issuer', deps.config.wrapIssuer],
-  ];
-  const swt = signSwt(claims, namespace.signingKey);
   return {
-    responseBody: `wrap_access_token=${encodeSwtComponent(swt)}&wrap_access_token_expires_in=${lifetimeSeconds - 1}`,
+    responseBody: wrapResponseBody(facts, deps.config.wrapIssuer, scope.scope, expiresOn, lifetimeSeconds, namespace),
     issuer,
-    keySlot: verification.credential.keySlot,
+    keySlot,
     scope: scope.scope,
     expiresOn,
   };
+}
+
+/** The three fields of a WRAP request body, checked (else 400 in the ACS shape). */
+function parseWrapRequest(body: Uint8Array): { issuerName: string; password: string; scope: WrapScope } {
+  if (formFieldCount(body) > MAX_FORM_FIELDS) throw badRequest(wrapMessages.tooManyFields);
+  const form = parseFormBody(body);
+  if (!form.ok) throw badRequest(wrapMessages.malformedBody);
+  const issuerName = requiredField(form.fields, 'wrap_name');
+  const password = requiredField(form.fields, 'wrap_password');
+  const scope = parseWrapScope(requiredField(form.fields, 'wrap_scope'));
+  if (!scope) throw badRequest(wrapMessages.invalidScope);
+  return { issuerName, password, scope };
+}
+
+/** The issuer's configured prefixes that cover the requested scope, in configuration order. */
+function coveringPrefixes(facts: IssuerFacts, scope: WrapScope): string[] {
+  const covering: string[] = [];
+  for (let i = 0; i < facts.prefixes.length; i += 1) {
+    const [prefix, parsed] = facts.prefixes[i] as IssuerFacts['prefixes'][number];
+    if (scopeCoveredByParsed(scope, parsed)) covering.push(prefix);
+  }
+  return covering;
+}
+
+/**
+ * The SWT this STS signs (claims in the order of both real samples) inside the form-encoded answer:
+ * `wrap_access_token=<encoded SWT>&wrap_access_token_expires_in=<L-1>`.
+ */
+function wrapResponseBody(
+  facts: IssuerFacts,
+  wrapIssuer: string,
+  audience: string,
+  expiresOn: number,
+  lifetimeSeconds: number,
+  namespace: WrapNamespace,
+): string {
+  const claims: SwtClaim[] = [
+    [ACTION_CLAIM, facts.rights],
+    [IDENTITY_PROVIDER_CLAIM, wrapIssuer],
+    ['Audience', audience],
+    ['ExpiresOn', String(expiresOn)],
+    ['Issuer', wrapIssuer],
+  ];
+  const swt = signSwt(claims, signingKeyOf(namespace));
+  return `wrap_access_token=${encodeSwtComponent(swt)}&wrap_access_token_expires_in=${lifetimeSeconds - 1}`;
+}
+
+/**
+ * Upstream mode (docs/upstream.md#caching): password and scope prefixes were checked here; the SWT (and the
+ * rights it carries) is the real ACS's, asked for the narrowest of our prefixes that covers the client's
+ * scope, so clients varying the scope below it share one token and one upstream call.
+ */
+async function upstreamWrapToken(
+  request: WrapTokenRequest,
+  deps: FlowDependencies,
+  checked: {
+    readonly issuer: WrapIssuer;
+    readonly issuerName: string;
+    readonly keySlot: 1 | 2;
+    readonly scope: WrapScope;
+    readonly covering: readonly string[];
+    readonly credentialId: string;
+  },
+): Promise<WrapTokenResult> {
+  const { issuer, scope, covering } = checked;
+  const prefix = [...covering].sort((a, b) => b.length - a.length)[0] ?? scope.scope;
+  const served = await deps.upstream.wrapToken(
+    issuer.upstream as NonNullable<WrapIssuer['upstream']>,
+    { issuerName: checked.issuerName, scope: prefix },
+    { requestId: request.requestId, credentialId: `wrap/${checked.credentialId}` },
+  );
+  return { ...servedWrapToken(served, request.now), issuer, keySlot: checked.keySlot, scope: scope.scope };
+}
+
+/** A required field's one value: present once and not empty (else 400, naming the field). */
+function requiredField(fields: ReadonlyMap<string, readonly string[]>, name: string): string {
+  const given = fields.get(name);
+  if (given && given.length > 1) throw badRequest(wrapMessages.repeated(name));
+  const value = given?.[0];
+  if (value === undefined || value === '') throw badRequest(wrapMessages.missing(name));
+  return value;
+}
+
+/** What a token needs of an issuer record: its scope prefixes parsed, and its rights as the SWT writes them. */
+interface IssuerFacts {
+  /** Each configured prefix with its parse (undefined: it does not parse, so it covers nothing). */
+  readonly prefixes: readonly (readonly [prefix: string, parsed: WrapScope | undefined])[];
+  /** The action claim's value: the issuer's rights in {@link WRAP_RIGHTS} order, comma-separated. */
+  readonly rights: string;
+}
+
+/**
+ * Derived once per record: the credential directory hands out the same record object until its secret
+ * changes, so a warm issuer's prefixes are not parsed again on every request.
+ */
+const issuerFacts = new WeakMap<WrapIssuer, IssuerFacts>();
+
+function issuerFactsOf(issuer: WrapIssuer): IssuerFacts {
+  let facts = issuerFacts.get(issuer);
+  if (!facts) {
+    facts = {
+      prefixes: issuer.scopes.map((prefix) => [prefix, parseWrapScope(prefix)] as const),
+      rights: WRAP_RIGHTS.filter((right) => issuer.rights.includes(right)).join(','),
+    };
+    issuerFacts.set(issuer, facts);
+  }
+  return facts;
+}
+
+/** The namespace's HMAC key, decoded once per record (an undecodable key throws every time: a bare 500). */
+const signingKeys = new WeakMap<WrapNamespace, KeyObject>();
+
+function signingKeyOf(namespace: WrapNamespace): KeyObject {
+  let key = signingKeys.get(namespace);
+  if (!key) {
+    key = swtSigningKey(namespace.signingKey);
+    signingKeys.set(namespace, key);
+  }
+  return key;
 }

@@ -27,7 +27,8 @@ export function parseFormBody(body: Uint8Array): FormParseResult {
     const byte = body[i] as number;
     if (byte < 0x20 || byte > 0x7e) return { ok: false, problem: 'The body is not form-encoded ASCII.' };
   }
-  const text = Buffer.from(body.subarray(0, end)).toString('latin1');
+  // A view over the same bytes (no copy), read once as text.
+  const text = Buffer.from(body.buffer, body.byteOffset, end).toString('latin1');
 
   const fields = new Map<string, string[]>();
   for (const pair of text.split('&')) {
@@ -46,6 +47,8 @@ export function parseFormBody(body: Uint8Array): FormParseResult {
 }
 
 function decodeComponent(text: string): string | undefined {
+  // Printable ASCII without escapes or `+` decodes to itself (most names, and many values).
+  if (!text.includes('%') && !text.includes('+')) return text;
   if (/%(?![0-9a-fA-F]{2})/.test(text)) return undefined;
   try {
     // decodeURIComponent throws on escapes that do not form UTF-8, which is what we want.

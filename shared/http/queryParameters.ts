@@ -16,16 +16,31 @@
  * queryParameterValues('https://h/sts/v1.0/issueToken?subscription-key=abc', 'Subscription-Key'); // ['abc']
  */
 export function queryParameterValues(url: string, name: string): string[] {
+  return queryParameterValueLists(url, [name])[name] as string[];
+}
+
+/**
+ * {@link queryParameterValues} of several names at once, the URL parsed once (not at all when it has no query).
+ *
+ * @example
+ * queryParameterValueLists('https://h/sts/v1.0/issueToken?expiredTime=60', ['expiredTime', 'resource']);
+ * // { expiredTime: ['60'], resource: [] }
+ */
+export function queryParameterValueLists<N extends string>(url: string, names: readonly N[]): Record<N, string[]> {
+  const lists = {} as Record<N, string[]>;
+  const wanted = names.map((name) => name.toLowerCase());
+  for (const name of names) lists[name] = [];
+  // No `?`, no query: nothing to parse (a `#` fragment cannot hold one either).
+  if (!url.includes('?')) return lists;
   let parsed: URL;
   try {
     parsed = new URL(url);
   } catch {
-    return [];
+    return lists;
   }
-  const wanted = name.toLowerCase();
-  const values: string[] = [];
   for (const [key, value] of parsed.searchParams) {
-    if (key.toLowerCase() === wanted) values.push(value);
+    const lower = key.toLowerCase();
+    for (let i = 0; i < names.length; i += 1) if (wanted[i] === lower) lists[names[i] as N].push(value);
   }
-  return values;
+  return lists;
 }

@@ -83,7 +83,7 @@ export async function sendOutbound(request: OutboundRequest): Promise<OutboundAn
   }
   const declared = Number(answer.headers['content-length'] ?? '0');
   if (declared > request.maxResponseBytes) {
-    answer.body.destroy();
+    discard(answer.body);
     throw new OutboundRequestError(
       `${where} declared ${declared} bytes (more than ${request.maxResponseBytes})`,
       'tooLarge',
@@ -95,7 +95,7 @@ export async function sendOutbound(request: OutboundRequest): Promise<OutboundAn
     for await (const chunk of answer.body as AsyncIterable<Buffer>) {
       total += chunk.length;
       if (total > request.maxResponseBytes) {
-        answer.body.destroy();
+        discard(answer.body);
         throw new OutboundRequestError(`${where} sent more than ${request.maxResponseBytes} bytes`, 'tooLarge');
       }
       chunks.push(chunk);
@@ -109,6 +109,12 @@ export async function sendOutbound(request: OutboundRequest): Promise<OutboundAn
     headers: flatHeaders(answer.headers),
     body: Buffer.concat(chunks).toString('utf8'),
   };
+}
+
+/** Drops an answer's body unread: destroying it makes undici fail the stream, which nobody reads any more. */
+function discard(body: NodeJS.ReadableStream & { destroy(): void }): void {
+  body.on('error', () => {});
+  body.destroy();
 }
 
 type Undici = typeof import('undici');

@@ -129,7 +129,9 @@ export function jsonNestingExceeds(text: string, maxDepth: number): boolean {
 export function formFieldCount(body: Uint8Array): number {
   let fields = 0;
   let partLength = 0;
-  for (const byte of body) {
+  // An indexed loop: `for…of` over a typed array can allocate an iterator result per byte.
+  for (let i = 0; i < body.length; i += 1) {
+    const byte = body[i];
     if (byte === 0x26) {
       if (partLength > 0) fields += 1;
       partLength = 0;

@@ -1,4 +1,4 @@
-import { createHmac } from 'node:crypto';
+import { createHmac, createSecretKey, type KeyObject } from 'node:crypto';
 import { secretsEqual } from '../security/constantTime.js';
 import { StsBaseError } from '../errors.js';
 
@@ -63,29 +63,49 @@ const MAX_TOKEN_LENGTH = 16_384;
  * no raw `=` or `&` can appear inside them. `HMACSHA256` is appended last. Throws {@link SwtError}
  * `ERR_SWT_INVALID_CLAIMS` when `ExpiresOn` would be the last claim (legacy Python reads it up to the next
  * `&`), a name repeats, is empty or is the reserved `HMACSHA256`; `ERR_SWT_INVALID_KEY` when the key is not
- * non-empty base64.
+ * non-empty base64. The key is the base64 text, or the key object {@link swtSigningKey} made of it once (a
+ * caller signing many tokens with one key need not decode it every time).
  *
  * @example
  * const swt = signSwt([['Audience', 'http://ns.servicebus.windows.net/'], ['ExpiresOn', '1404435127'],
  *   ['Issuer', 'https://ns-sb.accesscontrol.windows.net/']], base64Key);
  * // 'Audience=http%3a%2f%2fns.servicebus.windows.net%2f&ExpiresOn=1404435127&Issuer=…&HMACSHA256=…'
  */
-export function signSwt(claims: readonly SwtClaim[], base64Key: string): string {
-  const key = decodeKey(base64Key);
+export function signSwt(claims: readonly SwtClaim[], base64Key: string | KeyObject): string {
+  const key = typeof base64Key === 'string' ? decodeKey(base64Key) : base64Key;
   if (claims.length === 0) throw new SwtError('ERR_SWT_INVALID_CLAIMS', 'An SWT needs at least one claim');
-  const seen = new Set<string>();
-  for (const [name] of claims) {
+  let unsigned = '';
+  for (let i = 0; i < claims.length; i += 1) {
+    const [name, value] = claims[i] as SwtClaim;
     if (name === '') throw new SwtError('ERR_SWT_INVALID_CLAIMS', 'Claim names must not be empty');
     if (name === SIGNATURE_NAME)
       throw new SwtError('ERR_SWT_INVALID_CLAIMS', `${SIGNATURE_NAME} is reserved for the signature`);
-    if (seen.has(name)) throw new SwtError('ERR_SWT_INVALID_CLAIMS', `Claim ${name} appears twice`);
-    seen.add(name);
+    if (appearsBefore(claims, i)) throw new SwtError('ERR_SWT_INVALID_CLAIMS', `Claim ${name} appears twice`);
+    unsigned += `${i === 0 ? '' : '&'}${encodeSwtComponent(name)}=${encodeSwtComponent(value)}`;
   }
   if (claims[claims.length - 1]?.[0] === EXPIRES_ON) {
     throw new SwtError('ERR_SWT_INVALID_CLAIMS', `${EXPIRES_ON} must not be the last claim`);
   }
-  const unsigned = claims.map(([name, value]) => `${encodeSwtComponent(name)}=${encodeSwtComponent(value)}`).join('&');
   return `${unsigned}${SIGNATURE_SEPARATOR}${encodeSwtComponent(hmacBase64(unsigned, key))}`;
+}
+
+/** Whether the name of `claims[index]` is also the name of an earlier claim (SWTs carry a handful of claims). */
+function appearsBefore(claims: readonly SwtClaim[], index: number): boolean {
+  const name = (claims[index] as SwtClaim)[0];
+  for (let i = 0; i < index; i += 1) if ((claims[i] as SwtClaim)[0] === name) return true;
+  return false;
+}
+
+/**
+ * The HMAC key of a base64 shared key, for {@link signSwt}: decoded and checked once. Throws {@link SwtError}
+ * `ERR_SWT_INVALID_KEY` as {@link signSwt} does.
+ *
+ * @example
+ * const key = swtSigningKey(base64Key);
+ * signSwt(claims, key) === signSwt(claims, base64Key); // true
+ */
+export function swtSigningKey(base64Key: string): KeyObject {
+  return createSecretKey(decodeKey(base64Key));
 }
 
 /**
@@ -142,21 +162,54 @@ export function verifySwt(token: string, base64Key: string, options: SwtVerifyOp
  * must encode the whole SWT once more in the same style.
  */
 export function encodeSwtComponent(text: string): string {
-  if (URL_SAFE_TEXT.test(text)) return text;
-  let out = '';
-  for (const byte of Buffer.from(text, 'utf8')) out += ENCODED_BYTE[byte] as string;
-  return out;
+  let kept = 0;
+  while (kept < text.length && KEPT[text.charCodeAt(kept)] === 1) kept += 1;
+  if (kept === text.length) return text;
+  // Written into a reused buffer and read once as text, so the answer is the only allocation (this runs for
+  // each claim of every WRAP token, and once more over the whole token).
+  const out = text.length * 3 <= SCRATCH.length ? SCRATCH : Buffer.allocUnsafe(text.length * 3);
+  let at = 0;
+  for (let i = 0; i < text.length; i += 1) {
+    const code = text.charCodeAt(i);
+    if (code > 0x7f) return encodeUtf8(Buffer.from(text, 'utf8'));
+    if (KEPT[code] === 1) out[at++] = code;
+    else if (code === 0x20)
+      out[at++] = 0x2b; // +
+    else {
+      out[at++] = 0x25; // %
+      out[at++] = LOWER_HEX[code >> 4] as number;
+      out[at++] = LOWER_HEX[code & 0x0f] as number;
+    }
+  }
+  return out.toString('latin1', 0, at);
 }
 
-/** Text made only of bytes {@link encodeSwtComponent} keeps as they are. */
-const URL_SAFE_TEXT = /^[A-Za-z0-9\-_.!*()]*$/;
+/** {@link encodeSwtComponent} of text that is not all ASCII, over its UTF-8 bytes. */
+function encodeUtf8(bytes: Buffer): string {
+  const out = bytes.length * 3 <= SCRATCH.length ? SCRATCH : Buffer.allocUnsafe(bytes.length * 3);
+  let at = 0;
+  for (let i = 0; i < bytes.length; i += 1) {
+    const byte = bytes[i] as number;
+    if (KEPT[byte] === 1) out[at++] = byte;
+    else if (byte === 0x20)
+      out[at++] = 0x2b; // +
+    else {
+      out[at++] = 0x25; // %
+      out[at++] = LOWER_HEX[byte >> 4] as number;
+      out[at++] = LOWER_HEX[byte & 0x0f] as number;
+    }
+  }
+  return out.toString('latin1', 0, at);
+}
 
-/** What each byte becomes in {@link encodeSwtComponent}, computed once (this runs three times per WRAP token). */
-const ENCODED_BYTE: readonly string[] = Array.from({ length: 256 }, (_, byte) => {
-  if (isUrlSafeByte(byte)) return String.fromCharCode(byte);
-  if (byte === 0x20) return '+';
-  return `%${byte.toString(16).padStart(2, '0')}`;
-});
+/** Where {@link encodeSwtComponent} writes (synchronously, so one buffer serves every call); longer text gets its own. */
+const SCRATCH = Buffer.alloc(4_096);
+
+/** The ASCII codes of `0-9a-f`: lower-case hex, as .NET writes it. */
+const LOWER_HEX = Uint8Array.from('0123456789abcdef', (digit) => digit.charCodeAt(0));
+
+/** 1 for each byte {@link encodeSwtComponent} keeps as it is (letters, digits, `-_.!*()`). */
+const KEPT = Uint8Array.from({ length: 256 }, (_, byte) => (isUrlSafeByte(byte) ? 1 : 0));
 
 /** Decodes a form-encoded component (`+` is space, hex either case); undefined when malformed or not UTF-8. */
 export function decodeSwtComponent(text: string): string | undefined {
@@ -210,7 +263,7 @@ function decodeKey(base64Key: string): Buffer {
   return Buffer.from(base64Key, 'base64');
 }
 
-function hmacBase64(message: string, key: Buffer): string {
+function hmacBase64(message: string, key: Buffer | KeyObject): string {
   // The message is ASCII by construction (everything outside [-_.!*()A-Za-z0-9] is %-escaped), but a token
   // presented for verification may not be; 'latin1' would silently alias, so hash the UTF-8 bytes.
   return createHmac('sha256', key).update(message, 'utf8').digest('base64');

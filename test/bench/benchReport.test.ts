@@ -282,3 +282,34 @@ describe('Mixed Reality token by stage', () => {
     expect(share('signing')).toBe(0);
   });
 });
+
+describe('WRAP token by stage', () => {
+  it('gives the body reader and what it calls to body, the HMAC to signing and the SWT encoding to claims', () => {
+    const file = (url: string) => `file:///somewhere/${url}`;
+    const frame = (id: number, functionName: string, url: string, children: number[] = []) => ({
+      id,
+      callFrame: { functionName, url },
+      children,
+    });
+    const profile = {
+      nodes: [
+        frame(1, '(root)', '', [2]),
+        frame(2, 'serve', file('dist/shared/app/stsFunction.js'), [3, 5]),
+        frame(3, 'readBoundedBody', file('dist/shared/http/boundedBody.js'), [4]),
+        frame(4, 'read', 'node:internal/webstreams/readablestream'),
+        frame(5, 'issueWrapToken', file('dist/shared/flows/wrapToken.js'), [6, 7]),
+        frame(6, 'encodeSwtComponent', file('dist/shared/tokens/swt.js')),
+        frame(7, 'hmacBase64', file('dist/shared/tokens/swt.js'), [8]),
+        frame(8, 'digest', ''),
+      ],
+      // Of 400 µs: web stream under the reader 100, SWT encoding 100, HMAC digest 200.
+      samples: [4, 6, 8, 8, 1],
+      timeDeltas: [0, 100, 100, 100, 100],
+    };
+    const shares = tokenStageShares(profile, /\/tooling\/bench\/inProcessChild\.ts$/);
+    const share = (prefix: string) => [...shares].find(([stage]) => stage.startsWith(prefix))?.[1];
+    expect(share('body')).toBeCloseTo(1 / 4);
+    expect(share('claims')).toBeCloseTo(1 / 4);
+    expect(share('signing')).toBeCloseTo(2 / 4);
+  });
+});

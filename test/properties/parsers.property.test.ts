@@ -11,7 +11,7 @@ import {
 import { issueMixedRealityToken } from '../../shared/flows/mixedRealityToken.js';
 import { StsError } from '../../shared/errors.js';
 import { parseFormBody } from '../../shared/http/formBody.js';
-import { queryParameterValues } from '../../shared/http/queryParameters.js';
+import { queryParameterValueLists, queryParameterValues } from '../../shared/http/queryParameters.js';
 import { jsonNestingExceeds, requestLimitViolation } from '../../shared/security/requestLimits.js';
 import { encodeSwtComponent, signSwt, SwtError, verifySwt, type SwtClaim } from '../../shared/tokens/swt.js';
 
@@ -128,6 +128,35 @@ describe('query parameters (docs/contracts/cross-cutting.md#query-names)', () =>
             .join('&');
           const values = queryParameterValues(`https://sts.example/sts/v1.0/issueToken?${query}`, wanted);
           expect(values).toEqual(parameters.filter(([name]) => name === wanted).map(([, value]) => value));
+        },
+      ),
+      RUNS,
+    );
+  });
+
+  it('reads several names from one parse exactly as it reads each alone', () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.tuple(fc.constantFrom('Subscription-Key', 'expiredTime', 'resource', 'x'), text(20), fc.boolean()),
+          {
+            maxLength: 10,
+          },
+        ),
+        fc.boolean(),
+        (parameters, withQuery) => {
+          const query = parameters
+            .map(
+              ([name, value, upper]) =>
+                `${encodeURIComponent(upper ? name.toUpperCase() : name.toLowerCase())}=${encodeURIComponent(value)}`,
+            )
+            .join('&');
+          const url = `https://sts.example/sts/v1.0/issueLimitedAccessToken${withQuery ? `?${query}` : ''}`;
+          const lists = queryParameterValueLists(url, ['Subscription-Key', 'resource', 'expiredTime']);
+          for (const name of ['Subscription-Key', 'resource', 'expiredTime'] as const) {
+            const expected = withQuery ? parameters.filter(([given]) => given === name).map(([, value]) => value) : [];
+            expect(lists[name]).toEqual(expected);
+          }
         },
       ),
       RUNS,

@@ -1,6 +1,14 @@
 import { createHmac } from 'node:crypto';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { signSwt, verifySwt, SwtError, encodeSwtComponent, type SwtClaim } from '../../shared/tokens/swt.js';
+import {
+  signSwt,
+  verifySwt,
+  SwtError,
+  encodeSwtComponent,
+  swtSigningKey,
+  type SwtClaim,
+} from '../../shared/tokens/swt.js';
 
 /** SWT 0.9.5.1 spec vector (docs/contracts/acs-wrap.md#swt, source A2). */
 const specVector = {
@@ -227,5 +235,51 @@ describe('verifySwt', () => {
       createHmac('sha256', Buffer.from(key, 'base64')).update(unsigned).digest('base64'),
     )}`;
     expect(failure(() => verifySwt(forged, key, { now }))).toBe('ERR_SWT_MALFORMED');
+  });
+});
+
+describe('encodeSwtComponent follows the .NET rule for text of any length and script', () => {
+  /** The rule, byte by byte over UTF-8: letters, digits and -_.!*() kept, space as +, the rest %xx in lower case. */
+  const byRule = (text: string) =>
+    [...Buffer.from(text, 'utf8')]
+      .map((byte) => {
+        const char = String.fromCharCode(byte);
+        if (/^[A-Za-z0-9\-_.!*()]$/.test(char)) return char;
+        return byte === 0x20 ? '+' : `%${byte.toString(16).padStart(2, '0')}`;
+      })
+      .join('');
+
+  it('matches the rule for short and long text, ASCII or not, lone surrogates included', () => {
+    fc.assert(
+      fc.property(
+        fc.oneof(
+          fc.string({ unit: 'binary', maxLength: 40 }),
+          fc.string({ unit: 'grapheme-ascii', maxLength: 3_000 }),
+          fc.string({ unit: 'binary', maxLength: 3_000 }),
+        ),
+        (text) => {
+          expect(encodeSwtComponent(text)).toBe(byRule(text));
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('gives each call its own answer (the working buffer is reused)', () => {
+    const first = encodeSwtComponent('a b/c');
+    const second = encodeSwtComponent('x:y');
+    expect([first, second]).toEqual(['a+b%2fc', 'x%3ay']);
+  });
+});
+
+describe('swtSigningKey', () => {
+  it('signs exactly as the base64 key does, and refuses what signSwt refuses', () => {
+    const claims: SwtClaim[] = [
+      ['Audience', 'http://ns.servicebus.windows.net/'],
+      ['ExpiresOn', '2000000000'],
+      ['Issuer', 'x'],
+    ];
+    expect(signSwt(claims, swtSigningKey(key))).toBe(signSwt(claims, key));
+    expect(() => swtSigningKey('not base64!')).toThrow(SwtError);
   });
 });

@@ -47,8 +47,8 @@ Options:
   --reps <n>            repetitions of every load run (default 3; quick 1)
   --warmup <s>          warm-up seconds per target before the repetitions (default 3; quick 1)
   --spread <n>          tokens issued over the 100,000-account spread (default 24000: half fill the cache, half measure; quick 4000)
-  --profile             also a CPU profile of the app host and the jose baseline under load, and the Mixed
-                        Reality token by stage in process (where each microsecond goes)
+  --profile             also a CPU profile of the app host and the jose baseline under load, and each
+                        flow's token by stage in process (where each microsecond goes)
   --host-log            keep the local host's per-request log line (discarded) in the app's figures
   --real-worker <dir>   the stub-host harness that runs the real Functions Node.js worker (optional, not part of
                         the project; also BENCH_REAL_WORKER): adds the real-worker section, skipped without it

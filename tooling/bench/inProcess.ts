@@ -4,7 +4,7 @@ import type { InProcessResults } from './inProcessChild.js';
 
 /**
  * Runs the in-process section (see `inProcessChild.ts`) in its own process, with the fixtures' store; with
- * `profile`, also the Mixed Reality token by stage.
+ * `profile`, also each flow's token by stage.
  */
 export async function measureInProcess(
   fixtures: BenchFixtures,

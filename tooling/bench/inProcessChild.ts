@@ -47,15 +47,18 @@ export interface InProcessResults {
   >;
   readonly primitives: Record<string, { readonly sequential: PerOperation; readonly concurrent: PerOperation }>;
   /**
-   * With `--profile`: the Mixed Reality token's CPU by stage (tooling/bench/tokenStages.ts): each stage's share
-   * of a CPU profile of the handler ({@link CONCURRENT} in flight) times the unprofiled main-thread CPU per
-   * token, and the CPU of other threads (the profile cannot see them) as a stage of its own.
+   * With `--profile`: each flow's token CPU by stage (tooling/bench/tokenStages.ts): each stage's share of a CPU
+   * profile of the handler ({@link CONCURRENT} in flight) times the unprofiled main-thread CPU per token, and the
+   * CPU of other threads (the profile cannot see them) as a stage of its own.
    */
-  readonly mixedRealityStages?: readonly {
-    readonly stage: TokenStage;
-    readonly share: number;
-    readonly micros: number;
-  }[];
+  readonly stagesByFlow?: Readonly<Partial<Record<FlowId, readonly StageCost[]>>>;
+}
+
+/** One stage's part of a token's CPU (see {@link InProcessResults.stagesByFlow}). */
+export interface StageCost {
+  readonly stage: TokenStage;
+  readonly share: number;
+  readonly micros: number;
 }
 
 async function measure(request: ParentRequest): Promise<InProcessResults> {
@@ -64,7 +67,7 @@ async function measure(request: ParentRequest): Promise<InProcessResults> {
   const definitions = new Map((await importCompiledDefinitions(benchAppRoot())).map((d) => [d.name, d]));
 
   const flows: InProcessResults['flows'] = {};
-  let mixedRealityStages: InProcessResults['mixedRealityStages'];
+  const stagesByFlow: Partial<Record<FlowId, readonly StageCost[]>> = {};
   for (const [flow, spec] of Object.entries(requests) as [FlowId, Omit<BenchRequest, 'looksIssued'>][]) {
     // A flow's id is its function's name (the catalogue's key).
     const definition = definitions.get(flow);
@@ -110,22 +113,24 @@ async function measure(request: ParentRequest): Promise<InProcessResults> {
     };
     const sequential = await inBatches(1);
     const concurrent = await inBatches(CONCURRENT);
-    let prepared: ReturnType<typeof prepare>;
     flows[flow] = { sequential, concurrent, non200 };
-    if (flow === 'mixedRealityToken' && request.profile === true) {
-      prepared = prepare(iterations);
+    if (request.profile === true) {
+      // Prepared a batch at a time as in the timed calls, so the profile sees the same heap.
+      const batches = Array.from({ length: Math.ceil(iterations / BATCH) }, (_, index) =>
+        Math.min(BATCH, iterations - index * BATCH),
+      );
       const session = new Session();
       session.connect();
       await session.post('Profiler.enable');
       await session.post('Profiler.setSamplingInterval', { interval: 50 });
       await session.post('Profiler.start');
-      await call(definition.handler, prepared, CONCURRENT);
+      for (const size of batches) await call(definition.handler, prepare(size), CONCURRENT);
       const { profile } = await session.post('Profiler.stop');
       session.disconnect();
       const shares = tokenStageShares(profile as unknown as CpuProfileData, /\/tooling\/bench\/inProcessChild\.ts$/);
       // The profile sees the main thread only: its shares split the main thread's CPU; the rest is other threads'.
       const mainMicros = concurrent.cpuMicros * concurrent.mainThreadShare;
-      mixedRealityStages = [...shares].map(([stage, share]) =>
+      stagesByFlow[flow] = [...shares].map(([stage, share]) =>
         stage === 'other threads (parallel GC, compiler)'
           ? { stage, share: 1 - concurrent.mainThreadShare, micros: concurrent.cpuMicros - mainMicros }
           : { stage, share: share * concurrent.mainThreadShare, micros: share * mainMicros },
@@ -194,7 +199,7 @@ async function measure(request: ParentRequest): Promise<InProcessResults> {
     concurrency: CONCURRENT,
     flows,
     primitives,
-    ...(mixedRealityStages ? { mixedRealityStages } : {}),
+    ...(request.profile === true ? { stagesByFlow } : {}),
   };
 }
 

@@ -543,14 +543,15 @@ export function renderReport(
       ),
       '',
     );
-    if (inProcess.mixedRealityStages) {
+    for (const [flow, stages] of Object.entries(inProcess.stagesByFlow ?? {})) {
+      if (!stages) continue;
       out.push(
-        `Where a Mixed Reality token's CPU goes in process (${inProcess.concurrency} in flight; shares of a CPU profile × the CPU per token above)`,
+        `Where a ${flow} token's CPU goes in process (${inProcess.concurrency} in flight; shares of a CPU profile × the CPU per token above)`,
       );
       out.push(
         formatTable(
           ['stage', 'µs', 'share'],
-          inProcess.mixedRealityStages.map((s) => [s.stage, fixed(s.micros, 1), `${fixed(100 * s.share, 1)} %`]),
+          stages.map((s) => [s.stage, fixed(s.micros, 1), `${fixed(100 * s.share, 1)} %`]),
         ),
         '',
       );

@@ -1,9 +1,10 @@
 /**
- * Where the CPU time of one Mixed Reality token goes, by stage (docs/performance.md#where-the-time-goes): a V8
- * CPU profile of the handler called in process, each sample given to the deepest frame on its stack that
+ * Where the CPU time of one token goes, by stage (docs/performance.md#where-the-time-goes), for every token flow:
+ * a V8 CPU profile of the handler called in process, each sample given to the deepest frame on its stack that
  * belongs to a stage (so a digest inside the credential check counts as key comparison, the signature inside
- * the issuer as signing), the garbage collector to its own line, and whatever no stage claims (promise
- * plumbing, microtasks, Node internals between the app's frames) to "runtime".
+ * the issuer as signing, the web stream under the body reader as body), the garbage collector to its own
+ * line, and whatever no stage claims (promise plumbing, microtasks, Node internals between the app's frames)
+ * to "runtime".
  */
 
 interface ProfileNode {
@@ -20,12 +21,13 @@ export interface CpuProfileData {
 
 /** The stages of a token, in the order a request meets them. */
 export const TOKEN_STAGES = [
-  'request parsing (limits, client address, path id, Authorization)',
+  'request parsing (limits, client address, path id, query, key header, scope)',
+  'body (bounded read, form / JSON parse)',
   'credential lookup (secret store, record)',
   'key comparison (SHA-256 digests, constant time)',
-  'claims (payload, jti, JSON segment, key selection)',
-  'signing (ES256)',
-  'answer (JSON body)',
+  'claims (payload / SWT claims and encodings, jti, key selection)',
+  'signing (ES256 / HMAC-SHA256)',
+  'answer (body)',
   'headers (security, correlation, Content-Length)',
   'limiter (failed attempts)',
   'ledger (row facts, record)',
@@ -39,7 +41,11 @@ export type TokenStage = (typeof TOKEN_STAGES)[number];
 
 /** [function name, file suffix] → stage. The first rule that matches a frame wins. */
 const RULES: readonly (readonly [RegExp, RegExp, TokenStage])[] = [
-  [/^(signJws|signOneShot|SignJob|sign)$/, /jwtIssuer\.js$|^node:internal\/crypto\/sig$|^$/, 'signing (ES256)'],
+  [
+    /^(signJws|signOneShot|SignJob|sign|hmacBase64)$/,
+    /jwtIssuer\.js$|swt\.js$|^node:internal\/crypto\/sig$|^$/,
+    'signing (ES256 / HMAC-SHA256)',
+  ],
   [
     /^(secretDigest|matchKeyDigestSlot|verify)$/,
     /constantTime\.js$|credentialDirectory\.js$/,
@@ -48,9 +54,14 @@ const RULES: readonly (readonly [RegExp, RegExp, TokenStage])[] = [
   [/./, /\/shared\/(secrets|credentials)\//, 'credential lookup (secret store, record)'],
   [/^(attributedServices)$/, /stsFunction\.js$/, 'credential lookup (secret store, record)'],
   [
+    /^(readBoundedBody|parseFormBody|decodeComponent|formFieldCount|parseLimitedAccessTokenBody|jsonNestingExceeds|property)$/,
+    /stsFunction\.js$|boundedBody\.js$|formBody\.js$|requestLimits\.js$|limitedAccessTokenRequest\.js$/,
+    'body (bounded read, form / JSON parse)',
+  ],
+  [
     /./,
-    /\/shared\/tokens\/(jwtIssuer|jwtSegment|signingKeyRing)\.js$|mixedRealityClaims\.js$/,
-    'claims (payload, jti, JSON segment, key selection)',
+    /\/shared\/tokens\/(jwtIssuer|jwtSegment|signingKeyRing|swt)\.js$|\/shared\/flows\/(mixedRealityClaims|cognitiveClaims|wrapToken|issueToken|issueLimitedAccessToken)\.js$/,
+    'claims (payload / SWT claims and encodings, jti, key selection)',
   ],
   [
     /^(securityHeaders|newCorrelationVector|addCorrelationHeader|withContentLength)$/,
@@ -58,19 +69,16 @@ const RULES: readonly (readonly [RegExp, RegExp, TokenStage])[] = [
     'headers (security, correlation, Content-Length)',
   ],
   [/./, /\/shared\/security\/(failedAttemptLimiter|refusalAfterLimits)\.js$/, 'limiter (failed attempts)'],
-  [/./, /\/shared\/ledger\/|jwtAnswers\.js$/, 'ledger (row facts, record)'],
+  [/^(jwtIssuanceFacts)$/, /jwtAnswers\.js$/, 'ledger (row facts, record)'],
+  [/./, /\/shared\/ledger\//, 'ledger (row facts, record)'],
   [/./, /\/shared\/logging\//, 'logging'],
   [
     /./,
-    /\/shared\/(security\/requestLimits|http\/clientAddress)\.js$|\/shared\/flows\/mixedRealityToken\.js$/,
-    'request parsing (limits, client address, path id, Authorization)',
+    /\/shared\/(security\/requestLimits|http\/clientAddress|http\/queryParameters)\.js$|\/shared\/flows\/(mixedRealityToken|cognitiveCaller|cognitiveSubscriptionKey|cognitiveEntraCaller|mixedRealityEntraCaller|wrapScope|limitedAccessTokenRequest)\.js$/,
+    'request parsing (limits, client address, path id, query, key header, scope)',
   ],
-  [
-    /^(readBoundedBody|isGuid)$/,
-    /stsFunction\.js$/,
-    'request parsing (limits, client address, path id, Authorization)',
-  ],
-  [/./, /\/functions\/mixedRealityToken\.js$/, 'answer (JSON body)'],
+  [/^(isGuid)$/, /stsFunction\.js$/, 'request parsing (limits, client address, path id, query, key header, scope)'],
+  [/./, /\/functions\/[A-Za-z]+\.js$|jwtAnswers\.js$/, 'answer (body)'],
   [/./, /\/shared\/(http|app|services|functionsApp)/, 'wrapper (services, per-request view, outcome)'],
 ];
 
