@@ -146,21 +146,26 @@ export class KeyVaultSecretStore implements WritableSecretStore, ListableSecretS
     }
   }
 
-  private async boundedStep<T>(operation: string, controller: AbortController, step: () => Promise<T>): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        const error = new Error(`Key Vault ${operation} took longer than ${this.options.timeoutMs} ms`);
+  /** One step of a listing (a page), bounded by the vault timeout; a step that overruns aborts the listing's request. */
+  private boundedStep<T>(operation: string, controller: AbortController, step: () => Promise<T>): Promise<T> {
+    const timeoutMs = this.options.timeoutMs;
+    return withTimeout(
+      async (signal) => {
+        const abortListing = (): void => controller.abort(signal.reason);
+        signal.addEventListener('abort', abortListing, { once: true });
+        try {
+          return await step();
+        } finally {
+          signal.removeEventListener('abort', abortListing);
+        }
+      },
+      timeoutMs,
+      () => {
+        const error = new Error(`Key Vault ${operation} took longer than ${timeoutMs} ms`);
         error.name = 'TimeoutError';
-        controller.abort(error);
-        reject(error);
-      }, this.options.timeoutMs);
-    });
-    try {
-      return await Promise.race([step(), timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
+        return error;
+      },
+    );
   }
 
   /** A read: "absent" answers resolve to `undefined`, every other failure is a `DependencyUnavailableError`. */
