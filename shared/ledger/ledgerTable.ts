@@ -1,10 +1,12 @@
-import type { TransactionAction } from '@azure/data-tables';
 import type { TokenCredential } from '@azure/identity';
 import type { StsConfig } from '../config.js';
 import { hourStartOf, hourBucketOfPartitionKey, LEDGER_PERIOD_MS, periodTableName } from './ledgerPeriods.js';
 import { hourBucketOf, type LedgerRow } from './ledgerRows.js';
 import { SingleFlightCache, type Cached } from '../caching/singleFlightCache.js';
+import { transactionFailure, transactionRequest } from './entityGroupTransaction.js';
 
+/** The Table service REST version of the transactions (the one `@azure/data-tables` 13 sends its own with). */
+const TABLE_API_VERSION = '2019-02-02';
 /** Hour tables whose clients (and "exists" knowledge) a process keeps: the current one and a few before it. */
 const RECENT_TABLES = 6;
 /** How long before the hour turns its table is created ahead. */
@@ -61,16 +63,21 @@ export async function openLedgerTable(
   location: LedgerTableLocation | StsConfig['ledger'],
   credential: () => Promise<TokenCredential>,
 ): Promise<LedgerTable> {
-  const [{ TableClient, odata }, { azureHttpClient }] = await Promise.all([
-    import('@azure/data-tables'),
-    import('../outbound/azureHttpClient.js'),
-  ]);
+  const [{ TableClient, odata }, { createHttpHeaders, createPipelineRequest, RestError }, { azureHttpClient }] =
+    await Promise.all([
+      import('@azure/data-tables'),
+      import('@azure/core-rest-pipeline'),
+      import('../outbound/azureHttpClient.js'),
+    ]);
   const retryOptions = { maxRetries: 0 };
+  // The table clients send through the one outbound client; so do the ledger's transactions, through a table
+  // client's own pipeline (its credential and signing).
   const httpClient = azureHttpClient();
+  let allowInsecureConnection = false;
   let connect: (tableName: string) => InstanceType<typeof TableClient>;
   if (location.connectionString) {
     const connectionString = location.connectionString;
-    const allowInsecureConnection = isLocalEmulator(connectionString);
+    allowInsecureConnection = isLocalEmulator(connectionString);
     connect = (tableName) =>
       TableClient.fromConnectionString(connectionString, tableName, {
         retryOptions,
@@ -137,14 +144,36 @@ export async function openLedgerTable(
       const hourBucket = hourBucketOfPartitionKey(first.partitionKey);
       const tableName = periodTableName(location.tableName, hourBucket);
       await ensureTable(tableName, signal);
-      const actions = rows.map((row): TransactionAction =>
-        write === 'insert' ? ['create', { ...row }] : ['upsert', { ...row }, 'Replace'],
+      const client = clientFor(tableName);
+      // `<account url>[?<SAS>]`: the SAS, if any, goes after `$batch`; the rows' own URLs carry none.
+      const [accountUrl = '', sas] = client.url.replace(/\/+(?=\?|$)/, '').split('?', 2);
+      const { contentType, body } = transactionRequest(`${accountUrl}/${tableName}`, rows, write);
+      const response = await client.pipeline.sendRequest(
+        httpClient,
+        createPipelineRequest({
+          url: `${accountUrl}/$batch${sas === undefined ? '' : `?${sas}`}`,
+          method: 'POST',
+          body,
+          headers: createHttpHeaders({
+            'Content-Type': contentType,
+            Accept: 'application/json',
+            'x-ms-version': TABLE_API_VERSION,
+            DataServiceVersion: '3.0;',
+            MaxDataServiceVersion: '3.0;NetFx',
+          }),
+          abortSignal: signal,
+          allowInsecureConnection,
+        }),
       );
-      try {
-        await clientFor(tableName).submitTransaction(actions, { abortSignal: signal });
-      } catch (error) {
-        if ((error as { statusCode?: unknown }).statusCode === 404) createdTables.delete(tableName); // created again on the retry
-        throw error;
+      const failure = transactionFailure(response.status, response.bodyAsText ?? '', rows.length);
+      if (failure) {
+        if (failure.statusCode === 404) createdTables.delete(tableName); // created again on the retry
+        // The error the SDK's own transactions throw: callers read its statusCode and code.
+        throw new RestError(failure.message, {
+          statusCode: failure.statusCode,
+          code: failure.code,
+          request: response.request,
+        });
       }
       createNextHourAhead(hourBucket, new Date());
     },

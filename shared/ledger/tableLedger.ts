@@ -19,6 +19,9 @@ import { isAggregatedRefusal, RefusalAggregator } from './refusalAggregator.js';
 /** A table transaction holds at most 100 entities, all of one partition. */
 export const MAX_TRANSACTION_ROWS = 100;
 
+/** Rows of one batch the table may refuse one by one before the batch fails as a whole (a systemic refusal). */
+const MAX_ROWS_REFUSED = 3;
+
 /** Default of {@link TableLedgerOptions.deadlineMs} (also `STS_LEDGER_DEADLINE_MS`). */
 export const DEFAULT_LEDGER_DEADLINE_MS = 4_000;
 
@@ -27,7 +30,11 @@ export interface TableLedgerOptions {
   readonly mode: 'required' | 'best-effort';
   /** Opens the table on first use (lazily, so the SDK loads only when a row is written). */
   readonly openTable: () => Promise<LedgerTable>;
-  /** Longest wait for more rows before a batch is sent. Default 5 ms. */
+  /**
+   * Longest wait for more rows before a batch may be sent, from its first row. Default 5 ms. Under load the wait
+   * that matters is the group commit's: a batch is not sent while its key has a transaction in flight
+   * (`maxTransactionsPerKey`), and keeps taking rows (up to 100) until it is.
+   */
   readonly maxBatchWaitMs?: number;
   /**
    * Rows accepted but not yet committed or failed. When full, waiting refusal rows are dropped to make room for
@@ -38,12 +45,29 @@ export interface TableLedgerOptions {
   /** Issuance transactions in flight at once; further batches keep filling while they wait. Default 16. */
   readonly maxConcurrentTransactions?: number;
   /**
+   * Transactions in flight at once for one batch key (one credential, outcome and hour): rows that arrive while
+   * they are in flight join the key's next batch, which is sent when one of them ends (group commit), so batches
+   * grow with the load and the table's latency instead of each 5 ms window paying a transaction. Default 1.
+   */
+  readonly maxTransactionsPerKey?: number;
+  /**
+   * A transaction in flight longer than this no longer holds its key's next batch back (one stuck connection must
+   * not stall a credential's issuance until the deadline). Default 1 000 ms: a loaded table may take hundreds of
+   * ms over a full transaction, and sending more transactions then would only shrink them.
+   */
+  readonly stalledTransactionMs?: number;
+  /**
    * Transactions of background rows (refusals, upstream fetches, abandoned marks) in flight at once, on top of
    * the issuance ones: they never take a slot an issuance could use. Default 2.
    */
   readonly maxBackgroundTransactions?: number;
   /** Time budget of one table operation (open, create, transaction). Default 2 000 ms. */
   readonly operationTimeoutMs?: number;
+  /**
+   * The signal that keeps a table operation's time budget: `AbortSignal.timeout` unless given (tests give one
+   * on their fake clock, which `AbortSignal.timeout` does not follow).
+   */
+  readonly timeoutSignal?: (timeoutMs: number) => AbortSignal;
   /**
    * How long an issuance row may take, from the moment it reaches the ledger, until its caller is answered:
    * committed in time, or (required) a 503, whatever is queued ahead of it. Default 4 000 ms.
@@ -146,8 +170,8 @@ interface Batch {
   sent: boolean;
   /** The rows as sent, for their `abandoned` marks. */
   sentRows: LedgerRow[];
-  /** Cancels the attempt in flight (the deadline passed): aborts its signal and stops waiting for it. */
-  cancel: ((error: Error) => void) | undefined;
+  /** Aborted when the deadline passes: cancels the attempt in flight and stops waiting for it. */
+  readonly cancelled: AbortController;
 }
 
 /**
@@ -177,8 +201,11 @@ export class TableLedger implements Ledger {
   private readonly maxBatchWaitMs: number;
   private readonly maxQueuedRows: number;
   private readonly maxConcurrentTransactions: number;
+  private readonly maxTransactionsPerKey: number;
+  private readonly stalledTransactionMs: number;
   private readonly maxBackgroundTransactions: number;
   private readonly operationTimeoutMs: number;
+  private readonly timeoutSignal: (timeoutMs: number) => AbortSignal;
   private readonly deadlineMs: number;
   private readonly retryAfterSeconds: number;
   private readonly markRetryMs: number;
@@ -194,6 +221,8 @@ export class TableLedger implements Ledger {
   private readonly readyBackground = new Set<Batch>();
   private readonly inFlight = new Set<Promise<void>>();
   private readonly markRetries = new Map<NodeJS.Timeout, Batch>();
+  /** Per batch key: transactions in flight and when the last one started (group commit). */
+  private readonly keysInFlight = new Map<string, { count: number; lastStartAt: number }>();
   private issuanceInFlight = 0;
   private backgroundInFlight = 0;
   /** Rows waiting, `abandoned` marks excepted (those count in `queuedMarks`, with the same bound of their own). */
@@ -227,8 +256,11 @@ export class TableLedger implements Ledger {
     this.maxBatchWaitMs = options.maxBatchWaitMs ?? 5;
     this.maxQueuedRows = options.maxQueuedRows ?? 10_000;
     this.maxConcurrentTransactions = options.maxConcurrentTransactions ?? 16;
+    this.maxTransactionsPerKey = options.maxTransactionsPerKey ?? 1;
+    this.stalledTransactionMs = options.stalledTransactionMs ?? 1_000;
     this.maxBackgroundTransactions = options.maxBackgroundTransactions ?? 2;
     this.operationTimeoutMs = options.operationTimeoutMs ?? 2_000;
+    this.timeoutSignal = options.timeoutSignal ?? ((timeoutMs) => AbortSignal.timeout(timeoutMs));
     this.deadlineMs = options.deadlineMs ?? DEFAULT_LEDGER_DEADLINE_MS;
     this.retryAfterSeconds = options.retryAfterSeconds ?? 5;
     this.markRetryMs = options.markRetryMs ?? 1_000;
@@ -254,7 +286,9 @@ export class TableLedger implements Ledger {
 
   /** True while every issuance slot is taken or issuance batches wait for one (retention removal pauses then). */
   isSaturated(): boolean {
-    return this.issuanceInFlight >= this.maxConcurrentTransactions || this.readyIssuance.size > 0;
+    return (
+      this.issuanceInFlight >= this.maxConcurrentTransactions || this.firstSendable(this.readyIssuance) !== undefined
+    );
   }
 
   /** Snapshot of the counters. */
@@ -309,7 +343,7 @@ export class TableLedger implements Ledger {
     for (const batch of [...this.open.values()]) this.markReady(batch);
     this.open.clear();
     // Bounded: every transaction ends within its operation timeout, and no retry is scheduled once closed.
-    while (this.inFlight.size > 0) await Promise.race(this.inFlight);
+    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
   }
 
   /**
@@ -388,7 +422,7 @@ export class TableLedger implements Ledger {
       retired: false,
       sent: false,
       sentRows: [],
-      cancel: undefined,
+      cancelled: new AbortController(),
     };
     if (rowClass === 'issuance') batch.deadlineTimer = setTimeout(() => this.expire(batch), this.deadlineMs);
     this.open.set(key, batch);
@@ -399,35 +433,48 @@ export class TableLedger implements Ledger {
     batch.rows.push(pending);
     if (pending.mark) this.queuedMarks += 1;
     else this.queued += 1;
-    // Closing: no waiting for more rows (marks queued while closing must go out before close() returns).
-    if (batch.rows.length >= MAX_TRANSACTION_ROWS || this.closed) {
+    if (batch.rows.length >= MAX_TRANSACTION_ROWS) {
+      // Full: the next row for this key starts a new batch (this one may still wait for its key's transaction).
+      if (this.open.get(batch.key) === batch) this.open.delete(batch.key);
+      this.markReady(batch);
+    } else if (this.closed) {
+      // Closing: no waiting for more rows (marks queued while closing must go out before close() returns).
       this.markReady(batch);
     } else if (batch.rows.length === 1) {
       batch.timer = setTimeout(() => this.markReady(batch), this.maxBatchWaitMs);
     }
   }
 
+  /**
+   * The batch may be sent. It stays open to more rows (up to 100) until it is actually started: while its key
+   * has a transaction in flight, rows keep joining it (group commit).
+   */
   private markReady(batch: Batch): void {
     clearTimeout(batch.timer);
-    if (this.open.get(batch.key) === batch) this.open.delete(batch.key); // the next row for this key starts a new batch
     if (batch.state !== 'filling') return;
     batch.state = 'ready';
     (batch.rowClass === 'issuance' ? this.readyIssuance : this.readyBackground).add(batch);
     this.pump();
   }
 
-  /** Starts ready batches while slots are free: issuance first, background rows only in their own slots. */
+  /**
+   * Starts ready batches while slots are free: issuance first, background rows only in their own slots, and a
+   * batch only when its key has no transaction in flight (or only a stalled one): group commit.
+   */
   private pump(): void {
     while (this.issuanceInFlight < this.maxConcurrentTransactions) {
-      const batch = first(this.readyIssuance);
+      const batch = this.firstSendable(this.readyIssuance);
       if (!batch) break;
       this.readyIssuance.delete(batch);
       this.issuanceInFlight += 1;
       this.start(batch, () => (this.issuanceInFlight -= 1));
     }
-    // Background rows wait while any issuance is ready, even with a background slot free.
-    while (this.backgroundInFlight < this.maxBackgroundTransactions && this.readyIssuance.size === 0) {
-      const batch = first(this.readyBackground);
+    // Background rows wait while an issuance batch waits for a slot, even with a background slot free.
+    while (
+      this.backgroundInFlight < this.maxBackgroundTransactions &&
+      this.firstSendable(this.readyIssuance) === undefined
+    ) {
+      const batch = this.firstSendable(this.readyBackground);
       if (!batch) break;
       this.readyBackground.delete(batch);
       this.backgroundInFlight += 1;
@@ -435,10 +482,33 @@ export class TableLedger implements Ledger {
     }
   }
 
+  /** The oldest batch of `ready` whose key may start a transaction now. */
+  private firstSendable(ready: ReadonlySet<Batch>): Batch | undefined {
+    const now = Date.now();
+    for (const batch of ready) {
+      const key = this.keysInFlight.get(batch.key);
+      if (!key || key.count < this.maxTransactionsPerKey || now - key.lastStartAt >= this.stalledTransactionMs) {
+        return batch;
+      }
+    }
+    return undefined;
+  }
+
   private start(batch: Batch, releaseSlot: () => void): void {
     batch.state = 'sending';
+    // From now on later rows of this key start the next batch, which waits for this one (group commit).
+    if (this.open.get(batch.key) === batch) this.open.delete(batch.key);
+    const key = this.keysInFlight.get(batch.key) ?? { count: 0, lastStartAt: 0 };
+    key.count += 1;
+    key.lastStartAt = Date.now();
+    this.keysInFlight.set(batch.key, key);
+    // Should it stall, the key's next batch goes anyway once stalledTransactionMs has passed.
+    const stalled = setTimeout(() => this.pump(), this.stalledTransactionMs);
     const running = this.commit(batch).finally(() => {
+      clearTimeout(stalled);
       releaseSlot();
+      key.count -= 1;
+      if (key.count === 0 && this.keysInFlight.get(batch.key) === key) this.keysInFlight.delete(batch.key);
       this.inFlight.delete(running);
       this.pump();
     });
@@ -476,7 +546,7 @@ export class TableLedger implements Ledger {
     }
     // Sent: its transaction may commit even now. Mark its rows, and stop waiting for it.
     if (batch.sent) this.enqueueMarks(batch.sentRows);
-    batch.cancel?.(error);
+    batch.cancelled.abort(error);
   }
 
   /** The batch leaves the queue (committed, failed, dropped or expired unsent). */
@@ -506,14 +576,18 @@ export class TableLedger implements Ledger {
     const shard = batch.shard ?? this.nextShard;
     if (batch.shard === undefined) this.nextShard = (this.nextShard + 1) % LEDGER_SHARDS;
     let entities: LedgerRow[];
+    /** The callers of each row (a caller that records the same entry twice shares the first row's fate). */
+    const callersOf = new Map<string, PendingRow[]>();
     try {
       // The address key of keyed-hash, read (and cached) before any row is made: no key, no row.
       await this.addressForm?.prepare();
-      // One row per key: a caller that records the same entry twice shares the first row's fate.
       const rows = new Map<string, LedgerRow>();
       for (const pending of batch.rows) {
         const row = rowOf(pending.source, shard, this.addressForm?.store);
         if (!rows.has(row.rowKey)) rows.set(row.rowKey, row);
+        const callers = callersOf.get(row.rowKey);
+        if (callers) callers.push(pending);
+        else callersOf.set(row.rowKey, [pending]);
       }
       entities = [...rows.values()];
     } catch (error) {
@@ -522,6 +596,8 @@ export class TableLedger implements Ledger {
     }
 
     let lastError: unknown;
+    let rowsRefused = 0;
+    // Two attempts; a row the table refused on its own (below) is taken out and the rest sent again at once.
     for (let attempt = 1; attempt <= 2; attempt += 1) {
       if (batch.expired) break;
       // Required: an attempt never outlives the callers' deadline (best-effort callers do not wait on it).
@@ -530,19 +606,16 @@ export class TableLedger implements Ledger {
       if (budget <= 0) break;
       try {
         this.counters.transactionAttempts += 1;
-        await this.withTimeout(
-          budget,
-          (cancel) => (batch.cancel = cancel),
-          async (signal) => {
-            const table = await this.openTableOnce();
-            await this.ensureTable(table, signal);
-            // Cancelled while the table was being opened: nothing was sent, so nothing may be marked or committed.
-            if (signal.aborted) throw cancellationOf(signal);
-            batch.sent = true;
-            batch.sentRows = entities;
-            await table.submitTransaction(entities, signal, batch.write);
-          },
-        );
+        await this.bounded(budget, batch.cancelled.signal, async (signal) => {
+          const table = await this.openTableOnce();
+          await this.ensureTable(table, signal);
+          // Cancelled while the table was being opened: nothing was sent, so nothing may be marked or committed.
+          if (signal.aborted) throw cancellationOf(signal);
+          // The first attempt's rows: later ones only ever leave rows out, so these are every row that may commit.
+          if (!batch.sent) batch.sentRows = entities;
+          batch.sent = true;
+          await table.submitTransaction(entities, signal, batch.write);
+        });
         this.committed(batch, entities);
         return;
       } catch (error) {
@@ -553,8 +626,17 @@ export class TableLedger implements Ledger {
           this.committed(batch, entities);
           return;
         }
-      } finally {
-        batch.cancel = undefined;
+        // One row the table refused (a 4xx naming it) fails the whole transaction, so none of it committed: only
+        // that row's callers are failed (required: 503), and the other rows go again, not counted as a retry.
+        // (A 409 after an ambiguous attempt is not this case: that attempt may have written the row.)
+        const refused = refusedRowOf(error, entities, attempt === 1);
+        if (refused && !batch.expired && (rowsRefused += 1) <= MAX_ROWS_REFUSED) {
+          entities = entities.filter((row) => row !== refused);
+          batch.sentRows = batch.sentRows.filter((row) => row !== refused);
+          this.fail(batch, callersOf.get(refused.rowKey) ?? [], error);
+          if (entities.length === 0) break;
+          attempt -= 1;
+        }
       }
     }
     this.finish(batch, lastError ?? new Error('deadline passed before the transaction could be sent'));
@@ -616,22 +698,18 @@ export class TableLedger implements Ledger {
     const keys = entities.map((row) => row.rowKey).sort();
     let found: Record<string, unknown>[] = [];
     try {
-      await this.withTimeout(
-        budget,
-        () => {},
-        async (signal) => {
-          const table = await this.openTableOnce();
-          found = await table.readPartition(
-            {
-              partitionKey: entities[0]?.partitionKey ?? '',
-              rowKeyFrom: keys[0] ?? '',
-              rowKeyTo: keys[keys.length - 1] ?? '',
-              limit: 1_000,
-            },
-            signal,
-          );
-        },
-      );
+      await this.bounded(budget, undefined, async (signal) => {
+        const table = await this.openTableOnce();
+        found = await table.readPartition(
+          {
+            partitionKey: entities[0]?.partitionKey ?? '',
+            rowKeyFrom: keys[0] ?? '',
+            rowKeyTo: keys[keys.length - 1] ?? '',
+            limit: 1_000,
+          },
+          signal,
+        );
+      });
     } catch {
       return false;
     }
@@ -643,8 +721,8 @@ export class TableLedger implements Ledger {
 
   /** Drops the oldest waiting batch of refusal rows (not yet sent) to make room; false when there is none. */
   private dropOneBackgroundBatch(): boolean {
-    const candidates = [...this.readyBackground, ...this.open.values()];
-    const victim = candidates.find(
+    const candidates = new Set([...this.readyBackground, ...this.open.values()]);
+    const victim = [...candidates].find(
       (batch) => batch.rowClass === 'background' && batch.state !== 'sending' && batch.rows.every((p) => p.droppable),
     );
     if (!victim) return false;
@@ -693,30 +771,34 @@ export class TableLedger implements Ledger {
   }
 
   /**
-   * Runs `operation` with an abort signal, and stops waiting for it after `timeoutMs` or when the function handed
-   * to `register` is called (the deadline), even if the operation ignores the signal.
+   * Runs `operation` under one signal: its time budget (`AbortSignal.timeout(timeoutMs)`) joined with `cancelled`
+   * (the batch's deadline) by `AbortSignal.any`. The operation passes the signal to its table call, which aborts
+   * its request; and the returned promise settles as soon as the signal aborts, even when the operation ignores
+   * it (a black-holed socket), so no caller waits past either bound.
    */
-  private async withTimeout(
+  private bounded(
     timeoutMs: number,
-    register: (cancel: (error: Error) => void) => void,
+    cancelled: AbortSignal | undefined,
     operation: (signal: AbortSignal) => Promise<void>,
   ): Promise<void> {
-    const controller = new AbortController();
-    let timer: NodeJS.Timeout | undefined;
-    const stopped = new Promise<never>((_, reject) => {
-      const stop = (error: Error): void => {
-        controller.abort(error);
-        reject(error);
-      };
-      const timedOut = (): void => stop(new Error(`ledger operation timed out after ${Math.round(timeoutMs)} ms`));
-      timer = setTimeout(timedOut, timeoutMs);
-      register(stop);
+    const timeout = this.timeoutSignal(timeoutMs);
+    const signal = cancelled ? AbortSignal.any([timeout, cancelled]) : timeout;
+    return new Promise<void>((resolve, reject) => {
+      const stop = (): void =>
+        reject(
+          timeout.aborted
+            ? new Error(`ledger operation timed out after ${Math.round(timeoutMs)} ms`)
+            : cancellationOf(signal),
+        );
+      if (signal.aborted) {
+        stop();
+        return;
+      }
+      signal.addEventListener('abort', stop, { once: true });
+      operation(signal)
+        .then(resolve, reject)
+        .finally(() => signal.removeEventListener('abort', stop));
     });
-    try {
-      await Promise.race([operation(controller.signal), stopped]);
-    } finally {
-      clearTimeout(timer);
-    }
   }
 
   private warn(message: string): void {
@@ -737,9 +819,18 @@ function cancellationOf(signal: AbortSignal): Error {
   return signal.reason instanceof Error ? signal.reason : new Error('ledger operation cancelled');
 }
 
-function first<T>(set: ReadonlySet<T>): T | undefined {
-  for (const item of set) return item;
-  return undefined;
+/**
+ * The row a failed transaction names as the one the table refused: a 400 or 413 (the row's content) or a 409
+ * (its key exists), whose message starts with the row's index; never a status about the table or the request
+ * (403, 404, 408, 429, 5xx). A 409 counts only when `firstAttempt`: after an attempt of unknown outcome the
+ * existing row may be this batch's own.
+ */
+function refusedRowOf(error: unknown, rows: readonly LedgerRow[], firstAttempt: boolean): LedgerRow | undefined {
+  const details = error as { statusCode?: unknown; message?: unknown };
+  const status = typeof details.statusCode === 'number' ? details.statusCode : 0;
+  if (status !== 400 && status !== 413 && !(status === 409 && firstAttempt)) return undefined;
+  const index = /^(\d{1,3}):/.exec(typeof details.message === 'string' ? details.message : '')?.[1];
+  return index === undefined || rows.length < 2 ? undefined : rows[Number(index)];
 }
 
 function isTableNotFound(error: unknown): boolean {

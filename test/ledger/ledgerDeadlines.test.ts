@@ -107,12 +107,23 @@ function memoryTable(autoApply: (rows: readonly LedgerRow[], write: LedgerWrite)
   return { table, store, sent };
 }
 
+/** `AbortSignal.timeout` on the fake clock (the real one does not follow it): aborts with a TimeoutError. */
+function fakeClockTimeout(timeoutMs: number): AbortSignal {
+  const controller = new AbortController();
+  setTimeout(
+    () => controller.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError')),
+    timeoutMs,
+  );
+  return controller.signal;
+}
+
 function ledgerOn(table: LedgerTable, options: Partial<TableLedgerOptions> = {}) {
   const warnings: string[] = [];
   const ledger = new TableLedger({
     mode: 'required',
     openTable: async () => table,
     warn: (message) => warnings.push(message),
+    timeoutSignal: fakeClockTimeout,
     deadlineMs: DEADLINE_MS,
     operationTimeoutMs: 2_000,
     ...options,

@@ -27,6 +27,16 @@ function entry(requestId: string, credentialId = 'acme'): LedgerEntry {
 
 type Submit = (rows: readonly LedgerRow[], signal: AbortSignal, call: number) => Promise<void>;
 
+/** `AbortSignal.timeout` on the fake clock (the real one does not follow it): aborts with a TimeoutError. */
+function fakeClockTimeout(timeoutMs: number): AbortSignal {
+  const controller = new AbortController();
+  setTimeout(
+    () => controller.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError')),
+    timeoutMs,
+  );
+  return controller.signal;
+}
+
 function ledgerWith(submit: Submit, options: Partial<TableLedgerOptions> = {}) {
   const transactions: LedgerRow[][] = [];
   const warnings: string[] = [];
@@ -42,6 +52,7 @@ function ledgerWith(submit: Submit, options: Partial<TableLedgerOptions> = {}) {
     mode: 'required',
     openTable: async () => table,
     warn: (message) => warnings.push(message),
+    timeoutSignal: fakeClockTimeout,
     ...options,
   });
   return { ledger, transactions, warnings };
@@ -141,6 +152,75 @@ describe('TableLedger group commit', () => {
     expect(recorded()).toEqual({ state: 'fulfilled' });
   });
 
+  it('rows arriving while a transaction of their credential is in flight go together in the next one', async () => {
+    let release: () => void = () => {};
+    const gate = new Promise<void>((done) => (release = done));
+    const { ledger, transactions } = ledgerWith((_rows, _signal, call) => (call === 1 ? gate : Promise.resolve()));
+    const first = watch(ledger.record(entry('r0')));
+    await pass(BATCH_WAIT_MS);
+    expect(transactions.map((rows) => rows.length)).toEqual([1]);
+    const later = watch(Promise.all(Array.from({ length: 30 }, (_, i) => ledger.record(entry(`r${i + 1}`)))));
+    await pass(100); // far past the batch wait: they wait for the transaction in flight, not for a timer
+    expect(transactions.map((rows) => rows.length)).toEqual([1]);
+    expect(later()).toEqual({ state: 'pending' });
+    release();
+    await pass(0);
+    expect(first()).toEqual({ state: 'fulfilled' });
+    expect(later()).toEqual({ state: 'fulfilled' });
+    expect(transactions.map((rows) => rows.length)).toEqual([1, 30]);
+  });
+
+  it("a stalled transaction holds its credential's next batch back no longer than stalledTransactionMs", async () => {
+    const { ledger, transactions } = ledgerWith(
+      (_rows, signal, call) => (call === 1 ? hang(_rows, signal, 0) : committed(_rows, signal, call)),
+      {
+        stalledTransactionMs: 250,
+      },
+    );
+    void ledger.record(entry('stuck')).catch(() => {});
+    await pass(BATCH_WAIT_MS);
+    const next = watch(ledger.record(entry('next')));
+    await pass(250 - 1); // 250 ms after the stuck transaction started
+    expect(next()).toEqual({ state: 'pending' });
+    await pass(1);
+    expect(next()).toEqual({ state: 'fulfilled' });
+    expect(transactions.map((rows) => rows.map((row) => row.RequestId))).toEqual([['stuck'], ['next']]);
+  });
+
+  it('one row the table refuses fails only its own caller: the other rows of the transaction are sent again', async () => {
+    const { ledger, transactions } = ledgerWith(async (rows) => {
+      const index = rows.findIndex((row) => row.RequestId === 'dup');
+      if (index >= 0) {
+        throw Object.assign(new Error(`${index}:The specified entity already exists.`), {
+          statusCode: 409,
+          code: 'EntityAlreadyExists',
+        });
+      }
+    });
+    const ids = ['a', 'b', 'dup', 'c'];
+    const callers = ids.map((id) => watch(ledger.record(entry(id))));
+    await pass(BATCH_WAIT_MS);
+    expect(transactions.map((rows) => rows.map((row) => row.RequestId))).toEqual([ids, ['a', 'b', 'c']]);
+    const outcomes = callers.map((caller) => caller());
+    expect(outcomes.filter((outcome) => outcome.state === 'fulfilled')).toHaveLength(3);
+    const refused = outcomes[2];
+    expect(refused?.state === 'rejected' && refused.reason).toBeInstanceOf(DependencyUnavailableError);
+    expect(ledger.stats).toMatchObject({ transactions: 1, rowsCommitted: 3, rowsFailed: 1, rowsAbandoned: 0 });
+  });
+
+  it('a refusal that is about the table, not a row, fails the whole batch as before', async () => {
+    const { ledger, transactions } = ledgerWith(async () => {
+      throw Object.assign(new Error('0:The table specified does not exist.'), {
+        statusCode: 404,
+        code: 'TableNotFound',
+      });
+    });
+    const callers = ['a', 'b'].map((id) => watch(ledger.record(entry(id))));
+    await pass(BATCH_WAIT_MS);
+    expect(transactions.map((rows) => rows.length)).toEqual([2, 2]);
+    expect(callers.every((caller) => caller().state === 'rejected')).toBe(true);
+  });
+
   it('retries a failed batch once, with the same rows, and then acknowledges it', async () => {
     const { ledger, transactions } = ledgerWith(async (_rows, _signal, call) => {
       if (call === 1) throw new Error('socket hang up');
@@ -212,6 +292,31 @@ describe('TableLedger when the table is unavailable', () => {
     expect(outcome.state).toBe('rejected');
     expect(outcome.state === 'rejected' && outcome.reason).toBeInstanceOf(DependencyUnavailableError);
     expect(signals.every((signal) => signal.aborted)).toBe(true);
+  });
+
+  it('on the real clock the table call gets an AbortSignal.timeout of the operation budget, and is aborted by it', async () => {
+    vi.useRealTimers();
+    const signals: AbortSignal[] = [];
+    const table: LedgerTable = {
+      ensureExists: async () => {},
+      submitTransaction: (_rows, signal) => {
+        signals.push(signal);
+        return new Promise<void>(() => {}); // ignores its signal: the ledger must not wait for it anyway
+      },
+      readPartition: async () => [],
+    };
+    const ledger = new TableLedger({
+      mode: 'required',
+      openTable: async () => table,
+      operationTimeoutMs: 20,
+      warn: () => {},
+    });
+    await expect(ledger.record(entry('r1'))).rejects.toBeInstanceOf(DependencyUnavailableError);
+    expect(signals).toHaveLength(2); // the attempt and its retry, each with its own budget
+    for (const signal of signals) {
+      expect(signal.aborted).toBe(true);
+      expect((signal.reason as Error).name).toBe('TimeoutError');
+    }
   });
 
   it('keeps memory bounded: beyond maxQueuedRows required refuses at once and best-effort drops', async () => {
