@@ -11,6 +11,9 @@ export default defineConfig({
     hookTimeout: 60_000,
     // Integration suites start real servers (local host, Key Vault test server, Azurite) on free ports.
     pool: 'forks',
+    // Each file in a fresh process, by choice: files set process.env (the managed-identity endpoint of their own
+    // Key Vault test server) and the process's services are a module-level singleton.
+    isolate: true,
     reporters: ['default'],
   },
 });

@@ -62,7 +62,7 @@ export async function closeServices(): Promise<void> {
 /**
  * Builds the services for `config`. `warn` is told, once per episode and never with key material, when a
  * long-lived service degrades (the secret store failing behind its cache, the signing key ring serving its
- * last good keys, an unusable key version);
+ * last good keys, an unusable key version, ledger rows not committed);
  * by default `console.warn`, which the Functions worker forwards to the host's log.
  *
  * @example
@@ -80,7 +80,7 @@ export function createServices(
 function buildServices(config: StsConfig, clock: () => Date, warn: (line: string) => void): StsServices {
   const secrets = createSecretStore(config, clock, warn);
   const signingKeys = createSigningKeyRing(config, secrets, clock, warn);
-  const ledger = createLedger(config, { secrets });
+  const ledger = createLedger(config, { secrets, warn });
   return {
     config,
     secrets,

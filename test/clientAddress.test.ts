@@ -94,20 +94,28 @@ describe('through the shared function wrapper', () => {
     handle: async ({ clientIp }) => ({ response: { jsonBody: { clientIp: clientIp ?? null } } }),
   });
 
+  /** What the wrapper logged for the latest {@link seenWith} request, as the host receives it. */
+  let logged: string[] = [];
+
   async function seenWith(env: Record<string, string>, headers: Record<string, string>): Promise<string | null> {
     const services = await createServices(
       loadConfig({ STS_LEDGER_MODE: 'off', STS_LOCAL_STORE_PATH: join(folder, 'secrets.json'), ...env }),
     );
     const request = new HttpRequest({ method: 'GET', url: 'https://sts.test.example/test/client-address', headers });
-    const init = (await reportAddress.handlerFor(services)(
-      request,
-      new InvocationContext({ functionName: 'issueToken' }),
-    )) as HttpResponseInit;
+    logged = [];
+    const context = new InvocationContext({
+      functionName: 'issueToken',
+      logHandler: (level, ...args) => logged.push(`[${level}] ${args.map(String).join(' ')}`),
+    });
+    const init = (await reportAddress.handlerFor(services)(request, context)) as HttpResponseInit;
     return (JSON.parse(init.body as string) as { clientIp: string | null }).clientIp;
   }
 
   it('hands every flow the address under the configured rule: forged, missing and multi-hop', async () => {
     expect(await seenWith({}, { 'x-forwarded-for': '198.51.100.1, 203.0.113.7:50412' })).toBe('203.0.113.7');
+    // The flow sees the address; the request log keeps only its /24.
+    expect(logged.join('\n')).toContain('"clientIp":"203.0.113.0/24"');
+    expect(logged.join('\n')).not.toContain('203.0.113.7');
     expect(await seenWith({}, {})).toBeNull();
     expect(
       await seenWith(

@@ -53,14 +53,18 @@ async function invokeStreamed(
     params: {},
   };
   const request = new HttpRequest(init);
-  const response = (await definition.handlerFor(harness.services)(
-    request,
-    new InvocationContext({ functionName: definition.name }),
-  )) as HttpResponseInit;
+  // What the handler logs, as the host would receive it (level first).
+  const logLines: string[] = [];
+  const context = new InvocationContext({
+    functionName: definition.name,
+    logHandler: (level, ...args) => logLines.push(`[${level}] ${args.map(String).join(' ')}`),
+  });
+  const response = (await definition.handlerFor(harness.services)(request, context)) as HttpResponseInit;
   return {
     status: response.status ?? 200,
     headers: new Headers(response.headers),
     text: (response.body ?? '') as string,
+    logLines,
   };
 }
 
@@ -111,5 +115,11 @@ describe('streamed request bodies', () => {
     // 16 KiB limit: a few pieces past it at most (the stream may read ahead), never the whole megabyte.
     expect(body.pulled()).toBeLessThan(40);
     expect(body.cancelled()).toBe(true);
+    // The refusal is logged as a warning with its reason, never with the subscription key.
+    expect(answer.logLines).toContain(
+      '[warning] issueLimitedAccessToken refused 413 ERR_STS_PAYLOAD_TOO_LARGE reason=payload_too_large',
+    );
+    const key = harness.credentials.cognitive.isvFace.keys[0];
+    for (const line of answer.logLines) expect(line).not.toContain(key);
   });
 });

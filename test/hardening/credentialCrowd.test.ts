@@ -70,7 +70,12 @@ afterEach(() => {
   vault.resetFaults();
 });
 
-async function startKeyVaultApp(env: Record<string, string> = {}): Promise<{ host: TestHost; services: StsServices }> {
+/**
+ * The app on the Key Vault test server; `warnings` collects what the operator is told (`createServices`' `warn`).
+ */
+async function startKeyVaultApp(
+  env: Record<string, string> = {},
+): Promise<{ host: TestHost; services: StsServices; warnings: string[] }> {
   const config = loadConfig({
     STS_ISSUER: 'https://sts.test.example/',
     STS_LEDGER_MODE: 'off',
@@ -79,8 +84,9 @@ async function startKeyVaultApp(env: Record<string, string> = {}): Promise<{ hos
     STS_SECRET_INDEX_REFRESH_SECONDS: String(INDEX_REFRESH),
     ...env,
   });
-  const services = await createServices(config, clock);
-  return { host: await startTestHost({ services }), services };
+  const warnings: string[] = [];
+  const services = await createServices(config, clock, (line) => warnings.push(line));
+  return { host: await startTestHost({ services }), services, warnings };
 }
 
 /** One request with a made-up credential of `flow`'s kind: unknown account id, key, issuer or namespace. */
@@ -273,12 +279,17 @@ describe('a crowd of made-up credentials on the Key Vault path', () => {
   it('a vault over its transaction budget answers 429 + Retry-After, and a cold instance says 503 + Retry-After, not 500', async () => {
     const saved = vault.budget;
     vault.budget = { transactions: 0, windowSeconds: 10 };
-    const { host } = await startKeyVaultApp();
+    const { host, warnings } = await startKeyVaultApp();
     try {
       const answer = await sendHttp(host.url, flowRequest('mixedRealityToken', credentials));
       expect(answer.status).toBe(503);
       expect(Number(answer.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
       expect(vault.stats.budgetThrottled).toBeGreaterThanOrEqual(1);
+      // The operator is told why every lookup answers 503, once, without the key the request carried.
+      expect(warnings).toEqual([
+        'secret name index: the first listing failed (DependencyUnavailableError ERR_STS_DEPENDENCY_UNAVAILABLE: ' +
+          'Key Vault throttled the request (429)); lookups answer 503 until it succeeds',
+      ]);
     } finally {
       vault.budget = saved;
       await host.close();

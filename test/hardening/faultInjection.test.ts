@@ -71,7 +71,39 @@ afterAll(async () => {
 });
 afterEach(() => {
   vault.resetFaults();
+  // Whatever the fault, the operator is never told a key.
+  const keys = [
+    ...credentials.mixedReality.account.keys,
+    ...credentials.cognitive.speech.keys,
+    ...credentials.cognitive.isvFace.keys,
+    ...credentials.wrap.owner.keys,
+    ...coldKeys,
+  ];
+  for (const line of warnings) for (const key of keys) expect(line).not.toContain(key);
 });
+
+/**
+ * What the latest app told the operator (`createServices`' `warn`): a list of its own per {@link startApp}, so
+ * a line an earlier test's app logs late never lands in a later test's list.
+ */
+let warnings: string[] = [];
+/** The keys of every credential {@link coldRequests} created. */
+const coldKeys: string[] = [];
+
+/** The lines among {@link warnings} that start with `prefix` (one component's). */
+const warningsOf = (prefix: string): string[] => warnings.filter((line) => line.startsWith(prefix));
+
+/**
+ * `lines` tell of each outage once and of its end once: "failing" and "answering again" lines alternate, a
+ * failing one first. (A flaky dependency may have several short outages; none is told twice.)
+ */
+function expectOneLinePerEpisode(lines: readonly string[], failing: RegExp, recovered: RegExp): void {
+  lines.forEach((line, i) => expect(line).toMatch(i % 2 === 0 ? failing : recovered));
+}
+
+const STORE_FAILING =
+  /^secret store: DependencyUnavailableError .+; serving cached answers up to 3600 s past their max age until it answers$/;
+const STORE_RECOVERED = /^secret store: answering again$/;
 
 /** The app as configured for Key Vault, served over HTTP; `env` adds settings (ledger, identity). */
 async function startApp(env: Record<string, string> = {}): Promise<{ host: TestHost; services: StsServices }> {
@@ -84,7 +116,9 @@ async function startApp(env: Record<string, string> = {}): Promise<{ host: TestH
     STS_SECRET_CACHE_MAX_STALE_SECONDS: '3600',
     ...env,
   });
-  const services = await createServices(config, clock);
+  const told: string[] = [];
+  const services = await createServices(config, clock, (line) => told.push(line));
+  warnings = told;
   const host = await startTestHost({ services });
   return { host, services };
 }
@@ -106,6 +140,7 @@ async function coldRequests(): Promise<Record<TokenFlow, ClientRequest>> {
     grantableFeatureFlags: ['Face.Identification'],
   });
   const issuer = await createWrapIssuer(admin, { namespace: `cold${suffix}`, name: 'owner' });
+  coldKeys.push(...account.keys, ...speech.keys, ...face.keys, ...issuer.keys);
   return {
     mixedRealityToken: {
       method: 'GET',
@@ -180,6 +215,12 @@ describe('Key Vault faults over HTTP, all four flows', () => {
       vault.resetFaults();
       advance(retryAfter);
       for (const flow of TOKEN_FLOWS) expect((await sendHttp(host.url, cold[flow])).status).toBe(200);
+      // Four cold reads cut short at once: one line for the spike, one when the vault answers again.
+      expect(warningsOf('secret store: ')).toEqual([
+        'secret store: DependencyUnavailableError ERR_STS_DEPENDENCY_UNAVAILABLE: Key Vault did not answer in time;' +
+          ' serving cached answers up to 3600 s past their max age until it answers',
+        'secret store: answering again',
+      ]);
     } finally {
       await host.close();
     }
@@ -207,6 +248,11 @@ describe('Key Vault faults over HTTP, all four flows', () => {
       vault.resetFaults();
       advance(9);
       for (const flow of TOKEN_FLOWS) expect((await sendHttp(host.url, cold[flow])).status).toBe(200);
+      expect(warningsOf('secret store: ')).toEqual([
+        'secret store: DependencyUnavailableError ERR_STS_DEPENDENCY_UNAVAILABLE: Key Vault throttled the request (429);' +
+          ' serving cached answers up to 3600 s past their max age until it answers',
+        'secret store: answering again',
+      ]);
     } finally {
       await host.close();
     }
@@ -247,6 +293,8 @@ describe('Key Vault faults over HTTP, all four flows', () => {
         if (answer.status === 503) expectFlowErrorShape(flow, answer, 503);
       }
       expect(statuses.get(200)).toBeGreaterThanOrEqual(40); // every warm request at least
+      // Many short outages, perhaps: each told once, never per failed read.
+      expectOneLinePerEpisode(warningsOf('secret store: '), STORE_FAILING, STORE_RECOVERED);
     } finally {
       await host.close();
     }
@@ -280,6 +328,17 @@ describe('Key Vault faults over HTTP, all four flows', () => {
           (await servedHonouringRetryAfter(host, { method: 'GET', path: '/.well-known/jwks.json', headers: {} }))
             .status,
         ).toBe(200);
+        // The operator learns why every lookup answered 503 (nothing could be listed), and that it lists again.
+        const indexLines = warningsOf('secret name index: ');
+        expect(indexLines[0]).toMatch(
+          /^secret name index: the first listing failed \(DependencyUnavailableError .+\); lookups answer 503 until it succeeds$/,
+        );
+        expectOneLinePerEpisode(
+          indexLines,
+          /^secret name index: (the first listing|a refresh) failed /,
+          /^secret name index: listing again \(\d+ names\)$/,
+        );
+        expectOneLinePerEpisode(warningsOf('secret store: '), STORE_FAILING, STORE_RECOVERED);
       } finally {
         await host.close();
       }
@@ -308,6 +367,8 @@ describe('Key Vault faults over HTTP, all four flows', () => {
       // Warm credentials are still served during the outage.
       for (const flow of TOKEN_FLOWS)
         expect((await sendHttp(host.url, flowRequest(flow, credentials))).status).toBe(200);
+      // A flood of refusals is no news to the operator: nothing failed, nothing is logged.
+      expect(warnings).toEqual([]);
     } finally {
       await host.close();
     }
@@ -356,6 +417,10 @@ describe('the ledger per its mode while the vault is down too (Azurite)', () => 
       }
       await azurite.restart();
       expect((await issuedRows(tableName)).length).toBe(served);
+      // The first row that could not be committed is told (later ones within the minute are counted into the next line).
+      expect(warningsOf('ledger ')).toEqual([
+        expect.stringMatching(/^ledger \(required\): \d+ ledger row\(s\) not committed/),
+      ]);
     } finally {
       await host.close();
     }
@@ -375,6 +440,10 @@ describe('the ledger per its mode while the vault is down too (Azurite)', () => 
       for (const flow of TOKEN_FLOWS)
         expect((await sendHttp(host.url, flowRequest(flow, credentials))).status).toBe(200);
       await services.ledger.close();
+      // Tokens went out without their rows: the operator is told (once a minute at most).
+      expect(warningsOf('ledger ')).toEqual([
+        expect.stringMatching(/^ledger \(best-effort\): \d+ ledger row\(s\) not committed/),
+      ]);
     } finally {
       await host.close();
       await azurite.restart();

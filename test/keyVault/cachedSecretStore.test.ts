@@ -66,8 +66,15 @@ class ControlledStore implements SecretStore {
 function setup(settings: Partial<SecretCacheSettings> = {}) {
   let nowMs = 1_000_000;
   const inner = new ControlledStore();
-  const cache = new CachedSecretStore(inner, { ...SETTINGS, ...settings }, () => new Date(nowMs));
-  return { inner, cache, advance: (seconds: number) => (nowMs += seconds * 1000) };
+  /** What the operator is told (the cache's `warn`). */
+  const warnings: string[] = [];
+  const cache = new CachedSecretStore(
+    inner,
+    { ...SETTINGS, ...settings },
+    () => new Date(nowMs),
+    (line) => warnings.push(line),
+  );
+  return { inner, cache, warnings, advance: (seconds: number) => (nowMs += seconds * 1000) };
 }
 
 /** Runs every promise callback already queued (the store reads are in-memory: no I/O, no timer in between). */
@@ -140,7 +147,7 @@ describe('CachedSecretStore', () => {
   });
 
   it('serves the last good value on any store error within the stale window, else rethrows the error', async () => {
-    const { inner, cache, advance } = setup();
+    const { inner, cache, warnings, advance } = setup();
     inner.values.set('a', 'one');
     await cache.getSecret('a');
     const bug = new TypeError('store bug');
@@ -149,20 +156,29 @@ describe('CachedSecretStore', () => {
     expect((await cache.getSecret('a'))?.value).toBe('one');
     expect(cache.stats().staleServes).toBe(1);
     await expect(cache.getSecret('b')).rejects.toBe(bug);
+    // One line for the outage, however many lookups fail in it, and never the value it keeps serving.
+    expect(warnings).toEqual([
+      'secret store: TypeError: store bug; serving cached answers up to 600 s past their max age until it answers',
+    ]);
   });
 
   it('backs off for the Retry-After of a DependencyUnavailableError: cold lookups get 503 without a store call', async () => {
-    const { inner, cache, advance } = setup();
+    const { inner, cache, warnings, advance } = setup();
     inner.failWith = new DependencyUnavailableError('secret-store', 4, 'throttled');
     await expect(cache.getSecret('a')).rejects.toMatchObject({ retryAfterSeconds: 4 });
     advance(1);
     await expect(cache.getSecret('b')).rejects.toMatchObject({ retryAfterSeconds: 3 });
     expect(inner.reads).toBe(1);
+    expect(warnings).toEqual([
+      'secret store: DependencyUnavailableError ERR_STS_DEPENDENCY_UNAVAILABLE: throttled; serving cached answers up to 600 s past their max age until it answers',
+    ]);
 
     inner.failWith = undefined;
     inner.values.set('b', 'two');
     advance(3);
     expect((await cache.getSecret('b'))?.value).toBe('two');
+    // The outage's end is told once, and only once the store has answered.
+    expect(warnings.slice(1)).toEqual(['secret store: answering again']);
   });
 
   it('does not retain version lists (the key ring caches them) but shares a concurrent fetch', async () => {

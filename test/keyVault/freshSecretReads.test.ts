@@ -48,8 +48,15 @@ class SourceStore implements SecretStore {
 describe('CachedSecretStore.getFreshSecret', () => {
   const setup = () => {
     const source = new SourceStore();
-    const cache = new CachedSecretStore(source, SETTINGS, () => new Date(1_000_000));
-    return { source, cache };
+    /** What the operator is told (the cache's `warn`). */
+    const warnings: string[] = [];
+    const cache = new CachedSecretStore(
+      source,
+      SETTINGS,
+      () => new Date(1_000_000),
+      (line) => warnings.push(line),
+    );
+    return { source, cache, warnings };
   };
 
   it('asks the source past a fresh entry, and caches the new value for every later read', async () => {
@@ -67,11 +74,15 @@ describe('CachedSecretStore.getFreshSecret', () => {
   });
 
   it('is never answered from a stale entry: a failing source fails the fresh read', async () => {
-    const { source, cache } = setup();
+    const { source, cache, warnings } = setup();
     source.values.set('upstream-cs-speech', 'old-key');
     await cache.getSecret('upstream-cs-speech');
     source.failWith = new DependencyUnavailableError('secret-store', 5, 'Key Vault answered 503');
     await expect(cache.getFreshSecret('upstream-cs-speech')).rejects.toBeInstanceOf(DependencyUnavailableError);
+    // The operator hears of the failing store once, without the value the cache holds.
+    expect(warnings).toEqual([
+      'secret store: DependencyUnavailableError ERR_STS_DEPENDENCY_UNAVAILABLE: Key Vault answered 503; serving cached answers up to 600 s past their max age until it answers',
+    ]);
   });
 
   it('remembers that a secret is gone', async () => {

@@ -61,10 +61,23 @@ afterAll(async () => {
 });
 afterEach(() => {
   server.resetFaults();
+  // Whatever the fault, the operator is never told a key.
+  for (const line of warnings) for (const key of keysCreated) expect(line).not.toContain(key);
 });
 
 /** The services {@link requestToken} answers with: the latest {@link startServices}. */
 let current: StsServices | undefined;
+/**
+ * What the latest services told the operator (`createServices`' `warn`): a list of its own per
+ * {@link startServices}, so a line an earlier test's services log late never lands in a later test's list.
+ */
+let warnings: string[] = [];
+/** Every account key this file created. */
+const keysCreated = new Set<string>();
+
+/** The secret store's lines among {@link warnings}: one when an outage starts, one when the store answers again. */
+const storeWarnings = (): string[] => warnings.filter((line) => line.startsWith('secret store: '));
+const SERVING_STALE = / serving cached answers up to 600 s past their max age until it answers$/;
 
 /** Fresh services (a fresh cache) as the function app builds them from its settings. */
 async function startServices(env: Record<string, string> = {}): Promise<StsServices> {
@@ -78,7 +91,9 @@ async function startServices(env: Record<string, string> = {}): Promise<StsServi
     STS_VAULT_TIMEOUT_MS: String(VAULT_TIMEOUT_MS),
     ...env,
   });
-  const services = await createServices(config, clock);
+  const told: string[] = [];
+  const services = await createServices(config, clock, (line) => told.push(line));
+  warnings = told;
   expect(services.secrets).toBeInstanceOf(IndexedSecretStore);
   current = services;
   return services;
@@ -112,7 +127,9 @@ function accessTokenOf(response: Observed): string {
 }
 
 async function newAccount(): Promise<MixedRealityAccount> {
-  return createMixedRealityAccount(admin, { accountDomain: 'eastus2.mixedreality.azure.com' });
+  const account = await createMixedRealityAccount(admin, { accountDomain: 'eastus2.mixedreality.azure.com' });
+  for (const key of account.keys) keysCreated.add(key);
+  return account;
 }
 
 const secretOf = (account: MixedRealityAccount): string => vaultLayout.mixedRealityAccount(account.accountId);
@@ -303,6 +320,11 @@ describe('vault faults: warm credentials keep working, cold ones get 503 + Retry
     server.resetFaults();
     advance(Number((await requestToken(cold.accountId, cold.keys[0])).headers.get('retry-after') ?? 5));
     expect((await requestToken(cold.accountId, cold.keys[0])).status).toBe(200);
+    // The operator hears of the outage once (not per request) and of its end once.
+    expect(storeWarnings()).toEqual([
+      expect.stringMatching(new RegExp(`^secret store: DependencyUnavailableError .+;${SERVING_STALE.source}`)),
+      'secret store: answering again',
+    ]);
   });
 
   it('a connection reset as a kept-alive socket is reused: retried once at once, the right key served', async () => {
@@ -337,6 +359,11 @@ describe('vault faults: warm credentials keep working, cold ones get 503 + Retry
     server.resetFaults();
     advance(7);
     expect((await requestToken(colds[0]?.accountId as string, colds[0]?.keys[0] as string)).status).toBe(200);
+    expect(storeWarnings()).toEqual([
+      'secret store: DependencyUnavailableError ERR_STS_DEPENDENCY_UNAVAILABLE: Key Vault throttled the request (429);' +
+        ' serving cached answers up to 600 s past their max age until it answers',
+      'secret store: answering again',
+    ]);
   });
 
   it('serves stale no longer than maxStaleSeconds past the max age', async () => {
@@ -348,6 +375,11 @@ describe('vault faults: warm credentials keep working, cold ones get 503 + Retry
     expect((await requestToken(account.accountId, account.keys[0])).status).toBe(200);
     advance(20);
     expect((await requestToken(account.accountId, account.keys[0])).status).toBe(503);
+    // Told once, when the outage began; past the stale window nothing new is said (it is the same outage).
+    expect(storeWarnings()).toEqual([
+      'secret store: DependencyUnavailableError ERR_STS_DEPENDENCY_UNAVAILABLE: Key Vault answered 503 ServiceUnavailable;' +
+        ' serving cached answers up to 600 s past their max age until it answers',
+    ]);
   });
 
   it('a failing managed-identity endpoint: 503 with Retry-After, not 500, then recovery', async () => {
@@ -362,6 +394,13 @@ describe('vault faults: warm credentials keep working, cold ones get 503 + Retry
     server.resetFaults();
     advance(Number(response.headers.get('retry-after')));
     expect((await requestToken(account.accountId, account.keys[0])).status).toBe(200);
+    // Nothing was listed yet, so every lookup answered 503: the operator is told so, and when it lists again.
+    expect(warnings).toEqual([
+      'secret name index: the first listing failed (DependencyUnavailableError ERR_STS_DEPENDENCY_UNAVAILABLE: ' +
+        'The managed identity could not get a token for Key Vault (The managed identity endpoint answered 500: ' +
+        'Injected identity endpoint failure.)); lookups answer 503 until it succeeds',
+      expect.stringMatching(/^secret name index: listing again \(\d+ names\)$/),
+    ]);
   });
 });
 

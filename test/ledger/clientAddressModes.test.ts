@@ -131,13 +131,19 @@ describe('STS_LEDGER_CLIENT_ADDRESS: what a row stores of the client address', (
         STS_LEDGER_TABLE: tableName,
         STS_LEDGER_CLIENT_ADDRESS: 'keyed-hash',
       });
-      const services = await createServices(config);
+      const warnings: string[] = [];
+      const services = await createServices(config, undefined, (line) => warnings.push(line));
       const host = await startTestHost({ services });
       try {
         const answer = await sendHttp(host.url, flowRequest('issueToken', emptyStore), loopbackClient(CLIENT));
         expect(answer.status).toBe(503);
         expect(answer.headers.get('retry-after')).toBeTruthy();
         expect(JSON.stringify(await readLedgerEntities(azurite.connectionString, tableName))).not.toContain(CLIENT);
+        // The operator is told which secret is missing; neither the client's address nor its key is in the line.
+        expect(warnings).toEqual([
+          'ledger (required): 1 ledger row(s) not committed: ' +
+            'Error: secret sts-ledger-address-key is missing or shorter than 32 characters',
+        ]);
       } finally {
         await host.close();
         await services.ledger.close();

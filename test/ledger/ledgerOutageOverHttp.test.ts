@@ -188,7 +188,9 @@ function expectHonestAnswersBounded(honest: readonly HonestAnswer[]): void {
 }
 
 describe('the ledger under a table outage while a crowd sends refusals (HTTP, Azurite behind a stalling proxy)', () => {
-  it('table frozen: every honest request is answered within the bound, 200 with its row or 503, and no row claims an undelivered token', async () => {
+  it('table frozen: every honest request is answered within the bound, 200 with its row or 503, and no row claims an undelivered token', async ({
+    annotate,
+  }) => {
     const rig = await startRig();
     const honest: HonestAnswer[] = [];
     const crowd: number[] = [];
@@ -241,7 +243,8 @@ describe('the ledger under a table outage while a crowd sends refusals (HTTP, Az
     expect(entities.filter((e) => e.Outcome === 'refused' && !String(e.partitionKey).startsWith('refusals|'))).toEqual(
       [],
     );
-    console.log(
+    // The run's figures (docs/ledger.md), kept with the test's result: `--reporter=verbose` shows them.
+    await annotate(
       `frozen ${FREEZE_MS} ms: honest ${honest.length} (200: ${honest.filter((a) => a.status === 200).length}, ` +
         `503: ${honest.filter((a) => a.status === 503).length}), slowest ${Math.round(Math.max(...honest.map((a) => a.ms)))} ms; ` +
         `abandoned rows ${abandoned}; crowd ${crowd.length} refusals -> ${aggregates.length} rows; ` +
@@ -249,7 +252,9 @@ describe('the ledger under a table outage while a crowd sends refusals (HTTP, Az
     );
   }, 90_000);
 
-  it('table slower than the deadline: transactions commit after their 503, and every such row is marked abandoned', async () => {
+  it('table slower than the deadline: transactions commit after their 503, and every such row is marked abandoned', async ({
+    annotate,
+  }) => {
     const rig = await startRig();
     const honest: HonestAnswer[] = [];
     const crowd: number[] = [];
@@ -299,7 +304,7 @@ describe('the ledger under a table outage while a crowd sends refusals (HTTP, Az
         .filter((e) => e.Outcome === 'abandoned')
         .every((e) => e.Status === 503 && e.Reason === 'ledger_deadline'),
     ).toBe(true);
-    console.log(
+    await annotate(
       `slow table: ${slowPhase.length} honest requests answered 503, ${abandoned} late rows marked abandoned`,
     );
   }, 90_000);
