@@ -1,8 +1,9 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { hash, timingSafeEqual } from 'node:crypto';
 
 /** SHA-256 of a secret: what constant-time comparisons compare (equal lengths, no length leak). */
 export function secretDigest(secret: string): Buffer {
-  return createHash('sha256').update(secret, 'utf8').digest();
+  // One-shot: no Hash object (a stream) per call, on every request that presents a key.
+  return hash('sha256', secret, 'buffer');
 }
 
 /**
