@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import type { DemoCredentials } from '../../tools/demoCredentials.js';
-import { credentialPresented, refusedOnSize, routedSegments, type FuzzRequest } from '../../tooling/fuzz/fuzzCases.js';
+import {
+  credentialPresented,
+  refusedOnSize,
+  routedSegments,
+  servedByAFunction,
+  type FuzzRequest,
+} from '../../tooling/fuzz/fuzzCases.js';
 
 /**
  * The fuzzer's oracle: which requests still present a valid credential as the host routes them. A request
@@ -85,5 +91,15 @@ describe('fuzz oracle: refusal on size', () => {
     expect(
       refusedOnSize({ ...small, headers: Array.from({ length: 6 }, (): [string, string] => ['X', '1']) }, limits),
     ).toBe(true);
+  });
+});
+
+describe('fuzz oracle: an early 404', () => {
+  it('counts a 404 as the right early answer only where no function answers the route and method', () => {
+    const request = mixedReality('/accounts/x/token');
+    expect(servedByAFunction(request)).toBe(true);
+    expect(servedByAFunction({ ...request, method: 'get' })).toBe(true);
+    expect(servedByAFunction({ ...request, method: 'PATCH' })).toBe(false);
+    expect(servedByAFunction({ ...request, route: 'unknown', target: '/favicon.ico', method: 'POST' })).toBe(false);
   });
 });

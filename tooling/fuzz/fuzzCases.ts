@@ -867,6 +867,17 @@ export function routedSegments(rawPath: string): string[] | undefined {
 }
 
 /**
+ * Whether a function answers `request`'s route and method. When none does, the host's 404 comes before any of
+ * the body is read (as Azure's host answers an unknown route), so an oversized body is cut short by that 404
+ * instead of a 413: the same early close, a different right answer.
+ */
+export function servedByAFunction(request: FuzzRequest): boolean {
+  if (request.route === 'unknown') return false;
+  const methods: readonly string[] = flowDeclaration(request.route).methods;
+  return methods.includes(request.method.toUpperCase());
+}
+
+/**
  * Whether the host or the app refuses `request` on its size before reading all of it: a URL over the limit
  * (414), header fields over theirs (431), a body over the body limit (413, from its declared length). The
  * server may then close the connection while the client is still writing, so the client sees EPIPE or

@@ -8,6 +8,7 @@ import {
   describeRequest,
   nextFuzzRequest,
   refusedOnSize,
+  servedByAFunction,
   TOKEN_ROUTES,
   type FuzzRequest,
   type RouteName,
@@ -212,7 +213,8 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
             });
             status = raw.status;
             text = `${raw.head}\r\n\r\n${raw.body.toString('latin1')}`;
-            if (status !== undefined && SIZE_REFUSALS.has(status)) outcome = classOf(status);
+            if (status !== undefined && (SIZE_REFUSALS.has(status) || (status === 404 && !servedByAFunction(request))))
+              outcome = classOf(status);
           }
           if (outcome === 'error') addFinding({ kind: 'dropped', detail: `undici ${name}`, request: describe() });
         }
