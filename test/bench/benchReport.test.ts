@@ -248,14 +248,16 @@ describe('CPU profile summary', () => {
   });
 });
 
+/** A CPU profile node of a file under a made-up project root. */
+const file = (url: string) => `file:///somewhere/${url}`;
+const frame = (id: number, functionName: string, url: string, children: number[] = []) => ({
+  id,
+  callFrame: { functionName, url },
+  children,
+});
+
 describe('Mixed Reality token by stage', () => {
   it('gives each sample to the deepest stage on its stack, GC to its own line, and leaves the loop out', () => {
-    const file = (url: string) => `file:///somewhere/${url}`;
-    const frame = (id: number, functionName: string, url: string, children: number[] = []) => ({
-      id,
-      callFrame: { functionName, url },
-      children,
-    });
     const profile = {
       nodes: [
         frame(1, '(root)', '', [2, 7, 8]),
@@ -285,12 +287,6 @@ describe('Mixed Reality token by stage', () => {
 
 describe('WRAP token by stage', () => {
   it('gives the body reader and what it calls to body, the HMAC to signing and the SWT encoding to claims', () => {
-    const file = (url: string) => `file:///somewhere/${url}`;
-    const frame = (id: number, functionName: string, url: string, children: number[] = []) => ({
-      id,
-      callFrame: { functionName, url },
-      children,
-    });
     const profile = {
       nodes: [
         frame(1, '(root)', '', [2]),

@@ -142,22 +142,8 @@ export async function measureRealWorker(
   });
   // The benchmark's snapshot of the app is a function app once it has host.json.
   await copyFile(join(projectRoot, 'host.json'), join(fixtures.appRoot, 'host.json'));
-  const noopRoot = join(projectRoot, 'bench-results', `.noop-${process.pid}`);
-  await mkdir(noopRoot, { recursive: true });
-  await copyFile(join(projectRoot, 'host.json'), join(noopRoot, 'host.json'));
-  await writeFile(
-    join(noopRoot, 'package.json'),
-    `${JSON.stringify({ name: 'bench-noop', type: 'module', main: 'noop.js' })}\n`,
-  );
-  await writeFile(join(noopRoot, 'noop.js'), NOOP_FUNCTION);
-  const floorRoot = join(projectRoot, 'bench-results', `.floor-${process.pid}`);
-  await mkdir(floorRoot, { recursive: true });
-  await copyFile(join(projectRoot, 'host.json'), join(floorRoot, 'host.json'));
-  await writeFile(
-    join(floorRoot, 'package.json'),
-    `${JSON.stringify({ name: 'bench-floor', type: 'module', main: 'floor.js' })}\n`,
-  );
-  await writeFile(join(floorRoot, 'floor.js'), FLOOR_FUNCTION);
+  const noopRoot = await writeFunctionApp('noop', NOOP_FUNCTION);
+  const floorRoot = await writeFunctionApp('floor', FLOOR_FUNCTION);
 
   const hosts: StubHost[] = [];
   const worker = await startLoadWorker(fixtures);
@@ -228,6 +214,19 @@ export async function measureRealWorker(
     await rm(noopRoot, { recursive: true, force: true });
     await rm(floorRoot, { recursive: true, force: true });
   }
+}
+
+/** A one-file function app under the git-ignored `bench-results/`: the project's host.json and `<name>.js`. */
+async function writeFunctionApp(name: string, source: string): Promise<string> {
+  const root = join(projectRoot, 'bench-results', `.${name}-${process.pid}`);
+  await mkdir(root, { recursive: true });
+  await copyFile(join(projectRoot, 'host.json'), join(root, 'host.json'));
+  await writeFile(
+    join(root, 'package.json'),
+    `${JSON.stringify({ name: `bench-${name}`, type: 'module', main: `${name}.js` })}\n`,
+  );
+  await writeFile(join(root, `${name}.js`), source);
+  return root;
 }
 
 /** The stub host seen as a benchmark server: its URL, and the worker process's CPU as its usage. */
