@@ -323,7 +323,15 @@ const fixed = (value: number, digits = 0) => (Number.isFinite(value) ? value.toF
 const megabytes = (bytes: number) => `${(bytes / 1_048_576).toFixed(0)} MB`;
 const times = (value: number) => (Number.isFinite(value) ? `${value.toFixed(2)}×` : 'n/a');
 
-function loadRows(summaries: readonly LoadSummary[], withAuxiliary = false): string[][] {
+/** A table of load runs; `auxiliaryColumn` names the extra CPU column (the stub host's, Azurite's) when there is one. */
+function loadTable(summaries: readonly LoadSummary[], auxiliaryColumn?: string): string {
+  const header = ['target', 'conns', 'req/s', 'p50 ms', 'p99 ms', 'CPU µs/req'];
+  if (auxiliaryColumn) header.push(auxiliaryColumn);
+  header.push('non-2xx', 'errors', 'req/s by rep');
+  return formatTable(header, loadRows(summaries, auxiliaryColumn !== undefined));
+}
+
+function loadRows(summaries: readonly LoadSummary[], withAuxiliary: boolean): string[][] {
   return summaries.map((s) => [
     s.label,
     String(s.connections),
@@ -360,13 +368,7 @@ export function renderReport(
 
   if (throughput) {
     out.push('Throughput through the local host and baselines (medians; CPU = server process µs per request)');
-    out.push(
-      formatTable(
-        ['target', 'conns', 'req/s', 'p50 ms', 'p99 ms', 'CPU µs/req', 'non-2xx', 'errors', 'req/s by rep'],
-        loadRows(throughput.summaries),
-      ),
-      '',
-    );
+    out.push(loadTable(throughput.summaries), '');
     out.push('Ratios, app ÷ baseline in the same run (req/s: higher is better; CPU/request and p99: lower is better)');
     out.push(
       formatTable(
@@ -424,23 +426,7 @@ export function renderReport(
       `Real Functions Node.js worker ${realWorker.workerVersion} under a stub host (optional): the app vs a no-op function on the same route; ` +
         'CPU = the worker process, "stub µs/req" = the stub host',
     );
-    out.push(
-      formatTable(
-        [
-          'target',
-          'conns',
-          'req/s',
-          'p50 ms',
-          'p99 ms',
-          'CPU µs/req',
-          'stub µs/req',
-          'non-2xx',
-          'errors',
-          'req/s by rep',
-        ],
-        loadRows([...realWorker.summaries, ...realWorker.paced], true),
-      ),
-    );
+    out.push(loadTable([...realWorker.summaries, ...realWorker.paced], 'stub µs/req'));
     const pacedSts = realWorker.paced.find((s) => s.targetId === REAL_WORKER_TARGET.stsPaced);
     const pacedNoop = realWorker.paced.find((s) => s.targetId === REAL_WORKER_TARGET.noopPaced);
     if (pacedSts && pacedNoop) {
@@ -478,23 +464,7 @@ export function renderReport(
   }
   if (ledger) {
     out.push('Ledger off vs required (Azurite), Mixed Reality flow; "Azurite µs/req" = Azurite\'s CPU per token');
-    out.push(
-      formatTable(
-        [
-          'target',
-          'conns',
-          'req/s',
-          'p50 ms',
-          'p99 ms',
-          'CPU µs/req',
-          'Azurite µs/req',
-          'non-2xx',
-          'errors',
-          'req/s by rep',
-        ],
-        loadRows(ledger.summaries, true),
-      ),
-    );
+    out.push(loadTable(ledger.summaries, 'Azurite µs/req'));
     for (const connections of [...new Set(ledger.summaries.map((s) => s.connections))]) {
       const off = ledger.summaries.find((s) => s.targetId === LEDGER_TARGET.off && s.connections === connections);
       const on = ledger.summaries.find((s) => s.targetId === LEDGER_TARGET.required && s.connections === connections);
