@@ -210,10 +210,10 @@ function finish(
   const headers = declaration.cacheable && (response.status ?? 200) < 400 ? {} : securityHeaders();
   addCorrelationHeader(headers, declaration.correlationHeader, requestId);
   if (cors) Object.assign(headers, cors);
-  return withContentLength({
-    ...response,
-    headers: Object.assign(headers, response.headers as Record<string, string> | undefined),
-  });
+  const own = response.headers as Record<string, string> | undefined;
+  Object.assign(headers, own);
+  // Only the flow's own headers can name Content-Type or Content-Length: the ones added here never do.
+  return sized(response, headers, own);
 }
 
 /** A refused request: the flow's refusal and what the limits and the ledger need to know about it. */
@@ -301,13 +301,27 @@ const BODILESS_STATUSES = new Set([204, 205, 304]);
  * is enough).
  */
 function withContentLength(response: HttpResponseInit): HttpResponseInit {
-  const status = response.status ?? 200;
   const headers = (response.headers ?? {}) as Record<string, string>;
+  return sized(response, headers, headers);
+}
+
+/**
+ * {@link withContentLength} with the response's headers already in `headers`, of which only those in
+ * `mayNameContent` (the same object, or a part of it) can be a `Content-Length` or `Content-Type` in any case.
+ */
+function sized(
+  response: HttpResponseInit,
+  headers: Record<string, string>,
+  mayNameContent: Record<string, string> | undefined,
+): HttpResponseInit {
+  const status = response.status ?? 200;
   let hasContentType = false;
-  for (const name of Object.keys(headers)) {
-    const lower = name.toLowerCase();
-    if (lower === 'content-length') delete headers[name];
-    else if (lower === 'content-type') hasContentType = true;
+  if (mayNameContent) {
+    for (const name of Object.keys(mayNameContent)) {
+      const lower = name.toLowerCase();
+      if (lower === 'content-length') delete headers[name];
+      else if (lower === 'content-type') hasContentType = true;
+    }
   }
   if (BODILESS_STATUSES.has(status)) return { status, headers };
   let length: number;
@@ -321,7 +335,7 @@ function withContentLength(response: HttpResponseInit): HttpResponseInit {
   else if (body === undefined || body === null) length = 0;
   else return { ...response, headers }; // a stream or form data has no length known up front: the host frames it
   headers['Content-Length'] = String(length);
-  return { status, headers, body, ...(response.cookies ? { cookies: response.cookies } : {}) };
+  return response.cookies ? { status, headers, body, cookies: response.cookies } : { status, headers, body };
 }
 
 function addCorrelationHeader(
