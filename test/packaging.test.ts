@@ -88,6 +88,16 @@ describe('npm run package', () => {
     for (const sdk of AZURE_SDK_USER_AGENTS) expect(everything, `${sdk} is bundled`).toContain(sdk);
   });
 
+  it("bundles the part of undici the app calls out with, not the package's index", async () => {
+    // undici's index loads all it offers (WebSocket streams, cache storage, mock and snapshot agents) before it
+    // returns, which a cold instance would pay on its first vault call. The class names survive minifying.
+    const everything = (
+      await Promise.all(result.files.filter((f) => f.endsWith('.js')).map((f) => readFile(join(artifact, f), 'utf8')))
+    ).join('\n');
+    for (const unused of ['MockAgent', 'SnapshotAgent', 'CacheStorage', 'WebSocketStream'])
+      expect(everything, `${unused} is bundled`).not.toContain(`"${unused}"`);
+  });
+
   it('loads the Azure SDK chunks on the first vault call, not before', async () => {
     const probe = `
       const { registerHooks } = await import('node:module');

@@ -11,7 +11,7 @@ import {
   type TlsSettings,
 } from '@azure/core-rest-pipeline';
 import type { Dispatcher } from 'undici';
-import { loadUndici } from './outboundRequest.js';
+import { loadUndici, type Undici } from './outboundRequest.js';
 
 /**
  * The `HttpClient` the Azure SDK clients (Key Vault `SecretClient`, `TableClient`, `TableServiceClient`,
@@ -146,13 +146,13 @@ class UndiciHttpClient implements HttpClient {
    * The agent of every SDK request without its own TLS settings: keep-alive connections per origin, HTTP/1.1
    * only, as the SDK's Node client speaks it (undici would otherwise offer HTTP/2 to a server that wants it).
    */
-  private sharedAgent(undici: typeof import('undici')): Dispatcher {
+  private sharedAgent(undici: Undici): Dispatcher {
     this.agent ??= new undici.Agent({ allowH2: false });
     return this.agent;
   }
 
   /** One undici agent per `tlsSettings` object, as the SDK's client keeps one Node agent per settings object. */
-  private tlsAgent(undici: typeof import('undici'), tls: TlsSettings): Dispatcher {
+  private tlsAgent(undici: Undici, tls: TlsSettings): Dispatcher {
     let agent = this.tlsAgents.get(tls);
     if (!agent) {
       agent = new undici.Agent({ allowH2: false, connect: { ...tls } });
