@@ -139,6 +139,11 @@ class UndiciHttpClient implements HttpClient {
         request,
       });
     }
+    // undici hands a kept-alive connection back to its pool only on the next turn of the event loop (with one
+    // request in flight per connection it resumes the connection from a `setImmediate`). The pipeline sends its
+    // next request at once (the Key Vault challenge's retry, a read right after the listing), which would find
+    // the connection still busy and open a new one: another TLS handshake with the vault on a cold start.
+    await afterPendingIo();
     return response;
   }
 
@@ -225,6 +230,11 @@ async function decoded(body: Readable, headers: HttpHeaders, acceptEncoding: str
   const decoder = encoding === 'gzip' ? zlib.createGunzip() : zlib.createInflate();
   body.on('error', (error) => decoder.destroy(error));
   return body.pipe(decoder);
+}
+
+/** Resolves once the I/O callbacks already due have run (a `setImmediate`). */
+function afterPendingIo(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 async function textOf(body: Readable): Promise<string> {
