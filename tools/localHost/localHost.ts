@@ -11,14 +11,10 @@ import azureFunctions, {
   type HttpResponseInit,
 } from '@azure/functions';
 import { redact, redactPath } from '../../shared/logging/redact.js';
-import {
-  headerFootprint,
-  KESTREL_LIMITS,
-  kestrelResponseHeaderName,
-  removeDotSegments,
-  requestLineBytes,
-} from './kestrelRequest.js';
+import { KESTREL_LIMITS, kestrelResponseHeaderName, removeDotSegments, requestLineBytes } from './kestrelRequest.js';
 import { DeferredFetchRequest } from './deferredFetchRequest.js';
+import { handlerUrl } from './handlerUrl.js';
+import { readHeaderFields, type HeaderFields } from './requestHeaderFields.js';
 import { hostJsonPath } from './projectPaths.js';
 import { compileRoute, MalformedPathError, splitPath, type CompiledRoute, type RouteParams } from './routeTemplate.js';
 import { ensureLocalTlsCertificate } from './tlsCertificate.js';
@@ -224,8 +220,8 @@ export async function startLocalHost(options: LocalHostOptions): Promise<Running
   const serve = (req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> | undefined => {
     const target = req.url ?? '/';
     if (requestLineBytes(req) > limits.maxRequestLineBytes) return writeHostAnswer(req, res, { status: 414 });
-    const headers = headerFootprint(req);
-    if (headers.count > limits.maxHeaderCount || headers.bytes > limits.maxHeaderBytes)
+    const head = readHeaderFields(req);
+    if (head.count > limits.maxHeaderCount || head.bytes > limits.maxHeaderBytes)
       return writeHostAnswer(req, res, { status: 431 });
     if (!target.startsWith('/')) return writeHostAnswer(req, res, { status: 400 });
 
@@ -255,9 +251,9 @@ export async function startLocalHost(options: LocalHostOptions): Promise<Running
     }
     const { route, params } = found;
     const invoke = (body: Buffer): Promise<void> | undefined =>
-      invokeHandler(req, res, requestId, route, params, path + query, body);
+      invokeHandler(req, res, requestId, route, params, path + query, head, body);
     // A request framed without a body (no Transfer-Encoding, no Content-Length above 0) has nothing to wait for.
-    if (!hasBody(req)) return invoke(EMPTY_BODY);
+    if (!head.hasBody) return invoke(EMPTY_BODY);
     return readBoundedBody(req, limits.maxBodyBytes).then(
       (body) => (body === 'too large' ? writeHostAnswer(req, res, { status: 413 }) : invoke(body)),
       () => {
@@ -276,12 +272,13 @@ export async function startLocalHost(options: LocalHostOptions): Promise<Running
     route: Route,
     params: RouteParams,
     pathAndQuery: string,
+    head: HeaderFields,
     body: Buffer,
   ): Promise<void> | undefined => {
     const { definition } = route;
     const method = req.method ?? 'GET';
-    const url = new URL(`${scheme}://${authorityOf(req, server)}${pathAndQuery}`).href;
-    const request = handlerRequest(url, method, handlerHeaders(req, scheme), body, params);
+    const url = handlerUrl(scheme, authorityOf(head.host, server), pathAndQuery);
+    const request = handlerRequest(url, method, handlerHeaders(req, head, scheme), body, params);
     const context = new InvocationContext({
       invocationId: requestId,
       functionName: definition.name,
@@ -402,29 +399,20 @@ function handlerRequest(
  * with ", " (so two `Authorization` headers reach the flow as one malformed value and are refused there, in
  * the flow's own shape, as in Azure). As the host's streaming proxy does, `X-Forwarded-For` is set (not
  * appended) to the socket address, and `X-Forwarded-Proto` and `X-Forwarded-Host` to what this host saw.
+ * Edits and returns `head.fields`.
  */
-function handlerHeaders(req: IncomingMessage, scheme: string): Record<string, string> {
-  // No prototype: a field named `constructor` or `__proto__` is a header like any other.
-  const headers = Object.create(null) as Record<string, string>;
-  const raw = req.rawHeaders;
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = (raw[i] as string).toLowerCase();
-    const value = raw[i + 1] as string;
-    const previous = headers[name];
-    headers[name] = previous === undefined ? value : `${previous}${name === 'cookie' ? '; ' : ', '}${value}`;
-  }
+function handlerHeaders(req: IncomingMessage, head: HeaderFields, scheme: string): Record<string, string> {
+  const headers = head.fields;
   const remote = req.socket.remoteAddress ?? '';
   headers['x-forwarded-for'] = remote.startsWith('::ffff:') && remote.includes('.') ? remote.slice(7) : remote;
   headers['x-forwarded-proto'] = scheme;
-  const host = req.headers.host;
-  if (host) headers['x-forwarded-host'] = host;
+  if (head.host) headers['x-forwarded-host'] = head.host;
   else delete headers['x-forwarded-host'];
   return headers;
 }
 
 /** The Host header when it is a plausible authority, else the listening address (never trust it blindly). */
-function authorityOf(req: IncomingMessage, server: Server): string {
-  const host = req.headers.host;
+function authorityOf(host: string | undefined, server: Server): string {
   if (host && isPlausibleAuthority(host)) return host;
   const address = server.address();
   if (!address || typeof address === 'string') return 'localhost';
