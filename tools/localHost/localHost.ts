@@ -14,6 +14,7 @@ import { redact, redactPath } from '../../shared/logging/redact.js';
 import { KESTREL_LIMITS, kestrelResponseHeaderName, removeDotSegments, requestLineBytes } from './kestrelRequest.js';
 import { DeferredFetchRequest } from './deferredFetchRequest.js';
 import { handlerUrl } from './handlerUrl.js';
+import { plainResponse } from './plainResponse.js';
 import { readHeaderFields, type HeaderFields } from './requestHeaderFields.js';
 import { hostJsonPath } from './projectPaths.js';
 import { compileRoute, MalformedPathError, splitPath, type CompiledRoute, type RouteParams } from './routeTemplate.js';
@@ -543,104 +544,8 @@ async function writeResponse(res: ServerResponse, result: HttpResponseInit | Htt
   res.end(body);
 }
 
-const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 /** Kestrel writes no `Content-Length` on a 204 or 304 (a CORS preflight's 204 included), as seen with the real worker. */
 const UNSIZED_STATUSES = new Set([204, 304]);
-const NULL_BODY_STATUSES = new Set([204, 205, 304]);
-
-/** A valid response header name: lower-cased (as `Headers` keeps it) and as Kestrel writes it. */
-interface ResponseHeaderName {
-  readonly lower: string;
-  readonly wire: string;
-}
-
-/** Names handlers answer with, judged once each (a handful in practice); bounded, emptied when full. */
-const judgedHeaderNames = new Map<string, ResponseHeaderName | null>();
-
-function responseHeaderName(name: string): ResponseHeaderName | null {
-  let judged = judgedHeaderNames.get(name);
-  if (judged === undefined) {
-    const lower = name.toLowerCase();
-    judged = HEADER_NAME.test(name) ? { lower, wire: kestrelResponseHeaderName(lower) } : null;
-    if (judgedHeaderNames.size >= 256) judgedHeaderNames.clear();
-    judgedHeaderNames.set(name, judged);
-  }
-  return judged;
-}
-
-/** A header value of printable ASCII (and tabs) only: nothing to refuse, nothing that latin1 and UTF-8 write apart. */
-const PRINTABLE_ASCII = /^[\t\x20-\x7e]*$/;
-
-/** HTTP whitespace that `Headers` trims off both ends of a value. */
-const isHttpWhitespace = (code: number): boolean => code === 0x20 || code === 0x09 || code === 0x0a || code === 0x0d;
-
-/**
- * What `new HttpResponse(init)` (a fetch `Response`) makes of a plain init, without building one: it costs a
- * web stream per response, a quarter of this host's own CPU per request (measured with `npm run bench`).
- * Plain means: no `jsonBody`, no cookies, a status from 200 to 599, headers as a record of strings without
- * `Set-Cookie`, a string, bytes or no body. Same result: header names lower-cased and sorted, values trimmed
- * of HTTP whitespace, repeated names joined with ", ", `text/plain;charset=UTF-8` for a string body without a
- * Content-Type, no body for 204/205/304, Content-Length and Transfer-Encoding left to the host. Anything
- * `Response` would refuse (a bad name or value) is left to it too: undefined means "take the general path".
- * `fields` are the headers to write, flat (name, value, name, value…), names as Kestrel writes them. A string
- * body stays a string when every header value is printable ASCII (head and body can then go out as one UTF-8
- * write, byte for byte what a latin1 head and a UTF-8 body make).
- */
-function plainResponse(
-  init: HttpResponseInit,
-): { status: number; fields: string[]; body: Buffer | string } | undefined {
-  const { status = 200, headers, body, cookies } = init;
-  const jsonBody: unknown = init.jsonBody;
-  if (jsonBody !== undefined || (cookies !== undefined && cookies.length > 0)) return undefined;
-  if (!Number.isInteger(status) || status < 200 || status > 599) return undefined;
-  if (
-    headers !== undefined &&
-    (headers === null || typeof headers !== 'object' || Object.getPrototypeOf(headers) !== Object.prototype)
-  ) {
-    return undefined;
-  }
-  if (!(body === undefined || body === null || typeof body === 'string' || body instanceof Uint8Array))
-    return undefined;
-  const merged: { name: ResponseHeaderName; value: string }[] = [];
-  let hasContentType = false;
-  let asciiHead = true;
-  for (const [name, value] of Object.entries((headers ?? {}) as Record<string, unknown>)) {
-    if (typeof value !== 'string') return undefined;
-    const known = responseHeaderName(name);
-    if (known === null || known.lower === 'set-cookie') return undefined;
-    const trimmed =
-      value.length > 0 &&
-      (isHttpWhitespace(value.charCodeAt(0)) || isHttpWhitespace(value.charCodeAt(value.length - 1)))
-        ? value.replace(/^[\t\n\r ]+|[\t\n\r ]+$/g, '')
-        : value;
-    if (!PRINTABLE_ASCII.test(trimmed)) {
-      if (/[\0\r\n]/.test(trimmed)) return undefined;
-      asciiHead = false;
-    }
-    if (known.lower === 'content-length' || known.lower === 'transfer-encoding') continue;
-    if (known.lower === 'content-type') hasContentType = true;
-    const previous = merged.find((field) => field.name.lower === known.lower);
-    if (previous) previous.value = `${previous.value}, ${trimmed}`;
-    else merged.push({ name: known, value: trimmed });
-  }
-  const noBody = NULL_BODY_STATUSES.has(status) || body === undefined || body === null;
-  if (!noBody && typeof body === 'string' && !hasContentType)
-    merged.push({ name: responseHeaderName('content-type') as ResponseHeaderName, value: 'text/plain;charset=UTF-8' });
-  merged.sort((a, b) => (a.name.lower < b.name.lower ? -1 : a.name.lower > b.name.lower ? 1 : 0));
-  const fields: string[] = [];
-  for (const { name, value } of merged) fields.push(name.wire, value);
-  return {
-    status,
-    fields,
-    body: noBody
-      ? EMPTY_BODY
-      : typeof body === 'string'
-        ? asciiHead
-          ? body
-          : Buffer.from(body, 'utf8')
-        : Buffer.from(body),
-  };
-}
 
 function serializeCookie(cookie: Cookie): string {
   const parts = [`${cookie.name}=${cookie.value}`];
