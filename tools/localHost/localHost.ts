@@ -15,6 +15,7 @@ import { KESTREL_LIMITS, kestrelResponseHeaderName, removeDotSegments, requestLi
 import { DeferredFetchRequest } from './deferredFetchRequest.js';
 import { handlerUrl } from './handlerUrl.js';
 import { plainResponse } from './plainResponse.js';
+import { queryText } from './queryInit.js';
 import { readHeaderFields, type HeaderFields } from './requestHeaderFields.js';
 import { hostJsonPath } from './projectPaths.js';
 import { compileRoute, MalformedPathError, splitPath, type CompiledRoute, type RouteParams } from './routeTemplate.js';
@@ -101,6 +102,24 @@ const libraryTakesNativeRequest = ((): boolean => {
   const probe = new DeferredFetchRequest('http://probe.invalid/p?q=1', 'GET', { 'x-probe': '1' });
   const request = new HttpRequest({ nativeRequest: probe, params: {} } as HttpRequestInit);
   return request.url === probe.url && request.headers === probe.headers && request.query.get('q') === '1';
+})();
+
+/**
+ * Whether this version builds the request's `query` with `new URLSearchParams(query)` from a text `query` init
+ * (an empty one from a lone `?`), instead of from the URL: then {@link queryText} may stand in for it.
+ */
+const libraryTakesQueryText = ((): boolean => {
+  const probe = new DeferredFetchRequest('http://probe.invalid/p?q=1', 'GET', {});
+  const query = (text: string) =>
+    new HttpRequest({ nativeRequest: probe, params: {}, query: text } as unknown as HttpRequestInit).query;
+  const filled = query('?r=2&r=%203+4');
+  const empty = query('?');
+  return (
+    filled instanceof URLSearchParams &&
+    JSON.stringify([...filled]) === JSON.stringify([...new URLSearchParams('r=2&r=%203+4')]) &&
+    empty instanceof URLSearchParams &&
+    empty.size === 0
+  );
 })();
 
 const DEFAULTS = {
@@ -279,7 +298,7 @@ export async function startLocalHost(options: LocalHostOptions): Promise<Running
     const { definition } = route;
     const method = req.method ?? 'GET';
     const url = handlerUrl(scheme, authorityOf(head.host, server), pathAndQuery);
-    const request = handlerRequest(url, method, handlerHeaders(req, head, scheme), body, params);
+    const request = handlerRequest(url, pathAndQuery, method, handlerHeaders(req, head, scheme), body, params);
     const context = new InvocationContext({
       invocationId: requestId,
       functionName: definition.name,
@@ -385,6 +404,7 @@ export async function startLocalHost(options: LocalHostOptions): Promise<Running
  */
 function handlerRequest(
   url: string,
+  pathAndQuery: string,
   method: string,
   headers: Record<string, string>,
   body: Buffer,
@@ -392,7 +412,11 @@ function handlerRequest(
 ): HttpRequest {
   if (!libraryTakesNativeRequest || (method !== 'GET' && method !== 'HEAD'))
     return new HttpRequest({ method, url, headers, params, body: { bytes: body } });
-  return new HttpRequest({ nativeRequest: new DeferredFetchRequest(url, method, headers), params } as HttpRequestInit);
+  const nativeRequest = new DeferredFetchRequest(url, method, headers);
+  // With the query's text, the library does not parse the whole URL again to read it (see queryInit.ts). The
+  // init types `query` as a record; the library hands it to `new URLSearchParams`, which takes text too.
+  const query = libraryTakesQueryText ? queryText(pathAndQuery) : undefined;
+  return new HttpRequest({ nativeRequest, params, ...(query === undefined ? {} : { query }) } as HttpRequestInit);
 }
 
 /**
