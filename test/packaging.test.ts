@@ -88,6 +88,16 @@ describe('npm run package', () => {
     for (const sdk of AZURE_SDK_USER_AGENTS) expect(everything, `${sdk} is bundled`).toContain(sdk);
   });
 
+  it("bundles the part of undici the app calls out with, not the package's index", async () => {
+    // undici's index loads all it offers (WebSocket streams, cache storage, mock and snapshot agents) before it
+    // returns, which a cold instance would pay on its first vault call. The class names survive minifying.
+    const everything = (
+      await Promise.all(result.files.filter((f) => f.endsWith('.js')).map((f) => readFile(join(artifact, f), 'utf8')))
+    ).join('\n');
+    for (const unused of ['MockAgent', 'SnapshotAgent', 'CacheStorage', 'WebSocketStream'])
+      expect(everything, `${unused} is bundled`).not.toContain(`"${unused}"`);
+  });
+
   it('loads the Azure SDK chunks on the first vault call, not before', async () => {
     const probe = `
       const { registerHooks } = await import('node:module');
@@ -100,12 +110,13 @@ describe('npm run package', () => {
       const definitions = [];
       for (const file of ${JSON.stringify(result.entries)}) definitions.push((await import('./' + file)).definition);
       const beforeCall = sdksIn();
+      const nodeFetchBeforeCall = process.moduleLoadList.includes('NativeModule internal/deps/undici/undici');
       const mixedReality = definitions.find((d) => d.name === 'mixedRealityToken');
       const id = '00000000-0000-4000-8000-000000000001';
       const request = Object.assign(new Request('http://127.0.0.1/accounts/' + id + '/token', { headers: { authorization: 'Bearer ' + id + ':' + 'A'.repeat(44) } }), { params: { accountId: id } });
       const quiet = () => {};
       const response = await mixedReality.handler(request, { invocationId: crypto.randomUUID(), functionName: 'mixedRealityToken', log: quiet, trace: quiet, debug: quiet, info: quiet, warn: quiet, error: quiet });
-      console.log(JSON.stringify({ beforeCall, afterCall: sdksIn(), status: response.status }));
+      console.log(JSON.stringify({ beforeCall, nodeFetchBeforeCall, afterCall: sdksIn(), status: response.status }));
       process.exit(0);`;
     const env = {
       PATH: process.env.PATH ?? '',
@@ -121,10 +132,14 @@ describe('npm run package', () => {
     });
     const seen = JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}') as {
       beforeCall: string[];
+      nodeFetchBeforeCall: boolean;
       afterCall: string[];
       status: number;
     };
     expect(seen.beforeCall).toEqual([]);
+    // Nor Node's own fetch (its built-in undici, about 20 ms to load), which an ES module import of node:http
+    // pulls in through the module's WebSocket export: loading the functions must not import node:http that way.
+    expect(seen.nodeFetchBeforeCall).toBe(false);
     expect(seen.afterCall).toEqual(expect.arrayContaining(['azsdk-js-identity', 'azsdk-js-keyvault-secrets']));
     // No vault answers on port 1: the client gets the flow's "dependency unavailable", not a token and not a 500.
     expect(seen.status).toBe(503);

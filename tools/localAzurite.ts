@@ -31,6 +31,13 @@ export interface LocalAzuriteOptions {
    * then stops Azurite (`npm start`). Azurite is also stopped when this process exits. Default false.
    */
   readonly detached?: boolean;
+  /**
+   * Where Azurite keeps its rows: `disk` (default) saves them under `dataDir`, so a restart keeps them; `memory`
+   * keeps them only in the process (`--inMemoryPersistence`), so none survive a stop. Azurite on disk writes its
+   * whole database to a file every 5 s, a cost that grows with every row stored and that a remote Azure table
+   * never puts on the app's machine: the benchmark uses `memory`. `dataDir` then holds only the log.
+   */
+  readonly persistence?: 'disk' | 'memory';
 }
 
 export interface LocalAzurite {
@@ -40,6 +47,8 @@ export interface LocalAzurite {
   /** A connection string for `STS_LEDGER_CONNECTION_STRING`. */
   readonly connectionString: string;
   readonly dataDir: string;
+  /** Azurite's process id (its CPU time is the table's cost in a benchmark). */
+  readonly pid: number | undefined;
   /** Stops Azurite gracefully (it saves its data on SIGINT), force-kills it after `timeoutMs`. Idempotent. */
   stop(timeoutMs?: number): Promise<void>;
 }
@@ -72,7 +81,7 @@ export async function startLocalAzurite(options: LocalAzuriteOptions): Promise<L
   for (let attempt = 1; ; attempt += 1) {
     const port = options.port ?? (await freeLoopbackPort());
     try {
-      return await launch(script, dataDir, port, deadline, options.detached ?? false);
+      return await launch(script, dataDir, port, deadline, options.detached ?? false, options.persistence ?? 'disk');
     } catch (error) {
       if (options.port !== undefined || attempt >= 3 || Date.now() >= deadline) throw error;
     }
@@ -85,6 +94,7 @@ async function launch(
   port: number,
   deadline: number,
   detached: boolean,
+  persistence: 'disk' | 'memory',
 ): Promise<LocalAzurite> {
   // Azurite's output goes to a file in its data folder, not a pipe: a pipe would break (and could crash it
   // before it saves) if this process went away first.
@@ -100,13 +110,12 @@ async function launch(
         '127.0.0.1',
         '--tablePort',
         String(port),
-        '--location',
-        dataDir,
+        ...(persistence === 'memory' ? ['--inMemoryPersistence'] : ['--location', dataDir]),
         '--silent',
         '--disableTelemetry',
         '--skipApiVersionCheck',
       ],
-      { stdio: ['ignore', log.fd, log.fd], detached, windowsHide: true },
+      { cwd: dataDir, stdio: ['ignore', log.fd, log.fd], detached, windowsHide: true },
     );
   } finally {
     await log.close(); // the child has its own copy of the descriptor
@@ -132,6 +141,7 @@ async function launch(
   return {
     port,
     dataDir,
+    pid: child.pid,
     tableEndpoint: `http://127.0.0.1:${port}/${AZURITE_ACCOUNT_NAME}`,
     connectionString: azuriteConnectionString(port),
     stop,

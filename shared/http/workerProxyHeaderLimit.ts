@@ -1,4 +1,5 @@
-import http from 'node:http';
+import type * as nodeHttp from 'node:http';
+import { createRequire } from 'node:module';
 
 /**
  * Room for request heads in the worker's HTTP streaming proxy: Kestrel's limits (8 KiB request line + 32 KiB of
@@ -20,14 +21,19 @@ let installed = false;
 export function raiseWorkerProxyHeaderLimit(maxHeaderSize = WORKER_PROXY_MAX_HEADER_BYTES): void {
   if (installed) return;
   installed = true;
+  // The CommonJS module object, the one `@azure/functions` requires, taken without an ES module import: importing
+  // `node:http` as an ES module reads every export, `WebSocket` included, and that getter loads Node's built-in
+  // undici (about 20 ms of a cold start) long before any request needs it (docs/deploy.md, "Cold start of the
+  // artifact").
+  const http = createRequire(import.meta.url)('node:http') as typeof nodeHttp;
   const original = http.createServer;
   const withRoom = ((...args: unknown[]) => {
     const [first] = args;
     // createServer() or createServer(listener): no options object, so no head limit was asked for.
     if (first === undefined || typeof first === 'function') {
-      return original({ maxHeaderSize }, first as http.RequestListener | undefined);
+      return original({ maxHeaderSize }, first as nodeHttp.RequestListener | undefined);
     }
-    return (original as (...a: unknown[]) => http.Server)(...args);
+    return (original as (...a: unknown[]) => nodeHttp.Server)(...args);
   }) as typeof http.createServer;
   http.createServer = withRoom;
 }

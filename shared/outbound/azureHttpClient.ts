@@ -11,7 +11,7 @@ import {
   type TlsSettings,
 } from '@azure/core-rest-pipeline';
 import type { Dispatcher } from 'undici';
-import { loadUndici } from './outboundRequest.js';
+import { loadUndici, type Undici } from './outboundRequest.js';
 
 /**
  * The `HttpClient` the Azure SDK clients (Key Vault `SecretClient`, `TableClient`, `TableServiceClient`,
@@ -139,6 +139,11 @@ class UndiciHttpClient implements HttpClient {
         request,
       });
     }
+    // undici hands a kept-alive connection back to its pool only on the next turn of the event loop (with one
+    // request in flight per connection it resumes the connection from a `setImmediate`). The pipeline sends its
+    // next request at once (the Key Vault challenge's retry, a read right after the listing), which would find
+    // the connection still busy and open a new one: another TLS handshake with the vault on a cold start.
+    await afterPendingIo();
     return response;
   }
 
@@ -146,13 +151,13 @@ class UndiciHttpClient implements HttpClient {
    * The agent of every SDK request without its own TLS settings: keep-alive connections per origin, HTTP/1.1
    * only, as the SDK's Node client speaks it (undici would otherwise offer HTTP/2 to a server that wants it).
    */
-  private sharedAgent(undici: typeof import('undici')): Dispatcher {
+  private sharedAgent(undici: Undici): Dispatcher {
     this.agent ??= new undici.Agent({ allowH2: false });
     return this.agent;
   }
 
   /** One undici agent per `tlsSettings` object, as the SDK's client keeps one Node agent per settings object. */
-  private tlsAgent(undici: typeof import('undici'), tls: TlsSettings): Dispatcher {
+  private tlsAgent(undici: Undici, tls: TlsSettings): Dispatcher {
     let agent = this.tlsAgents.get(tls);
     if (!agent) {
       agent = new undici.Agent({ allowH2: false, connect: { ...tls } });
@@ -225,6 +230,11 @@ async function decoded(body: Readable, headers: HttpHeaders, acceptEncoding: str
   const decoder = encoding === 'gzip' ? zlib.createGunzip() : zlib.createInflate();
   body.on('error', (error) => decoder.destroy(error));
   return body.pipe(decoder);
+}
+
+/** Resolves once the I/O callbacks already due have run (a `setImmediate`). */
+function afterPendingIo(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 async function textOf(body: Readable): Promise<string> {

@@ -117,17 +117,15 @@ function discard(body: NodeJS.ReadableStream & { destroy(): void }): void {
   body.destroy();
 }
 
-type Undici = typeof import('undici');
+/** The part of undici the app uses (undiciCore.ts). */
+export type Undici = typeof import('./undiciCore.js');
 
 /**
- * undici, loaded on first use. In the deployment artifact undici is bundled from CommonJS, and a dynamic import
- * of it then yields the module under `default` only (esbuild's interop), so both are looked at.
+ * undici's `request`, `Agent` and `Pool` (undiciCore.ts), loaded on first use. In the deployment artifact the
+ * files are bundled from CommonJS into a chunk of their own, which a start that never calls out never reads.
  */
 export async function loadUndici(): Promise<Undici> {
-  const loaded = (await import('undici')) as Undici & { readonly default?: Undici };
-  const undici = typeof loaded.request === 'function' ? loaded : loaded.default;
-  if (typeof undici?.request !== 'function') throw new TypeError('undici has no request function');
-  return undici;
+  return import('./undiciCore.js');
 }
 
 async function loadUndiciRequest(): Promise<Undici['request']> {

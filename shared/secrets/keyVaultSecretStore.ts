@@ -228,14 +228,22 @@ export class KeyVaultSecretStore implements WritableSecretStore, ListableSecretS
   }
 
   private async createClient(): Promise<SecretClient> {
-    const [{ SecretClient }, { azureHttpClient }] = await Promise.all([
-      import('@azure/keyvault-secrets'),
-      import('../outbound/azureHttpClient.js'),
-    ]);
-    const credential = await getAzureCredential({
+    const credentialReady = getAzureCredential({
       clientId: this.options.clientId,
       tokenTimeoutMs: this.options.timeoutMs,
     });
+    // The vault's token is asked for now, while the SDK loads and the first request is challenged, instead of
+    // after the challenge: the SDK's own request for it (once the challenge's resource has passed its check)
+    // joins this one or finds it cached (docs/deploy.md, "Cold start of the artifact"). A failure here is the
+    // SDK's to meet and report; it is not kept.
+    credentialReady
+      .then((credential) => credential.getToken(expectedVaultScope(this.options.vaultUrl)))
+      .catch(() => undefined);
+    const [{ SecretClient }, { azureHttpClient }, credential] = await Promise.all([
+      import('@azure/keyvault-secrets'),
+      import('../outbound/azureHttpClient.js'),
+      credentialReady,
+    ]);
     return new SecretClient(this.options.vaultUrl, credential, {
       httpClient: azureHttpClient(),
       // No SDK retries: a 429 with Retry-After would park the request for the whole delay. The cache serves
@@ -246,6 +254,22 @@ export class KeyVaultSecretStore implements WritableSecretStore, ListableSecretS
       disableChallengeResourceVerification: isLoopbackUrl(this.options.vaultUrl),
     });
   }
+}
+
+/**
+ * The scope Key Vault's challenge names for `vaultUrl`: the resource is the vault host's DNS suffix
+ * (`https://vault.azure.net` for `<name>.vault.azure.net`, `https://vault.azure.cn` for `<name>.vault.azure.cn`,
+ * and so on); for any other host (the Key Vault test server on loopback) the public cloud's. Only a guess, made
+ * to fetch the token early: the SDK still takes the scope from the challenge and checks it against the vault
+ * host, and a wrong guess costs one unused token.
+ *
+ * @example
+ * expectedVaultScope('https://contoso-sts.vault.azure.net/'); // 'https://vault.azure.net/.default'
+ */
+export function expectedVaultScope(vaultUrl: string): string {
+  const host = new URL(vaultUrl).hostname.toLowerCase();
+  const suffixAt = host.indexOf('.vault.');
+  return `${suffixAt > 0 ? `https://${host.slice(suffixAt + 1)}` : 'https://vault.azure.net'}/.default`;
 }
 
 /** A failed listing as the caller sees it: `DependencyUnavailableError` (with the vault's `Retry-After` when throttled). */

@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
-import { Pool } from 'undici';
+import { Pool } from '../outbound/undiciCore.js';
 import { redact } from '../logging/redact.js';
 import { OutboundRequestError, sendOutbound } from '../outbound/outboundRequest.js';
 import { backoffDelayMs, classifyTransportError, isRetryableStatus, parseRetryAfter } from './retryPolicy.js';

@@ -3,8 +3,12 @@ import { randomUUID } from 'node:crypto';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DependencyUnavailableError } from '../../shared/errors.js';
-import { KeyVaultSecretStore } from '../../shared/secrets/keyVaultSecretStore.js';
-import { startKeyVaultTestServer, type KeyVaultTestServer } from '../../tooling/doubles/keyVaultTestServer.js';
+import { expectedVaultScope, KeyVaultSecretStore } from '../../shared/secrets/keyVaultSecretStore.js';
+import {
+  startKeyVaultTestServer,
+  VAULT_RESOURCE,
+  type KeyVaultTestServer,
+} from '../../tooling/doubles/keyVaultTestServer.js';
 
 /**
  * The Key Vault store through the real `@azure/keyvault-secrets` and the app's App Service managed-identity
@@ -94,6 +98,26 @@ describe('reads', () => {
     expect(after.challenges - before.challenges).toBe(1);
     expect(after.tokensIssued - before.tokensIssued).toBe(1);
     expect(after.apiVersions.length).toBeGreaterThan(0);
+  });
+
+  it('asks for the vault token at the first call, before the vault has answered its challenge', async () => {
+    // The vault never answers, so no challenge ever arrives: the one token request is the early one, which the
+    // SDK would join once challenged. Nothing here is timed; the call ends through the store's bound.
+    const early = new KeyVaultSecretStore({ vaultUrl: server.vaultUrl, timeoutMs: 1_000, clientId: randomUUID() });
+    const before = server.stats;
+    server.faults.outage = 'hang';
+    await failure(early.getSecret('never-answered'));
+    const after = server.stats;
+    expect(after.challenges - before.challenges).toBe(0);
+    expect(after.identityRequests - before.identityRequests).toBe(1);
+    expect(after.tokensIssued - before.tokensIssued).toBe(1);
+  });
+
+  it('guesses the challenge scope from the vault host, the public cloud for any other host', () => {
+    expect(expectedVaultScope('https://contoso-sts.vault.azure.net/')).toBe('https://vault.azure.net/.default');
+    expect(expectedVaultScope('https://contoso-sts.vault.azure.cn')).toBe('https://vault.azure.cn/.default');
+    expect(expectedVaultScope('https://c.vault.usgovcloudapi.net')).toBe('https://vault.usgovcloudapi.net/.default');
+    expect(expectedVaultScope(server.vaultUrl)).toBe(`${VAULT_RESOURCE}/.default`);
   });
 
   it('sends the user-assigned client id to the identity endpoint', async () => {

@@ -44,6 +44,27 @@ describe('the SDK clients send through undici', () => {
     expect(counted()).toBe(0);
   });
 
+  it('a Key Vault read right after the challenge goes over the same kept-alive connection', async () => {
+    // A vault of its own: a new origin, so no connection of an earlier test can be reused.
+    const own = await startKeyVaultTestServer();
+    // Its own identity endpoint too, for the credential of this test's new client id (made at the first read).
+    vi.stubEnv('IDENTITY_ENDPOINT', own.identityEndpoint);
+    vi.stubEnv('IDENTITY_HEADER', own.identityHeader);
+    try {
+      const name = `secret-${randomUUID()}`;
+      own.seed(name, 'value-1');
+      const store = new KeyVaultSecretStore({ vaultUrl: own.vaultUrl, timeoutMs: 5_000, clientId: randomUUID() });
+      expect((await store.getSecret(name))?.value).toBe('value-1');
+      expect((await store.getSecret(`${name}-absent`))?.value).toBeUndefined();
+      // The challenge, the read it was for, and a second read: three requests, one TLS connection.
+      expect(own.stats.vaultRequests).toBe(3);
+      expect(own.stats.vaultConnections).toBe(1);
+    } finally {
+      vi.unstubAllEnvs();
+      await own.close();
+    }
+  });
+
   it('a table service listing on Azurite makes no Node http/https request', async () => {
     const counted = nodeRequests();
     const service = await openLedgerTableService(

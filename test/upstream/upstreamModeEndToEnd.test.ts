@@ -480,9 +480,12 @@ describe("the stub's fault switches, through our STS", () => {
     pair.stub.setFault({ kind: 'wrongToken' });
     const answer = await stubIssueToken();
     expect(answer.status).toBe(503);
-    expect(pair.stub.issuedTokens).toHaveLength(1);
-    const token = pair.stub.issuedTokens[0] as string;
-    expect(pair.responses.some((r) => r.body.includes(token))).toBe(false);
+    // At least the one fetch; a second when the first attempt's time ran out on a busy machine (a retry). None of
+    // the tokens the stub issued may reach a client.
+    expect(pair.stub.issuedTokens.length).toBeGreaterThanOrEqual(1);
+    for (const token of pair.stub.issuedTokens) {
+      expect(pair.responses.some((r) => r.body.includes(token))).toBe(false);
+    }
   });
 });
 

@@ -5,7 +5,7 @@ import { startLocalAzurite } from '../../tools/localAzurite.js';
 import type { BenchFixtures } from './benchFixtures.js';
 import type { BenchPlan } from './benchOptions.js';
 import { runLoadMatrix, verifyTargets, type LoadSummary, type LoadTarget } from './loadMatrix.js';
-import { findProcessWithArgument, processCpuMicros } from './procStat.js';
+import { processCpuMicros } from './procStat.js';
 import { startLoadWorker, startServer } from './throughput.js';
 
 /**
@@ -27,7 +27,9 @@ export async function measureLedger(
   log: (line: string) => void,
 ): Promise<LedgerResults> {
   const dataDir = await mkdtemp(join(tmpdir(), 'sts-bench-azurite-'));
-  const azurite = await startLocalAzurite({ dataDir, startTimeoutMs: 60_000 });
+  // In memory: Azurite on disk rewrites its whole database every 5 s, a cost growing with each row that a remote
+  // table never puts on the app's cores (tools/localAzurite.ts).
+  const azurite = await startLocalAzurite({ dataDir, startTimeoutMs: 60_000, persistence: 'memory' });
   try {
     const [off, required, worker] = await Promise.all([
       startServer('app', fixtures, plan),
@@ -40,7 +42,7 @@ export async function measureLedger(
     ]);
     try {
       // Azurite's own CPU is counted too (as the helper's CPU per request): the ledger's cost is not only ours.
-      const azuritePid = await findProcessWithArgument(azurite.dataDir);
+      const azuritePid = azurite.pid;
       const targets: LoadTarget[] = [
         {
           id: LEDGER_TARGET.off,

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { readdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 
 /**
  * CPU time of a process we did not start ourselves (Azurite, started by `tools/localAzurite.ts`), read
@@ -17,26 +17,6 @@ function clockTicksPerSecond(): number {
     }
   }
   return ticksPerSecond;
-}
-
-/** The pid of a process whose command line contains `argument` as one whole argument, if any. */
-export async function findProcessWithArgument(argument: string): Promise<number | undefined> {
-  let entries: string[];
-  try {
-    entries = await readdir('/proc');
-  } catch {
-    return undefined;
-  }
-  for (const entry of entries) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const args = (await readFile(`/proc/${entry}/cmdline`, 'utf8')).split('\0');
-      if (args.includes(argument)) return Number(entry);
-    } catch {
-      // the process ended meanwhile
-    }
-  }
-  return undefined;
 }
 
 /** User + system CPU time of `pid` in µs, or undefined when it cannot be read. */

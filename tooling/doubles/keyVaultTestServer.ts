@@ -97,6 +97,8 @@ export interface KeyVaultServerStats {
   readonly budgetThrottled: number;
   readonly injectedErrors: number;
   readonly identityRequests: number;
+  /** TLS connections the vault accepted (a client that keeps its connection alive opens one). */
+  readonly vaultConnections: number;
   readonly tokensIssued: number;
   /** `api-version` values the SDK sent. */
   readonly apiVersions: readonly string[];
@@ -163,6 +165,7 @@ export class KeyVaultTestServer {
     injectedErrors: 0,
     identityRequests: 0,
     tokensIssued: 0,
+    vaultConnections: 0,
   };
   /** The transaction budget in force (`false`: none). */
   budget: VaultBudget | false;
@@ -211,6 +214,7 @@ export class KeyVaultTestServer {
         socket.on('close', () => this.sockets.delete(socket));
       });
       server.on('secureConnection', (socket: Socket) => {
+        this.counters.vaultConnections += 1;
         this.sockets.add(socket);
         socket.on('close', () => this.sockets.delete(socket));
       });
