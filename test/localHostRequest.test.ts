@@ -129,6 +129,16 @@ describe('the HttpRequest a handler gets from the local host', () => {
     });
   }
 
+  for (const path of ['/probe/x?order=as-asked&api-version=2019-02-28-preview&flag', '/probe/x']) {
+    it(`gives the handler the URL's own query: ${path}`, async () => {
+      const response = await request(`${host.url}${path}`, { headers });
+      await response.body.dump();
+      expect(response.statusCode).toBe(204);
+      expect(lastSeen?.query).toEqual([...new URL(`${host.url}${path}`).searchParams]);
+      expect(withoutClientHeaders(lastSeen?.first ?? [])).toEqual(await reference('GET', path));
+    });
+  }
+
   it('answers a POST with a body as a fetch Request would', async () => {
     const body = '{"a":1}';
     const response = await request(`${host.url}/probe/x`, { method: 'POST', headers, body });

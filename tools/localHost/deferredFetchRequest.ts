@@ -32,7 +32,12 @@ export class DeferredFetchRequest implements Request {
 
   get headers(): Headers {
     if (this.#headers === undefined) {
-      this.#headers = new Headers(this.#headerInit);
+      // The same appends, in the same order, as `new Headers(record)`, without its record conversion (a
+      // third of the cost: each key's property descriptor and its value read and converted again).
+      const headers = new Headers();
+      const init = this.#headerInit ?? {};
+      for (const name in init) headers.append(name, init[name] as string);
+      this.#headers = headers;
       this.#headerInit = undefined;
     }
     return this.#headers;

@@ -72,15 +72,6 @@ export function requestLineBytes(req: IncomingMessage): number {
   return (req.method ?? '').length + (req.url ?? '').length + req.httpVersion.length + 9;
 }
 
-/** Header fields as sent (repeats counted) and their bytes, each line counted as `name: value` plus CRLF. */
-export function headerFootprint(req: IncomingMessage): { count: number; bytes: number } {
-  let bytes = 0;
-  const raw = req.rawHeaders;
-  // Latin1, one character per byte (as for the request line).
-  for (let i = 0; i < raw.length; i += 2) bytes += (raw[i] ?? '').length + (raw[i + 1] ?? '').length + 4;
-  return { count: raw.length / 2, bytes };
-}
-
 /**
  * Removes `.` and `..` segments from a raw (still percent-encoded) path, as Kestrel does before routing
  * (RFC 3986 §5.2.4); an encoded dot (`%2E`) counts as a dot, since Kestrel decodes before it normalises.

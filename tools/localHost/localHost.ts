@@ -11,14 +11,12 @@ import azureFunctions, {
   type HttpResponseInit,
 } from '@azure/functions';
 import { redact, redactPath } from '../../shared/logging/redact.js';
-import {
-  headerFootprint,
-  KESTREL_LIMITS,
-  kestrelResponseHeaderName,
-  removeDotSegments,
-  requestLineBytes,
-} from './kestrelRequest.js';
+import { KESTREL_LIMITS, kestrelResponseHeaderName, removeDotSegments, requestLineBytes } from './kestrelRequest.js';
 import { DeferredFetchRequest } from './deferredFetchRequest.js';
+import { handlerUrl } from './handlerUrl.js';
+import { plainResponse } from './plainResponse.js';
+import { queryText } from './queryInit.js';
+import { readHeaderFields, type HeaderFields } from './requestHeaderFields.js';
 import { hostJsonPath } from './projectPaths.js';
 import { compileRoute, MalformedPathError, splitPath, type CompiledRoute, type RouteParams } from './routeTemplate.js';
 import { ensureLocalTlsCertificate } from './tlsCertificate.js';
@@ -104,6 +102,24 @@ const libraryTakesNativeRequest = ((): boolean => {
   const probe = new DeferredFetchRequest('http://probe.invalid/p?q=1', 'GET', { 'x-probe': '1' });
   const request = new HttpRequest({ nativeRequest: probe, params: {} } as HttpRequestInit);
   return request.url === probe.url && request.headers === probe.headers && request.query.get('q') === '1';
+})();
+
+/**
+ * Whether this version builds the request's `query` with `new URLSearchParams(query)` from a text `query` init
+ * (an empty one from a lone `?`), instead of from the URL: then {@link queryText} may stand in for it.
+ */
+const libraryTakesQueryText = ((): boolean => {
+  const probe = new DeferredFetchRequest('http://probe.invalid/p?q=1', 'GET', {});
+  const query = (text: string) =>
+    new HttpRequest({ nativeRequest: probe, params: {}, query: text } as unknown as HttpRequestInit).query;
+  const filled = query('?r=2&r=%203+4');
+  const empty = query('?');
+  return (
+    filled instanceof URLSearchParams &&
+    JSON.stringify([...filled]) === JSON.stringify([...new URLSearchParams('r=2&r=%203+4')]) &&
+    empty instanceof URLSearchParams &&
+    empty.size === 0
+  );
 })();
 
 const DEFAULTS = {
@@ -224,8 +240,8 @@ export async function startLocalHost(options: LocalHostOptions): Promise<Running
   const serve = (req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> | undefined => {
     const target = req.url ?? '/';
     if (requestLineBytes(req) > limits.maxRequestLineBytes) return writeHostAnswer(req, res, { status: 414 });
-    const headers = headerFootprint(req);
-    if (headers.count > limits.maxHeaderCount || headers.bytes > limits.maxHeaderBytes)
+    const head = readHeaderFields(req);
+    if (head.count > limits.maxHeaderCount || head.bytes > limits.maxHeaderBytes)
       return writeHostAnswer(req, res, { status: 431 });
     if (!target.startsWith('/')) return writeHostAnswer(req, res, { status: 400 });
 
@@ -255,9 +271,9 @@ export async function startLocalHost(options: LocalHostOptions): Promise<Running
     }
     const { route, params } = found;
     const invoke = (body: Buffer): Promise<void> | undefined =>
-      invokeHandler(req, res, requestId, route, params, path + query, body);
+      invokeHandler(req, res, requestId, route, params, path + query, head, body);
     // A request framed without a body (no Transfer-Encoding, no Content-Length above 0) has nothing to wait for.
-    if (!hasBody(req)) return invoke(EMPTY_BODY);
+    if (!head.hasBody) return invoke(EMPTY_BODY);
     return readBoundedBody(req, limits.maxBodyBytes).then(
       (body) => (body === 'too large' ? writeHostAnswer(req, res, { status: 413 }) : invoke(body)),
       () => {
@@ -276,12 +292,13 @@ export async function startLocalHost(options: LocalHostOptions): Promise<Running
     route: Route,
     params: RouteParams,
     pathAndQuery: string,
+    head: HeaderFields,
     body: Buffer,
   ): Promise<void> | undefined => {
     const { definition } = route;
     const method = req.method ?? 'GET';
-    const url = new URL(`${scheme}://${authorityOf(req, server)}${pathAndQuery}`).href;
-    const request = handlerRequest(url, method, handlerHeaders(req, scheme), body, params);
+    const url = handlerUrl(scheme, authorityOf(head.host, server), pathAndQuery);
+    const request = handlerRequest(url, pathAndQuery, method, handlerHeaders(req, head, scheme), body, params);
     const context = new InvocationContext({
       invocationId: requestId,
       functionName: definition.name,
@@ -387,6 +404,7 @@ export async function startLocalHost(options: LocalHostOptions): Promise<Running
  */
 function handlerRequest(
   url: string,
+  pathAndQuery: string,
   method: string,
   headers: Record<string, string>,
   body: Buffer,
@@ -394,7 +412,11 @@ function handlerRequest(
 ): HttpRequest {
   if (!libraryTakesNativeRequest || (method !== 'GET' && method !== 'HEAD'))
     return new HttpRequest({ method, url, headers, params, body: { bytes: body } });
-  return new HttpRequest({ nativeRequest: new DeferredFetchRequest(url, method, headers), params } as HttpRequestInit);
+  const nativeRequest = new DeferredFetchRequest(url, method, headers);
+  // With the query's text, the library does not parse the whole URL again to read it (see queryInit.ts). The
+  // init types `query` as a record; the library hands it to `new URLSearchParams`, which takes text too.
+  const query = libraryTakesQueryText ? queryText(pathAndQuery) : undefined;
+  return new HttpRequest({ nativeRequest, params, ...(query === undefined ? {} : { query }) } as HttpRequestInit);
 }
 
 /**
@@ -402,29 +424,20 @@ function handlerRequest(
  * with ", " (so two `Authorization` headers reach the flow as one malformed value and are refused there, in
  * the flow's own shape, as in Azure). As the host's streaming proxy does, `X-Forwarded-For` is set (not
  * appended) to the socket address, and `X-Forwarded-Proto` and `X-Forwarded-Host` to what this host saw.
+ * Edits and returns `head.fields`.
  */
-function handlerHeaders(req: IncomingMessage, scheme: string): Record<string, string> {
-  // No prototype: a field named `constructor` or `__proto__` is a header like any other.
-  const headers = Object.create(null) as Record<string, string>;
-  const raw = req.rawHeaders;
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = (raw[i] as string).toLowerCase();
-    const value = raw[i + 1] as string;
-    const previous = headers[name];
-    headers[name] = previous === undefined ? value : `${previous}${name === 'cookie' ? '; ' : ', '}${value}`;
-  }
+function handlerHeaders(req: IncomingMessage, head: HeaderFields, scheme: string): Record<string, string> {
+  const headers = head.fields;
   const remote = req.socket.remoteAddress ?? '';
   headers['x-forwarded-for'] = remote.startsWith('::ffff:') && remote.includes('.') ? remote.slice(7) : remote;
   headers['x-forwarded-proto'] = scheme;
-  const host = req.headers.host;
-  if (host) headers['x-forwarded-host'] = host;
+  if (head.host) headers['x-forwarded-host'] = head.host;
   else delete headers['x-forwarded-host'];
   return headers;
 }
 
 /** The Host header when it is a plausible authority, else the listening address (never trust it blindly). */
-function authorityOf(req: IncomingMessage, server: Server): string {
-  const host = req.headers.host;
+function authorityOf(host: string | undefined, server: Server): string {
   if (host && isPlausibleAuthority(host)) return host;
   const address = server.address();
   if (!address || typeof address === 'string') return 'localhost';
@@ -555,104 +568,8 @@ async function writeResponse(res: ServerResponse, result: HttpResponseInit | Htt
   res.end(body);
 }
 
-const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 /** Kestrel writes no `Content-Length` on a 204 or 304 (a CORS preflight's 204 included), as seen with the real worker. */
 const UNSIZED_STATUSES = new Set([204, 304]);
-const NULL_BODY_STATUSES = new Set([204, 205, 304]);
-
-/** A valid response header name: lower-cased (as `Headers` keeps it) and as Kestrel writes it. */
-interface ResponseHeaderName {
-  readonly lower: string;
-  readonly wire: string;
-}
-
-/** Names handlers answer with, judged once each (a handful in practice); bounded, emptied when full. */
-const judgedHeaderNames = new Map<string, ResponseHeaderName | null>();
-
-function responseHeaderName(name: string): ResponseHeaderName | null {
-  let judged = judgedHeaderNames.get(name);
-  if (judged === undefined) {
-    const lower = name.toLowerCase();
-    judged = HEADER_NAME.test(name) ? { lower, wire: kestrelResponseHeaderName(lower) } : null;
-    if (judgedHeaderNames.size >= 256) judgedHeaderNames.clear();
-    judgedHeaderNames.set(name, judged);
-  }
-  return judged;
-}
-
-/** A header value of printable ASCII (and tabs) only: nothing to refuse, nothing that latin1 and UTF-8 write apart. */
-const PRINTABLE_ASCII = /^[\t\x20-\x7e]*$/;
-
-/** HTTP whitespace that `Headers` trims off both ends of a value. */
-const isHttpWhitespace = (code: number): boolean => code === 0x20 || code === 0x09 || code === 0x0a || code === 0x0d;
-
-/**
- * What `new HttpResponse(init)` (a fetch `Response`) makes of a plain init, without building one: it costs a
- * web stream per response, a quarter of this host's own CPU per request (measured with `npm run bench`).
- * Plain means: no `jsonBody`, no cookies, a status from 200 to 599, headers as a record of strings without
- * `Set-Cookie`, a string, bytes or no body. Same result: header names lower-cased and sorted, values trimmed
- * of HTTP whitespace, repeated names joined with ", ", `text/plain;charset=UTF-8` for a string body without a
- * Content-Type, no body for 204/205/304, Content-Length and Transfer-Encoding left to the host. Anything
- * `Response` would refuse (a bad name or value) is left to it too: undefined means "take the general path".
- * `fields` are the headers to write, flat (name, value, name, value…), names as Kestrel writes them. A string
- * body stays a string when every header value is printable ASCII (head and body can then go out as one UTF-8
- * write, byte for byte what a latin1 head and a UTF-8 body make).
- */
-function plainResponse(
-  init: HttpResponseInit,
-): { status: number; fields: string[]; body: Buffer | string } | undefined {
-  const { status = 200, headers, body, cookies } = init;
-  const jsonBody: unknown = init.jsonBody;
-  if (jsonBody !== undefined || (cookies !== undefined && cookies.length > 0)) return undefined;
-  if (!Number.isInteger(status) || status < 200 || status > 599) return undefined;
-  if (
-    headers !== undefined &&
-    (headers === null || typeof headers !== 'object' || Object.getPrototypeOf(headers) !== Object.prototype)
-  ) {
-    return undefined;
-  }
-  if (!(body === undefined || body === null || typeof body === 'string' || body instanceof Uint8Array))
-    return undefined;
-  const merged: { name: ResponseHeaderName; value: string }[] = [];
-  let hasContentType = false;
-  let asciiHead = true;
-  for (const [name, value] of Object.entries((headers ?? {}) as Record<string, unknown>)) {
-    if (typeof value !== 'string') return undefined;
-    const known = responseHeaderName(name);
-    if (known === null || known.lower === 'set-cookie') return undefined;
-    const trimmed =
-      value.length > 0 &&
-      (isHttpWhitespace(value.charCodeAt(0)) || isHttpWhitespace(value.charCodeAt(value.length - 1)))
-        ? value.replace(/^[\t\n\r ]+|[\t\n\r ]+$/g, '')
-        : value;
-    if (!PRINTABLE_ASCII.test(trimmed)) {
-      if (/[\0\r\n]/.test(trimmed)) return undefined;
-      asciiHead = false;
-    }
-    if (known.lower === 'content-length' || known.lower === 'transfer-encoding') continue;
-    if (known.lower === 'content-type') hasContentType = true;
-    const previous = merged.find((field) => field.name.lower === known.lower);
-    if (previous) previous.value = `${previous.value}, ${trimmed}`;
-    else merged.push({ name: known, value: trimmed });
-  }
-  const noBody = NULL_BODY_STATUSES.has(status) || body === undefined || body === null;
-  if (!noBody && typeof body === 'string' && !hasContentType)
-    merged.push({ name: responseHeaderName('content-type') as ResponseHeaderName, value: 'text/plain;charset=UTF-8' });
-  merged.sort((a, b) => (a.name.lower < b.name.lower ? -1 : a.name.lower > b.name.lower ? 1 : 0));
-  const fields: string[] = [];
-  for (const { name, value } of merged) fields.push(name.wire, value);
-  return {
-    status,
-    fields,
-    body: noBody
-      ? EMPTY_BODY
-      : typeof body === 'string'
-        ? asciiHead
-          ? body
-          : Buffer.from(body, 'utf8')
-        : Buffer.from(body),
-  };
-}
 
 function serializeCookie(cookie: Cookie): string {
   const parts = [`${cookie.name}=${cookie.value}`];
