@@ -7,7 +7,8 @@ import { payloadTooLarge } from '../errors.js';
  * chunked body never fills memory. Under HTTP streaming `request.body` is the live request stream.
  *
  * A body that arrives in one chunk (every small body does) is returned as a view over that chunk rather than
- * a copy; the caller only reads it.
+ * a copy; the caller only reads it. Once the bytes a Content-Length declared have arrived, reading stops there:
+ * the host's framing ends the body at that length, so the last read, which could only say "done", is skipped.
  *
  * @example
  * const body = await readBoundedBody(request, services.config.limits.maxBodyBytes); // or a 413 StsError
@@ -34,6 +35,8 @@ export async function readBoundedBody(
     }
     if (first === undefined) first = value;
     else (more ??= [first]).push(value);
+    // The declared length is all the host's framing lets through: the read that would say so is not waited for.
+    if (total === declared && declared > 0) break;
   }
   if (first === undefined) return Buffer.alloc(0);
   if (more === undefined) return Buffer.from(first.buffer, first.byteOffset, first.byteLength);
