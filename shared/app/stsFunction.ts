@@ -4,7 +4,7 @@ import type { HttpHandler, HttpMethod, HttpRequest, HttpResponseInit, Invocation
 import { registerAppLifecycle } from '../appLifecycle.js';
 import { DependencyUnavailableError, serviceUnavailable, StsError } from '../errors.js';
 import { flowDeclaration, type CorrelationHeader, type FlowName } from '../flowCatalogue.js';
-import type { IssuanceFacts, LedgerEntry } from '../ledger/ledger.js';
+import { disabledLedger, type IssuanceFacts, type LedgerEntry } from '../ledger/ledger.js';
 import { describeError } from '../logging/redact.js';
 import { ipKey } from '../security/failedAttemptLimiter.js';
 import { refusalAfterLimits } from '../security/refusalAfterLimits.js';
@@ -96,118 +96,86 @@ export function defineStsFunction(spec: StsFunctionSpec): StsFunctionDefinition 
 /** The handler of {@link defineStsFunction}, taking its services from `servicesOf` on every request. */
 function stsHandler(spec: StsFunctionSpec, servicesOf: () => Promise<StsServices>): HttpHandler {
   const declaration = flowDeclaration(spec.name);
-  const serve = async (
-    request: HttpRequest,
-    context: InvocationContext,
-    requestId: string,
-    facts: RequestFacts,
-  ): Promise<HttpResponseInit> => {
-    // eslint-disable-next-line prefer-const -- set once the services are known; `finish` below reads it (undefined before)
-    let cors: Record<string, string> | undefined;
-    const finish = (response: HttpResponseInit): HttpResponseInit => {
-      // Only a successful public document may be cached; errors never are.
-      const headers = declaration.cacheable && (response.status ?? 200) < 400 ? {} : securityHeaders();
-      addCorrelationHeader(headers, declaration.correlationHeader, requestId);
-      if (cors) Object.assign(headers, cors);
-      return withContentLength({
-        ...response,
-        headers: Object.assign(headers, response.headers as Record<string, string> | undefined),
-      });
-    };
-
-    let services: StsServices;
-    try {
-      services = await servicesOf();
-    } catch (error) {
-      context.error(`startup failed: ${describeError(error)}`);
-      return finish({ status: 500, body: '' });
-    }
-    if (request.method === 'OPTIONS') {
-      const answer = optionsAnswer(services.config.cors, request, spec.name, declaration.methods);
-      return answer.status === 404 ? withContentLength(answer) : finish(answer);
-    }
-    cors = corsResponseHeaders(services.config.cors, request);
-    const clientIp = clientAddressOf(request.headers, services.config.clientAddress);
-    facts.clientIp = telemetryAddress(clientIp, services.config.ledger.clientAddress);
-    const now = services.clock();
-    const maxBodyBytes = services.config.limits.maxBodyBytes;
-
-    const refuse = async (refusal: StsError): Promise<HttpResponseInit> => {
-      // Counted only once the request was refused, so a right key is never refused by the limits; over a
-      // limit, a refused credential answers 429 and only the first such answer per window is recorded.
-      facts.refusal = refusal;
-      const { error, report } = refusalAfterLimits(services.failedAttempts, refusal, clientIp);
-      if (!report) return finish(renderError(declaration.errorShape, error, { requestId, now }));
-      if (error.status === 401 || error.status === 403 || error.status === 429) {
-        await recordBestEffort(services, context, {
-          time: now,
-          flow: spec.name,
-          outcome: 'refused',
-          status: error.status,
-          requestId,
-          clientIp,
-          credentialId: error.credentialId,
-          principal: error.principal,
-          reason: error.reason,
-        });
-      }
-      context.warn(`${spec.name} refused ${error.status} ${error.code} reason=${error.reason}`);
-      return finish(renderError(declaration.errorShape, error, { requestId, now }));
-    };
-
-    try {
-      // Sizes the client controls (URL, query, headers) are refused in the flow's shape before any parsing.
-      const tooLarge = requestLimitViolation(request, services.config.limits);
-      if (tooLarge) throw tooLarge;
-      // Vault reads of this request count against this client's share of the read budget.
-      const outcome = await spec.handle({
-        request,
-        context,
-        services: attributedServices(services, ipKey(clientIp)),
-        requestId,
-        clientIp,
-        now,
-        readBody: () => readBoundedBody(request, maxBodyBytes),
-      });
-      if (outcome.issuance) {
-        facts.issued = true;
-        facts.credentialId = outcome.issuance.credentialId;
-        facts.principal = outcome.issuance.principal;
-        // Required mode: rejects when the row cannot be committed, and then no token leaves.
-        await services.ledger.record({
-          ...outcome.issuance,
-          time: now,
-          flow: spec.name,
-          outcome: 'issued',
-          status: outcome.response.status ?? 200,
-          requestId,
-          clientIp,
-        });
-      }
-      return finish(outcome.response);
-    } catch (error) {
-      if (error instanceof StsError) return refuse(error);
-      if (error instanceof DependencyUnavailableError) {
-        facts.unavailable = error;
-        context.warn(`${spec.name} unavailable: ${error.dependency} ${describeError(error)}`);
-        return finish(
-          renderError(declaration.errorShape, serviceUnavailable(error.retryAfterSeconds), { requestId, now }),
-        );
-      }
-      context.error(`${spec.name} failed: ${describeError(error)}`);
-      return finish({ status: 500, body: '' });
-    }
-  };
+  const flow: FlowOfHandler = { spec, declaration };
 
   // Under HTTP streaming a handler that throws sends the client nothing at all (the connection hangs until the
   // host times out), so nothing may escape: not a renderer, not the limiter, not the ledger's refusal path.
+  // One async frame per request, and no closure but `readBody`: what a request needs travels as arguments.
   const handler: HttpHandler = async (request, context) => {
     const started = performance.now();
     const requestId = isGuid(context.invocationId) ? context.invocationId : randomUUID();
     const facts = newRequestFacts();
     let response: HttpResponseInit;
+    let cors: Record<string, string> | undefined;
     try {
-      response = await serve(request, context, requestId, facts);
+      let services: StsServices | undefined;
+      try {
+        services = await servicesOf();
+      } catch (error) {
+        context.error(`startup failed: ${describeError(error)}`);
+      }
+      if (!services) {
+        response = finish(flow, requestId, undefined, { status: 500, body: '' });
+      } else if (request.method === 'OPTIONS') {
+        const answer = optionsAnswer(services.config.cors, request, spec.name, declaration.methods);
+        response = answer.status === 404 ? withContentLength(answer) : finish(flow, requestId, undefined, answer);
+      } else {
+        cors = corsResponseHeaders(services.config.cors, request);
+        const clientIp = clientAddressOf(request.headers, services.config.clientAddress);
+        facts.clientIp = telemetryAddress(clientIp, services.config.ledger.clientAddress);
+        const now = services.clock();
+        try {
+          // Sizes the client controls (URL, query, headers) are refused in the flow's shape before any parsing.
+          const tooLarge = requestLimitViolation(request, services.config.limits);
+          if (tooLarge) throw tooLarge;
+          const maxBodyBytes = services.config.limits.maxBodyBytes;
+          // Vault reads of this request count against this client's share of the read budget.
+          const outcome = await spec.handle({
+            request,
+            context,
+            services: attributedServices(services, ipKey(clientIp)),
+            requestId,
+            clientIp,
+            now,
+            readBody: () => readBoundedBody(request, maxBodyBytes),
+          });
+          if (outcome.issuance) {
+            facts.issued = true;
+            facts.credentialId = outcome.issuance.credentialId;
+            facts.principal = outcome.issuance.principal;
+          }
+          // Required mode: rejects when the row cannot be committed, and then no token leaves. With the ledger
+          // off there is nothing to record, so no row is built.
+          if (outcome.issuance && services.ledger !== disabledLedger) {
+            await services.ledger.record({
+              ...outcome.issuance,
+              time: now,
+              flow: spec.name,
+              outcome: 'issued',
+              status: outcome.response.status ?? 200,
+              requestId,
+              clientIp,
+            });
+          }
+          response = finish(flow, requestId, cors, outcome.response);
+        } catch (error) {
+          if (error instanceof StsError) {
+            const refusal = { error, services, context, requestId, clientIp, now, facts };
+            response = await refuse(flow, refusal, cors);
+          } else if (error instanceof DependencyUnavailableError) {
+            facts.unavailable = error;
+            context.warn(`${spec.name} unavailable: ${error.dependency} ${describeError(error)}`);
+            const rendered = renderError(declaration.errorShape, serviceUnavailable(error.retryAfterSeconds), {
+              requestId,
+              now,
+            });
+            response = finish(flow, requestId, cors, rendered);
+          } else {
+            context.error(`${spec.name} failed: ${describeError(error)}`);
+            response = finish(flow, requestId, cors, { status: 500, body: '' });
+          }
+        }
+      }
     } catch (error) {
       context.error(`${spec.name} failed: ${describeError(error)}`);
       const headers = { ...securityHeaders(), 'x-ms-request-id': requestId };
@@ -220,6 +188,74 @@ function stsHandler(spec: StsFunctionSpec, servicesOf: () => Promise<StsServices
   };
 
   return handler;
+}
+
+/** What a handler knows of its flow. */
+interface FlowOfHandler {
+  readonly spec: StsFunctionSpec;
+  readonly declaration: ReturnType<typeof flowDeclaration>;
+}
+
+/**
+ * The response as sent: security headers (unless it is a successful public document, which may be cached;
+ * errors never are), the correlation header, the CORS headers of the request (`cors`, undefined before they
+ * are known) and `Content-Length`.
+ */
+function finish(
+  { declaration }: FlowOfHandler,
+  requestId: string,
+  cors: Record<string, string> | undefined,
+  response: HttpResponseInit,
+): HttpResponseInit {
+  const headers = declaration.cacheable && (response.status ?? 200) < 400 ? {} : securityHeaders();
+  addCorrelationHeader(headers, declaration.correlationHeader, requestId);
+  if (cors) Object.assign(headers, cors);
+  const own = response.headers as Record<string, string> | undefined;
+  Object.assign(headers, own);
+  // Only the flow's own headers can name Content-Type or Content-Length: the ones added here never do.
+  return sized(response, headers, own);
+}
+
+/** A refused request: the flow's refusal and what the limits and the ledger need to know about it. */
+interface Refusal {
+  readonly error: StsError;
+  readonly services: StsServices;
+  readonly context: InvocationContext;
+  readonly requestId: string;
+  readonly clientIp: string | undefined;
+  readonly now: Date;
+  readonly facts: RequestFacts;
+}
+
+/**
+ * The answer to a refused request. Counted only once the request was refused, so a right key is never refused
+ * by the limits; over a limit, a refused credential answers 429 and only the first such answer per window is
+ * recorded.
+ */
+async function refuse(
+  flow: FlowOfHandler,
+  { error: refusal, services, context, requestId, clientIp, now, facts }: Refusal,
+  cors: Record<string, string> | undefined,
+): Promise<HttpResponseInit> {
+  const { spec, declaration } = flow;
+  facts.refusal = refusal;
+  const { error, report } = refusalAfterLimits(services.failedAttempts, refusal, clientIp);
+  if (!report) return finish(flow, requestId, cors, renderError(declaration.errorShape, error, { requestId, now }));
+  if (error.status === 401 || error.status === 403 || error.status === 429) {
+    await recordBestEffort(services, context, {
+      time: now,
+      flow: spec.name,
+      outcome: 'refused',
+      status: error.status,
+      requestId,
+      clientIp,
+      credentialId: error.credentialId,
+      principal: error.principal,
+      reason: error.reason,
+    });
+  }
+  context.warn(`${spec.name} refused ${error.status} ${error.code} reason=${error.reason}`);
+  return finish(flow, requestId, cors, renderError(declaration.errorShape, error, { requestId, now }));
 }
 
 /**
@@ -265,13 +301,27 @@ const BODILESS_STATUSES = new Set([204, 205, 304]);
  * is enough).
  */
 function withContentLength(response: HttpResponseInit): HttpResponseInit {
-  const status = response.status ?? 200;
   const headers = (response.headers ?? {}) as Record<string, string>;
+  return sized(response, headers, headers);
+}
+
+/**
+ * {@link withContentLength} with the response's headers already in `headers`, of which only those in
+ * `mayNameContent` (the same object, or a part of it) can be a `Content-Length` or `Content-Type` in any case.
+ */
+function sized(
+  response: HttpResponseInit,
+  headers: Record<string, string>,
+  mayNameContent: Record<string, string> | undefined,
+): HttpResponseInit {
+  const status = response.status ?? 200;
   let hasContentType = false;
-  for (const name of Object.keys(headers)) {
-    const lower = name.toLowerCase();
-    if (lower === 'content-length') delete headers[name];
-    else if (lower === 'content-type') hasContentType = true;
+  if (mayNameContent) {
+    for (const name of Object.keys(mayNameContent)) {
+      const lower = name.toLowerCase();
+      if (lower === 'content-length') delete headers[name];
+      else if (lower === 'content-type') hasContentType = true;
+    }
   }
   if (BODILESS_STATUSES.has(status)) return { status, headers };
   let length: number;
@@ -285,7 +335,7 @@ function withContentLength(response: HttpResponseInit): HttpResponseInit {
   else if (body === undefined || body === null) length = 0;
   else return { ...response, headers }; // a stream or form data has no length known up front: the host frames it
   headers['Content-Length'] = String(length);
-  return { status, headers, body, ...(response.cookies ? { cookies: response.cookies } : {}) };
+  return response.cookies ? { status, headers, body, cookies: response.cookies } : { status, headers, body };
 }
 
 function addCorrelationHeader(

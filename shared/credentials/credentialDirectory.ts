@@ -1,5 +1,5 @@
 import { matchKeyDigestSlot, secretDigest } from '../security/constantTime.js';
-import type { SecretStore, SecretVersion } from '../secrets/secretStore.js';
+import { NOT_AT_HAND, type SecretStore, type SecretVersion } from '../secrets/secretStore.js';
 import {
   parseRecord,
   type CredentialRecord,
@@ -67,9 +67,10 @@ export class CredentialDirectory {
     return requester === this.requester ? this : new CredentialDirectory(this.secrets, requester, this.parsed);
   }
 
-  async verifyAccountKey(accountId: string, presentedKey: string): Promise<Verification<MixedRealityAccount>> {
-    const record = await this.read(vaultLayout.mixedRealityAccount(accountId), 'mixedRealityAccount');
-    return verify(record, presentedKey);
+  verifyAccountKey(accountId: string, presentedKey: string): Promise<Verification<MixedRealityAccount>> {
+    return this.readThen(vaultLayout.mixedRealityAccount(accountId), 'mixedRealityAccount', (record) =>
+      verify(record, presentedKey),
+    );
   }
 
   /** The account's record as stored (Entra callers present no key; the flow checks its allowed principals). */
@@ -83,24 +84,24 @@ export class CredentialDirectory {
   }
 
   /** Cognitive keys arrive alone: the key's digest names the index entry, which names the resource. */
-  async verifySubscriptionKey(presentedKey: string): Promise<Verification<CognitiveResource>> {
+  verifySubscriptionKey(presentedKey: string): Promise<Verification<CognitiveResource>> {
     // One SHA-256 of the key both names the index entry and is what the constant-time comparison compares.
     const presentedDigest = secretDigest(presentedKey);
-    const index = await this.read(vaultLayout.cognitiveKeyIndexOfDigest(presentedDigest), 'cognitiveKeyIndex');
-    if (!index) return { ok: false, reason: 'unknown_credential' };
-    const record = await this.read(vaultLayout.cognitiveResource(index.resource), 'cognitiveResource');
-    return verify(record, presentedKey, presentedDigest);
+    return this.readThen(vaultLayout.cognitiveKeyIndexOfDigest(presentedDigest), 'cognitiveKeyIndex', (index) =>
+      index
+        ? this.readThen(vaultLayout.cognitiveResource(index.resource), 'cognitiveResource', (record) =>
+            verify(record, presentedKey, presentedDigest),
+          )
+        : { ok: false, reason: 'unknown_credential' },
+    );
   }
 
-  async verifyWrapIssuer(
-    namespace: string,
-    issuerName: string,
-    presentedKey: string,
-  ): Promise<Verification<WrapIssuer>> {
-    const record = await this.read(vaultLayout.wrapIssuer(namespace, issuerName), 'wrapIssuer');
-    // The digest names the secret; the record must still name exactly this issuer and namespace.
-    const matches = record && record.name === issuerName && record.namespace === namespace.toLowerCase();
-    return verify(matches ? record : undefined, presentedKey);
+  verifyWrapIssuer(namespace: string, issuerName: string, presentedKey: string): Promise<Verification<WrapIssuer>> {
+    return this.readThen(vaultLayout.wrapIssuer(namespace, issuerName), 'wrapIssuer', (record) => {
+      // The digest names the secret; the record must still name exactly this issuer and namespace.
+      const matches = record && record.name === issuerName && record.namespace === namespace.toLowerCase();
+      return verify(matches ? record : undefined, presentedKey);
+    });
   }
 
   // Pass-throughs return the read's own promise: no async frame of their own on the warm path.
@@ -108,11 +109,33 @@ export class CredentialDirectory {
     return this.read(vaultLayout.wrapNamespace(namespace), 'wrapNamespace');
   }
 
-  private async read<K extends RecordKind>(
+  private read<K extends RecordKind>(name: string, kind: K): Promise<RecordOf<K> | undefined> {
+    return this.readThen(name, kind, (record) => record);
+  }
+
+  /**
+   * `then` applied to the record of secret `name`: at once when the store has the secret at hand (a warm
+   * credential: no promise chain through the store), else once the store has answered.
+   */
+  private readThen<K extends RecordKind, T>(
     name: string,
     kind: K,
-  ): Promise<Extract<CredentialRecord, { kind: K }> | undefined> {
-    const secret = await this.secrets.getSecret(name, this.requester);
+    then: (record: RecordOf<K> | undefined) => T | Promise<T>,
+  ): Promise<T> {
+    const atHand = this.secrets.secretAtHand ? this.secrets.secretAtHand(name, this.requester) : NOT_AT_HAND;
+    if (atHand !== NOT_AT_HAND) {
+      try {
+        return Promise.resolve(then(this.recordOf(atHand, kind)));
+      } catch (error) {
+        // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- passes on what `then` threw, as an async function would
+        return Promise.reject(error);
+      }
+    }
+    return this.secrets.getSecret(name, this.requester).then((secret) => then(this.recordOf(secret, kind)));
+  }
+
+  /** The record of kind `kind` a secret version holds, parsed (and its keys hashed) once per version. */
+  private recordOf<K extends RecordKind>(secret: SecretVersion | undefined, kind: K): RecordOf<K> | undefined {
     if (!secret) return undefined;
     let entry = this.parsed.get(secret);
     if (!entry || entry.kind !== kind) {
@@ -122,9 +145,11 @@ export class CredentialDirectory {
       entry = { kind, record };
       this.parsed.set(secret, entry);
     }
-    return entry.record as Extract<CredentialRecord, { kind: K }> | undefined;
+    return entry.record as RecordOf<K> | undefined;
   }
 }
+
+type RecordOf<K extends RecordKind> = Extract<CredentialRecord, { kind: K }>;
 
 function verify<T extends { readonly keys: readonly [string, string]; readonly enabled: boolean }>(
   record: T | undefined,

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { CredentialRecord } from './records.js';
 
 /**
@@ -55,7 +55,7 @@ export const vaultPrefixes = {
 } as const satisfies Record<CredentialRecord['kind'], string>;
 
 function sha256Hex(text: string): string {
-  return createHash('sha256').update(text, 'utf8').digest('hex');
+  return hash('sha256', text, 'hex');
 }
 
 /** GUID in 8-4-4-4-12 hex form, any case. */

@@ -24,7 +24,22 @@ const DEFAULT_SCOPE = 'https://api.cognitive.microsoft.com/';
  * @example
  * cognitiveResourceClaims(resource)['subscription-id']; // '6f65…ee' (32 hex)
  */
-export function cognitiveResourceClaims(resource: CognitiveResource): Record<string, string> {
+export function cognitiveResourceClaims(resource: CognitiveResource): Readonly<Record<string, string>> {
+  let claims = claimsByResource.get(resource);
+  if (!claims) {
+    claims = Object.freeze(resourceClaims(resource));
+    claimsByResource.set(resource, claims);
+  }
+  return claims;
+}
+
+/**
+ * Derived once per record: the credential directory hands out the same record object until its secret
+ * changes, so a warm resource's claims are not worked out again on every token.
+ */
+const claimsByResource = new WeakMap<CognitiveResource, Readonly<Record<string, string>>>();
+
+function resourceClaims(resource: CognitiveResource): Record<string, string> {
   const subscription = SUBSCRIPTION_IN_RESOURCE_ID.exec(resource.resourceId)?.[1];
   return {
     region: resource.region,

@@ -7,6 +7,7 @@ import { formFieldCount, MAX_FORM_FIELDS } from '../security/requestLimits.js';
 import { encodeSwtComponent, signSwt, swtSigningKey, type SwtClaim } from '../tokens/swt.js';
 import { servedWrapToken, type UpstreamProvenance } from '../upstream/servedUpstreamToken.js';
 import type { FlowDependencies } from './flowDependencies.js';
+import { requestedWrapScope } from './requestedWrapScopes.js';
 import { parseWrapScope, scopeCoveredByParsed, type WrapScope } from './wrapScope.js';
 
 /** What the WRAP endpoint reads from a request: the form body (docs/contracts/acs-wrap.md#request). */
@@ -104,7 +105,7 @@ function parseWrapRequest(body: Uint8Array): { issuerName: string; password: str
   if (!form.ok) throw badRequest(wrapMessages.malformedBody);
   const issuerName = requiredField(form.fields, 'wrap_name');
   const password = requiredField(form.fields, 'wrap_password');
-  const scope = parseWrapScope(requiredField(form.fields, 'wrap_scope'));
+  const scope = requestedWrapScope(requiredField(form.fields, 'wrap_scope'));
   if (!scope) throw badRequest(wrapMessages.invalidScope);
   return { issuerName, password, scope };
 }

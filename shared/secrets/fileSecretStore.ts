@@ -3,6 +3,7 @@ import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import {
   isUsable,
+  NOT_AT_HAND,
   SECRET_NAME_PATTERN,
   type SecretVersion,
   type SetSecretOptions,
@@ -23,6 +24,9 @@ interface StoredVersion {
 type StoredFile = { secrets: Record<string, StoredVersion[]> };
 
 const NO_VERSIONS: readonly SecretVersion[] = Object.freeze([]);
+
+/** How often a read checks whether the file changed on disk. */
+const CHECK_INTERVAL_MS = 1_000;
 
 /**
  * The embedded default: a local, git-ignored JSON file with Key Vault's semantics (versions, enabled,
@@ -46,9 +50,14 @@ export class FileSecretStore implements WritableSecretStore {
   ) {}
 
   async getSecret(name: string): Promise<SecretVersion | undefined> {
-    const versions = await this.getSecretVersions(name);
-    const current = versions[0];
-    return current && isUsable(current, this.clock()) ? current : undefined;
+    await this.refresh();
+    return this.currentOf(name);
+  }
+
+  /** The answer of {@link getSecret} while the file needs no check (checked less than a second ago, no reload). */
+  secretAtHand(name: string): SecretVersion | undefined | typeof NOT_AT_HAND {
+    if (this.reloading || Date.now() - this.lastCheckMs >= CHECK_INTERVAL_MS) return NOT_AT_HAND;
+    return this.currentOf(name);
   }
 
   /** Checks the file now (not at most once a second), then answers as {@link getSecret}. */
@@ -59,6 +68,17 @@ export class FileSecretStore implements WritableSecretStore {
 
   async getSecretVersions(name: string): Promise<readonly SecretVersion[]> {
     await this.refresh();
+    return this.versionsOf(name);
+  }
+
+  /** The current version of `name` in the snapshot if it is usable now. */
+  private currentOf(name: string): SecretVersion | undefined {
+    const current = this.versionsOf(name)[0];
+    return current && isUsable(current, this.clock()) ? current : undefined;
+  }
+
+  /** The versions of `name` in the snapshot, newest first, as the same objects until the snapshot changes. */
+  private versionsOf(name: string): readonly SecretVersion[] {
     let view = this.views.get(name);
     if (!view) {
       const stored = Object.hasOwn(this.snapshot.secrets, name) ? this.snapshot.secrets[name] : undefined;
@@ -123,7 +143,7 @@ export class FileSecretStore implements WritableSecretStore {
       if (!force) return;
     }
     const nowMs = Date.now();
-    if (!force && nowMs - this.lastCheckMs < 1_000) return;
+    if (!force && nowMs - this.lastCheckMs < CHECK_INTERVAL_MS) return;
     this.lastCheckMs = nowMs;
     this.reloading ??= this.reload().finally(() => {
       this.reloading = undefined;

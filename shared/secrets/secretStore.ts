@@ -18,6 +18,9 @@ export interface SecretVersion {
   readonly tags?: Readonly<Record<string, string>> | undefined;
 }
 
+/** {@link SecretStore.secretAtHand}'s answer when the store would have to wait or act: ask `getSecret`. */
+export const NOT_AT_HAND: unique symbol = Symbol('secret not at hand');
+
 export interface SecretStore {
   /**
    * The current version of `name` if it exists, is enabled and valid now; otherwise `undefined`. `requester`
@@ -25,6 +28,13 @@ export interface SecretStore {
    * can charge a vault read to that client's share of the read budget; stores that read nothing ignore it.
    */
   getSecret(name: string, requester?: string): Promise<SecretVersion | undefined>;
+  /**
+   * What {@link getSecret} would answer right now, when that answer is already in memory and giving it has no
+   * other effect (nothing to reload, read, refresh or count); {@link NOT_AT_HAND} otherwise, and then the
+   * caller asks {@link getSecret}. Optional: a store without it is always asked. Lets a warm request skip the
+   * promise chain of a lookup that waits for nothing.
+   */
+  secretAtHand?(name: string, requester?: string): SecretVersion | undefined | typeof NOT_AT_HAND;
   /**
    * As {@link getSecret}, but answered by the source itself, past every cache (a cache then holds the new
    * answer): for a caller with evidence that a cached value is out of date, e.g. an upstream STS that just

@@ -283,6 +283,24 @@ describe('Mixed Reality token by stage', () => {
     expect(share('runtime')).toBeCloseTo(1 / 9);
     expect(share('signing')).toBe(0);
   });
+
+  it('counts profiles taken one batch at a time together, weighted by their busy time', () => {
+    const batch = (leaf: number, micros: number) => ({
+      nodes: [
+        frame(1, '(root)', '', [2, 7]),
+        frame(2, 'lane', file('tooling/bench/inProcessChild.ts'), [3]),
+        frame(3, 'serve', file('dist/shared/app/stsFunction.js')),
+        frame(7, '(garbage collector)', ''),
+      ],
+      samples: [leaf, 1],
+      timeDeltas: [0, micros],
+    });
+    // 300 µs of wrapper in one batch, 100 µs of collection in the other.
+    const shares = tokenStageShares([batch(3, 300), batch(7, 100)], /\/tooling\/bench\/inProcessChild\.ts$/);
+    const share = (prefix: string) => [...shares].find(([stage]) => stage.startsWith(prefix))?.[1];
+    expect(share('wrapper')).toBeCloseTo(3 / 4);
+    expect(share('garbage collection')).toBeCloseTo(1 / 4);
+  });
 });
 
 describe('WRAP token by stage', () => {

@@ -11,7 +11,12 @@ export async function measureInProcess(
   iterations: number,
   profile = false,
 ): Promise<InProcessResults> {
-  const child = await startBenchChild({ script: 'inProcessChild.ts', env: fixtures.childEnv() });
+  const child = await startBenchChild({
+    script: 'inProcessChild.ts',
+    env: fixtures.childEnv(),
+    // settlePrepared in inProcessChild.ts
+    execArgv: ['--expose-gc'],
+  });
   try {
     // The requests without their checker function (not serialisable, and the child counts non-200s itself).
     const requests = Object.fromEntries(

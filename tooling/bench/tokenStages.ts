@@ -90,15 +90,31 @@ function stageOf(node: ProfileNode): TokenStage | undefined {
 }
 
 /**
- * Each stage's share (0..1) of the busy time in `profile`, which must hold nothing but calls of the handler
- * and the loop issuing them: samples that no stage claims and that sit under a frame of `loopFile` (the
- * benchmark's own loop) are left out, as are idle and `(program)` samples.
+ * Each stage's share (0..1) of the busy time in `profiles` (one profile, or several taken one batch at a time and
+ * counted together), which must hold nothing but calls of the handler and the loop issuing them: samples that no
+ * stage claims and that sit under a frame of `loopFile` (the benchmark's own loop) are left out, as are idle and
+ * `(program)` samples.
  */
-export function tokenStageShares(profile: CpuProfileData, loopFile: RegExp): Map<TokenStage, number> {
+export function tokenStageShares(
+  profiles: CpuProfileData | readonly CpuProfileData[],
+  loopFile: RegExp,
+): Map<TokenStage, number> {
+  const time = new Map<TokenStage, number>();
+  let total = 0;
+  const list: readonly CpuProfileData[] = 'nodes' in profiles ? [profiles] : profiles;
+  for (const profile of list) {
+    total += addStageTimes(profile, loopFile, time);
+  }
+  const shares = new Map<TokenStage, number>();
+  for (const stage of TOKEN_STAGES) shares.set(stage, total > 0 ? (time.get(stage) ?? 0) / total : 0);
+  return shares;
+}
+
+/** Adds each stage's busy time in `profile` to `time`; returns the busy time counted. */
+function addStageTimes(profile: CpuProfileData, loopFile: RegExp, time: Map<TokenStage, number>): number {
   const byId = new Map(profile.nodes.map((node) => [node.id, node]));
   const parentOf = new Map<number, number>();
   for (const node of profile.nodes) for (const child of node.children ?? []) parentOf.set(child, node.id);
-  const time = new Map<TokenStage, number>();
   let total = 0;
   for (let i = 0; i < profile.samples.length; i += 1) {
     const span = profile.timeDeltas[i + 1];
@@ -118,7 +134,5 @@ export function tokenStageShares(profile: CpuProfileData, loopFile: RegExp): Map
     time.set(stage, (time.get(stage) ?? 0) + span);
     total += span;
   }
-  const shares = new Map<TokenStage, number>();
-  for (const stage of TOKEN_STAGES) shares.set(stage, total > 0 ? (time.get(stage) ?? 0) / total : 0);
-  return shares;
+  return total;
 }
