@@ -29,7 +29,7 @@ const run = promisify(execFile);
 
 /** The functions that are not flows, so not in the flow catalogue: the health probe and the timer. */
 const OTHER_FUNCTIONS = ['health health', 'ledgerRetention timer 0 7 * * * *'];
-/** Every function, `name route` (or `name timer schedule`), in name order (as the artifact lists its entries). */
+/** Every function, `name route` (or `name timer schedule`), in name order (as the artifact lists them). */
 const EXPECTED_FUNCTIONS = [
   ...flowNames.map((flow) => `${flow} ${flowCatalogue[flow].route}`),
   ...OTHER_FUNCTIONS,
@@ -53,8 +53,15 @@ describe('npm run package', () => {
     await rm(work, { recursive: true, force: true });
   });
 
-  it('is one bundled ES module per function, with source maps, host.json and a package.json whose main finds them', async () => {
-    expect(result.entries).toEqual(EXPECTED_FUNCTIONS.map((line) => `dist/functions/${line.split(' ')[0]}.js`));
+  it('is one bundled ES module that main names, with source maps, host.json and no file per function', async () => {
+    // The worker imports what main names (a glob; a plain path matches one file): one module, every function.
+    expect(ARTIFACT_MAIN).toBe('dist/app.js');
+    expect(result.entries).toEqual(['dist/app.js']);
+    expect(result.functions).toEqual(EXPECTED_FUNCTIONS.map((line) => line.split(' ')[0]));
+    expect(result.files.filter((f) => f.startsWith('dist/') && !f.startsWith('dist/chunks/'))).toEqual([
+      'dist/app.js',
+      'dist/app.js.map',
+    ]);
     for (const file of result.files.filter((f) => f.endsWith('.js')))
       expect(result.files, file).toContain(`${file}.map`);
     expect(result.files).toEqual(
@@ -107,11 +114,10 @@ describe('npm run package', () => {
       registerHooks({ load(url, context, nextLoad) { loaded.add(url); return nextLoad(url, context); } });
       const sdksIn = () => ${JSON.stringify(AZURE_SDK_USER_AGENTS)}.filter((marker) =>
         [...loaded].some((url) => url.startsWith('file:') && readFileSync(fileURLToPath(url), 'utf8').includes(marker)));
-      const definitions = [];
-      for (const file of ${JSON.stringify(result.entries)}) definitions.push((await import('./' + file)).definition);
+      const app = await import('./' + ${JSON.stringify(ARTIFACT_MAIN)});
       const beforeCall = sdksIn();
       const nodeFetchBeforeCall = process.moduleLoadList.includes('NativeModule internal/deps/undici/undici');
-      const mixedReality = definitions.find((d) => d.name === 'mixedRealityToken');
+      const mixedReality = app.mixedRealityToken;
       const id = '00000000-0000-4000-8000-000000000001';
       const request = Object.assign(new Request('http://127.0.0.1/accounts/' + id + '/token', { headers: { authorization: 'Bearer ' + id + ':' + 'A'.repeat(44) } }), { params: { accountId: id } });
       const quiet = () => {};
@@ -162,7 +168,7 @@ describe('npm run package', () => {
         vault.seed(name, secret.value, { contentType: secret.contentType ?? 'application/json' });
       }
       const probe = `
-        const { definition } = await import('./dist/functions/mixedRealityToken.js');
+        const { mixedRealityToken: definition } = await import('./dist/app.js');
         const id = process.env.PROBE_ACCOUNT_ID;
         const request = Object.assign(new Request('http://127.0.0.1/accounts/' + id + '/token', { headers: { authorization: 'Bearer ' + id + ':' + process.env.PROBE_ACCOUNT_KEY } }), { params: { accountId: id } });
         const quiet = () => {};
@@ -216,12 +222,14 @@ describe('npm run package', () => {
     expect(uploadedMain.main).toBe(ARTIFACT_MAIN);
   });
 
-  it('loads every function in a bare Node 22 with nothing but the artifact', async () => {
+  it('loads every function in a bare Node 22 with nothing but the artifact, each exported under its name', async () => {
     const probe = `
       const names = [];
-      for (const file of ${JSON.stringify(result.entries)}) {
-        const module = await import('./' + file);
-        const { name, route, schedule } = module.definition;
+      const app = await import('./' + ${JSON.stringify(ARTIFACT_MAIN)});
+      for (const [exported, value] of Object.entries(app)) {
+        if (exported === 'closeServices') continue;
+        const { name, route, schedule } = value;
+        if (name !== exported) throw new Error(exported + ' exports the definition of ' + name);
         names.push(name + ' ' + (route ?? 'timer ' + schedule));
       }
       console.log(JSON.stringify(names.sort()));`;
@@ -255,7 +263,8 @@ describe('npm run package', () => {
       Module.prototype.require = new Proxy(Module.prototype.require, {
         apply(target, self, args) { return args[0] === '@azure/functions-core' ? core : Reflect.apply(target, self, args); },
       });
-      for (const file of ${JSON.stringify(result.entries)}) await import('./' + file);
+      const manifest = JSON.parse((await import('node:fs')).readFileSync('package.json', 'utf8'));
+      await import('./' + manifest.main);
       console.log(JSON.stringify({ registered: registered.sort(), timers, hooks }));`;
     const { stdout, stderr } = await run(process.execPath, ['--input-type=module', '-e', probe], {
       cwd: artifact,
@@ -274,6 +283,7 @@ describe('npm run package', () => {
     let host: RunningLocalHost;
     let account: MixedRealityAccount;
     let timerNames: string[] = [];
+    let httpNames: string[] = [];
     const savedEnv = { ...process.env };
 
     beforeAll(async () => {
@@ -289,6 +299,7 @@ describe('npm run package', () => {
       });
       const app = await importCompiledApp(artifact);
       timerNames = app.timers.map((timer) => `${timer.name} ${timer.schedule}`);
+      httpNames = app.http.map((definition) => `${definition.name} ${definition.route}`);
       host = await startLocalHost({ definitions: app.http, host: '127.0.0.1', port: 0, log: () => {} });
     }, 60_000);
 
@@ -299,7 +310,8 @@ describe('npm run package', () => {
       Object.assign(process.env, savedEnv);
     });
 
-    it('finds the retention timer in the artifact, for the local host to run on its schedule', () => {
+    it('finds every function in the one module main names, the retention timer to run on its schedule', () => {
+      expect(httpNames.sort()).toEqual(EXPECTED_FUNCTIONS.filter((line) => !line.includes(' timer ')));
       expect(timerNames).toEqual(['ledgerRetention 0 7 * * * *']);
     });
 

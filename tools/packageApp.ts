@@ -8,16 +8,15 @@ import { build, type Metafile, type Plugin } from 'esbuild';
  * upload as it is (`func azure functionapp publish`, `azd deploy`; see docs/deploy.md):
  *
  * - `dist/app.js`: every function in `functions/` bundled with esbuild into one ES module, which registers
- *   each token flow as its own function (one `app.http` per file in `functions/`);
- * - `dist/functions/<name>.js`: one small entry per function, which `package.json` `main`
- *   (`dist/functions/*.js`) finds; each re-exports its `definition` from `dist/app.js`. One module for all the
- *   functions rather than one bundle per function: the worker loads all of them at start anyway, and every
- *   extra file the shared code is split into costs module resolution, reading and linking on a cold start
- *   (16 files took about 11 ms longer to load than 11; docs/deploy.md, "Cold start of the artifact");
+ *   each token flow as its own function (one `app.http` per file in `functions/`). It is the artifact's
+ *   `package.json` `main`, the one file the worker imports at start (the worker expands `main` as a glob; a
+ *   plain path matches that one file). It also exports each function's `definition` under the function's name
+ *   and the composition root's `closeServices`, for the local host (`appTerminate` does the shutdown in Azure).
+ *   One module for all the functions rather than one bundle per function, and no small entry per function:
+ *   every file a start reads costs module resolution, reading and linking (docs/deploy.md, "Cold start of the
+ *   artifact");
  * - `dist/chunks/*.js`: code split off by `import()`: the Azure SDKs, which the app loads only when a vault or
  *   ledger is configured, stay in chunks of their own that a cold start does not read;
- * - `dist/shared/services.js`: the composition root's shutdown (re-exported from `dist/app.js`), for the local
- *   host (`appTerminate` does it in Azure);
  * - source maps next to each file; `host.json`; a `package.json` with no dependencies;
  * - `local.settings.json` holding only `FUNCTIONS_WORKER_RUNTIME=node`, from which Core Tools learns the worker
  *   runtime (it reads that file in the folder that holds host.json); neither tool uploads it;
@@ -30,8 +29,8 @@ import { build, type Metafile, type Plugin } from 'esbuild';
 
 export const projectRoot = resolve(fileURLToPath(import.meta.url), '../..');
 
-/** `main` of the artifact's package.json: the entries, as the Functions host expands it. */
-export const ARTIFACT_MAIN = 'dist/functions/*.js';
+/** `main` of the artifact's package.json: the one module that registers and exports every function. */
+export const ARTIFACT_MAIN = 'dist/app.js';
 
 /** The worker runtime Core Tools must know to publish; the only value in the artifact's local.settings.json. */
 export const ARTIFACT_LOCAL_SETTINGS = { IsEncrypted: false, Values: { FUNCTIONS_WORKER_RUNTIME: 'node' } } as const;
@@ -61,8 +60,10 @@ export interface PackageResult {
   /** Every file of the artifact, relative, `/`-separated, sorted. */
   readonly files: readonly string[];
   readonly bytes: number;
-  /** The entry files (`dist/functions/*.js`), relative. */
+  /** The files `main` names (the one module, `dist/app.js`), relative: what the worker imports at start. */
   readonly entries: readonly string[];
+  /** The functions, by name (one per file in `functions/`), sorted; `dist/app.js` exports each under its name. */
+  readonly functions: readonly string[];
   /** Output files (relative) that each entry loads statically, i.e. before its first request. */
   readonly staticallyLoaded: Readonly<Record<string, readonly string[]>>;
 }
@@ -108,27 +109,6 @@ export async function packageApp({ outDir, sourceRoot = projectRoot }: PackageOp
     logLevel: 'silent',
     plugins: [appEntryPlugin(sourceRoot, functions)],
   });
-  await mkdir(join(distDir, 'functions'), { recursive: true });
-  for (const name of functions) {
-    await writeFile(
-      join(distDir, 'functions', `${name}.js`),
-      `export { ${name} as definition } from '../app.js';\n//# sourceMappingURL=${name}.js.map\n`,
-    );
-    await writeFile(
-      join(distDir, 'functions', `${name}.js.map`),
-      `${JSON.stringify({ version: 3, file: `${name}.js`, sources: [], names: [], mappings: '' })}\n`,
-    );
-  }
-  await mkdir(join(distDir, 'shared'), { recursive: true });
-  await writeFile(
-    join(distDir, 'shared', 'services.js'),
-    `export { closeServices } from '../app.js';\n//# sourceMappingURL=services.js.map\n`,
-  );
-  await writeFile(
-    join(distDir, 'shared', 'services.js.map'),
-    `${JSON.stringify({ version: 3, file: 'services.js', sources: [], names: [], mappings: '' })}\n`,
-  );
-
   const source = JSON.parse(await readFile(join(sourceRoot, 'package.json'), 'utf8')) as {
     name: string;
     version: string;
@@ -152,8 +132,15 @@ export async function packageApp({ outDir, sourceRoot = projectRoot }: PackageOp
   const files = await listFiles(outDir);
   let bytes = 0;
   for (const file of files) bytes += (await stat(join(outDir, file))).size;
-  const entries = files.filter((file) => /^dist\/functions\/[^/]+\.js$/.test(file));
-  return { outDir, files, bytes, entries, staticallyLoaded: staticImportClosure(metafile, outDir, entries) };
+  const entries = [ARTIFACT_MAIN];
+  return {
+    outDir,
+    files,
+    bytes,
+    entries,
+    functions,
+    staticallyLoaded: staticImportClosure(metafile, outDir, entries),
+  };
 }
 
 /** The module id of the generated entry that imports every function (see {@link appEntryPlugin}). */
@@ -161,8 +148,7 @@ const APP_ENTRY = 'sts:app';
 
 /**
  * Serves {@link APP_ENTRY}: a module that imports each `functions/<name>.ts` (which registers it) and
- * re-exports its `definition` as `<name>`, for the per-function entries to re-export, and the composition
- * root's `closeServices` for `dist/shared/services.js`.
+ * re-exports its `definition` as `<name>`, and the composition root's `closeServices`, for the local host.
  */
 function appEntryPlugin(sourceRoot: string, functions: readonly string[]): Plugin {
   return {
@@ -201,8 +187,6 @@ function staticImportClosure(metafile: Metafile, outDir: string, entries: readon
       staticImports.map((i) => relative(outDir, resolve(i.path)).split('\\').join('/')),
     );
   }
-  // Each per-function entry is written by hand (not by esbuild): it imports dist/app.js.
-  for (const entry of entries) if (!byArtifactPath.has(entry)) byArtifactPath.set(entry, ['dist/app.js']);
   const closure: Record<string, string[]> = {};
   for (const entry of entries) {
     const seen = new Set<string>([entry]);
@@ -226,7 +210,7 @@ async function main(): Promise<void> {
   const shown = relative(process.cwd(), outDir) || '.';
   const kib = (n: number): string => `${(n / 1024).toFixed(0)} KiB`;
   console.log(
-    `Built the deployment artifact in ${shown}: ${result.files.length} files, ${kib(result.bytes)} (${result.entries.length} functions).`,
+    `Built the deployment artifact in ${shown}: ${result.files.length} files, ${kib(result.bytes)} (${result.functions.length} functions).`,
   );
   console.log('Publish it:  npm run deploy:func -- <function app name>   (or azd deploy; see docs/deploy.md)');
 }

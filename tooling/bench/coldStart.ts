@@ -14,7 +14,7 @@ import { median } from './statistics.js';
 /**
  * Cold start of the deployment artifact (`npm run package`, built afresh into a temp folder outside the
  * repository so nothing resolves from the development node_modules): fresh processes of the pinned Node, no
- * tsx, importing the artifact's function entries as the Functions worker does. Times are `performance.now()`
+ * tsx, importing what the artifact's `main` names (`dist/app.js`) as the Functions worker does. Times are `performance.now()`
  * inside the process (milliseconds since the process started) when the modules are loaded and when the first
  * Mixed Reality token is returned by the handler (called in process: no HTTP server; the request is a fetch
  * `Request` with the route's `params`, which is all the handler reads, so the dev copy of `@azure/functions`
@@ -108,12 +108,12 @@ if (probe.census) {
   registerHooks({ load(url, context, nextLoad) { urls.add(url); return nextLoad(url, context); } });
 }
 const cpuMs = () => { const { user, system } = process.cpuUsage(); return (user + system) / 1000; };
-for (const url of probe.functionUrls) await import(url);
+for (const url of probe.mainUrls) await import(url);
 const loadedMs = performance.now();
 const loadedCpuMs = cpuMs();
 let firstTokenMs, firstTokenCpuMs, status;
 if (probe.request) {
-  const { definition } = await import(probe.mixedRealityUrl);
+  const definition = (await import(probe.mainUrls[0])).mixedRealityToken;
   const request = Object.assign(new Request('http://127.0.0.1:7071' + probe.request.path, { method: 'GET', headers: probe.request.headers }), { params: probe.request.params });
   const quiet = () => {};
   const context = { invocationId: crypto.randomUUID(), functionName: definition.name, log: quiet, trace: quiet, debug: quiet, info: quiet, warn: quiet, error: quiet };
@@ -135,9 +135,10 @@ export async function measureColdStart(
 ): Promise<ColdStartResults> {
   const artifactDir = await mkdtemp(join(tmpdir(), 'sts-bench-artifact-'));
   const artifact = await packageApp({ outDir: artifactDir });
-  log(`  artifact: ${artifact.entries.length} functions, ${(artifact.bytes / 1024).toFixed(0)} KiB (${artifactDir})`);
-  const functionUrls = artifact.entries.map((entry) => pathToFileURL(join(artifactDir, entry)).href);
-  const mixedRealityUrl = pathToFileURL(join(artifactDir, 'dist', 'functions', 'mixedRealityToken.js')).href;
+  log(
+    `  artifact: ${artifact.functions.length} functions in ${artifact.entries.join(', ')}, ${(artifact.bytes / 1024).toFixed(0)} KiB (${artifactDir})`,
+  );
+  const mainUrls = artifact.entries.map((entry) => pathToFileURL(join(artifactDir, entry)).href);
   const { method: _method, looksIssued: _check, body: _body, ...request } = fixtures.requests.mixedRealityToken;
   const runProbe = (code: string, env: NodeJS.ProcessEnv) => runProbeIn(artifactDir, code, env);
 
@@ -148,16 +149,16 @@ export async function measureColdStart(
     const kinds = {
       bare: { code: BARE, env: fixtures.childEnv() },
       bareWithTestCa: { code: BARE, env: fixtures.childEnv({ NODE_EXTRA_CA_CERTS: join(caDir, 'ca.pem') }) },
-      modulesLoaded: { code: PROBE, env: fixtures.childEnv({ BENCH_PROBE: JSON.stringify({ functionUrls }) }) },
+      modulesLoaded: { code: PROBE, env: fixtures.childEnv({ BENCH_PROBE: JSON.stringify({ mainUrls }) }) },
       firstTokenEmbedded: {
         code: PROBE,
-        env: fixtures.childEnv({ BENCH_PROBE: JSON.stringify({ functionUrls, mixedRealityUrl, request }) }),
+        env: fixtures.childEnv({ BENCH_PROBE: JSON.stringify({ mainUrls, request }) }),
       },
       firstTokenKeyVault: {
         code: PROBE,
         env: fixtures.childEnv({
           ...vaultEnv,
-          BENCH_PROBE: JSON.stringify({ functionUrls, mixedRealityUrl, request }),
+          BENCH_PROBE: JSON.stringify({ mainUrls, request }),
         }),
       },
     } as const;
@@ -191,7 +192,7 @@ export async function measureColdStart(
       };
     };
     const bare = figure('bare', 'bare node -e (baseline)');
-    const modulesLoaded = figure('modulesLoaded', 'artifact modules loaded (dist/functions/*.js)');
+    const modulesLoaded = figure('modulesLoaded', `artifact modules loaded (${artifact.entries.join(', ')})`);
     const firstTokenKeyVault = figure('firstTokenKeyVault', 'first token, Key Vault (test server)');
     const results = {
       bare,

@@ -6,9 +6,11 @@ import type { TimerFunctionLike } from './localTimers.js';
 import { projectRoot } from './projectPaths.js';
 
 /**
- * Finds the compiled function files the way the Functions host does (package.json `main`, a path or a glob
- * such as `dist/functions/*.js`), imports each and collects its exported `definition`. Importing also runs the
- * file's `app.http(...)` (or `app.timer(...)`), which outside the Functions worker only registers in test mode.
+ * Finds the compiled function files the way the Functions worker does (package.json `main`, a path or a glob:
+ * `dist/functions/*.js` in the repository's build, `dist/app.js` in the deployment artifact), imports each
+ * and collects every function definition it exports: a file of `functions/` exports its one `definition`, the
+ * artifact's `dist/app.js` exports them all, each under its function's name. Importing also runs the files'
+ * `app.http(...)` (or `app.timer(...)`), which outside the Functions worker only registers in test mode.
  *
  * @example
  * const definitions = await importCompiledDefinitions(); // [{ name: 'issueToken', route: 'sts/v1.0/issueToken', … }, …]
@@ -34,12 +36,17 @@ export async function importCompiledApp(root: string = projectRoot): Promise<Com
   const http: HttpFunctionLike[] = [];
   const timers: TimerFunctionLike[] = [];
   for (const file of files) {
-    const module = (await withoutTestModeWarnings(() => import(pathToFileURL(file).href))) as { definition?: unknown };
-    if (isHttpFunctionLike(module.definition)) http.push(module.definition);
-    else if (isTimerFunctionLike(module.definition)) timers.push(module.definition);
-    else {
+    const module = (await withoutTestModeWarnings(() => import(pathToFileURL(file).href))) as Record<string, unknown>;
+    let found = 0;
+    for (const value of new Set(Object.values(module))) {
+      if (isHttpFunctionLike(value)) http.push(value);
+      else if (isTimerFunctionLike(value)) timers.push(value);
+      else continue;
+      found += 1;
+    }
+    if (found === 0) {
       throw new Error(
-        `${relative(root, file)} does not export a function \`definition\` (name, route, methods, authLevel, handler; or name, schedule, handler)`,
+        `${relative(root, file)} exports no function definition (name, route, methods, authLevel, handler; or name, schedule, handler)`,
       );
     }
   }
@@ -57,9 +64,22 @@ export function isTimerFunctionLike(value: unknown): value is TimerFunctionLike 
 
 /**
  * Graceful shutdown of the compiled app's services (ledger flush, upstream pools), as the Functions host's
- * `appTerminate` hook does in Azure. The compiled composition root sits at `dist/shared/services.js`.
+ * `appTerminate` hook does in Azure: the `closeServices` that a `main` module exports (the artifact's
+ * `dist/app.js`), else the compiled composition root's, `dist/shared/services.js` (the repository's build).
  */
 export async function closeCompiledServices(root: string = projectRoot): Promise<void> {
+  const manifest = JSON.parse(await readFile(join(root, 'package.json'), 'utf8')) as { main?: unknown };
+  const mainFiles =
+    typeof manifest.main === 'string' && manifest.main !== '' ? await expandMain(root, manifest.main) : [];
+  for (const file of mainFiles) {
+    const module = (await withoutTestModeWarnings(() => import(pathToFileURL(file).href))) as {
+      closeServices?: unknown;
+    };
+    if (typeof module.closeServices === 'function') {
+      await (module.closeServices as () => Promise<void>)();
+      return;
+    }
+  }
   const module = (await import(pathToFileURL(join(root, 'dist', 'shared', 'services.js')).href)) as {
     closeServices?: () => Promise<void>;
   };
@@ -96,7 +116,7 @@ export async function withoutTestModeWarnings<T>(work: () => Promise<T>): Promis
   }
 }
 
-/** Supports what `main` holds in practice: one file, or a `*` in the file-name part (`dist/functions/*.js`). */
+/** Supports what `main` holds in practice: one file (`dist/app.js`), or a `*` in the file-name part (`dist/functions/*.js`). */
 async function expandMain(root: string, main: string): Promise<string[]> {
   const full = join(root, main);
   if (!main.includes('*')) return [full];
