@@ -4,7 +4,7 @@ import { NAMESPACE_PATTERN } from '../credentials/vaultLayout.js';
 import { badRequest, forbidden, invalidCredentials } from '../errors.js';
 import { parseFormBody } from '../http/formBody.js';
 import { formFieldCount, MAX_FORM_FIELDS } from '../security/requestLimits.js';
-import { encodeSwtComponent, signSwt, swtSigningKey, type SwtClaim } from '../tokens/swt.js';
+import { encodeSwtClaims, encodeSwtComponent, swtSignaturePair, swtSigningKey } from '../tokens/swt.js';
 import { servedWrapToken, type UpstreamProvenance } from '../upstream/servedUpstreamToken.js';
 import type { FlowDependencies } from './flowDependencies.js';
 import { requestedWrapScope } from './requestedWrapScopes.js';
@@ -122,7 +122,10 @@ function coveringPrefixes(facts: IssuerFacts, scope: WrapScope): string[] {
 
 /**
  * The SWT this STS signs (claims in the order of both real samples) inside the form-encoded answer:
- * `wrap_access_token=<encoded SWT>&wrap_access_token_expires_in=<L-1>`.
+ * `wrap_access_token=<encoded SWT>&wrap_access_token_expires_in=<L-1>`. The claims that never change for an
+ * issuer (its rights, the identity provider) are encoded once, and encoded again for the answer once
+ * ({@link issuerSwtHeadOf}); form encoding is per character, so the answer is byte for byte what encoding the
+ * whole SWT twice per token gives.
  */
 function wrapResponseBody(
   facts: IssuerFacts,
@@ -132,15 +135,37 @@ function wrapResponseBody(
   lifetimeSeconds: number,
   namespace: WrapNamespace,
 ): string {
-  const claims: SwtClaim[] = [
-    [ACTION_CLAIM, facts.rights],
-    [IDENTITY_PROVIDER_CLAIM, wrapIssuer],
+  const head = issuerSwtHeadOf(facts, wrapIssuer);
+  const rest = `&${encodeSwtClaims([
     ['Audience', audience],
     ['ExpiresOn', String(expiresOn)],
     ['Issuer', wrapIssuer],
-  ];
-  const swt = signSwt(claims, signingKeyOf(namespace));
-  return `wrap_access_token=${encodeSwtComponent(swt)}&wrap_access_token_expires_in=${lifetimeSeconds - 1}`;
+  ])}`;
+  const signed = `${rest}${swtSignaturePair(head.claims + rest, signingKeyOf(namespace))}`;
+  return `wrap_access_token=${head.encodedForAnswer}${encodeSwtComponent(signed)}&wrap_access_token_expires_in=${lifetimeSeconds - 1}`;
+}
+
+/** An issuer's unchanging leading claims, as the SWT holds them and as the answer encodes them again. */
+interface IssuerSwtHead {
+  readonly wrapIssuer: string;
+  readonly claims: string;
+  readonly encodedForAnswer: string;
+}
+
+/** Per issuer facts, for the configured WRAP issuer (made again if a host runs with another). */
+const issuerSwtHeads = new WeakMap<IssuerFacts, IssuerSwtHead>();
+
+function issuerSwtHeadOf(facts: IssuerFacts, wrapIssuer: string): IssuerSwtHead {
+  let head = issuerSwtHeads.get(facts);
+  if (head?.wrapIssuer !== wrapIssuer) {
+    const claims = encodeSwtClaims([
+      [ACTION_CLAIM, facts.rights],
+      [IDENTITY_PROVIDER_CLAIM, wrapIssuer],
+    ]);
+    head = { wrapIssuer, claims, encodedForAnswer: encodeSwtComponent(claims) };
+    issuerSwtHeads.set(facts, head);
+  }
+  return head;
 }
 
 /**

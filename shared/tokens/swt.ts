@@ -73,6 +73,21 @@ const MAX_TOKEN_LENGTH = 16_384;
  */
 export function signSwt(claims: readonly SwtClaim[], base64Key: string | KeyObject): string {
   const key = typeof base64Key === 'string' ? decodeKey(base64Key) : base64Key;
+  const unsigned = encodeSwtClaims(claims);
+  if (claims[claims.length - 1]?.[0] === EXPIRES_ON) {
+    throw new SwtError('ERR_SWT_INVALID_CLAIMS', `${EXPIRES_ON} must not be the last claim`);
+  }
+  return `${unsigned}${swtSignaturePair(unsigned, key)}`;
+}
+
+/**
+ * The claims of an SWT as {@link signSwt} writes them before its signature: `name=value` pairs joined by `&`, each
+ * name and value form-encoded. Checks what signSwt checks of each claim (at least one; names non-empty, not
+ * repeated, not the reserved `HMACSHA256`). Encoding is per character, so the text of a list of claims is the
+ * text of its first claims, `&`, then the text of the rest: a signer may encode the claims that never change
+ * once, and only the others per token.
+ */
+export function encodeSwtClaims(claims: readonly SwtClaim[]): string {
   if (claims.length === 0) throw new SwtError('ERR_SWT_INVALID_CLAIMS', 'An SWT needs at least one claim');
   let unsigned = '';
   for (let i = 0; i < claims.length; i += 1) {
@@ -83,10 +98,16 @@ export function signSwt(claims: readonly SwtClaim[], base64Key: string | KeyObje
     if (appearsBefore(claims, i)) throw new SwtError('ERR_SWT_INVALID_CLAIMS', `Claim ${name} appears twice`);
     unsigned += `${i === 0 ? '' : '&'}${encodeSwtComponent(name)}=${encodeSwtComponent(value)}`;
   }
-  if (claims[claims.length - 1]?.[0] === EXPIRES_ON) {
-    throw new SwtError('ERR_SWT_INVALID_CLAIMS', `${EXPIRES_ON} must not be the last claim`);
-  }
-  return `${unsigned}${SIGNATURE_SEPARATOR}${encodeSwtComponent(hmacBase64(unsigned, key))}`;
+  return unsigned;
+}
+
+/**
+ * The pair that ends an SWT: `&HMACSHA256=<form-encoded base64 HMAC-SHA256 of unsigned>`, where `unsigned` is the
+ * encoded claims ({@link encodeSwtClaims}). The caller vouches that `unsigned` is such text and that `ExpiresOn`
+ * is not its last claim.
+ */
+export function swtSignaturePair(unsigned: string, key: KeyObject | Buffer): string {
+  return `${SIGNATURE_SEPARATOR}${encodeSwtComponent(hmacBase64(unsigned, key))}`;
 }
 
 /** Whether the name of `claims[index]` is also the name of an earlier claim (SWTs carry a handful of claims). */

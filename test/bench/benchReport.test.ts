@@ -102,6 +102,7 @@ describe('ratios and targets', () => {
     const inProcess = {
       iterations: 100,
       concurrency: 32,
+      rounds: 5,
       flows: {
         mixedRealityToken: { sequential: perOp(70), concurrent: perOp(60), non200: 0 },
         wrapToken: { sequential: perOp(30), concurrent: perOp(25), non200: 0 },
