@@ -478,7 +478,7 @@ export function renderReport(
   if (inProcess) {
     out.push(
       `In process: handlers called directly with prepared HttpRequests (no HTTP), ${inProcess.iterations} calls each, one at a time ` +
-        `and ${inProcess.concurrency} in flight; CPU counts every thread (the signing pool too)`,
+        `and ${inProcess.concurrency} in flight, medians of ${inProcess.rounds} interleaved rounds; CPU counts every thread (the signing pool too)`,
     );
     const row = (
       name: string,
