@@ -21,7 +21,8 @@ import { tokenStageShares, type CpuProfileData, type TokenStage } from './tokenS
  *
  * Each is measured one call at a time and with {@link CONCURRENT} calls in flight: work handed to the libuv
  * pool (an async signature) costs a thread hand-off per call when calls come one by one, and much less when
- * many are queued, as they are under load.
+ * many are queued, as they are under load. Every flow and primitive is measured once per round, {@link ROUNDS}
+ * rounds one after the other, and each figure is its median round.
  */
 
 /** Calls in flight in the concurrent variant. */
@@ -40,6 +41,8 @@ export interface PerOperation {
 export interface InProcessResults {
   readonly iterations: number;
   readonly concurrency: number;
+  /** Rounds of every measurement; each figure is its median round. */
+  readonly rounds: number;
   /** By flow: one call at a time, and `concurrency` in flight. */
   readonly flows: Record<
     string,
@@ -66,86 +69,135 @@ async function measure(request: ParentRequest): Promise<InProcessResults> {
   const requests = request.requests as Record<FlowId, Omit<BenchRequest, 'looksIssued'>>;
   const definitions = new Map((await importCompiledDefinitions(benchAppRoot())).map((d) => [d.name, d]));
 
-  const flows: InProcessResults['flows'] = {};
-  const stagesByFlow: Partial<Record<FlowId, readonly StageCost[]>> = {};
-  for (const [flow, spec] of Object.entries(requests) as [FlowId, Omit<BenchRequest, 'looksIssued'>][]) {
+  const flowRuns = (Object.entries(requests) as [FlowId, Omit<BenchRequest, 'looksIssued'>][]).map(([flow, spec]) => {
     // A flow's id is its function's name (the catalogue's key).
     const definition = definitions.get(flow);
     if (!definition) throw new Error(`no compiled function ${flow}`);
-    const prepare = (count: number) =>
-      Array.from({ length: count }, () => ({
-        request: new HttpRequest({
-          method: spec.method,
-          url: `http://127.0.0.1:7071${spec.path}`,
-          headers: { ...spec.headers, 'x-forwarded-for': '127.0.0.1' },
-          params: spec.params,
-          ...(spec.body === undefined ? {} : { body: { string: spec.body } }),
-        }),
-        context: new InvocationContext({
-          invocationId: randomUUID(),
-          functionName: definition.name,
-          logHandler: () => {},
-        }),
-      }));
-    let non200 = 0;
-    const call = async (handler: HttpHandler, prepared: ReturnType<typeof prepare>, inFlight: number) => {
-      let next = 0;
-      const lane = async () => {
-        while (next < prepared.length) {
-          const { request: httpRequest, context } = prepared[next++] as (typeof prepared)[number];
-          const response = (await handler(httpRequest, context)) as HttpResponseInit;
-          if ((response.status ?? 200) !== 200) non200 += 1;
-        }
-      };
-      await Promise.all(Array.from({ length: inFlight }, lane));
+    return {
+      flow,
+      run: flowRun(definition.name, definition.handler, spec),
+      sequential: [] as PerOperation[],
+      concurrent: [] as PerOperation[],
     };
-    await call(definition.handler, prepare(Math.max(200, iterations / 5)), CONCURRENT); // warm-up: JIT, services, caches
-    non200 = 0;
+  });
+  const primitiveRuns = Object.entries(await primitiveWork()).map(([name, work]) => ({
+    name,
+    work,
+    sequential: [] as PerOperation[],
+    concurrent: [] as PerOperation[],
+  }));
+  for (const { run } of flowRuns) await run.warmUp(Math.max(200, iterations / 5)); // JIT, services, caches
+  for (const { work } of primitiveRuns) await repeat(work, iterations, CONCURRENT);
+  // Every flow and primitive once per round, the rounds one after the other, and each figure the median of its
+  // rounds: a busy moment of a shared machine then spoils one round of everything, not every round of one thing.
+  for (let round = 0; round < ROUNDS; round += 1) {
+    for (const entry of flowRuns) {
+      entry.sequential.push(await entry.run.timedCalls(iterations, 1));
+      entry.concurrent.push(await entry.run.timedCalls(iterations, CONCURRENT));
+    }
+    for (const entry of primitiveRuns) {
+      entry.sequential.push(await timed(iterations, () => repeat(entry.work, iterations, 1)));
+      entry.concurrent.push(await timed(iterations, () => repeat(entry.work, iterations, CONCURRENT)));
+    }
+  }
+
+  const flows: InProcessResults['flows'] = {};
+  const stagesByFlow: Partial<Record<FlowId, readonly StageCost[]>> = {};
+  for (const { flow, run, sequential, concurrent } of flowRuns) {
+    const concurrentMedian = medianRun(concurrent);
+    flows[flow] = { sequential: medianRun(sequential), concurrent: concurrentMedian, non200: run.non200() };
+    if (request.profile === true) {
+      const shares = tokenStageShares(await run.profiles(iterations), /\/tooling\/bench\/inProcessChild\.ts$/);
+      // The profile sees the main thread only: its shares split the main thread's CPU; the rest is other threads'.
+      const mainMicros = concurrentMedian.cpuMicros * concurrentMedian.mainThreadShare;
+      stagesByFlow[flow] = [...shares].map(([stage, share]) =>
+        stage === 'other threads (parallel GC, compiler)'
+          ? { stage, share: 1 - concurrentMedian.mainThreadShare, micros: concurrentMedian.cpuMicros - mainMicros }
+          : { stage, share: share * concurrentMedian.mainThreadShare, micros: share * mainMicros },
+      );
+    }
+  }
+  const primitives: InProcessResults['primitives'] = {};
+  for (const { name, sequential, concurrent } of primitiveRuns) {
+    primitives[name] = { sequential: medianRun(sequential), concurrent: medianRun(concurrent) };
+  }
+  return {
+    iterations,
+    concurrency: CONCURRENT,
+    rounds: ROUNDS,
+    flows,
+    primitives,
+    ...(request.profile === true ? { stagesByFlow } : {}),
+  };
+}
+
+/** One flow's handler with its prepared requests: warm-up, timed calls in batches, CPU profiles. */
+function flowRun(functionName: string, handler: HttpHandler, spec: Omit<BenchRequest, 'looksIssued'>) {
+  const prepare = (count: number) =>
+    Array.from({ length: count }, () => ({
+      request: new HttpRequest({
+        method: spec.method,
+        url: `http://127.0.0.1:7071${spec.path}`,
+        headers: { ...spec.headers, 'x-forwarded-for': '127.0.0.1' },
+        params: spec.params,
+        ...(spec.body === undefined ? {} : { body: { string: spec.body } }),
+      }),
+      context: new InvocationContext({ invocationId: randomUUID(), functionName, logHandler: () => {} }),
+    }));
+  let non200 = 0;
+  const call = async (prepared: ReturnType<typeof prepare>, inFlight: number) => {
+    let next = 0;
+    const lane = async () => {
+      while (next < prepared.length) {
+        const { request: httpRequest, context } = prepared[next++] as (typeof prepared)[number];
+        const response = (await handler(httpRequest, context)) as HttpResponseInit;
+        if ((response.status ?? 200) !== 200) non200 += 1;
+      }
+    };
+    await Promise.all(Array.from({ length: inFlight }, lane));
+  };
+  const batchSizes = (total: number) =>
+    Array.from({ length: Math.ceil(total / BATCH) }, (_, index) => Math.min(BATCH, total - index * BATCH));
+  return {
+    warmUp: async (count: number) => {
+      await call(prepare(count), CONCURRENT);
+      non200 = 0;
+    },
     // Requests are prepared a batch at a time, outside the timed calls: thousands of them held alive at once
     // would be promoted to the old generation and charge their garbage collection to the handler. Each batch is
     // then settled (see settlePrepared) before its calls are timed.
-    const inBatches = async (inFlight: number): Promise<PerOperation> => {
+    timedCalls: async (total: number, inFlight: number): Promise<PerOperation> => {
       const parts: PerOperation[] = [];
-      for (let done = 0; done < iterations; done += BATCH) {
-        const batch = prepare(Math.min(BATCH, iterations - done));
+      for (const size of batchSizes(total)) {
+        const batch = prepare(size);
         settlePrepared();
-        parts.push(await timed(batch.length, () => call(definition.handler, batch, inFlight)));
+        parts.push(await timed(size, () => call(batch, inFlight)));
       }
-      return combine(parts, BATCH, iterations);
-    };
-    const sequential = await inBatches(1);
-    const concurrent = await inBatches(CONCURRENT);
-    flows[flow] = { sequential, concurrent, non200 };
-    if (request.profile === true) {
-      // Prepared a batch at a time as in the timed calls, so the profile sees the same heap.
-      const batches = Array.from({ length: Math.ceil(iterations / BATCH) }, (_, index) =>
-        Math.min(BATCH, iterations - index * BATCH),
-      );
+      return combine(parts, BATCH, total);
+    },
+    // One profile per batch, started once the batch is prepared and settled, as the timed calls are.
+    profiles: async (total: number): Promise<CpuProfileData[]> => {
       const session = new Session();
       session.connect();
       await session.post('Profiler.enable');
       await session.post('Profiler.setSamplingInterval', { interval: 50 });
-      // One profile per batch, started once the batch is prepared and settled, as the timed calls are.
       const profiles: CpuProfileData[] = [];
-      for (const size of batches) {
+      for (const size of batchSizes(total)) {
         const batch = prepare(size);
         settlePrepared();
         await session.post('Profiler.start');
-        await call(definition.handler, batch, CONCURRENT);
+        await call(batch, CONCURRENT);
         profiles.push((await session.post('Profiler.stop')).profile as unknown as CpuProfileData);
       }
       session.disconnect();
-      const shares = tokenStageShares(profiles, /\/tooling\/bench\/inProcessChild\.ts$/);
-      // The profile sees the main thread only: its shares split the main thread's CPU; the rest is other threads'.
-      const mainMicros = concurrent.cpuMicros * concurrent.mainThreadShare;
-      stagesByFlow[flow] = [...shares].map(([stage, share]) =>
-        stage === 'other threads (parallel GC, compiler)'
-          ? { stage, share: 1 - concurrent.mainThreadShare, micros: concurrent.cpuMicros - mainMicros }
-          : { stage, share: share * concurrent.mainThreadShare, micros: share * mainMicros },
-      );
-    }
-  }
+      return profiles;
+    },
+    non200: () => non200,
+  };
+}
 
+/** The raw cost of the primitives a token is made of, by name (as the report prints them). */
+async function primitiveWork(): Promise<Record<string, () => unknown>> {
   const store = new FileSecretStore(String(process.env.STS_LOCAL_STORE_PATH));
   const stored = await store.getSecret(vaultLayout.signingKey);
   if (!stored) throw new Error('no signing key in the store');
@@ -170,45 +222,39 @@ async function measure(request: ParentRequest): Promise<InProcessResults> {
   const signAsync = promisify(sign);
   const hmacKey = Buffer.alloc(32, 7);
   const swtInput = Buffer.from('a'.repeat(400), 'ascii');
-  const repeat = async (work: () => unknown, inFlight: number) => {
-    let done = 0;
-    const lane = async () => {
-      while (done < iterations) {
-        done += 1;
-        await work();
-      }
-    };
-    await Promise.all(Array.from({ length: inFlight }, lane));
-  };
-  const primitive = async (work: () => unknown): Promise<InProcessResults['primitives'][string]> => {
-    await repeat(work, CONCURRENT); // warm-up
-    return {
-      sequential: await timed(iterations, () => repeat(work, 1)),
-      concurrent: await timed(iterations, () => repeat(work, CONCURRENT)),
-    };
-  };
-  const primitives: InProcessResults['primitives'] = {
-    'ES256 sign, node:crypto sync': await primitive(() =>
-      sign('sha256', signingInput, { key: key.privateKey, dsaEncoding: 'ieee-p1363' }),
-    ),
-    'ES256 sign, node:crypto async (pool)': await primitive(() =>
-      signAsync('sha256', signingInput, { key: key.privateKey, dsaEncoding: 'ieee-p1363' }),
-    ),
-    'ES256 JWT, jose SignJWT': await primitive(() =>
-      new SignJWT(claims).setProtectedHeader({ alg: 'ES256', kid: key.kid, typ: 'JWT' }).sign(joseKey),
-    ),
-    'HMAC-SHA256 (400 bytes)': await primitive(() => createHmac('sha256', hmacKey).update(swtInput).digest()),
-    'SHA-256 of a key': await primitive(() =>
-      createHash('sha256').update('0123456789abcdef0123456789abcdef', 'utf8').digest(),
-    ),
-  };
   return {
-    iterations,
-    concurrency: CONCURRENT,
-    flows,
-    primitives,
-    ...(request.profile === true ? { stagesByFlow } : {}),
+    'ES256 sign, node:crypto sync': () =>
+      sign('sha256', signingInput, { key: key.privateKey, dsaEncoding: 'ieee-p1363' }),
+    'ES256 sign, node:crypto async (pool)': () =>
+      signAsync('sha256', signingInput, { key: key.privateKey, dsaEncoding: 'ieee-p1363' }),
+    'ES256 JWT, jose SignJWT': () =>
+      new SignJWT(claims).setProtectedHeader({ alg: 'ES256', kid: key.kid, typ: 'JWT' }).sign(joseKey),
+    'HMAC-SHA256 (400 bytes)': () => createHmac('sha256', hmacKey).update(swtInput).digest(),
+    'SHA-256 of a key': () => createHash('sha256').update('0123456789abcdef0123456789abcdef', 'utf8').digest(),
   };
+}
+
+/** `work` called `total` times, `inFlight` at a time. */
+async function repeat(work: () => unknown, total: number, inFlight: number): Promise<void> {
+  let done = 0;
+  const lane = async () => {
+    while (done < total) {
+      done += 1;
+      await work();
+    }
+  };
+  await Promise.all(Array.from({ length: inFlight }, lane));
+}
+
+/** Rounds of the in-process figures; each figure is the median of its rounds. */
+const ROUNDS = 5;
+
+/** The round with the median CPU per operation (its wall time and main-thread share with it). */
+function medianRun(runs: readonly PerOperation[]): PerOperation {
+  const sorted = [...runs].sort((a, b) => a.cpuMicros - b.cpuMicros);
+  const median = sorted[Math.floor((sorted.length - 1) / 2)];
+  if (!median) throw new Error('no rounds measured');
+  return median;
 }
 
 /** Requests prepared at a time for the timed handler calls. */
