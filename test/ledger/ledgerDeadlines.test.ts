@@ -4,6 +4,7 @@ import type { LedgerEntry } from '../../shared/ledger/ledger.js';
 import type { LedgerRow } from '../../shared/ledger/ledgerRows.js';
 import type { LedgerTable, LedgerWrite } from '../../shared/ledger/ledgerTable.js';
 import { TableLedger, type TableLedgerOptions } from '../../shared/ledger/tableLedger.js';
+import { fakeClockTimeout } from '../support/fakeClockTimeout.js';
 
 // The ledger's deadlines, priorities and truthful rows, against an in-memory table with the service's write
 // semantics (insert fails on an existing row, upsert replaces it, a transaction is all or nothing) and a gate per
@@ -105,16 +106,6 @@ function memoryTable(autoApply: (rows: readonly LedgerRow[], write: LedgerWrite)
       ),
   };
   return { table, store, sent };
-}
-
-/** `AbortSignal.timeout` on the fake clock (the real one does not follow it): aborts with a TimeoutError. */
-function fakeClockTimeout(timeoutMs: number): AbortSignal {
-  const controller = new AbortController();
-  setTimeout(
-    () => controller.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError')),
-    timeoutMs,
-  );
-  return controller.signal;
 }
 
 function ledgerOn(table: LedgerTable, options: Partial<TableLedgerOptions> = {}) {

@@ -4,6 +4,7 @@ import type { LedgerEntry } from '../../shared/ledger/ledger.js';
 import type { LedgerRow } from '../../shared/ledger/ledgerRows.js';
 import type { LedgerTable } from '../../shared/ledger/ledgerTable.js';
 import { TableLedger, type TableLedgerOptions } from '../../shared/ledger/tableLedger.js';
+import { fakeClockTimeout } from '../support/fakeClockTimeout.js';
 
 // The batching, failure and back-pressure rules, against an in-memory table whose behaviour each test chooses
 // (an outage, a hang, a flaky first attempt). The same rules against a real Azurite: ledgerOnAzurite.test.ts.
@@ -26,16 +27,6 @@ function entry(requestId: string, credentialId = 'acme'): LedgerEntry {
 }
 
 type Submit = (rows: readonly LedgerRow[], signal: AbortSignal, call: number) => Promise<void>;
-
-/** `AbortSignal.timeout` on the fake clock (the real one does not follow it): aborts with a TimeoutError. */
-function fakeClockTimeout(timeoutMs: number): AbortSignal {
-  const controller = new AbortController();
-  setTimeout(
-    () => controller.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError')),
-    timeoutMs,
-  );
-  return controller.signal;
-}
 
 function ledgerWith(submit: Submit, options: Partial<TableLedgerOptions> = {}) {
   const transactions: LedgerRow[][] = [];
