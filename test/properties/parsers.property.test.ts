@@ -102,6 +102,16 @@ describe('form body parser (WRAP, docs/contracts/acs-wrap.md#request)', () => {
   });
 });
 
+/** A query of `parameters` (name, value, upper-case the name?), each name and value percent-encoded. */
+function queryOf(parameters: readonly (readonly [string, string, boolean])[]): string {
+  return parameters
+    .map(
+      ([name, value, upper]) =>
+        `${encodeURIComponent(upper ? name.toUpperCase() : name.toLowerCase())}=${encodeURIComponent(value)}`,
+    )
+    .join('&');
+}
+
 describe('query parameters (docs/contracts/cross-cutting.md#query-names)', () => {
   it('never throws, whatever the URL', () => {
     fc.assert(
@@ -120,12 +130,7 @@ describe('query parameters (docs/contracts/cross-cutting.md#query-names)', () =>
         }),
         fc.constantFrom('Subscription-Key', 'expiredTime'),
         (parameters, wanted) => {
-          const query = parameters
-            .map(
-              ([name, value, upper]) =>
-                `${encodeURIComponent(upper ? name.toUpperCase() : name.toLowerCase())}=${encodeURIComponent(value)}`,
-            )
-            .join('&');
+          const query = queryOf(parameters);
           const values = queryParameterValues(`https://sts.example/sts/v1.0/issueToken?${query}`, wanted);
           expect(values).toEqual(parameters.filter(([name]) => name === wanted).map(([, value]) => value));
         },
@@ -145,12 +150,7 @@ describe('query parameters (docs/contracts/cross-cutting.md#query-names)', () =>
         ),
         fc.boolean(),
         (parameters, withQuery) => {
-          const query = parameters
-            .map(
-              ([name, value, upper]) =>
-                `${encodeURIComponent(upper ? name.toUpperCase() : name.toLowerCase())}=${encodeURIComponent(value)}`,
-            )
-            .join('&');
+          const query = queryOf(parameters);
           const url = `https://sts.example/sts/v1.0/issueLimitedAccessToken${withQuery ? `?${query}` : ''}`;
           const lists = queryParameterValueLists(url, ['Subscription-Key', 'resource', 'expiredTime']);
           for (const name of ['Subscription-Key', 'resource', 'expiredTime'] as const) {
