@@ -193,14 +193,7 @@ export function encodeSwtComponent(text: string): string {
   for (let i = 0; i < text.length; i += 1) {
     const code = text.charCodeAt(i);
     if (code > 0x7f) return encodeUtf8(Buffer.from(text, 'utf8'));
-    if (KEPT[code] === 1) out[at++] = code;
-    else if (code === 0x20)
-      out[at++] = 0x2b; // +
-    else {
-      out[at++] = 0x25; // %
-      out[at++] = LOWER_HEX[code >> 4] as number;
-      out[at++] = LOWER_HEX[code & 0x0f] as number;
-    }
+    at = writeEncodedByte(out, at, code);
   }
   return out.toString('latin1', 0, at);
 }
@@ -210,17 +203,22 @@ function encodeUtf8(bytes: Buffer): string {
   const out = bytes.length * 3 <= SCRATCH.length ? SCRATCH : Buffer.allocUnsafe(bytes.length * 3);
   let at = 0;
   for (let i = 0; i < bytes.length; i += 1) {
-    const byte = bytes[i] as number;
-    if (KEPT[byte] === 1) out[at++] = byte;
-    else if (byte === 0x20)
-      out[at++] = 0x2b; // +
-    else {
-      out[at++] = 0x25; // %
-      out[at++] = LOWER_HEX[byte >> 4] as number;
-      out[at++] = LOWER_HEX[byte & 0x0f] as number;
-    }
+    at = writeEncodedByte(out, at, bytes[i] as number);
   }
   return out.toString('latin1', 0, at);
+}
+
+/** Writes `byte` form-encoded at `out[at]` (kept, `+` for a space, else `%` and two lower-case hex digits); returns the next position. */
+function writeEncodedByte(out: Buffer, at: number, byte: number): number {
+  if (KEPT[byte] === 1) out[at++] = byte;
+  else if (byte === 0x20)
+    out[at++] = 0x2b; // +
+  else {
+    out[at++] = 0x25; // %
+    out[at++] = LOWER_HEX[byte >> 4] as number;
+    out[at++] = LOWER_HEX[byte & 0x0f] as number;
+  }
+  return at;
 }
 
 /** Where {@link encodeSwtComponent} writes (synchronously, so one buffer serves every call); longer text gets its own. */
